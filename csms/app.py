@@ -1,0 +1,101 @@
+"""Composition root: builds the database, services and servers from a Config and runs them.
+
+The only module that wires components together; nothing else creates engines or servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+
+import structlog
+
+from csms.config import Config
+from csms.core.clock import Clock, utc_now
+from csms.gateway.server import OcppServer
+from csms.handlers.session import Adapter
+from csms.handlers.v16 import V16Adapter
+from csms.services.charging import ChargingService, ChargingSettings
+from csms.storage import charge_points as cp_repo
+from csms.storage.database import Database
+from csms.storage.migrate import upgrade
+
+log = structlog.get_logger("csms.app")
+
+
+def charging_settings(config: Config) -> ChargingSettings:
+    return ChargingSettings(
+        registration=config.ocpp.registration,
+        heartbeat_interval=config.ocpp.heartbeat_interval,
+        allow_unknown_tags=config.ocpp.allow_unknown_tags,
+    )
+
+
+def open_database(config: Config) -> Database:
+    return Database.from_url(
+        config.database.url,
+        commit_delay_ms=config.database.commit_delay_ms,
+        max_batch=config.database.max_batch,
+    )
+
+
+class CsmsApp:
+    """The running system: OCPP server over the charging service and the database."""
+
+    def __init__(self, config: Config, clock: Clock = utc_now) -> None:
+        self.config = config
+        self.clock = clock
+        self.db = open_database(config)
+        self.charging = ChargingService(self.db, clock, charging_settings(config))
+        adapters: Sequence[Adapter] = [V16Adapter(self.charging)]
+        self.ocpp = OcppServer(config.ocpp, self.charging, adapters)
+
+    async def start(self) -> None:
+        await upgrade(self.db.engine)
+        self.db.start()
+        # A fresh process holds no sockets: nobody is connected to it yet.
+        now = self.clock()
+
+        async def reset_presence(conn: object) -> None:
+            await cp_repo.mark_all_disconnected(conn, now)  # type: ignore[arg-type]
+
+        await self.db.write(reset_presence)
+        await self.ocpp.start()
+
+    async def stop(self) -> None:
+        await self.ocpp.stop()
+        await self.db.close()
+        log.info("csms_stopped")
+
+    async def __aenter__(self) -> CsmsApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    app = CsmsApp(config)
+    await app.start()
+    log.info("csms_started", database=_safe_url(config.database.url))
+    try:
+        await stop.wait()
+    finally:
+        log.info("csms_stopping")
+        await app.stop()
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,352 @@
+"""`csms chargers`: list, show, add, remove, accept, reject and configure charge points.
+
+Argument parsing and printing over csms.services.staff.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from csms.cli.common import (
+    CliError,
+    config_option,
+    iso,
+    json_option,
+    print_json,
+    run_db,
+    table,
+    when,
+)
+from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus
+from csms.core.errors import CsmsError
+from csms.services.staff import ChargerDetail, StaffService
+
+
+def _staff(db: Any) -> StaffService:
+    from csms.core.clock import utc_now
+
+    return StaffService(db, utc_now)
+
+
+def _run(config_file: str | None, work: Any) -> Any:
+    async def wrapped(db: Any) -> Any:
+        try:
+            return await work(_staff(db))
+        except CsmsError as exc:
+            raise CliError(str(exc)) from None
+
+    return run_db(config_file, wrapped)
+
+
+def connector_label(c: ConnectorState) -> str:
+    if c.evse_id == 0:
+        return "0"
+    return str(c.evse_id) if c.connector_id == 1 else f"{c.evse_id}/{c.connector_id}"
+
+
+def charger_json(cp: ChargePoint) -> dict[str, Any]:
+    return {
+        "id": cp.id,
+        "registration": cp.registration.value,
+        "ocpp_version": cp.ocpp_version,
+        "connected": cp.connected,
+        "vendor": cp.vendor,
+        "model": cp.model,
+        "serial_number": cp.serial_number,
+        "charge_box_serial": cp.charge_box_serial,
+        "firmware_version": cp.firmware_version,
+        "iccid": cp.iccid,
+        "imsi": cp.imsi,
+        "meter_type": cp.meter_type,
+        "meter_serial": cp.meter_serial,
+        "validation": cp.validation,
+        "password_set": cp.password_hash is not None,
+        "last_boot_at": iso(cp.last_boot_at),
+        "last_heartbeat_at": iso(cp.last_heartbeat_at),
+        "last_seen_at": iso(cp.last_seen_at),
+        "connected_at": iso(cp.connected_at),
+        "disconnected_at": iso(cp.disconnected_at),
+        "firmware_status": cp.firmware_status,
+        "firmware_status_at": iso(cp.firmware_status_at),
+        "diagnostics_status": cp.diagnostics_status,
+        "diagnostics_status_at": iso(cp.diagnostics_status_at),
+    }
+
+
+def connector_json(c: ConnectorState) -> dict[str, Any]:
+    return {
+        "evse_id": c.evse_id,
+        "connector_id": c.connector_id,
+        "status": c.status.value,
+        "status_group": c.status.base.value,
+        "error_code": c.error_code,
+        "info": c.info,
+        "vendor_id": c.vendor_id,
+        "vendor_error_code": c.vendor_error_code,
+        "status_at": iso(c.status_at),
+    }
+
+
+@click.group()
+def chargers() -> None:
+    """Charge points."""
+
+
+@chargers.command("list")
+@config_option
+@json_option
+def list_cmd(config_file: str | None, as_json: bool) -> None:
+    """All charge points with their connection and connector status."""
+    overview = _run(config_file, lambda s: s.chargers())
+    if as_json:
+        print_json(
+            [
+                {**charger_json(o.charger), "connectors": [connector_json(c) for c in o.connectors]}
+                for o in overview
+            ]
+        )
+        return
+    if not overview:
+        click.echo("no chargers")
+        return
+    now = datetime.now(UTC)
+    rows = []
+    for o in overview:
+        cp = o.charger
+        status = " ".join(
+            f"{connector_label(c)}:{c.status.value}"
+            + ("" if c.error_code == "NoError" else f"({c.error_code})")
+            for c in o.connectors
+        )
+        rows.append(
+            [
+                cp.id,
+                cp.ocpp_version or "-",
+                cp.registration.value,
+                "online" if cp.connected else "offline",
+                when(cp.last_heartbeat_at, now),
+                " ".join(x for x in (cp.vendor, cp.model) if x) or "-",
+                status or "-",
+            ]
+        )
+    table(
+        ["ID", "OCPP", "REGISTRATION", "CONNECTION", "LAST HEARTBEAT", "MODEL", "CONNECTORS"], rows
+    )
+
+
+@chargers.command("show")
+@click.argument("charger_id")
+@config_option
+@json_option
+def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
+    """Everything known about one charge point."""
+    detail: ChargerDetail = _run(config_file, lambda s: s.charger(charger_id))
+    cp = detail.charger
+    if as_json:
+        print_json(
+            {
+                **charger_json(cp),
+                "connectors": [connector_json(c) for c in detail.connectors],
+                "status_history": [
+                    {
+                        "evse_id": r.evse_id,
+                        "connector_id": r.connector_id,
+                        "status": r.status.value,
+                        "error_code": r.error_code,
+                        "info": r.info,
+                        "status_at": iso(r.timestamp),
+                        "received_at": iso(received),
+                    }
+                    for r, received in detail.history
+                ],
+                "active_transactions": [t.id for t in detail.active_transactions],
+                "events": [
+                    {"action": e.action, "payload": e.payload, "received_at": iso(e.received_at)}
+                    for e in detail.events
+                ],
+                "unmatched_messages": [
+                    {**u, "received_at": iso(u["received_at"])} for u in detail.unmatched
+                ],
+            }
+        )
+        return
+    now = datetime.now(UTC)
+    pairs = [
+        ("id", cp.id),
+        ("ocpp version", cp.ocpp_version),
+        ("registration", cp.registration.value),
+        (
+            "connection",
+            ("online since " + when(cp.connected_at, now))
+            if cp.connected
+            else "offline"
+            + (f" since {when(cp.disconnected_at, now)}" if cp.disconnected_at else ""),
+        ),
+        ("last heartbeat", when(cp.last_heartbeat_at, now)),
+        ("last seen", when(cp.last_seen_at, now)),
+        ("last boot", when(cp.last_boot_at, now)),
+        ("vendor / model", " / ".join(x or "-" for x in (cp.vendor, cp.model))),
+        ("serial number", cp.serial_number),
+        ("charge box serial", cp.charge_box_serial),
+        ("firmware", cp.firmware_version),
+        ("iccid / imsi", " / ".join(x or "-" for x in (cp.iccid, cp.imsi))),
+        ("meter", " / ".join(x or "-" for x in (cp.meter_type, cp.meter_serial))),
+        (
+            "firmware status",
+            f"{cp.firmware_status} at {when(cp.firmware_status_at, now)}"
+            if cp.firmware_status
+            else None,
+        ),
+        (
+            "diagnostics status",
+            f"{cp.diagnostics_status} at {when(cp.diagnostics_status_at, now)}"
+            if cp.diagnostics_status
+            else None,
+        ),
+        ("validation", cp.validation or "(server default)"),
+        ("password", "set" if cp.password_hash else "not set"),
+        ("active transactions", ", ".join(str(t.id) for t in detail.active_transactions) or "none"),
+    ]
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key.ljust(width)}  {value if value is not None else '-'}")
+    click.echo("")
+    if detail.connectors:
+        table(
+            ["CONNECTOR", "STATUS", "ERROR", "INFO", "SINCE"],
+            [
+                [
+                    connector_label(c),
+                    c.status.value,
+                    c.error_code,
+                    c.info or c.vendor_error_code,
+                    when(c.status_at, now),
+                ]
+                for c in detail.connectors
+            ],
+        )
+    else:
+        click.echo("no connector status reported yet")
+    if detail.history:
+        click.echo("\nrecent status changes:")
+        table(
+            ["AT", "CONNECTOR", "STATUS", "ERROR"],
+            [
+                [iso(r.timestamp), str(r.evse_id), r.status.value, r.error_code]
+                for r, _ in detail.history
+            ],
+        )
+    if detail.events:
+        click.echo("\nrecent messages:")
+        table(
+            ["AT", "ACTION", "PAYLOAD"],
+            [[iso(e.received_at), e.action, _short(e.payload)] for e in detail.events],
+        )
+    if detail.unmatched:
+        click.echo("\nmessages for unknown transactions:")
+        table(
+            ["AT", "ACTION", "TRANSACTION"],
+            [[iso(u["received_at"]), u["action"], u["transaction_id"]] for u in detail.unmatched],
+        )
+
+
+def _short(payload: dict[str, Any], limit: int = 80) -> str:
+    import orjson
+
+    text = orjson.dumps(payload).decode()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_VALIDATION = click.Choice(["strict", "lenient"])
+
+
+@chargers.command("add")
+@click.argument("charger_id")
+@click.option("--password", help="HTTP Basic password the charger must present (profile 1).")
+@click.option("--validation", type=_VALIDATION, help="Schema validation for this charger.")
+@click.option("--pending", is_flag=True, help="Register as Pending instead of Accepted.")
+@config_option
+@json_option
+def add_cmd(
+    charger_id: str,
+    password: str | None,
+    validation: str | None,
+    pending: bool,
+    config_file: str | None,
+    as_json: bool,
+) -> None:
+    """Register a charge point before it connects."""
+    registration = RegistrationStatus.PENDING if pending else RegistrationStatus.ACCEPTED
+    cp = _run(
+        config_file,
+        lambda s: s.add_charger(
+            charger_id, password=password, validation=validation, registration=registration
+        ),
+    )
+    if as_json:
+        print_json(charger_json(cp))
+    else:
+        click.echo(f"charger {cp.id} added ({cp.registration.value})")
+
+
+@chargers.command("set")
+@click.argument("charger_id")
+@click.option("--password", help="Set the HTTP Basic password.")
+@click.option("--no-password", is_flag=True, help="Remove the password.")
+@click.option("--validation", type=_VALIDATION, help="Schema validation for this charger.")
+@config_option
+def set_cmd(
+    charger_id: str,
+    password: str | None,
+    no_password: bool,
+    validation: str | None,
+    config_file: str | None,
+) -> None:
+    """Change a charge point's password or validation mode."""
+    if password is None and not no_password and validation is None:
+        raise CliError("nothing to change: give --password, --no-password or --validation")
+    if password is not None and no_password:
+        raise CliError("--password and --no-password exclude each other")
+    _run(
+        config_file,
+        lambda s: s.update_charger(
+            charger_id, password=password, clear_password=no_password, validation=validation
+        ),
+    )
+    click.echo(f"charger {charger_id} updated")
+
+
+@chargers.command("remove")
+@click.argument("charger_id")
+@config_option
+def remove_cmd(charger_id: str, config_file: str | None) -> None:
+    """Forget a charge point (its transactions are kept)."""
+    _run(config_file, lambda s: s.remove_charger(charger_id))
+    click.echo(f"charger {charger_id} removed")
+
+
+@chargers.command("accept")
+@click.argument("charger_id")
+@config_option
+def accept_cmd(charger_id: str, config_file: str | None) -> None:
+    """Accept a Pending (or Rejected) charge point; it is Accepted at its next boot."""
+    _run(
+        config_file,
+        lambda s: s.update_charger(charger_id, registration=RegistrationStatus.ACCEPTED),
+    )
+    click.echo(f"charger {charger_id} accepted")
+
+
+@chargers.command("reject")
+@click.argument("charger_id")
+@config_option
+def reject_cmd(charger_id: str, config_file: str | None) -> None:
+    """Reject a charge point; it is told so at its next boot."""
+    _run(
+        config_file,
+        lambda s: s.update_charger(charger_id, registration=RegistrationStatus.REJECTED),
+    )
+    click.echo(f"charger {charger_id} rejected")

@@ -1,0 +1,48 @@
+"""Entry point of the `csms` command: the click group and its sub-command groups.
+
+Every command takes --config FILE; errors become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from csms.cli.common import config_option, load
+from csms.config import Config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """OCPP 1.6J / 2.0.1 central system with an OCPI 2.2.1 CPO bridge."""
+
+
+@cli.command()
+@config_option
+def serve(config_file: str | None) -> None:
+    """Run the OCPP server (and upgrade the database schema first)."""
+    from csms.app import serve as run
+    from csms.logconfig import configure_logging
+
+    config: Config = load(config_file)
+    configure_logging(config.log.level, config.log.format)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
+        asyncio.run(run(config))
+    else:
+        uvloop.run(run(config))
+
+
+def main() -> None:
+    from csms.cli import chargers, db, tokens, transactions
+    from csms.cli.common import run_cli
+
+    for group in (db.db, chargers.chargers, tokens.tokens, transactions.transactions):
+        cli.add_command(group)
+    run_cli(cli)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""`csms transactions`: list and show charging transactions and their meter values.
+
+Argument parsing and printing over csms.services.staff.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from csms.cli.chargers import _run
+from csms.cli.common import config_option, duration, iso, json_option, kwh, print_json, table
+from csms.core.transactions import Transaction
+from csms.services.staff import TransactionDetail
+
+
+def transaction_json(t: Transaction, now: datetime) -> dict[str, Any]:
+    end = t.stop_at or now
+    return {
+        "id": t.id,
+        "charger": t.charge_point_id,
+        "ocpp_version": t.ocpp_version,
+        "ocpp_transaction_id": t.ocpp_transaction_id or str(t.id),
+        "evse_id": t.evse_id,
+        "connector_id": t.connector_id,
+        "id_tag": t.id_tag,
+        "auth_status": t.auth_status,
+        "state": t.state.value,
+        "start_at": iso(t.start_at),
+        "stop_at": iso(t.stop_at),
+        "duration_s": int((end - t.start_at).total_seconds()),
+        "meter_start_wh": t.meter_start_wh,
+        "meter_stop_wh": t.meter_stop_wh,
+        "energy_wh": t.energy_wh if not t.active else t.live_energy_wh(),
+        "stop_reason": t.stop_reason,
+        "stop_id_tag": t.stop_id_tag,
+        "flags": list(t.flags),
+        "reservation_id": t.reservation_id,
+        "last_meter_wh": t.last_meter_wh,
+        "last_meter_at": iso(t.last_meter_at),
+    }
+
+
+@click.group()
+def transactions() -> None:
+    """Charging transactions."""
+
+
+@transactions.command("list")
+@click.option("--active", is_flag=True, help="Only transactions still running.")
+@click.option("--charger", "charger_id", help="Only this charger's transactions.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@config_option
+@json_option
+def list_cmd(
+    active: bool, charger_id: str | None, limit: int, config_file: str | None, as_json: bool
+) -> None:
+    """Newest transactions first."""
+    found = _run(
+        config_file, lambda s: s.transactions(active_only=active, cp_id=charger_id, limit=limit)
+    )
+    now = datetime.now(UTC)
+    if as_json:
+        print_json([transaction_json(t, now) for t in found])
+        return
+    if not found:
+        click.echo("no transactions")
+        return
+    rows = []
+    for t in found:
+        end = t.stop_at or now
+        energy = t.energy_wh if not t.active else t.live_energy_wh()
+        rows.append(
+            [
+                t.id,
+                t.charge_point_id,
+                t.ocpp_version,
+                t.evse_id,
+                t.id_tag,
+                t.state.value,
+                iso(t.start_at),
+                duration((end - t.start_at).total_seconds()),
+                kwh(energy),
+                t.stop_reason,
+                ",".join(t.flags) or None,
+            ]
+        )
+    table(
+        [
+            "ID",
+            "CHARGER",
+            "OCPP",
+            "EVSE",
+            "TAG",
+            "STATE",
+            "STARTED",
+            "DURATION",
+            "KWH",
+            "REASON",
+            "FLAGS",
+        ],
+        rows,
+    )
+
+
+@transactions.command("show")
+@click.argument("transaction_id", type=int)
+@config_option
+@json_option
+def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> None:
+    """One transaction with its meter values."""
+    detail: TransactionDetail = _run(config_file, lambda s: s.transaction(transaction_id))
+    t = detail.transaction
+    now = datetime.now(UTC)
+    if as_json:
+        print_json(
+            {
+                **transaction_json(t, now),
+                "samples": [
+                    {
+                        "timestamp": iso(s.timestamp),
+                        "measurand": s.measurand,
+                        "value": s.value,
+                        "unit": s.unit,
+                        "phase": s.phase,
+                        "location": s.location,
+                        "context": s.context,
+                        "signed": s.signed,
+                        "raw_value": s.raw_value,
+                    }
+                    for s in detail.samples
+                ],
+            }
+        )
+        return
+    data = transaction_json(t, now)
+    pairs = [
+        ("transaction", f"{t.id} ({t.state.value})"),
+        ("charger", f"{t.charge_point_id} (OCPP {t.ocpp_version}), EVSE {t.evse_id}"),
+        ("id tag", f"{t.id_tag} ({t.auth_status})"),
+        ("started", iso(t.start_at)),
+        ("stopped", iso(t.stop_at) if t.stop_at else "-"),
+        ("duration", duration(data["duration_s"])),
+        ("meter start", f"{t.meter_start_wh} Wh"),
+        ("meter stop", f"{t.meter_stop_wh} Wh" if t.meter_stop_wh is not None else "-"),
+        ("energy", f"{kwh(data['energy_wh'])} kWh" + (" (so far)" if t.active else "")),
+        ("stop reason", t.stop_reason or "-"),
+        ("flags", ", ".join(t.flags) + " (not billable until resolved)" if t.flags else "none"),
+    ]
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key.ljust(width)}  {value}")
+    if detail.samples:
+        click.echo(f"\nmeter values ({len(detail.samples)}):")
+        table(
+            ["AT", "MEASURAND", "PHASE", "VALUE", "UNIT", "CONTEXT"],
+            [
+                [
+                    iso(s.timestamp),
+                    s.measurand,
+                    s.phase,
+                    s.raw_value if s.value is None else f"{s.value:g}",
+                    s.unit,
+                    s.context,
+                ]
+                for s in detail.samples
+            ],
+        )
+
+
+@transactions.command("unmatched")
+@click.option("--charger", "charger_id", help="Only this charger's messages.")
+@config_option
+@json_option
+def unmatched_cmd(charger_id: str | None, config_file: str | None, as_json: bool) -> None:
+    """Stop/meter messages that named a transaction the CSMS does not know."""
+    found = _run(config_file, lambda s: s.unmatched(charger_id))
+    if as_json:
+        print_json([{**u, "received_at": iso(u["received_at"])} for u in found])
+        return
+    if not found:
+        click.echo("no unmatched messages")
+        return
+    table(
+        ["AT", "CHARGER", "ACTION", "TRANSACTION"],
+        [
+            [iso(u["received_at"]), u["charge_point_id"], u["action"], u["transaction_id"]]
+            for u in found
+        ],
+    )

@@ -1,0 +1,259 @@
+"""Configuration: frozen dataclasses loaded from TOML, overridable by CSMS_<SECTION>_<KEY>.
+
+Only parsing and validation of settings live here; nothing here opens sockets or files
+other than the configuration file itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+DEFAULT_CONFIG_FILE = "csms.toml"
+
+Registration = Literal["accept", "pending", "reject"]
+Validation = Literal["strict", "lenient"]
+NoSubprotocol = Literal["refuse", "ocpp1.6"]
+LogFormat = Literal["console", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class ConfigError(Exception):
+    """A configuration key is unknown or has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///csms.db"
+    # Group commit: how long the writer waits for more work before committing (ms),
+    # and how many units of work one transaction may hold at most.
+    commit_delay_ms: float = 2.0
+    max_batch: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OcppConfig:
+    host: str = "0.0.0.0"  # noqa: S104 - a CSMS listens for chargers on every interface
+    port: int = 9000
+    path: str = "/ocpp"
+    registration: Registration = "accept"
+    heartbeat_interval: int = 300
+    # Seconds between WebSocket pings; 0 turns pinging off (some chargers never answer).
+    ping_interval: float = 60.0
+    # Seconds to wait for a pong before the connection is considered dead.
+    ping_timeout: float = 30.0
+    # Seconds without any frame from the charger after which it is disconnected; 0 = never.
+    idle_timeout: float = 0.0
+    # What to do with a handshake that carries no Sec-WebSocket-Protocol header.
+    no_subprotocol: NoSubprotocol = "ocpp1.6"
+    # Require HTTP Basic auth from every charger (security profile 1). When false, chargers
+    # that have a password set must still present it.
+    require_auth: bool = False
+    validation: Validation = "strict"
+    # May a tag that is not in the token table start a transaction? (answered Invalid, but the
+    # transaction is recorded so its energy is not lost).
+    allow_unknown_tags: bool = False
+    # Largest accepted frame, in bytes.
+    max_message_size: int = 65536
+    # Seconds a charger may stay disconnected before it is reported unreachable.
+    offline_grace: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 9200
+    # Empty means: generate one on first start and store it in token_file.
+    token: str = ""
+    token_file: str = ".csms/api-token"  # noqa: S105 - a path, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class OcpiConfig:
+    host: str = "0.0.0.0"  # noqa: S104
+    port: int = 9100
+    base_url: str = "http://localhost:9100"
+    country_code: str = "NL"
+    party_id: str = "CSM"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: LogLevel = "info"
+    format: LogFormat = "console"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    ocpi: OcpiConfig = field(default_factory=OcpiConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseConfig,
+    "ocpp": OcppConfig,
+    "api": ApiConfig,
+    "ocpi": OcpiConfig,
+    "log": LogConfig,
+}
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Read the TOML file (if any) and apply CSMS_<SECTION>_<KEY> overrides.
+
+    `path=None` means `csms.toml` in the working directory when it exists, else the
+    built-in defaults. An explicitly named file that does not exist is an error.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        if default.is_file():
+            path = default
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from exc
+    return build_config(raw, env)
+
+
+def build_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"unknown config section [{name}]")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table")
+    for name, cls in _SECTIONS.items():
+        values = dict(raw.get(name, {}))
+        hints = typing.get_type_hints(cls)
+        known = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown config key {name}.{key}")
+        for key in known:
+            env_key = f"CSMS_{name.upper()}_{key.upper()}"
+            if env_key in env:
+                values[key] = _from_env(f"{name}.{key}", env[env_key], known[key])
+        kwargs = {key: _check(f"{name}.{key}", val, known[key]) for key, val in values.items()}
+        section = cls(**kwargs)
+        _validate_section(name, section)
+        sections[name] = section
+    return Config(**sections)
+
+
+def _check(key: str, value: Any, tp: Any) -> Any:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check(key, value, options[0])
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"{key} must be one of {choices}, not {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, not {value!r}")
+        return value
+    raise ConfigError(f"{key} has an unsupported type")  # pragma: no cover
+
+
+def _from_env(key: str, text: str, tp: Any) -> Any:
+    if tp is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key} (from environment) must be true or false, not {text!r}")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(
+                f"{key} (from environment) must be an integer, not {text!r}"
+            ) from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{key} (from environment) must be a number, not {text!r}") from None
+    return text
+
+
+def _validate_section(name: str, section: Any) -> None:
+    if isinstance(section, OcppConfig | ApiConfig | OcpiConfig) and not (
+        0 <= section.port <= 65535
+    ):
+        raise ConfigError(f"{name}.port must be between 0 and 65535, not {section.port}")
+    if isinstance(section, OcppConfig):
+        if not section.path.startswith("/"):
+            raise ConfigError(f"ocpp.path must start with '/', not {section.path!r}")
+        for key in ("heartbeat_interval", "ping_interval", "ping_timeout", "idle_timeout"):
+            if getattr(section, key) < 0:
+                raise ConfigError(f"ocpp.{key} must not be negative")
+        if section.heartbeat_interval == 0:
+            raise ConfigError("ocpp.heartbeat_interval must be positive")
+        if section.max_message_size < 1024:
+            raise ConfigError("ocpp.max_message_size must be at least 1024")
+    if isinstance(section, DatabaseConfig):
+        if "://" not in section.url:
+            raise ConfigError(f"database.url is not a database URL: {section.url!r}")
+        if section.max_batch < 1:
+            raise ConfigError("database.max_batch must be at least 1")
+        if section.commit_delay_ms < 0:
+            raise ConfigError("database.commit_delay_ms must not be negative")
+
+
+def api_token(config: Config) -> str:
+    """The operator API bearer token: configured, or generated once and stored."""
+    if config.api.token:
+        return config.api.token
+    path = Path(config.api.token_file)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return token

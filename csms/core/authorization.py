@@ -1,0 +1,77 @@
+"""Authorization of id tokens: the decision from a token and the charger's situation.
+
+Shared by both OCPP versions; loading tokens and active transactions is the services' job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class AuthStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+    CONCURRENT_TX = "ConcurrentTx"
+
+
+class TokenStatus(StrEnum):
+    """What staff set on a token; Expired is derived from the expiry date as well."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    uid: str
+    status: TokenStatus
+    type: str = "ISO14443"
+    expires_at: datetime | None = None
+    parent_uid: str | None = None
+    origin: str = "local"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    status: AuthStatus
+    expires_at: datetime | None = None
+    parent_uid: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is AuthStatus.ACCEPTED
+
+
+def decide(
+    token: Token | None,
+    now: datetime,
+    *,
+    busy_elsewhere: bool = False,
+) -> AuthResult:
+    """The answer for a token presented at a charger.
+
+    `busy_elsewhere`: the token already has an active transaction that this request
+    cannot be part of (another charger, or another connector when starting).
+    """
+    if token is None:
+        return AuthResult(AuthStatus.INVALID)
+    parent = token.parent_uid
+    if token.status is TokenStatus.BLOCKED:
+        return AuthResult(AuthStatus.BLOCKED, token.expires_at, parent)
+    if token.status is TokenStatus.INVALID:
+        return AuthResult(AuthStatus.INVALID, token.expires_at, parent)
+    if token.status is TokenStatus.EXPIRED or (
+        token.expires_at is not None and token.expires_at <= now
+    ):
+        return AuthResult(AuthStatus.EXPIRED, token.expires_at, parent)
+    if busy_elsewhere:
+        return AuthResult(AuthStatus.CONCURRENT_TX, token.expires_at, parent)
+    return AuthResult(AuthStatus.ACCEPTED, token.expires_at, parent)

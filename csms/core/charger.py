@@ -1,0 +1,112 @@
+"""Charge point identity, boot information and the registration decision.
+
+Pure data and rules; storage of charge points lives in csms.storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from csms.core.status import ConnectorStatus
+
+RegistrationPolicy = Literal["accept", "pending", "reject"]
+
+
+class RegistrationStatus(StrEnum):
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    charge_box_serial: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePoint:
+    id: str
+    registration: RegistrationStatus
+    ocpp_version: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    charge_box_serial: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial: str | None = None
+    password_hash: str | None = None
+    validation: str | None = None
+    connected: bool = False
+    last_boot_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    connected_at: datetime | None = None
+    disconnected_at: datetime | None = None
+    firmware_status: str | None = None
+    firmware_status_at: datetime | None = None
+    diagnostics_status: str | None = None
+    diagnostics_status_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    charge_point_id: str
+    evse_id: int
+    connector_id: int
+    status: ConnectorStatus
+    error_code: str
+    info: str | None
+    vendor_id: str | None
+    vendor_error_code: str | None
+    status_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A status the charger reported. OCPP 1.6 connector N is EVSE N / connector 1; its
+    connector 0 (the whole charger) is EVSE 0 / connector 0."""
+
+    evse_id: int
+    connector_id: int
+    status: ConnectorStatus
+    error_code: str
+    timestamp: datetime
+    info: str | None = None
+    vendor_id: str | None = None
+    vendor_error_code: str | None = None
+
+
+def registration_for(known: ChargePoint | None, policy: RegistrationPolicy) -> RegistrationStatus:
+    """What a charger gets at boot: a known charger keeps what staff decided; an unknown
+    one gets what the policy says."""
+    if known is not None:
+        return known.registration
+    return {
+        "accept": RegistrationStatus.ACCEPTED,
+        "pending": RegistrationStatus.PENDING,
+        "reject": RegistrationStatus.REJECTED,
+    }[policy]
+
+
+def evse_of_v16_connector(connector_id: int) -> tuple[int, int]:
+    """(evse_id, connector_id) for an OCPP 1.6 connector id."""
+    if connector_id == 0:
+        return (0, 0)
+    return (connector_id, 1)

@@ -1,0 +1,141 @@
+"""Meter samples: one version-neutral sample type and unit normalisation.
+
+Energy is normalised to Wh, power to W, reactive to var/varh, apparent power to VA;
+parsing of wire formats is the adapters' job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+DEFAULT_MEASURAND = ENERGY_REGISTER
+
+# unit as sent (case-folded) -> (normalised unit, factor)
+_UNITS: dict[str, tuple[str, float]] = {
+    "wh": ("Wh", 1.0),
+    "kwh": ("Wh", 1000.0),
+    "mwh": ("Wh", 1_000_000.0),
+    "varh": ("varh", 1.0),
+    "kvarh": ("varh", 1000.0),
+    "w": ("W", 1.0),
+    "kw": ("W", 1000.0),
+    "va": ("VA", 1.0),
+    "kva": ("VA", 1000.0),
+    "var": ("var", 1.0),
+    "kvar": ("var", 1000.0),
+    "a": ("A", 1.0),
+    "ma": ("A", 0.001),
+    "v": ("V", 1.0),
+    "kv": ("V", 1000.0),
+    "k": ("K", 1.0),
+    "celsius": ("Celsius", 1.0),
+    "celcius": ("Celsius", 1.0),
+    "fahrenheit": ("Fahrenheit", 1.0),
+    "percent": ("%", 1.0),
+    "%": ("%", 1.0),
+    "hertz": ("Hz", 1.0),
+    "hz": ("Hz", 1.0),
+    "deg": ("deg", 1.0),
+    "s": ("s", 1.0),
+}
+
+_DEFAULT_UNIT_BY_PREFIX: tuple[tuple[str, str], ...] = (
+    ("Energy.Reactive", "varh"),
+    ("Energy.Apparent", "VAh"),
+    ("Energy", "Wh"),
+    ("Power.Reactive", "var"),
+    ("Power.Apparent", "VA"),
+    ("Power.Factor", ""),
+    ("Power", "W"),
+    ("Current", "A"),
+    ("Voltage", "V"),
+    ("SoC", "%"),
+    ("Frequency", "Hz"),
+    ("Temperature", "Celsius"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    timestamp: datetime
+    measurand: str
+    value: float | None  # normalised; None when the value is signed data or not a number
+    unit: str
+    raw_value: str
+    phase: str | None = None
+    location: str | None = None
+    context: str | None = None
+    signed: bool = False
+
+
+def default_unit(measurand: str) -> str:
+    for prefix, unit in _DEFAULT_UNIT_BY_PREFIX:
+        if measurand.startswith(prefix):
+            return unit
+    return ""
+
+
+def normalise(value: float, unit: str | None, measurand: str) -> tuple[float, str]:
+    """(value, unit) in the system's units. An unknown unit is kept as sent."""
+    if not unit:
+        return value, default_unit(measurand)
+    known = _UNITS.get(unit.strip().lower())
+    if known is None:
+        return value, unit
+    norm_unit, factor = known
+    return value * factor, norm_unit
+
+
+def make_sample(
+    *,
+    timestamp: datetime,
+    raw_value: str | float | int,
+    measurand: str | None = None,
+    unit: str | None = None,
+    phase: str | None = None,
+    location: str | None = None,
+    context: str | None = None,
+    signed: bool = False,
+    multiplier: int = 0,
+) -> Sample:
+    """Build a normalised sample; `multiplier` is the 2.0.1 power-of-ten exponent."""
+    measurand = measurand or DEFAULT_MEASURAND
+    text = raw_value if isinstance(raw_value, str) else repr(raw_value)
+    value: float | None = None
+    norm_unit = unit or default_unit(measurand)
+    if not signed:
+        try:
+            number = float(raw_value)
+        except (TypeError, ValueError):
+            number = None
+        if number is not None and number == number and abs(number) != float("inf"):
+            if multiplier:
+                number *= 10.0**multiplier
+            value, norm_unit = normalise(number, unit, measurand)
+    return Sample(
+        timestamp=timestamp,
+        measurand=measurand,
+        value=value,
+        unit=norm_unit,
+        raw_value=text,
+        phase=phase,
+        location=location,
+        context=context,
+        signed=signed,
+    )
+
+
+def register_wh(samples: list[Sample] | tuple[Sample, ...]) -> float | None:
+    """The energy import register in Wh from one meter value, if it has one (no phase or
+    the total over phases)."""
+    for s in samples:
+        if (
+            s.measurand == ENERGY_REGISTER
+            and s.value is not None
+            and s.unit == "Wh"
+            and (s.phase is None)
+        ):
+            return s.value
+    return None

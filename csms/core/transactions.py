@@ -1,0 +1,131 @@
+"""Transactions: session energy from meter start/stop, cross-checked with register samples.
+
+A meter that runs backwards, or a lifetime register reported as the start value, flags the
+transaction instead of producing a bill; storage of transactions lives in csms.storage.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+# Above this, a charging session is physically implausible (ultra-fast DC chargers top out
+# around 400 kW); used to spot lifetime registers reported as session energy.
+MAX_PLAUSIBLE_POWER_W = 450_000
+# Slack for rounding and meters that report in coarse steps.
+TOLERANCE_WH = 100
+
+
+class TransactionState(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+
+
+class EnergyFlag(StrEnum):
+    METER_BACKWARDS = "meter_backwards"
+    START_LOOKS_LIKE_ZERO_RESET = "meter_start_not_register"
+    IMPLAUSIBLE_ENERGY = "implausible_energy"
+    SAMPLES_OUTSIDE_RANGE = "samples_outside_range"
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyResult:
+    energy_wh: int | None
+    flags: tuple[EnergyFlag, ...] = ()
+
+    @property
+    def billable(self) -> bool:
+        return self.energy_wh is not None and not self.flags
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: int
+    charge_point_id: str
+    evse_id: int
+    connector_id: int
+    id_tag: str | None
+    auth_status: str | None
+    start_at: datetime
+    meter_start_wh: int
+    state: TransactionState
+    ocpp_transaction_id: str | None = None
+    stop_at: datetime | None = None
+    meter_stop_wh: int | None = None
+    energy_wh: int | None = None
+    stop_reason: str | None = None
+    stop_id_tag: str | None = None
+    flags: tuple[str, ...] = ()
+    reservation_id: int | None = None
+    last_meter_wh: int | None = None
+    last_meter_at: datetime | None = None
+    ocpp_version: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state is TransactionState.ACTIVE
+
+    def live_energy_wh(self) -> int | None:
+        """Energy so far from the last register reading (None until one arrives)."""
+        if self.energy_wh is not None:
+            return self.energy_wh
+        if self.last_meter_wh is None:
+            return None
+        return max(0, self.last_meter_wh - self.meter_start_wh)
+
+
+def session_energy(
+    *,
+    meter_start_wh: int,
+    meter_stop_wh: int,
+    start_at: datetime,
+    stop_at: datetime,
+    register_samples: list[tuple[datetime, float]],
+) -> EnergyResult:
+    """Energy of a finished session = stop - start, unless the data says it cannot be.
+
+    `register_samples` are (timestamp, Wh) readings of Energy.Active.Import.Register taken
+    during the session, in any order.
+    """
+    flags: list[EnergyFlag] = []
+    energy = meter_stop_wh - meter_start_wh
+    if energy < 0:
+        flags.append(EnergyFlag.METER_BACKWARDS)
+    readings = sorted(register_samples)
+    for (_, earlier), (_, later) in itertools.pairwise(readings):
+        if later < earlier - TOLERANCE_WH:
+            if EnergyFlag.METER_BACKWARDS not in flags:
+                flags.append(EnergyFlag.METER_BACKWARDS)
+            break
+    if readings and energy >= 0:
+        low = min(v for _, v in readings)
+        high = max(v for _, v in readings)
+        if low < meter_start_wh - TOLERANCE_WH or high > meter_stop_wh + TOLERANCE_WH:
+            flags.append(EnergyFlag.SAMPLES_OUTSIDE_RANGE)
+        # Energy outside the sampled span must fit in the unsampled time at full power.
+        first_at, first = readings[0]
+        last_at, last = readings[-1]
+        unsampled_s = max(0.0, (first_at - start_at).total_seconds()) + max(
+            0.0, (stop_at - last_at).total_seconds()
+        )
+        unexplained = energy - (last - first)
+        if unexplained > unsampled_s / 3600.0 * MAX_PLAUSIBLE_POWER_W + TOLERANCE_WH:
+            flags.append(
+                EnergyFlag.START_LOOKS_LIKE_ZERO_RESET
+                if meter_start_wh == 0
+                else EnergyFlag.IMPLAUSIBLE_ENERGY
+            )
+    duration_h = max(0.0, (stop_at - start_at).total_seconds()) / 3600.0
+    if energy > duration_h * MAX_PLAUSIBLE_POWER_W + TOLERANCE_WH and not any(
+        f in flags for f in (EnergyFlag.START_LOOKS_LIKE_ZERO_RESET, EnergyFlag.IMPLAUSIBLE_ENERGY)
+    ):
+        flags.append(
+            EnergyFlag.START_LOOKS_LIKE_ZERO_RESET
+            if meter_start_wh == 0
+            else EnergyFlag.IMPLAUSIBLE_ENERGY
+        )
+    if EnergyFlag.METER_BACKWARDS in flags and energy < 0:
+        return EnergyResult(None, tuple(flags))
+    return EnergyResult(energy, tuple(flags))

@@ -1,0 +1,351 @@
+"""The OCPP WebSocket server: handshake (path, subprotocol, Basic auth), one live connection
+per charge point id, keep-alive and graceful shutdown.
+
+Moves frames between sockets and csms.handlers sessions; no business rules here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from structlog.contextvars import bind_contextvars, clear_contextvars
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidHeader
+from websockets.headers import parse_subprotocol
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from csms.config import OcppConfig
+from csms.core.passwords import verify_password
+from csms.handlers.session import Adapter, OcppSession
+from csms.services.charging import ChargingService
+
+log = structlog.get_logger("csms.gateway")
+
+PRESENCE_FLUSH_SECONDS = 15.0
+
+
+@dataclass(slots=True)
+class Handshake:
+    cp_id: str
+    adapter: Adapter
+    subprotocol: str | None
+
+
+@dataclass(slots=True)
+class Live:
+    """A charger's live connection."""
+
+    ws: ServerConnection
+    session: OcppSession
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    replaced: bool = False
+    flushed_seen: float = 0.0
+
+
+class Registry:
+    """Live connections by charge point id (this process only)."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, Live] = {}
+
+    def get(self, cp_id: str) -> Live | None:
+        return self._live.get(cp_id)
+
+    def put(self, cp_id: str, live: Live) -> None:
+        self._live[cp_id] = live
+
+    def remove(self, cp_id: str, live: Live) -> None:
+        if self._live.get(cp_id) is live:
+            del self._live[cp_id]
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def items(self) -> list[tuple[str, Live]]:
+        return list(self._live.items())
+
+    def session(self, cp_id: str) -> OcppSession | None:
+        live = self._live.get(cp_id)
+        return None if live is None else live.session
+
+
+class OcppServer:
+    """Accepts chargers on ws://host:port{path}/{charge_point_id}."""
+
+    def __init__(
+        self,
+        config: OcppConfig,
+        service: ChargingService,
+        adapters: Sequence[Adapter],
+    ) -> None:
+        self.config = config
+        self.service = service
+        self.registry = Registry()
+        # Server preference order decides when a charger offers several versions.
+        self._adapters = {a.subprotocol: a for a in adapters}
+        self._preference = [a.subprotocol for a in adapters]
+        self._server: Server | None = None
+        self._presence: asyncio.Task[None] | None = None
+        self._verified: dict[str, tuple[str, bytes]] = {}
+        self._prefix = config.path.rstrip("/")
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        sockets = list(self._server.sockets)
+        return int(sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._server = await serve(
+            self._handle,
+            cfg.host,
+            cfg.port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            subprotocols=[Subprotocol(p) for p in self._preference],
+            ping_interval=cfg.ping_interval or None,
+            ping_timeout=cfg.ping_timeout or None,
+            max_size=cfg.max_message_size,
+            max_queue=4,
+            compression=None,
+            server_header=None,
+            close_timeout=5,
+        )
+        self._presence = asyncio.create_task(self._presence_loop(), name="ocpp-presence")
+        log.info(
+            "ocpp_listening",
+            host=cfg.host,
+            port=self.port,
+            path=cfg.path or "/",
+            subprotocols=self._preference,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, close every connection (in-flight messages finish), flush."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=True)
+        await self._server.wait_closed()
+        if self._presence is not None:
+            self._presence.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence
+        await self._flush_presence()
+        self._server = None
+
+    # --- handshake -------------------------------------------------------------------
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        peer = _peer(ws)
+        path = urlsplit(request.path).path
+        head, _, last = path.rpartition("/")
+        cp_id = unquote(last)
+        if head != self._prefix or not cp_id or len(cp_id) > 255 or "/" in cp_id:
+            log.warning("handshake_refused", peer=peer, path=path, reason="unknown path")
+            return ws.respond(HTTPStatus.NOT_FOUND, "Not a charge point URL\n")
+        offered = _offered_subprotocols(request.headers)
+        chosen: str | None = None
+        if offered:
+            chosen = next((p for p in self._preference if p in offered), None)
+            if chosen is None:
+                log.warning(
+                    "handshake_refused",
+                    peer=peer,
+                    charge_point_id=cp_id,
+                    reason="no supported subprotocol",
+                    offered=offered,
+                    supported=self._preference,
+                )
+                return ws.respond(
+                    HTTPStatus.BAD_REQUEST,
+                    f"No supported OCPP subprotocol offered; supported: "
+                    f"{', '.join(self._preference)}\n",
+                )
+            adapter = self._adapters[chosen]
+        else:
+            if self.config.no_subprotocol == "refuse" or "ocpp1.6" not in self._adapters:
+                log.warning(
+                    "handshake_refused",
+                    peer=peer,
+                    charge_point_id=cp_id,
+                    reason="no subprotocol header",
+                )
+                return ws.respond(HTTPStatus.BAD_REQUEST, "Sec-WebSocket-Protocol is required\n")
+            adapter = self._adapters["ocpp1.6"]
+        refusal = await self._check_auth(ws, request, cp_id, peer)
+        if refusal is not None:
+            return refusal
+        ws.csms_handshake = Handshake(cp_id, adapter, chosen)  # type: ignore[attr-defined]
+        return None
+
+    def _select_subprotocol(
+        self, ws: ServerConnection, subprotocols: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        handshake: Handshake | None = getattr(ws, "csms_handshake", None)
+        if handshake is None or handshake.subprotocol is None:
+            return None
+        return Subprotocol(handshake.subprotocol)
+
+    async def _check_auth(
+        self, ws: ServerConnection, request: Request, cp_id: str, peer: str
+    ) -> Response | None:
+        stored = await self.service.password_hash(cp_id)
+        if stored is None and not self.config.require_auth:
+            return None
+        credentials = _basic_credentials(request.headers.get("Authorization"))
+        reason = None
+        if credentials is None:
+            reason = "missing credentials"
+        elif credentials[0] != cp_id:
+            reason = "user name is not the charge point id"
+        elif stored is None:
+            reason = "no password set for this charge point"
+        elif not await self._password_ok(cp_id, credentials[1], stored):
+            reason = "wrong password"
+        if reason is None:
+            return None
+        log.warning("handshake_refused", peer=peer, charge_point_id=cp_id, reason=reason)
+        response = ws.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
+        response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+
+    async def _password_ok(self, cp_id: str, password: str, stored: str) -> bool:
+        # Reconnection storms must not cost a slow hash each: remember a fast digest of the
+        # last password that verified against this stored hash.
+        quick = hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
+        cached = self._verified.get(cp_id)
+        if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], quick):
+            return True
+        ok = await asyncio.to_thread(verify_password, password, stored)
+        if ok:
+            self._verified[cp_id] = (stored, quick)
+        return ok
+
+    # --- connection ------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        handshake: Handshake = ws.csms_handshake  # type: ignore[attr-defined]
+        del ws.csms_handshake  # type: ignore[attr-defined]
+        cp_id, adapter = handshake.cp_id, handshake.adapter
+        clear_contextvars()
+        bind_contextvars(charge_point_id=cp_id, ocpp_version=adapter.version, peer=_peer(ws))
+        previous = self.registry.get(cp_id)
+        if previous is not None:
+            previous.replaced = True
+            log.info("connection_replaced")
+            await previous.ws.close(1000, "replaced by a new connection")
+            await previous.done.wait()
+        charger = await self.service.connected(cp_id, adapter.version)
+        registration = charger.registration
+        session = OcppSession(
+            cp_id,
+            adapter,
+            ws.send,
+            registration=registration,
+            lenient=(charger.validation or self.config.validation) == "lenient",
+        )
+        live = Live(ws, session)
+        live.flushed_seen = session.last_seen
+        self.registry.put(cp_id, live)
+        log.info("charger_connected", registration=registration.value, connected=len(self.registry))
+        closed_by = "charger"
+        try:
+            async for text in ws:
+                await session.on_text(text)
+        except ConnectionClosed:
+            closed_by = "network"
+        finally:
+            self.registry.remove(cp_id, live)
+            session.fail_pending(ConnectionError(f"{cp_id} disconnected"))
+            try:
+                if not live.replaced:
+                    seen = datetime.fromtimestamp(session.last_seen, UTC)
+                    await self.service.disconnected(cp_id, seen)
+            finally:
+                live.done.set()
+            log.info(
+                "charger_disconnected",
+                closed_by=closed_by,
+                code=ws.close_code,
+                replaced=live.replaced,
+            )
+
+    # --- presence --------------------------------------------------------------------
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
+            try:
+                await self._flush_presence()
+                self._close_idle()
+            except Exception:
+                log.exception("presence_flush_failed")
+
+    async def _flush_presence(self) -> None:
+        changed: list[tuple[str, datetime]] = []
+        lives: list[Live] = []
+        for cp_id, live in self.registry.items():
+            if live.session.last_seen > live.flushed_seen:
+                changed.append((cp_id, datetime.fromtimestamp(live.session.last_seen, UTC)))
+                lives.append(live)
+        if changed:
+            await self.service.seen(changed)
+            for live in lives:
+                live.flushed_seen = live.session.last_seen
+
+    def _close_idle(self) -> None:
+        limit = self.config.idle_timeout
+        if not limit:
+            return
+        cutoff = time.time() - limit
+        for cp_id, live in self.registry.items():
+            if live.session.last_seen < cutoff:
+                log.info("charger_idle_closed", charge_point_id=cp_id, idle_seconds=limit)
+                asyncio.get_running_loop().create_task(live.ws.close(1001, "idle timeout"))
+
+
+def _peer(ws: ServerConnection) -> str:
+    address: Any = ws.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def _offered_subprotocols(headers: Headers) -> list[str]:
+    offered: list[str] = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        with contextlib.suppress(InvalidHeader):
+            offered.extend(parse_subprotocol(value))
+    return offered
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return user, password

@@ -1,0 +1,161 @@
+"""OCPP-J framing shared by both versions: parse frames, build replies, name RPC errors.
+
+No business rules and no sockets here; the version adapters supply the error code names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import orjson
+
+CALL = 2
+CALLRESULT = 3
+CALLERROR = 4
+
+_ID_PREFIX = re.compile(r'^\s*\[\s*(\d+)\s*,\s*"((?:[^"\\]|\\.){1,64})"')
+
+
+class ErrorKind(Enum):
+    FORMAT = "format"
+    TYPE = "type"
+    PROPERTY = "property"
+    OCCURRENCE = "occurrence"
+    PROTOCOL = "protocol"
+    NOT_IMPLEMENTED = "not_implemented"
+    NOT_SUPPORTED = "not_supported"
+    INTERNAL = "internal"
+    SECURITY = "security"
+    GENERIC = "generic"
+    RPC_FRAMEWORK = "rpc_framework"
+    MESSAGE_TYPE = "message_type"
+
+
+class OcppCallError(Exception):
+    """Raised by handlers and the parser; becomes a CALLERROR with the version's code."""
+
+    def __init__(
+        self, kind: ErrorKind, description: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(description)
+        self.kind = kind
+        self.description = description
+        self.details = details or {}
+
+
+class UnreadableFrame(Exception):
+    """A frame whose message id cannot be read: it cannot be answered, only logged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    message_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    message_id: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+class FrameError(Exception):
+    """A frame with a readable message id that is not a valid OCPP-J message."""
+
+    def __init__(self, message_id: str, error: OcppCallError) -> None:
+        super().__init__(error.description)
+        self.message_id = message_id
+        self.error = error
+
+
+def parse_frame(text: str | bytes) -> Call | CallResult | CallError:
+    """Parse one WebSocket text frame.
+
+    Raises FrameError when the message id can be read (answer with a CALLERROR) and
+    UnreadableFrame when it cannot.
+    """
+    try:
+        msg = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        message_id = _salvage_id(text)
+        if message_id is None:
+            raise UnreadableFrame("frame is not JSON") from None
+        raise FrameError(
+            message_id, OcppCallError(ErrorKind.FORMAT, "Frame is not valid JSON")
+        ) from None
+    if not isinstance(msg, list) or not msg:
+        raise UnreadableFrame("frame is not a JSON array")
+    if len(msg) < 2 or not isinstance(msg[1], str) or not msg[1] or len(msg[1]) > 36 * 2:
+        raise UnreadableFrame("frame has no readable message id")
+    type_id, message_id = msg[0], msg[1]
+    if type_id == CALL:
+        if len(msg) != 4:
+            raise FrameError(
+                message_id, OcppCallError(ErrorKind.PROTOCOL, "A CALL has exactly 4 elements")
+            )
+        action, payload = msg[2], msg[3]
+        if not isinstance(action, str) or not action:
+            raise FrameError(
+                message_id, OcppCallError(ErrorKind.PROTOCOL, "Action must be a non-empty string")
+            )
+        if not isinstance(payload, dict):
+            raise FrameError(
+                message_id, OcppCallError(ErrorKind.FORMAT, "Payload must be a JSON object")
+            )
+        return Call(message_id, action, payload)
+    if type_id == CALLRESULT:
+        if len(msg) != 3 or not isinstance(msg[2], dict):
+            raise FrameError(
+                message_id, OcppCallError(ErrorKind.PROTOCOL, "A CALLRESULT is [3, id, {payload}]")
+            )
+        return CallResult(message_id, msg[2])
+    if type_id == CALLERROR:
+        if len(msg) < 4:
+            raise FrameError(
+                message_id,
+                OcppCallError(
+                    ErrorKind.PROTOCOL, "A CALLERROR is [4, id, code, description, {details}]"
+                ),
+            )
+        details = msg[4] if len(msg) > 4 and isinstance(msg[4], dict) else {}
+        return CallError(message_id, str(msg[2]), str(msg[3]), details)
+    raise FrameError(
+        message_id,
+        OcppCallError(ErrorKind.MESSAGE_TYPE, f"MessageTypeId {type_id!r} is not supported"),
+    )
+
+
+def _salvage_id(text: str | bytes) -> str | None:
+    """Read the message id from the start of a frame that is not valid JSON as a whole."""
+    if isinstance(text, bytes):
+        text = text[:200].decode("utf-8", "replace")
+    match = _ID_PREFIX.match(text[:200])
+    if match is None or int(match.group(1)) not in (CALL, CALLRESULT, CALLERROR):
+        return None
+    return match.group(2)
+
+
+def result_frame(message_id: str, payload: dict[str, Any]) -> str:
+    return orjson.dumps([CALLRESULT, message_id, payload]).decode()
+
+
+def error_frame(
+    message_id: str, code: str, description: str, details: dict[str, Any] | None = None
+) -> str:
+    return orjson.dumps([CALLERROR, message_id, code, description[:255], details or {}]).decode()
+
+
+def call_frame(message_id: str, action: str, payload: dict[str, Any]) -> str:
+    return orjson.dumps([CALL, message_id, action, payload]).decode()

@@ -1,0 +1,172 @@
+"""Payload validation against the JSON schemas shipped with the `ocpp` package.
+
+Schemas are compiled once per action with fastjsonschema (far cheaper per message than the
+library's jsonschema validation); a relaxed copy serves chargers in lenient mode.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import ocpp
+import orjson
+
+from csms.handlers.rpc import ErrorKind, OcppCallError
+
+Validator = Callable[[Any], Any]
+
+_SCHEMA_ROOT = Path(ocpp.__file__).parent
+
+# Enum-valued fields that real chargers bend; lenient mode accepts other values there and
+# the adapters normalise them. Status fields keep their enums: they drive state.
+_BENDABLE_ENUMS = frozenset(
+    {
+        "errorCode",
+        "unit",
+        "measurand",
+        "phase",
+        "location",
+        "context",
+        "reason",
+        "format",
+        "stoppedReason",
+        "triggerReason",
+        "chargingState",
+    }
+)
+
+_RULE_KIND = {
+    "type": ErrorKind.TYPE,
+    "maxLength": ErrorKind.TYPE,
+    "minLength": ErrorKind.TYPE,
+    "required": ErrorKind.OCCURRENCE,
+    "minItems": ErrorKind.OCCURRENCE,
+    "maxItems": ErrorKind.OCCURRENCE,
+    "uniqueItems": ErrorKind.OCCURRENCE,
+    "additionalProperties": ErrorKind.FORMAT,
+    "enum": ErrorKind.PROPERTY,
+    "format": ErrorKind.PROPERTY,
+    "minimum": ErrorKind.PROPERTY,
+    "maximum": ErrorKind.PROPERTY,
+    "multipleOf": ErrorKind.PROPERTY,
+    "pattern": ErrorKind.PROPERTY,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """A schema rule a payload broke but lenient mode let through."""
+
+    rule: str
+    path: str
+    message: str
+
+
+def relax(schema: Any, key: str | None = None) -> Any:
+    """A copy of `schema` without the constraints that lenient mode forgives."""
+    if isinstance(schema, list):
+        return [relax(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for name, value in schema.items():
+        if name in ("maxLength", "multipleOf", "format"):
+            continue
+        if name == "additionalProperties" and value is False:
+            continue
+        if name == "enum" and key in _BENDABLE_ENUMS:
+            continue
+        if name == "properties" and isinstance(value, dict):
+            out[name] = {prop: relax(sub, prop) for prop, sub in value.items()}
+        elif name == "definitions" and isinstance(value, dict):
+            out[name] = {d: relax(sub, _field_name(d)) for d, sub in value.items()}
+        else:
+            out[name] = relax(value, key)
+    return out
+
+
+def _field_name(definition: str) -> str:
+    """'MeasurandEnumType' -> 'measurand': the field a 2.0.1 enum definition serves."""
+    base = definition.removesuffix("EnumType")
+    return base[:1].lower() + base[1:]
+
+
+class SchemaSet:
+    """Validators for one OCPP version, compiled on first use per action."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self._dir = _SCHEMA_ROOT / ("v" + version.replace(".", "")) / "schemas"
+        self._suffix = "Request" if version != "1.6" else ""
+        self._strict: dict[str, Validator | None] = {}
+        self._lenient: dict[str, Validator | None] = {}
+
+    def has(self, action: str) -> bool:
+        return (self._dir / f"{action}{self._suffix}.json").is_file()
+
+    def _load(self, name: str) -> Any:
+        path = self._dir / f"{name}.json"
+        if not path.is_file():
+            return None
+        return orjson.loads(path.read_bytes().decode("utf-8-sig"))
+
+    def _compiled(
+        self, cache: dict[str, Validator | None], name: str, lenient: bool
+    ) -> Validator | None:
+        if name not in cache:
+            schema = self._load(name)
+            if schema is None:
+                cache[name] = None
+            else:
+                schema.pop("$schema", None)
+                schema.pop("$id", None)
+                if lenient:
+                    schema = relax(copy.deepcopy(schema))
+                cache[name] = fastjsonschema.compile(schema)
+        return cache[name]
+
+    def request_validator(self, action: str, *, lenient: bool = False) -> Validator | None:
+        name = f"{action}{self._suffix}"
+        return self._compiled(self._lenient if lenient else self._strict, name, lenient)
+
+    def response_validator(self, action: str) -> Validator | None:
+        return self._compiled(self._strict, f"{action}Response", False)
+
+    def check_request(
+        self, action: str, payload: dict[str, Any], *, lenient: bool
+    ) -> Deviation | None:
+        """Validate a charger's request. Returns the first forgiven deviation in lenient mode;
+        raises OcppCallError when the payload is not acceptable."""
+        strict = self.request_validator(action)
+        if strict is None:
+            return None
+        try:
+            strict(payload)
+            return None
+        except fastjsonschema.JsonSchemaValueException as exc:
+            if not lenient:
+                raise schema_error(exc) from None
+            deviation = Deviation(str(exc.rule), _path(exc), str(exc.message))
+        relaxed = self.request_validator(action, lenient=True)
+        assert relaxed is not None
+        try:
+            relaxed(payload)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise schema_error(exc) from None
+        return deviation
+
+
+def _path(exc: fastjsonschema.JsonSchemaValueException) -> str:
+    name = str(exc.name or "data")
+    return name.removeprefix("data").lstrip(".") or "(payload)"
+
+
+def schema_error(exc: fastjsonschema.JsonSchemaValueException) -> OcppCallError:
+    kind = _RULE_KIND.get(str(exc.rule), ErrorKind.FORMAT)
+    message = str(exc.message).replace("data.", "", 1).replace("data ", "payload ", 1)
+    return OcppCallError(kind, message, {"field": _path(exc), "rule": str(exc.rule)})

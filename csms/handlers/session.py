@@ -1,0 +1,261 @@
+"""The OCPP conversation with one charger, free of sockets: frames in, frames out.
+
+Dispatches the charger's CALLs to its version adapter, answers with results or CALLERRORs,
+and matches answers to the CSMS's own CALLs. Transport lives in csms.gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import structlog
+from structlog.contextvars import bind_contextvars, reset_contextvars
+
+from csms.core.charger import RegistrationStatus
+from csms.handlers.rpc import (
+    Call,
+    CallError,
+    CallResult,
+    ErrorKind,
+    FrameError,
+    OcppCallError,
+    UnreadableFrame,
+    call_frame,
+    error_frame,
+    parse_frame,
+    result_frame,
+)
+from csms.handlers.schemas import SchemaSet
+
+log = structlog.get_logger("csms.ocpp")
+
+Send = Callable[[str], Awaitable[None]]
+Handler = Callable[["OcppSession", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Adapter(Protocol):
+    """What a version adapter offers the session."""
+
+    version: str
+    subprotocol: str
+    errors: Mapping[ErrorKind, str]
+    schemas: SchemaSet
+    handlers: Mapping[str, Handler]
+    # Every action name of the version (to tell NotSupported from NotImplemented).
+    actions: frozenset[str]
+    # Actions a charger may send before it is Accepted.
+    before_acceptance: frozenset[str]
+
+
+class CallFailed(Exception):
+    """The charger answered one of our CALLs with a CALLERROR."""
+
+    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class Stats(Protocol):
+    def message_in(self, version: str, action: str, seconds: float, ok: bool) -> None: ...
+
+
+class OcppSession:
+    """One charger's conversation. Created per connection; handed over on reconnect."""
+
+    __slots__ = (
+        "_call_lock",
+        "_deviations",
+        "_pending",
+        "adapter",
+        "cp_id",
+        "last_seen",
+        "lenient",
+        "registration",
+        "send",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        cp_id: str,
+        adapter: Adapter,
+        send: Send,
+        *,
+        registration: RegistrationStatus | None,
+        lenient: bool = False,
+        stats: Stats | None = None,
+    ) -> None:
+        self.cp_id = cp_id
+        self.adapter = adapter
+        self.send = send
+        self.registration = registration
+        self.lenient = lenient
+        self.stats = stats
+        self.last_seen = time.time()
+        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] | None = None
+        self._call_lock: asyncio.Lock | None = None
+        self._deviations: set[tuple[str, str, str]] | None = None
+
+    @property
+    def version(self) -> str:
+        return self.adapter.version
+
+    # --- incoming ----------------------------------------------------------------------
+
+    async def on_text(self, text: str | bytes) -> None:
+        """Handle one frame; replies go out through `send`."""
+        self.last_seen = time.time()
+        try:
+            frame = parse_frame(text)
+        except UnreadableFrame as exc:
+            log.warning(
+                "frame_unreadable",
+                charge_point_id=self.cp_id,
+                reason=str(exc),
+                frame=_preview(text),
+            )
+            if self.version != "1.6":
+                # OCPP 2.0.1 answers an unreadable id with the id "-1".
+                await self.send(
+                    error_frame("-1", self.adapter.errors[ErrorKind.RPC_FRAMEWORK], str(exc))
+                )
+            return
+        except FrameError as exc:
+            log.warning(
+                "frame_invalid",
+                charge_point_id=self.cp_id,
+                message_id=exc.message_id,
+                reason=exc.error.description,
+            )
+            await self._send_error(exc.message_id, exc.error)
+            return
+        if isinstance(frame, Call):
+            await self._on_call(frame)
+        else:
+            self._on_answer(frame)
+
+    async def _on_call(self, call: Call) -> None:
+        started = time.perf_counter()
+        tokens = bind_contextvars(action=call.action, message_id=call.message_id)
+        ok = False
+        try:
+            reply = await self._dispatch(call)
+            ok = True
+        except OcppCallError as exc:
+            log.warning("call_rejected", code=self.adapter.errors[exc.kind], reason=exc.description)
+            await self._send_error(call.message_id, exc)
+        except Exception:
+            log.exception("call_failed")
+            await self._send_error(
+                call.message_id,
+                OcppCallError(ErrorKind.INTERNAL, "The CSMS could not process this message"),
+            )
+        else:
+            await self.send(result_frame(call.message_id, reply))
+        finally:
+            reset_contextvars(**tokens)
+            if self.stats is not None:
+                self.stats.message_in(self.version, call.action, time.perf_counter() - started, ok)
+
+    async def _dispatch(self, call: Call) -> dict[str, Any]:
+        adapter = self.adapter
+        handler = adapter.handlers.get(call.action)
+        if handler is None:
+            if call.action in adapter.actions:
+                raise OcppCallError(
+                    ErrorKind.NOT_SUPPORTED, f"{call.action} is not sent by a charging station"
+                )
+            raise OcppCallError(ErrorKind.NOT_IMPLEMENTED, f"Unknown action {call.action!r}")
+        if (
+            self.registration is not RegistrationStatus.ACCEPTED
+            and call.action not in adapter.before_acceptance
+        ):
+            raise OcppCallError(
+                ErrorKind.SECURITY,
+                f"Charging station is not accepted (registration {self._registration_name()})",
+            )
+        deviation = adapter.schemas.check_request(call.action, call.payload, lenient=self.lenient)
+        if deviation is not None:
+            self._note_deviation(call.action, deviation.rule, deviation.path, deviation.message)
+        return await handler(self, call.payload)
+
+    def _registration_name(self) -> str:
+        return "unknown" if self.registration is None else self.registration.value
+
+    def _note_deviation(self, action: str, rule: str, path: str, message: str) -> None:
+        seen = self._deviations
+        if seen is None:
+            seen = self._deviations = set()
+        key = (action, rule, path)
+        if key in seen or len(seen) > 256:
+            return
+        seen.add(key)
+        log.warning(
+            "schema_deviation_accepted", action=action, rule=rule, field=path, detail=message
+        )
+
+    async def _send_error(self, message_id: str, error: OcppCallError) -> None:
+        code = self.adapter.errors[error.kind]
+        await self.send(error_frame(message_id, code, error.description, error.details))
+
+    # --- our own CALLs -------------------------------------------------------------------
+
+    def _on_answer(self, frame: CallResult | CallError) -> None:
+        entry = None if self._pending is None else self._pending.pop(frame.message_id, None)
+        if entry is None:
+            log.warning("answer_unmatched", charge_point_id=self.cp_id, message_id=frame.message_id)
+            return
+        _action, future = entry
+        if future.done():
+            return
+        if isinstance(frame, CallResult):
+            future.set_result(frame.payload)
+        else:
+            future.set_exception(CallFailed(frame.code, frame.description, frame.details))
+
+    async def call(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        timeout: float,  # noqa: ASYNC109 - a deadline for the charger's answer
+    ) -> dict[str, Any]:
+        """Send a CALL to the charger and wait for its answer (one CALL in flight at a time).
+
+        Raises TimeoutError, CallFailed, or websockets' ConnectionClosed.
+        """
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
+        if self._pending is None:
+            self._pending = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with asyncio.timeout_at(deadline), self._call_lock:
+            message_id = str(uuid.uuid4())
+            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self._pending[message_id] = (action, future)
+            try:
+                await self.send(call_frame(message_id, action, payload))
+                return await future
+            finally:
+                self._pending.pop(message_id, None)
+
+    def fail_pending(self, exc: BaseException) -> None:
+        """The connection is gone: every CALL still waiting fails with `exc`."""
+        if not self._pending:
+            return
+        for _action, future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._pending.clear()
+
+
+def _preview(text: str | bytes, limit: int = 120) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,375 @@
+"""Use cases of chargers reporting to the CSMS: connect, boot, status, authorize, transactions.
+
+Each call loads state, applies csms.core rules and commits through the group-commit writer;
+it returns only once what was reported is durable. No OCPP field names here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.authorization import AuthResult, AuthStatus, decide
+from csms.core.charger import (
+    BootInfo,
+    ChargePoint,
+    RegistrationPolicy,
+    RegistrationStatus,
+    StatusReport,
+    registration_for,
+)
+from csms.core.clock import Clock
+from csms.core.metering import Sample, register_wh
+from csms.core.transactions import session_energy
+from csms.storage import charge_points as cp_repo
+from csms.storage import events as event_repo
+from csms.storage import tokens as token_repo
+from csms.storage import transactions as tx_repo
+from csms.storage.database import Database
+
+log = structlog.get_logger("csms.services")
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingSettings:
+    registration: RegistrationPolicy = "accept"
+    heartbeat_interval: int = 300
+    allow_unknown_tags: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BootDecision:
+    status: RegistrationStatus
+    interval: int
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    evse_id: int
+    connector_id: int
+    id_tag: str
+    meter_start_wh: int
+    timestamp: datetime
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartResult:
+    transaction_id: int
+    auth: AuthResult
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    transaction_id: int
+    meter_stop_wh: int
+    timestamp: datetime
+    id_tag: str | None = None
+    reason: str | None = None
+    samples: tuple[Sample, ...] = ()
+    raw: dict[str, Any] | None = None  # kept for staff when the transaction is unknown
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    auth: AuthResult | None
+    known: bool
+    duplicate: bool
+    energy_wh: int | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReport:
+    evse_id: int
+    connector_id: int
+    transaction_id: int | None
+    samples: tuple[Sample, ...]
+    raw: dict[str, Any] | None = None
+
+
+class ChargingService:
+    """What chargers report, made durable. One instance per process."""
+
+    def __init__(self, db: Database, clock: Clock, settings: ChargingSettings) -> None:
+        self._db = db
+        self._clock = clock
+        self.settings = settings
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- connection lifecycle --------------------------------------------------------
+
+    async def connected(self, cp_id: str, version: str) -> ChargePoint:
+        """A charger opened a connection: create it per policy if unknown, mark it online."""
+        now = self._clock()
+        policy = self.settings.registration
+
+        async def unit(conn: AsyncConnection) -> ChargePoint:
+            known = await cp_repo.get(conn, cp_id)
+            if known is None:
+                known = await cp_repo.create(conn, cp_id, registration_for(None, policy), now)
+            await cp_repo.update_fields(
+                conn,
+                cp_id,
+                now,
+                connected=True,
+                connected_at=now,
+                last_seen_at=now,
+                ocpp_version=version,
+            )
+            return known
+
+        return await self._db.write(unit)
+
+    async def disconnected(self, cp_id: str, last_seen: datetime | None) -> None:
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> None:
+            values: dict[str, Any] = {"connected": False, "disconnected_at": now}
+            if last_seen is not None:
+                values["last_seen_at"] = last_seen
+            await cp_repo.update_fields(conn, cp_id, now, **values)
+
+        await self._db.write(unit)
+
+    async def seen(self, seen: Sequence[tuple[str, datetime]]) -> None:
+        """Flush 'last heard from' times collected in memory."""
+
+        async def unit(conn: AsyncConnection) -> None:
+            await cp_repo.touch_many(conn, seen)
+
+        await self._db.write(unit)
+
+    async def password_hash(self, cp_id: str) -> str | None:
+        async with self._db.read() as conn:
+            cp = await cp_repo.get(conn, cp_id)
+        return None if cp is None else cp.password_hash
+
+    # --- core profile ----------------------------------------------------------------
+
+    async def boot(self, cp_id: str, version: str, info: BootInfo) -> BootDecision:
+        now = self._clock()
+        policy = self.settings.registration
+
+        async def unit(conn: AsyncConnection) -> RegistrationStatus:
+            known = await cp_repo.get(conn, cp_id)
+            status = registration_for(known, policy)
+            if known is None:
+                await cp_repo.create(conn, cp_id, status, now)
+            await cp_repo.record_boot(conn, cp_id, info, version, now)
+            return status
+
+        status = await self._db.write(unit)
+        return BootDecision(status, self.settings.heartbeat_interval, now)
+
+    async def heartbeat(self, cp_id: str) -> datetime:
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> None:
+            await cp_repo.update_fields(conn, cp_id, now, last_heartbeat_at=now, last_seen_at=now)
+
+        await self._db.write(unit)
+        return now
+
+    async def status(self, cp_id: str, report: StatusReport) -> None:
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> None:
+            await cp_repo.record_status(conn, cp_id, report, now)
+
+        await self._db.write(unit)
+
+    async def authorize(self, cp_id: str, id_tag: str) -> AuthResult:
+        now = self._clock()
+        async with self._db.read() as conn:
+            token = await token_repo.get(conn, id_tag)
+            active = await tx_repo.active_for_tag(conn, id_tag) if token is not None else []
+        busy = any(t.charge_point_id != cp_id for t in active)
+        return decide(token, now, busy_elsewhere=busy)
+
+    async def start_transaction(self, cp_id: str, version: str, req: StartRequest) -> StartResult:
+        now = self._clock()
+        allow_unknown = self.settings.allow_unknown_tags
+
+        async def unit(conn: AsyncConnection) -> StartResult:
+            previous = await tx_repo.find_start(
+                conn, cp_id, req.connector_id, req.evse_id, req.id_tag, req.timestamp
+            )
+            if previous is not None:
+                # A resend of a StartTransaction we already stored: same id, same answer.
+                status = AuthStatus(previous.auth_status or AuthStatus.INVALID.value)
+                token = await token_repo.get(conn, req.id_tag)
+                expires = token.expires_at if token else None
+                parent = token.parent_uid if token else None
+                return StartResult(previous.id, AuthResult(status, expires, parent), True)
+            token = await token_repo.get(conn, req.id_tag)
+            active = await tx_repo.active_for_tag(conn, req.id_tag)
+            busy = any(t.charge_point_id != cp_id or t.evse_id != req.evse_id for t in active)
+            auth = decide(token, now, busy_elsewhere=busy)
+            if token is None and allow_unknown:
+                auth = AuthResult(AuthStatus.ACCEPTED)
+            tx_id = await tx_repo.create(
+                conn,
+                cp_id=cp_id,
+                ocpp_version=version,
+                evse_id=req.evse_id,
+                connector_id=req.connector_id,
+                id_tag=req.id_tag,
+                auth_status=auth.status.value,
+                start_at=req.timestamp,
+                meter_start_wh=req.meter_start_wh,
+                reservation_id=req.reservation_id,
+                now=now,
+            )
+            return StartResult(tx_id, auth, False)
+
+        result = await self._db.write(unit)
+        log.info(
+            "transaction_started" if not result.duplicate else "transaction_start_repeated",
+            charge_point_id=cp_id,
+            transaction_id=result.transaction_id,
+            evse_id=req.evse_id,
+            auth_status=result.auth.status.value,
+        )
+        return result
+
+    async def stop_transaction(self, cp_id: str, req: StopRequest) -> StopResult:
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> StopResult:
+            auth: AuthResult | None = None
+            if req.id_tag is not None:
+                auth = decide(await token_repo.get(conn, req.id_tag), now)
+            tx = await tx_repo.get(conn, req.transaction_id)
+            if tx is None or tx.charge_point_id != cp_id:
+                await tx_repo.record_unmatched(
+                    conn, cp_id, "StopTransaction", str(req.transaction_id), req.raw or {}, now
+                )
+                if req.samples:
+                    await tx_repo.add_samples(
+                        conn,
+                        cp_id=cp_id,
+                        evse_id=0,
+                        connector_id=0,
+                        transaction_id=None,
+                        samples=req.samples,
+                    )
+                return StopResult(auth, known=False, duplicate=False)
+            if not tx.active:
+                return StopResult(auth, True, True, tx.energy_wh, tx.flags)
+            if req.samples:
+                await tx_repo.add_samples(
+                    conn,
+                    cp_id=cp_id,
+                    evse_id=tx.evse_id,
+                    connector_id=tx.connector_id,
+                    transaction_id=tx.id,
+                    samples=req.samples,
+                )
+            readings = await tx_repo.register_readings(conn, tx.id)
+            stop_at = max(req.timestamp, tx.start_at)
+            energy = session_energy(
+                meter_start_wh=tx.meter_start_wh,
+                meter_stop_wh=req.meter_stop_wh,
+                start_at=tx.start_at,
+                stop_at=stop_at,
+                register_samples=readings,
+            )
+            flags = tuple(f.value for f in energy.flags)
+            await tx_repo.finish(
+                conn,
+                tx.id,
+                stop_at=req.timestamp,
+                meter_stop_wh=req.meter_stop_wh,
+                energy_wh=energy.energy_wh,
+                flags=flags,
+                stop_reason=req.reason,
+                stop_id_tag=req.id_tag,
+                now=now,
+            )
+            return StopResult(auth, True, False, energy.energy_wh, flags)
+
+        result = await self._db.write(unit)
+        if not result.known:
+            log.warning(
+                "transaction_stop_unmatched",
+                charge_point_id=cp_id,
+                transaction_id=req.transaction_id,
+            )
+        elif not result.duplicate:
+            log.info(
+                "transaction_stopped",
+                charge_point_id=cp_id,
+                transaction_id=req.transaction_id,
+                energy_wh=result.energy_wh,
+                flags=list(result.flags) or None,
+            )
+        return result
+
+    async def meter_values(self, cp_id: str, report: MeterReport) -> bool:
+        """Store samples; returns False when they name a transaction we do not know."""
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> bool:
+            tx_id = report.transaction_id
+            known = True
+            if tx_id is not None:
+                tx = await tx_repo.get(conn, tx_id)
+                if tx is None or tx.charge_point_id != cp_id:
+                    known = False
+                    await tx_repo.record_unmatched(
+                        conn, cp_id, "MeterValues", str(tx_id), report.raw or {}, now
+                    )
+                    tx_id = None
+            await tx_repo.add_samples(
+                conn,
+                cp_id=cp_id,
+                evse_id=report.evse_id,
+                connector_id=report.connector_id,
+                transaction_id=tx_id,
+                samples=report.samples,
+            )
+            if tx_id is not None:
+                latest: tuple[datetime, float] | None = None
+                by_time: dict[datetime, list[Sample]] = {}
+                for s in report.samples:
+                    by_time.setdefault(s.timestamp, []).append(s)
+                for at, group in by_time.items():
+                    wh = register_wh(group)
+                    if wh is not None and (latest is None or at >= latest[0]):
+                        latest = (at, wh)
+                if latest is not None:
+                    await tx_repo.set_last_meter(conn, tx_id, round(latest[1]), latest[0])
+            return known
+
+        return await self._db.write(unit)
+
+    # --- messages kept as sent -------------------------------------------------------
+
+    async def record_event(
+        self, cp_id: str, action: str, payload: dict[str, Any], *, progress: str | None = None
+    ) -> None:
+        """Store a message for staff. `progress` names the charger field that tracks it:
+        "firmware" or "diagnostics" (its status is payload["status"])."""
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> None:
+            await event_repo.record(conn, cp_id, action, payload, now)
+            if progress is not None:
+                await cp_repo.update_fields(
+                    conn,
+                    cp_id,
+                    now,
+                    **{f"{progress}_status": payload.get("status"), f"{progress}_status_at": now},
+                )
+
+        await self._db.write(unit)

@@ -1,0 +1,311 @@
+"""Use cases of CPO staff on stored data: chargers, tokens, transactions.
+
+Works with or without a running server (SQLite WAL lets both use the file); output
+formatting is the CLI's business.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.authorization import Token, TokenStatus
+from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
+from csms.core.clock import Clock, parse_timestamp
+from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
+from csms.core.metering import Sample
+from csms.core.passwords import hash_password
+from csms.core.transactions import Transaction
+from csms.storage import charge_points as cp_repo
+from csms.storage import events as event_repo
+from csms.storage import tokens as token_repo
+from csms.storage import transactions as tx_repo
+from csms.storage.database import Database
+from csms.storage.events import ChargerEvent
+
+MIN_PASSWORD_LENGTH = 8
+
+
+class AlreadyExists(CsmsError):
+    pass
+
+
+class UnknownToken(CsmsError):
+    pass
+
+
+class UnknownTransaction(CsmsError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerOverview:
+    charger: ChargePoint
+    connectors: tuple[ConnectorState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerDetail:
+    charger: ChargePoint
+    connectors: tuple[ConnectorState, ...]
+    history: tuple[tuple[StatusReport, datetime], ...]
+    active_transactions: tuple[Transaction, ...]
+    events: tuple[ChargerEvent, ...]
+    unmatched: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDetail:
+    transaction: Transaction
+    samples: tuple[Sample, ...]
+
+
+class StaffService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    # --- chargers ----------------------------------------------------------------------
+
+    async def add_charger(
+        self,
+        cp_id: str,
+        *,
+        password: str | None = None,
+        validation: str | None = None,
+        registration: RegistrationStatus = RegistrationStatus.ACCEPTED,
+    ) -> ChargePoint:
+        _check_charger_id(cp_id)
+        password_hash = _hash(password)
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> ChargePoint:
+            if await cp_repo.get(conn, cp_id) is not None:
+                raise AlreadyExists(f"charger {cp_id} already exists")
+            return await cp_repo.create(
+                conn,
+                cp_id,
+                registration,
+                now,
+                password_hash=password_hash,
+                validation=validation,
+            )
+
+        return await self._db.write(unit)
+
+    async def update_charger(
+        self,
+        cp_id: str,
+        *,
+        password: str | None = None,
+        clear_password: bool = False,
+        validation: str | None = None,
+        registration: RegistrationStatus | None = None,
+    ) -> ChargePoint:
+        values: dict[str, Any] = {}
+        if password is not None:
+            values["password_hash"] = _hash(password)
+        if clear_password:
+            values["password_hash"] = None
+        if validation is not None:
+            values["validation"] = validation
+        if registration is not None:
+            values["registration"] = registration.value
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> ChargePoint:
+            if not await cp_repo.update_fields(conn, cp_id, now, **values):
+                raise UnknownChargePoint(f"no charger {cp_id}")
+            charger = await cp_repo.get(conn, cp_id)
+            assert charger is not None
+            return charger
+
+        return await self._db.write(unit)
+
+    async def remove_charger(self, cp_id: str) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            if not await cp_repo.delete_charge_point(conn, cp_id):
+                raise UnknownChargePoint(f"no charger {cp_id}")
+
+        await self._db.write(unit)
+
+    async def chargers(self) -> list[ChargerOverview]:
+        async with self._db.read() as conn:
+            chargers = await cp_repo.list_all(conn)
+            connectors = await cp_repo.connectors_of(conn)
+        by_cp: dict[str, list[ConnectorState]] = {}
+        for c in connectors:
+            by_cp.setdefault(c.charge_point_id, []).append(c)
+        return [ChargerOverview(cp, tuple(by_cp.get(cp.id, ()))) for cp in chargers]
+
+    async def charger(self, cp_id: str) -> ChargerDetail:
+        async with self._db.read() as conn:
+            charger = await cp_repo.get(conn, cp_id)
+            if charger is None:
+                raise UnknownChargePoint(f"no charger {cp_id}")
+            connectors = await cp_repo.connectors_of(conn, [cp_id])
+            history = await cp_repo.status_history(conn, cp_id)
+            active = await tx_repo.list_transactions(conn, active_only=True, cp_id=cp_id)
+            events = await event_repo.recent(conn, cp_id)
+            unmatched = await tx_repo.list_unmatched(conn, cp_id, limit=20)
+        return ChargerDetail(
+            charger,
+            tuple(connectors),
+            tuple(history),
+            tuple(active),
+            tuple(events),
+            tuple(unmatched),
+        )
+
+    # --- tokens ------------------------------------------------------------------------
+
+    async def add_token(self, token: Token) -> Token:
+        _check_token(token)
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> Token:
+            if await token_repo.get(conn, token.uid) is not None:
+                raise AlreadyExists(f"token {token.uid} already exists")
+            await token_repo.upsert(conn, [token], now)
+            stored = await token_repo.get(conn, token.uid)
+            assert stored is not None
+            return stored
+
+        return await self._db.write(unit)
+
+    async def set_token_status(self, uid: str, status: TokenStatus) -> None:
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> None:
+            if not await token_repo.set_status(conn, uid, status, now):
+                raise UnknownToken(f"no token {uid}")
+
+        await self._db.write(unit)
+
+    async def tokens(self) -> list[Token]:
+        async with self._db.read() as conn:
+            return await token_repo.list_all(conn)
+
+    async def import_tokens(self, tokens: Sequence[Token]) -> tuple[int, int]:
+        for token in tokens:
+            _check_token(token)
+        now = self._clock()
+
+        async def unit(conn: AsyncConnection) -> tuple[int, int]:
+            return await token_repo.upsert(conn, tokens, now)
+
+        return await self._db.write(unit)
+
+    # --- transactions --------------------------------------------------------------------
+
+    async def transactions(
+        self, *, active_only: bool = False, cp_id: str | None = None, limit: int | None = None
+    ) -> list[Transaction]:
+        async with self._db.read() as conn:
+            return await tx_repo.list_transactions(
+                conn, active_only=active_only, cp_id=cp_id, limit=limit
+            )
+
+    async def transaction(self, tx_id: int) -> TransactionDetail:
+        async with self._db.read() as conn:
+            tx = await tx_repo.get(conn, tx_id)
+            if tx is None:
+                raise UnknownTransaction(f"no transaction {tx_id}")
+            samples = await tx_repo.samples_of(conn, tx_id)
+        return TransactionDetail(tx, tuple(samples))
+
+    async def unmatched(self, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        async with self._db.read() as conn:
+            return await tx_repo.list_unmatched(conn, cp_id, limit)
+
+
+def _hash(password: str | None) -> str | None:
+    if password is None:
+        return None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 64:
+        raise InvalidInput("password must have at most 64 characters")
+    return hash_password(password)
+
+
+def _check_charger_id(cp_id: str) -> None:
+    if not cp_id or len(cp_id) > 255 or "/" in cp_id or cp_id.strip() != cp_id:
+        raise InvalidInput(f"invalid charger id {cp_id!r}")
+
+
+def _check_token(token: Token) -> None:
+    if not token.uid or len(token.uid) > 36 or token.uid.strip() != token.uid:
+        raise InvalidInput(f"invalid token uid {token.uid!r} (1 to 36 characters, no spaces)")
+    if token.parent_uid is not None and len(token.parent_uid) > 36:
+        raise InvalidInput(f"invalid parent uid {token.parent_uid!r}")
+
+
+def parse_tokens_csv(text: str) -> list[Token]:
+    """Tokens from CSV with a header row: uid[,status][,expires][,parent][,type].
+
+    Raises InvalidInput naming the line of the first bad row; nothing is half-read.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None:
+        raise InvalidInput("the file is empty")
+    fields = [f.strip().lower() for f in reader.fieldnames]
+    if "uid" not in fields:
+        raise InvalidInput("the header row must name a 'uid' column")
+    allowed = {"uid", "status", "expires", "parent", "type"}
+    unknown = [f for f in fields if f not in allowed]
+    if unknown:
+        raise InvalidInput(f"unknown column(s): {', '.join(unknown)}")
+    reader.fieldnames = fields
+    tokens: list[Token] = []
+    seen: set[str] = set()
+    for row in reader:
+        line = reader.line_num
+        uid = (row.get("uid") or "").strip()
+        if not uid:
+            raise InvalidInput(f"line {line}: uid is empty")
+        if uid.upper() in seen:
+            raise InvalidInput(f"line {line}: uid {uid} appears twice")
+        seen.add(uid.upper())
+        status_text = (row.get("status") or "Accepted").strip() or "Accepted"
+        status = _status(status_text, f"line {line}")
+        expires_text = (row.get("expires") or "").strip()
+        expires = None
+        if expires_text:
+            try:
+                expires = parse_timestamp(expires_text)
+            except ValueError:
+                raise InvalidInput(
+                    f"line {line}: expires is not a date/time: {expires_text!r}"
+                ) from None
+        token = Token(
+            uid=uid,
+            status=status,
+            type=(row.get("type") or "ISO14443").strip() or "ISO14443",
+            expires_at=expires,
+            parent_uid=(row.get("parent") or "").strip() or None,
+        )
+        try:
+            _check_token(token)
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {line}: {exc}") from None
+        tokens.append(token)
+    return tokens
+
+
+def _status(text: str, where: str) -> TokenStatus:
+    for status in TokenStatus:
+        if status.value.lower() == text.lower():
+            return status
+    choices = ", ".join(s.value for s in TokenStatus)
+    raise InvalidInput(f"{where}: status must be one of {choices}, not {text!r}")
+
+
+def token_status(text: str) -> TokenStatus:
+    return _status(text, "status")

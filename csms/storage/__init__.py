@@ -1,0 +1,4 @@
+"""Storage: SQLAlchemy models, repositories and migrations.
+
+The only package that writes SQL; it hands csms.core objects to the layers above.
+"""

@@ -1,0 +1,234 @@
+"""SQLAlchemy 2 typed table models of the CSMS.
+
+Rows never leave csms.storage: repositories turn them into csms.core objects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, str: String}
+
+
+class ChargePointRow(Base):
+    __tablename__ = "charge_points"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    registration: Mapped[str] = mapped_column(String(16))
+    ocpp_version: Mapped[str | None]
+    vendor: Mapped[str | None]
+    model: Mapped[str | None]
+    serial_number: Mapped[str | None]
+    charge_box_serial: Mapped[str | None]
+    firmware_version: Mapped[str | None]
+    iccid: Mapped[str | None]
+    imsi: Mapped[str | None]
+    meter_type: Mapped[str | None]
+    meter_serial: Mapped[str | None]
+    password_hash: Mapped[str | None]
+    validation: Mapped[str | None] = mapped_column(String(16))
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_boot_at: Mapped[datetime | None]
+    last_heartbeat_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    connected_at: Mapped[datetime | None]
+    disconnected_at: Mapped[datetime | None]
+    firmware_status: Mapped[str | None]
+    firmware_status_at: Mapped[datetime | None]
+    diagnostics_status: Mapped[str | None]
+    diagnostics_status_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConnectorRow(Base):
+    """Current status per EVSE/connector (1.6 connector N = EVSE N connector 1; 0/0 is the
+    charger itself)."""
+
+    __tablename__ = "connectors"
+
+    charge_point_id: Mapped[str] = mapped_column(
+        ForeignKey("charge_points.id", ondelete="CASCADE"), primary_key=True
+    )
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str] = mapped_column(String(50))
+    info: Mapped[str | None]
+    vendor_id: Mapped[str | None]
+    vendor_error_code: Mapped[str | None]
+    status_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StatusHistoryRow(Base):
+    __tablename__ = "status_history"
+    __table_args__ = (Index("ix_status_history_cp_time", "charge_point_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int]
+    connector_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str] = mapped_column(String(50))
+    info: Mapped[str | None]
+    vendor_id: Mapped[str | None]
+    vendor_error_code: Mapped[str | None]
+    status_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class IdTokenRow(Base):
+    __tablename__ = "id_tokens"
+
+    uid_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None]
+    parent_uid: Mapped[str | None]
+    origin: Mapped[str] = mapped_column(String(64), default="local")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TransactionRow(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        Index("ix_transactions_cp_state", "charge_point_id", "state"),
+        Index("ix_transactions_tag_state", "id_tag_key", "state"),
+        Index("ix_transactions_start", "start_at"),
+        Index("ix_transactions_cp_start", "charge_point_id", "start_at"),
+        UniqueConstraint("charge_point_id", "ocpp_transaction_id", name="uq_transactions_ocpp_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    ocpp_version: Mapped[str | None]
+    # The id on the wire for OCPP 2.0.1 (a string); for 1.6 the wire id is `id` itself.
+    ocpp_transaction_id: Mapped[str | None]
+    evse_id: Mapped[int]
+    connector_id: Mapped[int]
+    id_tag: Mapped[str | None]
+    id_tag_key: Mapped[str | None]
+    auth_status: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime]
+    meter_start_wh: Mapped[int] = mapped_column(BigInteger)
+    stop_at: Mapped[datetime | None]
+    meter_stop_wh: Mapped[int | None] = mapped_column(BigInteger)
+    energy_wh: Mapped[int | None] = mapped_column(BigInteger)
+    stop_reason: Mapped[str | None]
+    stop_id_tag: Mapped[str | None]
+    flags: Mapped[str | None]  # comma-separated csms.core.transactions.EnergyFlag values
+    reservation_id: Mapped[int | None]
+    last_meter_wh: Mapped[int | None] = mapped_column(BigInteger)
+    last_meter_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MeterSampleRow(Base):
+    __tablename__ = "meter_samples"
+    __table_args__ = (
+        Index("ix_meter_samples_tx", "transaction_id", "timestamp"),
+        Index("ix_meter_samples_cp", "charge_point_id", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int]
+    connector_id: Mapped[int]
+    timestamp: Mapped[datetime]
+    measurand: Mapped[str] = mapped_column(String(64))
+    phase: Mapped[str | None] = mapped_column(String(8))
+    location: Mapped[str | None] = mapped_column(String(16))
+    context: Mapped[str | None] = mapped_column(String(32))
+    unit: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    raw_value: Mapped[str] = mapped_column(Text)
+    signed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UnmatchedMessageRow(Base):
+    """Transaction messages that name a transaction we do not know, kept for staff."""
+
+    __tablename__ = "unmatched_messages"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    ocpp_transaction_id: Mapped[str | None]
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
+class ChargerEventRow(Base):
+    """Messages with no state of their own yet (DataTransfer, firmware/diagnostics status,
+    security events ...): stored as sent, visible to staff."""
+
+    __tablename__ = "charger_events"
+    __table_args__ = (Index("ix_charger_events_cp_time", "charge_point_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]

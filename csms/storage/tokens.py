@@ -1,0 +1,73 @@
+"""Repository of id tokens (RFID cards and other identifiers).
+
+Keys are case-insensitive (csms.core.ids.token_key); returns csms.core Token objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.authorization import Token, TokenStatus
+from csms.core.ids import token_key
+from csms.storage.models import IdTokenRow
+
+_tok = cast(Table, IdTokenRow.__table__)
+
+
+def _to_token(row: Any) -> Token:
+    return Token(
+        uid=row.uid,
+        status=TokenStatus(row.status),
+        type=row.type,
+        expires_at=row.expires_at,
+        parent_uid=row.parent_uid,
+        origin=row.origin,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def get(conn: AsyncConnection, uid: str) -> Token | None:
+    row = (await conn.execute(select(_tok).where(_tok.c.uid_key == token_key(uid)))).first()
+    return None if row is None else _to_token(row)
+
+
+async def list_all(conn: AsyncConnection) -> list[Token]:
+    return [_to_token(r) for r in (await conn.execute(select(_tok).order_by(_tok.c.uid))).all()]
+
+
+async def upsert(conn: AsyncConnection, tokens: Sequence[Token], now: datetime) -> tuple[int, int]:
+    """Insert or replace tokens; returns (created, updated)."""
+    created = updated = 0
+    for token in tokens:
+        key = token_key(token.uid)
+        values = {
+            "uid": token.uid,
+            "type": token.type,
+            "status": token.status.value,
+            "expires_at": token.expires_at,
+            "parent_uid": token.parent_uid,
+            "origin": token.origin,
+            "updated_at": now,
+        }
+        result = await conn.execute(update(_tok).where(_tok.c.uid_key == key).values(**values))
+        if result.rowcount:
+            updated += 1
+        else:
+            await conn.execute(insert(_tok).values(uid_key=key, created_at=now, **values))
+            created += 1
+    return created, updated
+
+
+async def set_status(conn: AsyncConnection, uid: str, status: TokenStatus, now: datetime) -> bool:
+    result = await conn.execute(
+        update(_tok)
+        .where(_tok.c.uid_key == token_key(uid))
+        .values(status=status.value, updated_at=now)
+    )
+    return bool(result.rowcount)
