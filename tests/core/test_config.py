@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from csms.config import ConfigError, build_config, load_config
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    c = build_config({}, {})
+    assert c.database.url == "sqlite+aiosqlite:///csms.db"
+    assert (c.ocpp.host, c.ocpp.port, c.ocpp.path) == ("0.0.0.0", 9000, "/ocpp")
+    assert (c.api.host, c.api.port) == ("127.0.0.1", 9200)
+    assert (c.ocpi.port, c.ocpi.base_url) == (9100, "http://localhost:9100")
+    assert (c.log.level, c.log.format) == ("info", "console")
+
+
+def test_environment_overrides_file() -> None:
+    c = build_config(
+        {"ocpp": {"port": 9001}},
+        {
+            "CSMS_OCPP_PORT": "9002",
+            "CSMS_DATABASE_URL": "sqlite+aiosqlite:///x.db",
+            "CSMS_OCPP_REQUIRE_AUTH": "true",
+            "CSMS_OCPP_PING_INTERVAL": "0",
+        },
+    )
+    assert c.ocpp.port == 9002
+    assert c.database.url == "sqlite+aiosqlite:///x.db"
+    assert c.ocpp.require_auth is True
+    assert c.ocpp.ping_interval == 0.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "env", "message"),
+    [
+        ({"ocpp": {"prot": 1}}, {}, "unknown config key ocpp.prot"),
+        ({"nope": {}}, {}, "unknown config section [nope]"),
+        ({"ocpp": {"registration": "maybe"}}, {}, "ocpp.registration must be one of"),
+        ({"ocpp": {"port": "9000"}}, {}, "ocpp.port must be an integer"),
+        ({"ocpp": {"port": 70000}}, {}, "ocpp.port must be between 0 and 65535"),
+        ({}, {"CSMS_OCPP_PORT": "x"}, "ocpp.port (from environment) must be an integer"),
+        ({}, {"CSMS_LOG_FORMAT": "xml"}, "log.format must be one of"),
+        ({"ocpp": {"path": "ocpp"}}, {}, "ocpp.path must start with '/'"),
+    ],
+)
+def test_bad_values_name_the_key(raw: dict, env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        build_config(raw, env)
+    assert message in str(info.value)
+
+
+def test_example_config_documents_every_key_with_its_default() -> None:
+    example = Path(__file__).parents[2] / "config.example.toml"
+    c = load_config(example, env={})
+    assert c == build_config({}, {})
+    text = example.read_text()
+    from dataclasses import fields
+
+    for section in ("database", "ocpp", "api", "ocpi", "log"):
+        for f in fields(getattr(c, section)):
+            assert f"\n{f.name} = " in text or f"\n# {f.name} = " in text, f"{section}.{f.name}"
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ocpp\nport=1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})

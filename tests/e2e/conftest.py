@@ -1,0 +1,75 @@
+"""End-to-end fixtures: a real CSMS on 127.0.0.1 (port 0) over a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csms.app import CsmsApp
+from csms.config import Config, build_config
+from csms.core.clock import utc_now
+from csms.services.staff import StaffService
+
+
+@dataclass
+class Running:
+    app: CsmsApp
+    config: Config
+    db_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.app.ocpp.port}/ocpp"
+
+    @property
+    def port(self) -> int:
+        return self.app.ocpp.port
+
+    @property
+    def staff(self) -> StaffService:
+        return StaffService(self.app.db, utc_now)
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+
+def make_config(db_path: Path, **sections: dict[str, Any]) -> Config:
+    raw: dict[str, dict[str, Any]] = {
+        "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        "ocpp": {"host": "127.0.0.1", "port": 0, "ping_interval": 0},
+        "api": {"token": "test-token"},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return build_config(raw, {})
+
+
+StartServer = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+    """Start a server; `await start_server(ocpp={...})`. Several may run (restarts)."""
+    running: list[Running] = []
+    db_path = tmp_path / "csms.db"
+
+    async def start(**sections: dict[str, Any]) -> Running:
+        config = make_config(db_path, **sections)
+        app = CsmsApp(config)
+        await app.start()
+        server = Running(app, config, db_path)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        await server.app.stop()
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> Running:
+    return await start_server()

@@ -1,0 +1,119 @@
+"""Handshake: path, subprotocols, HTTP Basic auth, connection replacement."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from csms.core.charger import RegistrationStatus
+from tests.e2e.conftest import Running, StartServer
+from tests.e2e.raw import BOOT, basic, call, open_raw
+
+
+async def test_ocpp16_is_negotiated(server: Running) -> None:
+    ws = await open_raw(server.url, "CP1")
+    assert ws.subprotocol == "ocpp1.6"
+    reply = await call(ws, "BootNotification", BOOT)
+    assert reply[2]["status"] == "Accepted"
+    await ws.close()
+
+
+async def test_percent_encoded_id_is_decoded(server: Running) -> None:
+    ws = await open_raw(server.url, "CP%2F%20X".replace("%2F", "-"))
+    await call(ws, "BootNotification", BOOT)
+    await ws.close()
+    detail = await server.staff.charger("CP- X")
+    assert detail.charger.vendor == "TestVendor"
+
+
+async def test_unsupported_subprotocol_is_refused(server: Running) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await open_raw(server.url, "CP1", subprotocols=["ocpp1.2", "wamp"])
+    assert info.value.response.status_code == 400
+
+
+async def test_wrong_path_is_refused(server: Running) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await open_raw(server.url.replace("/ocpp", "/other"), "CP1")
+    assert info.value.response.status_code == 404
+
+
+async def test_missing_subprotocol_assumed_16_or_refused(start_server: StartServer) -> None:
+    lenient = await start_server()
+    ws = await open_raw(lenient.url, "CP1", subprotocols=[])
+    assert ws.subprotocol is None
+    assert (await call(ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+    await ws.close()
+    await lenient.stop()
+    strict = await start_server(ocpp={"no_subprotocol": "refuse"})
+    with pytest.raises(InvalidStatus) as info:
+        await open_raw(strict.url, "CP1", subprotocols=[])
+    assert info.value.response.status_code == 400
+
+
+async def test_basic_auth_accepts_the_right_password_only(server: Running) -> None:
+    await server.staff.add_charger("CP-AUTH", password="s3cret-pass")
+    for headers in (None, basic("CP-AUTH", "wrong-pass"), basic("OTHER", "s3cret-pass")):
+        with pytest.raises(InvalidStatus) as info:
+            await open_raw(server.url, "CP-AUTH", headers=headers)
+        assert info.value.response.status_code == 401
+        assert "Basic" in info.value.response.headers["WWW-Authenticate"]
+    for _ in range(2):  # the second time is served from the verification cache
+        ws = await open_raw(server.url, "CP-AUTH", headers=basic("CP-AUTH", "s3cret-pass"))
+        assert (await call(ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+        await ws.close()
+
+
+async def test_require_auth_refuses_chargers_without_password(start_server: StartServer) -> None:
+    server = await start_server(ocpp={"require_auth": True})
+    with pytest.raises(InvalidStatus) as info:
+        await open_raw(server.url, "NEW1", headers=basic("NEW1", "anything-at-all"))
+    assert info.value.response.status_code == 401
+
+
+async def test_new_connection_replaces_the_old_one(server: Running) -> None:
+    first = await open_raw(server.url, "CP1")
+    await call(first, "BootNotification", BOOT)
+    second = await open_raw(server.url, "CP1")
+    # The old socket is closed by the server ...
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(first.recv(), 5)
+    # ... and the new one works, without a new boot, and the charger is shown connected.
+    reply = await call(second, "Heartbeat", {})
+    assert reply[0] == 3
+    assert len(server.app.ocpp.registry) == 1
+    detail = await server.staff.charger("CP1")
+    assert detail.charger.connected
+    await second.close()
+
+
+async def test_pending_registration_until_staff_accept(start_server: StartServer) -> None:
+    server = await start_server(ocpp={"registration": "pending"})
+    ws = await open_raw(server.url, "NEWCP")
+    boot = await call(ws, "BootNotification", BOOT)
+    assert boot[2]["status"] == "Pending"
+    assert 0 < boot[2]["interval"] <= 60
+    # While Pending only BootNotification is allowed.
+    refused = await call(ws, "Heartbeat", {})
+    assert refused[:3] == [4, refused[1], "SecurityError"]
+    await server.staff.update_charger("NEWCP", registration=RegistrationStatus.ACCEPTED)
+    assert (await call(ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+    assert (await call(ws, "Heartbeat", {}))[0] == 3
+    await ws.close()
+
+
+async def test_rejected_registration(start_server: StartServer) -> None:
+    server = await start_server(ocpp={"registration": "reject"})
+    ws = await open_raw(server.url, "STRANGER")
+    boot = await call(ws, "BootNotification", BOOT)
+    assert boot[2]["status"] == "Rejected"
+    refused = await call(
+        ws, "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    )
+    assert refused[2] == "SecurityError"
+    await ws.close()
+    overview = {o.charger.id: o for o in await server.staff.chargers()}
+    assert overview["STRANGER"].charger.registration is RegistrationStatus.REJECTED
+    assert overview["STRANGER"].connectors == ()
