@@ -19,7 +19,7 @@ from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.storage import charge_points as cp_repo
-from csms.storage.database import Database
+from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
 
 log = structlog.get_logger("csms.app")
@@ -58,8 +58,8 @@ class CsmsApp:
         # A fresh process holds no sockets: nobody is connected to it yet.
         now = self.clock()
 
-        async def reset_presence(conn: object) -> None:
-            await cp_repo.mark_all_disconnected(conn, now)  # type: ignore[arg-type]
+        async def reset_presence(w: WriteTx) -> None:
+            await cp_repo.mark_all_disconnected(await w.connection(), now)
 
         await self.db.write(reset_presence)
         await self.ocpp.start()

@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from csms.config import OcppConfig
+from csms.core.charger import ChargePoint
 from csms.core.passwords import verify_password
 from csms.handlers.session import Adapter, OcppSession
 from csms.services.charging import ChargingService
@@ -44,6 +45,7 @@ class Handshake:
     cp_id: str
     adapter: Adapter
     subprotocol: str | None
+    charger: ChargePoint | None
 
 
 @dataclass(slots=True)
@@ -188,10 +190,11 @@ class OcppServer:
                 )
                 return ws.respond(HTTPStatus.BAD_REQUEST, "Sec-WebSocket-Protocol is required\n")
             adapter = self._adapters["ocpp1.6"]
-        refusal = await self._check_auth(ws, request, cp_id, peer)
+        charger = await self.service.charge_point(cp_id)
+        refusal = await self._check_auth(ws, request, charger, cp_id, peer)
         if refusal is not None:
             return refusal
-        ws.csms_handshake = Handshake(cp_id, adapter, chosen)  # type: ignore[attr-defined]
+        ws.csms_handshake = Handshake(cp_id, adapter, chosen, charger)  # type: ignore[attr-defined]
         return None
 
     def _select_subprotocol(
@@ -203,9 +206,14 @@ class OcppServer:
         return Subprotocol(handshake.subprotocol)
 
     async def _check_auth(
-        self, ws: ServerConnection, request: Request, cp_id: str, peer: str
+        self,
+        ws: ServerConnection,
+        request: Request,
+        charger: ChargePoint | None,
+        cp_id: str,
+        peer: str,
     ) -> Response | None:
-        stored = await self.service.password_hash(cp_id)
+        stored = None if charger is None else charger.password_hash
         if stored is None and not self.config.require_auth:
             return None
         credentials = _basic_credentials(request.headers.get("Authorization"))
@@ -251,14 +259,11 @@ class OcppServer:
             log.info("connection_replaced")
             await previous.ws.close(1000, "replaced by a new connection")
             await previous.done.wait()
-        charger = await self.service.connected(cp_id, adapter.version)
-        registration = charger.registration
+        known = handshake.charger
+        registration = await self.service.connected(cp_id, adapter.version, known)
+        validation = (known.validation if known else None) or self.config.validation
         session = OcppSession(
-            cp_id,
-            adapter,
-            ws.send,
-            registration=registration,
-            lenient=(charger.validation or self.config.validation) == "lenient",
+            cp_id, adapter, ws.send, registration=registration, lenient=validation == "lenient"
         )
         live = Live(ws, session)
         live.flushed_seen = session.last_seen

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.authorization import AuthResult, AuthStatus, decide
 from csms.core.charger import (
@@ -30,7 +29,7 @@ from csms.storage import charge_points as cp_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.database import Database
+from csms.storage.database import Database, WriteTx
 
 log = structlog.get_logger("csms.services")
 
@@ -95,6 +94,22 @@ class MeterReport:
     raw: dict[str, Any] | None = None
 
 
+_MAX_OWNERS = 200_000
+
+
+def _latest_register(samples: Sequence[Sample]) -> tuple[datetime, float] | None:
+    """The newest energy register reading among samples of one or more meter values."""
+    by_time: dict[datetime, list[Sample]] = {}
+    for s in samples:
+        by_time.setdefault(s.timestamp, []).append(s)
+    latest: tuple[datetime, float] | None = None
+    for at, group in by_time.items():
+        wh = register_wh(group)
+        if wh is not None and (latest is None or at >= latest[0]):
+            latest = (at, wh)
+    return latest
+
+
 class ChargingService:
     """What chargers report, made durable. One instance per process."""
 
@@ -102,38 +117,34 @@ class ChargingService:
         self._db = db
         self._clock = clock
         self.settings = settings
+        # Active transactions this process has seen -> their charge point: lets MeterValues
+        # skip a lookup per message.
+        self._owners: dict[int, str] = {}
 
     def now(self) -> datetime:
         return self._clock()
 
     # --- connection lifecycle --------------------------------------------------------
 
-    async def connected(self, cp_id: str, version: str) -> ChargePoint:
-        """A charger opened a connection: create it per policy if unknown, mark it online."""
+    async def connected(
+        self, cp_id: str, version: str, known: ChargePoint | None
+    ) -> RegistrationStatus:
+        """A charger opened a connection (`known`: its row as read at the handshake): create
+        it per policy if unknown and mark it online. Returns its registration status."""
         now = self._clock()
-        policy = self.settings.registration
+        registration = registration_for(known, self.settings.registration)
 
-        async def unit(conn: AsyncConnection) -> ChargePoint:
-            known = await cp_repo.get(conn, cp_id)
-            if known is None:
-                known = await cp_repo.create(conn, cp_id, registration_for(None, policy), now)
-            await cp_repo.update_fields(
-                conn,
-                cp_id,
-                now,
-                connected=True,
-                connected_at=now,
-                last_seen_at=now,
-                ocpp_version=version,
-            )
-            return known
+        async def unit(w: WriteTx) -> None:
+            cp_repo.connected_later(w, cp_id, version, registration, now)
 
-        return await self._db.write(unit)
+        await self._db.write(unit)
+        return registration
 
     async def disconnected(self, cp_id: str, last_seen: datetime | None) -> None:
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> None:
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
             values: dict[str, Any] = {"connected": False, "disconnected_at": now}
             if last_seen is not None:
                 values["last_seen_at"] = last_seen
@@ -144,15 +155,15 @@ class ChargingService:
     async def seen(self, seen: Sequence[tuple[str, datetime]]) -> None:
         """Flush 'last heard from' times collected in memory."""
 
-        async def unit(conn: AsyncConnection) -> None:
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
             await cp_repo.touch_many(conn, seen)
 
         await self._db.write(unit)
 
-    async def password_hash(self, cp_id: str) -> str | None:
+    async def charge_point(self, cp_id: str) -> ChargePoint | None:
         async with self._db.read() as conn:
-            cp = await cp_repo.get(conn, cp_id)
-        return None if cp is None else cp.password_hash
+            return await cp_repo.get(conn, cp_id)
 
     # --- core profile ----------------------------------------------------------------
 
@@ -160,7 +171,8 @@ class ChargingService:
         now = self._clock()
         policy = self.settings.registration
 
-        async def unit(conn: AsyncConnection) -> RegistrationStatus:
+        async def unit(w: WriteTx) -> RegistrationStatus:
+            conn = await w.connection()
             known = await cp_repo.get(conn, cp_id)
             status = registration_for(known, policy)
             if known is None:
@@ -174,8 +186,8 @@ class ChargingService:
     async def heartbeat(self, cp_id: str) -> datetime:
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> None:
-            await cp_repo.update_fields(conn, cp_id, now, last_heartbeat_at=now, last_seen_at=now)
+        async def unit(w: WriteTx) -> None:
+            cp_repo.heartbeat_later(w, cp_id, now)
 
         await self._db.write(unit)
         return now
@@ -183,8 +195,8 @@ class ChargingService:
     async def status(self, cp_id: str, report: StatusReport) -> None:
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> None:
-            await cp_repo.record_status(conn, cp_id, report, now)
+        async def unit(w: WriteTx) -> None:
+            cp_repo.record_status_later(w, cp_id, report, now)
 
         await self._db.write(unit)
 
@@ -200,7 +212,8 @@ class ChargingService:
         now = self._clock()
         allow_unknown = self.settings.allow_unknown_tags
 
-        async def unit(conn: AsyncConnection) -> StartResult:
+        async def unit(w: WriteTx) -> StartResult:
+            conn = await w.connection()
             previous = await tx_repo.find_start(
                 conn, cp_id, req.connector_id, req.evse_id, req.id_tag, req.timestamp
             )
@@ -233,6 +246,7 @@ class ChargingService:
             return StartResult(tx_id, auth, False)
 
         result = await self._db.write(unit)
+        self._remember(result.transaction_id, cp_id)
         log.info(
             "transaction_started" if not result.duplicate else "transaction_start_repeated",
             charge_point_id=cp_id,
@@ -245,7 +259,8 @@ class ChargingService:
     async def stop_transaction(self, cp_id: str, req: StopRequest) -> StopResult:
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> StopResult:
+        async def unit(w: WriteTx) -> StopResult:
+            conn = await w.connection()
             auth: AuthResult | None = None
             if req.id_tag is not None:
                 auth = decide(await token_repo.get(conn, req.id_tag), now)
@@ -254,34 +269,32 @@ class ChargingService:
                 await tx_repo.record_unmatched(
                     conn, cp_id, "StopTransaction", str(req.transaction_id), req.raw or {}, now
                 )
-                if req.samples:
-                    await tx_repo.add_samples(
-                        conn,
-                        cp_id=cp_id,
-                        evse_id=0,
-                        connector_id=0,
-                        transaction_id=None,
-                        samples=req.samples,
-                    )
+                tx_repo.add_samples_later(
+                    w,
+                    cp_id=cp_id,
+                    evse_id=0,
+                    connector_id=0,
+                    transaction_id=None,
+                    samples=req.samples,
+                )
                 return StopResult(auth, known=False, duplicate=False)
             if not tx.active:
                 return StopResult(auth, True, True, tx.energy_wh, tx.flags)
-            if req.samples:
-                await tx_repo.add_samples(
-                    conn,
-                    cp_id=cp_id,
-                    evse_id=tx.evse_id,
-                    connector_id=tx.connector_id,
-                    transaction_id=tx.id,
-                    samples=req.samples,
-                )
+            tx_repo.add_samples_later(
+                w,
+                cp_id=cp_id,
+                evse_id=tx.evse_id,
+                connector_id=tx.connector_id,
+                transaction_id=tx.id,
+                samples=req.samples,
+            )
+            conn = await w.connection()
             readings = await tx_repo.register_readings(conn, tx.id)
-            stop_at = max(req.timestamp, tx.start_at)
             energy = session_energy(
                 meter_start_wh=tx.meter_start_wh,
                 meter_stop_wh=req.meter_stop_wh,
                 start_at=tx.start_at,
-                stop_at=stop_at,
+                stop_at=max(req.timestamp, tx.start_at),
                 register_samples=readings,
             )
             flags = tuple(f.value for f in energy.flags)
@@ -299,6 +312,7 @@ class ChargingService:
             return StopResult(auth, True, False, energy.energy_wh, flags)
 
         result = await self._db.write(unit)
+        self._owners.pop(req.transaction_id, None)
         if not result.known:
             log.warning(
                 "transaction_stop_unmatched",
@@ -318,40 +332,45 @@ class ChargingService:
     async def meter_values(self, cp_id: str, report: MeterReport) -> bool:
         """Store samples; returns False when they name a transaction we do not know."""
         now = self._clock()
+        tx_id = report.transaction_id
+        owner = None if tx_id is None else self._owners.get(tx_id)
+        known_owner = owner is not None and owner == cp_id
 
-        async def unit(conn: AsyncConnection) -> bool:
-            tx_id = report.transaction_id
+        async def unit(w: WriteTx) -> bool:
+            linked = tx_id
             known = True
-            if tx_id is not None:
+            if tx_id is not None and not known_owner:
+                # Not cached: look the transaction up (and remember it if it is active here).
+                conn = await w.connection()
                 tx = await tx_repo.get(conn, tx_id)
                 if tx is None or tx.charge_point_id != cp_id:
                     known = False
+                    linked = None
                     await tx_repo.record_unmatched(
                         conn, cp_id, "MeterValues", str(tx_id), report.raw or {}, now
                     )
-                    tx_id = None
-            await tx_repo.add_samples(
-                conn,
+                elif tx.active:
+                    self._remember(tx_id, cp_id)
+            tx_repo.add_samples_later(
+                w,
                 cp_id=cp_id,
                 evse_id=report.evse_id,
                 connector_id=report.connector_id,
-                transaction_id=tx_id,
+                transaction_id=linked,
                 samples=report.samples,
             )
-            if tx_id is not None:
-                latest: tuple[datetime, float] | None = None
-                by_time: dict[datetime, list[Sample]] = {}
-                for s in report.samples:
-                    by_time.setdefault(s.timestamp, []).append(s)
-                for at, group in by_time.items():
-                    wh = register_wh(group)
-                    if wh is not None and (latest is None or at >= latest[0]):
-                        latest = (at, wh)
+            if linked is not None:
+                latest = _latest_register(report.samples)
                 if latest is not None:
-                    await tx_repo.set_last_meter(conn, tx_id, round(latest[1]), latest[0])
+                    tx_repo.set_last_meter_later(w, linked, round(latest[1]), latest[0])
             return known
 
         return await self._db.write(unit)
+
+    def _remember(self, tx_id: int, cp_id: str) -> None:
+        if len(self._owners) >= _MAX_OWNERS:
+            self._owners.clear()
+        self._owners[tx_id] = cp_id
 
     # --- messages kept as sent -------------------------------------------------------
 
@@ -362,7 +381,8 @@ class ChargingService:
         "firmware" or "diagnostics" (its status is payload["status"])."""
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> None:
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
             await event_repo.record(conn, cp_id, action, payload, now)
             if progress is not None:
                 await cp_repo.update_fields(

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from csms.core.authorization import Token, TokenStatus
 from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
 from csms.core.clock import Clock, parse_timestamp
@@ -26,7 +24,7 @@ from csms.storage import charge_points as cp_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.database import Database
+from csms.storage.database import Database, WriteTx
 from csms.storage.events import ChargerEvent
 
 MIN_PASSWORD_LENGTH = 8
@@ -85,7 +83,8 @@ class StaffService:
         password_hash = _hash(password)
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> ChargePoint:
+        async def unit(w: WriteTx) -> ChargePoint:
+            conn = await w.connection()
             if await cp_repo.get(conn, cp_id) is not None:
                 raise AlreadyExists(f"charger {cp_id} already exists")
             return await cp_repo.create(
@@ -119,7 +118,8 @@ class StaffService:
             values["registration"] = registration.value
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> ChargePoint:
+        async def unit(w: WriteTx) -> ChargePoint:
+            conn = await w.connection()
             if not await cp_repo.update_fields(conn, cp_id, now, **values):
                 raise UnknownChargePoint(f"no charger {cp_id}")
             charger = await cp_repo.get(conn, cp_id)
@@ -129,7 +129,8 @@ class StaffService:
         return await self._db.write(unit)
 
     async def remove_charger(self, cp_id: str) -> None:
-        async def unit(conn: AsyncConnection) -> None:
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
             if not await cp_repo.delete_charge_point(conn, cp_id):
                 raise UnknownChargePoint(f"no charger {cp_id}")
 
@@ -169,7 +170,8 @@ class StaffService:
         _check_token(token)
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> Token:
+        async def unit(w: WriteTx) -> Token:
+            conn = await w.connection()
             if await token_repo.get(conn, token.uid) is not None:
                 raise AlreadyExists(f"token {token.uid} already exists")
             await token_repo.upsert(conn, [token], now)
@@ -182,7 +184,8 @@ class StaffService:
     async def set_token_status(self, uid: str, status: TokenStatus) -> None:
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> None:
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
             if not await token_repo.set_status(conn, uid, status, now):
                 raise UnknownToken(f"no token {uid}")
 
@@ -197,7 +200,8 @@ class StaffService:
             _check_token(token)
         now = self._clock()
 
-        async def unit(conn: AsyncConnection) -> tuple[int, int]:
+        async def unit(w: WriteTx) -> tuple[int, int]:
+            conn = await w.connection()
             return await token_repo.upsert(conn, tokens, now)
 
         return await self._db.write(unit)

@@ -10,7 +10,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from csms.core.charger import (
     BootInfo,
@@ -20,6 +22,7 @@ from csms.core.charger import (
     StatusReport,
 )
 from csms.core.status import ConnectorStatus
+from csms.storage.database import WriteTx
 from csms.storage.models import (
     ChargePointRow,
     ConnectorRow,
@@ -147,6 +150,54 @@ async def mark_all_disconnected(conn: AsyncConnection, now: datetime) -> None:
     )
 
 
+_HEARTBEAT = (
+    update(_cp)
+    .where(_cp.c.id == bindparam("b_id"))
+    .values(last_heartbeat_at=bindparam("b_now"), last_seen_at=bindparam("b_now"))
+)
+
+
+def heartbeat_later(tx: WriteTx, cp_id: str, now: datetime) -> None:
+    tx.defer(_HEARTBEAT, {"b_id": cp_id, "b_now": now})
+
+
+def _upsert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _connected_upsert(dialect: str) -> Insert:
+    stmt = _upsert(dialect)(_cp)
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[_cp.c.id],
+        set_={
+            name: stmt.excluded[name]
+            for name in ("connected", "connected_at", "last_seen_at", "ocpp_version", "updated_at")
+        },
+    )
+
+
+_CONNECTED = {d: _connected_upsert(d) for d in ("sqlite", "postgresql")}
+
+
+def connected_later(
+    tx: WriteTx, cp_id: str, version: str, registration_if_new: RegistrationStatus, now: datetime
+) -> None:
+    """Mark a charger connected, creating it (with `registration_if_new`) when unknown."""
+    tx.defer(
+        _CONNECTED[tx.dialect],
+        {
+            "id": cp_id,
+            "registration": registration_if_new.value,
+            "connected": True,
+            "connected_at": now,
+            "last_seen_at": now,
+            "ocpp_version": version,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
 # --- connectors -------------------------------------------------------------------------
 
 
@@ -165,11 +216,27 @@ def _to_connector(row: Any) -> ConnectorState:
     )
 
 
-async def record_status(
-    conn: AsyncConnection, cp_id: str, report: StatusReport, now: datetime
-) -> None:
+def _status_upsert(dialect: str) -> Insert:
+    stmt = _upsert(dialect)(_conn)
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id],
+        set_={name: stmt.excluded[name] for name in (*_STATUS_FIELDS, "updated_at")},
+        # An older status arriving late (a charger's offline queue) goes to history only.
+        where=_conn.c.status_at <= stmt.excluded.status_at,
+    )
+
+
+_STATUS_FIELDS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_at")
+_STATUS = {d: _status_upsert(d) for d in ("sqlite", "postgresql")}
+_HISTORY = insert(_hist)
+
+
+def record_status_later(tx: WriteTx, cp_id: str, report: StatusReport, now: datetime) -> None:
     """Keep the newest status per connector (by the charger's timestamp) and the history."""
     values = {
+        "charge_point_id": cp_id,
+        "evse_id": report.evse_id,
+        "connector_id": report.connector_id,
         "status": report.status.value,
         "error_code": report.error_code,
         "info": report.info,
@@ -177,38 +244,8 @@ async def record_status(
         "vendor_error_code": report.vendor_error_code,
         "status_at": report.timestamp,
     }
-    await conn.execute(
-        insert(_hist).values(
-            charge_point_id=cp_id,
-            evse_id=report.evse_id,
-            connector_id=report.connector_id,
-            received_at=now,
-            **values,
-        )
-    )
-    key = (
-        (_conn.c.charge_point_id == cp_id)
-        & (_conn.c.evse_id == report.evse_id)
-        & (_conn.c.connector_id == report.connector_id)
-    )
-    result = await conn.execute(
-        update(_conn)
-        .where(key & (_conn.c.status_at <= report.timestamp))
-        .values(updated_at=now, **values)
-    )
-    if result.rowcount:
-        return
-    exists = (await conn.execute(select(_conn.c.evse_id).where(key))).first()
-    if exists is None:
-        await conn.execute(
-            insert(_conn).values(
-                charge_point_id=cp_id,
-                evse_id=report.evse_id,
-                connector_id=report.connector_id,
-                updated_at=now,
-                **values,
-            )
-        )
+    tx.defer(_HISTORY, {**values, "received_at": now})
+    tx.defer(_STATUS[tx.dialect], {**values, "updated_at": now})
 
 
 async def connectors_of(

@@ -19,15 +19,50 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 
 T = TypeVar("T")
-Unit = Callable[[AsyncConnection], Awaitable[T]]
+Unit = Callable[["WriteTx"], Awaitable[T]]
 
 log = structlog.get_logger("csms.storage")
 
 
 class DatabaseClosed(Exception):
     """A write was submitted after the writer stopped."""
+
+
+class WriteTx:
+    """What a unit of work gets: the writer's connection, and `defer` for statements that
+    may be merged with the same statement of other units into one executemany.
+
+    Deferred statements run, in order, before anything else touches the connection
+    (`await tx.connection()`) and before the commit, so units always see each other's
+    writes in submission order.
+    """
+
+    __slots__ = ("_conn", "_deferred", "dialect")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._deferred: dict[Executable, list[dict[str, Any]]] = {}
+        self.dialect: str = conn.dialect.name
+
+    def defer(self, statement: Executable, params: dict[str, Any]) -> None:
+        rows = self._deferred.get(statement)
+        if rows is None:
+            self._deferred[statement] = [params]
+        else:
+            rows.append(params)
+
+    async def connection(self) -> AsyncConnection:
+        if self._deferred:
+            await self.flush()
+        return self._conn
+
+    async def flush(self) -> None:
+        deferred, self._deferred = self._deferred, {}
+        for statement, rows in deferred.items():
+            await self._conn.execute(statement, rows)
 
 
 @dataclass(slots=True)
@@ -138,7 +173,10 @@ class Database:
                     conn.sync_connection.info["writer"] = True  # type: ignore[union-attr]
                     try:
                         async with conn.begin():
-                            return await unit(conn)
+                            tx = WriteTx(conn)
+                            result = await unit(tx)
+                            await tx.flush()
+                            return result
                     finally:
                         conn.sync_connection.info.pop("writer", None)  # type: ignore[union-attr]
             except OperationalError as exc:
@@ -174,8 +212,10 @@ class Database:
         results: list[Any] = []
         try:
             async with conn.begin():
+                tx = WriteTx(conn)
                 for pending in batch:
-                    results.append(await pending.unit(conn))
+                    results.append(await pending.unit(tx))
+                await tx.flush()
         except Exception as exc:  # noqa: BLE001 - isolate the failing unit by retrying alone
             if len(batch) == 1:
                 self._fail(batch[0], exc)
@@ -196,7 +236,9 @@ class Database:
         self.stats.retried_alone += 1
         try:
             async with conn.begin():
-                result = await pending.unit(conn)
+                tx = WriteTx(conn)
+                result = await pending.unit(tx)
+                await tx.flush()
         except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
             self._fail(pending, exc)
         else:

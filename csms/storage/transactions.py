@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
 from csms.core.metering import ENERGY_REGISTER, Sample
 from csms.core.transactions import Transaction, TransactionState
+from csms.storage.database import WriteTx
 from csms.storage.models import MeterSampleRow, TransactionRow, UnmatchedMessageRow
 
 _tx = cast(Table, TransactionRow.__table__)
@@ -153,19 +154,24 @@ async def finish(
     )
 
 
-async def set_last_meter(conn: AsyncConnection, tx_id: int, wh: int, at: datetime) -> None:
-    """Remember the newest register reading (only moves forward in time)."""
-    await conn.execute(
-        update(_tx)
-        .where(
-            (_tx.c.id == tx_id) & ((_tx.c.last_meter_at.is_(None)) | (_tx.c.last_meter_at <= at))
-        )
-        .values(last_meter_wh=wh, last_meter_at=at)
+_LAST_METER = (
+    update(_tx)
+    .where(
+        (_tx.c.id == bindparam("b_id"))
+        & (_tx.c.last_meter_at.is_(None) | (_tx.c.last_meter_at <= bindparam("b_at")))
     )
+    .values(last_meter_wh=bindparam("b_wh"), last_meter_at=bindparam("b_at"))
+)
+_SAMPLES = insert(_ms)
 
 
-async def add_samples(
-    conn: AsyncConnection,
+def set_last_meter_later(tx: WriteTx, tx_id: int, wh: int, at: datetime) -> None:
+    """Remember the newest register reading (only moves forward in time)."""
+    tx.defer(_LAST_METER, {"b_id": tx_id, "b_wh": wh, "b_at": at})
+
+
+def add_samples_later(
+    tx: WriteTx,
     *,
     cp_id: str,
     evse_id: int,
@@ -173,11 +179,9 @@ async def add_samples(
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> None:
-    if not samples:
-        return
-    await conn.execute(
-        insert(_ms),
-        [
+    for s in samples:
+        tx.defer(
+            _SAMPLES,
             {
                 "transaction_id": transaction_id,
                 "charge_point_id": cp_id,
@@ -192,10 +196,8 @@ async def add_samples(
                 "value": s.value,
                 "raw_value": s.raw_value,
                 "signed": s.signed,
-            }
-            for s in samples
-        ],
-    )
+            },
+        )
 
 
 async def register_readings(conn: AsyncConnection, tx_id: int) -> list[tuple[datetime, float]]:
