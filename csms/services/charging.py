@@ -23,7 +23,7 @@ from csms.core.charger import (
     registration_for,
 )
 from csms.core.clock import Clock
-from csms.core.metering import Sample, register_wh
+from csms.core.metering import Sample
 from csms.core.transactions import session_energy
 from csms.storage import charge_points as cp_repo
 from csms.storage import events as event_repo
@@ -95,19 +95,6 @@ class MeterReport:
 
 
 _MAX_OWNERS = 200_000
-
-
-def _latest_register(samples: Sequence[Sample]) -> tuple[datetime, float] | None:
-    """The newest energy register reading among samples of one or more meter values."""
-    by_time: dict[datetime, list[Sample]] = {}
-    for s in samples:
-        by_time.setdefault(s.timestamp, []).append(s)
-    latest: tuple[datetime, float] | None = None
-    for at, group in by_time.items():
-        wh = register_wh(group)
-        if wh is not None and (latest is None or at >= latest[0]):
-            latest = (at, wh)
-    return latest
 
 
 class ChargingService:
@@ -359,10 +346,6 @@ class ChargingService:
                 transaction_id=linked,
                 samples=report.samples,
             )
-            if linked is not None:
-                latest = _latest_register(report.samples)
-                if latest is not None:
-                    tx_repo.set_last_meter_later(w, linked, round(latest[1]), latest[0])
             return known
 
         return await self._db.write(unit)

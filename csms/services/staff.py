@@ -218,7 +218,7 @@ class StaffService:
 
     async def transaction(self, tx_id: int) -> TransactionDetail:
         async with self._db.read() as conn:
-            tx = await tx_repo.get(conn, tx_id)
+            tx = await tx_repo.get_with_meter(conn, tx_id)
             if tx is None:
                 raise UnknownTransaction(f"no transaction {tx_id}")
             samples = await tx_repo.samples_of(conn, tx_id)

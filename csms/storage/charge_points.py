@@ -22,7 +22,7 @@ from csms.core.charger import (
     StatusReport,
 )
 from csms.core.status import ConnectorStatus
-from csms.storage.database import WriteTx
+from csms.storage.database import BulkStatement, WriteTx
 from csms.storage.models import (
     ChargePointRow,
     ConnectorRow,
@@ -150,7 +150,7 @@ async def mark_all_disconnected(conn: AsyncConnection, now: datetime) -> None:
     )
 
 
-_HEARTBEAT = (
+_HEARTBEAT = BulkStatement(
     update(_cp)
     .where(_cp.c.id == bindparam("b_id"))
     .values(last_heartbeat_at=bindparam("b_now"), last_seen_at=bindparam("b_now"))
@@ -158,7 +158,7 @@ _HEARTBEAT = (
 
 
 def heartbeat_later(tx: WriteTx, cp_id: str, now: datetime) -> None:
-    tx.defer(_HEARTBEAT, {"b_id": cp_id, "b_now": now})
+    tx.defer_bulk(_HEARTBEAT, {"b_id": cp_id, "b_now": tx.db_time(now)})
 
 
 def _upsert(dialect: str) -> Any:

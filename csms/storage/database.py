@@ -11,15 +11,17 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import Dialect, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
 
 T = TypeVar("T")
 Unit = Callable[["WriteTx"], Awaitable[T]]
@@ -29,6 +31,62 @@ log = structlog.get_logger("csms.storage")
 
 class DatabaseClosed(Exception):
     """A write was submitted after the writer stopped."""
+
+
+class BulkStatement:
+    """A statement merged across units and run as one driver-level executemany.
+
+    SQLAlchemy's per-row parameter processing costs about three times the SQLite work
+    itself and runs on the event loop; hot-path rows (meter samples, heartbeats) are given
+    driver-ready (timestamps through `WriteTx.db_time`) instead. On SQLite an INSERT is
+    sent as multi-row VALUES: the sqlite3 module gives up and retakes the GIL for every
+    row of an executemany, which stalls behind a busy event loop.
+    """
+
+    __slots__ = ("_compiled", "_multirow", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._multirow: dict[int, str] = {}
+
+    def compiled_for(self, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            found = (compiled.string, tuple(compiled.positiontup or ()))
+            self._compiled[dialect.name] = found
+        return found
+
+    async def execute(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        sql, names = self.compiled_for(conn.dialect)
+        if conn.dialect.name != "sqlite" or not isinstance(self.statement, Insert):
+            await conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
+            return
+        # Stay under SQLite's historical limit of 999 host parameters per statement.
+        per_statement = max(1, 999 // max(1, len(names)))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [row[n] for row in chunk for n in names]
+            await conn.exec_driver_sql(self._sql_for_rows(sql, len(chunk)), tuple(params))
+
+    def _sql_for_rows(self, sql: str, count: int) -> str:
+        found = self._multirow.get(count)
+        if found is None:
+            head, sep, group = sql.rpartition(" VALUES ")
+            found = head + sep + ", ".join([group] * count)
+            self._multirow[count] = found
+        return found
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, microseconds always shown),
+    so that rows written in bulk compare and read back like the others."""
+    utc = moment.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
+    )
 
 
 class WriteTx:
@@ -44,7 +102,7 @@ class WriteTx:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._deferred: dict[Executable, list[dict[str, Any]]] = {}
+        self._deferred: dict[Executable | BulkStatement, list[dict[str, Any]]] = {}
         self.dialect: str = conn.dialect.name
 
     def defer(self, statement: Executable, params: dict[str, Any]) -> None:
@@ -54,6 +112,18 @@ class WriteTx:
         else:
             rows.append(params)
 
+    def defer_bulk(self, bulk: BulkStatement, params: dict[str, Any]) -> None:
+        """Queue driver-ready parameters (timestamps through `db_time`) for `bulk`."""
+        rows = self._deferred.get(bulk)
+        if rows is None:
+            self._deferred[bulk] = [params]
+        else:
+            rows.append(params)
+
+    def db_time(self, moment: datetime) -> Any:
+        """A timestamp as the driver takes it for an aware UTC timestamp column."""
+        return _sqlite_time(moment) if self.dialect == "sqlite" else moment.astimezone(UTC)
+
     async def connection(self) -> AsyncConnection:
         if self._deferred:
             await self.flush()
@@ -62,7 +132,10 @@ class WriteTx:
     async def flush(self) -> None:
         deferred, self._deferred = self._deferred, {}
         for statement, rows in deferred.items():
-            await self._conn.execute(statement, rows)
+            if isinstance(statement, BulkStatement):
+                await statement.execute(self._conn, rows)
+            else:
+                await self._conn.execute(statement, rows)
 
 
 @dataclass(slots=True)

@@ -178,18 +178,13 @@ class TransactionRow(Base):
     stop_id_tag: Mapped[str | None]
     flags: Mapped[str | None]  # comma-separated csms.core.transactions.EnergyFlag values
     reservation_id: Mapped[int | None]
-    last_meter_wh: Mapped[int | None] = mapped_column(BigInteger)
-    last_meter_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
 
 class MeterSampleRow(Base):
     __tablename__ = "meter_samples"
-    __table_args__ = (
-        Index("ix_meter_samples_tx", "transaction_id", "timestamp"),
-        Index("ix_meter_samples_cp", "charge_point_id", "timestamp"),
-    )
+    __table_args__ = (Index("ix_meter_samples_tx", "transaction_id", "timestamp"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     transaction_id: Mapped[int | None] = mapped_column(BigInteger)

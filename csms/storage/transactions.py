@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from csms.core.ids import token_key
 from csms.core.metering import ENERGY_REGISTER, Sample
 from csms.core.transactions import Transaction, TransactionState
-from csms.storage.database import WriteTx
+from csms.storage.database import BulkStatement, WriteTx
 from csms.storage.models import MeterSampleRow, TransactionRow, UnmatchedMessageRow
 
 _tx = cast(Table, TransactionRow.__table__)
@@ -42,10 +42,38 @@ def _to_transaction(row: Any) -> Transaction:
         stop_id_tag=row.stop_id_tag,
         flags=tuple(f for f in (row.flags or "").split(",") if f),
         reservation_id=row.reservation_id,
-        last_meter_wh=row.last_meter_wh,
-        last_meter_at=row.last_meter_at,
+        last_meter_wh=_opt_round(getattr(row, "last_register", None)),
+        last_meter_at=getattr(row, "last_register_at", None),
         ocpp_version=row.ocpp_version,
     )
+
+
+def _opt_round(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def _latest_register(column: Any) -> Any:
+    """The newest energy register sample of each transaction (live energy for staff)."""
+    return (
+        select(column)
+        .where(
+            (_ms.c.transaction_id == _tx.c.id)
+            & (_ms.c.measurand == ENERGY_REGISTER)
+            & (_ms.c.unit == "Wh")
+            & _ms.c.phase.is_(None)
+            & _ms.c.value.is_not(None)
+        )
+        .order_by(_ms.c.timestamp.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_WITH_METER = select(
+    _tx,
+    _latest_register(_ms.c.value).label("last_register"),
+    _latest_register(_ms.c.timestamp).label("last_register_at"),
+)
 
 
 async def get(conn: AsyncConnection, tx_id: int) -> Transaction | None:
@@ -154,20 +182,28 @@ async def finish(
     )
 
 
-_LAST_METER = (
-    update(_tx)
-    .where(
-        (_tx.c.id == bindparam("b_id"))
-        & (_tx.c.last_meter_at.is_(None) | (_tx.c.last_meter_at <= bindparam("b_at")))
+_SAMPLES = BulkStatement(
+    insert(_ms).values(
+        {
+            name: bindparam(name)
+            for name in (
+                "transaction_id",
+                "charge_point_id",
+                "evse_id",
+                "connector_id",
+                "timestamp",
+                "measurand",
+                "phase",
+                "location",
+                "context",
+                "unit",
+                "value",
+                "raw_value",
+                "signed",
+            )
+        }
     )
-    .values(last_meter_wh=bindparam("b_wh"), last_meter_at=bindparam("b_at"))
 )
-_SAMPLES = insert(_ms)
-
-
-def set_last_meter_later(tx: WriteTx, tx_id: int, wh: int, at: datetime) -> None:
-    """Remember the newest register reading (only moves forward in time)."""
-    tx.defer(_LAST_METER, {"b_id": tx_id, "b_wh": wh, "b_at": at})
 
 
 def add_samples_later(
@@ -180,14 +216,14 @@ def add_samples_later(
     samples: Sequence[Sample],
 ) -> None:
     for s in samples:
-        tx.defer(
+        tx.defer_bulk(
             _SAMPLES,
             {
                 "transaction_id": transaction_id,
                 "charge_point_id": cp_id,
                 "evse_id": evse_id,
                 "connector_id": connector_id,
-                "timestamp": s.timestamp,
+                "timestamp": tx.db_time(s.timestamp),
                 "measurand": s.measurand,
                 "phase": s.phase,
                 "location": s.location,
@@ -237,6 +273,12 @@ async def samples_of(conn: AsyncConnection, tx_id: int) -> list[Sample]:
     ]
 
 
+async def get_with_meter(conn: AsyncConnection, tx_id: int) -> Transaction | None:
+    """A transaction with its newest register reading (for staff views)."""
+    row = (await conn.execute(_WITH_METER.where(_tx.c.id == tx_id))).first()
+    return None if row is None else _to_transaction(row)
+
+
 async def list_transactions(
     conn: AsyncConnection,
     *,
@@ -244,7 +286,7 @@ async def list_transactions(
     cp_id: str | None = None,
     limit: int | None = None,
 ) -> list[Transaction]:
-    stmt = select(_tx).order_by(_tx.c.id.desc())
+    stmt = _WITH_METER.order_by(_tx.c.id.desc())
     if active_only:
         stmt = stmt.where(_tx.c.state == TransactionState.ACTIVE.value)
     if cp_id is not None:

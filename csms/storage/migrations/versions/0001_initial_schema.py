@@ -93,7 +93,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_meter_samples")),
     )
     with op.batch_alter_table("meter_samples", schema=None) as batch_op:
-        batch_op.create_index("ix_meter_samples_cp", ["charge_point_id", "timestamp"], unique=False)
         batch_op.create_index("ix_meter_samples_tx", ["transaction_id", "timestamp"], unique=False)
 
     op.create_table(
@@ -137,8 +136,6 @@ def upgrade() -> None:
         sa.Column("stop_id_tag", sa.String(), nullable=True),
         sa.Column("flags", sa.String(), nullable=True),
         sa.Column("reservation_id", sa.Integer(), nullable=True),
-        sa.Column("last_meter_wh", sa.BigInteger(), nullable=True),
-        sa.Column("last_meter_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transactions")),
@@ -214,7 +211,6 @@ def downgrade() -> None:
     op.drop_table("status_history")
     with op.batch_alter_table("meter_samples", schema=None) as batch_op:
         batch_op.drop_index("ix_meter_samples_tx")
-        batch_op.drop_index("ix_meter_samples_cp")
 
     op.drop_table("meter_samples")
     op.drop_table("id_tokens")
