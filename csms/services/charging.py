@@ -24,7 +24,7 @@ from csms.core.charger import (
 )
 from csms.core.clock import Clock
 from csms.core.metering import Sample
-from csms.core.transactions import session_energy
+from csms.core.transactions import Transaction, session_energy
 from csms.storage import charge_points as cp_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
@@ -95,6 +95,11 @@ class MeterReport:
 
 
 _MAX_OWNERS = 200_000
+
+
+def _authorized(active: Sequence[Transaction]) -> list[Transaction]:
+    """Transactions that really hold the token (not ones it was refused for)."""
+    return [t for t in active if t.auth_status == AuthStatus.ACCEPTED.value]
 
 
 class ChargingService:
@@ -192,7 +197,7 @@ class ChargingService:
         async with self._db.read() as conn:
             token = await token_repo.get(conn, id_tag)
             active = await tx_repo.active_for_tag(conn, id_tag) if token is not None else []
-        busy = any(t.charge_point_id != cp_id for t in active)
+        busy = any(t.charge_point_id != cp_id for t in _authorized(active))
         return decide(token, now, busy_elsewhere=busy)
 
     async def start_transaction(self, cp_id: str, version: str, req: StartRequest) -> StartResult:
