@@ -1,0 +1,236 @@
+"""The `csms` command line against a real server process and its SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.raw import BOOT
+
+CSMS = [sys.executable, "-m", "csms.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    port = free_port()
+    (tmp_path / "csms.toml").write_text(
+        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
+        f'[ocpp]\nhost = "127.0.0.1"\nport = {port}\nping_interval = 0\n'
+        '[log]\nformat = "json"\n'
+    )
+    return tmp_path
+
+
+def csms(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    result = subprocess.run(
+        [*CSMS, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def port_of(workdir: Path) -> int:
+    text = (workdir / "csms.toml").read_text()
+    return int(text.split("port = ")[1].split()[0])
+
+
+@pytest.fixture
+def served(workdir: Path) -> Iterator[subprocess.Popen[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    proc = subprocess.Popen(
+        [*CSMS, "serve"],
+        cwd=workdir,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port_of(workdir)), 0.2).close()
+            break
+        except OSError:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+
+
+def test_chargers_and_tokens_without_a_server(workdir: Path) -> None:
+    out = csms(workdir, "chargers", "add", "CP-A", "--password", "long-enough-pw", "--json")
+    assert json.loads(out.stdout)["password_set"] is True
+    csms(workdir, "chargers", "add", "CP-B", "--pending")
+    listed = json.loads(csms(workdir, "chargers", "list", "--json").stdout)
+    assert [(c["id"], c["registration"]) for c in listed] == [
+        ("CP-A", "Accepted"),
+        ("CP-B", "Pending"),
+    ]
+    csms(workdir, "chargers", "accept", "CP-B")
+    assert (
+        json.loads(csms(workdir, "chargers", "show", "CP-B", "--json").stdout)["registration"]
+        == "Accepted"
+    )
+    human = csms(workdir, "chargers", "list").stdout
+    assert "CP-A" in human and "offline" in human
+    csms(
+        workdir, "tokens", "add", "CARD1", "--expires", "2030-01-01T00:00:00Z", "--parent", "FLEET"
+    )
+    csms(workdir, "tokens", "block", "card1")
+    tokens = json.loads(csms(workdir, "tokens", "list", "--json").stdout)
+    assert tokens == [
+        {
+            "uid": "CARD1",
+            "type": "ISO14443",
+            "status": "Blocked",
+            "expires_at": "2030-01-01T00:00:00Z",
+            "parent": "FLEET",
+            "origin": "local",
+            "updated_at": tokens[0]["updated_at"],
+        }
+    ]
+    csms(workdir, "tokens", "unblock", "CARD1")
+    csms(workdir, "chargers", "remove", "CP-A")
+    assert "CP-A" not in csms(workdir, "chargers", "list").stdout
+
+
+def test_token_import(workdir: Path) -> None:
+    good = workdir / "good.csv"
+    good.write_text("uid,status,expires,parent\nAA01,Accepted,,\nAA02,Blocked,2031-05-01,AA01\n")
+    out = csms(workdir, "tokens", "import", str(good))
+    assert "imported 2 tokens (2 new, 0 updated)" in out.stdout
+    bad = workdir / "bad.csv"
+    bad.write_text("uid,status\nAA03,Accepted\nAA04,Sometimes\n")
+    result = csms(workdir, "tokens", "import", str(bad), ok=False)
+    assert result.returncode == 1
+    assert "line 3" in result.stderr and "Sometimes" in result.stderr
+    # Nothing of the bad file was imported.
+    uids = [t["uid"] for t in json.loads(csms(workdir, "tokens", "list", "--json").stdout)]
+    assert uids == ["AA01", "AA02"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["chargers", "show", "NOPE"], "no charger NOPE"),
+        (["chargers", "add", "X", "--password", "short"], "at least 8 characters"),
+        (["tokens", "add", "T", "--status", "Maybe"], "status must be one of"),
+        (["tokens", "add", "T", "--expires", "soon"], "not an ISO 8601"),
+        (["tokens", "block", "NOPE"], "no token NOPE"),
+        (["transactions", "show", "999"], "no transaction 999"),
+        (["tokens", "import", "/nonexistent.csv"], "No such file"),
+        (["chargers", "list", "--config", "/nonexistent.toml"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(workdir: Path, args: list[str], message: str) -> None:
+    result = csms(workdir, *args, ok=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_stops_serve_with_one_line(workdir: Path) -> None:
+    (workdir / "csms.toml").write_text("[ocpp]\nport = 'nine'\n")
+    result = csms(workdir, "serve", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: ocpp.port must be an integer, not 'nine'"
+
+
+def test_serve_session_then_sigterm_keeps_everything(
+    workdir: Path, served: subprocess.Popen[str]
+) -> None:
+    import asyncio
+
+    from simulators.options import ChargerOptions
+    from simulators.v16 import V16Charger
+
+    csms(workdir, "tokens", "add", "SIMTAG01")
+    url = f"ws://127.0.0.1:{port_of(workdir)}/ocpp"
+
+    async def drive() -> None:
+        cp = V16Charger(
+            ChargerOptions(
+                url=url,
+                charger_id="CLI-CP",
+                sessions=1,
+                session_seconds=1,
+                meter_interval=0.4,
+                exit_when_done=True,
+            )
+        )
+        await cp.run()
+
+    asyncio.run(drive())
+    # While the server runs the CLI sees its data ...
+    listed = json.loads(csms(workdir, "chargers", "list", "--json").stdout)
+    assert listed[0]["id"] == "CLI-CP" and listed[0]["vendor"] == "CsmsSim"
+    served.send_signal(signal.SIGTERM)
+    _, stderr = served.communicate(timeout=20)
+    assert served.returncode == 0, stderr
+    events = [json.loads(line)["event"] for line in stderr.splitlines() if line.startswith("{")]
+    assert "csms_stopping" in events and events[-1] == "csms_stopped"
+    # ... and after a graceful stop everything is in the file.
+    (tx,) = json.loads(csms(workdir, "transactions", "list", "--json").stdout)
+    assert tx["state"] == "completed"
+    assert tx["energy_wh"] == tx["meter_stop_wh"] - tx["meter_start_wh"] > 0
+    shown = json.loads(csms(workdir, "transactions", "show", str(tx["id"]), "--json").stdout)
+    assert any(s["measurand"] == "Energy.Active.Import.Register" for s in shown["samples"])
+    human = csms(workdir, "transactions", "list").stdout
+    assert "CLI-CP" in human and "completed" in human
+    charger = json.loads(csms(workdir, "chargers", "show", "CLI-CP", "--json").stdout)
+    assert charger["connected"] is False
+
+
+def test_json_logs_carry_charge_point_action_and_message_id(
+    workdir: Path, served: subprocess.Popen[str]
+) -> None:
+    import asyncio
+
+    from tests.e2e.raw import call, open_raw
+
+    async def drive() -> None:
+        ws = await open_raw(f"ws://127.0.0.1:{port_of(workdir)}/ocpp", "LOG-CP")
+        await call(ws, "BootNotification", BOOT)
+        await call(
+            ws,
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"},
+        )
+        await ws.close()
+
+    asyncio.run(drive())
+    served.send_signal(signal.SIGTERM)
+    _, stderr = served.communicate(timeout=20)
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    started = [r for r in records if r["event"] == "transaction_started"]
+    assert started
+    assert started[0]["charge_point_id"] == "LOG-CP"
+    assert started[0]["action"] == "StartTransaction"
+    assert started[0]["message_id"]
+    assert started[0]["level"] == "info"
