@@ -1,0 +1,72 @@
+"""Options of one simulated charger, validated when built; the CLI and the fleet fill them.
+
+Version-neutral: nothing here knows how OCPP 1.6 or 2.0.1 put them on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from simulators.errors import OptionsError
+
+__all__ = ["SUPPORTED_VERSIONS", "ChargerOptions"]
+
+SUPPORTED_VERSIONS = ("1.6", "2.0.1")
+MAX_ID_TAG_LENGTH = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerOptions:
+    """How one simulated charger connects and what its scripted run does."""
+
+    url: str
+    charger_id: str
+    version: str = "1.6"
+    connectors: int = 1
+    sessions: int = 1
+    session_seconds: float = 30.0
+    meter_interval: float = 5.0
+    tag: str = "SIMTAG01"
+    password: str | None = None
+    exit_when_done: bool = False
+    vendor: str = "CsmsSim"
+    model: str = "SimCharger-22"
+    serial: str | None = None
+    firmware: str = "1.0.0"
+    seed: int | None = None
+    rated_current_a: int = 32
+    response_timeout: float = 30.0
+    #: Wait before a new BootNotification when the CSMS says interval 0 with Pending/Rejected.
+    boot_retry_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise OptionsError(f"url must look like ws://host:port/path, got {self.url!r}")
+        if not self.charger_id or any(c.isspace() for c in self.charger_id):
+            raise OptionsError("charger id must be non-empty and contain no spaces")
+        if self.version not in SUPPORTED_VERSIONS:
+            known = ", ".join(SUPPORTED_VERSIONS)
+            raise OptionsError(f"unknown OCPP version {self.version!r} (known: {known})")
+        if not 1 <= self.connectors <= 99:
+            raise OptionsError("connectors must be between 1 and 99")
+        if self.sessions < 0:
+            raise OptionsError("sessions cannot be negative")
+        if self.session_seconds <= 0 or self.meter_interval <= 0:
+            raise OptionsError("session seconds and meter interval must be positive")
+        if not 1 <= len(self.tag) <= MAX_ID_TAG_LENGTH:
+            raise OptionsError(f"tag must be 1 to {MAX_ID_TAG_LENGTH} characters")
+        if self.response_timeout <= 0 or self.boot_retry_seconds <= 0:
+            raise OptionsError("timeouts must be positive")
+        if self.rated_current_a < 6:
+            raise OptionsError("rated current must be at least 6 A")
+
+    @property
+    def endpoint(self) -> str:
+        """The websocket address: the CSMS url with the charger id as last path segment."""
+        return f"{self.url.rstrip('/')}/{quote(self.charger_id, safe='')}"
+
+    @property
+    def serial_number(self) -> str:
+        return self.serial if self.serial is not None else f"SN-{self.charger_id}"

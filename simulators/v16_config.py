@@ -1,0 +1,134 @@
+"""Configuration keys of a simulated OCPP 1.6 charge point (GetConfiguration, ChangeConfiguration).
+
+Pure bookkeeping of keys, values and read-only flags; applying a change is the charger's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from simulators.v16_meter import SUPPORTED_MEASURANDS
+
+__all__ = ["ConfigKey", "ConfigStatus", "Configuration"]
+
+Validator = Callable[[str], bool]
+
+
+class ConfigStatus(StrEnum):
+    """ChangeConfiguration.conf statuses."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    REBOOT_REQUIRED = "RebootRequired"
+    NOT_SUPPORTED = "NotSupported"
+
+
+def _non_negative_int(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _boolean(value: str) -> bool:
+    return value.lower() in ("true", "false")
+
+
+def _measurands(value: str) -> bool:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return all(item in SUPPORTED_MEASURANDS for item in items)
+
+
+def _anything(value: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    key: str
+    value: str
+    readonly: bool
+    validator: Validator = _anything
+
+    def wire(self) -> dict[str, object]:
+        return {"key": self.key, "readonly": self.readonly, "value": self.value}
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+class Configuration:
+    """Keys in the order a charger lists them; unknown keys are reported as unknown."""
+
+    def __init__(self, keys: Iterable[ConfigKey]) -> None:
+        self._keys = {k.key: k for k in keys}
+
+    @classmethod
+    def defaults(
+        cls, *, connectors: int, heartbeat_interval: float, meter_interval: float
+    ) -> Configuration:
+        sampled = ",".join(SUPPORTED_MEASURANDS[:5])
+        rw, ro = False, True
+        return cls(
+            [
+                ConfigKey("AllowOfflineTxForUnknownId", "false", rw, _boolean),
+                ConfigKey("AuthorizationCacheEnabled", "true", rw, _boolean),
+                ConfigKey("AuthorizeRemoteTxRequests", "true", rw, _boolean),
+                ConfigKey("ClockAlignedDataInterval", "0", rw, _non_negative_int),
+                ConfigKey("ConnectionTimeOut", "60", rw, _non_negative_int),
+                ConfigKey("GetConfigurationMaxKeys", "50", ro),
+                ConfigKey("HeartbeatInterval", _seconds(heartbeat_interval), rw, _non_negative_int),
+                ConfigKey("LocalAuthorizeOffline", "true", rw, _boolean),
+                ConfigKey("LocalPreAuthorize", "false", rw, _boolean),
+                ConfigKey("MeterValuesAlignedData", SUPPORTED_MEASURANDS[0], rw, _measurands),
+                ConfigKey("MeterValuesSampledData", sampled, rw, _measurands),
+                ConfigKey(
+                    "MeterValueSampleInterval", _seconds(meter_interval), rw, _non_negative_int
+                ),
+                ConfigKey("NumberOfConnectors", str(connectors), ro),
+                ConfigKey("ResetRetries", "1", rw, _non_negative_int),
+                ConfigKey("StopTransactionOnEVSideDisconnect", "true", rw, _boolean),
+                ConfigKey("StopTransactionOnInvalidId", "true", rw, _boolean),
+                ConfigKey("StopTxnAlignedData", "", rw, _measurands),
+                ConfigKey("StopTxnSampledData", sampled, rw, _measurands),
+                ConfigKey("SupportedFeatureProfiles", "Core,RemoteTrigger", ro),
+                ConfigKey("TransactionMessageAttempts", "3", rw, _non_negative_int),
+                ConfigKey("TransactionMessageRetryInterval", "60", rw, _non_negative_int),
+                ConfigKey("UnlockConnectorOnEVSideDisconnect", "true", rw, _boolean),
+                ConfigKey("WebSocketPingInterval", "20", rw, _non_negative_int),
+            ]
+        )
+
+    def get(self, keys: Sequence[str] | None = None) -> tuple[list[ConfigKey], list[str]]:
+        """Known keys and unknown key names, as GetConfiguration answers them."""
+        if not keys:
+            return list(self._keys.values()), []
+        known = [self._keys[k] for k in keys if k in self._keys]
+        unknown = [k for k in keys if k not in self._keys]
+        return known, unknown
+
+    def change(self, key: str, value: str) -> ConfigStatus:
+        """Apply a ChangeConfiguration from the CSMS."""
+        entry = self._keys.get(key)
+        if entry is None:
+            return ConfigStatus.NOT_SUPPORTED
+        if entry.readonly or not entry.validator(value):
+            return ConfigStatus.REJECTED
+        self._keys[key] = replace(entry, value=value)
+        return ConfigStatus.ACCEPTED
+
+    def set(self, key: str, value: str) -> None:
+        """Set a key from the charger's own side (read-only keys included)."""
+        self._keys[key] = replace(self._keys[key], value=value)
+
+    def value(self, key: str) -> str:
+        return self._keys[key].value
+
+    def seconds(self, key: str) -> float:
+        return float(self.value(key))
+
+    def flag(self, key: str) -> bool:
+        return self.value(key).lower() == "true"
+
+    def items(self, key: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in self.value(key).split(",") if item.strip())
