@@ -294,8 +294,10 @@ class OcppServer:
     # --- presence --------------------------------------------------------------------
 
     async def _presence_loop(self) -> None:
+        idle = self.config.idle_timeout
+        period = min(PRESENCE_FLUSH_SECONDS, idle / 4) if idle else PRESENCE_FLUSH_SECONDS
         while True:
-            await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
+            await asyncio.sleep(period)
             try:
                 await self._flush_presence()
                 self._close_idle()

@@ -117,3 +117,21 @@ async def test_rejected_registration(start_server: StartServer) -> None:
     overview = {o.charger.id: o for o in await server.staff.chargers()}
     assert overview["STRANGER"].charger.registration is RegistrationStatus.REJECTED
     assert overview["STRANGER"].connectors == ()
+
+
+async def test_idle_connection_is_closed(start_server: StartServer) -> None:
+    server = await start_server(ocpp={"idle_timeout": 0.4})
+    ws = await open_raw(server.url, "QUIET")
+    await call(ws, "BootNotification", BOOT)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1001
+
+
+async def test_ping_keeps_a_live_charger_connected(start_server: StartServer) -> None:
+    server = await start_server(ocpp={"ping_interval": 0.2, "ping_timeout": 1})
+    ws = await open_raw(server.url, "PINGED")
+    await call(ws, "BootNotification", BOOT)
+    await asyncio.sleep(1.0)  # several pings answered by the client library
+    assert (await call(ws, "Heartbeat", {}))[0] == 3
+    await ws.close()
