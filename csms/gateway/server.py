@@ -37,7 +37,7 @@ from csms.services.charging import ChargingService
 
 log = structlog.get_logger("csms.gateway")
 
-PRESENCE_FLUSH_SECONDS = 15.0
+PRESENCE_FLUSH_SECONDS = 30.0
 
 
 @dataclass(slots=True)

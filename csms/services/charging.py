@@ -29,7 +29,7 @@ from csms.storage import charge_points as cp_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.database import Database, WriteTx
+from csms.storage.database import BatchLoader, Database, WriteTx
 
 log = structlog.get_logger("csms.services")
 
@@ -112,6 +112,7 @@ class ChargingService:
         # Active transactions this process has seen -> their charge point: lets MeterValues
         # skip a lookup per message.
         self._owners: dict[int, str] = {}
+        self._charge_points = BatchLoader(db, cp_repo.get_many)
 
     def now(self) -> datetime:
         return self._clock()
@@ -148,31 +149,28 @@ class ChargingService:
         """Flush 'last heard from' times collected in memory."""
 
         async def unit(w: WriteTx) -> None:
-            conn = await w.connection()
-            await cp_repo.touch_many(conn, seen)
+            await cp_repo.touch_many(w, seen)
 
         await self._db.write(unit)
 
     async def charge_point(self, cp_id: str) -> ChargePoint | None:
-        async with self._db.read() as conn:
-            return await cp_repo.get(conn, cp_id)
+        return await self._charge_points.load(cp_id)
 
     # --- core profile ----------------------------------------------------------------
 
     async def boot(self, cp_id: str, version: str, info: BootInfo) -> BootDecision:
+        """Record the boot; the answer is the registration staff decided (or the policy's for
+        a charger that is not stored yet)."""
         now = self._clock()
-        policy = self.settings.registration
+        known = await self._charge_points.load(cp_id)
+        status = registration_for(known, self.settings.registration)
 
-        async def unit(w: WriteTx) -> RegistrationStatus:
-            conn = await w.connection()
-            known = await cp_repo.get(conn, cp_id)
-            status = registration_for(known, policy)
+        async def unit(w: WriteTx) -> None:
             if known is None:
-                await cp_repo.create(conn, cp_id, status, now)
-            await cp_repo.record_boot(conn, cp_id, info, version, now)
-            return status
+                cp_repo.connected_later(w, cp_id, version, status, now)
+            cp_repo.record_boot_later(w, cp_id, info, version, now)
 
-        status = await self._db.write(unit)
+        await self._db.write(unit)
         return BootDecision(status, self.settings.heartbeat_interval, now)
 
     async def heartbeat(self, cp_id: str) -> datetime:

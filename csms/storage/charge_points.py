@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.dml import Insert
 
 from csms.core.charger import (
     BootInfo,
@@ -69,6 +68,11 @@ async def get(conn: AsyncConnection, cp_id: str) -> ChargePoint | None:
     return None if row is None else _to_charge_point(row)
 
 
+async def get_many(conn: AsyncConnection, cp_ids: Sequence[str]) -> dict[str, ChargePoint]:
+    rows = (await conn.execute(select(_cp).where(_cp.c.id.in_(list(cp_ids))))).all()
+    return {row.id: _to_charge_point(row) for row in rows}
+
+
 async def list_all(conn: AsyncConnection) -> list[ChargePoint]:
     rows = (await conn.execute(select(_cp).order_by(_cp.c.id))).all()
     return [_to_charge_point(r) for r in rows]
@@ -106,36 +110,81 @@ async def update_fields(conn: AsyncConnection, cp_id: str, now: datetime, **valu
     return bool(result.rowcount)
 
 
-async def record_boot(
-    conn: AsyncConnection, cp_id: str, info: BootInfo, version: str, now: datetime
-) -> None:
-    await conn.execute(
-        update(_cp)
-        .where(_cp.c.id == cp_id)
-        .values(
-            vendor=info.vendor,
-            model=info.model,
-            serial_number=info.serial_number,
-            charge_box_serial=info.charge_box_serial,
-            firmware_version=info.firmware_version,
-            iccid=info.iccid,
-            imsi=info.imsi,
-            meter_type=info.meter_type,
-            meter_serial=info.meter_serial,
-            ocpp_version=version,
-            last_boot_at=now,
-            last_seen_at=now,
-            updated_at=now,
-        )
+_BOOT_FIELDS = (
+    "vendor",
+    "model",
+    "serial_number",
+    "charge_box_serial",
+    "firmware_version",
+    "iccid",
+    "imsi",
+    "meter_type",
+    "meter_serial",
+    "ocpp_version",
+    "last_boot_at",
+)
+_BOOT = BulkStatement(
+    update(_cp)
+    .where(_cp.c.id == bindparam("b_id"))
+    .values(
+        {
+            **{name: bindparam(f"b_{name}") for name in _BOOT_FIELDS},
+            "last_seen_at": bindparam("b_last_boot_at"),
+            "updated_at": bindparam("b_last_boot_at"),
+        }
+    )
+)
+
+
+def record_boot_later(tx: WriteTx, cp_id: str, info: BootInfo, version: str, now: datetime) -> None:
+    tx.defer_bulk(
+        _BOOT,
+        {
+            "b_id": cp_id,
+            "b_vendor": info.vendor,
+            "b_model": info.model,
+            "b_serial_number": info.serial_number,
+            "b_charge_box_serial": info.charge_box_serial,
+            "b_firmware_version": info.firmware_version,
+            "b_iccid": info.iccid,
+            "b_imsi": info.imsi,
+            "b_meter_type": info.meter_type,
+            "b_meter_serial": info.meter_serial,
+            "b_ocpp_version": version,
+            "b_last_boot_at": tx.db_time(now),
+        },
     )
 
 
-async def touch_many(conn: AsyncConnection, seen: Sequence[tuple[str, datetime]]) -> None:
-    """Record when each charger was last heard from (a periodic, batched write)."""
+_TOUCH = BulkStatement(
+    update(_cp).where(_cp.c.id == bindparam("b_id")).values(last_seen_at=bindparam("b_seen"))
+)
+# Rows per statement of the SQLite multi-row form (two parameters each, under 999).
+_TOUCH_CHUNK = 400
+
+
+async def touch_many(tx: WriteTx, seen: Sequence[tuple[str, datetime]]) -> None:
+    """Record when each charger was last heard from (a periodic write for all of them).
+
+    On SQLite one UPDATE ... FROM (VALUES ...) per few hundred chargers: an executemany
+    would give up the GIL once per row and stall behind a busy event loop."""
     if not seen:
         return
-    stmt = update(_cp).where(_cp.c.id == bindparam("b_id")).values(last_seen_at=bindparam("b_seen"))
-    await conn.execute(stmt, [{"b_id": cp_id, "b_seen": at} for cp_id, at in seen])
+    conn = await tx.connection()
+    if tx.dialect != "sqlite":
+        await _TOUCH.execute(conn, [{"b_id": i, "b_seen": tx.db_time(at)} for i, at in seen])
+        return
+    for start in range(0, len(seen), _TOUCH_CHUNK):
+        chunk = seen[start : start + _TOUCH_CHUNK]
+        groups = ", ".join(["(?, ?)"] * len(chunk))
+        params: list[Any] = []
+        for cp_id, at in chunk:
+            params += (cp_id, tx.db_time(at))
+        sql = (
+            "UPDATE charge_points SET last_seen_at = v.column2 "  # noqa: S608 - placeholders only
+            f"FROM (VALUES {groups}) AS v WHERE charge_points.id = v.column1"
+        )
+        await conn.exec_driver_sql(sql, tuple(params))
 
 
 async def delete_charge_point(conn: AsyncConnection, cp_id: str) -> bool:
@@ -165,14 +214,38 @@ def _upsert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def _connected_upsert(dialect: str) -> Insert:
-    stmt = _upsert(dialect)(_cp)
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=[_cp.c.id],
-        set_={
-            name: stmt.excluded[name]
-            for name in ("connected", "connected_at", "last_seen_at", "ocpp_version", "updated_at")
-        },
+def _params(names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: bindparam(name) for name in names}
+
+
+_CONNECTED_NEW = (
+    "id",
+    "registration",
+    "connected",
+    "connected_at",
+    "last_seen_at",
+    "ocpp_version",
+    "created_at",
+    "updated_at",
+)
+
+
+def _connected_upsert(dialect: str) -> BulkStatement:
+    stmt = _upsert(dialect)(_cp).values(_params(_CONNECTED_NEW))
+    return BulkStatement(
+        stmt.on_conflict_do_update(
+            index_elements=[_cp.c.id],
+            set_={
+                name: stmt.excluded[name]
+                for name in (
+                    "connected",
+                    "connected_at",
+                    "last_seen_at",
+                    "ocpp_version",
+                    "updated_at",
+                )
+            },
+        )
     )
 
 
@@ -183,17 +256,18 @@ def connected_later(
     tx: WriteTx, cp_id: str, version: str, registration_if_new: RegistrationStatus, now: datetime
 ) -> None:
     """Mark a charger connected, creating it (with `registration_if_new`) when unknown."""
-    tx.defer(
+    at = tx.db_time(now)
+    tx.defer_bulk(
         _CONNECTED[tx.dialect],
         {
             "id": cp_id,
             "registration": registration_if_new.value,
             "connected": True,
-            "connected_at": now,
-            "last_seen_at": now,
+            "connected_at": at,
+            "last_seen_at": at,
             "ocpp_version": version,
-            "created_at": now,
-            "updated_at": now,
+            "created_at": at,
+            "updated_at": at,
         },
     )
 
@@ -216,23 +290,31 @@ def _to_connector(row: Any) -> ConnectorState:
     )
 
 
-def _status_upsert(dialect: str) -> Insert:
-    stmt = _upsert(dialect)(_conn)
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=[_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id],
-        set_={name: stmt.excluded[name] for name in (*_STATUS_FIELDS, "updated_at")},
-        # An older status arriving late (a charger's offline queue) goes to history only.
-        where=_conn.c.status_at <= stmt.excluded.status_at,
+_STATUS_FIELDS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_at")
+_STATUS_KEY = ("charge_point_id", "evse_id", "connector_id")
+
+
+def _status_upsert(dialect: str) -> BulkStatement:
+    stmt = _upsert(dialect)(_conn).values(_params((*_STATUS_KEY, *_STATUS_FIELDS, "updated_at")))
+    return BulkStatement(
+        stmt.on_conflict_do_update(
+            index_elements=[_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id],
+            set_={name: stmt.excluded[name] for name in (*_STATUS_FIELDS, "updated_at")},
+            # An older status arriving late (a charger's offline queue) goes to history only.
+            where=_conn.c.status_at <= stmt.excluded.status_at,
+        )
     )
 
 
-_STATUS_FIELDS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_at")
 _STATUS = {d: _status_upsert(d) for d in ("sqlite", "postgresql")}
-_HISTORY = insert(_hist)
+_HISTORY = BulkStatement(
+    insert(_hist).values(_params((*_STATUS_KEY, *_STATUS_FIELDS, "received_at")))
+)
 
 
 def record_status_later(tx: WriteTx, cp_id: str, report: StatusReport, now: datetime) -> None:
     """Keep the newest status per connector (by the charger's timestamp) and the history."""
+    at = tx.db_time(now)
     values = {
         "charge_point_id": cp_id,
         "evse_id": report.evse_id,
@@ -242,10 +324,10 @@ def record_status_later(tx: WriteTx, cp_id: str, report: StatusReport, now: date
         "info": report.info,
         "vendor_id": report.vendor_id,
         "vendor_error_code": report.vendor_error_code,
-        "status_at": report.timestamp,
+        "status_at": tx.db_time(report.timestamp),
     }
-    tx.defer(_HISTORY, {**values, "received_at": now})
-    tx.defer(_STATUS[tx.dialect], {**values, "updated_at": now})
+    tx.defer_bulk(_HISTORY, {**values, "received_at": at})
+    tx.defer_bulk(_STATUS[tx.dialect], {**values, "updated_at": at})
 
 
 async def connectors_of(

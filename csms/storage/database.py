@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy import Dialect, event
@@ -73,8 +73,10 @@ class BulkStatement:
     def _sql_for_rows(self, sql: str, count: int) -> str:
         found = self._multirow.get(count)
         if found is None:
-            head, sep, group = sql.rpartition(" VALUES ")
-            found = head + sep + ", ".join([group] * count)
+            # "INSERT ... VALUES (?, ?) [ON CONFLICT ...]": repeat the parameter group.
+            start = sql.index(" VALUES (") + len(" VALUES ")
+            end = sql.index(")", start) + 1
+            found = sql[:start] + ", ".join([sql[start:end]] * count) + sql[end:]
             self._multirow[count] = found
         return found
 
@@ -184,6 +186,57 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BatchLoader(Generic[K, V]):
+    """Coalesces concurrent look-ups by key into one query (a reconnection storm of
+    thousands of chargers costs a few queries, not one per charger). At most one query is
+    in flight; keys asked for meanwhile wait for the next one."""
+
+    def __init__(
+        self,
+        db: Database,
+        fetch: Callable[[AsyncConnection, list[K]], Awaitable[dict[K, V]]],
+        max_keys: int = 500,
+    ) -> None:
+        self._db = db
+        self._fetch = fetch
+        self._max_keys = max_keys
+        self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
+        self._running = False
+
+    async def load(self, key: K) -> V | None:
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                keys = list(self._waiting)[: self._max_keys]
+                waiting = {key: self._waiting.pop(key) for key in keys}
+                try:
+                    async with self._db.read() as conn:
+                        found = await self._fetch(conn, keys)
+                except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                    for futures in waiting.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for key, futures in waiting.items():
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(found.get(key))
+        finally:
+            self._running = False
 
 
 class Database:

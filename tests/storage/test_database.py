@@ -93,7 +93,7 @@ async def test_close_flushes_what_was_submitted(tmp_path: Path) -> None:
     async def boot(w: WriteTx) -> None:
         conn = await w.connection()
         await cp_repo.create(conn, "CP", RegistrationStatus.ACCEPTED, NOW)
-        await cp_repo.record_boot(conn, "CP", BootInfo("V", "M"), "1.6", NOW)
+        cp_repo.record_boot_later(w, "CP", BootInfo("V", "M"), "1.6", NOW)
 
     pending = asyncio.ensure_future(db.write(boot))
     await asyncio.sleep(0)
@@ -104,3 +104,23 @@ async def test_close_flushes_what_was_submitted(tmp_path: Path) -> None:
         cp = await cp_repo.get(conn, "CP")
     await reopened.engine.dispose()
     assert cp is not None and cp.vendor == "V"
+
+
+async def test_last_seen_of_many_chargers_in_one_write(db: Database) -> None:
+    ids = [f"CP{i}" for i in range(1000)]
+
+    async def create(w: WriteTx) -> None:
+        conn = await w.connection()
+        for cp_id in ids:
+            await cp_repo.create(conn, cp_id, RegistrationStatus.ACCEPTED, NOW)
+
+    await db.write(create)
+    seen = [(cp_id, NOW.replace(minute=i % 60)) for i, cp_id in enumerate(ids)]
+
+    async def touch(w: WriteTx) -> None:
+        await cp_repo.touch_many(w, seen)
+
+    await db.write(touch)
+    async with db.read() as conn:
+        stored = await cp_repo.get_many(conn, ids)
+    assert [stored[cp_id].last_seen_at for cp_id in ids] == [at for _, at in seen]
