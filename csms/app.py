@@ -16,6 +16,7 @@ import structlog
 from csms.config import Config
 from csms.core.clock import Clock, utc_now
 from csms.gateway.server import OcppServer
+from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.services.charging import ChargingService, ChargingSettings
@@ -91,11 +92,13 @@ async def serve(config: Config) -> None:
             loop.add_signal_handler(sig, stop.set)
     app = CsmsApp(config)
     await app.start()
+    gc_task = asyncio.create_task(manage_gc(), name="gc-policy")
     log.info("csms_started", database=_safe_url(config.database.url))
     try:
         await stop.wait()
     finally:
         log.info("csms_stopping")
+        gc_task.cancel()
         await app.stop()
 
 

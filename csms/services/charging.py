@@ -133,15 +133,11 @@ class ChargingService:
         await self._db.write(unit)
         return registration
 
-    async def disconnected(self, cp_id: str, last_seen: datetime | None) -> None:
+    async def disconnected(self, cp_id: str, last_seen: datetime) -> None:
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
-            conn = await w.connection()
-            values: dict[str, Any] = {"connected": False, "disconnected_at": now}
-            if last_seen is not None:
-                values["last_seen_at"] = last_seen
-            await cp_repo.update_fields(conn, cp_id, now, **values)
+            cp_repo.disconnected_later(w, cp_id, last_seen, now)
 
         await self._db.write(unit)
 

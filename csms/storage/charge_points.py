@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -204,6 +204,24 @@ _HEARTBEAT = BulkStatement(
     .where(_cp.c.id == bindparam("b_id"))
     .values(last_heartbeat_at=bindparam("b_now"), last_seen_at=bindparam("b_now"))
 )
+
+
+_DISCONNECTED = BulkStatement(
+    update(_cp)
+    .where(_cp.c.id == bindparam("b_id"))
+    .values(
+        connected=false(),
+        disconnected_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        last_seen_at=bindparam("b_seen"),
+    )
+)
+
+
+def disconnected_later(tx: WriteTx, cp_id: str, last_seen: datetime, now: datetime) -> None:
+    tx.defer_bulk(
+        _DISCONNECTED, {"b_id": cp_id, "b_now": tx.db_time(now), "b_seen": tx.db_time(last_seen)}
+    )
 
 
 def heartbeat_later(tx: WriteTx, cp_id: str, now: datetime) -> None:

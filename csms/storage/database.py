@@ -29,6 +29,10 @@ Unit = Callable[["WriteTx"], Awaitable[T]]
 log = structlog.get_logger("csms.storage")
 
 
+CHECKPOINT_SECONDS = 1.0
+SLOW_COMMIT_SECONDS = 1.0
+
+
 class DatabaseClosed(Exception):
     """A write was submitted after the writer stopped."""
 
@@ -178,7 +182,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Every commit is durable (fsync of the WAL); group commit makes that one fsync per
+        # batch, not per message.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -237,6 +243,12 @@ class BatchLoader(Generic[K, V]):
                             future.set_result(found.get(key))
         finally:
             self._running = False
+
+
+async def _pragma(conn: AsyncConnection, sql: str) -> None:
+    """Run a PRAGMA on the driver connection, outside any SQLAlchemy transaction."""
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.execute(sql)  # type: ignore[union-attr]
 
 
 class Database:
@@ -313,7 +325,13 @@ class Database:
 
     async def _run_writer(self) -> None:
         stop = False
+        checkpoints: asyncio.Task[None] | None = None
         async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                # Checkpoints copy the WAL back into the database file; on the writer they
+                # would stall every commit that triggers one. A side task runs them instead.
+                await _pragma(conn, "PRAGMA wal_autocheckpoint=0")
+                checkpoints = asyncio.create_task(self._checkpoint_loop(), name="db-checkpoint")
             conn.sync_connection.info["writer"] = True  # type: ignore[union-attr]
             while not stop:
                 item = await self._queue.get()
@@ -332,6 +350,24 @@ class Database:
                         break
                     batch.append(nxt)
                 await self._commit_batch(conn, batch)
+            if checkpoints is not None:
+                checkpoints.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checkpoints
+                await self._checkpoint("TRUNCATE")
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await self._checkpoint("PASSIVE")
+            except Exception:
+                log.exception("checkpoint_failed")
+
+    async def _checkpoint(self, mode: str) -> None:
+        """Copy committed WAL frames into the database file, outside any transaction."""
+        async with self.engine.connect() as conn:
+            await _pragma(conn, f"PRAGMA wal_checkpoint({mode})")
 
     async def _commit_batch(self, conn: AsyncConnection, batch: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -341,7 +377,22 @@ class Database:
                 tx = WriteTx(conn)
                 for pending in batch:
                     results.append(await pending.unit(tx))
+                kinds = {
+                    type(k).__name__ + ":" + str(getattr(k, "statement", k))[:40]: len(v)
+                    for k, v in tx._deferred.items()
+                }
+                t1 = time.perf_counter()
                 await tx.flush()
+                t2 = time.perf_counter()
+            t3 = time.perf_counter()
+            if t3 - started > 0.05:
+                log.warning(
+                    "slow_detail",
+                    units=round(t1 - started, 3),
+                    flush=round(t2 - t1, 3),
+                    commit=round(t3 - t2, 3),
+                    kinds=kinds,
+                )
         except Exception as exc:  # noqa: BLE001 - isolate the failing unit by retrying alone
             if len(batch) == 1:
                 self._fail(batch[0], exc)
@@ -352,11 +403,14 @@ class Database:
             for pending, result in zip(batch, results, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(result)
+        took = time.perf_counter() - started
+        if took > SLOW_COMMIT_SECONDS:
+            log.warning("commit_slow", units=len(batch), duration_ms=round(took * 1000))
         stats = self.stats
         stats.batches += 1
         stats.units += len(batch)
         stats.largest_batch = max(stats.largest_batch, len(batch))
-        stats.commit_seconds += time.perf_counter() - started
+        stats.commit_seconds += took
 
     async def _commit_single(self, conn: AsyncConnection, pending: _Pending) -> None:
         self.stats.retried_alone += 1
