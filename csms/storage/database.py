@@ -377,22 +377,7 @@ class Database:
                 tx = WriteTx(conn)
                 for pending in batch:
                     results.append(await pending.unit(tx))
-                kinds = {
-                    type(k).__name__ + ":" + str(getattr(k, "statement", k))[:40]: len(v)
-                    for k, v in tx._deferred.items()
-                }
-                t1 = time.perf_counter()
                 await tx.flush()
-                t2 = time.perf_counter()
-            t3 = time.perf_counter()
-            if t3 - started > 0.05:
-                log.warning(
-                    "slow_detail",
-                    units=round(t1 - started, 3),
-                    flush=round(t2 - t1, 3),
-                    commit=round(t3 - t2, 3),
-                    kinds=kinds,
-                )
         except Exception as exc:  # noqa: BLE001 - isolate the failing unit by retrying alone
             if len(batch) == 1:
                 self._fail(batch[0], exc)

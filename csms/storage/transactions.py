@@ -215,7 +215,11 @@ def add_samples_later(
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> None:
+    times: dict[datetime, Any] = {}  # a meter value's samples share one timestamp
     for s in samples:
+        at = times.get(s.timestamp)
+        if at is None:
+            at = times[s.timestamp] = tx.db_time(s.timestamp)
         tx.defer_bulk(
             _SAMPLES,
             {
@@ -223,7 +227,7 @@ def add_samples_later(
                 "charge_point_id": cp_id,
                 "evse_id": evse_id,
                 "connector_id": connector_id,
-                "timestamp": tx.db_time(s.timestamp),
+                "timestamp": at,
                 "measurand": s.measurand,
                 "phase": s.phase,
                 "location": s.location,
