@@ -127,6 +127,24 @@ def make_sample(
     )
 
 
+ACTIVE_POWER = "Power.Active.Import"
+
+
+def active_power_w(samples: list[Sample] | tuple[Sample, ...]) -> float | None:
+    """Total active import power in W from one meter value (phase-less reading, else the
+    sum over phases)."""
+    phases = 0.0
+    seen_phase = False
+    for s in samples:
+        if s.measurand == ACTIVE_POWER and s.value is not None and s.unit == "W":
+            if s.phase is None:
+                return s.value
+            if s.phase in ("L1", "L2", "L3", "L1-N", "L2-N", "L3-N"):
+                phases += s.value
+                seen_phase = True
+    return phases if seen_phase else None
+
+
 def register_wh(samples: list[Sample] | tuple[Sample, ...]) -> float | None:
     """The energy import register in Wh from one meter value, if it has one (no phase or
     the total over phases)."""

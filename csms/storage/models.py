@@ -20,7 +20,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -182,9 +181,14 @@ class TransactionRow(Base):
     updated_at: Mapped[datetime]
 
 
-class MeterSampleRow(Base):
-    __tablename__ = "meter_samples"
-    __table_args__ = (Index("ix_meter_samples_tx", "transaction_id", "timestamp"),)
+class MeterValueRow(Base):
+    """One meter reading: every sampled value of one timestamp, kept as JSON (measurand,
+    value normalised, unit, phase, location, context, raw value, signed), with the energy
+    register and active power pulled out into columns for queries. One row per reading
+    instead of one per sampled value keeps the hot insert path cheap."""
+
+    __tablename__ = "meter_values"
+    __table_args__ = (Index("ix_meter_values_tx", "transaction_id", "timestamp"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     transaction_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -192,14 +196,9 @@ class MeterSampleRow(Base):
     evse_id: Mapped[int]
     connector_id: Mapped[int]
     timestamp: Mapped[datetime]
-    measurand: Mapped[str] = mapped_column(String(64))
-    phase: Mapped[str | None] = mapped_column(String(8))
-    location: Mapped[str | None] = mapped_column(String(16))
-    context: Mapped[str | None] = mapped_column(String(32))
-    unit: Mapped[str] = mapped_column(String(16))
-    value: Mapped[float | None] = mapped_column(Float)
-    raw_value: Mapped[str] = mapped_column(Text)
-    signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    energy_wh: Mapped[float | None] = mapped_column(Float)
+    power_w: Mapped[float | None] = mapped_column(Float)
+    samples: Mapped[list[Any]] = mapped_column(JSON)
 
 
 class UnmatchedMessageRow(Base):

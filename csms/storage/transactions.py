@@ -9,17 +9,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+import orjson
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
-from csms.core.metering import ENERGY_REGISTER, Sample
+from csms.core.metering import Sample, active_power_w, register_wh
 from csms.core.transactions import Transaction, TransactionState
 from csms.storage.database import BulkStatement, WriteTx
-from csms.storage.models import MeterSampleRow, TransactionRow, UnmatchedMessageRow
+from csms.storage.models import MeterValueRow, TransactionRow, UnmatchedMessageRow
 
 _tx = cast(Table, TransactionRow.__table__)
-_ms = cast(Table, MeterSampleRow.__table__)
+_mv = cast(Table, MeterValueRow.__table__)
 _um = cast(Table, UnmatchedMessageRow.__table__)
 
 
@@ -53,17 +54,11 @@ def _opt_round(value: float | None) -> int | None:
 
 
 def _latest_register(column: Any) -> Any:
-    """The newest energy register sample of each transaction (live energy for staff)."""
+    """The newest energy register reading of each transaction (live energy for staff)."""
     return (
         select(column)
-        .where(
-            (_ms.c.transaction_id == _tx.c.id)
-            & (_ms.c.measurand == ENERGY_REGISTER)
-            & (_ms.c.unit == "Wh")
-            & _ms.c.phase.is_(None)
-            & _ms.c.value.is_not(None)
-        )
-        .order_by(_ms.c.timestamp.desc())
+        .where((_mv.c.transaction_id == _tx.c.id) & _mv.c.energy_wh.is_not(None))
+        .order_by(_mv.c.timestamp.desc())
         .limit(1)
         .scalar_subquery()
     )
@@ -71,8 +66,8 @@ def _latest_register(column: Any) -> Any:
 
 _WITH_METER = select(
     _tx,
-    _latest_register(_ms.c.value).label("last_register"),
-    _latest_register(_ms.c.timestamp).label("last_register_at"),
+    _latest_register(_mv.c.energy_wh).label("last_register"),
+    _latest_register(_mv.c.timestamp).label("last_register_at"),
 )
 
 
@@ -182,8 +177,8 @@ async def finish(
     )
 
 
-_SAMPLES = BulkStatement(
-    insert(_ms).values(
+_READINGS = BulkStatement(
+    insert(_mv).values(
         {
             name: bindparam(name)
             for name in (
@@ -192,18 +187,39 @@ _SAMPLES = BulkStatement(
                 "evse_id",
                 "connector_id",
                 "timestamp",
-                "measurand",
-                "phase",
-                "location",
-                "context",
-                "unit",
-                "value",
-                "raw_value",
-                "signed",
+                "energy_wh",
+                "power_w",
+                "samples",
             )
         }
     )
 )
+
+
+def _encode(samples: list[Sample]) -> str:
+    return orjson.dumps(
+        [
+            [s.measurand, s.value, s.unit, s.phase, s.location, s.context, s.raw_value, s.signed]
+            for s in samples
+        ]
+    ).decode()
+
+
+def _decode(timestamp: datetime, stored: list[list[Any]]) -> list[Sample]:
+    return [
+        Sample(
+            timestamp=timestamp,
+            measurand=m,
+            value=v,
+            unit=u,
+            raw_value=raw,
+            phase=p,
+            location=loc,
+            context=c,
+            signed=bool(signed),
+        )
+        for m, v, u, p, loc, c, raw, signed in stored
+    ]
 
 
 def add_samples_later(
@@ -215,27 +231,22 @@ def add_samples_later(
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> None:
-    times: dict[datetime, Any] = {}  # a meter value's samples share one timestamp
+    """One row per reading (samples sharing a timestamp)."""
+    readings: dict[datetime, list[Sample]] = {}
     for s in samples:
-        at = times.get(s.timestamp)
-        if at is None:
-            at = times[s.timestamp] = tx.db_time(s.timestamp)
+        readings.setdefault(s.timestamp, []).append(s)
+    for at, group in readings.items():
         tx.defer_bulk(
-            _SAMPLES,
+            _READINGS,
             {
                 "transaction_id": transaction_id,
                 "charge_point_id": cp_id,
                 "evse_id": evse_id,
                 "connector_id": connector_id,
-                "timestamp": at,
-                "measurand": s.measurand,
-                "phase": s.phase,
-                "location": s.location,
-                "context": s.context,
-                "unit": s.unit,
-                "value": s.value,
-                "raw_value": s.raw_value,
-                "signed": s.signed,
+                "timestamp": tx.db_time(at),
+                "energy_wh": register_wh(group),
+                "power_w": active_power_w(group),
+                "samples": _encode(group),
             },
         )
 
@@ -243,38 +254,23 @@ def add_samples_later(
 async def register_readings(conn: AsyncConnection, tx_id: int) -> list[tuple[datetime, float]]:
     rows = (
         await conn.execute(
-            select(_ms.c.timestamp, _ms.c.value).where(
-                (_ms.c.transaction_id == tx_id)
-                & (_ms.c.measurand == ENERGY_REGISTER)
-                & (_ms.c.unit == "Wh")
-                & (_ms.c.phase.is_(None))
-                & (_ms.c.value.is_not(None))
+            select(_mv.c.timestamp, _mv.c.energy_wh).where(
+                (_mv.c.transaction_id == tx_id) & _mv.c.energy_wh.is_not(None)
             )
         )
     ).all()
-    return [(r.timestamp, float(r.value)) for r in rows]
+    return [(r.timestamp, float(r.energy_wh)) for r in rows]
 
 
 async def samples_of(conn: AsyncConnection, tx_id: int) -> list[Sample]:
     rows = (
         await conn.execute(
-            select(_ms).where(_ms.c.transaction_id == tx_id).order_by(_ms.c.timestamp, _ms.c.id)
+            select(_mv.c.timestamp, _mv.c.samples)
+            .where(_mv.c.transaction_id == tx_id)
+            .order_by(_mv.c.timestamp, _mv.c.id)
         )
     ).all()
-    return [
-        Sample(
-            timestamp=r.timestamp,
-            measurand=r.measurand,
-            value=r.value,
-            unit=r.unit,
-            raw_value=r.raw_value,
-            phase=r.phase,
-            location=r.location,
-            context=r.context,
-            signed=bool(r.signed),
-        )
-        for r in rows
-    ]
+    return [sample for r in rows for sample in _decode(r.timestamp, r.samples)]
 
 
 async def get_with_meter(conn: AsyncConnection, tx_id: int) -> Transaction | None:
@@ -298,16 +294,6 @@ async def list_transactions(
     if limit is not None:
         stmt = stmt.limit(limit)
     return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
-
-
-async def count_samples(conn: AsyncConnection, tx_id: int) -> int:
-    return int(
-        (
-            await conn.execute(
-                select(func.count()).select_from(_ms).where(_ms.c.transaction_id == tx_id)
-            )
-        ).scalar_one()
-    )
 
 
 # --- messages about transactions we do not know ----------------------------------------

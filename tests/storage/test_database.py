@@ -15,7 +15,7 @@ from csms.storage import charge_points as cp_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
-from csms.storage.models import ChargePointRow, MeterSampleRow
+from csms.storage.models import ChargePointRow, MeterValueRow
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -65,11 +65,16 @@ async def test_a_failing_unit_does_not_take_the_batch_down(db: Database) -> None
 
 
 async def test_deferred_rows_are_visible_to_later_units(db: Database) -> None:
-    sample = make_sample(timestamp=NOW, raw_value="1500", unit="Wh")
+    later = NOW.replace(minute=5)
+    samples = [
+        make_sample(timestamp=NOW, raw_value="1500", unit="Wh"),
+        make_sample(timestamp=NOW, raw_value="7.2", unit="kW", measurand="Power.Active.Import"),
+        make_sample(timestamp=later, raw_value="2100", unit="Wh"),
+    ]
 
     async def write_samples(w: WriteTx) -> None:
         tx_repo.add_samples_later(
-            w, cp_id="CP", evse_id=1, connector_id=1, transaction_id=7, samples=[sample, sample]
+            w, cp_id="CP", evse_id=1, connector_id=1, transaction_id=7, samples=samples
         )
 
     async def read_back(w: WriteTx) -> int:
@@ -79,10 +84,12 @@ async def test_deferred_rows_are_visible_to_later_units(db: Database) -> None:
     second = db.write(read_back)
     _, seen = await asyncio.gather(first, second)
     assert seen == 2
-    assert await count(db, MeterSampleRow) == 2
+    assert await count(db, MeterValueRow) == 2  # one row per reading (timestamp)
     async with db.read() as conn:
-        (stored, _) = await tx_repo.samples_of(conn, 7)
-    assert stored.timestamp == NOW  # bulk rows read back like ORM-written ones
+        stored = await tx_repo.samples_of(conn, 7)
+        readings = await tx_repo.register_readings(conn, 7)
+    assert stored == samples  # bulk rows read back like ORM-written ones
+    assert readings == [(NOW, 1500.0), (later, 2100.0)]
 
 
 async def test_close_flushes_what_was_submitted(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-23 15:28:59.692763
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
@@ -75,25 +75,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("uid_key", name=op.f("pk_id_tokens")),
     )
     op.create_table(
-        "meter_samples",
+        "meter_values",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("transaction_id", sa.BigInteger(), nullable=True),
         sa.Column("charge_point_id", sa.String(length=255), nullable=False),
         sa.Column("evse_id", sa.Integer(), nullable=False),
         sa.Column("connector_id", sa.Integer(), nullable=False),
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("measurand", sa.String(length=64), nullable=False),
-        sa.Column("phase", sa.String(length=8), nullable=True),
-        sa.Column("location", sa.String(length=16), nullable=True),
-        sa.Column("context", sa.String(length=32), nullable=True),
-        sa.Column("unit", sa.String(length=16), nullable=False),
-        sa.Column("value", sa.Float(), nullable=True),
-        sa.Column("raw_value", sa.Text(), nullable=False),
-        sa.Column("signed", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_meter_samples")),
+        sa.Column("energy_wh", sa.Float(), nullable=True),
+        sa.Column("power_w", sa.Float(), nullable=True),
+        sa.Column("samples", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_meter_values")),
     )
-    with op.batch_alter_table("meter_samples", schema=None) as batch_op:
-        batch_op.create_index("ix_meter_samples_tx", ["transaction_id", "timestamp"], unique=False)
+    with op.batch_alter_table("meter_values", schema=None) as batch_op:
+        batch_op.create_index("ix_meter_values_tx", ["transaction_id", "timestamp"], unique=False)
 
     op.create_table(
         "status_history",
@@ -209,10 +204,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_status_history_cp_time")
 
     op.drop_table("status_history")
-    with op.batch_alter_table("meter_samples", schema=None) as batch_op:
-        batch_op.drop_index("ix_meter_samples_tx")
+    with op.batch_alter_table("meter_values", schema=None) as batch_op:
+        batch_op.drop_index("ix_meter_values_tx")
 
-    op.drop_table("meter_samples")
+    op.drop_table("meter_values")
     op.drop_table("id_tokens")
     with op.batch_alter_table("charger_events", schema=None) as batch_op:
         batch_op.drop_index("ix_charger_events_cp_time")
