@@ -16,6 +16,8 @@ class AuthStatus(StrEnum):
     EXPIRED = "Expired"
     INVALID = "Invalid"
     CONCURRENT_TX = "ConcurrentTx"
+    # Not in the token table (OCPP 1.6 has no such status and says Invalid).
+    UNKNOWN = "Unknown"
 
 
 class TokenStatus(StrEnum):
@@ -62,7 +64,7 @@ def decide(
     cannot be part of (another charger, or another connector when starting).
     """
     if token is None:
-        return AuthResult(AuthStatus.INVALID)
+        return AuthResult(AuthStatus.UNKNOWN)
     parent = token.parent_uid
     if token.status is TokenStatus.BLOCKED:
         return AuthResult(AuthStatus.BLOCKED, token.expires_at, parent)

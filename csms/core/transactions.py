@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from csms.core.metering import ENERGY_REGISTER, Sample
+
 # Above this, a charging session is physically implausible (ultra-fast DC chargers top out
 # around 400 kW); used to spot lifetime registers reported as session energy.
 MAX_PLAUSIBLE_POWER_W = 450_000
@@ -24,6 +26,7 @@ class TransactionState(StrEnum):
 
 
 class EnergyFlag(StrEnum):
+    NO_METER_READINGS = "no_meter_readings"
     METER_BACKWARDS = "meter_backwards"
     START_LOOKS_LIKE_ZERO_RESET = "meter_start_not_register"
     IMPLAUSIBLE_ENERGY = "implausible_energy"
@@ -49,7 +52,7 @@ class Transaction:
     id_tag: str | None
     auth_status: str | None
     start_at: datetime
-    meter_start_wh: int
+    meter_start_wh: int | None
     state: TransactionState
     ocpp_transaction_id: str | None = None
     stop_at: datetime | None = None
@@ -59,6 +62,7 @@ class Transaction:
     stop_id_tag: str | None = None
     flags: tuple[str, ...] = ()
     reservation_id: int | None = None
+    remote_start_id: int | None = None
     last_meter_wh: int | None = None
     last_meter_at: datetime | None = None
     ocpp_version: str | None = None
@@ -71,7 +75,7 @@ class Transaction:
         """Energy so far from the last register reading (None until one arrives)."""
         if self.energy_wh is not None:
             return self.energy_wh
-        if self.last_meter_wh is None:
+        if self.last_meter_wh is None or self.meter_start_wh is None:
             return None
         return max(0, self.last_meter_wh - self.meter_start_wh)
 
@@ -129,3 +133,45 @@ def session_energy(
     if EnergyFlag.METER_BACKWARDS in flags and energy < 0:
         return EnergyResult(None, tuple(flags))
     return EnergyResult(energy, tuple(flags))
+
+
+class TxEventType(StrEnum):
+    STARTED = "Started"
+    UPDATED = "Updated"
+    ENDED = "Ended"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEvent:
+    """One OCPP 2.0.1 TransactionEvent in version-neutral terms."""
+
+    ocpp_transaction_id: str
+    event_type: TxEventType
+    seq_no: int
+    timestamp: datetime
+    trigger_reason: str
+    offline: bool = False
+    evse_id: int | None = None
+    connector_id: int | None = None
+    id_token: str | None = None
+    token_type: str | None = None
+    charging_state: str | None = None
+    stopped_reason: str | None = None
+    remote_start_id: int | None = None
+    reservation_id: int | None = None
+    samples: tuple[Sample, ...] = ()
+
+
+def register_bounds(samples: tuple[Sample, ...] | list[Sample]) -> tuple[float, float] | None:
+    """(lowest, highest) energy import register reading in Wh among `samples`."""
+    values = [
+        s.value
+        for s in samples
+        if s.measurand == ENERGY_REGISTER
+        and s.value is not None
+        and s.unit == "Wh"
+        and s.phase is None
+    ]
+    if not values:
+        return None
+    return min(values), max(values)

@@ -23,8 +23,18 @@ from csms.core.charger import (
     registration_for,
 )
 from csms.core.clock import Clock
+from csms.core.ids import token_key
 from csms.core.metering import Sample
-from csms.core.transactions import Transaction, session_energy
+from csms.core.transactions import (
+    EnergyFlag,
+    EnergyResult,
+    Transaction,
+    TransactionEvent,
+    TransactionState,
+    TxEventType,
+    register_bounds,
+    session_energy,
+)
 from csms.storage import charge_points as cp_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
@@ -95,6 +105,84 @@ class MeterReport:
 
 
 _MAX_OWNERS = 200_000
+# OCPP 2.0.1 token type of a transaction started without any authorization (free charging).
+NO_AUTHORIZATION = "NoAuthorization"
+
+
+@dataclass(frozen=True, slots=True)
+class TxEventResult:
+    transaction_id: int
+    auth: AuthResult | None
+    duplicate: bool
+    ended: bool = False
+
+
+def _low(bounds: tuple[float, float] | None) -> int | None:
+    return None if bounds is None else round(bounds[0])
+
+
+def _high(bounds: tuple[float, float] | None) -> int | None:
+    return None if bounds is None else round(bounds[1])
+
+
+def _context_reading(samples: Sequence[Sample], context: str) -> int | None:
+    found = register_bounds([s for s in samples if s.context == context])
+    return None if found is None else round(found[0] if context.endswith("Begin") else found[1])
+
+
+def _merge(
+    tx: Transaction,
+    event: TransactionEvent,
+    auth: AuthResult | None,
+    begin: int | None,
+    bounds: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """What an event adds to a transaction that already exists. Order-independent: the
+    start is the earliest event, the start reading the Transaction.Begin one (else the
+    lowest register reading), identity and EVSE are taken from the first event naming them."""
+    changes: dict[str, Any] = {}
+    if event.timestamp < tx.start_at:
+        changes["start_at"] = event.timestamp
+    low = begin if begin is not None else _low(bounds)
+    if low is not None and (tx.meter_start_wh is None or low < tx.meter_start_wh):
+        changes["meter_start_wh"] = low
+    if event.id_token is not None and tx.id_tag is None:
+        changes["id_tag"] = event.id_token
+        changes["id_tag_key"] = token_key(event.id_token)
+        if auth is not None:
+            changes["auth_status"] = auth.status.value
+    if event.evse_id and not tx.evse_id:
+        changes["evse_id"] = event.evse_id
+        changes["connector_id"] = event.connector_id or 1
+    if event.remote_start_id is not None and tx.remote_start_id is None:
+        changes["remote_start_id"] = event.remote_start_id
+    if event.reservation_id is not None and tx.reservation_id is None:
+        changes["reservation_id"] = event.reservation_id
+    return changes
+
+
+def _energy(
+    meter_start: int | None,
+    meter_stop: int | None,
+    start_at: datetime,
+    stop_at: datetime,
+    readings: list[tuple[datetime, float]],
+) -> EnergyResult:
+    """Session energy from whatever the charger told us (1.6 meterStart/meterStop, or 2.0.1
+    Transaction.Begin/End readings), cross-checked with the register readings."""
+    if meter_start is None and readings:
+        meter_start = round(min(v for _, v in readings))
+    if meter_stop is None and readings:
+        meter_stop = round(max(v for _, v in readings))
+    if meter_start is None or meter_stop is None:
+        return EnergyResult(None, (EnergyFlag.NO_METER_READINGS,))
+    return session_energy(
+        meter_start_wh=meter_start,
+        meter_stop_wh=meter_stop,
+        start_at=start_at,
+        stop_at=max(stop_at, start_at),
+        register_samples=readings,
+    )
 
 
 def _authorized(active: Sequence[Transaction]) -> list[Transaction]:
@@ -276,12 +364,8 @@ class ChargingService:
             )
             conn = await w.connection()
             readings = await tx_repo.register_readings(conn, tx.id)
-            energy = session_energy(
-                meter_start_wh=tx.meter_start_wh,
-                meter_stop_wh=req.meter_stop_wh,
-                start_at=tx.start_at,
-                stop_at=max(req.timestamp, tx.start_at),
-                register_samples=readings,
+            energy = _energy(
+                tx.meter_start_wh, req.meter_stop_wh, tx.start_at, req.timestamp, readings
             )
             flags = tuple(f.value for f in energy.flags)
             await tx_repo.finish(
@@ -353,6 +437,163 @@ class ChargingService:
         if len(self._owners) >= _MAX_OWNERS:
             self._owners.clear()
         self._owners[tx_id] = cp_id
+
+    # --- OCPP 2.0.1 transactions --------------------------------------------------------
+
+    async def transaction_event(
+        self, cp_id: str, version: str, event: TransactionEvent, raw: dict[str, Any]
+    ) -> TxEventResult:
+        """Apply one TransactionEvent. Events may arrive late, twice or out of order (a
+        station's offline queue): a repeated seqNo changes nothing, and every other event
+        merges into the transaction in a way that does not depend on arrival order."""
+        now = self._clock()
+        allow_unknown = self.settings.allow_unknown_tags
+
+        async def unit(w: WriteTx) -> TxEventResult:
+            conn = await w.connection()
+            tx = await tx_repo.find_by_ocpp_id(conn, cp_id, event.ocpp_transaction_id)
+            auth: AuthResult | None = None
+            if event.id_token is not None:
+                auth = await self._authorize_in(
+                    conn,
+                    cp_id,
+                    event.id_token,
+                    event.token_type,
+                    event.evse_id,
+                    tx.id if tx is not None else None,
+                    now,
+                    allow_unknown,
+                )
+            if tx is not None and await tx_repo.event_seen(
+                conn, cp_id, event.ocpp_transaction_id, event.seq_no
+            ):
+                return TxEventResult(tx.id, auth, duplicate=True)
+            bounds = register_bounds(event.samples)
+            begin = _context_reading(event.samples, "Transaction.Begin")
+            if tx is None:
+                tx_id = await tx_repo.create(
+                    conn,
+                    cp_id=cp_id,
+                    ocpp_version=version,
+                    evse_id=event.evse_id or 0,
+                    connector_id=event.connector_id or (1 if event.evse_id else 0),
+                    id_tag=event.id_token,
+                    auth_status=None if auth is None else auth.status.value,
+                    start_at=event.timestamp,
+                    meter_start_wh=begin if begin is not None else _low(bounds),
+                    reservation_id=event.reservation_id,
+                    remote_start_id=event.remote_start_id,
+                    now=now,
+                    ocpp_transaction_id=event.ocpp_transaction_id,
+                )
+                created = await tx_repo.get(conn, tx_id)
+                assert created is not None
+                tx = created
+                changes: dict[str, Any] = {}
+            else:
+                changes = _merge(tx, event, auth, begin, bounds)
+            await tx_repo.record_event(
+                conn, transaction_id=tx.id, cp_id=cp_id, event=event, payload=raw, now=now
+            )
+            tx_repo.add_samples_later(
+                w,
+                cp_id=cp_id,
+                evse_id=event.evse_id or tx.evse_id,
+                connector_id=event.connector_id or tx.connector_id,
+                transaction_id=tx.id,
+                samples=event.samples,
+            )
+            ended = event.event_type is TxEventType.ENDED
+            if ended:
+                changes["state"] = TransactionState.COMPLETED.value
+                changes["stop_at"] = event.timestamp
+                changes["stop_reason"] = event.stopped_reason or "Local"
+                end = _context_reading(event.samples, "Transaction.End")
+                high = end if end is not None else _high(bounds)
+                if high is not None:
+                    changes["meter_stop_wh"] = max(high, tx.meter_stop_wh or high)
+            elif not tx.active and bounds is not None and tx.meter_stop_wh is not None:
+                # A late event of a finished transaction may still move its last reading.
+                changes["meter_stop_wh"] = max(tx.meter_stop_wh, round(bounds[1]))
+            if (
+                event.id_token is not None
+                and tx.id_tag is None
+                and event.event_type is (TxEventType.ENDED)
+            ):
+                changes["stop_id_tag"] = event.id_token
+            if changes:
+                await tx_repo.update_fields(conn, tx.id, now, **changes)
+            if ended or not tx.active:
+                conn = await w.connection()
+                fresh = await tx_repo.get(conn, tx.id)
+                assert fresh is not None
+                readings = await tx_repo.register_readings(conn, tx.id)
+                energy = _energy(
+                    fresh.meter_start_wh,
+                    fresh.meter_stop_wh,
+                    fresh.start_at,
+                    fresh.stop_at or event.timestamp,
+                    readings,
+                )
+                await tx_repo.update_fields(
+                    conn,
+                    tx.id,
+                    now,
+                    energy_wh=energy.energy_wh,
+                    flags=tuple(f.value for f in energy.flags),
+                )
+            return TxEventResult(tx.id, auth, duplicate=False, ended=ended)
+
+        result = await self._db.write(unit)
+        if result.duplicate:
+            log.info(
+                "transaction_event_repeated",
+                charge_point_id=cp_id,
+                transaction_id=result.transaction_id,
+                seq_no=event.seq_no,
+            )
+        elif event.event_type is TxEventType.STARTED:
+            log.info(
+                "transaction_started",
+                charge_point_id=cp_id,
+                transaction_id=result.transaction_id,
+                evse_id=event.evse_id,
+                offline=event.offline,
+            )
+        elif result.ended:
+            log.info(
+                "transaction_stopped",
+                charge_point_id=cp_id,
+                transaction_id=result.transaction_id,
+                offline=event.offline,
+            )
+        return result
+
+    async def _authorize_in(
+        self,
+        conn: Any,
+        cp_id: str,
+        id_token: str,
+        token_type: str | None,
+        evse_id: int | None,
+        own_tx: int | None,
+        now: datetime,
+        allow_unknown: bool,
+    ) -> AuthResult:
+        """The decision for a token presented inside a transaction (its own transaction does
+        not make it busy)."""
+        if token_type == NO_AUTHORIZATION:
+            return AuthResult(AuthStatus.ACCEPTED)
+        token = await token_repo.get(conn, id_token)
+        active = await tx_repo.active_for_tag(conn, id_token) if token is not None else []
+        busy = any(
+            t.id != own_tx and (t.charge_point_id != cp_id or t.evse_id != evse_id)
+            for t in _authorized(active)
+        )
+        auth = decide(token, now, busy_elsewhere=busy)
+        if token is None and allow_unknown:
+            auth = AuthResult(AuthStatus.ACCEPTED)
+        return auth
 
     # --- messages kept as sent -------------------------------------------------------
 

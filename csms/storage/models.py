@@ -62,7 +62,12 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, str: String}
+    type_annotation_map = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        dict[str, Any] | None: JSON,
+        str: String,
+    }
 
 
 class ChargePointRow(Base):
@@ -92,6 +97,8 @@ class ChargePointRow(Base):
     firmware_status_at: Mapped[datetime | None]
     diagnostics_status: Mapped[str | None]
     diagnostics_status_at: Mapped[datetime | None]
+    # Firmware version for which the full device-model report was last requested (2.0.1).
+    base_report_firmware: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -169,7 +176,8 @@ class TransactionRow(Base):
     auth_status: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
     start_at: Mapped[datetime]
-    meter_start_wh: Mapped[int] = mapped_column(BigInteger)
+    # OCPP 1.6 meterStart; for 2.0.1 the Transaction.Begin register reading (None until known).
+    meter_start_wh: Mapped[int | None] = mapped_column(BigInteger)
     stop_at: Mapped[datetime | None]
     meter_stop_wh: Mapped[int | None] = mapped_column(BigInteger)
     energy_wh: Mapped[int | None] = mapped_column(BigInteger)
@@ -177,7 +185,69 @@ class TransactionRow(Base):
     stop_id_tag: Mapped[str | None]
     flags: Mapped[str | None]  # comma-separated csms.core.transactions.EnergyFlag values
     reservation_id: Mapped[int | None]
+    remote_start_id: Mapped[int | None]
     received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TransactionEventRow(Base):
+    """Every OCPP 2.0.1 TransactionEvent as received; (charger, transaction, seqNo) makes a
+    resent event a no-op."""
+
+    __tablename__ = "transaction_events"
+    __table_args__ = (
+        UniqueConstraint(
+            "charge_point_id", "ocpp_transaction_id", "seq_no", name="uq_transaction_events_seq"
+        ),
+        Index("ix_transaction_events_tx", "transaction_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(BigInteger)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    ocpp_transaction_id: Mapped[str] = mapped_column(String(64))
+    seq_no: Mapped[int]
+    event_type: Mapped[str] = mapped_column(String(16))
+    trigger_reason: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime]
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
+class DeviceVariableRow(Base):
+    """The OCPP 2.0.1 device model a station reports (NotifyReport): one row per variable
+    attribute, with its characteristics."""
+
+    __tablename__ = "device_variables"
+    __table_args__ = (
+        UniqueConstraint(
+            "charge_point_id",
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "attribute_type",
+            name="uq_device_variables_key",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    component: Mapped[str] = mapped_column(String(50))
+    component_instance: Mapped[str] = mapped_column(String(50), default="")
+    evse_id: Mapped[int] = mapped_column(Integer, default=-1)
+    connector_id: Mapped[int] = mapped_column(Integer, default=-1)
+    variable: Mapped[str] = mapped_column(String(50))
+    variable_instance: Mapped[str] = mapped_column(String(50), default="")
+    attribute_type: Mapped[str] = mapped_column(String(16), default="Actual")
+    value: Mapped[str | None]
+    mutability: Mapped[str | None] = mapped_column(String(16))
+    persistent: Mapped[bool | None] = mapped_column(Boolean)
+    constant: Mapped[bool | None] = mapped_column(Boolean)
+    characteristics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime]
 
 

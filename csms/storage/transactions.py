@@ -6,6 +6,7 @@ Takes an AsyncConnection; returns csms.core Transaction and Sample objects.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -15,13 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
 from csms.core.metering import Sample, active_power_w, register_wh
-from csms.core.transactions import Transaction, TransactionState
+from csms.core.transactions import Transaction, TransactionEvent, TransactionState
 from csms.storage.database import BulkStatement, WriteTx
-from csms.storage.models import MeterValueRow, TransactionRow, UnmatchedMessageRow
+from csms.storage.models import (
+    MeterValueRow,
+    TransactionEventRow,
+    TransactionRow,
+    UnmatchedMessageRow,
+)
 
 _tx = cast(Table, TransactionRow.__table__)
 _mv = cast(Table, MeterValueRow.__table__)
 _um = cast(Table, UnmatchedMessageRow.__table__)
+_te = cast(Table, TransactionEventRow.__table__)
 
 
 def _to_transaction(row: Any) -> Transaction:
@@ -43,6 +50,7 @@ def _to_transaction(row: Any) -> Transaction:
         stop_id_tag=row.stop_id_tag,
         flags=tuple(f for f in (row.flags or "").split(",") if f),
         reservation_id=row.reservation_id,
+        remote_start_id=row.remote_start_id,
         last_meter_wh=_opt_round(getattr(row, "last_register", None)),
         last_meter_at=getattr(row, "last_register_at", None),
         ocpp_version=row.ocpp_version,
@@ -73,6 +81,106 @@ _WITH_METER = select(
 
 async def get(conn: AsyncConnection, tx_id: int) -> Transaction | None:
     row = (await conn.execute(select(_tx).where(_tx.c.id == tx_id))).first()
+    return None if row is None else _to_transaction(row)
+
+
+async def find_by_ocpp_id(
+    conn: AsyncConnection, cp_id: str, ocpp_transaction_id: str
+) -> Transaction | None:
+    row = (
+        await conn.execute(
+            select(_tx).where(
+                (_tx.c.charge_point_id == cp_id)
+                & (_tx.c.ocpp_transaction_id == ocpp_transaction_id)
+            )
+        )
+    ).first()
+    return None if row is None else _to_transaction(row)
+
+
+async def update_fields(conn: AsyncConnection, tx_id: int, now: datetime, **values: Any) -> None:
+    if "flags" in values and not isinstance(values["flags"], str | None):
+        values["flags"] = ",".join(values["flags"]) or None
+    await conn.execute(update(_tx).where(_tx.c.id == tx_id).values(updated_at=now, **values))
+
+
+async def event_seen(
+    conn: AsyncConnection, cp_id: str, ocpp_transaction_id: str, seq_no: int
+) -> bool:
+    row = (
+        await conn.execute(
+            select(_te.c.id).where(
+                (_te.c.charge_point_id == cp_id)
+                & (_te.c.ocpp_transaction_id == ocpp_transaction_id)
+                & (_te.c.seq_no == seq_no)
+            )
+        )
+    ).first()
+    return row is not None
+
+
+async def record_event(
+    conn: AsyncConnection,
+    *,
+    transaction_id: int,
+    cp_id: str,
+    event: TransactionEvent,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(_te).values(
+            transaction_id=transaction_id,
+            charge_point_id=cp_id,
+            ocpp_transaction_id=event.ocpp_transaction_id,
+            seq_no=event.seq_no,
+            event_type=event.event_type.value,
+            trigger_reason=event.trigger_reason,
+            timestamp=event.timestamp,
+            offline=event.offline,
+            payload=payload,
+            received_at=now,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq_no: int
+    event_type: str
+    trigger_reason: str
+    timestamp: datetime
+    offline: bool
+    payload: dict[str, Any]
+
+
+async def events_of(conn: AsyncConnection, tx_id: int) -> list[StoredEvent]:
+    rows = (
+        await conn.execute(
+            select(_te).where(_te.c.transaction_id == tx_id).order_by(_te.c.seq_no, _te.c.id)
+        )
+    ).all()
+    return [
+        StoredEvent(
+            r.seq_no, r.event_type, r.trigger_reason, r.timestamp, bool(r.offline), r.payload
+        )
+        for r in rows
+    ]
+
+
+async def active_on_evse(conn: AsyncConnection, cp_id: str, evse_id: int) -> Transaction | None:
+    row = (
+        await conn.execute(
+            select(_tx)
+            .where(
+                (_tx.c.charge_point_id == cp_id)
+                & (_tx.c.evse_id == evse_id)
+                & (_tx.c.state == TransactionState.ACTIVE.value)
+            )
+            .order_by(_tx.c.start_at.desc())
+            .limit(1)
+        )
+    ).first()
     return None if row is None else _to_transaction(row)
 
 
@@ -121,10 +229,11 @@ async def create(
     id_tag: str | None,
     auth_status: str | None,
     start_at: datetime,
-    meter_start_wh: int,
+    meter_start_wh: int | None,
     reservation_id: int | None,
     now: datetime,
     ocpp_transaction_id: str | None = None,
+    remote_start_id: int | None = None,
 ) -> int:
     result = await conn.execute(
         insert(_tx)
@@ -141,6 +250,7 @@ async def create(
             start_at=start_at,
             meter_start_wh=meter_start_wh,
             reservation_id=reservation_id,
+            remote_start_id=remote_start_id,
             received_at=now,
             updated_at=now,
         )

@@ -8,8 +8,8 @@ from csms.core.ids import token_key
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def test_unknown_token_is_invalid() -> None:
-    assert decide(None, NOW).status is AuthStatus.INVALID
+def test_unknown_token_is_unknown() -> None:
+    assert decide(None, NOW).status is AuthStatus.UNKNOWN
 
 
 @pytest.mark.parametrize(

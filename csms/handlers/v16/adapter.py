@@ -26,7 +26,7 @@ from ocpp.exceptions import (
 )
 from ocpp.v16.enums import Action, ChargePointErrorCode, Reason
 
-from csms.core.authorization import AuthResult
+from csms.core.authorization import AuthResult, AuthStatus
 from csms.core.charger import BootInfo, RegistrationStatus, StatusReport, evse_of_v16_connector
 from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
@@ -92,7 +92,9 @@ def _int(value: Any, field: str) -> int:
 
 
 def id_tag_info(auth: AuthResult) -> dict[str, Any]:
-    info: dict[str, Any] = {"status": auth.status.value}
+    # OCPP 1.6 has no "Unknown": a tag that is not in the token table is Invalid.
+    status = AuthStatus.INVALID if auth.status is AuthStatus.UNKNOWN else auth.status
+    info: dict[str, Any] = {"status": status.value}
     if auth.expires_at is not None:
         info["expiryDate"] = format_timestamp(auth.expires_at)
     if auth.parent_uid is not None:

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("firmware_status_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("diagnostics_status", sa.String(), nullable=True),
         sa.Column("diagnostics_status_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("base_report_firmware", sa.String(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_charge_points")),
@@ -61,6 +62,36 @@ def upgrade() -> None:
             "ix_charger_events_cp_time", ["charge_point_id", "received_at"], unique=False
         )
 
+    op.create_table(
+        "device_variables",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("charge_point_id", sa.String(length=255), nullable=False),
+        sa.Column("component", sa.String(length=50), nullable=False),
+        sa.Column("component_instance", sa.String(length=50), nullable=False),
+        sa.Column("evse_id", sa.Integer(), nullable=False),
+        sa.Column("connector_id", sa.Integer(), nullable=False),
+        sa.Column("variable", sa.String(length=50), nullable=False),
+        sa.Column("variable_instance", sa.String(length=50), nullable=False),
+        sa.Column("attribute_type", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.String(), nullable=True),
+        sa.Column("mutability", sa.String(length=16), nullable=True),
+        sa.Column("persistent", sa.Boolean(), nullable=True),
+        sa.Column("constant", sa.Boolean(), nullable=True),
+        sa.Column("characteristics", sa.JSON(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_device_variables")),
+        sa.UniqueConstraint(
+            "charge_point_id",
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "attribute_type",
+            name="uq_device_variables_key",
+        ),
+    )
     op.create_table(
         "id_tokens",
         sa.Column("uid_key", sa.String(length=255), nullable=False),
@@ -111,6 +142,27 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "transaction_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("transaction_id", sa.BigInteger(), nullable=False),
+        sa.Column("charge_point_id", sa.String(length=255), nullable=False),
+        sa.Column("ocpp_transaction_id", sa.String(length=64), nullable=False),
+        sa.Column("seq_no", sa.Integer(), nullable=False),
+        sa.Column("event_type", sa.String(length=16), nullable=False),
+        sa.Column("trigger_reason", sa.String(length=64), nullable=False),
+        sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("offline", sa.Boolean(), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_transaction_events")),
+        sa.UniqueConstraint(
+            "charge_point_id", "ocpp_transaction_id", "seq_no", name="uq_transaction_events_seq"
+        ),
+    )
+    with op.batch_alter_table("transaction_events", schema=None) as batch_op:
+        batch_op.create_index("ix_transaction_events_tx", ["transaction_id"], unique=False)
+
+    op.create_table(
         "transactions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("charge_point_id", sa.String(length=255), nullable=False),
@@ -123,7 +175,7 @@ def upgrade() -> None:
         sa.Column("auth_status", sa.String(length=16), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("start_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("meter_start_wh", sa.BigInteger(), nullable=False),
+        sa.Column("meter_start_wh", sa.BigInteger(), nullable=True),
         sa.Column("stop_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("meter_stop_wh", sa.BigInteger(), nullable=True),
         sa.Column("energy_wh", sa.BigInteger(), nullable=True),
@@ -131,6 +183,7 @@ def upgrade() -> None:
         sa.Column("stop_id_tag", sa.String(), nullable=True),
         sa.Column("flags", sa.String(), nullable=True),
         sa.Column("reservation_id", sa.Integer(), nullable=True),
+        sa.Column("remote_start_id", sa.Integer(), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transactions")),
@@ -200,6 +253,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_transactions_cp_start")
 
     op.drop_table("transactions")
+    with op.batch_alter_table("transaction_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_transaction_events_tx")
+
+    op.drop_table("transaction_events")
     with op.batch_alter_table("status_history", schema=None) as batch_op:
         batch_op.drop_index("ix_status_history_cp_time")
 
@@ -209,6 +266,7 @@ def downgrade() -> None:
 
     op.drop_table("meter_values")
     op.drop_table("id_tokens")
+    op.drop_table("device_variables")
     with op.batch_alter_table("charger_events", schema=None) as batch_op:
         batch_op.drop_index("ix_charger_events_cp_time")
 
