@@ -19,6 +19,7 @@ from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
+from csms.handlers.v201 import V201Adapter
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, WriteTx
@@ -51,7 +52,15 @@ class CsmsApp:
         self.clock = clock
         self.db = open_database(config)
         self.charging = ChargingService(self.db, clock, charging_settings(config))
-        adapters: Sequence[Adapter] = [V16Adapter(self.charging)]
+        v201 = V201Adapter(
+            self.charging,
+            base_report=config.ocpp.base_report,
+            call_timeout=config.ocpp.call_timeout,
+        )
+        v16 = V16Adapter(self.charging)
+        adapters: Sequence[Adapter] = (
+            [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
+        )
         self.ocpp = OcppServer(config.ocpp, self.charging, adapters)
 
     async def start(self) -> None:

@@ -22,6 +22,7 @@ DEFAULT_CONFIG_FILE = "csms.toml"
 Registration = Literal["accept", "pending", "reject"]
 Validation = Literal["strict", "lenient"]
 NoSubprotocol = Literal["refuse", "ocpp1.6"]
+OcppVersion = Literal["2.0.1", "1.6"]
 LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -54,6 +55,13 @@ class OcppConfig:
     idle_timeout: float = 0.0
     # What to do with a handshake that carries no Sec-WebSocket-Protocol header.
     no_subprotocol: NoSubprotocol = "ocpp1.6"
+    # The version chosen when a charger offers both.
+    preferred_version: OcppVersion = "2.0.1"
+    # After a 2.0.1 station's first Accepted boot with a new firmware version, ask once for
+    # its full device model (GetBaseReport FullInventory).
+    base_report: bool = True
+    # Seconds the CSMS waits for a charger's answer to its own requests.
+    call_timeout: float = 30.0
     # Require HTTP Basic auth from every charger (security profile 1). When false, chargers
     # that have a password set must still present it.
     require_auth: bool = False
@@ -230,6 +238,8 @@ def _validate_section(name: str, section: Any) -> None:
                 raise ConfigError(f"ocpp.{key} must not be negative")
         if section.heartbeat_interval == 0:
             raise ConfigError("ocpp.heartbeat_interval must be positive")
+        if section.call_timeout <= 0:
+            raise ConfigError("ocpp.call_timeout must be positive")
         if section.max_message_size < 1024:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
     if isinstance(section, DatabaseConfig):

@@ -61,6 +61,7 @@ class ChargePoint:
     firmware_status_at: datetime | None = None
     diagnostics_status: str | None = None
     diagnostics_status_at: datetime | None = None
+    base_report_firmware: str | None = None
     created_at: datetime | None = None
 
 

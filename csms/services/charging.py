@@ -36,6 +36,7 @@ from csms.core.transactions import (
     session_energy,
 )
 from csms.storage import charge_points as cp_repo
+from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
@@ -274,8 +275,10 @@ class ChargingService:
 
         await self._db.write(unit)
 
-    async def authorize(self, cp_id: str, id_tag: str) -> AuthResult:
+    async def authorize(self, cp_id: str, id_tag: str, token_type: str | None = None) -> AuthResult:
         now = self._clock()
+        if token_type == NO_AUTHORIZATION:
+            return AuthResult(AuthStatus.ACCEPTED)
         async with self._db.read() as conn:
             token = await token_repo.get(conn, id_tag)
             active = await tx_repo.active_for_tag(conn, id_tag) if token is not None else []
@@ -594,6 +597,52 @@ class ChargingService:
         if token is None and allow_unknown:
             auth = AuthResult(AuthStatus.ACCEPTED)
         return auth
+
+    async def station_meter_values(
+        self, cp_id: str, evse_id: int, samples: tuple[Sample, ...], raw: dict[str, Any]
+    ) -> int | None:
+        """OCPP 2.0.1 MeterValues (outside TransactionEvents): linked to the transaction
+        running on that EVSE, if any. Returns its id."""
+
+        async def unit(w: WriteTx) -> int | None:
+            conn = await w.connection()
+            active = await tx_repo.active_on_evse(conn, cp_id, evse_id) if evse_id else None
+            tx_repo.add_samples_later(
+                w,
+                cp_id=cp_id,
+                evse_id=evse_id,
+                connector_id=1 if evse_id else 0,
+                transaction_id=None if active is None else active.id,
+                samples=samples,
+            )
+            return None if active is None else active.id
+
+        return await self._db.write(unit)
+
+    async def device_report(self, cp_id: str, report_data: Sequence[dict[str, Any]]) -> int:
+        """Store (a part of) the device model a station reports."""
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> int:
+            return device_repo.store_report_later(w, cp_id, report_data, now)
+
+        return await self._db.write(unit)
+
+    async def base_report_due(self, cp_id: str, firmware: str | None) -> bool:
+        """Has this firmware version's full device model not been asked for yet?"""
+        async with self._db.read() as conn:
+            cp = await cp_repo.get(conn, cp_id)
+        return cp is not None and cp.base_report_firmware != (firmware or "")
+
+    async def base_report_requested(self, cp_id: str, firmware: str | None) -> None:
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> None:
+            await cp_repo.update_fields(
+                await w.connection(), cp_id, now, base_report_firmware=firmware or ""
+            )
+
+        await self._db.write(unit)
 
     # --- messages kept as sent -------------------------------------------------------
 

@@ -59,6 +59,7 @@ def _to_charge_point(row: Any) -> ChargePoint:
         firmware_status_at=row.firmware_status_at,
         diagnostics_status=row.diagnostics_status,
         diagnostics_status_at=row.diagnostics_status_at,
+        base_report_firmware=row.base_report_firmware,
         created_at=row.created_at,
     )
 

@@ -1,0 +1,349 @@
+"""OCPP 2.0.1 handlers, one `on_<action>` for every message a charging station may send.
+
+Each converts 2.0.1 fields to version-neutral requests, awaits the service (which commits)
+and builds the 2.0.1 answer; nothing here keeps state beyond the connection's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+from ocpp.exceptions import (
+    FormatViolationError,
+    GenericError,
+    InternalError,
+    NotSupportedError,
+    OccurrenceConstraintViolationError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+    SecurityError,
+    TypeConstraintViolationError,
+)
+from ocpp.exceptions import (
+    NotImplementedError as OcppNotImplementedError,
+)
+from ocpp.v201.enums import Action
+
+from csms.core.authorization import AuthResult
+from csms.core.charger import BootInfo, RegistrationStatus, StatusReport
+from csms.core.clock import format_timestamp, parse_timestamp
+from csms.core.metering import Sample, make_sample
+from csms.core.status import NO_ERROR, ConnectorStatus
+from csms.core.transactions import TransactionEvent, TxEventType
+from csms.handlers.rpc import ErrorKind, OcppCallError
+from csms.handlers.schemas import SchemaSet
+from csms.handlers.session import CallFailed, Handler, OcppSession
+from csms.services.charging import ChargingService
+
+VERSION = "2.0.1"
+
+log = structlog.get_logger("csms.ocpp")
+
+ERRORS: Mapping[ErrorKind, str] = {
+    ErrorKind.FORMAT: FormatViolationError.code,
+    ErrorKind.TYPE: TypeConstraintViolationError.code,
+    ErrorKind.PROPERTY: PropertyConstraintViolationError.code,
+    ErrorKind.OCCURRENCE: OccurrenceConstraintViolationError.code,
+    ErrorKind.PROTOCOL: ProtocolError.code,
+    ErrorKind.NOT_IMPLEMENTED: OcppNotImplementedError.code,
+    ErrorKind.NOT_SUPPORTED: NotSupportedError.code,
+    ErrorKind.INTERNAL: InternalError.code,
+    ErrorKind.SECURITY: SecurityError.code,
+    ErrorKind.GENERIC: GenericError.code,
+    ErrorKind.RPC_FRAMEWORK: "RpcFrameworkError",
+    ErrorKind.MESSAGE_TYPE: "MessageTypeNotSupported",
+}
+
+# No certificate authority is configured: what 15118 / security-profile-3 requests get.
+_NO_CA = {"reasonCode": "NoCertAuthority", "additionalInfo": "No certificate authority"}
+
+
+def _timestamp(value: Any, field: str) -> datetime:
+    try:
+        return parse_timestamp(str(value))
+    except ValueError:
+        raise OcppCallError(
+            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {value!r}", {"field": field}
+        ) from None
+
+
+def id_token_info(auth: AuthResult) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": auth.status.value}
+    if auth.expires_at is not None:
+        info["cacheExpiryDateTime"] = format_timestamp(auth.expires_at)
+    if auth.parent_uid is not None:
+        info["groupIdToken"] = {"idToken": auth.parent_uid, "type": "Central"}
+    return info
+
+
+def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample, ...]:
+    """2.0.1 meterValue[] -> normalised samples (numbers with unitOfMeasure and a
+    power-of-ten multiplier; signed meter data kept with its value)."""
+    out: list[Sample] = []
+    for mv in meter_values:
+        at = _timestamp(mv.get("timestamp"), f"{field}.timestamp")
+        for sv in mv.get("sampledValue", ()):
+            unit = sv.get("unitOfMeasure") or {}
+            signed = sv.get("signedMeterValue")
+            out.append(
+                make_sample(
+                    timestamp=at,
+                    raw_value=sv.get("value", ""),
+                    measurand=sv.get("measurand"),
+                    unit=unit.get("unit"),
+                    multiplier=int(unit.get("multiplier") or 0),
+                    phase=sv.get("phase"),
+                    location=sv.get("location"),
+                    context=sv.get("context", "Sample.Periodic"),
+                )
+            )
+            if signed:
+                out.append(
+                    make_sample(
+                        timestamp=at,
+                        raw_value=str(signed.get("signedMeterData", "")),
+                        measurand=sv.get("measurand"),
+                        unit=unit.get("unit"),
+                        phase=sv.get("phase"),
+                        context=sv.get("context", "Sample.Periodic"),
+                        signed=True,
+                    )
+                )
+    return tuple(out)
+
+
+class V201Adapter:
+    """OCPP 2.0.1 handlers bound to the charging service."""
+
+    version = VERSION
+    subprotocol = "ocpp2.0.1"
+    errors = ERRORS
+    actions = frozenset(a.value for a in Action)
+    # Before it is Accepted a station may boot, and answer reports the CSMS asked for.
+    before_acceptance = frozenset(
+        {"BootNotification", "NotifyReport", "NotifyMonitoringReport", "SecurityEventNotification"}
+    )
+
+    def __init__(
+        self,
+        service: ChargingService,
+        *,
+        base_report: bool = False,
+        call_timeout: float = 30.0,
+        schemas: SchemaSet | None = None,
+    ) -> None:
+        self.service = service
+        self.schemas = schemas or SchemaSet(VERSION)
+        self.base_report = base_report
+        self.call_timeout = call_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._request_ids = itertools.count(1)
+        stored: dict[str, str | None] = {
+            "NotifyEvent": None,
+            "NotifyMonitoringReport": None,
+            "SecurityEventNotification": None,
+            "PublishFirmwareStatusNotification": None,
+            "ReservationStatusUpdate": None,
+            "NotifyChargingLimit": None,
+            "ClearedChargingLimit": None,
+            "ReportChargingProfiles": None,
+            "NotifyCustomerInformation": None,
+            "NotifyDisplayMessages": None,
+            "FirmwareStatusNotification": "firmware",
+            "LogStatusNotification": "diagnostics",
+        }
+        handlers: dict[str, Handler] = {
+            action: self._stored(action, progress) for action, progress in stored.items()
+        }
+        handlers.update(
+            {
+                "BootNotification": self.on_boot_notification,
+                "Heartbeat": self.on_heartbeat,
+                "StatusNotification": self.on_status_notification,
+                "Authorize": self.on_authorize,
+                "TransactionEvent": self.on_transaction_event,
+                "MeterValues": self.on_meter_values,
+                "NotifyReport": self.on_notify_report,
+                "DataTransfer": self.on_data_transfer,
+                "NotifyEVChargingNeeds": self.on_notify_ev_charging_needs,
+                "NotifyEVChargingSchedule": self.on_notify_ev_charging_schedule,
+                "Get15118EVCertificate": self.on_get_15118_ev_certificate,
+                "GetCertificateStatus": self.on_get_certificate_status,
+                "SignCertificate": self.on_sign_certificate,
+            }
+        )
+        self.handlers: Mapping[str, Handler] = handlers
+
+    # --- provisioning ----------------------------------------------------------------
+
+    async def on_boot_notification(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        station = p["chargingStation"]
+        modem = station.get("modem") or {}
+        info = BootInfo(
+            vendor=station["vendorName"],
+            model=station["model"],
+            serial_number=station.get("serialNumber"),
+            firmware_version=station.get("firmwareVersion"),
+            iccid=modem.get("iccid"),
+            imsi=modem.get("imsi"),
+            reason=p.get("reason"),
+        )
+        decision = await self.service.boot(s.cp_id, VERSION, info)
+        s.registration = decision.status
+        answer: dict[str, Any] = {
+            "currentTime": format_timestamp(decision.now),
+            "interval": decision.interval,
+            "status": decision.status.value,
+        }
+        if decision.status is not RegistrationStatus.ACCEPTED:
+            answer["interval"] = min(decision.interval, 60)
+        elif self.base_report:
+            self._spawn(self._ask_base_report(s, info.firmware_version))
+        return answer
+
+    async def _ask_base_report(self, s: OcppSession, firmware: str | None) -> None:
+        """Once per firmware version, never in a loop: some stations reboot when probed."""
+        if not await self.service.base_report_due(s.cp_id, firmware):
+            return
+        await self.service.base_report_requested(s.cp_id, firmware)
+        request_id = next(self._request_ids)
+        try:
+            answer = await s.call(
+                "GetBaseReport",
+                {"requestId": request_id, "reportBase": "FullInventory"},
+                self.call_timeout,
+            )
+        except (TimeoutError, CallFailed, ConnectionError) as exc:
+            log.warning("base_report_not_requested", charge_point_id=s.cp_id, reason=str(exc))
+            return
+        log.info(
+            "base_report_requested",
+            charge_point_id=s.cp_id,
+            request_id=request_id,
+            status=answer.get("status"),
+            firmware=firmware,
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def on_heartbeat(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        now = await self.service.heartbeat(s.cp_id)
+        return {"currentTime": format_timestamp(now)}
+
+    async def on_status_notification(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        evse_id, connector_id = int(p["evseId"]), int(p["connectorId"])
+        if evse_id < 0 or connector_id < 0:
+            raise OcppCallError(ErrorKind.PROPERTY, "evseId and connectorId must not be negative")
+        await self.service.status(
+            s.cp_id,
+            StatusReport(
+                evse_id=evse_id,
+                connector_id=connector_id,
+                status=ConnectorStatus(p["connectorStatus"]),
+                error_code=NO_ERROR,
+                timestamp=_timestamp(p["timestamp"], "timestamp"),
+            ),
+        )
+        return {}
+
+    async def on_notify_report(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        count = await self.service.device_report(s.cp_id, p.get("reportData") or [])
+        log.info(
+            "device_report_received",
+            request_id=p.get("requestId"),
+            seq_no=p.get("seqNo"),
+            variables=count,
+            more=bool(p.get("tbc")),
+        )
+        return {}
+
+    # --- authorization and transactions ----------------------------------------------
+
+    async def on_authorize(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        token = p["idToken"]
+        auth = await self.service.authorize(s.cp_id, str(token["idToken"]), token.get("type"))
+        return {"idTokenInfo": id_token_info(auth)}
+
+    async def on_transaction_event(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        info = p["transactionInfo"]
+        evse = p.get("evse") or {}
+        token = p.get("idToken")
+        event = TransactionEvent(
+            ocpp_transaction_id=str(info["transactionId"]),
+            event_type=TxEventType(p["eventType"]),
+            seq_no=int(p["seqNo"]),
+            timestamp=_timestamp(p["timestamp"], "timestamp"),
+            trigger_reason=str(p["triggerReason"]),
+            offline=bool(p.get("offline", False)),
+            evse_id=evse.get("id"),
+            connector_id=evse.get("connectorId"),
+            id_token=None if token is None else str(token["idToken"]),
+            token_type=None if token is None else token.get("type"),
+            charging_state=info.get("chargingState"),
+            stopped_reason=info.get("stoppedReason"),
+            remote_start_id=info.get("remoteStartId"),
+            reservation_id=p.get("reservationId"),
+            samples=samples_from(p.get("meterValue") or [], "meterValue"),
+        )
+        result = await self.service.transaction_event(s.cp_id, VERSION, event, p)
+        if result.auth is None:
+            return {}
+        return {"idTokenInfo": id_token_info(result.auth)}
+
+    async def on_meter_values(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        evse_id = int(p["evseId"])
+        if evse_id < 0:
+            raise OcppCallError(ErrorKind.PROPERTY, "evseId must not be negative")
+        await self.service.station_meter_values(
+            s.cp_id, evse_id, samples_from(p["meterValue"], "meterValue"), p
+        )
+        return {}
+
+    # --- messages kept for staff, with the answer each deserves -------------------------
+
+    def _stored(self, action: str, progress: str | None) -> Handler:
+        async def handler(s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+            await self.service.record_event(s.cp_id, action, p, progress=progress)
+            return {}
+
+        handler.__name__ = f"on_{action}"
+        return handler
+
+    async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "DataTransfer", p)
+        return {"status": "UnknownVendorId"}
+
+    async def on_notify_ev_charging_needs(
+        self, s: OcppSession, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "NotifyEVChargingNeeds", p)
+        # No charging schedule will follow from this CSMS (smart charging by profiles only).
+        return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
+
+    async def on_notify_ev_charging_schedule(
+        self, s: OcppSession, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "NotifyEVChargingSchedule", p)
+        return {"status": "Accepted"}
+
+    async def on_get_15118_ev_certificate(
+        self, s: OcppSession, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "Get15118EVCertificate", p)
+        return {"status": "Failed", "exiResponse": "", "statusInfo": _NO_CA}
+
+    async def on_get_certificate_status(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "GetCertificateStatus", p)
+        return {"status": "Failed", "statusInfo": _NO_CA}
+
+    async def on_sign_certificate(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "SignCertificate", p)
+        return {"status": "Rejected", "statusInfo": _NO_CA}

@@ -1,0 +1,150 @@
+"""Repository of the OCPP 2.0.1 device model stations report (NotifyReport).
+
+Keys are component (+instance, EVSE, connector), variable (+instance) and attribute type;
+takes connections or write transactions, returns plain records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.storage.database import BulkStatement, WriteTx
+from csms.storage.models import DeviceVariableRow
+
+_dv = cast(Table, DeviceVariableRow.__table__)
+
+_KEY = (
+    "charge_point_id",
+    "component",
+    "component_instance",
+    "evse_id",
+    "connector_id",
+    "variable",
+    "variable_instance",
+    "attribute_type",
+)
+_VALUES = ("value", "mutability", "persistent", "constant", "characteristics", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceVariable:
+    component: str
+    component_instance: str
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str
+    attribute_type: str
+    value: str | None
+    mutability: str | None
+    persistent: bool | None
+    constant: bool | None
+    characteristics: dict[str, Any] | None
+    updated_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Component[.instance][@evse[/connector]].Variable[.instance]."""
+        comp = self.component + (f".{self.component_instance}" if self.component_instance else "")
+        if self.evse_id is not None:
+            comp += f"@{self.evse_id}" + (
+                f"/{self.connector_id}" if self.connector_id is not None else ""
+            )
+        var = self.variable + (f".{self.variable_instance}" if self.variable_instance else "")
+        return f"{comp}.{var}"
+
+
+def _upsert(dialect: str) -> BulkStatement:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(_dv).values({name: bindparam(name) for name in (*_KEY, *_VALUES)})
+    return BulkStatement(
+        stmt.on_conflict_do_update(
+            index_elements=[_dv.c[name] for name in _KEY],
+            set_={name: stmt.excluded[name] for name in _VALUES},
+        )
+    )
+
+
+_UPSERT = {d: _upsert(d) for d in ("sqlite", "postgresql")}
+
+
+def store_report_later(
+    tx: WriteTx, cp_id: str, report_data: Sequence[dict[str, Any]], now: datetime
+) -> int:
+    """Upsert every variable attribute of a NotifyReport part; returns how many."""
+    count = 0
+    at = tx.db_time(now)
+    statement = _UPSERT[tx.dialect]
+    for item in report_data:
+        component = item.get("component") or {}
+        variable = item.get("variable") or {}
+        evse = component.get("evse") or {}
+        characteristics = item.get("variableCharacteristics")
+        for attribute in item.get("variableAttribute") or [{}]:
+            tx.defer_bulk(
+                statement,
+                {
+                    "charge_point_id": cp_id,
+                    "component": component.get("name", ""),
+                    "component_instance": component.get("instance") or "",
+                    "evse_id": evse.get("id", -1),
+                    "connector_id": evse.get("connectorId", -1),
+                    "variable": variable.get("name", ""),
+                    "variable_instance": variable.get("instance") or "",
+                    "attribute_type": attribute.get("type", "Actual"),
+                    "value": attribute.get("value"),
+                    "mutability": attribute.get("mutability"),
+                    "persistent": attribute.get("persistent"),
+                    "constant": attribute.get("constant"),
+                    "characteristics": None
+                    if characteristics is None
+                    else orjson.dumps(characteristics).decode(),
+                    "updated_at": at,
+                },
+            )
+            count += 1
+    return count
+
+
+async def variables_of(conn: AsyncConnection, cp_id: str) -> list[DeviceVariable]:
+    rows = (
+        await conn.execute(
+            select(_dv)
+            .where(_dv.c.charge_point_id == cp_id)
+            .order_by(
+                _dv.c.component,
+                _dv.c.component_instance,
+                _dv.c.evse_id,
+                _dv.c.connector_id,
+                _dv.c.variable,
+                _dv.c.variable_instance,
+                _dv.c.attribute_type,
+            )
+        )
+    ).all()
+    return [
+        DeviceVariable(
+            component=r.component,
+            component_instance=r.component_instance,
+            evse_id=None if r.evse_id < 0 else r.evse_id,
+            connector_id=None if r.connector_id < 0 else r.connector_id,
+            variable=r.variable,
+            variable_instance=r.variable_instance,
+            attribute_type=r.attribute_type,
+            value=r.value,
+            mutability=r.mutability,
+            persistent=r.persistent,
+            constant=r.constant,
+            characteristics=r.characteristics,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
