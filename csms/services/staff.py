@@ -21,11 +21,14 @@ from csms.core.metering import Sample
 from csms.core.passwords import hash_password
 from csms.core.transactions import Transaction
 from csms.storage import charge_points as cp_repo
+from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database, WriteTx
+from csms.storage.device_model import DeviceVariable
 from csms.storage.events import ChargerEvent
+from csms.storage.transactions import StoredEvent
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -62,6 +65,7 @@ class ChargerDetail:
 class TransactionDetail:
     transaction: Transaction
     samples: tuple[Sample, ...]
+    events: tuple[StoredEvent, ...] = ()
 
 
 class StaffService:
@@ -222,7 +226,20 @@ class StaffService:
             if tx is None:
                 raise UnknownTransaction(f"no transaction {tx_id}")
             samples = await tx_repo.samples_of(conn, tx_id)
-        return TransactionDetail(tx, tuple(samples))
+            events = await tx_repo.events_of(conn, tx_id)
+        return TransactionDetail(tx, tuple(samples), tuple(events))
+
+    async def transaction_events(self, tx_id: int) -> list[StoredEvent]:
+        """The OCPP 2.0.1 TransactionEvents of a transaction, by seqNo."""
+        async with self._db.read() as conn:
+            return await tx_repo.events_of(conn, tx_id)
+
+    async def variables(self, cp_id: str) -> list[DeviceVariable]:
+        """The device model a 2.0.1 station reported."""
+        async with self._db.read() as conn:
+            if await cp_repo.get(conn, cp_id) is None:
+                raise UnknownChargePoint(f"no charger {cp_id}")
+            return await device_repo.variables_of(conn, cp_id)
 
     async def unmatched(self, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         async with self._db.read() as conn:

@@ -34,14 +34,44 @@ async def open_raw(
     )
 
 
-async def exchange(ws: ClientConnection, frame: str | list[Any], timeout: float = 5.0) -> Any:
+async def exchange(
+    ws: ClientConnection,
+    frame: str | list[Any],
+    timeout: float = 5.0,
+    server_calls: list[list[Any]] | None = None,
+) -> Any:
+    """Send a frame and return the server's reply to it. CALLs the server sends meanwhile
+    (e.g. GetBaseReport after a 2.0.1 boot) are answered Accepted and collected."""
     text = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
     await ws.send(text)
-    return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+    while True:
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if isinstance(reply, list) and reply and reply[0] == 2:
+            if server_calls is not None:
+                server_calls.append(reply)
+            await ws.send(orjson.dumps([3, reply[1], {"status": "Accepted"}]).decode())
+            continue
+        return reply
 
 
-async def call(ws: ClientConnection, action: str, payload: dict[str, Any]) -> Any:
-    return await exchange(ws, [2, f"m{next(_ids)}", action, payload])
+async def call(
+    ws: ClientConnection,
+    action: str,
+    payload: dict[str, Any],
+    server_calls: list[list[Any]] | None = None,
+) -> Any:
+    return await exchange(ws, [2, f"m{next(_ids)}", action, payload], server_calls=server_calls)
 
 
 BOOT = {"chargePointVendor": "TestVendor", "chargePointModel": "TestModel"}
+
+
+BOOT201 = {
+    "reason": "PowerUp",
+    "chargingStation": {
+        "model": "TestModel",
+        "vendorName": "TestVendor",
+        "firmwareVersion": "1.0",
+        "serialNumber": "SN-1",
+    },
+}
