@@ -350,3 +350,57 @@ def reject_cmd(charger_id: str, config_file: str | None) -> None:
         lambda s: s.update_charger(charger_id, registration=RegistrationStatus.REJECTED),
     )
     click.echo(f"charger {charger_id} rejected")
+
+
+@chargers.command("variables")
+@click.argument("charger_id")
+@click.option("--component", help="Only this component (case-insensitive prefix).")
+@config_option
+@json_option
+def variables_cmd(
+    charger_id: str, component: str | None, config_file: str | None, as_json: bool
+) -> None:
+    """The OCPP 2.0.1 device model the station reported (NotifyReport)."""
+    found = _run(config_file, lambda s: s.variables(charger_id))
+    if component:
+        found = [v for v in found if v.component.lower().startswith(component.lower())]
+    if as_json:
+        print_json(
+            [
+                {
+                    "component": v.component,
+                    "component_instance": v.component_instance or None,
+                    "evse_id": v.evse_id,
+                    "connector_id": v.connector_id,
+                    "variable": v.variable,
+                    "variable_instance": v.variable_instance or None,
+                    "key": v.key,
+                    "attribute_type": v.attribute_type,
+                    "value": v.value,
+                    "mutability": v.mutability,
+                    "persistent": v.persistent,
+                    "constant": v.constant,
+                    "characteristics": v.characteristics,
+                    "updated_at": iso(v.updated_at),
+                }
+                for v in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no device model reported (OCPP 2.0.1 stations report it on GetBaseReport)")
+        return
+    table(
+        ["VARIABLE", "ATTRIBUTE", "VALUE", "MUTABILITY", "UNIT", "TYPE"],
+        [
+            [
+                v.key,
+                v.attribute_type,
+                v.value,
+                v.mutability,
+                (v.characteristics or {}).get("unit"),
+                (v.characteristics or {}).get("dataType"),
+            ]
+            for v in found
+        ],
+    )

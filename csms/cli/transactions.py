@@ -38,6 +38,7 @@ def transaction_json(t: Transaction, now: datetime) -> dict[str, Any]:
         "stop_id_tag": t.stop_id_tag,
         "flags": list(t.flags),
         "reservation_id": t.reservation_id,
+        "remote_start_id": t.remote_start_id,
         "last_meter_wh": t.last_meter_wh,
         "last_meter_at": iso(t.last_meter_at),
     }
@@ -118,6 +119,16 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         print_json(
             {
                 **transaction_json(t, now),
+                "events": [
+                    {
+                        "seq_no": e.seq_no,
+                        "event_type": e.event_type,
+                        "trigger_reason": e.trigger_reason,
+                        "timestamp": iso(e.timestamp),
+                        "offline": e.offline,
+                    }
+                    for e in detail.events
+                ],
                 "samples": [
                     {
                         "timestamp": iso(s.timestamp),
@@ -137,13 +148,17 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         return
     data = transaction_json(t, now)
     pairs = [
-        ("transaction", f"{t.id} ({t.state.value})"),
+        (
+            "transaction",
+            f"{t.id} ({t.state.value})"
+            + (f", OCPP id {t.ocpp_transaction_id}" if t.ocpp_transaction_id else ""),
+        ),
         ("charger", f"{t.charge_point_id} (OCPP {t.ocpp_version}), EVSE {t.evse_id}"),
-        ("id tag", f"{t.id_tag} ({t.auth_status})"),
+        ("id tag", f"{t.id_tag} ({t.auth_status})" if t.id_tag else "-"),
         ("started", iso(t.start_at)),
         ("stopped", iso(t.stop_at) if t.stop_at else "-"),
         ("duration", duration(data["duration_s"])),
-        ("meter start", f"{t.meter_start_wh} Wh"),
+        ("meter start", f"{t.meter_start_wh} Wh" if t.meter_start_wh is not None else "-"),
         ("meter stop", f"{t.meter_stop_wh} Wh" if t.meter_stop_wh is not None else "-"),
         ("energy", f"{kwh(data['energy_wh'])} kWh" + (" (so far)" if t.active else "")),
         ("stop reason", t.stop_reason or "-"),
@@ -152,6 +167,21 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         click.echo(f"{key.ljust(width)}  {value}")
+    if detail.events:
+        click.echo(f"\ntransaction events ({len(detail.events)}):")
+        table(
+            ["SEQ", "EVENT", "TRIGGER", "AT", "OFFLINE"],
+            [
+                [
+                    e.seq_no,
+                    e.event_type,
+                    e.trigger_reason,
+                    iso(e.timestamp),
+                    "yes" if e.offline else "",
+                ]
+                for e in detail.events
+            ],
+        )
     if detail.samples:
         click.echo(f"\nmeter values ({len(detail.samples)}):")
         table(

@@ -234,3 +234,55 @@ def test_json_logs_carry_charge_point_action_and_message_id(
     assert started[0]["action"] == "StartTransaction"
     assert started[0]["message_id"]
     assert started[0]["level"] == "info"
+
+
+def test_201_station_in_the_cli(workdir: Path, served: subprocess.Popen[str]) -> None:
+    import asyncio
+
+    from tests.e2e.raw import BOOT201, call, open_raw
+    from tests.e2e.sim import hours_ago
+    from tests.e2e.v201 import V201, new_tx_id, session_events
+
+    tx_id = new_tx_id()
+
+    async def drive() -> None:
+        ws = await open_raw(f"ws://127.0.0.1:{port_of(workdir)}/ocpp", "ST-CLI", subprotocols=V201)
+        await call(ws, "BootNotification", BOOT201)
+        await call(
+            ws,
+            "NotifyReport",
+            {
+                "requestId": 1,
+                "generatedAt": "2026-01-01T00:00:00Z",
+                "seqNo": 0,
+                "reportData": [
+                    {
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {"name": "HeartbeatInterval"},
+                        "variableAttribute": [{"value": "300"}],
+                    }
+                ],
+            },
+        )
+        for event in session_events(tx_id, hours_ago(2)):
+            await call(ws, "TransactionEvent", event)
+        await ws.close()
+
+    asyncio.run(drive())
+    listed = json.loads(csms(workdir, "chargers", "list", "--json").stdout)
+    assert listed[0]["ocpp_version"] == "2.0.1"
+    variables = json.loads(csms(workdir, "chargers", "variables", "ST-CLI", "--json").stdout)
+    assert [(v["key"], v["value"]) for v in variables] == [
+        ("OCPPCommCtrlr.HeartbeatInterval", "300")
+    ]
+    assert "HeartbeatInterval" in csms(workdir, "chargers", "variables", "ST-CLI").stdout
+    (tx,) = json.loads(csms(workdir, "transactions", "list", "--json").stdout)
+    assert (tx["ocpp_version"], tx["ocpp_transaction_id"], tx["energy_wh"]) == (
+        "2.0.1",
+        tx_id,
+        11_000,
+    )
+    shown = json.loads(csms(workdir, "transactions", "show", str(tx["id"]), "--json").stdout)
+    assert [e["event_type"] for e in shown["events"]] == ["Started", "Updated", "Updated", "Ended"]
+    human = csms(workdir, "transactions", "show", str(tx["id"])).stdout
+    assert "transaction events (4)" in human and tx_id in human
