@@ -57,6 +57,8 @@ class BootDecision:
     status: RegistrationStatus
     interval: int
     now: datetime
+    # Ask this station for its full device model now (first Accepted boot of a firmware).
+    base_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,20 +245,33 @@ class ChargingService:
 
     # --- core profile ----------------------------------------------------------------
 
-    async def boot(self, cp_id: str, version: str, info: BootInfo) -> BootDecision:
+    async def boot(
+        self, cp_id: str, version: str, info: BootInfo, *, base_report: bool = False
+    ) -> BootDecision:
         """Record the boot; the answer is the registration staff decided (or the policy's for
-        a charger that is not stored yet)."""
+        a charger that is not stored yet). With `base_report`, an Accepted station whose
+        firmware version has not been asked for its device model yet is due for it; that is
+        recorded before the request goes out, so a station that reboots when probed is never
+        asked again for the same firmware (no reboot loop)."""
         now = self._clock()
         known = await self._charge_points.load(cp_id)
         status = registration_for(known, self.settings.registration)
+        firmware = info.firmware_version or ""
+        due = (
+            base_report
+            and status is RegistrationStatus.ACCEPTED
+            and (known is None or known.base_report_firmware != firmware)
+        )
 
         async def unit(w: WriteTx) -> None:
             if known is None:
                 cp_repo.connected_later(w, cp_id, version, status, now)
             cp_repo.record_boot_later(w, cp_id, info, version, now)
+            if due:
+                cp_repo.base_report_asked_later(w, cp_id, firmware)
 
         await self._db.write(unit)
-        return BootDecision(status, self.settings.heartbeat_interval, now)
+        return BootDecision(status, self.settings.heartbeat_interval, now, due)
 
     async def heartbeat(self, cp_id: str) -> datetime:
         now = self._clock()
@@ -627,22 +642,6 @@ class ChargingService:
             return device_repo.store_report_later(w, cp_id, report_data, now)
 
         return await self._db.write(unit)
-
-    async def base_report_due(self, cp_id: str, firmware: str | None) -> bool:
-        """Has this firmware version's full device model not been asked for yet?"""
-        async with self._db.read() as conn:
-            cp = await cp_repo.get(conn, cp_id)
-        return cp is not None and cp.base_report_firmware != (firmware or "")
-
-    async def base_report_requested(self, cp_id: str, firmware: str | None) -> None:
-        now = self._clock()
-
-        async def unit(w: WriteTx) -> None:
-            await cp_repo.update_fields(
-                await w.connection(), cp_id, now, base_report_firmware=firmware or ""
-            )
-
-        await self._db.write(unit)
 
     # --- messages kept as sent -------------------------------------------------------
 

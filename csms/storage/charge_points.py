@@ -225,6 +225,17 @@ def disconnected_later(tx: WriteTx, cp_id: str, last_seen: datetime, now: dateti
     )
 
 
+_BASE_REPORT = BulkStatement(
+    update(_cp)
+    .where(_cp.c.id == bindparam("b_id"))
+    .values(base_report_firmware=bindparam("b_firmware"))
+)
+
+
+def base_report_asked_later(tx: WriteTx, cp_id: str, firmware: str) -> None:
+    tx.defer_bulk(_BASE_REPORT, {"b_id": cp_id, "b_firmware": firmware})
+
+
 def heartbeat_later(tx: WriteTx, cp_id: str, now: datetime) -> None:
     tx.defer_bulk(_HEARTBEAT, {"b_id": cp_id, "b_now": tx.db_time(now)})
 

@@ -193,7 +193,7 @@ class V201Adapter:
             imsi=modem.get("imsi"),
             reason=p.get("reason"),
         )
-        decision = await self.service.boot(s.cp_id, VERSION, info)
+        decision = await self.service.boot(s.cp_id, VERSION, info, base_report=self.base_report)
         s.registration = decision.status
         answer: dict[str, Any] = {
             "currentTime": format_timestamp(decision.now),
@@ -202,15 +202,13 @@ class V201Adapter:
         }
         if decision.status is not RegistrationStatus.ACCEPTED:
             answer["interval"] = min(decision.interval, 60)
-        elif self.base_report:
+        if decision.base_report:
+            # Sent after this answer: a CALL from inside a handler would wait on itself.
             self._spawn(self._ask_base_report(s, info.firmware_version))
         return answer
 
     async def _ask_base_report(self, s: OcppSession, firmware: str | None) -> None:
         """Once per firmware version, never in a loop: some stations reboot when probed."""
-        if not await self.service.base_report_due(s.cp_id, firmware):
-            return
-        await self.service.base_report_requested(s.cp_id, firmware)
         request_id = next(self._request_ids)
         try:
             answer = await s.call(
