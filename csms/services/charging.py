@@ -112,12 +112,27 @@ _MAX_OWNERS = 200_000
 NO_AUTHORIZATION = "NoAuthorization"
 
 
+@dataclass(slots=True)
+class _TxCursor:
+    """What this process knows of a running 2.0.1 transaction: its row as last committed
+    and the seqNos it has received (all events of a station pass through its connection,
+    so this is complete while the transaction runs)."""
+
+    tx: Transaction
+    seen: set[int]
+
+
+async def _cursor(conn: Any, tx: Transaction) -> _TxCursor:
+    return _TxCursor(tx, await tx_repo.seq_nos_of(conn, tx.id))
+
+
 @dataclass(frozen=True, slots=True)
 class TxEventResult:
     transaction_id: int
     auth: AuthResult | None
     duplicate: bool
     ended: bool = False
+    cursor: _TxCursor | None = None
 
 
 def _low(bounds: tuple[float, float] | None) -> int | None:
@@ -204,6 +219,8 @@ class ChargingService:
         # skip a lookup per message.
         self._owners: dict[int, str] = {}
         self._charge_points = BatchLoader(db, cp_repo.get_many)
+        # Running 2.0.1 transactions by (charge point, transactionId).
+        self._cursors: dict[tuple[str, str], _TxCursor] = {}
 
     def now(self) -> datetime:
         return self._clock()
@@ -466,6 +483,22 @@ class ChargingService:
         merges into the transaction in a way that does not depend on arrival order."""
         now = self._clock()
         allow_unknown = self.settings.allow_unknown_tags
+        key = (cp_id, event.ocpp_transaction_id)
+        cursor = self._cursors.get(key)
+        if cursor is not None and event.seq_no in cursor.seen:
+            # A resend of an event already committed: same answer, nothing changes.
+            auth = None
+            if event.id_token is not None:
+                auth = await self.authorize(cp_id, event.id_token, event.token_type)
+            return TxEventResult(cursor.tx.id, auth, duplicate=True)
+        if (
+            cursor is not None
+            and cursor.tx.active
+            and event.event_type is TxEventType.UPDATED
+            and event.id_token is None
+            and not _merge(cursor.tx, event, None, None, register_bounds(event.samples))
+        ):
+            return await self._append_event(cp_id, cursor, event, raw, now)
 
         async def unit(w: WriteTx) -> TxEventResult:
             conn = await w.connection()
@@ -485,7 +518,7 @@ class ChargingService:
             if tx is not None and await tx_repo.event_seen(
                 conn, cp_id, event.ocpp_transaction_id, event.seq_no
             ):
-                return TxEventResult(tx.id, auth, duplicate=True)
+                return TxEventResult(tx.id, auth, duplicate=True, cursor=await _cursor(conn, tx))
             bounds = register_bounds(event.samples)
             begin = _context_reading(event.samples, "Transaction.Begin")
             if tx is None:
@@ -533,11 +566,7 @@ class ChargingService:
             elif not tx.active and bounds is not None and tx.meter_stop_wh is not None:
                 # A late event of a finished transaction may still move its last reading.
                 changes["meter_stop_wh"] = max(tx.meter_stop_wh, round(bounds[1]))
-            if (
-                event.id_token is not None
-                and tx.id_tag is None
-                and event.event_type is (TxEventType.ENDED)
-            ):
+            if ended and event.id_token is not None:
                 changes["stop_id_tag"] = event.id_token
             if changes:
                 await tx_repo.update_fields(conn, tx.id, now, **changes)
@@ -560,9 +589,20 @@ class ChargingService:
                     energy_wh=energy.energy_wh,
                     flags=tuple(f.value for f in energy.flags),
                 )
-            return TxEventResult(tx.id, auth, duplicate=False, ended=ended)
+            fresh = await tx_repo.get(await w.connection(), tx.id)
+            assert fresh is not None
+            return TxEventResult(
+                tx.id, auth, duplicate=False, ended=ended, cursor=await _cursor(conn, fresh)
+            )
 
         result = await self._db.write(unit)
+        if result.cursor is not None:
+            if result.cursor.tx.active:
+                if len(self._cursors) >= _MAX_OWNERS:
+                    self._cursors.clear()
+                self._cursors[key] = result.cursor
+            else:
+                self._cursors.pop(key, None)
         if result.duplicate:
             log.info(
                 "transaction_event_repeated",
@@ -586,6 +626,35 @@ class ChargingService:
                 offline=event.offline,
             )
         return result
+
+    async def _append_event(
+        self,
+        cp_id: str,
+        cursor: _TxCursor,
+        event: TransactionEvent,
+        raw: dict[str, Any],
+        now: datetime,
+    ) -> TxEventResult:
+        """The common case: an in-order Updated event of a running transaction that changes
+        nothing but adds readings. Written in bulk with the rest of the batch."""
+        tx = cursor.tx
+
+        async def unit(w: WriteTx) -> None:
+            tx_repo.record_event_later(
+                w, transaction_id=tx.id, cp_id=cp_id, event=event, payload=raw, now=now
+            )
+            tx_repo.add_samples_later(
+                w,
+                cp_id=cp_id,
+                evse_id=tx.evse_id,
+                connector_id=tx.connector_id,
+                transaction_id=tx.id,
+                samples=event.samples,
+            )
+
+        await self._db.write(unit)
+        cursor.seen.add(event.seq_no)
+        return TxEventResult(tx.id, None, duplicate=False)
 
     async def _authorize_in(
         self,

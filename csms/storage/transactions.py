@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
@@ -144,6 +145,59 @@ async def record_event(
     )
 
 
+def _event_insert(dialect: str) -> BulkStatement:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return BulkStatement(
+        insert_(_te)
+        .values({name: bindparam(name) for name in _EVENT_COLUMNS})
+        .on_conflict_do_nothing(
+            index_elements=[_te.c.charge_point_id, _te.c.ocpp_transaction_id, _te.c.seq_no]
+        )
+    )
+
+
+_EVENT_COLUMNS = (
+    "transaction_id",
+    "charge_point_id",
+    "ocpp_transaction_id",
+    "seq_no",
+    "event_type",
+    "trigger_reason",
+    "timestamp",
+    "offline",
+    "payload",
+    "received_at",
+)
+_EVENTS = {d: _event_insert(d) for d in ("sqlite", "postgresql")}
+
+
+def record_event_later(
+    tx: WriteTx,
+    *,
+    transaction_id: int,
+    cp_id: str,
+    event: TransactionEvent,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Bulk variant of record_event; a repeated seqNo is ignored by the database too."""
+    tx.defer_bulk(
+        _EVENTS[tx.dialect],
+        {
+            "transaction_id": transaction_id,
+            "charge_point_id": cp_id,
+            "ocpp_transaction_id": event.ocpp_transaction_id,
+            "seq_no": event.seq_no,
+            "event_type": event.event_type.value,
+            "trigger_reason": event.trigger_reason,
+            "timestamp": tx.db_time(event.timestamp),
+            "offline": event.offline,
+            "payload": orjson.dumps(payload).decode(),
+            "received_at": tx.db_time(now),
+        },
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     seq_no: int
@@ -166,6 +220,11 @@ async def events_of(conn: AsyncConnection, tx_id: int) -> list[StoredEvent]:
         )
         for r in rows
     ]
+
+
+async def seq_nos_of(conn: AsyncConnection, tx_id: int) -> set[int]:
+    rows = (await conn.execute(select(_te.c.seq_no).where(_te.c.transaction_id == tx_id))).all()
+    return {r.seq_no for r in rows}
 
 
 async def active_on_evse(conn: AsyncConnection, cp_id: str, evse_id: int) -> Transaction | None:
