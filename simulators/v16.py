@@ -1,28 +1,26 @@
 """`V16Charger`: one simulated OCPP 1.6J charge point with its connection, messages and queue.
 
-The scripted run is in `v16_script`, answers to CSMS requests in `v16_requests`, sessions in
-`v16_session`; only `v16_link` touches the `ocpp` library.
+Connection and bookkeeping come from `ChargerBase`; the scripted run is in `v16_script`, answers
+to CSMS requests in `v16_requests`, sessions in `v16_session`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from types import TracebackType
 from typing import Any
 
-from simulators.clock import Clock, utc_now, wire_time
-from simulators.errors import NotConnectedError, OptionsError, SimulatorError
-from simulators.events import Sink, Step, StepKind, Summary, Tally, discard
+from simulators.charger import ChargerBase, Timestamp
+from simulators.clock import Clock, utc_now
+from simulators.errors import NotConnectedError, SimulatorError
+from simulators.events import Sink, StepKind, Summary, discard
+from simulators.link import OCPP16
 from simulators.options import ChargerOptions
-from simulators.station import ConnectorStatus, Reading, Station
+from simulators.station import ConnectorStatus
 from simulators.v16_config import Configuration
-from simulators.v16_link import Link, open_link
 from simulators.v16_meter import meter_value
 from simulators.v16_offline import Delivery, OfflineQueue, QueuedMessage
 from simulators.v16_requests import RequestHandler
@@ -31,11 +29,8 @@ from simulators.v16_session import SessionBook
 
 __all__ = ["ChargerOptions", "OpenTransaction", "V16Charger"]
 
-log = logging.getLogger(__name__)
-
 #: HeartbeatInterval until a BootNotification answer says otherwise.
 DEFAULT_HEARTBEAT_SECONDS = 300.0
-Timestamp = datetime | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +43,15 @@ class OpenTransaction:
     meter_start: int
 
 
-class V16Charger:
+class V16Charger(ChargerBase):
     """A charge point speaking OCPP 1.6J to a CSMS.
 
     Message methods return the CSMS answer as a camelCase dict exactly as received, and raise
     `simulators.errors.SimulatorError` subclasses: `CallErrorReceived` for a CALLERROR,
     `NotConnectedError` when offline (except transaction messages, which are queued).
     """
+
+    dialect = OCPP16
 
     def __init__(
         self,
@@ -64,102 +61,19 @@ class V16Charger:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
     ) -> None:
-        if options.version != "1.6":
-            raise OptionsError(f"V16Charger plays OCPP 1.6, not {options.version}")
-        self.options = options
-        self.id = options.charger_id
-        self.tally = Tally()
-        self.station = Station(
-            options.connectors,
-            rng if rng is not None else random.Random(options.seed),
-            rated_current_a=options.rated_current_a,
-        )
+        super().__init__(options, sink=sink, clock=clock, rng=rng)
         self.configuration = Configuration.defaults(
             connectors=options.connectors,
             heartbeat_interval=DEFAULT_HEARTBEAT_SECONDS,
             meter_interval=options.meter_interval,
         )
-        self.sessions = SessionBook()
-        self._jitter = random.Random(None if options.seed is None else options.seed + 1)
-        self.boot_status: str | None = None
-        self._sink = sink
-        self._clock = clock
-        self._last_advance = clock()
+        self.sessions: SessionBook[int] = SessionBook()
         self._queue = OfflineQueue()
         self._transactions: dict[int, OpenTransaction] = {}
         self._requests = RequestHandler(self)
-        self._link: Link | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._tx_lock = asyncio.Lock()
-        self._online = asyncio.Event()
-        self._lost = asyncio.Event()
-        self._booted = asyncio.Event()
-        self._ready = asyncio.Event()
-        self._heartbeat_changed = asyncio.Event()
 
-    # -- connection ---------------------------------------------------------------------
-
-    @property
-    def online(self) -> bool:
-        return self._link is not None and not self._link.closed
-
-    @property
-    def booted(self) -> bool:
-        """True once a BootNotification was accepted (until a reset)."""
-        return self._booted.is_set()
-
-    async def connect(self) -> None:
-        """Open the websocket; raises `ConnectError` with a one-line reason."""
-        if self.online:
-            return
-        link = await open_link(
-            self.options.endpoint,
-            self.id,
-            self.options.password,
-            self._requests,
-            self.spawn,
-            response_timeout=self.options.response_timeout,
-        )
-        self._link = link
-        self._lost.clear()
-        self._reader = asyncio.create_task(self._read(link), name=f"{self.id} reader")
-        self._online.set()
-        self.report(StepKind.CONNECTED, f"connected to {self.options.endpoint}")
-
-    async def close(self) -> None:
-        """Stop everything this charger runs and close the websocket."""
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        was_online = self.online
-        await self.disconnect()
-        if was_online:
-            self.report(StepKind.DISCONNECTED, "disconnected")
-
-    async def go_offline(self) -> None:
-        """Lose the connection on purpose; transaction messages are queued until `reconnect()`."""
-        await self.disconnect()
-        self.report(StepKind.DISCONNECTED, "offline: transaction messages are queued")
-
-    async def disconnect(self) -> None:
-        """Close the websocket on purpose; tasks keep running and no reconnect follows."""
-        link, reader = self._link, self._reader
-        self._link, self._reader = None, None
-        self._online.clear()
-        if link is not None:
-            await link.close()
-        if reader is not None and reader is not asyncio.current_task():
-            await asyncio.gather(reader, return_exceptions=True)
-
-    async def reconnect(self, *, boot: bool = False) -> list[Delivery]:
-        """Connect again (optionally boot) and send the queued messages in order."""
-        await self.connect()
-        if boot:
-            await self.boot()
-        return await self.flush()
+    # -- offline queue -----------------------------------------------------------------
 
     async def flush(self) -> list[Delivery]:
         """Send the offline queue; stops early (keeping the rest) if the connection drops."""
@@ -192,54 +106,7 @@ class V16Charger:
         """The CSMS id for a provisional (negative, offline) id once known; others unchanged."""
         return self._queue.real_id(transaction_id)
 
-    async def wait_online(self) -> None:
-        await self._online.wait()
-
-    async def wait_lost(self) -> None:
-        """Wait until the connection drops without us closing it."""
-        await self._lost.wait()
-
-    async def wait_booted(self, seconds: float | None = None) -> bool:
-        """Wait up to `seconds` for an accepted boot; True if there is one."""
-        try:
-            await asyncio.wait_for(self._booted.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
-
-    def set_ready(self) -> None:
-        """Booted and connectors announced: the script may start sessions."""
-        self._ready.set()
-
-    async def wait_ready(self) -> None:
-        """Wait until connected, booted and announced (see `set_ready`)."""
-        while not (self.online and self._ready.is_set()):
-            await self._online.wait()
-            await self._ready.wait()
-
-    def forget_boot(self) -> None:
-        """A reboot is under way: the next BootNotification must be accepted again."""
-        self._booted.clear()
-        self._ready.clear()
-        self.boot_status = None
-
-    async def __aenter__(self) -> V16Charger:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # -- messages to the CSMS -----------------------------------------------------------
-
-    async def call(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Any charge-point-initiated action with a camelCase payload; never queued."""
-        return await self._call(action, payload)
 
     async def boot(self) -> dict[str, Any]:
         opts = self.options
@@ -257,9 +124,6 @@ class V16Charger:
         )
         self._booted_with(answer)
         return answer
-
-    async def heartbeat(self) -> dict[str, Any]:
-        return await self._call("Heartbeat", {})
 
     async def status(
         self,
@@ -372,20 +236,7 @@ class V16Charger:
     async def diagnostics_status(self, status: str) -> dict[str, Any]:
         return await self._call("DiagnosticsStatusNotification", {"status": status})
 
-    async def send_raw(self, text: str, timeout: float = 5.0) -> str | None:  # noqa: ASYNC109
-        """Send any text frame on the socket; return the reply frame as received, or None
-        when nothing came within `timeout`. Raises `NotConnectedError` if the CSMS closes."""
-        link = self._link
-        if link is None or link.closed:
-            raise NotConnectedError(f"{self.id} is not connected")
-        return await link.send_raw(text, timeout)
-
     # -- station ------------------------------------------------------------------------
-
-    def reading(self, connector_id: int) -> Reading:
-        """The meter of a connector now (time since the last look is counted first)."""
-        self._advance()
-        return self.station.reading(connector_id)
 
     def sample(
         self,
@@ -410,72 +261,13 @@ class V16Charger:
     def meter_interval(self) -> float:
         return self.configuration.seconds("MeterValueSampleInterval")
 
-    def heartbeat_changed(self) -> None:
-        self._heartbeat_changed.set()
-
-    async def wait_heartbeat_change(self, seconds: float | None) -> bool:
-        """Wait `seconds` (None: forever); True if HeartbeatInterval changed meanwhile."""
-        try:
-            await asyncio.wait_for(self._heartbeat_changed.wait(), seconds)
-        except TimeoutError:
-            return False
-        self._heartbeat_changed.clear()
-        return True
-
-    # -- scripted run, tasks, reporting -------------------------------------------------
+    # -- scripted run ------------------------------------------------------------------
 
     async def run(self) -> Summary:
         """The scripted charger of the CLI: see `simulators.v16_script.run_script`."""
         return await run_script(self)
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str | None = None) -> asyncio.Task[None]:
-        """Run a coroutine as a task owned by this charger; `close()` cancels it."""
-        task = asyncio.create_task(self._guard(coro), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def jittered(self, seconds: float) -> float:
-        """`seconds` give or take 20 %, so that many chargers do not retry in lockstep."""
-        return seconds * self._jitter.uniform(0.8, 1.2)
-
-    def report(self, kind: StepKind, text: str) -> None:
-        step = Step(self.id, kind, text)
-        self.tally.count(step)
-        self._sink(step)
-
     # -- internals ----------------------------------------------------------------------
-
-    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        except NotConnectedError:
-            pass
-        except SimulatorError as exc:
-            self.report(StepKind.ERROR, str(exc))
-        except Exception:  # task boundary: report and keep the charger alive
-            log.exception("%s: background task failed", self.id)
-            self.report(StepKind.ERROR, "internal error in a background task (see log)")
-
-    async def _read(self, link: Link) -> None:
-        try:
-            await link.serve()
-        except Exception:  # task boundary
-            log.exception("%s: reading from the CSMS failed", self.id)
-            with contextlib.suppress(Exception):
-                await link.close()
-        finally:
-            if self._link is link:  # not closed by us: the connection was lost
-                self._link = None
-                self._online.clear()
-                self._lost.set()
-                self.report(StepKind.DISCONNECTED, "connection lost")
-
-    async def _call(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        link = self._link
-        if link is None or link.closed:
-            raise NotConnectedError(f"{self.id} is not connected")
-        return await link.call(action, payload)
 
     async def _transactional(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send now if connected and nothing is queued before it; otherwise queue it."""
@@ -498,27 +290,5 @@ class V16Charger:
             )
         self.sessions.retarget(provisional, real)
 
-    def _booted_with(self, answer: Mapping[str, Any]) -> None:
-        status = str(answer.get("status"))
-        interval = int(answer.get("interval", 0))
-        self.boot_status = status
-        if status == "Accepted":
-            if interval > 0:
-                self.configuration.set("HeartbeatInterval", str(interval))
-                self._heartbeat_changed.set()
-            self._booted.set()
-            self.report(StepKind.BOOT_ACCEPTED, f"boot Accepted heartbeat={interval}s")
-        else:
-            self.report(StepKind.BOOT_REFUSED, f"boot {status} interval={interval}s")
-
-    def _advance(self) -> None:
-        now = self._clock()
-        seconds = (now - self._last_advance).total_seconds()
-        if seconds > 0:
-            self.station.advance(seconds)
-            self._last_advance = now
-
-    def _stamp(self, timestamp: Timestamp) -> str:
-        if isinstance(timestamp, str):
-            return timestamp
-        return wire_time(timestamp if timestamp is not None else self._clock())
+    def _set_heartbeat_interval(self, seconds: int) -> None:
+        self.configuration.set("HeartbeatInterval", str(seconds))

@@ -8,34 +8,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
+
+from simulators.offline import Delivery, QueuedMessage
 
 __all__ = ["QUEUED_ACTIONS", "Delivery", "OfflineQueue", "QueuedMessage"]
 
 #: The messages a 1.6 charger must deliver even when it was offline when they happened.
 QUEUED_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedMessage:
-    """A request as it will go on the wire (camelCase); timestamps fixed when it happened."""
-
-    action: str
-    payload: Mapping[str, Any]
-    #: For StartTransaction: the local id handed out while offline.
-    provisional_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What became of one queued message when the connection came back."""
-
-    action: str
-    request: Mapping[str, Any]
-    #: The CSMS answer (camelCase); None when it failed, see `error`.
-    answer: Mapping[str, Any] | None
-    error: str | None
 
 
 class OfflineQueue:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from simulators.events import StepKind
-from simulators.v16_link import Reply
+from simulators.link import Reply
 from simulators.v16_script import reboot
 from simulators.v16_session import charge, end_transaction, is_free, notify
 

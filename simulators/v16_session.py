@@ -5,108 +5,24 @@ A session drives the charger's message methods; it opens no connection and parse
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from typing import TYPE_CHECKING, Any
 
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.station import OCCUPIED, ConnectorStatus
+from simulators.sessions import SessionBook, SessionControl, connector_free, sample_until_stopped
+from simulators.station import ConnectorStatus
 
 if TYPE_CHECKING:
     from simulators.v16 import V16Charger
 
-__all__ = ["SessionBook", "SessionControl", "charge", "end_transaction", "notify"]
+__all__ = ["SessionBook", "SessionControl", "charge", "end_transaction", "is_free", "notify"]
 
-
-class SessionControl:
-    """Handle on one running session: where it runs, for whom, and how to stop it."""
-
-    def __init__(self, number: int, connector_id: int, id_tag: str) -> None:
-        self.number = number
-        self.connector_id = connector_id
-        self.id_tag = id_tag
-        self.transaction_id: int | None = None
-        self.reason = "Local"
-        self._stop = asyncio.Event()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def stop(self, reason: str) -> None:
-        """Ask the session to end with this StopTransaction reason (first reason wins)."""
-        if not self._stop.is_set():
-            self.reason = reason
-            self._stop.set()
-
-    async def wait_stop(self, seconds: float | None) -> bool:
-        """Wait up to `seconds` (None: forever); True if a stop was requested."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
-
-
-class SessionBook:
-    """The sessions running on a charger, at most one per connector; numbers count from 1."""
-
-    def __init__(self) -> None:
-        self._by_connector: dict[int, SessionControl] = {}
-        self._numbers = itertools.count(1)
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def open(self, connector_id: int, id_tag: str) -> SessionControl:
-        if connector_id in self._by_connector:
-            raise ValueError(f"connector {connector_id} already has a session")
-        control = SessionControl(next(self._numbers), connector_id, id_tag)
-        self._by_connector[connector_id] = control
-        self._idle.clear()
-        return control
-
-    def close(self, control: SessionControl) -> None:
-        if self._by_connector.get(control.connector_id) is control:
-            del self._by_connector[control.connector_id]
-        if not self._by_connector:
-            self._idle.set()
-
-    def on_connector(self, connector_id: int) -> SessionControl | None:
-        return self._by_connector.get(connector_id)
-
-    def by_transaction(self, transaction_id: int) -> SessionControl | None:
-        for control in self._by_connector.values():
-            if control.transaction_id == transaction_id:
-                return control
-        return None
-
-    def all(self) -> tuple[SessionControl, ...]:
-        return tuple(self._by_connector.values())
-
-    def retarget(self, provisional: int, real: int) -> None:
-        """A transaction started offline got its id from the CSMS."""
-        control = self.by_transaction(provisional)
-        if control is not None:
-            control.transaction_id = real
-
-    async def wait_idle(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+Control = SessionControl[int]
 
 
 def is_free(cp: V16Charger, connector_id: int) -> bool:
     """A connector can take a new session: operative, no vehicle, no session."""
-    connector = cp.station.connector(connector_id)
-    return (
-        connector.operative
-        and connector.status not in OCCUPIED
-        and connector.status is not ConnectorStatus.FAULTED
-        and cp.sessions.on_connector(connector_id) is None
-    )
+    return connector_free(cp.station, cp.sessions, connector_id)
 
 
 async def notify(
@@ -125,7 +41,7 @@ async def notify(
 
 
 async def charge(
-    cp: V16Charger, control: SessionControl, seconds: float | None, *, authorize: bool = True
+    cp: V16Charger, control: Control, seconds: float | None, *, authorize: bool = True
 ) -> bool:
     """Play one session: Authorize, Preparing, StartTransaction, Charging, MeterValues
     until `seconds` pass (or forever when None) or a stop is requested, StopTransaction,
@@ -139,9 +55,7 @@ async def charge(
         cp.sessions.close(control)
 
 
-async def _charge(
-    cp: V16Charger, control: SessionControl, seconds: float | None, authorize: bool
-) -> bool:
+async def _charge(cp: V16Charger, control: Control, seconds: float | None, authorize: bool) -> bool:
     note = f"#{control.number} "
     cid, tag = control.connector_id, control.id_tag
     if authorize and not await _authorized(cp, control):
@@ -169,7 +83,7 @@ async def _charge(
     return True
 
 
-async def _authorized(cp: V16Charger, control: SessionControl) -> bool:
+async def _authorized(cp: V16Charger, control: Control) -> bool:
     note = f"#{control.number} "
     try:
         answer = await cp.authorize(control.id_tag)
@@ -185,22 +99,13 @@ async def _authorized(cp: V16Charger, control: SessionControl) -> bool:
 
 
 async def _sample_until_stopped(
-    cp: V16Charger, control: SessionControl, seconds: float | None, note: str
+    cp: V16Charger, control: Control, seconds: float | None, note: str
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = None if seconds is None else loop.time() + seconds
     cid = control.connector_id
     reported = cp.station.status(cid)
-    while not control.stop_requested:
-        remaining = None if deadline is None else deadline - loop.time()
-        if remaining is not None and remaining <= 0:
-            return
-        interval = cp.meter_interval or None
-        wait = remaining if interval is None else min(interval, remaining or interval)
-        if await control.wait_stop(wait):
-            return
-        if remaining is not None and wait is not None and wait >= remaining:
-            return  # the last stretch is reported by the stop
+
+    async def sample() -> None:
+        nonlocal reported
         try:
             await cp.meter_values(cid, control.transaction_id, [cp.sample(cid)])
         except NotConnectedError:
@@ -220,8 +125,10 @@ async def _sample_until_stopped(
             reported = status
             await notify(cp, cid, status, note)  # e.g. SuspendedEV when the battery is full
 
+    await sample_until_stopped(control, seconds, lambda: cp.meter_interval, sample)
 
-async def _stop(cp: V16Charger, control: SessionControl, meter_start: int, note: str) -> None:
+
+async def _stop(cp: V16Charger, control: Control, meter_start: int, note: str) -> None:
     cid = control.connector_id
     final = cp.sample(cid, "Transaction.End", cp.configuration.items("StopTxnSampledData"))
     meter_stop = cp.station.reading(cid).energy_wh

@@ -14,7 +14,7 @@ from simulators.options import ChargerOptions
 __all__ = ["SIMULATED_VERSIONS", "Charger", "create_charger", "ensure_simulated"]
 
 #: Versions with a charger class today.
-SIMULATED_VERSIONS = ("1.6",)
+SIMULATED_VERSIONS = ("1.6", "2.0.1")
 
 
 class Charger(Protocol):
@@ -38,7 +38,13 @@ def ensure_simulated(version: str) -> None:
 
 
 def create_charger(options: ChargerOptions, *, sink: Sink = discard) -> Charger:
+    """The charger class of `options.version`, built with these options."""
     ensure_simulated(options.version)
     from simulators.v16 import V16Charger
+    from simulators.v201 import V201Charger
 
-    return V16Charger(options, sink=sink)
+    classes: dict[str, type[V16Charger | V201Charger]] = {
+        "1.6": V16Charger,
+        "2.0.1": V201Charger,
+    }
+    return classes[options.version](options, sink=sink)

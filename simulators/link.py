@@ -1,25 +1,25 @@
-"""One live OCPP 1.6J websocket to the CSMS: the only module that touches the `ocpp` library.
+"""One live OCPP-J websocket to the CSMS (1.6 or 2.0.1): the only module that touches `ocpp`.
 
-It moves frames and turns the library's objects into camelCase dicts; no charger state here.
+It moves frames and hands camelCase dicts in and out; no charger state and no protocol logic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import errno
 import logging
-import re
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from types import ModuleType
+from typing import Any, cast
 
 import orjson
+from ocpp import v16, v201
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
@@ -33,12 +33,75 @@ from simulators.errors import (
     ResponseTimeout,
 )
 
-__all__ = ["SUBPROTOCOL", "CallHandler", "Link", "Reply", "Spawn", "open_link"]
+__all__ = ["OCPP16", "OCPP201", "CallHandler", "Dialect", "Link", "Reply", "Spawn", "open_link"]
 
-SUBPROTOCOL = Subprotocol("ocpp1.6")
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between OCPP versions on the wire: subprotocol, library classes, and
+    which CSMS-initiated actions the charger answers (others get a NotImplemented error)."""
+
+    version: str
+    subprotocol: Subprotocol
+    point_class: type[Any]
+    requests: ModuleType
+    answers: frozenset[str]
+
+
+OCPP16 = Dialect(
+    version="1.6",
+    subprotocol=Subprotocol("ocpp1.6"),
+    point_class=v16.ChargePoint,
+    requests=v16.call,
+    answers=frozenset(
+        {
+            "GetConfiguration",
+            "ChangeConfiguration",
+            "TriggerMessage",
+            "Reset",
+            "RemoteStartTransaction",
+            "RemoteStopTransaction",
+            "UnlockConnector",
+            "ChangeAvailability",
+            "ClearCache",
+            "DataTransfer",
+        }
+    ),
+)
+
+OCPP201 = Dialect(
+    version="2.0.1",
+    subprotocol=Subprotocol("ocpp2.0.1"),
+    point_class=v201.ChargePoint,
+    requests=v201.call,
+    answers=frozenset(
+        {
+            "GetVariables",
+            "SetVariables",
+            "GetBaseReport",
+            "GetReport",
+            "RequestStartTransaction",
+            "RequestStopTransaction",
+            "Reset",
+            "UnlockConnector",
+            "ChangeAvailability",
+            "TriggerMessage",
+            "ClearCache",
+            "DataTransfer",
+            "GetTransactionStatus",
+            "SetChargingProfile",
+            "ClearChargingProfile",
+            "ReserveNow",
+            "CancelReservation",
+            "UpdateFirmware",
+            "GetLog",
+        }
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +117,26 @@ CallHandler = Callable[[str, dict[str, Any]], Awaitable[Reply]]
 #: Runs a coroutine as a task its owner tracks (and cancels on close).
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
 
+class _Frames:
+    """Payload objects for the library, built from camelCase dicts.
 
-def _route(action: str) -> Callable[[_F], _F]:
-    """`ocpp.routing.on`, typed."""
-    return cast(Callable[[_F], _F], on(action))
+    The library sends any dataclass whose class name is the action, after turning snake_case
+    keys to camelCase and dropping None values; every key of the 1.6 and 2.0.1 schemas passes
+    that conversion unchanged, so a dataclass with the camelCase keys as fields puts exactly the
+    given dict on the wire (nested values included). One class per action and key set.
+    """
 
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, tuple[str, ...]], type[Any]] = {}
 
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def _snake_keys(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Top-level camelCase keys to the library's snake_case; nested dicts stay as on the wire."""
-    return {_CAMEL_BOUNDARY.sub("_", key).lower(): value for key, value in payload.items()}
+    def build(self, action: str, payload: Mapping[str, Any]) -> Any:
+        keys = tuple(payload)
+        kind = self._types.get((action, keys))
+        if kind is None:
+            kind = dataclasses.make_dataclass(action, [(key, Any) for key in keys])
+            self._types[(action, keys)] = kind
+        return kind(**payload)
 
 
 def _parse(raw: str | bytes) -> list[Any] | None:
@@ -83,59 +152,32 @@ class _RawWaiter:
         self.future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
 
-class _LibraryPoint(ChargePoint):  # type: ignore[misc]  # the ocpp library is untyped
-    """The library's charge point; every CSMS action it may route goes back to the Link."""
+def _library_point(link: Link, charger_id: str, ws: ClientConnection, timeout: float) -> Any:
+    """The library's charge point of the dialect's version; every CSMS action it may route
+    (the dialect's `answers`) goes back to the Link."""
+    dialect = link.dialect
 
-    def __init__(self, link: Link, charger_id: str, ws: ClientConnection, timeout: float) -> None:
-        super().__init__(charger_id, ws, response_timeout=timeout)
-        self._link = link
+    class _Point(dialect.point_class):  # type: ignore[misc,name-defined]  # untyped library
+        async def route_message(self, raw_msg: str) -> None:
+            await link._route(raw_msg, super().route_message)
 
-    async def route_message(self, raw_msg: str) -> None:
-        await self._link._route(raw_msg, super().route_message)
+    point = _Point(charger_id, ws, response_timeout=timeout)
 
-    @_route("GetConfiguration")
-    async def _on_get_configuration(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("GetConfiguration", call_unique_id)
+    def answerer(action: str) -> Callable[..., Awaitable[Any]]:
+        async def answer(call_unique_id: object, **_: Any) -> Any:
+            return await link._answer(action, call_unique_id)
 
-    @_route("ChangeConfiguration")
-    async def _on_change_configuration(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("ChangeConfiguration", call_unique_id)
+        return answer
 
-    @_route("TriggerMessage")
-    async def _on_trigger_message(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("TriggerMessage", call_unique_id)
-
-    @_route("Reset")
-    async def _on_reset(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("Reset", call_unique_id)
-
-    @_route("RemoteStartTransaction")
-    async def _on_remote_start_transaction(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("RemoteStartTransaction", call_unique_id)
-
-    @_route("RemoteStopTransaction")
-    async def _on_remote_stop_transaction(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("RemoteStopTransaction", call_unique_id)
-
-    @_route("UnlockConnector")
-    async def _on_unlock_connector(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("UnlockConnector", call_unique_id)
-
-    @_route("ChangeAvailability")
-    async def _on_change_availability(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("ChangeAvailability", call_unique_id)
-
-    @_route("ClearCache")
-    async def _on_clear_cache(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("ClearCache", call_unique_id)
-
-    @_route("DataTransfer")
-    async def _on_data_transfer(self, call_unique_id: object, **_: Any) -> Any:
-        return await self._link._answer("DataTransfer", call_unique_id)
+    point.route_map = {
+        action: {"_on_action": answerer(action), "_skip_schema_validation": False}
+        for action in dialect.answers
+    }
+    return point
 
 
 class Link:
-    """A connected websocket speaking OCPP 1.6J through the library.
+    """A connected websocket speaking one OCPP version through the library.
 
     Frames are looked at before the library sees them: answers to our own CALLs are kept
     raw (so callers get the wire payload), answers to `send_raw()` frames are handed to the
@@ -144,17 +186,20 @@ class Link:
 
     def __init__(
         self,
+        dialect: Dialect,
         charger_id: str,
         ws: ClientConnection,
         handler: CallHandler,
         spawn: Spawn,
         response_timeout: float,
     ) -> None:
+        self.dialect = dialect
         self._ws = ws
         self._handler = handler
         self._spawn = spawn
         self._timeout = response_timeout
-        self._point = _LibraryPoint(self, charger_id, ws, response_timeout)
+        self._frames = _Frames()
+        self._point = _library_point(self, charger_id, ws, response_timeout)
         self._pending: set[str] = set()
         self._answers: dict[str, list[Any]] = {}
         self._incoming: dict[str, dict[str, Any]] = {}
@@ -182,21 +227,29 @@ class Link:
     async def close(self) -> None:
         await self._ws.close()
 
-    async def call(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Send a CALL and return the CALLRESULT payload exactly as received."""
-        request_type = getattr(call, action, None)
-        if request_type is None:
-            raise InvalidRequest(f"{action} is not an OCPP 1.6 action a charge point sends")
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, validate: bool = True
+    ) -> dict[str, Any]:
+        """Send a CALL and return the CALLRESULT payload exactly as received.
+
+        With `validate=False` neither our request nor the answer is checked against the
+        schema (to send deliberately broken requests)."""
+        if getattr(self.dialect.requests, action, None) is None:
+            raise InvalidRequest(
+                f"{action} is not an OCPP {self.dialect.version} action a charger sends"
+            )
         try:
-            request = request_type(**_snake_keys(payload))
-        except TypeError as exc:
+            request = self._frames.build(action, payload)
+        except TypeError as exc:  # a key that is not a valid field name
             raise InvalidRequest(f"{action}: {exc}") from exc
         if self.closed:
             raise NotConnectedError("not connected")
         unique_id = str(uuid.uuid4())
         self._pending.add(unique_id)
         sending = asyncio.ensure_future(
-            self._point.call(request, suppress=False, unique_id=unique_id)
+            self._point.call(
+                request, suppress=False, unique_id=unique_id, skip_schema_validation=not validate
+            )
         )
         try:
             done, _ = await asyncio.wait(
@@ -204,7 +257,11 @@ class Link:
             )
             if sending not in done:
                 raise NotConnectedError(f"connection closed while waiting for the {action} answer")
-            sending.result()
+            try:
+                sending.result()
+            except TypeError:  # unvalidated answer the library cannot map: the raw one counts
+                if unique_id not in self._answers or self._answers[unique_id][0] != CALLRESULT:
+                    raise
             answer = self._answers.get(unique_id)
             return dict(answer[2]) if answer is not None and len(answer) > 2 else {}
         except (OCPPError, UnknownCallErrorCodeError, ValidationError) as exc:
@@ -277,10 +334,11 @@ class Link:
             raise
         if reply.after is not None:
             self._after.append(reply.after)
-        return getattr(call_result, action)(**_snake_keys(reply.payload))
+        return self._frames.build(action, reply.payload)
 
 
 async def open_link(
+    dialect: Dialect,
     endpoint: str,
     charger_id: str,
     password: str | None,
@@ -298,7 +356,7 @@ async def open_link(
     try:
         ws = await connect(
             endpoint,
-            subprotocols=[SUBPROTOCOL],
+            subprotocols=[dialect.subprotocol],
             additional_headers=headers,
             open_timeout=open_timeout,
         )
@@ -315,10 +373,12 @@ async def open_link(
         raise ConnectError(f"cannot connect to {endpoint}: {_describe(exc)}") from exc
     except InvalidHandshake as exc:
         raise ConnectError(f"cannot connect to {endpoint}: handshake failed ({exc})") from exc
-    if ws.subprotocol != SUBPROTOCOL:
+    if ws.subprotocol != dialect.subprotocol:
         await ws.close()
-        raise ConnectError(f"cannot connect to {endpoint}: server did not accept ocpp1.6")
-    return Link(charger_id, ws, handler, spawn, response_timeout)
+        raise ConnectError(
+            f"cannot connect to {endpoint}: server did not accept {dialect.subprotocol}"
+        )
+    return Link(dialect, charger_id, ws, handler, spawn, response_timeout)
 
 
 def _describe(exc: OSError) -> str:

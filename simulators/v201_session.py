@@ -1,0 +1,206 @@
+"""Charging sessions of a simulated OCPP 2.0.1 station: how one plays out, from Authorize to
+the Ended TransactionEvent, and how an open transaction is stopped from outside.
+
+A session drives the charger's message methods; it opens no connection and parses no frames.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from simulators.errors import NotConnectedError, SimulatorError
+from simulators.events import StepKind
+from simulators.sessions import SessionControl, connector_free, sample_until_stopped
+from simulators.station import ConnectorStatus
+from simulators.v201_transaction import charging_state
+
+if TYPE_CHECKING:
+    from simulators.v201 import V201Charger
+
+__all__ = ["charge", "end_open_transaction", "is_free", "notify", "notify_evse"]
+
+Control = SessionControl[str]
+
+
+def is_free(cp: V201Charger, evse_id: int, token: str | None = None) -> bool:
+    """An EVSE can take a new session: operative, no vehicle, no session, no transaction, and
+    not reserved (unless for `token`)."""
+    if not connector_free(cp.station, cp.sessions, evse_id) or cp.transaction_on(evse_id):
+        return False
+    if cp.station.status(evse_id) is not ConnectorStatus.RESERVED:
+        return True
+    wanted = None if token is None else {"idToken": token}
+    return any(r.evse_id == evse_id and r.holds_for(wanted) for r in cp.reservations.values())
+
+
+async def notify_evse(cp: V201Charger, evse_id: int, note: str = "") -> None:
+    """Send the EVSE's current status if connected (a reconnect announces it otherwise)."""
+    status = cp.wire_status(evse_id)
+    try:
+        await cp.status(evse_id, 1, status)
+    except NotConnectedError:
+        return
+    except SimulatorError as exc:
+        cp.report(StepKind.ERROR, f"{note}StatusNotification {status} failed: {exc}")
+        return
+    cp.report(StepKind.STATUS_SENT, f"{note}evse={evse_id} {status}")
+
+
+async def notify(cp: V201Charger, evse_id: int, status: ConnectorStatus, note: str = "") -> None:
+    """Record a station-model status and report the EVSE's connector status."""
+    cp.station.set_status(evse_id, status)
+    await notify_evse(cp, evse_id, note)
+
+
+async def charge(
+    cp: V201Charger,
+    control: Control,
+    seconds: float | None,
+    *,
+    authorize: bool = True,
+    remote_start_id: int | None = None,
+    token_type: str = "ISO14443",
+) -> bool:
+    """Play one session: Authorize, Occupied, TransactionEvent Started, Updated every
+    TxUpdatedInterval until `seconds` pass (or forever when None) or a stop is requested,
+    Ended, Available. Returns True when the transaction was ended."""
+    try:
+        return await _charge(cp, control, seconds, authorize, remote_start_id, token_type)
+    except SimulatorError as exc:
+        cp.report(StepKind.ERROR, f"#{control.number} session failed: {exc}")
+        return False
+    finally:
+        cp.sessions.close(control)
+
+
+async def _charge(
+    cp: V201Charger,
+    control: Control,
+    seconds: float | None,
+    authorize: bool,
+    remote_start_id: int | None,
+    token_type: str,
+) -> bool:
+    note = f"#{control.number} "
+    evse_id, tag = control.connector_id, control.id_tag
+    if authorize and not await _authorized(cp, control, token_type):
+        return False
+    await notify(cp, evse_id, ConnectorStatus.PREPARING, note)
+    meter_start = cp.reading(evse_id).energy_wh
+    trigger = "RemoteStart" if remote_start_id is not None else "Authorized"
+    try:
+        transaction_id, answer = await cp.start_transaction(
+            evse_id,
+            tag,
+            meter_start,
+            trigger_reason=trigger,
+            remote_start_id=remote_start_id,
+            token_type=token_type,
+        )
+    except SimulatorError:
+        await notify(cp, evse_id, cp.station.connector(evse_id).idle_status, note)
+        raise
+    control.transaction_id = transaction_id
+    cp.report(
+        StepKind.SESSION_STARTED,
+        f"{note}session started tx={transaction_id} evse={evse_id} tag={tag}",
+    )
+    token_status = _token_status(answer)
+    if token_status != "Accepted":
+        cp.report(StepKind.INFO, f"{note}idToken {token_status} at start: stopping")
+        control.stop("DeAuthorized")
+    await _sample_until_stopped(cp, control, seconds, note)
+    await _stop(cp, control, meter_start, note)
+    return True
+
+
+async def _authorized(cp: V201Charger, control: Control, token_type: str) -> bool:
+    note = f"#{control.number} "
+    try:
+        answer = await cp.authorize(control.id_tag, token_type)
+    except NotConnectedError:
+        cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag} locally (offline)")
+        return True
+    status = _token_status(answer)
+    if status != "Accepted":
+        cp.report(StepKind.SESSION_REFUSED, f"{note}tag={control.id_tag} not authorized: {status}")
+        return False
+    cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag}")
+    return True
+
+
+async def _sample_until_stopped(
+    cp: V201Charger, control: Control, seconds: float | None, note: str
+) -> None:
+    evse_id = control.connector_id
+    reported = cp.station.status(evse_id)
+
+    async def sample() -> None:
+        nonlocal reported
+        transaction_id = control.transaction_id
+        assert transaction_id is not None
+        entry = cp.sample(evse_id)
+        status = cp.station.status(evse_id)
+        changed = status is not reported
+        reported = status
+        try:
+            await cp.update_transaction(
+                transaction_id,
+                trigger_reason="ChargingStateChanged" if changed else "MeterValuePeriodic",
+                charging_state=charging_state(status) if changed else None,
+                meter_value=[entry],
+            )
+        except SimulatorError as exc:
+            cp.report(StepKind.ERROR, f"{note}TransactionEvent Updated failed: {exc}")
+            return
+        reading = cp.station.reading(evse_id)
+        soc = "" if reading.soc_percent is None else f" soc={reading.soc_percent}%"
+        cp.report(
+            StepKind.METER_SENT,
+            f"{note}meter tx={transaction_id} register={reading.energy_wh} Wh "
+            f"power={reading.power_w} W{soc}",
+        )
+
+    await sample_until_stopped(control, seconds, lambda: cp.meter_interval, sample)
+
+
+async def _stop(cp: V201Charger, control: Control, meter_start: int, note: str) -> None:
+    evse_id = control.connector_id
+    transaction_id = control.transaction_id
+    assert transaction_id is not None
+    measurands = cp.device.items("SampledDataCtrlr", "TxEndedMeasurands")
+    final = cp.sample(evse_id, "Transaction.End", measurands)
+    meter_stop = cp.station.reading(evse_id).energy_wh
+    await cp.end_transaction(
+        transaction_id,
+        meter_stop,
+        stopped_reason=control.reason,
+        id_token=control.id_tag if control.reason == "Local" else None,
+        meter_value=[final],
+    )
+    cp.report(
+        StepKind.SESSION_COMPLETED,
+        f"{note}session completed tx={transaction_id} "
+        f"energy={meter_stop - meter_start} Wh reason={control.reason}",
+    )
+    await notify(cp, evse_id, cp.station.connector(evse_id).idle_status, note)
+
+
+async def end_open_transaction(cp: V201Charger, transaction_id: str, reason: str) -> None:
+    """End a transaction that no session runs (one started through the message methods)."""
+    record = cp.open_transactions.get(transaction_id)
+    if record is None:
+        return
+    evse_id = record.evse_id
+    meter_stop = record.meter_start_wh
+    if cp.station.has_connector(evse_id):
+        meter_stop = max(meter_stop, cp.reading(evse_id).energy_wh)
+    await cp.end_transaction(transaction_id, meter_stop, stopped_reason=reason)
+    cp.report(StepKind.INFO, f"transaction {transaction_id} ended: {reason}")
+    if cp.station.has_connector(evse_id):
+        await notify(cp, evse_id, cp.station.connector(evse_id).idle_status)
+
+
+def _token_status(answer: dict[str, Any]) -> str:
+    info = answer.get("idTokenInfo")
+    return str(info.get("status")) if isinstance(info, dict) else "Accepted"
