@@ -41,6 +41,31 @@ _UNITS: dict[str, tuple[str, float]] = {
     "s": ("s", 1.0),
 }
 
+# The spellings the OCPP enums use, looked up without case folding.
+_UNITS_EXACT = {
+    spelled: _UNITS[spelled.lower()]
+    for spelled in (
+        "Wh",
+        "kWh",
+        "varh",
+        "kvarh",
+        "W",
+        "kW",
+        "VA",
+        "kVA",
+        "var",
+        "kvar",
+        "A",
+        "V",
+        "K",
+        "Celsius",
+        "Celcius",
+        "Fahrenheit",
+        "Percent",
+    )
+}
+_INF = float("inf")
+
 _DEFAULT_UNIT_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("Energy.Reactive", "varh"),
     ("Energy.Apparent", "VAh"),
@@ -81,7 +106,7 @@ def normalise(value: float, unit: str | None, measurand: str) -> tuple[float, st
     """(value, unit) in the system's units. An unknown unit is kept as sent."""
     if not unit:
         return value, default_unit(measurand)
-    known = _UNITS.get(unit.strip().lower())
+    known = _UNITS_EXACT.get(unit) or _UNITS.get(unit.strip().lower())
     if known is None:
         return value, unit
     norm_unit, factor = known
@@ -102,15 +127,15 @@ def make_sample(
 ) -> Sample:
     """Build a normalised sample; `multiplier` is the 2.0.1 power-of-ten exponent."""
     measurand = measurand or DEFAULT_MEASURAND
-    text = raw_value if isinstance(raw_value, str) else repr(raw_value)
+    text = raw_value if isinstance(raw_value, str) else str(raw_value)
     value: float | None = None
-    norm_unit = unit or default_unit(measurand)
+    norm_unit = unit if unit else default_unit(measurand)
     if not signed:
         try:
             number = float(raw_value)
         except (TypeError, ValueError):
             number = None
-        if number is not None and number == number and abs(number) != float("inf"):
+        if number is not None and number == number and -_INF < number < _INF:
             if multiplier:
                 number *= 10.0**multiplier
             value, norm_unit = normalise(number, unit, measurand)

@@ -96,6 +96,7 @@ class StopResult:
     duplicate: bool
     energy_wh: int | None = None
     flags: tuple[str, ...] = ()
+    evse_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,13 @@ class MeterReport:
 _MAX_OWNERS = 200_000
 # OCPP 2.0.1 token type of a transaction started without any authorization (free charging).
 NO_AUTHORIZATION = "NoAuthorization"
+
+
+def _without_readings(raw: dict[str, Any]) -> dict[str, Any]:
+    """An event as kept in the event log: its readings are stored once, as meter values."""
+    if "meterValue" not in raw:
+        return raw
+    return {k: v for k, v in raw.items() if k != "meterValue"}
 
 
 @dataclass(slots=True)
@@ -221,6 +229,8 @@ class ChargingService:
         self._charge_points = BatchLoader(db, cp_repo.get_many)
         # Running 2.0.1 transactions by (charge point, transactionId).
         self._cursors: dict[tuple[str, str], _TxCursor] = {}
+        # The transaction running on each (charge point, EVSE), or None, as far as known.
+        self._evse_tx: dict[tuple[str, int], int | None] = {}
 
     def now(self) -> datetime:
         return self._clock()
@@ -356,6 +366,7 @@ class ChargingService:
 
         result = await self._db.write(unit)
         self._remember(result.transaction_id, cp_id)
+        self._note_evse(cp_id, req.evse_id, result.transaction_id)
         log.info(
             "transaction_started" if not result.duplicate else "transaction_start_repeated",
             charge_point_id=cp_id,
@@ -414,10 +425,12 @@ class ChargingService:
                 stop_id_tag=req.id_tag,
                 now=now,
             )
-            return StopResult(auth, True, False, energy.energy_wh, flags)
+            return StopResult(auth, True, False, energy.energy_wh, flags, tx.evse_id)
 
         result = await self._db.write(unit)
         self._owners.pop(req.transaction_id, None)
+        if result.evse_id is not None:
+            self._evse_tx.pop((cp_id, result.evse_id), None)
         if not result.known:
             log.warning(
                 "transaction_stop_unmatched",
@@ -515,9 +528,7 @@ class ChargingService:
                     now,
                     allow_unknown,
                 )
-            if tx is not None and await tx_repo.event_seen(
-                conn, cp_id, event.ocpp_transaction_id, event.seq_no
-            ):
+            if tx is not None and await tx_repo.event_seen(conn, tx.id, event.seq_no):
                 return TxEventResult(tx.id, auth, duplicate=True, cursor=await _cursor(conn, tx))
             bounds = register_bounds(event.samples)
             begin = _context_reading(event.samples, "Transaction.Begin")
@@ -544,7 +555,12 @@ class ChargingService:
             else:
                 changes = _merge(tx, event, auth, begin, bounds)
             await tx_repo.record_event(
-                conn, transaction_id=tx.id, cp_id=cp_id, event=event, payload=raw, now=now
+                conn,
+                transaction_id=tx.id,
+                cp_id=cp_id,
+                event=event,
+                payload=_without_readings(raw),
+                now=now,
             )
             tx_repo.add_samples_later(
                 w,
@@ -597,12 +613,17 @@ class ChargingService:
 
         result = await self._db.write(unit)
         if result.cursor is not None:
-            if result.cursor.tx.active:
+            tx = result.cursor.tx
+            if tx.active:
                 if len(self._cursors) >= _MAX_OWNERS:
                     self._cursors.clear()
                 self._cursors[key] = result.cursor
+                if tx.evse_id:
+                    self._note_evse(cp_id, tx.evse_id, tx.id)
             else:
                 self._cursors.pop(key, None)
+                if self._evse_tx.get((cp_id, tx.evse_id)) == tx.id:
+                    del self._evse_tx[(cp_id, tx.evse_id)]
         if result.duplicate:
             log.info(
                 "transaction_event_repeated",
@@ -641,7 +662,12 @@ class ChargingService:
 
         async def unit(w: WriteTx) -> None:
             tx_repo.record_event_later(
-                w, transaction_id=tx.id, cp_id=cp_id, event=event, payload=raw, now=now
+                w,
+                transaction_id=tx.id,
+                cp_id=cp_id,
+                event=event,
+                payload=_without_readings(raw),
+                now=now,
             )
             tx_repo.add_samples_later(
                 w,
@@ -687,21 +713,34 @@ class ChargingService:
     ) -> int | None:
         """OCPP 2.0.1 MeterValues (outside TransactionEvents): linked to the transaction
         running on that EVSE, if any. Returns its id."""
+        key = (cp_id, evse_id)
+        known = key in self._evse_tx
+        cached = self._evse_tx.get(key)
 
         async def unit(w: WriteTx) -> int | None:
-            conn = await w.connection()
-            active = await tx_repo.active_on_evse(conn, cp_id, evse_id) if evse_id else None
+            tx_id = cached
+            if not known and evse_id:
+                active = await tx_repo.active_on_evse(await w.connection(), cp_id, evse_id)
+                tx_id = None if active is None else active.id
             tx_repo.add_samples_later(
                 w,
                 cp_id=cp_id,
                 evse_id=evse_id,
                 connector_id=1 if evse_id else 0,
-                transaction_id=None if active is None else active.id,
+                transaction_id=tx_id,
                 samples=samples,
             )
-            return None if active is None else active.id
+            return tx_id
 
-        return await self._db.write(unit)
+        tx_id = await self._db.write(unit)
+        if not known:
+            self._note_evse(cp_id, evse_id, tx_id)
+        return tx_id
+
+    def _note_evse(self, cp_id: str, evse_id: int, tx_id: int | None) -> None:
+        if len(self._evse_tx) >= _MAX_OWNERS:
+            self._evse_tx.clear()
+        self._evse_tx[(cp_id, evse_id)] = tx_id
 
     async def device_report(self, cp_id: str, report_data: Sequence[dict[str, Any]]) -> int:
         """Store (a part of) the device model a station reports."""

@@ -191,15 +191,12 @@ class TransactionRow(Base):
 
 
 class TransactionEventRow(Base):
-    """Every OCPP 2.0.1 TransactionEvent as received; (charger, transaction, seqNo) makes a
-    resent event a no-op."""
+    """Every OCPP 2.0.1 TransactionEvent as received (its readings go to meter_values);
+    (transaction, seqNo) is unique, which makes a resent event a no-op."""
 
     __tablename__ = "transaction_events"
     __table_args__ = (
-        UniqueConstraint(
-            "charge_point_id", "ocpp_transaction_id", "seq_no", name="uq_transaction_events_seq"
-        ),
-        Index("ix_transaction_events_tx", "transaction_id"),
+        UniqueConstraint("transaction_id", "seq_no", name="uq_transaction_events_seq"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -105,16 +105,10 @@ async def update_fields(conn: AsyncConnection, tx_id: int, now: datetime, **valu
     await conn.execute(update(_tx).where(_tx.c.id == tx_id).values(updated_at=now, **values))
 
 
-async def event_seen(
-    conn: AsyncConnection, cp_id: str, ocpp_transaction_id: str, seq_no: int
-) -> bool:
+async def event_seen(conn: AsyncConnection, tx_id: int, seq_no: int) -> bool:
     row = (
         await conn.execute(
-            select(_te.c.id).where(
-                (_te.c.charge_point_id == cp_id)
-                & (_te.c.ocpp_transaction_id == ocpp_transaction_id)
-                & (_te.c.seq_no == seq_no)
-            )
+            select(_te.c.id).where((_te.c.transaction_id == tx_id) & (_te.c.seq_no == seq_no))
         )
     ).first()
     return row is not None
@@ -150,9 +144,7 @@ def _event_insert(dialect: str) -> BulkStatement:
     return BulkStatement(
         insert_(_te)
         .values({name: bindparam(name) for name in _EVENT_COLUMNS})
-        .on_conflict_do_nothing(
-            index_elements=[_te.c.charge_point_id, _te.c.ocpp_transaction_id, _te.c.seq_no]
-        )
+        .on_conflict_do_nothing(index_elements=[_te.c.transaction_id, _te.c.seq_no])
     )
 
 

@@ -155,13 +155,8 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transaction_events")),
-        sa.UniqueConstraint(
-            "charge_point_id", "ocpp_transaction_id", "seq_no", name="uq_transaction_events_seq"
-        ),
+        sa.UniqueConstraint("transaction_id", "seq_no", name="uq_transaction_events_seq"),
     )
-    with op.batch_alter_table("transaction_events", schema=None) as batch_op:
-        batch_op.create_index("ix_transaction_events_tx", ["transaction_id"], unique=False)
-
     op.create_table(
         "transactions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -253,9 +248,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_transactions_cp_start")
 
     op.drop_table("transactions")
-    with op.batch_alter_table("transaction_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_transaction_events_tx")
-
     op.drop_table("transaction_events")
     with op.batch_alter_table("status_history", schema=None) as batch_op:
         batch_op.drop_index("ix_status_history_cp_time")
