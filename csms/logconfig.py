@@ -11,6 +11,8 @@ import sys
 import orjson
 import structlog
 
+from csms.logcontext import add_current_call
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -28,6 +30,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     numeric = _LEVELS.get(level, logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_current_call,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import structlog
-from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from csms.core.charger import RegistrationStatus
 from csms.handlers.rpc import (
@@ -30,6 +29,7 @@ from csms.handlers.rpc import (
     result_frame,
 )
 from csms.handlers.schemas import SchemaSet
+from csms.logcontext import CURRENT_CALL
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -142,7 +142,7 @@ class OcppSession:
 
     async def _on_call(self, call: Call) -> None:
         started = time.perf_counter()
-        tokens = bind_contextvars(action=call.action, message_id=call.message_id)
+        token = CURRENT_CALL.set((call.action, call.message_id))
         ok = False
         try:
             reply = await self._dispatch(call)
@@ -159,7 +159,7 @@ class OcppSession:
         else:
             await self.send(result_frame(call.message_id, reply))
         finally:
-            reset_contextvars(**tokens)
+            CURRENT_CALL.reset(token)
             if self.stats is not None:
                 self.stats.message_in(self.version, call.action, time.perf_counter() - started, ok)
 
