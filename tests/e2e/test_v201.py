@@ -482,3 +482,26 @@ async def test_pending_201_station_may_only_boot(start_server: StartServer) -> N
     await server.staff.update_charger("NEW201", registration=RegistrationStatus.ACCEPTED)
     assert (await call(ws, "BootNotification", BOOT201))[2]["status"] == "Accepted"
     await ws.close()
+
+
+async def test_basic_auth_and_replacement_for_201(server: Running) -> None:
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    from tests.e2e.raw import basic
+
+    await server.staff.add_charger("SEC201", password="s3cret-pass")
+    with pytest.raises(InvalidStatus) as info:
+        await open_raw(server.url, "SEC201", subprotocols=V201)
+    assert info.value.response.status_code == 401
+    first = await open_raw(
+        server.url, "SEC201", subprotocols=V201, headers=basic("SEC201", "s3cret-pass")
+    )
+    assert (await call(first, "BootNotification", BOOT201))[2]["status"] == "Accepted"
+    second = await open_raw(
+        server.url, "SEC201", subprotocols=V201, headers=basic("SEC201", "s3cret-pass")
+    )
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(first.recv(), 5)
+    assert (await call(second, "Heartbeat", {}))[0] == 3
+    await second.close()
