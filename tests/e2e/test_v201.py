@@ -484,6 +484,12 @@ async def test_pending_201_station_may_only_boot(start_server: StartServer) -> N
     await ws.close()
 
 
+async def drain(ws: Any) -> None:
+    """Read (and drop) frames until the server closes the socket."""
+    while True:
+        await asyncio.wait_for(ws.recv(), 5)
+
+
 async def test_basic_auth_and_replacement_for_201(server: Running) -> None:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -501,7 +507,6 @@ async def test_basic_auth_and_replacement_for_201(server: Running) -> None:
         server.url, "SEC201", subprotocols=V201, headers=basic("SEC201", "s3cret-pass")
     )
     with pytest.raises(ConnectionClosed):
-        while True:
-            await asyncio.wait_for(first.recv(), 5)
+        await drain(first)
     assert (await call(second, "Heartbeat", {}))[0] == 3
     await second.close()
