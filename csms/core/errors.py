@@ -2,7 +2,6 @@
 
 CsmsError
  ├── UnknownChargePoint   a charge point id that is not registered
- ├── NotRegistered        a charger that is Pending/Rejected sent something other than a boot
  └── InvalidInput         a value the domain cannot accept (bad unit, bad timestamp ...)
 """
 
@@ -14,10 +13,6 @@ class CsmsError(Exception):
 
 
 class UnknownChargePoint(CsmsError):
-    pass
-
-
-class NotRegistered(CsmsError):
     pass
 
 

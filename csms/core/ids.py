@@ -1,15 +1,9 @@
-"""Identifier types shared by every layer.
+"""Identifiers shared by every layer and how they compare.
 
-Only NewTypes and their normalisation live here.
+Only normalisation of ids lives here.
 """
 
 from __future__ import annotations
-
-from typing import NewType
-
-ChargePointId = NewType("ChargePointId", str)
-TransactionId = NewType("TransactionId", int)
-TokenUid = NewType("TokenUid", str)
 
 
 def token_key(uid: str) -> str:

@@ -554,8 +554,8 @@ class ChargingService:
                 changes: dict[str, Any] = {}
             else:
                 changes = _merge(tx, event, auth, begin, bounds)
-            await tx_repo.record_event(
-                conn,
+            tx_repo.record_event_later(
+                w,
                 transaction_id=tx.id,
                 cp_id=cp_id,
                 event=event,

@@ -114,31 +114,6 @@ async def event_seen(conn: AsyncConnection, tx_id: int, seq_no: int) -> bool:
     return row is not None
 
 
-async def record_event(
-    conn: AsyncConnection,
-    *,
-    transaction_id: int,
-    cp_id: str,
-    event: TransactionEvent,
-    payload: dict[str, Any],
-    now: datetime,
-) -> None:
-    await conn.execute(
-        insert(_te).values(
-            transaction_id=transaction_id,
-            charge_point_id=cp_id,
-            ocpp_transaction_id=event.ocpp_transaction_id,
-            seq_no=event.seq_no,
-            event_type=event.event_type.value,
-            trigger_reason=event.trigger_reason,
-            timestamp=event.timestamp,
-            offline=event.offline,
-            payload=payload,
-            received_at=now,
-        )
-    )
-
-
 def _event_insert(dialect: str) -> BulkStatement:
     insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return BulkStatement(
@@ -172,7 +147,7 @@ def record_event_later(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Bulk variant of record_event; a repeated seqNo is ignored by the database too."""
+    """Keep an event in the log (bulk, with the batch); a repeated seqNo is ignored."""
     tx.defer_bulk(
         _EVENTS[tx.dialect],
         {
