@@ -71,8 +71,6 @@ class OcppConfig:
     allow_unknown_tags: bool = False
     # Largest accepted frame, in bytes.
     max_message_size: int = 65536
-    # Seconds a charger may stay disconnected before it is reported unreachable.
-    offline_grace: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
