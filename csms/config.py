@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 import tomllib
 import types
 import typing
@@ -247,21 +246,3 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.max_batch must be at least 1")
         if section.commit_delay_ms < 0:
             raise ConfigError("database.commit_delay_ms must not be negative")
-
-
-def api_token(config: Config) -> str:
-    """The operator API bearer token: configured, or generated once and stored."""
-    if config.api.token:
-        return config.api.token
-    path = Path(config.api.token_file)
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.write_text(token + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return token

@@ -81,10 +81,6 @@ class Registry:
     def items(self) -> list[tuple[str, Live]]:
         return list(self._live.items())
 
-    def session(self, cp_id: str) -> OcppSession | None:
-        live = self._live.get(cp_id)
-        return None if live is None else live.session
-
 
 class OcppServer:
     """Accepts chargers on ws://host:port{path}/{charge_point_id}."""

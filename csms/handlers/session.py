@@ -61,10 +61,6 @@ class CallFailed(Exception):
         self.details = details
 
 
-class Stats(Protocol):
-    def message_in(self, version: str, action: str, seconds: float, ok: bool) -> None: ...
-
-
 class OcppSession:
     """One charger's conversation. Created per connection; handed over on reconnect."""
 
@@ -78,7 +74,6 @@ class OcppSession:
         "lenient",
         "registration",
         "send",
-        "stats",
     )
 
     def __init__(
@@ -89,14 +84,12 @@ class OcppSession:
         *,
         registration: RegistrationStatus | None,
         lenient: bool = False,
-        stats: Stats | None = None,
     ) -> None:
         self.cp_id = cp_id
         self.adapter = adapter
         self.send = send
         self.registration = registration
         self.lenient = lenient
-        self.stats = stats
         self.last_seen = time.time()
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] | None = None
         self._call_lock: asyncio.Lock | None = None
@@ -141,12 +134,9 @@ class OcppSession:
             self._on_answer(frame)
 
     async def _on_call(self, call: Call) -> None:
-        started = time.perf_counter()
         token = CURRENT_CALL.set((call.action, call.message_id))
-        ok = False
         try:
             reply = await self._dispatch(call)
-            ok = True
         except OcppCallError as exc:
             log.warning("call_rejected", code=self.adapter.errors[exc.kind], reason=exc.description)
             await self._send_error(call.message_id, exc)
@@ -160,8 +150,6 @@ class OcppSession:
             await self.send(result_frame(call.message_id, reply))
         finally:
             CURRENT_CALL.reset(token)
-            if self.stats is not None:
-                self.stats.message_in(self.version, call.action, time.perf_counter() - started, ok)
 
     async def _dispatch(self, call: Call) -> dict[str, Any]:
         adapter = self.adapter
