@@ -44,6 +44,30 @@ def open_database(config: Config) -> Database:
     )
 
 
+class StartupError(Exception):
+    """The system cannot start; the message says why in one line."""
+
+
+def describe_startup_error(exc: BaseException, config: Config) -> str | None:
+    """One line for errors an operator can fix (port taken, database unreachable, driver
+    missing); None for anything else (a bug, which should keep its traceback)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, ModuleNotFoundError):
+        return (
+            f"the database driver {exc.name!r} is not installed "
+            "(for PostgreSQL: pip install 'csms[postgres]')"
+        )
+    if isinstance(exc, SQLAlchemyError):
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return f"database {_safe_url(config.database.url)}: {detail}"
+    if isinstance(exc, OSError):
+        if exc.filename is not None:
+            return f"cannot start: {exc.strerror} ({exc.filename})"
+        return f"cannot start: {exc}"
+    return None
+
+
 class CsmsApp:
     """The running system: OCPP server over the charging service and the database."""
 
@@ -99,8 +123,14 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    app = CsmsApp(config)
-    await app.start()
+    try:
+        app = CsmsApp(config)
+        await app.start()
+    except Exception as exc:
+        message = describe_startup_error(exc, config)
+        if message is None:
+            raise
+        raise StartupError(message) from exc
     gc_task = asyncio.create_task(manage_gc(), name="gc-policy")
     log.info("csms_started", database=_safe_url(config.database.url))
     try:

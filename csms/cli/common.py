@@ -67,15 +67,13 @@ def run_db(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except CliError:
         raise
-    except OSError as exc:
-        raise CliError(f"database {config.database.url}: {exc.strerror or exc}") from None
     except Exception as exc:
-        from sqlalchemy.exc import SQLAlchemyError
+        from csms.app import describe_startup_error
 
-        if isinstance(exc, SQLAlchemyError):
-            message = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise CliError(f"database error: {message}") from None
-        raise
+        message = describe_startup_error(exc, config)
+        if message is None:
+            raise
+        raise CliError(message) from None
 
 
 def run_cli(group: click.Group) -> None:

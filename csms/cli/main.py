@@ -9,7 +9,7 @@ import asyncio
 
 import click
 
-from csms.cli.common import config_option, load
+from csms.cli.common import CliError, config_option, load
 from csms.config import Config
 
 
@@ -22,6 +22,7 @@ def cli() -> None:
 @config_option
 def serve(config_file: str | None) -> None:
     """Run the OCPP server (and upgrade the database schema first)."""
+    from csms.app import StartupError
     from csms.app import serve as run
     from csms.logconfig import configure_logging
 
@@ -30,9 +31,13 @@ def serve(config_file: str | None) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
-        asyncio.run(run(config))
+        runner = asyncio.run
     else:
-        uvloop.run(run(config))
+        runner = uvloop.run
+    try:
+        runner(run(config))
+    except StartupError as exc:
+        raise CliError(str(exc)) from None
 
 
 def main() -> None:

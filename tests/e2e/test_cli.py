@@ -286,3 +286,24 @@ def test_201_station_in_the_cli(workdir: Path, served: subprocess.Popen[str]) ->
     assert [e["event_type"] for e in shown["events"]] == ["Started", "Updated", "Updated", "Ended"]
     human = csms(workdir, "transactions", "show", str(tx["id"])).stdout
     assert "transaction events (4)" in human and tx_id in human
+
+
+def test_port_in_use_is_one_line(workdir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port_of(workdir)))
+        taken.listen()
+        result = csms(workdir, "serve", ok=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: cannot start:")
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line(workdir: Path) -> None:
+    config = workdir / "pg.toml"
+    config.write_text('[database]\nurl = "postgresql+asyncpg://u:p@127.0.0.1:1/none"\n')
+    for args in (["chargers", "list"], ["serve"]):
+        result = csms(workdir, *args, "--config", str(config), ok=False)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:")
+        assert "database" in lines[0]
