@@ -6,8 +6,8 @@ parsing of wire formats is the adapters' job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 DEFAULT_MEASURAND = ENERGY_REGISTER
@@ -82,8 +82,11 @@ _DEFAULT_UNIT_BY_PREFIX: tuple[tuple[str, str], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
+    """One sampled value. A NamedTuple rather than a frozen dataclass: seven or more are built
+    per meter message, and a frozen dataclass pays a setattr per field (measured: sample
+    construction was 12 % of the event loop's time at 2,000 TransactionEvents/s)."""
+
     timestamp: datetime
     measurand: str
     value: float | None  # normalised; None when the value is signed data or not a number

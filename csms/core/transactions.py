@@ -10,6 +10,7 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from csms.core.metering import ENERGY_REGISTER, Sample
 
@@ -141,9 +142,9 @@ class TxEventType(StrEnum):
     ENDED = "Ended"
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionEvent:
-    """One OCPP 2.0.1 TransactionEvent in version-neutral terms."""
+class TransactionEvent(NamedTuple):
+    """One OCPP 2.0.1 TransactionEvent in version-neutral terms (a NamedTuple, like Sample:
+    one is built per message)."""
 
     ocpp_transaction_id: str
     event_type: TxEventType
