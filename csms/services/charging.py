@@ -113,6 +113,35 @@ _MAX_OWNERS = 200_000
 NO_AUTHORIZATION = "NoAuthorization"
 
 
+def _keep_event(
+    w: WriteTx,
+    cp_id: str,
+    tx_id: int,
+    evse_id: int,
+    connector_id: int,
+    event: TransactionEvent,
+    raw: dict[str, Any],
+    now: datetime,
+) -> None:
+    """An event's log row and its readings, written with the batch."""
+    tx_repo.record_event_later(
+        w,
+        transaction_id=tx_id,
+        cp_id=cp_id,
+        event=event,
+        payload=_without_readings(raw),
+        now=now,
+    )
+    tx_repo.add_samples_later(
+        w,
+        cp_id=cp_id,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        transaction_id=tx_id,
+        samples=event.samples,
+    )
+
+
 def _without_readings(raw: dict[str, Any]) -> dict[str, Any]:
     """An event as kept in the event log: its readings are stored once, as meter values."""
     if "meterValue" not in raw:
@@ -554,21 +583,15 @@ class ChargingService:
                 changes: dict[str, Any] = {}
             else:
                 changes = _merge(tx, event, auth, begin, bounds)
-            tx_repo.record_event_later(
+            _keep_event(
                 w,
-                transaction_id=tx.id,
-                cp_id=cp_id,
-                event=event,
-                payload=_without_readings(raw),
-                now=now,
-            )
-            tx_repo.add_samples_later(
-                w,
-                cp_id=cp_id,
-                evse_id=event.evse_id or tx.evse_id,
-                connector_id=event.connector_id or tx.connector_id,
-                transaction_id=tx.id,
-                samples=event.samples,
+                cp_id,
+                tx.id,
+                event.evse_id or tx.evse_id,
+                event.connector_id or tx.connector_id,
+                event,
+                raw,
+                now,
             )
             ended = event.event_type is TxEventType.ENDED
             if ended:
@@ -661,22 +684,7 @@ class ChargingService:
         tx = cursor.tx
 
         async def unit(w: WriteTx) -> None:
-            tx_repo.record_event_later(
-                w,
-                transaction_id=tx.id,
-                cp_id=cp_id,
-                event=event,
-                payload=_without_readings(raw),
-                now=now,
-            )
-            tx_repo.add_samples_later(
-                w,
-                cp_id=cp_id,
-                evse_id=tx.evse_id,
-                connector_id=tx.connector_id,
-                transaction_id=tx.id,
-                samples=event.samples,
-            )
+            _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, raw, now)
 
         await self._db.write(unit)
         cursor.seen.add(event.seq_no)
