@@ -510,3 +510,27 @@ async def test_basic_auth_and_replacement_for_201(server: Running) -> None:
         await drain(first)
     assert (await call(second, "Heartbeat", {}))[0] == 3
     await second.close()
+
+
+async def test_authorization_outcomes_201(server: Running) -> None:
+    now = datetime.now(UTC)
+    staff = server.staff
+    await staff.add_token(Token("GOOD", TokenStatus.ACCEPTED, expires_at=now + timedelta(days=3)))
+    await staff.add_token(Token("BLOCKED1", TokenStatus.BLOCKED))
+    await staff.add_token(Token("OLD", TokenStatus.ACCEPTED, expires_at=now - timedelta(days=1)))
+    await staff.add_token(Token("BAD", TokenStatus.INVALID))
+    ws = await booted(server, "AUTH201")
+    expected = {
+        "good": "Accepted",
+        "BLOCKED1": "Blocked",
+        "OLD": "Expired",
+        "BAD": "Invalid",
+        "NOBODY": "Unknown",
+    }
+    for uid, status in expected.items():
+        reply = await call(ws, "Authorize", {"idToken": {"idToken": uid, "type": "ISO14443"}})
+        assert reply[2]["idTokenInfo"]["status"] == status, uid
+        SCHEMAS.response_validator("Authorize")(reply[2])
+    good = await call(ws, "Authorize", {"idToken": {"idToken": "GOOD", "type": "ISO14443"}})
+    assert good[2]["idTokenInfo"]["cacheExpiryDateTime"].endswith("Z")
+    await ws.close()
