@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from simulators.answers import Answers
 from simulators.events import StepKind
 from simulators.link import Reply
 from simulators.v16_script import reboot
@@ -21,7 +22,7 @@ __all__ = ["RequestHandler"]
 Payload = dict[str, Any]
 
 
-class RequestHandler:
+class RequestHandler(Answers["V16Charger"]):
     """Called by the link with (action, camelCase payload); returns the reply."""
 
     def __init__(self, cp: V16Charger) -> None:
@@ -38,15 +39,6 @@ class RequestHandler:
             "ClearCache": self.on_clear_cache,
             "DataTransfer": self.on_data_transfer,
         }
-
-    async def __call__(self, action: str, payload: Payload) -> Reply:
-        reply = self._handlers[action](payload)
-        outcome = reply.payload.get("status")
-        self._cp.report(
-            StepKind.REQUEST_ANSWERED,
-            f"answered {action}" + (f": {outcome}" if outcome is not None else ""),
-        )
-        return reply
 
     def on_get_configuration(self, payload: Payload) -> Reply:
         known, unknown = self._cp.configuration.get(payload.get("key"))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from simulators.answers import Answers
 from simulators.events import StepKind
 from simulators.link import Reply
 from simulators.station import OCCUPIED, ConnectorStatus
@@ -30,7 +31,7 @@ _FIRMWARE_STEPS = ("Downloading", "Downloaded", "Installing", "Installed")
 _LOG_STEPS = ("Uploading", "Uploaded")
 
 
-class RequestHandler:
+class RequestHandler(Answers["V201Charger"]):
     """Called by the link with (action, camelCase payload); returns the reply."""
 
     def __init__(self, cp: V201Charger) -> None:
@@ -56,15 +57,6 @@ class RequestHandler:
             "UpdateFirmware": self.on_update_firmware,
             "GetLog": self.on_get_log,
         }
-
-    async def __call__(self, action: str, payload: Payload) -> Reply:
-        reply = self._handlers[action](payload)
-        outcome = reply.payload.get("status")
-        self._cp.report(
-            StepKind.REQUEST_ANSWERED,
-            f"answered {action}" + (f": {outcome}" if outcome is not None else ""),
-        )
-        return reply
 
     # -- device model -------------------------------------------------------------------
 
