@@ -534,3 +534,16 @@ async def test_authorization_outcomes_201(server: Running) -> None:
     good = await call(ws, "Authorize", {"idToken": {"idToken": "GOOD", "type": "ISO14443"}})
     assert good[2]["idTokenInfo"]["cacheExpiryDateTime"].endswith("Z")
     await ws.close()
+
+
+async def test_rejected_201_station(start_server: StartServer) -> None:
+    server = await start_server(ocpp={"registration": "reject"})
+    ws = await open_raw(server.url, "STRANGER201", subprotocols=V201)
+    boot = await call(ws, "BootNotification", BOOT201)
+    assert boot[2]["status"] == "Rejected"
+    assert 0 < boot[2]["interval"] <= 60
+    refused = await call(ws, "StatusNotification", STATION_MESSAGES["StatusNotification"])
+    assert refused[2] == "SecurityError"
+    await ws.close()
+    (charger,) = [o.charger for o in await server.staff.chargers()]
+    assert charger.registration is RegistrationStatus.REJECTED
