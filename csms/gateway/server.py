@@ -249,24 +249,30 @@ class OcppServer:
         cp_id, adapter = handshake.cp_id, handshake.adapter
         clear_contextvars()
         bind_contextvars(charge_point_id=cp_id, ocpp_version=adapter.version, peer=_peer(ws))
-        previous = self.registry.get(cp_id)
-        if previous is not None:
+        # The newest connection wins: replace whatever is registered (again, if another
+        # connection for this id registered while we waited), then register without
+        # yielding in between.
+        while (previous := self.registry.get(cp_id)) is not None:
             previous.replaced = True
             log.info("connection_replaced")
             await previous.ws.close(1000, "replaced by a new connection")
             await previous.done.wait()
         known = handshake.charger
-        registration = await self.service.connected(cp_id, adapter.version, known)
         validation = (known.validation if known else None) or self.config.validation
         session = OcppSession(
-            cp_id, adapter, ws.send, registration=registration, lenient=validation == "lenient"
+            cp_id, adapter, ws.send, registration=None, lenient=validation == "lenient"
         )
         live = Live(ws, session)
         live.flushed_seen = session.last_seen
         self.registry.put(cp_id, live)
-        log.info("charger_connected", registration=registration.value, connected=len(self.registry))
         closed_by = "charger"
         try:
+            session.registration = await self.service.connected(cp_id, adapter.version, known)
+            log.info(
+                "charger_connected",
+                registration=session.registration.value,
+                connected=len(self.registry),
+            )
             async for text in ws:
                 await session.on_text(text)
         except ConnectionClosed:

@@ -135,3 +135,19 @@ async def test_ping_keeps_a_live_charger_connected(start_server: StartServer) ->
     await asyncio.sleep(1.0)  # several pings answered by the client library
     assert (await call(ws, "Heartbeat", {}))[0] == 3
     await ws.close()
+
+
+async def test_simultaneous_connections_leave_exactly_one(server: Running) -> None:
+    sockets = await asyncio.gather(*(open_raw(server.url, "RACE") for _ in range(3)))
+    await asyncio.sleep(0.5)
+    assert len(server.app.ocpp.registry) == 1
+    alive = []
+    for ws in sockets:
+        try:
+            await call(ws, "Heartbeat", {})
+            alive.append(ws)
+        except (ConnectionClosed, TimeoutError):
+            pass
+    assert len(alive) == 1
+    assert (await server.staff.charger("RACE")).charger.connected
+    await alive[0].close()
