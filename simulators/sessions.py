@@ -11,6 +11,8 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from simulators.errors import NotConnectedError
+from simulators.events import StepKind
 from simulators.station import OCCUPIED, ConnectorStatus, Station
 
 __all__ = ["SessionBook", "SessionControl", "connector_free", "sample_until_stopped"]
@@ -131,3 +133,25 @@ async def sample_until_stopped(
         if remaining is not None and wait is not None and wait >= remaining:
             return
         await sample()
+
+
+async def authorized(
+    report: Callable[[StepKind, str], None],
+    control: SessionControl[Any],
+    ask: Callable[[], Awaitable[dict[str, Any]]],
+    status_of: Callable[[dict[str, Any]], str],
+) -> bool:
+    """Authorize a session's tag before it starts (both versions); offline, the charger
+    accepts it locally, as real chargers do."""
+    note = f"#{control.number} "
+    try:
+        answer = await ask()
+    except NotConnectedError:
+        report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag} locally (offline)")
+        return True
+    status = status_of(answer)
+    if status != "Accepted":
+        report(StepKind.SESSION_REFUSED, f"{note}tag={control.id_tag} not authorized: {status}")
+        return False
+    report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag}")
+    return True

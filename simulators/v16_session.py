@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.sessions import SessionBook, SessionControl, connector_free, sample_until_stopped
+from simulators.sessions import (
+    SessionBook,
+    SessionControl,
+    authorized,
+    connector_free,
+    sample_until_stopped,
+)
 from simulators.station import ConnectorStatus
 
 if TYPE_CHECKING:
@@ -58,7 +64,9 @@ async def charge(
 async def _charge(cp: V16Charger, control: Control, seconds: float | None, authorize: bool) -> bool:
     note = f"#{control.number} "
     cid, tag = control.connector_id, control.id_tag
-    if authorize and not await _authorized(cp, control):
+    if authorize and not await authorized(
+        cp.report, control, lambda: cp.authorize(control.id_tag), _tag_status
+    ):
         return False
     await notify(cp, cid, ConnectorStatus.PREPARING, note)
     meter_start = cp.reading(cid).energy_wh
@@ -80,21 +88,6 @@ async def _charge(cp: V16Charger, control: Control, seconds: float | None, autho
         await notify(cp, cid, ConnectorStatus.CHARGING, note)
     await _sample_until_stopped(cp, control, seconds, note)
     await _stop(cp, control, meter_start, note)
-    return True
-
-
-async def _authorized(cp: V16Charger, control: Control) -> bool:
-    note = f"#{control.number} "
-    try:
-        answer = await cp.authorize(control.id_tag)
-    except NotConnectedError:
-        cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag} locally (offline)")
-        return True
-    status = _tag_status(answer)
-    if status != "Accepted":
-        cp.report(StepKind.SESSION_REFUSED, f"{note}tag={control.id_tag} not authorized: {status}")
-        return False
-    cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag}")
     return True
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.sessions import SessionControl, connector_free, sample_until_stopped
+from simulators.sessions import SessionControl, authorized, connector_free, sample_until_stopped
 from simulators.station import ConnectorStatus
 from simulators.v201_transaction import charging_state
 
@@ -83,7 +83,9 @@ async def _charge(
 ) -> bool:
     note = f"#{control.number} "
     evse_id, tag = control.connector_id, control.id_tag
-    if authorize and not await _authorized(cp, control, token_type):
+    if authorize and not await authorized(
+        cp.report, control, lambda: cp.authorize(control.id_tag, token_type), _token_status
+    ):
         return False
     await notify(cp, evse_id, ConnectorStatus.PREPARING, note)
     meter_start = cp.reading(evse_id).energy_wh
@@ -111,21 +113,6 @@ async def _charge(
         control.stop("DeAuthorized")
     await _sample_until_stopped(cp, control, seconds, note)
     await _stop(cp, control, meter_start, note)
-    return True
-
-
-async def _authorized(cp: V201Charger, control: Control, token_type: str) -> bool:
-    note = f"#{control.number} "
-    try:
-        answer = await cp.authorize(control.id_tag, token_type)
-    except NotConnectedError:
-        cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag} locally (offline)")
-        return True
-    status = _token_status(answer)
-    if status != "Accepted":
-        cp.report(StepKind.SESSION_REFUSED, f"{note}tag={control.id_tag} not authorized: {status}")
-        return False
-    cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag}")
     return True
 
 
