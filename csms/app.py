@@ -9,10 +9,14 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 import structlog
+from aiohttp import web
 
+from csms.api.server import ApiContext, build_api
+from csms.api.token import TokenError, resolve_token
 from csms.config import Config
 from csms.core.clock import Clock, utc_now
 from csms.gateway.server import OcppServer
@@ -20,7 +24,9 @@ from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
+from csms.metrics import Metrics
 from csms.services.charging import ChargingService, ChargingSettings
+from csms.services.commands import CommandService
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
@@ -85,7 +91,19 @@ class CsmsApp:
         adapters: Sequence[Adapter] = (
             [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
         )
-        self.ocpp = OcppServer(config.ocpp, self.charging, adapters)
+        self.metrics = Metrics()
+        self.ocpp = OcppServer(config.ocpp, self.charging, adapters, self.metrics)
+        self.commands = CommandService(
+            self.db,
+            clock,
+            self.charging,
+            self.ocpp.session,
+            default_timeout=config.ocpp.call_timeout,
+            metrics=self.metrics,
+        )
+        self._api: web.AppRunner | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self.api_port: int | None = None
 
     async def start(self) -> None:
         await upgrade(self.db.engine)
@@ -98,8 +116,50 @@ class CsmsApp:
 
         await self.db.write(reset_presence)
         await self.ocpp.start()
+        await self._start_api()
+        self._workers.append(
+            asyncio.create_task(self.commands.keep_reservations(), name="reservations")
+        )
+
+    async def _start_api(self) -> None:
+        cfg = self.config.api
+        try:
+            token = resolve_token(cfg, create=True)
+        except TokenError as exc:
+            raise StartupError(str(exc)) from None
+        assert token is not None
+        context = ApiContext(
+            commands=self.commands,
+            db=self.db,
+            metrics=self.metrics,
+            connected=self.ocpp.connected_by_version,
+            token=token,
+            started=time.monotonic(),
+        )
+        runner = web.AppRunner(build_api(context), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.host, cfg.port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._api = runner
+        server = site._server
+        assert server is not None
+        self.api_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        log.info("api_listening", host=cfg.host, port=self.api_port)
 
     async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        if self._api is not None:
+            await self._api.cleanup()
+            self._api = None
         await self.ocpp.stop()
         await self.db.close()
         log.info("csms_stopped")

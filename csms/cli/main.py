@@ -41,10 +41,17 @@ def serve(config_file: str | None) -> None:
 
 
 def main() -> None:
-    from csms.cli import chargers, db, tokens, transactions
+    from csms.cli import chargers, db, remote, tokens, transactions
     from csms.cli.common import run_cli
 
-    for group in (db.db, chargers.chargers, tokens.tokens, transactions.transactions):
+    for group in (
+        db.db,
+        chargers.chargers,
+        tokens.tokens,
+        transactions.transactions,
+        remote.remote,
+        remote.commands,
+    ):
         cli.add_command(group)
     run_cli(cli)
 

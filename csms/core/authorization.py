@@ -18,6 +18,8 @@ class AuthStatus(StrEnum):
     CONCURRENT_TX = "ConcurrentTx"
     # Not in the token table (OCPP 1.6 has no such status and says Invalid).
     UNKNOWN = "Unknown"
+    # The EVSE is reserved for another token (2.0.1; 1.6 says Invalid).
+    NOT_AT_THIS_TIME = "NotAtThisTime"
 
 
 class TokenStatus(StrEnum):

@@ -33,6 +33,7 @@ from csms.config import OcppConfig
 from csms.core.charger import ChargePoint
 from csms.core.passwords import verify_password
 from csms.handlers.session import Adapter, OcppSession
+from csms.metrics import Metrics
 from csms.services.charging import ChargingService
 
 log = structlog.get_logger("csms.gateway")
@@ -90,8 +91,10 @@ class OcppServer:
         config: OcppConfig,
         service: ChargingService,
         adapters: Sequence[Adapter],
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.service = service
         self.registry = Registry()
         # Server preference order decides when a charger offers several versions.
@@ -146,6 +149,18 @@ class OcppServer:
                 await self._presence
         await self._flush_presence()
         self._server = None
+
+    def session(self, cp_id: str) -> OcppSession | None:
+        """The live session of a charger connected to this process."""
+        live = self.registry.get(cp_id)
+        return None if live is None else live.session
+
+    def connected_by_version(self) -> dict[str, int]:
+        counts = {adapter.version: 0 for adapter in self._adapters.values()}
+        for _cp_id, live in self.registry.items():
+            version = live.session.version
+            counts[version] = counts.get(version, 0) + 1
+        return counts
 
     # --- handshake -------------------------------------------------------------------
 
@@ -260,7 +275,12 @@ class OcppServer:
         known = handshake.charger
         validation = (known.validation if known else None) or self.config.validation
         session = OcppSession(
-            cp_id, adapter, ws.send, registration=None, lenient=validation == "lenient"
+            cp_id,
+            adapter,
+            ws.send,
+            registration=None,
+            lenient=validation == "lenient",
+            metrics=self.metrics,
         )
         live = Live(ws, session)
         live.flushed_seen = session.last_seen

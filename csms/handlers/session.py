@@ -12,9 +12,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import jsonschema_rs
 import structlog
 
 from csms.core.charger import RegistrationStatus
+from csms.core.commands import Answer, ChargerCallError, Command, CommandRefused
 from csms.handlers.rpc import (
     Call,
     CallError,
@@ -28,8 +30,9 @@ from csms.handlers.rpc import (
     parse_frame,
     result_frame,
 )
-from csms.handlers.schemas import SchemaSet
+from csms.handlers.schemas import SchemaSet, schema_error
 from csms.logcontext import CURRENT_CALL
+from csms.metrics import Metrics
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -50,15 +53,17 @@ class Adapter(Protocol):
     # Actions a charger may send before it is Accepted.
     before_acceptance: frozenset[str]
 
+    def encode_command(self, command: Command) -> tuple[str, dict[str, Any]]:
+        """The CALL (action, payload) for a CSMS command."""
+        ...
 
-class CallFailed(Exception):
-    """The charger answered one of our CALLs with a CALLERROR."""
+    def decode_answer(self, command: Command, answer: dict[str, Any]) -> Answer:
+        """The neutral answer from the charger's CALLRESULT payload."""
+        ...
 
-    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details
+
+# The charger answered one of our CALLs with a CALLERROR (a domain error: commands report it).
+CallFailed = ChargerCallError
 
 
 class OcppSession:
@@ -72,6 +77,7 @@ class OcppSession:
         "cp_id",
         "last_seen",
         "lenient",
+        "metrics",
         "registration",
         "send",
     )
@@ -84,12 +90,14 @@ class OcppSession:
         *,
         registration: RegistrationStatus | None,
         lenient: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cp_id = cp_id
         self.adapter = adapter
         self.send = send
         self.registration = registration
         self.lenient = lenient
+        self.metrics = metrics
         self.last_seen = time.time()
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] | None = None
         self._call_lock: asyncio.Lock | None = None
@@ -135,6 +143,8 @@ class OcppSession:
 
     async def _on_call(self, call: Call) -> None:
         token = CURRENT_CALL.set((call.action, call.message_id))
+        started = time.perf_counter()
+        kind = "error"
         try:
             reply = await self._dispatch(call)
         except OcppCallError as exc:
@@ -147,9 +157,15 @@ class OcppSession:
                 OcppCallError(ErrorKind.INTERNAL, "The CSMS could not process this message"),
             )
         else:
+            kind = "result"
             await self.send(result_frame(call.message_id, reply))
         finally:
             CURRENT_CALL.reset(token)
+            metrics = self.metrics
+            if metrics is not None:
+                metrics.message("in", call.action, "call")
+                metrics.message("out", call.action, kind)
+                metrics.handled_in(call.action, time.perf_counter() - started)
 
     async def _dispatch(self, call: Call) -> dict[str, Any]:
         adapter = self.adapter
@@ -194,14 +210,51 @@ class OcppSession:
 
     # --- our own CALLs -------------------------------------------------------------------
 
+    def encode_command(self, command: Command) -> tuple[str, dict[str, Any]]:
+        """The CALL for a command, checked against the version's schema (a payload the charger
+        would refuse is refused here, with the field that is wrong)."""
+        action, payload = self.adapter.encode_command(command)
+        validate = self.adapter.schemas.request_validator(action)
+        if validate is not None:
+            try:
+                validate(payload)
+            except jsonschema_rs.ValidationError as exc:
+                error = schema_error(exc)
+                raise CommandRefused(f"{action}: {error.description}") from None
+        return action, payload
+
+    def decode_answer(self, command: Command, action: str, answer: dict[str, Any]) -> Answer:
+        validate = self.adapter.schemas.response_validator(action)
+        if validate is not None:
+            try:
+                validate(answer)
+            except jsonschema_rs.ValidationError as exc:
+                log.warning(
+                    "answer_schema_deviation",
+                    charge_point_id=self.cp_id,
+                    action=action,
+                    detail=str(exc.message),
+                )
+        try:
+            return self.adapter.decode_answer(command, answer)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning(
+                "answer_unreadable", charge_point_id=self.cp_id, action=action, detail=str(exc)
+            )
+            return Answer("Unreadable", False, f"the charger's answer could not be read: {exc}")
+
     def _on_answer(self, frame: CallResult | CallError) -> None:
         entry = None if self._pending is None else self._pending.pop(frame.message_id, None)
         if entry is None:
             log.warning("answer_unmatched", charge_point_id=self.cp_id, message_id=frame.message_id)
             return
-        _action, future = entry
+        action, future = entry
         if future.done():
             return
+        if self.metrics is not None:
+            self.metrics.message(
+                "in", action, "result" if isinstance(frame, CallResult) else "error"
+            )
         if isinstance(frame, CallResult):
             future.set_result(frame.payload)
         else:
@@ -215,7 +268,8 @@ class OcppSession:
     ) -> dict[str, Any]:
         """Send a CALL to the charger and wait for its answer (one CALL in flight at a time).
 
-        Raises TimeoutError, CallFailed, or websockets' ConnectionClosed.
+        Raises TimeoutError (no answer in time, waiting for earlier CALLs included),
+        CallFailed (a CALLERROR) or ConnectionError (the connection went away).
         """
         if self._call_lock is None:
             self._call_lock = asyncio.Lock()
@@ -228,8 +282,17 @@ class OcppSession:
             future: asyncio.Future[dict[str, Any]] = loop.create_future()
             self._pending[message_id] = (action, future)
             try:
-                await self.send(call_frame(message_id, action, payload))
-                return await future
+                try:
+                    await self.send(call_frame(message_id, action, payload))
+                except Exception as exc:
+                    raise ConnectionError(f"{self.cp_id}: connection lost ({exc})") from exc
+                sent = time.perf_counter()
+                if self.metrics is not None:
+                    self.metrics.message("out", action, "call")
+                answer = await future
+                if self.metrics is not None:
+                    self.metrics.call_answered(action, time.perf_counter() - sent)
+                return answer
             finally:
                 self._pending.pop(message_id, None)
 

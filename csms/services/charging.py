@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -25,6 +25,7 @@ from csms.core.charger import (
 from csms.core.clock import Clock
 from csms.core.ids import token_key
 from csms.core.metering import Sample
+from csms.core.reservations import ReservationState, check_start
 from csms.core.transactions import (
     EnergyFlag,
     EnergyResult,
@@ -36,13 +37,26 @@ from csms.core.transactions import (
     session_energy,
 )
 from csms.storage import charge_points as cp_repo
+from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
+from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import BatchLoader, Database, WriteTx
 
 log = structlog.get_logger("csms.services")
+
+# How long an accepted 1.6 RemoteStartTransaction waits for the StartTransaction it causes.
+REMOTE_START_WINDOW_S = 300.0
+
+
+@dataclass(slots=True)
+class _RemoteStart:
+    tag_key: str
+    evse_id: int | None
+    remote_start_id: int
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +274,8 @@ class ChargingService:
         self._cursors: dict[tuple[str, str], _TxCursor] = {}
         # The transaction running on each (charge point, EVSE), or None, as far as known.
         self._evse_tx: dict[tuple[str, int], int | None] = {}
+        # Accepted 1.6 remote starts waiting for their StartTransaction, by charge point.
+        self._remote_starts: dict[str, list[_RemoteStart]] = {}
 
     def now(self) -> datetime:
         return self._clock()
@@ -378,6 +394,10 @@ class ChargingService:
             auth = decide(token, now, busy_elsewhere=busy)
             if token is None and allow_unknown:
                 auth = AuthResult(AuthStatus.ACCEPTED)
+            parent = None if token is None else token.parent_uid
+            auth, reservation_id = await self._reservations_at_start(
+                conn, cp_id, req.evse_id, req.id_tag, parent, req.reservation_id, auth, now
+            )
             tx_id = await tx_repo.create(
                 conn,
                 cp_id=cp_id,
@@ -388,9 +408,14 @@ class ChargingService:
                 auth_status=auth.status.value,
                 start_at=req.timestamp,
                 meter_start_wh=req.meter_start_wh,
-                reservation_id=req.reservation_id,
+                reservation_id=reservation_id,
+                remote_start_id=self._claim_remote_start(cp_id, req.id_tag, req.evse_id, now),
                 now=now,
             )
+            if reservation_id is not None:
+                await reservation_repo.set_state(
+                    conn, reservation_id, ReservationState.USED, now, transaction_id=tx_id
+                )
             return StartResult(tx_id, auth, False)
 
         result = await self._db.write(unit)
@@ -454,6 +479,7 @@ class ChargingService:
                 stop_id_tag=req.id_tag,
                 now=now,
             )
+            await profile_repo.end_with_transaction(conn, tx.id, now)
             return StopResult(auth, True, False, energy.energy_wh, flags, tx.evse_id)
 
         result = await self._db.write(unit)
@@ -562,6 +588,18 @@ class ChargingService:
             bounds = register_bounds(event.samples)
             begin = _context_reading(event.samples, "Transaction.Begin")
             if tx is None:
+                reservation_id = event.reservation_id
+                if auth is not None and event.id_token is not None:
+                    auth, reservation_id = await self._reservations_at_start(
+                        conn,
+                        cp_id,
+                        event.evse_id,
+                        event.id_token,
+                        auth.parent_uid,
+                        event.reservation_id,
+                        auth,
+                        now,
+                    )
                 tx_id = await tx_repo.create(
                     conn,
                     cp_id=cp_id,
@@ -572,11 +610,15 @@ class ChargingService:
                     auth_status=None if auth is None else auth.status.value,
                     start_at=event.timestamp,
                     meter_start_wh=begin if begin is not None else _low(bounds),
-                    reservation_id=event.reservation_id,
+                    reservation_id=reservation_id,
                     remote_start_id=event.remote_start_id,
                     now=now,
                     ocpp_transaction_id=event.ocpp_transaction_id,
                 )
+                if reservation_id is not None:
+                    await reservation_repo.set_state(
+                        conn, reservation_id, ReservationState.USED, now, transaction_id=tx_id
+                    )
                 created = await tx_repo.get(conn, tx_id)
                 assert created is not None
                 tx = created
@@ -609,6 +651,8 @@ class ChargingService:
                 changes["stop_id_tag"] = event.id_token
             if changes:
                 await tx_repo.update_fields(conn, tx.id, now, **changes)
+            if ended:
+                await profile_repo.end_with_transaction(conn, tx.id, now)
             if ended or not tx.active:
                 conn = await w.connection()
                 fresh = await tx_repo.get(conn, tx.id)
@@ -758,6 +802,73 @@ class ChargingService:
             return device_repo.store_report_later(w, cp_id, report_data, now)
 
         return await self._db.write(unit)
+
+    # --- reservations and remote starts ----------------------------------------------
+
+    async def _reservations_at_start(
+        self,
+        conn: Any,
+        cp_id: str,
+        evse_id: int | None,
+        id_tag: str,
+        parent_uid: str | None,
+        reservation_id: int | None,
+        auth: AuthResult,
+        now: datetime,
+    ) -> tuple[AuthResult, int | None]:
+        """A transaction starts: the reservation it uses (its id), and the answer for its
+        token, which becomes NotAtThisTime when the EVSE is held for someone else."""
+        reservations = await reservation_repo.open_for(conn, cp_id)
+        if not reservations:
+            return auth, None
+        check = check_start(reservations, evse_id, id_tag, parent_uid, now, reservation_id)
+        if check.used is not None:
+            return auth, check.used.id
+        if check.blocked_by is not None and auth.accepted:
+            log.warning(
+                "transaction_start_reserved_for_other",
+                charge_point_id=cp_id,
+                evse_id=evse_id,
+                reservation_id=check.blocked_by.id,
+            )
+            return AuthResult(AuthStatus.NOT_AT_THIS_TIME, auth.expires_at, auth.parent_uid), None
+        return auth, None
+
+    def note_remote_start(
+        self, cp_id: str, id_tag: str, evse_id: int | None, remote_start_id: int
+    ) -> None:
+        """A 1.6 charger accepted a remote start: its next StartTransaction for this tag (on
+        this EVSE) gets `remote_start_id` (2.0.1 carries it on the wire instead)."""
+        until = self._clock() + timedelta(seconds=REMOTE_START_WINDOW_S)
+        pending = self._remote_starts.setdefault(cp_id, [])
+        pending.append(_RemoteStart(token_key(id_tag), evse_id, remote_start_id, until))
+
+    def _claim_remote_start(
+        self, cp_id: str, id_tag: str, evse_id: int, now: datetime
+    ) -> int | None:
+        pending = self._remote_starts.get(cp_id)
+        if not pending:
+            return None
+        pending[:] = [p for p in pending if p.until > now]
+        key = token_key(id_tag)
+        for index, entry in enumerate(pending):
+            if entry.tag_key == key and entry.evse_id in (None, evse_id):
+                del pending[index]
+                return entry.remote_start_id
+        return None
+
+    async def reservation_update(self, cp_id: str, reservation_id: int, status: str) -> None:
+        """A 2.0.1 station reports a reservation it ended itself (Expired or Removed)."""
+        now = self._clock()
+        state = ReservationState.EXPIRED if status == "Expired" else ReservationState.CANCELLED
+
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
+            reservation = await reservation_repo.get(conn, reservation_id)
+            if reservation is not None and reservation.charge_point_id == cp_id:
+                await reservation_repo.set_state(conn, reservation_id, state, now)
+
+        await self._db.write(unit)
 
     # --- messages kept as sent -------------------------------------------------------
 

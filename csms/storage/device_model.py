@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -148,3 +148,28 @@ async def variables_of(conn: AsyncConnection, cp_id: str) -> list[DeviceVariable
         )
         for r in rows
     ]
+
+
+async def set_value(
+    conn: AsyncConnection,
+    cp_id: str,
+    component: str,
+    component_instance: str | None,
+    variable: str,
+    value: str,
+    now: datetime,
+) -> bool:
+    """A SetVariables the station accepted: the reported Actual value changes too."""
+    result = await conn.execute(
+        update(_dv)
+        .where(
+            _dv.c.charge_point_id == cp_id,
+            _dv.c.component == component,
+            _dv.c.component_instance == (component_instance or ""),
+            _dv.c.variable == variable,
+            _dv.c.variable_instance == "",
+            _dv.c.attribute_type == "Actual",
+        )
+        .values(value=value, updated_at=now)
+    )
+    return bool(result.rowcount)

@@ -293,3 +293,83 @@ class ChargerEventRow(Base):
     action: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime]
+
+
+class CommandRow(Base):
+    """The audit log: every command sent (or refused) to a charger, who asked, and what the
+    charger answered. Written before the CALL goes out and completed when it ends."""
+
+    __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_cp", "charge_point_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    command: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None]
+    answer: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class ReservationRow(Base):
+    """Reservations made with ReserveNow; `id` is the reservationId on the wire."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        Index("ix_reservations_cp_state", "charge_point_id", "state"),
+        Index("ix_reservations_state_expiry", "state", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int | None]  # None: any EVSE of the charger
+    id_tag: Mapped[str] = mapped_column(String(255))
+    id_tag_key: Mapped[str] = mapped_column(String(255))
+    parent_id_tag: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ChargingProfileRow(Base):
+    """Charging profiles installed with SetChargingProfile; `id` is the profile id on the
+    wire."""
+
+    __tablename__ = "charging_profiles"
+    __table_args__ = (Index("ix_charging_profiles_cp_state", "charge_point_id", "state"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int]
+    purpose: Mapped[str] = mapped_column(String(32))
+    stack_level: Mapped[int]
+    limit: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(1))
+    start_at: Mapped[datetime]
+    duration_s: Mapped[int | None]
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LocalListRow(Base):
+    """The local authorization list a charger holds, as we last sent it: its version and
+    every entry (uid -> status, expiry, parent), which differential updates are computed
+    against."""
+
+    __tablename__ = "local_lists"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int]
+    entries: Mapped[dict[str, Any]]
+    sent_at: Mapped[datetime]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -430,6 +430,11 @@ async def list_transactions(
     if limit is not None:
         stmt = stmt.limit(limit)
     return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def count_active(conn: AsyncConnection) -> int:
+    stmt = select(func.count()).where(_tx.c.state == TransactionState.ACTIVE.value)
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 # --- messages about transactions we do not know ----------------------------------------

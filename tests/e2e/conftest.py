@@ -30,6 +30,10 @@ class Running:
         return self.app.ocpp.port
 
     @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.app.api_port}"
+
+    @property
     def staff(self) -> StaffService:
         return StaffService(self.app.db, utc_now)
 
@@ -41,7 +45,7 @@ def make_config(db_path: Path, **sections: dict[str, Any]) -> Config:
     raw: dict[str, dict[str, Any]] = {
         "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
         "ocpp": {"host": "127.0.0.1", "port": 0, "ping_interval": 0},
-        "api": {"token": "test-token"},
+        "api": {"host": "127.0.0.1", "port": 0, "token": "test-token"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

@@ -31,6 +31,7 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "csms.toml").write_text(
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
         f'[ocpp]\nhost = "127.0.0.1"\nport = {port}\nping_interval = 0\n'
+        f'[api]\nhost = "127.0.0.1"\nport = {free_port()}\n'
         '[log]\nformat = "json"\n'
     )
     return tmp_path

@@ -34,6 +34,7 @@ from csms.core.status import ConnectorStatus
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import Handler, OcppSession
+from csms.handlers.v16 import commands
 from csms.services.charging import (
     ChargingService,
     MeterReport,
@@ -92,8 +93,10 @@ def _int(value: Any, field: str) -> int:
 
 
 def id_tag_info(auth: AuthResult) -> dict[str, Any]:
-    # OCPP 1.6 has no "Unknown": a tag that is not in the token table is Invalid.
-    status = AuthStatus.INVALID if auth.status is AuthStatus.UNKNOWN else auth.status
+    # OCPP 1.6 has no "Unknown" or "NotAtThisTime": both are Invalid there.
+    status = auth.status
+    if status in (AuthStatus.UNKNOWN, AuthStatus.NOT_AT_THIS_TIME):
+        status = AuthStatus.INVALID
     info: dict[str, Any] = {"status": status.value}
     if auth.expires_at is not None:
         info["expiryDate"] = format_timestamp(auth.expires_at)
@@ -132,6 +135,9 @@ class V16Adapter:
     errors = ERRORS
     actions = frozenset(a.value for a in Action)
     before_acceptance = frozenset({"BootNotification"})
+
+    encode_command = staticmethod(commands.encode)
+    decode_answer = staticmethod(commands.decode)
 
     def __init__(self, service: ChargingService, schemas: SchemaSet | None = None) -> None:
         self.service = service

@@ -38,6 +38,7 @@ from csms.core.transactions import TransactionEvent, TxEventType
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import CallFailed, Handler, OcppSession
+from csms.handlers.v201 import commands
 from csms.services.charging import ChargingService
 
 VERSION = "2.0.1"
@@ -129,6 +130,9 @@ class V201Adapter:
         {"BootNotification", "NotifyReport", "NotifyMonitoringReport", "SecurityEventNotification"}
     )
 
+    encode_command = staticmethod(commands.encode)
+    decode_answer = staticmethod(commands.decode)
+
     def __init__(
         self,
         service: ChargingService,
@@ -148,7 +152,6 @@ class V201Adapter:
             "NotifyMonitoringReport": None,
             "SecurityEventNotification": None,
             "PublishFirmwareStatusNotification": None,
-            "ReservationStatusUpdate": None,
             "NotifyChargingLimit": None,
             "ClearedChargingLimit": None,
             "ReportChargingProfiles": None,
@@ -175,6 +178,7 @@ class V201Adapter:
                 "Get15118EVCertificate": self.on_get_15118_ev_certificate,
                 "GetCertificateStatus": self.on_get_certificate_status,
                 "SignCertificate": self.on_sign_certificate,
+                "ReservationStatusUpdate": self.on_reservation_status_update,
             }
         )
         self.handlers: Mapping[str, Handler] = handlers
@@ -314,6 +318,15 @@ class V201Adapter:
 
         handler.__name__ = f"on_{action}"
         return handler
+
+    async def on_reservation_status_update(
+        self, s: OcppSession, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.service.record_event(s.cp_id, "ReservationStatusUpdate", p)
+        await self.service.reservation_update(
+            s.cp_id, int(p["reservationId"]), str(p["reservationUpdateStatus"])
+        )
+        return {}
 
     async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         await self.service.record_event(s.cp_id, "DataTransfer", p)

@@ -1,0 +1,340 @@
+"""The operator API: `POST /api/chargers/{id}/remote/{command}`, the audit log, `/health`,
+`/metrics` and an OpenAPI description, behind a bearer token.
+
+Parses HTTP and JSON and maps results to status codes; commands live in csms.services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from csms.core.commands import CommandName, CommandRecord, CommandResult, Outcome
+from csms.metrics import Metrics
+from csms.services.commands import PARAMETERS, CommandService, Requester
+from csms.storage import transactions as tx_repo
+from csms.storage.database import Database
+
+log = structlog.get_logger("csms.api")
+
+VERSION = "0.1.0"
+
+# What a command's outcome is in HTTP terms (the body always carries the full result).
+_HTTP_STATUS = {
+    Outcome.ACCEPTED: 200,
+    Outcome.REJECTED: 200,
+    Outcome.INVALID: 400,
+    Outcome.NOT_CONNECTED: 409,
+    Outcome.CALL_ERROR: 502,
+    Outcome.TIMED_OUT: 504,
+}
+_SOURCES = frozenset({"cli", "api"})
+_OPEN_PATHS = frozenset({"/health"})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    commands: CommandService
+    db: Database
+    metrics: Metrics
+    connected: Callable[[], dict[str, int]]
+    token: str
+    started: float
+
+
+CONTEXT = web.AppKey("context", ApiContext)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+def result_json(result: CommandResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "charger": result.charge_point_id,
+        "command": result.command.value,
+        "action": result.action,
+        "outcome": result.outcome.value,
+        "ok": result.ok,
+        "status": result.status,
+        "message": result.message,
+        "data": result.data,
+    }
+
+
+def record_json(record: CommandRecord) -> dict[str, Any]:
+    def iso(moment: Any) -> str | None:
+        return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    return {
+        "id": record.id,
+        "charger": record.charge_point_id,
+        "command": record.command,
+        "action": record.action,
+        "params": record.params,
+        "source": record.source,
+        "requested_by": record.requested_by,
+        "outcome": record.outcome,
+        "status": record.status,
+        "message": record.message,
+        "answer": record.answer,
+        "created_at": iso(record.created_at),
+        "finished_at": iso(record.finished_at),
+    }
+
+
+@web.middleware
+async def _guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bearer token on everything but /health; no traceback ever reaches a client."""
+    context = request.app[CONTEXT]
+    if request.path not in _OPEN_PATHS:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), context.token.encode()
+        ):
+            response = _error(401, "missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="csms"'
+            return response
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return _error(exc.status, exc.reason)
+        raise
+    except Exception:
+        log.exception("api_request_failed", path=request.path, method=request.method)
+        return _error(500, "internal error (see the server log)")
+
+
+async def health(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    database = "ok"
+    try:
+        async with asyncio.timeout(2.0), context.db.read() as conn:
+            await tx_repo.count_active(conn)
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "no answer within 2 s"
+        database = f"error: {type(exc).__name__}: {detail}"
+    connected = context.connected()
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database,
+        "chargers_connected": sum(connected.values()),
+        "uptime_s": round(time.monotonic() - context.started, 1),
+        "version": VERSION,
+    }
+    return _json(body, 200 if database == "ok" else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    active: int | None = None
+    try:
+        async with asyncio.timeout(2.0), context.db.read() as conn:
+            active = await tx_repo.count_active(conn)
+    except (TimeoutError, OSError, SQLAlchemyError):
+        log.warning("metrics_database_unavailable")
+    text = context.metrics.render(
+        connected=context.connected(),
+        active_transactions=active,
+        database_up=active is not None,
+    )
+    return web.Response(
+        text=text,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
+
+
+def _command_name(path: str) -> CommandName | None:
+    try:
+        return CommandName(path.strip("/").replace("/", "-"))
+    except ValueError:
+        return None
+
+
+async def run_command(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    cp_id = request.match_info["cp_id"]
+    name = _command_name(request.match_info["command"])
+    if name is None:
+        known = ", ".join(command_path(n) for n in CommandName)
+        return _error(404, f"unknown command {request.match_info['command']!r}; known: {known}")
+    params: Any = {}
+    if request.can_read_body:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                params = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                return _error(400, f"the body is not valid JSON: {exc}")
+    if not isinstance(params, dict):
+        return _error(400, "the body must be a JSON object of parameters")
+    timeout: float | None = None
+    if "timeout" in request.query:
+        try:
+            timeout = float(request.query["timeout"])
+        except ValueError:
+            return _error(400, "timeout must be a number of seconds")
+        if not timeout > 0:
+            return _error(400, "timeout must be > 0")
+    source = request.headers.get("X-CSMS-Source", "api").lower()
+    requester = Requester(
+        source if source in _SOURCES else "api", request.headers.get("X-CSMS-User") or None
+    )
+    result = await context.commands.execute(cp_id, name, params, requester, timeout)
+    return _json(result_json(result), _HTTP_STATUS[result.outcome])
+
+
+async def list_commands(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        return _error(400, "limit must be an integer")
+    if not 1 <= limit <= 10_000:
+        return _error(400, "limit must be between 1 and 10000")
+    records = await context.commands.history(request.query.get("charger"), limit)
+    return _json([record_json(r) for r in records])
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(openapi_document())
+
+
+def command_path(name: CommandName) -> str:
+    """`local-list-send` is served as `local-list/send`, `profile-set` as `profile/set`."""
+    value = name.value
+    for group in ("local-list", "profile"):
+        if value.startswith(group + "-"):
+            return f"{group}/{value[len(group) + 1 :]}"
+    return value
+
+
+def openapi_document() -> dict[str, Any]:
+    result_schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "description": "audit log id"},
+            "charger": {"type": "string"},
+            "command": {"type": "string"},
+            "action": {"type": "string", "nullable": True},
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "ok": {"type": "boolean"},
+            "status": {"type": "string", "nullable": True},
+            "message": {"type": "string"},
+            "data": {"type": "object"},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/health": {
+            "get": {
+                "summary": "Liveness and database reachability (no token)",
+                "responses": {
+                    "200": {"description": "ok"},
+                    "503": {"description": "database unreachable"},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {"summary": "Prometheus text", "responses": {"200": {"description": "metrics"}}}
+        },
+        "/api/commands": {
+            "get": {
+                "summary": "The command audit log, newest first",
+                "parameters": [
+                    {"name": "charger", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                ],
+                "responses": {"200": {"description": "audit log entries"}},
+            }
+        },
+    }
+    for name in CommandName:
+        properties: dict[str, Any] = {}
+        required = []
+        for pname, param in PARAMETERS[name].items():
+            schema: dict[str, Any]
+            if param.type == "date-time":
+                schema = {"type": "string", "format": "date-time"}
+            elif param.type == "array":
+                schema = {"type": "array", "items": {"type": "string"}}
+            else:
+                schema = {"type": param.type}
+            if param.choices:
+                schema["enum"] = list(param.choices)
+            schema["description"] = param.help
+            properties[pname] = schema
+            if param.required:
+                required.append(pname)
+        body: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": False,
+        }
+        if required:
+            body["required"] = required
+        paths[f"/api/chargers/{{charger}}/remote/{command_path(name)}"] = {
+            "post": {
+                "summary": f"csms remote {command_path(name).replace('/', ' ')}",
+                "parameters": [
+                    {
+                        "name": "charger",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "timeout",
+                        "in": "query",
+                        "schema": {"type": "number"},
+                        "description": "seconds to wait (default: ocpp.call_timeout)",
+                    },
+                ],
+                "requestBody": {"content": {"application/json": {"schema": body}}},
+                "responses": {
+                    str(code): {
+                        "description": ", ".join(
+                            o.value for o, c in _HTTP_STATUS.items() if c == code
+                        ),
+                        "content": {"application/json": {"schema": result_schema}},
+                    }
+                    for code in sorted(set(_HTTP_STATUS.values()))
+                },
+            }
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "CSMS operator API", "version": VERSION},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
+
+
+def build_api(context: ApiContext) -> web.Application:
+    app = web.Application(middlewares=[_guard], client_max_size=1024 * 1024)
+    app[CONTEXT] = context
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/commands", list_commands)
+    app.router.add_post("/api/chargers/{cp_id}/remote/{command:.+}", run_command)
+    return app

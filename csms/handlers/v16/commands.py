@@ -1,0 +1,197 @@
+"""CSMS commands as OCPP 1.6J CALLs, and the 1.6 answers as neutral csms.core Answers.
+
+Pure translation, both ways; sending and waiting is the session's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.core.authorization import AuthResult, AuthStatus
+from csms.core.clock import format_timestamp
+from csms.core.commands import (
+    Answer,
+    CancelReservation,
+    ChangeAvailability,
+    ClearCache,
+    ClearChargingProfile,
+    Command,
+    DataTransfer,
+    GetCompositeSchedule,
+    GetConfiguration,
+    GetDiagnostics,
+    GetLocalListVersion,
+    RemoteStart,
+    RemoteStop,
+    Reserve,
+    Reset,
+    SendLocalList,
+    SetChargingProfile,
+    SetConfiguration,
+    Trigger,
+    Unlock,
+    UpdateFirmware,
+)
+
+Payload = dict[str, Any]
+
+
+def encode(command: Command) -> tuple[str, Payload]:
+    """The 1.6 action and payload for a command."""
+    match command:
+        case RemoteStart(id_tag=tag, evse_id=evse):
+            payload: Payload = {"idTag": tag}
+            if evse is not None:
+                payload["connectorId"] = evse
+            return "RemoteStartTransaction", payload
+        case RemoteStop(transaction_id=tx):
+            return "RemoteStopTransaction", {"transactionId": tx}
+        case Reset(hard=hard):
+            return "Reset", {"type": "Hard" if hard else "Soft"}
+        case Unlock(evse_id=evse):
+            return "UnlockConnector", {"connectorId": evse}
+        case ChangeAvailability(operative=operative, evse_id=evse):
+            kind = "Operative" if operative else "Inoperative"
+            return "ChangeAvailability", {"connectorId": evse or 0, "type": kind}
+        case GetConfiguration(keys=keys):
+            return "GetConfiguration", ({"key": list(keys)} if keys else {})
+        case SetConfiguration(key=key, value=value):
+            return "ChangeConfiguration", {"key": key, "value": value}
+        case Trigger(message=message, evse_id=evse):
+            payload = {"requestedMessage": message}
+            if evse is not None:
+                payload["connectorId"] = evse
+            return "TriggerMessage", payload
+        case ClearCache():
+            return "ClearCache", {}
+        case DataTransfer(vendor_id=vendor, message_id=message_id, data=data):
+            payload = {"vendorId": vendor}
+            if message_id is not None:
+                payload["messageId"] = message_id
+            if data is not None:
+                payload["data"] = data
+            return "DataTransfer", payload
+        case Reserve():
+            payload = {
+                "connectorId": command.evse_id or 0,
+                "expiryDate": format_timestamp(command.expires_at),
+                "idTag": command.id_tag,
+                "reservationId": command.reservation_id,
+            }
+            if command.parent_id_tag:
+                payload["parentIdTag"] = command.parent_id_tag
+            return "ReserveNow", payload
+        case CancelReservation(reservation_id=rid):
+            return "CancelReservation", {"reservationId": rid}
+        case SendLocalList(version=version, full=full, entries=entries):
+            items = []
+            for entry in entries:
+                item: Payload = {"idTag": entry.uid}
+                if entry.auth is not None:
+                    item["idTagInfo"] = _id_tag_info(entry.auth)
+                items.append(item)
+            return "SendLocalList", {
+                "listVersion": version,
+                "updateType": "Full" if full else "Differential",
+                "localAuthorizationList": items,
+            }
+        case GetLocalListVersion():
+            return "GetLocalListVersion", {}
+        case UpdateFirmware(location=location, retrieve_at=at):
+            return "UpdateFirmware", {"location": location, "retrieveDate": format_timestamp(at)}
+        case GetDiagnostics(location=location):
+            return "GetDiagnostics", {"location": location}
+        case SetChargingProfile(profile=p):
+            schedule: Payload = {
+                "chargingRateUnit": p.unit,
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": p.limit}],
+                "startSchedule": format_timestamp(p.start_at),
+            }
+            if p.duration_s is not None:
+                schedule["duration"] = p.duration_s
+            profile: Payload = {
+                "chargingProfileId": p.profile_id,
+                "stackLevel": p.stack_level,
+                "chargingProfilePurpose": p.purpose.value,
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": schedule,
+            }
+            if p.ocpp_transaction_id is not None:
+                profile["transactionId"] = int(p.ocpp_transaction_id)
+            return "SetChargingProfile", {"connectorId": p.evse_id, "csChargingProfiles": profile}
+        case ClearChargingProfile(profile_id=pid):
+            return "ClearChargingProfile", ({} if pid is None else {"id": pid})
+        case GetCompositeSchedule(evse_id=evse, duration_s=duration, unit=unit):
+            payload = {"connectorId": evse, "duration": duration}
+            if unit is not None:
+                payload["chargingRateUnit"] = unit
+            return "GetCompositeSchedule", payload
+    raise AssertionError(f"no 1.6 message for {command!r}")  # pragma: no cover
+
+
+def _id_tag_info(auth: AuthResult) -> Payload:
+    # 1.6 knows no "Unknown" or "NotAtThisTime".
+    status = auth.status
+    if status in (AuthStatus.UNKNOWN, AuthStatus.NOT_AT_THIS_TIME):
+        status = AuthStatus.INVALID
+    info: Payload = {"status": status.value}
+    if auth.expires_at is not None:
+        info["expiryDate"] = format_timestamp(auth.expires_at)
+    if auth.parent_uid is not None:
+        info["parentIdTag"] = auth.parent_uid
+    return info
+
+
+_YES = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+
+
+def decode(command: Command, answer: Payload) -> Answer:
+    """The neutral answer to `command` from the 1.6 reply payload."""
+    match command:
+        case GetConfiguration():
+            keys = [
+                {
+                    "key": entry.get("key"),
+                    "value": entry.get("value"),
+                    "readonly": bool(entry.get("readonly", False)),
+                }
+                for entry in answer.get("configurationKey") or []
+            ]
+            unknown = list(answer.get("unknownKey") or [])
+            return Answer("Accepted", True, data={"keys": keys, "unknown": unknown})
+        case GetLocalListVersion():
+            version = int(answer.get("listVersion", 0))
+            return Answer("Accepted", True, data={"list_version": version})
+        case UpdateFirmware():
+            return Answer("Accepted", True)  # 1.6 answers an empty object
+        case GetDiagnostics():
+            name = answer.get("fileName")
+            if name is None:
+                return Answer("NoDiagnostics", True, "the charger has no diagnostics to upload")
+            return Answer("Accepted", True, data={"file_name": name})
+        case DataTransfer():
+            status = str(answer.get("status"))
+            data = {"data": answer["data"]} if "data" in answer else {}
+            return Answer(status, status == "Accepted", data=data)
+        case GetCompositeSchedule():
+            status = str(answer.get("status"))
+            data = {}
+            if "chargingSchedule" in answer:
+                schedule = answer["chargingSchedule"]
+                data = {
+                    "evse_id": answer.get("connectorId"),
+                    "start": answer.get("scheduleStart") or schedule.get("startSchedule"),
+                    "duration_s": schedule.get("duration"),
+                    "unit": schedule.get("chargingRateUnit"),
+                    "periods": [
+                        {
+                            "start_s": period.get("startPeriod"),
+                            "limit": period.get("limit"),
+                            "phases": period.get("numberPhases"),
+                        }
+                        for period in schedule.get("chargingSchedulePeriod") or []
+                    ],
+                }
+            return Answer(status, status == "Accepted", data=data)
+    status = str(answer.get("status", ""))
+    return Answer(status, status in _YES)

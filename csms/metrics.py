@@ -1,0 +1,164 @@
+"""In-process counters and histograms, rendered as Prometheus text for `GET /metrics`.
+
+Plain dicts updated from the event loop (no locks, no client library on the hot path);
+gauges that live elsewhere (connections, transactions) are passed in when rendering.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+
+# Seconds; fits both a charger message answered after a group commit and a command round trip.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Histogram:
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class Metrics:
+    """What the running system counts. One instance per process, made by the app."""
+
+    def __init__(self) -> None:
+        # (direction "in"|"out", action, kind "call"|"result"|"error") -> messages
+        self.messages: dict[tuple[str, str, str], int] = {}
+        # charger CALLs: action -> time to answer (commit included)
+        self.handled: dict[str, Histogram] = {}
+        # CSMS CALLs: action -> time until the charger answered
+        self.calls: dict[str, Histogram] = {}
+        # (command, outcome) -> commands
+        self.commands: dict[tuple[str, str], int] = {}
+
+    def message(self, direction: str, action: str, kind: str) -> None:
+        key = (direction, action, kind)
+        self.messages[key] = self.messages.get(key, 0) + 1
+
+    def handled_in(self, action: str, seconds: float) -> None:
+        histogram = self.handled.get(action)
+        if histogram is None:
+            histogram = self.handled[action] = Histogram()
+        histogram.observe(seconds)
+
+    def call_answered(self, action: str, seconds: float) -> None:
+        histogram = self.calls.get(action)
+        if histogram is None:
+            histogram = self.calls[action] = Histogram()
+        histogram.observe(seconds)
+
+    def command(self, command: str, outcome: str) -> None:
+        key = (command, outcome)
+        self.commands[key] = self.commands.get(key, 0) + 1
+
+    def render(
+        self,
+        *,
+        connected: Mapping[str, int],
+        active_transactions: int | None,
+        database_up: bool,
+    ) -> str:
+        out: list[str] = []
+        _family(out, "csms_up", "gauge", "1 while the process runs.", [("", 1)])
+        _family(
+            out,
+            "csms_database_up",
+            "gauge",
+            "1 when the database answered the last check.",
+            [("", int(database_up))],
+        )
+        _family(
+            out,
+            "csms_chargers_connected",
+            "gauge",
+            "Chargers with a live WebSocket connection, by OCPP version.",
+            [(_labels(ocpp_version=v), n) for v, n in sorted(connected.items())],
+        )
+        if active_transactions is not None:
+            _family(
+                out,
+                "csms_transactions_active",
+                "gauge",
+                "Transactions that have started and not ended.",
+                [("", active_transactions)],
+            )
+        _family(
+            out,
+            "csms_ocpp_messages_total",
+            "counter",
+            "OCPP messages by direction (in: from chargers), action and type.",
+            [
+                (_labels(direction=d, action=a, type=k), n)
+                for (d, a, k), n in sorted(self.messages.items())
+            ],
+        )
+        _histograms(
+            out,
+            "csms_ocpp_request_duration_seconds",
+            "Time from a charger's CALL to our answer (database commit included), by action.",
+            self.handled,
+        )
+        _histograms(
+            out,
+            "csms_ocpp_call_duration_seconds",
+            "Time from our CALL to the charger's answer, by action.",
+            self.calls,
+        )
+        _family(
+            out,
+            "csms_commands_total",
+            "counter",
+            "Commands sent to chargers (csms remote, API, OCPI), by command and outcome.",
+            [(_labels(command=c, outcome=o), n) for (c, o), n in sorted(self.commands.items())],
+        )
+        return "\n".join(out) + "\n"
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _family(
+    out: list[str], name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]
+) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} {kind}")
+    for labels, value in samples:
+        out.append(f"{name}{labels} {_number(value)}")
+
+
+def _histograms(
+    out: list[str], name: str, help_text: str, histograms: Mapping[str, Histogram]
+) -> None:
+    out.append(f"# HELP {name} {help_text}")
+    out.append(f"# TYPE {name} histogram")
+    for action, histogram in sorted(histograms.items()):
+        cumulative = 0
+        for bound, count in zip((*BUCKETS, float("inf")), histogram.counts, strict=True):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else _number(bound)
+            out.append(f'{name}_bucket{{action="{_escape(action)}",le="{le}"}} {cumulative}')
+        out.append(f'{name}_sum{{action="{_escape(action)}"}} {_number(histogram.sum)}')
+        out.append(f'{name}_count{{action="{_escape(action)}"}} {cumulative}')
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))

@@ -1,0 +1,141 @@
+"""Repository of reservations (ReserveNow); the row id is the reservationId on the wire.
+
+Takes an AsyncConnection; returns csms.core Reservation objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.ids import token_key
+from csms.core.reservations import OPEN_STATES, Reservation, ReservationState
+from csms.storage.models import ReservationRow
+
+_res = cast(Table, ReservationRow.__table__)
+_OPEN = [s.value for s in OPEN_STATES]
+
+
+def _to_reservation(row: Any) -> Reservation:
+    return Reservation(
+        id=row.id,
+        charge_point_id=row.charge_point_id,
+        evse_id=row.evse_id,
+        id_tag=row.id_tag,
+        parent_id_tag=row.parent_id_tag,
+        state=ReservationState(row.state),
+        expires_at=row.expires_at,
+        transaction_id=row.transaction_id,
+        source=row.source,
+        created_at=row.created_at,
+    )
+
+
+async def create(
+    conn: AsyncConnection,
+    *,
+    cp_id: str,
+    evse_id: int | None,
+    id_tag: str,
+    parent_id_tag: str | None,
+    expires_at: datetime,
+    source: str,
+    now: datetime,
+) -> int:
+    result = await conn.execute(
+        insert(_res)
+        .values(
+            charge_point_id=cp_id,
+            evse_id=evse_id,
+            id_tag=id_tag,
+            id_tag_key=token_key(id_tag),
+            parent_id_tag=parent_id_tag,
+            state=ReservationState.PENDING.value,
+            expires_at=expires_at,
+            source=source,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(_res.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def get(conn: AsyncConnection, reservation_id: int) -> Reservation | None:
+    row = (await conn.execute(select(_res).where(_res.c.id == reservation_id))).first()
+    return None if row is None else _to_reservation(row)
+
+
+async def open_for(conn: AsyncConnection, cp_id: str) -> list[Reservation]:
+    """Pending and active reservations of a charger (expired ones included until swept)."""
+    stmt = (
+        select(_res)
+        .where(_res.c.charge_point_id == cp_id, _res.c.state.in_(_OPEN))
+        .order_by(_res.c.id)
+    )
+    return [_to_reservation(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def has_open(conn: AsyncConnection, cp_id: str) -> bool:
+    stmt = select(_res.c.id).where(_res.c.charge_point_id == cp_id, _res.c.state.in_(_OPEN))
+    return (await conn.execute(stmt.limit(1))).first() is not None
+
+
+async def recent(
+    conn: AsyncConnection, cp_id: str | None = None, limit: int = 50
+) -> list[Reservation]:
+    stmt = select(_res).order_by(_res.c.id.desc()).limit(limit)
+    if cp_id is not None:
+        stmt = stmt.where(_res.c.charge_point_id == cp_id)
+    return [_to_reservation(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def set_state(
+    conn: AsyncConnection,
+    reservation_id: int,
+    state: ReservationState,
+    now: datetime,
+    *,
+    transaction_id: int | None = None,
+    only_open: bool = True,
+) -> bool:
+    """Move a reservation to `state`; with only_open, only while it is still open."""
+    stmt = update(_res).where(_res.c.id == reservation_id)
+    if only_open:
+        stmt = stmt.where(_res.c.state.in_(_OPEN))
+    values: dict[str, Any] = {"state": state.value, "updated_at": now}
+    if transaction_id is not None:
+        values["transaction_id"] = transaction_id
+    return bool((await conn.execute(stmt.values(**values))).rowcount)
+
+
+async def expire_due(conn: AsyncConnection, now: datetime) -> list[Reservation]:
+    """Mark every open reservation whose time has come as Expired; returns them."""
+    due = [
+        _to_reservation(r)
+        for r in (
+            await conn.execute(
+                select(_res).where(_res.c.state.in_(_OPEN), _res.c.expires_at <= now)
+            )
+        ).all()
+    ]
+    if due:
+        await conn.execute(
+            update(_res)
+            .where(_res.c.id.in_([r.id for r in due]), _res.c.state.in_(_OPEN))
+            .values(state=ReservationState.EXPIRED.value, updated_at=now)
+        )
+    return due
+
+
+async def next_expiry(conn: AsyncConnection) -> datetime | None:
+    stmt = (
+        select(_res.c.expires_at)
+        .where(_res.c.state.in_(_OPEN))
+        .order_by(_res.c.expires_at)
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).scalar_one_or_none()
