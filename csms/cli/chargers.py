@@ -5,7 +5,7 @@ Argument parsing and printing over csms.services.staff.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -170,6 +170,30 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
                 "unmatched_messages": [
                     {**u, "received_at": iso(u["received_at"])} for u in detail.unmatched
                 ],
+                "reservations": [
+                    {
+                        "id": r.id,
+                        "evse_id": r.evse_id,
+                        "id_tag": r.id_tag,
+                        "state": r.state.value,
+                        "expires_at": iso(r.expires_at),
+                    }
+                    for r in detail.reservations
+                ],
+                "charging_profiles": [
+                    {
+                        "id": p.profile.profile_id,
+                        "evse_id": p.profile.evse_id,
+                        "purpose": p.profile.purpose.value,
+                        "stack_level": p.profile.stack_level,
+                        "limit": p.profile.limit,
+                        "unit": p.profile.unit,
+                        "duration_s": p.profile.duration_s,
+                        "transaction_id": p.transaction_id,
+                    }
+                    for p in detail.profiles
+                ],
+                "local_list_version": detail.local_list.version if detail.local_list else None,
             }
         )
         return
@@ -238,6 +262,38 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
                 [iso(r.timestamp), str(r.evse_id), r.status.value, r.error_code]
                 for r, _ in detail.history
             ],
+        )
+    if detail.reservations:
+        click.echo("\nreservations:")
+        table(
+            ["ID", "EVSE", "TAG", "STATE", "EXPIRES"],
+            [
+                [r.id, r.evse_id or "any", r.id_tag, r.state.value, iso(r.expires_at)]
+                for r in detail.reservations
+            ],
+        )
+    if detail.profiles:
+        click.echo("\ncharging profiles:")
+        table(
+            ["ID", "EVSE", "PURPOSE", "STACK", "LIMIT", "UNTIL"],
+            [
+                [
+                    p.profile.profile_id,
+                    p.profile.evse_id,
+                    p.profile.purpose.value,
+                    p.profile.stack_level,
+                    f"{p.profile.limit:g} {p.profile.unit}",
+                    iso(p.profile.start_at + timedelta(seconds=p.profile.duration_s))
+                    if p.profile.duration_s
+                    else "cleared",
+                ]
+                for p in detail.profiles
+            ],
+        )
+    if detail.local_list is not None:
+        click.echo(
+            f"\nlocal list: version {detail.local_list.version}, "
+            f"{len(detail.local_list.entries)} entries, sent {when(detail.local_list.sent_at, now)}"
         )
     if detail.events:
         click.echo("\nrecent messages:")

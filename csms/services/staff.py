@@ -19,15 +19,21 @@ from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
 from csms.core.metering import Sample
 from csms.core.passwords import hash_password
+from csms.core.reservations import Reservation
 from csms.core.transactions import Transaction
 from csms.storage import charge_points as cp_repo
+from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
+from csms.storage import local_lists as list_repo
+from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
+from csms.storage.charging_profiles import StoredProfile
 from csms.storage.database import Database, WriteTx
 from csms.storage.device_model import DeviceVariable
 from csms.storage.events import ChargerEvent
+from csms.storage.local_lists import LocalList
 from csms.storage.transactions import StoredEvent
 
 MIN_PASSWORD_LENGTH = 8
@@ -59,6 +65,9 @@ class ChargerDetail:
     active_transactions: tuple[Transaction, ...]
     events: tuple[ChargerEvent, ...]
     unmatched: tuple[dict[str, Any], ...]
+    reservations: tuple[Reservation, ...] = ()  # still holding an EVSE
+    profiles: tuple[StoredProfile, ...] = ()  # installed charging profiles
+    local_list: LocalList | None = None  # as last sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,10 @@ class StaffService:
             active = await tx_repo.list_transactions(conn, active_only=True, cp_id=cp_id)
             events = await event_repo.recent(conn, cp_id)
             unmatched = await tx_repo.list_unmatched(conn, cp_id, limit=20)
+            reservations = await reservation_repo.open_for(conn, cp_id)
+            profiles = await profile_repo.installed(conn, cp_id)
+            local_list = await list_repo.get(conn, cp_id)
+        now = self._clock()
         return ChargerDetail(
             charger,
             tuple(connectors),
@@ -166,6 +179,9 @@ class StaffService:
             tuple(active),
             tuple(events),
             tuple(unmatched),
+            tuple(r for r in reservations if r.holds(now)),
+            tuple(profiles),
+            local_list,
         )
 
     # --- tokens ------------------------------------------------------------------------

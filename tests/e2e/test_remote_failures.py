@@ -213,7 +213,8 @@ async def test_api_token_health_and_metrics(server: Running) -> None:
         async with http.get(f"{base}/api/openapi.json", headers=auth) as response:
             spec = await response.json()
     assert 'csms_chargers_connected{ocpp_version="1.6"} 1' in text
-    assert 'csms_ocpp_messages_total{direction="in",action="BootNotification",type="call"} 1' in text
+    boots = 'csms_ocpp_messages_total{direction="in",action="BootNotification",type="call"} 1'
+    assert boots in text
     assert 'csms_ocpp_messages_total{direction="out",action="Reset",type="call"} 1' in text
     assert 'csms_commands_total{command="reset",outcome="accepted"} 1' in text
     assert "csms_transactions_active 0" in text
