@@ -1,5 +1,6 @@
 """`ChargerBase`: what every simulated charger does whatever its OCPP version: the connection
-over time, boot and heartbeat state, owned tasks, step reports, the station model and its clock.
+over time, boot and heartbeat state, owned tasks, step reports, the station model and its clock,
+and what the station keeps for the CSMS: reservations, charging profiles, the local list.
 
 No message of any OCPP version is built here; `V16Charger` and `V201Charger` build theirs.
 """
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -19,14 +20,21 @@ from typing import Any, ClassVar, Self
 from simulators.clock import Clock, wire_time
 from simulators.errors import NotConnectedError, OptionsError, SimulatorError
 from simulators.events import Sink, Step, StepKind, Tally
+from simulators.firmware import STEP_SECONDS
 from simulators.link import CallHandler, Dialect, Link, open_link
+from simulators.local_list import ListEntry, LocalList
 from simulators.offline import Delivery
 from simulators.options import ChargerOptions
-from simulators.station import Reading, Station
+from simulators.profiles import ChargingProfiles, CompositePeriod
+from simulators.reservations import Reservation, ReservationBook
+from simulators.station import OCCUPIED, ConnectorStatus, Reading, Station
 
-__all__ = ["ChargerBase", "Timestamp"]
+__all__ = ["LOCAL_LIST_MAX_LENGTH", "ChargerBase", "Timestamp"]
 
 log = logging.getLogger(__name__)
+
+#: Entries the local authorization list holds at most.
+LOCAL_LIST_MAX_LENGTH = 100
 
 #: A moment as given to message methods: aware datetime, wire text as is, or None for now.
 Timestamp = datetime | str | None
@@ -36,7 +44,12 @@ class ChargerBase(abc.ABC):
     """Connection, tasks and bookkeeping shared by the chargers of every OCPP version.
 
     A subclass names its `dialect`, sets `_requests` (its answers to CSMS CALLs) in its
-    constructor, and provides `boot()`, `flush()` and the HeartbeatInterval it keeps.
+    constructor, and provides `boot()`, `flush()`, the HeartbeatInterval it keeps, whether a
+    connector has a session or transaction, and `wait_idle()`.
+
+    What tests may read or set: `firmware_version` (booted with; a firmware update changes
+    it), `firmware_state` and `upload_state` (the last status step, Idle when nothing runs),
+    `step_seconds` (pause between those steps), `reservations`, `profiles`, `local_list`.
     """
 
     dialect: ClassVar[Dialect]
@@ -64,6 +77,17 @@ class ChargerBase(abc.ABC):
         )
         self._jitter = random.Random(None if options.seed is None else options.seed + 1)
         self.boot_status: str | None = None
+        #: The firmware version BootNotification reports; a firmware update changes it.
+        self.firmware_version = options.firmware
+        #: The last FirmwareStatusNotification status, Idle when no update runs.
+        self.firmware_state = "Idle"
+        #: The last DiagnosticsStatusNotification (1.6) or LogStatusNotification (2.0.1).
+        self.upload_state = "Idle"
+        #: Pause between the status steps of a firmware update or an upload.
+        self.step_seconds = STEP_SECONDS
+        self.reservations = ReservationBook()
+        self.profiles = ChargingProfiles()
+        self.local_list = LocalList(LOCAL_LIST_MAX_LENGTH)
         self._sink = sink
         self._clock = clock
         self._last_advance = clock()
@@ -94,6 +118,23 @@ class ChargerBase(abc.ABC):
     @abc.abstractmethod
     def _set_heartbeat_interval(self, seconds: int) -> None:
         """Record the interval an accepted BootNotification asked for."""
+
+    @abc.abstractmethod
+    def connector_busy(self, connector_id: int) -> bool:
+        """A session runs or a transaction is open on the connector."""
+
+    @abc.abstractmethod
+    async def wait_idle(self) -> None:
+        """Wait until no session runs and no transaction is open."""
+
+    @abc.abstractmethod
+    def local_list_enabled(self) -> bool:
+        """The local authorization list is in use (configuration or device model)."""
+
+    @property
+    @abc.abstractmethod
+    def pre_authorize(self) -> bool:
+        """An Accepted local-list entry starts a session without Authorize."""
 
     # -- connection ---------------------------------------------------------------------
 
@@ -234,8 +275,160 @@ class ChargerBase(abc.ABC):
         self._advance()
         return self.station.reading(connector_id)
 
+    def connector_free(self, connector_id: int) -> bool:
+        """A connector can take a new session (reservations aside): operative, no vehicle,
+        not faulted, no session or transaction."""
+        connector = self.station.connector(connector_id)
+        return (
+            connector.operative
+            and connector.status not in OCCUPIED
+            and connector.status is not ConnectorStatus.FAULTED
+            and not self.connector_busy(connector_id)
+        )
+
+    def connector_for(
+        self, id_tag: str, candidates: Iterable[int], parent_id_tag: str | None = None
+    ) -> int | None:
+        """Of `candidates`, the connector a session of `id_tag` would take: free and not
+        reserved for another tag, the one reserved for this tag first. None: no such one."""
+        usable = [
+            cid
+            for cid in candidates
+            if self.station.has_connector(cid)
+            and self.connector_free(cid)
+            and self.reservation_blocking(cid, id_tag, parent_id_tag) is None
+        ]
+        usable.sort(key=lambda cid: self.reservations.on_connector(cid) is None)
+        return usable[0] if usable else None
+
+    def remote_start_target(
+        self, id_tag: str, candidates: Iterable[int], *, authorizes: bool
+    ) -> int | None:
+        """The connector a remote start of `id_tag` takes (see `connector_for`). One reserved
+        for a parent or group is taken too when the Authorize answer can still tell that the
+        tag belongs to it."""
+        candidates = tuple(candidates)
+        entry = self.local_entry(id_tag)
+        parent = None if entry is None else entry.parent_id_tag
+        found = self.connector_for(id_tag, candidates, parent)
+        if found is not None or not authorizes or parent is not None:
+            return found
+        for cid in candidates:
+            if not (self.station.has_connector(cid) and self.connector_free(cid)):
+                continue
+            held = self.reservation_blocking(cid, id_tag)
+            if held is not None and held.parent_id_tag is not None:
+                return cid
+        return None
+
+    def local_entry(self, id_tag: str) -> ListEntry | None:
+        """What the local list says about a tag (None: not listed, or no list in use)."""
+        return self.local_list.lookup(id_tag) if self.local_list_enabled() else None
+
+    def idle_status(self, connector_id: int) -> ConnectorStatus:
+        """The status of a connector once its vehicle is gone: Unavailable when inoperative,
+        Reserved when a reservation holds it, else Available."""
+        connector = self.station.connector(connector_id)
+        if not connector.operative:
+            return connector.idle_status
+        free = self._free_connectors() | {connector_id}
+        if connector_id in self.reservations.shown_reserved(free):
+            return ConnectorStatus.RESERVED
+        return ConnectorStatus.AVAILABLE
+
     def heartbeat_changed(self) -> None:
         self._heartbeat_changed.set()
+
+    # -- reservations -------------------------------------------------------------------
+
+    def reserve(self, reservation: Reservation) -> tuple[str, list[int]]:
+        """ReserveNow decided: Accepted, Faulted, Occupied or Unavailable, and the connectors
+        whose status changed (to be announced). A known reservation id is replaced."""
+        previous = self.reservations.remove(reservation.reservation_id)
+        refusal = self._reservation_refusal(reservation.connector_id)
+        if refusal is not None:
+            if previous is not None:
+                self.reservations.add(previous)
+            return refusal, []
+        self.reservations.add(reservation)
+        return "Accepted", self.refresh_reserved()
+
+    def cancel_reservation(self, reservation_id: int) -> tuple[Reservation | None, list[int]]:
+        """Drop a reservation; returns it (None if unknown) and the connectors that changed."""
+        reservation = self.reservations.remove(reservation_id)
+        return reservation, (self.refresh_reserved() if reservation is not None else [])
+
+    def reservation_blocking(
+        self, connector_id: int, id_tag: str | None, parent_id_tag: str | None = None
+    ) -> Reservation | None:
+        """The reservation that keeps `id_tag` from starting on the connector, if any."""
+        return self.reservations.blocking(
+            connector_id, id_tag, parent_id_tag, self._free_connectors()
+        )
+
+    def use_reservation(
+        self, connector_id: int, id_tag: str | None, parent_id_tag: str | None = None
+    ) -> int | None:
+        """A session of `id_tag` starts on the connector: the reservation it uses ends."""
+        reservation = self.reservations.usable(connector_id, id_tag, parent_id_tag)
+        if reservation is None:
+            return None
+        self.reservations.remove(reservation.reservation_id)
+        return reservation.reservation_id
+
+    def refresh_reserved(self) -> list[int]:
+        """Show Reserved on the free connectors reservations hold, and Available on the others
+        that were Reserved; returns the connectors whose status changed."""
+        free = self._free_connectors()
+        reserved = self.reservations.shown_reserved(free)
+        changed: list[int] = []
+        for connector_id in sorted(free):
+            connector = self.station.connector(connector_id)
+            wanted = ConnectorStatus.RESERVED if connector_id in reserved else connector.idle_status
+            if connector.status is not wanted:
+                self.station.set_status(connector_id, wanted)
+                changed.append(connector_id)
+        return changed
+
+    async def expire_reservation(
+        self,
+        reservation: Reservation,
+        expired: Callable[[Reservation, list[int]], Awaitable[None]],
+    ) -> None:
+        """At its expiry the reservation ends (unless used, cancelled or replaced before);
+        `expired` announces it with the connectors whose status changed."""
+        await asyncio.sleep(max(0.0, (reservation.expires_at - self.now()).total_seconds()))
+        if self.reservations.get(reservation.reservation_id) is not reservation:
+            return
+        self.reservations.remove(reservation.reservation_id)
+        await expired(reservation, self.refresh_reserved())
+
+    def _reservation_refusal(self, connector_id: int) -> str | None:
+        ids = self.station.connector_ids if connector_id == 0 else (connector_id,)
+        connectors = [self.station.connector(cid) for cid in ids]
+        if all(c.status is ConnectorStatus.FAULTED for c in connectors):
+            return "Faulted"
+        if not any(c.operative for c in connectors):
+            return "Unavailable"
+        return self.reservations.refusal(connector_id, self._free_connectors())
+
+    def _free_connectors(self) -> set[int]:
+        return {cid for cid in self.station.connector_ids if self.connector_free(cid)}
+
+    # -- charging profiles --------------------------------------------------------------
+
+    def apply_charging_limits(self) -> None:
+        """Cap every connector at what the installed charging profiles allow now."""
+        self._advance()
+
+    def composite_schedule(self, connector_id: int, duration_s: int) -> list[CompositePeriod]:
+        """The cap on a connector (0: the whole station) over the next `duration_s` seconds;
+        without profiles the rated power."""
+        ratings = {
+            cid: float(self.station.connector(cid).rated_power_w)
+            for cid in self.station.connector_ids
+        }
+        return self.profiles.composite(connector_id, ratings, self._clock(), duration_s)
 
     async def wait_heartbeat_change(self, seconds: float | None) -> bool:
         """Wait `seconds` (None: forever); True if HeartbeatInterval changed meanwhile."""
@@ -313,11 +506,18 @@ class ChargerBase(abc.ABC):
             self.report(StepKind.BOOT_REFUSED, f"boot {status} interval={interval}s")
 
     def _advance(self) -> None:
+        """Let the time since the last look pass on the station, then cap each connector at
+        what the charging profiles allow from now on."""
         now = self._clock()
         seconds = (now - self._last_advance).total_seconds()
         if seconds > 0:
             self.station.advance(seconds)
             self._last_advance = now
+        for cid in self.station.connector_ids:
+            limit = self.profiles.limit(cid, now)
+            watts = None if limit is None else round(limit.watts)
+            if self.station.connector(cid).limit_w != watts:
+                self.station.set_limit(cid, watts)
 
     def _stamp(self, timestamp: Timestamp) -> str:
         if isinstance(timestamp, str):

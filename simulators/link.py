@@ -69,6 +69,15 @@ OCPP16 = Dialect(
             "ChangeAvailability",
             "ClearCache",
             "DataTransfer",
+            "ReserveNow",
+            "CancelReservation",
+            "SendLocalList",
+            "GetLocalListVersion",
+            "UpdateFirmware",
+            "GetDiagnostics",
+            "SetChargingProfile",
+            "ClearChargingProfile",
+            "GetCompositeSchedule",
         }
     ),
 )
@@ -99,6 +108,9 @@ OCPP201 = Dialect(
             "CancelReservation",
             "UpdateFirmware",
             "GetLog",
+            "SendLocalList",
+            "GetLocalListVersion",
+            "GetCompositeSchedule",
         }
     ),
 )

@@ -1,5 +1,6 @@
 """Running charging sessions of a simulated charger, whatever its OCPP version: one handle per
-session, the book of them, and the metering loop of a session.
+session, the book of them, whether a tag may start (authorization, reservations), and the
+metering loop of a session.
 
 No messages are built here: the loop calls back into the version's session code to send.
 """
@@ -9,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from simulators.errors import NotConnectedError
 from simulators.events import StepKind
-from simulators.station import OCCUPIED, ConnectorStatus, Station
 
-__all__ = ["SessionBook", "SessionControl", "connector_free", "sample_until_stopped"]
+if TYPE_CHECKING:
+    from simulators.charger import ChargerBase
+
+__all__ = ["ReadAnswer", "SessionBook", "SessionControl", "admit", "sample_until_stopped"]
 
 #: The transaction id type: int in OCPP 1.6 (given by the CSMS), str in 2.0.1 (our uuid).
 TxId = TypeVar("TxId", int, str)
@@ -101,17 +104,6 @@ class SessionBook(Generic[TxId]):
         return True
 
 
-def connector_free(station: Station, book: SessionBook[Any], connector_id: int) -> bool:
-    """A connector can take a new session: operative, no vehicle, no session."""
-    connector = station.connector(connector_id)
-    return (
-        connector.operative
-        and connector.status not in OCCUPIED
-        and connector.status is not ConnectorStatus.FAULTED
-        and book.on_connector(connector_id) is None
-    )
-
-
 async def sample_until_stopped(
     control: SessionControl[Any],
     seconds: float | None,
@@ -135,23 +127,49 @@ async def sample_until_stopped(
         await sample()
 
 
-async def authorized(
-    report: Callable[[StepKind, str], None],
+#: Reads an Authorize answer: the tag's status and its parent (1.6) or group (2.0.1) tag.
+ReadAnswer = Callable[[dict[str, Any]], tuple[str, str | None]]
+
+
+async def admit(
+    cp: ChargerBase,
     control: SessionControl[Any],
-    ask: Callable[[], Awaitable[dict[str, Any]]],
-    status_of: Callable[[dict[str, Any]], str],
-) -> bool:
-    """Authorize a session's tag before it starts (both versions); offline, the charger
-    accepts it locally, as real chargers do."""
+    ask: Callable[[], Awaitable[dict[str, Any]]] | None,
+    read: ReadAnswer,
+) -> tuple[bool, int | None]:
+    """May the session's tag start (both versions)? Returns the decision and the id of the
+    reservation it uses up.
+
+    A connector reserved for another tag refuses at once, unless the reservation names a
+    parent the tag may belong to, which the Authorize answer (or the local list) tells.
+    `ask` sends Authorize (None: no authorization, as for a remote start the charger does
+    not check); with LocalPreAuthorize an Accepted local-list entry is enough. Offline the
+    local list decides, and a tag it does not know is accepted, as real chargers do."""
     note = f"#{control.number} "
-    try:
-        answer = await ask()
-    except NotConnectedError:
-        report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag} locally (offline)")
-        return True
-    status = status_of(answer)
-    if status != "Accepted":
-        report(StepKind.SESSION_REFUSED, f"{note}tag={control.id_tag} not authorized: {status}")
-        return False
-    report(StepKind.AUTHORIZED, f"{note}authorized tag={control.id_tag}")
-    return True
+    cid, tag = control.connector_id, control.id_tag
+    entry = cp.local_entry(tag)
+    parent = None if entry is None else entry.parent_id_tag
+    held = cp.reservation_blocking(cid, tag, parent)
+    if held is not None and held.parent_id_tag is None:
+        cp.report(StepKind.SESSION_REFUSED, f"{note}connector={cid} is reserved for another tag")
+        return False, None
+    if ask is not None:
+        listed = None if entry is None else entry.status_at(cp.now())
+        if listed == "Accepted" and cp.pre_authorize:
+            cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={tag} by the local list")
+        else:
+            try:
+                status, answered_parent = read(await ask())
+                how = ""
+            except NotConnectedError:
+                status, answered_parent = listed or "Accepted", None
+                how = " locally (offline)"
+            if status != "Accepted":
+                cp.report(StepKind.SESSION_REFUSED, f"{note}tag={tag} not authorized: {status}")
+                return False, None
+            cp.report(StepKind.AUTHORIZED, f"{note}authorized tag={tag}{how}")
+            parent = answered_parent or parent
+    if cp.reservation_blocking(cid, tag, parent) is not None:
+        cp.report(StepKind.SESSION_REFUSED, f"{note}connector={cid} is reserved for another tag")
+        return False, None
+    return True, cp.use_reservation(cid, tag, parent)

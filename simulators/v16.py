@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulators.charger import ChargerBase, Timestamp
+from simulators.charger import LOCAL_LIST_MAX_LENGTH, ChargerBase, Timestamp
 from simulators.clock import Clock, utc_now
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import Sink, StepKind, Summary, discard
@@ -25,7 +25,7 @@ from simulators.v16_meter import meter_value
 from simulators.v16_offline import Delivery, OfflineQueue, QueuedMessage
 from simulators.v16_requests import RequestHandler
 from simulators.v16_script import run_script
-from simulators.v16_session import SessionBook
+from simulators.v16_session import SessionBook, SessionControl, charge
 
 __all__ = ["ChargerOptions", "OpenTransaction", "V16Charger"]
 
@@ -66,12 +66,15 @@ class V16Charger(ChargerBase):
             connectors=options.connectors,
             heartbeat_interval=DEFAULT_HEARTBEAT_SECONDS,
             meter_interval=options.meter_interval,
+            local_list_max_length=LOCAL_LIST_MAX_LENGTH,
         )
         self.sessions: SessionBook[int] = SessionBook()
         self._queue = OfflineQueue()
         self._transactions: dict[int, OpenTransaction] = {}
         self._requests = RequestHandler(self)
         self._tx_lock = asyncio.Lock()
+        self._no_transactions = asyncio.Event()
+        self._no_transactions.set()
 
     # -- offline queue -----------------------------------------------------------------
 
@@ -117,7 +120,7 @@ class V16Charger(ChargerBase):
                 "chargePointModel": opts.model,
                 "chargePointSerialNumber": opts.serial_number[:25],
                 "chargeBoxSerialNumber": opts.serial_number[:25],
-                "firmwareVersion": opts.firmware,
+                "firmwareVersion": self.firmware_version[:50],
                 "meterType": "SimMeter 3P",
                 "meterSerialNumber": f"M-{opts.serial_number}"[:25],
             },
@@ -160,7 +163,14 @@ class V16Charger(ChargerBase):
         reservation_id: int | None = None,
     ) -> dict[str, Any]:
         """StartTransaction; offline it is queued and the answer carries a provisional
-        (negative) transactionId with idTagInfo Accepted."""
+        (negative) transactionId with idTagInfo Accepted.
+
+        A reservation of the connector for this tag is used up (its id sent as reservationId);
+        a reservation id given is ended too."""
+        if reservation_id is None:
+            reservation_id = self.use_reservation(connector_id, id_tag)
+        else:
+            self.reservations.remove(reservation_id)
         payload: dict[str, Any] = {
             "connectorId": connector_id,
             "idTag": id_tag,
@@ -169,9 +179,13 @@ class V16Charger(ChargerBase):
         }
         if reservation_id is not None:
             payload["reservationId"] = reservation_id
+        if self.station.has_connector(connector_id):
+            self._advance()
+            self.profiles.transaction_started(connector_id, self.now())
         answer = await self._transactional("StartTransaction", payload)
         tx = int(answer["transactionId"])
         self._transactions[tx] = OpenTransaction(tx, connector_id, id_tag, meter_start)
+        self._no_transactions.clear()
         return answer
 
     async def stop_transaction(
@@ -197,7 +211,13 @@ class V16Charger(ChargerBase):
         if transaction_data is not None:
             payload["transactionData"] = [dict(entry) for entry in transaction_data]
         answer = await self._transactional("StopTransaction", payload)
-        self._transactions.pop(tx, None)
+        record = self._transactions.pop(tx, None)
+        if not self._transactions:
+            self._no_transactions.set()
+        if record is not None and self.station.has_connector(record.connector_id):
+            self._advance()
+            self.profiles.end_transaction(record.connector_id)
+            self.apply_charging_limits()
         return answer
 
     async def meter_values(
@@ -231,9 +251,13 @@ class V16Charger(ChargerBase):
         return await self._call("DataTransfer", payload)
 
     async def firmware_status(self, status: str) -> dict[str, Any]:
+        """FirmwareStatusNotification; the status is kept as `firmware_state`."""
+        self.firmware_state = status
         return await self._call("FirmwareStatusNotification", {"status": status})
 
     async def diagnostics_status(self, status: str) -> dict[str, Any]:
+        """DiagnosticsStatusNotification; the status is kept as `upload_state`."""
+        self.upload_state = status
         return await self._call("DiagnosticsStatusNotification", {"status": status})
 
     # -- station ------------------------------------------------------------------------
@@ -252,6 +276,44 @@ class V16Charger(ChargerBase):
     @property
     def open_transactions(self) -> Mapping[int, OpenTransaction]:
         return dict(self._transactions)
+
+    def transaction_on(self, connector_id: int) -> OpenTransaction | None:
+        for record in self._transactions.values():
+            if record.connector_id == connector_id:
+                return record
+        return None
+
+    def connector_busy(self, connector_id: int) -> bool:
+        return (
+            self.sessions.on_connector(connector_id) is not None
+            or self.transaction_on(connector_id) is not None
+        )
+
+    async def wait_idle(self) -> None:
+        """Wait until no session runs and no transaction is open."""
+        while self.sessions.all() or self._transactions:
+            await self._no_transactions.wait()
+            await self.sessions.wait_idle(None)
+
+    def local_list_enabled(self) -> bool:
+        return self.configuration.flag("LocalAuthListEnabled")
+
+    @property
+    def pre_authorize(self) -> bool:
+        return self.configuration.flag("LocalPreAuthorize")
+
+    def start_session(
+        self, connector_id: int, id_tag: str, seconds: float | None = None
+    ) -> SessionControl[int] | None:
+        """A driver presents `id_tag` at a connector and charges for `seconds` (None: until
+        stopped), as the scripted sessions do. None when the connector cannot take a session
+        (unknown, busy, inoperative); a reserved connector refuses other tags as the session
+        starts (reported as session_refused)."""
+        if not self.station.has_connector(connector_id) or not self.connector_free(connector_id):
+            return None
+        control = self.sessions.open(connector_id, id_tag)
+        self.spawn(_played(charge(self, control, seconds)), name=f"{self.id} session")
+        return control
 
     @property
     def heartbeat_interval(self) -> float:
@@ -292,3 +354,7 @@ class V16Charger(ChargerBase):
 
     def _set_heartbeat_interval(self, seconds: int) -> None:
         self.configuration.set("HeartbeatInterval", str(seconds))
+
+
+async def _played(session: Coroutine[Any, Any, bool]) -> None:
+    await session

@@ -9,9 +9,30 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from simulators.profiles import ProfileRules
 from simulators.v16_meter import SUPPORTED_MEASURANDS
 
-__all__ = ["ConfigKey", "ConfigStatus", "Configuration"]
+__all__ = [
+    "FEATURE_PROFILES",
+    "SEND_LOCAL_LIST_MAX_LENGTH",
+    "ConfigKey",
+    "ConfigStatus",
+    "Configuration",
+]
+
+#: SupportedFeatureProfiles: every 1.6 profile.
+FEATURE_PROFILES = ",".join(
+    (
+        "Core",
+        "FirmwareManagement",
+        "LocalAuthListManagement",
+        "Reservation",
+        "SmartCharging",
+        "RemoteTrigger",
+    )
+)
+#: Entries one SendLocalList may carry.
+SEND_LOCAL_LIST_MAX_LENGTH = 50
 
 Validator = Callable[[str], bool]
 
@@ -65,8 +86,16 @@ class Configuration:
 
     @classmethod
     def defaults(
-        cls, *, connectors: int, heartbeat_interval: float, meter_interval: float
+        cls,
+        *,
+        connectors: int,
+        heartbeat_interval: float,
+        meter_interval: float,
+        local_list_max_length: int = 100,
+        rules: ProfileRules | None = None,
     ) -> Configuration:
+        """The keys of a new charger; `rules` limit the charging profiles it takes."""
+        rules = rules or ProfileRules()
         sampled = ",".join(SUPPORTED_MEASURANDS[:5])
         rw, ro = False, True
         return cls(
@@ -74,24 +103,32 @@ class Configuration:
                 ConfigKey("AllowOfflineTxForUnknownId", "false", rw, _boolean),
                 ConfigKey("AuthorizationCacheEnabled", "true", rw, _boolean),
                 ConfigKey("AuthorizeRemoteTxRequests", "true", rw, _boolean),
+                ConfigKey("ChargeProfileMaxStackLevel", str(rules.max_stack_level), ro),
+                ConfigKey("ChargingScheduleAllowedChargingRateUnit", "Current,Power", ro),
+                ConfigKey("ChargingScheduleMaxPeriods", str(rules.max_periods), ro),
                 ConfigKey("ClockAlignedDataInterval", "0", rw, _non_negative_int),
                 ConfigKey("ConnectionTimeOut", "60", rw, _non_negative_int),
                 ConfigKey("GetConfigurationMaxKeys", "50", ro),
                 ConfigKey("HeartbeatInterval", _seconds(heartbeat_interval), rw, _non_negative_int),
+                ConfigKey("LocalAuthListEnabled", "true", rw, _boolean),
+                ConfigKey("LocalAuthListMaxLength", str(local_list_max_length), ro),
                 ConfigKey("LocalAuthorizeOffline", "true", rw, _boolean),
                 ConfigKey("LocalPreAuthorize", "false", rw, _boolean),
+                ConfigKey("MaxChargingProfilesInstalled", str(rules.max_installed), ro),
                 ConfigKey("MeterValuesAlignedData", SUPPORTED_MEASURANDS[0], rw, _measurands),
                 ConfigKey("MeterValuesSampledData", sampled, rw, _measurands),
                 ConfigKey(
                     "MeterValueSampleInterval", _seconds(meter_interval), rw, _non_negative_int
                 ),
                 ConfigKey("NumberOfConnectors", str(connectors), ro),
+                ConfigKey("ReserveConnectorZeroSupported", "false", ro),
                 ConfigKey("ResetRetries", "1", rw, _non_negative_int),
+                ConfigKey("SendLocalListMaxLength", str(SEND_LOCAL_LIST_MAX_LENGTH), ro),
                 ConfigKey("StopTransactionOnEVSideDisconnect", "true", rw, _boolean),
                 ConfigKey("StopTransactionOnInvalidId", "true", rw, _boolean),
                 ConfigKey("StopTxnAlignedData", "", rw, _measurands),
                 ConfigKey("StopTxnSampledData", sampled, rw, _measurands),
-                ConfigKey("SupportedFeatureProfiles", "Core,RemoteTrigger", ro),
+                ConfigKey("SupportedFeatureProfiles", FEATURE_PROFILES, ro),
                 ConfigKey("TransactionMessageAttempts", "3", rw, _non_negative_int),
                 ConfigKey("TransactionMessageRetryInterval", "60", rw, _non_negative_int),
                 ConfigKey("UnlockConnectorOnEVSideDisconnect", "true", rw, _boolean),
@@ -132,3 +169,20 @@ class Configuration:
 
     def items(self, key: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in self.value(key).split(",") if item.strip())
+
+    def integer(self, key: str) -> int:
+        return int(self.value(key))
+
+    def profile_rules(self) -> ProfileRules:
+        """What SetChargingProfile accepts, as the read-only smart charging keys say."""
+        units = {"Current": "A", "Power": "W"}
+        return ProfileRules(
+            max_stack_level=self.integer("ChargeProfileMaxStackLevel"),
+            max_periods=self.integer("ChargingScheduleMaxPeriods"),
+            max_installed=self.integer("MaxChargingProfilesInstalled"),
+            units=frozenset(
+                units[item]
+                for item in self.items("ChargingScheduleAllowedChargingRateUnit")
+                if item in units
+            ),
+        )

@@ -47,7 +47,7 @@ async def run_sessions(cp: V16Charger) -> None:
     for index in range(opts.sessions):
         connector_id = connectors[index % len(connectors)]
         await cp.wait_ready()
-        if not is_free(cp, connector_id):
+        if not is_free(cp, connector_id, opts.tag):
             cp.report(
                 StepKind.INFO, f"connector={connector_id} busy or unavailable: session skipped"
             )

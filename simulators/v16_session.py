@@ -9,26 +9,30 @@ from typing import TYPE_CHECKING, Any
 
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.sessions import (
-    SessionBook,
-    SessionControl,
-    authorized,
-    connector_free,
-    sample_until_stopped,
-)
+from simulators.sessions import SessionBook, SessionControl, admit, sample_until_stopped
 from simulators.station import ConnectorStatus
 
 if TYPE_CHECKING:
     from simulators.v16 import V16Charger
 
-__all__ = ["SessionBook", "SessionControl", "charge", "end_transaction", "is_free", "notify"]
+__all__ = [
+    "SessionBook",
+    "SessionControl",
+    "announce_changes",
+    "charge",
+    "end_transaction",
+    "is_free",
+    "notify",
+    "settle",
+]
 
 Control = SessionControl[int]
 
 
-def is_free(cp: V16Charger, connector_id: int) -> bool:
-    """A connector can take a new session: operative, no vehicle, no session."""
-    return connector_free(cp.station, cp.sessions, connector_id)
+def is_free(cp: V16Charger, connector_id: int, id_tag: str | None = None) -> bool:
+    """A connector can take a new session of `id_tag`: operative, no vehicle, no session or
+    transaction, not reserved for another tag."""
+    return cp.connector_for(id_tag or "", (connector_id,)) is not None
 
 
 async def notify(
@@ -46,6 +50,19 @@ async def notify(
     cp.report(StepKind.STATUS_SENT, f"{note}connector={connector_id} {status}")
 
 
+async def announce_changes(cp: V16Charger, connector_ids: list[int]) -> None:
+    """Send the status of connectors the model already changed (reservations, availability)."""
+    for connector_id in connector_ids:
+        await notify(cp, connector_id, cp.station.status(connector_id))
+
+
+async def settle(cp: V16Charger, connector_id: int, note: str = "") -> None:
+    """The vehicle is gone: Available (Reserved or Unavailable when so), and any other
+    connector a reservation of any connector now holds or lets go."""
+    await notify(cp, connector_id, cp.idle_status(connector_id), note)
+    await announce_changes(cp, cp.refresh_reserved())
+
+
 async def charge(
     cp: V16Charger, control: Control, seconds: float | None, *, authorize: bool = True
 ) -> bool:
@@ -59,21 +76,26 @@ async def charge(
         return False
     finally:
         cp.sessions.close(control)
+        if cp.transaction_on(control.connector_id) is None and cp.profiles.end_transaction(
+            control.connector_id
+        ):  # a TxProfile given with a remote start that never started
+            cp.apply_charging_limits()
 
 
 async def _charge(cp: V16Charger, control: Control, seconds: float | None, authorize: bool) -> bool:
     note = f"#{control.number} "
     cid, tag = control.connector_id, control.id_tag
-    if authorize and not await authorized(
-        cp.report, control, lambda: cp.authorize(control.id_tag), _tag_status
-    ):
+    ask = (lambda: cp.authorize(tag)) if authorize else None
+    admitted, reservation_id = await admit(cp, control, ask, _tag_info)
+    if not admitted:
         return False
     await notify(cp, cid, ConnectorStatus.PREPARING, note)
+    await announce_changes(cp, cp.refresh_reserved())  # a reservation of any may need the rest
     meter_start = cp.reading(cid).energy_wh
     try:
-        started = await cp.start_transaction(cid, tag, meter_start)
+        started = await cp.start_transaction(cid, tag, meter_start, reservation_id=reservation_id)
     except SimulatorError:
-        await notify(cp, cid, cp.station.connector(cid).idle_status, note)
+        await settle(cp, cid, note)
         raise
     control.transaction_id = int(started["transactionId"])
     cp.report(
@@ -139,7 +161,7 @@ async def _stop(cp: V16Charger, control: Control, meter_start: int, note: str) -
         f"energy={meter_stop - meter_start} Wh reason={control.reason}",
     )
     await notify(cp, cid, ConnectorStatus.FINISHING, note)
-    await notify(cp, cid, cp.station.connector(cid).idle_status, note)
+    await settle(cp, cid, note)
 
 
 async def end_transaction(cp: V16Charger, transaction_id: int, reason: str) -> None:
@@ -155,9 +177,17 @@ async def end_transaction(cp: V16Charger, transaction_id: int, reason: str) -> N
     cp.report(StepKind.INFO, f"transaction {transaction_id} stopped: {reason}")
     if cp.station.has_connector(cid):
         await notify(cp, cid, ConnectorStatus.FINISHING)
-        await notify(cp, cid, cp.station.connector(cid).idle_status)
+        await settle(cp, cid)
 
 
 def _tag_status(answer: dict[str, Any]) -> str:
+    return _tag_info(answer)[0]
+
+
+def _tag_info(answer: dict[str, Any]) -> tuple[str, str | None]:
+    """Status and parentIdTag of the idTagInfo of an answer."""
     info = answer.get("idTagInfo")
-    return str(info.get("status")) if isinstance(info, dict) else "Accepted"
+    if not isinstance(info, dict):
+        return "Accepted", None
+    parent = info.get("parentIdTag")
+    return str(info.get("status")), None if parent is None else str(parent)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,17 +22,16 @@ from simulators.events import Sink, StepKind, Summary, discard
 from simulators.link import OCPP201
 from simulators.offline import Delivery, QueuedMessage
 from simulators.options import ChargerOptions
-from simulators.sessions import SessionBook
+from simulators.sessions import SessionBook, SessionControl
 from simulators.station import OCCUPIED, ConnectorStatus
 from simulators.v201_device import ComponentKey, DeviceModel, VariableKey
 from simulators.v201_meter import energy_value, meter_value
 from simulators.v201_offline import FlushOrder, SequenceCounter, TransactionEventQueue
-from simulators.v201_profiles import ChargingProfiles
 from simulators.v201_requests import RequestHandler
 from simulators.v201_script import run_script
+from simulators.v201_session import charge
 from simulators.v201_transaction import (
     OpenTransaction,
-    Reservation,
     connector_status,
     ended_event,
     model_status,
@@ -79,16 +78,17 @@ class V201Charger(ChargerBase):
             serial_number=options.serial_number[:25],
             firmware=options.firmware[:50],
             rated_power_w=self.station.connector(1).rated_power_w,
+            local_list_max_length=self.local_list.max_length,
         )
         self.sessions: SessionBook[str] = SessionBook()
-        self.profiles = ChargingProfiles()
-        self.reservations: dict[int, Reservation] = {}
         #: seqNo of TransactionEvents: one counter for the station, kept across reconnects.
         self.seq = SequenceCounter()
-        #: Reason of the next BootNotification sent without one (RemoteReset after a Reset).
+        #: Reason of the next BootNotification sent without one (RemoteReset after a Reset,
+        #: FirmwareUpdate after installing firmware).
         self.next_boot_reason = "PowerUp"
-        self.firmware_state = "Idle"
-        self.log_state = "Idle"
+        #: requestId of the firmware update or log upload under way (for triggered statuses).
+        self.firmware_request_id: int | None = None
+        self.upload_request_id: int | None = None
         self._queue = TransactionEventQueue()
         self._shuffle = random.Random(None if options.seed is None else options.seed + 2)
         self._transactions: dict[str, OpenTransaction] = {}
@@ -147,6 +147,8 @@ class V201Charger(ChargerBase):
         """BootNotification with `reason` (default `next_boot_reason`: PowerUp, or
         RemoteReset after a Reset)."""
         opts = self.options
+        firmware = self.firmware_version[:50]
+        self.device.set(ComponentKey("ChargingStation"), VariableKey("FirmwareVersion"), firmware)
         answer = await self._call(
             "BootNotification",
             {
@@ -154,7 +156,7 @@ class V201Charger(ChargerBase):
                     "model": opts.model[:20],
                     "vendorName": opts.vendor[:50],
                     "serialNumber": opts.serial_number[:25],
-                    "firmwareVersion": opts.firmware[:50],
+                    "firmwareVersion": firmware,
                 },
                 "reason": reason or self.next_boot_reason,
             },
@@ -206,12 +208,18 @@ class V201Charger(ChargerBase):
         the idToken (None: started before authorization, e.g. trigger CablePluggedIn with
         charging state EVConnected) and the start register (context Transaction.Begin).
 
-        A reservation of the EVSE for this token is used up (its id sent as reservationId).
+        A reservation of the EVSE for this token is used up (its id sent as reservationId);
+        a reservation id given is ended too.
         Returns the transaction id and the CSMS answer (`{}` when queued offline)."""
         transaction_id = str(uuid.uuid4())
         token = None if id_token is None else token_dict(id_token, token_type)
         if reservation_id is None:
-            reservation_id = self._use_reservation(evse_id, token)
+            reservation_id = None if id_token is None else self.use_reservation(evse_id, id_token)
+        else:
+            self.reservations.remove(reservation_id)
+        if self.station.has_connector(evse_id):
+            self._advance()
+            self.profiles.transaction_started(evse_id, self.now())
         tx = OpenTransaction(
             transaction_id,
             evse_id,
@@ -407,6 +415,7 @@ class V201Charger(ChargerBase):
         return await self._call("DataTransfer", payload)
 
     async def firmware_status(self, status: str, request_id: int | None = None) -> dict[str, Any]:
+        """FirmwareStatusNotification; the status is kept as `firmware_state`."""
         self.firmware_state = status
         payload: dict[str, Any] = {"status": status}
         if request_id is not None:
@@ -414,7 +423,8 @@ class V201Charger(ChargerBase):
         return await self._call("FirmwareStatusNotification", payload)
 
     async def log_status(self, status: str, request_id: int | None = None) -> dict[str, Any]:
-        self.log_state = status
+        """LogStatusNotification; the status is kept as `upload_state`."""
+        self.upload_state = status
         payload: dict[str, Any] = {"status": status}
         if request_id is not None:
             payload["requestId"] = request_id
@@ -458,6 +468,32 @@ class V201Charger(ChargerBase):
             await self._no_transactions.wait()
             await self.sessions.wait_idle(None)
 
+    def connector_busy(self, connector_id: int) -> bool:
+        return (
+            self.sessions.on_connector(connector_id) is not None
+            or self.transaction_on(connector_id) is not None
+        )
+
+    def local_list_enabled(self) -> bool:
+        return self.device.flag("LocalAuthListCtrlr", "Enabled")
+
+    @property
+    def pre_authorize(self) -> bool:
+        return self.device.flag("AuthCtrlr", "LocalPreAuthorize")
+
+    def start_session(
+        self, evse_id: int, id_token: str, seconds: float | None = None
+    ) -> SessionControl[str] | None:
+        """A driver presents `id_token` at an EVSE and charges for `seconds` (None: until
+        stopped), as the scripted sessions do. None when the EVSE cannot take a session
+        (unknown, busy, inoperative); a reserved EVSE refuses other tokens as the session
+        starts (reported as session_refused)."""
+        if not self.station.has_connector(evse_id) or not self.connector_free(evse_id):
+            return None
+        control = self.sessions.open(evse_id, id_token)
+        self.spawn(_played(charge(self, control, seconds)), name=f"{self.id} session")
+        return control
+
     @property
     def heartbeat_interval(self) -> float:
         return self.device.seconds("OCPPCommCtrlr", "HeartbeatInterval")
@@ -467,16 +503,19 @@ class V201Charger(ChargerBase):
         """SampledDataCtrlr.TxUpdatedInterval: seconds between Updated meter events."""
         return self.device.seconds("SampledDataCtrlr", "TxUpdatedInterval")
 
-    def apply_charging_limits(self) -> None:
-        """Cap every EVSE at what the installed charging profiles allow."""
-        self._advance()
-        for evse_id in self.station.connector_ids:
-            self.station.set_limit(evse_id, self.profiles.limit_w(evse_id))
-
     def sync_device_model(self) -> None:
-        """Copy the availability of the station, EVSEs and connectors into the device model."""
+        """Copy the availability of the station, EVSEs and connectors, and how many local-list
+        entries and charging profiles it holds, into the device model."""
         station_state = connector_status(self.station.status(0))
         self.device.set_availability(ComponentKey("ChargingStation"), station_state)
+        self.device.set(
+            ComponentKey("LocalAuthListCtrlr"), VariableKey("Entries"), str(len(self.local_list))
+        )
+        self.device.set(
+            ComponentKey("SmartChargingCtrlr"),
+            VariableKey("Entries", "ChargingProfiles"),
+            str(len(self.profiles)),
+        )
         for evse_id in self.station.connector_ids:
             state = self.wire_status(evse_id)
             for component in (
@@ -516,14 +555,11 @@ class V201Charger(ChargerBase):
             self._advance()
             self.station.set_status(evse_id, status)
 
-    def _use_reservation(self, evse_id: int, token: Mapping[str, Any] | None) -> int | None:
-        for reservation in list(self.reservations.values()):
-            if reservation.evse_id == evse_id and reservation.holds_for(token):
-                del self.reservations[reservation.reservation_id]
-                return reservation.reservation_id
-        return None
-
     def _set_heartbeat_interval(self, seconds: int) -> None:
         self.device.set(
             ComponentKey("OCPPCommCtrlr"), VariableKey("HeartbeatInterval"), str(seconds)
         )
+
+
+async def _played(session: Coroutine[Any, Any, bool]) -> None:
+    await session

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from simulators.meter import DEFAULT_MEASURANDS, SUPPORTED_MEASURANDS
+from simulators.profiles import ProfileRules
 
 __all__ = [
     "AttributeStatus",
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 MAX_VALUE_LENGTH = 1000
+#: SendLocalList limits: entries, and bytes of the request, per message.
+LOCAL_LIST_ITEMS_PER_MESSAGE = 50
+LOCAL_LIST_BYTES_PER_MESSAGE = 20_000
 
 
 class Mutability(StrEnum):
@@ -229,7 +233,11 @@ class DeviceModel:
         firmware: str,
         rated_power_w: int,
         items_per_report: int = 20,
+        local_list_max_length: int = 100,
+        rules: ProfileRules | None = None,
     ) -> DeviceModel:
+        """The variables of a new station; `rules` limit the charging profiles it takes."""
+        rules = rules or ProfileRules()
         station = _component("ChargingStation")
         comm = _component("OCPPCommCtrlr")
         sampled = _component("SampledDataCtrlr")
@@ -239,6 +247,7 @@ class DeviceModel:
         data = _component("DeviceDataCtrlr")
         smart = _component("SmartChargingCtrlr")
         reservation = _component("ReservationCtrlr")
+        local_list = _component("LocalAuthListCtrlr")
         clock = _component("ClockCtrlr")
         security = _component("SecurityCtrlr")
         ended = (*DEFAULT_MEASURANDS[:1], "Power.Active.Import")
@@ -312,7 +321,45 @@ class DeviceModel:
             Variable(
                 smart, VariableKey("RateUnit"), "A,W", "MemberList", _RO, values_list=("A", "W")
             ),
+            Variable(
+                smart,
+                VariableKey("Entries", "ChargingProfiles"),
+                "0",
+                "integer",
+                _RO,
+                max_limit=rules.max_installed,
+            ),
+            Variable(
+                smart, VariableKey("ProfileStackLevel"), str(rules.max_stack_level), "integer", _RO
+            ),
+            Variable(
+                smart, VariableKey("PeriodsPerSchedule"), str(rules.max_periods), "integer", _RO
+            ),
             _flag(reservation, "Enabled", True, _RW),
+            _flag(reservation, "NonEvseSpecific", True, _RW),
+            _flag(local_list, "Enabled", True, _RW),
+            Variable(
+                local_list,
+                VariableKey("Entries"),
+                "0",
+                "integer",
+                _RO,
+                max_limit=local_list_max_length,
+            ),
+            Variable(
+                local_list,
+                VariableKey("ItemsPerMessage"),
+                str(LOCAL_LIST_ITEMS_PER_MESSAGE),
+                "integer",
+                _RO,
+            ),
+            Variable(
+                local_list,
+                VariableKey("BytesPerMessage"),
+                str(LOCAL_LIST_BYTES_PER_MESSAGE),
+                "integer",
+                _RO,
+            ),
             Variable(
                 clock,
                 VariableKey("TimeSource"),
@@ -429,6 +476,21 @@ class DeviceModel:
 
     def items(self, component: str, variable: str) -> tuple[str, ...]:
         return tuple(i.strip() for i in self.value(component, variable).split(",") if i.strip())
+
+    def integer(self, component: str, variable: str, instance: str | None = None) -> int:
+        return int(self.value(component, variable, instance))
+
+    def profile_rules(self) -> ProfileRules:
+        """What SetChargingProfile accepts, as SmartChargingCtrlr says."""
+        entries = self.find(
+            ComponentKey("SmartChargingCtrlr"), VariableKey("Entries", "ChargingProfiles")
+        )
+        return ProfileRules(
+            max_stack_level=self.integer("SmartChargingCtrlr", "ProfileStackLevel"),
+            max_periods=self.integer("SmartChargingCtrlr", "PeriodsPerSchedule"),
+            max_installed=int(entries.max_limit or 0) if entries is not None else 0,
+            units=frozenset(self.items("SmartChargingCtrlr", "RateUnit")),
+        )
 
     def set(self, component: ComponentKey, variable: VariableKey, value: str) -> None:
         """Set a value from the station's own side (read-only variables included)."""

@@ -7,16 +7,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from simulators.answers import Answers
+from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
+from simulators.firmware import update_firmware, upload
 from simulators.link import Reply
-from simulators.station import OCCUPIED, ConnectorStatus
+from simulators.local_list import ListEntry
+from simulators.profiles import Purpose
+from simulators.reservations import Reservation
+from simulators.station import ConnectorStatus
+from simulators.v201_profiles import PURPOSES, composite_answer, profile_from_wire
 from simulators.v201_script import reboot
-from simulators.v201_session import charge, end_open_transaction, is_free, notify_evse
-from simulators.v201_transaction import Reservation, charging_state
+from simulators.v201_session import (
+    announce_changes,
+    charge,
+    end_open_transaction,
+    notify_evse,
+)
+from simulators.v201_transaction import charging_state
 
 if TYPE_CHECKING:
     from simulators.v201 import V201Charger
@@ -24,11 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["RequestHandler"]
 
 Payload = dict[str, Any]
-
-#: Pause between the status notifications of a simulated firmware update or log upload.
-STEP_SECONDS = 0.5
-_FIRMWARE_STEPS = ("Downloading", "Downloaded", "Installing", "Installed")
-_LOG_STEPS = ("Uploading", "Uploaded")
 
 
 class RequestHandler(Answers["V201Charger"]):
@@ -56,7 +61,11 @@ class RequestHandler(Answers["V201Charger"]):
             "CancelReservation": self.on_cancel_reservation,
             "UpdateFirmware": self.on_update_firmware,
             "GetLog": self.on_get_log,
+            "SendLocalList": self.on_send_local_list,
+            "GetLocalListVersion": self.on_get_local_list_version,
+            "GetCompositeSchedule": self.on_get_composite_schedule,
         }
+        self._firmware: asyncio.Task[Any] | None = None
 
     # -- device model -------------------------------------------------------------------
 
@@ -103,6 +112,9 @@ class RequestHandler(Answers["V201Charger"]):
     # -- transactions -------------------------------------------------------------------
 
     def on_request_start_transaction(self, payload: Payload) -> Reply:
+        """Rejected when no EVSE (the one asked for, else any) can take the token: busy,
+        inoperative, or reserved for another token; an EV plugged in first is authorized.
+        A chargingProfile must be a TxProfile the station accepts."""
         cp = self._cp
         token = payload["idToken"]
         tag, token_type = str(token["idToken"]), str(token["type"])
@@ -121,15 +133,19 @@ class RequestHandler(Answers["V201Charger"]):
             candidates: tuple[int, ...] = (wanted,)
         else:
             candidates = cp.station.connector_ids
-        free = [evse_id for evse_id in candidates if is_free(cp, evse_id, tag)]
-        if not free:
+        check = cp.device.flag("AuthCtrlr", "AuthorizeRemoteStart")
+        evse_id = cp.remote_start_target(tag, candidates, authorizes=check)
+        if evse_id is None:
             return Reply({"status": "Rejected"})
         profile = payload.get("chargingProfile")
         if profile is not None:
-            cp.profiles.install(free[0], profile)
+            installed = profile_from_wire(evse_id, profile)
+            rules = cp.device.profile_rules()
+            if installed.purpose is not Purpose.TX or cp.profiles.refusal(installed, rules):
+                return Reply({"status": "Rejected"})
+            cp.profiles.install(installed)
             cp.apply_charging_limits()
-        control = cp.sessions.open(free[0], tag)
-        check = cp.device.flag("AuthCtrlr", "AuthorizeRemoteStart")
+        control = cp.sessions.open(evse_id, tag)
 
         async def play() -> None:
             await charge(
@@ -244,7 +260,8 @@ class RequestHandler(Answers["V201Charger"]):
         before = {e: cp.station.status(e) for e in affected}
         cp.station.set_operative(target, operative)
         changed = [e for e, status in before.items() if cp.station.status(e) != status]
-        after = (lambda: self._announce(changed)) if changed else None
+        changed += [e for e in cp.refresh_reserved() if e not in changed]
+        after = (lambda: announce_changes(cp, changed)) if changed else None
         return Reply({"status": "Scheduled" if busy else "Accepted"}, after=after)
 
     def on_trigger_message(self, payload: Payload) -> Reply:
@@ -263,7 +280,7 @@ class RequestHandler(Answers["V201Charger"]):
         elif requested == "Heartbeat":
             action = self._heartbeat_triggered
         elif requested == "StatusNotification":
-            action = lambda: self._announce(list(targets))  # noqa: E731
+            action = lambda: announce_changes(cp, list(targets))  # noqa: E731
         elif requested == "MeterValues":
             action = lambda: self._meter_triggered(targets)  # noqa: E731
         elif requested == "TransactionEvent":
@@ -272,9 +289,9 @@ class RequestHandler(Answers["V201Charger"]):
                 return Reply({"status": "Rejected"})
             action = lambda: self._transactions_triggered(ongoing)  # noqa: E731
         elif requested == "FirmwareStatusNotification":
-            action = lambda: self._status_triggered(cp.firmware_state, _FIRMWARE_STEPS)  # noqa: E731
+            action = self._firmware_triggered
         elif requested == "LogStatusNotification":
-            action = lambda: self._status_triggered(cp.log_state, _LOG_STEPS, log=True)  # noqa: E731
+            action = self._log_triggered
         else:
             return Reply({"status": "NotImplemented"})
         return Reply({"status": "Accepted"}, after=action)
@@ -290,131 +307,194 @@ class RequestHandler(Answers["V201Charger"]):
             answer["data"] = payload["data"]
         return Reply(answer)
 
-    # -- smart charging and reservations ------------------------------------------------
+    # -- smart charging ---------------------------------------------------------------
 
     def on_set_charging_profile(self, payload: Payload) -> Reply:
+        """Rejected with SmartChargingCtrlr disabled, for an unknown EVSE, a
+        ChargingStationMaxProfile off EVSE 0, a TxProfile without a transaction on its EVSE
+        (or for another transactionId), or a profile beyond SmartChargingCtrlr's limits."""
         cp = self._cp
         evse_id = payload["evseId"]
-        profile = payload["chargingProfile"]
-        purpose = profile["chargingProfilePurpose"]
+        if not cp.device.flag("SmartChargingCtrlr", "Enabled"):
+            return Reply({"status": "Rejected"})
         if evse_id != 0 and not self._exists(evse_id):
             return Reply({"status": "Rejected"})
-        if purpose == "ChargingStationMaxProfile" and evse_id != 0:
+        profile = profile_from_wire(evse_id, payload["chargingProfile"])
+        if (profile.purpose is Purpose.STATION_MAX and evse_id != 0) or (
+            profile.purpose is Purpose.TX and evse_id == 0
+        ):
             return Reply({"status": "Rejected"})
-        if purpose == "TxProfile":
-            record = cp.transaction_on(evse_id) if evse_id else None
-            wanted = profile.get("transactionId")
+        if profile.purpose is Purpose.TX:
+            record = cp.transaction_on(evse_id)
+            wanted = profile.transaction_id
             if record is None or (wanted is not None and wanted != record.transaction_id):
                 return Reply({"status": "Rejected"})
-        cp.profiles.install(evse_id, profile)
+        if cp.profiles.refusal(profile, cp.device.profile_rules()) is not None:
+            return Reply({"status": "Rejected"})
+        cp.profiles.install(profile)
         cp.apply_charging_limits()
         return Reply({"status": "Accepted"})
 
     def on_clear_charging_profile(self, payload: Payload) -> Reply:
+        """Accepted when a profile matched the id and every criterion given, else Unknown."""
         cp = self._cp
+        criteria = payload.get("chargingProfileCriteria") or {}
+        purpose = criteria.get("chargingProfilePurpose")
         cleared = cp.profiles.clear(
-            payload.get("chargingProfileId"), payload.get("chargingProfileCriteria")
+            payload.get("chargingProfileId"),
+            criteria.get("evseId"),
+            None if purpose is None else PURPOSES[purpose],
+            criteria.get("stackLevel"),
         )
         cp.apply_charging_limits()
         return Reply({"status": "Accepted" if cleared else "Unknown"})
 
+    def on_get_composite_schedule(self, payload: Payload) -> Reply:
+        """The cap over `duration` seconds from now in the unit asked for (default W); the
+        rated power where no profile limits; EVSE 0 is the grid connection. Rejected for an
+        unknown EVSE."""
+        cp = self._cp
+        evse_id = payload["evseId"]
+        if evse_id != 0 and not self._exists(evse_id):
+            return Reply({"status": "Rejected"})
+        duration = int(payload["duration"])
+        unit = str(payload.get("chargingRateUnit") or "W")
+        periods = cp.composite_schedule(evse_id, duration)
+        return Reply(composite_answer(evse_id, periods, unit, wire_time(cp.now()), duration))
+
+    # -- reservations -------------------------------------------------------------------
+
     def on_reserve_now(self, payload: Payload) -> Reply:
+        """Accepted, or Faulted / Unavailable / Occupied for an EVSE that cannot be held,
+        Rejected with ReservationCtrlr disabled, for an unknown EVSE, no EVSE without
+        NonEvseSpecific, or an expiry in the past. A reserved EVSE shows Reserved; a
+        reservation of no EVSE in particular shows only once it needs every free EVSE."""
         cp = self._cp
         if not cp.device.flag("ReservationCtrlr", "Enabled"):
             return Reply({"status": "Rejected"})
-        reservation_id = int(payload["id"])
-        token = payload["idToken"]
         wanted = payload.get("evseId")
-        previous = cp.reservations.pop(reservation_id, None)  # the same id replaces it
-        if previous is not None:
-            self._release(previous)
-        if wanted is not None:
-            if not self._exists(wanted):
+        expires_at = parse_wire_time(payload["expiryDateTime"])
+        if wanted is None:
+            if not cp.device.flag("ReservationCtrlr", "NonEvseSpecific"):
                 return Reply({"status": "Rejected"})
-            refusal = self._reservation_refusal(wanted)
-            if refusal is not None:
-                return Reply({"status": refusal})
-            evse_id = wanted
-        else:
-            free = [e for e in cp.station.connector_ids if self._reservation_refusal(e) is None]
-            if not free:
-                return Reply({"status": "Occupied"})
-            evse_id = free[0]
-        expires_at = str(payload["expiryDateTime"])
-        reservation = Reservation(reservation_id, evse_id, dict(token), expires_at)
-        cp.reservations[reservation_id] = reservation
-        cp.station.set_status(evse_id, ConnectorStatus.RESERVED)
+            wanted = 0
+        elif not self._exists(wanted):
+            return Reply({"status": "Rejected"})
+        if expires_at is None or expires_at <= cp.now():
+            return Reply({"status": "Rejected"})
+        group = payload.get("groupIdToken") or {}
+        reservation = Reservation(
+            int(payload["id"]),
+            wanted,
+            str(payload["idToken"]["idToken"]),
+            expires_at,
+            group.get("idToken"),
+        )
+        status, changed = cp.reserve(reservation)
+        if status != "Accepted":
+            return Reply({"status": status})
 
         async def announce_and_expire() -> None:
-            await notify_evse(cp, evse_id)
-            await self._expire(reservation)
+            await announce_changes(cp, changed)
+            await cp.expire_reservation(reservation, self._expired)
 
         return Reply({"status": "Accepted"}, after=announce_and_expire)
 
     def on_cancel_reservation(self, payload: Payload) -> Reply:
-        reservation = self._cp.reservations.pop(int(payload["reservationId"]), None)
+        reservation, changed = self._cp.cancel_reservation(int(payload["reservationId"]))
         if reservation is None:
             return Reply({"status": "Rejected"})
-        evse_id = self._release(reservation)
-        after = None if evse_id is None else (lambda: notify_evse(self._cp, evse_id))
-        return Reply({"status": "Accepted"}, after=after)
+        return Reply({"status": "Accepted"}, after=lambda: announce_changes(self._cp, changed))
 
-    def _reservation_refusal(self, evse_id: int) -> str | None:
+    async def _expired(self, reservation: Reservation, changed: list[int]) -> None:
         cp = self._cp
-        connector = cp.station.connector(evse_id)
-        if connector.status is ConnectorStatus.FAULTED:
-            return "Faulted"
-        if not connector.operative:
-            return "Unavailable"
-        busy = cp.sessions.on_connector(evse_id) or cp.transaction_on(evse_id)
-        if connector.status in OCCUPIED or connector.status is ConnectorStatus.RESERVED or busy:
-            return "Occupied"
-        return None
-
-    def _release(self, reservation: Reservation) -> int | None:
-        """Put a reserved EVSE back to idle; returns its id when its status changed."""
-        station = self._cp.station
-        if station.status(reservation.evse_id) is not ConnectorStatus.RESERVED:
-            return None
-        station.set_status(reservation.evse_id, station.connector(reservation.evse_id).idle_status)
-        return reservation.evse_id
-
-    async def _expire(self, reservation: Reservation) -> None:
-        cp = self._cp
-        try:
-            expiry = datetime.fromisoformat(reservation.expires_at.replace("Z", "+00:00"))
-            seconds = (expiry - cp.now()).total_seconds()
-        except (ValueError, TypeError):
-            return
-        await asyncio.sleep(max(0.0, seconds))
-        if cp.reservations.get(reservation.reservation_id) is not reservation:
-            return  # used, cancelled or replaced meanwhile
-        del cp.reservations[reservation.reservation_id]
-        evse_id = self._release(reservation)
         await cp.reservation_status(reservation.reservation_id, "Expired")
-        if evse_id is not None:
-            await notify_evse(cp, evse_id)
+        await announce_changes(cp, changed)
+
+    # -- local authorization list -------------------------------------------------------
+
+    def on_send_local_list(self, payload: Payload) -> Reply:
+        """Failed with LocalAuthListCtrlr disabled, for more entries than ItemsPerMessage, a
+        repeated token or a full update entry without idTokenInfo; VersionMismatch for a
+        differential update that is not newer; Accepted otherwise."""
+        cp = self._cp
+        items = payload.get("localAuthorizationList") or []
+        most = cp.device.integer("LocalAuthListCtrlr", "ItemsPerMessage")
+        if not cp.local_list_enabled() or len(items) > most:
+            return Reply({"status": "Failed"})
+        changes = [(str(item["idToken"]["idToken"]), _list_entry(item)) for item in items]
+        full = payload["updateType"] == "Full"
+        status = cp.local_list.update(int(payload["versionNumber"]), full, changes)
+        return Reply({"status": status.value})
+
+    def on_get_local_list_version(self, payload: Payload) -> Reply:
+        """The list version: 0 before any list and while LocalAuthListCtrlr is disabled."""
+        cp = self._cp
+        return Reply({"versionNumber": cp.local_list.version if cp.local_list_enabled() else 0})
 
     # -- firmware and logs --------------------------------------------------------------
 
     def on_update_firmware(self, payload: Payload) -> Reply:
+        """Accepted (AcceptedCanceled when it replaces an update under way); at
+        retrieveDateTime Downloading, Downloaded (SignatureVerified when signed), between
+        sessions Installing, InstallRebooting, a reboot (BootNotification FirmwareUpdate
+        with the new firmware version), Installed."""
+        cp = self._cp
         request_id = int(payload["requestId"])
-        return Reply({"status": "Accepted"}, after=lambda: self._steps(_FIRMWARE_STEPS, request_id))
+        firmware = payload["firmware"]
+        location = str(firmware["location"])
+        retrieve_at = parse_wire_time(firmware["retrieveDateTime"])
+        running = self._firmware
+        status = "Accepted"
+        if running is not None and not running.done():
+            running.cancel()
+            status = "AcceptedCanceled"
+
+        async def install() -> None:
+            self._firmware = asyncio.current_task()
+            cp.firmware_request_id = request_id
+            try:
+                await update_firmware(
+                    cp,
+                    location,
+                    retrieve_at,
+                    lambda step: cp.firmware_status(step, request_id),
+                    self._firmware_reboot,
+                    installed_after_reboot=True,
+                    signed="signature" in firmware,
+                )
+            finally:
+                if cp.firmware_request_id == request_id:
+                    cp.firmware_request_id = None
+
+        return Reply({"status": status}, after=install)
+
+    async def _firmware_reboot(self) -> None:
+        await reboot(self._cp, "Immediate", boot_reason="FirmwareUpdate")
 
     def on_get_log(self, payload: Payload) -> Reply:
+        """Accepted with a file name; LogStatusNotification Uploading, Uploaded (UploadFailure
+        for a location the station cannot use)."""
+        cp = self._cp
         request_id = int(payload["requestId"])
-        filename = f"{self._cp.id}-{payload['logType']}-{request_id}.log"
-        return Reply(
-            {"status": "Accepted", "filename": filename[:255]},
-            after=lambda: self._steps(_LOG_STEPS, request_id, log=True),
-        )
+        location = str(payload["log"]["remoteLocation"])
+        filename = f"{cp.id}-{payload['logType']}-{request_id}.log"
 
-    async def _steps(self, steps: tuple[str, ...], request_id: int, *, log: bool = False) -> None:
-        send = self._cp.log_status if log else self._cp.firmware_status
-        for index, step in enumerate(steps):
-            if index:
-                await asyncio.sleep(STEP_SECONDS)
-            await send(step, request_id)
+        async def send() -> None:
+            cp.upload_request_id = request_id
+            try:
+                await upload(
+                    cp,
+                    location,
+                    lambda step: cp.log_status(step, request_id),
+                    done="Uploaded",
+                    failed="UploadFailure",
+                )
+            finally:
+                if cp.upload_request_id == request_id:
+                    cp.upload_request_id = None
+
+        return Reply({"status": "Accepted", "filename": filename[:255]}, after=send)
 
     # -- triggered messages -------------------------------------------------------------
 
@@ -442,21 +522,32 @@ class RequestHandler(Answers["V201Charger"]):
                 meter_value=[cp.sample(record.evse_id, "Trigger")],
             )
 
-    async def _status_triggered(
-        self, state: str, steps: tuple[str, ...], *, log: bool = False
-    ) -> None:
-        """The current firmware or log state; Idle once the last step is done."""
-        current = "Idle" if state == steps[-1] else state
-        if log:
-            await self._cp.log_status(current)
-        else:
-            await self._cp.firmware_status(current)
+    async def _firmware_triggered(self) -> None:
+        """The current firmware state (with its requestId), Idle when no update runs."""
+        cp = self._cp
+        state = cp.firmware_state
+        await cp.firmware_status(state, None if state == "Idle" else cp.firmware_request_id)
+
+    async def _log_triggered(self) -> None:
+        cp = self._cp
+        state = cp.upload_state
+        await cp.log_status(state, None if state == "Idle" else cp.upload_request_id)
 
     # -- helpers --------------------------------------------------------------------------
 
     def _exists(self, evse_id: Any) -> bool:
         return isinstance(evse_id, int) and self._cp.station.has_connector(evse_id)
 
-    async def _announce(self, evse_ids: list[int]) -> None:
-        for evse_id in evse_ids:
-            await notify_evse(self._cp, evse_id)
+
+def _list_entry(item: Payload) -> ListEntry | None:
+    info = item.get("idTokenInfo")
+    if info is None:
+        return None
+    group = info.get("groupIdToken") or {}
+    return ListEntry(
+        str(item["idToken"]["idToken"]),
+        str(info["status"]),
+        parse_wire_time(info.get("cacheExpiryDateTime")),
+        group.get("idToken"),
+        dict(info),
+    )

@@ -60,10 +60,10 @@ async def wind_down(cp: V201Charger, reason: str, seconds: float) -> None:
         cp.report(StepKind.ERROR, f"ending open transactions failed: {exc}")
 
 
-async def reboot(cp: V201Charger, kind: str) -> None:
+async def reboot(cp: V201Charger, kind: str, *, boot_reason: str = "RemoteReset") -> None:
     """Reset (Immediate or OnIdle once idle): end transactions (ImmediateReset), close,
-    reconnect, BootNotification RemoteReset until Accepted, send the queue, announce."""
-    cp.next_boot_reason = "RemoteReset"
+    reconnect, BootNotification `boot_reason` until Accepted, send the queue, announce."""
+    cp.next_boot_reason = boot_reason
     await script.reboot(cp, PLAY, "ImmediateReset", kind)
 
 

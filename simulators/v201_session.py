@@ -10,27 +10,30 @@ from typing import TYPE_CHECKING, Any
 
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.sessions import SessionControl, authorized, connector_free, sample_until_stopped
+from simulators.sessions import SessionControl, admit, sample_until_stopped
 from simulators.station import ConnectorStatus
 from simulators.v201_transaction import charging_state
 
 if TYPE_CHECKING:
     from simulators.v201 import V201Charger
 
-__all__ = ["charge", "end_open_transaction", "is_free", "notify", "notify_evse"]
+__all__ = [
+    "announce_changes",
+    "charge",
+    "end_open_transaction",
+    "is_free",
+    "notify",
+    "notify_evse",
+    "settle",
+]
 
 Control = SessionControl[str]
 
 
 def is_free(cp: V201Charger, evse_id: int, token: str | None = None) -> bool:
-    """An EVSE can take a new session: operative, no vehicle, no session, no transaction, and
-    not reserved (unless for `token`)."""
-    if not connector_free(cp.station, cp.sessions, evse_id) or cp.transaction_on(evse_id):
-        return False
-    if cp.station.status(evse_id) is not ConnectorStatus.RESERVED:
-        return True
-    wanted = None if token is None else {"idToken": token}
-    return any(r.evse_id == evse_id and r.holds_for(wanted) for r in cp.reservations.values())
+    """An EVSE can take a new session of `token`: operative, no vehicle, no session or
+    transaction, not reserved for another token."""
+    return cp.connector_for(token or "", (evse_id,)) is not None
 
 
 async def notify_evse(cp: V201Charger, evse_id: int, note: str = "") -> None:
@@ -52,6 +55,19 @@ async def notify(cp: V201Charger, evse_id: int, status: ConnectorStatus, note: s
     await notify_evse(cp, evse_id, note)
 
 
+async def announce_changes(cp: V201Charger, evse_ids: list[int]) -> None:
+    """Send the status of EVSEs the model already changed (reservations, availability)."""
+    for evse_id in evse_ids:
+        await notify_evse(cp, evse_id)
+
+
+async def settle(cp: V201Charger, evse_id: int, note: str = "") -> None:
+    """The vehicle is gone: Available (Reserved or Unavailable when so), and any other EVSE
+    a reservation of any EVSE now holds or lets go."""
+    await notify(cp, evse_id, cp.idle_status(evse_id), note)
+    await announce_changes(cp, cp.refresh_reserved())
+
+
 async def charge(
     cp: V201Charger,
     control: Control,
@@ -71,6 +87,10 @@ async def charge(
         return False
     finally:
         cp.sessions.close(control)
+        if cp.transaction_on(control.connector_id) is None and cp.profiles.end_transaction(
+            control.connector_id
+        ):  # a TxProfile given with a remote start that never started
+            cp.apply_charging_limits()
 
 
 async def _charge(
@@ -83,11 +103,12 @@ async def _charge(
 ) -> bool:
     note = f"#{control.number} "
     evse_id, tag = control.connector_id, control.id_tag
-    if authorize and not await authorized(
-        cp.report, control, lambda: cp.authorize(control.id_tag, token_type), _token_status
-    ):
+    ask = (lambda: cp.authorize(tag, token_type)) if authorize else None
+    admitted, reservation_id = await admit(cp, control, ask, _token_info)
+    if not admitted:
         return False
     await notify(cp, evse_id, ConnectorStatus.PREPARING, note)
+    await announce_changes(cp, cp.refresh_reserved())  # a reservation of any may need the rest
     meter_start = cp.reading(evse_id).energy_wh
     trigger = "RemoteStart" if remote_start_id is not None else "Authorized"
     try:
@@ -98,9 +119,10 @@ async def _charge(
             trigger_reason=trigger,
             remote_start_id=remote_start_id,
             token_type=token_type,
+            reservation_id=reservation_id,
         )
     except SimulatorError:
-        await notify(cp, evse_id, cp.station.connector(evse_id).idle_status, note)
+        await settle(cp, evse_id, note)
         raise
     control.transaction_id = transaction_id
     cp.report(
@@ -170,7 +192,7 @@ async def _stop(cp: V201Charger, control: Control, meter_start: int, note: str) 
         f"{note}session completed tx={transaction_id} "
         f"energy={meter_stop - meter_start} Wh reason={control.reason}",
     )
-    await notify(cp, evse_id, cp.station.connector(evse_id).idle_status, note)
+    await settle(cp, evse_id, note)
 
 
 async def end_open_transaction(cp: V201Charger, transaction_id: str, reason: str) -> None:
@@ -185,9 +207,18 @@ async def end_open_transaction(cp: V201Charger, transaction_id: str, reason: str
     await cp.end_transaction(transaction_id, meter_stop, stopped_reason=reason)
     cp.report(StepKind.INFO, f"transaction {transaction_id} ended: {reason}")
     if cp.station.has_connector(evse_id):
-        await notify(cp, evse_id, cp.station.connector(evse_id).idle_status)
+        await settle(cp, evse_id)
 
 
 def _token_status(answer: dict[str, Any]) -> str:
+    return _token_info(answer)[0]
+
+
+def _token_info(answer: dict[str, Any]) -> tuple[str, str | None]:
+    """Status and group idToken of the idTokenInfo of an answer."""
     info = answer.get("idTokenInfo")
-    return str(info.get("status")) if isinstance(info, dict) else "Accepted"
+    if not isinstance(info, dict):
+        return "Accepted", None
+    group = info.get("groupIdToken")
+    group_token = group.get("idToken") if isinstance(group, dict) else None
+    return str(info.get("status")), None if group_token is None else str(group_token)

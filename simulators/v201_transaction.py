@@ -14,7 +14,6 @@ from simulators.station import OCCUPIED, ConnectorStatus
 
 __all__ = [
     "OpenTransaction",
-    "Reservation",
     "charging_state",
     "connector_status",
     "ended_event",
@@ -58,22 +57,6 @@ class OpenTransaction:
     meter_start_wh: int
     remote_start_id: int | None = None
     reservation_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """An EVSE held for one idToken until `expires_at` (wire time)."""
-
-    reservation_id: int
-    evse_id: int
-    id_token: Mapping[str, Any]
-    expires_at: str
-
-    def holds_for(self, token: Mapping[str, Any] | None) -> bool:
-        """Whether `token` may use the reserved EVSE (id tokens are case-insensitive)."""
-        if token is None:
-            return False
-        return str(token.get("idToken", "")).lower() == str(self.id_token["idToken"]).lower()
 
 
 def id_token(token: str, token_type: str = "ISO14443") -> dict[str, Any]:

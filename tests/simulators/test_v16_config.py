@@ -39,3 +39,17 @@ def test_change_validates_and_respects_readonly() -> None:
     assert cfg.change("MeterValuesSampledData", "SoC,Voltage") is ConfigStatus.ACCEPTED
     assert cfg.items("MeterValuesSampledData") == ("SoC", "Voltage")
     assert cfg.change("MeterValuesSampledData", "Temperature") is ConfigStatus.REJECTED
+
+
+def test_smart_charging_keys_are_read_only_and_give_the_profile_rules() -> None:
+    cfg = config()
+    rules = cfg.profile_rules()
+    assert (rules.max_stack_level, rules.max_periods, rules.max_installed) == (8, 24, 16)
+    assert rules.units == {"A", "W"}
+    assert cfg.change("ChargeProfileMaxStackLevel", "3") is ConfigStatus.REJECTED
+    cfg.set("ChargingScheduleAllowedChargingRateUnit", "Current")
+    assert cfg.profile_rules().units == {"A"}
+    assert cfg.flag("LocalAuthListEnabled")
+    assert cfg.integer("LocalAuthListMaxLength") == 100
+    assert cfg.integer("SendLocalListMaxLength") == 50
+    assert not cfg.flag("ReserveConnectorZeroSupported")

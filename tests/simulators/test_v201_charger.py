@@ -10,10 +10,11 @@ import pytest
 
 from simulators.errors import NotConnectedError, OptionsError
 from simulators.options import ChargerOptions
+from simulators.reservations import Reservation
 from simulators.station import ConnectorStatus
 from simulators.v16 import V16Charger
 from simulators.v201 import V201Charger
-from simulators.v201_transaction import Reservation, id_token
+from simulators.v201_profiles import profile_from_wire
 from simulators.versions import create_charger
 
 from .schemas import check_request
@@ -129,11 +130,13 @@ async def test_cable_first_transaction_is_authorized_later() -> None:
 
 async def test_a_reservation_is_used_by_its_token_only() -> None:
     cp = station()
-    cp.reservations[4] = Reservation(4, 1, id_token("RES"), "2025-01-01T11:00:00Z")
-    cp.station.set_status(1, ConnectorStatus.RESERVED)
+    assert cp.reserve(Reservation(4, 1, "RES", START + timedelta(hours=1))) == ("Accepted", [1])
+    assert cp.station.status(1) is ConnectorStatus.RESERVED
+    await cp.start_transaction(1, "other", 0)  # through the message methods: not checked
+    assert "reservationId" not in cp.queued[0].payload
     await cp.start_transaction(1, "res", 0)
-    assert cp.queued[0].payload["reservationId"] == 4
-    assert cp.reservations == {}
+    assert cp.queued[1].payload["reservationId"] == 4
+    assert cp.reservations.all() == ()
 
 
 async def test_messages_other_than_transaction_events_need_a_connection() -> None:
@@ -149,20 +152,22 @@ async def test_charging_profile_caps_the_evse_until_its_transaction_ends() -> No
     cp = station(connectors=2)
     tx, _ = await cp.start_transaction(1, "A", 0)
     cp.profiles.install(
-        1,
-        {
-            "id": 1,
-            "stackLevel": 0,
-            "chargingProfilePurpose": "TxProfile",
-            "chargingProfileKind": "Relative",
-            "chargingSchedule": [
-                {
-                    "id": 1,
-                    "chargingRateUnit": "A",
-                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}],
-                }
-            ],
-        },
+        profile_from_wire(
+            1,
+            {
+                "id": 1,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": [
+                    {
+                        "id": 1,
+                        "chargingRateUnit": "A",
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}],
+                    }
+                ],
+            },
+        )
     )
     cp.apply_charging_limits()
     assert cp.station.connector(1).limit_w == 3 * 230 * 10

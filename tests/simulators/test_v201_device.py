@@ -160,3 +160,20 @@ def test_station_side_updates_reach_read_only_variables() -> None:
     assert dm.seconds("OCPPCommCtrlr", "HeartbeatInterval") == 15
     variable = dm.find(ComponentKey("ChargingStation"), VariableKey("Model"))
     assert variable is not None and variable.mutability is Mutability.READ_ONLY
+
+
+def test_local_list_smart_charging_and_reservation_variables() -> None:
+    dm = model()
+    assert dm.flag("LocalAuthListCtrlr", "Enabled")
+    assert dm.integer("LocalAuthListCtrlr", "ItemsPerMessage") == 50
+    assert dm.flag("ReservationCtrlr", "NonEvseSpecific")
+    rules = dm.profile_rules()
+    assert (rules.max_stack_level, rules.max_periods, rules.max_installed) == (8, 24, 16)
+    assert rules.units == {"A", "W"}
+    entries = dm.find(ComponentKey("LocalAuthListCtrlr"), VariableKey("Entries"))
+    assert entries is not None and entries.max_limit == 100
+    assert entries.mutability is Mutability.READ_ONLY
+    (result,) = dm.set_variables(
+        [ask({"name": "SmartChargingCtrlr"}, "ProfileStackLevel", attributeValue="2")]
+    )[0]
+    assert result["attributeStatus"] == "Rejected"

@@ -6,7 +6,6 @@ from simulators.station import ConnectorStatus
 from simulators.v201_meter import energy_value
 from simulators.v201_transaction import (
     OpenTransaction,
-    Reservation,
     charging_state,
     connector_status,
     ended_event,
@@ -123,10 +122,3 @@ def test_charging_states_round_trip_through_the_station_model() -> None:
         assert charging_state(status) == state
     assert charging_state(ConnectorStatus.AVAILABLE) == "Idle"
     assert model_status("Flying") is None
-
-
-def test_reservation_matches_tokens_case_insensitively() -> None:
-    reservation = Reservation(1, 1, id_token("abc"), STAMP)
-    assert reservation.holds_for({"idToken": "ABC", "type": "ISO14443"})
-    assert not reservation.holds_for({"idToken": "XYZ"})
-    assert not reservation.holds_for(None)
