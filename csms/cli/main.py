@@ -12,8 +12,33 @@ import click
 from csms.cli.common import CliError, config_option, load
 from csms.config import Config
 
+# Sub-command groups, imported only when used: `csms remote` must not pay for SQLAlchemy.
+LAZY_GROUPS = {
+    "db": ("csms.cli.db", "db"),
+    "chargers": ("csms.cli.chargers", "chargers"),
+    "tokens": ("csms.cli.tokens", "tokens"),
+    "transactions": ("csms.cli.transactions", "transactions"),
+    "remote": ("csms.cli.remote", "remote"),
+    "commands": ("csms.cli.remote", "commands"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_GROUPS:
+            import importlib
+
+            module, attr = LAZY_GROUPS[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """OCPP 1.6J / 2.0.1 central system with an OCPI 2.2.1 CPO bridge."""
 
@@ -41,18 +66,8 @@ def serve(config_file: str | None) -> None:
 
 
 def main() -> None:
-    from csms.cli import chargers, db, remote, tokens, transactions
     from csms.cli.common import run_cli
 
-    for group in (
-        db.db,
-        chargers.chargers,
-        tokens.tokens,
-        transactions.transactions,
-        remote.remote,
-        remote.commands,
-    ):
-        cli.add_command(group)
     run_cli(cli)
 
 
