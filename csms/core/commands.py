@@ -57,6 +57,10 @@ class CommandRefused(Exception):
     """The CSMS will not send this command (bad parameters, unknown transaction, ...)."""
 
 
+class ChargerBusy(TimeoutError):
+    """The time ran out while earlier CALLs to the same charger were still unanswered."""
+
+
 class ChargerCallError(Exception):
     """The charger answered a CALL with a CALLERROR."""
 

@@ -16,7 +16,7 @@ import jsonschema_rs
 import structlog
 
 from csms.core.charger import RegistrationStatus
-from csms.core.commands import Answer, ChargerCallError, Command, CommandRefused
+from csms.core.commands import Answer, ChargerBusy, ChargerCallError, Command, CommandRefused
 from csms.handlers.rpc import (
     Call,
     CallError,
@@ -268,8 +268,9 @@ class OcppSession:
     ) -> dict[str, Any]:
         """Send a CALL to the charger and wait for its answer (one CALL in flight at a time).
 
-        Raises TimeoutError (no answer in time, waiting for earlier CALLs included),
-        CallFailed (a CALLERROR) or ConnectionError (the connection went away).
+        `timeout` covers waiting for earlier CALLs too. Raises ChargerBusy (a TimeoutError)
+        when those were still unanswered, TimeoutError when ours got no answer, CallFailed
+        for a CALLERROR and ConnectionError when the connection went away.
         """
         if self._call_lock is None:
             self._call_lock = asyncio.Lock()
@@ -277,24 +278,41 @@ class OcppSession:
             self._pending = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with asyncio.timeout_at(deadline), self._call_lock:
-            message_id = str(uuid.uuid4())
-            future: asyncio.Future[dict[str, Any]] = loop.create_future()
-            self._pending[message_id] = (action, future)
+        lock = self._call_lock
+        try:
+            async with asyncio.timeout_at(deadline):
+                await lock.acquire()
+        except TimeoutError:
+            raise ChargerBusy(
+                f"{self.cp_id}: earlier CALLs still unanswered after {timeout:g} s"
+            ) from None
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._exchange(loop, action, payload)
+        finally:
+            lock.release()
+
+    async def _exchange(
+        self, loop: asyncio.AbstractEventLoop, action: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert self._pending is not None
+        message_id = str(uuid.uuid4())
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending[message_id] = (action, future)
+        try:
             try:
-                try:
-                    await self.send(call_frame(message_id, action, payload))
-                except Exception as exc:
-                    raise ConnectionError(f"{self.cp_id}: connection lost ({exc})") from exc
-                sent = time.perf_counter()
-                if self.metrics is not None:
-                    self.metrics.message("out", action, "call")
-                answer = await future
-                if self.metrics is not None:
-                    self.metrics.call_answered(action, time.perf_counter() - sent)
-                return answer
-            finally:
-                self._pending.pop(message_id, None)
+                await self.send(call_frame(message_id, action, payload))
+            except Exception as exc:
+                raise ConnectionError(f"{self.cp_id}: connection lost ({exc})") from exc
+            sent = time.perf_counter()
+            if self.metrics is not None:
+                self.metrics.message("out", action, "call")
+            answer = await future
+            if self.metrics is not None:
+                self.metrics.call_answered(action, time.perf_counter() - sent)
+            return answer
+        finally:
+            self._pending.pop(message_id, None)
 
     def fail_pending(self, exc: BaseException) -> None:
         """The connection is gone: every CALL still waiting fails with `exc`."""

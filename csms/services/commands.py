@@ -16,11 +16,13 @@ from typing import Any, Protocol
 import structlog
 
 from csms.core.authorization import AuthResult, decide
+from csms.core.charger import RegistrationStatus
 from csms.core.clock import Clock, format_timestamp, parse_timestamp
 from csms.core.commands import (
     Answer,
     CancelReservation,
     ChangeAvailability,
+    ChargerBusy,
     ChargerCallError,
     ChargingProfile,
     ClearCache,
@@ -68,12 +70,27 @@ log = structlog.get_logger("csms.commands")
 
 MAX_TIMEOUT_S = 600.0
 
+# What staff may send to a charger that is still Pending (configure it, make it boot again);
+# a Rejected charger gets nothing (OCPP: the CSMS does not initiate messages to it).
+_WHILE_PENDING = frozenset(
+    {
+        CommandName.CONFIG_GET,
+        CommandName.CONFIG_SET,
+        CommandName.TRIGGER,
+        CommandName.DATA_TRANSFER,
+        CommandName.RESET,
+    }
+)
+
 
 class ChargerChannel(Protocol):
     """A charger's live connection as commands see it (csms.handlers.OcppSession)."""
 
     @property
     def version(self) -> str: ...
+
+    @property
+    def registration(self) -> RegistrationStatus | None: ...
 
     def encode_command(self, command: Command) -> tuple[str, dict[str, Any]]: ...
 
@@ -330,6 +347,12 @@ class CommandService:
                 return await self._finish(
                     entry_id, cp_id, name, None, Outcome.NOT_CONNECTED, None, message
                 )
+            registration = channel.registration
+            if registration is not RegistrationStatus.ACCEPTED and not (
+                registration is RegistrationStatus.PENDING and name in _WHILE_PENDING
+            ):
+                state = "not booted yet" if registration is None else registration.value
+                raise CommandRefused(f"the charger's registration is {state}")
             prepared = await self._prepare(
                 cp_id, name, Params(params, _ALLOWED[name]), channel, entry_id, requester
             )
@@ -350,6 +373,12 @@ class CommandService:
         )
         try:
             raw = await channel.call(action, payload, wait)
+        except ChargerBusy:
+            outcome, status = Outcome.TIMED_OUT, None
+            message = (
+                f"timed out after {wait:g} s: not sent, an earlier command to this charger "
+                "was still waiting for its answer"
+            )
         except TimeoutError:
             outcome, status = Outcome.TIMED_OUT, None
             message = f"timed out: no answer from the charger within {wait:g} s"

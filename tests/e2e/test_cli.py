@@ -308,3 +308,39 @@ def test_unreachable_database_is_one_line(workdir: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:")
         assert "database" in lines[0]
+
+
+def test_live_commands_find_the_generated_api_token(
+    workdir: Path, served: subprocess.Popen[str]
+) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        result = csms(workdir, "remote", "reset", "NOT-HERE", ok=False)
+        if "cannot reach" not in result.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr == "error: NOT-HERE reset: not connected (unknown charger 'NOT-HERE')\n"
+    token_file = workdir / ".csms" / "api-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert len(token_file.read_text().strip()) >= 40
+    audit = json.loads(csms(workdir, "commands", "list", "--json").stdout)
+    assert [(e["command"], e["outcome"], e["source"]) for e in audit] == [
+        ("reset", "not_connected", "cli")
+    ]
+    # A wrong token is refused with one line.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    env["CSMS_API_TOKEN"] = "wrong"
+    bad = subprocess.run(
+        [*CSMS, "remote", "reset", "NOT-HERE"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: the API at http://127.0.0.1:") and "refused the token" in (
+        bad.stderr
+    )

@@ -4,6 +4,7 @@ CALLERROR, Rejected, late answers, commands beside the charger's own CALLs, the 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -12,8 +13,9 @@ from websockets.asyncio.client import ClientConnection
 
 from csms.core.authorization import Token, TokenStatus
 from tests.e2e.cli import csms, remote
-from tests.e2e.conftest import Running
-from tests.e2e.raw import BOOT, call, open_raw
+from tests.e2e.conftest import Running, StartServer
+from tests.e2e.raw import BOOT, BOOT201, call, open_raw
+from tests.e2e.v201 import V201, tx_event
 
 
 async def _booted(server: Running, cp_id: str) -> ClientConnection:
@@ -220,4 +222,170 @@ async def test_api_token_health_and_metrics(server: Running) -> None:
     assert "csms_transactions_active 0" in text
     assert 'csms_ocpp_call_duration_seconds_count{action="Reset"} 1' in text
     assert "/api/chargers/{charger}/remote/profile/set" in spec["paths"]
+    await ws.close()
+
+
+async def test_queued_command_times_out_without_being_sent(server: Running) -> None:
+    ws = await _booted(server, "QUEUE-2")
+    first = asyncio.create_task(remote(server, "clear-cache", "QUEUE-2", "--timeout", "1.5"))
+    await _next_call(ws)  # never answered
+    await asyncio.sleep(0.2)
+    second = await remote(server, "reset", "QUEUE-2", "--timeout", "0.5")
+    assert second.code == 4
+    assert "not sent, an earlier command" in second.json()["message"]
+    assert (await first).code == 4
+    try:
+        stray = await asyncio.wait_for(ws.recv(), 0.5)
+    except TimeoutError:
+        stray = None
+    assert stray is None  # the queued reset never went out
+    await ws.close()
+
+
+async def test_scheduled_reboot_required_and_api_option(server: Running) -> None:
+    ws = await _booted(server, "NOTES-1")
+    pending = asyncio.create_task(
+        csms(
+            server,
+            "remote",
+            "availability",
+            "NOTES-1",
+            "inoperative",
+            "--api",
+            server.api_url,
+        )
+    )
+    frame = await _next_call(ws)
+    assert frame[2:] == ["ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}]
+    await _answer(ws, frame[1], {"status": "Scheduled"})
+    ran = await pending
+    assert ran.code == 0
+    assert ran.out == (
+        "NOTES-1 availability: Scheduled: takes effect when the running transaction ends\n"
+    )
+    pending = asyncio.create_task(
+        remote(server, "config-set", "NOTES-1", "WebSocketPingInterval", "0")
+    )
+    frame = await _next_call(ws)
+    await _answer(ws, frame[1], {"status": "RebootRequired"})
+    ran = await pending
+    assert ran.code == 0
+    assert ran.json()["message"] == "RebootRequired: the new value applies after a reboot"
+    wrong = await csms(server, "remote", "reset", "NOTES-1", "--api", "http://127.0.0.1:9")
+    assert wrong.code == 1 and "cannot reach the CSMS API at http://127.0.0.1:9" in wrong.err
+    await ws.close()
+
+
+async def test_pending_and_rejected_chargers_get_only_what_ocpp_allows(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(ocpp={"registration": "pending"})
+    ws = await open_raw(server.url, "PEND-1")
+    reply = await call(ws, "BootNotification", BOOT)
+    assert reply[2]["status"] == "Pending"
+    ran = await remote(server, "start", "PEND-1", "--tag", "X")
+    assert ran.code == 1 and ran.json()["message"] == "the charger's registration is Pending"
+    pending = asyncio.create_task(remote(server, "config-get", "PEND-1", "HeartbeatInterval"))
+    frame = await _next_call(ws)
+    assert frame[2] == "GetConfiguration"
+    await _answer(
+        ws,
+        frame[1],
+        {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]},
+    )
+    assert (await pending).code == 0
+    await ws.close()
+
+
+async def test_a_reserved_connector_starts_only_for_its_tag(server: Running) -> None:
+    for uid in ("OWNER", "OTHER"):
+        await server.staff.add_token(Token(uid, TokenStatus.ACCEPTED))
+    ws = await _booted(server, "RES-1")
+    pending = asyncio.create_task(
+        remote(
+            server,
+            "reserve",
+            "RES-1",
+            "--tag",
+            "OWNER",
+            "--evse",
+            "1",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        )
+    )
+    frame = await _next_call(ws)
+    assert frame[2] == "ReserveNow"
+    reservation_id = frame[3]["reservationId"]
+    assert frame[3]["connectorId"] == 1 and frame[3]["idTag"] == "OWNER"
+    await _answer(ws, frame[1], {"status": "Accepted"})
+    assert (await pending).json()["data"]["reservation_id"] == reservation_id
+    now = "2026-11-23T12:00:00Z"
+    # A charger that ignores the reservation: the CSMS says Invalid for another tag ...
+    other = await call(
+        ws,
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "OTHER", "meterStart": 0, "timestamp": now},
+    )
+    assert other[2]["idTagInfo"]["status"] == "Invalid"
+    # ... and Accepted for its own tag, which uses the reservation.
+    mine = await call(
+        ws,
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "owner",
+            "meterStart": 0,
+            "timestamp": now,
+            "reservationId": reservation_id,
+        },
+    )
+    assert mine[2]["idTagInfo"]["status"] == "Accepted"
+    tx = (await server.staff.transaction(mine[2]["transactionId"])).transaction
+    assert tx.reservation_id == reservation_id
+    shown = (await csms(server, "chargers", "show", "RES-1", "--json")).json()
+    assert shown["reservations"] == []
+    await ws.close()
+
+
+async def test_a_reserved_evse_on_201(server: Running) -> None:
+    for uid in ("OWNER", "OTHER"):
+        await server.staff.add_token(Token(uid, TokenStatus.ACCEPTED))
+    ws = await open_raw(server.url, "RES-2", subprotocols=V201)
+    await call(ws, "BootNotification", BOOT201)
+    pending = asyncio.create_task(
+        remote(
+            server,
+            "reserve",
+            "RES-2",
+            "--tag",
+            "OWNER",
+            "--evse",
+            "1",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        )
+    )
+    while True:  # the base report request comes first
+        frame = await _next_call(ws)
+        if frame[2] == "ReserveNow":
+            break
+        await _answer(ws, frame[1], {"status": "Accepted"})
+    await _answer(ws, frame[1], {"status": "Accepted"})
+    reservation_id = (await pending).json()["data"]["reservation_id"]
+    start = datetime.now(UTC)
+    other = await call(
+        ws,
+        "TransactionEvent",
+        tx_event("Started", "t-other", 0, start, trigger="Authorized", token="OTHER"),
+    )
+    assert other[2]["idTokenInfo"]["status"] == "NotAtThisTime"
+    # The station reports the reservation it ended itself.
+    await call(
+        ws,
+        "ReservationStatusUpdate",
+        {"reservationId": reservation_id, "reservationUpdateStatus": "Removed"},
+    )
+    shown = (await csms(server, "chargers", "show", "RES-2", "--json")).json()
+    assert shown["reservations"] == []
     await ws.close()
