@@ -285,7 +285,7 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
                     f"{p.profile.limit:g} {p.profile.unit}",
                     iso(p.profile.start_at + timedelta(seconds=p.profile.duration_s))
                     if p.profile.duration_s
-                    else "cleared",
+                    else "until cleared",
                 ]
                 for p in detail.profiles
             ],
