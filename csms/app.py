@@ -25,6 +25,7 @@ from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
+from csms.services.billing import BillingService, Identity
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.storage import charge_points as cp_repo
@@ -101,6 +102,10 @@ class CsmsApp:
             default_timeout=config.ocpp.call_timeout,
             metrics=self.metrics,
         )
+        self.billing = BillingService(
+            self.db, clock, Identity(config.ocpi.country_code, config.ocpi.party_id)
+        )
+        self.charging.on_ended.append(self.billing.wake)
         self._api: web.AppRunner | None = None
         self._workers: list[asyncio.Task[None]] = []
         self.api_port: int | None = None
@@ -120,6 +125,7 @@ class CsmsApp:
         self._workers.append(
             asyncio.create_task(self.commands.keep_reservations(), name="reservations")
         )
+        self._workers.append(asyncio.create_task(self.billing.keep_billing(), name="billing"))
 
     async def _start_api(self) -> None:
         cfg = self.config.api

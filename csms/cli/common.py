@@ -51,9 +51,12 @@ def load(config_file: str | None) -> Config:
 def run_db(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     """Open the database of the configured system (upgrading its schema) and run `work`."""
     from csms.app import open_database
+    from csms.logconfig import configure_logging
     from csms.storage.migrate import upgrade
 
     config = load(config_file)
+    # Data commands print results on stdout; their own log events stay on stderr, warnings up.
+    configure_logging("warning", config.log.format)
 
     async def main() -> T:
         db = open_database(config)

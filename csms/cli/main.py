@@ -20,6 +20,9 @@ LAZY_GROUPS = {
     "transactions": ("csms.cli.transactions", "transactions"),
     "remote": ("csms.cli.remote", "remote"),
     "commands": ("csms.cli.remote", "commands"),
+    "tariffs": ("csms.cli.billing", "tariffs"),
+    "cdrs": ("csms.cli.billing", "cdrs"),
+    "locations": ("csms.cli.billing", "locations"),
 }
 
 

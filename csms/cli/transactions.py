@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
+from csms.cli.billing import _billing, money
 from csms.cli.chargers import _run
 from csms.cli.common import config_option, duration, iso, json_option, kwh, print_json, table
+from csms.core.cost import cost_to_ocpi
 from csms.core.transactions import Transaction
 from csms.services.staff import TransactionDetail
 
@@ -115,10 +117,16 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
     detail: TransactionDetail = _run(config_file, lambda s: s.transaction(transaction_id))
     t = detail.transaction
     now = datetime.now(UTC)
+    priced = _billing(config_file, lambda s: s.price(transaction_id, now))
+    cost = cost_to_ocpi(priced.cost)
     if as_json:
         print_json(
             {
                 **transaction_json(t, now),
+                "billing": t.billing,
+                "tariff_id": None if priced.tariff is None else priced.tariff.id,
+                "currency": priced.cost.currency,
+                "cost": cost,
                 "events": [
                     {
                         "seq_no": e.seq_no,
@@ -163,6 +171,11 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         ("energy", f"{kwh(data['energy_wh'])} kWh" + (" (so far)" if t.active else "")),
         ("stop reason", t.stop_reason or "-"),
         ("flags", ", ".join(t.flags) + " (not billable until resolved)" if t.flags else "none"),
+        (
+            "cost" + (" so far" if t.active else ""),
+            _cost_line(priced),
+        ),
+        ("billing", t.billing or ("running" if t.active else "-")),
     ]
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
@@ -198,6 +211,43 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
                 for s in detail.samples
             ],
         )
+
+
+def _cost_line(priced: Any) -> str:
+    cost = priced.cost
+    total = cost.total_cost
+    text = money(total.excl_vat, cost.currency) + " excl. VAT"
+    if total.incl_vat is not None:
+        text += f", {money(total.incl_vat, cost.currency)} incl. VAT"
+    tariff = "no tariff applies" if priced.tariff is None else f"tariff {priced.tariff.id}"
+    return f"{text} ({tariff})"
+
+
+@transactions.command("resolve")
+@click.argument("transaction_id", type=int)
+@click.option("--energy-wh", type=click.IntRange(0), help="The energy to bill, in Wh.")
+@click.option("--void", is_flag=True, help="Do not bill this transaction.")
+@config_option
+def resolve_cmd(
+    transaction_id: int, energy_wh: int | None, void: bool, config_file: str | None
+) -> None:
+    """Settle a transaction held for flagged meter data (or credited): bill it with the
+    given energy, or void it."""
+
+    async def work(s: Any) -> Any:
+        resolved = await s.resolve(transaction_id, energy_wh=energy_wh, void=void)
+        await s.bill_pending()
+        return resolved, await s.cdrs_of(transaction_id)
+
+    resolved, cdrs = _billing(config_file, work)
+    if void:
+        click.echo(f"transaction {transaction_id} is void: no CDR")
+        return
+    issued = cdrs[-1] if cdrs and not cdrs[-1].credit else None
+    click.echo(
+        f"transaction {transaction_id}: {resolved.energy_wh} Wh"
+        + (f", CDR {issued.id}" if issued is not None else ", CDR not issued yet")
+    )
 
 
 @transactions.command("unmatched")

@@ -26,6 +26,15 @@ class TransactionState(StrEnum):
     COMPLETED = "completed"
 
 
+class BillingState(StrEnum):
+    """Where a finished transaction stands with its CDR."""
+
+    PENDING = "pending"  # ended, its CDR not built yet
+    BILLED = "billed"  # a CDR exists
+    HELD = "held"  # flagged meter data: no CDR until staff resolve it
+    VOID = "void"  # staff decided it is not billed
+
+
 class EnergyFlag(StrEnum):
     NO_METER_READINGS = "no_meter_readings"
     METER_BACKWARDS = "meter_backwards"
@@ -67,6 +76,7 @@ class Transaction:
     last_meter_wh: int | None = None
     last_meter_at: datetime | None = None
     ocpp_version: str | None = None
+    billing: str | None = None  # see BillingState
 
     @property
     def active(self) -> bool:

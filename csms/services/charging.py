@@ -6,7 +6,7 @@ it returns only once what was reported is durable. No OCPP field names here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from csms.core.ids import token_key
 from csms.core.metering import Sample
 from csms.core.reservations import ReservationState, check_start
 from csms.core.transactions import (
+    BillingState,
     EnergyFlag,
     EnergyResult,
     Transaction,
@@ -276,6 +277,8 @@ class ChargingService:
         self._evse_tx: dict[tuple[str, int], int | None] = {}
         # Accepted 1.6 remote starts waiting for their StartTransaction, by charge point.
         self._remote_starts: dict[str, list[_RemoteStart]] = {}
+        # Called after a transaction ended (billing wakes up to build its CDR).
+        self.on_ended: list[Callable[[], None]] = []
 
     def now(self) -> datetime:
         return self._clock()
@@ -500,7 +503,12 @@ class ChargingService:
                 energy_wh=result.energy_wh,
                 flags=list(result.flags) or None,
             )
+            self._ended()
         return result
+
+    def _ended(self) -> None:
+        for hook in self.on_ended:
+            hook()
 
     async def meter_values(self, cp_id: str, report: MeterReport) -> bool:
         """Store samples; returns False when they name a transaction we do not know."""
@@ -636,6 +644,8 @@ class ChargingService:
                 now,
             )
             ended = event.event_type is TxEventType.ENDED
+            if ended and tx.active:
+                changes["billing"] = BillingState.PENDING.value
             if ended:
                 changes["state"] = TransactionState.COMPLETED.value
                 changes["stop_at"] = event.timestamp
@@ -713,6 +723,7 @@ class ChargingService:
                 transaction_id=result.transaction_id,
                 offline=event.offline,
             )
+            self._ended()
         return result
 
     async def _append_event(

@@ -396,3 +396,25 @@ async def status_history(
         )
         for r in rows
     ]
+
+
+async def statuses_between(
+    conn: AsyncConnection, cp_id: str, evse_id: int, start: datetime, end: datetime
+) -> list[tuple[datetime, ConnectorStatus]]:
+    """An EVSE's status changes from the last one before `start` up to `end`, oldest first."""
+    base = select(_hist.c.status_at, _hist.c.status).where(
+        _hist.c.charge_point_id == cp_id, _hist.c.evse_id == evse_id
+    )
+    before = (
+        await conn.execute(
+            base.where(_hist.c.status_at < start).order_by(_hist.c.status_at.desc()).limit(1)
+        )
+    ).all()
+    during = (
+        await conn.execute(
+            base.where(_hist.c.status_at >= start, _hist.c.status_at <= end).order_by(
+                _hist.c.status_at, _hist.c.id
+            )
+        )
+    ).all()
+    return [(r.status_at, ConnectorStatus(r.status)) for r in (*before, *during)]

@@ -186,6 +186,9 @@ class TransactionRow(Base):
     flags: Mapped[str | None]  # comma-separated csms.core.transactions.EnergyFlag values
     reservation_id: Mapped[int | None]
     remote_start_id: Mapped[int | None]
+    # None while running; then pending -> billed (a CDR exists), held (flagged meter data,
+    # waiting for staff) or void.
+    billing: Mapped[str | None] = mapped_column(String(16), index=True)
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -373,3 +376,93 @@ class LocalListRow(Base):
     version: Mapped[int]
     entries: Mapped[dict[str, Any]]
     sent_at: Mapped[datetime]
+
+
+class LocationRow(Base):
+    """A site staff describe (the OCPI Location); chargers are linked to one."""
+
+    __tablename__ = "locations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(45))
+    city: Mapped[str] = mapped_column(String(45))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    state: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(3))
+    latitude: Mapped[str] = mapped_column(String(10))
+    longitude: Mapped[str] = mapped_column(String(11))
+    time_zone: Mapped[str] = mapped_column(String(255))
+    publish: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ChargerLocationRow(Base):
+    """Which location a charger stands at, and what its connectors are."""
+
+    __tablename__ = "charger_locations"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(36), index=True)
+    connector_standard: Mapped[str] = mapped_column(String(32))
+    connector_format: Mapped[str] = mapped_column(String(16))
+    power_type: Mapped[str] = mapped_column(String(16))
+    max_voltage: Mapped[int]
+    max_amperage: Mapped[int]
+    max_electric_power: Mapped[int | None]
+    updated_at: Mapped[datetime]
+
+
+class TariffRow(Base):
+    """A tariff as OCPI 2.2.1 describes it, kept as the validated object."""
+
+    __tablename__ = "tariffs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    type: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TariffAssignmentRow(Base):
+    """Which tariff applies where: the default, a location, an EVSE or one connector."""
+
+    __tablename__ = "tariff_assignments"
+    __table_args__ = (UniqueConstraint("scope", "target", name="uq_tariff_assignments_target"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tariff_id: Mapped[str] = mapped_column(String(36), index=True)
+    scope: Mapped[str] = mapped_column(String(16))  # default | location | evse | connector
+    target: Mapped[str] = mapped_column(String(64))  # "" | location id | evse uid | uid#connector
+    created_at: Mapped[datetime]
+
+
+class CdrRow(Base):
+    """A charge detail record: immutable once written. Corrections are new rows (credit
+    CDRs referring to the one they cancel)."""
+
+    __tablename__ = "cdrs"
+    __table_args__ = (
+        Index("ix_cdrs_end", "end_at"),
+        Index("ix_cdrs_cp_end", "charge_point_id", "end_at"),
+        Index("ix_cdrs_tx", "transaction_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(39), unique=True)
+    transaction_id: Mapped[int] = mapped_column(BigInteger)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    currency: Mapped[str] = mapped_column(String(3))
+    total_excl_vat: Mapped[str] = mapped_column(String(40))  # Decimal as text, exact
+    total_incl_vat: Mapped[str | None] = mapped_column(String(40))
+    energy_wh: Mapped[int] = mapped_column(BigInteger)
+    credit: Mapped[bool] = mapped_column(Boolean, default=False)
+    credit_reference_id: Mapped[str | None] = mapped_column(String(39))
+    reason: Mapped[str | None]
+    data: Mapped[dict[str, Any]]  # the OCPI 2.2.1 CDR object
+    created_at: Mapped[datetime]

@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
 from csms.core.metering import Sample, active_power_w, register_wh
-from csms.core.transactions import Transaction, TransactionEvent, TransactionState
+from csms.core.transactions import (
+    BillingState,
+    Transaction,
+    TransactionEvent,
+    TransactionState,
+)
 from csms.storage.database import BulkStatement, WriteTx
 from csms.storage.models import (
     MeterValueRow,
@@ -55,6 +60,7 @@ def _to_transaction(row: Any) -> Transaction:
         last_meter_wh=_opt_round(getattr(row, "last_register", None)),
         last_meter_at=getattr(row, "last_register_at", None),
         ocpp_version=row.ocpp_version,
+        billing=row.billing,
     )
 
 
@@ -308,6 +314,7 @@ async def finish(
             flags=",".join(flags) or None,
             stop_reason=stop_reason,
             stop_id_tag=stop_id_tag,
+            billing=BillingState.PENDING.value,
             updated_at=now,
         )
     )
@@ -429,6 +436,13 @@ async def list_transactions(
         stmt = stmt.where(_tx.c.charge_point_id == cp_id)
     if limit is not None:
         stmt = stmt.limit(limit)
+    return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def list_by_billing(
+    conn: AsyncConnection, state: BillingState, limit: int
+) -> list[Transaction]:
+    stmt = select(_tx).where(_tx.c.billing == state.value).order_by(_tx.c.id).limit(limit)
     return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
 
 

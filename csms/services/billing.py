@@ -1,0 +1,663 @@
+"""Tariffs, where they apply, the cost of sessions (live and final) and CDRs.
+
+Loads what a session used (meter readings, status history, its tariff and location), prices
+it with csms.core.cost and stores immutable CDRs; the pricing rules live in csms.core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+
+from csms.core.clock import Clock
+from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
+from csms.core.errors import CsmsError, InvalidInput
+from csms.core.locations import ConnectorSpec, Location, evse_uid
+from csms.core.metering import Sample
+from csms.core.status import ConnectorStatus
+from csms.core.tariffs import Tariff, TariffError, parse_tariff, parse_tariffs, tariff_to_ocpi
+from csms.core.transactions import BillingState, Transaction, TransactionState
+from csms.storage import cdrs as cdr_repo
+from csms.storage import charge_points as cp_repo
+from csms.storage import locations as location_repo
+from csms.storage import tariffs as tariff_repo
+from csms.storage import tokens as token_repo
+from csms.storage import transactions as tx_repo
+from csms.storage.cdrs import StoredCdr
+from csms.storage.database import Database, WriteTx
+from csms.storage.tariffs import Assignment, StoredTariff
+
+log = structlog.get_logger("csms.billing")
+
+DEFAULT_TIME_ZONE = "UTC"
+# What a session costs where no tariff applies: nothing, in this currency.
+FREE_CURRENCY = "EUR"
+
+# 1.6 statuses during a transaction: does the vehicle ask for power? OCPI (2.2.1 errata)
+# counts parking as time the vehicle does not: SuspendedEVSE (the charger holds back, e.g.
+# under a charging profile) is still charging time.
+_DRAWING = {
+    ConnectorStatus.CHARGING: True,
+    ConnectorStatus.SUSPENDED_EVSE: True,
+    ConnectorStatus.SUSPENDED_EV: False,
+    ConnectorStatus.FINISHING: False,
+}
+# 2.0.1 chargingState of TransactionEvents, the same way.
+_CHARGING_STATE = {
+    "Charging": True,
+    "SuspendedEVSE": True,
+    "SuspendedEV": False,
+    "EVConnected": False,
+    "Idle": False,
+}
+_TOKEN_TYPES = {"ISO14443": "RFID", "ISO15693": "RFID", "eMAID": "APP_USER", "Central": "OTHER"}
+
+
+class UnknownTariff(CsmsError):
+    pass
+
+
+class UnknownLocation(CsmsError):
+    pass
+
+
+class UnknownCdr(CsmsError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Our OCPI identity, stamped on tariffs and CDRs."""
+
+    country_code: str
+    party_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A session's cost with what it was computed from."""
+
+    cost: Cost
+    tariff: Tariff | None
+    location: Location | None
+    spec: ConnectorSpec | None
+
+
+def _time_zone(location: Location | None) -> ZoneInfo:
+    name = location.time_zone if location is not None else DEFAULT_TIME_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIME_ZONE)
+
+
+def readings_from(samples: Sequence[Sample]) -> tuple[Reading, ...]:
+    """One Reading per timestamp: the energy register, active power and the highest phase
+    current of that moment."""
+    by_time: dict[datetime, list[float | None]] = {}
+    for s in samples:
+        if s.value is None:
+            continue
+        slot = by_time.setdefault(s.timestamp, [None, None, None])
+        if s.measurand == "Energy.Active.Import.Register" and (s.phase in (None, "")):
+            slot[0] = s.value
+        elif s.measurand == "Power.Active.Import" and s.phase in (None, ""):
+            slot[1] = s.value
+        elif s.measurand == "Current.Import":
+            slot[2] = s.value if slot[2] is None else max(slot[2], s.value)
+    return tuple(Reading(at, e, p, c) for at, (e, p, c) in sorted(by_time.items()))
+
+
+def _signed_data(samples: Sequence[Sample]) -> dict[str, Any] | None:
+    signed = [s for s in samples if s.signed and s.raw_value]
+    if not signed:
+        return None
+    nature = {"Transaction.Begin": "Start", "Transaction.End": "End"}
+    values = [
+        {
+            "nature": nature.get(s.context or "", "Intermediate"),
+            "plain_data": f"{s.measurand} {s.timestamp.isoformat()}"[:512],
+            "signed_data": s.raw_value[:5000],
+        }
+        for s in signed
+    ]
+    method = "OCMF" if signed[0].raw_value.startswith("OCMF|") else "UNKNOWN"
+    return {"encoding_method": method, "signed_values": values}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BillingService:
+    """Tariffs and CDRs. One per process (the CDR worker) or per CLI call."""
+
+    def __init__(self, db: Database, clock: Clock, identity: Identity) -> None:
+        self._db = db
+        self._clock = clock
+        self.identity = identity
+        self._wake = asyncio.Event()
+
+    # --- tariffs -------------------------------------------------------------------
+
+    async def import_tariffs(self, document: Any) -> tuple[int, int]:
+        """Validate every tariff first; store all or nothing. Returns (created, updated)."""
+        try:
+            tariffs = parse_tariffs(
+                document,
+                country_code=self.identity.country_code,
+                party_id=self.identity.party_id,
+                now=self._clock(),
+            )
+        except TariffError as exc:
+            raise InvalidInput(str(exc)) from None
+        ids = [t.id for t in tariffs]
+        duplicate = next((i for i in ids if ids.count(i) > 1), None)
+        if duplicate is not None:
+            raise InvalidInput(f"tariff {duplicate!r} appears twice in the file")
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> tuple[int, int]:
+            conn = await w.connection()
+            created = 0
+            for tariff in tariffs:
+                data = tariff_to_ocpi(tariff)
+                data["last_updated"] = _iso(now)
+                if await tariff_repo.save(conn, tariff.id, tariff.currency, tariff.type, data, now):
+                    created += 1
+            return created, len(tariffs) - created
+
+        return await self._db.write(unit)
+
+    async def tariffs(self) -> list[tuple[StoredTariff, list[Assignment]]]:
+        async with self._db.read() as conn:
+            stored = await tariff_repo.list_all(conn)
+            assigned = await tariff_repo.assignments(conn)
+        return [(t, [a for a in assigned if a.tariff_id == t.id]) for t in stored]
+
+    async def tariff(self, tariff_id: str) -> tuple[StoredTariff, list[Assignment]]:
+        async with self._db.read() as conn:
+            stored = await tariff_repo.get(conn, tariff_id)
+            if stored is None:
+                raise UnknownTariff(f"no tariff {tariff_id!r}")
+            return stored, await tariff_repo.assignments(conn, tariff_id)
+
+    async def remove_tariff(self, tariff_id: str) -> int:
+        """Returns how many assignments went with it."""
+
+        async def unit(w: WriteTx) -> tuple[bool, int]:
+            return await tariff_repo.remove(await w.connection(), tariff_id)
+
+        removed, assignments = await self._db.write(unit)
+        if not removed:
+            raise UnknownTariff(f"no tariff {tariff_id!r}")
+        return assignments
+
+    async def assign(
+        self,
+        tariff_id: str,
+        *,
+        location: str | None = None,
+        evse: str | None = None,
+        connector: int | None = None,
+        default: bool = False,
+    ) -> str:
+        """Make `tariff_id` apply to one target; returns a description of it."""
+        chosen = sum(x is not None and x is not False for x in (location, evse, default))
+        if chosen != 1:
+            raise InvalidInput("choose one of --location, --evse or --default")
+        if connector is not None and evse is None:
+            raise InvalidInput("--connector needs --evse")
+        async with self._db.read() as conn:
+            if await tariff_repo.get(conn, tariff_id) is None:
+                raise UnknownTariff(f"no tariff {tariff_id!r}")
+            if location is not None and await location_repo.get(conn, location) is None:
+                raise UnknownLocation(f"no location {location!r}")
+            if evse is not None and not await self._evse_known(conn, evse):
+                raise InvalidInput(
+                    f"no EVSE {evse!r}: EVSE uids are CHARGER*EVSE, e.g. CP1*1 "
+                    "(see `csms chargers show`)"
+                )
+        if default:
+            scope, target, text = "default", "", "the default tariff"
+        elif location is not None:
+            scope, target, text = "location", location, f"location {location}"
+        elif connector is not None:
+            assert evse is not None
+            scope, target, text = (
+                "connector",
+                f"{evse}#{connector}",
+                f"{evse} connector {connector}",
+            )
+        else:
+            assert evse is not None
+            scope, target, text = "evse", evse, f"EVSE {evse}"
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> None:
+            await tariff_repo.assign(await w.connection(), tariff_id, scope, target, now)
+
+        await self._db.write(unit)
+        return text
+
+    async def _evse_known(self, conn: Any, uid: str) -> bool:
+        for connector in await cp_repo.connectors_of(conn):
+            if connector.evse_id and evse_uid(connector.charge_point_id, connector.evse_id) == uid:
+                return True
+        return False
+
+    async def _tariff_for(
+        self, conn: Any, cp_id: str, evse_id: int, connector_id: int, location: Location | None
+    ) -> Tariff | None:
+        """Connector beats EVSE beats location beats the default."""
+        uid = evse_uid(cp_id, evse_id)
+        candidates = [("connector", f"{uid}#{connector_id}"), ("evse", uid)]
+        if location is not None:
+            candidates.append(("location", location.id))
+        candidates.append(("default", ""))
+        found = await tariff_repo.assigned_for(conn, candidates)
+        for key in candidates:
+            tariff_id = found.get(key)
+            if tariff_id is None:
+                continue
+            stored = await tariff_repo.get(conn, tariff_id)
+            if stored is not None:
+                return parse_tariff(
+                    stored.data,
+                    country_code=self.identity.country_code,
+                    party_id=self.identity.party_id,
+                    now=stored.updated_at,
+                )
+        return None
+
+    # --- locations -----------------------------------------------------------------
+
+    async def save_location(self, location: Location) -> bool:
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> bool:
+            return await location_repo.save(await w.connection(), location, now)
+
+        return await self._db.write(unit)
+
+    async def link(self, location_id: str, cp_id: str, spec: ConnectorSpec) -> None:
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
+            if await location_repo.get(conn, location_id) is None:
+                raise UnknownLocation(f"no location {location_id!r}")
+            await location_repo.link(conn, cp_id, location_id, spec, now)
+
+        await self._db.write(unit)
+
+    async def locations(self) -> list[tuple[Location, list[str]]]:
+        async with self._db.read() as conn:
+            found = await location_repo.list_all(conn)
+            return [(loc, await location_repo.chargers_at(conn, loc.id)) for loc in found]
+
+    # --- pricing -------------------------------------------------------------------
+
+    async def price(self, tx_id: int, now: datetime | None = None) -> Priced:
+        """The cost of a transaction: final when it has ended, else so far (`now`)."""
+        async with self._db.read() as conn:
+            tx = await tx_repo.get(conn, tx_id)
+            if tx is None:
+                raise InvalidInput(f"no transaction {tx_id}")
+            return await self._price(conn, tx, now or self._clock())
+
+    async def _price(self, conn: Any, tx: Transaction, now: datetime) -> Priced:
+        linked = await location_repo.of_charger(conn, tx.charge_point_id)
+        location, spec = linked if linked is not None else (None, None)
+        tariff = await self._tariff_for(
+            conn, tx.charge_point_id, tx.evse_id, tx.connector_id, location
+        )
+        usage = await self._usage(conn, tx, now)
+        return Priced(
+            price_session(tariff or self._free(), usage, _time_zone(location)),
+            tariff,
+            location,
+            spec,
+        )
+
+    def _free(self) -> Tariff:
+        return parse_tariff(
+            {
+                "id": "FREE",
+                "currency": FREE_CURRENCY,
+                "elements": [
+                    {"price_components": [{"type": "ENERGY", "price": 0, "step_size": 1}]}
+                ],
+            },
+            country_code=self.identity.country_code,
+            party_id=self.identity.party_id,
+            now=self._clock(),
+        )
+
+    async def _usage(self, conn: Any, tx: Transaction, now: datetime) -> Usage:
+        end = tx.stop_at or now
+        samples = await tx_repo.samples_of(conn, tx.id)
+        statuses: list[StatusChange] = []
+        if tx.ocpp_version == "2.0.1":
+            for event in await tx_repo.events_of(conn, tx.id):
+                state = (event.payload.get("transactionInfo") or {}).get("chargingState")
+                if state in _CHARGING_STATE:
+                    statuses.append(StatusChange(event.timestamp, _CHARGING_STATE[state]))
+            statuses.sort(key=lambda s: s.at)
+        else:
+            for at, status in await cp_repo.statuses_between(
+                conn, tx.charge_point_id, tx.evse_id, tx.start_at, end
+            ):
+                if status in _DRAWING:
+                    statuses.append(StatusChange(max(at, tx.start_at), _DRAWING[status]))
+        energy = tx.energy_wh if tx.state is TransactionState.COMPLETED else None
+        return Usage(
+            start=tx.start_at,
+            end=max(end, tx.start_at),
+            readings=readings_from(samples),
+            statuses=tuple(statuses),
+            energy_wh=energy,
+        )
+
+    # --- CDRs ----------------------------------------------------------------------
+
+    async def bill_pending(self, limit: int = 100) -> int:
+        """Build the CDRs of ended transactions that have none yet; returns how many
+        transactions were settled (billed or held)."""
+        async with self._db.read() as conn:
+            pending = await tx_repo.list_by_billing(conn, BillingState.PENDING, limit)
+        for tx in pending:
+            try:
+                await self._settle(tx)
+            except Exception:
+                log.exception("cdr_failed", transaction_id=tx.id)
+        return len(pending)
+
+    async def _settle(self, tx: Transaction) -> None:
+        now = self._clock()
+        if tx.flags or tx.energy_wh is None:
+
+            async def hold(w: WriteTx) -> None:
+                await tx_repo.update_fields(
+                    await w.connection(), tx.id, now, billing=BillingState.HELD.value
+                )
+
+            await self._db.write(hold)
+            log.warning("cdr_held", transaction_id=tx.id, flags=list(tx.flags) or None)
+            return
+        async with self._db.read() as conn:
+            priced = await self._price(conn, tx, now)
+            token = await token_repo.get(conn, tx.id_tag) if tx.id_tag else None
+            charger = await cp_repo.get(conn, tx.charge_point_id)
+            samples = await tx_repo.samples_of(conn, tx.id)
+        data = self._cdr_object(tx, priced, token.type if token else None, charger, samples)
+
+        async def unit(w: WriteTx) -> str | None:
+            conn = await w.connection()
+            fresh = await tx_repo.get(conn, tx.id)
+            if fresh is None or fresh.billing != BillingState.PENDING.value:
+                return None  # another worker or staff got there first
+            seq = await cdr_repo.next_seq(conn)
+            cdr_id = self._cdr_id(seq)
+            data["id"] = cdr_id
+            data["last_updated"] = _iso(now)
+            await cdr_repo.add(conn, self._stored(seq, cdr_id, tx, priced.cost, data, now))
+            await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.BILLED.value)
+            return cdr_id
+
+        cdr_id = await self._db.write(unit)
+        if cdr_id is not None:
+            log.info(
+                "cdr_created",
+                cdr_id=cdr_id,
+                transaction_id=tx.id,
+                charge_point_id=tx.charge_point_id,
+                total_excl_vat=str(priced.cost.total_cost.excl_vat),
+                currency=priced.cost.currency,
+            )
+
+    def _cdr_id(self, seq: int) -> str:
+        return f"{self.identity.country_code}{self.identity.party_id}{seq:010d}"
+
+    def _stored(
+        self,
+        seq: int,
+        cdr_id: str,
+        tx: Transaction,
+        cost: Cost,
+        data: dict[str, Any],
+        now: datetime,
+        *,
+        credit_of: StoredCdr | None = None,
+        reason: str | None = None,
+    ) -> StoredCdr:
+        sign = Decimal(-1) if credit_of is not None else Decimal(1)
+        incl = cost.total_cost.incl_vat
+        return StoredCdr(
+            seq=seq,
+            id=cdr_id,
+            transaction_id=tx.id,
+            charge_point_id=tx.charge_point_id,
+            start_at=tx.start_at,
+            end_at=tx.stop_at or now,
+            currency=cost.currency,
+            total_excl_vat=sign * cost.total_cost.excl_vat,
+            total_incl_vat=None if incl is None else sign * incl,
+            energy_wh=tx.energy_wh or 0,
+            credit=credit_of is not None,
+            credit_reference_id=None if credit_of is None else credit_of.id,
+            reason=reason,
+            data=data,
+            created_at=now,
+        )
+
+    def _cdr_object(
+        self,
+        tx: Transaction,
+        priced: Priced,
+        token_type: str | None,
+        charger: Any,
+        samples: Sequence[Sample],
+    ) -> dict[str, Any]:
+        """The OCPI 2.2.1 CDR (without id and last_updated, set when stored)."""
+        cost = priced.cost
+        data: dict[str, Any] = {
+            "country_code": self.identity.country_code,
+            "party_id": self.identity.party_id,
+            "start_date_time": _iso(tx.start_at),
+            "end_date_time": _iso(tx.stop_at or tx.start_at),
+            "session_id": str(tx.id),
+            "cdr_token": {
+                "country_code": self.identity.country_code,
+                "party_id": self.identity.party_id,
+                "uid": tx.id_tag or "UNKNOWN",
+                "type": _TOKEN_TYPES.get(token_type or "ISO14443", "OTHER"),
+                "contract_id": tx.id_tag or "UNKNOWN",
+            },
+            "auth_method": "COMMAND" if tx.remote_start_id is not None else "AUTH_REQUEST",
+            "currency": cost.currency,
+            **cost_to_ocpi(cost),
+        }
+        if priced.location is not None and priced.spec is not None:
+            uid = evse_uid(tx.charge_point_id, tx.evse_id)
+            data["cdr_location"] = priced.location.ocpi_cdr_location(
+                uid, uid, str(tx.connector_id), priced.spec
+            )
+        if priced.tariff is not None:
+            tariff = tariff_to_ocpi(priced.tariff)
+            data["tariffs"] = [tariff]
+        meter = getattr(charger, "meter_serial", None)
+        if meter:
+            data["meter_id"] = str(meter)[:255]
+        signed = _signed_data(samples)
+        if signed is not None:
+            data["signed_data"] = signed
+        return data
+
+    async def cdrs(
+        self,
+        *,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        cp_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredCdr]:
+        async with self._db.read() as conn:
+            return await cdr_repo.listing(
+                conn, date_from=date_from, date_to=date_to, cp_id=cp_id, limit=limit
+            )
+
+    async def cdrs_of(self, tx_id: int) -> list[StoredCdr]:
+        async with self._db.read() as conn:
+            return await cdr_repo.of_transaction(conn, tx_id)
+
+    async def cdr(self, cdr_id: str) -> StoredCdr:
+        async with self._db.read() as conn:
+            found = await cdr_repo.get(conn, cdr_id)
+        if found is None:
+            raise UnknownCdr(f"no CDR {cdr_id!r}")
+        return found
+
+    async def credit(self, cdr_id: str, reason: str | None) -> tuple[StoredCdr, StoredCdr]:
+        """Cancel a CDR with a credit CDR (negated totals); the transaction can then be
+        billed again (`csms transactions resolve`). Returns (original, credit)."""
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> tuple[StoredCdr, StoredCdr]:
+            conn = await w.connection()
+            original = await cdr_repo.get(conn, cdr_id)
+            if original is None:
+                raise UnknownCdr(f"no CDR {cdr_id!r}")
+            if original.credit:
+                raise InvalidInput(f"{cdr_id} is itself a credit CDR")
+            already = await cdr_repo.credited(conn, cdr_id)
+            if already is not None:
+                raise InvalidInput(f"{cdr_id} was already credited by {already.id}")
+            tx = await tx_repo.get(conn, original.transaction_id)
+            assert tx is not None
+            seq = await cdr_repo.next_seq(conn)
+            credit_id = self._cdr_id(seq)
+            data = _negated(original.data)
+            data.update(
+                id=credit_id,
+                credit=True,
+                credit_reference_id=original.id,
+                last_updated=_iso(now),
+            )
+            if reason:
+                data["remark"] = reason[:255]
+            credit = StoredCdr(
+                seq=seq,
+                id=credit_id,
+                transaction_id=original.transaction_id,
+                charge_point_id=original.charge_point_id,
+                start_at=original.start_at,
+                end_at=original.end_at,
+                currency=original.currency,
+                total_excl_vat=-original.total_excl_vat,
+                total_incl_vat=None
+                if original.total_incl_vat is None
+                else -original.total_incl_vat,
+                energy_wh=original.energy_wh,
+                credit=True,
+                credit_reference_id=original.id,
+                reason=reason,
+                data=data,
+                created_at=now,
+            )
+            await cdr_repo.add(conn, credit)
+            # The transaction waits for staff: resolve it to issue a corrected CDR.
+            await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.HELD.value)
+            return original, credit
+
+        return await self._db.write(unit)
+
+    async def resolve(
+        self, tx_id: int, *, energy_wh: int | None = None, void: bool = False
+    ) -> Transaction:
+        """Staff settle a held transaction: with the right energy (it is then billed) or
+        as void (no CDR)."""
+        if (energy_wh is None) == (not void):
+            raise InvalidInput("give --energy-wh N or --void")
+        if energy_wh is not None and energy_wh < 0:
+            raise InvalidInput("--energy-wh must not be negative")
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> Transaction:
+            conn = await w.connection()
+            tx = await tx_repo.get(conn, tx_id)
+            if tx is None:
+                raise InvalidInput(f"no transaction {tx_id}")
+            if tx.active:
+                raise InvalidInput(f"transaction {tx_id} is still running")
+            if tx.billing == BillingState.BILLED.value:
+                live = [c for c in await cdr_repo.of_transaction(conn, tx_id) if not c.credit]
+                uncredited = [c for c in live if await cdr_repo.credited(conn, c.id) is None]
+                if uncredited:
+                    raise InvalidInput(
+                        f"transaction {tx_id} is billed by {uncredited[-1].id}: "
+                        "credit it first (`csms cdrs credit`)"
+                    )
+            if void:
+                await tx_repo.update_fields(conn, tx_id, now, billing=BillingState.VOID.value)
+            else:
+                await tx_repo.update_fields(
+                    conn,
+                    tx_id,
+                    now,
+                    energy_wh=energy_wh,
+                    flags=None,
+                    billing=BillingState.PENDING.value,
+                )
+            fresh = await tx_repo.get(conn, tx_id)
+            assert fresh is not None
+            return fresh
+
+        resolved = await self._db.write(unit)
+        log.info("transaction_resolved", transaction_id=tx_id, energy_wh=energy_wh, void=void)
+        self.wake()
+        return resolved
+
+    # --- the worker ----------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def keep_billing(self, period: float = 5.0) -> None:
+        """Run forever: settle ended transactions soon after they end (woken by the
+        charging service), and at least every `period` seconds (nothing is lost on a crash:
+        the billing state lives in the transaction row)."""
+        while True:
+            self._wake.clear()
+            try:
+                while await self.bill_pending() >= 100:
+                    pass
+            except Exception:
+                log.exception("billing_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), period)
+
+
+def _negated(data: dict[str, Any]) -> dict[str, Any]:
+    """A CDR's cost fields with the sign turned (for a credit CDR)."""
+    out = dict(data)
+    for key in (
+        "total_cost",
+        "total_fixed_cost",
+        "total_energy_cost",
+        "total_time_cost",
+        "total_parking_cost",
+        "total_reservation_cost",
+    ):
+        price = out.get(key)
+        if isinstance(price, dict):
+            out[key] = {k: -v if isinstance(v, int | float) else v for k, v in price.items()}
+    return out

@@ -1,0 +1,123 @@
+"""Repository of CDRs: insert and read only, a CDR is never updated.
+
+Takes an AsyncConnection; returns StoredCdr records holding the OCPI object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.storage.models import CdrRow
+
+_cdr = cast(Table, CdrRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCdr:
+    seq: int
+    id: str
+    transaction_id: int
+    charge_point_id: str
+    start_at: datetime
+    end_at: datetime
+    currency: str
+    total_excl_vat: Decimal
+    total_incl_vat: Decimal | None
+    energy_wh: int
+    credit: bool
+    credit_reference_id: str | None
+    reason: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+def _to_cdr(row: Any) -> StoredCdr:
+    return StoredCdr(
+        seq=row.seq,
+        id=row.id,
+        transaction_id=row.transaction_id,
+        charge_point_id=row.charge_point_id,
+        start_at=row.start_at,
+        end_at=row.end_at,
+        currency=row.currency,
+        total_excl_vat=Decimal(row.total_excl_vat),
+        total_incl_vat=None if row.total_incl_vat is None else Decimal(row.total_incl_vat),
+        energy_wh=row.energy_wh,
+        credit=row.credit,
+        credit_reference_id=row.credit_reference_id,
+        reason=row.reason,
+        data=row.data,
+        created_at=row.created_at,
+    )
+
+
+async def next_seq(conn: AsyncConnection) -> int:
+    from sqlalchemy import func
+
+    value = (await conn.execute(select(func.max(_cdr.c.seq)))).scalar_one_or_none()
+    return int(value or 0) + 1
+
+
+async def add(conn: AsyncConnection, cdr: StoredCdr) -> None:
+    await conn.execute(
+        insert(_cdr).values(
+            seq=cdr.seq,
+            id=cdr.id,
+            transaction_id=cdr.transaction_id,
+            charge_point_id=cdr.charge_point_id,
+            start_at=cdr.start_at,
+            end_at=cdr.end_at,
+            currency=cdr.currency,
+            total_excl_vat=str(cdr.total_excl_vat),
+            total_incl_vat=None if cdr.total_incl_vat is None else str(cdr.total_incl_vat),
+            energy_wh=cdr.energy_wh,
+            credit=cdr.credit,
+            credit_reference_id=cdr.credit_reference_id,
+            reason=cdr.reason,
+            data=cdr.data,
+            created_at=cdr.created_at,
+        )
+    )
+
+
+async def get(conn: AsyncConnection, cdr_id: str) -> StoredCdr | None:
+    row = (await conn.execute(select(_cdr).where(_cdr.c.id == cdr_id))).first()
+    return None if row is None else _to_cdr(row)
+
+
+async def of_transaction(conn: AsyncConnection, tx_id: int) -> list[StoredCdr]:
+    stmt = select(_cdr).where(_cdr.c.transaction_id == tx_id).order_by(_cdr.c.seq)
+    return [_to_cdr(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def credited(conn: AsyncConnection, cdr_id: str) -> StoredCdr | None:
+    """The credit CDR that cancels `cdr_id`, if any."""
+    row = (await conn.execute(select(_cdr).where(_cdr.c.credit_reference_id == cdr_id))).first()
+    return None if row is None else _to_cdr(row)
+
+
+async def listing(
+    conn: AsyncConnection,
+    *,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    cp_id: str | None = None,
+    limit: int | None = None,
+) -> list[StoredCdr]:
+    """Oldest first by end time; `date_from` inclusive, `date_to` exclusive."""
+    stmt = select(_cdr).order_by(_cdr.c.end_at, _cdr.c.seq)
+    if date_from is not None:
+        stmt = stmt.where(_cdr.c.end_at >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(_cdr.c.end_at < date_to)
+    if cp_id is not None:
+        stmt = stmt.where(_cdr.c.charge_point_id == cp_id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [_to_cdr(r) for r in (await conn.execute(stmt)).all()]

@@ -1,0 +1,108 @@
+"""Repository of tariffs (kept as their validated OCPI object) and of where each applies.
+
+Takes an AsyncConnection; returns the stored OCPI objects and assignment rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.storage.models import TariffAssignmentRow, TariffRow
+
+_tar = cast(Table, TariffRow.__table__)
+_asg = cast(Table, TariffAssignmentRow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTariff:
+    id: str
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    tariff_id: str
+    scope: str
+    target: str
+
+
+async def get(conn: AsyncConnection, tariff_id: str) -> StoredTariff | None:
+    row = (await conn.execute(select(_tar).where(_tar.c.id == tariff_id))).first()
+    return None if row is None else StoredTariff(row.id, row.data, row.created_at, row.updated_at)
+
+
+async def get_many(conn: AsyncConnection, ids: list[str]) -> dict[str, StoredTariff]:
+    rows = (await conn.execute(select(_tar).where(_tar.c.id.in_(ids)))).all()
+    return {r.id: StoredTariff(r.id, r.data, r.created_at, r.updated_at) for r in rows}
+
+
+async def list_all(conn: AsyncConnection) -> list[StoredTariff]:
+    rows = (await conn.execute(select(_tar).order_by(_tar.c.id))).all()
+    return [StoredTariff(r.id, r.data, r.created_at, r.updated_at) for r in rows]
+
+
+async def save(
+    conn: AsyncConnection,
+    tariff_id: str,
+    currency: str,
+    kind: str | None,
+    data: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Insert or replace; True when it was new."""
+    values = {"currency": currency, "type": kind, "data": data, "updated_at": now}
+    result = await conn.execute(update(_tar).where(_tar.c.id == tariff_id).values(values))
+    if result.rowcount:
+        return False
+    await conn.execute(insert(_tar).values(id=tariff_id, created_at=now, **values))
+    return True
+
+
+async def remove(conn: AsyncConnection, tariff_id: str) -> tuple[bool, int]:
+    """(removed, how many assignments went with it)."""
+    gone = await conn.execute(delete(_asg).where(_asg.c.tariff_id == tariff_id))
+    result = await conn.execute(delete(_tar).where(_tar.c.id == tariff_id))
+    return bool(result.rowcount), int(gone.rowcount)
+
+
+async def assign(
+    conn: AsyncConnection, tariff_id: str, scope: str, target: str, now: datetime
+) -> None:
+    await conn.execute(delete(_asg).where(_asg.c.scope == scope, _asg.c.target == target))
+    await conn.execute(
+        insert(_asg).values(tariff_id=tariff_id, scope=scope, target=target, created_at=now)
+    )
+
+
+async def unassign(conn: AsyncConnection, scope: str, target: str) -> bool:
+    result = await conn.execute(delete(_asg).where(_asg.c.scope == scope, _asg.c.target == target))
+    return bool(result.rowcount)
+
+
+async def assignments(conn: AsyncConnection, tariff_id: str | None = None) -> list[Assignment]:
+    stmt = select(_asg).order_by(_asg.c.scope, _asg.c.target)
+    if tariff_id is not None:
+        stmt = stmt.where(_asg.c.tariff_id == tariff_id)
+    return [Assignment(r.tariff_id, r.scope, r.target) for r in (await conn.execute(stmt)).all()]
+
+
+async def assigned_for(
+    conn: AsyncConnection, targets: list[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """(scope, target) -> tariff id, for the given candidates."""
+    if not targets:
+        return {}
+    scopes = {scope for scope, _ in targets}
+    rows = (
+        await conn.execute(
+            select(_asg).where(_asg.c.scope.in_(scopes), _asg.c.target.in_({t for _, t in targets}))
+        )
+    ).all()
+    return {(r.scope, r.target): r.tariff_id for r in rows if (r.scope, r.target) in targets}

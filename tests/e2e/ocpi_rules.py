@@ -1,0 +1,181 @@
+"""OCPI 2.2.1 field rules for the objects we produce, checked field by field in tests
+(required fields, lengths, enums, number types, the DateTime and coordinate forms)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
+LATITUDE = re.compile(r"^-?[0-9]{1,2}\.[0-9]{5,7}$")
+LONGITUDE = re.compile(r"^-?[0-9]{1,3}\.[0-9]{5,7}$")
+
+TOKEN_TYPES = {"AD_HOC_USER", "APP_USER", "OTHER", "RFID"}
+AUTH_METHODS = {"AUTH_REQUEST", "COMMAND", "WHITELIST"}
+CONNECTOR_FORMATS = {"SOCKET", "CABLE"}
+POWER_TYPES = {"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"}
+DIMENSIONS = {
+    "CURRENT",
+    "ENERGY",
+    "ENERGY_EXPORT",
+    "ENERGY_IMPORT",
+    "MAX_CURRENT",
+    "MIN_CURRENT",
+    "MAX_POWER",
+    "MIN_POWER",
+    "PARKING_TIME",
+    "POWER",
+    "RESERVATION_TIME",
+    "STATE_OF_CHARGE",
+    "TIME",
+}
+
+
+class Rules:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def string(
+        self, obj: dict[str, Any], key: str, path: str, limit: int, required: bool = True
+    ) -> None:
+        if key not in obj:
+            if required:
+                self.fail(f"{path}.{key}", "missing")
+            return
+        value = obj[key]
+        if not isinstance(value, str) or len(value) > limit:
+            self.fail(f"{path}.{key}", f"must be a string of at most {limit}: {value!r}")
+
+    def enum(
+        self, obj: dict[str, Any], key: str, path: str, allowed: set[str], required: bool = True
+    ) -> None:
+        if key not in obj:
+            if required:
+                self.fail(f"{path}.{key}", "missing")
+            return
+        if obj[key] not in allowed:
+            self.fail(f"{path}.{key}", f"{obj[key]!r} not one of {sorted(allowed)}")
+
+    def number(self, obj: dict[str, Any], key: str, path: str, required: bool = True) -> None:
+        if key not in obj:
+            if required:
+                self.fail(f"{path}.{key}", "missing")
+            return
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(f"{path}.{key}", f"must be a number: {value!r}")
+
+    def datetime(self, obj: dict[str, Any], key: str, path: str, required: bool = True) -> None:
+        if key not in obj:
+            if required:
+                self.fail(f"{path}.{key}", "missing")
+            return
+        if not isinstance(obj[key], str) or not DATETIME.match(obj[key]):
+            self.fail(f"{path}.{key}", f"not an OCPI DateTime: {obj[key]!r}")
+
+    def price(self, obj: dict[str, Any], key: str, path: str, required: bool = True) -> None:
+        if key not in obj:
+            if required:
+                self.fail(f"{path}.{key}", "missing")
+            return
+        value = obj[key]
+        if not isinstance(value, dict):
+            self.fail(f"{path}.{key}", "must be a Price object")
+            return
+        self.number(value, "excl_vat", f"{path}.{key}")
+        self.number(value, "incl_vat", f"{path}.{key}", required=False)
+
+
+def cdr_errors(cdr: dict[str, Any]) -> list[str]:
+    """Every way `cdr` breaks the OCPI 2.2.1 CDR rules (empty: valid)."""
+    r = Rules()
+    p = "cdr"
+    r.string(cdr, "country_code", p, 2)
+    r.string(cdr, "party_id", p, 3)
+    r.string(cdr, "id", p, 39)
+    r.datetime(cdr, "start_date_time", p)
+    r.datetime(cdr, "end_date_time", p)
+    r.string(cdr, "session_id", p, 36, required=False)
+    token = cdr.get("cdr_token")
+    if not isinstance(token, dict):
+        r.fail(f"{p}.cdr_token", "missing")
+    else:
+        r.string(token, "country_code", f"{p}.cdr_token", 2)
+        r.string(token, "party_id", f"{p}.cdr_token", 3)
+        r.string(token, "uid", f"{p}.cdr_token", 36)
+        r.enum(token, "type", f"{p}.cdr_token", TOKEN_TYPES)
+        r.string(token, "contract_id", f"{p}.cdr_token", 36)
+    r.enum(cdr, "auth_method", p, AUTH_METHODS)
+    r.string(cdr, "authorization_reference", p, 36, required=False)
+    location = cdr.get("cdr_location")
+    if not isinstance(location, dict):
+        r.fail(f"{p}.cdr_location", "missing")
+    else:
+        lp = f"{p}.cdr_location"
+        r.string(location, "id", lp, 36)
+        r.string(location, "name", lp, 255, required=False)
+        r.string(location, "address", lp, 45)
+        r.string(location, "city", lp, 45)
+        r.string(location, "postal_code", lp, 10, required=False)
+        r.string(location, "state", lp, 20, required=False)
+        r.string(location, "country", lp, 3)
+        coordinates = location.get("coordinates") or {}
+        if not LATITUDE.match(str(coordinates.get("latitude", ""))):
+            r.fail(f"{lp}.coordinates.latitude", f"bad: {coordinates.get('latitude')!r}")
+        if not LONGITUDE.match(str(coordinates.get("longitude", ""))):
+            r.fail(f"{lp}.coordinates.longitude", f"bad: {coordinates.get('longitude')!r}")
+        r.string(location, "evse_uid", lp, 36)
+        r.string(location, "evse_id", lp, 48)
+        r.string(location, "connector_id", lp, 36)
+        r.string(location, "connector_standard", lp, 32)
+        r.enum(location, "connector_format", lp, CONNECTOR_FORMATS)
+        r.enum(location, "connector_power_type", lp, POWER_TYPES)
+    r.string(cdr, "meter_id", p, 255, required=False)
+    currency = cdr.get("currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        r.fail(f"{p}.currency", f"not ISO 4217: {currency!r}")
+    for index, tariff in enumerate(cdr.get("tariffs") or []):
+        tp = f"{p}.tariffs[{index}]"
+        r.string(tariff, "id", tp, 36)
+        r.string(tariff, "currency", tp, 3)
+        r.datetime(tariff, "last_updated", tp)
+        if not tariff.get("elements"):
+            r.fail(f"{tp}.elements", "missing")
+    periods = cdr.get("charging_periods")
+    if not isinstance(periods, list) or not periods:
+        r.fail(f"{p}.charging_periods", "at least one period is required")
+    else:
+        for index, period in enumerate(periods):
+            pp = f"{p}.charging_periods[{index}]"
+            r.datetime(period, "start_date_time", pp)
+            dims = period.get("dimensions")
+            if not isinstance(dims, list) or not dims:
+                r.fail(f"{pp}.dimensions", "at least one dimension is required")
+                continue
+            for d_index, dim in enumerate(dims):
+                r.enum(dim, "type", f"{pp}.dimensions[{d_index}]", DIMENSIONS)
+                r.number(dim, "volume", f"{pp}.dimensions[{d_index}]")
+            r.string(period, "tariff_id", pp, 36, required=False)
+    r.price(cdr, "total_cost", p)
+    for key in (
+        "total_fixed_cost",
+        "total_energy_cost",
+        "total_time_cost",
+        "total_parking_cost",
+        "total_reservation_cost",
+    ):
+        r.price(cdr, key, p, required=False)
+    r.number(cdr, "total_energy", p)
+    r.number(cdr, "total_time", p)
+    r.number(cdr, "total_parking_time", p, required=False)
+    r.string(cdr, "remark", p, 255, required=False)
+    if "credit" in cdr and not isinstance(cdr["credit"], bool):
+        r.fail(f"{p}.credit", "must be a boolean")
+    r.string(cdr, "credit_reference_id", p, 39, required=False)
+    if cdr.get("credit") and "credit_reference_id" not in cdr:
+        r.fail(f"{p}.credit_reference_id", "required on a credit CDR")
+    r.datetime(cdr, "last_updated", p)
+    return r.errors
