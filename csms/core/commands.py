@@ -240,6 +240,12 @@ class GetLocalListVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class GetLocalListLimits:
+    """How many entries a charger takes per SendLocalList and holds in all (Answer.data:
+    `per_message`, `max_entries`, each None when the charger does not say)."""
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateFirmware:
     request_id: int
     location: str
@@ -319,6 +325,7 @@ Command = (
     | CancelReservation
     | SendLocalList
     | GetLocalListVersion
+    | GetLocalListLimits
     | UpdateFirmware
     | GetDiagnostics
     | SetChargingProfile

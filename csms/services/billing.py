@@ -358,6 +358,10 @@ class BillingService:
             ):
                 if status in _DRAWING:
                     statuses.append(StatusChange(max(at, tx.start_at), _DRAWING[status]))
+            if not statuses or statuses[0].at > tx.start_at:
+                # A 1.6 transaction starts charging (Preparing -> Charging follows the start
+                # within moments): the time before the first report is not parking.
+                statuses.insert(0, StatusChange(tx.start_at, True))
         energy = tx.energy_wh if tx.state is TransactionState.COMPLETED else None
         return Usage(
             start=tx.start_at,

@@ -36,6 +36,7 @@ from csms.core.commands import (
     GetCompositeSchedule,
     GetConfiguration,
     GetDiagnostics,
+    GetLocalListLimits,
     GetLocalListVersion,
     LocalListEntry,
     Outcome,
@@ -69,6 +70,8 @@ from csms.storage.database import Database, WriteTx
 log = structlog.get_logger("csms.commands")
 
 MAX_TIMEOUT_S = 600.0
+# Local lists up to this size go in one SendLocalList without asking the charger its limits.
+SAFE_LIST_MESSAGE = 20
 
 # What staff may send to a charger that is still Pending (configure it, make it boot again);
 # a Rejected charger gets nothing (OCPP: the CSMS does not initiate messages to it).
@@ -127,6 +130,8 @@ class _Prepared:
     # Bookkeeping once the charger answered / when it did not.
     after: AfterAnswer | None = None
     failed: Callable[[], Awaitable[None]] | None = None
+    # Further messages, each sent once the one before was accepted.
+    more: list[Command] = field(default_factory=list)
 
 
 class Params:
@@ -354,7 +359,7 @@ class CommandService:
                 state = "not booted yet" if registration is None else registration.value
                 raise CommandRefused(f"the charger's registration is {state}")
             prepared = await self._prepare(
-                cp_id, name, Params(params, _ALLOWED[name]), channel, entry_id, requester
+                cp_id, name, Params(params, _ALLOWED[name]), channel, entry_id, requester, wait
             )
             action, payload = channel.encode_command(prepared.command)
         except CommandRefused as exc:
@@ -371,44 +376,52 @@ class CommandService:
             command_id=entry_id,
             source=requester.source,
         )
-        try:
-            raw = await channel.call(action, payload, wait)
-        except ChargerBusy:
-            outcome, status = Outcome.TIMED_OUT, None
-            message = (
-                f"timed out after {wait:g} s: not sent, an earlier command to this charger "
-                "was still waiting for its answer"
-            )
-        except TimeoutError:
-            outcome, status = Outcome.TIMED_OUT, None
-            message = f"timed out: no answer from the charger within {wait:g} s"
-        except ChargerCallError as exc:
-            outcome, status = Outcome.CALL_ERROR, exc.code
-            message = f"CALLERROR {exc.code}: {exc.description or '(no description)'}"
-        except ConnectionError:
-            outcome, status = Outcome.NOT_CONNECTED, None
-            message = "not connected: the charger disconnected before answering"
-        else:
-            answer = channel.decode_answer(prepared.command, action, raw)
-            if prepared.after is not None:
-                await prepared.after(answer)
-            outcome = Outcome.ACCEPTED if answer.ok else Outcome.REJECTED
+        steps = [prepared.command, *prepared.more]
+        for index, command in enumerate(steps):
+            if index:  # later parts of a command sent in several messages (local lists)
+                action, payload = channel.encode_command(command)
+            part = f"message {index + 1} of {len(steps)}: " if len(steps) > 1 else ""
+            try:
+                raw = await channel.call(action, payload, wait)
+            except ChargerBusy:
+                outcome, status = Outcome.TIMED_OUT, None
+                message = (
+                    f"timed out after {wait:g} s: not sent, an earlier command to this "
+                    "charger was still waiting for its answer"
+                )
+            except TimeoutError:
+                outcome, status = Outcome.TIMED_OUT, None
+                message = f"timed out: no answer from the charger within {wait:g} s"
+            except ChargerCallError as exc:
+                outcome, status = Outcome.CALL_ERROR, exc.code
+                message = f"CALLERROR {exc.code}: {exc.description or '(no description)'}"
+            except ConnectionError:
+                outcome, status = Outcome.NOT_CONNECTED, None
+                message = "not connected: the charger disconnected before answering"
+            else:
+                answer = channel.decode_answer(command, action, raw)
+                if answer.ok and index + 1 < len(steps):
+                    continue
+                if prepared.after is not None and (answer.ok or index == 0):
+                    await prepared.after(answer)
+                outcome = Outcome.ACCEPTED if answer.ok else Outcome.REJECTED
+                return await self._finish(
+                    entry_id,
+                    cp_id,
+                    name,
+                    action,
+                    outcome,
+                    answer.status,
+                    part * (not answer.ok) + _describe(answer, prepared.data),
+                    data={**prepared.data, **answer.data},
+                    raw=raw,
+                )
+            if prepared.failed is not None:
+                await prepared.failed()
             return await self._finish(
-                entry_id,
-                cp_id,
-                name,
-                action,
-                outcome,
-                answer.status,
-                _describe(answer, prepared.data),
-                data={**prepared.data, **answer.data},
-                raw=raw,
+                entry_id, cp_id, name, action, outcome, status, part + message, data=prepared.data
             )
-        if prepared.failed is not None:
-            await prepared.failed()
-        return await self._finish(
-            entry_id, cp_id, name, action, outcome, status, message, data=prepared.data
-        )
+        raise AssertionError("a command has at least one message")  # pragma: no cover
 
     async def _open_entry(
         self, cp_id: str, name: CommandName, params: dict[str, Any], requester: Requester
@@ -483,6 +496,7 @@ class CommandService:
         channel: ChargerChannel,
         entry_id: int,
         requester: Requester,
+        wait: float,
     ) -> _Prepared:
         version = channel.version
         match name:
@@ -520,7 +534,9 @@ class CommandService:
                 return await self._prepare_cancel(cp_id, p)
             case CommandName.LOCAL_LIST_SEND:
                 mode = p.choice("mode", ("full", "differential"), default="full")
-                return await self._prepare_local_list(cp_id, full=mode == "full")
+                return await self._prepare_local_list(
+                    cp_id, channel, full=mode == "full", wait=wait
+                )
             case CommandName.LOCAL_LIST_VERSION:
                 return await self._prepare_list_version(cp_id)
             case CommandName.FIRMWARE:
@@ -716,7 +732,9 @@ class CommandService:
             CancelReservation(reservation_id), {"reservation_id": reservation_id}, after
         )
 
-    async def _prepare_local_list(self, cp_id: str, *, full: bool) -> _Prepared:
+    async def _prepare_local_list(
+        self, cp_id: str, channel: ChargerChannel, *, full: bool, wait: float
+    ) -> _Prepared:
         now = self._clock()
         async with self._db.read() as conn:
             tokens = await token_repo.list_all(conn)
@@ -735,7 +753,6 @@ class CommandService:
             }
         if not full and stored is None:
             raise CommandRefused("no list was sent to this charger yet: send --full first")
-        version = (stored.version if stored else 0) + 1
         entries: list[LocalListEntry] = []
         if full:
             entries = [_entry(item) for item in current.values()]
@@ -747,6 +764,25 @@ class CommandService:
             for key, item in stored.entries.items():
                 if key not in current:
                     entries.append(LocalListEntry(item["uid"], item["type"], None))
+        per_message = len(entries)
+        if len(entries) > SAFE_LIST_MESSAGE:
+            limit, max_entries = await self._list_limits(channel, wait)
+            if max_entries is not None and len(current) > max_entries:
+                raise CommandRefused(
+                    f"the charger holds at most {max_entries} entries; "
+                    f"the token table has {len(current)}"
+                )
+            per_message = limit or len(entries)
+        base = stored.version if stored else 0
+        # A list longer than the charger takes at once goes as the first part (Full when
+        # asked) and then differential updates, each with the next version number.
+        chunks = [
+            tuple(entries[i : i + per_message]) for i in range(0, len(entries), per_message)
+        ] or [()]
+        commands: list[Command] = [
+            SendLocalList(base + 1 + i, full and i == 0, chunk) for i, chunk in enumerate(chunks)
+        ]
+        version = base + len(commands)
 
         async def after(answer: Answer) -> None:
             if answer.ok:
@@ -757,11 +793,24 @@ class CommandService:
 
                 await self._db.write(unit)
 
-        return _Prepared(
-            SendLocalList(version, full, tuple(entries)),
-            {"list_version": version, "entries": len(entries), "full": full},
-            after,
-        )
+        data: dict[str, Any] = {"list_version": version, "entries": len(entries), "full": full}
+        if len(commands) > 1:
+            data["messages"] = len(commands)
+        return _Prepared(commands[0], data, after, more=commands[1:])
+
+    async def _list_limits(
+        self, channel: ChargerChannel, wait: float
+    ) -> tuple[int | None, int | None]:
+        """(entries per SendLocalList, entries in all) as the charger reports them."""
+        command = GetLocalListLimits()
+        action, payload = channel.encode_command(command)
+        try:
+            raw = await channel.call(action, payload, wait)
+        except (TimeoutError, ChargerCallError, ConnectionError) as exc:
+            log.warning("local_list_limits_unknown", detail=str(exc))
+            return None, None
+        data = channel.decode_answer(command, action, raw).data
+        return data.get("per_message"), data.get("max_entries")
 
     async def _prepare_list_version(self, cp_id: str) -> _Prepared:
         async with self._db.read() as conn:

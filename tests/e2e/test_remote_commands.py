@@ -355,3 +355,30 @@ async def test_every_command(station: tuple[Running, ChargerBase, str]) -> None:
     start_entry = next(e for e in entries if e["id"] == started["id"])
     assert start_entry["params"] == {"tag": "CARD1", "evse": 1}
     assert start_entry["answer"]["status"] == "Accepted"
+
+
+async def test_a_long_local_list_goes_in_parts(station: tuple[Running, ChargerBase, str]) -> None:
+    server, cp, cp_id = station
+    await server.staff.import_tokens(
+        [Token(f"BULK{n:03d}", TokenStatus.ACCEPTED) for n in range(70)]
+    )
+    sent = ok(await remote(server, "local-list", cp_id, "send"))
+    # 72 tokens, 50 per message (what the simulated chargers report): a Full list of 50,
+    # then a differential update with the other 22.
+    assert sent["data"] == {"list_version": 2, "entries": 72, "full": True, "messages": 2}
+    assert cp.local_list.version == 2
+    assert len(cp.local_list.entries()) == 72
+    version = ok(await remote(server, "local-list", cp_id, "version"))
+    assert version["data"]["list_version"] == version["data"]["csms_list_version"] == 2
+    await server.staff.import_tokens(
+        [Token(f"MORE{n:03d}", TokenStatus.ACCEPTED) for n in range(40)]
+    )
+    too_many = await remote(server, "local-list", cp_id, "send")
+    if cp_id.endswith("1.6"):  # 1.6 reports LocalAuthListMaxLength (100)
+        assert too_many.code == 1
+        assert too_many.json()["message"] == (
+            "the charger holds at most 100 entries; the token table has 112"
+        )
+    else:  # 2.0.1 reports no total: the station refuses the part that overflows it
+        assert too_many.code == 1
+        assert too_many.json()["message"].startswith("message 3 of 3: ")

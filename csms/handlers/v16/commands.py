@@ -20,6 +20,7 @@ from csms.core.commands import (
     GetCompositeSchedule,
     GetConfiguration,
     GetDiagnostics,
+    GetLocalListLimits,
     GetLocalListVersion,
     RemoteStart,
     RemoteStop,
@@ -97,6 +98,8 @@ def encode(command: Command) -> tuple[str, Payload]:
             }
         case GetLocalListVersion():
             return "GetLocalListVersion", {}
+        case GetLocalListLimits():
+            return "GetConfiguration", {"key": list(_LIST_KEYS)}
         case UpdateFirmware(location=location, retrieve_at=at):
             return "UpdateFirmware", {"location": location, "retrieveDate": format_timestamp(at)}
         case GetDiagnostics(location=location):
@@ -143,6 +146,15 @@ def _id_tag_info(auth: AuthResult) -> Payload:
 
 
 _YES = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+_LIST_KEYS = ("SendLocalListMaxLength", "LocalAuthListMaxLength")
+
+
+def _count(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
 
 
 def decode(command: Command, answer: Payload) -> Answer:
@@ -159,6 +171,19 @@ def decode(command: Command, answer: Payload) -> Answer:
             ]
             unknown = list(answer.get("unknownKey") or [])
             return Answer("Accepted", True, data={"keys": keys, "unknown": unknown})
+        case GetLocalListLimits():
+            values = {
+                entry.get("key"): entry.get("value")
+                for entry in answer.get("configurationKey") or []
+            }
+            return Answer(
+                "Accepted",
+                True,
+                data={
+                    "per_message": _count(values.get(_LIST_KEYS[0])),
+                    "max_entries": _count(values.get(_LIST_KEYS[1])),
+                },
+            )
         case GetLocalListVersion():
             version = int(answer.get("listVersion", 0))
             return Answer("Accepted", True, data={"list_version": version})

@@ -21,6 +21,7 @@ from csms.core.commands import (
     GetCompositeSchedule,
     GetConfiguration,
     GetDiagnostics,
+    GetLocalListLimits,
     GetLocalListVersion,
     ProfilePurpose,
     RemoteStart,
@@ -151,6 +152,12 @@ def encode(command: Command) -> tuple[str, Payload]:
             return "SendLocalList", payload
         case GetLocalListVersion():
             return "GetLocalListVersion", {}
+        case GetLocalListLimits():
+            return "GetVariables", {
+                "getVariableData": [
+                    _variable_ref(VariableKey("LocalAuthListCtrlr", "ItemsPerMessage"))
+                ]
+            }
         case UpdateFirmware(request_id=rid, location=location, retrieve_at=at):
             return "UpdateFirmware", {
                 "requestId": rid,
@@ -232,6 +239,17 @@ def decode(command: Command, answer: Payload) -> Answer:
             result = results[0]
             status = str(result.get("attributeStatus"))
             return Answer(status, status in _YES, _reason(result))
+        case GetLocalListLimits():
+            per_message = None
+            for result in answer.get("getVariableResult") or []:
+                if result.get("attributeStatus") == "Accepted":
+                    try:
+                        per_message = int(str(result.get("attributeValue")))
+                    except ValueError:
+                        per_message = None
+            if per_message is not None and per_message <= 0:
+                per_message = None
+            return Answer("Accepted", True, data={"per_message": per_message, "max_entries": None})
         case GetLocalListVersion():
             version = int(answer.get("versionNumber", 0))
             return Answer("Accepted", True, data={"list_version": version})
