@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from csms.core.authorization import AuthStatus
 from csms.core.clock import Clock
 from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
 from csms.core.errors import CsmsError, InvalidInput
@@ -387,6 +388,17 @@ class BillingService:
 
     async def _settle(self, tx: Transaction) -> None:
         now = self._clock()
+        if tx.auth_status not in (None, AuthStatus.ACCEPTED.value):
+            # The token was refused (the charger was told to stop): nobody to bill.
+
+            async def void(w: WriteTx) -> None:
+                await tx_repo.update_fields(
+                    await w.connection(), tx.id, now, billing=BillingState.VOID.value
+                )
+
+            await self._db.write(void)
+            log.info("cdr_not_made", transaction_id=tx.id, auth_status=tx.auth_status)
+            return
         if tx.flags or tx.energy_wh is None:
 
             async def hold(w: WriteTx) -> None:

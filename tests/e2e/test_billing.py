@@ -254,6 +254,23 @@ async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> Non
     assert (await server.staff.transaction(tx_id)).transaction.billing == "void"
     bad = await csms(server, "transactions", "resolve", str(tx_id))
     assert bad.code == 1 and bad.err == "error: give --energy-wh N or --void\n"
+    # A session the CSMS refused (unknown tag) is not billed.
+    refused = await call(
+        ws,
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "STRANGER", "meterStart": 100, "timestamp": now},
+    )
+    assert refused[2]["idTagInfo"]["status"] == "Invalid"
+    other_id = refused[2]["transactionId"]
+    await call(
+        ws, "StopTransaction", {"transactionId": other_id, "meterStop": 100, "timestamp": now}
+    )
+
+    async def void() -> bool:
+        return (await server.staff.transaction(other_id)).transaction.billing == "void"
+
+    await until(void, "the refused session to be void")
+    assert await server.app.billing.cdrs_of(other_id) == []
     await ws.close()
 
 
