@@ -1,0 +1,39 @@
+"""Prometheus text of the in-process metrics."""
+
+from __future__ import annotations
+
+from csms.metrics import Metrics
+
+
+def test_render_counts_and_histograms() -> None:
+    m = Metrics()
+    m.message("in", "Heartbeat", "call")
+    m.message("in", "Heartbeat", "call")
+    m.message("out", "Heartbeat", "result")
+    m.handled_in("Heartbeat", 0.003)
+    m.handled_in("Heartbeat", 0.2)
+    m.call_answered("Reset", 1.5)
+    m.command("reset", "accepted")
+    text = m.render(connected={"1.6": 3, "2.0.1": 0}, active_transactions=2, database_up=True)
+    lines = text.splitlines()
+    assert 'csms_chargers_connected{ocpp_version="1.6"} 3' in lines
+    assert 'csms_chargers_connected{ocpp_version="2.0.1"} 0' in lines
+    assert 'csms_ocpp_messages_total{direction="in",action="Heartbeat",type="call"} 2' in lines
+    assert "csms_transactions_active 2" in lines
+    assert "csms_database_up 1" in lines
+    # Buckets are cumulative and end with +Inf = count.
+    assert 'csms_ocpp_request_duration_seconds_bucket{action="Heartbeat",le="0.0025"} 0' in lines
+    assert 'csms_ocpp_request_duration_seconds_bucket{action="Heartbeat",le="0.005"} 1' in lines
+    assert 'csms_ocpp_request_duration_seconds_bucket{action="Heartbeat",le="0.25"} 2' in lines
+    assert 'csms_ocpp_request_duration_seconds_bucket{action="Heartbeat",le="+Inf"} 2' in lines
+    assert 'csms_ocpp_request_duration_seconds_count{action="Heartbeat"} 2' in lines
+    assert 'csms_ocpp_call_duration_seconds_bucket{action="Reset",le="1"} 0' in lines
+    assert 'csms_ocpp_call_duration_seconds_bucket{action="Reset",le="2.5"} 1' in lines
+    assert 'csms_commands_total{command="reset",outcome="accepted"} 1' in lines
+    # Every family has HELP and TYPE, and label values are escaped.
+    families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
+    assert len(families) == len(set(families)) == 8
+    m.message("in", 'Odd"Action\\', "call")
+    assert 'action="Odd\\"Action\\\\"' in m.render(
+        connected={}, active_transactions=None, database_up=False
+    )
