@@ -34,6 +34,11 @@ class Running:
         return f"http://127.0.0.1:{self.app.api_port}"
 
     @property
+    def ocpi_url(self) -> str:
+        assert self.app.ocpi_base_url is not None
+        return self.app.ocpi_base_url
+
+    @property
     def staff(self) -> StaffService:
         return StaffService(self.app.db, utc_now)
 
@@ -46,6 +51,8 @@ def make_config(db_path: Path, **sections: dict[str, Any]) -> Config:
         "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
         "ocpp": {"host": "127.0.0.1", "port": 0, "ping_interval": 0},
         "api": {"host": "127.0.0.1", "port": 0, "token": "test-token"},
+        # An empty base_url is derived from the port actually bound.
+        "ocpi": {"host": "127.0.0.1", "port": 0, "base_url": ""},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

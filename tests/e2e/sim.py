@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,3 +49,16 @@ def register(moment: datetime, wh: int, context: str = "Sample.Periodic") -> dic
 
 def hours_ago(hours: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=hours)
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 20.0) -> Any:
+    """Poll `check` until it returns something truthy (returned), failing after `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

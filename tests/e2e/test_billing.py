@@ -4,9 +4,7 @@ credits, corrections and flagged meter data."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,19 +20,9 @@ from tests.e2e.cli import Ran, csms
 from tests.e2e.conftest import Running
 from tests.e2e.ocpi_rules import cdr_errors
 from tests.e2e.raw import BOOT, call, open_raw
+from tests.e2e.sim import until
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def ok(ran: Ran) -> str:

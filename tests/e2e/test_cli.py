@@ -32,6 +32,7 @@ def workdir(tmp_path: Path) -> Path:
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
         f'[ocpp]\nhost = "127.0.0.1"\nport = {port}\nping_interval = 0\n'
         f'[api]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+        '[ocpi]\nhost = "127.0.0.1"\nport = 0\n'
         '[log]\nformat = "json"\n'
     )
     return tmp_path

@@ -4,7 +4,7 @@ charger of each OCPP version, with its effect checked on the charger and in the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,19 +17,9 @@ from simulators.options import ChargerOptions
 from simulators.versions import create_charger
 from tests.e2e.cli import Ran, csms, remote
 from tests.e2e.conftest import Running, StartServer
+from tests.e2e.sim import until
 
 VERSIONS = ["1.6", "2.0.1"]
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 15.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def ok(ran: Ran) -> dict[str, Any]:
