@@ -8,16 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import structlog
 from aiohttp import web
 
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
-from csms.config import Config
+from csms.config import COMPONENTS, Config
 from csms.core.clock import Clock, utc_now
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
@@ -28,9 +29,12 @@ from csms.metrics import Metrics
 from csms.services.billing import BillingService, Identity
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
+from csms.services.partners import PartnerService
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
+from ocpi_cpo.app import build_ocpi_app
+from ocpi_cpo.context import OcpiSettings, public_base_url
 
 log = structlog.get_logger("csms.app")
 
@@ -76,11 +80,18 @@ def describe_startup_error(exc: BaseException, config: Config) -> str | None:
 
 
 class CsmsApp:
-    """The running system: OCPP server over the charging service and the database."""
+    """The running system: OCPP server over the charging service and the database, the
+    operator API and the OCPI bridge (`components` says which of them run)."""
 
-    def __init__(self, config: Config, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, config: Config, clock: Clock = utc_now, components: Collection[str] = COMPONENTS
+    ) -> None:
+        unknown = set(components) - set(COMPONENTS)
+        if unknown or not components:
+            raise ValueError(f"components must be some of {COMPONENTS}, not {sorted(unknown)}")
         self.config = config
         self.clock = clock
+        self.components = frozenset(components)
         self.db = open_database(config)
         self.charging = ChargingService(self.db, clock, charging_settings(config))
         v201 = V201Adapter(
@@ -106,11 +117,24 @@ class CsmsApp:
             self.db, clock, Identity(config.ocpi.country_code, config.ocpi.party_id)
         )
         self.charging.on_ended.append(self.billing.wake)
+        self.partners = PartnerService(self.db, clock)
         self._api: web.AppRunner | None = None
+        self._ocpi: web.AppRunner | None = None
+        self._ocpp_started = False
         self._workers: list[asyncio.Task[None]] = []
         self.api_port: int | None = None
+        self.ocpi_port: int | None = None
+        self.ocpi_base_url: str | None = None
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            # Whatever did start is closed again; the caller reports why in one line.
+            await self._shutdown()
+            raise
+
+    async def _start(self) -> None:
         await upgrade(self.db.engine)
         self.db.start()
         # A fresh process holds no sockets: nobody is connected to it yet.
@@ -119,13 +143,20 @@ class CsmsApp:
         async def reset_presence(w: WriteTx) -> None:
             await cp_repo.mark_all_disconnected(await w.connection(), now)
 
-        await self.db.write(reset_presence)
-        await self.ocpp.start()
-        await self._start_api()
-        self._workers.append(
-            asyncio.create_task(self.commands.keep_reservations(), name="reservations")
-        )
-        self._workers.append(asyncio.create_task(self.billing.keep_billing(), name="billing"))
+        if "ocpp" in self.components:
+            await self.db.write(reset_presence)
+            await self.ocpp.start()
+            self._ocpp_started = True
+        if "api" in self.components:
+            await self._start_api()
+        if "ocpi" in self.components:
+            await self._start_ocpi()
+        if "ocpp" in self.components:
+            # Reservation expiry and CDR building follow the chargers' sessions.
+            self._workers.append(
+                asyncio.create_task(self.commands.keep_reservations(), name="reservations")
+            )
+            self._workers.append(asyncio.create_task(self.billing.keep_billing(), name="billing"))
 
     async def _start_api(self) -> None:
         cfg = self.config.api
@@ -156,19 +187,47 @@ class CsmsApp:
         self.api_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         log.info("api_listening", host=cfg.host, port=self.api_port)
 
+    async def _start_ocpi(self) -> None:
+        cfg = self.config.ocpi
+        # Bound first, so that an empty ocpi.base_url can name the port actually bound.
+        sock = _listening_socket(cfg.host, cfg.port)
+        self.ocpi_port = int(sock.getsockname()[1])
+        self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
+        settings = OcpiSettings.from_config(cfg, self.ocpi_base_url, self.clock)
+        runner = web.AppRunner(
+            build_ocpi_app(settings, self.partners), access_log=None, handle_signals=False
+        )
+        try:
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            await runner.cleanup()
+            sock.close()
+            raise
+        self._ocpi = runner
+        log.info("ocpi_listening", host=cfg.host, port=self.ocpi_port, base_url=settings.base_url)
+
     async def stop(self) -> None:
+        await self._shutdown()
+        log.info("csms_stopped")
+
+    async def _shutdown(self) -> None:
         for task in self._workers:
             task.cancel()
         for task in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        if self._ocpi is not None:
+            await self._ocpi.cleanup()
+            self._ocpi = None
         if self._api is not None:
             await self._api.cleanup()
             self._api = None
-        await self.ocpp.stop()
+        if self._ocpp_started:
+            await self.ocpp.stop()
+            self._ocpp_started = False
         await self.db.close()
-        log.info("csms_stopped")
 
     async def __aenter__(self) -> CsmsApp:
         await self.start()
@@ -178,7 +237,16 @@ class CsmsApp:
         await self.stop()
 
 
-async def serve(config: Config) -> None:
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # The error names the address ("... (while attempting to bind on address ...)").
+    sock = socket.create_server((host, port), family=family, backlog=128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(config: Config, components: Collection[str] = COMPONENTS) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     # The SQLite driver thread needs the GIL between statements; a busy event loop would
     # otherwise hold it for the default 5 ms each time (measured: p50 latency 127 -> 22 ms
@@ -190,7 +258,7 @@ async def serve(config: Config) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        app = CsmsApp(config)
+        app = CsmsApp(config, components=components)
         await app.start()
     except Exception as exc:
         message = describe_startup_error(exc, config)
@@ -198,7 +266,7 @@ async def serve(config: Config) -> None:
             raise
         raise StartupError(message) from exc
     gc_task = asyncio.create_task(manage_gc(), name="gc-policy")
-    log.info("csms_started", database=_safe_url(config.database.url))
+    log.info("csms_started", database=_safe_url(config.database.url), components=sorted(components))
     try:
         await stop.wait()
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 DEFAULT_CONFIG_FILE = "csms.toml"
+
+# The parts `csms serve` runs (all by default; `--only` picks some).
+COMPONENTS = ("ocpp", "ocpi", "api")
 
 Registration = Literal["accept", "pending", "reject"]
 Validation = Literal["strict", "lenient"]
@@ -85,9 +89,19 @@ class ApiConfig:
 class OcpiConfig:
     host: str = "0.0.0.0"  # noqa: S104
     port: int = 9100
+    # Public URL partners reach the bridge at; empty means http://HOST:PORT as bound.
     base_url: str = "http://localhost:9100"
     country_code: str = "NL"
     party_id: str = "CSM"
+    # BusinessDetails in our credentials (website empty: not sent).
+    business_name: str = "CSMS"
+    business_website: str = ""
+    # Most objects in one page of a list (and the X-Limit header's value when asked for more).
+    page_limit: int = 100
+    # Seconds each HTTP request to a partner may take.
+    request_timeout: float = 10.0
+    # Endpoints a partner must offer to register (comma list of `module` or `module:ROLE`).
+    required_endpoints: str = "credentials"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +253,8 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.call_timeout must be positive")
         if section.max_message_size < 1024:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
+    if isinstance(section, OcpiConfig):
+        _validate_ocpi(section)
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")
@@ -246,3 +262,51 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.max_batch must be at least 1")
         if section.commit_delay_ms < 0:
             raise ConfigError("database.commit_delay_ms must not be negative")
+
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PARTY = re.compile(r"^[A-Z0-9]{3}$")
+_REQUIRED = re.compile(r"^[a-z][a-z0-9_-]*(:(SENDER|RECEIVER))?$")
+
+
+def required_endpoints(text: str) -> tuple[tuple[str, str | None], ...]:
+    """`ocpi.required_endpoints` as (module identifier, interface role or None) pairs."""
+    out: list[tuple[str, str | None]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not _REQUIRED.match(item):
+            raise ConfigError(
+                f"ocpi.required_endpoints: {item!r} is not `module` or `module:SENDER|RECEIVER`"
+            )
+        module, _, role = item.partition(":")
+        out.append((module, role or None))
+    return tuple(out)
+
+
+def _validate_ocpi(section: OcpiConfig) -> None:
+    if section.base_url and not section.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"ocpi.base_url must be an http(s) URL or empty, not {section.base_url!r}"
+        )
+    if not _COUNTRY.match(section.country_code):
+        raise ConfigError(
+            f"ocpi.country_code must be 2 upper-case letters (ISO 3166-1 alpha-2), "
+            f"not {section.country_code!r}"
+        )
+    if not _PARTY.match(section.party_id):
+        raise ConfigError(
+            f"ocpi.party_id must be 3 upper-case letters or digits, not {section.party_id!r}"
+        )
+    if not 0 < len(section.business_name) <= 100:
+        raise ConfigError("ocpi.business_name must be 1 to 100 characters")
+    if section.business_website and not section.business_website.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigError("ocpi.business_website must be an http(s) URL or empty")
+    if section.page_limit < 1:
+        raise ConfigError("ocpi.page_limit must be at least 1")
+    if section.request_timeout <= 0:
+        raise ConfigError("ocpi.request_timeout must be positive")
+    required_endpoints(section.required_endpoints)

@@ -1,1 +1,6 @@
+"""OCPI 2.2.1 CPO bridge: an aiohttp app (`ocpi_cpo.app.build_ocpi_app`) serving our
+versions, credentials and, module by module, the CPO interfaces to roaming partners.
 
+It reads and writes through csms.core, csms.storage and csms.services; it never imports
+OCPP code (csms.handlers, csms.gateway). Transport rules: ocpi_cpo.transport.
+"""

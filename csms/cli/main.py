@@ -10,7 +10,7 @@ import asyncio
 import click
 
 from csms.cli.common import CliError, config_option, load
-from csms.config import Config
+from csms.config import COMPONENTS, Config
 
 # Sub-command groups, imported only when used: `csms remote` must not pay for SQLAlchemy.
 LAZY_GROUPS = {
@@ -23,6 +23,7 @@ LAZY_GROUPS = {
     "tariffs": ("csms.cli.billing", "tariffs"),
     "cdrs": ("csms.cli.billing", "cdrs"),
     "locations": ("csms.cli.billing", "locations"),
+    "ocpi": ("csms.cli.ocpi", "ocpi"),
 }
 
 
@@ -46,14 +47,38 @@ def cli() -> None:
     """OCPP 1.6J / 2.0.1 central system with an OCPI 2.2.1 CPO bridge."""
 
 
+def parse_only(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--only ocpp --only api` or `--only ocpp,api`; nothing given means all."""
+    chosen: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in COMPONENTS:
+                raise CliError(f"--only: {part.strip()!r} is not one of {', '.join(COMPONENTS)}")
+            if name not in chosen:
+                chosen.append(name)
+    return tuple(chosen) or COMPONENTS
+
+
 @cli.command()
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="ocpp|ocpi|api",
+    help="Run only these parts (repeat or comma-separate); default: all three.",
+)
 @config_option
-def serve(config_file: str | None) -> None:
-    """Run the OCPP server (and upgrade the database schema first)."""
+def serve(only: tuple[str, ...], config_file: str | None) -> None:
+    """Run the OCPP server, the operator API and the OCPI bridge (after upgrading the
+    database schema)."""
     from csms.app import StartupError
     from csms.app import serve as run
     from csms.logconfig import configure_logging
 
+    components = parse_only(only)
     config: Config = load(config_file)
     configure_logging(config.log.level, config.log.format)
     try:
@@ -63,7 +88,7 @@ def serve(config_file: str | None) -> None:
     else:
         runner = uvloop.run
     try:
-        runner(run(config))
+        runner(run(config, components))
     except StartupError as exc:
         raise CliError(str(exc)) from None
 

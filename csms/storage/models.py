@@ -466,3 +466,54 @@ class CdrRow(Base):
     reason: Mapped[str | None]
     data: Mapped[dict[str, Any]]  # the OCPI 2.2.1 CDR object
     created_at: Mapped[datetime]
+
+
+class PartnerRow(Base):
+    """An OCPI partner (eMSP, hub): its status and the credentials tokens exchanged with it.
+    Tokens we issued are kept as SHA-256 hashes only; the one we present to it is kept."""
+
+    __tablename__ = "ocpi_partners"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | registered | unregistered
+    direction: Mapped[str | None] = mapped_column(String(16))  # inbound | outbound
+    # One-time token: token A we issued, or the token we offered while registering with it.
+    token_a_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The token it presents once registered (token C we issued, or token B we offered).
+    our_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    their_token: Mapped[str | None] = mapped_column(String(255))
+    token_encoding: Mapped[str] = mapped_column(String(8))  # base64 | raw
+    versions_url: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    registered_at: Mapped[datetime | None]
+
+
+class PartnerRoleRow(Base):
+    """A CredentialsRole of a partner (the parties it speaks for)."""
+
+    __tablename__ = "ocpi_partner_roles"
+    __table_args__ = (Index("ix_ocpi_partner_roles_party", "country_code", "party_id"),)
+
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("ocpi_partners.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    party_id: Mapped[str] = mapped_column(String(3), primary_key=True)
+    business_details: Mapped[dict[str, Any]]
+
+
+class PartnerEndpointRow(Base):
+    """An endpoint from a partner's version details (module identifier, interface role, URL)."""
+
+    __tablename__ = "ocpi_partner_endpoints"
+
+    partner_id: Mapped[int] = mapped_column(
+        ForeignKey("ocpi_partners.id", ondelete="CASCADE"), primary_key=True
+    )
+    identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    url: Mapped[str] = mapped_column(String(255))

@@ -120,11 +120,18 @@ async def test_register_with_a_partner(server: Running, partner: FakePartner) ->
         "HTTP 401",
     )
     partner.versions = ("2.1.1",)
+    partner.tokens.add("another-token-a")
     one_line_error(
         await ocpi(
-            server, "register", "h2", "--versions-url", partner.versions_url, "--token", "t"
+            server,
+            "register",
+            "h2",
+            "--versions-url",
+            partner.versions_url,
+            "--token",
+            "another-token-a",
         ),
-        "",
+        "the partner offers OCPI 2.1.1; we speak only 2.2.1",
     )
     one_line_error(
         await ocpi(server, "register", "h2", "--versions-url", "ftp://x", "--token", "t"),

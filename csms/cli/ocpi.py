@@ -1,0 +1,256 @@
+"""`csms ocpi partners`: invite a partner (token A), register with one, list, show, remove.
+
+Argument parsing and printing over csms.services.partners and ocpi_cpo.registration; the
+commands work on the database whether or not the server runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from csms.cli.common import (
+    CliError,
+    config_option,
+    iso,
+    json_option,
+    load,
+    print_json,
+    run_db,
+    table,
+)
+from csms.config import Config
+from csms.core.partners import Partner, TokenEncoding
+
+
+def partner_json(p: Partner) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "status": p.status.value,
+        "direction": None if p.direction is None else p.direction.value,
+        "version": p.version,
+        "versions_url": p.versions_url,
+        "token_encoding": p.token_encoding.value,
+        "roles": [
+            {
+                "role": r.role.value,
+                "country_code": r.country_code,
+                "party_id": r.party_id,
+                "business_details": r.business_details,
+            }
+            for r in p.roles
+        ],
+        "endpoints": [
+            {"identifier": e.identifier, "role": e.role.value, "url": e.url} for e in p.endpoints
+        ],
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+        "registered_at": iso(p.registered_at),
+    }
+
+
+def _run(config_file: str | None, work: Any) -> Any:
+    """Run `work(PartnerService, Config)` on the configured database; partner errors
+    become one line."""
+    from csms.core.clock import utc_now
+    from csms.core.errors import CsmsError
+    from csms.services.partners import PartnerService
+
+    config = load(config_file)
+
+    async def wrapped(db: Any) -> Any:
+        try:
+            return await work(PartnerService(db, utc_now), config)
+        except CsmsError as exc:
+            raise CliError(str(exc)) from None
+
+    return run_db(config_file, wrapped)
+
+
+def _base_url(config: Config) -> str:
+    """Our public OCPI base URL, as partners must be told it."""
+    from ocpi_cpo.context import public_base_url
+
+    if not config.ocpi.base_url and config.ocpi.port == 0:
+        raise CliError("ocpi.base_url is empty and ocpi.port is 0: set ocpi.base_url")
+    return public_base_url(config.ocpi)
+
+
+def _versions_url(config: Config) -> str:
+    from ocpi_cpo.versions import VERSIONS_PATH
+
+    return _base_url(config) + VERSIONS_PATH
+
+
+@click.group()
+def ocpi() -> None:
+    """The OCPI 2.2.1 bridge."""
+
+
+@ocpi.group()
+def partners() -> None:
+    """OCPI partners (eMSPs, hubs): registration and what they offer."""
+
+
+@partners.command("add")
+@click.argument("name")
+@config_option
+@json_option
+def add_cmd(name: str, config_file: str | None, as_json: bool) -> None:
+    """Invite a partner: print our versions URL and a fresh token A for it."""
+
+    async def work(service: Any, config: Config) -> tuple[Any, str]:
+        url = _versions_url(config)
+        return await service.add(name), url
+
+    invitation, url = _run(config_file, work)
+    if as_json:
+        print_json(
+            {**partner_json(invitation.partner), "versions_url": url, "token_a": invitation.token_a}
+        )
+        return
+    click.echo(f"partner {name} added (pending)")
+    click.echo(f"versions URL: {url}")
+    click.echo(f"token A:      {invitation.token_a}")
+    click.echo("Give both to the partner; it registers by POSTing its credentials with token A.")
+
+
+@partners.command("register")
+@click.argument("name")
+@click.option("--versions-url", required=True, help="The partner's versions endpoint.")
+@click.option("--token", "token_a", required=True, help="Token A the partner gave us.")
+@click.option(
+    "--encoding",
+    type=click.Choice(["auto", "base64", "raw"]),
+    default="auto",
+    show_default=True,
+    help="How to send the token: auto tries Base64 (2.2.1), then raw after a 401.",
+)
+@config_option
+@json_option
+def register_cmd(
+    name: str,
+    versions_url: str,
+    token_a: str,
+    encoding: str,
+    config_file: str | None,
+    as_json: bool,
+) -> None:
+    """Register with a partner: fetch its 2.2.1 endpoints, send our credentials, keep its."""
+    from csms.core.partners import valid_token
+    from ocpi_cpo.credentials import is_url
+
+    if not is_url(versions_url):
+        raise CliError(f"--versions-url: not an http(s) URL: {versions_url!r}")
+    if not valid_token(token_a):
+        raise CliError("--token: must be 1-64 printable ASCII characters without spaces")
+    encodings = (
+        (TokenEncoding.BASE64, TokenEncoding.RAW)
+        if encoding == "auto"
+        else (TokenEncoding(encoding),)
+    )
+
+    async def work(service: Any, config: Config) -> Partner:
+        import aiohttp
+
+        from ocpi_cpo.client import OcpiClient
+        from ocpi_cpo.context import OcpiSettings
+        from ocpi_cpo.errors import OcpiError
+        from ocpi_cpo.registration import Registrar
+
+        settings = OcpiSettings.from_config(config.ocpi, _base_url(config))
+        async with aiohttp.ClientSession() as session:
+            client = OcpiClient(session, timeout=settings.request_timeout)
+            registrar = Registrar(service, client, settings.us, settings.required)
+            try:
+                return await registrar.register_with(name, versions_url, token_a, encodings)
+            except OcpiError as exc:
+                raise CliError(f"registration with {name} failed: {exc}") from None
+
+    partner = _run(config_file, work)
+    if as_json:
+        print_json(partner_json(partner))
+        return
+    click.echo(f"registered with {name} ({partner.parties}), OCPI {partner.version}")
+    click.echo(f"endpoints: {', '.join(_endpoint_label(e) for e in partner.endpoints)}")
+
+
+def _endpoint_label(e: Any) -> str:
+    return e.identifier if e.identifier == "credentials" else f"{e.identifier} {e.role.value}"
+
+
+@partners.command("list")
+@config_option
+@json_option
+def list_cmd(config_file: str | None, as_json: bool) -> None:
+    """Every partner with its status and parties."""
+
+    async def work(service: Any, _config: Config) -> list[Partner]:
+        return list(await service.list_all())
+
+    found: list[Partner] = _run(config_file, work)
+    if as_json:
+        print_json([partner_json(p) for p in found])
+        return
+    if not found:
+        click.echo("no partners")
+        return
+    table(
+        ["NAME", "STATUS", "DIRECTION", "PARTIES", "VERSION", "ENDPOINTS", "UPDATED"],
+        [
+            [
+                p.name,
+                p.status.value,
+                None if p.direction is None else p.direction.value,
+                p.parties,
+                p.version,
+                len(p.endpoints),
+                iso(p.updated_at),
+            ]
+            for p in found
+        ],
+    )
+
+
+@partners.command("show")
+@click.argument("name")
+@config_option
+@json_option
+def show_cmd(name: str, config_file: str | None, as_json: bool) -> None:
+    """One partner: roles, endpoints, token encoding, dates (never its tokens)."""
+
+    async def work(service: Any, _config: Config) -> Partner:
+        return await service.get(name)  # type: ignore[no-any-return]
+
+    p: Partner = _run(config_file, work)
+    if as_json:
+        print_json(partner_json(p))
+        return
+    click.echo(f"partner {p.name}: {p.status.value}")
+    click.echo(f"  direction:      {'-' if p.direction is None else p.direction.value}")
+    click.echo(f"  versions URL:   {p.versions_url or '-'}")
+    click.echo(f"  version:        {p.version or '-'}")
+    click.echo(f"  token encoding: {p.token_encoding.value}")
+    click.echo(f"  created:        {iso(p.created_at)}")
+    click.echo(f"  registered:     {iso(p.registered_at) or '-'}")
+    click.echo(f"roles ({len(p.roles)}):")
+    for r in p.roles:
+        business = r.business_details.get("name", "-")
+        click.echo(f"  {r.role.value:5} {r.country_code}/{r.party_id}  {business}")
+    click.echo(f"endpoints ({len(p.endpoints)}):")
+    for e in p.endpoints:
+        click.echo(f"  {e.identifier:12} {e.role.value:8} {e.url}")
+
+
+@partners.command("remove")
+@click.argument("name")
+@config_option
+def remove_cmd(name: str, config_file: str | None) -> None:
+    """Forget a partner; its tokens stop working at once (it is not told)."""
+
+    async def work(service: Any, _config: Config) -> Partner:
+        return await service.remove(name)  # type: ignore[no-any-return]
+
+    _run(config_file, work)
+    click.echo(f"partner {name} removed")

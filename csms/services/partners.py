@@ -1,0 +1,217 @@
+"""Use cases on OCPI partners: invite (token A), find a caller by its token, store or undo a
+credentials handshake, unregister, forget.
+
+No HTTP here: the handshake's calls to the partner are ocpi_cpo's business; this service
+only decides and stores, each change in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from csms.core.clock import Clock
+from csms.core.errors import CsmsError
+from csms.core.partners import (
+    Direction,
+    InterfaceRole,
+    Partner,
+    PartnerStatus,
+    Registration,
+    TokenEncoding,
+    hash_token,
+    new_token,
+)
+from csms.storage import partners as repo
+from csms.storage.database import Database, WriteTx
+from csms.storage.partners import TokenMatch
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class PartnerError(CsmsError):
+    """Root of the partner use cases' errors.
+
+    PartnerError
+     ├── UnknownPartner    no partner of that name
+     ├── PartnerExists     the name is taken
+     ├── BadPartnerName    not 1-64 letters, digits, '.', '_' or '-'
+     └── StateChanged      the partner changed while a handshake was under way
+    """
+
+
+class UnknownPartner(PartnerError):
+    pass
+
+
+class PartnerExists(PartnerError):
+    pass
+
+
+class BadPartnerName(PartnerError):
+    pass
+
+
+class StateChanged(PartnerError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """A new pending partner and the token A to hand to it (shown once, stored hashed)."""
+
+    partner: Partner
+    token_a: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request: the partner its token belongs to, the token as presented (after
+    decoding), the encoding it arrived in, and whether it was a one-time token (token A)."""
+
+    partner: Partner
+    token: str = field(repr=False)
+    encoding: TokenEncoding
+    one_time: bool
+
+    @property
+    def registered(self) -> bool:
+        return not self.one_time and self.partner.status == PartnerStatus.REGISTERED
+
+
+class PartnerService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def list_all(self) -> list[Partner]:
+        async with self.db.read() as conn:
+            return await repo.list_all(conn)
+
+    async def receivers(self, identifier: str) -> list[tuple[Partner, str]]:
+        """Registered partners offering `identifier` as RECEIVER, with that endpoint's URL
+        (whom to push to)."""
+        async with self.db.read() as conn:
+            return await repo.registered_with_endpoint(conn, identifier, InterfaceRole.RECEIVER)
+
+    async def get(self, name: str) -> Partner:
+        async with self.db.read() as conn:
+            partner = await repo.get_by_name(conn, name)
+        if partner is None:
+            raise UnknownPartner(f"no partner {name}")
+        return partner
+
+    async def add(self, name: str) -> Invitation:
+        """A pending partner with a fresh token A."""
+        return await self._create(name, Direction.INBOUND, new_token(), TokenEncoding.BASE64)
+
+    async def begin_outbound(
+        self, name: str, offered_token: str, encoding: TokenEncoding
+    ) -> Invitation:
+        """Before we POST our credentials to a partner: a pending partner whose one-time
+        token is the one we offer, so that it may call our versions and credentials with it
+        while it answers."""
+        return await self._create(name, Direction.OUTBOUND, offered_token, encoding)
+
+    async def _create(
+        self, name: str, direction: Direction, token: str, encoding: TokenEncoding
+    ) -> Invitation:
+        if not NAME.match(name):
+            raise BadPartnerName(
+                f"partner name {name!r}: use 1-64 letters, digits, '.', '_' or '-'"
+            )
+        now = self.clock()
+
+        async def unit(w: WriteTx) -> int:
+            conn = await w.connection()
+            if await repo.get_by_name(conn, name) is not None:
+                raise PartnerExists(f"partner {name} exists")
+            return await repo.create(conn, name, hash_token(token), direction, encoding, now)
+
+        partner_id = await self.db.write(unit)
+        return Invitation(await self._by_id(partner_id), token)
+
+    async def abandon_outbound(self, partner: Partner, offered_token: str) -> None:
+        """Undo `begin_outbound` (the partner is deleted if it is still pending)."""
+
+        async def unit(w: WriteTx) -> None:
+            await repo.remove_pending(await w.connection(), partner.id, hash_token(offered_token))
+
+        await self.db.write(unit)
+
+    async def authenticate(self, candidates: Sequence[tuple[str, TokenEncoding]]) -> Caller | None:
+        """The caller whose token is one of the candidates (a header value read as Base64
+        and as raw); the first candidate that matches wins."""
+        if not candidates:
+            return None
+        hashes = [hash_token(token) for token, _ in candidates]
+        async with self.db.read() as conn:
+            match: TokenMatch | None = await repo.find_by_token_hash(conn, hashes)
+        if match is None:
+            return None
+        token, encoding = candidates[hashes.index(match.token_hash)]
+        return Caller(match.partner, token, encoding, match.one_time)
+
+    async def note_encoding(self, partner: Partner, encoding: TokenEncoding) -> None:
+        """Remember how a partner writes its token, to write ours the same way."""
+        now = self.clock()
+
+        async def unit(w: WriteTx) -> None:
+            await repo.set_encoding(await w.connection(), partner.id, encoding, now)
+
+        await self.db.write(unit)
+
+    async def complete(self, caller: Caller, registration: Registration) -> Partner:
+        """Store a finished handshake for the partner that `caller` authenticated as: a
+        first registration (the caller used its one-time token) or an update (its
+        registered token, which stops working). Raises StateChanged if the partner changed
+        meanwhile; then nothing is stored."""
+        expect = PartnerStatus.PENDING if caller.one_time else PartnerStatus.REGISTERED
+        now = self.clock()
+
+        async def unit(w: WriteTx) -> bool:
+            return await repo.complete(
+                await w.connection(),
+                caller.partner.id,
+                expect_status=expect,
+                expect_token_hash=hash_token(caller.token),
+                registration=registration,
+                now=now,
+            )
+
+        if not await self.db.write(unit):
+            raise StateChanged(f"partner {caller.partner.name} changed during the handshake")
+        return await self._by_id(caller.partner.id)
+
+    async def unregister(self, caller: Caller) -> Partner:
+        now = self.clock()
+
+        async def unit(w: WriteTx) -> bool:
+            return await repo.unregister(
+                await w.connection(), caller.partner.id, hash_token(caller.token), now
+            )
+
+        if not await self.db.write(unit):
+            raise StateChanged(f"partner {caller.partner.name} is not registered")
+        return await self._by_id(caller.partner.id)
+
+    async def remove(self, name: str) -> Partner:
+        """Forget a partner: its tokens stop working at once."""
+
+        async def unit(w: WriteTx) -> Partner:
+            conn = await w.connection()
+            partner = await repo.get_by_name(conn, name)
+            if partner is None:
+                raise UnknownPartner(f"no partner {name}")
+            await repo.remove(conn, partner.id)
+            return partner
+
+        return await self.db.write(unit)
+
+    async def _by_id(self, partner_id: int) -> Partner:
+        async with self.db.read() as conn:
+            partner = await repo.get(conn, partner_id)
+        if partner is None:
+            raise StateChanged(f"partner {partner_id} was removed meanwhile")
+        return partner

@@ -1,0 +1,56 @@
+"""The OCPI 2.2.1 CPO bridge as an aiohttp application: `build_ocpi_app` wires settings,
+the partner service, the transport middleware and every module's routes.
+
+Serving it (sockets, runner) is the composition root's job (csms.app); nothing here
+imports OCPP code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from csms.services.partners import PartnerService
+from ocpi_cpo.client import OcpiClient
+from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, REGISTRY, SETTINGS, OcpiSettings, Registry
+from ocpi_cpo.registration import Registrar
+from ocpi_cpo.routes import credentials, versions
+from ocpi_cpo.transport import transport_middleware
+
+ModuleSetup = Callable[[web.Application], None]
+
+# Our modules, in the order the version details list them. Each `setup(app)` registers
+# its endpoint (add_endpoint) and routes (add_route); a module listed here is listed in
+# GET /ocpi/2.2.1, one that is not does not exist for partners.
+MODULES: tuple[ModuleSetup, ...] = (credentials.setup,)
+
+# Largest request body accepted (a credentials object is tiny; pushed tokens lists are not).
+MAX_BODY = 4 * 1024 * 1024
+
+
+def build_ocpi_app(
+    settings: OcpiSettings,
+    partners: PartnerService,
+    modules: tuple[ModuleSetup, ...] = MODULES,
+) -> web.Application:
+    app = web.Application(middlewares=[transport_middleware], client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[PARTNERS] = partners
+    app[REGISTRY] = Registry()
+    app.cleanup_ctx.append(_partner_client)
+    versions.setup(app)
+    for setup in modules:
+        setup(app)
+    return app
+
+
+async def _partner_client(app: web.Application) -> AsyncIterator[None]:
+    """One ClientSession for every call to partners, closed with the app."""
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession() as session:
+        client = OcpiClient(session, timeout=settings.request_timeout)
+        app[CLIENT] = client
+        app[REGISTRAR] = Registrar(app[PARTNERS], client, settings.us, settings.required)
+        yield

@@ -1,0 +1,110 @@
+"""What the OCPI app knows about us (settings from `[ocpi]`, the clock) and the typed keys
+of its state: settings, partner service, route registry, partner client and registrar.
+
+Values and keys only; they are filled in by ocpi_cpo.app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aiohttp import web
+
+from csms.config import OcpiConfig, required_endpoints
+from csms.core.clock import Clock, utc_now
+from csms.core.partners import InterfaceRole, PartyRole, Role
+from csms.services.partners import PartnerService
+from ocpi_cpo.client import OcpiClient
+from ocpi_cpo.registration import Registrar, Required, Us
+from ocpi_cpo.versions import VERSIONS_PATH, OurEndpoint
+
+
+@dataclass(frozen=True, slots=True)
+class OcpiSettings:
+    """`[ocpi]` as the bridge uses it, with the public base URL resolved (no trailing /)."""
+
+    base_url: str
+    country_code: str = "NL"
+    party_id: str = "CSM"
+    business_name: str = "CSMS"
+    business_website: str = ""
+    page_limit: int = 100
+    request_timeout: float = 10.0
+    required: Required = ()
+    clock: Clock = utc_now
+
+    @classmethod
+    def from_config(cls, config: OcpiConfig, base_url: str, clock: Clock = utc_now) -> OcpiSettings:
+        return cls(
+            base_url=base_url.rstrip("/"),
+            clock=clock,
+            country_code=config.country_code,
+            party_id=config.party_id,
+            business_name=config.business_name,
+            business_website=config.business_website,
+            page_limit=config.page_limit,
+            request_timeout=config.request_timeout,
+            required=tuple(
+                (module, None if role is None else InterfaceRole(role))
+                for module, role in required_endpoints(config.required_endpoints)
+            ),
+        )
+
+    def url(self, path: str) -> str:
+        """The absolute public URL of a path on our server."""
+        return self.base_url + path
+
+    @property
+    def versions_url(self) -> str:
+        return self.url(VERSIONS_PATH)
+
+    @property
+    def us(self) -> Us:
+        details: dict[str, object] = {"name": self.business_name}
+        if self.business_website:
+            details["website"] = self.business_website
+        role = PartyRole(Role.CPO, self.country_code, self.party_id, details)
+        return Us(self.versions_url, (role,))
+
+
+def public_base_url(config: OcpiConfig, bound_port: int | None = None) -> str:
+    """`ocpi.base_url`, or when it is empty http://HOST:PORT (the bound port if known; a
+    wildcard host becomes 127.0.0.1)."""
+    if config.base_url:
+        return config.base_url.rstrip("/")
+    port = bound_port if bound_port is not None else config.port
+    host = config.host
+    if host in ("", "0.0.0.0"):  # noqa: S104 - not binding, naming
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "[::1]"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class Access(StrEnum):
+    """Which tokens a route accepts."""
+
+    # Versions and credentials: token A (registration not finished) or a registered token;
+    # no routing headers.
+    CONFIGURATION = "configuration"
+    # Everything else: a registered partner's token only; routing headers on the answer.
+    FUNCTIONAL = "functional"
+
+
+@dataclass(slots=True)
+class Registry:
+    """Our endpoints (for the version details) and the access rule of every route, filled
+    by each module's setup before the app starts."""
+
+    endpoints: list[OurEndpoint] = field(default_factory=list)
+    access: dict[web.AbstractRoute, Access] = field(default_factory=dict)
+
+
+SETTINGS = web.AppKey("ocpi_settings", OcpiSettings)
+PARTNERS = web.AppKey("ocpi_partners", PartnerService)
+REGISTRY = web.AppKey("ocpi_registry", Registry)
+CLIENT = web.AppKey("ocpi_client", OcpiClient)
+REGISTRAR = web.AppKey("ocpi_registrar", Registrar)

@@ -1,0 +1,303 @@
+"""OCPI transport rules for every request we serve: the middleware (request ids, token
+authentication, routing headers, errors as envelopes, no traceback ever out), route and
+endpoint registration, and the helpers handlers answer with.
+
+How a module uses it (see ocpi_cpo.routes.credentials for a real one):
+
+    def setup(app: web.Application) -> None:
+        path = f"{VERSION_PATH}/locations"
+        add_endpoint(app, "locations", InterfaceRole.SENDER, path)
+        add_route(app, "GET", path, list_locations)                # registered partners only
+        add_route(app, "GET", path + "/{location_id}", get_location)
+
+    async def list_locations(request: web.Request) -> web.Response:
+        caller = caller_of(request)                                 # the registered partner
+        page = page_of(request)                                     # 2001 on bad parameters
+        items, total = ...
+        return reply_page(request, items, total, page)
+
+HTTP mapping: 401 for a missing/unknown token or token A on a functional module; 400 +
+2001 for malformed JSON; 404 + 2000 for an unknown path; 500 + 3000 for a fault (logged
+with the request id); otherwise what the handler says (OcpiFailure, default HTTP 200).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+
+from csms.core.partners import InterfaceRole
+from csms.services.partners import Caller
+from ocpi_cpo.authorization import token_candidates
+from ocpi_cpo.client import Routing
+from ocpi_cpo.context import PARTNERS, REGISTRY, SETTINGS, Access, OcpiSettings, Registry
+from ocpi_cpo.envelope import Status, envelope, format_datetime
+from ocpi_cpo.errors import OcpiFailure
+from ocpi_cpo.pagination import Page, PageError, page_headers, parse_page
+from ocpi_cpo.versions import OurEndpoint
+
+log = structlog.get_logger("ocpi_cpo.transport")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ROUTING_HEADERS = (
+    "OCPI-from-country-code",
+    "OCPI-from-party-id",
+    "OCPI-to-country-code",
+    "OCPI-to-party-id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIds:
+    request_id: str
+    correlation_id: str
+
+
+CALLER = web.RequestKey("ocpi_caller", Caller)
+IDS = web.RequestKey("ocpi_ids", RequestIds)
+_ACCESS = web.RequestKey("ocpi_access", Access)
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+# --- registration of endpoints and routes ------------------------------------------------
+
+
+def add_endpoint(app: web.Application, identifier: str, role: InterfaceRole, path: str) -> None:
+    """List an endpoint of ours in the 2.2.1 version details (URL = ocpi.base_url + path)."""
+    app[REGISTRY].endpoints.append(OurEndpoint(identifier, role, path))
+
+
+def add_route(
+    app: web.Application,
+    method: str,
+    path: str,
+    handler: Handler,
+    access: Access = Access.FUNCTIONAL,
+) -> None:
+    """Serve `method path` (with or without a trailing slash) with `handler`, behind the
+    token rule `access`. Routes added any other way are answered 404."""
+    route = app.router.add_route(method, path.rstrip("/") + "{_slash:/?}", handler)
+    app[REGISTRY].access[route] = access
+
+
+# --- what handlers use ---------------------------------------------------------------------
+
+
+def settings_of(request: web.Request) -> OcpiSettings:
+    return request.app[SETTINGS]
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The authenticated caller (its partner, token, encoding, one-time or registered)."""
+    return request[CALLER]
+
+
+def ids_of(request: web.Request) -> RequestIds:
+    return request[IDS]
+
+
+def request_routing(request: web.Request) -> dict[str, str]:
+    """The routing headers the request carried (absent ones left out)."""
+    return {h: request.headers[h] for h in ROUTING_HEADERS if request.headers.get(h)}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(data: Any) -> bytes:
+    """JSON as OCPI wants it: datetimes as OCPI DateTime (UTC, Z), Decimals as numbers."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def reply(
+    request: web.Request,
+    data: Any = None,
+    *,
+    status: int = Status.SUCCESS,
+    message: str | None = None,
+    http_status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """An OCPI answer: the envelope around `data`, timestamped now."""
+    body = envelope(data, request.app[SETTINGS].clock(), status, message)
+    return web.Response(
+        body=dumps(body),
+        status=http_status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def page_of(request: web.Request) -> Page:
+    """offset/limit/date_from/date_to of a list request, limit capped at ocpi.page_limit.
+    Bad values are answered 2001."""
+    try:
+        return parse_page(request.query, request.app[SETTINGS].page_limit)
+    except PageError as exc:
+        raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc)) from None
+
+
+def reply_page(
+    request: web.Request, items: list[Any], total: int, page: Page, **kwargs: Any
+) -> web.Response:
+    """One page of a list: the items, X-Total-Count, X-Limit and, unless it is the last
+    page, an absolute Link to the next one that keeps the caller's filters."""
+    url = request.app[SETTINGS].url(request.path)
+    headers = page_headers(url, request.query.items(), page, len(items), total)
+    return reply(request, items, headers=headers, **kwargs)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; malformed JSON is answered HTTP 400 with 2001."""
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise OcpiFailure(
+            Status.INVALID_PARAMETERS, f"the body is not valid JSON: {exc}", http_status=400
+        ) from None
+
+
+# --- the middleware -------------------------------------------------------------------------
+
+
+@web.middleware
+async def transport_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ids = RequestIds(
+        request.headers.get("X-Request-ID") or str(uuid.uuid4()),
+        request.headers.get("X-Correlation-ID") or str(uuid.uuid4()),
+    )
+    request[IDS] = ids
+    started = time.perf_counter()
+    with structlog.contextvars.bound_contextvars(
+        request_id=ids.request_id, correlation_id=ids.correlation_id
+    ):
+        response = await _answer(request, handler)
+        response.headers["X-Request-ID"] = ids.request_id
+        response.headers["X-Correlation-ID"] = ids.correlation_id
+        if request.get(_ACCESS) is Access.FUNCTIONAL and CALLER in request:
+            response.headers.update(_routing_answer(request))
+        (log.debug if response.status < 400 else log.info)(
+            "ocpi_request_answered",
+            method=request.method,
+            path=request.path,
+            http_status=response.status,
+            ocpi_partner=request[CALLER].partner.name if CALLER in request else None,
+            request_id=ids.request_id,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await _dispatch(request, handler)
+    except OcpiFailure as exc:
+        return reply(request, status=exc.status, message=exc.message, http_status=exc.http_status)
+    except _Unauthorized as exc:
+        response = reply(request, status=Status.CLIENT_ERROR, message=str(exc), http_status=401)
+        response.headers["WWW-Authenticate"] = "Token"
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        status = Status.INVALID_PARAMETERS if exc.status == 413 else Status.CLIENT_ERROR
+        if exc.status >= 500:
+            status = Status.SERVER_ERROR
+        message = "unknown path" if exc.status == 404 else exc.reason
+        response = reply(request, status=status, message=message, http_status=exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception(
+            "ocpi_request_failed",
+            method=request.method,
+            path=request.path,
+            request_id=request[IDS].request_id,
+        )
+        return reply(
+            request,
+            status=Status.SERVER_ERROR,
+            message=f"internal error; request id {request[IDS].request_id}",
+            http_status=500,
+        )
+
+
+async def _dispatch(request: web.Request, handler: Handler) -> web.StreamResponse:
+    match_info = request.match_info
+    if match_info.http_exception is not None:
+        raise match_info.http_exception
+    registry: Registry = request.app[REGISTRY]
+    access = registry.access.get(match_info.route)
+    if access is None:
+        raise web.HTTPNotFound()
+    request[_ACCESS] = access
+    caller = await _authenticate(request, access)
+    request[CALLER] = caller
+    with structlog.contextvars.bound_contextvars(ocpi_partner=caller.partner.name):
+        return await handler(request)
+
+
+async def _authenticate(request: web.Request, access: Access) -> Caller:
+    candidates = token_candidates(request.headers.get("Authorization"))
+    if not candidates:
+        raise _Unauthorized("missing Authorization: Token header")
+    partners = request.app[PARTNERS]
+    caller = await partners.authenticate(candidates)
+    if caller is None:
+        raise _Unauthorized("unknown credentials token")
+    if access is Access.FUNCTIONAL and not caller.registered:
+        raise _Unauthorized("this token is valid only for versions and credentials")
+    if caller.registered and caller.encoding != caller.partner.token_encoding:
+        await partners.note_encoding(caller.partner, caller.encoding)
+        partner = dataclasses.replace(caller.partner, token_encoding=caller.encoding)
+        caller = dataclasses.replace(caller, partner=partner)
+        log.info("ocpi_partner_encoding_changed", token_encoding=caller.encoding.value)
+    return caller
+
+
+def _routing_answer(request: web.Request) -> dict[str, str]:
+    """The routing headers of an answer: from = us, to = whoever the request said it was
+    from (else the caller's first role)."""
+    settings = request.app[SETTINGS]
+    to_country = request.headers.get("OCPI-from-country-code")
+    to_party = request.headers.get("OCPI-from-party-id")
+    if not (to_country and to_party):
+        roles = request[CALLER].partner.roles
+        if not roles:
+            to_country = to_party = None
+        else:
+            to_country, to_party = roles[0].country_code, roles[0].party_id
+    headers = {
+        "OCPI-from-country-code": settings.country_code,
+        "OCPI-from-party-id": settings.party_id,
+    }
+    if to_country and to_party:
+        headers["OCPI-to-country-code"] = to_country
+        headers["OCPI-to-party-id"] = to_party
+    return headers
+
+
+def routing_to(settings: OcpiSettings, country_code: str, party_id: str) -> Routing:
+    """Routing headers for a request of ours to a partner's party."""
+    return Routing(settings.country_code, settings.party_id, country_code, party_id)
