@@ -195,7 +195,9 @@ class CsmsApp:
         self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
         settings = OcpiSettings.from_config(cfg, self.ocpi_base_url, self.clock)
         runner = web.AppRunner(
-            build_ocpi_app(settings, self.partners), access_log=None, handle_signals=False
+            build_ocpi_app(settings, self.partners, billing=self.billing),
+            access_log=None,
+            handle_signals=False,
         )
         try:
             await runner.setup()

@@ -12,11 +12,21 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
+from csms.services.billing import BillingService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
-from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, REGISTRY, SETTINGS, OcpiSettings, Registry
+from ocpi_cpo.context import (
+    BILLING,
+    CLIENT,
+    PARTNERS,
+    REGISTRAR,
+    REGISTRY,
+    SETTINGS,
+    OcpiSettings,
+    Registry,
+)
 from ocpi_cpo.registration import Registrar
-from ocpi_cpo.routes import credentials, versions
+from ocpi_cpo.routes import credentials, tariffs, versions
 from ocpi_cpo.transport import transport_middleware
 
 ModuleSetup = Callable[[web.Application], None]
@@ -24,7 +34,7 @@ ModuleSetup = Callable[[web.Application], None]
 # Our modules, in the order the version details list them. Each `setup(app)` registers
 # its endpoint (add_endpoint) and routes (add_route); a module listed here is listed in
 # GET /ocpi/2.2.1, one that is not does not exist for partners.
-MODULES: tuple[ModuleSetup, ...] = (credentials.setup,)
+MODULES: tuple[ModuleSetup, ...] = (credentials.setup, tariffs.setup)
 
 # Largest request body accepted (a credentials object is tiny; pushed tokens lists are not).
 MAX_BODY = 4 * 1024 * 1024
@@ -34,10 +44,13 @@ def build_ocpi_app(
     settings: OcpiSettings,
     partners: PartnerService,
     modules: tuple[ModuleSetup, ...] = MODULES,
+    billing: BillingService | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[transport_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[PARTNERS] = partners
+    if billing is not None:
+        app[BILLING] = billing
     app[REGISTRY] = Registry()
     app.cleanup_ctx.append(_partner_client)
     versions.setup(app)

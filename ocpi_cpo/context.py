@@ -14,6 +14,7 @@ from aiohttp import web
 from csms.config import OcpiConfig, required_endpoints
 from csms.core.clock import Clock, utc_now
 from csms.core.partners import InterfaceRole, PartyRole, Role
+from csms.services.billing import BillingService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
 from ocpi_cpo.registration import Registrar, Required, Us
@@ -105,6 +106,7 @@ class Registry:
 
 SETTINGS = web.AppKey("ocpi_settings", OcpiSettings)
 PARTNERS = web.AppKey("ocpi_partners", PartnerService)
+BILLING = web.AppKey("ocpi_billing", BillingService)
 REGISTRY = web.AppKey("ocpi_registry", Registry)
 CLIENT = web.AppKey("ocpi_client", OcpiClient)
 REGISTRAR = web.AppKey("ocpi_registrar", Registrar)

@@ -191,6 +191,22 @@ class BillingService:
                 raise UnknownTariff(f"no tariff {tariff_id!r}")
             return stored, await tariff_repo.assignments(conn, tariff_id)
 
+    async def tariff_page(
+        self,
+        *,
+        date_from: datetime | None,
+        date_to: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """OCPI Tariff objects for partners, oldest change first, with the total count.
+        `last_updated` is the stored change time, the one the date filters compare."""
+        async with self._db.read() as conn:
+            stored, total = await tariff_repo.page(
+                conn, date_from=date_from, date_to=date_to, offset=offset, limit=limit
+            )
+        return [{**t.data, "last_updated": t.updated_at} for t in stored], total
+
     async def remove_tariff(self, tariff_id: str) -> int:
         """Returns how many assignments went with it."""
 

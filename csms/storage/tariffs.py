@@ -106,3 +106,35 @@ async def assigned_for(
         )
     ).all()
     return {(r.scope, r.target): r.tariff_id for r in rows if (r.scope, r.target) in targets}
+
+
+async def page(
+    conn: AsyncConnection,
+    *,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[StoredTariff], int]:
+    """One page of tariffs, oldest change first (ties by id: a stable order), and how many
+    match in all; `date_from` inclusive, `date_to` exclusive, on the last change."""
+    from sqlalchemy import func
+
+    conditions = []
+    if date_from is not None:
+        conditions.append(_tar.c.updated_at >= date_from)
+    if date_to is not None:
+        conditions.append(_tar.c.updated_at < date_to)
+    total = (
+        await conn.execute(select(func.count()).select_from(_tar).where(*conditions))
+    ).scalar_one()
+    rows = (
+        await conn.execute(
+            select(_tar)
+            .where(*conditions)
+            .order_by(_tar.c.updated_at, _tar.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    return [StoredTariff(r.id, r.data, r.created_at, r.updated_at) for r in rows], int(total)
