@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from simulators.clock import parse_wire_time
 from simulators.station import NOMINAL_VOLTAGE_V, PHASES
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Profile",
     "ProfileRules",
     "Purpose",
+    "profile_from_schedule",
     "schedule_periods",
 ]
 
@@ -278,6 +280,41 @@ class ChargingProfiles:
             if limit is not None:
                 return limit
         return None
+
+
+def profile_from_schedule(
+    profile_id: int,
+    connector_id: int,
+    purpose: Purpose,
+    profile: Mapping[str, Any],
+    schedule: Mapping[str, Any],
+) -> Profile:
+    """A profile from its wire fields that both OCPP versions name alike; the versions differ
+    only in the id field, the purpose names and how the schedule is nested."""
+    periods = sorted(
+        (
+            Period(int(p["startPeriod"]), float(p["limit"]), p.get("numberPhases"))
+            for p in schedule.get("chargingSchedulePeriod") or []
+        ),
+        key=lambda period: period.start_s,
+    )
+    duration = schedule.get("duration")
+    return Profile(
+        profile_id=profile_id,
+        connector_id=connector_id,
+        purpose=purpose,
+        stack_level=int(profile.get("stackLevel", 0)),
+        unit=str(schedule.get("chargingRateUnit", "W")),
+        periods=tuple(periods),
+        kind=str(profile.get("chargingProfileKind", "Absolute")),
+        start=parse_wire_time(schedule.get("startSchedule")),
+        duration_s=None if duration is None else int(duration),
+        recurrency=profile.get("recurrencyKind"),
+        valid_from=parse_wire_time(profile.get("validFrom")),
+        valid_to=parse_wire_time(profile.get("validTo")),
+        transaction_id=profile.get("transactionId"),
+        wire=dict(profile),
+    )
 
 
 def schedule_periods(periods: Iterable[CompositePeriod], unit: str) -> list[dict[str, Any]]:

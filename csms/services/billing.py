@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -135,7 +135,7 @@ def _signed_data(samples: Sequence[Sample]) -> dict[str, Any] | None:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class BillingService:
@@ -266,10 +266,10 @@ class BillingService:
         return text
 
     async def _evse_known(self, conn: Any, uid: str) -> bool:
-        for connector in await cp_repo.connectors_of(conn):
-            if connector.evse_id and evse_uid(connector.charge_point_id, connector.evse_id) == uid:
-                return True
-        return False
+        cp_id, star, _ = uid.rpartition("*")
+        # A plain uid names its charger; only a digest uid needs every charger's EVSEs.
+        connectors = await cp_repo.connectors_of(conn, [cp_id] if star else None)
+        return any(c.evse_id and evse_uid(c.charge_point_id, c.evse_id) == uid for c in connectors)
 
     async def _tariff_for(
         self, conn: Any, cp_id: str, evse_id: int, connector_id: int, location: Location | None

@@ -482,7 +482,7 @@ class ChargingService:
                 stop_id_tag=req.id_tag,
                 now=now,
             )
-            await profile_repo.end_with_transaction(conn, tx.id, now)
+            await profile_repo.end_with_transaction(conn, cp_id, tx.id, now)
             return StopResult(auth, True, False, energy.energy_wh, flags, tx.evse_id)
 
         result = await self._db.write(unit)
@@ -662,7 +662,7 @@ class ChargingService:
             if changes:
                 await tx_repo.update_fields(conn, tx.id, now, **changes)
             if ended:
-                await profile_repo.end_with_transaction(conn, tx.id, now)
+                await profile_repo.end_with_transaction(conn, cp_id, tx.id, now)
             if ended or not tx.active:
                 conn = await w.connection()
                 fresh = await tx_repo.get(conn, tx.id)

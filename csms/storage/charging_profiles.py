@@ -115,11 +115,18 @@ async def clear(conn: AsyncConnection, cp_id: str, profile_id: int | None, now: 
     return int((await conn.execute(stmt.values(state=CLEARED, updated_at=now))).rowcount)
 
 
-async def end_with_transaction(conn: AsyncConnection, transaction_id: int, now: datetime) -> None:
-    """TxProfiles end with their transaction."""
+async def end_with_transaction(
+    conn: AsyncConnection, cp_id: str, transaction_id: int, now: datetime
+) -> None:
+    """TxProfiles end with their transaction (the charger and state narrow it to the
+    (charge_point_id, state) index: this runs at every transaction stop)."""
     await conn.execute(
         update(_prof)
-        .where(_prof.c.transaction_id == transaction_id, _prof.c.state == INSTALLED)
+        .where(
+            _prof.c.charge_point_id == cp_id,
+            _prof.c.state == INSTALLED,
+            _prof.c.transaction_id == transaction_id,
+        )
         .values(state=CLEARED, updated_at=now)
     )
 
