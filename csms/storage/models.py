@@ -72,6 +72,7 @@ class Base(DeclarativeBase):
 
 class ChargePointRow(Base):
     __tablename__ = "charge_points"
+    __table_args__ = (Index("ix_charge_points_updated", "updated_at"),)
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     registration: Mapped[str] = mapped_column(String(16))
@@ -108,6 +109,7 @@ class ConnectorRow(Base):
     charger itself)."""
 
     __tablename__ = "connectors"
+    __table_args__ = (Index("ix_connectors_updated", "updated_at"),)
 
     charge_point_id: Mapped[str] = mapped_column(
         ForeignKey("charge_points.id", ondelete="CASCADE"), primary_key=True
@@ -161,6 +163,7 @@ class TransactionRow(Base):
         Index("ix_transactions_tag_state", "id_tag_key", "state"),
         Index("ix_transactions_start", "start_at"),
         Index("ix_transactions_cp_start", "charge_point_id", "start_at"),
+        Index("ix_transactions_updated", "updated_at"),
         UniqueConstraint("charge_point_id", "ocpp_transaction_id", name="uq_transactions_ocpp_id"),
     )
 
@@ -382,6 +385,10 @@ class LocationRow(Base):
     """A site staff describe (the OCPI Location); chargers are linked to one."""
 
     __tablename__ = "locations"
+    __table_args__ = (
+        Index("ix_locations_publish_order", "publish", "created_at", "id"),
+        Index("ix_locations_last_updated", "last_updated"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255))
@@ -394,8 +401,13 @@ class LocationRow(Base):
     longitude: Mapped[str] = mapped_column(String(11))
     time_zone: Mapped[str] = mapped_column(String(255))
     publish: Mapped[bool] = mapped_column(Boolean, default=True)
+    parking_type: Mapped[str | None] = mapped_column(String(32))
+    facilities: Mapped[list[Any] | None] = mapped_column(JSON)
+    opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The OCPI last_updated: the latest real change of the location or of one of its EVSEs.
+    last_updated: Mapped[datetime]
 
 
 class ChargerLocationRow(Base):
@@ -517,3 +529,92 @@ class PartnerEndpointRow(Base):
     identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
     role: Mapped[str] = mapped_column(String(8), primary_key=True)
     url: Mapped[str] = mapped_column(String(255))
+
+
+class EvseLinkRow(Base):
+    """What staff say about one EVSE of a linked charger: its eMI3 EVSE id and connector
+    details that differ from the charger's defaults (None: the charger's default)."""
+
+    __tablename__ = "evse_links"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evse_code: Mapped[str | None] = mapped_column(String(48))
+    connector_standard: Mapped[str | None] = mapped_column(String(32))
+    connector_format: Mapped[str | None] = mapped_column(String(16))
+    power_type: Mapped[str | None] = mapped_column(String(16))
+    max_voltage: Mapped[int | None]
+    max_amperage: Mapped[int | None]
+    max_electric_power: Mapped[int | None]
+    updated_at: Mapped[datetime]
+
+
+class OcpiEvseRow(Base):
+    """An EVSE as published over OCPI: the rendered object, a digest of it (without
+    timestamps) and when it last really changed. Kept after the charger is unlinked or
+    removed, as REMOVED."""
+
+    __tablename__ = "ocpi_evses"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    location_id: Mapped[str] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    last_updated: Mapped[datetime]
+
+
+class OutboxRow(Base):
+    """One push to one partner (the durable outbox): delivered in id order per object,
+    retried with backoff until the partner answers 1000."""
+
+    __tablename__ = "ocpi_outbox"
+    __table_args__ = (
+        Index("ix_ocpi_outbox_pending", "delivered_at", "id"),
+        Index("ix_ocpi_outbox_object", "partner_id", "object_key", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("ocpi_partners.id", ondelete="CASCADE"),
+    )
+    module: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(String(512))
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    object_key: Mapped[str] = mapped_column(String(160))
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class SessionPushRow(Base):
+    """How far a session has been pushed to a partner: charging periods sent, whether the
+    final session went out, and when it was last pushed."""
+
+    __tablename__ = "ocpi_session_pushes"
+    __table_args__ = (Index("ix_ocpi_session_pushes_open", "completed", "pushed_at"),)
+
+    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("ocpi_partners.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    periods_sent: Mapped[int]
+    completed: Mapped[bool] = mapped_column(Boolean)
+    pushed_at: Mapped[datetime]
+
+
+class CursorRow(Base):
+    """Where a publisher loop got to (a timestamp or sequence number as text)."""
+
+    __tablename__ = "ocpi_cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,185 @@
+"""Repository of the OCPI push outbox (ocpi_outbox) and of the publishers' cursors.
+
+Entries are enqueued in the same transaction as the change they announce, so a push is
+never lost nor sent for a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from csms.core.outbox import OutboxEntry, Push, retry_delay
+from csms.core.partners import PartnerStatus
+from csms.storage.models import CursorRow, OutboxRow, PartnerRow
+
+_out = cast(Table, OutboxRow.__table__)
+_p = cast(Table, PartnerRow.__table__)
+_cur = cast(Table, CursorRow.__table__)
+
+
+def _to_entry(row: Any) -> OutboxEntry:
+    return OutboxEntry(
+        id=row.id,
+        partner_id=row.partner_id,
+        partner_name=row.partner_name,
+        module=row.module,
+        method=row.method,
+        url=row.url,
+        body=row.body,
+        object_key=row.object_key,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+    )
+
+
+def _select() -> Any:
+    return select(_out, _p.c.name.label("partner_name")).join(_p, _p.c.id == _out.c.partner_id)
+
+
+async def enqueue(conn: AsyncConnection, partner_id: int, push: Push, now: datetime) -> int:
+    result = await conn.execute(
+        insert(_out).values(
+            partner_id=partner_id,
+            module=push.module,
+            method=push.method,
+            url=push.url,
+            body=push.body,
+            object_key=push.object_key,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            created_at=now,
+            delivered_at=None,
+        )
+    )
+    return int(cast(Sequence[Any], result.inserted_primary_key)[0])
+
+
+async def due(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[OutboxEntry]:
+    """Pushes to send now: undelivered, their retry time reached, to a registered partner,
+    and the oldest undelivered push of their object (order per object)."""
+    earlier = aliased(_out)
+    blocked = exists().where(
+        and_(
+            earlier.c.partner_id == _out.c.partner_id,
+            earlier.c.object_key == _out.c.object_key,
+            earlier.c.delivered_at.is_(None),
+            earlier.c.id < _out.c.id,
+        )
+    )
+    stmt = (
+        _select()
+        .where(
+            _out.c.delivered_at.is_(None),
+            _out.c.next_attempt_at <= now,
+            _p.c.status == PartnerStatus.REGISTERED.value,
+            ~blocked,
+        )
+        .order_by(_out.c.id)
+        .limit(limit)
+    )
+    return [_to_entry(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    """The earliest retry time of an undelivered push to a registered partner."""
+    stmt = (
+        select(func.min(_out.c.next_attempt_at))
+        .join(_p, _p.c.id == _out.c.partner_id)
+        .where(_out.c.delivered_at.is_(None), _p.c.status == PartnerStatus.REGISTERED.value)
+    )
+    # func.min keeps the column's type, so the value comes back as an aware datetime.
+    return cast(datetime | None, (await conn.execute(stmt)).scalar())
+
+
+async def delivered(conn: AsyncConnection, entry_id: int, now: datetime) -> None:
+    await conn.execute(
+        update(_out)
+        .where(_out.c.id == entry_id)
+        .values(delivered_at=now, attempts=_out.c.attempts + 1, last_error=None)
+    )
+
+
+async def failed(
+    conn: AsyncConnection, entry_id: int, attempts: int, error: str, now: datetime
+) -> datetime:
+    """Record a failed attempt (`attempts` counts it); returns when to try again."""
+    retry_at = now + retry_delay(attempts)
+    await conn.execute(
+        update(_out)
+        .where(_out.c.id == entry_id)
+        .values(attempts=attempts, last_error=error[:1000], next_attempt_at=retry_at)
+    )
+    return retry_at
+
+
+async def listing(
+    conn: AsyncConnection,
+    *,
+    partner_id: int | None = None,
+    pending_only: bool = True,
+    failing_only: bool = False,
+    limit: int = 100,
+) -> list[OutboxEntry]:
+    stmt = _select()
+    if partner_id is not None:
+        stmt = stmt.where(_out.c.partner_id == partner_id)
+    if pending_only or failing_only:
+        stmt = stmt.where(_out.c.delivered_at.is_(None))
+    if failing_only:
+        stmt = stmt.where(_out.c.attempts > 0)
+    stmt = stmt.order_by(_out.c.id.desc() if not pending_only else _out.c.id).limit(limit)
+    return [_to_entry(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def counts(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
+    """Per partner name: (undelivered, of which failed at least once)."""
+    stmt = (
+        select(
+            _p.c.name,
+            func.count(),
+            func.sum(func.cast(_out.c.attempts > 0, _out.c.attempts.type)),
+        )
+        .join(_p, _p.c.id == _out.c.partner_id)
+        .where(_out.c.delivered_at.is_(None))
+        .group_by(_p.c.name)
+    )
+    return {r[0]: (int(r[1]), int(r[2] or 0)) for r in (await conn.execute(stmt)).all()}
+
+
+async def drop(conn: AsyncConnection, entry_id: int) -> bool:
+    """Remove an undelivered push (staff giving up on it); True when there was one."""
+    result = await conn.execute(
+        delete(_out).where(_out.c.id == entry_id, _out.c.delivered_at.is_(None))
+    )
+    return bool(result.rowcount)
+
+
+async def prune(conn: AsyncConnection, delivered_before: datetime) -> int:
+    """Forget delivered pushes older than the given time."""
+    result = await conn.execute(
+        delete(_out).where(_out.c.delivered_at.is_not(None), _out.c.delivered_at < delivered_before)
+    )
+    return int(result.rowcount or 0)
+
+
+# --- cursors ---------------------------------------------------------------------------
+
+
+async def cursor(conn: AsyncConnection, name: str) -> str | None:
+    return (await conn.execute(select(_cur.c.value).where(_cur.c.name == name))).scalar()
+
+
+async def set_cursor(conn: AsyncConnection, name: str, value: str) -> None:
+    result = await conn.execute(update(_cur).where(_cur.c.name == name).values(value=value))
+    if not result.rowcount:
+        await conn.execute(insert(_cur).values(name=name, value=value))
