@@ -35,6 +35,8 @@ from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import OcpiSettings, public_base_url
+from ocpi_cpo.routes.locations import PUBLISHER as LOCATION_PUBLISHER
+from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 
 log = structlog.get_logger("csms.app")
 
@@ -125,6 +127,7 @@ class CsmsApp:
         self.api_port: int | None = None
         self.ocpi_port: int | None = None
         self.ocpi_base_url: str | None = None
+        self.ocpi_app: web.Application | None = None
 
     async def start(self) -> None:
         try:
@@ -194,11 +197,13 @@ class CsmsApp:
         self.ocpi_port = int(sock.getsockname()[1])
         self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
         settings = OcpiSettings.from_config(cfg, self.ocpi_base_url, self.clock)
-        runner = web.AppRunner(
-            build_ocpi_app(settings, self.partners, billing=self.billing),
-            access_log=None,
-            handle_signals=False,
-        )
+        self.ocpi_app = build_ocpi_app(settings, self.partners, billing=self.billing)
+        # Changes made in this process wake the publishers at once (others are found by
+        # their periodic passes).
+        self.charging.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
+        self.charging.on_started.append(self.ocpi_app[SESSION_PUBLISHER].wake)
+        self.charging.on_ended.append(self.ocpi_app[SESSION_PUBLISHER].wake)
+        runner = web.AppRunner(self.ocpi_app, access_log=None, handle_signals=False)
         try:
             await runner.setup()
             await web.SockSite(runner, sock).start()

@@ -102,6 +102,13 @@ class OcpiConfig:
     request_timeout: float = 10.0
     # Endpoints a partner must offer to register (comma list of `module` or `module:ROLE`).
     required_endpoints: str = "credentials"
+    # Longest wait, in seconds, before the push worker looks at the outbox again (pushes
+    # enqueued by another process, e.g. the CLI, are seen within this time).
+    push_interval: float = 1.0
+    # Seconds a charger may be disconnected before its EVSEs show UNKNOWN to partners.
+    offline_grace: float = 300.0
+    # Seconds between the updates (PATCH) of a running session pushed to partners.
+    session_update_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,4 +316,10 @@ def _validate_ocpi(section: OcpiConfig) -> None:
         raise ConfigError("ocpi.page_limit must be at least 1")
     if section.request_timeout <= 0:
         raise ConfigError("ocpi.request_timeout must be positive")
+    if section.push_interval <= 0:
+        raise ConfigError("ocpi.push_interval must be positive")
+    if section.offline_grace < 0:
+        raise ConfigError("ocpi.offline_grace must not be negative")
+    if section.session_update_interval <= 0:
+        raise ConfigError("ocpi.session_update_interval must be positive")
     required_endpoints(section.required_endpoints)

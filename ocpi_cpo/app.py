@@ -7,6 +7,8 @@ imports OCPP code.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -19,14 +21,16 @@ from ocpi_cpo.context import (
     BILLING,
     CLIENT,
     PARTNERS,
+    PUSHER,
     REGISTRAR,
     REGISTRY,
     SETTINGS,
     OcpiSettings,
     Registry,
 )
+from ocpi_cpo.push import Pusher
 from ocpi_cpo.registration import Registrar
-from ocpi_cpo.routes import credentials, tariffs, versions
+from ocpi_cpo.routes import cdrs, credentials, locations, sessions, tariffs, versions
 from ocpi_cpo.transport import transport_middleware
 
 ModuleSetup = Callable[[web.Application], None]
@@ -34,7 +38,13 @@ ModuleSetup = Callable[[web.Application], None]
 # Our modules, in the order the version details list them. Each `setup(app)` registers
 # its endpoint (add_endpoint) and routes (add_route); a module listed here is listed in
 # GET /ocpi/2.2.1, one that is not does not exist for partners.
-MODULES: tuple[ModuleSetup, ...] = (credentials.setup, tariffs.setup)
+MODULES: tuple[ModuleSetup, ...] = (
+    credentials.setup,
+    locations.setup,
+    sessions.setup,
+    cdrs.setup,
+    tariffs.setup,
+)
 
 # Largest request body accepted (a credentials object is tiny; pushed tokens lists are not).
 MAX_BODY = 4 * 1024 * 1024
@@ -53,6 +63,7 @@ def build_ocpi_app(
         app[BILLING] = billing
     app[REGISTRY] = Registry()
     app.cleanup_ctx.append(_partner_client)
+    app.cleanup_ctx.append(_push_worker)
     versions.setup(app)
     for setup in modules:
         setup(app)
@@ -67,3 +78,15 @@ async def _partner_client(app: web.Application) -> AsyncIterator[None]:
         app[CLIENT] = client
         app[REGISTRAR] = Registrar(app[PARTNERS], client, settings.us, settings.required)
         yield
+
+
+async def _push_worker(app: web.Application) -> AsyncIterator[None]:
+    """The outbox push worker (ocpi_cpo.push), from after the partner client exists until
+    before it closes."""
+    pusher = Pusher(app[PARTNERS].db, app[CLIENT], app[SETTINGS])
+    app[PUSHER] = pusher
+    task = asyncio.create_task(pusher.run(), name="ocpi-push")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

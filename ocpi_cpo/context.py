@@ -1,5 +1,6 @@
 """What the OCPI app knows about us (settings from `[ocpi]`, the clock) and the typed keys
-of its state: settings, partner service, route registry, partner client and registrar.
+of its state: settings, partner service, route registry, partner client, registrar and
+push worker.
 
 Values and keys only; they are filled in by ocpi_cpo.app.
 """
@@ -17,6 +18,7 @@ from csms.core.partners import InterfaceRole, PartyRole, Role
 from csms.services.billing import BillingService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
+from ocpi_cpo.push import Pusher
 from ocpi_cpo.registration import Registrar, Required, Us
 from ocpi_cpo.versions import VERSIONS_PATH, OurEndpoint
 
@@ -33,6 +35,9 @@ class OcpiSettings:
     page_limit: int = 100
     request_timeout: float = 10.0
     required: Required = ()
+    push_interval: float = 1.0
+    offline_grace: float = 300.0
+    session_update_interval: float = 60.0
     clock: Clock = utc_now
 
     @classmethod
@@ -46,6 +51,9 @@ class OcpiSettings:
             business_website=config.business_website,
             page_limit=config.page_limit,
             request_timeout=config.request_timeout,
+            push_interval=config.push_interval,
+            offline_grace=config.offline_grace,
+            session_update_interval=config.session_update_interval,
             required=tuple(
                 (module, None if role is None else InterfaceRole(role))
                 for module, role in required_endpoints(config.required_endpoints)
@@ -110,3 +118,4 @@ BILLING = web.AppKey("ocpi_billing", BillingService)
 REGISTRY = web.AppKey("ocpi_registry", Registry)
 CLIENT = web.AppKey("ocpi_client", OcpiClient)
 REGISTRAR = web.AppKey("ocpi_registrar", Registrar)
+PUSHER = web.AppKey("ocpi_pusher", Pusher)

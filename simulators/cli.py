@@ -1,4 +1,5 @@
-"""The `csms-sim` command: one scripted charger (`charger`) or many (`fleet`).
+"""The `csms-sim` command: one scripted charger (`charger`), many (`fleet`), or an OCPI eMSP
+that registers with a CPO, pulls its modules and prints what the CPO pushes (`emsp`).
 
 Parses options and reports in one line per problem; the simulation itself lives elsewhere.
 """
@@ -6,11 +7,14 @@ Parses options and reports in one line per problem; the simulation itself lives 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -20,7 +24,12 @@ from simulators.fleet import Fleet, FleetOptions
 from simulators.options import SUPPORTED_VERSIONS, ChargerOptions
 from simulators.versions import create_charger, ensure_simulated
 
+if TYPE_CHECKING:
+    from simulators.emsp import EmspSimulator
+
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -240,3 +249,162 @@ def fleet(
         return EXIT_FAILED if report.totals.errors else 0
 
     return _run(output, go())
+
+
+@main.command()
+@click.option("--versions-url", required=True, help="the CPO's OCPI versions URL")
+@click.option(
+    "--token-a",
+    required=True,
+    envvar="CSMS_SIM_TOKEN_A",
+    help="the registration token the CPO handed out (or env CSMS_SIM_TOKEN_A)",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to serve on")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: any free port"
+)
+@click.option("--public-url", default=None, help="base URL the CPO reaches us at")
+@click.option("--country-code", default="NL", show_default=True)
+@click.option("--party-id", default="EMS", show_default=True)
+@click.option("--name", default="Demo eMSP", show_default=True, help="business name")
+@click.option(
+    "--pull",
+    "pull_modules",
+    default="",
+    metavar="MODULES",
+    help="after registering, pull these modules (comma list: locations,tariffs,sessions,cdrs)",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="page size of pulls")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@click.option("--unregister", is_flag=True, help="unregister from the CPO on exit")
+def emsp(
+    versions_url: str,
+    token_a: str,
+    host: str,
+    port: int,
+    public_url: str | None,
+    country_code: str,
+    party_id: str,
+    name: str,
+    pull_modules: str,
+    limit: int | None,
+    as_json: bool,
+    unregister: bool,
+) -> int:
+    """Be an eMSP: register with a CPO over OCPI 2.2.1, pull, print pushes until Ctrl-C."""
+    from simulators.emsp import EmspSimulator, Party, Push
+
+    modules = [m.strip() for m in pull_modules.split(",") if m.strip()]
+    try:
+        party = Party(country_code, party_id, name)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    output = _Output()
+
+    def say(text: str, **event: Any) -> None:
+        output.out(json.dumps(event) if as_json else text)
+
+    def pushed(push: Push) -> None:
+        output.out(json.dumps(push.as_json()) if as_json else push.line)
+
+    sim = EmspSimulator(party, host=host, port=port, public_url=public_url, on_push=pushed)
+
+    async def go() -> int:
+        stop = _stop_on_signals()
+        try:
+            await sim.start()
+        except OSError as exc:
+            raise SimulatorError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        registered = False
+        try:
+            say(
+                f"eMSP {party.country_code}/{party.party_id} listening at {sim.versions_url}",
+                event="listening",
+                versions_url=sim.versions_url,
+            )
+            done = await _unless_stopped(sim.register(versions_url, token_a), stop)
+            if done is None:
+                return 0
+            registered = True
+            cpo = "/".join(done.cpo)
+            say(
+                f'registered with CPO {cpo} "{done.name}" at {versions_url} '
+                f"({len(done.endpoints)} endpoints)",
+                event="registered",
+                cpo=cpo,
+                name=done.name,
+                endpoints=[{"identifier": i, "role": r, "url": u} for i, r, u in done.endpoints],
+            )
+            for module in modules:
+                pulled = await _unless_stopped(_pull(sim, module, limit), stop)
+                if pulled is None:
+                    return 0
+                objects, pages = pulled
+                say(
+                    f"pulled {len(objects)} {module} in {pages} page(s)",
+                    event="pulled",
+                    module=module,
+                    count=len(objects),
+                    pages=pages,
+                    objects=objects,
+                )
+            await stop.wait()
+            return 0
+        finally:
+            if unregister and sim.registration is not None:
+                with contextlib.suppress(SimulatorError):
+                    await sim.unregister()
+            await sim.stop()
+            if registered:
+                say(
+                    f"eMSP stopped: {len(sim.received)} push(es) received",
+                    event="stopped",
+                    pushes=len(sim.received),
+                )
+
+    return _run(output, go())
+
+
+async def _pull(sim: EmspSimulator, module: str, limit: int | None) -> tuple[list[Any], int]:
+    """Every object of `module` and the number of pages it took."""
+    objects: list[Any] = []
+    pages = 0
+    async for page in sim.pages(module, limit):
+        pages += 1
+        objects.extend(page.objects)
+    return objects, pages
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGINT and SIGTERM set (instead of interrupting), for a clean exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def first(sig: signal.Signals) -> None:
+        # A clean stop; a second signal interrupts it.
+        stop.set()
+        loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, first, sig)
+    return stop
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """The result of `work`, or None when `stop` is set first (`work` is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None

@@ -7,7 +7,9 @@
     ├── InvalidRequest      our own request failed the OCPP schema; nothing was sent
     ├── CallErrorReceived   the CSMS answered with a CALLERROR
     ├── InvalidResponse     the CSMS answer failed the OCPP schema
-    └── ResponseTimeout     the CSMS did not answer in time
+    ├── ResponseTimeout     the CSMS did not answer in time
+    ├── EmspError           the eMSP simulator's OCPI call to a CPO failed (simulators.emsp)
+    └── PushRefused         a push the eMSP simulator received cannot be taken (an OCPI answer)
 
 No other module defines exceptions of its own.
 """
@@ -19,10 +21,12 @@ from typing import Any
 __all__ = [
     "CallErrorReceived",
     "ConnectError",
+    "EmspError",
     "InvalidRequest",
     "InvalidResponse",
     "NotConnectedError",
     "OptionsError",
+    "PushRefused",
     "ResponseTimeout",
     "SimulatorError",
 ]
@@ -65,3 +69,18 @@ class InvalidResponse(SimulatorError):
 
 class ResponseTimeout(SimulatorError):
     """The CSMS did not answer a CALL within the response timeout."""
+
+
+class EmspError(SimulatorError):
+    """The eMSP simulator could not register with or pull from a CPO; one line says why."""
+
+
+class PushRefused(SimulatorError):
+    """A push to the eMSP simulator cannot be taken: answered with this HTTP status and OCPI
+    status code (2001 bad object, 2000/2003 unknown object)."""
+
+    def __init__(self, http_status: int, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.status_code = status_code
+        self.message = message

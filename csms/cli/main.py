@@ -22,8 +22,9 @@ LAZY_GROUPS = {
     "commands": ("csms.cli.remote", "commands"),
     "tariffs": ("csms.cli.billing", "tariffs"),
     "cdrs": ("csms.cli.billing", "cdrs"),
-    "locations": ("csms.cli.billing", "locations"),
+    "locations": ("csms.cli.locations", "locations"),
     "ocpi": ("csms.cli.ocpi", "ocpi"),
+    "demo": ("csms.cli.demo", "demo"),
 }
 
 

@@ -1,7 +1,8 @@
-"""`csms ocpi partners`: invite a partner (token A), register with one, list, show, remove.
+"""`csms ocpi partners`: invite a partner (token A), register with one, list, show, remove;
+`csms ocpi outbox`: the pushes waiting for partners.
 
-Argument parsing and printing over csms.services.partners and ocpi_cpo.registration; the
-commands work on the database whether or not the server runs.
+Argument parsing and printing over csms.services.partners, ocpi_cpo.registration and
+csms.storage.outbox; the commands work on the database whether or not the server runs.
 """
 
 from __future__ import annotations
@@ -254,3 +255,163 @@ def remove_cmd(name: str, config_file: str | None) -> None:
 
     _run(config_file, work)
     click.echo(f"partner {name} removed")
+
+
+def outbox_json(e: Any) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "partner": e.partner_name,
+        "module": e.module,
+        "method": e.method,
+        "url": e.url,
+        "object_key": e.object_key,
+        "attempts": e.attempts,
+        "next_attempt_at": None if e.delivered_at is not None else iso(e.next_attempt_at),
+        "last_error": e.last_error,
+        "created_at": iso(e.created_at),
+        "delivered_at": iso(e.delivered_at),
+    }
+
+
+@ocpi.command("outbox")
+@click.option("--partner", "partner_name", metavar="NAME", help="Only pushes to this partner.")
+@click.option("--failing", is_flag=True, help="Only pushes that failed at least once.")
+@click.option("--delivered", is_flag=True, help="The most recently delivered pushes instead.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Most entries shown.",
+)
+@click.option(
+    "--drop", "drop_id", type=int, metavar="ID", help="Delete one undelivered push (give up)."
+)
+@click.option("--retry-now", is_flag=True, help="Make every failing push due now.")
+@config_option
+@json_option
+def outbox_cmd(
+    partner_name: str | None,
+    failing: bool,
+    delivered: bool,
+    limit: int,
+    drop_id: int | None,
+    retry_now: bool,
+    config_file: str | None,
+    as_json: bool,
+) -> None:
+    """Pushes to partners waiting in the outbox: counts per partner, then the entries (id,
+    partner, module, method, URL, attempts, next attempt, last error)."""
+    if drop_id is not None and retry_now:
+        raise CliError("use --drop or --retry-now, not both")
+    if failing and delivered:
+        raise CliError("use --failing or --delivered, not both")
+    if drop_id is not None:
+        _outbox_drop(drop_id, config_file, as_json)
+        return
+    if retry_now:
+        _outbox_retry(partner_name, config_file, as_json)
+        return
+
+    async def work(service: Any, _config: Config) -> tuple[dict[str, tuple[int, int]], list[Any]]:
+        from csms.storage import outbox
+
+        partner_id = None if partner_name is None else (await service.get(partner_name)).id
+        async with service.db.read() as conn:
+            counts = await outbox.counts(conn)
+            entries = await outbox.listing(
+                conn,
+                partner_id=partner_id,
+                failing_only=failing,
+                delivered_only=delivered,
+                limit=limit,
+            )
+        if partner_name is not None:
+            counts = {partner_name: counts.get(partner_name, (0, 0))}
+        return counts, entries
+
+    counts, entries = _run(config_file, work)
+    if as_json:
+        print_json(
+            {
+                "counts": {
+                    name: {"pending": pending, "failing": failing_}
+                    for name, (pending, failing_) in sorted(counts.items())
+                },
+                "entries": [outbox_json(e) for e in entries],
+            }
+        )
+        return
+    if counts:
+        for name, (pending, failing_) in sorted(counts.items()):
+            click.echo(f"{name}: {pending} pending, {failing_} failing")
+    else:
+        click.echo("no pending pushes")
+    if not entries:
+        if delivered:
+            click.echo("no delivered pushes")
+        return
+    click.echo()
+    if delivered:
+        table(
+            ["ID", "PARTNER", "MODULE", "METHOD", "URL", "ATTEMPTS", "DELIVERED"],
+            [
+                [e.id, e.partner_name, e.module, e.method, e.url, e.attempts, iso(e.delivered_at)]
+                for e in entries
+            ],
+        )
+        return
+    table(
+        ["ID", "PARTNER", "MODULE", "METHOD", "URL", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"],
+        [
+            [
+                e.id,
+                e.partner_name,
+                e.module,
+                e.method,
+                e.url,
+                e.attempts,
+                iso(e.next_attempt_at),
+                e.last_error,
+            ]
+            for e in entries
+        ],
+    )
+
+
+def _outbox_drop(entry_id: int, config_file: str | None, as_json: bool) -> None:
+    async def work(service: Any, _config: Config) -> bool:
+        from csms.storage import outbox
+        from csms.storage.database import WriteTx
+
+        async def unit(w: WriteTx) -> bool:
+            return await outbox.drop(await w.connection(), entry_id)
+
+        return await service.db.write(unit)  # type: ignore[no-any-return]
+
+    if not _run(config_file, work):
+        raise CliError(f"no pending push {entry_id}")
+    if as_json:
+        print_json({"dropped": entry_id})
+        return
+    click.echo(f"push {entry_id} dropped (it will not be sent)")
+
+
+def _outbox_retry(partner_name: str | None, config_file: str | None, as_json: bool) -> None:
+    async def work(service: Any, _config: Config) -> int:
+        from csms.storage import outbox
+        from csms.storage.database import WriteTx
+
+        partner_id = None if partner_name is None else (await service.get(partner_name)).id
+        now = service.clock()
+
+        async def unit(w: WriteTx) -> int:
+            return await outbox.retry_now(await w.connection(), now, partner_id)
+
+        return await service.db.write(unit)  # type: ignore[no-any-return]
+
+    count: int = _run(config_file, work)
+    if as_json:
+        print_json({"retried": count})
+        return
+    click.echo(f"{count} failing push{'' if count == 1 else 'es'} due now")

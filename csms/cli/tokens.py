@@ -1,4 +1,4 @@
-"""`csms tokens`: add, list, block, unblock and import id tokens (RFID cards).
+"""`csms tokens`: add, list, show, block, unblock and import id tokens (RFID cards).
 
 Argument parsing and printing over csms.services.staff.
 """
@@ -14,7 +14,7 @@ from csms.cli.chargers import _run
 from csms.cli.common import CliError, config_option, iso, json_option, parse_time, print_json, table
 from csms.core.authorization import Token, TokenStatus
 from csms.core.errors import InvalidInput
-from csms.services.staff import parse_tokens_csv, token_status
+from csms.services.staff import parse_tokens_csv, token_owner, token_status
 
 
 def token_json(t: Token) -> dict[str, Any]:
@@ -46,6 +46,11 @@ def tokens() -> None:
 @click.option("--expires", help="Expiry date/time (ISO 8601).")
 @click.option("--parent", help="Parent (group) id tag.")
 @click.option("--type", "token_type", default="ISO14443", show_default=True)
+@click.option(
+    "--owner",
+    metavar="CC*PID",
+    help="The OCPI party owning the token (an eMSP), e.g. NL*EMS; default: ours.",
+)
 @config_option
 @json_option
 def add_cmd(
@@ -54,12 +59,15 @@ def add_cmd(
     expires: str | None,
     parent: str | None,
     token_type: str,
+    owner: str | None,
     config_file: str | None,
     as_json: bool,
 ) -> None:
-    """Add a token."""
+    """Add a token. Sessions of a token another party owns (--owner) are that party's:
+    partners of that party see them over OCPI; sessions of our own tokens stay ours."""
     try:
         status = token_status(status_text)
+        origin = token_owner(owner)
     except InvalidInput as exc:
         raise CliError(str(exc)) from None
     token = Token(
@@ -68,6 +76,7 @@ def add_cmd(
         type=token_type,
         expires_at=None if expires is None else parse_time(expires, "--expires"),
         parent_uid=parent,
+        origin=origin,
     )
     stored = _run(config_file, lambda s: s.add_token(token))
     if as_json:
@@ -94,6 +103,29 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
     )
 
 
+@tokens.command("show")
+@click.argument("uid")
+@config_option
+@json_option
+def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
+    """One token, with the party owning it."""
+    t = _run(config_file, lambda s: s.token(uid))
+    if as_json:
+        print_json(token_json(t))
+        return
+    rows = [
+        ("uid", t.uid),
+        ("status", t.status.value),
+        ("type", t.type),
+        ("expires", iso(t.expires_at) or "-"),
+        ("parent", t.parent_uid or "-"),
+        ("owner", "us (local)" if t.origin == "local" else t.origin),
+        ("updated", iso(t.updated_at) or "-"),
+    ]
+    for name, value in rows:
+        click.echo(f"{name + ':':<9} {value}")
+
+
 @tokens.command("block")
 @click.argument("uid")
 @config_option
@@ -116,7 +148,9 @@ def unblock_cmd(uid: str, config_file: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @config_option
 def import_cmd(file: str, config_file: str | None) -> None:
-    """Import tokens from CSV (header: uid[,status][,expires][,parent][,type]).
+    """Import tokens from CSV (header: uid[,status][,expires][,parent][,type][,owner]).
+
+    owner is the OCPI party owning a token (CC*PID, e.g. NL*EMS); empty: ours.
 
     Existing tokens are updated; a bad row stops the import before anything is written.
     """

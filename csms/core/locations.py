@@ -7,8 +7,9 @@ Pure values and naming rules; storing them is csms.storage's job.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 # OCPI EVSE.uid is a CiString(36).
 UID_MAX = 36
@@ -48,8 +49,20 @@ class Location:
     time_zone: str
     publish: bool = True
     state: str | None = None
+    parking_type: str | None = None
+    facilities: tuple[str, ...] = ()
+    # OCPI Hours (csms.core.ocpi_locations.opening_hours_from); None: not known.
+    opening_hours: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The OCPI last_updated: the latest real change of the location or of its EVSEs.
+    last_updated: datetime | None = None
+
+    def same_content(self, other: Location) -> bool:
+        """Whether two versions of a location say the same (timestamps aside)."""
+        return replace(self, created_at=None, updated_at=None, last_updated=None) == replace(
+            other, created_at=None, updated_at=None, last_updated=None
+        )
 
     def ocpi_cdr_location(
         self, evse_uid: str, evse_id: str, connector_id: str, spec: ConnectorSpec
@@ -121,8 +134,15 @@ def validate_location(location: Location) -> Location:
         raise ValueError(
             f"unknown time zone {location.time_zone!r} (e.g. Europe/Amsterdam)"
         ) from None
-    from dataclasses import replace
+    from csms.core.ocpi_locations import FACILITIES, PARKING_TYPES, choice
 
+    if location.parking_type is not None:
+        location = replace(
+            location, parking_type=choice(location.parking_type, PARKING_TYPES, "parking type")
+        )
+    location = replace(
+        location, facilities=tuple(choice(f, FACILITIES, "facility") for f in location.facilities)
+    )
     return replace(
         location,
         latitude=_coordinate(location.latitude, 90, "latitude"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,18 +17,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
-from csms.core.authorization import AuthStatus
+from csms.core import ocpi_pushes
+from csms.core.authorization import AuthStatus, Token
 from csms.core.clock import Clock
 from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
 from csms.core.errors import CsmsError, InvalidInput
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
+from csms.core.ocpi_sessions import auth_method, cdr_token
+from csms.core.parties import Party, owner_of
+from csms.core.partners import InterfaceRole
 from csms.core.status import ConnectorStatus
-from csms.core.tariffs import Tariff, TariffError, parse_tariff, parse_tariffs, tariff_to_ocpi
+from csms.core.tariffs import (
+    Tariff,
+    TariffError,
+    ocpi_datetime,
+    parse_tariff,
+    parse_tariffs,
+    tariff_to_ocpi,
+)
 from csms.core.transactions import BillingState, Transaction, TransactionState
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
 from csms.storage import locations as location_repo
+from csms.storage import outbox as outbox_repo
+from csms.storage import partners as partner_repo
 from csms.storage import tariffs as tariff_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
@@ -59,7 +72,6 @@ _CHARGING_STATE = {
     "EVConnected": False,
     "Idle": False,
 }
-_TOKEN_TYPES = {"ISO14443": "RFID", "ISO15693": "RFID", "eMAID": "APP_USER", "Central": "OTHER"}
 
 
 class UnknownTariff(CsmsError):
@@ -80,6 +92,10 @@ class Identity:
 
     country_code: str
     party_id: str
+
+    @property
+    def party(self) -> Party:
+        return Party(self.country_code, self.party_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,9 @@ class BillingService:
         self._clock = clock
         self.identity = identity
         self._wake = asyncio.Event()
+        # Called after transactions were settled (billed, held or void) or a CDR credited
+        # (the OCPI session publisher wakes up: final sessions carry the CDR's numbers).
+        self.on_settled: list[Callable[[], None]] = []
 
     # --- tariffs -------------------------------------------------------------------
 
@@ -169,11 +188,19 @@ class BillingService:
         async def unit(w: WriteTx) -> tuple[int, int]:
             conn = await w.connection()
             created = 0
+            receivers = await _tariff_receivers(conn)
             for tariff in tariffs:
                 data = tariff_to_ocpi(tariff)
                 data["last_updated"] = _iso(now)
+                stored = await tariff_repo.get(conn, tariff.id)
+                if stored is not None and _same_tariff(stored.data, data):
+                    continue  # unchanged: neither its last_updated nor partners move
                 if await tariff_repo.save(conn, tariff.id, tariff.currency, tariff.type, data, now):
                     created += 1
+                pushed = {**data, "last_updated": ocpi_datetime(now)}
+                for partner_id, url in receivers:
+                    push = ocpi_pushes.tariff_put(url, self.identity.party, pushed)
+                    await outbox_repo.enqueue(conn, partner_id, push, now)
             return created, len(tariffs) - created
 
         return await self._db.write(unit)
@@ -208,10 +235,18 @@ class BillingService:
         return [{**t.data, "last_updated": t.updated_at} for t in stored], total
 
     async def remove_tariff(self, tariff_id: str) -> int:
-        """Returns how many assignments went with it."""
+        """Returns how many assignments went with it. Partners taking tariffs are told
+        (DELETE) in the same write."""
+        now = self._clock()
 
         async def unit(w: WriteTx) -> tuple[bool, int]:
-            return await tariff_repo.remove(await w.connection(), tariff_id)
+            conn = await w.connection()
+            removed, assignments = await tariff_repo.remove(conn, tariff_id)
+            if removed:
+                for partner_id, url in await _tariff_receivers(conn):
+                    push = ocpi_pushes.tariff_delete(url, self.identity.party, tariff_id)
+                    await outbox_repo.enqueue(conn, partner_id, push, now)
+            return removed, assignments
 
         removed, assignments = await self._db.write(unit)
         if not removed:
@@ -295,32 +330,6 @@ class BillingService:
                 )
         return None
 
-    # --- locations -----------------------------------------------------------------
-
-    async def save_location(self, location: Location) -> bool:
-        now = self._clock()
-
-        async def unit(w: WriteTx) -> bool:
-            return await location_repo.save(await w.connection(), location, now)
-
-        return await self._db.write(unit)
-
-    async def link(self, location_id: str, cp_id: str, spec: ConnectorSpec) -> None:
-        now = self._clock()
-
-        async def unit(w: WriteTx) -> None:
-            conn = await w.connection()
-            if await location_repo.get(conn, location_id) is None:
-                raise UnknownLocation(f"no location {location_id!r}")
-            await location_repo.link(conn, cp_id, location_id, spec, now)
-
-        await self._db.write(unit)
-
-    async def locations(self) -> list[tuple[Location, list[str]]]:
-        async with self._db.read() as conn:
-            found = await location_repo.list_all(conn)
-            return [(loc, await location_repo.chargers_at(conn, loc.id)) for loc in found]
-
     # --- pricing -------------------------------------------------------------------
 
     async def price(self, tx_id: int, now: datetime | None = None) -> Priced:
@@ -400,7 +409,13 @@ class BillingService:
                 await self._settle(tx)
             except Exception:
                 log.exception("cdr_failed", transaction_id=tx.id)
+        if pending:
+            self._settled()
         return len(pending)
+
+    def _settled(self) -> None:
+        for hook in self.on_settled:
+            hook()
 
     async def _settle(self, tx: Transaction) -> None:
         now = self._clock()
@@ -430,7 +445,7 @@ class BillingService:
             token = await token_repo.get(conn, tx.id_tag) if tx.id_tag else None
             charger = await cp_repo.get(conn, tx.charge_point_id)
             samples = await tx_repo.samples_of(conn, tx.id)
-        data = self._cdr_object(tx, priced, token.type if token else None, charger, samples)
+        data = self._cdr_object(tx, priced, token, charger, samples)
 
         async def unit(w: WriteTx) -> str | None:
             conn = await w.connection()
@@ -495,26 +510,26 @@ class BillingService:
         self,
         tx: Transaction,
         priced: Priced,
-        token_type: str | None,
+        token: Token | None,
         charger: Any,
         samples: Sequence[Sample],
     ) -> dict[str, Any]:
-        """The OCPI 2.2.1 CDR (without id and last_updated, set when stored)."""
+        """The OCPI 2.2.1 CDR (without id and last_updated, set when stored). Its token
+        is owned by the token's party (us for our own and unknown tokens)."""
         cost = priced.cost
+        owner = owner_of(token.origin) if token is not None else None
+        if owner == self.identity.party:
+            owner = None
         data: dict[str, Any] = {
             "country_code": self.identity.country_code,
             "party_id": self.identity.party_id,
             "start_date_time": _iso(tx.start_at),
             "end_date_time": _iso(tx.stop_at or tx.start_at),
             "session_id": str(tx.id),
-            "cdr_token": {
-                "country_code": self.identity.country_code,
-                "party_id": self.identity.party_id,
-                "uid": tx.id_tag or "UNKNOWN",
-                "type": _TOKEN_TYPES.get(token_type or "ISO14443", "OTHER"),
-                "contract_id": tx.id_tag or "UNKNOWN",
-            },
-            "auth_method": "COMMAND" if tx.remote_start_id is not None else "AUTH_REQUEST",
+            "cdr_token": cdr_token(
+                owner or self.identity.party, tx.id_tag, token.type if token else None
+            ),
+            "auth_method": auth_method(tx, whitelisted=owner is not None).value,
             "currency": cost.currency,
             **cost_to_ocpi(cost),
         }
@@ -610,7 +625,9 @@ class BillingService:
             await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.HELD.value)
             return original, credit
 
-        return await self._db.write(unit)
+        done = await self._db.write(unit)
+        self._settled()
+        return done
 
     async def resolve(
         self, tx_id: int, *, energy_wh: int | None = None, void: bool = False
@@ -676,6 +693,19 @@ class BillingService:
                 log.exception("billing_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), period)
+
+
+async def _tariff_receivers(conn: Any) -> list[tuple[int, str]]:
+    """(partner id, tariffs endpoint URL) of the registered partners taking tariffs."""
+    found = await partner_repo.registered_with_endpoint(conn, "tariffs", InterfaceRole.RECEIVER)
+    return [(partner.id, url) for partner, url in found]
+
+
+def _same_tariff(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a stored tariff says what `new` says (last_updated aside)."""
+    return {k: v for k, v in stored.items() if k != "last_updated"} == {
+        k: v for k, v in new.items() if k != "last_updated"
+    }
 
 
 def _negated(data: dict[str, Any]) -> dict[str, Any]:

@@ -279,6 +279,11 @@ class ChargingService:
         self._remote_starts: dict[str, list[_RemoteStart]] = {}
         # Called after a transaction ended (billing wakes up to build its CDR).
         self.on_ended: list[Callable[[], None]] = []
+        # Called after a new transaction started (the OCPI session publisher wakes up).
+        self.on_started: list[Callable[[], None]] = []
+        # Called after a status or a connection change is committed (the OCPI location
+        # publisher's wake).
+        self.on_status: list[Callable[[], None]] = []
 
     def now(self) -> datetime:
         return self._clock()
@@ -297,6 +302,7 @@ class ChargingService:
             cp_repo.connected_later(w, cp_id, version, registration, now)
 
         await self._db.write(unit)
+        self._status_changed()
         return registration
 
     async def disconnected(self, cp_id: str, last_seen: datetime) -> None:
@@ -306,6 +312,7 @@ class ChargingService:
             cp_repo.disconnected_later(w, cp_id, last_seen, now)
 
         await self._db.write(unit)
+        self._status_changed()
 
     async def seen(self, seen: Sequence[tuple[str, datetime]]) -> None:
         """Flush 'last heard from' times collected in memory."""
@@ -364,6 +371,7 @@ class ChargingService:
             cp_repo.record_status_later(w, cp_id, report, now)
 
         await self._db.write(unit)
+        self._status_changed()
 
     async def authorize(self, cp_id: str, id_tag: str, token_type: str | None = None) -> AuthResult:
         now = self._clock()
@@ -431,6 +439,8 @@ class ChargingService:
             evse_id=req.evse_id,
             auth_status=result.auth.status.value,
         )
+        if not result.duplicate:
+            self._started()
         return result
 
     async def stop_transaction(self, cp_id: str, req: StopRequest) -> StopResult:
@@ -508,6 +518,14 @@ class ChargingService:
 
     def _ended(self) -> None:
         for hook in self.on_ended:
+            hook()
+
+    def _status_changed(self) -> None:
+        for hook in self.on_status:
+            hook()
+
+    def _started(self) -> None:
+        for hook in self.on_started:
             hook()
 
     async def meter_values(self, cp_id: str, report: MeterReport) -> bool:
@@ -716,6 +734,7 @@ class ChargingService:
                 evse_id=event.evse_id,
                 offline=event.offline,
             )
+            self._started()
         elif result.ended:
             log.info(
                 "transaction_stopped",

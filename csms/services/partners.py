@@ -84,6 +84,8 @@ class PartnerService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # Partners as last loaded for `authenticate`, checked against their row each time.
+        self._known: dict[int, Partner] = {}
 
     async def list_all(self) -> list[Partner]:
         async with self.db.read() as conn:
@@ -147,7 +149,7 @@ class PartnerService:
             return None
         hashes = [hash_token(token) for token, _ in candidates]
         async with self.db.read() as conn:
-            match: TokenMatch | None = await repo.find_by_token_hash(conn, hashes)
+            match: TokenMatch | None = await repo.find_by_token_hash(conn, hashes, self._known)
         if match is None:
             return None
         token, encoding = candidates[hashes.index(match.token_hash)]

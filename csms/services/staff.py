@@ -18,6 +18,7 @@ from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, S
 from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
 from csms.core.metering import Sample
+from csms.core.parties import LOCAL, check_origin
 from csms.core.passwords import hash_password
 from csms.core.reservations import Reservation
 from csms.core.transactions import Transaction
@@ -215,6 +216,13 @@ class StaffService:
         async with self._db.read() as conn:
             return await token_repo.list_all(conn)
 
+    async def token(self, uid: str) -> Token:
+        async with self._db.read() as conn:
+            found = await token_repo.get(conn, uid)
+        if found is None:
+            raise UnknownToken(f"no token {uid}")
+        return found
+
     async def import_tokens(self, tokens: Sequence[Token]) -> tuple[int, int]:
         for token in tokens:
             _check_token(token)
@@ -282,10 +290,28 @@ def _check_token(token: Token) -> None:
         raise InvalidInput(f"invalid token uid {token.uid!r} (1 to 36 characters, no spaces)")
     if token.parent_uid is not None and len(token.parent_uid) > 36:
         raise InvalidInput(f"invalid parent uid {token.parent_uid!r}")
+    try:
+        origin = check_origin(token.origin)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if origin != token.origin:
+        raise InvalidInput(f"token origin must be written {origin!r}, not {token.origin!r}")
+
+
+def token_owner(text: str | None) -> str:
+    """The origin of a token from an `--owner`/`owner` value: `CC*PID` for a token another
+    party (an eMSP) owns, nothing or `local` for our own customers' tokens."""
+    if text is None or not text.strip():
+        return LOCAL
+    try:
+        return check_origin(text)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def parse_tokens_csv(text: str) -> list[Token]:
-    """Tokens from CSV with a header row: uid[,status][,expires][,parent][,type].
+    """Tokens from CSV with a header row: uid[,status][,expires][,parent][,type][,owner]
+    (owner: `CC*PID` of the party owning the token, empty for ours).
 
     Raises InvalidInput naming the line of the first bad row; nothing is half-read.
     """
@@ -295,7 +321,7 @@ def parse_tokens_csv(text: str) -> list[Token]:
     fields = [f.strip().lower() for f in reader.fieldnames]
     if "uid" not in fields:
         raise InvalidInput("the header row must name a 'uid' column")
-    allowed = {"uid", "status", "expires", "parent", "type"}
+    allowed = {"uid", "status", "expires", "parent", "type", "owner"}
     unknown = [f for f in fields if f not in allowed]
     if unknown:
         raise InvalidInput(f"unknown column(s): {', '.join(unknown)}")
@@ -321,12 +347,17 @@ def parse_tokens_csv(text: str) -> list[Token]:
                 raise InvalidInput(
                     f"line {line}: expires is not a date/time: {expires_text!r}"
                 ) from None
+        try:
+            origin = token_owner(row.get("owner"))
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {line}: {exc}") from None
         token = Token(
             uid=uid,
             status=status,
             type=(row.get("type") or "ISO14443").strip() or "ISO14443",
             expires_at=expires,
             parent_uid=(row.get("parent") or "").strip() or None,
+            origin=origin,
         )
         try:
             _check_token(token)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, false, insert, select, update
+from sqlalchemy import Table, bindparam, delete, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -418,3 +418,26 @@ async def statuses_between(
         )
     ).all()
     return [(r.status_at, ConnectorStatus(r.status)) for r in (*before, *during)]
+
+
+# --- change scans (the OCPI location publisher) -----------------------------------------
+
+
+async def changed_since(conn: AsyncConnection, since: datetime) -> set[str]:
+    """Chargers whose own row or a connector status changed after `since` (both times are
+    written with every change)."""
+    a = select(_cp.c.id).where(_cp.c.updated_at > since)
+    b = select(_conn.c.charge_point_id).where(_conn.c.updated_at > since)
+    return {r[0] for r in (await conn.execute(a.union(b))).all()}
+
+
+async def offline_between(conn: AsyncConnection, after: datetime, until: datetime) -> set[str]:
+    """Disconnected chargers that went away in (after, until]."""
+    stmt = select(_cp.c.id).where(
+        _cp.c.connected.is_(False), _cp.c.disconnected_at > after, _cp.c.disconnected_at <= until
+    )
+    return {r[0] for r in (await conn.execute(stmt)).all()}
+
+
+async def count(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(_cp))).scalar_one())

@@ -173,3 +173,24 @@ async def set_value(
         .values(value=value, updated_at=now)
     )
     return bool(result.rowcount)
+
+
+async def disabled_components(
+    conn: AsyncConnection, cp_ids: Sequence[str], components: Sequence[str]
+) -> dict[str, set[str]]:
+    """Per charger, which of `components` report `Enabled` (or `Available`) false at
+    charger level (OCPP 2.0.1 controllers, e.g. ReservationCtrlr)."""
+    if not cp_ids:
+        return {}
+    stmt = select(_dv.c.charge_point_id, _dv.c.component).where(
+        _dv.c.charge_point_id.in_(list(cp_ids)),
+        _dv.c.component.in_(list(components)),
+        _dv.c.variable.in_(["Enabled", "Available"]),
+        _dv.c.attribute_type == "Actual",
+        _dv.c.evse_id < 0,
+        _dv.c.value.in_(["false", "False", "FALSE", "0"]),
+    )
+    out: dict[str, set[str]] = {}
+    for cp_id, component in (await conn.execute(stmt)).all():
+        out.setdefault(cp_id, set()).add(component)
+    return out

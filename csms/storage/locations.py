@@ -5,17 +5,21 @@ Takes an AsyncConnection; returns csms.core Location and ConnectorSpec values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from csms.core.locations import ConnectorSpec, Location
-from csms.storage.models import ChargerLocationRow, LocationRow
+from csms.storage.models import ChargerLocationRow, EvseLinkRow, LocationRow
 
 _loc = cast(Table, LocationRow.__table__)
 _link = cast(Table, ChargerLocationRow.__table__)
+_evl = cast(Table, EvseLinkRow.__table__)
 
 
 def _to_location(row: Any) -> Location:
@@ -31,8 +35,12 @@ def _to_location(row: Any) -> Location:
         time_zone=row.time_zone,
         publish=row.publish,
         state=row.state,
+        parking_type=row.parking_type,
+        facilities=tuple(row.facilities or ()),
+        opening_hours=row.opening_hours,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        last_updated=row.last_updated,
     )
 
 
@@ -52,13 +60,26 @@ async def get(conn: AsyncConnection, location_id: str) -> Location | None:
     return None if row is None else _to_location(row)
 
 
+async def get_any_case(conn: AsyncConnection, location_id: str) -> Location | None:
+    """The location with this id compared case-insensitively (OCPI ids are CiString);
+    the exact id is tried first."""
+    found = await get(conn, location_id)
+    if found is not None:
+        return found
+    stmt = select(_loc).where(func.lower(_loc.c.id) == location_id.lower()).limit(1)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _to_location(row)
+
+
 async def list_all(conn: AsyncConnection) -> list[Location]:
     return [_to_location(r) for r in (await conn.execute(select(_loc).order_by(_loc.c.id))).all()]
 
 
 async def save(conn: AsyncConnection, location: Location, now: datetime) -> bool:
-    """Insert or replace; True when it was new."""
-    values = {
+    """Insert or replace; True when it was new. `last_updated` moves only when the location
+    says something new (an identical save only touches `updated_at`)."""
+    old = await get(conn, location.id)
+    values: dict[str, Any] = {
         "name": location.name,
         "address": location.address,
         "city": location.city,
@@ -69,13 +90,97 @@ async def save(conn: AsyncConnection, location: Location, now: datetime) -> bool
         "longitude": location.longitude,
         "time_zone": location.time_zone,
         "publish": location.publish,
+        "parking_type": location.parking_type,
+        "facilities": list(location.facilities) or None,
+        "opening_hours": location.opening_hours,
         "updated_at": now,
     }
-    result = await conn.execute(update(_loc).where(_loc.c.id == location.id).values(values))
-    if result.rowcount:
+    if old is not None:
+        if not old.same_content(location):
+            values["last_updated"] = now
+        await conn.execute(update(_loc).where(_loc.c.id == location.id).values(values))
         return False
-    await conn.execute(insert(_loc).values(id=location.id, created_at=now, **values))
+    await conn.execute(
+        insert(_loc).values(id=location.id, created_at=now, last_updated=now, **values)
+    )
     return True
+
+
+async def touch(conn: AsyncConnection, location_ids: Iterable[str], now: datetime) -> None:
+    """An EVSE of these locations really changed: their last_updated becomes `now`."""
+    ids = sorted(set(location_ids))
+    if ids:
+        await conn.execute(
+            update(_loc)
+            .where(_loc.c.id.in_(ids), _loc.c.last_updated < now)
+            .values(last_updated=now)
+        )
+
+
+async def published_digests(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, str | None]:
+    stmt = select(_loc.c.id, _loc.c.published_digest).where(_loc.c.id.in_(sorted(set(ids))))
+    return {r[0]: r[1] for r in (await conn.execute(stmt)).all()}
+
+
+async def set_published_digest(conn: AsyncConnection, location_id: str, value: str) -> None:
+    await conn.execute(update(_loc).where(_loc.c.id == location_id).values(published_digest=value))
+
+
+async def changed_since(conn: AsyncConnection, since: datetime) -> list[Location]:
+    rows = (await conn.execute(select(_loc).where(_loc.c.updated_at > since))).all()
+    return [_to_location(r) for r in rows]
+
+
+async def published_keys(
+    conn: AsyncConnection,
+    *,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[tuple[str, datetime]], int]:
+    """One page of published locations as (id, last_updated), in a stable order (oldest
+    first: creation time, then id) that does not move when a location changes, filtered
+    on last_updated; with the total matching the filters."""
+    where: list[ColumnElement[bool]] = [_loc.c.publish.is_(True)]
+    if date_from is not None:
+        where.append(_loc.c.last_updated >= date_from)
+    if date_to is not None:
+        where.append(_loc.c.last_updated < date_to)
+    counted = select(func.count()).select_from(_loc).where(*where)
+    total = int((await conn.execute(counted)).scalar_one())
+    if limit == 0 or offset >= total:
+        return [], total
+    # (A window count in the same query makes SQLite sort every row: 20x slower.)
+    rows = (
+        await conn.execute(
+            select(_loc.c.id, _loc.c.last_updated)
+            .where(*where)
+            .order_by(_loc.c.created_at, _loc.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows], total
+
+
+async def counts(conn: AsyncConnection) -> tuple[int, int, int]:
+    """How many locations, charger links and EVSE details there are."""
+    row = (
+        await conn.execute(
+            select(
+                select(func.count()).select_from(_loc).scalar_subquery(),
+                select(func.count()).select_from(_link).scalar_subquery(),
+                select(func.count()).select_from(_evl).scalar_subquery(),
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def get_many(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Location]:
+    stmt = select(_loc).where(_loc.c.id.in_(sorted(set(ids))))
+    return {r.id: _to_location(r) for r in (await conn.execute(stmt)).all()}
 
 
 async def remove(conn: AsyncConnection, location_id: str) -> bool:
@@ -104,9 +209,115 @@ async def link(
 
 
 async def unlink(conn: AsyncConnection, cp_id: str) -> bool:
+    await conn.execute(delete(_evl).where(_evl.c.charge_point_id == cp_id))
     return bool(
         (await conn.execute(delete(_link).where(_link.c.charge_point_id == cp_id))).rowcount
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerLink:
+    """A charger placed at a location: its connector defaults and per-EVSE details."""
+
+    charge_point_id: str
+    location_id: str
+    spec: ConnectorSpec
+    evses: dict[int, EvseDetail]
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EvseDetail:
+    """What staff said about one EVSE; None fields fall back to the charger's defaults."""
+
+    evse_code: str | None = None
+    standard: str | None = None
+    format: str | None = None
+    power_type: str | None = None
+    max_voltage: int | None = None
+    max_amperage: int | None = None
+    max_electric_power: int | None = None
+
+    def spec(self, default: ConnectorSpec) -> ConnectorSpec:
+        return ConnectorSpec(
+            standard=self.standard or default.standard,
+            format=self.format or default.format,
+            power_type=self.power_type or default.power_type,
+            max_voltage=self.max_voltage or default.max_voltage,
+            max_amperage=self.max_amperage or default.max_amperage,
+            max_electric_power=self.max_electric_power
+            if self.max_electric_power is not None
+            else default.max_electric_power,
+        )
+
+
+async def link_evse(
+    conn: AsyncConnection, cp_id: str, evse_id: int, detail: EvseDetail, now: datetime
+) -> None:
+    values = {
+        "evse_code": detail.evse_code,
+        "connector_standard": detail.standard,
+        "connector_format": detail.format,
+        "power_type": detail.power_type,
+        "max_voltage": detail.max_voltage,
+        "max_amperage": detail.max_amperage,
+        "max_electric_power": detail.max_electric_power,
+        "updated_at": now,
+    }
+    result = await conn.execute(
+        update(_evl)
+        .where(_evl.c.charge_point_id == cp_id, _evl.c.evse_id == evse_id)
+        .values(values)
+    )
+    if not result.rowcount:
+        await conn.execute(insert(_evl).values(charge_point_id=cp_id, evse_id=evse_id, **values))
+
+
+async def evse_code_owner(conn: AsyncConnection, code: str) -> tuple[str, int] | None:
+    row = (
+        await conn.execute(
+            select(_evl.c.charge_point_id, _evl.c.evse_id).where(_evl.c.evse_code == code)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def links(conn: AsyncConnection, cp_ids: Iterable[str] | None = None) -> list[ChargerLink]:
+    """Charger links with their EVSE details (every charger, or the ones named)."""
+    stmt = select(_link)
+    evl = select(_evl)
+    if cp_ids is not None:
+        ids = list(cp_ids)
+        stmt = stmt.where(_link.c.charge_point_id.in_(ids))
+        evl = evl.where(_evl.c.charge_point_id.in_(ids))
+    details: dict[str, dict[int, EvseDetail]] = {}
+    for r in (await conn.execute(evl)).all():
+        details.setdefault(r.charge_point_id, {})[r.evse_id] = EvseDetail(
+            evse_code=r.evse_code,
+            standard=r.connector_standard,
+            format=r.connector_format,
+            power_type=r.power_type,
+            max_voltage=r.max_voltage,
+            max_amperage=r.max_amperage,
+            max_electric_power=r.max_electric_power,
+        )
+    return [
+        ChargerLink(
+            charge_point_id=r.charge_point_id,
+            location_id=r.location_id,
+            spec=_to_spec(r),
+            evses=details.get(r.charge_point_id, {}),
+            updated_at=r.updated_at,
+        )
+        for r in (await conn.execute(stmt.order_by(_link.c.charge_point_id))).all()
+    ]
+
+
+async def links_changed_since(conn: AsyncConnection, since: datetime) -> set[str]:
+    """Chargers whose link or EVSE details changed after `since`."""
+    a = select(_link.c.charge_point_id).where(_link.c.updated_at > since)
+    b = select(_evl.c.charge_point_id).where(_evl.c.updated_at > since)
+    return {r[0] for r in (await conn.execute(a.union(b))).all()}
 
 
 async def of_charger(conn: AsyncConnection, cp_id: str) -> tuple[Location, ConnectorSpec] | None:

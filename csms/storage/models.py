@@ -408,6 +408,8 @@ class LocationRow(Base):
     updated_at: Mapped[datetime]
     # The OCPI last_updated: the latest real change of the location or of one of its EVSEs.
     last_updated: Mapped[datetime]
+    # Digest of the location (without EVSEs) as last pushed to partners; None: never pushed.
+    published_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class ChargerLocationRow(Base):
@@ -539,7 +541,7 @@ class EvseLinkRow(Base):
 
     charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    evse_code: Mapped[str | None] = mapped_column(String(48))
+    evse_code: Mapped[str | None] = mapped_column(String(48), unique=True)
     connector_standard: Mapped[str | None] = mapped_column(String(32))
     connector_format: Mapped[str | None] = mapped_column(String(16))
     power_type: Mapped[str | None] = mapped_column(String(16))

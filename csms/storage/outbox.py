@@ -6,7 +6,7 @@ never lost nor sent for a change that was rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -64,11 +64,10 @@ async def enqueue(conn: AsyncConnection, partner_id: int, push: Push, now: datet
     return int(cast(Sequence[Any], result.inserted_primary_key)[0])
 
 
-async def due(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[OutboxEntry]:
-    """Pushes to send now: undelivered, their retry time reached, to a registered partner,
-    and the oldest undelivered push of their object (order per object)."""
+def _is_head() -> Any:
+    """The entry is the oldest undelivered push of its object to its partner."""
     earlier = aliased(_out)
-    blocked = exists().where(
+    return ~exists().where(
         and_(
             earlier.c.partner_id == _out.c.partner_id,
             earlier.c.object_key == _out.c.object_key,
@@ -76,27 +75,49 @@ async def due(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[Ou
             earlier.c.id < _out.c.id,
         )
     )
-    stmt = (
-        _select()
-        .where(
-            _out.c.delivered_at.is_(None),
-            _out.c.next_attempt_at <= now,
-            _p.c.status == PartnerStatus.REGISTERED.value,
-            ~blocked,
-        )
-        .order_by(_out.c.id)
-        .limit(limit)
+
+
+async def due(
+    conn: AsyncConnection,
+    now: datetime,
+    limit: int = 100,
+    *,
+    skip_ids: Collection[int] = (),
+    skip_partners: Collection[int] = (),
+) -> list[OutboxEntry]:
+    """Pushes to send now: undelivered, their retry time reached, to a registered partner,
+    and the oldest undelivered push of their object (order per object).
+
+    `skip_ids` (pushes already being sent) and `skip_partners` (partners that may take no
+    more requests now) are left out, so that they do not use up `limit`."""
+    stmt = _select().where(
+        _out.c.delivered_at.is_(None),
+        _out.c.next_attempt_at <= now,
+        _p.c.status == PartnerStatus.REGISTERED.value,
+        _is_head(),
     )
+    if skip_ids:
+        stmt = stmt.where(_out.c.id.not_in(list(skip_ids)))
+    if skip_partners:
+        stmt = stmt.where(_out.c.partner_id.not_in(list(skip_partners)))
+    stmt = stmt.order_by(_out.c.id).limit(limit)
     return [_to_entry(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def next_due_at(conn: AsyncConnection) -> datetime | None:
-    """The earliest retry time of an undelivered push to a registered partner."""
+async def next_due_at(conn: AsyncConnection, *, skip_ids: Collection[int] = ()) -> datetime | None:
+    """The earliest retry time of a push `due` could return (undelivered, to a registered
+    partner, the oldest of its object), leaving out `skip_ids` (pushes being sent)."""
     stmt = (
         select(func.min(_out.c.next_attempt_at))
         .join(_p, _p.c.id == _out.c.partner_id)
-        .where(_out.c.delivered_at.is_(None), _p.c.status == PartnerStatus.REGISTERED.value)
+        .where(
+            _out.c.delivered_at.is_(None),
+            _p.c.status == PartnerStatus.REGISTERED.value,
+            _is_head(),
+        )
     )
+    if skip_ids:
+        stmt = stmt.where(_out.c.id.not_in(list(skip_ids)))
     # func.min keeps the column's type, so the value comes back as an aware datetime.
     return cast(datetime | None, (await conn.execute(stmt)).scalar())
 
@@ -122,6 +143,11 @@ async def failed(
     return retry_at
 
 
+async def get(conn: AsyncConnection, entry_id: int) -> OutboxEntry | None:
+    row = (await conn.execute(_select().where(_out.c.id == entry_id))).first()
+    return None if row is None else _to_entry(row)
+
+
 async def listing(
     conn: AsyncConnection,
     *,
@@ -129,10 +155,18 @@ async def listing(
     pending_only: bool = True,
     failing_only: bool = False,
     limit: int = 100,
+    delivered_only: bool = False,
 ) -> list[OutboxEntry]:
+    """Pushes for people to look at: undelivered ones oldest first (those that failed at
+    least once with `failing_only`), delivered ones most recent first (`delivered_only`),
+    or, with `pending_only=False`, every push, newest first."""
     stmt = _select()
     if partner_id is not None:
         stmt = stmt.where(_out.c.partner_id == partner_id)
+    if delivered_only:
+        stmt = stmt.where(_out.c.delivered_at.is_not(None))
+        stmt = stmt.order_by(_out.c.delivered_at.desc(), _out.c.id.desc())
+        return [_to_entry(r) for r in (await conn.execute(stmt.limit(limit))).all()]
     if pending_only or failing_only:
         stmt = stmt.where(_out.c.delivered_at.is_(None))
     if failing_only:
@@ -154,6 +188,20 @@ async def counts(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
         .group_by(_p.c.name)
     )
     return {r[0]: (int(r[1]), int(r[2] or 0)) for r in (await conn.execute(stmt)).all()}
+
+
+async def retry_now(conn: AsyncConnection, now: datetime, partner_id: int | None = None) -> int:
+    """Make every undelivered push that failed at least once due at `now` (staff, after a
+    partner came back); returns how many."""
+    stmt = (
+        update(_out)
+        .where(_out.c.delivered_at.is_(None), _out.c.attempts > 0)
+        .values(next_attempt_at=now)
+    )
+    if partner_id is not None:
+        stmt = stmt.where(_out.c.partner_id == partner_id)
+    result = await conn.execute(stmt)
+    return int(result.rowcount or 0)
 
 
 async def drop(conn: AsyncConnection, entry_id: int) -> bool:

@@ -122,9 +122,13 @@ async def registered_with_endpoint(
     return [(p, r.endpoint_url) for p, r in zip(partners, rows, strict=True)]
 
 
-async def find_by_token_hash(conn: AsyncConnection, hashes: Sequence[str]) -> TokenMatch | None:
+async def find_by_token_hash(
+    conn: AsyncConnection, hashes: Sequence[str], known: dict[int, Partner] | None = None
+) -> TokenMatch | None:
     """The partner whose one-time or registered token has one of these hashes (in the order
-    given: the first hash that matches wins)."""
+    given: the first hash that matches wins). `known` caches loaded partners between calls:
+    one is reused while its row's updated_at is unchanged (every change of a partner, its
+    roles or endpoints moves it), saving the roles and endpoints queries."""
     rows = (
         await conn.execute(
             select(_p).where(or_(_p.c.token_a_hash.in_(hashes), _p.c.our_token_hash.in_(hashes)))
@@ -135,7 +139,13 @@ async def find_by_token_hash(conn: AsyncConnection, hashes: Sequence[str]) -> To
     for h in hashes:
         for row in rows:
             if h in (row.token_a_hash, row.our_token_hash):
-                (partner,) = await _load(conn, [row])
+                cached = None if known is None else known.get(row.id)
+                if cached is not None and cached.updated_at == row.updated_at:
+                    partner = cached
+                else:
+                    (partner,) = await _load(conn, [row])
+                    if known is not None:
+                        known[row.id] = partner
                 return TokenMatch(partner, h, one_time=row.token_a_hash == h)
     return None  # pragma: no cover - a row matched one of the hashes
 

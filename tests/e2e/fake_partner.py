@@ -3,7 +3,8 @@ and credentials endpoint, can register with our CPO bridge (POST/PUT/DELETE), an
 every request it received so tests can look at headers.
 
 Knobs: which versions and endpoints it offers, which token encoding it accepts and which
-it sends, whether it calls our versions endpoint back while answering our POST.
+it sends, whether it calls our versions endpoint back while answering our POST, and how it
+answers pushes to its Receiver modules (`push_answer`; every push is kept in `pushes`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import binascii
 import contextlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,6 +66,9 @@ class FakePartner:
     # While answering our POST, call our versions endpoint with the token we just offered.
     call_back: bool = True
     roles: tuple[dict[str, Any], ...] = (EMSP_ROLE,)
+    # How it answers a push (a request to one of its Receiver modules): (HTTP status, OCPI
+    # status_code); None answers every push (200, 1000).
+    push_answer: Callable[[Seen], tuple[int, int]] | None = None
 
     # State.
     tokens: set[str] = field(default_factory=set)  # tokens it accepts from us
@@ -72,6 +77,7 @@ class FakePartner:
     their_token_b: str | None = None  # the token it gave us when registering with us
     seen: list[Seen] = field(default_factory=list)
     callbacks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    pushes: list[Seen] = field(default_factory=list)  # requests to its Receiver modules
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -89,7 +95,8 @@ class FakePartner:
         app.router.add_route("*", "/ocpi/emsp/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # The port it had when started again after stop() (a partner coming back).
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         server = site._server
         assert server is not None
@@ -151,7 +158,18 @@ class FakePartner:
             )
         if tail.endswith("/credentials"):
             return await self._credentials(request, token, body)
+        version, _, rest = tail.partition("/")
+        module = rest.partition("/")[0]
+        if version in self.versions and (module, "RECEIVER") in self.endpoints:
+            return self._push(self.seen[-1])
         return self._error(404, 2000, "unknown path")
+
+    def _push(self, seen: Seen) -> web.Response:
+        self.pushes.append(seen)
+        http, code = (200, 1000) if self.push_answer is None else self.push_answer(seen)
+        if code == 1000:
+            return self._ok(None, http)
+        return self._error(http, code, f"refused by the fake ({code})")
 
     async def _credentials(self, request: web.Request, token: str, body: Any) -> web.Response:
         if request.method == "GET":

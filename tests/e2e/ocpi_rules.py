@@ -179,3 +179,65 @@ def cdr_errors(cdr: dict[str, Any]) -> list[str]:
         r.fail(f"{p}.credit_reference_id", "required on a credit CDR")
     r.datetime(cdr, "last_updated", p)
     return r.errors
+
+
+SESSION_STATUSES = {"ACTIVE", "COMPLETED", "INVALID", "PENDING", "RESERVATION"}
+
+
+def _cdr_token(r: Rules, token: Any, path: str) -> None:
+    if not isinstance(token, dict):
+        r.fail(path, "missing")
+        return
+    r.string(token, "country_code", path, 2)
+    r.string(token, "party_id", path, 3)
+    r.string(token, "uid", path, 36)
+    r.enum(token, "type", path, TOKEN_TYPES)
+    r.string(token, "contract_id", path, 36)
+
+
+def _charging_periods(r: Rules, periods: Any, path: str, required: bool) -> None:
+    if periods is None and not required:
+        return
+    if not isinstance(periods, list) or (required and not periods):
+        r.fail(path, "at least one period is required" if required else "must be a list")
+        return
+    for index, period in enumerate(periods):
+        pp = f"{path}[{index}]"
+        r.datetime(period, "start_date_time", pp)
+        dims = period.get("dimensions")
+        if not isinstance(dims, list) or not dims:
+            r.fail(f"{pp}.dimensions", "at least one dimension is required")
+            continue
+        for d_index, dim in enumerate(dims):
+            r.enum(dim, "type", f"{pp}.dimensions[{d_index}]", DIMENSIONS)
+            r.number(dim, "volume", f"{pp}.dimensions[{d_index}]")
+        r.string(period, "tariff_id", pp, 36, required=False)
+
+
+def session_errors(session: dict[str, Any]) -> list[str]:
+    """Every way `session` breaks the OCPI 2.2.1 Session rules (empty: valid)."""
+    r = Rules()
+    p = "session"
+    r.string(session, "country_code", p, 2)
+    r.string(session, "party_id", p, 3)
+    r.string(session, "id", p, 36)
+    r.datetime(session, "start_date_time", p)
+    r.datetime(session, "end_date_time", p, required=False)
+    r.number(session, "kwh", p)
+    _cdr_token(r, session.get("cdr_token"), f"{p}.cdr_token")
+    r.enum(session, "auth_method", p, AUTH_METHODS)
+    r.string(session, "authorization_reference", p, 36, required=False)
+    r.string(session, "location_id", p, 36)
+    r.string(session, "evse_uid", p, 36)
+    r.string(session, "connector_id", p, 36)
+    r.string(session, "meter_id", p, 255, required=False)
+    currency = session.get("currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        r.fail(f"{p}.currency", f"not ISO 4217: {currency!r}")
+    _charging_periods(r, session.get("charging_periods"), f"{p}.charging_periods", False)
+    r.price(session, "total_cost", p, required=False)
+    r.enum(session, "status", p, SESSION_STATUSES)
+    r.datetime(session, "last_updated", p)
+    if session.get("status") in ("COMPLETED",) and "end_date_time" not in session:
+        r.fail(f"{p}.end_date_time", "a completed session has an end")
+    return r.errors

@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("facilities", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("opening_hours", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("last_updated", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("published_digest", sa.String(length=64), nullable=True))
     op.execute("UPDATE locations SET last_updated = updated_at")
     with op.batch_alter_table("locations", schema=None) as batch_op:
         batch_op.alter_column(
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.Column("max_electric_power", sa.Integer(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("charge_point_id", "evse_id", name=op.f("pk_evse_links")),
+        sa.UniqueConstraint("evse_code", name=op.f("uq_evse_links_evse_code")),
     )
 
     op.create_table(
@@ -149,6 +151,7 @@ def downgrade() -> None:
     with op.batch_alter_table("locations", schema=None) as batch_op:
         batch_op.drop_index("ix_locations_last_updated")
         batch_op.drop_index("ix_locations_publish_order")
+        batch_op.drop_column("published_digest")
         batch_op.drop_column("last_updated")
         batch_op.drop_column("opening_hours")
         batch_op.drop_column("facilities")

@@ -1,0 +1,359 @@
+"""`csms locations`: the sites chargers stand at, as partners will see them (add, update,
+link chargers and EVSEs, list, show, remove, import). Data commands: they work on the
+database whether or not the server runs; a running server publishes the change.
+
+Argument parsing and printing over csms.services.locations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from csms.cli.common import CliError, config_option, iso, json_option, print_json, run_db, table
+
+T = TypeVar("T")
+
+PUBLISH_HELP = "Whether partners (OCPI) may see it (default: published)."
+
+
+def _locations(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
+    from csms.core.clock import utc_now
+    from csms.core.errors import CsmsError
+    from csms.services.locations import LocationService
+
+    async def wrapped(db: Any) -> T:
+        try:
+            return await work(LocationService(db, utc_now))
+        except CsmsError as exc:
+            raise CliError(str(exc)) from None
+
+    return run_db(config_file, wrapped)
+
+
+def _facilities(text: str | None) -> tuple[str, ...] | None:
+    from csms.core.ocpi_locations import facilities_from
+
+    if text is None:
+        return None
+    try:
+        return facilities_from(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _hours(text: str | None) -> dict[str, Any] | None:
+    from csms.core.ocpi_locations import opening_hours_from
+
+    if text is None:
+        return None
+    try:
+        return opening_hours_from(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+@click.group()
+def locations() -> None:
+    """Sites where chargers stand (published to partners; their time zone prices sessions)."""
+
+
+def _site_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            [
+                click.option("--name"),
+                click.option("--address", required=required),
+                click.option("--city", required=required),
+                click.option("--postal-code"),
+                click.option("--state"),
+                click.option("--country", required=required, help="ISO 3166-1 alpha-3, e.g. NLD."),
+                click.option("--lat", required=required, help="Latitude, e.g. 52.3702."),
+                click.option("--lon", required=required, help="Longitude, e.g. 4.8952."),
+                click.option("--time-zone", required=required, help="IANA, e.g. Europe/Amsterdam."),
+                click.option("--publish/--no-publish", default=None, help=PUBLISH_HELP),
+                click.option(
+                    "--opening-hours",
+                    help="'24/7' or e.g. 'Mo-Fr 08:00-18:00; Sa 09:00-13:00' ('' = unknown).",
+                ),
+                click.option("--facilities", help="Comma list, e.g. WIFI,CAFE ('' = none)."),
+                click.option(
+                    "--parking-type",
+                    help="ON_STREET, PARKING_LOT, ... ('' = unknown).",
+                ),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+@locations.command("add")
+@click.argument("location_id")
+@_site_options(required=True)
+@config_option
+def locations_add(location_id: str, config_file: str | None, **fields: Any) -> None:
+    """Add a location."""
+    from csms.core.locations import Location
+
+    location = Location(
+        id=location_id,
+        name=fields["name"],
+        address=fields["address"],
+        city=fields["city"],
+        postal_code=fields["postal_code"],
+        country=fields["country"],
+        latitude=fields["lat"],
+        longitude=fields["lon"],
+        time_zone=fields["time_zone"],
+        state=fields["state"],
+        publish=fields["publish"] is not False,
+        parking_type=fields["parking_type"] or None,
+        facilities=_facilities(fields["facilities"]) or (),
+        opening_hours=_hours(fields["opening_hours"]),
+    )
+    _locations(config_file, lambda s: s.add(location))
+    click.echo(f"added location {location_id}")
+
+
+@locations.command("update")
+@click.argument("location_id")
+@_site_options(required=False)
+@config_option
+def locations_update(location_id: str, config_file: str | None, **fields: Any) -> None:
+    """Change what is given; everything else stays."""
+    names = {"lat": "latitude", "lon": "longitude"}
+    changes: dict[str, Any] = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if key == "facilities":
+            changes[key] = _facilities(value)
+        elif key == "opening_hours":
+            changes[key] = _hours(value)
+        elif key in ("name", "postal_code", "state", "parking_type"):
+            changes[key] = value or None
+        else:
+            changes[names.get(key, key)] = value
+    if not changes:
+        raise CliError("nothing to change: give at least one option (see --help)")
+    _locations(config_file, lambda s: s.update(location_id, changes))
+    click.echo(f"updated location {location_id}")
+
+
+@locations.command("remove")
+@click.argument("location_id")
+@config_option
+def locations_remove(location_id: str, config_file: str | None) -> None:
+    """Remove an unpublished location (its chargers are unlinked)."""
+    _locations(config_file, lambda s: s.remove(location_id))
+    click.echo(f"removed location {location_id}")
+
+
+@locations.command("link")
+@click.argument("location_id")
+@click.option("--charger", "charger_id", required=True)
+@click.option("--evse", "evse_number", type=int, help="Describe this EVSE of the charger only.")
+@click.option("--evse-id", "evse_code", help="eMI3 EVSE id of --evse, e.g. NL*ABC*E0001.")
+@click.option("--connector-standard", help="OCPI ConnectorType [default: IEC_62196_T2].")
+@click.option("--format", "connector_format", help="SOCKET or CABLE [default: SOCKET].")
+@click.option("--power-type", help="AC_1_PHASE, AC_3_PHASE, DC, ... [default: AC_3_PHASE].")
+@click.option("--max-voltage", type=click.IntRange(1), help="Volts [default: 230].")
+@click.option("--max-amperage", type=click.IntRange(1), help="Amperes [default: 32].")
+@click.option("--max-power", type=click.IntRange(1), help="Watts.")
+@config_option
+def locations_link(
+    location_id: str,
+    charger_id: str,
+    evse_number: int | None,
+    evse_code: str | None,
+    connector_standard: str | None,
+    connector_format: str | None,
+    power_type: str | None,
+    max_voltage: int | None,
+    max_amperage: int | None,
+    max_power: int | None,
+    config_file: str | None,
+) -> None:
+    """Place a charger at a location (works before it ever connected); with --evse, say
+    what one of its EVSEs is (its EVSE id and connector, where it differs)."""
+    from csms.core.locations import ConnectorSpec
+    from csms.storage.locations import EvseDetail
+
+    if evse_number is None:
+        if evse_code is not None:
+            raise CliError("--evse-id needs --evse N (the EVSE it names)")
+        d = ConnectorSpec()
+        spec = ConnectorSpec(
+            connector_standard or d.standard,
+            (connector_format or d.format).upper(),
+            (power_type or d.power_type).upper(),
+            max_voltage or d.max_voltage,
+            max_amperage or d.max_amperage,
+            max_power,
+        )
+        _locations(config_file, lambda s: s.link(location_id, charger_id, spec))
+        click.echo(f"charger {charger_id} is at location {location_id}")
+        return
+    detail = EvseDetail(
+        evse_code=evse_code,
+        standard=connector_standard,
+        format=connector_format,
+        power_type=power_type,
+        max_voltage=max_voltage,
+        max_amperage=max_amperage,
+        max_electric_power=max_power,
+    )
+    _locations(config_file, lambda s: s.link(location_id, charger_id, None, (evse_number, detail)))
+    click.echo(f"charger {charger_id} EVSE {evse_number} is at location {location_id}")
+
+
+@locations.command("unlink")
+@click.option("--charger", "charger_id", required=True)
+@config_option
+def locations_unlink(charger_id: str, config_file: str | None) -> None:
+    """Take a charger away from its location (partners see its EVSEs REMOVED)."""
+    _locations(config_file, lambda s: s.unlink(charger_id))
+    click.echo(f"charger {charger_id} is at no location")
+
+
+@locations.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def locations_import(file: Path, config_file: str | None) -> None:
+    """Add or update many locations from a JSON file (a list of OCPI-style locations with
+    `time_zone` and optional `chargers`: [{"id", "connector": {...}, "evses": [{"evse",
+    "evse_id"}]}]); all or nothing."""
+    try:
+        document = orjson.loads(file.read_bytes())
+    except OSError as exc:
+        raise CliError(f"cannot read {file}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise CliError(f"{file} is not JSON: {exc}") from None
+    created, updated = _locations(config_file, lambda s: s.import_document(document))
+    click.echo(f"imported {created + updated} locations ({created} new, {updated} updated)")
+
+
+@locations.command("list")
+@config_option
+@json_option
+def locations_list(config_file: str | None, as_json: bool) -> None:
+    """Every location with its chargers."""
+    found = _locations(config_file, lambda s: s.list())
+    if as_json:
+        print_json([{**location_json(loc), "chargers": chargers} for loc, chargers in found])
+        return
+    if not found:
+        click.echo("no locations")
+        return
+    table(
+        ["ID", "NAME", "CITY", "COUNTRY", "PUBLISHED", "CHARGERS"],
+        [
+            [
+                loc.id,
+                loc.name,
+                loc.city,
+                loc.country,
+                "yes" if loc.publish else "no",
+                ", ".join(chargers) or "-",
+            ]
+            for loc, chargers in found
+        ],
+    )
+
+
+@locations.command("show")
+@click.argument("location_id")
+@config_option
+@json_option
+def locations_show(location_id: str, config_file: str | None, as_json: bool) -> None:
+    """One location: its details, chargers and EVSEs as partners see them."""
+    view = _locations(config_file, lambda s: s.show(location_id))
+    loc = view.location
+    chargers = [
+        {
+            "charger": link.charge_point_id,
+            "connector": {
+                "standard": link.spec.standard,
+                "format": link.spec.format,
+                "power_type": link.spec.power_type,
+                "max_voltage": link.spec.max_voltage,
+                "max_amperage": link.spec.max_amperage,
+                "max_electric_power": link.spec.max_electric_power,
+            },
+            "evses": {str(n): {"evse_id": d.evse_code} for n, d in sorted(link.evses.items())},
+        }
+        for link in view.chargers
+    ]
+    evses = [e.data for e in view.evses]
+    if as_json:
+        print_json({**location_json(loc), "chargers": chargers, "evses": evses})
+        return
+    rows = [
+        ("id", loc.id),
+        ("name", loc.name or "-"),
+        ("address", f"{loc.address}, {loc.postal_code or ''} {loc.city}, {loc.country}"),
+        ("coordinates", f"{loc.latitude}, {loc.longitude}"),
+        ("time zone", loc.time_zone),
+        ("published", "yes" if loc.publish else "no"),
+        ("parking type", loc.parking_type or "-"),
+        ("facilities", ", ".join(loc.facilities) or "-"),
+        ("opening hours", _hours_text(loc.opening_hours)),
+        ("last updated", iso(loc.last_updated)),
+    ]
+    for key, value in rows:
+        click.echo(f"{key + ':':15}{value}")
+    click.echo(f"chargers:      {', '.join(c['charger'] for c in chargers) or '-'}")
+    if evses:
+        click.echo("")
+        table(
+            ["EVSE UID", "EVSE ID", "STATUS", "CONNECTORS", "LAST UPDATED"],
+            [
+                [
+                    e["uid"],
+                    e.get("evse_id", "-"),
+                    e["status"],
+                    " ".join(
+                        f"{c['id']}:{c['standard']}/{c['power_type']}" for c in e["connectors"]
+                    ),
+                    e["last_updated"],
+                ]
+                for e in evses
+            ],
+        )
+
+
+def _hours_text(hours: dict[str, Any] | None) -> str:
+    if hours is None:
+        return "-"
+    if hours.get("twentyfourseven"):
+        return "24/7"
+    days = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
+    return "; ".join(
+        f"{days[r['weekday'] - 1]} {r['period_begin']}-{r['period_end']}"
+        for r in hours.get("regular_hours", [])
+    )
+
+
+def location_json(loc: Any) -> dict[str, Any]:
+    return {
+        "id": loc.id,
+        "name": loc.name,
+        "address": loc.address,
+        "city": loc.city,
+        "postal_code": loc.postal_code,
+        "state": loc.state,
+        "country": loc.country,
+        "coordinates": {"latitude": loc.latitude, "longitude": loc.longitude},
+        "time_zone": loc.time_zone,
+        "publish": loc.publish,
+        "parking_type": loc.parking_type,
+        "facilities": list(loc.facilities),
+        "opening_times": loc.opening_hours,
+        "last_updated": iso(loc.last_updated),
+    }

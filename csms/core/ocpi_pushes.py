@@ -1,0 +1,75 @@
+"""What we push to partners' Receiver endpoints for sessions, CDRs and tariffs: the URL,
+method, body and the outbox object key that orders pushes of one object.
+
+Pure functions; enqueuing is csms.storage.outbox's job (in the write that makes the change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from csms.core.outbox import Push
+from csms.core.parties import Party
+
+
+def object_url(endpoint: str, us: Party, object_id: str) -> str:
+    """`{endpoint}/{country_code}/{party_id}/{object_id}`: where a client-owned object of
+    ours lives at a Receiver (the id escaped as one path segment)."""
+    return f"{endpoint.rstrip('/')}/{us.country_code}/{us.party_id}/{quote(object_id, safe='')}"
+
+
+def session_key(session_id: str) -> str:
+    """Pushes of one session, and of its CDRs, are delivered in order under this key: a CDR
+    never overtakes the final session it bills."""
+    return f"sessions/{session_id}"
+
+
+def session_put(endpoint: str, us: Party, session: Mapping[str, Any]) -> Push:
+    session_id = str(session["id"])
+    return Push(
+        "sessions",
+        "PUT",
+        object_url(endpoint, us, session_id),
+        dict(session),
+        session_key(session_id),
+    )
+
+
+def session_patch(endpoint: str, us: Party, session_id: str, body: Mapping[str, Any]) -> Push:
+    return Push(
+        "sessions",
+        "PATCH",
+        object_url(endpoint, us, session_id),
+        dict(body),
+        session_key(session_id),
+    )
+
+
+def cdr_post(endpoint: str, cdr: Mapping[str, Any]) -> Push:
+    """A new CDR (credit CDRs too) POSTed to the eMSP's cdrs endpoint itself, queued behind
+    the pushes of its session."""
+    session_id = str(cdr.get("session_id") or cdr["id"])
+    return Push("cdrs", "POST", endpoint, dict(cdr), session_key(session_id))
+
+
+def tariff_key(tariff_id: str) -> str:
+    return f"tariffs/{tariff_id}"
+
+
+def tariff_put(endpoint: str, us: Party, tariff: Mapping[str, Any]) -> Push:
+    tariff_id = str(tariff["id"])
+    return Push(
+        "tariffs",
+        "PUT",
+        object_url(endpoint, us, tariff_id),
+        dict(tariff),
+        tariff_key(tariff_id),
+    )
+
+
+def tariff_delete(endpoint: str, us: Party, tariff_id: str) -> Push:
+    return Push(
+        "tariffs", "DELETE", object_url(endpoint, us, tariff_id), None, tariff_key(tariff_id)
+    )

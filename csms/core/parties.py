@@ -1,0 +1,108 @@
+"""OCPI parties (country code + party id) as owners of id tokens, and which sessions and CDRs
+a partner may see: those of tokens owned by one of its parties (a hub: by anyone but us).
+
+Pure values and rules; partners and tokens are stored by csms.storage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from csms.core.partners import PartyRole, Role
+
+# Id token origin of our own customers' tokens (the CPO is their eMSP too).
+LOCAL = "local"
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PARTY = re.compile(r"^[A-Z0-9]{3}$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Party:
+    """An OCPI party: ISO 3166-1 alpha-2 country code and 3-character party id, upper case.
+    Written `NL*EMS` (the separator of eMA and EVSE ids)."""
+
+    country_code: str
+    party_id: str
+
+    def __post_init__(self) -> None:
+        if not _COUNTRY.match(self.country_code) or not _PARTY.match(self.party_id):
+            raise ValueError(
+                f"not an OCPI party: {self.country_code!r} {self.party_id!r} (a 2-letter "
+                "country code and a 3-character party id, letters and digits, upper case)"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id}"
+
+
+def parse_party(text: str) -> Party:
+    """`NL*EMS` (any case) as a Party; ValueError says what is wrong."""
+    country, star, party = text.strip().partition("*")
+    country, party = country.strip().upper(), party.strip().upper()
+    if not star or not _COUNTRY.match(country) or not _PARTY.match(party):
+        raise ValueError(
+            f"owner must be COUNTRY*PARTY, a 2-letter country code and a 3-character party "
+            f"id (letters and digits), e.g. NL*EMS, not {text!r}"
+        )
+    return Party(country, party)
+
+
+def owner_of(origin: str | None) -> Party | None:
+    """The party owning a token of this origin; None for our own tokens (`local`), for no
+    token at all and for an origin that names no party."""
+    if origin is None or origin == LOCAL:
+        return None
+    try:
+        return parse_party(origin)
+    except ValueError:
+        return None
+
+
+def origin_of(owner: Party | None) -> str:
+    """What a token's origin column holds for this owner (None: ours)."""
+    return LOCAL if owner is None else str(owner)
+
+
+def check_origin(origin: str) -> str:
+    """A token origin as stored: `local` or a party in canonical form (ValueError if
+    neither)."""
+    if origin.strip().lower() == LOCAL:
+        return LOCAL
+    return str(parse_party(origin))
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Whose sessions and CDRs one partner may see: tokens owned by one of `parties`, or
+    with `hub`, by any party but us. Our own tokens' sessions are never anyone's."""
+
+    us: Party
+    parties: frozenset[Party] = frozenset()
+    hub: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.hub and not self.parties
+
+    def sees(self, owner: Party | None) -> bool:
+        if owner is None or owner == self.us:
+            return False
+        return self.hub or owner in self.parties
+
+
+def audience(roles: Iterable[PartyRole], us: Party) -> Audience:
+    """What a partner with these credentials roles may see."""
+    parties: set[Party] = set()
+    hub = False
+    for role in roles:
+        hub = hub or role.role is Role.HUB
+        try:
+            party = Party(role.country_code.upper(), role.party_id.upper())
+        except ValueError:
+            continue
+        if party != us:
+            parties.add(party)
+    return Audience(us, frozenset(parties), hub)

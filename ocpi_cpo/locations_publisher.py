@@ -1,0 +1,496 @@
+"""The location publisher: keeps the EVSEs partners see (ocpi_evses) in step with what the
+chargers report and staff describe, and enqueues the pushes that follow a real change.
+
+It works by reconciliation, not by in-memory events: each pass looks at what changed in
+the database since its cursor (with an overlap), renders the EVSEs concerned and compares
+them with what was published. A change found is stored, stamped with `last_updated`,
+propagated to the location, and enqueued as a push in one write. A crash therefore loses
+nothing (the next pass finds the same difference), and the OCPP side never waits for it.
+One publisher runs per database (the process that serves OCPI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from csms.core.clock import Clock
+from csms.core.locations import Location, evse_uid
+from csms.core.ocpi_locations import (
+    Capability,
+    Change,
+    ConnectorFacts,
+    EvseFacts,
+    EvseStatus,
+    Presence,
+    default_evse_code,
+    digest,
+    evse_status,
+    render_evse,
+    render_location,
+    stamp,
+)
+from csms.core.outbox import Push
+from csms.core.partners import InterfaceRole
+from csms.storage import charge_points as cp_repo
+from csms.storage import device_model as device_repo
+from csms.storage import locations as location_repo
+from csms.storage import ocpi_evses as evse_repo
+from csms.storage import outbox as outbox_repo
+from csms.storage import partners as partner_repo
+from csms.storage import tariffs as tariff_repo
+from csms.storage.database import Database, WriteTx
+from csms.storage.ocpi_evses import PublishedEvse
+from csms.storage.tariffs import Assignment
+
+log = structlog.get_logger("ocpi_cpo.locations")
+
+CURSOR = "locations"
+# How far back each pass looks again: a change stamped before the previous pass may have
+# been committed after it read (the writer batches commits).
+OVERLAP = timedelta(seconds=10)
+# Every so often everything is compared again, as a safety net; deletions and tariff
+# assignments (which timestamps do not show) are caught sooner by the shape fingerprint.
+FULL_EVERY = timedelta(hours=1)
+SHAPE = "locations.shape"
+MIN_GAP = 0.2  # seconds between two passes
+
+# What our CSMS can do with any charger it talks to, in both OCPP versions (remote
+# start/stop, unlock, reservations, smart charging, id tags read at the charger) ...
+CAPABILITIES = (
+    Capability.CHARGING_PROFILE_CAPABLE,
+    Capability.REMOTE_START_STOP_CAPABLE,
+    Capability.RESERVABLE,
+    Capability.RFID_READER,
+    Capability.UNLOCK_CAPABLE,
+)
+# ... less what a 2.0.1 charger's device model says is switched off.
+CONTROLLERS = {
+    "ReservationCtrlr": Capability.RESERVABLE,
+    "SmartChargingCtrlr": Capability.CHARGING_PROFILE_CAPABLE,
+    "AuthCtrlr": Capability.RFID_READER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    country_code: str
+    party_id: str
+    operator_name: str | None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one pass found: EVSE rows to store, locations touched, pushes to enqueue."""
+
+    evses: list[tuple[PublishedEvse, bool]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+    # (location id, EVSE object, change kind) for published locations.
+    evse_pushes: list[tuple[str, dict[str, Any], Change]] = field(default_factory=list)
+    # (location id, digest of its own content) to PUT whole.
+    location_puts: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _iso(moment: datetime) -> str:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def _removed(data: dict[str, Any]) -> dict[str, Any]:
+    """A published EVSE object (without timestamps) with the status REMOVED."""
+    out = {k: v for k, v in data.items() if k != "last_updated"}
+    out["connectors"] = [
+        {k: v for k, v in c.items() if k != "last_updated"} for c in data["connectors"]
+    ]
+    out["status"] = EvseStatus.REMOVED.value
+    return out
+
+
+def _capabilities(cp: Any, switched_off: set[str]) -> tuple[Capability, ...]:
+    """None before the charger ever told us its OCPP version; then ours, less what its
+    device model switched off."""
+    if cp is None or not cp.ocpp_version:
+        return ()
+    off = {CONTROLLERS[c] for c in switched_off}
+    return tuple(c for c in CAPABILITIES if c not in off)
+
+
+def _tariff_ids(
+    assigned: dict[tuple[str, str], str], uid: str, connector_id: int, location_id: str
+) -> tuple[str, ...]:
+    """The tariff a connector is priced with: connector beats EVSE beats location beats the
+    default (the same precedence as csms.services.billing)."""
+    for key in (
+        ("connector", f"{uid}#{connector_id}"),
+        ("evse", uid),
+        ("location", location_id),
+        ("default", ""),
+    ):
+        if key in assigned:
+            return (assigned[key],)
+    return ()
+
+
+class LocationPublisher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        identity: Identity,
+        *,
+        grace: timedelta,
+        interval: float = 1.0,
+        on_enqueued: Iterable[Any] = (),
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.identity = identity
+        self.grace = grace
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one pass at a time (the loop, or a caller's publish)
+        self._last_full: datetime | None = None
+        # Called (without arguments) after a pass enqueued pushes: the push worker's wake.
+        self.on_enqueued: list[Any] = list(on_enqueued)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.publish()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("location_publish_failed")
+            # Woken by every StatusNotification: under load, passes come at most this often
+            # (each one takes whatever changed meanwhile).
+            await asyncio.sleep(min(MIN_GAP, self.interval))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    async def publish(self, full: bool = False) -> int:
+        """One pass; returns how many EVSEs really changed."""
+        async with self._lock:
+            return await self._pass(full)
+
+    async def _pass(self, full: bool) -> int:
+        now = self._clock()
+        async with self._db.read() as conn:
+            cursor_text = await outbox_repo.cursor(conn, CURSOR)
+            shape = await self._shape(conn)
+            since = None if cursor_text is None else datetime.fromisoformat(cursor_text)
+            if self._last_full is None:
+                self._last_full = now  # a restart needs no full pass: the cursor was kept
+            full = (
+                full
+                or since is None
+                or shape != await outbox_repo.cursor(conn, SHAPE)
+                or now - self._last_full >= FULL_EVERY
+            )
+            if full or since is None:
+                chargers: set[str] | None = None
+                changed_locations = await location_repo.list_all(conn)
+            else:
+                back = since - OVERLAP
+                chargers = await cp_repo.changed_since(conn, back)
+                chargers |= await location_repo.links_changed_since(conn, back)
+                chargers |= await cp_repo.offline_between(conn, back - self.grace, now - self.grace)
+                changed_locations = await location_repo.changed_since(conn, back)
+                for loc in changed_locations:
+                    chargers |= set(await location_repo.chargers_at(conn, loc.id))
+            plan = await self._plan(conn, chargers, now)
+            # Location PUTs: what the location itself says differs from what was pushed
+            # (and it is published, or it was and now says publish: false).
+            pushed = await location_repo.published_digests(conn, (c.id for c in changed_locations))
+            for loc in changed_locations:
+                own = digest(self._own(loc))
+                before = pushed.get(loc.id)
+                if own != before and (loc.publish or before is not None):
+                    plan.location_puts.append((loc.id, own))
+        if full:
+            self._last_full = now
+
+        async def unit(w: WriteTx) -> int:
+            conn = await w.connection()
+            await evse_repo.save_many(conn, plan.evses)
+            await location_repo.touch(conn, plan.touched, now)
+            enqueued = await self._enqueue(conn, plan, now)
+            await outbox_repo.set_cursor(conn, CURSOR, now.isoformat())
+            await outbox_repo.set_cursor(conn, SHAPE, shape)
+            return enqueued
+
+        enqueued = await self._db.write(unit)
+        if plan.evses:
+            log.info(
+                "locations_published",
+                evses_changed=len(plan.evses),
+                locations=len(plan.touched),
+                pushes=enqueued,
+            )
+        if enqueued:
+            for hook in self.on_enqueued:
+                hook()
+        return len(plan.evses)
+
+    async def _shape(self, conn: Any) -> str:
+        """A fingerprint of what timestamps do not show: how many chargers, links and
+        locations there are (a deletion) and the tariff assignments."""
+        assignments = await tariff_repo.assignments(conn)
+        counts = (await cp_repo.count(conn), *await location_repo.counts(conn))
+        return digest([counts, [(a.tariff_id, a.scope, a.target) for a in assignments]])
+
+    async def _plan(self, conn: Any, chargers: set[str] | None, now: datetime) -> _Plan:
+        plan = _Plan()
+        links = {link.charge_point_id: link for link in await location_repo.links(conn, chargers)}
+        published = await evse_repo.of_chargers(conn, chargers)
+        ids = set(links) | {cp for cp, _ in published} if chargers is None else chargers
+        if not ids:
+            return plan
+        known = await cp_repo.get_many(conn, sorted(ids))
+        connectors: dict[str, list[Any]] = {}
+        for c in await cp_repo.connectors_of(conn, sorted(ids)):
+            connectors.setdefault(c.charge_point_id, []).append(c)
+        location_ids = {link.location_id for link in links.values()} | {
+            e.location_id for e in published.values()
+        }
+        locations = await location_repo.get_many(conn, location_ids)
+        assigned = self._assigned(await tariff_repo.assignments(conn))
+        switched_off = await device_repo.disabled_components(
+            conn,
+            sorted(cp for cp, c in known.items() if c.ocpp_version == "2.0.1"),
+            list(CONTROLLERS),
+        )
+
+        for cp_id in sorted(ids):
+            link = links.get(cp_id)
+            cp = known.get(cp_id)
+            states = connectors.get(cp_id, [])
+            evse_ids = {s.evse_id for s in states if s.evse_id > 0}
+            evse_ids |= {e for (c, e) in published if c == cp_id}
+            if link is not None:
+                evse_ids |= set(link.evses)
+            charger_status = next(
+                (s.status for s in states if s.evse_id == 0 and s.connector_id == 0), None
+            )
+            for evse_id in sorted(evse_ids):
+                previous = published.get((cp_id, evse_id))
+                linked = link is not None and link.location_id in locations
+                if linked:
+                    assert link is not None
+                    location_id = link.location_id
+                elif previous is not None:
+                    location_id = previous.location_id
+                else:
+                    continue
+                if previous is not None and previous.location_id != location_id:
+                    # The charger moved: its EVSE leaves the old location first.
+                    self._moved_away(plan, previous, locations, now)
+                    previous = None
+                gone = cp is None and previous is not None and previous.status != "PLANNED"
+                presence = Presence(
+                    removed=not linked or gone,
+                    installed=cp is not None and cp.connected_at is not None,
+                    connected=cp is not None and cp.connected,
+                    disconnected_at=None if cp is None else cp.disconnected_at,
+                )
+                status = evse_status(
+                    [s.status for s in states if s.evse_id == evse_id and s.connector_id > 0],
+                    charger_status,
+                    presence,
+                    now,
+                    self.grace,
+                )
+                uid = evse_uid(cp_id, evse_id)
+                if link is None or not linked:
+                    # Nothing left to render from: the published object, now REMOVED.
+                    assert previous is not None
+                    rendered = _removed(previous.data)
+                else:
+                    rendered = render_evse(
+                        self._facts(
+                            cp_id,
+                            evse_id,
+                            uid,
+                            link,
+                            states,
+                            status,
+                            _capabilities(cp, switched_off.get(cp_id, set())),
+                            assigned,
+                            location_id,
+                        )
+                    )
+                self._compare(plan, cp_id, evse_id, uid, location_id, rendered, previous, now)
+        for evse, _ in plan.evses:
+            plan.touched.add(evse.location_id)
+        # Pushes only for locations partners may see.
+        plan.evse_pushes = [
+            p for p in plan.evse_pushes if (loc := locations.get(p[0])) is not None and loc.publish
+        ]
+        return plan
+
+    def _facts(
+        self,
+        cp_id: str,
+        evse_id: int,
+        uid: str,
+        link: Any,
+        states: list[Any],
+        status: EvseStatus,
+        capabilities: tuple[Capability, ...],
+        assigned: dict[tuple[str, str], str],
+        location_id: str,
+    ) -> EvseFacts:
+        detail = link.evses.get(evse_id)
+        spec = detail.spec(link.spec) if detail is not None else link.spec
+        connector_ids = sorted(
+            {s.connector_id for s in states if s.evse_id == evse_id and s.connector_id > 0}
+        ) or [1]
+        code = (detail.evse_code if detail is not None else None) or default_evse_code(
+            self.identity.country_code, self.identity.party_id, cp_id, evse_id
+        )
+        return EvseFacts(
+            uid=uid,
+            evse_code=code,
+            status=status,
+            capabilities=capabilities,
+            connectors=tuple(
+                ConnectorFacts(c, spec, _tariff_ids(assigned, uid, c, location_id))
+                for c in connector_ids
+            ),
+        )
+
+    @staticmethod
+    def _assigned(assignments: list[Assignment]) -> dict[tuple[str, str], str]:
+        return {(a.scope, a.target): a.tariff_id for a in assignments}
+
+    def _compare(
+        self,
+        plan: _Plan,
+        cp_id: str,
+        evse_id: int,
+        uid: str,
+        location_id: str,
+        rendered: dict[str, Any],
+        previous: PublishedEvse | None,
+        now: datetime,
+    ) -> None:
+        data, change = stamp(rendered, None if previous is None else previous.data, now)
+        if change is Change.NONE:
+            return
+        evse = PublishedEvse(
+            charge_point_id=cp_id,
+            evse_id=evse_id,
+            uid=uid,
+            location_id=location_id,
+            status=data["status"],
+            digest=digest(rendered),
+            data=data,
+            last_updated=now,
+        )
+        plan.evses.append((evse, previous is None))
+        plan.evse_pushes.append((location_id, data, change))
+
+    def _moved_away(
+        self,
+        plan: _Plan,
+        previous: PublishedEvse,
+        locations: dict[str, Location],
+        now: datetime,
+    ) -> None:
+        old = locations.get(previous.location_id)
+        if old is not None and old.publish and previous.status != EvseStatus.REMOVED:
+            data = {**previous.data, "status": EvseStatus.REMOVED.value, "last_updated": _iso(now)}
+            plan.evse_pushes.append((previous.location_id, data, Change.STATUS))
+            plan.touched.add(previous.location_id)
+
+    async def _enqueue(self, conn: Any, plan: _Plan, now: datetime) -> int:
+        if not plan.evse_pushes and not plan.location_puts:
+            return 0
+        receivers = await partner_repo.registered_with_endpoint(
+            conn, "locations", InterfaceRole.RECEIVER
+        )
+        if not receivers:
+            return 0
+        cc, pid = self.identity.country_code, self.identity.party_id
+        pushes: list[Push] = []
+        put_whole = {location_id for location_id, _ in plan.location_puts}
+        for location_id, own in plan.location_puts:
+            await location_repo.set_published_digest(conn, location_id, own)
+            body = await self.location_object(conn, location_id, unpublished=True)
+            if body is not None:
+                pushes.append(
+                    Push("locations", "PUT", f"{cc}/{pid}/{location_id}", body, location_id)
+                )
+        for location_id, data, change in plan.evse_pushes:
+            if location_id in put_whole:
+                continue  # the location's PUT carries its EVSEs
+            path = f"{cc}/{pid}/{location_id}/{data['uid']}"
+            if change is Change.STATUS:
+                body = {"status": data["status"], "last_updated": data["last_updated"]}
+                pushes.append(Push("locations", "PATCH", path, body, location_id))
+            else:
+                pushes.append(Push("locations", "PUT", path, data, location_id))
+        count = 0
+        for partner, endpoint in receivers:
+            base = endpoint.rstrip("/")
+            for push in pushes:
+                await outbox_repo.enqueue(
+                    conn,
+                    partner.id,
+                    Push(
+                        push.module,
+                        push.method,
+                        f"{base}/{push.url}",
+                        push.body,
+                        f"locations/{push.object_key}",
+                    ),
+                    now,
+                )
+                count += 1
+        return count
+
+    async def location_object(
+        self, conn: Any, location_id: str, unpublished: bool = False
+    ) -> dict[str, Any] | None:
+        """The Location as served and pushed (None: unknown, or not published unless
+        `unpublished`)."""
+        location = await location_repo.get_any_case(conn, location_id)
+        if location is None or not (location.publish or unpublished):
+            return None
+        evses = (await evse_repo.at_locations(conn, [location.id]))[location.id]
+        return self.render(location, evses)
+
+    def _own(self, location: Location) -> dict[str, Any]:
+        """What the location itself says (no EVSEs, no timestamps)."""
+        return render_location(
+            location,
+            (),
+            country_code=self.identity.country_code,
+            party_id=self.identity.party_id,
+            operator_name=self.identity.operator_name,
+        )
+
+    def render(self, location: Location, evses: list[PublishedEvse]) -> dict[str, Any]:
+        body = render_location(
+            location,
+            (e.data for e in evses),
+            country_code=self.identity.country_code,
+            party_id=self.identity.party_id,
+            operator_name=self.identity.operator_name,
+        )
+        stamps = [location.last_updated] if location.last_updated else []
+        stamps += [e.last_updated for e in evses]
+        if stamps:
+            body["last_updated"] = _iso(max(stamps))
+        return body

@@ -1,0 +1,303 @@
+"""The push worker: sends the durable outbox (csms.storage.outbox) to partners, a few
+requests at a time, one at a time per object, retrying failures with backoff forever.
+
+What to push is decided by the producers that enqueue; nothing here builds OCPI objects.
+
+Delivery is at least once: a push is marked delivered after the partner's 1xxx answer, in a
+write of its own, so a crash between the two sends it again on the next start. Pushes are
+PUT and PATCH of whole objects or fields, which the partner applies idempotently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from csms.core.outbox import OutboxEntry, retry_delay
+from csms.core.partners import Partner
+from csms.storage import outbox as repo
+from csms.storage import partners as partners_repo
+from csms.storage.database import Database, WriteTx
+from ocpi_cpo.client import Credential, OcpiClient, Routing
+from ocpi_cpo.errors import (
+    PartnerBadResponse,
+    PartnerError,
+    PartnerHttpError,
+    PartnerRefused,
+    PartnerUnreachable,
+)
+
+if TYPE_CHECKING:  # ocpi_cpo.context names the Pusher for its AppKey
+    from ocpi_cpo.context import OcpiSettings
+
+log = structlog.get_logger("ocpi_cpo.push")
+
+# Delivered pushes are kept this long (for `csms ocpi outbox --delivered`), then pruned.
+KEEP_DELIVERED = timedelta(days=7)
+PRUNE_EVERY = 3600.0  # seconds
+# Longest error text kept with an entry.
+MAX_ERROR = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    partner_id: int
+    object_key: str
+
+
+class Pusher:
+    """Runs (`run`) for as long as the OCPI app: `concurrency` requests in flight at most,
+    `per_partner` of them to one partner (a slow partner cannot hold every slot), and
+    never two of one object. `wake()` makes it look at the outbox at once (producers in the
+    same process call it after committing); otherwise it looks when the next retry is due
+    and at least every `settings.push_interval` seconds (pushes enqueued by other
+    processes)."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: OcpiClient,
+        settings: OcpiSettings,
+        *,
+        concurrency: int = 8,
+        per_partner: int = 4,
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.settings = settings
+        self.clock = settings.clock
+        self.interval = settings.push_interval
+        self.concurrency = concurrency
+        self.per_partner = max(1, min(per_partner, concurrency))
+        self._wake = asyncio.Event()
+        self._sending: dict[_Key, tuple[int, asyncio.Task[None]]] = {}
+        # Entries whose outcome could not be written (database trouble): not taken again
+        # before this loop time, so that they are not resent in a tight loop.
+        self._held: dict[int, float] = {}
+        self._pruned_at: float | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop forever; cancel to stop (requests under way are cancelled and their pushes
+        stay pending)."""
+        try:
+            while True:
+                self._wake.clear()
+                delay = self.interval
+                try:
+                    delay = await self._round()
+                except Exception:
+                    log.exception("push_round_failed")
+                await self._wait(delay)
+        finally:
+            tasks = [task for _, task in self._sending.values()]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._sending.clear()
+
+    async def _round(self) -> float:
+        """Start what is due and there is room for; return how long to wait at most."""
+        loop = asyncio.get_running_loop()
+        self._reap(loop.time())
+        await self._prune(loop.time())
+        if len(self._sending) >= self.concurrency:
+            return self.interval  # full: the end of a request wakes the loop
+        async with self.db.read() as conn:
+            next_at = await repo.next_due_at(conn, skip_ids=self._skipped())
+        if next_at is None:
+            return self._capped(self.interval)  # nothing waits (the clock is not read)
+        now = self.clock()
+        if next_at <= now:
+            await self._start_due(now)
+            if len(self._sending) >= self.concurrency:
+                return self.interval
+            async with self.db.read() as conn:
+                next_at = await repo.next_due_at(conn, skip_ids=self._skipped())
+        # A push due now but not started waits for a request of its object or partner to
+        # end, which wakes the loop: no reason to look again before the interval.
+        if next_at is None or next_at <= now:
+            return self._capped(self.interval)
+        return self._capped(min(self.interval, (next_at - now).total_seconds()))
+
+    async def _start_due(self, now: datetime) -> None:
+        """Start sending due pushes, within the limits (in total, per partner, per object)."""
+        room = self.concurrency - len(self._sending)
+        async with self.db.read() as conn:
+            entries = await repo.due(
+                conn,
+                now,
+                limit=max(100, room),
+                skip_ids=self._skipped(),
+                skip_partners=self._busy_partners(),
+            )
+            partners = {
+                pid: await partners_repo.get(conn, pid) for pid in {e.partner_id for e in entries}
+            }
+        per_partner = self._per_partner()
+        for entry in entries:
+            if room <= 0:
+                break
+            key = _Key(entry.partner_id, entry.object_key)
+            if key in self._sending or per_partner.get(entry.partner_id, 0) >= self.per_partner:
+                continue
+            task = asyncio.create_task(
+                self._attempt(entry, partners.get(entry.partner_id)),
+                name=f"ocpi-push-{entry.id}",
+            )
+            self._sending[key] = (entry.id, task)
+            per_partner[entry.partner_id] = per_partner.get(entry.partner_id, 0) + 1
+            room -= 1
+
+    def _capped(self, delay: float) -> float:
+        """`delay`, shortened to the end of the earliest hold."""
+        if self._held:
+            until = min(self._held.values()) - asyncio.get_running_loop().time()
+            delay = min(delay, max(0.0, until))
+        return delay
+
+    def _reap(self, now: float) -> None:
+        for key, (_, task) in list(self._sending.items()):
+            if task.done():
+                del self._sending[key]
+        for entry_id, until in list(self._held.items()):
+            if until <= now:
+                del self._held[entry_id]
+
+    def _skipped(self) -> set[int]:
+        return {entry_id for entry_id, _ in self._sending.values()} | set(self._held)
+
+    def _per_partner(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for key in self._sending:
+            counts[key.partner_id] = counts.get(key.partner_id, 0) + 1
+        return counts
+
+    def _busy_partners(self) -> Collection[int]:
+        return {pid for pid, n in self._per_partner().items() if n >= self.per_partner}
+
+    async def _wait(self, delay: float) -> None:
+        """Until `delay` passed, `wake()` was called or a request ended."""
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [waiter, *(task for _, task in self._sending.values())],
+                timeout=delay,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+
+    async def _prune(self, loop_now: float) -> None:
+        if self._pruned_at is not None and loop_now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = loop_now
+        before = self.clock() - KEEP_DELIVERED
+
+        async def unit(w: WriteTx) -> int:
+            return await repo.prune(await w.connection(), before)
+
+        pruned = await self.db.write(unit)
+        if pruned:
+            log.info("pushes_pruned", count=pruned, delivered_before=before.isoformat())
+
+    # --- one push ---------------------------------------------------------------------------
+
+    async def _attempt(self, entry: OutboxEntry, partner: Partner | None) -> None:
+        """Send one push and record the outcome. The task boundary: nothing escapes."""
+        try:
+            error = await self._send(entry, partner)
+        except Exception as exc:  # the task boundary: one bad entry stops nothing
+            log.exception("push_crashed", entry_id=entry.id, partner=entry.partner_name)
+            error = f"internal error: {type(exc).__name__}"
+        try:
+            await self._record(entry, error)
+        except Exception:
+            log.exception("push_not_recorded", entry_id=entry.id, partner=entry.partner_name)
+            hold = retry_delay(entry.attempts + 1).total_seconds()
+            self._held[entry.id] = asyncio.get_running_loop().time() + hold
+
+    async def _send(self, entry: OutboxEntry, partner: Partner | None) -> str | None:
+        """None when the partner accepted the push (HTTP 2xx, status 1xxx), else why not in
+        one line."""
+        if partner is None or not partner.their_token:
+            return "no credentials token for this partner"
+        routing = None
+        if partner.roles:
+            role = partner.roles[0]
+            routing = Routing(
+                self.settings.country_code,
+                self.settings.party_id,
+                role.country_code,
+                role.party_id,
+            )
+        credential = Credential(partner.their_token, partner.token_encoding)
+        try:
+            await self.client.request(
+                entry.method, entry.url, credential, json=entry.body, routing=routing
+            )
+        except PartnerError as exc:
+            return describe(exc)
+        return None
+
+    async def _record(self, entry: OutboxEntry, error: str | None) -> None:
+        now = self.clock()
+        fields = {
+            "entry_id": entry.id,
+            "partner": entry.partner_name,
+            "module": entry.module,
+            "method": entry.method,
+            "url": entry.url,
+        }
+        if error is None:
+
+            async def done(w: WriteTx) -> None:
+                await repo.delivered(await w.connection(), entry.id, now)
+
+            await self.db.write(done)
+            log.debug("push_delivered", **fields, attempts=entry.attempts + 1)
+            return
+        attempts = entry.attempts + 1
+
+        async def failed(w: WriteTx) -> datetime:
+            return await repo.failed(await w.connection(), entry.id, attempts, error, now)
+
+        retry_at = await self.db.write(failed)
+        log.warning(
+            "push_failed",
+            **fields,
+            attempts=attempts,
+            error=error,
+            retry_at=retry_at.isoformat(),
+        )
+
+
+def describe(exc: PartnerError) -> str:
+    """A failed push in one line: `HTTP 503`, `status 2001: ...`, `unreachable: ...`."""
+    if isinstance(exc, PartnerHttpError):
+        text = f"HTTP {exc.http_status}"
+        if exc.status_code is not None:
+            text += f", status {exc.status_code}"
+            if exc.status_message:
+                text += f": {exc.status_message}"
+    elif isinstance(exc, PartnerRefused):
+        text = f"status {exc.status_code}"
+        if exc.status_message:
+            text += f": {exc.status_message}"
+    elif isinstance(exc, PartnerUnreachable):
+        text = f"unreachable: {exc.detail}"
+    elif isinstance(exc, PartnerBadResponse):
+        text = f"bad answer: {exc.detail}"
+    else:
+        text = exc.detail
+    return " ".join(text.split())[:MAX_ERROR]

@@ -1,0 +1,35 @@
+"""Sessions module, Sender interface: `GET /ocpi/2.2.1/sessions` pages over the charging
+sessions the caller may see (those of tokens one of its parties owns; a hub: any party's).
+
+The objects come from csms.services.sessions, which also pushes them
+(ocpi_cpo.sessions_publisher). Setting charging preferences (PUT) is not offered yet.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from csms.core.partners import InterfaceRole
+from ocpi_cpo.sessions_publisher import SESSIONS, ensure_publisher
+from ocpi_cpo.transport import add_endpoint, add_route, caller_of, page_of, reply_page
+from ocpi_cpo.versions import VERSION_PATH
+
+PATH = f"{VERSION_PATH}/sessions"
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    page = page_of(request)
+    items, total = await request.app[SESSIONS].page(
+        caller_of(request).partner,
+        date_from=page.date_from,
+        date_to=page.date_to,
+        offset=page.offset,
+        limit=page.limit,
+    )
+    return reply_page(request, items, total, page)
+
+
+def setup(app: web.Application) -> None:
+    ensure_publisher(app)
+    add_endpoint(app, "sessions", InterfaceRole.SENDER, PATH)
+    add_route(app, "GET", PATH, list_sessions)

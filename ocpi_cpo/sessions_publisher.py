@@ -1,0 +1,93 @@
+"""The session publisher: a loop that runs publication passes of csms.services.sessions
+(sessions PUT, PATCHed and PUT final, then CDRs POSTed, all through the push outbox).
+
+Nothing is lost between passes or in a crash: each pass reconciles the database with what
+was pushed. `wake()` runs a pass at once (a transaction started or ended in this process);
+otherwise one runs every `period` seconds. The sessions and cdrs modules share one service
+and one publisher (`ensure_publisher`), run by the app's cleanup_ctx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from csms.services.sessions import SessionService
+from ocpi_cpo.context import BILLING, PARTNERS, PUSHER, SETTINGS
+
+log = structlog.get_logger("ocpi_cpo.sessions_publisher")
+
+# Longest wait between passes: a session started in another process (another OCPP node)
+# is seen within this time, and one ended there is pushed final soon after it is billed.
+MAX_PERIOD = 5.0
+
+
+class SessionPublisher:
+    def __init__(self, sessions: SessionService, period: float = MAX_PERIOD) -> None:
+        self.sessions = sessions
+        self.period = period
+        self._wake = asyncio.Event()
+        # Called after a pass enqueued something (the push worker's wake).
+        self.on_enqueued: list[Callable[[], None]] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                if await self.sessions.publish():
+                    for hook in self.on_enqueued:
+                        hook()
+            except Exception:
+                log.exception("session_publication_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.period)
+
+
+SESSIONS = web.AppKey("ocpi_sessions", SessionService)
+SESSION_PUBLISHER = web.AppKey("ocpi_session_publisher", SessionPublisher)
+
+
+def ensure_publisher(app: web.Application) -> SessionService:
+    """The app's session service, and its publisher running with the app (set up once,
+    by whichever of the sessions and cdrs modules comes first)."""
+    if SESSIONS in app:
+        return app[SESSIONS]
+    if BILLING not in app:
+        raise ValueError("sessions and CDRs need the billing service (build_ocpi_app billing=)")
+    settings = app[SETTINGS]
+    interval = settings.session_update_interval
+    service = SessionService(
+        app[PARTNERS].db, settings.clock, app[BILLING], update_interval=interval
+    )
+    app[SESSIONS] = service
+    app[SESSION_PUBLISHER] = SessionPublisher(service, min(interval, MAX_PERIOD))
+    app.cleanup_ctx.append(_publishing)
+    return service
+
+
+async def _publishing(app: web.Application) -> AsyncIterator[None]:
+    """The publisher runs while the app does, woken when billing settles transactions;
+    what it enqueues wakes the push worker."""
+    publisher = app[SESSION_PUBLISHER]
+
+    def wake_pusher() -> None:
+        if PUSHER in app:
+            app[PUSHER].wake()
+
+    publisher.on_enqueued.append(wake_pusher)
+    # A settled transaction (its CDR made) is ready for its final push.
+    settled = app[BILLING].on_settled
+    settled.append(publisher.wake)
+    task = asyncio.create_task(publisher.run(), name="ocpi-sessions")
+    yield
+    settled.remove(publisher.wake)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,708 @@
+"""A simulated eMSP speaking OCPI 2.2.1 to a CPO: it registers (the credentials handshake as
+Sender), pulls any module page by page, and serves the Receiver endpoints the CPO pushes
+locations, sessions, CDRs and tariffs to, keeping what it got (simulators.emsp_store).
+
+Written from the spec as an outside party: aiohttp and the standard library only, nothing of
+the CSMS. Printing is the caller's business (the `on_push` hook, `csms-sim emsp`).
+
+    sim = EmspSimulator(Party("NL", "EMS", "Demo eMSP"), on_push=lambda p: print(p.line))
+    await sim.start()                      # serves http://127.0.0.1:PORT/ocpi/emsp/versions
+    await sim.register(versions_url, token_a)
+    tariffs = await sim.pull("tariffs", limit=10)
+    ...
+    await sim.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from simulators.clock import Clock, utc_now, wire_time
+from simulators.emsp_store import MODULES, Key, Stores, key, patch_fields, summary
+from simulators.emsp_wire import (
+    MAX_BODY,
+    VERSION,
+    Answer,
+    Endpoints,
+    accepted_token,
+    authorization,
+    details_url,
+    endpoints_of,
+    envelope,
+    next_link,
+    read_answer,
+    their_credentials,
+)
+from simulators.errors import EmspError, PushRefused
+
+__all__ = ["VERSION", "EmspSimulator", "Page", "Party", "Push", "Registration"]
+
+log = logging.getLogger(__name__)
+
+BASE_PATH = "/ocpi/emsp"
+VERSIONS_PATH = f"{BASE_PATH}/versions"
+VERSION_PATH = f"{BASE_PATH}/{VERSION}"
+#: A pull stops with an error after this many pages (a CPO whose Link never ends).
+MAX_PAGES = 100_000
+_PARTY = re.compile(r"^[A-Za-z0-9]{3}$")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who the simulator is: its CredentialsRole (role EMSP)."""
+
+    country_code: str = "NL"
+    party_id: str = "EMS"
+    name: str = "Demo eMSP"
+
+    def __post_init__(self) -> None:
+        if not _COUNTRY.match(self.country_code):
+            raise ValueError(f"country code must be 2 letters, not {self.country_code!r}")
+        if not _PARTY.match(self.party_id):
+            raise ValueError(f"party id must be 3 letters or digits, not {self.party_id!r}")
+        if not 0 < len(self.name) <= 100:
+            raise ValueError("the business name must have 1 to 100 characters")
+
+    @property
+    def role(self) -> dict[str, Any]:
+        return {
+            "role": "EMSP",
+            "business_details": {"name": self.name},
+            "party_id": self.party_id.upper(),
+            "country_code": self.country_code.upper(),
+        }
+
+    @property
+    def owner(self) -> str:
+        """`CC*PID`, as OCPI writes a party in ids (and the CSMS marks token owners)."""
+        return f"{self.country_code.upper()}*{self.party_id.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What the handshake left: the CPO's versions URL, roles and 2.2.1 endpoints, and the
+    tokens (B: the CPO calls us with it; C: we call the CPO with it)."""
+
+    versions_url: str
+    roles: tuple[dict[str, Any], ...]
+    endpoints: Endpoints
+    token_b: str = field(repr=False)
+    token_c: str = field(repr=False)
+
+    def endpoint(self, identifier: str, role: str = "SENDER") -> str | None:
+        for ident, r, url in self.endpoints:
+            if ident == identifier and (r == role or identifier == "credentials"):
+                return url
+        return None
+
+    @property
+    def cpo(self) -> tuple[str, str]:
+        """The party the CPO speaks for: its first CPO role, else its first role."""
+        chosen = next((r for r in self.roles if r.get("role") == "CPO"), self.roles[0])
+        return str(chosen["country_code"]).upper(), str(chosen["party_id"]).upper()
+
+    @property
+    def parties(self) -> frozenset[tuple[str, str]]:
+        return frozenset(
+            (str(r["country_code"]).upper(), str(r["party_id"]).upper()) for r in self.roles
+        )
+
+    @property
+    def name(self) -> str:
+        details = self.roles[0].get("business_details")
+        name = details.get("name") if isinstance(details, dict) else None
+        return name if isinstance(name, str) else "?"
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One request the CPO made to change what we hold (pushes and credentials changes),
+    taken (status_code 1xxx) or refused."""
+
+    method: str
+    module: str
+    target: str
+    http_status: int
+    status_code: int
+    text: str
+    body: Any = field(repr=False)
+    at: datetime
+
+    @property
+    def accepted(self) -> bool:
+        return 1000 <= self.status_code < 2000
+
+    @property
+    def line(self) -> str:
+        return f"{self.method} {self.module} {self.target} {self.text}".rstrip()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "event": "push",
+            "method": self.method,
+            "module": self.module,
+            "target": self.target,
+            "http_status": self.http_status,
+            "status_code": self.status_code,
+            "text": self.text,
+            "at": wire_time(self.at),
+            "body": self.body,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a pull: its objects, X-Total-Count if given, the URL it came from."""
+
+    objects: list[Any]
+    total: int | None
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A push the stores took: the object's key, the HTTP status (201: new), a summary
+    line and extra answer headers."""
+
+    key: Key
+    http_status: int
+    text: str
+    headers: Mapping[str, str] | None = None
+
+
+PushHook = Callable[[Push], None]
+Json = dict[str, Any]
+_Take = Callable[[Any], Taken]
+
+
+class EmspSimulator:
+    """Serves the eMSP's OCPI endpoints (`start()`), registers with a CPO, pulls modules.
+
+    `received` lists every push in order; `stores` holds the objects as merged from pushes
+    and pulls. `on_push` is called for each push as it is answered."""
+
+    def __init__(
+        self,
+        party: Party | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+        on_push: PushHook | None = None,
+        timeout: float = 10.0,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.party = party or Party()
+        self.host = host
+        self.port = port
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.on_push = on_push
+        self.timeout = timeout
+        self.clock = clock
+        self.stores = Stores()
+        self.received: list[Push] = []
+        self.registration: Registration | None = None
+        # Tokens the CPO may call us with: token B (and a new B while a handshake runs).
+        self._tokens: set[str] = set()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind host:port (0: any free port) and serve; `versions_url` is then known."""
+        if self._runner is not None:
+            return
+        sock = socket.create_server(
+            (self.host, self.port), family=socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        )
+        sock.setblocking(False)
+        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        try:
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            await runner.cleanup()
+            sock.close()
+            raise
+        self.port = int(sock.getsockname()[1])
+        self._runner = runner
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> EmspSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def versions_url(self) -> str:
+        return self.base_url + VERSIONS_PATH
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    # --- the client side: registration ------------------------------------------------------
+
+    async def register(self, versions_url: str, token_a: str) -> Registration:
+        """The credentials handshake as Sender: GET the CPO's versions and 2.2.1 details
+        with token A, POST our credentials with a fresh token B, keep its token C.
+
+        Raises EmspError (one line) and keeps nothing when any step fails."""
+        if self.registration is not None:
+            raise EmspError("already registered; a simulator registers once")
+        self._need_started()
+        correlation = str(uuid.uuid4())
+        endpoints = await self._discover(versions_url, token_a, correlation)
+        credentials_url = next((u for i, _, u in endpoints if i == "credentials"), None)
+        if credentials_url is None:
+            raise EmspError("the CPO's 2.2.1 endpoints have no credentials module")
+        token_b = secrets.token_urlsafe(32)
+        # The CPO calls our versions with token B while it answers the POST.
+        self._tokens.add(token_b)
+        try:
+            answer = await self._call(
+                "POST",
+                credentials_url,
+                token_a,
+                correlation,
+                body={"token": token_b, "url": self.versions_url, "roles": [self.party.role]},
+            )
+            token_c, roles = their_credentials(answer.data)
+        except BaseException:
+            self._tokens.discard(token_b)
+            raise
+        self.registration = Registration(versions_url, roles, endpoints, token_b, token_c)
+        return self.registration
+
+    async def unregister(self) -> None:
+        """DELETE our credentials at the CPO: it stops calling us, token C is spent."""
+        registration = self._registered()
+        url = registration.endpoint("credentials")
+        assert url is not None
+        try:
+            await self._call("DELETE", url, registration.token_c, str(uuid.uuid4()))
+        finally:
+            self._tokens.discard(registration.token_b)
+            self.registration = None
+
+    async def _discover(self, versions_url: str, token: str, correlation: str) -> Endpoints:
+        where = f"GET {versions_url}"
+        versions = (await self._call("GET", versions_url, token, correlation)).data
+        details = details_url(versions, where)
+        answer = await self._call("GET", details, token, correlation)
+        return endpoints_of(answer.data, f"GET {details}")
+
+    # --- the client side: pulls -----------------------------------------------------------
+
+    async def pages(self, module: str, limit: int | None = None) -> AsyncIterator[Page]:
+        """GET the CPO's `module` list (Sender interface) page by page, following each
+        `Link: <...>; rel="next"` to the end. `limit` asks for that page size."""
+        registration = self._registered()
+        url = registration.endpoint(module, "SENDER")
+        if url is None:
+            raise EmspError(f"the CPO offers no {module} Sender endpoint")
+        if limit is not None:
+            if limit < 1:
+                raise EmspError("the page size must be at least 1")
+            url += ("&" if "?" in url else "?") + f"limit={limit}"
+        correlation = str(uuid.uuid4())
+        seen: set[str] = set()
+        next_url: str | None = url
+        while next_url is not None:
+            if next_url in seen or len(seen) >= MAX_PAGES:
+                raise EmspError(f"GET {next_url}: the Link headers go round in circles")
+            seen.add(next_url)
+            answer = await self._call(
+                "GET", next_url, registration.token_c, correlation, functional=True
+            )
+            if not isinstance(answer.data, list):
+                raise EmspError(f"GET {next_url}: the answer's data is not a list")
+            yield Page(answer.data, answer.total, next_url)
+            next_url = next_link(answer.links, next_url)
+
+    async def pull(self, module: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every object of `module` the CPO lists (all pages); they are kept in `stores`."""
+        objects: list[dict[str, Any]] = []
+        async for page in self.pages(module, limit):
+            objects.extend(o for o in page.objects if isinstance(o, dict))
+        if module in MODULES:
+            self.stores.absorb(module, objects)
+        return objects
+
+    # --- HTTP client ------------------------------------------------------------------------
+
+    def _registered(self) -> Registration:
+        if self.registration is None:
+            raise EmspError("not registered with a CPO")
+        return self.registration
+
+    def _need_started(self) -> None:
+        if self._session is None:
+            raise EmspError("start() the simulator first: the CPO calls it back")
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        correlation_id: str,
+        *,
+        body: Any = None,
+        functional: bool = False,
+    ) -> Answer:
+        session = self._session
+        if session is None:
+            raise EmspError("start() the simulator first")
+        headers = {
+            "Authorization": authorization(token),
+            "X-Request-ID": str(uuid.uuid4()),
+            "X-Correlation-ID": correlation_id,
+            "Accept": "application/json",
+        }
+        if functional and self.registration is not None:
+            to_country, to_party = self.registration.cpo
+            headers.update(
+                {
+                    "OCPI-from-country-code": self.party.country_code.upper(),
+                    "OCPI-from-party-id": self.party.party_id.upper(),
+                    "OCPI-to-country-code": to_country,
+                    "OCPI-to-party-id": to_party,
+                }
+            )
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        where = f"{method} {url}"
+        try:
+            async with (
+                asyncio.timeout(self.timeout),
+                session.request(method, url, data=data, headers=headers) as response,
+            ):
+                raw = await response.content.read(MAX_BODY + 1)
+                status = response.status
+                links = tuple(response.headers.getall("Link", ()))
+                total_header = response.headers.get("X-Total-Count")
+        except TimeoutError:
+            raise EmspError(f"{where}: no answer within {self.timeout:g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or str(exc.os_error)
+            raise EmspError(f"{where}: cannot connect: {reason}") from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise EmspError(f"{where}: {exc or type(exc).__name__}") from None
+        return read_answer(where, status, raw, links, total_header)
+
+    # --- the server side ------------------------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
+        routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = [
+            ("GET", VERSIONS_PATH, self._versions),
+            ("GET", VERSION_PATH, self._details),
+        ]
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            routes.append((method, f"{VERSION_PATH}/credentials", self._credentials))
+        party = "{country_code}/{party_id}"
+        locations = f"{VERSION_PATH}/locations/{party}/{{location_id}}"
+        for suffix in ("", "/{evse_uid}", "/{evse_uid}/{connector_id}"):
+            for method in ("GET", "PUT", "PATCH"):
+                routes.append((method, locations + suffix, self._locations))
+        for method in ("GET", "PUT", "PATCH"):
+            routes.append(
+                (method, f"{VERSION_PATH}/sessions/{party}/{{session_id}}", self._sessions)
+            )
+        routes.append(("POST", f"{VERSION_PATH}/cdrs", self._post_cdr))
+        routes.append(("GET", f"{VERSION_PATH}/cdrs/{party}/{{cdr_id}}", self._get_cdr))
+        for method in ("GET", "PUT", "DELETE"):
+            routes.append((method, f"{VERSION_PATH}/tariffs/{party}/{{tariff_id}}", self._tariffs))
+        for method, path, handler in routes:
+            # Trailing slashes are tolerated.
+            app.router.add_route(method, path + "{_slash:/?}", handler)
+        return app
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        response: web.StreamResponse
+        request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+        correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+        functional = request.path.startswith(VERSION_PATH + "/") and not request.path.rstrip(
+            "/"
+        ).endswith("/credentials")
+        try:
+            http_exception = request.match_info.http_exception
+            if http_exception is not None:
+                raise http_exception
+            if self._token_of(request.headers.get("Authorization")) is None:
+                response = self._reply(2000, "unknown or missing credentials token", http=401)
+                response.headers["WWW-Authenticate"] = "Token"
+            else:
+                response = await handler(request)
+        except PushRefused as exc:
+            response = self._reply(exc.status_code, exc.message, http=exc.http_status)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = "unknown path" if exc.status == 404 else exc.reason
+            response = self._reply(2000 if exc.status < 500 else 3000, message, http=exc.status)
+        except Exception:  # request boundary: a fault is an OCPI 3000, never a traceback
+            log.exception("emsp request failed: %s %s", request.method, request.path)
+            response = self._reply(3000, f"internal error; request id {request_id}", http=500)
+        response.headers["X-Request-ID"] = request_id
+        response.headers["X-Correlation-ID"] = correlation_id
+        if functional and self.registration is not None:
+            to_country = request.headers.get("OCPI-from-country-code")
+            to_party = request.headers.get("OCPI-from-party-id")
+            if not (to_country and to_party):
+                to_country, to_party = self.registration.cpo
+            response.headers.update(
+                {
+                    "OCPI-from-country-code": self.party.country_code.upper(),
+                    "OCPI-from-party-id": self.party.party_id.upper(),
+                    "OCPI-to-country-code": to_country,
+                    "OCPI-to-party-id": to_party,
+                }
+            )
+        return response
+
+    def _token_of(self, header: str | None) -> str | None:
+        return accepted_token(header, self._tokens)
+
+    def _reply(
+        self,
+        status_code: int = 1000,
+        message: str | None = None,
+        *,
+        data: Any = None,
+        http: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        body = envelope(status_code, message, data, wire_time(self.clock()))
+        return web.json_response(body, status=http, headers=headers)
+
+    async def _versions(self, request: web.Request) -> web.Response:
+        return self._reply(data=[{"version": VERSION, "url": self.url(VERSION_PATH)}])
+
+    async def _details(self, request: web.Request) -> web.Response:
+        endpoints = [
+            {
+                "identifier": "credentials",
+                "role": "SENDER",
+                "url": self.url(f"{VERSION_PATH}/credentials"),
+            }
+        ]
+        endpoints += [
+            {"identifier": m, "role": "RECEIVER", "url": self.url(f"{VERSION_PATH}/{m}")}
+            for m in MODULES
+        ]
+        return self._reply(data={"version": VERSION, "endpoints": endpoints})
+
+    async def _credentials(self, request: web.Request) -> web.Response:
+        token = self._token_of(request.headers.get("Authorization"))
+        assert token is not None
+        ours = {"url": self.versions_url, "roles": [self.party.role]}
+        if request.method == "GET":
+            return self._reply(data={"token": token, **ours})
+        registration = self.registration
+        if request.method == "POST" or registration is None:
+            # We are the Sender of this handshake: nobody registers with us.
+            return self._reply(2000, "this eMSP registers with CPOs; it takes no POST", http=405)
+        if request.method == "DELETE":
+            self._tokens.discard(registration.token_b)
+            self.registration = None
+            self._record(request, "credentials", "", 200, 1000, "the CPO unregistered us", None)
+            return self._reply()
+        body = await _read_json(request)
+        try:
+            token_c, roles = their_credentials(body)
+            url = body["url"]
+            if not isinstance(url, str):
+                raise EmspError("url: must be the CPO's versions URL")
+            endpoints = await self._discover(
+                url, token_c, request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+            )
+        except EmspError as exc:
+            self._record(request, "credentials", "", 200, 3001, f"refused: {exc}", body)
+            return self._reply(3001, str(exc))
+        token_b = secrets.token_urlsafe(32)
+        self._tokens.discard(registration.token_b)
+        self._tokens.add(token_b)
+        self.registration = Registration(url, roles, endpoints, token_b, token_c)
+        self._record(request, "credentials", "", 200, 1000, "tokens renewed by the CPO", body)
+        return self._reply(data={"token": token_b, **ours})
+
+    def _key(self, request: web.Request, object_field: str) -> Key:
+        info = request.match_info
+        return key(info["country_code"], info["party_id"], info[object_field])
+
+    def _check_party(self, k: Key) -> None:
+        """Objects of a party the CPO did not register are not its own: answered 404
+        (spec: Client Owned Object errors)."""
+        registration = self.registration
+        if registration is not None and (k[0], k[1]) not in registration.parties:
+            raise PushRefused(404, 2000, f"{k[0]}/{k[1]} is not a party of this CPO")
+
+    def _held(self, k: Key, lookup: Callable[[Key], Json]) -> web.Response:
+        """Answer a GET of the CPO for an object we hold."""
+        self._check_party(k)
+        return self._reply(data=lookup(k))
+
+    async def _locations(self, request: web.Request) -> web.Response:
+        k = self._key(request, "location_id")
+        evse_uid = request.match_info.get("evse_uid")
+        connector_id = request.match_info.get("connector_id")
+        store = self.stores
+        if request.method == "GET":
+            return self._held(k, lambda k: store.location_part(k, evse_uid, connector_id))
+        target = "/".join(p for p in (k[2], evse_uid, connector_id) if p is not None)
+
+        def put(body: Any) -> Taken:
+            created = store.put_location(k, evse_uid, connector_id, body)
+            return Taken(k, 201 if created else 200, summary("locations", body))
+
+        def patch(body: Any) -> Taken:
+            store.patch_location(k, evse_uid, connector_id, body)
+            return Taken(k, 200, patch_fields(body))
+
+        return await self._push(
+            request, "locations", target, k, put if request.method == "PUT" else patch
+        )
+
+    async def _sessions(self, request: web.Request) -> web.Response:
+        k = self._key(request, "session_id")
+        store = self.stores
+        if request.method == "GET":
+            return self._held(k, store.session)
+
+        def put(body: Any) -> Taken:
+            created = store.put_session(k, body)
+            return Taken(k, 201 if created else 200, summary("sessions", store.session(k)))
+
+        def patch(body: Any) -> Taken:
+            added = store.patch_session(k, body)
+            text = summary("sessions", store.session(k))
+            return Taken(k, 200, text + (f" +{added} period(s)" if added else ""))
+
+        return await self._push(
+            request, "sessions", k[2], k, put if request.method == "PUT" else patch
+        )
+
+    async def _post_cdr(self, request: web.Request) -> web.Response:
+        store = self.stores
+
+        def post(body: Any) -> Taken:
+            k = store.cdr_key(body)
+            self._check_party(k)
+            k, created = store.post_cdr(body)
+            text = summary("cdrs", store.cdr(k)) + ("" if created else " (again)")
+            where = self.url(f"{VERSION_PATH}/cdrs/{k[0]}/{k[1]}/{k[2]}")
+            return Taken(k, 201 if created else 200, text, {"Location": where})
+
+        # The CDR's id is known once its body is read.
+        return await self._push(request, "cdrs", None, None, post)
+
+    async def _get_cdr(self, request: web.Request) -> web.Response:
+        return self._held(self._key(request, "cdr_id"), self.stores.cdr)
+
+    async def _tariffs(self, request: web.Request) -> web.Response:
+        k = self._key(request, "tariff_id")
+        store = self.stores
+        if request.method == "GET":
+            return self._held(k, store.tariff)
+
+        def put(body: Any) -> Taken:
+            created = store.put_tariff(k, body)
+            return Taken(k, 201 if created else 200, summary("tariffs", body))
+
+        def delete(body: Any) -> Taken:
+            store.delete_tariff(k)
+            return Taken(k, 200, "")
+
+        return await self._push(
+            request, "tariffs", k[2], k, put if request.method == "PUT" else delete
+        )
+
+    async def _push(
+        self, request: web.Request, module: str, target: str | None, owner: Key | None, take: _Take
+    ) -> web.Response:
+        """Take one push: check whose object it is, read its body, apply it (`take`),
+        record it (refused ones too), answer."""
+        body: Any = None
+        try:
+            if owner is not None:
+                self._check_party(owner)
+            if request.method != "DELETE":
+                body = await _read_json(request)
+            taken = take(body)
+        except PushRefused as exc:
+            if target is None:
+                target = str(body.get("id")) if isinstance(body, dict) else "?"
+            refused = f"refused: {exc.status_code} {exc.message}"
+            self._record(request, module, target, exc.http_status, exc.status_code, refused, body)
+            raise
+        target = taken.key[2] if target is None else target
+        self._record(request, module, target, taken.http_status, 1000, taken.text, body)
+        return self._reply(http=taken.http_status, headers=taken.headers)
+
+    def _record(
+        self,
+        request: web.Request,
+        module: str,
+        target: str,
+        http_status: int,
+        status_code: int,
+        text: str,
+        body: Any,
+    ) -> None:
+        push = Push(
+            request.method, module, target, http_status, status_code, text, body, self.clock()
+        )
+        self.received.append(push)
+        if self.on_push is not None:
+            self.on_push(push)
+
+
+async def _read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise PushRefused(400, 2001, "the body is not valid JSON") from None
