@@ -26,6 +26,8 @@ from sqlalchemy.sql.dml import Insert
 T = TypeVar("T")
 Unit = Callable[["WriteTx"], Awaitable[T]]
 
+BUSY_TIMEOUT_MS = 30_000
+
 log = structlog.get_logger("csms.storage")
 
 
@@ -185,7 +187,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # Every commit is durable (fsync of the WAL); group commit makes that one fsync per
         # batch, not per message.
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -356,7 +358,7 @@ class Database:
                 checkpoints.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await checkpoints
-                await self._checkpoint("TRUNCATE")
+                await self._checkpoint("TRUNCATE", busy_ms=500)
 
     async def _checkpoint_loop(self) -> None:
         while True:
@@ -366,10 +368,18 @@ class Database:
             except Exception:
                 log.exception("checkpoint_failed")
 
-    async def _checkpoint(self, mode: str) -> None:
-        """Copy committed WAL frames into the database file, outside any transaction."""
+    async def _checkpoint(self, mode: str, busy_ms: int | None = None) -> None:
+        """Copy committed WAL frames into the database file, outside any transaction.
+        `busy_ms` bounds how long a blocking mode waits for readers (at shutdown a reader
+        cancelled mid-query must not hold the close for the full busy timeout)."""
         async with self.engine.connect() as conn:
-            await _pragma(conn, f"PRAGMA wal_checkpoint({mode})")
+            if busy_ms is not None:
+                await _pragma(conn, f"PRAGMA busy_timeout={int(busy_ms)}")
+            try:
+                await _pragma(conn, f"PRAGMA wal_checkpoint({mode})")
+            finally:
+                if busy_ms is not None:
+                    await _pragma(conn, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     async def _commit_batch(self, conn: AsyncConnection, batch: list[_Pending]) -> None:
         started = time.perf_counter()
