@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 
 from csms.core.clock import Clock
@@ -83,6 +84,15 @@ class Identity:
     country_code: str
     party_id: str
     operator_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """A published location as GET /locations serves it."""
+
+    key: tuple[datetime, str]  # list order: creation time, then id
+    last_updated: datetime
+    encoded: bytes
 
 
 @dataclass(slots=True)
@@ -158,6 +168,10 @@ class LocationPublisher:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one pass at a time (the loop, or a caller's publish)
         self._last_full: datetime | None = None
+        # Published locations as served, encoded, in list order (None until the first
+        # pass built it): what GET /locations pages over without a query per page.
+        self._snapshot: dict[str, _Served] | None = None
+        self._listed: list[_Served] = []
         # Called (without arguments) after a pass enqueued pushes: the push worker's wake.
         self.on_enqueued: list[Any] = list(on_enqueued)
 
@@ -231,6 +245,10 @@ class LocationPublisher:
             return enqueued
 
         enqueued = await self._db.write(unit)
+        if full or self._snapshot is None:
+            await self._reload()
+        else:
+            await self._refresh(plan.touched | {loc.id for loc in changed_locations})
         if plan.evses:
             log.info(
                 "locations_published",
@@ -284,7 +302,7 @@ class LocationPublisher:
                 (s.status for s in states if s.evse_id == 0 and s.connector_id == 0), None
             )
             for evse_id in sorted(evse_ids):
-                previous = published.get((cp_id, evse_id))
+                previous = stored = published.get((cp_id, evse_id))
                 linked = link is not None and link.location_id in locations
                 if linked:
                     assert link is not None
@@ -330,7 +348,17 @@ class LocationPublisher:
                             location_id,
                         )
                     )
-                self._compare(plan, cp_id, evse_id, uid, location_id, rendered, previous, now)
+                self._compare(
+                    plan,
+                    cp_id,
+                    evse_id,
+                    uid,
+                    location_id,
+                    rendered,
+                    previous,
+                    now,
+                    new=stored is None,
+                )
         for evse, _ in plan.evses:
             plan.touched.add(evse.location_id)
         # Pushes only for locations partners may see.
@@ -384,6 +412,8 @@ class LocationPublisher:
         rendered: dict[str, Any],
         previous: PublishedEvse | None,
         now: datetime,
+        *,
+        new: bool,
     ) -> None:
         data, change = stamp(rendered, None if previous is None else previous.data, now)
         if change is Change.NONE:
@@ -398,7 +428,7 @@ class LocationPublisher:
             data=data,
             last_updated=now,
         )
-        plan.evses.append((evse, previous is None))
+        plan.evses.append((evse, new))
         plan.evse_pushes.append((location_id, data, change))
 
     def _moved_away(
@@ -470,6 +500,72 @@ class LocationPublisher:
             return None
         evses = (await evse_repo.at_locations(conn, [location.id]))[location.id]
         return self.render(location, evses)
+
+    # --- the served snapshot -------------------------------------------------------------
+
+    def page(
+        self,
+        *,
+        date_from: datetime | None,
+        date_to: datetime | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[bytes], int] | None:
+        """A page of published locations, encoded, in list order, with the total matching
+        the date filters (inclusive from, exclusive to, on last_updated); None before the
+        first pass built the snapshot. As fresh as the last pass (about a second)."""
+        if self._snapshot is None:
+            return None
+        served = self._listed
+        if date_from is not None or date_to is not None:
+            served = [
+                s
+                for s in served
+                if (date_from is None or s.last_updated >= date_from)
+                and (date_to is None or s.last_updated < date_to)
+            ]
+        return [s.encoded for s in served[offset : offset + limit]], len(served)
+
+    async def _reload(self) -> None:
+        async with self._db.read() as conn:
+            ids = [loc.id for loc in await location_repo.list_all(conn) if loc.publish]
+        await self._refresh(set(ids), base={})
+
+    async def _refresh(
+        self, location_ids: set[str], base: dict[str, _Served] | None = None
+    ) -> None:
+        """Render these locations again from the database (dropping the ones that are gone
+        or unpublished) into the snapshot (or into `base`, which then replaces it)."""
+        if base is None:
+            if self._snapshot is None or not location_ids:
+                return
+            base = self._snapshot
+        ids = sorted(location_ids)
+        rendered: dict[str, _Served | None] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            async with self._db.read() as conn:
+                found = await location_repo.get_many(conn, chunk)
+                evses = await evse_repo.at_locations(conn, list(found))
+            for location_id in chunk:
+                loc = found.get(location_id)
+                if loc is None or not loc.publish or loc.created_at is None:
+                    rendered[location_id] = None
+                    continue
+                body = self.render(loc, evses[location_id])
+                rendered[location_id] = _Served(
+                    (loc.created_at, loc.id),
+                    loc.last_updated or loc.created_at,
+                    orjson.dumps(body),
+                )
+        snapshot = dict(base)
+        for location_id, served in rendered.items():
+            if served is None:
+                snapshot.pop(location_id, None)
+            else:
+                snapshot[location_id] = served
+        self._listed = sorted(snapshot.values(), key=lambda s: s.key)
+        self._snapshot = snapshot
 
     def _own(self, location: Location) -> dict[str, Any]:
         """What the location itself says (no EVSEs, no timestamps)."""

@@ -8,8 +8,10 @@ only decides and stores, each change in one transaction.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from csms.core.clock import Clock
 from csms.core.errors import CsmsError
@@ -24,10 +26,13 @@ from csms.core.partners import (
     new_token,
 )
 from csms.storage import partners as repo
-from csms.storage.database import Database, WriteTx
+from csms.storage.database import Database, Unit, WriteTx
 from csms.storage.partners import TokenMatch
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Seconds an answer of `authenticate` is reused (changes by another process show after it).
+AUTH_TTL = 1.0
+T = TypeVar("T")
 
 
 class PartnerError(CsmsError):
@@ -86,6 +91,17 @@ class PartnerService:
         self.clock = clock
         # Partners as last loaded for `authenticate`, checked against their row each time.
         self._known: dict[int, Partner] = {}
+        # Recent `authenticate` answers (token hashes -> caller, until a monotonic time):
+        # a partner paging through a list is not looked up again for every page. Any change
+        # made through this service empties it; one made by another process (the CLI
+        # removing a partner) is seen within AUTH_TTL.
+        self._recent: dict[tuple[str, ...], tuple[float, Caller]] = {}
+
+    async def _write(self, unit: Unit[T]) -> T:
+        try:
+            return await self.db.write(unit)
+        finally:
+            self._recent.clear()
 
     async def list_all(self) -> list[Partner]:
         async with self.db.read() as conn:
@@ -131,7 +147,7 @@ class PartnerService:
                 raise PartnerExists(f"partner {name} exists")
             return await repo.create(conn, name, hash_token(token), direction, encoding, now)
 
-        partner_id = await self.db.write(unit)
+        partner_id = await self._write(unit)
         return Invitation(await self._by_id(partner_id), token)
 
     async def abandon_outbound(self, partner: Partner, offered_token: str) -> None:
@@ -140,7 +156,7 @@ class PartnerService:
         async def unit(w: WriteTx) -> None:
             await repo.remove_pending(await w.connection(), partner.id, hash_token(offered_token))
 
-        await self.db.write(unit)
+        await self._write(unit)
 
     async def authenticate(self, candidates: Sequence[tuple[str, TokenEncoding]]) -> Caller | None:
         """The caller whose token is one of the candidates (a header value read as Base64
@@ -148,12 +164,21 @@ class PartnerService:
         if not candidates:
             return None
         hashes = [hash_token(token) for token, _ in candidates]
+        key = tuple(hashes)
+        recent = self._recent.get(key)
+        if recent is not None and recent[0] > time.monotonic():
+            return recent[1]
         async with self.db.read() as conn:
             match: TokenMatch | None = await repo.find_by_token_hash(conn, hashes, self._known)
         if match is None:
+            self._recent.pop(key, None)
             return None
         token, encoding = candidates[hashes.index(match.token_hash)]
-        return Caller(match.partner, token, encoding, match.one_time)
+        caller = Caller(match.partner, token, encoding, match.one_time)
+        if len(self._recent) > 1000:
+            self._recent.clear()
+        self._recent[key] = (time.monotonic() + AUTH_TTL, caller)
+        return caller
 
     async def note_encoding(self, partner: Partner, encoding: TokenEncoding) -> None:
         """Remember how a partner writes its token, to write ours the same way."""
@@ -162,7 +187,7 @@ class PartnerService:
         async def unit(w: WriteTx) -> None:
             await repo.set_encoding(await w.connection(), partner.id, encoding, now)
 
-        await self.db.write(unit)
+        await self._write(unit)
 
     async def complete(self, caller: Caller, registration: Registration) -> Partner:
         """Store a finished handshake for the partner that `caller` authenticated as: a
@@ -182,7 +207,7 @@ class PartnerService:
                 now=now,
             )
 
-        if not await self.db.write(unit):
+        if not await self._write(unit):
             raise StateChanged(f"partner {caller.partner.name} changed during the handshake")
         return await self._by_id(caller.partner.id)
 
@@ -194,7 +219,7 @@ class PartnerService:
                 await w.connection(), caller.partner.id, hash_token(caller.token), now
             )
 
-        if not await self.db.write(unit):
+        if not await self._write(unit):
             raise StateChanged(f"partner {caller.partner.name} is not registered")
         return await self._by_id(caller.partner.id)
 
@@ -209,7 +234,7 @@ class PartnerService:
             await repo.remove(conn, partner.id)
             return partner
 
-        return await self.db.write(unit)
+        return await self._write(unit)
 
     async def _by_id(self, partner_id: int) -> Partner:
         async with self.db.read() as conn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -22,11 +22,9 @@ from ocpi_cpo.context import PARTNERS, PUSHER, SETTINGS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.locations_publisher import Identity, LocationPublisher
-from ocpi_cpo.pagination import Page
 from ocpi_cpo.transport import (
     add_endpoint,
     add_route,
-    dumps,
     page_of,
     reply,
     reply_encoded_page,
@@ -42,57 +40,15 @@ def _unknown(what: str) -> OcpiFailure:
     return OcpiFailure(Status.UNKNOWN_LOCATION, f"unknown {what}", http_status=404)
 
 
-class Rendered:
-    """Locations as encoded JSON, keyed by id and valid for one `last_updated`: every real
-    change of a location or of its EVSEs moves its last_updated (in the same write), so a
-    page needs only the ids and stamps from the database when nothing changed."""
-
-    def __init__(self, limit: int = 50_000) -> None:
-        self._limit = limit
-        self._items: dict[str, tuple[datetime, bytes]] = {}
-
-    def get(self, location_id: str, last_updated: datetime) -> bytes | None:
-        found = self._items.get(location_id)
-        return found[1] if found is not None and found[0] == last_updated else None
-
-    def put(self, location_id: str, last_updated: datetime, encoded: bytes) -> None:
-        if len(self._items) >= self._limit:
-            self._items.clear()
-        self._items[location_id] = (last_updated, encoded)
-
-
-RENDERED = web.AppKey("ocpi_rendered_locations", Rendered)
-
-
 async def list_locations(request: web.Request) -> web.Response:
     page = page_of(request)
     publisher = request.app[PUBLISHER]
-    cache = request.app[RENDERED]
-    async with request.app[PARTNERS].db.read() as conn:
-        keys, total = await location_repo.published_keys(
-            conn,
-            date_from=page.date_from,
-            date_to=page.date_to,
-            offset=page.offset,
-            limit=page.limit,
-        )
-        missing = [i for i, stamp in keys if cache.get(i, stamp) is None]
-        if missing:
-            found = await location_repo.get_many(conn, missing)
-            evses = await evse_repo.at_locations(conn, list(found))
-            for location in found.values():
-                assert location.last_updated is not None
-                body = publisher.render(location, evses[location.id])
-                cache.put(location.id, location.last_updated, dumps(body))
-    items = [cache.get(i, stamp) for i, stamp in keys]
-    if any(item is None for item in items):
-        # Changed between the two reads: the page is made from the database afresh.
-        return await _list_uncached(request, page)
-    return reply_encoded_page(request, [i for i in items if i is not None], total, page)
-
-
-async def _list_uncached(request: web.Request, page: Page) -> web.Response:
-    publisher = request.app[PUBLISHER]
+    served = publisher.page(
+        date_from=page.date_from, date_to=page.date_to, offset=page.offset, limit=page.limit
+    )
+    if served is not None:
+        return reply_encoded_page(request, served[0], served[1], page)
+    # Before the publisher's first pass built its snapshot: from the database.
     async with request.app[PARTNERS].db.read() as conn:
         keys, total = await location_repo.published_keys(
             conn,
@@ -144,7 +100,6 @@ async def get_connector(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
-    app[RENDERED] = Rendered()
     app[PUBLISHER] = LocationPublisher(
         app[PARTNERS].db,
         settings.clock,

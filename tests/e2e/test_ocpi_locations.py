@@ -320,3 +320,26 @@ async def test_paging_through_locations(partner: Partner) -> None:
 async def test_a_partner_token_is_needed(partner: Partner) -> None:
     status, body, _ = await partner.fake.call("GET", partner.url, "not-a-token")
     assert status == 401 and body["status_code"] == 2000 and body.get("data") is None
+
+
+async def test_a_charger_moved_to_another_site(partner: Partner) -> None:
+    server = partner.server
+    service = locations(server)
+    await service.add(site("FROM"))
+    await service.add(site("TO", city="Utrecht"))
+    await service.link("FROM", "MOVER", None, (1, EvseDetail()))
+    await publisher(server).publish()
+    assert [e["uid"] for e in (await partner.location("FROM"))["evses"]] == ["MOVER*1"]
+    await service.link("TO", "MOVER", None)
+    await publisher(server).publish()
+    assert (await partner.location("FROM"))["evses"] == []
+    (evse,) = (await partner.location("TO"))["evses"]
+    assert evse["uid"] == "MOVER*1" and evse["status"] == "PLANNED"
+
+    def told() -> bool:
+        paths = {(p.method, p.path.rsplit("/locations/", 1)[1]) for p in partner.pushes()}
+        return {("PATCH", "NL/CSM/FROM/MOVER*1"), ("PUT", "NL/CSM/TO/MOVER*1")} <= paths
+
+    await pushed(partner, told, "REMOVED at the old site and the EVSE at the new one")
+    removed = next(p for p in partner.pushes("PATCH") if p.path.endswith("/FROM/MOVER*1"))
+    assert removed.body["status"] == "REMOVED"
