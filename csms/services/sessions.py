@@ -373,7 +373,12 @@ class SessionService:
                 PushState(sent, False, now),
             )
         periods = closed_periods(session, active=False)
-        return ocpi_pushes.session_put(url, self.us, session), PushState(len(periods), True, now)
+        # The version pushed is the row's (its change may carry a later stamp than this
+        # pass's start): a later pass must not take that change for a new one.
+        pushed_at = max(now, plan.row.updated_at)
+        return ocpi_pushes.session_put(url, self.us, session), PushState(
+            len(periods), True, pushed_at
+        )
 
     async def _publish_cdrs(self, now: datetime) -> int:
         """Every CDR made since the cursor (credit CDRs too), POSTed to the partners that
@@ -416,6 +421,7 @@ class SessionService:
     ) -> int:
         planned: list[tuple[StoredCdr, _Target]] = []
         finals: dict[int, dict[str, Any] | None] = {}
+        versions: dict[int, datetime] = {}
         for cdr, origin in found:
             owner = owner_of(origin)
             for target in targets:
@@ -430,6 +436,8 @@ class SessionService:
                     finals[cdr.transaction_id] = (
                         None if row is None else await self._object(row, now)
                     )
+                    if row is not None:
+                        versions[cdr.transaction_id] = max(now, row.updated_at)
 
         async def unit(w: WriteTx) -> int:
             conn = await w.connection()
@@ -449,7 +457,7 @@ class SessionService:
                             conn,
                             cdr.transaction_id,
                             partner_id,
-                            PushState(len(periods), True, now),
+                            PushState(len(periods), True, versions[cdr.transaction_id]),
                         )
                         count += 1
                 post = ocpi_pushes.cdr_post(target.url, cdr_json(cdr))
