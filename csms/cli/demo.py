@@ -132,15 +132,23 @@ def owned_token(uid: str, owner: str) -> Token:
     return Token(uid=uid, status=TokenStatus.ACCEPTED, origin=token_owner(owner))
 
 
+# Running sessions are PATCHed to the eMSP this often in the demo (default: every 60 s),
+# so that a newcomer sees updates within a demo session.
+DEMO_SESSION_UPDATES = 10.0
+
+
 def demo_config(config: Config, workdir: Path) -> Config:
     """The configuration with a fresh database (and API token file) in `workdir`; an OCPI
-    base URL left at its default follows the port actually bound."""
+    base URL left at its default follows the port actually bound; session updates pushed
+    every DEMO_SESSION_UPDATES seconds unless the configuration asks for sooner."""
     api = config.api
     if not api.token:
         api = dataclasses.replace(api, token_file=str(workdir / "api-token"))
     ocpi = config.ocpi
     if ocpi.base_url == OcpiConfig().base_url:
         ocpi = dataclasses.replace(ocpi, base_url="")
+    if ocpi.session_update_interval > DEMO_SESSION_UPDATES:
+        ocpi = dataclasses.replace(ocpi, session_update_interval=DEMO_SESSION_UPDATES)
     database = dataclasses.replace(
         config.database, url=f"sqlite+aiosqlite:///{workdir / 'csms-demo.db'}"
     )

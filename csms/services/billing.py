@@ -226,7 +226,7 @@ class BillingService:
         offset: int,
         limit: int,
     ) -> tuple[list[dict[str, Any]], int]:
-        """OCPI Tariff objects for partners, oldest change first, with the total count.
+        """OCPI Tariff objects for partners, in creation order, with the total count.
         `last_updated` is the stored change time, the one the date filters compare."""
         async with self._db.read() as conn:
             stored, total = await tariff_repo.page(

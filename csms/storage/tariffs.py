@@ -116,8 +116,9 @@ async def page(
     offset: int,
     limit: int,
 ) -> tuple[list[StoredTariff], int]:
-    """One page of tariffs, oldest change first (ties by id: a stable order), and how many
-    match in all; `date_from` inclusive, `date_to` exclusive, on the last change."""
+    """One page of tariffs in creation order (ties by id), which a change does not move, so
+    a partner following the links sees each tariff once; with how many match in all.
+    `date_from` inclusive, `date_to` exclusive, on the last change."""
     from sqlalchemy import func
 
     conditions = []
@@ -132,7 +133,7 @@ async def page(
         await conn.execute(
             select(_tar)
             .where(*conditions)
-            .order_by(_tar.c.updated_at, _tar.c.id)
+            .order_by(_tar.c.created_at, _tar.c.id)
             .offset(offset)
             .limit(limit)
         )

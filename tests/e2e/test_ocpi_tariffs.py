@@ -78,9 +78,14 @@ async def test_partners_page_through_our_tariffs(server: Running, partner: FakeP
     later = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     _, body, headers = await partner.call("GET", f"{url}?date_from={later}", token)
     assert body["data"] == [] and headers["X-Total-Count"] == "0"
-    # An updated tariff moves to the end: it changed last.
+    # An updated tariff keeps its place (a partner walking the pages sees each tariff once);
+    # its last_updated moves, which date_from finds.
     await billing.import_tariffs(tariff("T0", 0.99))
     _, body, _ = await partner.call("GET", url, token)
-    assert [t["id"] for t in body["data"]] == ["T1", "T2", "T0"]
+    assert [t["id"] for t in body["data"]] == ["T0", "T1", "T2"]
+    changed = str(body["data"][0]["last_updated"])
+    assert changed > str(seen[2]["last_updated"])
+    _, body, _ = await partner.call("GET", f"{url}?date_from={changed}", token)
+    assert [t["id"] for t in body["data"]] == ["T0"]
     status, body, _ = await partner.call("GET", f"{url}?limit=ten", token)
     assert status == 200 and body["status_code"] == 2001
