@@ -36,9 +36,11 @@ from csms.core.ocpi_locations import (
     render_evse,
     render_location,
     stamp,
+    without_time,
 )
 from csms.core.outbox import Push
 from csms.core.partners import InterfaceRole
+from csms.core.tariffs import ocpi_datetime, tariff_targets
 from csms.storage import charge_points as cp_repo
 from csms.storage import device_model as device_repo
 from csms.storage import locations as location_repo
@@ -107,21 +109,9 @@ class _Plan:
     location_puts: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _iso(moment: datetime) -> str:
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond // 1000:03d}"
-    return text + "Z"
-
-
 def _removed(data: dict[str, Any]) -> dict[str, Any]:
     """A published EVSE object (without timestamps) with the status REMOVED."""
-    out = {k: v for k, v in data.items() if k != "last_updated"}
-    out["connectors"] = [
-        {k: v for k, v in c.items() if k != "last_updated"} for c in data["connectors"]
-    ]
-    out["status"] = EvseStatus.REMOVED.value
-    return out
+    return {**without_time(data), "status": EvseStatus.REMOVED.value}
 
 
 def _capabilities(cp: Any, switched_off: set[str]) -> tuple[Capability, ...]:
@@ -136,14 +126,8 @@ def _capabilities(cp: Any, switched_off: set[str]) -> tuple[Capability, ...]:
 def _tariff_ids(
     assigned: dict[tuple[str, str], str], uid: str, connector_id: int, location_id: str
 ) -> tuple[str, ...]:
-    """The tariff a connector is priced with: connector beats EVSE beats location beats the
-    default (the same precedence as csms.services.billing)."""
-    for key in (
-        ("connector", f"{uid}#{connector_id}"),
-        ("evse", uid),
-        ("location", location_id),
-        ("default", ""),
-    ):
+    """The tariff a connector is priced with (the precedence of csms.services.billing)."""
+    for key in tariff_targets(uid, connector_id, location_id):
         if key in assigned:
             return (assigned[key],)
     return ()
@@ -245,7 +229,10 @@ class LocationPublisher:
             return enqueued
 
         enqueued = await self._db.write(unit)
-        if full or self._snapshot is None:
+        if full:
+            published = {loc.id for loc in changed_locations if loc.publish}
+            await self._refresh(published, base={})
+        elif self._snapshot is None:
             await self._reload()
         else:
             await self._refresh(plan.touched | {loc.id for loc in changed_locations})
@@ -440,7 +427,11 @@ class LocationPublisher:
     ) -> None:
         old = locations.get(previous.location_id)
         if old is not None and old.publish and previous.status != EvseStatus.REMOVED:
-            data = {**previous.data, "status": EvseStatus.REMOVED.value, "last_updated": _iso(now)}
+            data = {
+                **previous.data,
+                "status": EvseStatus.REMOVED.value,
+                "last_updated": ocpi_datetime(now),
+            }
             plan.evse_pushes.append((previous.location_id, data, Change.STATUS))
             plan.touched.add(previous.location_id)
 
@@ -588,5 +579,5 @@ class LocationPublisher:
         stamps = [location.last_updated] if location.last_updated else []
         stamps += [e.last_updated for e in evses]
         if stamps:
-            body["last_updated"] = _iso(max(stamps))
+            body["last_updated"] = ocpi_datetime(max(stamps))
         return body

@@ -19,6 +19,7 @@ from typing import Any
 
 from csms.core.locations import ConnectorSpec, Location
 from csms.core.status import ConnectorStatus
+from csms.core.tariffs import ocpi_datetime
 
 
 class EvseStatus(StrEnum):
@@ -340,18 +341,18 @@ def stamp(
     """The EVSE as stored and served: `rendered` with `last_updated` on it and on each
     connector, kept from `previous` (the stored object) where nothing changed, `now` where
     something did. Also says what kind of change it was."""
-    iso = _iso(now)
+    iso = ocpi_datetime(now)
     old_connectors = {c["id"]: c for c in (previous or {}).get("connectors", [])}
     connectors = []
     for c in rendered["connectors"]:
         old = old_connectors.get(c["id"])
-        same = old is not None and _without_time(old) == c
+        same = old is not None and without_time(old) == c
         connectors.append({**c, "last_updated": old["last_updated"] if same and old else iso})
     out = {**rendered, "connectors": connectors}
     if previous is None:
         return {**out, "last_updated": iso}, Change.OBJECT
-    before = _without_time(previous)
-    after = _without_time(out)
+    before = without_time(previous)
+    after = without_time(out)
     if before == after:
         return {**out, "last_updated": previous["last_updated"]}, Change.NONE
     if {**before, "status": after["status"]} == after:
@@ -359,20 +360,13 @@ def stamp(
     return {**out, "last_updated": iso}, Change.OBJECT
 
 
-def _without_time(obj: Mapping[str, Any]) -> dict[str, Any]:
+def without_time(obj: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in obj.items() if k != "last_updated"}
     if "connectors" in out:
         out["connectors"] = [
             {k: v for k, v in c.items() if k != "last_updated"} for c in out["connectors"]
         ]
     return out
-
-
-def _iso(moment: datetime) -> str:
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if moment.microsecond:
-        text += f".{moment.microsecond // 1000:03d}"
-    return text + "Z"
 
 
 def render_location(

@@ -589,6 +589,19 @@ def json_number(value: Decimal) -> int | float:
     return float(value)
 
 
+def tariff_targets(
+    evse_uid: str, connector_id: int, location_id: str | None
+) -> list[tuple[str, str]]:
+    """Where a tariff assignment for one connector may be, in precedence order: the
+    connector beats its EVSE beats its location beats the default ((scope, target) pairs
+    as stored)."""
+    targets = [("connector", f"{evse_uid}#{connector_id}"), ("evse", evse_uid)]
+    if location_id is not None:
+        targets.append(("location", location_id))
+    targets.append(("default", ""))
+    return targets
+
+
 def ocpi_datetime(moment: datetime) -> str:
     """UTC `YYYY-MM-DDTHH:MM:SSZ`, with milliseconds only when the moment has them."""
     utc = moment.astimezone(UTC)

@@ -22,6 +22,7 @@ from csms.core.authorization import AuthStatus, Token
 from csms.core.clock import Clock
 from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
 from csms.core.errors import CsmsError, InvalidInput
+from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
 from csms.core.ocpi_sessions import auth_method, cdr_token
@@ -34,6 +35,7 @@ from csms.core.tariffs import (
     ocpi_datetime,
     parse_tariff,
     parse_tariffs,
+    tariff_targets,
     tariff_to_ocpi,
 )
 from csms.core.transactions import BillingState, Transaction, TransactionState
@@ -180,7 +182,7 @@ class BillingService:
         except TariffError as exc:
             raise InvalidInput(str(exc)) from None
         ids = [t.id for t in tariffs]
-        duplicate = next((i for i in ids if ids.count(i) > 1), None)
+        duplicate = first_duplicate(ids)
         if duplicate is not None:
             raise InvalidInput(f"tariff {duplicate!r} appears twice in the file")
         now = self._clock()
@@ -310,11 +312,9 @@ class BillingService:
         self, conn: Any, cp_id: str, evse_id: int, connector_id: int, location: Location | None
     ) -> Tariff | None:
         """Connector beats EVSE beats location beats the default."""
-        uid = evse_uid(cp_id, evse_id)
-        candidates = [("connector", f"{uid}#{connector_id}"), ("evse", uid)]
-        if location is not None:
-            candidates.append(("location", location.id))
-        candidates.append(("default", ""))
+        candidates = tariff_targets(
+            evse_uid(cp_id, evse_id), connector_id, None if location is None else location.id
+        )
         found = await tariff_repo.assigned_for(conn, candidates)
         for key in candidates:
             tariff_id = found.get(key)

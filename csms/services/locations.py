@@ -13,6 +13,7 @@ from typing import Any
 
 from csms.core.clock import Clock
 from csms.core.errors import InvalidInput
+from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, validate_location
 from csms.core.ocpi_locations import (
     CONNECTOR_FORMATS,
@@ -217,7 +218,7 @@ class LocationService:
                 detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
                 raise InvalidInput(f"{where}: {detail}") from None
         ids = [loc.id for loc, _ in parsed]
-        duplicate = next((i for i in ids if ids.count(i) > 1), None)
+        duplicate = first_duplicate(ids)
         if duplicate is not None:
             raise InvalidInput(f"location {duplicate!r} appears twice in the file")
         now = self._clock()

@@ -22,6 +22,19 @@ class Ran:
         return json.loads(self.out)
 
 
+def ok(ran: Ran) -> str:
+    """The output of a command that must have succeeded."""
+    assert ran.code == 0, ran
+    return ran.out
+
+
+def one_line_error(ran: Ran, text: str) -> None:
+    """A command refused with exit 1 and one `error: ...` line naming `text`."""
+    assert ran.code == 1, ran
+    assert ran.err.startswith("error: ") and text in ran.err, ran.err
+    assert len(ran.err.strip().splitlines()) == 1 and "Traceback" not in ran.err
+
+
 def cli_env(server: Running) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
     env.update(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.cli import Ran, csms
+from tests.e2e.cli import csms, ok, one_line_error
 from tests.e2e.conftest import Running
 
 SITE = [
@@ -28,17 +28,6 @@ SITE = [
     "--time-zone",
     "Europe/Amsterdam",
 ]
-
-
-def ok(ran: Ran) -> str:
-    assert ran.code == 0, ran
-    return ran.out
-
-
-def one_line_error(ran: Ran, text: str) -> None:
-    assert ran.code != 0, ran
-    assert text in ran.err and len(ran.err.strip().splitlines()) == 1, ran.err
-    assert "Traceback" not in ran.err
 
 
 async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from csms.core.partners import Direction, PartnerStatus
-from tests.e2e.cli import Ran, cli_env, csms
+from tests.e2e.cli import Ran, cli_env, csms, one_line_error
 from tests.e2e.conftest import Running
 from tests.e2e.fake_partner import FakePartner
 
@@ -34,12 +34,6 @@ async def ocpi(server: Running, *args: str) -> Ran:
     env = cli_env(server)
     env["CSMS_OCPI_BASE_URL"] = server.ocpi_url
     return await csms(server, "ocpi", "partners", *args, env=env)
-
-
-def one_line_error(ran: Ran, text: str) -> None:
-    assert ran.code == 1, ran
-    assert ran.err.startswith("error: ") and text in ran.err, ran.err
-    assert len(ran.err.strip().splitlines()) == 1 and "Traceback" not in ran.err
 
 
 async def test_add_list_show_remove(server: Running, partner: FakePartner) -> None:

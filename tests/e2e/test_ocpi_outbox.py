@@ -24,7 +24,7 @@ from csms.storage import outbox
 from csms.storage.database import WriteTx
 from ocpi_cpo.context import PUSHER
 from ocpi_cpo.push import Pusher
-from tests.e2e.cli import Ran, cli_env, csms
+from tests.e2e.cli import Ran, cli_env, csms, one_line_error
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.fake_partner import FakePartner, Seen
 
@@ -319,12 +319,6 @@ async def test_a_pending_push_survives_a_restart(
 
 async def cli_outbox(server: Running, *args: str) -> Ran:
     return await csms(server, "ocpi", "outbox", *args, env=cli_env(server))
-
-
-def one_line_error(ran: Ran, text: str) -> None:
-    assert ran.code == 1, ran
-    assert ran.err.startswith("error: ") and text in ran.err, ran.err
-    assert len(ran.err.strip().splitlines()) == 1 and "Traceback" not in ran.err
 
 
 async def test_the_outbox_command(server: Running, partner: FakePartner) -> None:
