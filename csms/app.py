@@ -20,6 +20,7 @@ from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
 from csms.config import COMPONENTS, Config
 from csms.core.clock import Clock, utc_now
+from csms.core.parties import Party
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
@@ -35,6 +36,7 @@ from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import OcpiSettings, public_base_url
+from ocpi_cpo.roaming import RoamingAuthorizer
 from ocpi_cpo.routes.locations import PUBLISHER as LOCATION_PUBLISHER
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 
@@ -120,6 +122,15 @@ class CsmsApp:
         )
         self.charging.on_ended.append(self.billing.wake)
         self.partners = PartnerService(self.db, clock)
+        # Other parties' tokens at our chargers: wherever chargers are served, whether or not
+        # this process serves OCPI too.
+        self.roaming = RoamingAuthorizer(
+            self.db,
+            Party(config.ocpi.country_code, config.ocpi.party_id),
+            clock,
+            timeout=config.ocpi.authorize_timeout,
+        )
+        self.charging.roaming = self.roaming
         self._api: web.AppRunner | None = None
         self._ocpi: web.AppRunner | None = None
         self._ocpp_started = False
@@ -197,7 +208,13 @@ class CsmsApp:
         self.ocpi_port = int(sock.getsockname()[1])
         self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
         settings = OcpiSettings.from_config(cfg, self.ocpi_base_url, self.clock)
-        self.ocpi_app = build_ocpi_app(settings, self.partners, billing=self.billing)
+        self.ocpi_app = build_ocpi_app(
+            settings,
+            self.partners,
+            billing=self.billing,
+            commands=self.commands,
+            charging=self.charging,
+        )
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).
         self.charging.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
@@ -234,6 +251,7 @@ class CsmsApp:
         if self._ocpp_started:
             await self.ocpp.stop()
             self._ocpp_started = False
+        await self.roaming.close()
         await self.db.close()
 
     async def __aenter__(self) -> CsmsApp:

@@ -109,6 +109,10 @@ class OcpiConfig:
     offline_grace: float = 300.0
     # Seconds between the updates (PATCH) of a running session pushed to partners.
     session_update_interval: float = 60.0
+    # Seconds a real-time authorization of another party's token may take (asking its eMSP)
+    # before the token's whitelist rule decides without the answer; keep it below the
+    # chargers' own message timeout.
+    authorize_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +322,8 @@ def _validate_ocpi(section: OcpiConfig) -> None:
         raise ConfigError("ocpi.request_timeout must be positive")
     if section.push_interval <= 0:
         raise ConfigError("ocpi.push_interval must be positive")
+    if section.authorize_timeout <= 0:
+        raise ConfigError("ocpi.authorize_timeout must be positive")
     if section.offline_grace < 0:
         raise ConfigError("ocpi.offline_grace must not be negative")
     if section.session_update_interval <= 0:

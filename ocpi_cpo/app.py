@@ -15,22 +15,39 @@ import aiohttp
 from aiohttp import web
 
 from csms.services.billing import BillingService
+from csms.services.charging import ChargingService
+from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
 from ocpi_cpo.context import (
     BILLING,
+    CHARGING,
     CLIENT,
+    COMMANDS,
     PARTNERS,
     PUSHER,
     REGISTRAR,
     REGISTRY,
+    RESULTS,
     SETTINGS,
     OcpiSettings,
     Registry,
 )
 from ocpi_cpo.push import Pusher
 from ocpi_cpo.registration import Registrar
-from ocpi_cpo.routes import cdrs, credentials, locations, sessions, tariffs, versions
+from ocpi_cpo.results import AsyncResults
+from ocpi_cpo.routes import (
+    cdrs,
+    chargingprofiles,
+    commands,
+    credentials,
+    hubclientinfo,
+    locations,
+    sessions,
+    tariffs,
+    tokens,
+    versions,
+)
 from ocpi_cpo.transport import transport_middleware
 
 ModuleSetup = Callable[[web.Application], None]
@@ -44,6 +61,10 @@ MODULES: tuple[ModuleSetup, ...] = (
     sessions.setup,
     cdrs.setup,
     tariffs.setup,
+    tokens.setup,
+    hubclientinfo.setup,
+    chargingprofiles.setup,
+    commands.setup,
 )
 
 # Largest request body accepted (a credentials object is tiny; pushed tokens lists are not).
@@ -55,15 +76,22 @@ def build_ocpi_app(
     partners: PartnerService,
     modules: tuple[ModuleSetup, ...] = MODULES,
     billing: BillingService | None = None,
+    commands: CommandService | None = None,
+    charging: ChargingService | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[transport_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[PARTNERS] = partners
     if billing is not None:
         app[BILLING] = billing
+    if commands is not None:
+        app[COMMANDS] = commands
+    if charging is not None:
+        app[CHARGING] = charging
     app[REGISTRY] = Registry()
     app.cleanup_ctx.append(_partner_client)
     app.cleanup_ctx.append(_push_worker)
+    app.cleanup_ctx.append(_results_worker)
     versions.setup(app)
     for setup in modules:
         setup(app)
@@ -90,3 +118,17 @@ async def _push_worker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _results_worker(app: web.Application) -> AsyncIterator[None]:
+    """Results of partners' commands and charging profile requests (ocpi_cpo.results):
+    requests left open by a previous run are closed with their timeout result."""
+    settings = app[SETTINGS]
+    results = AsyncResults(app[PARTNERS].db, settings.clock, app[PUSHER].wake)
+    app[RESULTS] = results
+    task = asyncio.create_task(results.keep(), name="ocpi-results")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await results.close()

@@ -16,10 +16,13 @@ from csms.config import OcpiConfig, required_endpoints
 from csms.core.clock import Clock, utc_now
 from csms.core.partners import InterfaceRole, PartyRole, Role
 from csms.services.billing import BillingService
+from csms.services.charging import ChargingService
+from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
 from ocpi_cpo.push import Pusher
 from ocpi_cpo.registration import Registrar, Required, Us
+from ocpi_cpo.results import AsyncResults
 from ocpi_cpo.versions import VERSIONS_PATH, OurEndpoint
 
 
@@ -38,6 +41,7 @@ class OcpiSettings:
     push_interval: float = 1.0
     offline_grace: float = 300.0
     session_update_interval: float = 60.0
+    authorize_timeout: float = 5.0
     clock: Clock = utc_now
 
     @classmethod
@@ -54,6 +58,7 @@ class OcpiSettings:
             push_interval=config.push_interval,
             offline_grace=config.offline_grace,
             session_update_interval=config.session_update_interval,
+            authorize_timeout=config.authorize_timeout,
             required=tuple(
                 (module, None if role is None else InterfaceRole(role))
                 for module, role in required_endpoints(config.required_endpoints)
@@ -119,3 +124,8 @@ REGISTRY = web.AppKey("ocpi_registry", Registry)
 CLIENT = web.AppKey("ocpi_client", OcpiClient)
 REGISTRAR = web.AppKey("ocpi_registrar", Registrar)
 PUSHER = web.AppKey("ocpi_pusher", Pusher)
+# The CSMS's command path (the one `csms remote` uses) and its chargers' use cases; absent
+# when the bridge runs without them (then commands answer that the EVSE is unreachable).
+COMMANDS = web.AppKey("ocpi_commands", CommandService)
+CHARGING = web.AppKey("ocpi_charging", ChargingService)
+RESULTS = web.AppKey("ocpi_results", AsyncResults)

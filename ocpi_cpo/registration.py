@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -89,6 +89,16 @@ class Registrar:
         self.us = us
         # The credentials endpoint is needed to register at all.
         self.required: Required = (("credentials", None), *required)
+        # Hooks called with the stored partner once a handshake (either direction, first
+        # registration or update) is stored; they must not block (start a task instead).
+        self.on_registered: list[Callable[[Partner], None]] = []
+
+    def _registered(self, partner: Partner) -> None:
+        for hook in list(self.on_registered):
+            try:
+                hook(partner)
+            except Exception:  # a hook's failure must not undo a stored registration
+                log.exception("registration_hook_failed", ocpi_partner=partner.name)
 
     async def discover(
         self,
@@ -176,6 +186,7 @@ class Registrar:
             token_encoding=discovery.encoding.value,
             endpoints=len(discovery.endpoints),
         )
+        self._registered(partner)
         return partner, token
 
     async def register_with(
@@ -235,6 +246,7 @@ class Registrar:
             token_encoding=discovery.encoding.value,
             endpoints=len(discovery.endpoints),
         )
+        self._registered(partner)
         return partner
 
     async def _undo_outbound(

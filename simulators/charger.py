@@ -49,7 +49,8 @@ class ChargerBase(abc.ABC):
 
     What tests may read or set: `firmware_version` (booted with; a firmware update changes
     it), `firmware_state` and `upload_state` (the last status step, Idle when nothing runs),
-    `step_seconds` (pause between those steps), `reservations`, `profiles`, `local_list`.
+    `step_seconds` (pause between those steps), `reservations`, `profiles`, `local_list`,
+    `unanswered` (CSMS actions it ignores: their CALLs get no answer at all).
     """
 
     dialect: ClassVar[Dialect]
@@ -88,6 +89,8 @@ class ChargerBase(abc.ABC):
         self.reservations = ReservationBook()
         self.profiles = ChargingProfiles()
         self.local_list = LocalList(LOCAL_LIST_MAX_LENGTH)
+        #: CSMS actions (e.g. "ReserveNow") this charger receives and never answers.
+        self.unanswered: set[str] = set()
         self._sink = sink
         self._clock = clock
         self._last_advance = clock()
@@ -159,6 +162,7 @@ class ChargerBase(abc.ABC):
             self._requests,
             self.spawn,
             response_timeout=self.options.response_timeout,
+            unanswered=self.unanswered,
         )
         self._link = link
         self._lost.clear()

@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -25,7 +26,7 @@ from simulators.options import SUPPORTED_VERSIONS, ChargerOptions
 from simulators.versions import create_charger, ensure_simulated
 
 if TYPE_CHECKING:
-    from simulators.emsp import EmspSimulator
+    from simulators.emsp import EmspSimulator, Sent
 
 __all__ = ["main"]
 
@@ -277,6 +278,75 @@ def fleet(
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="page size of pulls")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @click.option("--unregister", is_flag=True, help="unregister from the CPO on exit")
+@click.option(
+    "--token",
+    "token_specs",
+    multiple=True,
+    metavar="UID[:WHITELIST]",
+    help="issue this RFID token; WHITELIST is ALWAYS (default), ALLOWED, ALLOWED_OFFLINE or "
+    "NEVER. Repeatable. The first one is the token of --command",
+)
+@click.option(
+    "--tokens",
+    "token_count",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="issue N tokens PID0001..., one of each whitelist type in turn",
+)
+@click.option(
+    "--no-push",
+    is_flag=True,
+    help="do not PUT the tokens to the CPO after registering (it may still pull them)",
+)
+@click.option(
+    "--authorize",
+    "authorize_mode",
+    default="accept",
+    show_default=True,
+    metavar="MODE",
+    help="answer real-time authorization: accept, deny[:NOT_ALLOWED|BLOCKED|EXPIRED|NO_CREDIT], "
+    "slow[:SECONDS] (accept late, default 10 s) or down (HTTP 503)",
+)
+@click.option(
+    "--command",
+    type=click.Choice(
+        ["START_SESSION", "STOP_SESSION", "RESERVE_NOW", "CANCEL_RESERVATION", "UNLOCK_CONNECTOR"]
+    ),
+    default=None,
+    metavar="COMMAND",
+    help="after registering, send this command (START_SESSION, STOP_SESSION, RESERVE_NOW, "
+    "CANCEL_RESERVATION, UNLOCK_CONNECTOR), print the CPO's answer and then its result",
+)
+@click.option("--location", "location_id", default=None, help="location id of --command")
+@click.option("--evse", "evse_uid", default=None, help="EVSE uid of --command")
+@click.option("--connector", "connector_id", default=None, help="connector id of --command")
+@click.option("--session", "session_id", default=None, help="session id of STOP_SESSION")
+@click.option(
+    "--reservation",
+    "reservation_id",
+    default=None,
+    help="reservation id of RESERVE_NOW and CANCEL_RESERVATION",
+)
+@click.option(
+    "--expiry",
+    "expiry_minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="RESERVE_NOW: minutes until the reservation ends",
+)
+@click.option(
+    "--authorization-reference",
+    default=None,
+    help="START_SESSION/RESERVE_NOW authorization_reference (START_SESSION: a fresh one if none)",
+)
+@click.option(
+    "--command-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="seconds to wait for the command's result (default: the CPO's timeout)",
+)
 def emsp(
     versions_url: str,
     token_a: str,
@@ -290,13 +360,30 @@ def emsp(
     limit: int | None,
     as_json: bool,
     unregister: bool,
+    token_specs: tuple[str, ...],
+    token_count: int,
+    no_push: bool,
+    authorize_mode: str,
+    command: str | None,
+    location_id: str | None,
+    evse_uid: str | None,
+    connector_id: str | None,
+    session_id: str | None,
+    reservation_id: str | None,
+    expiry_minutes: float,
+    authorization_reference: str | None,
+    command_timeout: float | None,
 ) -> int:
-    """Be an eMSP: register with a CPO over OCPI 2.2.1, pull, print pushes until Ctrl-C."""
+    """Be an eMSP: register with a CPO over OCPI 2.2.1, push tokens, pull, answer real-time
+    authorization, send a command; print what the CPO sends until Ctrl-C."""
     from simulators.emsp import EmspSimulator, Party, Push
+    from simulators.emsp_tokens import parse_mode, parse_token_spec
 
     modules = [m.strip() for m in pull_modules.split(",") if m.strip()]
     try:
         party = Party(country_code, party_id, name)
+        mode = parse_mode(authorize_mode)
+        specs = [parse_token_spec(spec) for spec in token_specs]
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     output = _Output()
@@ -307,7 +394,26 @@ def emsp(
     def pushed(push: Push) -> None:
         output.out(json.dumps(push.as_json()) if as_json else push.line)
 
-    sim = EmspSimulator(party, host=host, port=port, public_url=public_url, on_push=pushed)
+    sim = EmspSimulator(
+        party, host=host, port=port, public_url=public_url, on_push=pushed, authorize=mode
+    )
+    try:
+        issued = [sim.add_token(uid, whitelist) for uid, whitelist in specs]
+        issued += sim.add_tokens(token_count)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    send = _command(
+        sim,
+        command,
+        issued[0]["uid"] if issued else None,
+        location_id=location_id,
+        evse_uid=evse_uid,
+        connector_id=connector_id,
+        session_id=session_id,
+        reservation_id=reservation_id,
+        expiry_minutes=expiry_minutes,
+        authorization_reference=authorization_reference,
+    )
 
     async def go() -> int:
         stop = _stop_on_signals()
@@ -348,6 +454,36 @@ def emsp(
                     pages=pages,
                     objects=objects,
                 )
+            if issued and no_push:
+                say(
+                    f"offering {len(issued)} token(s) for the CPO to pull",
+                    event="tokens",
+                    count=len(issued),
+                )
+            elif issued:
+                pushed_tokens = await _unless_stopped(sim.push_tokens(), stop)
+                if pushed_tokens is None:
+                    return 0
+                for t in pushed_tokens:
+                    say(
+                        t.line,
+                        event="token_pushed",
+                        method=t.method,
+                        uid=t.uid,
+                        type=t.type,
+                        whitelist=t.body.get("whitelist"),
+                        http_status=t.http_status,
+                    )
+            if send is not None:
+                sent = await _unless_stopped(send(), stop)
+                if sent is None:
+                    return 0
+                output.out(json.dumps(sent.as_json()) if as_json else sent.line)
+                if sent.response is not None and sent.response.accepted:
+                    # The result is printed by the hook as it comes in.
+                    waited = _result_or_late(sim, sent.id, command_timeout, output)
+                    if await _unless_stopped(waited, stop) is None:
+                        return 0
             await stop.wait()
             return 0
         finally:
@@ -363,6 +499,80 @@ def emsp(
                 )
 
     return _run(output, go())
+
+
+def _command(
+    sim: EmspSimulator,
+    command: str | None,
+    token: str | None,
+    *,
+    location_id: str | None,
+    evse_uid: str | None,
+    connector_id: str | None,
+    session_id: str | None,
+    reservation_id: str | None,
+    expiry_minutes: float,
+    authorization_reference: str | None,
+) -> Callable[[], Awaitable[Sent]] | None:
+    """What sends `--command` once registered; UsageError naming an option it lacks."""
+    if command is None:
+        return None
+    needs = {
+        "START_SESSION": [("--location", location_id), ("--token", token)],
+        "STOP_SESSION": [("--session", session_id)],
+        "RESERVE_NOW": [
+            ("--location", location_id),
+            ("--reservation", reservation_id),
+            ("--token", token),
+        ],
+        "CANCEL_RESERVATION": [("--reservation", reservation_id)],
+        "UNLOCK_CONNECTOR": [
+            ("--location", location_id),
+            ("--evse", evse_uid),
+            ("--connector", connector_id),
+        ],
+    }[command]
+    missing = [option for option, value in needs if not value]
+    if missing:
+        raise click.UsageError(f"--command {command} needs {' and '.join(missing)}")
+    if command == "START_SESSION" and connector_id and not evse_uid:
+        raise click.UsageError("--connector needs --evse")
+    # Past the check: every option the command needs is given.
+    loc, evse, uid = location_id or "", evse_uid or "", token or ""
+    session, reservation = session_id or "", reservation_id or ""
+
+    def send() -> Awaitable[Sent]:
+        match command:
+            case "START_SESSION":
+                return sim.start_session(uid, loc, evse_uid, connector_id, authorization_reference)
+            case "STOP_SESSION":
+                return sim.stop_session(session)
+            case "RESERVE_NOW":
+                return sim.reserve_now(
+                    uid,
+                    loc,
+                    reservation,
+                    evse_uid=evse_uid,
+                    expiry_date=sim.clock() + timedelta(minutes=expiry_minutes),
+                    authorization_reference=authorization_reference,
+                )
+            case "CANCEL_RESERVATION":
+                return sim.cancel_reservation(reservation)
+            case _:
+                return sim.unlock_connector(loc, evse, connector_id or "")
+
+    return send
+
+
+async def _result_or_late(
+    sim: EmspSimulator, command_id: str, seconds: float | None, output: _Output
+) -> bool:
+    """Wait for the command's first result; a line on stderr when none comes in time."""
+    try:
+        await sim.command_result(command_id, seconds)
+    except SimulatorError as exc:
+        output.err(f"csms-sim: {exc}")
+    return True
 
 
 async def _pull(sim: EmspSimulator, module: str, limit: int | None) -> tuple[list[Any], int]:

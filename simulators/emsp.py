@@ -1,14 +1,21 @@
 """A simulated eMSP speaking OCPI 2.2.1 to a CPO: it registers (the credentials handshake as
 Sender), pulls any module page by page, and serves the Receiver endpoints the CPO pushes
-locations, sessions, CDRs and tariffs to, keeping what it got (simulators.emsp_store).
+locations, sessions, CDRs and tariffs to, keeping what it got (simulators.emsp_store). It
+issues tokens of its own (listed as a tokens Sender, pushed with PUT and PATCH), answers the
+CPO's real-time authorization requests in a chosen mode, and sends commands, keeping the
+results the CPO posts back to each command's response_url.
 
 Written from the spec as an outside party: aiohttp and the standard library only, nothing of
 the CSMS. Printing is the caller's business (the `on_push` hook, `csms-sim emsp`).
 
     sim = EmspSimulator(Party("NL", "EMS", "Demo eMSP"), on_push=lambda p: print(p.line))
+    sim.add_token("04A1B2C3", "ALLOWED")
     await sim.start()                      # serves http://127.0.0.1:PORT/ocpi/emsp/versions
     await sim.register(versions_url, token_a)
+    await sim.push_tokens()
     tariffs = await sim.pull("tariffs", limit=10)
+    sent = await sim.start_session("04A1B2C3", "LOC1", "EVSE1")
+    result = await sim.command_result(sent.id, 30)
     ...
     await sim.stop()
 """
@@ -16,22 +23,46 @@ the CSMS. Printing is the caller's business (the `on_push` hook, `csms-sim emsp`
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import web
 
-from simulators.clock import Clock, utc_now, wire_time
+from simulators.clock import Clock, parse_wire_time, utc_now, wire_time
+from simulators.emsp_commands import (
+    Build,
+    CommandResult,
+    Sent,
+    cancel_reservation,
+    read_response,
+    reserve_now,
+    start_session,
+    stop_session,
+    unlock_connector,
+)
 from simulators.emsp_store import MODULES, Key, Stores, key, patch_fields, summary
+from simulators.emsp_tokens import (
+    DEFAULT_TYPE,
+    MAX_LIMIT,
+    WHITELISTS,
+    AuthorizeMode,
+    authorization_info,
+    location_references,
+    new_token,
+    token_type,
+    where,
+)
 from simulators.emsp_wire import (
     MAX_BODY,
     VERSION,
@@ -46,9 +77,20 @@ from simulators.emsp_wire import (
     read_answer,
     their_credentials,
 )
-from simulators.errors import EmspError, PushRefused
+from simulators.errors import EmspError, OptionsError, PushRefused
 
-__all__ = ["VERSION", "EmspSimulator", "Page", "Party", "Push", "Registration"]
+__all__ = [
+    "VERSION",
+    "Authorized",
+    "CommandResult",
+    "EmspSimulator",
+    "Page",
+    "Party",
+    "Push",
+    "Registration",
+    "Sent",
+    "TokenSent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +101,8 @@ VERSION_PATH = f"{BASE_PATH}/{VERSION}"
 MAX_PAGES = 100_000
 _PARTY = re.compile(r"^[A-Za-z0-9]{3}$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+#: Seconds a stopping server gives requests in hand (a `slow` authorization) to finish.
+SHUTDOWN_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +174,9 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class Push:
-    """One request the CPO made to change what we hold (pushes and credentials changes),
-    taken (status_code 1xxx) or refused."""
+    """One request the CPO made to us, answered (status_code 1xxx; 0: no OCPI answer) or
+    refused: pushes, credentials changes, pulls of our tokens, authorization requests and
+    command results."""
 
     method: str
     module: str
@@ -162,6 +207,46 @@ class Push:
             "at": wire_time(self.at),
             "body": self.body,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    """One real-time authorization request of the CPO and our answer: `allowed` is None when
+    there was none (the token is unknown: 2004, or the mode is `down`: HTTP 503)."""
+
+    uid: str
+    type: str
+    location: dict[str, Any] | None
+    allowed: str | None
+    reference: str | None
+    http_status: int
+    status_code: int
+    at: datetime
+
+    @property
+    def answer(self) -> str:
+        if self.allowed is None:
+            return "unknown token" if self.status_code == 2004 else f"HTTP {self.http_status}"
+        return self.allowed + (f" {self.reference}" if self.reference else "")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSent:
+    """One of our tokens sent to the CPO (PUT: whole, PATCH: some fields) and its HTTP status
+    (201: the CPO did not have it)."""
+
+    method: str
+    uid: str
+    type: str
+    body: dict[str, Any] = field(repr=False)
+    http_status: int
+
+    @property
+    def line(self) -> str:
+        fields = (
+            self.body.get("whitelist", "?") if self.method == "PUT" else patch_fields(self.body)
+        )
+        return f"{self.method} token {self.uid} {self.type} {fields}: HTTP {self.http_status}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +290,7 @@ class EmspSimulator:
         on_push: PushHook | None = None,
         timeout: float = 10.0,
         clock: Clock = utc_now,
+        authorize: AuthorizeMode | None = None,
     ) -> None:
         self.party = party or Party()
         self.host = host
@@ -216,8 +302,14 @@ class EmspSimulator:
         self.stores = Stores()
         self.received: list[Push] = []
         self.registration: Registration | None = None
+        #: How real-time authorization requests are answered; may change at any time.
+        self.authorize_mode = authorize or AuthorizeMode()
+        self.authorizations: list[Authorized] = []
         # Tokens the CPO may call us with: token B (and a new B while a handshake runs).
         self._tokens: set[str] = set()
+        self._references = itertools.count(1)
+        # Notified whenever a command result comes in.
+        self._results = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -231,7 +323,12 @@ class EmspSimulator:
             (self.host, self.port), family=socket.AF_INET6 if ":" in self.host else socket.AF_INET
         )
         sock.setblocking(False)
-        runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self._app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+        )
         try:
             await runner.setup()
             await web.SockSite(runner, sock).start()
@@ -366,6 +463,226 @@ class EmspSimulator:
             self.stores.absorb(module, objects)
         return objects
 
+    # --- our tokens -------------------------------------------------------------------------
+
+    def add_token(
+        self,
+        uid: str,
+        whitelist: str = "ALWAYS",
+        *,
+        type: str = DEFAULT_TYPE,
+        valid: bool = True,
+    ) -> dict[str, Any]:
+        """Issue a token (or reissue the one with this uid and type); the CPO sees it when it
+        pulls our list, or after `push_tokens()`. OptionsError for a bad uid or whitelist."""
+        token = new_token(
+            self.party.country_code,
+            self.party.party_id,
+            self.party.name,
+            uid,
+            last_updated=self.clock(),
+            whitelist=whitelist,
+            type=type,
+            valid=valid,
+        )
+        self.stores.tokens.add(token)
+        return token
+
+    def add_tokens(self, count: int) -> list[dict[str, Any]]:
+        """`count` RFID tokens `PID0001`, `PID0002`, ... (uids already issued skipped) of
+        each whitelist type in turn: ALWAYS, ALLOWED, ALLOWED_OFFLINE, NEVER, ALWAYS, ..."""
+        made: list[dict[str, Any]] = []
+        for n in itertools.count(1):
+            if len(made) == count:
+                break
+            uid = f"{self.party.party_id.upper()}{n:04d}"
+            if self.stores.tokens.get(uid) is None:
+                made.append(self.add_token(uid, WHITELISTS[len(made) % len(WHITELISTS)]))
+        return made
+
+    def token(self, uid: str, type: str = DEFAULT_TYPE) -> dict[str, Any]:
+        """One of our tokens; EmspError when we did not issue it."""
+        found = self.stores.tokens.get(uid, token_type(type))
+        if found is None:
+            raise EmspError(f"no token {uid} of type {type} was issued")
+        return found
+
+    async def push_tokens(self, tokens: Iterable[dict[str, Any]] | None = None) -> list[TokenSent]:
+        """PUT our tokens (all of them unless given) to the CPO's tokens Receiver, one by one."""
+        registration = self._registered()
+        base = self._cpo_tokens(registration)
+        correlation = str(uuid.uuid4())
+        sent: list[TokenSent] = []
+        for token in list(self.stores.tokens) if tokens is None else list(tokens):
+            uid, kind = str(token["uid"]), str(token["type"])
+            answer = await self._call(
+                "PUT",
+                _token_url(base, token, uid, kind),
+                registration.token_c,
+                correlation,
+                body=token,
+                functional=True,
+            )
+            sent.append(TokenSent("PUT", uid, kind, token, answer.http_status))
+        return sent
+
+    async def patch_token(
+        self, uid: str, fields: Mapping[str, Any], *, type: str = DEFAULT_TYPE
+    ) -> TokenSent:
+        """Change some fields of our token (`{"valid": False}`, `{"whitelist": "NEVER"}`) and
+        PATCH the CPO with them and the new last_updated."""
+        registration = self._registered()
+        kind = token_type(type)
+        token = self.token(uid, kind)
+        try:
+            body = self.stores.tokens.patch(uid, kind, dict(fields), self.clock())
+        except OptionsError as exc:
+            raise EmspError(str(exc)) from None
+        answer = await self._call(
+            "PATCH",
+            _token_url(self._cpo_tokens(registration), token, uid, kind),
+            registration.token_c,
+            str(uuid.uuid4()),
+            body=body,
+            functional=True,
+        )
+        return TokenSent("PATCH", uid, kind, body, answer.http_status)
+
+    async def token_at_cpo(self, uid: str, type: str = DEFAULT_TYPE) -> dict[str, Any]:
+        """Our token as the CPO holds it (GET on its tokens Receiver)."""
+        registration = self._registered()
+        kind = token_type(type)
+        mine = {"country_code": self.party.country_code, "party_id": self.party.party_id}
+        answer = await self._call(
+            "GET",
+            _token_url(self._cpo_tokens(registration), mine, uid, kind),
+            registration.token_c,
+            str(uuid.uuid4()),
+            functional=True,
+        )
+        if not isinstance(answer.data, dict):
+            raise EmspError(f"GET token {uid}: the answer's data is not a Token")
+        return answer.data
+
+    @staticmethod
+    def _cpo_tokens(registration: Registration) -> str:
+        url = registration.endpoint("tokens", "RECEIVER")
+        if url is None:
+            raise EmspError("the CPO offers no tokens Receiver endpoint")
+        return url
+
+    def _new_reference(self) -> str:
+        """An authorization_reference no other answer of ours carries (CiString(36))."""
+        return f"{self.party.party_id.upper()}-{next(self._references):06d}-{secrets.token_hex(4)}"
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        token: str | dict[str, Any],
+        location_id: str,
+        evse_uid: str | None = None,
+        connector_id: str | None = None,
+        authorization_reference: str | None = None,
+    ) -> Sent:
+        """START_SESSION for our token (its uid, RFID, or a whole Token object) at a location,
+        an EVSE of it, a connector of that. A fresh authorization_reference unless given."""
+        reference = authorization_reference or self._new_reference()
+        build = self._checked(
+            lambda: start_session(
+                self._command_token(token), location_id, evse_uid, connector_id, reference
+            )
+        )
+        return await self._command("START_SESSION", build)
+
+    async def stop_session(self, session_id: str) -> Sent:
+        return await self._command("STOP_SESSION", self._checked(lambda: stop_session(session_id)))
+
+    async def reserve_now(
+        self,
+        token: str | dict[str, Any],
+        location_id: str,
+        reservation_id: str,
+        *,
+        evse_uid: str | None = None,
+        expiry_date: datetime | None = None,
+        authorization_reference: str | None = None,
+    ) -> Sent:
+        """RESERVE_NOW until `expiry_date` (default: in 30 minutes)."""
+        expiry = expiry_date or self.clock() + timedelta(minutes=30)
+        build = self._checked(
+            lambda: reserve_now(
+                self._command_token(token),
+                expiry,
+                reservation_id,
+                location_id,
+                evse_uid,
+                authorization_reference,
+            )
+        )
+        return await self._command("RESERVE_NOW", build)
+
+    async def cancel_reservation(self, reservation_id: str) -> Sent:
+        build = self._checked(lambda: cancel_reservation(reservation_id))
+        return await self._command("CANCEL_RESERVATION", build)
+
+    async def unlock_connector(self, location_id: str, evse_uid: str, connector_id: str) -> Sent:
+        build = self._checked(lambda: unlock_connector(location_id, evse_uid, connector_id))
+        return await self._command("UNLOCK_CONNECTOR", build)
+
+    async def command_result(
+        self, command_id: str, seconds: float | None = None, *, index: int = 0
+    ) -> CommandResult:
+        """The `index`-th CommandResult the CPO posted for this command (the first by
+        default), waiting for it at most `seconds` (default: the timeout of the CPO's
+        CommandResponse, else ours). EmspError when none comes in time."""
+        book = self.stores.commands
+        sent = book.sent.get(command_id)
+        if sent is None:
+            raise EmspError(f"no command {command_id} was sent")
+        if seconds is None:
+            seconds = float(sent.response.timeout) if sent.response else self.timeout
+        try:
+            async with asyncio.timeout(seconds), self._results:
+                await self._results.wait_for(lambda: len(book.results_of(command_id)) > index)
+        except TimeoutError:
+            raise EmspError(
+                f"no result for {sent.command} {command_id} within {seconds:g} s"
+            ) from None
+        return book.results_of(command_id)[index]
+
+    def _command_token(self, token: str | dict[str, Any]) -> dict[str, Any]:
+        return self.token(token) if isinstance(token, str) else dict(token)
+
+    @staticmethod
+    def _checked(build: Callable[[], Build]) -> Build:
+        try:
+            return build()
+        except OptionsError as exc:
+            raise EmspError(str(exc)) from None
+
+    async def _command(self, command: str, build: Build) -> Sent:
+        """POST a command to the CPO's commands Receiver with a response_url of its own (a
+        fresh id); its result may come in before the CPO's answer does."""
+        registration = self._registered()
+        base = registration.endpoint("commands", "RECEIVER")
+        if base is None:
+            raise EmspError("the CPO offers no commands Receiver endpoint")
+        command_id = uuid.uuid4().hex
+        request = build(self.url(f"{VERSION_PATH}/commands/{command}/{command_id}"))
+        book = self.stores.commands
+        book.expect(Sent(command_id, command, request, self.clock()))
+        url = f"{base.rstrip('/')}/{command}"
+        try:
+            answer = await self._call(
+                "POST", url, registration.token_c, str(uuid.uuid4()), body=request, functional=True
+            )
+            response = read_response(answer.data, f"POST {url}")
+        except BaseException:
+            book.forget(command_id)
+            raise
+        return book.answered(command_id, response)
+
     # --- HTTP client ------------------------------------------------------------------------
 
     def _registered(self) -> Registration:
@@ -433,7 +750,7 @@ class EmspSimulator:
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
-        routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = [
+        routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
             ("GET", VERSIONS_PATH, self._versions),
             ("GET", VERSION_PATH, self._details),
         ]
@@ -452,6 +769,11 @@ class EmspSimulator:
         routes.append(("GET", f"{VERSION_PATH}/cdrs/{party}/{{cdr_id}}", self._get_cdr))
         for method in ("GET", "PUT", "DELETE"):
             routes.append((method, f"{VERSION_PATH}/tariffs/{party}/{{tariff_id}}", self._tariffs))
+        routes.append(("GET", f"{VERSION_PATH}/tokens", self._token_list))
+        routes.append(("POST", f"{VERSION_PATH}/tokens/{{uid}}/authorize", self._authorize))
+        routes.append(
+            ("POST", f"{VERSION_PATH}/commands/{{command}}/{{command_id}}", self._command_result)
+        )
         for method, path, handler in routes:
             # Trailing slashes are tolerated.
             app.router.add_route(method, path + "{_slash:/?}", handler)
@@ -532,6 +854,11 @@ class EmspSimulator:
         endpoints += [
             {"identifier": m, "role": "RECEIVER", "url": self.url(f"{VERSION_PATH}/{m}")}
             for m in MODULES
+        ]
+        # Our token list and authorizations; the results of our commands.
+        endpoints += [
+            {"identifier": m, "role": "SENDER", "url": self.url(f"{VERSION_PATH}/{m}")}
+            for m in ("tokens", "commands")
         ]
         return self._reply(data={"version": VERSION, "endpoints": endpoints})
 
@@ -660,6 +987,88 @@ class EmspSimulator:
             request, "tariffs", k[2], k, put if request.method == "PUT" else delete
         )
 
+    async def _token_list(self, request: web.Request) -> web.Response:
+        """GET of our token list (Sender interface): `offset`, `limit` (at most MAX_LIMIT),
+        `date_from`, `date_to`; X-Total-Count, X-Limit and a Link to the next page."""
+        query = request.query
+        try:
+            offset = _count(query.get("offset"), "offset", 0)
+            limit = min(_count(query.get("limit"), "limit", MAX_LIMIT, least=1), MAX_LIMIT)
+            date_from = _moment(query.get("date_from"), "date_from")
+            date_to = _moment(query.get("date_to"), "date_to")
+        except PushRefused as exc:
+            refused = f"refused: {exc.status_code} {exc.message}"
+            self._record(request, "tokens", "", exc.http_status, exc.status_code, refused, None)
+            raise
+        tokens, total = self.stores.tokens.page(offset, limit, date_from, date_to)
+        headers = {"X-Total-Count": str(total), "X-Limit": str(MAX_LIMIT)}
+        if offset + len(tokens) < total:
+            following = {**query, "offset": str(offset + len(tokens)), "limit": str(limit)}
+            link = self.url(f"{VERSION_PATH}/tokens") + "?" + urlencode(following)
+            headers["Link"] = f'<{link}>; rel="next"'
+        text = f"offset={offset} limit={limit}: {len(tokens)} of {total} token(s)"
+        self._record(request, "tokens", "", 200, 1000, text, None)
+        return self._reply(data=tokens, headers=headers)
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        """A real-time authorization request, answered as `authorize_mode` says; an unknown
+        token gets HTTP 404 with 2004 (spec: both)."""
+        uid = request.match_info["uid"]
+        target = f"{uid}/authorize"
+        mode = self.authorize_mode
+        body: Any = None
+        try:
+            try:
+                kind = token_type(request.query.get("type"))
+            except OptionsError as exc:
+                raise PushRefused(200, 2001, str(exc)) from None
+            if (await request.read()).strip():
+                body = await _read_json(request)
+            location = location_references(body)
+        except PushRefused as exc:
+            refused = f"refused: {exc.status_code} {exc.message}"
+            self._record(request, "tokens", target, exc.http_status, exc.status_code, refused, body)
+            raise
+        if mode.kind == "slow":
+            await asyncio.sleep(mode.seconds)
+        token = self.stores.tokens.get(uid, kind)
+        allowed = reference = None
+        response: web.StreamResponse
+        if mode.kind == "down":
+            http, code = 503, 0
+            response = web.Response(status=503, text="503 Service Unavailable")
+        elif token is None:
+            http, code = 404, 2004
+            response = self._reply(code, f"unknown token {uid} of type {kind}", http=http)
+        else:
+            http, code = 200, 1000
+            allowed = mode.answer(token)
+            reference = self._new_reference() if allowed == "ALLOWED" else None
+            info = authorization_info(token, allowed, location, reference)
+            response = self._reply(data=info)
+        asked = Authorized(uid, kind, location, allowed, reference, http, code, self.clock())
+        self.authorizations.append(asked)
+        late = f" after {mode.seconds:g} s" if mode.kind == "slow" else ""
+        text = f"{kind} at {where(location)}: {asked.answer}{late}"
+        self._record(request, "tokens", target, http, code, text, body)
+        return response
+
+    async def _command_result(self, request: web.Request) -> web.Response:
+        """A CommandResult the CPO posts to one of our response_urls."""
+        command = request.match_info["command"]
+        command_id = request.match_info["command_id"]
+        store = self.stores
+
+        def take(body: Any) -> Taken:
+            taken = store.commands.take(command, command_id, body, self.clock())
+            text = taken.result + (f": {taken.message}" if taken.message else "")
+            return Taken(key("", "", command_id), 200, text)
+
+        response = await self._push(request, "commands", f"{command}/{command_id}", None, take)
+        async with self._results:
+            self._results.notify_all()
+        return response
+
     async def _push(
         self, request: web.Request, module: str, target: str | None, owner: Key | None, take: _Take
     ) -> web.Response:
@@ -698,6 +1107,29 @@ class EmspSimulator:
         self.received.append(push)
         if self.on_push is not None:
             self.on_push(push)
+
+
+def _token_url(base: str, owner: Mapping[str, Any], uid: str, kind: str) -> str:
+    """`{tokens}/{country_code}/{party_id}/{uid}?type=` at the CPO (Receiver interface)."""
+    cc, pid = str(owner["country_code"]).upper(), str(owner["party_id"]).upper()
+    return f"{base.rstrip('/')}/{cc}/{pid}/{quote(uid, safe='')}?type={kind}"
+
+
+def _count(text: str | None, name: str, default: int, *, least: int = 0) -> int:
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or int(text) < least:
+        raise PushRefused(200, 2001, f"{name} must be a whole number >= {least}, not {text!r}")
+    return int(text)
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    if text is None or text == "":
+        return None
+    moment = parse_wire_time(text)
+    if moment is None:
+        raise PushRefused(200, 2001, f"{name} must be a DateTime, not {text!r}")
+    return moment
 
 
 async def _read_json(request: web.Request) -> Any:

@@ -1,5 +1,6 @@
 """What the eMSP simulator holds of a CPO's objects (locations with their EVSEs and
-connectors, sessions, CDRs, tariffs) and the OCPI 2.2.1 Receiver rules for taking pushes.
+connectors, sessions, CDRs, tariffs) and the OCPI 2.2.1 Receiver rules for taking pushes;
+beside them its own tokens (simulators.emsp_tokens) and commands (simulators.emsp_commands).
 
 Pure: JSON objects in and out, `PushRefused` for what a Receiver refuses; no HTTP here.
 """
@@ -10,6 +11,8 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from simulators.emsp_commands import CommandBook
+from simulators.emsp_tokens import TokenBook
 from simulators.errors import PushRefused
 
 __all__ = ["MODULES", "Key", "Stores", "key", "patch_fields", "summary"]
@@ -101,13 +104,16 @@ def _replace_or_add(items: list[Json], field: str, value: str, new: Json) -> boo
 
 
 class Stores:
-    """One dict per module, `Key` -> the object as the simulator holds it now."""
+    """One dict per module, `Key` -> the object as the simulator holds it now; the
+    simulator's own tokens, and the commands it sent with the results posted back."""
 
     def __init__(self) -> None:
         self.locations: dict[Key, Json] = {}
         self.sessions: dict[Key, Json] = {}
         self.cdrs: dict[Key, Json] = {}
         self.tariffs: dict[Key, Json] = {}
+        self.tokens = TokenBook()
+        self.commands = CommandBook()
 
     def of(self, module: str) -> dict[Key, Json]:
         stores = {

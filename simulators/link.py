@@ -12,7 +12,7 @@ import errno
 import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, cast
@@ -204,8 +204,11 @@ class Link:
         handler: CallHandler,
         spawn: Spawn,
         response_timeout: float,
+        unanswered: Collection[str] = frozenset(),
     ) -> None:
         self.dialect = dialect
+        #: CSMS actions whose CALLs are read and never answered (the caller's set, live).
+        self.unanswered = unanswered
         self._ws = ws
         self._handler = handler
         self._spawn = spawn
@@ -327,6 +330,10 @@ class Link:
         if kind in (CALLRESULT, CALLERROR):
             log.debug("dropped an answer nobody waits for: %.200s", raw)
             return
+        action = frame[2] if kind == CALL and frame is not None and len(frame) > 2 else None
+        if isinstance(action, str) and action in self.unanswered:
+            log.debug("left a CALL unanswered: %.200s", raw)
+            return
         if kind == CALL and frame is not None and len(frame) > 3 and isinstance(frame[3], dict):
             self._incoming[str(unique_id)] = frame[3]
         try:
@@ -359,6 +366,7 @@ async def open_link(
     *,
     response_timeout: float,
     open_timeout: float = 10.0,
+    unanswered: Collection[str] = frozenset(),
 ) -> Link:
     """Open the websocket (with HTTP Basic auth when a password is given) and wrap it."""
     headers: dict[str, str] = {}
@@ -390,7 +398,7 @@ async def open_link(
         raise ConnectError(
             f"cannot connect to {endpoint}: server did not accept {dialect.subprotocol}"
         )
-    return Link(dialect, charger_id, ws, handler, spawn, response_timeout)
+    return Link(dialect, charger_id, ws, handler, spawn, response_timeout, unanswered)
 
 
 def _describe(exc: OSError) -> str:

@@ -1,5 +1,6 @@
 """`csms ocpi partners`: invite a partner (token A), register with one, list, show, remove;
-`csms ocpi outbox`: the pushes waiting for partners.
+`csms ocpi outbox`: the pushes waiting for partners; `csms ocpi tokens sync|list`: partners'
+tokens; `csms ocpi parties`: the parties hubs report.
 
 Argument parsing and printing over csms.services.partners, ocpi_cpo.registration and
 csms.storage.outbox; the commands work on the database whether or not the server runs.
@@ -152,7 +153,7 @@ def register_cmd(
         else (TokenEncoding(encoding),)
     )
 
-    async def work(service: Any, config: Config) -> Partner:
+    async def work(service: Any, config: Config) -> tuple[Partner, Any]:
         import aiohttp
 
         from ocpi_cpo.client import OcpiClient
@@ -165,16 +166,38 @@ def register_cmd(
             client = OcpiClient(session, timeout=settings.request_timeout)
             registrar = Registrar(service, client, settings.us, settings.required)
             try:
-                return await registrar.register_with(name, versions_url, token_a, encodings)
+                partner = await registrar.register_with(name, versions_url, token_a, encodings)
             except OcpiError as exc:
                 raise CliError(f"registration with {name} failed: {exc}") from None
+            return partner, await _pull_after_registration(service, client, partner, config)
 
-    partner = _run(config_file, work)
+    partner, pulled = _run(config_file, work)
     if as_json:
-        print_json(partner_json(partner))
+        print_json({**partner_json(partner), "tokens_pulled": _pull_json(pulled)})
         return
     click.echo(f"registered with {name} ({partner.parties}), OCPI {partner.version}")
     click.echo(f"endpoints: {', '.join(_endpoint_label(e) for e in partner.endpoints)}")
+    if pulled is not None:
+        click.echo(f"tokens pulled: {_pull_line(pulled)}")
+
+
+async def _pull_after_registration(
+    service: Any, client: Any, partner: Partner, config: Config
+) -> Any:
+    """A new partner's tokens, pulled at once (the server does this for partners that
+    register with it). A failure only warns: the registration stands. None when the
+    partner offers no tokens list or the pull failed."""
+    from csms.core.partners import InterfaceRole
+    from ocpi_cpo.errors import OcpiError
+    from ocpi_cpo.token_sync import pull_tokens
+
+    if partner.endpoint("tokens", InterfaceRole.SENDER) is None:
+        return None
+    try:
+        return await pull_tokens(service.db, client, partner, _our_party(config), service.clock)
+    except OcpiError as exc:
+        click.echo(f"warning: pulling the tokens of {partner.name} failed: {exc}", err=True)
+        return None
 
 
 def _endpoint_label(e: Any) -> str:
@@ -415,3 +438,176 @@ def _outbox_retry(partner_name: str | None, config_file: str | None, as_json: bo
         print_json({"retried": count})
         return
     click.echo(f"{count} failing push{'' if count == 1 else 'es'} due now")
+
+
+# --- partners' tokens and the parties hubs report ------------------------------------------
+
+
+def _our_party(config: Config) -> Any:
+    from csms.core.parties import Party
+
+    return Party(config.ocpi.country_code, config.ocpi.party_id)
+
+
+def _pull_json(pulled: Any) -> dict[str, int] | None:
+    if pulled is None:
+        return None
+    return {
+        "received": pulled.received,
+        "created": pulled.created,
+        "updated": pulled.updated,
+        "skipped": pulled.skipped,
+        "pages": pulled.pages,
+    }
+
+
+def _pull_line(pulled: Any) -> str:
+    return (
+        f"{pulled.received} received, {pulled.created} new, {pulled.updated} updated, "
+        f"{pulled.skipped} skipped ({pulled.pages} page{'' if pulled.pages == 1 else 's'})"
+    )
+
+
+@ocpi.group("tokens")
+def ocpi_tokens() -> None:
+    """Partners' tokens (OCPI tokens module): pull a partner's list, list what is stored."""
+
+
+@ocpi_tokens.command("sync")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=None, help="Page size to ask for.")
+@config_option
+@json_option
+def tokens_sync_cmd(name: str, limit: int | None, config_file: str | None, as_json: bool) -> None:
+    """Pull partner NAME's whole token list (its tokens Sender endpoint) and store it."""
+
+    async def work(service: Any, config: Config) -> Any:
+        import aiohttp
+
+        from ocpi_cpo.client import OcpiClient
+        from ocpi_cpo.errors import OcpiError
+        from ocpi_cpo.token_sync import pull_tokens
+
+        partner = await service.get(name)
+        async with aiohttp.ClientSession() as session:
+            client = OcpiClient(session, timeout=config.ocpi.request_timeout)
+            try:
+                return await pull_tokens(
+                    service.db, client, partner, _our_party(config), service.clock, limit=limit
+                )
+            except OcpiError as exc:
+                raise CliError(f"token sync with {name} failed: {exc}") from None
+
+    pulled = _run(config_file, work)
+    if as_json:
+        print_json({"partner": name, **(_pull_json(pulled) or {})})
+        return
+    click.echo(f"tokens of {name}: {_pull_line(pulled)}")
+
+
+def partner_token_json(t: Any, partner_names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "uid": t.uid,
+        "type": t.type,
+        "party": str(t.party),
+        "contract_id": t.contract_id,
+        "whitelist": t.whitelist.value,
+        "valid": t.valid,
+        "last_updated": iso(t.last_updated),
+        "partner": partner_names.get(t.partner_id) if t.partner_id is not None else None,
+    }
+
+
+@ocpi_tokens.command("list")
+@click.option("--party", "party_text", metavar="CC*PID", help="Only this party's tokens.")
+@config_option
+@json_option
+def tokens_list_cmd(party_text: str | None, config_file: str | None, as_json: bool) -> None:
+    """Stored partner tokens: uid, type, party, contract id, whitelist, valid, updated."""
+    from csms.core.parties import parse_party
+
+    party = None
+    if party_text is not None:
+        try:
+            party = parse_party(party_text)
+        except ValueError as exc:
+            raise CliError(f"--party: {exc}") from None
+
+    async def work(service: Any, _config: Config) -> tuple[list[Any], dict[int, str]]:
+        from csms.storage import ocpi_tokens
+
+        names = {p.id: p.name for p in await service.list_all()}
+        found: list[Any] = []
+        async with service.db.read() as conn:
+            while True:
+                page, total = await ocpi_tokens.page(
+                    conn, party=party, offset=len(found), limit=1000
+                )
+                found += page
+                if not page or len(found) >= total:
+                    break
+        return found, names
+
+    found, names = _run(config_file, work)
+    if as_json:
+        print_json([partner_token_json(t, names) for t in found])
+        return
+    if not found:
+        click.echo("no partner tokens")
+        return
+    table(
+        ["UID", "TYPE", "PARTY", "CONTRACT", "WHITELIST", "VALID", "UPDATED", "PARTNER"],
+        [
+            [
+                row["uid"],
+                row["type"],
+                row["party"],
+                row["contract_id"],
+                row["whitelist"],
+                "yes" if row["valid"] else "no",
+                row["last_updated"],
+                row["partner"],
+            ]
+            for row in (partner_token_json(t, names) for t in found)
+        ],
+    )
+
+
+@ocpi.command("parties")
+@config_option
+@json_option
+def parties_cmd(config_file: str | None, as_json: bool) -> None:
+    """Parties the hubs report (hub client info): connection status per party and role."""
+
+    async def work(service: Any, _config: Config) -> tuple[list[Any], dict[int, str]]:
+        from csms.storage import hub_parties
+
+        names = {p.id: p.name for p in await service.list_all()}
+        async with service.db.read() as conn:
+            return await hub_parties.list_all(conn), names
+
+    found, names = _run(config_file, work)
+    rows = [
+        {
+            "country_code": p.country_code,
+            "party_id": p.party_id,
+            "role": p.role,
+            "status": p.status,
+            "last_updated": iso(p.last_updated),
+            "hub": names.get(p.partner_id) if p.partner_id is not None else None,
+        }
+        for p in found
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no parties reported by hubs")
+        return
+    table(
+        ["COUNTRY", "PARTY", "ROLE", "STATUS", "UPDATED", "HUB"],
+        [
+            [r["country_code"], r["party_id"], r["role"], r["status"], r["last_updated"], r["hub"]]
+            for r in rows
+        ],
+    )

@@ -39,6 +39,8 @@ class Token:
     expires_at: datetime | None = None
     parent_uid: str | None = None
     origin: str = "local"
+    # Another party's token an eMSP gave us over OCPI: its WhitelistType (None otherwise).
+    whitelist: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -278,9 +278,24 @@ class ProfilePurpose(StrEnum):
         )
 
 
+# Periods one charging schedule may have (the most OCPP 2.0.1 allows).
+MAX_PERIODS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePeriod:
+    """From `start_s` seconds into a charging schedule on, at most `limit` (in its unit)."""
+
+    start_s: int
+    limit: float
+
+
 @dataclass(frozen=True, slots=True)
 class ChargingProfile:
-    """One constant limit, from `start_at` for `duration_s` (or until cleared)."""
+    """A charging schedule from `start_at` for `duration_s` (or until cleared): one constant
+    `limit`, or with `periods` several limits one after the other (`limit` is then the
+    first one's). A `relative` schedule counts from the start of charging instead (TxProfile
+    and TxDefaultProfile; `start_at` is then only when it was made)."""
 
     profile_id: int
     evse_id: int  # 0: the whole charger
@@ -291,6 +306,14 @@ class ChargingProfile:
     start_at: datetime
     duration_s: int | None = None
     ocpp_transaction_id: str | None = None  # TxProfile only
+    periods: tuple[SchedulePeriod, ...] = ()  # empty: `limit` from 0 s
+    min_rate: float | None = None  # the lowest rate the EV charges at (a hint, in the unit)
+    relative: bool = False
+
+    @property
+    def schedule(self) -> tuple[SchedulePeriod, ...]:
+        """The periods as sent: `periods`, or the one constant `limit`."""
+        return self.periods or (SchedulePeriod(0, self.limit),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +323,12 @@ class SetChargingProfile:
 
 @dataclass(frozen=True, slots=True)
 class ClearChargingProfile:
-    profile_id: int | None  # None: every profile on the charger
+    """Clear one profile by id, or those matching every criterion given; nothing given:
+    every profile on the charger."""
+
+    profile_id: int | None
+    evse_id: int | None = None
+    purpose: ProfilePurpose | None = None
 
 
 @dataclass(frozen=True, slots=True)

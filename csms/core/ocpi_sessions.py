@@ -84,10 +84,23 @@ def cdr_token(
     }
 
 
+def session_token(
+    tx: Transaction, owner: Party, ocpp_type: str | None, contract_id: str | None = None
+) -> dict[str, Any]:
+    """The CdrToken of a transaction: the eMSP's token as it was authorized (another party's
+    token decided by roaming or vouched for by a command), else as cdr_token makes it."""
+    if tx.cdr_token:
+        return dict(tx.cdr_token)
+    return cdr_token(owner, tx.id_tag, ocpp_type, contract_id)
+
+
 def auth_method(tx: Transaction, *, whitelisted: bool = False) -> AuthMethod:
-    """COMMAND when a remote start began the session; WHITELIST when it was authorized from
-    a list without asking the token's owner (another party's token we hold a copy of);
+    """How the token was authorized when roaming decided it (recorded on the transaction);
+    else COMMAND when a remote start began the session; WHITELIST when it was authorized
+    from a list without asking the token's owner (another party's token we hold a copy of);
     AUTH_REQUEST otherwise."""
+    if tx.auth_method:
+        return AuthMethod(tx.auth_method)
     if tx.remote_start_id is not None:
         return AuthMethod.COMMAND
     if whitelisted:
@@ -127,7 +140,8 @@ class SessionFacts:
     whitelisted: bool = False
     meter_id: str | None = None
     contract_id: str | None = None
-    # Given by the eMSP in a real-time authorization or a command (none are yet).
+    # Given by the eMSP in a real-time authorization or a command (default: the one the
+    # transaction recorded).
     authorization_reference: str | None = None
 
 
@@ -145,10 +159,11 @@ def session_object(facts: SessionFacts) -> dict[str, Any]:
     if not tx.active and tx.stop_at is not None:
         out["end_date_time"] = ocpi_datetime(max(tx.stop_at, tx.start_at))
     out["kwh"] = cost.get("total_energy", 0)
-    out["cdr_token"] = cdr_token(facts.owner, tx.id_tag, facts.token_type, facts.contract_id)
+    out["cdr_token"] = session_token(tx, facts.owner, facts.token_type, facts.contract_id)
     out["auth_method"] = auth_method(tx, whitelisted=facts.whitelisted).value
-    if facts.authorization_reference:
-        out["authorization_reference"] = facts.authorization_reference[:TOKEN_MAX]
+    reference = facts.authorization_reference or tx.authorization_reference
+    if reference:
+        out["authorization_reference"] = reference[:TOKEN_MAX]
     out["location_id"] = facts.location_id
     out["evse_uid"] = facts.evse_uid
     out["connector_id"] = str(tx.connector_id)

@@ -7,6 +7,7 @@ transaction instead of producing a bill; storage of transactions lives in csms.s
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -77,6 +78,11 @@ class Transaction:
     last_meter_at: datetime | None = None
     ocpp_version: str | None = None
     billing: str | None = None  # see BillingState
+    # Roaming (another party's token): OCPI AuthMethod, the eMSP's authorization reference
+    # and the token as a CdrToken, as decided when the token was authorized.
+    auth_method: str | None = None
+    authorization_reference: str | None = None
+    cdr_token: Mapping[str, str] | None = None
 
     @property
     def active(self) -> bool:

@@ -25,7 +25,7 @@ from csms.core.errors import CsmsError, InvalidInput
 from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
-from csms.core.ocpi_sessions import auth_method, cdr_token
+from csms.core.ocpi_sessions import auth_method, session_token
 from csms.core.parties import Party, owner_of
 from csms.core.partners import InterfaceRole
 from csms.core.status import ConnectorStatus
@@ -526,13 +526,15 @@ class BillingService:
             "start_date_time": _iso(tx.start_at),
             "end_date_time": _iso(tx.stop_at or tx.start_at),
             "session_id": str(tx.id),
-            "cdr_token": cdr_token(
-                owner or self.identity.party, tx.id_tag, token.type if token else None
+            "cdr_token": session_token(
+                tx, owner or self.identity.party, token.type if token else None
             ),
             "auth_method": auth_method(tx, whitelisted=owner is not None).value,
             "currency": cost.currency,
             **cost_to_ocpi(cost),
         }
+        if tx.authorization_reference:
+            data["authorization_reference"] = tx.authorization_reference[:36]
         if priced.location is not None and priced.spec is not None:
             uid = evse_uid(tx.charge_point_id, tx.evse_id)
             data["cdr_location"] = priced.location.ocpi_cdr_location(

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
-from csms.core.authorization import AuthResult, AuthStatus, decide
+from csms.core.authorization import AuthResult, AuthStatus, Token, decide
 from csms.core.charger import (
     BootInfo,
     ChargePoint,
@@ -26,6 +26,7 @@ from csms.core.clock import Clock
 from csms.core.ids import token_key
 from csms.core.metering import Sample
 from csms.core.reservations import ReservationState, check_start
+from csms.core.roaming import Grant
 from csms.core.transactions import (
     BillingState,
     EnergyFlag,
@@ -50,6 +51,9 @@ log = structlog.get_logger("csms.services")
 
 # How long an accepted 1.6 RemoteStartTransaction waits for the StartTransaction it causes.
 REMOTE_START_WINDOW_S = 300.0
+# How long another party's decision for a token at a charger (a real-time answer, or a
+# command's vouching) stands for the transaction it leads to.
+GRANT_TTL_S = 900.0
 
 
 @dataclass(slots=True)
@@ -57,6 +61,26 @@ class _RemoteStart:
     tag_key: str
     evse_id: int | None
     remote_start_id: int
+    until: datetime
+
+
+class Roaming(Protocol):
+    """Decides about other parties' tokens (ocpi_cpo.roaming: their whitelist rule and, when
+    it says so, their eMSP in real time)."""
+
+    async def authorize(
+        self, cp_id: str, evse_id: int | None, uid: str, token_type: str | None, token: Token
+    ) -> Grant | None:
+        """The decision for `token` (an id token row owned by another party) presented at
+        this charger, or None when it is not a partner's token after all (the local
+        decision applies)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Granted:
+    grant: Grant
+    evse_id: int | None
     until: datetime
 
 
@@ -277,6 +301,12 @@ class ChargingService:
         self._evse_tx: dict[tuple[str, int], int | None] = {}
         # Accepted 1.6 remote starts waiting for their StartTransaction, by charge point.
         self._remote_starts: dict[str, list[_RemoteStart]] = {}
+        # Decisions for other parties' tokens, by (charge point, token key): what its
+        # Authorize got, or what a partner's command vouched for; used by the transaction
+        # that follows.
+        self._grants: dict[tuple[str, str], _Granted] = {}
+        # Other parties' tokens are decided here when set (csms.app sets it).
+        self.roaming: Roaming | None = None
         # Called after a transaction ended (billing wakes up to build its CDR).
         self.on_ended: list[Callable[[], None]] = []
         # Called after a new transaction started (the OCPI session publisher wakes up).
@@ -373,19 +403,78 @@ class ChargingService:
         await self._db.write(unit)
         self._status_changed()
 
-    async def authorize(self, cp_id: str, id_tag: str, token_type: str | None = None) -> AuthResult:
+    async def authorize(
+        self,
+        cp_id: str,
+        id_tag: str,
+        token_type: str | None = None,
+        evse_id: int | None = None,
+    ) -> AuthResult:
         now = self._clock()
         if token_type == NO_AUTHORIZATION:
             return AuthResult(AuthStatus.ACCEPTED)
         async with self._db.read() as conn:
             token = await token_repo.get(conn, id_tag)
-            active = await tx_repo.active_for_tag(conn, id_tag) if token is not None else []
+            active = await tx_repo.active_for_tag(conn, id_tag)
         busy = any(t.charge_point_id != cp_id for t in _authorized(active))
-        return decide(token, now, busy_elsewhere=busy)
+        grant = await self._grant_for(cp_id, id_tag, token_type, evse_id, token)
+        if grant is not None:
+            if grant.accepted and busy:
+                return AuthResult(AuthStatus.CONCURRENT_TX)
+            return grant.auth()
+        return decide(token, now, busy_elsewhere=busy and token is not None)
+
+    async def _grant_for(
+        self,
+        cp_id: str,
+        id_tag: str,
+        token_type: str | None,
+        evse_id: int | None,
+        token: Token | None,
+    ) -> Grant | None:
+        """The decision for another party's token at this charger: one that stands (a
+        partner's command vouched for it, or an Authorize got it), else the roaming
+        decision now (for a token of another party's, not ours), else None."""
+        now = self._clock()
+        key = (cp_id, token_key(id_tag))
+        granted = self._grants.get(key)
+        if granted is not None:
+            if granted.until <= now:
+                del self._grants[key]
+            elif evse_id is None or granted.evse_id in (None, evse_id):
+                return granted.grant
+        if self.roaming is None or token is None or token.whitelist is None:
+            return None
+        grant = await self.roaming.authorize(cp_id, evse_id, id_tag, token_type, token)
+        if grant is not None and grant.accepted:
+            if len(self._grants) >= _MAX_OWNERS:
+                self._grants.clear()
+            self._grants[key] = _Granted(grant, None, now + timedelta(seconds=GRANT_TTL_S))
+        if grant is not None:
+            log.info(
+                "roaming_authorization",
+                charge_point_id=cp_id,
+                id_token=id_tag,
+                status=grant.status.value,
+                method=grant.method.value,
+                reason=grant.reason,
+                authorization_reference=grant.authorization_reference,
+            )
+        return grant
+
+    def _grant_used(self, cp_id: str, id_tag: str, grant: Grant) -> None:
+        """A transaction took this decision: the token's next session is decided afresh."""
+        key = (cp_id, token_key(id_tag))
+        granted = self._grants.get(key)
+        if granted is not None and granted.grant is grant:
+            del self._grants[key]
 
     async def start_transaction(self, cp_id: str, version: str, req: StartRequest) -> StartResult:
         now = self._clock()
         allow_unknown = self.settings.allow_unknown_tags
+        async with self._db.read() as conn:
+            presented = await token_repo.get(conn, req.id_tag)
+        grant = await self._grant_for(cp_id, req.id_tag, None, req.evse_id, presented)
 
         async def unit(w: WriteTx) -> StartResult:
             conn = await w.connection()
@@ -403,7 +492,11 @@ class ChargingService:
             active = await tx_repo.active_for_tag(conn, req.id_tag)
             busy = any(t.charge_point_id != cp_id or t.evse_id != req.evse_id for t in active)
             auth = decide(token, now, busy_elsewhere=busy)
-            if token is None and allow_unknown:
+            if grant is not None:
+                auth = grant.auth()
+                if auth.accepted and busy:
+                    auth = AuthResult(AuthStatus.CONCURRENT_TX)
+            elif token is None and allow_unknown:
                 auth = AuthResult(AuthStatus.ACCEPTED)
             parent = None if token is None else token.parent_uid
             auth, reservation_id = await self._reservations_at_start(
@@ -422,6 +515,7 @@ class ChargingService:
                 reservation_id=reservation_id,
                 remote_start_id=self._claim_remote_start(cp_id, req.id_tag, req.evse_id, now),
                 now=now,
+                grant=grant,
             )
             if reservation_id is not None:
                 await reservation_repo.set_state(
@@ -430,6 +524,8 @@ class ChargingService:
             return StartResult(tx_id, auth, False)
 
         result = await self._db.write(unit)
+        if grant is not None and not result.duplicate:
+            self._grant_used(cp_id, req.id_tag, grant)
         self._remember(result.transaction_id, cp_id)
         self._note_evse(cp_id, req.evse_id, result.transaction_id)
         log.info(
@@ -583,8 +679,22 @@ class ChargingService:
             # A resend of an event already committed: same answer, nothing changes.
             auth = None
             if event.id_token is not None:
-                auth = await self.authorize(cp_id, event.id_token, event.token_type)
+                auth = await self.authorize(cp_id, event.id_token, event.token_type, event.evse_id)
             return TxEventResult(cursor.tx.id, auth, duplicate=True)
+        grant: Grant | None = None
+        if event.id_token is not None and event.token_type != NO_AUTHORIZATION:
+            decided = (
+                cursor is not None
+                and cursor.tx.cdr_token is not None
+                and cursor.tx.id_tag is not None
+                and token_key(cursor.tx.id_tag) == token_key(event.id_token)
+            )
+            if not decided:
+                async with self._db.read() as conn:
+                    presented = await token_repo.get(conn, event.id_token)
+                grant = await self._grant_for(
+                    cp_id, event.id_token, event.token_type, event.evse_id, presented
+                )
         if (
             cursor is not None
             and cursor.tx.active
@@ -608,6 +718,7 @@ class ChargingService:
                     tx.id if tx is not None else None,
                     now,
                     allow_unknown,
+                    grant,
                 )
             if tx is not None and await tx_repo.event_seen(conn, tx.id, event.seq_no):
                 return TxEventResult(tx.id, auth, duplicate=True, cursor=await _cursor(conn, tx))
@@ -638,6 +749,7 @@ class ChargingService:
                     meter_start_wh=begin if begin is not None else _low(bounds),
                     reservation_id=reservation_id,
                     remote_start_id=event.remote_start_id,
+                    grant=grant,
                     now=now,
                     ocpp_transaction_id=event.ocpp_transaction_id,
                 )
@@ -651,6 +763,12 @@ class ChargingService:
                 changes: dict[str, Any] = {}
             else:
                 changes = _merge(tx, event, auth, begin, bounds)
+                if grant is not None and tx.cdr_token is None and "id_tag" in changes:
+                    changes.update(
+                        auth_method=grant.method.value,
+                        authorization_reference=grant.authorization_reference,
+                        cdr_token=dict(grant.cdr_token),
+                    )
             _keep_event(
                 w,
                 cp_id,
@@ -707,6 +825,8 @@ class ChargingService:
             )
 
         result = await self._db.write(unit)
+        if grant is not None and event.id_token is not None and not result.duplicate:
+            self._grant_used(cp_id, event.id_token, grant)
         if result.cursor is not None:
             tx = result.cursor.tx
             if tx.active:
@@ -774,18 +894,22 @@ class ChargingService:
         own_tx: int | None,
         now: datetime,
         allow_unknown: bool,
+        grant: Grant | None = None,
     ) -> AuthResult:
         """The decision for a token presented inside a transaction (its own transaction does
-        not make it busy)."""
+        not make it busy); `grant`: another party's decision for it."""
         if token_type == NO_AUTHORIZATION:
             return AuthResult(AuthStatus.ACCEPTED)
         token = await token_repo.get(conn, id_token)
-        active = await tx_repo.active_for_tag(conn, id_token) if token is not None else []
+        active = await tx_repo.active_for_tag(conn, id_token)
         busy = any(
             t.id != own_tx and (t.charge_point_id != cp_id or t.evse_id != evse_id)
             for t in _authorized(active)
         )
-        auth = decide(token, now, busy_elsewhere=busy)
+        if grant is not None:
+            auth = grant.auth()
+            return AuthResult(AuthStatus.CONCURRENT_TX) if auth.accepted and busy else auth
+        auth = decide(token, now, busy_elsewhere=busy and token is not None)
         if token is None and allow_unknown:
             auth = AuthResult(AuthStatus.ACCEPTED)
         return auth
@@ -863,6 +987,21 @@ class ChargingService:
             )
             return AuthResult(AuthStatus.NOT_AT_THIS_TIME, auth.expires_at, auth.parent_uid), None
         return auth, None
+
+    def expect_start(
+        self,
+        cp_id: str,
+        uid: str,
+        evse_id: int | None,
+        grant: Grant,
+        ttl_s: float = GRANT_TTL_S,
+    ) -> None:
+        """Another party vouches for `uid` at this charger (OCPI START_SESSION or
+        RESERVE_NOW): its Authorize and the transaction it starts (on `evse_id`, or any EVSE
+        when None) within `ttl_s` get `grant`, without asking anyone again. Call it before
+        the command goes out: a charger may start late, even after the command timed out."""
+        until = self._clock() + timedelta(seconds=ttl_s)
+        self._grants[(cp_id, token_key(uid))] = _Granted(grant, evse_id, until)
 
     def note_remote_start(
         self, cp_id: str, id_tag: str, evse_id: int | None, remote_start_id: int

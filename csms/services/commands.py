@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,10 +17,11 @@ from typing import Any, Protocol
 
 import structlog
 
-from csms.core.authorization import AuthResult, decide
+from csms.core.authorization import AuthResult, AuthStatus, decide
 from csms.core.charger import RegistrationStatus
 from csms.core.clock import Clock, format_timestamp, parse_timestamp
 from csms.core.commands import (
+    MAX_PERIODS,
     Answer,
     CancelReservation,
     ChangeAvailability,
@@ -45,6 +48,7 @@ from csms.core.commands import (
     RemoteStop,
     Reserve,
     Reset,
+    SchedulePeriod,
     SendLocalList,
     SetChargingProfile,
     SetConfiguration,
@@ -56,6 +60,7 @@ from csms.core.commands import (
 )
 from csms.core.ids import token_key
 from csms.core.reservations import OPEN_STATES, ReservationState, check_start
+from csms.core.roaming import offline_usable
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
 from csms.storage import charging_profiles as profile_repo
@@ -117,6 +122,29 @@ class Requester:
 
     source: str = "api"
     name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerReservation:
+    """A reservation an OCPI partner asks for (RESERVE_NOW): its id for it, kept with ours
+    and never sent to the charger, what its Session shows (`info`), and our open reservation
+    on the same charger it replaces (then the ReserveNow carries that id)."""
+
+    partner_id: int
+    reservation_id: str
+    info: Mapping[str, Any]
+    replaces: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vouched:
+    """A token another party vouches for (OCPI START_SESSION and RESERVE_NOW): sent without
+    being looked up in our token table, as OCPP id token type `token_type`, with
+    `group_id` as its parent."""
+
+    token_type: str
+    group_id: str | None = None
+    reservation: PartnerReservation | None = None
 
 
 AfterAnswer = Callable[[Answer], Awaitable[None]]
@@ -190,6 +218,59 @@ class Params:
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise CommandRefused(f"parameter {name!r} must be a number > 0")
         return float(value)
+
+    def rate(self, name: str) -> float | None:
+        """An optional finite number >= 0 (a charging rate)."""
+        value = self._raw.get(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise CommandRefused(f"parameter {name!r} must be a number") from None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise CommandRefused(f"parameter {name!r} must be a number >= 0")
+        return float(value)
+
+    def periods(self, name: str) -> tuple[SchedulePeriod, ...]:
+        """Charging schedule periods written `START:LIMIT` (seconds into the schedule, the
+        limit from then on), the first at 0 and in ascending order; () when not given."""
+        value = self._raw.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_PERIODS:
+            raise CommandRefused(
+                f"parameter {name!r} must be a list of 1 to {MAX_PERIODS} START:LIMIT strings"
+            )
+        out: list[SchedulePeriod] = []
+        for item in value:
+            start, sep, limit = item.partition(":") if isinstance(item, str) else ("", "", "")
+            try:
+                period = SchedulePeriod(int(start), float(limit))
+            except ValueError:
+                period = None
+            if (
+                not sep
+                or period is None
+                or period.start_s < 0
+                or not math.isfinite(period.limit)
+                or period.limit < 0
+            ):
+                raise CommandRefused(
+                    f"parameter {name!r}: {item!r} is not START:LIMIT (seconds >= 0, limit >= 0)"
+                )
+            out.append(period)
+        if out[0].start_s != 0:
+            raise CommandRefused(f"parameter {name!r}: the first period must start at 0")
+        if any(later.start_s <= earlier.start_s for earlier, later in itertools.pairwise(out)):
+            raise CommandRefused(f"parameter {name!r}: periods must start in ascending order")
+        return tuple(out)
 
     def flag(self, name: str) -> bool:
         value = self._raw.get(name, False)
@@ -285,7 +366,10 @@ PARAMETERS: dict[CommandName, dict[str, Param]] = {
     CommandName.DIAGNOSTICS: {"location": Param("string", "URL to upload the log to", True)},
     CommandName.PROFILE_SET: {
         "evse": Param("integer", "EVSE (0: the whole charger)", True),
-        "limit": Param("number", "the limit, in the unit", True),
+        "limit": Param("number", "the limit, in the unit (required unless periods are given)"),
+        "periods": Param(
+            "array", "instead of limit, a schedule: START:LIMIT each (seconds from its start)"
+        ),
         "unit": Param("string", "W or A", True, ("W", "A")),
         "purpose": Param(
             "string",
@@ -295,8 +379,19 @@ PARAMETERS: dict[CommandName, dict[str, Param]] = {
         ),
         "stack": Param("integer", "stack level (default 0)"),
         "duration": Param("integer", "seconds the limit lasts (default: until cleared)"),
+        "start": Param("date-time", "when the schedule starts (default: now)"),
+        "relative": Param(
+            "boolean", "the schedule counts from the start of charging (Tx/TxDefault profiles)"
+        ),
+        "min_rate": Param("number", "lowest rate the EV charges at, in the unit (a hint)"),
+        "transaction": Param(
+            "integer", "TxProfile: our transaction it is for (checked to run on the EVSE)"
+        ),
     },
-    CommandName.PROFILE_CLEAR: {"id": Param("integer", "profile id (default: all)")},
+    CommandName.PROFILE_CLEAR: {
+        "id": Param("integer", "profile id (default: all)"),
+        "transaction": Param("integer", "instead of id: the TxProfiles of this transaction"),
+    },
     CommandName.PROFILE_COMPOSITE: {
         "evse": Param("integer", "EVSE (0: the whole charger)", True),
         "duration": Param("integer", "seconds to look ahead", True),
@@ -336,9 +431,12 @@ class CommandService:
         params: Mapping[str, Any],
         requester: Requester = Requester(),
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline for the charger's answer
+        *,
+        vouched: Vouched | None = None,
     ) -> CommandResult:
         """Run one command to its end: never raises for anything the charger or the caller
-        did; the result says what happened, and the audit log has it."""
+        did; the result says what happened, and the audit log has it. `vouched`: the token
+        of a start or reservation is another party's, which answers for it."""
         params = dict(params)
         entry_id = await self._open_entry(cp_id, name, params, requester)
         wait = min(timeout or self.default_timeout, MAX_TIMEOUT_S)
@@ -359,7 +457,14 @@ class CommandService:
                 state = "not booted yet" if registration is None else registration.value
                 raise CommandRefused(f"the charger's registration is {state}")
             prepared = await self._prepare(
-                cp_id, name, Params(params, _ALLOWED[name]), channel, entry_id, requester, wait
+                cp_id,
+                name,
+                Params(params, _ALLOWED[name]),
+                channel,
+                entry_id,
+                requester,
+                wait,
+                vouched,
             )
             action, payload = channel.encode_command(prepared.command)
         except CommandRefused as exc:
@@ -497,11 +602,12 @@ class CommandService:
         entry_id: int,
         requester: Requester,
         wait: float,
+        vouched: Vouched | None = None,
     ) -> _Prepared:
         version = channel.version
         match name:
             case CommandName.START:
-                return await self._prepare_start(cp_id, p, version, entry_id)
+                return await self._prepare_start(cp_id, p, version, entry_id, vouched)
             case CommandName.STOP:
                 return await self._prepare_stop(cp_id, p)
             case CommandName.RESET:
@@ -529,7 +635,7 @@ class CommandService:
                     )
                 )
             case CommandName.RESERVE:
-                return await self._prepare_reserve(cp_id, p, requester)
+                return await self._prepare_reserve(cp_id, p, requester, vouched, version)
             case CommandName.CANCEL_RESERVATION:
                 return await self._prepare_cancel(cp_id, p)
             case CommandName.LOCAL_LIST_SEND:
@@ -561,9 +667,14 @@ class CommandService:
                 )
         raise AssertionError(name)  # pragma: no cover
 
-    async def _authorized_token(self, uid: str) -> tuple[str, AuthResult]:
+    async def _authorized_token(
+        self, uid: str, vouched: Vouched | None = None
+    ) -> tuple[str, AuthResult]:
         """The type and standing of a token staff want to use; refuses tokens that would not
-        be accepted at the charger anyway."""
+        be accepted at the charger anyway. A vouched token is not looked up: its owner
+        answers for it."""
+        if vouched is not None:
+            return vouched.token_type, AuthResult(AuthStatus.ACCEPTED, None, vouched.group_id)
         async with self._db.read() as conn:
             token = await token_repo.get(conn, uid)
         if token is None:
@@ -575,10 +686,12 @@ class CommandService:
             raise CommandRefused(f"tag {uid!r} is {auth.status.value}")
         return token.type, auth
 
-    async def _prepare_start(self, cp_id: str, p: Params, version: str, entry_id: int) -> _Prepared:
+    async def _prepare_start(
+        self, cp_id: str, p: Params, version: str, entry_id: int, vouched: Vouched | None = None
+    ) -> _Prepared:
         tag = p.required_text("tag", 36 if version != "1.6" else 20)
         evse = p.integer("evse", minimum=1)
-        token_type, auth = await self._authorized_token(tag)
+        token_type, auth = await self._authorized_token(tag, vouched)
         async with self._db.read() as conn:
             reservations = await reservation_repo.open_for(conn, cp_id)
             busy = await tx_repo.active_on_evse(conn, cp_id, evse) if evse else None
@@ -652,23 +765,63 @@ class CommandService:
             raise CommandRefused("parameter 'value' is longer than 1000 characters")
         return text
 
-    async def _prepare_reserve(self, cp_id: str, p: Params, requester: Requester) -> _Prepared:
-        tag = p.required_text("tag", 36)
+    async def _prepare_reserve(
+        self,
+        cp_id: str,
+        p: Params,
+        requester: Requester,
+        vouched: Vouched | None = None,
+        version: str = "2.0.1",
+    ) -> _Prepared:
+        tag = p.required_text("tag", 36 if version != "1.6" else 20)
         expires = p.time("expires", required=True)
         assert expires is not None
         evse = p.integer("evse", minimum=1)
         now = self._clock()
         if expires <= now:
             raise CommandRefused(f"expires {format_timestamp(expires)} is in the past")
-        token_type, auth = await self._authorized_token(tag)
+        token_type, auth = await self._authorized_token(tag, vouched)
+        partner = None if vouched is None else vouched.reservation
+        replaces = None if partner is None else partner.replaces
         async with self._db.read() as conn:
             holding = [r for r in await reservation_repo.open_for(conn, cp_id) if r.holds(now)]
+        if replaces is not None and not any(r.id == replaces for r in holding):
+            raise CommandRefused(f"reservation {replaces} on {cp_id} is no longer open")
         for r in holding:
-            if evse is not None and r.evse_id == evse:
+            if evse is not None and r.evse_id == evse and r.id != replaces:
                 raise CommandRefused(
                     f"EVSE {evse} is already reserved (reservation {r.id} until "
                     f"{format_timestamp(r.expires_at)})"
                 )
+        data = {"expires_at": format_timestamp(expires)}
+        if replaces is not None:
+            # The charger replaces the reservation with this id; ours changes only once it
+            # did (a refused ReserveNow leaves the old one in place).
+            async def replaced(answer: Answer) -> None:
+                if not answer.ok:
+                    return
+                at = self._clock()
+
+                async def unit(w: WriteTx) -> None:
+                    await reservation_repo.replace(
+                        await w.connection(),
+                        replaces,
+                        evse_id=evse,
+                        id_tag=tag,
+                        parent_id_tag=auth.parent_uid,
+                        expires_at=expires,
+                        ocpi=None if partner is None else partner.info,
+                        now=at,
+                    )
+
+                await self._db.write(unit)
+                self._wake.set()
+
+            return _Prepared(
+                Reserve(replaces, tag, token_type, auth.parent_uid, expires, evse),
+                {"reservation_id": replaces, "replaced": True, **data},
+                replaced,
+            )
 
         async def create(w: WriteTx) -> int:
             return await reservation_repo.create(
@@ -680,6 +833,9 @@ class CommandService:
                 expires_at=expires,
                 source=requester.source,
                 now=now,
+                ocpi_partner_id=None if partner is None else partner.partner_id,
+                ocpi_reservation_id=None if partner is None else partner.reservation_id,
+                ocpi=None if partner is None else partner.info,
             )
 
         reservation_id = await self._db.write(create)
@@ -701,7 +857,7 @@ class CommandService:
 
         return _Prepared(
             Reserve(reservation_id, tag, token_type, auth.parent_uid, expires, evse),
-            {"reservation_id": reservation_id, "expires_at": format_timestamp(expires)},
+            {"reservation_id": reservation_id, **data},
             after,
             failed,
         )
@@ -741,6 +897,10 @@ class CommandService:
             stored = await list_repo.get(conn, cp_id)
         current: dict[str, dict[str, Any]] = {}
         for token in tokens:
+            if not offline_usable(token.whitelist):
+                # Another party's token that its eMSP must be asked about (ALLOWED, NEVER):
+                # a charger deciding from its list would not ask.
+                continue
             auth = decide(token, now)
             current[token_key(token.uid)] = {
                 "uid": token.uid,
@@ -820,17 +980,34 @@ class CommandService:
         )
 
     async def _prepare_profile(self, cp_id: str, p: Params) -> _Prepared:
+        """One limit (`limit`) or a schedule (`periods`), from now, from `start` or, with
+        `relative`, from the start of charging; a TxProfile is bound to the transaction
+        running on the EVSE (which must be `transaction` when that is given)."""
         evse = p.required_integer("evse")
-        limit = p.number("limit")
+        periods = p.periods("periods")
+        if periods and p._raw.get("limit") is not None:
+            raise CommandRefused("give either a limit or periods, not both")
+        limit = periods[0].limit if periods else p.number("limit")
         unit = p.choice("unit", ("W", "A"))
         purpose = ProfilePurpose.parse(p.text("purpose") or ProfilePurpose.TX_DEFAULT.value)
         stack = p.integer("stack") or 0
         duration = p.integer("duration", minimum=1)
+        start = p.time("start")
+        relative = p.flag("relative")
+        min_rate = p.rate("min_rate")
+        wanted_tx = p.integer("transaction", minimum=1)
         now = self._clock()
         tx_id: int | None = None
         wire_tx: str | None = None
         if purpose is ProfilePurpose.CHARGER_MAX and evse != 0:
             raise CommandRefused("a ChargePointMaxProfile applies to the whole charger: --evse 0")
+        if relative and (start is not None or purpose is ProfilePurpose.CHARGER_MAX):
+            raise CommandRefused(
+                "a relative schedule counts from the start of charging: no start, and a "
+                "TxProfile or TxDefaultProfile"
+            )
+        if wanted_tx is not None and purpose is not ProfilePurpose.TX:
+            raise CommandRefused("only a TxProfile is for a transaction")
         if purpose is ProfilePurpose.TX:
             if evse == 0:
                 raise CommandRefused("a TxProfile needs the EVSE of a running transaction")
@@ -838,7 +1015,10 @@ class CommandService:
                 tx = await tx_repo.active_on_evse(conn, cp_id, evse)
             if tx is None:
                 raise CommandRefused(f"no transaction is running on EVSE {evse}")
+            if wanted_tx is not None and tx.id != wanted_tx:
+                raise CommandRefused(f"transaction {wanted_tx} is not running on EVSE {evse}")
             tx_id, wire_tx = tx.id, tx.ocpp_transaction_id or str(tx.id)
+        start_at = start or now
 
         async def create(w: WriteTx) -> int:
             return await profile_repo.create(
@@ -849,7 +1029,7 @@ class CommandService:
                 stack_level=stack,
                 limit=limit,
                 unit=unit,
-                start_at=now,
+                start_at=start_at,
                 duration_s=duration,
                 transaction_id=tx_id,
                 now=now,
@@ -857,7 +1037,18 @@ class CommandService:
 
         profile_id = await self._db.write(create)
         profile = ChargingProfile(
-            profile_id, evse, purpose, stack, limit, unit, now, duration, wire_tx
+            profile_id,
+            evse,
+            purpose,
+            stack,
+            limit,
+            unit,
+            start_at,
+            duration,
+            wire_tx,
+            periods=periods,
+            min_rate=min_rate,
+            relative=relative,
         )
 
         async def settle(ok: bool) -> None:
@@ -885,6 +1076,11 @@ class CommandService:
 
     async def _prepare_profile_clear(self, cp_id: str, p: Params) -> _Prepared:
         profile_id = p.integer("id", minimum=1)
+        tx_id = p.integer("transaction", minimum=1)
+        if tx_id is not None:
+            if profile_id is not None:
+                raise CommandRefused("give either a profile id or a transaction, not both")
+            return await self._prepare_tx_profiles_clear(cp_id, tx_id)
         if profile_id is not None:
             async with self._db.read() as conn:
                 found = await profile_repo.get(conn, profile_id)
@@ -902,6 +1098,28 @@ class CommandService:
                 await self._db.write(unit)
 
         return _Prepared(ClearChargingProfile(profile_id), {}, after)
+
+    async def _prepare_tx_profiles_clear(self, cp_id: str, tx_id: int) -> _Prepared:
+        """Clear every TxProfile of a running transaction: those on its EVSE (a TxProfile is
+        for the transaction on its EVSE). Unknown: the charger had none (any more)."""
+        async with self._db.read() as conn:
+            tx = await tx_repo.get(conn, tx_id)
+        if tx is None or tx.charge_point_id != cp_id:
+            raise CommandRefused(f"no transaction {tx_id} on {cp_id}")
+        if not tx.active:
+            raise CommandRefused(f"transaction {tx_id} has already ended")
+
+        async def after(answer: Answer) -> None:
+            if answer.ok or answer.status == "Unknown":
+                now = self._clock()
+
+                async def unit(w: WriteTx) -> None:
+                    await profile_repo.end_with_transaction(await w.connection(), cp_id, tx_id, now)
+
+                await self._db.write(unit)
+
+        command = ClearChargingProfile(None, tx.evse_id, ProfilePurpose.TX)
+        return _Prepared(command, {"transaction_id": tx_id}, after)
 
     # --- the audit log ---------------------------------------------------------------
 

@@ -152,6 +152,8 @@ class IdTokenRow(Base):
     expires_at: Mapped[datetime | None]
     parent_uid: Mapped[str | None]
     origin: Mapped[str] = mapped_column(String(64), default="local")
+    # An OCPI partner's token: its WhitelistType (None for ours and staff-owned tokens).
+    whitelist: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -189,6 +191,11 @@ class TransactionRow(Base):
     flags: Mapped[str | None]  # comma-separated csms.core.transactions.EnergyFlag values
     reservation_id: Mapped[int | None]
     remote_start_id: Mapped[int | None]
+    # Roaming: how the token was authorized (OCPI AuthMethod), the eMSP's reference for it
+    # and the eMSP's token as a CdrToken (None for our own customers' tokens).
+    auth_method: Mapped[str | None] = mapped_column(String(16))
+    authorization_reference: Mapped[str | None] = mapped_column(String(36))
+    cdr_token: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # None while running; then pending -> billed (a CDR exists), held (flagged meter data,
     # waiting for staff) or void.
     billing: Mapped[str | None] = mapped_column(String(16), index=True)
@@ -330,6 +337,7 @@ class ReservationRow(Base):
     __table_args__ = (
         Index("ix_reservations_cp_state", "charge_point_id", "state"),
         Index("ix_reservations_state_expiry", "state", "expires_at"),
+        Index("ix_reservations_ocpi", "ocpi_partner_id", "ocpi_reservation_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -342,6 +350,13 @@ class ReservationRow(Base):
     expires_at: Mapped[datetime]
     transaction_id: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(64))
+    # Made by an OCPI RESERVE_NOW: the partner, its reservation_id (never sent to the
+    # charger) and what the session shows (token, location, EVSE, authorization_reference).
+    ocpi_partner_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite")
+    )
+    ocpi_reservation_id: Mapped[str | None] = mapped_column(String(36))
+    ocpi: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -620,3 +635,64 @@ class CursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(64))
+
+
+class OcpiTokenRow(Base):
+    """A token an eMSP pushed or we pulled from it (the OCPI Token object as stored, after
+    PATCHes); keyed as the spec keys it: the owner party, uid and type."""
+
+    __tablename__ = "ocpi_tokens"
+    __table_args__ = (
+        Index("ix_ocpi_tokens_uid_key", "uid_key"),
+        Index("ix_ocpi_tokens_last_updated", "last_updated"),
+    )
+
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    party_id: Mapped[str] = mapped_column(String(3), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    uid_key: Mapped[str] = mapped_column(String(255))
+    contract_id: Mapped[str] = mapped_column(String(36))
+    whitelist: Mapped[str] = mapped_column(String(16))
+    valid: Mapped[bool] = mapped_column(Boolean)
+    data: Mapped[dict[str, Any]]
+    last_updated: Mapped[datetime]
+    partner_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    received_at: Mapped[datetime]
+
+
+class OcpiCommandRow(Base):
+    """A command or charging-profile request a partner sent, until its one asynchronous
+    result is queued for its response_url (`result` then holds the body sent)."""
+
+    __tablename__ = "ocpi_commands"
+    __table_args__ = (Index("ix_ocpi_commands_state_deadline", "state", "deadline"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    partner_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("ocpi_partners.id", ondelete="CASCADE"),
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    response_url: Mapped[str] = mapped_column(String(512))
+    request: Mapped[dict[str, Any]]
+    charge_point_id: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))  # pending | done
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deadline: Mapped[datetime]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class HubPartyRow(Base):
+    """A party a hub says is connected to it (OCPI hub client info), as last reported."""
+
+    __tablename__ = "ocpi_hub_parties"
+
+    country_code: Mapped[str] = mapped_column(String(2), primary_key=True)
+    party_id: Mapped[str] = mapped_column(String(3), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    last_updated: Mapped[datetime]
+    partner_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    received_at: Mapped[datetime]

@@ -5,10 +5,12 @@ Takes an AsyncConnection; returns csms.core Reservation objects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
@@ -44,7 +46,11 @@ async def create(
     expires_at: datetime,
     source: str,
     now: datetime,
+    ocpi_partner_id: int | None = None,
+    ocpi_reservation_id: str | None = None,
+    ocpi: Mapping[str, Any] | None = None,
 ) -> int:
+    """A new Pending reservation; the ocpi_* values are an OCPI partner's (RESERVE_NOW)."""
     result = await conn.execute(
         insert(_res)
         .values(
@@ -56,6 +62,9 @@ async def create(
             state=ReservationState.PENDING.value,
             expires_at=expires_at,
             source=source,
+            ocpi_partner_id=ocpi_partner_id,
+            ocpi_reservation_id=ocpi_reservation_id,
+            ocpi=None if ocpi is None else dict(ocpi),
             created_at=now,
             updated_at=now,
         )
@@ -139,3 +148,95 @@ async def next_expiry(conn: AsyncConnection) -> datetime | None:
         .limit(1)
     )
     return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+# --- reservations OCPI partners made (RESERVE_NOW) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerReservation:
+    """A reservation an OCPI partner made: its id for it (never sent to the charger), what
+    the reservation's Session shows (`data`, csms.core.ocpi_commands.reservation_info plus
+    what was pushed) and when the reservation last changed."""
+
+    reservation: Reservation
+    partner_id: int
+    reservation_id: str
+    data: dict[str, Any]
+    updated_at: datetime
+
+
+def _to_partner(row: Any) -> PartnerReservation:
+    return PartnerReservation(
+        _to_reservation(row),
+        row.ocpi_partner_id,
+        row.ocpi_reservation_id,
+        dict(row.ocpi or {}),
+        row.updated_at,
+    )
+
+
+async def of_partner(
+    conn: AsyncConnection, partner_id: int, reservation_id: str
+) -> PartnerReservation | None:
+    """The partner's latest reservation with its id `reservation_id` (any case)."""
+    stmt = (
+        select(_res)
+        .where(
+            _res.c.ocpi_partner_id == partner_id,
+            func.upper(_res.c.ocpi_reservation_id) == reservation_id.upper(),
+        )
+        .order_by(_res.c.id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else _to_partner(row)
+
+
+async def partners_changed(
+    conn: AsyncConnection, since: datetime | None, limit: int = 500
+) -> list[PartnerReservation]:
+    """Partners' reservations that are open or changed at/after `since` (None: all), in
+    the order they last changed."""
+    stmt = select(_res).where(_res.c.ocpi_partner_id.is_not(None))
+    if since is not None:
+        stmt = stmt.where(or_(_res.c.state.in_(_OPEN), _res.c.updated_at >= since))
+    stmt = stmt.order_by(_res.c.updated_at, _res.c.id).limit(limit)
+    return [_to_partner(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def set_partner_data(
+    conn: AsyncConnection, reservation_id: int, data: Mapping[str, Any], seen_at: datetime
+) -> bool:
+    """Replace the partner data kept with a reservation, unless the reservation changed
+    after `seen_at` (its updated_at when read); updated_at stays as it is."""
+    stmt = update(_res).where(_res.c.id == reservation_id, _res.c.updated_at == seen_at)
+    return bool((await conn.execute(stmt.values(ocpi=dict(data)))).rowcount)
+
+
+async def replace(
+    conn: AsyncConnection,
+    reservation_id: int,
+    *,
+    evse_id: int | None,
+    id_tag: str,
+    parent_id_tag: str | None,
+    expires_at: datetime,
+    ocpi: Mapping[str, Any] | None,
+    now: datetime,
+) -> bool:
+    """The charger accepted a ReserveNow with the id of an open reservation: it holds the
+    new one (now Active) instead. False when the reservation is no longer open."""
+    values: dict[str, Any] = {
+        "evse_id": evse_id,
+        "id_tag": id_tag,
+        "id_tag_key": token_key(id_tag),
+        "parent_id_tag": parent_id_tag,
+        "expires_at": expires_at,
+        "state": ReservationState.ACTIVE.value,
+        "updated_at": now,
+    }
+    if ocpi is not None:
+        values["ocpi"] = dict(ocpi)
+    stmt = update(_res).where(_res.c.id == reservation_id, _res.c.state.in_(_OPEN))
+    return bool((await conn.execute(stmt.values(**values))).rowcount)

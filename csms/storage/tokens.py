@@ -27,6 +27,7 @@ def _to_token(row: Any) -> Token:
         expires_at=row.expires_at,
         parent_uid=row.parent_uid,
         origin=row.origin,
+        whitelist=row.whitelist,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -53,6 +54,7 @@ async def upsert(conn: AsyncConnection, tokens: Sequence[Token], now: datetime) 
             "expires_at": token.expires_at,
             "parent_uid": token.parent_uid,
             "origin": token.origin,
+            "whitelist": token.whitelist,
             "updated_at": now,
         }
         result = await conn.execute(update(_tok).where(_tok.c.uid_key == key).values(**values))

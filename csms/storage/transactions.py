@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
 from csms.core.metering import Sample, active_power_w, register_wh
+from csms.core.roaming import Grant
 from csms.core.transactions import (
     BillingState,
     Transaction,
@@ -61,6 +62,9 @@ def _to_transaction(row: Any) -> Transaction:
         last_meter_at=getattr(row, "last_register_at", None),
         ocpp_version=row.ocpp_version,
         billing=row.billing,
+        auth_method=row.auth_method,
+        authorization_reference=row.authorization_reference,
+        cdr_token=row.cdr_token,
     )
 
 
@@ -266,6 +270,7 @@ async def create(
     now: datetime,
     ocpp_transaction_id: str | None = None,
     remote_start_id: int | None = None,
+    grant: Grant | None = None,
 ) -> int:
     result = await conn.execute(
         insert(_tx)
@@ -285,10 +290,29 @@ async def create(
             remote_start_id=remote_start_id,
             received_at=now,
             updated_at=now,
+            **_grant_values(grant),
         )
         .returning(_tx.c.id)
     )
     return int(result.scalar_one())
+
+
+def _grant_values(grant: Grant | None) -> dict[str, Any]:
+    if grant is None:
+        return {}
+    return {
+        "auth_method": grant.method.value,
+        "authorization_reference": grant.authorization_reference,
+        "cdr_token": dict(grant.cdr_token),
+    }
+
+
+async def set_grant(conn: AsyncConnection, tx_id: int, grant: Grant, now: datetime) -> None:
+    """How another party's token was authorized, for a transaction that got its token after
+    it started (2.0.1)."""
+    await conn.execute(
+        update(_tx).where(_tx.c.id == tx_id).values(updated_at=now, **_grant_values(grant))
+    )
 
 
 async def finish(

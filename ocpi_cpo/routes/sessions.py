@@ -2,7 +2,9 @@
 sessions the caller may see (those of tokens one of its parties owns; a hub: any party's).
 
 The objects come from csms.services.sessions, which also pushes them
-(ocpi_cpo.sessions_publisher). Setting charging preferences (PUT) is not offered yet.
+(ocpi_cpo.sessions_publisher). Charging preferences (PUT .../{session_id}/charging_preferences)
+are answered HTTP 404 with 2001, as 2.2.1 says for EVSEs without CHARGING_PREFERENCES_CAPABLE:
+none of ours has it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from csms.core.partners import InterfaceRole
+from ocpi_cpo.envelope import Status
+from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.sessions_publisher import SESSIONS, ensure_publisher
 from ocpi_cpo.transport import add_endpoint, add_route, caller_of, page_of, reply_page
 from ocpi_cpo.versions import VERSION_PATH
@@ -29,7 +33,16 @@ async def list_sessions(request: web.Request) -> web.Response:
     return reply_page(request, items, total, page)
 
 
+async def put_charging_preferences(request: web.Request) -> web.Response:
+    raise OcpiFailure(
+        Status.INVALID_PARAMETERS,
+        "charging preferences are not supported: no EVSE is CHARGING_PREFERENCES_CAPABLE",
+        http_status=404,
+    )
+
+
 def setup(app: web.Application) -> None:
     ensure_publisher(app)
     add_endpoint(app, "sessions", InterfaceRole.SENDER, PATH)
     add_route(app, "GET", PATH, list_sessions)
+    add_route(app, "PUT", PATH + "/{session_id}/charging_preferences", put_charging_preferences)

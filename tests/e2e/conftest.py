@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +80,24 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
 
     yield start
     for server in running:
-        await server.app.stop()
+        await _stop(server)
+
+
+# A server stops in well under a second; one that does not is a bug, shown with what waits.
+STOP_TIMEOUT_S = 30.0
+
+
+async def _stop(server: Running) -> None:
+    stopping = asyncio.ensure_future(server.app.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=STOP_TIMEOUT_S)
+    if stopping in done:
+        stopping.result()
+        return
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    stopping.cancel()
+    raise AssertionError(f"the server did not stop within {STOP_TIMEOUT_S:g} s:\n{out.getvalue()}")
 
 
 @pytest.fixture

@@ -5,6 +5,9 @@ every request it received so tests can look at headers.
 Knobs: which versions and endpoints it offers, which token encoding it accepts and which
 it sends, whether it calls our versions endpoint back while answering our POST, and how it
 answers pushes to its Receiver modules (`push_answer`; every push is kept in `pushes`).
+Requests to its Sender modules (tokens: its token list and real-time authorization) go to
+`sender_handlers[module]`; POSTs to `{base}/results/...` (the response_url it gives with
+commands) are kept in `results` and answered 1000.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import binascii
 import contextlib
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +40,22 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+
+
+SenderHandler = Callable[[web.Request, str, Seen], Awaitable[web.StreamResponse]]
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An OCPI success answer (for sender handlers)."""
+    body: dict[str, Any] = {"status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"}
+    if data is not None:
+        body["data"] = data
+    return web.json_response(body, status=status, headers=headers)
+
+
+def error(http: int, code: int, message: str) -> web.Response:
+    body = {"status_code": code, "status_message": message, "timestamp": "2026-01-01T00:00:00Z"}
+    return web.json_response(body, status=http)
 
 
 class RefusedByPeer(AssertionError):
@@ -69,6 +88,9 @@ class FakePartner:
     # How it answers a push (a request to one of its Receiver modules): (HTTP status, OCPI
     # status_code); None answers every push (200, 1000).
     push_answer: Callable[[Seen], tuple[int, int]] | None = None
+    # How it serves requests to a Sender module (module identifier -> handler of the
+    # request, the path after the module's URL, and what was seen); unset: 404.
+    sender_handlers: dict[str, SenderHandler] = field(default_factory=dict)
 
     # State.
     tokens: set[str] = field(default_factory=set)  # tokens it accepts from us
@@ -78,6 +100,7 @@ class FakePartner:
     seen: list[Seen] = field(default_factory=list)
     callbacks: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     pushes: list[Seen] = field(default_factory=list)  # requests to its Receiver modules
+    results: list[Seen] = field(default_factory=list)  # POSTs to its response_urls
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -126,16 +149,17 @@ class FakePartner:
         return None
 
     def _ok(self, data: Any, status: int = 200) -> web.Response:
-        body: dict[str, Any] = {"status_code": 1000, "timestamp": "2026-01-01T00:00:00Z"}
-        if data is not None:
-            body["data"] = data
-        return web.json_response(body, status=status)
+        return ok(data, status)
 
     def _error(self, http: int, code: int, message: str) -> web.Response:
-        body = {"status_code": code, "status_message": message, "timestamp": "2026-01-01T00:00:00Z"}
-        return web.json_response(body, status=http)
+        return error(http, code, message)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    @property
+    def results_url(self) -> str:
+        """A response_url to give with a command (add a unique tail)."""
+        return f"{self.base}/results"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body: Any = None
         if request.can_read_body:
             body = await request.json()
@@ -158,10 +182,16 @@ class FakePartner:
             )
         if tail.endswith("/credentials"):
             return await self._credentials(request, token, body)
+        if tail.startswith("results/"):
+            self.results.append(self.seen[-1])
+            return self._ok(None)
         version, _, rest = tail.partition("/")
-        module = rest.partition("/")[0]
+        module, _, sub = rest.partition("/")
         if version in self.versions and (module, "RECEIVER") in self.endpoints:
             return self._push(self.seen[-1])
+        handler = self.sender_handlers.get(module)
+        if version in self.versions and (module, "SENDER") in self.endpoints and handler:
+            return await handler(request, sub, self.seen[-1])
         return self._error(404, 2000, "unknown path")
 
     def _push(self, seen: Seen) -> web.Response:

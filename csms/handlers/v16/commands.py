@@ -13,6 +13,7 @@ from csms.core.commands import (
     Answer,
     CancelReservation,
     ChangeAvailability,
+    ChargingProfile,
     ClearCache,
     ClearChargingProfile,
     Command,
@@ -105,31 +106,48 @@ def encode(command: Command) -> tuple[str, Payload]:
         case GetDiagnostics(location=location):
             return "GetDiagnostics", {"location": location}
         case SetChargingProfile(profile=p):
-            schedule: Payload = {
-                "chargingRateUnit": p.unit,
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": p.limit}],
-                "startSchedule": format_timestamp(p.start_at),
-            }
-            if p.duration_s is not None:
-                schedule["duration"] = p.duration_s
             profile: Payload = {
                 "chargingProfileId": p.profile_id,
                 "stackLevel": p.stack_level,
                 "chargingProfilePurpose": p.purpose.value,
-                "chargingProfileKind": "Absolute",
-                "chargingSchedule": schedule,
+                "chargingProfileKind": "Relative" if p.relative else "Absolute",
+                "chargingSchedule": _schedule(p),
             }
             if p.ocpp_transaction_id is not None:
                 profile["transactionId"] = int(p.ocpp_transaction_id)
             return "SetChargingProfile", {"connectorId": p.evse_id, "csChargingProfiles": profile}
-        case ClearChargingProfile(profile_id=pid):
-            return "ClearChargingProfile", ({} if pid is None else {"id": pid})
+        case ClearChargingProfile(profile_id=pid, evse_id=evse, purpose=purpose):
+            payload = {}
+            if pid is not None:
+                payload["id"] = pid
+            if evse is not None:
+                payload["connectorId"] = evse
+            if purpose is not None:
+                payload["chargingProfilePurpose"] = purpose.value
+            return "ClearChargingProfile", payload
         case GetCompositeSchedule(evse_id=evse, duration_s=duration, unit=unit):
             payload = {"connectorId": evse, "duration": duration}
             if unit is not None:
                 payload["chargingRateUnit"] = unit
             return "GetCompositeSchedule", payload
     raise AssertionError(f"no 1.6 message for {command!r}")  # pragma: no cover
+
+
+def _schedule(p: ChargingProfile) -> Payload:
+    """A profile's `chargingSchedule`: its periods, and a start unless it is Relative."""
+    schedule: Payload = {
+        "chargingRateUnit": p.unit,
+        "chargingSchedulePeriod": [
+            {"startPeriod": period.start_s, "limit": period.limit} for period in p.schedule
+        ],
+    }
+    if not p.relative:
+        schedule["startSchedule"] = format_timestamp(p.start_at)
+    if p.duration_s is not None:
+        schedule["duration"] = p.duration_s
+    if p.min_rate is not None:
+        schedule["minChargingRate"] = p.min_rate
+    return schedule
 
 
 def _id_tag_info(auth: AuthResult) -> Payload:

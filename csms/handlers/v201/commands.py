@@ -13,6 +13,7 @@ from csms.core.commands import (
     Answer,
     CancelReservation,
     ChangeAvailability,
+    ChargingProfile,
     ClearCache,
     ClearChargingProfile,
     Command,
@@ -76,6 +77,25 @@ def _id_token_info(auth: AuthResult) -> Payload:
     if auth.parent_uid is not None:
         info["groupIdToken"] = {"idToken": auth.parent_uid, "type": "Central"}
     return info
+
+
+def _schedule(p: ChargingProfile) -> Payload:
+    """A profile's `chargingSchedule` (one; its id is the profile's): its periods, and a start
+    unless it is Relative."""
+    schedule: Payload = {
+        "id": p.profile_id,
+        "chargingRateUnit": p.unit,
+        "chargingSchedulePeriod": [
+            {"startPeriod": period.start_s, "limit": period.limit} for period in p.schedule
+        ],
+    }
+    if not p.relative:
+        schedule["startSchedule"] = format_timestamp(p.start_at)
+    if p.duration_s is not None:
+        schedule["duration"] = p.duration_s
+    if p.min_rate is not None:
+        schedule["minChargingRate"] = p.min_rate
+    return schedule
 
 
 def encode(command: Command) -> tuple[str, Payload]:
@@ -170,26 +190,28 @@ def encode(command: Command) -> tuple[str, Payload]:
                 "log": {"remoteLocation": location},
             }
         case SetChargingProfile(profile=p):
-            schedule: Payload = {
-                "id": p.profile_id,
-                "chargingRateUnit": p.unit,
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": p.limit}],
-                "startSchedule": format_timestamp(p.start_at),
-            }
-            if p.duration_s is not None:
-                schedule["duration"] = p.duration_s
             profile: Payload = {
                 "id": p.profile_id,
                 "stackLevel": p.stack_level,
                 "chargingProfilePurpose": _PURPOSES[p.purpose],
-                "chargingProfileKind": "Absolute",
-                "chargingSchedule": [schedule],
+                "chargingProfileKind": "Relative" if p.relative else "Absolute",
+                "chargingSchedule": [_schedule(p)],
             }
             if p.ocpp_transaction_id is not None:
                 profile["transactionId"] = p.ocpp_transaction_id
             return "SetChargingProfile", {"evseId": p.evse_id, "chargingProfile": profile}
-        case ClearChargingProfile(profile_id=pid):
-            return "ClearChargingProfile", ({} if pid is None else {"chargingProfileId": pid})
+        case ClearChargingProfile(profile_id=pid, evse_id=evse, purpose=purpose):
+            payload = {}
+            if pid is not None:
+                payload["chargingProfileId"] = pid
+            criteria: Payload = {}
+            if evse is not None:
+                criteria["evseId"] = evse
+            if purpose is not None:
+                criteria["chargingProfilePurpose"] = _PURPOSES[purpose]
+            if criteria:
+                payload["chargingProfileCriteria"] = criteria
+            return "ClearChargingProfile", payload
         case GetCompositeSchedule(evse_id=evse, duration_s=duration, unit=unit):
             payload = {"evseId": evse, "duration": duration}
             if unit is not None:

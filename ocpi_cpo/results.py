@@ -1,0 +1,144 @@
+"""Asynchronous results of partners' requests (OCPI commands and charging profile
+requests): every request we accept gets exactly one result POSTed to its response_url.
+
+A request is stored when accepted, with a deadline. Its work runs in a task here; what the
+work returns (or, past the deadline, the kind's timeout result) is queued in the durable
+outbox in the same transaction that closes the request, so the result is sent once and
+retried until the partner takes it. Requests still open after a restart are closed with
+their timeout result once their deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from csms.core.clock import Clock
+from csms.storage import ocpi_commands as request_repo
+from csms.storage.database import Database, WriteTx
+
+log = structlog.get_logger("ocpi_cpo.results")
+
+# What a request that got no result in time answers, by kind: commands say TIMEOUT;
+# charging profile results have no such value, and an EVSE that did not do it REJECTED.
+COMMAND_TIMEOUT: dict[str, Any] = {"result": "TIMEOUT"}
+PROFILE_TIMEOUT: dict[str, Any] = {"result": "REJECTED"}
+PROFILE_KINDS = ("CHARGING_PROFILE_GET", "CHARGING_PROFILE_SET", "CHARGING_PROFILE_CLEAR")
+# Beyond a request's own deadline: how long its task has to finish before the sweep closes
+# it (the task normally closes it itself, at its deadline).
+SWEEP_GRACE = timedelta(seconds=5)
+SWEEP_EVERY_S = 5.0
+
+
+def timeout_result(kind: str) -> dict[str, Any]:
+    return dict(PROFILE_TIMEOUT if kind in PROFILE_KINDS else COMMAND_TIMEOUT)
+
+
+Work = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class AsyncResults:
+    """One per OCPI app. `wake` is the push worker's (a result is sent at once)."""
+
+    def __init__(self, db: Database, clock: Clock, wake: Callable[[], None]) -> None:
+        self._db = db
+        self._clock = clock
+        self._wake = wake
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def open(
+        self,
+        *,
+        partner_id: int,
+        kind: str,
+        response_url: str,
+        request: dict[str, Any],
+        charge_point_id: str | None,
+        timeout_s: float,
+    ) -> int:
+        """Store an accepted request; its result is due within `timeout_s`."""
+        now = self._clock()
+        deadline = now + timedelta(seconds=timeout_s)
+
+        async def unit(w: WriteTx) -> int:
+            return await request_repo.open_request(
+                await w.connection(),
+                partner_id=partner_id,
+                kind=kind,
+                response_url=response_url,
+                request=request,
+                charge_point_id=charge_point_id,
+                deadline=deadline,
+                now=now,
+            )
+
+        return await self._db.write(unit)
+
+    def run(self, request_id: int, kind: str, work: Work, timeout_s: float) -> None:
+        """Do `work` in the background; its result (or the timeout result after
+        `timeout_s`) goes to the partner."""
+        task = asyncio.create_task(
+            self._run(request_id, kind, work, timeout_s), name=f"ocpi-result-{request_id}"
+        )
+        self._tasks[request_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(request_id, None))
+
+    async def _run(self, request_id: int, kind: str, work: Work, timeout_s: float) -> None:
+        try:
+            body = await asyncio.wait_for(work(), timeout_s)
+        except TimeoutError:
+            body = timeout_result(kind)
+        except Exception:  # the task boundary: the partner still gets its one result
+            log.exception("ocpi_request_failed", request_id=request_id, kind=kind)
+            body = {"result": "FAILED"} if kind not in PROFILE_KINDS else dict(PROFILE_TIMEOUT)
+        await self.finish(request_id, body)
+
+    async def finish(self, request_id: int, body: dict[str, Any]) -> bool:
+        """Queue the result unless the request has one already."""
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> bool:
+            return await request_repo.finish(await w.connection(), request_id, body, now)
+
+        done = await self._db.write(unit)
+        if done:
+            log.info("ocpi_result_queued", request_id=request_id, result=body.get("result"))
+            self._wake()
+        return done
+
+    async def sweep(self) -> int:
+        """Close requests past their deadline that no task here is working on (left by a
+        previous run of the server): each gets its timeout result."""
+        now = self._clock()
+        async with self._db.read() as conn:
+            late = await request_repo.overdue(conn, now - SWEEP_GRACE)
+        closed = 0
+        for request in late:
+            if request.id in self._tasks:
+                continue
+            if await self.finish(request.id, timeout_result(request.kind)):
+                closed += 1
+        return closed
+
+    async def keep(self) -> None:
+        """Sweep now and then, until cancelled."""
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # a failed sweep is retried on the next round
+                log.exception("ocpi_results_sweep_failed")
+            await asyncio.sleep(SWEEP_EVERY_S)
+
+    async def close(self) -> None:
+        """Stop the work in flight: its requests stay open and are swept after a restart."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

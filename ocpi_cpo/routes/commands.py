@@ -1,0 +1,88 @@
+"""Commands module, Receiver interface: `POST /ocpi/2.2.1/commands/{command}` with one of
+START_SESSION, STOP_SESSION, RESERVE_NOW, CANCEL_RESERVATION, UNLOCK_CONNECTOR.
+
+The handler only reads the request and answers what ocpi_cpo.commands decided; an unknown
+command type is answered 2001. Partners' reservations are pushed as Sessions while the app
+runs (ocpi_cpo.reservation_sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from csms.core.ocpi_commands import CommandType
+from csms.core.parties import Party
+from csms.core.partners import InterfaceRole
+from ocpi_cpo.commands import CommandReceiver
+from ocpi_cpo.context import CHARGING, COMMANDS, PARTNERS, PUSHER, RESULTS, SETTINGS
+from ocpi_cpo.envelope import Status
+from ocpi_cpo.errors import OcpiFailure
+from ocpi_cpo.reservation_sessions import ReservationSessions
+from ocpi_cpo.transport import add_endpoint, add_route, caller_of, read_json, reply
+from ocpi_cpo.versions import VERSION_PATH
+
+PATH = f"{VERSION_PATH}/commands"
+RECEIVER = web.AppKey("ocpi_command_receiver", CommandReceiver)
+RESERVATION_SESSIONS = web.AppKey("ocpi_reservation_sessions", ReservationSessions)
+
+
+async def post_command(request: web.Request) -> web.Response:
+    text = request.match_info["command"]
+    try:
+        kind = CommandType(text)
+    except ValueError:
+        known = ", ".join(c.value for c in CommandType)
+        raise OcpiFailure(
+            Status.INVALID_PARAMETERS, f"unknown command {text!r}; one of: {known}"
+        ) from None
+    body = await read_json(request)
+    answer = await request.app[RECEIVER].receive(caller_of(request).partner, kind, body)
+    return reply(
+        request,
+        answer.response,
+        status=answer.status,
+        message=answer.message if answer.status != Status.SUCCESS else None,
+        http_status=answer.http_status,
+    )
+
+
+def setup(app: web.Application) -> None:
+    add_endpoint(app, "commands", InterfaceRole.RECEIVER, PATH)
+    add_route(app, "POST", PATH + "/{command}", post_command)
+    app.cleanup_ctx.append(_receiving)
+
+
+async def _receiving(app: web.Application) -> AsyncIterator[None]:
+    """The receiver (once the app's results exist) and the reservation sessions' loop, woken
+    by commands and by transactions and statuses of chargers in this process."""
+    settings = app[SETTINGS]
+    db = app[PARTNERS].db
+    receiver = CommandReceiver(
+        db, settings, app[RESULTS], app.get(COMMANDS), charging := app.get(CHARGING)
+    )
+    app[RECEIVER] = receiver
+    publisher = ReservationSessions(
+        db, settings.clock, Party(settings.country_code, settings.party_id)
+    )
+    app[RESERVATION_SESSIONS] = publisher
+    receiver.on_reservation.append(publisher.wake)
+
+    def wake_pusher() -> None:
+        if PUSHER in app:
+            app[PUSHER].wake()
+
+    publisher.on_enqueued.append(wake_pusher)
+    hooks = [] if charging is None else [charging.on_started, charging.on_status]
+    for hook in hooks:
+        hook.append(publisher.wake)
+    task = asyncio.create_task(publisher.run(), name="ocpi-reservation-sessions")
+    yield
+    for hook in hooks:
+        hook.remove(publisher.wake)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
