@@ -14,8 +14,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from csms.core.errors import InvalidInput
 from csms.core.ids import token_key
+from csms.core.ocpi_fields import FieldError
+from csms.core.ocpi_fields import at as _at
+from csms.core.ocpi_fields import cistring as _cistring
+from csms.core.ocpi_fields import required as _required
+from csms.core.ocpi_fields import string as _string
 from csms.core.ocpi_sessions import TokenType
 from csms.core.parties import Party, audience
 from csms.core.partners import PartyRole
@@ -33,8 +37,6 @@ VISUAL_NUMBER_MAX = 64
 ISSUER_MAX = 64
 SUPPLIER_MAX = 64
 
-_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 _PARTY = re.compile(r"[A-Za-z0-9]{3}")
 _LANGUAGE = re.compile(r"[A-Za-z]{2}")
@@ -45,14 +47,8 @@ _E = TypeVar("_E", bound=StrEnum)
 _T = TypeVar("_T")
 
 
-class InvalidToken(InvalidInput):
-    """A Token object, a PATCH or a URL that cannot be accepted; `path` names the field
-    ("" for the whole object) and the message says what is wrong."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
+# A Token object, a PATCH or a URL that cannot be accepted (`path` names the field).
+InvalidToken = FieldError
 
 
 class ProfileType(StrEnum):
@@ -82,28 +78,6 @@ def key_of(token: PartnerToken) -> TokenKey:
 
 
 # --- field parsers -------------------------------------------------------------------------
-
-
-def _string(value: object, path: str, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise InvalidToken(path, "must be a string")
-    if not value:
-        raise InvalidToken(path, "must not be empty")
-    if len(value) > max_length:
-        raise InvalidToken(path, f"must be at most {max_length} characters")
-    if _CONTROL.search(value):
-        raise InvalidToken(path, "must not contain control characters")
-    return value
-
-
-def _cistring(max_length: int) -> Callable[[object, str], str]:
-    def parse(value: object, path: str) -> str:
-        text = _string(value, path, max_length)
-        if not _PRINTABLE_ASCII.fullmatch(text):
-            raise InvalidToken(path, "must be printable ASCII")
-        return text
-
-    return parse
 
 
 def _plain(max_length: int) -> Callable[[object, str], str]:
@@ -174,17 +148,6 @@ def _object(value: object, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidToken(path, "must be a JSON object")
     return value
-
-
-def _at(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _required(obj: Mapping[str, Any], key: str, path: str, parse: Callable[[Any, str], _T]) -> _T:
-    value = obj.get(key)
-    if value is None:
-        raise InvalidToken(_at(path, key), "is required")
-    return parse(value, _at(path, key))
 
 
 def _optional(

@@ -15,6 +15,11 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from csms.core.errors import InvalidInput
+from csms.core.ocpi_fields import FieldError as _Invalid
+from csms.core.ocpi_fields import at as _at
+from csms.core.ocpi_fields import cistring as _cistring
+from csms.core.ocpi_fields import required as _required
+from csms.core.ocpi_fields import string as _string
 
 __all__ = [
     "DayOfWeek",
@@ -180,8 +185,6 @@ class Tariff:
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=StrEnum)
 
-_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER_TEXT = re.compile(r"[+-]?\d+")
 _TIME_TEXT = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
@@ -195,17 +198,6 @@ _ENERGY_SOURCES = frozenset(
 )
 _IMPACTS = frozenset({"NUCLEAR_WASTE", "CARBON_DIOXIDE"})
 _HUNDRED = Decimal(100)
-
-
-class _Invalid(Exception):
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(path, message)
-        self.path = path
-        self.message = message
-
-
-def _at(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 def _object(value: object, path: str) -> Mapping[str, Any]:
@@ -227,35 +219,6 @@ def _optional(
 ) -> _T | None:
     value = obj.get(key)
     return None if value is None else parse(value, _at(path, key))
-
-
-def _required(obj: Mapping[str, Any], key: str, path: str, parse: Callable[[Any, str], _T]) -> _T:
-    value = obj.get(key)
-    if value is None:
-        raise _Invalid(_at(path, key), "is required")
-    return parse(value, _at(path, key))
-
-
-def _string(value: object, path: str, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(path, "must be a string")
-    if not value:
-        raise _Invalid(path, "must not be empty")
-    if len(value) > max_length:
-        raise _Invalid(path, f"must be at most {max_length} characters")
-    if _CONTROL.search(value):
-        raise _Invalid(path, "must not contain control characters")
-    return value
-
-
-def _cistring(max_length: int) -> Callable[[object, str], str]:
-    def parse(value: object, path: str) -> str:
-        text = _string(value, path, max_length)
-        if not _PRINTABLE_ASCII.fullmatch(text):
-            raise _Invalid(path, "must be printable ASCII")
-        return text
-
-    return parse
 
 
 def _country_code(value: object, path: str) -> str:

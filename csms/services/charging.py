@@ -415,14 +415,18 @@ class ChargingService:
             return AuthResult(AuthStatus.ACCEPTED)
         async with self._db.read() as conn:
             token = await token_repo.get(conn, id_tag)
-            active = await tx_repo.active_for_tag(conn, id_tag)
-        busy = any(t.charge_point_id != cp_id for t in _authorized(active))
+            active = await tx_repo.active_for_tag(conn, id_tag) if token is not None else []
         grant = await self._grant_for(cp_id, id_tag, token_type, evse_id, token)
+        if token is None and grant is not None and grant.accepted:
+            # A token only a partner's command vouched for: is it charging elsewhere?
+            async with self._db.read() as conn:
+                active = await tx_repo.active_for_tag(conn, id_tag)
+        busy = any(t.charge_point_id != cp_id for t in _authorized(active))
         if grant is not None:
             if grant.accepted and busy:
                 return AuthResult(AuthStatus.CONCURRENT_TX)
             return grant.auth()
-        return decide(token, now, busy_elsewhere=busy and token is not None)
+        return decide(token, now, busy_elsewhere=busy)
 
     async def _grant_for(
         self,
@@ -901,7 +905,8 @@ class ChargingService:
         if token_type == NO_AUTHORIZATION:
             return AuthResult(AuthStatus.ACCEPTED)
         token = await token_repo.get(conn, id_token)
-        active = await tx_repo.active_for_tag(conn, id_token)
+        vouched = grant is not None and grant.accepted
+        active = await tx_repo.active_for_tag(conn, id_token) if token or vouched else []
         busy = any(
             t.id != own_tx and (t.charge_point_id != cp_id or t.evse_id != evse_id)
             for t in _authorized(active)
@@ -909,7 +914,7 @@ class ChargingService:
         if grant is not None:
             auth = grant.auth()
             return AuthResult(AuthStatus.CONCURRENT_TX) if auth.accepted and busy else auth
-        auth = decide(token, now, busy_elsewhere=busy and token is not None)
+        auth = decide(token, now, busy_elsewhere=busy)
         if token is None and allow_unknown:
             auth = AuthResult(AuthStatus.ACCEPTED)
         return auth
