@@ -12,7 +12,6 @@ One publisher runs per database (the process that serves OCPI).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from csms.core.ocpi_locations import (
 from csms.core.outbox import Push
 from csms.core.partners import InterfaceRole
 from csms.core.tariffs import ocpi_datetime, tariff_targets
+from csms.core.waiting import wait_event
 from csms.storage import charge_points as cp_repo
 from csms.storage import device_model as device_repo
 from csms.storage import locations as location_repo
@@ -173,8 +173,7 @@ class LocationPublisher:
             # Woken by every StatusNotification: under load, passes come at most this often
             # (each one takes whatever changed meanwhile).
             await asyncio.sleep(min(MIN_GAP, self.interval))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await wait_event(self._wake, self.interval)
             self._wake.clear()
 
     async def publish(self, full: bool = False) -> int:

@@ -11,7 +11,6 @@ rules are csms.core's; delivery is the push worker's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +29,7 @@ from csms.core.ocpi_sessions import SessionStatus
 from csms.core.parties import Party
 from csms.core.partners import InterfaceRole
 from csms.core.reservations import ReservationState
+from csms.core.waiting import wait_event
 from csms.storage import outbox as outbox_repo
 from csms.storage import partners as partner_repo
 from csms.storage import reservations as reservation_repo
@@ -92,8 +92,7 @@ class ReservationSessions:
                         hook()
             except Exception:  # the loop's boundary: the next pass tries again
                 log.exception("reservation_sessions_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.period)
+            await wait_event(self._wake, self.period)
 
     async def publish(self) -> int:
         """One pass; returns how many pushes were enqueued."""

@@ -90,7 +90,8 @@ class AsyncResults:
 
     async def _run(self, request_id: int, kind: str, work: Work, timeout_s: float) -> None:
         try:
-            body = await asyncio.wait_for(work(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                body = await work()
         except TimeoutError:
             body = timeout_result(kind)
         except Exception:  # the task boundary: the partner still gets its one result

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
+from csms.core.waiting import wait_event
 from csms.services.sessions import SessionService
 from ocpi_cpo.context import BILLING, PARTNERS, PUSHER, SETTINGS
 
@@ -46,8 +47,7 @@ class SessionPublisher:
                         hook()
             except Exception:
                 log.exception("session_publication_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.period)
+            await wait_event(self._wake, self.period)
 
 
 SESSIONS = web.AppKey("ocpi_sessions", SessionService)

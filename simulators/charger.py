@@ -214,7 +214,8 @@ class ChargerBase(abc.ABC):
     async def wait_booted(self, seconds: float | None = None) -> bool:
         """Wait up to `seconds` for an accepted boot; True if there is one."""
         try:
-            await asyncio.wait_for(self._booted.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._booted.wait()
         except TimeoutError:
             return False
         return True
@@ -437,7 +438,8 @@ class ChargerBase(abc.ABC):
     async def wait_heartbeat_change(self, seconds: float | None) -> bool:
         """Wait `seconds` (None: forever); True if HeartbeatInterval changed meanwhile."""
         try:
-            await asyncio.wait_for(self._heartbeat_changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._heartbeat_changed.wait()
         except TimeoutError:
             return False
         self._heartbeat_changed.clear()

@@ -307,7 +307,8 @@ class Link:
             waiter = self._raw_waiter = _RawWaiter()
             try:
                 await self._ws.send(text)
-                return await asyncio.wait_for(waiter.future, timeout)
+                async with asyncio.timeout(timeout):
+                    return await waiter.future
             except TimeoutError:
                 return None
             except ConnectionClosed as exc:

@@ -48,7 +48,8 @@ class SessionControl(Generic[TxId]):
     async def wait_stop(self, seconds: float | None) -> bool:
         """Wait up to `seconds` (None: forever); True if a stop was requested."""
         try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
         except TimeoutError:
             return False
         return True
@@ -98,7 +99,8 @@ class SessionBook(Generic[TxId]):
     async def wait_idle(self, seconds: float | None) -> bool:
         """Wait up to `seconds` (None: forever) until no session runs; True if none does."""
         try:
-            await asyncio.wait_for(self._idle.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True

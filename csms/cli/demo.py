@@ -26,6 +26,7 @@ from csms.cli.common import CliError, config_option, load
 from csms.config import Config, OcpiConfig
 from csms.core.authorization import Token, TokenStatus
 from csms.core.locations import ConnectorSpec, Location
+from csms.core.waiting import wait_event
 
 if TYPE_CHECKING:
     from csms.app import CsmsApp
@@ -256,8 +257,7 @@ async def run_demo(
             sim = _charger(url, charger, options, echo)
             running.append(sim)
             tasks.append(asyncio.create_task(_run(sim, i * options.stagger_seconds, echo)))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), options.duration)
+        await wait_event(stop, options.duration)
         echo("stopping: ending the running sessions")
     finally:
         for task in tasks:

@@ -7,7 +7,6 @@ it with csms.core.cost and stores immutable CDRs; the pricing rules live in csms
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from csms.core.tariffs import (
     tariff_to_ocpi,
 )
 from csms.core.transactions import BillingState, Transaction, TransactionState
+from csms.core.waiting import wait_event
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
 from csms.storage import locations as location_repo
@@ -693,8 +693,7 @@ class BillingService:
                     pass
             except Exception:
                 log.exception("billing_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), period)
+            await wait_event(self._wake, period)
 
 
 async def _tariff_receivers(conn: Any) -> list[tuple[int, str]]:

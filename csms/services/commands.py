@@ -7,7 +7,6 @@ The wire format belongs to the version adapters; this module sees only csms.core
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -61,6 +60,7 @@ from csms.core.commands import (
 from csms.core.ids import token_key
 from csms.core.reservations import OPEN_STATES, ReservationState, check_start
 from csms.core.roaming import offline_usable
+from csms.core.waiting import wait_event
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
 from csms.storage import charging_profiles as profile_repo
@@ -1138,8 +1138,7 @@ class CommandService:
                 log.exception("reservation_expiry_failed")
                 delay = 5.0
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await wait_event(self._wake, delay)
 
     async def _expire_due(self) -> float:
         now = self._clock()
