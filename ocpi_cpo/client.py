@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,8 @@ import aiohttp
 import orjson
 import structlog
 
-from csms.core.partners import TokenEncoding
+from csms.core.parties import Party, destination
+from csms.core.partners import PartyRole, TokenEncoding
 from ocpi_cpo.authorization import header_value
 from ocpi_cpo.envelope import is_success
 from ocpi_cpo.errors import (
@@ -60,6 +61,13 @@ class Routing:
             "OCPI-to-country-code": self.to_country_code,
             "OCPI-to-party-id": self.to_party_id,
         }
+
+
+def route(us: Party, roles: Sequence[PartyRole], to: Party | None = None) -> Routing | None:
+    """The routing headers of our request to a partner with these roles, meant for `to`
+    (None: the partner as a whole); see csms.core.parties.destination."""
+    chosen = destination(roles, to)
+    return None if chosen is None else Routing(us.country_code, us.party_id, *chosen)
 
 
 @dataclass(frozen=True, slots=True)

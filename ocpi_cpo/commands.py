@@ -142,13 +142,16 @@ class CommandReceiver:
 
     # --- the requests ---------------------------------------------------------------------
 
-    async def receive(self, partner: Partner, kind: CommandType, body: Any) -> Answer:
-        """Check one command request and, when it can go to a charger, start it."""
+    async def receive(
+        self, partner: Partner, kind: CommandType, body: Any, sender: Party | None = None
+    ) -> Answer:
+        """Check one command request and, when it can go to a charger, start it. `sender` is
+        the party the request said it came from (its result is routed back to it)."""
         try:
             request = parse_command(kind, body)
         except InvalidCommand as exc:
             raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc)) from None
-        answer = await self._dispatch(partner, kind, request, body)
+        answer = await self._dispatch(partner, kind, request, body, sender)
         (log.info if answer.response["result"] == "ACCEPTED" else log.warning)(
             "ocpi_command_answered",
             command=kind.value,
@@ -159,22 +162,29 @@ class CommandReceiver:
         return answer
 
     async def _dispatch(
-        self, partner: Partner, kind: CommandType, request: CommandRequest, body: Mapping[str, Any]
+        self,
+        partner: Partner,
+        kind: CommandType,
+        request: CommandRequest,
+        body: Mapping[str, Any],
+        sender: Party | None,
     ) -> Answer:
         match request:
             case StartSession():
-                return await self._start(partner, request, body)
+                return await self._start(partner, request, body, sender)
             case StopSession():
-                return await self._stop(partner, request, body)
+                return await self._stop(partner, request, body, sender)
             case ReserveNow():
-                return await self._reserve(partner, request, body)
+                return await self._reserve(partner, request, body, sender)
             case CancelReservation():
-                return await self._cancel(partner, request, body)
+                return await self._cancel(partner, request, body, sender)
             case UnlockConnector():
-                return await self._unlock(partner, request, body)
+                return await self._unlock(partner, request, body, sender)
         raise AssertionError(kind)  # pragma: no cover
 
-    async def _start(self, partner: Partner, req: StartSession, body: Mapping[str, Any]) -> Answer:
+    async def _start(
+        self, partner: Partner, req: StartSession, body: Mapping[str, Any], sender: Party | None
+    ) -> Answer:
         kind = CommandType.START_SESSION
         refused = self._foreign_token(partner, req.token)
         if refused is not None:
@@ -207,6 +217,7 @@ class CommandReceiver:
         params = {"tag": req.token.uid, "evse": evse.evse_id}
         return await self._accept(
             partner,
+            sender,
             kind,
             req.response_url,
             body,
@@ -214,7 +225,9 @@ class CommandReceiver:
             lambda: self._run(kind, cp_id, CommandName.START, params, partner, vouched),
         )
 
-    async def _stop(self, partner: Partner, req: StopSession, body: Mapping[str, Any]) -> Answer:
+    async def _stop(
+        self, partner: Partner, req: StopSession, body: Mapping[str, Any], sender: Party | None
+    ) -> Answer:
         kind = CommandType.STOP_SESSION
         unknown = self._refuse(ResponseType.UNKNOWN_SESSION, f"no session {req.session_id!r}")
         if not req.session_id.isdigit():
@@ -240,6 +253,7 @@ class CommandReceiver:
         params = {"transaction": row.tx.id}
         return await self._accept(
             partner,
+            sender,
             kind,
             req.response_url,
             body,
@@ -247,7 +261,9 @@ class CommandReceiver:
             lambda: self._run(kind, cp_id, CommandName.STOP, params, partner),
         )
 
-    async def _reserve(self, partner: Partner, req: ReserveNow, body: Mapping[str, Any]) -> Answer:
+    async def _reserve(
+        self, partner: Partner, req: ReserveNow, body: Mapping[str, Any], sender: Party | None
+    ) -> Answer:
         kind = CommandType.RESERVE_NOW
         refused = self._foreign_token(partner, req.token)
         if refused is not None:
@@ -320,10 +336,14 @@ class CommandReceiver:
             self._reservation_changed()
             return out
 
-        return await self._accept(partner, kind, req.response_url, body, cp_id, work)
+        return await self._accept(partner, sender, kind, req.response_url, body, cp_id, work)
 
     async def _cancel(
-        self, partner: Partner, req: CancelReservation, body: Mapping[str, Any]
+        self,
+        partner: Partner,
+        req: CancelReservation,
+        body: Mapping[str, Any],
+        sender: Party | None,
     ) -> Answer:
         kind = CommandType.CANCEL_RESERVATION
         async with self._db.read() as conn:
@@ -336,7 +356,7 @@ class CommandReceiver:
                 return command_result(ResultType.UNKNOWN_RESERVATION, message)
 
             cp = None if held is None else held.reservation.charge_point_id
-            return await self._accept(partner, kind, req.response_url, body, cp, unknown)
+            return await self._accept(partner, sender, kind, req.response_url, body, cp, unknown)
         reservation = held.reservation
         cp_id = reservation.charge_point_id
         params = {"reservation": reservation.id}
@@ -346,10 +366,14 @@ class CommandReceiver:
             self._reservation_changed()
             return out
 
-        return await self._accept(partner, kind, req.response_url, body, cp_id, work)
+        return await self._accept(partner, sender, kind, req.response_url, body, cp_id, work)
 
     async def _unlock(
-        self, partner: Partner, req: UnlockConnector, body: Mapping[str, Any]
+        self,
+        partner: Partner,
+        req: UnlockConnector,
+        body: Mapping[str, Any],
+        sender: Party | None,
     ) -> Answer:
         kind = CommandType.UNLOCK_CONNECTOR
         found = await self._evse_at(req.location_id, req.evse_uid, NEEDS[kind])
@@ -362,6 +386,7 @@ class CommandReceiver:
         params = {"evse": evse.evse_id}
         return await self._accept(
             partner,
+            sender,
             kind,
             req.response_url,
             body,
@@ -374,6 +399,7 @@ class CommandReceiver:
     async def _accept(
         self,
         partner: Partner,
+        sender: Party | None,
         kind: CommandType,
         response_url: str,
         body: Mapping[str, Any],
@@ -384,6 +410,7 @@ class CommandReceiver:
         timeout = self.timeout_s
         request_id = await self._results.open(
             partner_id=partner.id,
+            reply_to=sender,
             kind=kind.value,
             response_url=response_url,
             request=dict(body),

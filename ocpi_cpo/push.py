@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from csms.core.outbox import OutboxEntry, retry_delay
+from csms.core.parties import Party
 from csms.core.partners import Partner
 from csms.storage import outbox as repo
 from csms.storage import partners as partners_repo
 from csms.storage.database import Database, WriteTx
-from ocpi_cpo.client import Credential, OcpiClient, Routing
+from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.errors import (
     PartnerBadResponse,
     PartnerError,
@@ -232,15 +233,8 @@ class Pusher:
         one line."""
         if partner is None or not partner.their_token:
             return "no credentials token for this partner"
-        routing = None
-        if partner.roles:
-            role = partner.roles[0]
-            routing = Routing(
-                self.settings.country_code,
-                self.settings.party_id,
-                role.country_code,
-                role.party_id,
-            )
+        us = Party(self.settings.country_code, self.settings.party_id)
+        routing = route(us, partner.roles, entry.to)
         credential = Credential(partner.their_token, partner.token_encoding)
         try:
             await self.client.request(

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from csms.core.clock import Clock
+from csms.core.parties import Party
 from csms.storage import ocpi_commands as request_repo
 from csms.storage.database import Database, WriteTx
 
@@ -55,13 +56,15 @@ class AsyncResults:
         self,
         *,
         partner_id: int,
+        reply_to: Party | None,
         kind: str,
         response_url: str,
         request: dict[str, Any],
         charge_point_id: str | None,
         timeout_s: float,
     ) -> int:
-        """Store an accepted request; its result is due within `timeout_s`."""
+        """Store an accepted request; its result is due within `timeout_s` and goes to the
+        partner's party `reply_to` (None: the partner itself)."""
         now = self._clock()
         deadline = now + timedelta(seconds=timeout_s)
 
@@ -69,6 +72,7 @@ class AsyncResults:
             return await request_repo.open_request(
                 await w.connection(),
                 partner_id=partner_id,
+                reply_to=reply_to,
                 kind=kind,
                 response_url=response_url,
                 request=request,

@@ -35,7 +35,7 @@ from csms.storage import ocpi_evses as evse_repo
 from csms.storage import ocpi_tokens as token_repo
 from csms.storage import partners as partner_repo
 from csms.storage.database import Database
-from ocpi_cpo.client import Credential, OcpiClient, Routing
+from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import PartnerError, PartnerHttpError, PartnerRefused
 
@@ -107,9 +107,7 @@ class RoamingAuthorizer:
             return NoAnswer.NO_ENDPOINT
         url = f"{target.url.rstrip('/')}/{token.uid}/authorize"
         credential = Credential(partner.their_token, partner.token_encoding)
-        routing = Routing(
-            self._us.country_code, self._us.party_id, token.country_code, token.party_id
-        )
+        routing = route(self._us, partner.roles, token.party)
         started = asyncio.get_running_loop().time()
         fields = {"partner": partner.name, "uid": token.uid, "url": url}
         try:

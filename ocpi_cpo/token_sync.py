@@ -34,7 +34,7 @@ from csms.storage import ocpi_tokens as token_repo
 from csms.storage import partners as partners_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.ocpi_tokens import Saved
-from ocpi_cpo.client import Credential, OcpiClient, Routing
+from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, SETTINGS, OcpiSettings
 from ocpi_cpo.errors import OcpiError, PartnerBadResponse
 
@@ -156,10 +156,7 @@ async def pull_tokens(
     if endpoint is None:
         raise CannotPull(f"partner {partner.name} offers no tokens Sender endpoint")
     credential = Credential(partner.their_token, partner.token_encoding)
-    routing = None
-    if partner.roles:
-        role = partner.roles[0]
-        routing = Routing(us.country_code, us.party_id, role.country_code, role.party_id)
+    routing = route(us, partner.roles)  # a hub's GET All is addressed to the hub itself
     base = endpoint.url
     url = base
     first = {"offset": "0"}

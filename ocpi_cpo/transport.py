@@ -36,6 +36,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from csms.core.parties import Party, destination
 from csms.core.partners import InterfaceRole
 from csms.services.partners import Caller
 from ocpi_cpo.authorization import token_candidates
@@ -296,11 +297,7 @@ def _routing_answer(request: web.Request) -> dict[str, str]:
     to_country = request.headers.get("OCPI-from-country-code")
     to_party = request.headers.get("OCPI-from-party-id")
     if not (to_country and to_party):
-        roles = request[CALLER].partner.roles
-        if not roles:
-            to_country = to_party = None
-        else:
-            to_country, to_party = roles[0].country_code, roles[0].party_id
+        to_country, to_party = destination(request[CALLER].partner.roles, None) or (None, None)
     headers = {
         "OCPI-from-country-code": settings.country_code,
         "OCPI-from-party-id": settings.party_id,
@@ -309,6 +306,17 @@ def _routing_answer(request: web.Request) -> dict[str, str]:
         headers["OCPI-to-country-code"] = to_country
         headers["OCPI-to-party-id"] = to_party
     return headers
+
+
+def sender_of(request: web.Request) -> Party | None:
+    """The party a request says it comes from (its OCPI-from-* headers), when they name one:
+    through a hub, the party behind it, to which a later answer is routed."""
+    country = request.headers.get("OCPI-from-country-code", "")
+    party = request.headers.get("OCPI-from-party-id", "")
+    try:
+        return Party(country.strip().upper(), party.strip().upper())
+    except ValueError:
+        return None
 
 
 def routing_to(settings: OcpiSettings, country_code: str, party_id: str) -> Routing:

@@ -26,6 +26,18 @@ def session_key(session_id: str) -> str:
     return f"sessions/{session_id}"
 
 
+def token_party(obj: Mapping[str, Any]) -> Party | None:
+    """The eMSP party of a session's or CDR's `cdr_token`: whom a hub routes its pushes to
+    (None when the token names no valid party)."""
+    token = obj.get("cdr_token")
+    if not isinstance(token, Mapping):
+        return None
+    try:
+        return Party(str(token.get("country_code", "")), str(token.get("party_id", "")))
+    except ValueError:
+        return None
+
+
 def session_put(endpoint: str, us: Party, session: Mapping[str, Any]) -> Push:
     session_id = str(session["id"])
     return Push(
@@ -34,16 +46,22 @@ def session_put(endpoint: str, us: Party, session: Mapping[str, Any]) -> Push:
         object_url(endpoint, us, session_id),
         dict(session),
         session_key(session_id),
+        to=token_party(session),
     )
 
 
-def session_patch(endpoint: str, us: Party, session_id: str, body: Mapping[str, Any]) -> Push:
+def session_patch(
+    endpoint: str, us: Party, session: Mapping[str, Any], body: Mapping[str, Any]
+) -> Push:
+    """A PATCH of `session` (the whole object: it names the token's party) with `body`."""
+    session_id = str(session["id"])
     return Push(
         "sessions",
         "PATCH",
         object_url(endpoint, us, session_id),
         dict(body),
         session_key(session_id),
+        to=token_party(session),
     )
 
 
@@ -51,7 +69,7 @@ def cdr_post(endpoint: str, cdr: Mapping[str, Any]) -> Push:
     """A new CDR (credit CDRs too) POSTed to the eMSP's cdrs endpoint itself, queued behind
     the pushes of its session."""
     session_id = str(cdr.get("session_id") or cdr["id"])
-    return Push("cdrs", "POST", endpoint, dict(cdr), session_key(session_id))
+    return Push("cdrs", "POST", endpoint, dict(cdr), session_key(session_id), to=token_party(cdr))
 
 
 def tariff_key(tariff_id: str) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from csms.core.parties import Party
+
 # Retry schedule: 2 s, 4 s, 8 s ... capped at 5 minutes (never given up: the push stays
 # due until the partner answers 1000 or staff drop it).
 FIRST_RETRY = timedelta(seconds=2)
@@ -37,6 +39,9 @@ class Push:
     url: str
     body: dict[str, Any] | None
     object_key: str
+    # The party behind the partner the push is for (a session's and CDR's token owner, a
+    # command's sender): a hub routes it there. None: the partner itself (a broadcast).
+    to: Party | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +59,4 @@ class OutboxEntry:
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    to: Party | None = None

@@ -7,7 +7,7 @@ Pure values and rules; partners and tokens are stored by csms.storage.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from csms.core.partners import PartyRole, Role
@@ -91,6 +91,26 @@ class Audience:
         if owner is None or owner == self.us:
             return False
         return self.hub or owner in self.parties
+
+
+def destination(roles: Sequence[PartyRole], to: Party | None) -> tuple[str, str] | None:
+    """The party a request to a partner is addressed to (its OCPI-to-* headers) when it is
+    meant for `to` (None: for the partner as a whole, e.g. our locations and tariffs).
+
+    A hub gets `to` and routes the request on; for the partner as a whole it gets the hub's
+    own party (a broadcast push). Any other partner gets `to` when that is one of its
+    parties, else its first one. None: the partner named no party."""
+    hub = next((r for r in roles if r.role is Role.HUB), None)
+    if to is not None and (
+        hub is not None
+        or any(
+            (r.country_code.upper(), r.party_id.upper()) == (to.country_code, to.party_id)
+            for r in roles
+        )
+    ):
+        return to.country_code, to.party_id
+    chosen = hub if hub is not None else (roles[0] if roles else None)
+    return None if chosen is None else (chosen.country_code, chosen.party_id)
 
 
 def audience(roles: Iterable[PartyRole], us: Party) -> Audience:

@@ -369,7 +369,7 @@ class SessionService:
             assert plan.state is not None
             patch, sent = session_patch(session, plan.state.periods_sent)
             return (
-                ocpi_pushes.session_patch(url, self.us, str(session["id"]), patch),
+                ocpi_pushes.session_patch(url, self.us, session, patch),
                 PushState(sent, False, now),
             )
         periods = closed_periods(session, active=False)

@@ -608,6 +608,8 @@ class OutboxRow(Base):
     last_error: Mapped[str | None]
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+    # `CC*PID` the push is for behind a hub (OCPI-to-* headers); NULL: the partner itself.
+    to_party: Mapped[str | None] = mapped_column(String(8))
 
 
 class SessionPushRow(Base):
@@ -682,6 +684,8 @@ class OcpiCommandRow(Base):
     deadline: Mapped[datetime]
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # `CC*PID` the request said it came from (its result is routed back there); NULL: none.
+    reply_to: Mapped[str | None] = mapped_column(String(8))
 
 
 class HubPartyRow(Base):

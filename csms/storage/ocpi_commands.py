@@ -15,6 +15,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.outbox import Push
+from csms.core.parties import Party, owner_of
 from csms.storage import outbox as outbox_repo
 from csms.storage.models import OcpiCommandRow
 
@@ -59,6 +60,7 @@ async def open_request(
     conn: AsyncConnection,
     *,
     partner_id: int,
+    reply_to: Party | None,
     kind: str,
     response_url: str,
     request: dict[str, Any],
@@ -78,6 +80,7 @@ async def open_request(
             deadline=deadline,
             created_at=now,
             finished_at=None,
+            reply_to=None if reply_to is None else str(reply_to),
         )
     )
     return int(cast(Sequence[Any], result.inserted_primary_key)[0])
@@ -90,7 +93,7 @@ async def finish(
     has its result (then nothing happens and False is returned)."""
     row = (
         await conn.execute(
-            select(_cmd.c.partner_id, _cmd.c.response_url, _cmd.c.kind).where(
+            select(_cmd.c.partner_id, _cmd.c.response_url, _cmd.c.kind, _cmd.c.reply_to).where(
                 _cmd.c.id == request_id, _cmd.c.state == PENDING
             )
         )
@@ -104,7 +107,14 @@ async def finish(
     )
     if not done.rowcount:
         return False
-    push = Push("commands", "POST", row.response_url, body, f"results/{request_id}")
+    push = Push(
+        "commands",
+        "POST",
+        row.response_url,
+        body,
+        f"results/{request_id}",
+        to=owner_of(row.reply_to),
+    )
     await outbox_repo.enqueue(conn, row.partner_id, push, now)
     return True
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from csms.core.outbox import OutboxEntry, Push, retry_delay
+from csms.core.parties import owner_of
 from csms.core.partners import PartnerStatus
 from csms.storage.models import CursorRow, OutboxRow, PartnerRow
 
@@ -38,6 +39,7 @@ def _to_entry(row: Any) -> OutboxEntry:
         last_error=row.last_error,
         created_at=row.created_at,
         delivered_at=row.delivered_at,
+        to=owner_of(row.to_party),
     )
 
 
@@ -59,6 +61,7 @@ async def enqueue(conn: AsyncConnection, partner_id: int, push: Push, now: datet
             last_error=None,
             created_at=now,
             delivered_at=None,
+            to_party=None if push.to is None else str(push.to),
         )
     )
     return int(cast(Sequence[Any], result.inserted_primary_key)[0])

@@ -59,7 +59,7 @@ from csms.storage import ocpi_sessions as session_repo
 from ocpi_cpo.context import COMMANDS, PARTNERS, RESULTS, SETTINGS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
-from ocpi_cpo.transport import add_endpoint, add_route, caller_of, read_json, reply
+from ocpi_cpo.transport import add_endpoint, add_route, caller_of, read_json, reply, sender_of
 from ocpi_cpo.versions import VERSION_PATH
 
 log = structlog.get_logger("ocpi_cpo.chargingprofiles")
@@ -152,6 +152,7 @@ async def _accept(
     results = request.app[RESULTS]
     request_id = await results.open(
         partner_id=partner.id,
+        reply_to=sender_of(request),
         kind=kind,
         response_url=url,
         request={"session_id": str(session.tx_id), **details},

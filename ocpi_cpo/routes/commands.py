@@ -22,7 +22,14 @@ from ocpi_cpo.context import CHARGING, COMMANDS, PARTNERS, PUSHER, RESULTS, SETT
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.reservation_sessions import ReservationSessions
-from ocpi_cpo.transport import add_endpoint, add_route, caller_of, read_json, reply
+from ocpi_cpo.transport import (
+    add_endpoint,
+    add_route,
+    caller_of,
+    read_json,
+    reply,
+    sender_of,
+)
 from ocpi_cpo.versions import VERSION_PATH
 
 PATH = f"{VERSION_PATH}/commands"
@@ -40,7 +47,9 @@ async def post_command(request: web.Request) -> web.Response:
             Status.INVALID_PARAMETERS, f"unknown command {text!r}; one of: {known}"
         ) from None
     body = await read_json(request)
-    answer = await request.app[RECEIVER].receive(caller_of(request).partner, kind, body)
+    answer = await request.app[RECEIVER].receive(
+        caller_of(request).partner, kind, body, sender_of(request)
+    )
     return reply(
         request,
         answer.response,

@@ -287,15 +287,28 @@ def test_push_urls_and_keys() -> None:
     assert put.method == "PUT" and put.module == "sessions"
     assert put.url == "https://emsp.example/ocpi/2.2.1/sessions/NL/CSM/17"
     assert put.object_key == "sessions/17" and put.body == session
-    patch = ocpi_pushes.session_patch("https://e/s", US, "17", {"kwh": 1})
-    assert (patch.method, patch.url, patch.object_key) == (
+    patch = ocpi_pushes.session_patch("https://e/s", US, session, {"kwh": 1})
+    assert (patch.method, patch.url, patch.object_key, patch.body) == (
         "PATCH",
         "https://e/s/NL/CSM/17",
         "sessions/17",
+        {"kwh": 1},
     )
-    cdr = ocpi_pushes.cdr_post("https://e/cdrs", {"id": "NLCSM1", "session_id": "17"})
+    # Behind a hub, a session's pushes are routed to its token's eMSP.
+    owner = Party(session["cdr_token"]["country_code"], session["cdr_token"]["party_id"])
+    assert put.to == patch.to == owner
+    cdr = ocpi_pushes.cdr_post(
+        "https://e/cdrs",
+        {
+            "id": "NLCSM1",
+            "session_id": "17",
+            "cdr_token": {"country_code": "DE", "party_id": "X1Y"},
+        },
+    )
     # The CDR queues behind its session's pushes.
     assert (cdr.method, cdr.url, cdr.object_key) == ("POST", "https://e/cdrs", "sessions/17")
+    assert cdr.to == Party("DE", "X1Y")
+    assert ocpi_pushes.cdr_post("https://e/cdrs", {"id": "C", "cdr_token": {}}).to is None
     tariff = ocpi_pushes.tariff_put("https://e/tariffs", US, {"id": "T 1/2"})
     assert (
         tariff.url == "https://e/tariffs/NL/CSM/T%201%2F2" and tariff.object_key == "tariffs/T 1/2"

@@ -10,6 +10,7 @@ from csms.core.parties import (
     Party,
     audience,
     check_origin,
+    destination,
     origin_of,
     owner_of,
     parse_party,
@@ -72,3 +73,17 @@ def test_a_partner_claiming_our_party_gets_nothing_of_ours() -> None:
     seen = audience([role(Role.EMSP, "NL", "CSM")], US)
     assert seen.empty and not seen.sees(US)
     assert Audience(US).empty
+
+
+def test_the_party_a_request_is_addressed_to() -> None:
+    emsp = (PartyRole(Role.EMSP, "NL", "EMS"), PartyRole(Role.EMSP, "BE", "EMS"))
+    hub = (PartyRole(Role.CPO, "BE", "HBC"), PartyRole(Role.HUB, "BE", "HUB"))
+    other = Party("FR", "X2E")
+    # A hub routes anything on: it gets the party behind it, or is addressed itself.
+    assert destination(hub, other) == ("FR", "X2E")
+    assert destination(hub, None) == ("BE", "HUB")
+    # Anyone else is addressed as one of its own parties: the one meant, else its first.
+    assert destination(emsp, Party("BE", "EMS")) == ("BE", "EMS")
+    assert destination(emsp, other) == ("NL", "EMS")
+    assert destination(emsp, None) == ("NL", "EMS")
+    assert destination((), other) is None

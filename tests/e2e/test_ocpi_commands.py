@@ -35,6 +35,12 @@ from tests.e2e.sim import ts, until
 
 VERSIONS = ["1.6", "2.0.1"]
 LOCATION = "LOC-CMD"
+HUB_ROLE = {
+    "role": "HUB",
+    "country_code": "BE",
+    "party_id": "HUB",
+    "business_details": {"name": "A hub"},
+}
 OTHER_ROLE = {
     "role": "EMSP",
     "country_code": "FR",
@@ -79,7 +85,9 @@ class Peer:
     fake: FakePartner
     commands_url: str
 
-    async def send(self, command: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+    async def send(
+        self, command: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any], str]:
         """POST a command with a fresh response_url; (HTTP status, envelope, that url)."""
         url = f"{self.fake.results_url}/{command}/{uuid.uuid4()}"
         assert self.fake.our_token is not None
@@ -88,12 +96,15 @@ class Peer:
             f"{self.commands_url}/{command}",
             self.fake.our_token,
             {"response_url": url, **body},
+            headers=headers,
         )
         return status, answer, url
 
-    async def accepted(self, command: str, body: dict[str, Any]) -> str:
+    async def accepted(
+        self, command: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> str:
         """A command answered 200 / 1000 / ACCEPTED; returns its response_url."""
-        status, answer, url = await self.send(command, body)
+        status, answer, url = await self.send(command, body, headers)
         assert status == 200 and answer["status_code"] == 1000, answer
         assert answer["data"]["result"] == "ACCEPTED", answer
         assert isinstance(answer["data"]["timeout"], int) and answer["data"]["timeout"] > 0
@@ -109,6 +120,11 @@ class Peer:
         assert seen.method == "POST"
         body: dict[str, Any] = seen.body
         return body
+
+    def addressed_to(self, url: str) -> tuple[str, str]:
+        """The OCPI-to-* headers of the result POSTed to `url`."""
+        (seen,) = self.results_at(url)
+        return seen.headers["OCPI-to-country-code"], seen.headers["OCPI-to-party-id"]
 
     def results_at(self, url: str) -> list[Seen]:
         return [s for s in self.fake.results if s.path == _path(url)]
@@ -455,9 +471,28 @@ async def test_unlock_connector(world: World) -> None:
     history = await world.server.app.commands.history(world.cp_id)
     assert history[0].command == "unlock" and history[0].source == "ocpi"
     assert history[0].requested_by == "emsp" and history[0].status == "Unlocked"
+    assert emsp.addressed_to(url) == ("DE", "EMS")
     status, answer, lost = await emsp.send("UNLOCK_CONNECTOR", {**body, "connector_id": "9"})
     assert (status, answer["status_code"], answer["data"]["result"]) == (404, 2003, "REJECTED")
     assert emsp.results_at(lost) == []
+
+
+async def test_a_hub_gets_each_result_addressed_to_the_party_that_sent_the_command(
+    world: World,
+) -> None:
+    hub, _ = await _register(world.server, "hub", HUB_ROLE)
+    try:
+        body = {"location_id": LOCATION, "evse_uid": world.evse(1), "connector_id": "1"}
+        behind = {"OCPI-from-country-code": "FR", "OCPI-from-party-id": "X2E"}
+        routed = await hub.accepted("UNLOCK_CONNECTOR", body, behind)
+        assert (await hub.result(routed))["result"] == "ACCEPTED"
+        assert hub.addressed_to(routed) == ("FR", "X2E")
+        # Without OCPI-from headers the result is the hub's own.
+        own = await hub.accepted("UNLOCK_CONNECTOR", body)
+        assert (await hub.result(own))["result"] == "ACCEPTED"
+        assert hub.addressed_to(own) == ("BE", "HUB")
+    finally:
+        await hub.fake.stop()
 
 
 async def test_a_silent_charger_times_out_and_a_late_start_is_the_emsps(world: World) -> None:

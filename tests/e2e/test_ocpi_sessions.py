@@ -337,6 +337,21 @@ async def test_a_partners_session_is_listed_and_pushed_until_its_cdr(world: Worl
     seen = await until(delivered, "the pushes at the eMSP")
     assert [(s.method, s.body) for s in seen] == [(e.method, e.body) for e in pushes]
     assert emsp.received(str(ours)) == [] and other.received(str(tx_id)) == []
+    assert {(s.headers["OCPI-to-country-code"], s.headers["OCPI-to-party-id"]) for s in seen} == {
+        ("DE", "EMS")
+    }
+
+    # The hub gets them addressed to the token's eMSP (it routes them on).
+    async def at_hub() -> list[Seen]:
+        got = hub.received(str(tx_id))
+        return got if [s.method for s in got][-2:] == ["PUT", "POST"] else []
+
+    for s in await until(at_hub, "the session pushes at the hub"):
+        assert (s.headers["OCPI-to-country-code"], s.headers["OCPI-to-party-id"]) == ("DE", "EMS")
+        assert (s.headers["OCPI-from-country-code"], s.headers["OCPI-from-party-id"]) == (
+            "NL",
+            "CSM",
+        )
     await ws.close()
 
 
@@ -450,6 +465,17 @@ async def test_tariff_changes_are_pushed_in_the_same_write(world: World) -> None
 
     seen = await until(delivered, "the tariff pushes at the eMSP")
     assert [s.method for s in seen] == ["PUT", "PUT", "DELETE"]
+    assert {(s.headers["OCPI-to-country-code"], s.headers["OCPI-to-party-id"]) for s in seen} == {
+        ("DE", "EMS")
+    }
+
+    # A hub gets our tariffs as a broadcast: addressed to the hub itself.
+    async def at_hub() -> list[Seen]:
+        got = [s for s in world.peers["hub"].fake.pushes if "/tariffs/" in s.path]
+        return got if len(got) == 3 else []
+
+    for s in await until(at_hub, "the tariff pushes at the hub"):
+        assert (s.headers["OCPI-to-country-code"], s.headers["OCPI-to-party-id"]) == ("BE", "HUB")
 
 
 async def test_publication_survives_a_restart(start_server: StartServer) -> None:
