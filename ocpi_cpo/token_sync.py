@@ -56,13 +56,15 @@ class CannotPull(OcpiError):
 @dataclass(frozen=True, slots=True)
 class PullResult:
     """Counts of one pull: tokens in the partner's pages, stored new, stored over an
-    existing one, skipped (invalid, or of a party the partner may not speak for)."""
+    existing one, skipped (invalid, or of a party the partner may not speak for), older than
+    the version we hold (left as they are)."""
 
     received: int = 0
     created: int = 0
     updated: int = 0
     skipped: int = 0
     pages: int = 0
+    older: int = 0
 
 
 def our_party(settings: OcpiSettings) -> Party:
@@ -94,6 +96,18 @@ async def store_tokens(
 
 def log_stored(partner: Partner, token: PartnerToken, saved: Saved, *, source: str) -> None:
     """The one log event of a stored token (`source`: push, patch or pull)."""
+    if saved.stale:
+        log.info(
+            "partner_token_kept",
+            ocpi_partner=partner.name,
+            ocpi_party=str(token.party),
+            uid=token.uid,
+            token_type=token.type,
+            last_updated=token.last_updated.isoformat(),
+            detail="a later version is stored; this older one changes nothing",
+            source=source,
+        )
+        return
     log.info(
         "partner_token_stored",
         ocpi_partner=partner.name,
@@ -163,7 +177,7 @@ async def pull_tokens(
     if limit is not None:
         first["limit"] = str(limit)
     params: dict[str, str] | None = first
-    received = created = updated = skipped = pages = 0
+    received = created = updated = skipped = pages = older = 0
     asked: set[str] = set()
     log.info("token_pull_started", ocpi_partner=partner.name, url=base)
     while pages < max_pages:
@@ -196,7 +210,8 @@ async def pull_tokens(
             tokens.append(token)
         for outcome in await store_tokens(db, tokens, partner, clock(), source="pull"):
             created += outcome.created
-            updated += not outcome.created
+            updated += not outcome.created and not outcome.stale
+            older += outcome.stale
         link = next_link(reply.headers.get("Link"), url)
         total = _total(reply.headers.get("X-Total-Count"))
         if link is not None:
@@ -210,7 +225,7 @@ async def pull_tokens(
         if _page_id(url, params) in asked:
             log.warning("token_pull_loop", ocpi_partner=partner.name, url=url)
             break
-    result = PullResult(received, created, updated, skipped, pages)
+    result = PullResult(received, created, updated, skipped, pages, older)
     log.info(
         "tokens_pulled",
         ocpi_partner=partner.name,
@@ -218,6 +233,7 @@ async def pull_tokens(
         created=created,
         updated=updated,
         skipped=skipped,
+        older=older,
         pages=pages,
     )
     return result

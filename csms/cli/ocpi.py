@@ -457,6 +457,7 @@ def _pull_json(pulled: Any) -> dict[str, int] | None:
         "created": pulled.created,
         "updated": pulled.updated,
         "skipped": pulled.skipped,
+        "older": pulled.older,
         "pages": pulled.pages,
     }
 
@@ -464,7 +465,8 @@ def _pull_json(pulled: Any) -> dict[str, int] | None:
 def _pull_line(pulled: Any) -> str:
     return (
         f"{pulled.received} received, {pulled.created} new, {pulled.updated} updated, "
-        f"{pulled.skipped} skipped ({pulled.pages} page{'' if pulled.pages == 1 else 's'})"
+        f"{pulled.older} older than ours, {pulled.skipped} skipped "
+        f"({pulled.pages} page{'' if pulled.pages == 1 else 's'})"
     )
 
 

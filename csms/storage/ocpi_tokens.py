@@ -81,12 +81,16 @@ class Saved:
     # False when the uid is already an id token of ours or of another party: the token is
     # stored, but a charger presenting that uid gets the other token's answer.
     mirrored: bool
+    # True when we hold a later version (a greater last_updated): nothing was changed.
+    stale: bool = False
 
 
 async def save(
     conn: AsyncConnection, token: PartnerToken, partner_id: int | None, now: datetime
 ) -> Saved:
-    """Insert or replace one token (the whole object) and its id token mirror."""
+    """Insert or replace one token (the whole object) and its id token mirror. A version
+    older than the one stored (by last_updated) changes nothing: pushes and pulls may cross,
+    and the later version stands."""
     party = token.party
     values = {
         "uid": token.uid,
@@ -99,10 +103,13 @@ async def save(
         "partner_id": partner_id,
         "received_at": now,
     }
+    key = _key(party, token.uid, token.type)
     result = await conn.execute(
-        update(_ot).where(_key(party, token.uid, token.type)).values(values)
+        update(_ot).where(key, _ot.c.last_updated <= token.last_updated).values(values)
     )
     created = not result.rowcount
+    if created and (await conn.execute(select(_ot.c.uid).where(key))).first() is not None:
+        return Saved(created=False, mirrored=False, stale=True)
     if created:
         await conn.execute(
             insert(_ot).values(

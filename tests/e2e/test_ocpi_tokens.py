@@ -298,6 +298,36 @@ async def test_patch_rules(server: Running, fakes: list[FakePartner]) -> None:
     assert shown["status"] == "Blocked" and shown["parent"] is None
 
 
+async def test_an_older_version_changes_nothing(server: Running, fakes: list[FakePartner]) -> None:
+    """A push and a pull may cross: the version with the later last_updated stands."""
+    emsp = await register(server, "emsp", fakes=fakes)
+    url = emsp.url("tokens", "DE", "EMS", "CARD-1")
+    newer = token("CARD-1", valid=False, last_updated="2026-03-01T00:00:00Z")
+    assert (await emsp.call("PUT", url, newer))[0] == 201
+    with capture_logs() as logs:
+        status, answer = await emsp.call("PUT", url, token("CARD-1", whitelist="ALWAYS"))
+        assert (status, answer["status_code"]) == (200, 1000)
+        older_patch = {"valid": True, "last_updated": "2026-02-01T00:00:00Z"}
+        status, answer = await emsp.call("PATCH", url, older_patch)
+        assert (status, answer["status_code"]) == (200, 1000)
+    kept = [e for e in logs if e["event"] == "partner_token_kept"]
+    assert [e["source"] for e in kept] == ["push", "patch"]
+    assert not [e for e in logs if e["event"] == "partner_token_stored"]
+    _, answer = await emsp.call("GET", url)
+    assert answer["data"] == newer
+    shown = (await csms(server, "tokens", "show", "CARD-1", "--json")).json()
+    assert shown["status"] == "Blocked"
+    # The same version again, and a later one, are stored.
+    same = {**newer, "issuer": "Renamed"}
+    assert (await emsp.call("PUT", url, same))[0] == 200
+    later = {"valid": True, "last_updated": "2026-03-02T00:00:00Z"}
+    assert (await emsp.call("PATCH", url, later))[1]["status_code"] == 1000
+    _, answer = await emsp.call("GET", url)
+    assert answer["data"]["issuer"] == "Renamed" and answer["data"]["valid"] is True
+    shown = (await csms(server, "tokens", "show", "CARD-1", "--json")).json()
+    assert shown["status"] == "Accepted"
+
+
 async def test_only_own_parties_and_hubs_for_all_but_us(
     server: Running, fakes: list[FakePartner]
 ) -> None:
@@ -406,14 +436,21 @@ async def test_csms_ocpi_tokens_sync_and_list(server: Running, fakes: list[FakeP
         "created": 3,
         "updated": 0,
         "skipped": 2,
+        "older": 0,
         "pages": 3,
     }
     assert handler.asked == ["offset=0", "offset=2", "offset=4"]
-    handler.tokens = [token("P1", valid=False), token("P4")]
+    handler.tokens = [
+        token("P1", valid=False, last_updated="2026-01-06T10:00:00Z"),
+        token("P2", valid=False, last_updated="2026-01-04T10:00:00Z"),  # older than ours
+        token("P4"),
+    ]
     handler.asked.clear()
     ran = ok(await csms(server, "ocpi", "tokens", "sync", "emsp", "--limit", "1"))
-    assert ran.strip() == "tokens of emsp: 2 received, 1 new, 1 updated, 0 skipped (2 pages)"
-    assert handler.asked == ["offset=0&limit=1", "offset=1&limit=1"]
+    assert ran.strip() == (
+        "tokens of emsp: 3 received, 1 new, 1 updated, 1 older than ours, 0 skipped (3 pages)"
+    )
+    assert handler.asked == ["offset=0&limit=1", "offset=1&limit=1", "offset=2&limit=1"]
 
     human = ok(await csms(server, "ocpi", "tokens", "list", "--party", "de*ems"))
     lines = human.splitlines()
@@ -435,9 +472,11 @@ async def test_csms_ocpi_tokens_sync_and_list(server: Running, fakes: list[FakeP
         "DE-EMS-CP1",
         "ALLOWED",
         "no",
-        "2026-01-05T10:00:00Z",
+        "2026-01-06T10:00:00Z",
         "emsp",
     ]
+    p2 = next(line.split() for line in lines if line.startswith("P2 "))
+    assert p2[4:7] == ["NEVER", "yes", "2026-01-05T10:00:00Z"]  # the older version left out
     assert len(lines) == 5  # header + P1..P4
     assert ok(await csms(server, "ocpi", "tokens", "list", "--party", "FR*OTH")).strip() == (
         "no partner tokens"
@@ -474,6 +513,7 @@ async def test_registering_with_a_partner_pulls_its_tokens(
         "created": 3,
         "updated": 0,
         "skipped": 2,
+        "older": 0,
         "pages": 3,
     }
     async with server.app.db.read() as conn:
