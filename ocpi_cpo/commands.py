@@ -212,7 +212,7 @@ class CommandReceiver:
         )
         if self._charging is not None:
             # Before the command goes out: the charger may start late, even after a timeout.
-            self._charging.expect_start(cp_id, req.token.uid, evse.evse_id, grant)
+            await self._charging.expect_start(cp_id, req.token.uid, evse.evse_id, grant)
         vouched = self._vouched(req.token, version)
         params = {"tag": req.token.uid, "evse": evse.evse_id}
         return await self._accept(
@@ -308,7 +308,7 @@ class CommandReceiver:
         )
         if self._charging is not None:
             ttl = (req.expiry_date - now).total_seconds()
-            self._charging.expect_start(cp_id, req.token.uid, evse_id, grant, ttl_s=ttl)
+            await self._charging.expect_start(cp_id, req.token.uid, evse_id, grant, ttl_s=ttl)
         vouched = self._vouched(
             req.token,
             version,

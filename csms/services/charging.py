@@ -42,10 +42,12 @@ from csms.storage import charge_points as cp_repo
 from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
+from csms.storage import grants as grant_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import BatchLoader, Database, WriteTx
+from csms.storage.grants import Standing
 
 log = structlog.get_logger("csms.services")
 
@@ -75,13 +77,6 @@ class Roaming(Protocol):
         this charger, or None when it is not a partner's token after all (the local
         decision applies)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Granted:
-    grant: Grant
-    evse_id: int | None
-    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +298,8 @@ class ChargingService:
         self._remote_starts: dict[str, list[_RemoteStart]] = {}
         # Decisions for other parties' tokens, by (charge point, token key): what its
         # Authorize got, or what a partner's command vouched for; used by the transaction
-        # that follows.
-        self._grants: dict[tuple[str, str], _Granted] = {}
+        # that follows. Stored too (auth_grants): this is the cache of this process.
+        self._grants: dict[tuple[str, str], Standing] = {}
         # Other parties' tokens are decided here when set (csms.app sets it).
         self.roaming: Roaming | None = None
         # Called after a transaction ended (billing wakes up to build its CDR).
@@ -441,19 +436,25 @@ class ChargingService:
         decision now (for a token of another party's, not ours), else None."""
         now = self._clock()
         key = (cp_id, token_key(id_tag))
-        granted = self._grants.get(key)
-        if granted is not None:
-            if granted.until <= now:
-                del self._grants[key]
-            elif evse_id is None or granted.evse_id in (None, evse_id):
-                return granted.grant
+        standing = self._grants.get(key)
+        if standing is None and token is not None and token.whitelist is not None:
+            # Not decided by this process: a decision may stand from before a restart.
+            async with self._db.read() as conn:
+                standing = await grant_repo.get(conn, cp_id, key[1], now)
+            if standing is not None:
+                self._cache_grant(key, standing)
+        if standing is not None:
+            if standing.until <= now:
+                self._grants.pop(key, None)
+            elif evse_id is None or standing.evse_id in (None, evse_id):
+                return standing.grant
         if self.roaming is None or token is None or token.whitelist is None:
             return None
         grant = await self.roaming.authorize(cp_id, evse_id, id_tag, token_type, token)
         if grant is not None and grant.accepted:
-            if len(self._grants) >= _MAX_OWNERS:
-                self._grants.clear()
-            self._grants[key] = _Granted(grant, None, now + timedelta(seconds=GRANT_TTL_S))
+            await self._keep_grant(
+                cp_id, key[1], Standing(grant, None, now + timedelta(seconds=GRANT_TTL_S)), now
+            )
         if grant is not None:
             log.info(
                 "roaming_authorization",
@@ -466,12 +467,34 @@ class ChargingService:
             )
         return grant
 
-    def _grant_used(self, cp_id: str, id_tag: str, grant: Grant) -> None:
+    def _cache_grant(self, key: tuple[str, str], standing: Standing) -> None:
+        if len(self._grants) >= _MAX_OWNERS:
+            self._grants.clear()
+        self._grants[key] = standing
+
+    async def _keep_grant(
+        self, cp_id: str, uid_key: str, standing: Standing, now: datetime
+    ) -> None:
+        """Store a decision (it survives a restart) and cache it."""
+
+        async def unit(w: WriteTx) -> None:
+            await grant_repo.save(await w.connection(), cp_id, uid_key, standing, now)
+
+        await self._db.write(unit)
+        self._cache_grant((cp_id, uid_key), standing)
+
+    async def _grant_used(self, cp_id: str, id_tag: str, grant: Grant) -> None:
         """A transaction took this decision: the token's next session is decided afresh."""
         key = (cp_id, token_key(id_tag))
-        granted = self._grants.get(key)
-        if granted is not None and granted.grant is grant:
-            del self._grants[key]
+        standing = self._grants.get(key)
+        if standing is not None and standing.grant is not grant:
+            return  # a newer decision replaced it meanwhile
+        self._grants.pop(key, None)
+
+        async def unit(w: WriteTx) -> None:
+            await grant_repo.remove(await w.connection(), cp_id, key[1])
+
+        await self._db.write(unit)
 
     async def start_transaction(self, cp_id: str, version: str, req: StartRequest) -> StartResult:
         now = self._clock()
@@ -529,7 +552,7 @@ class ChargingService:
 
         result = await self._db.write(unit)
         if grant is not None and not result.duplicate:
-            self._grant_used(cp_id, req.id_tag, grant)
+            await self._grant_used(cp_id, req.id_tag, grant)
         self._remember(result.transaction_id, cp_id)
         self._note_evse(cp_id, req.evse_id, result.transaction_id)
         log.info(
@@ -830,7 +853,7 @@ class ChargingService:
 
         result = await self._db.write(unit)
         if grant is not None and event.id_token is not None and not result.duplicate:
-            self._grant_used(cp_id, event.id_token, grant)
+            await self._grant_used(cp_id, event.id_token, grant)
         if result.cursor is not None:
             tx = result.cursor.tx
             if tx.active:
@@ -993,7 +1016,7 @@ class ChargingService:
             return AuthResult(AuthStatus.NOT_AT_THIS_TIME, auth.expires_at, auth.parent_uid), None
         return auth, None
 
-    def expect_start(
+    async def expect_start(
         self,
         cp_id: str,
         uid: str,
@@ -1004,9 +1027,11 @@ class ChargingService:
         """Another party vouches for `uid` at this charger (OCPI START_SESSION or
         RESERVE_NOW): its Authorize and the transaction it starts (on `evse_id`, or any EVSE
         when None) within `ttl_s` get `grant`, without asking anyone again. Call it before
-        the command goes out: a charger may start late, even after the command timed out."""
-        until = self._clock() + timedelta(seconds=ttl_s)
-        self._grants[(cp_id, token_key(uid))] = _Granted(grant, evse_id, until)
+        the command goes out: a charger may start late, even after the command timed out,
+        or after a restart of ours (the decision is stored)."""
+        now = self._clock()
+        standing = Standing(grant, evse_id, now + timedelta(seconds=ttl_s))
+        await self._keep_grant(cp_id, token_key(uid), standing, now)
 
     def note_remote_start(
         self, cp_id: str, id_tag: str, evse_id: int | None, remote_start_id: int

@@ -700,3 +700,23 @@ class HubPartyRow(Base):
     last_updated: Mapped[datetime]
     partner_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     received_at: Mapped[datetime]
+
+
+class GrantRow(Base):
+    """A decision for another party's token that stands at one charger until its transaction
+    starts or it expires: what a partner's command vouched for (OCPI START_SESSION,
+    RESERVE_NOW) or what the eMSP answered an Authorize. Kept so a restart between the
+    decision and the StartTransaction loses neither."""
+
+    __tablename__ = "auth_grants"
+    __table_args__ = (Index("ix_auth_grants_expires_at", "expires_at"),)
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uid_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    evse_id: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(16))
+    cdr_token: Mapped[dict[str, Any]] = mapped_column(JSON)
+    authorization_reference: Mapped[str | None] = mapped_column(String(36))
+    reason: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]

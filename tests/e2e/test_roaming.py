@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection
@@ -496,4 +497,81 @@ async def test_mirror_keeps_our_own_token(world: World) -> None:
     ws = await charger16(world.server)
     assert await authorize16(ws, "OURS-1") == "Accepted"
     assert world.emsp.asked == []
+    await ws.close()
+
+
+async def _restart(world: World, start_server: StartServer) -> Running:
+    """A new process over the same database: nothing kept in memory."""
+    await world.server.stop()
+    world.server = await start_server(
+        ocpi={"authorize_timeout": TIMEOUT, "session_update_interval": 1.0}
+    )
+    return world.server
+
+
+async def test_an_authorize_answer_stands_across_a_restart_16(
+    world: World, start_server: StartServer
+) -> None:
+    await world.token("CARD-R", "ALLOWED")
+    ws = await charger16(world.server)
+    await _published(world)
+    assert await authorize16(ws, "CARD-R") == "Accepted"
+    assert len(world.emsp.asked) == 1
+    await ws.close()
+    server = await _restart(world, start_server)
+
+    # The eMSP would now refuse: the Authorize's answer stands for this transaction.
+    world.emsp.mode = "not_allowed"
+    ws = await charger16(server)
+    start = {"connectorId": 1, "idTag": "CARD-R", "meterStart": 0, "timestamp": ts(now())}
+    answer = await call(ws, "StartTransaction", start)
+    assert answer[2]["idTagInfo"]["status"] == "Accepted"
+    assert len(world.emsp.asked) == 1
+    async with server.app.db.read() as conn:
+        tx = await tx_repo.get(conn, int(answer[2]["transactionId"]))
+    assert tx is not None
+    assert (tx.auth_method, tx.authorization_reference) == ("AUTH_REQUEST", "REF-1")
+    # Used up: the next session is the eMSP's to decide.
+    assert await authorize16(ws, "CARD-R") == "Invalid"
+    assert len(world.emsp.asked) == 2
+    await ws.close()
+
+
+async def test_a_start_session_vouches_across_a_restart_16(
+    world: World, start_server: StartServer
+) -> None:
+    ws = await charger16(world.server)
+    await _published(world)
+    fake = world.emsp.fake
+    assert fake.our_token is not None
+    command = {
+        "response_url": f"{fake.results_url}/start/1",
+        "token": {**_token_object("APP-R", "NEVER"), "type": "APP_USER"},
+        "location_id": "LOC-R",
+        "evse_uid": f"{CP16}*1",
+        "authorization_reference": "APP-REF-7",
+    }
+    base = world.server.app.ocpi_base_url
+    status, answer, _ = await fake.call(
+        "POST", f"{base}/ocpi/2.2.1/commands/START_SESSION", fake.our_token, command
+    )
+    assert (status, answer["data"]["result"]) == (200, "ACCEPTED")
+    remote = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert remote[2] == "RemoteStartTransaction" and remote[3]["idTag"] == "APP-R"
+    await ws.send(orjson.dumps([3, remote[1], {"status": "Accepted"}]).decode())
+    await ws.close()
+    server = await _restart(world, start_server)
+
+    # The charger starts after our restart: still the eMSP's session, not asked again.
+    world.emsp.mode = "not_allowed"
+    ws = await charger16(server)
+    start = {"connectorId": 1, "idTag": "APP-R", "meterStart": 0, "timestamp": ts(now())}
+    answer = await call(ws, "StartTransaction", start)
+    assert answer[2]["idTagInfo"]["status"] == "Accepted"
+    assert world.emsp.asked == []
+    async with server.app.db.read() as conn:
+        tx = await tx_repo.get(conn, int(answer[2]["transactionId"]))
+    assert tx is not None
+    assert (tx.auth_method, tx.authorization_reference) == ("COMMAND", "APP-REF-7")
+    assert tx.cdr_token is not None and tx.cdr_token["type"] == "APP_USER"
     await ws.close()

@@ -1,0 +1,48 @@
+"""The migrations build exactly the schema the models describe, and the newest one can be
+undone and done again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from csms.storage.database import Database
+from csms.storage.migrate import alembic_config, current, upgrade
+from csms.storage.models import Base
+
+
+async def _differences(db: Database) -> list[Any]:
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+            )
+        )
+
+
+async def test_migrations_match_the_models_and_the_newest_one_reverts(tmp_path: Path) -> None:
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    try:
+        await upgrade(db.engine)
+        assert await _differences(db) == []
+        head = await current(db.engine)
+        assert head is not None
+
+        def down(sync: Any) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = sync
+            command.downgrade(cfg, "-1")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(down)
+        assert await current(db.engine) != head
+        assert await _differences(db) != []
+        await upgrade(db.engine)
+        assert await current(db.engine) == head
+        assert await _differences(db) == []
+    finally:
+        await db.engine.dispose()
