@@ -96,29 +96,28 @@ async def store_tokens(
 
 def log_stored(partner: Partner, token: PartnerToken, saved: Saved, *, source: str) -> None:
     """The one log event of a stored token (`source`: push, patch or pull)."""
+    fields = {
+        "ocpi_partner": partner.name,
+        "ocpi_party": str(token.party),
+        "uid": token.uid,
+        "token_type": token.type,
+        "source": source,
+    }
     if saved.stale:
         log.info(
             "partner_token_kept",
-            ocpi_partner=partner.name,
-            ocpi_party=str(token.party),
-            uid=token.uid,
-            token_type=token.type,
+            **fields,
             last_updated=token.last_updated.isoformat(),
             detail="a later version is stored; this older one changes nothing",
-            source=source,
         )
         return
     log.info(
         "partner_token_stored",
-        ocpi_partner=partner.name,
-        ocpi_party=str(token.party),
-        uid=token.uid,
-        token_type=token.type,
+        **fields,
         whitelist=token.whitelist.value,
         valid=token.valid,
         created=saved.created,
         mirrored=saved.mirrored,
-        source=source,
     )
 
 

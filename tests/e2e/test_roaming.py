@@ -23,6 +23,7 @@ from csms.core.clock import utc_now
 from csms.core.commands import CommandName
 from csms.core.locations import Location
 from csms.core.roaming import PartnerToken, Whitelist
+from csms.core.transactions import Transaction
 from csms.services.locations import LocationService
 from csms.storage import ocpi_tokens as ocpi_token_repo
 from csms.storage import tokens as token_repo
@@ -500,6 +501,17 @@ async def test_mirror_keeps_our_own_token(world: World) -> None:
     await ws.close()
 
 
+async def accepted_start16(server: Running, ws: ClientConnection, uid: str) -> Transaction:
+    """A StartTransaction on connector 1, answered Accepted; the transaction as stored."""
+    start = {"connectorId": 1, "idTag": uid, "meterStart": 0, "timestamp": ts(now())}
+    answer = await call(ws, "StartTransaction", start)
+    assert answer[2]["idTagInfo"]["status"] == "Accepted"
+    async with server.app.db.read() as conn:
+        tx = await tx_repo.get(conn, int(answer[2]["transactionId"]))
+    assert tx is not None
+    return tx
+
+
 async def _restart(world: World, start_server: StartServer) -> Running:
     """A new process over the same database: nothing kept in memory."""
     await world.server.stop()
@@ -523,13 +535,8 @@ async def test_an_authorize_answer_stands_across_a_restart_16(
     # The eMSP would now refuse: the Authorize's answer stands for this transaction.
     world.emsp.mode = "not_allowed"
     ws = await charger16(server)
-    start = {"connectorId": 1, "idTag": "CARD-R", "meterStart": 0, "timestamp": ts(now())}
-    answer = await call(ws, "StartTransaction", start)
-    assert answer[2]["idTagInfo"]["status"] == "Accepted"
+    tx = await accepted_start16(server, ws, "CARD-R")
     assert len(world.emsp.asked) == 1
-    async with server.app.db.read() as conn:
-        tx = await tx_repo.get(conn, int(answer[2]["transactionId"]))
-    assert tx is not None
     assert (tx.auth_method, tx.authorization_reference) == ("AUTH_REQUEST", "REF-1")
     # Used up: the next session is the eMSP's to decide.
     assert await authorize16(ws, "CARD-R") == "Invalid"
@@ -565,13 +572,8 @@ async def test_a_start_session_vouches_across_a_restart_16(
     # The charger starts after our restart: still the eMSP's session, not asked again.
     world.emsp.mode = "not_allowed"
     ws = await charger16(server)
-    start = {"connectorId": 1, "idTag": "APP-R", "meterStart": 0, "timestamp": ts(now())}
-    answer = await call(ws, "StartTransaction", start)
-    assert answer[2]["idTagInfo"]["status"] == "Accepted"
+    tx = await accepted_start16(server, ws, "APP-R")
     assert world.emsp.asked == []
-    async with server.app.db.read() as conn:
-        tx = await tx_repo.get(conn, int(answer[2]["transactionId"]))
-    assert tx is not None
     assert (tx.auth_method, tx.authorization_reference) == ("COMMAND", "APP-REF-7")
     assert tx.cdr_token is not None and tx.cdr_token["type"] == "APP_USER"
     await ws.close()
