@@ -72,6 +72,8 @@ class Pusher:
         self.db = db
         self.client = client
         self.settings = settings
+        # Our party: the OCPI-from-* of every push.
+        self.us = Party(settings.country_code, settings.party_id)
         self.clock = settings.clock
         self.interval = settings.push_interval
         self.concurrency = concurrency
@@ -233,8 +235,7 @@ class Pusher:
         one line."""
         if partner is None or not partner.their_token:
             return "no credentials token for this partner"
-        us = Party(self.settings.country_code, self.settings.party_id)
-        routing = route(us, partner.roles, entry.to)
+        routing = route(self.us, partner.roles, entry.to)
         credential = Credential(partner.their_token, partner.token_encoding)
         try:
             await self.client.request(
