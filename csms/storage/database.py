@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
+from csms.storage.sqlite_driver import OneTripConnection, one_trip_dbapi
+
 T = TypeVar("T")
 Unit = Callable[["WriteTx"], Awaitable[T]]
 
 BUSY_TIMEOUT_MS = 30_000
 
 log = structlog.get_logger("csms.storage")
+
+# Whether the read connection in hand reads one snapshot (a transaction) or not.
+SNAPSHOT: ContextVar[bool] = ContextVar("csms_read_snapshot", default=True)
 
 
 CHECKPOINT_SECONDS = 1.0
@@ -171,6 +177,8 @@ def create_engine(url: str) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
+        if parsed.get_driver_name() == "aiosqlite":
+            kwargs["module"] = one_trip_dbapi()
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
         _tune_sqlite(engine)
@@ -193,7 +201,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("writer") else "BEGIN")
+        writer = bool(conn.info.get("writer"))
+        if not writer and not SNAPSHOT.get():
+            return  # each statement reads on its own (autocommit)
+        begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+        dbapi = conn.connection.dbapi_connection
+        if isinstance(dbapi, OneTripConnection):
+            dbapi.pending_begin = begin  # sent with the first statement
+        else:
+            conn.exec_driver_sql(begin)
 
 
 K = TypeVar("K")
@@ -231,7 +247,7 @@ class BatchLoader(Generic[K, V]):
                 keys = list(self._waiting)[: self._max_keys]
                 waiting = {key: self._waiting.pop(key) for key in keys}
                 try:
-                    async with self._db.read() as conn:
+                    async with self._db.read(snapshot=False) as conn:
                         found = await self._fetch(conn, keys)
                 except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
                     for futures in waiting.values():
@@ -289,9 +305,16 @@ class Database:
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            yield conn
+    async def read(self, *, snapshot: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A connection to read with. Its statements see one snapshot of the database;
+        without `snapshot` each sees the latest (cheaper: no transaction to begin and end,
+        for a single statement)."""
+        token = SNAPSHOT.set(snapshot)
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        finally:
+            SNAPSHOT.reset(token)
 
     async def write(self, unit: Unit[T]) -> T:
         """Run `unit` inside a write transaction; return once it is committed.
