@@ -5,16 +5,19 @@ Argument parsing and printing over csms.services.staff.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from csms.cli.chargers import _run
 from csms.cli.common import CliError, config_option, iso, json_option, parse_time, print_json, table
-from csms.core.authorization import Token, TokenStatus
+from csms.core.authorization import Token, TokenStatus, limit_text
 from csms.core.errors import InvalidInput
-from csms.services.staff import parse_tokens_csv, token_owner, token_status
+from csms.services.staff import parse_tokens_csv, token_limit, token_owner, token_status
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def token_json(t: Token) -> dict[str, Any]:
@@ -25,8 +28,21 @@ def token_json(t: Token) -> dict[str, Any]:
         "expires_at": iso(t.expires_at),
         "parent": t.parent_uid,
         "origin": t.origin,
+        "max_concurrent": t.max_concurrent,
         "updated_at": iso(t.updated_at),
     }
+
+
+def _max_concurrent_option(default: str | None) -> Callable[[F], F]:
+    return click.option(
+        "--max-concurrent",
+        "max_concurrent",
+        default=default,
+        show_default=default is not None,
+        metavar="N|unlimited",
+        help="How many transactions it may hold at once (a fleet or free-vend card: "
+        "unlimited). More get ConcurrentTx.",
+    )
 
 
 @click.group()
@@ -51,6 +67,7 @@ def tokens() -> None:
     metavar="CC*PID",
     help="The OCPI party owning the token (an eMSP), e.g. NL*EMS; default: ours.",
 )
+@_max_concurrent_option("1")
 @config_option
 @json_option
 def add_cmd(
@@ -60,6 +77,7 @@ def add_cmd(
     parent: str | None,
     token_type: str,
     owner: str | None,
+    max_concurrent: str,
     config_file: str | None,
     as_json: bool,
 ) -> None:
@@ -68,6 +86,7 @@ def add_cmd(
     try:
         status = token_status(status_text)
         origin = token_owner(owner)
+        limit = token_limit(max_concurrent)
     except InvalidInput as exc:
         raise CliError(str(exc)) from None
     token = Token(
@@ -77,6 +96,7 @@ def add_cmd(
         expires_at=None if expires is None else parse_time(expires, "--expires"),
         parent_uid=parent,
         origin=origin,
+        max_concurrent=limit,
     )
     stored = _run(config_file, lambda s: s.add_token(token))
     if as_json:
@@ -98,8 +118,19 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
         click.echo("no tokens")
         return
     table(
-        ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN"],
-        [[t.uid, t.status.value, iso(t.expires_at), t.parent_uid, t.type, t.origin] for t in found],
+        ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN", "MAX TX"],
+        [
+            [
+                t.uid,
+                t.status.value,
+                iso(t.expires_at),
+                t.parent_uid,
+                t.type,
+                t.origin,
+                limit_text(t.max_concurrent),
+            ]
+            for t in found
+        ],
     )
 
 
@@ -120,10 +151,87 @@ def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
         ("expires", iso(t.expires_at) or "-"),
         ("parent", t.parent_uid or "-"),
         ("owner", "us (local)" if t.origin == "local" else t.origin),
+        ("max concurrent", limit_text(t.max_concurrent)),
         ("updated", iso(t.updated_at) or "-"),
     ]
     for name, value in rows:
-        click.echo(f"{name + ':':<9} {value}")
+        click.echo(f"{name + ':':<15} {value}")
+
+
+@tokens.command("set")
+@click.argument("uid")
+@click.option("--status", "status_text", help="Accepted, Blocked, Expired or Invalid.")
+@click.option("--expires", help="Expiry date/time (ISO 8601).")
+@click.option("--no-expiry", is_flag=True, help="The token no longer expires.")
+@click.option("--parent", help="Parent (group) id tag.")
+@click.option("--no-parent", is_flag=True, help="The token no longer belongs to a group.")
+@click.option("--type", "token_type", help="Token type, e.g. ISO14443.")
+@click.option("--owner", metavar="CC*PID", help="The OCPI party owning it; `local`: ours.")
+@_max_concurrent_option(None)
+@config_option
+@json_option
+def set_cmd(
+    uid: str,
+    status_text: str | None,
+    expires: str | None,
+    no_expiry: bool,
+    parent: str | None,
+    no_parent: bool,
+    token_type: str | None,
+    owner: str | None,
+    max_concurrent: str | None,
+    config_file: str | None,
+    as_json: bool,
+) -> None:
+    """Change a stored token; only what is given changes."""
+    if expires is not None and no_expiry:
+        raise CliError("give --expires or --no-expiry, not both")
+    if parent is not None and no_parent:
+        raise CliError("give --parent or --no-parent, not both")
+    changes: dict[str, Any] = {}
+    try:
+        if status_text is not None:
+            changes["status"] = token_status(status_text)
+        if owner is not None:
+            changes["origin"] = token_owner(owner)
+        if max_concurrent is not None:
+            changes["max_concurrent"] = token_limit(max_concurrent)
+    except InvalidInput as exc:
+        raise CliError(str(exc)) from None
+    if expires is not None or no_expiry:
+        changes["expires_at"] = None if no_expiry else parse_time(expires or "", "--expires")
+    if parent is not None or no_parent:
+        changes["parent_uid"] = None if no_parent else parent
+    if token_type is not None:
+        changes["type"] = token_type
+    if not changes:
+        raise CliError("nothing to change: give at least one option (see --help)")
+    t = _run(config_file, lambda s: s.update_token(uid, **changes))
+    if as_json:
+        print_json(token_json(t))
+    else:
+        click.echo(f"token {t.uid} changed ({', '.join(_described(changes))})")
+
+
+def _described(changes: dict[str, Any]) -> list[str]:
+    names = {
+        "status": "status",
+        "origin": "owner",
+        "max_concurrent": "max concurrent",
+        "expires_at": "expires",
+        "parent_uid": "parent",
+        "type": "type",
+    }
+    out = []
+    for key, value in changes.items():
+        if key == "max_concurrent":
+            shown = limit_text(value)
+        elif isinstance(value, TokenStatus):
+            shown = value.value
+        else:
+            shown = "-" if value is None else str(value)
+        out.append(f"{names[key]} {shown}")
+    return out
 
 
 @tokens.command("block")
@@ -148,9 +256,12 @@ def unblock_cmd(uid: str, config_file: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @config_option
 def import_cmd(file: str, config_file: str | None) -> None:
-    """Import tokens from CSV (header: uid[,status][,expires][,parent][,type][,owner]).
+    """Import tokens from CSV (header:
+    uid[,status][,expires][,parent][,type][,owner][,max_concurrent]).
 
     owner is the OCPI party owning a token (CC*PID, e.g. NL*EMS); empty: ours.
+    max_concurrent is a number or `unlimited` (empty: 1); without that column, tokens
+    already stored keep theirs.
 
     Existing tokens are updated; a bad row stops the import before anything is written.
     """
@@ -164,5 +275,7 @@ def import_cmd(file: str, config_file: str | None) -> None:
         parsed = parse_tokens_csv(text)
     except InvalidInput as exc:
         raise CliError(f"{file}: {exc}") from None
-    created, updated = _run(config_file, lambda s: s.import_tokens(parsed))
-    click.echo(f"imported {len(parsed)} tokens ({created} new, {updated} updated)")
+    created, updated = _run(
+        config_file, lambda s: s.import_tokens(parsed.tokens, limits=parsed.limits)
+    )
+    click.echo(f"imported {len(parsed.tokens)} tokens ({created} new, {updated} updated)")

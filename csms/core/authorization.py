@@ -43,6 +43,9 @@ class Token:
     whitelist: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # How many transactions it may hold at once (None: any number, as a fleet card or a
+    # free-vend charger's fixed idTag needs).
+    max_concurrent: int | None = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,28 @@ class AuthResult:
     @property
     def accepted(self) -> bool:
         return self.status is AuthStatus.ACCEPTED
+
+
+def over_limit(limit: int | None, holding: int) -> bool:
+    """Whether a token that may hold `limit` transactions at once (None: any number) and
+    already holds `holding` others must be refused (ConcurrentTx). Which of its running
+    transactions count is the caller's to say: never the one being decided, and not one on
+    the same EVSE when starting (its stop was lost: the new start replaces it)."""
+    return limit is not None and holding >= limit
+
+
+def limit_text(limit: int | None) -> str:
+    return "unlimited" if limit is None else str(limit)
+
+
+def parse_limit(text: str) -> int | None:
+    """`N` (at least 1) or `unlimited` (None); ValueError otherwise."""
+    word = text.strip()
+    if word.lower() == "unlimited":
+        return None
+    if not (word.isascii() and word.isdigit()) or int(word) < 1:
+        raise ValueError(f"must be a number of at least 1 or 'unlimited', not {text!r}")
+    return int(word)
 
 
 def decide(

@@ -6,14 +6,15 @@ it returns only once what was reported is durable. No OCPP field names here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
-from csms.core.authorization import AuthResult, AuthStatus, Token, decide
+from csms.core.authorization import AuthResult, AuthStatus, Token, decide, over_limit
 from csms.core.charger import (
     BootInfo,
     ChargePoint,
@@ -25,7 +26,7 @@ from csms.core.charger import (
 from csms.core.clock import Clock
 from csms.core.ids import token_key
 from csms.core.metering import Sample
-from csms.core.reservations import ReservationState, check_start
+from csms.core.reservations import Reservation, ReservationState, check_start
 from csms.core.roaming import Grant
 from csms.core.transactions import (
     BillingState,
@@ -38,6 +39,7 @@ from csms.core.transactions import (
     register_bounds,
     session_energy,
 )
+from csms.services.holdings import Holdings, Place
 from csms.storage import charge_points as cp_repo
 from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
@@ -46,7 +48,7 @@ from csms.storage import grants as grant_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.database import BatchLoader, Database, WriteTx
+from csms.storage.database import BatchLoader, Database, Unit, WriteTx
 from csms.storage.grants import Standing
 
 log = structlog.get_logger("csms.services")
@@ -274,9 +276,19 @@ def _energy(
     )
 
 
-def _authorized(active: Sequence[Transaction]) -> list[Transaction]:
-    """Transactions that really hold the token (not ones it was refused for)."""
-    return [t for t in active if t.auth_status == AuthStatus.ACCEPTED.value]
+async def _nothing() -> None:
+    return None
+
+
+def _applied(tx: Transaction, changes: dict[str, Any]) -> Transaction:
+    """The transaction as stored once `changes` (columns and values) are written."""
+    fields = {k: v for k, v in changes.items() if k != "id_tag_key"}
+    if "state" in fields:
+        fields["state"] = TransactionState(fields["state"])
+    for moment in ("start_at", "stop_at"):
+        if fields.get(moment) is not None:
+            fields[moment] = fields[moment].astimezone(UTC)
+    return replace(tx, **fields)
 
 
 class ChargingService:
@@ -286,10 +298,25 @@ class ChargingService:
         self._db = db
         self._clock = clock
         self.settings = settings
-        # Active transactions this process has seen -> their charge point: lets MeterValues
-        # skip a lookup per message.
-        self._owners: dict[int, str] = {}
+        # Running transactions this process has seen, by id: lets meter values and stops
+        # skip a look-up.
+        self._active: dict[int, Transaction] = {}
         self._charge_points = BatchLoader(db, cp_repo.get_many)
+        # Look-ups that run outside the writer, coalesced across chargers (a burst of a
+        # thousand starts costs a few queries), so that a start or a stop costs the writer
+        # no trip to the database of its own.
+        self._tokens = BatchLoader(db, token_repo.get_many)
+        self._reservations = BatchLoader(db, reservation_repo.open_for_many)
+        self._starts_at = BatchLoader(db, tx_repo.starts_at)
+        self._by_ocpp_id = BatchLoader(db, tx_repo.by_ocpp_ids)
+        self._transactions = BatchLoader(db, tx_repo.get_many)
+        self._readings = BatchLoader(db, tx_repo.readings_of)
+        self._on_evse = BatchLoader(db, tx_repo.active_on_evses)
+        self._holdings = Holdings(BatchLoader(db, tx_repo.holders))
+        self._ids = tx_repo.TransactionIds()
+        # One transaction message per charger at a time, also across a replaced connection
+        # (its messages may still be in flight when the new one's arrive).
+        self._busy: dict[str, asyncio.Future[None]] = {}
         # Running 2.0.1 transactions by (charge point, transactionId).
         self._cursors: dict[tuple[str, str], _TxCursor] = {}
         # The transaction running on each (charge point, EVSE), or None, as far as known.
@@ -408,20 +435,62 @@ class ChargingService:
         now = self._clock()
         if token_type == NO_AUTHORIZATION:
             return AuthResult(AuthStatus.ACCEPTED)
-        async with self._db.read() as conn:
-            token = await token_repo.get(conn, id_tag)
-            active = await tx_repo.active_for_tag(conn, id_tag) if token is not None else []
+        token = await self._token(id_tag)
         grant = await self._grant_for(cp_id, id_tag, token_type, evse_id, token)
-        if token is None and grant is not None and grant.accepted:
-            # A token only a partner's command vouched for: is it charging elsewhere?
-            async with self._db.read() as conn:
-                active = await tx_repo.active_for_tag(conn, id_tag)
-        busy = any(t.charge_point_id != cp_id for t in _authorized(active))
+        # Transactions at this charger do not count (a 1.6 charger may authorize the same
+        # card again for its transaction in progress).
+        busy = await self._over_limit(id_tag, token, grant, lambda _tx_id, place: place[0] != cp_id)
         if grant is not None:
             if grant.accepted and busy:
                 return AuthResult(AuthStatus.CONCURRENT_TX)
             return grant.auth()
         return decide(token, now, busy_elsewhere=busy)
+
+    async def _token(self, id_tag: str) -> Token | None:
+        return await self._tokens.load(token_key(id_tag))
+
+    async def _over_limit(
+        self,
+        id_tag: str,
+        token: Token | None,
+        grant: Grant | None,
+        counts: Callable[[int, Place], bool],
+    ) -> bool:
+        """Whether the token already holds as many running transactions (those `counts`
+        accepts) as it may. Tokens with no limit, and tokens nobody vouches for, are not
+        looked at."""
+        if token is None and (grant is None or not grant.accepted):
+            return False
+        limit = token.max_concurrent if token is not None else 1
+        if limit is None:
+            return False
+        key = token_key(id_tag)
+        await self._holdings.ensure(key)
+        return over_limit(limit, self._holdings.count(key, counts))
+
+    async def _one_at_a_time(self, cp_id: str) -> asyncio.Future[None]:
+        """Wait for the charger's transaction message in progress (on a connection it
+        replaced), then take its turn; set the returned future's result when done."""
+        while (previous := self._busy.get(cp_id)) is not None:
+            await asyncio.shield(previous)
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._busy[cp_id] = turn
+        return turn
+
+    def _done(self, cp_id: str, turn: asyncio.Future[None]) -> None:
+        if self._busy.get(cp_id) is turn:
+            del self._busy[cp_id]
+        if not turn.done():
+            turn.set_result(None)
+
+    async def _new_id(self) -> int:
+        """An id for a new transaction: from memory, but for the first one of the process
+        (or one block of ids on PostgreSQL)."""
+        taken = self._ids.take_now()
+        if taken is not None:
+            return taken
+        async with self._db.read() as conn:
+            return await self._ids.take(conn)
 
     async def _grant_for(
         self,
@@ -497,88 +566,150 @@ class ChargingService:
         await self._db.write(unit)
 
     async def start_transaction(self, cp_id: str, version: str, req: StartRequest) -> StartResult:
-        now = self._clock()
-        allow_unknown = self.settings.allow_unknown_tags
-        async with self._db.read() as conn:
-            presented = await token_repo.get(conn, req.id_tag)
-        grant = await self._grant_for(cp_id, req.id_tag, None, req.evse_id, presented)
+        turn = await self._one_at_a_time(cp_id)
+        try:
+            return await self._start(cp_id, version, req)
+        finally:
+            self._done(cp_id, turn)
 
-        async def unit(w: WriteTx) -> StartResult:
-            conn = await w.connection()
-            previous = await tx_repo.find_start(
-                conn, cp_id, req.connector_id, req.evse_id, req.id_tag, req.timestamp
-            )
-            if previous is not None:
-                # A resend of a StartTransaction we already stored: same id, same answer.
-                status = AuthStatus(previous.auth_status or AuthStatus.INVALID.value)
-                token = await token_repo.get(conn, req.id_tag)
-                expires = token.expires_at if token else None
-                parent = token.parent_uid if token else None
-                return StartResult(previous.id, AuthResult(status, expires, parent), True)
-            token = await token_repo.get(conn, req.id_tag)
-            active = await tx_repo.active_for_tag(conn, req.id_tag)
-            busy = any(t.charge_point_id != cp_id or t.evse_id != req.evse_id for t in active)
-            auth = decide(token, now, busy_elsewhere=busy)
-            if grant is not None:
-                auth = grant.auth()
-                if auth.accepted and busy:
-                    auth = AuthResult(AuthStatus.CONCURRENT_TX)
-            elif token is None and allow_unknown:
-                auth = AuthResult(AuthStatus.ACCEPTED)
-            parent = None if token is None else token.parent_uid
-            auth, reservation_id = await self._reservations_at_start(
-                conn, cp_id, req.evse_id, req.id_tag, parent, req.reservation_id, auth, now
-            )
-            tx_id = await tx_repo.create(
-                conn,
-                cp_id=cp_id,
-                ocpp_version=version,
+    async def _start(self, cp_id: str, version: str, req: StartRequest) -> StartResult:
+        """Decided before the write (every look-up coalesced with other chargers', the
+        token's limit from memory); the writer only adds the row to its bulk insert."""
+        now = self._clock()
+        token, previous, reservations, tx_id = await asyncio.gather(
+            self._token(req.id_tag),
+            self._previous_start(cp_id, req),
+            self._reservations.load(cp_id),
+            self._new_id(),
+        )
+        if previous is not None:
+            # A resend of a StartTransaction we already stored: same id, same answer.
+            status = AuthStatus(previous.auth_status or AuthStatus.INVALID.value)
+            expires = token.expires_at if token else None
+            parent = token.parent_uid if token else None
+            log.info(
+                "transaction_start_repeated",
+                charge_point_id=cp_id,
+                transaction_id=previous.id,
                 evse_id=req.evse_id,
-                connector_id=req.connector_id,
-                id_tag=req.id_tag,
-                auth_status=auth.status.value,
-                start_at=req.timestamp,
-                meter_start_wh=req.meter_start_wh,
-                reservation_id=reservation_id,
-                remote_start_id=self._claim_remote_start(cp_id, req.id_tag, req.evse_id, now),
-                now=now,
-                grant=grant,
+                auth_status=status.value,
             )
+            return StartResult(previous.id, AuthResult(status, expires, parent), True)
+        grant = await self._grant_for(cp_id, req.id_tag, None, req.evse_id, token)
+        # A transaction still marked running on this EVSE does not count: this start
+        # tells that it ended (its stop was lost). From the count to taking the slot
+        # (_write_new) nothing waits: a start at the same moment elsewhere sees this one.
+        busy = await self._over_limit(
+            req.id_tag,
+            token,
+            grant,
+            lambda _tx_id, place: place != (cp_id, req.evse_id),
+        )
+        auth = decide(token, now, busy_elsewhere=busy)
+        if grant is not None:
+            auth = grant.auth()
+            if auth.accepted and busy:
+                auth = AuthResult(AuthStatus.CONCURRENT_TX)
+        elif token is None and self.settings.allow_unknown_tags:
+            auth = AuthResult(AuthStatus.ACCEPTED)
+        parent = None if token is None else token.parent_uid
+        auth, reservation_id = self._reservation_at_start(
+            reservations or [],
+            cp_id,
+            req.evse_id,
+            req.id_tag,
+            parent,
+            req.reservation_id,
+            auth,
+            now,
+        )
+        tx = tx_repo.new_transaction(
+            tx_id,
+            cp_id=cp_id,
+            ocpp_version=version,
+            evse_id=req.evse_id,
+            connector_id=req.connector_id,
+            id_tag=req.id_tag,
+            auth_status=auth.status.value,
+            start_at=req.timestamp,
+            meter_start_wh=req.meter_start_wh,
+            reservation_id=reservation_id,
+            remote_start_id=self._claim_remote_start(cp_id, req.id_tag, req.evse_id, now),
+            grant=grant,
+        )
+
+        async def unit(w: WriteTx) -> None:
+            tx_repo.insert_later(w, tx, now)
             if reservation_id is not None:
                 await reservation_repo.set_state(
-                    conn, reservation_id, ReservationState.USED, now, transaction_id=tx_id
+                    await w.connection(),
+                    reservation_id,
+                    ReservationState.USED,
+                    now,
+                    transaction_id=tx.id,
                 )
-            return StartResult(tx_id, auth, False)
 
-        result = await self._db.write(unit)
-        if grant is not None and not result.duplicate:
+        await self._write_new(tx, unit)
+        if grant is not None:
             await self._grant_used(cp_id, req.id_tag, grant)
-        self._remember(result.transaction_id, cp_id)
-        self._note_evse(cp_id, req.evse_id, result.transaction_id)
+        self._note_evse(cp_id, req.evse_id, tx.id)
         log.info(
-            "transaction_started" if not result.duplicate else "transaction_start_repeated",
+            "transaction_started",
             charge_point_id=cp_id,
-            transaction_id=result.transaction_id,
+            transaction_id=tx.id,
             evse_id=req.evse_id,
-            auth_status=result.auth.status.value,
+            auth_status=auth.status.value,
         )
-        if not result.duplicate:
-            self._started()
-        return result
+        self._started()
+        return StartResult(tx.id, auth, False)
+
+    async def _previous_start(self, cp_id: str, req: StartRequest) -> Transaction | None:
+        """The transaction a resent StartTransaction (same charger, connector, tag and
+        timestamp) created."""
+        found = await self._starts_at.load((cp_id, req.timestamp.astimezone(UTC))) or []
+        key = token_key(req.id_tag)
+        for tx in found:
+            same_tag = tx.id_tag is not None and token_key(tx.id_tag) == key
+            if same_tag and tx.evse_id == req.evse_id and tx.connector_id == req.connector_id:
+                return tx
+        return None
+
+    async def _write_new(self, tx: Transaction, unit: Unit[None]) -> None:
+        """Write a new transaction; its slot in the token's limit is taken before and given
+        back if the write fails."""
+        tag = None if tx.id_tag is None else token_key(tx.id_tag)
+        if tag is not None and tx.auth_status == AuthStatus.ACCEPTED.value:
+            self._holdings.add(tag, tx.id, (tx.charge_point_id, tx.evse_id))
+        try:
+            await self._db.write(unit)
+        except BaseException:
+            if tag is not None:
+                self._holdings.remove(tag, tx.id)
+            self._ids.resync()
+            raise
+        self._remember(tx)
 
     async def stop_transaction(self, cp_id: str, req: StopRequest) -> StopResult:
-        now = self._clock()
+        turn = await self._one_at_a_time(cp_id)
+        try:
+            return await self._stop(cp_id, req)
+        finally:
+            self._done(cp_id, turn)
 
-        async def unit(w: WriteTx) -> StopResult:
-            conn = await w.connection()
-            auth: AuthResult | None = None
-            if req.id_tag is not None:
-                auth = decide(await token_repo.get(conn, req.id_tag), now)
-            tx = await tx_repo.get(conn, req.transaction_id)
-            if tx is None or tx.charge_point_id != cp_id:
-                await tx_repo.record_unmatched(
-                    conn, cp_id, "StopTransaction", str(req.transaction_id), req.raw or {}, now
-                )
+    async def _stop(self, cp_id: str, req: StopRequest) -> StopResult:
+        """Like a start: the transaction (from memory, else a coalesced look-up), its
+        readings and the energy are read and computed before the write, which only merges
+        its updates into the batch's."""
+        now = self._clock()
+        token, tx, readings = await asyncio.gather(
+            self._token(req.id_tag) if req.id_tag is not None else _nothing(),
+            self._transaction(req.transaction_id),
+            self._readings.load(req.transaction_id),
+        )
+        auth = None if req.id_tag is None else decide(token, now)
+        if tx is None or tx.charge_point_id != cp_id:
+
+            async def unmatched(w: WriteTx) -> None:
                 tx_repo.add_samples_later(
                     w,
                     cp_id=cp_id,
@@ -587,9 +718,34 @@ class ChargingService:
                     transaction_id=None,
                     samples=req.samples,
                 )
-                return StopResult(auth, known=False, duplicate=False)
-            if not tx.active:
-                return StopResult(auth, True, True, tx.energy_wh, tx.flags)
+                await tx_repo.record_unmatched(
+                    await w.connection(),
+                    cp_id,
+                    "StopTransaction",
+                    str(req.transaction_id),
+                    req.raw or {},
+                    now,
+                )
+
+            await self._db.write(unmatched)
+            log.warning(
+                "transaction_stop_unmatched",
+                charge_point_id=cp_id,
+                transaction_id=req.transaction_id,
+            )
+            return StopResult(auth, known=False, duplicate=False)
+        if not tx.active:
+            return StopResult(auth, True, True, tx.energy_wh, tx.flags)
+        energy = _energy(
+            tx.meter_start_wh,
+            req.meter_stop_wh,
+            tx.start_at,
+            req.timestamp,
+            [*(readings or []), *tx_repo.register_points(req.samples)],
+        )
+        flags = tuple(f.value for f in energy.flags)
+
+        async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
                 w,
                 cp_id=cp_id,
@@ -598,46 +754,54 @@ class ChargingService:
                 transaction_id=tx.id,
                 samples=req.samples,
             )
-            conn = await w.connection()
-            readings = await tx_repo.register_readings(conn, tx.id)
-            energy = _energy(
-                tx.meter_start_wh, req.meter_stop_wh, tx.start_at, req.timestamp, readings
-            )
-            flags = tuple(f.value for f in energy.flags)
-            await tx_repo.finish(
-                conn,
+            tx_repo.update_later(
+                w,
                 tx.id,
+                now,
+                state=TransactionState.COMPLETED.value,
                 stop_at=req.timestamp,
                 meter_stop_wh=req.meter_stop_wh,
                 energy_wh=energy.energy_wh,
                 flags=flags,
                 stop_reason=req.reason,
                 stop_id_tag=req.id_tag,
-                now=now,
+                billing=BillingState.PENDING.value,
             )
-            await profile_repo.end_with_transaction(conn, cp_id, tx.id, now)
-            return StopResult(auth, True, False, energy.energy_wh, flags, tx.evse_id)
+            profile_repo.end_with_transaction_later(w, cp_id, tx.id, now)
 
-        result = await self._db.write(unit)
-        self._owners.pop(req.transaction_id, None)
-        if result.evse_id is not None:
-            self._evse_tx.pop((cp_id, result.evse_id), None)
-        if not result.known:
-            log.warning(
-                "transaction_stop_unmatched",
-                charge_point_id=cp_id,
-                transaction_id=req.transaction_id,
-            )
-        elif not result.duplicate:
-            log.info(
-                "transaction_stopped",
-                charge_point_id=cp_id,
-                transaction_id=req.transaction_id,
-                energy_wh=result.energy_wh,
-                flags=list(result.flags) or None,
-            )
-            self._ended()
-        return result
+        await self._db.write(unit)
+        self._forget(tx)
+        log.info(
+            "transaction_stopped",
+            charge_point_id=cp_id,
+            transaction_id=tx.id,
+            energy_wh=energy.energy_wh,
+            flags=list(flags) or None,
+        )
+        self._ended()
+        return StopResult(auth, True, False, energy.energy_wh, flags, tx.evse_id)
+
+    async def _transaction(self, tx_id: int) -> Transaction | None:
+        """A transaction by id: running ones this process knows from memory."""
+        tx = self._active.get(tx_id)
+        if tx is None:
+            tx = await self._transactions.load(tx_id)
+            if tx is not None and tx.active:
+                self._remember(tx)
+        return tx
+
+    def _remember(self, tx: Transaction) -> None:
+        if len(self._active) >= _MAX_OWNERS:
+            self._active.clear()
+        self._active[tx.id] = tx
+
+    def _forget(self, tx: Transaction) -> None:
+        """A transaction ended: it no longer holds its token nor its EVSE."""
+        self._active.pop(tx.id, None)
+        if tx.id_tag is not None:
+            self._holdings.remove(token_key(tx.id_tag), tx.id)
+        if self._evse_tx.get((tx.charge_point_id, tx.evse_id)) == tx.id:
+            del self._evse_tx[(tx.charge_point_id, tx.evse_id)]
 
     def _ended(self) -> None:
         for hook in self.on_ended:
@@ -655,40 +819,27 @@ class ChargingService:
         """Store samples; returns False when they name a transaction we do not know."""
         now = self._clock()
         tx_id = report.transaction_id
-        owner = None if tx_id is None else self._owners.get(tx_id)
-        known_owner = owner is not None and owner == cp_id
+        known = True
+        if tx_id is not None:
+            tx = await self._transaction(tx_id)
+            known = tx is not None and tx.charge_point_id == cp_id
 
-        async def unit(w: WriteTx) -> bool:
-            linked = tx_id
-            known = True
-            if tx_id is not None and not known_owner:
-                # Not cached: look the transaction up (and remember it if it is active here).
-                conn = await w.connection()
-                tx = await tx_repo.get(conn, tx_id)
-                if tx is None or tx.charge_point_id != cp_id:
-                    known = False
-                    linked = None
-                    await tx_repo.record_unmatched(
-                        conn, cp_id, "MeterValues", str(tx_id), report.raw or {}, now
-                    )
-                elif tx.active:
-                    self._remember(tx_id, cp_id)
+        async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
                 w,
                 cp_id=cp_id,
                 evse_id=report.evse_id,
                 connector_id=report.connector_id,
-                transaction_id=linked,
+                transaction_id=tx_id if known else None,
                 samples=report.samples,
             )
-            return known
+            if not known:
+                await tx_repo.record_unmatched(
+                    await w.connection(), cp_id, "MeterValues", str(tx_id), report.raw or {}, now
+                )
 
-        return await self._db.write(unit)
-
-    def _remember(self, tx_id: int, cp_id: str) -> None:
-        if len(self._owners) >= _MAX_OWNERS:
-            self._owners.clear()
-        self._owners[tx_id] = cp_id
+        await self._db.write(unit)
+        return known
 
     # --- OCPP 2.0.1 transactions --------------------------------------------------------
 
@@ -698,18 +849,32 @@ class ChargingService:
         """Apply one TransactionEvent. Events may arrive late, twice or out of order (a
         station's offline queue): a repeated seqNo changes nothing, and every other event
         merges into the transaction in a way that does not depend on arrival order."""
+        turn = await self._one_at_a_time(cp_id)
+        try:
+            return await self._transaction_event(cp_id, version, event, raw)
+        finally:
+            self._done(cp_id, turn)
+
+    async def _transaction_event(
+        self, cp_id: str, version: str, event: TransactionEvent, raw: dict[str, Any]
+    ) -> TxEventResult:
+        """The common events (an Updated that only adds readings, the first event of a new
+        transaction, the Ended of a running one) are decided before the write and only add
+        rows and updates to the writer's batch; anything else (events of a transaction that
+        ended, out of order, or after a restart) takes the general path."""
         now = self._clock()
-        allow_unknown = self.settings.allow_unknown_tags
         key = (cp_id, event.ocpp_transaction_id)
         cursor = self._cursors.get(key)
         if cursor is not None and event.seq_no in cursor.seen:
             # A resend of an event already committed: same answer, nothing changes.
-            auth = None
+            again = None
             if event.id_token is not None:
-                auth = await self.authorize(cp_id, event.id_token, event.token_type, event.evse_id)
-            return TxEventResult(cursor.tx.id, auth, duplicate=True)
+                again = await self.authorize(cp_id, event.id_token, event.token_type, event.evse_id)
+            return TxEventResult(cursor.tx.id, again, duplicate=True)
+        token: Token | None = None
         grant: Grant | None = None
         if event.id_token is not None and event.token_type != NO_AUTHORIZATION:
+            token = await self._token(event.id_token)
             decided = (
                 cursor is not None
                 and cursor.tx.cdr_token is not None
@@ -717,10 +882,8 @@ class ChargingService:
                 and token_key(cursor.tx.id_tag) == token_key(event.id_token)
             )
             if not decided:
-                async with self._db.read() as conn:
-                    presented = await token_repo.get(conn, event.id_token)
                 grant = await self._grant_for(
-                    cp_id, event.id_token, event.token_type, event.evse_id, presented
+                    cp_id, event.id_token, event.token_type, event.evse_id, token
                 )
         if (
             cursor is not None
@@ -730,38 +893,216 @@ class ChargingService:
             and not _merge(cursor.tx, event, None, None, register_bounds(event.samples))
         ):
             return await self._append_event(cp_id, cursor, event, raw, now)
+        stored = cursor.tx if cursor is not None else await self._by_ocpp_id.load(key)
+        ended = event.event_type is TxEventType.ENDED
+        reservations: list[Reservation] = []
+        if event.id_token is not None:
+            reservations = await self._reservations.load(cp_id) or []
+        tx_id = stored.id if stored is not None else await self._new_id()
+        auth: AuthResult | None = None
+        slot: tuple[str, int] | None = None
+        if event.id_token is not None:
+            auth = await self._decide_in(cp_id, event, tx_id, token, grant, now)
+            if auth.accepted and not ended:
+                # Taken now (nothing waited since the count); given back if it fails.
+                slot = (token_key(event.id_token), tx_id)
+                evse_id = event.evse_id or (stored.evse_id if stored is not None else 0)
+                self._holdings.add(slot[0], tx_id, (cp_id, evse_id))
+        try:
+            if stored is None and not ended:
+                result = await self._first_event(
+                    cp_id, version, event, raw, now, auth, grant, reservations, tx_id
+                )
+            elif cursor is not None and cursor.tx.active and ended:
+                result = await self._last_event(cp_id, cursor, event, raw, now, auth, grant)
+            else:
+                result = await self._any_event(
+                    cp_id, version, event, raw, now, auth, grant, reservations, tx_id
+                )
+        except BaseException:
+            if slot is not None:
+                self._holdings.remove(*slot)
+            raise
+        if grant is not None and event.id_token is not None:
+            await self._grant_used(cp_id, event.id_token, grant)
+        self._after_event(key, event, result)
+        return result
+
+    async def _first_event(
+        self,
+        cp_id: str,
+        version: str,
+        event: TransactionEvent,
+        raw: dict[str, Any],
+        now: datetime,
+        auth: AuthResult | None,
+        grant: Grant | None,
+        reservations: list[Reservation],
+        tx_id: int,
+    ) -> TxEventResult:
+        """A transaction we have no row of yet (its Started, or an Updated of a station that
+        began it offline): created with the batch."""
+        reservation_id = event.reservation_id
+        if auth is not None and event.id_token is not None:
+            auth, reservation_id = self._reservation_at_start(
+                reservations,
+                cp_id,
+                event.evse_id,
+                event.id_token,
+                auth.parent_uid,
+                event.reservation_id,
+                auth,
+                now,
+            )
+        bounds = register_bounds(event.samples)
+        begin = _context_reading(event.samples, "Transaction.Begin")
+        tx = tx_repo.new_transaction(
+            tx_id,
+            cp_id=cp_id,
+            ocpp_version=version,
+            evse_id=event.evse_id or 0,
+            connector_id=event.connector_id or (1 if event.evse_id else 0),
+            id_tag=event.id_token,
+            auth_status=None if auth is None else auth.status.value,
+            start_at=event.timestamp,
+            meter_start_wh=begin if begin is not None else _low(bounds),
+            reservation_id=reservation_id,
+            remote_start_id=event.remote_start_id,
+            ocpp_transaction_id=event.ocpp_transaction_id,
+            grant=grant,
+        )
+
+        async def unit(w: WriteTx) -> None:
+            tx_repo.insert_later(w, tx, now)
+            _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, raw, now)
+            if reservation_id is not None:
+                await reservation_repo.set_state(
+                    await w.connection(),
+                    reservation_id,
+                    ReservationState.USED,
+                    now,
+                    transaction_id=tx.id,
+                )
+
+        await self._write_new(tx, unit)
+        return TxEventResult(tx.id, auth, False, cursor=_TxCursor(tx, {event.seq_no}))
+
+    async def _last_event(
+        self,
+        cp_id: str,
+        cursor: _TxCursor,
+        event: TransactionEvent,
+        raw: dict[str, Any],
+        now: datetime,
+        auth: AuthResult | None,
+        grant: Grant | None,
+    ) -> TxEventResult:
+        """The Ended event of a running transaction this process follows: its readings come
+        from a coalesced look-up, the rest from memory."""
+        tx = cursor.tx
+        changes = self._changes(tx, event, auth, grant)
+        fresh = _applied(tx, changes)
+        readings = await self._readings.load(tx.id) or []
+        energy = _energy(
+            fresh.meter_start_wh,
+            fresh.meter_stop_wh,
+            fresh.start_at,
+            fresh.stop_at or event.timestamp,
+            [*readings, *tx_repo.register_points(event.samples)],
+        )
+        flags = tuple(f.value for f in energy.flags)
+
+        async def unit(w: WriteTx) -> None:
+            _keep_event(
+                w,
+                cp_id,
+                tx.id,
+                event.evse_id or tx.evse_id,
+                event.connector_id or tx.connector_id,
+                event,
+                raw,
+                now,
+            )
+            tx_repo.update_later(w, tx.id, now, **changes, energy_wh=energy.energy_wh, flags=flags)
+            profile_repo.end_with_transaction_later(w, cp_id, tx.id, now)
+
+        await self._db.write(unit)
+        ended = replace(fresh, energy_wh=energy.energy_wh, flags=flags)
+        seen = {*cursor.seen, event.seq_no}
+        return TxEventResult(tx.id, auth, False, ended=True, cursor=_TxCursor(ended, seen))
+
+    def _changes(
+        self,
+        tx: Transaction,
+        event: TransactionEvent,
+        auth: AuthResult | None,
+        grant: Grant | None,
+        *,
+        merge: bool = True,
+    ) -> dict[str, Any]:
+        """What an event changes in a stored transaction (columns and values); without
+        `merge`, only what its end changes (for a transaction just made from it)."""
+        bounds = register_bounds(event.samples)
+        begin = _context_reading(event.samples, "Transaction.Begin")
+        changes = _merge(tx, event, auth, begin, bounds) if merge else {}
+        if grant is not None and tx.cdr_token is None and "id_tag" in changes:
+            changes.update(
+                auth_method=grant.method.value,
+                authorization_reference=grant.authorization_reference,
+                cdr_token=dict(grant.cdr_token),
+            )
+        ended = event.event_type is TxEventType.ENDED
+        if ended and tx.active:
+            changes["billing"] = BillingState.PENDING.value
+        if ended:
+            changes["state"] = TransactionState.COMPLETED.value
+            changes["stop_at"] = event.timestamp
+            changes["stop_reason"] = event.stopped_reason or "Local"
+            end = _context_reading(event.samples, "Transaction.End")
+            high = end if end is not None else _high(bounds)
+            if high is not None:
+                changes["meter_stop_wh"] = max(high, tx.meter_stop_wh or high)
+        elif not tx.active and bounds is not None and tx.meter_stop_wh is not None:
+            # A late event of a finished transaction may still move its last reading.
+            changes["meter_stop_wh"] = max(tx.meter_stop_wh, round(bounds[1]))
+        if ended and event.id_token is not None:
+            changes["stop_id_tag"] = event.id_token
+        return changes
+
+    async def _any_event(
+        self,
+        cp_id: str,
+        version: str,
+        event: TransactionEvent,
+        raw: dict[str, Any],
+        now: datetime,
+        auth: AuthResult | None,
+        grant: Grant | None,
+        reservations: list[Reservation],
+        new_id: int,
+    ) -> TxEventResult:
+        """The general path, in the writer: events in any order, of transactions in any
+        state, read back from the database."""
 
         async def unit(w: WriteTx) -> TxEventResult:
             conn = await w.connection()
             tx = await tx_repo.find_by_ocpp_id(conn, cp_id, event.ocpp_transaction_id)
-            auth: AuthResult | None = None
-            if event.id_token is not None:
-                auth = await self._authorize_in(
-                    conn,
-                    cp_id,
-                    event.id_token,
-                    event.token_type,
-                    event.evse_id,
-                    tx.id if tx is not None else None,
-                    now,
-                    allow_unknown,
-                    grant,
-                )
+            decided = auth
             if tx is not None and await tx_repo.event_seen(conn, tx.id, event.seq_no):
-                return TxEventResult(tx.id, auth, duplicate=True, cursor=await _cursor(conn, tx))
-            bounds = register_bounds(event.samples)
-            begin = _context_reading(event.samples, "Transaction.Begin")
+                return TxEventResult(tx.id, decided, duplicate=True, cursor=await _cursor(conn, tx))
             if tx is None:
+                bounds = register_bounds(event.samples)
+                begin = _context_reading(event.samples, "Transaction.Begin")
                 reservation_id = event.reservation_id
-                if auth is not None and event.id_token is not None:
-                    auth, reservation_id = await self._reservations_at_start(
-                        conn,
+                if decided is not None and event.id_token is not None:
+                    decided, reservation_id = self._reservation_at_start(
+                        reservations,
                         cp_id,
                         event.evse_id,
                         event.id_token,
-                        auth.parent_uid,
+                        decided.parent_uid,
                         event.reservation_id,
-                        auth,
+                        decided,
                         now,
                     )
                 tx_id = await tx_repo.create(
@@ -771,7 +1112,7 @@ class ChargingService:
                     evse_id=event.evse_id or 0,
                     connector_id=event.connector_id or (1 if event.evse_id else 0),
                     id_tag=event.id_token,
-                    auth_status=None if auth is None else auth.status.value,
+                    auth_status=None if decided is None else decided.status.value,
                     start_at=event.timestamp,
                     meter_start_wh=begin if begin is not None else _low(bounds),
                     reservation_id=reservation_id,
@@ -779,6 +1120,7 @@ class ChargingService:
                     grant=grant,
                     now=now,
                     ocpp_transaction_id=event.ocpp_transaction_id,
+                    tx_id=new_id,
                 )
                 if reservation_id is not None:
                     await reservation_repo.set_state(
@@ -787,15 +1129,10 @@ class ChargingService:
                 created = await tx_repo.get(conn, tx_id)
                 assert created is not None
                 tx = created
-                changes: dict[str, Any] = {}
+                # Made from this very event: only its end can change it.
+                changes = self._changes(tx, event, decided, grant, merge=False)
             else:
-                changes = _merge(tx, event, auth, begin, bounds)
-                if grant is not None and tx.cdr_token is None and "id_tag" in changes:
-                    changes.update(
-                        auth_method=grant.method.value,
-                        authorization_reference=grant.authorization_reference,
-                        cdr_token=dict(grant.cdr_token),
-                    )
+                changes = self._changes(tx, event, decided, grant)
             _keep_event(
                 w,
                 cp_id,
@@ -807,21 +1144,6 @@ class ChargingService:
                 now,
             )
             ended = event.event_type is TxEventType.ENDED
-            if ended and tx.active:
-                changes["billing"] = BillingState.PENDING.value
-            if ended:
-                changes["state"] = TransactionState.COMPLETED.value
-                changes["stop_at"] = event.timestamp
-                changes["stop_reason"] = event.stopped_reason or "Local"
-                end = _context_reading(event.samples, "Transaction.End")
-                high = end if end is not None else _high(bounds)
-                if high is not None:
-                    changes["meter_stop_wh"] = max(high, tx.meter_stop_wh or high)
-            elif not tx.active and bounds is not None and tx.meter_stop_wh is not None:
-                # A late event of a finished transaction may still move its last reading.
-                changes["meter_stop_wh"] = max(tx.meter_stop_wh, round(bounds[1]))
-            if ended and event.id_token is not None:
-                changes["stop_id_tag"] = event.id_token
             if changes:
                 await tx_repo.update_fields(conn, tx.id, now, **changes)
             if ended:
@@ -848,24 +1170,40 @@ class ChargingService:
             fresh = await tx_repo.get(await w.connection(), tx.id)
             assert fresh is not None
             return TxEventResult(
-                tx.id, auth, duplicate=False, ended=ended, cursor=await _cursor(conn, fresh)
+                tx.id, decided, duplicate=False, ended=ended, cursor=await _cursor(conn, fresh)
             )
 
-        result = await self._db.write(unit)
-        if grant is not None and event.id_token is not None and not result.duplicate:
-            await self._grant_used(cp_id, event.id_token, grant)
+        try:
+            return await self._db.write(unit)
+        except BaseException:
+            self._ids.resync()
+            raise
+
+    def _after_event(
+        self, key: tuple[str, str], event: TransactionEvent, result: TxEventResult
+    ) -> None:
+        """Keep what this process knows of the transaction, and tell who listens."""
+        cp_id = key[0]
         if result.cursor is not None:
             tx = result.cursor.tx
             if tx.active:
                 if len(self._cursors) >= _MAX_OWNERS:
                     self._cursors.clear()
                 self._cursors[key] = result.cursor
+                self._remember(tx)
                 if tx.evse_id:
                     self._note_evse(cp_id, tx.evse_id, tx.id)
+                if tx.id_tag is not None:
+                    # As stored: a slot taken for it is given back if it was refused after
+                    # all (the EVSE is reserved for someone else).
+                    tag = token_key(tx.id_tag)
+                    if tx.auth_status == AuthStatus.ACCEPTED.value:
+                        self._holdings.add(tag, tx.id, (cp_id, tx.evse_id))
+                    else:
+                        self._holdings.remove(tag, tx.id)
             else:
                 self._cursors.pop(key, None)
-                if self._evse_tx.get((cp_id, tx.evse_id)) == tx.id:
-                    del self._evse_tx[(cp_id, tx.evse_id)]
+                self._forget(tx)
         if result.duplicate:
             log.info(
                 "transaction_event_repeated",
@@ -890,7 +1228,6 @@ class ChargingService:
                 offline=event.offline,
             )
             self._ended()
-        return result
 
     async def _append_event(
         self,
@@ -911,34 +1248,32 @@ class ChargingService:
         cursor.seen.add(event.seq_no)
         return TxEventResult(tx.id, None, duplicate=False)
 
-    async def _authorize_in(
+    async def _decide_in(
         self,
-        conn: Any,
         cp_id: str,
-        id_token: str,
-        token_type: str | None,
-        evse_id: int | None,
+        event: TransactionEvent,
         own_tx: int | None,
+        token: Token | None,
+        grant: Grant | None,
         now: datetime,
-        allow_unknown: bool,
-        grant: Grant | None = None,
     ) -> AuthResult:
         """The decision for a token presented inside a transaction (its own transaction does
-        not make it busy); `grant`: another party's decision for it."""
-        if token_type == NO_AUTHORIZATION:
+        not make it busy, nor one on the same EVSE); `grant`: another party's decision."""
+        assert event.id_token is not None
+        if event.token_type == NO_AUTHORIZATION:
             return AuthResult(AuthStatus.ACCEPTED)
-        token = await token_repo.get(conn, id_token)
-        vouched = grant is not None and grant.accepted
-        active = await tx_repo.active_for_tag(conn, id_token) if token or vouched else []
-        busy = any(
-            t.id != own_tx and (t.charge_point_id != cp_id or t.evse_id != evse_id)
-            for t in _authorized(active)
+        evse_id = event.evse_id
+        busy = await self._over_limit(
+            event.id_token,
+            token,
+            grant,
+            lambda tx_id, place: tx_id != own_tx and place != (cp_id, evse_id),
         )
         if grant is not None:
             auth = grant.auth()
             return AuthResult(AuthStatus.CONCURRENT_TX) if auth.accepted and busy else auth
         auth = decide(token, now, busy_elsewhere=busy)
-        if token is None and allow_unknown:
+        if token is None and self.settings.allow_unknown_tags:
             auth = AuthResult(AuthStatus.ACCEPTED)
         return auth
 
@@ -948,14 +1283,14 @@ class ChargingService:
         """OCPP 2.0.1 MeterValues (outside TransactionEvents): linked to the transaction
         running on that EVSE, if any. Returns its id."""
         key = (cp_id, evse_id)
-        known = key in self._evse_tx
-        cached = self._evse_tx.get(key)
+        if key in self._evse_tx:
+            tx_id = self._evse_tx[key]
+        else:
+            running = await self._on_evse.load(key) if evse_id else None
+            tx_id = None if running is None else running.id
+            self._note_evse(cp_id, evse_id, tx_id)
 
-        async def unit(w: WriteTx) -> int | None:
-            tx_id = cached
-            if not known and evse_id:
-                active = await tx_repo.active_on_evse(await w.connection(), cp_id, evse_id)
-                tx_id = None if active is None else active.id
+        async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
                 w,
                 cp_id=cp_id,
@@ -964,11 +1299,8 @@ class ChargingService:
                 transaction_id=tx_id,
                 samples=samples,
             )
-            return tx_id
 
-        tx_id = await self._db.write(unit)
-        if not known:
-            self._note_evse(cp_id, evse_id, tx_id)
+        await self._db.write(unit)
         return tx_id
 
     def _note_evse(self, cp_id: str, evse_id: int, tx_id: int | None) -> None:
@@ -987,9 +1319,9 @@ class ChargingService:
 
     # --- reservations and remote starts ----------------------------------------------
 
-    async def _reservations_at_start(
-        self,
-        conn: Any,
+    @staticmethod
+    def _reservation_at_start(
+        reservations: list[Reservation],
         cp_id: str,
         evse_id: int | None,
         id_tag: str,
@@ -998,9 +1330,9 @@ class ChargingService:
         auth: AuthResult,
         now: datetime,
     ) -> tuple[AuthResult, int | None]:
-        """A transaction starts: the reservation it uses (its id), and the answer for its
-        token, which becomes NotAtThisTime when the EVSE is held for someone else."""
-        reservations = await reservation_repo.open_for(conn, cp_id)
+        """A transaction starts: the reservation it uses (its id) among the charger's open
+        ones, and the answer for its token, which becomes NotAtThisTime when the EVSE is held
+        for someone else."""
         if not reservations:
             return auth, None
         check = check_start(reservations, evse_id, id_tag, parent_uid, now, reservation_id)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from csms.core.authorization import Token, TokenStatus
+from csms.core.authorization import Token, TokenStatus, parse_limit
 from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
 from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
@@ -38,6 +38,8 @@ from csms.storage.local_lists import LocalList
 from csms.storage.transactions import StoredEvent
 
 MIN_PASSWORD_LENGTH = 8
+# What `update_token` may change.
+_TOKEN_FIELDS = {"status", "expires_at", "parent_uid", "type", "origin", "max_concurrent"}
 
 
 class AlreadyExists(CsmsError):
@@ -202,6 +204,30 @@ class StaffService:
 
         return await self._db.write(unit)
 
+    async def update_token(self, uid: str, **changes: Any) -> Token:
+        """Change some of a stored token's fields (status, expires_at, parent_uid, type,
+        origin, max_concurrent); the others stay. Returns the token as stored."""
+        unknown = set(changes) - _TOKEN_FIELDS
+        if unknown:
+            raise ValueError(f"not token fields: {sorted(unknown)}")
+        if not changes:
+            raise InvalidInput("nothing to change: give at least one option")
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> Token:
+            conn = await w.connection()
+            stored = await token_repo.get(conn, uid)
+            if stored is None:
+                raise UnknownToken(f"no token {uid}")
+            _check_token(replace(stored, **changes))
+            values = {k: v.value if isinstance(v, TokenStatus) else v for k, v in changes.items()}
+            await token_repo.set_fields(conn, uid, now, **values)
+            changed = await token_repo.get(conn, uid)
+            assert changed is not None
+            return changed
+
+        return await self._db.write(unit)
+
     async def set_token_status(self, uid: str, status: TokenStatus) -> None:
         now = self._clock()
 
@@ -223,14 +249,18 @@ class StaffService:
             raise UnknownToken(f"no token {uid}")
         return found
 
-    async def import_tokens(self, tokens: Sequence[Token]) -> tuple[int, int]:
+    async def import_tokens(
+        self, tokens: Sequence[Token], *, limits: bool = True
+    ) -> tuple[int, int]:
+        """Insert or update tokens; returns (created, updated). Without `limits` (a file
+        without a max_concurrent column) stored tokens keep their limit."""
         for token in tokens:
             _check_token(token)
         now = self._clock()
 
         async def unit(w: WriteTx) -> tuple[int, int]:
             conn = await w.connection()
-            return await token_repo.upsert(conn, tokens, now)
+            return await token_repo.upsert(conn, tokens, now, limits=limits)
 
         return await self._db.write(unit)
 
@@ -290,6 +320,8 @@ def _check_token(token: Token) -> None:
         raise InvalidInput(f"invalid token uid {token.uid!r} (1 to 36 characters, no spaces)")
     if token.parent_uid is not None and len(token.parent_uid) > 36:
         raise InvalidInput(f"invalid parent uid {token.parent_uid!r}")
+    if token.max_concurrent is not None and token.max_concurrent < 1:
+        raise InvalidInput(f"max_concurrent must be at least 1, not {token.max_concurrent}")
     try:
         origin = check_origin(token.origin)
     except ValueError as exc:
@@ -309,9 +341,18 @@ def token_owner(text: str | None) -> str:
         raise InvalidInput(str(exc)) from None
 
 
-def parse_tokens_csv(text: str) -> list[Token]:
-    """Tokens from CSV with a header row: uid[,status][,expires][,parent][,type][,owner]
-    (owner: `CC*PID` of the party owning the token, empty for ours).
+@dataclass(frozen=True, slots=True)
+class TokenFile:
+    tokens: list[Token]
+    # Whether the file gives each token's limit of concurrent transactions.
+    limits: bool
+
+
+def parse_tokens_csv(text: str) -> TokenFile:
+    """Tokens from CSV with a header row:
+    uid[,status][,expires][,parent][,type][,owner][,max_concurrent] (owner: `CC*PID` of the
+    party owning the token, empty for ours; max_concurrent: a number or `unlimited`, empty
+    for 1).
 
     Raises InvalidInput naming the line of the first bad row; nothing is half-read.
     """
@@ -321,7 +362,7 @@ def parse_tokens_csv(text: str) -> list[Token]:
     fields = [f.strip().lower() for f in reader.fieldnames]
     if "uid" not in fields:
         raise InvalidInput("the header row must name a 'uid' column")
-    allowed = {"uid", "status", "expires", "parent", "type", "owner"}
+    allowed = {"uid", "status", "expires", "parent", "type", "owner", "max_concurrent"}
     unknown = [f for f in fields if f not in allowed]
     if unknown:
         raise InvalidInput(f"unknown column(s): {', '.join(unknown)}")
@@ -349,6 +390,7 @@ def parse_tokens_csv(text: str) -> list[Token]:
                 ) from None
         try:
             origin = token_owner(row.get("owner"))
+            limit = token_limit((row.get("max_concurrent") or "").strip() or "1")
         except InvalidInput as exc:
             raise InvalidInput(f"line {line}: {exc}") from None
         token = Token(
@@ -358,13 +400,22 @@ def parse_tokens_csv(text: str) -> list[Token]:
             expires_at=expires,
             parent_uid=(row.get("parent") or "").strip() or None,
             origin=origin,
+            max_concurrent=limit,
         )
         try:
             _check_token(token)
         except InvalidInput as exc:
             raise InvalidInput(f"line {line}: {exc}") from None
         tokens.append(token)
-    return tokens
+    return TokenFile(tokens, "max_concurrent" in fields)
+
+
+def token_limit(text: str) -> int | None:
+    """A token's limit of concurrent transactions from `N` or `unlimited` (None)."""
+    try:
+        return parse_limit(text)
+    except ValueError as exc:
+        raise InvalidInput(f"max_concurrent {exc}") from None
 
 
 def _status(text: str, where: str) -> TokenStatus:

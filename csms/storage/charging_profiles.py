@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.commands import ChargingProfile, ProfilePurpose
+from csms.storage.database import WriteTx
 from csms.storage.models import ChargingProfileRow
 
 _prof = cast(Table, ChargingProfileRow.__table__)
@@ -129,6 +130,22 @@ async def end_with_transaction(
         )
         .values(state=CLEARED, updated_at=now)
     )
+
+
+_END_WITH = (
+    update(_prof)
+    .where(
+        _prof.c.charge_point_id == bindparam("b_cp"),
+        _prof.c.state == INSTALLED,
+        _prof.c.transaction_id == bindparam("b_tx"),
+    )
+    .values(state=CLEARED, updated_at=bindparam("b_now"))
+)
+
+
+def end_with_transaction_later(w: WriteTx, cp_id: str, transaction_id: int, now: datetime) -> None:
+    """`end_with_transaction`, merged with the same statement of other units of the batch."""
+    w.defer(_END_WITH, {"b_cp": cp_id, "b_tx": transaction_id, "b_now": now})
 
 
 async def installed(conn: AsyncConnection, cp_id: str) -> list[StoredProfile]:

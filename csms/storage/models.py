@@ -154,6 +154,8 @@ class IdTokenRow(Base):
     origin: Mapped[str] = mapped_column(String(64), default="local")
     # An OCPI partner's token: its WhitelistType (None for ours and staff-owned tokens).
     whitelist: Mapped[str | None] = mapped_column(String(16))
+    # How many transactions it may hold at once; None: any number (fleet, free vend).
+    max_concurrent: Mapped[int | None] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -5,7 +5,7 @@ Takes an AsyncConnection; returns csms.core Reservation objects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -86,6 +86,21 @@ async def open_for(conn: AsyncConnection, cp_id: str) -> list[Reservation]:
         .order_by(_res.c.id)
     )
     return [_to_reservation(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def open_for_many(
+    conn: AsyncConnection, cp_ids: Sequence[str]
+) -> dict[str, list[Reservation]]:
+    """`open_for` of several chargers in one query."""
+    stmt = (
+        select(_res)
+        .where(_res.c.charge_point_id.in_(cp_ids), _res.c.state.in_(_OPEN))
+        .order_by(_res.c.id)
+    )
+    found: dict[str, list[Reservation]] = {cp_id: [] for cp_id in cp_ids}
+    for row in (await conn.execute(stmt)).all():
+        found[row.charge_point_id].append(_to_reservation(row))
+    return found
 
 
 async def has_open(conn: AsyncConnection, cp_id: str) -> bool:

@@ -30,6 +30,7 @@ def _to_token(row: Any) -> Token:
         whitelist=row.whitelist,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        max_concurrent=row.max_concurrent,
     )
 
 
@@ -38,12 +39,21 @@ async def get(conn: AsyncConnection, uid: str) -> Token | None:
     return None if row is None else _to_token(row)
 
 
+async def get_many(conn: AsyncConnection, uid_keys: Sequence[str]) -> dict[str, Token]:
+    """Tokens by key (`token_key(uid)`), a batch of look-ups in one query."""
+    stmt = select(_tok).where(_tok.c.uid_key.in_(uid_keys))
+    return {row.uid_key: _to_token(row) for row in (await conn.execute(stmt)).all()}
+
+
 async def list_all(conn: AsyncConnection) -> list[Token]:
     return [_to_token(r) for r in (await conn.execute(select(_tok).order_by(_tok.c.uid))).all()]
 
 
-async def upsert(conn: AsyncConnection, tokens: Sequence[Token], now: datetime) -> tuple[int, int]:
-    """Insert or replace tokens; returns (created, updated)."""
+async def upsert(
+    conn: AsyncConnection, tokens: Sequence[Token], now: datetime, *, limits: bool = True
+) -> tuple[int, int]:
+    """Insert or replace tokens; returns (created, updated). Without `limits`, stored
+    tokens keep their limit of concurrent transactions (new ones get theirs)."""
     created = updated = 0
     for token in tokens:
         key = token_key(token.uid)
@@ -57,13 +67,24 @@ async def upsert(conn: AsyncConnection, tokens: Sequence[Token], now: datetime) 
             "whitelist": token.whitelist,
             "updated_at": now,
         }
-        result = await conn.execute(update(_tok).where(_tok.c.uid_key == key).values(**values))
+        limit = {"max_concurrent": token.max_concurrent}
+        result = await conn.execute(
+            update(_tok).where(_tok.c.uid_key == key).values(**values, **(limit if limits else {}))
+        )
         if result.rowcount:
             updated += 1
         else:
-            await conn.execute(insert(_tok).values(uid_key=key, created_at=now, **values))
+            await conn.execute(insert(_tok).values(uid_key=key, created_at=now, **values, **limit))
             created += 1
     return created, updated
+
+
+async def set_fields(conn: AsyncConnection, uid: str, now: datetime, **values: Any) -> bool:
+    """Change some fields of a stored token; False when there is no such token."""
+    result = await conn.execute(
+        update(_tok).where(_tok.c.uid_key == token_key(uid)).values(updated_at=now, **values)
+    )
+    return bool(result.rowcount)
 
 
 async def set_status(conn: AsyncConnection, uid: str, status: TokenStatus, now: datetime) -> bool:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -93,6 +93,138 @@ _WITH_METER = select(
 async def get(conn: AsyncConnection, tx_id: int) -> Transaction | None:
     row = (await conn.execute(select(_tx).where(_tx.c.id == tx_id))).first()
     return None if row is None else _to_transaction(row)
+
+
+async def get_many(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, Transaction]:
+    """Transactions by id (a batch of look-ups in one query, by primary key)."""
+    rows = (await conn.execute(select(_tx).where(_tx.c.id.in_(tx_ids)))).all()
+    return {row.id: _to_transaction(row) for row in rows}
+
+
+async def by_ocpp_ids(
+    conn: AsyncConnection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Transaction]:
+    """Transactions by (charge point, 2.0.1 transactionId), through their unique index."""
+    stmt = select(_tx).where(tuple_(_tx.c.charge_point_id, _tx.c.ocpp_transaction_id).in_(keys))
+    rows = (await conn.execute(stmt)).all()
+    return {(row.charge_point_id, row.ocpp_transaction_id): _to_transaction(row) for row in rows}
+
+
+async def starts_at(
+    conn: AsyncConnection, keys: Sequence[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], list[Transaction]]:
+    """Transactions by (charge point, start time), through (charge_point_id, start_at): what
+    a resent 1.6 StartTransaction would have created. (One OR term per key: SQLite uses the
+    index on both columns for each, where a row-value IN narrows it to the charger only.)"""
+    stmt = select(_tx).where(
+        or_(*((_tx.c.charge_point_id == cp) & (_tx.c.start_at == at) for cp, at in keys))
+    )
+    found: dict[tuple[str, datetime], list[Transaction]] = {}
+    for row in (await conn.execute(stmt)).all():
+        tx = _to_transaction(row)
+        found.setdefault((tx.charge_point_id, tx.start_at), []).append(tx)
+    return found
+
+
+async def active_on_evses(
+    conn: AsyncConnection, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], Transaction]:
+    """The newest active transaction on each (charge point, EVSE). (Sorted here: ordering
+    in SQL would walk the chargers' whole history by start time.)"""
+    charge_points = sorted({cp for cp, _ in keys})
+    stmt = select(_tx).where(
+        _tx.c.charge_point_id.in_(charge_points),
+        _tx.c.state == TransactionState.ACTIVE.value,
+    )
+    wanted = set(keys)
+    found: dict[tuple[str, int], Transaction] = {}
+    for row in (await conn.execute(stmt)).all():
+        key = (row.charge_point_id, row.evse_id)
+        if key in wanted and (key not in found or found[key].start_at <= row.start_at):
+            found[key] = _to_transaction(row)
+    return found
+
+
+async def holders(
+    conn: AsyncConnection, tag_keys: Sequence[str]
+) -> dict[str, dict[int, tuple[str, int]]]:
+    """Per token key: its running transactions that were accepted (the ones that count
+    against its limit of concurrent transactions), as id -> (charge point, EVSE). One look-up
+    in the (id_tag_key, state) index."""
+    stmt = select(_tx.c.id, _tx.c.id_tag_key, _tx.c.charge_point_id, _tx.c.evse_id).where(
+        _tx.c.id_tag_key.in_(tag_keys),
+        _tx.c.state == TransactionState.ACTIVE.value,
+        _tx.c.auth_status == "Accepted",
+    )
+    found: dict[str, dict[int, tuple[str, int]]] = {key: {} for key in tag_keys}
+    for row in (await conn.execute(stmt)).all():
+        found[row.id_tag_key][row.id] = (row.charge_point_id, row.evse_id)
+    return found
+
+
+async def readings_of(
+    conn: AsyncConnection, tx_ids: Sequence[int]
+) -> dict[int, list[tuple[datetime, float]]]:
+    """The energy register readings of several transactions (the (transaction_id,
+    timestamp) index)."""
+    stmt = select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.energy_wh).where(
+        _mv.c.transaction_id.in_(tx_ids), _mv.c.energy_wh.is_not(None)
+    )
+    found: dict[int, list[tuple[datetime, float]]] = {tx_id: [] for tx_id in tx_ids}
+    for row in (await conn.execute(stmt)).all():
+        found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
+    return found
+
+
+class TransactionIds:
+    """Ids for new transactions, handed out before their row is written, so that the row
+    can go with the group commit's bulk statements and the charger's answer needs no trip
+    to the database.
+
+    Only the charging service of the process serving chargers creates transactions: on
+    SQLite the next id counts on from the largest stored one (read once); on PostgreSQL ids
+    come from the table's own sequence, a block at a time, so several processes never
+    collide. `resync()` after a failed write makes the next call read again.
+    """
+
+    BLOCK = 100
+
+    def __init__(self) -> None:
+        self._next: int | None = None
+        self._synced = False
+        self._free: list[int] = []
+
+    def resync(self) -> None:
+        """Read the largest id again before the next one (ids never go back: those handed
+        out meanwhile may still be on their way to the database)."""
+        self._synced = False
+
+    def take_now(self) -> int | None:
+        """The next id if it needs no database, else None (call `take`)."""
+        if self._free:
+            return self._free.pop()
+        if self._synced and self._next is not None:
+            taken, self._next = self._next, self._next + 1
+            return taken
+        return None
+
+    async def take(self, conn: AsyncConnection) -> int:
+        if conn.dialect.name == "postgresql":
+            if not self._free:
+                rows = await conn.execute(
+                    select(
+                        func.nextval(func.pg_get_serial_sequence("transactions", "id"))
+                    ).select_from(func.generate_series(1, self.BLOCK))
+                )
+                self._free = sorted((int(r[0]) for r in rows), reverse=True)
+            return self._free.pop()
+        if not self._synced:
+            largest = (await conn.execute(select(func.max(_tx.c.id)))).scalar_one()
+            self._next = max(int(largest or 0) + 1, self._next or 0)
+            self._synced = True
+        taken = self.take_now()
+        assert taken is not None
+        return taken
 
 
 async def find_by_ocpp_id(
@@ -205,54 +337,119 @@ async def seq_nos_of(conn: AsyncConnection, tx_id: int) -> set[int]:
 
 
 async def active_on_evse(conn: AsyncConnection, cp_id: str, evse_id: int) -> Transaction | None:
-    row = (
-        await conn.execute(
-            select(_tx)
-            .where(
-                (_tx.c.charge_point_id == cp_id)
-                & (_tx.c.evse_id == evse_id)
-                & (_tx.c.state == TransactionState.ACTIVE.value)
-            )
-            .order_by(_tx.c.start_at.desc())
-            .limit(1)
-        )
-    ).first()
-    return None if row is None else _to_transaction(row)
+    """The newest active transaction on the EVSE."""
+    return (await active_on_evses(conn, [(cp_id, evse_id)])).get((cp_id, evse_id))
 
 
-async def find_start(
-    conn: AsyncConnection,
+_INSERT_COLUMNS = (
+    "id",
+    "charge_point_id",
+    "ocpp_version",
+    "ocpp_transaction_id",
+    "evse_id",
+    "connector_id",
+    "id_tag",
+    "id_tag_key",
+    "auth_status",
+    "state",
+    "start_at",
+    "meter_start_wh",
+    "reservation_id",
+    "remote_start_id",
+    "auth_method",
+    "authorization_reference",
+    "cdr_token",
+    "received_at",
+    "updated_at",
+)
+_INSERT = BulkStatement(insert(_tx).values({name: bindparam(name) for name in _INSERT_COLUMNS}))
+
+
+def insert_later(w: WriteTx, tx: Transaction, now: datetime) -> None:
+    """Write a new running transaction (id from TransactionIds) with the batch's bulk
+    statements: no trip to the database of its own."""
+    w.defer_bulk(
+        _INSERT,
+        {
+            "id": tx.id,
+            "charge_point_id": tx.charge_point_id,
+            "ocpp_version": tx.ocpp_version,
+            "ocpp_transaction_id": tx.ocpp_transaction_id,
+            "evse_id": tx.evse_id,
+            "connector_id": tx.connector_id,
+            "id_tag": tx.id_tag,
+            "id_tag_key": None if tx.id_tag is None else token_key(tx.id_tag),
+            "auth_status": tx.auth_status,
+            "state": TransactionState.ACTIVE.value,
+            "start_at": w.db_time(tx.start_at),
+            "meter_start_wh": tx.meter_start_wh,
+            "reservation_id": tx.reservation_id,
+            "remote_start_id": tx.remote_start_id,
+            "auth_method": tx.auth_method,
+            "authorization_reference": tx.authorization_reference,
+            "cdr_token": None if tx.cdr_token is None else orjson.dumps(tx.cdr_token).decode(),
+            "received_at": w.db_time(now),
+            "updated_at": w.db_time(now),
+        },
+    )
+
+
+def new_transaction(
+    tx_id: int,
+    *,
     cp_id: str,
-    connector_id: int,
+    ocpp_version: str,
     evse_id: int,
-    id_tag: str,
+    connector_id: int,
+    id_tag: str | None,
+    auth_status: str | None,
     start_at: datetime,
-) -> Transaction | None:
-    """A transaction already created by the same StartTransaction (a resend)."""
-    row = (
-        await conn.execute(
-            select(_tx).where(
-                (_tx.c.charge_point_id == cp_id)
-                & (_tx.c.start_at == start_at)
-                & (_tx.c.evse_id == evse_id)
-                & (_tx.c.connector_id == connector_id)
-                & (_tx.c.id_tag_key == token_key(id_tag))
-            )
-        )
-    ).first()
-    return None if row is None else _to_transaction(row)
+    meter_start_wh: int | None,
+    reservation_id: int | None = None,
+    remote_start_id: int | None = None,
+    ocpp_transaction_id: str | None = None,
+    grant: Grant | None = None,
+) -> Transaction:
+    """A running transaction as `get` would read it back once written."""
+    return Transaction(
+        id=tx_id,
+        charge_point_id=cp_id,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        id_tag=id_tag,
+        auth_status=auth_status,
+        start_at=start_at.astimezone(UTC),
+        meter_start_wh=meter_start_wh,
+        state=TransactionState.ACTIVE,
+        ocpp_transaction_id=ocpp_transaction_id,
+        reservation_id=reservation_id,
+        remote_start_id=remote_start_id,
+        ocpp_version=ocpp_version,
+        **_grant_values(grant),
+    )
 
 
-async def active_for_tag(conn: AsyncConnection, id_tag: str) -> list[Transaction]:
-    rows = (
-        await conn.execute(
-            select(_tx).where(
-                (_tx.c.id_tag_key == token_key(id_tag))
-                & (_tx.c.state == TransactionState.ACTIVE.value)
-            )
+_FINISH = update(_tx).where(_tx.c.id == bindparam("b_id"))
+
+
+def update_later(w: WriteTx, tx_id: int, now: datetime, **values: Any) -> None:
+    """`update_fields`, merged with the same update of other units of the batch."""
+    if "flags" in values and not isinstance(values["flags"], str | None):
+        values["flags"] = ",".join(values["flags"]) or None
+    names = tuple(sorted(values))
+    statement = _UPDATES.get(names)
+    if statement is None:
+        statement = _FINISH.values(
+            updated_at=bindparam("b_updated_at"), **{n: bindparam(f"b_{n}") for n in names}
         )
-    ).all()
-    return [_to_transaction(r) for r in rows]
+        _UPDATES[names] = statement
+    w.defer(
+        statement,
+        {"b_id": tx_id, "b_updated_at": now, **{f"b_{n}": v for n, v in values.items()}},
+    )
+
+
+_UPDATES: dict[tuple[str, ...], Any] = {}
 
 
 async def create(
@@ -271,10 +468,15 @@ async def create(
     ocpp_transaction_id: str | None = None,
     remote_start_id: int | None = None,
     grant: Grant | None = None,
+    tx_id: int | None = None,
 ) -> int:
+    """Insert a running transaction now; `tx_id` from TransactionIds (None: the database
+    picks one)."""
+    ids = {} if tx_id is None else {"id": tx_id}
     result = await conn.execute(
         insert(_tx)
         .values(
+            **ids,
             charge_point_id=cp_id,
             ocpp_version=ocpp_version,
             ocpp_transaction_id=ocpp_transaction_id,
@@ -305,43 +507,6 @@ def _grant_values(grant: Grant | None) -> dict[str, Any]:
         "authorization_reference": grant.authorization_reference,
         "cdr_token": dict(grant.cdr_token),
     }
-
-
-async def set_grant(conn: AsyncConnection, tx_id: int, grant: Grant, now: datetime) -> None:
-    """How another party's token was authorized, for a transaction that got its token after
-    it started (2.0.1)."""
-    await conn.execute(
-        update(_tx).where(_tx.c.id == tx_id).values(updated_at=now, **_grant_values(grant))
-    )
-
-
-async def finish(
-    conn: AsyncConnection,
-    tx_id: int,
-    *,
-    stop_at: datetime,
-    meter_stop_wh: int,
-    energy_wh: int | None,
-    flags: Sequence[str],
-    stop_reason: str | None,
-    stop_id_tag: str | None,
-    now: datetime,
-) -> None:
-    await conn.execute(
-        update(_tx)
-        .where(_tx.c.id == tx_id)
-        .values(
-            state=TransactionState.COMPLETED.value,
-            stop_at=stop_at,
-            meter_stop_wh=meter_stop_wh,
-            energy_wh=energy_wh,
-            flags=",".join(flags) or None,
-            stop_reason=stop_reason,
-            stop_id_tag=stop_id_tag,
-            billing=BillingState.PENDING.value,
-            updated_at=now,
-        )
-    )
 
 
 _READINGS = BulkStatement(
@@ -389,6 +554,24 @@ def _decode(timestamp: datetime, stored: list[list[Any]]) -> list[Sample]:
     ]
 
 
+def _readings(samples: Sequence[Sample]) -> dict[datetime, list[Sample]]:
+    """Samples grouped into readings (one per timestamp), as they are stored."""
+    readings: dict[datetime, list[Sample]] = {}
+    for s in samples:
+        readings.setdefault(s.timestamp, []).append(s)
+    return readings
+
+
+def register_points(samples: Sequence[Sample]) -> list[tuple[datetime, float]]:
+    """What `register_readings` will return for these samples once they are stored."""
+    points = []
+    for at, group in _readings(samples).items():
+        energy = register_wh(group)
+        if energy is not None:
+            points.append((at.astimezone(UTC), float(energy)))
+    return points
+
+
 def add_samples_later(
     tx: WriteTx,
     *,
@@ -399,10 +582,7 @@ def add_samples_later(
     samples: Sequence[Sample],
 ) -> None:
     """One row per reading (samples sharing a timestamp)."""
-    readings: dict[datetime, list[Sample]] = {}
-    for s in samples:
-        readings.setdefault(s.timestamp, []).append(s)
-    for at, group in readings.items():
+    for at, group in _readings(samples).items():
         tx.defer_bulk(
             _READINGS,
             {

@@ -2,7 +2,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from csms.core.authorization import AuthStatus, Token, TokenStatus, decide
+from csms.core.authorization import (
+    AuthStatus,
+    Token,
+    TokenStatus,
+    decide,
+    limit_text,
+    over_limit,
+    parse_limit,
+)
 from csms.core.ids import token_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -51,3 +59,18 @@ def test_busy_token_gets_concurrent_tx_but_blocked_wins() -> None:
 
 def test_token_keys_ignore_case_and_surrounding_space() -> None:
     assert token_key(" abCD12 ") == token_key("ABCD12") == "ABCD12"
+
+
+def test_limits_of_concurrent_transactions() -> None:
+    assert not over_limit(None, 10_000)
+    assert not over_limit(1, 0)
+    assert over_limit(1, 1)
+    assert not over_limit(3, 2)
+    assert over_limit(3, 3)
+    assert parse_limit("unlimited") is None
+    assert parse_limit(" Unlimited ") is None
+    assert parse_limit("2") == 2
+    for bad in ("0", "-1", "1.5", "", "two", "²"):
+        with pytest.raises(ValueError, match="at least 1"):
+            parse_limit(bad)
+    assert limit_text(None) == "unlimited" and limit_text(4) == "4"

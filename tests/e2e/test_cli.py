@@ -113,6 +113,7 @@ def test_chargers_and_tokens_without_a_server(workdir: Path) -> None:
             "expires_at": "2030-01-01T00:00:00Z",
             "parent": "FLEET",
             "origin": "local",
+            "max_concurrent": 1,
             "updated_at": tokens[0]["updated_at"],
         }
     ]

@@ -18,8 +18,8 @@ def test_tokens_of_other_parties(workdir: Path) -> None:
     shown = json.loads(csms(workdir, "tokens", "show", "ems01", "--json").stdout)
     assert shown["uid"] == "EMS01" and shown["origin"] == "DE*EMS"
     human = csms(workdir, "tokens", "show", "EMS01").stdout
-    assert "owner:    DE*EMS" in human
-    assert "owner:    us (local)" in csms(workdir, "tokens", "show", "OWN01").stdout
+    assert "owner:          DE*EMS" in human
+    assert "owner:          us (local)" in csms(workdir, "tokens", "show", "OWN01").stdout
     listed = csms(workdir, "tokens", "list").stdout
     assert "DE*EMS" in listed and "local" in listed
 

@@ -1,0 +1,140 @@
+"""Every statement on the charging hot path (authorize, start, meter values, stop, for both
+versions) finds its rows through an index: none scans transactions, meter readings, events,
+tokens or reservations, whatever their size. Run through the real ChargingService on a SQLite
+file; each statement it sends is captured and explained with SQLite's EXPLAIN QUERY PLAN."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from csms.core.authorization import Token, TokenStatus
+from csms.core.metering import make_sample
+from csms.core.transactions import TransactionEvent, TxEventType
+from csms.services.charging import (
+    ChargingService,
+    ChargingSettings,
+    MeterReport,
+    StartRequest,
+    StopRequest,
+)
+from csms.services.staff import StaffService
+from csms.storage.database import Database
+from csms.storage.migrate import upgrade
+
+NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+# Tables that grow with the operating history.
+LARGE = ("transactions", "meter_values", "transaction_events", "id_tokens", "reservations",
+         "charging_profiles", "unmatched_messages")  # fmt: skip
+
+
+@pytest.fixture
+async def captured(tmp_path: Path) -> tuple[Path, list[tuple[str, Any]]]:
+    path = tmp_path / "plans.db"
+    db = Database.from_url(f"sqlite+aiosqlite:///{path}")
+    await upgrade(db.engine)
+    db.start()
+    await StaffService(db, lambda: NOW).add_token(Token("CARD1", TokenStatus.ACCEPTED))
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        statements.append((sql, params))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    charging = ChargingService(db, lambda: NOW, ChargingSettings())
+    try:
+        await drive(charging)
+    finally:
+        await db.close()
+    return path, statements
+
+
+def reading(at: datetime, wh: int, context: str = "Sample.Periodic") -> tuple[Any, ...]:
+    return (
+        make_sample(
+            timestamp=at, raw_value=wh, measurand="Energy.Active.Import.Register", unit="Wh",
+            context=context,
+        ),
+        make_sample(timestamp=at, raw_value=11000, measurand="Power.Active.Import", unit="W"),
+    )  # fmt: skip
+
+
+async def drive(charging: ChargingService) -> None:
+    start = NOW - timedelta(hours=1)
+    # OCPP 1.6: Authorize, StartTransaction, MeterValues, StopTransaction; then a resend.
+    await charging.connected("CP16", "1.6", None)
+    assert (await charging.authorize("CP16", "CARD1")).accepted
+    req = StartRequest(1, 1, "CARD1", 1000, start)
+    started = await charging.start_transaction("CP16", "1.6", req)
+    await charging.start_transaction("CP16", "1.6", req)
+    await charging.meter_values(
+        "CP16",
+        MeterReport(1, 1, started.transaction_id, reading(start + timedelta(minutes=5), 2000)),
+    )
+    await charging.stop_transaction(
+        "CP16",
+        StopRequest(started.transaction_id, 3000, start + timedelta(minutes=30), "CARD1"),
+    )
+    # OCPP 2.0.1: Started, Updated, Ended, and MeterValues outside the transaction.
+    await charging.connected("CP201", "2.0.1", None)
+    events = [
+        (TxEventType.STARTED, 0, start, reading(start, 1000, "Transaction.Begin"), "CARD1"),
+        (TxEventType.UPDATED, 1, start + timedelta(minutes=5), reading(start, 1500), None),
+        (TxEventType.ENDED, 2, start + timedelta(minutes=30), reading(start, 3000), None),
+    ]
+    for kind, seq, at, samples, token in events:
+        await charging.transaction_event(
+            "CP201",
+            "2.0.1",
+            TransactionEvent(
+                "T-1",
+                kind,
+                seq,
+                at,
+                "Authorized",
+                evse_id=1,
+                connector_id=1,
+                id_token=token,
+                token_type=None if token is None else "ISO14443",
+                samples=samples,
+            ),
+            {"eventType": kind.value},
+        )
+    await charging.station_meter_values("CP201", 1, reading(NOW, 3100), {})
+
+
+def plan(path: Path, sql: str, params: Any) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}", params or ()).fetchall()
+    finally:
+        conn.close()
+    return [str(r[-1]) for r in rows]
+
+
+async def test_no_hot_path_statement_scans_a_growing_table(
+    captured: tuple[Path, list[tuple[str, Any]]],
+) -> None:
+    path, statements = captured
+    checked = 0
+    scans = []
+    for sql, params in statements:
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb not in ("SELECT", "UPDATE", "DELETE"):
+            continue  # inserts and transaction control have no rows to find
+        for step in plan(path, sql, params):
+            checked += 1
+            words = step.split()
+            whole_table = words[:1] == ["SCAN"] and words[1] in LARGE and "INDEX" not in step
+            # A charger's transactions are its whole history: an index on (charge_point_id,
+            # x) used for the charger alone walks all of it.
+            whole_history = words[1:2] == ["transactions"] and step.endswith("(charge_point_id=?)")
+            if whole_table or whole_history:
+                scans.append(f"{step}  <-  {' '.join(sql.split())[:160]}")
+    assert checked >= 10, statements
+    assert scans == []
