@@ -24,6 +24,7 @@ from csms.core.errors import CsmsError, InvalidInput
 from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
+from csms.core.ocpi_locations import published_evse_code
 from csms.core.ocpi_sessions import auth_method, session_token
 from csms.core.parties import Party, owner_of
 from csms.core.partners import InterfaceRole
@@ -49,6 +50,7 @@ from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
+from csms.storage.locations import EvseDetail
 from csms.storage.tariffs import Assignment, StoredTariff
 
 log = structlog.get_logger("csms.billing")
@@ -445,7 +447,8 @@ class BillingService:
             token = await token_repo.get(conn, tx.id_tag) if tx.id_tag else None
             charger = await cp_repo.get(conn, tx.charge_point_id)
             samples = await tx_repo.samples_of(conn, tx.id)
-        data = self._cdr_object(tx, priced, token, charger, samples)
+            detail = await location_repo.evse_detail(conn, tx.charge_point_id, tx.evse_id)
+        data = self._cdr_object(tx, priced, token, charger, samples, detail)
 
         async def unit(w: WriteTx) -> str | None:
             conn = await w.connection()
@@ -513,9 +516,12 @@ class BillingService:
         token: Token | None,
         charger: Any,
         samples: Sequence[Sample],
+        detail: EvseDetail | None,
     ) -> dict[str, Any]:
         """The OCPI 2.2.1 CDR (without id and last_updated, set when stored). Its token
-        is owned by the token's party (us for our own and unknown tokens)."""
+        is owned by the token's party (us for our own and unknown tokens); its location
+        names the EVSE and connector as the location publisher shows them (`detail`: what
+        staff said about the EVSE)."""
         cost = priced.cost
         owner = owner_of(token.origin) if token is not None else None
         if owner == self.identity.party:
@@ -536,9 +542,16 @@ class BillingService:
         if tx.authorization_reference:
             data["authorization_reference"] = tx.authorization_reference[:36]
         if priced.location is not None and priced.spec is not None:
-            uid = evse_uid(tx.charge_point_id, tx.evse_id)
+            code = published_evse_code(
+                detail.evse_code if detail is not None else None,
+                self.identity.country_code,
+                self.identity.party_id,
+                tx.charge_point_id,
+                tx.evse_id,
+            )
+            spec = detail.spec(priced.spec) if detail is not None else priced.spec
             data["cdr_location"] = priced.location.ocpi_cdr_location(
-                uid, uid, str(tx.connector_id), priced.spec
+                evse_uid(tx.charge_point_id, tx.evse_id), code, str(tx.connector_id), spec
             )
         if priced.tariff is not None:
             tariff = tariff_to_ocpi(priced.tariff)

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
+# eMI3 EVSE ID (OCPI's evse_id): country, operator, "E", the outlet; `*` separators optional.
+EMI3_EVSE_ID = re.compile(r"^[A-Z]{2}\*?[A-Z0-9]{3}\*?E[A-Z0-9*]{1,30}$")
 LATITUDE = re.compile(r"^-?[0-9]{1,2}\.[0-9]{5,7}$")
 LONGITUDE = re.compile(r"^-?[0-9]{1,3}\.[0-9]{5,7}$")
 
@@ -89,8 +92,21 @@ class Rules:
         self.number(value, "incl_vat", f"{path}.{key}", required=False)
 
 
-def cdr_errors(cdr: dict[str, Any]) -> list[str]:
-    """Every way `cdr` breaks the OCPI 2.2.1 CDR rules (empty: valid)."""
+def published_evse_ids(locations: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The evse_id of every EVSE in OCPI Location objects (as GET /locations shows them),
+    by EVSE uid."""
+    return {
+        evse["uid"]: evse["evse_id"]
+        for location in locations
+        for evse in location.get("evses") or []
+        if "evse_id" in evse
+    }
+
+
+def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -> list[str]:
+    """Every way `cdr` breaks the OCPI 2.2.1 CDR rules (empty: valid). `evse_ids`: the
+    evse_id each EVSE uid is published with, when the caller knows them
+    (published_evse_ids); cdr_location.evse_id must then be that one."""
     r = Rules()
     p = "cdr"
     r.string(cdr, "country_code", p, 2)
@@ -129,6 +145,14 @@ def cdr_errors(cdr: dict[str, Any]) -> list[str]:
             r.fail(f"{lp}.coordinates.longitude", f"bad: {coordinates.get('longitude')!r}")
         r.string(location, "evse_uid", lp, 36)
         r.string(location, "evse_id", lp, 48)
+        uid, evse_id = location.get("evse_uid"), location.get("evse_id")
+        if evse_id == uid or not EMI3_EVSE_ID.match(str(evse_id)):
+            r.fail(f"{lp}.evse_id", f"not an eMI3 EVSE ID (uid {uid!r}): {evse_id!r}")
+        if evse_ids is not None and evse_ids.get(str(uid)) != evse_id:
+            r.fail(
+                f"{lp}.evse_id",
+                f"{evse_id!r} is not the published {evse_ids.get(str(uid))!r} of {uid!r}",
+            )
         r.string(location, "connector_id", lp, 36)
         r.string(location, "connector_standard", lp, 32)
         r.enum(location, "connector_format", lp, CONNECTOR_FORMATS)
