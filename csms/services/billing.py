@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -154,10 +154,6 @@ def _signed_data(samples: Sequence[Sample]) -> dict[str, Any] | None:
     return {"encoding_method": method, "signed_values": values}
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class BillingService:
     """Tariffs and CDRs. One per process (the CDR worker) or per CLI call."""
 
@@ -195,7 +191,7 @@ class BillingService:
             receivers = await _tariff_receivers(conn)
             for tariff in tariffs:
                 data = tariff_to_ocpi(tariff)
-                data["last_updated"] = _iso(now)
+                data["last_updated"] = ocpi_datetime(now)
                 stored = await tariff_repo.get(conn, tariff.id)
                 if stored is not None and _same_tariff(stored.data, data):
                     continue  # unchanged: neither its last_updated nor partners move
@@ -458,7 +454,7 @@ class BillingService:
             seq = await cdr_repo.next_seq(conn)
             cdr_id = self._cdr_id(seq)
             data["id"] = cdr_id
-            data["last_updated"] = _iso(now)
+            data["last_updated"] = ocpi_datetime(now)
             await cdr_repo.add(conn, self._stored(seq, cdr_id, tx, priced.cost, data, now))
             await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.BILLED.value)
             return cdr_id
@@ -529,8 +525,11 @@ class BillingService:
         data: dict[str, Any] = {
             "country_code": self.identity.country_code,
             "party_id": self.identity.party_id,
-            "start_date_time": _iso(tx.start_at),
-            "end_date_time": _iso(tx.stop_at or tx.start_at),
+            # One formatter for every DateTime of the CDR (as of the Session): periods keep
+            # their milliseconds, so start and end must too, or a short session's last
+            # period would start after the end.
+            "start_date_time": ocpi_datetime(tx.start_at),
+            "end_date_time": ocpi_datetime(max(tx.stop_at or tx.start_at, tx.start_at)),
             "session_id": str(tx.id),
             "cdr_token": session_token(
                 tx, owner or self.identity.party, token.type if token else None
@@ -612,7 +611,7 @@ class BillingService:
                 id=credit_id,
                 credit=True,
                 credit_reference_id=original.id,
-                last_updated=_iso(now),
+                last_updated=ocpi_datetime(now),
             )
             if reason:
                 data["remark"] = reason[:255]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
@@ -90,6 +91,12 @@ class Rules:
             return
         self.number(value, "excl_vat", f"{path}.{key}")
         self.number(value, "incl_vat", f"{path}.{key}", required=False)
+
+
+def _moment(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not DATETIME.match(text):
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def published_evse_ids(locations: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -183,6 +190,7 @@ def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -
                 r.enum(dim, "type", f"{pp}.dimensions[{d_index}]", DIMENSIONS)
                 r.number(dim, "volume", f"{pp}.dimensions[{d_index}]")
             r.string(period, "tariff_id", pp, 36, required=False)
+        _periods_within(r, cdr, periods, p)
     r.price(cdr, "total_cost", p)
     for key in (
         "total_fixed_cost",
@@ -203,6 +211,27 @@ def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -
         r.fail(f"{p}.credit_reference_id", "required on a credit CDR")
     r.datetime(cdr, "last_updated", p)
     return r.errors
+
+
+def _periods_within(r: Rules, obj: dict[str, Any], periods: list[Any], path: str) -> None:
+    """Every charging period starts within [start_date_time, end_date_time]."""
+    start, end = _moment(obj.get("start_date_time")), _moment(obj.get("end_date_time"))
+    if start is not None and end is not None and end < start:
+        r.fail(f"{path}.end_date_time", f"{obj['end_date_time']} is before the start")
+    for index, period in enumerate(periods):
+        at = _moment(period.get("start_date_time"))
+        if at is None:
+            continue
+        if start is not None and at < start:
+            r.fail(
+                f"{path}.charging_periods[{index}].start_date_time",
+                f"{period['start_date_time']} is before the start {obj['start_date_time']}",
+            )
+        if end is not None and at > end:
+            r.fail(
+                f"{path}.charging_periods[{index}].start_date_time",
+                f"{period['start_date_time']} is after the end {obj['end_date_time']}",
+            )
 
 
 SESSION_STATUSES = {"ACTIVE", "COMPLETED", "INVALID", "PENDING", "RESERVATION"}
@@ -258,7 +287,10 @@ def session_errors(session: dict[str, Any]) -> list[str]:
     currency = session.get("currency")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
         r.fail(f"{p}.currency", f"not ISO 4217: {currency!r}")
-    _charging_periods(r, session.get("charging_periods"), f"{p}.charging_periods", False)
+    periods = session.get("charging_periods")
+    _charging_periods(r, periods, f"{p}.charging_periods", False)
+    if isinstance(periods, list):
+        _periods_within(r, session, periods, p)
     r.price(session, "total_cost", p, required=False)
     r.enum(session, "status", p, SESSION_STATUSES)
     r.datetime(session, "last_updated", p)

@@ -14,13 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from csms.core.authorization import Token, TokenStatus
+from csms.core.clock import utc_now
+from csms.services.sessions import SessionService
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
 from tests.e2e.cli import Ran, csms
 from tests.e2e.conftest import Running
-from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids
+from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids, session_errors
 from tests.e2e.raw import BOOT, call, open_raw
-from tests.e2e.sim import until
+from tests.e2e.sim import register, ts, until
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -226,6 +228,49 @@ async def test_credit_and_corrected_cdr(server: Running, tmp_path: Path) -> None
     assert fresh.total_excl_vat == excl
     # The original is unchanged: CDRs are immutable.
     assert (await server.app.billing.cdr(first.id)).data == first.data
+
+
+async def test_a_sub_second_session_has_its_periods_within_start_and_end(
+    server: Running, tmp_path: Path
+) -> None:
+    """Start and stop in the same second (with milliseconds): the CDR and the Session keep
+    the milliseconds of their start and end, so no period starts after the end."""
+    cp_id = "BILL-SHORT"
+    await _set_up(server, tmp_path, cp_id)
+    ws = await open_raw(server.url, cp_id)
+    await call(ws, "BootNotification", BOOT)
+    second = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    begin, middle, end = (second + timedelta(milliseconds=ms) for ms in (120, 450, 870))
+    started = await call(
+        ws,
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "CARD1", "meterStart": 1000, "timestamp": ts(begin)},
+    )
+    tx_id = started[2]["transactionId"]
+    await call(
+        ws,
+        "MeterValues",
+        {"connectorId": 1, "transactionId": tx_id, "meterValue": [register(middle, 1002)]},
+    )
+    await call(
+        ws,
+        "StopTransaction",
+        {"transactionId": tx_id, "meterStop": 1004, "timestamp": ts(end), "idTag": "CARD1"},
+    )
+
+    async def cdr_made() -> list[Any]:
+        return await server.app.billing.cdrs_of(tx_id)
+
+    (stored,) = await until(cdr_made, "the CDR")
+    cdr = stored.data
+    assert cdr_errors(cdr) == []
+    assert (cdr["start_date_time"], cdr["end_date_time"]) == (ts(begin), ts(end))
+    assert cdr["charging_periods"][0]["start_date_time"] == ts(begin)
+    assert Decimal(str(cdr["total_energy"])) == Decimal("0.004")
+    session = await SessionService(server.app.db, utc_now, server.app.billing).session(tx_id)
+    assert session is not None and session_errors(session) == []
+    assert (session["start_date_time"], session["end_date_time"]) == (ts(begin), ts(end))
+    await ws.close()
 
 
 async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> None:
