@@ -157,6 +157,59 @@ def test_bad_input_is_one_line_and_nonzero(workdir: Path, args: list[str], messa
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def one_line_refusal(result: subprocess.CompletedProcess[str], line: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"error: {line}\n"
+
+
+def test_tariffs_import_refuses_another_partys_tariff(workdir: Path) -> None:
+    """We publish our tariffs under our own URL: each carries our party (NL*CSM here)."""
+    pc = {"type": "ENERGY", "price": 0.3, "step_size": 1}
+    tariff = {"currency": "EUR", "elements": [{"price_components": [pc]}]}
+    ours = [
+        {**tariff, "id": "T1"},  # no party: ours
+        {**tariff, "id": "T2", "country_code": "nl", "party_id": "csm"},  # ours, any case
+    ]
+    path = workdir / "tariffs.json"
+    path.write_text(json.dumps([*ours, {**tariff, "id": "T3", "country_code": "DE"}]))
+    one_line_refusal(
+        csms(workdir, "tariffs", "import", str(path), ok=False),
+        "tariff \"T3\": [2].country_code: 'DE' is not ours (NL)",
+    )
+    path.write_text(json.dumps({**tariff, "id": "T4", "country_code": "NL", "party_id": "ABC"}))
+    one_line_refusal(
+        csms(workdir, "tariffs", "import", str(path), ok=False),
+        "tariff \"T4\": party_id: 'ABC' is not ours (CSM)",
+    )
+    assert json.loads(csms(workdir, "tariffs", "list", "--json").stdout) == []
+    path.write_text(json.dumps(ours))
+    assert "2 new" in csms(workdir, "tariffs", "import", str(path)).stdout
+    for tariff_id in ("T1", "T2"):
+        shown = json.loads(csms(workdir, "tariffs", "show", tariff_id).stdout)
+        assert (shown["country_code"], shown["party_id"]) == ("NL", "CSM")
+
+
+def test_locations_import_refuses_another_partys_location(workdir: Path) -> None:
+    site = {
+        "address": "Weg 1",
+        "city": "Utrecht",
+        "country": "NLD",
+        "coordinates": {"latitude": "52.09", "longitude": "5.12"},
+        "time_zone": "Europe/Amsterdam",
+    }
+    ours = [{**site, "id": "L1"}, {**site, "id": "L2", "country_code": "NL", "party_id": "CSM"}]
+    path = workdir / "locations.json"
+    for foreign, line in (
+        ({"country_code": "DE"}, "location 'L3': country_code 'DE' is not ours (NL)"),
+        ({"party_id": "ABC"}, "location 'L3': party_id 'ABC' is not ours (CSM)"),
+    ):
+        path.write_text(json.dumps([*ours, {**site, "id": "L3", **foreign}]))
+        one_line_refusal(csms(workdir, "locations", "import", str(path), ok=False), line)
+    assert json.loads(csms(workdir, "locations", "list", "--json").stdout) == []
+    path.write_text(json.dumps(ours))
+    assert "2 new" in csms(workdir, "locations", "import", str(path)).stdout
+
+
 def test_bad_config_stops_serve_with_one_line(workdir: Path) -> None:
     (workdir / "csms.toml").write_text("[ocpp]\nport = 'nine'\n")
     result = csms(workdir, "serve", ok=False)
