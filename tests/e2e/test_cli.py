@@ -217,6 +217,27 @@ def test_bad_config_stops_serve_with_one_line(workdir: Path) -> None:
     assert result.stderr.strip() == "error: ocpp.port must be an integer, not 'nine'"
 
 
+def test_nan_and_inf_stop_serve_with_one_line(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    result = subprocess.run(
+        [*CSMS, "serve"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "CSMS_OCPP_CALL_TIMEOUT": "nan"},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: ocpp.call_timeout (from environment) must be a finite number, not 'nan'\n"
+    )
+    (workdir / "csms.toml").write_text("[ocpi]\npush_interval = inf\n")
+    result = csms(workdir, "serve", ok=False)
+    assert result.returncode == 1
+    assert result.stderr == "error: ocpi.push_interval must be a finite number, not inf\n"
+
+
 def test_serve_session_then_sigterm_keeps_everything(
     workdir: Path, served: subprocess.Popen[str]
 ) -> None:
