@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -310,6 +311,52 @@ def test_json_logs_carry_charge_point_action_and_message_id(
     assert started[0]["action"] == "StartTransaction"
     assert started[0]["message_id"]
     assert started[0]["level"] == "info"
+
+
+def test_json_logs_are_one_object_per_line_library_records_included(
+    workdir: Path, served: subprocess.Popen[str]
+) -> None:
+    import asyncio
+
+    from websockets.exceptions import InvalidStatus
+
+    from tests.e2e.raw import call, open_raw
+
+    config = tomllib.loads((workdir / "csms.toml").read_text())
+    # A library's own record: aiohttp refuses a malformed request to the operator API and
+    # logs it (logger aiohttp.server, level error, with the exception).
+    with socket.create_connection(("127.0.0.1", config["api"]["port"]), 5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.0 400")
+
+    async def drive() -> None:
+        url = f"ws://127.0.0.1:{port_of(workdir)}"
+        ws = await open_raw(f"{url}/ocpp", "JSON-LOG-CP")
+        await call(ws, "BootNotification", BOOT)
+        await ws.close()
+        with pytest.raises(InvalidStatus):
+            await open_raw(f"{url}/not-ocpp", "X")  # our own warning: handshake_refused
+
+    asyncio.run(drive())
+    served.send_signal(signal.SIGTERM)
+    _, stderr = served.communicate(timeout=20)
+    assert served.returncode == 0, stderr
+    records = []
+    for line in stderr.splitlines():
+        record = json.loads(line)  # every line is one JSON object ...
+        assert {"logger", "level", "timestamp", "event"} <= record.keys(), line  # ... with these
+        records.append(record)
+    by_logger = {r["logger"]: r for r in records}
+    refused = by_logger["aiohttp.server"]
+    assert refused["level"] == "error" and refused["event"].startswith("Error handling request")
+    assert "BadHttpMessage" in refused["exception"]  # the traceback is a field of that line
+    events = {(r["logger"], r["event"]) for r in records}
+    assert {
+        ("csms.app", "csms_started"),
+        ("csms.gateway", "charger_connected"),
+        ("csms.gateway", "handshake_refused"),
+        ("csms.app", "csms_stopped"),
+    } <= events
 
 
 def test_201_station_in_the_cli(workdir: Path, served: subprocess.Popen[str]) -> None:
