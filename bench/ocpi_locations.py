@@ -66,6 +66,7 @@ def percentile(values: list[float], q: float) -> float:
 async def seed(db_path: Path, count: int) -> tuple[str, dict[str, float]]:
     """Locations, chargers and a registered partner; returns the partner's token."""
     from csms.core.clock import utc_now
+    from csms.core.parties import Party
     from csms.core.partners import (
         Direction,
         PartyRole,
@@ -115,7 +116,7 @@ async def seed(db_path: Path, count: int) -> tuple[str, dict[str, float]]:
             for n in range(count)
         ]
         started = time.perf_counter()
-        await LocationService(db, utc_now).import_document(document)
+        await LocationService(db, utc_now).import_document(document, ours=Party("NL", "CSM"))
         figures["import_s"] = time.perf_counter() - started
         publisher = LocationPublisher(
             db, utc_now, Identity("NL", "CSM", "Bench CPO"), grace=timedelta(minutes=5)

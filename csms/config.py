@@ -7,6 +7,7 @@ other than the configuration file itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -214,8 +215,11 @@ def _check(key: str, value: Any, tp: Any) -> Any:
             raise ConfigError(f"{key} must be an integer, not {value!r}")
         return value
     if tp is float:
+        # TOML has nan and inf literals: neither is a duration, a delay or a limit.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} must be a number, not {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, not {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -241,9 +245,13 @@ def _from_env(key: str, text: str, tp: Any) -> Any:
             ) from None
     if tp is float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise ConfigError(f"{key} (from environment) must be a number, not {text!r}") from None
+        # float() also reads nan, inf and infinity (any case).
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} (from environment) must be a finite number, not {text!r}")
+        return number
     return text
 
 

@@ -29,9 +29,9 @@ from csms.core.ocpi_locations import (
     EvseFacts,
     EvseStatus,
     Presence,
-    default_evse_code,
     digest,
     evse_status,
+    published_evse_code,
     render_evse,
     render_location,
     stamp,
@@ -370,8 +370,12 @@ class LocationPublisher:
         connector_ids = sorted(
             {s.connector_id for s in states if s.evse_id == evse_id and s.connector_id > 0}
         ) or [1]
-        code = (detail.evse_code if detail is not None else None) or default_evse_code(
-            self.identity.country_code, self.identity.party_id, cp_id, evse_id
+        code = published_evse_code(
+            detail.evse_code if detail is not None else None,
+            self.identity.country_code,
+            self.identity.party_id,
+            cp_id,
+            evse_id,
         )
         return EvseFacts(
             uid=uid,

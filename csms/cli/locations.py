@@ -14,7 +14,16 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from csms.cli.common import CliError, config_option, iso, json_option, print_json, run_db, table
+from csms.cli.common import (
+    CliError,
+    config_option,
+    iso,
+    json_option,
+    load,
+    print_json,
+    run_db,
+    table,
+)
 
 T = TypeVar("T")
 
@@ -235,7 +244,11 @@ def locations_import(file: Path, config_file: str | None) -> None:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
     except orjson.JSONDecodeError as exc:
         raise CliError(f"{file} is not JSON: {exc}") from None
-    created, updated = _locations(config_file, lambda s: s.import_document(document))
+    from csms.core.parties import Party
+
+    config = load(config_file)
+    ours = Party(config.ocpi.country_code, config.ocpi.party_id)
+    created, updated = _locations(config_file, lambda s: s.import_document(document, ours=ours))
     click.echo(f"imported {created + updated} locations ({created} new, {updated} updated)")
 
 

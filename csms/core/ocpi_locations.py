@@ -137,6 +137,14 @@ def default_evse_code(country_code: str, party_id: str, cp_id: str, evse_id: int
     return f"{country_code}*{party_id}*E{outlet}"
 
 
+def published_evse_code(
+    staff_code: str | None, country_code: str, party_id: str, cp_id: str, evse_id: int
+) -> str:
+    """The eMI3 EVSE ID partners see for an EVSE (its OCPI `evse_id`, in the Location and
+    in CDRs): the one staff gave it, else default_evse_code."""
+    return staff_code or default_evse_code(country_code, party_id, cp_id, evse_id)
+
+
 def choice(text: str, allowed: frozenset[str], name: str) -> str:
     value = text.strip().upper() if name != "connector standard" else text.strip()
     if value not in allowed:

@@ -456,9 +456,31 @@ def _energy_mix(value: object, path: str) -> dict[str, Any]:
     return mix
 
 
+def _party_of(
+    obj: Mapping[str, Any], path: str, country_code: str, party_id: str, *, ours: bool
+) -> tuple[str, str]:
+    """The tariff's country_code and party_id (the arguments where the object lacks them);
+    with `ours`, the object may only repeat the arguments (in any case)."""
+    country = _country_code(obj.get("country_code", country_code), _at(path, "country_code"))
+    party = _party_id(obj.get("party_id", party_id), _at(path, "party_id"))
+    if not ours:
+        return country, party
+    for key, given, own in (("country_code", country, country_code), ("party_id", party, party_id)):
+        if given.upper() != own.upper():
+            raise _Invalid(_at(path, key), f"{given!r} is not ours ({own})")
+    return country_code, party_id
+
+
 def _tariff(
-    obj: Mapping[str, Any], path: str, country_code: str, party_id: str, now: datetime
+    obj: Mapping[str, Any],
+    path: str,
+    country_code: str,
+    party_id: str,
+    now: datetime,
+    *,
+    ours: bool = False,
 ) -> Tariff:
+    country_code, party_id = _party_of(obj, path, country_code, party_id, ours=ours)
     alt_texts = _optional(obj, "tariff_alt_text", path, lambda v, p: _list(v, p)) or ()
     where = _at(path, "elements")
     elements = tuple(
@@ -466,10 +488,8 @@ def _tariff(
         for i, e in enumerate(_list(obj.get("elements"), where, min_items=1))
     )
     tariff = Tariff(
-        country_code=_country_code(
-            obj.get("country_code", country_code), _at(path, "country_code")
-        ),
-        party_id=_party_id(obj.get("party_id", party_id), _at(path, "party_id")),
+        country_code=country_code,
+        party_id=party_id,
         id=_required(obj, "id", path, _cistring(36)),
         currency=_required(obj, "currency", path, _currency),
         type=_optional(obj, "type", path, _enum(TariffType, "TariffType")),
@@ -498,11 +518,13 @@ def _tariff(
     return tariff
 
 
-def _parse_one(obj: object, path: str, country_code: str, party_id: str, now: datetime) -> Tariff:
+def _parse_one(
+    obj: object, path: str, country_code: str, party_id: str, now: datetime, *, ours: bool = False
+) -> Tariff:
     raw_id = obj.get("id") if isinstance(obj, Mapping) else None
     tariff_id = raw_id if isinstance(raw_id, str) and raw_id else None
     try:
-        return _tariff(_object(obj, path), path, country_code, party_id, now)
+        return _tariff(_object(obj, path), path, country_code, party_id, now, ours=ours)
     except _Invalid as exc:
         raise TariffError(exc.message, exc.path, tariff_id) from exc
 
@@ -524,14 +546,18 @@ def parse_tariff(obj: object, *, country_code: str, party_id: str, now: datetime
 
 
 def parse_tariffs(obj: object, *, country_code: str, party_id: str, now: datetime) -> list[Tariff]:
-    """One Tariff object or a list of them; errors name the list index (`[3].elements...`)."""
+    """Our own tariffs: one Tariff object or a list of them; errors name the list index
+    (`[3].elements...`). `country_code`/`party_id` are our party, which every tariff carries:
+    an object may leave them out or repeat them (in any case), another party's is refused
+    (we publish these tariffs under our own URL)."""
     _check_now(now)
     if isinstance(obj, Mapping):
-        return [_parse_one(obj, "", country_code, party_id, now)]
+        return [_parse_one(obj, "", country_code, party_id, now, ours=True)]
     if not isinstance(obj, list | tuple):
         raise TariffError("must be a Tariff object or a list of Tariff objects")
     tariffs = [
-        _parse_one(item, f"[{i}]", country_code, party_id, now) for i, item in enumerate(obj)
+        _parse_one(item, f"[{i}]", country_code, party_id, now, ours=True)
+        for i, item in enumerate(obj)
     ]
     seen: dict[tuple[str, str, str], int] = {}
     for i, t in enumerate(tariffs):

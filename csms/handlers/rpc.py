@@ -47,7 +47,8 @@ class OcppCallError(Exception):
 
 
 class UnreadableFrame(Exception):
-    """A frame whose message id cannot be read: it cannot be answered, only logged."""
+    """A frame whose message id cannot be read (not JSON, not an array, no id): answered
+    with a CALLERROR carrying the id "-1" (ErrorKind.RPC_FRAMEWORK)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ def parse_frame(text: str | bytes) -> Call | CallResult | CallError:
     """Parse one WebSocket text frame.
 
     Raises FrameError when the message id can be read (answer with a CALLERROR) and
-    UnreadableFrame when it cannot.
+    UnreadableFrame when it cannot (answer with the id "-1").
     """
     try:
         msg = orjson.loads(text)

@@ -121,11 +121,11 @@ class OcppSession:
                 reason=str(exc),
                 frame=_preview(text),
             )
-            if self.version != "1.6":
-                # OCPP 2.0.1 answers an unreadable id with the id "-1".
-                await self.send(
-                    error_frame("-1", self.adapter.errors[ErrorKind.RPC_FRAMEWORK], str(exc))
-                )
+            # OCPP 2.0.1 answers a frame whose id cannot be read with the id "-1"; 1.6 has
+            # no rule for it and gets the same answer (FormationViolation), not silence.
+            await self.send(
+                error_frame("-1", self.adapter.errors[ErrorKind.RPC_FRAMEWORK], str(exc))
+            )
             return
         except FrameError as exc:
             log.warning(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +24,7 @@ from csms.core.errors import CsmsError, InvalidInput
 from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
+from csms.core.ocpi_locations import published_evse_code
 from csms.core.ocpi_sessions import auth_method, session_token
 from csms.core.parties import Party, owner_of
 from csms.core.partners import InterfaceRole
@@ -49,6 +50,7 @@ from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
+from csms.storage.locations import EvseDetail
 from csms.storage.tariffs import Assignment, StoredTariff
 
 log = structlog.get_logger("csms.billing")
@@ -152,10 +154,6 @@ def _signed_data(samples: Sequence[Sample]) -> dict[str, Any] | None:
     return {"encoding_method": method, "signed_values": values}
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class BillingService:
     """Tariffs and CDRs. One per process (the CDR worker) or per CLI call."""
 
@@ -193,7 +191,7 @@ class BillingService:
             receivers = await _tariff_receivers(conn)
             for tariff in tariffs:
                 data = tariff_to_ocpi(tariff)
-                data["last_updated"] = _iso(now)
+                data["last_updated"] = ocpi_datetime(now)
                 stored = await tariff_repo.get(conn, tariff.id)
                 if stored is not None and _same_tariff(stored.data, data):
                     continue  # unchanged: neither its last_updated nor partners move
@@ -445,7 +443,8 @@ class BillingService:
             token = await token_repo.get(conn, tx.id_tag) if tx.id_tag else None
             charger = await cp_repo.get(conn, tx.charge_point_id)
             samples = await tx_repo.samples_of(conn, tx.id)
-        data = self._cdr_object(tx, priced, token, charger, samples)
+            detail = await location_repo.evse_detail(conn, tx.charge_point_id, tx.evse_id)
+        data = self._cdr_object(tx, priced, token, charger, samples, detail)
 
         async def unit(w: WriteTx) -> str | None:
             conn = await w.connection()
@@ -455,7 +454,7 @@ class BillingService:
             seq = await cdr_repo.next_seq(conn)
             cdr_id = self._cdr_id(seq)
             data["id"] = cdr_id
-            data["last_updated"] = _iso(now)
+            data["last_updated"] = ocpi_datetime(now)
             await cdr_repo.add(conn, self._stored(seq, cdr_id, tx, priced.cost, data, now))
             await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.BILLED.value)
             return cdr_id
@@ -513,9 +512,12 @@ class BillingService:
         token: Token | None,
         charger: Any,
         samples: Sequence[Sample],
+        detail: EvseDetail | None,
     ) -> dict[str, Any]:
         """The OCPI 2.2.1 CDR (without id and last_updated, set when stored). Its token
-        is owned by the token's party (us for our own and unknown tokens)."""
+        is owned by the token's party (us for our own and unknown tokens); its location
+        names the EVSE and connector as the location publisher shows them (`detail`: what
+        staff said about the EVSE)."""
         cost = priced.cost
         owner = owner_of(token.origin) if token is not None else None
         if owner == self.identity.party:
@@ -523,8 +525,11 @@ class BillingService:
         data: dict[str, Any] = {
             "country_code": self.identity.country_code,
             "party_id": self.identity.party_id,
-            "start_date_time": _iso(tx.start_at),
-            "end_date_time": _iso(tx.stop_at or tx.start_at),
+            # One formatter for every DateTime of the CDR (as of the Session): periods keep
+            # their milliseconds, so start and end must too, or a short session's last
+            # period would start after the end.
+            "start_date_time": ocpi_datetime(tx.start_at),
+            "end_date_time": ocpi_datetime(max(tx.stop_at or tx.start_at, tx.start_at)),
             "session_id": str(tx.id),
             "cdr_token": session_token(
                 tx, owner or self.identity.party, token.type if token else None
@@ -536,9 +541,16 @@ class BillingService:
         if tx.authorization_reference:
             data["authorization_reference"] = tx.authorization_reference[:36]
         if priced.location is not None and priced.spec is not None:
-            uid = evse_uid(tx.charge_point_id, tx.evse_id)
+            code = published_evse_code(
+                detail.evse_code if detail is not None else None,
+                self.identity.country_code,
+                self.identity.party_id,
+                tx.charge_point_id,
+                tx.evse_id,
+            )
+            spec = detail.spec(priced.spec) if detail is not None else priced.spec
             data["cdr_location"] = priced.location.ocpi_cdr_location(
-                uid, uid, str(tx.connector_id), priced.spec
+                evse_uid(tx.charge_point_id, tx.evse_id), code, str(tx.connector_id), spec
             )
         if priced.tariff is not None:
             tariff = tariff_to_ocpi(priced.tariff)
@@ -599,7 +611,7 @@ class BillingService:
                 id=credit_id,
                 credit=True,
                 credit_reference_id=original.id,
-                last_updated=_iso(now),
+                last_updated=ocpi_datetime(now),
             )
             if reason:
                 data["remark"] = reason[:255]

@@ -24,6 +24,7 @@ from csms.core.ocpi_locations import (
     facilities_from,
     opening_hours_from,
 )
+from csms.core.parties import Party
 from csms.services.billing import UnknownLocation
 from csms.storage import locations as repo
 from csms.storage import ocpi_evses as evse_repo
@@ -201,17 +202,20 @@ class LocationService:
             evses = (await evse_repo.at_locations(conn, [location_id]))[location_id]
         return LocationView(location, chargers, evses)
 
-    async def import_document(self, document: Any) -> tuple[int, int]:
+    async def import_document(self, document: Any, *, ours: Party) -> tuple[int, int]:
         """Locations (and their chargers) from a JSON document: a list of objects with the
         OCPI Location field names plus `time_zone` and an optional `chargers` list. All are
-        checked first; all or nothing is stored. Returns (created, updated)."""
+        checked first; all or nothing is stored. Returns (created, updated).
+
+        Our locations are published as ours: an object may leave out `country_code` and
+        `party_id` or repeat `ours`; another party's is refused."""
         items = document.get("locations") if isinstance(document, dict) else document
         if not isinstance(items, list):
             raise InvalidInput("the file must hold a JSON list of locations")
         parsed = []
         for index, item in enumerate(items):
             try:
-                parsed.append(_parse_item(item))
+                parsed.append(_parse_item(item, ours))
             except (ValueError, TypeError, KeyError) as exc:
                 what = item.get("id") if isinstance(item, dict) else None
                 where = f"location {what!r}" if what else f"item {index}"
@@ -244,11 +248,20 @@ def _valid(location: Location) -> Location:
         raise InvalidInput(str(exc)) from None
 
 
+def _check_ours(item: dict[str, Any], ours: Party) -> None:
+    """A location file may name our party, never another one."""
+    for key, own in (("country_code", ours.country_code), ("party_id", ours.party_id)):
+        given = item.get(key)
+        if given is not None and (not isinstance(given, str) or given.upper() != own):
+            raise ValueError(f"{key} {given!r} is not ours ({own})")
+
+
 def _parse_item(
-    item: Any,
+    item: Any, ours: Party
 ) -> tuple[Location, list[tuple[str, ConnectorSpec, list[tuple[int, EvseDetail]]]]]:
     if not isinstance(item, dict):
         raise ValueError("must be a JSON object")
+    _check_ours(item, ours)
     coordinates = item["coordinates"]
     hours = item.get("opening_times")
     if isinstance(hours, str):

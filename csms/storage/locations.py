@@ -282,6 +282,28 @@ async def evse_code_owner(conn: AsyncConnection, code: str) -> tuple[str, int] |
     return None if row is None else (row[0], row[1])
 
 
+def _to_detail(row: Any) -> EvseDetail:
+    return EvseDetail(
+        evse_code=row.evse_code,
+        standard=row.connector_standard,
+        format=row.connector_format,
+        power_type=row.power_type,
+        max_voltage=row.max_voltage,
+        max_amperage=row.max_amperage,
+        max_electric_power=row.max_electric_power,
+    )
+
+
+async def evse_detail(conn: AsyncConnection, cp_id: str, evse_id: int) -> EvseDetail | None:
+    """What staff said about one EVSE (None: nothing, the charger's defaults apply)."""
+    row = (
+        await conn.execute(
+            select(_evl).where(_evl.c.charge_point_id == cp_id, _evl.c.evse_id == evse_id)
+        )
+    ).first()
+    return None if row is None else _to_detail(row)
+
+
 async def links(conn: AsyncConnection, cp_ids: Iterable[str] | None = None) -> list[ChargerLink]:
     """Charger links with their EVSE details (every charger, or the ones named)."""
     stmt = select(_link)
@@ -292,15 +314,7 @@ async def links(conn: AsyncConnection, cp_ids: Iterable[str] | None = None) -> l
         evl = evl.where(_evl.c.charge_point_id.in_(ids))
     details: dict[str, dict[int, EvseDetail]] = {}
     for r in (await conn.execute(evl)).all():
-        details.setdefault(r.charge_point_id, {})[r.evse_id] = EvseDetail(
-            evse_code=r.evse_code,
-            standard=r.connector_standard,
-            format=r.connector_format,
-            power_type=r.power_type,
-            max_voltage=r.max_voltage,
-            max_amperage=r.max_amperage,
-            max_electric_power=r.max_electric_power,
-        )
+        details.setdefault(r.charge_point_id, {})[r.evse_id] = _to_detail(r)
     return [
         ChargerLink(
             charge_point_id=r.charge_point_id,

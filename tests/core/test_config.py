@@ -1,8 +1,23 @@
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
 
-from csms.config import ConfigError, build_config, load_config
+from csms.config import Config, ConfigError, build_config, load_config
+
+
+def _float_keys() -> list[tuple[str, str]]:
+    """Every configuration key whose value is a float, as (section, key)."""
+    sections = typing.get_type_hints(Config)
+    out = []
+    for name, cls in sections.items():
+        hints = typing.get_type_hints(cls)
+        out += [(name, f.name) for f in dataclasses.fields(cls) if hints[f.name] is float]
+    return out
+
+
+FLOAT_KEYS = _float_keys()
 
 
 def test_defaults_match_the_documented_contract() -> None:
@@ -68,3 +83,37 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("[ocpp\nport=1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_float_keys_are_known() -> None:
+    assert ("ocpp", "call_timeout") in FLOAT_KEYS and ("database", "commit_delay_ms") in FLOAT_KEYS
+    assert len(FLOAT_KEYS) >= 10
+
+
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS)
+@pytest.mark.parametrize("literal", ["nan", "inf", "-inf", "+inf"])
+def test_nan_and_inf_from_toml_are_refused(
+    tmp_path: Path, section: str, key: str, literal: str
+) -> None:
+    path = tmp_path / "csms.toml"
+    path.write_text(f"[{section}]\n{key} = {literal}\n")  # TOML's own float literals
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    shown = literal.lstrip("+")
+    assert str(info.value) == f"{section}.{key} must be a finite number, not {shown}"
+
+
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS)
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-Infinity"])
+def test_nan_and_inf_from_the_environment_are_refused(section: str, key: str, text: str) -> None:
+    env = {f"CSMS_{section.upper()}_{key.upper()}": text}
+    with pytest.raises(ConfigError) as info:
+        build_config({}, env)
+    assert str(info.value) == (
+        f"{section}.{key} (from environment) must be a finite number, not {text!r}"
+    )
+
+
+def test_finite_floats_still_pass() -> None:
+    c = build_config({"ocpp": {"call_timeout": 2}}, {"CSMS_OCPI_PUSH_INTERVAL": "1e-1"})
+    assert c.ocpp.call_timeout == 2.0 and c.ocpi.push_interval == 0.1

@@ -870,6 +870,28 @@ def test_parse_tariffs_errors_name_the_index_and_the_id() -> None:
     )
 
 
+def test_parse_tariffs_are_ours_another_party_is_refused() -> None:
+    """Our own tariffs (an import) carry our party: none given or ours (any case) is
+    fine, another one names the tariff and the field."""
+    given = [minimal(id="A"), minimal(id="B", country_code="nl", party_id="csm")]
+    tariffs = parse_tariffs(given, country_code="NL", party_id="CSM", now=NOW)
+    assert {(t.country_code, t.party_id) for t in tariffs} == {("NL", "CSM")}
+    with pytest.raises(TariffError) as caught:
+        parse_tariffs(
+            [*given, minimal(id="C", country_code="DE")],
+            country_code="NL",
+            party_id="CSM",
+            now=NOW,
+        )
+    assert str(caught.value) == "tariff \"C\": [2].country_code: 'DE' is not ours (NL)"
+    with pytest.raises(TariffError) as caught:
+        parse_tariffs(minimal(id="D", party_id="ALL"), country_code="NL", party_id="CSM", now=NOW)
+    assert str(caught.value) == "tariff \"D\": party_id: 'ALL' is not ours (CSM)"
+    # The form is checked first.
+    with pytest.raises(TariffError, match="must be an ISO 3166-1 alpha-2"):
+        parse_tariffs(minimal(country_code="NLD"), country_code="NL", party_id="CSM", now=NOW)
+
+
 def test_parse_tariffs_refuses_duplicates_and_other_documents() -> None:
     with pytest.raises(TariffError) as caught:
         parse_tariffs(

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
+# eMI3 EVSE ID (OCPI's evse_id): country, operator, "E", the outlet; `*` separators optional.
+EMI3_EVSE_ID = re.compile(r"^[A-Z]{2}\*?[A-Z0-9]{3}\*?E[A-Z0-9*]{1,30}$")
 LATITUDE = re.compile(r"^-?[0-9]{1,2}\.[0-9]{5,7}$")
 LONGITUDE = re.compile(r"^-?[0-9]{1,3}\.[0-9]{5,7}$")
 
@@ -89,8 +93,27 @@ class Rules:
         self.number(value, "incl_vat", f"{path}.{key}", required=False)
 
 
-def cdr_errors(cdr: dict[str, Any]) -> list[str]:
-    """Every way `cdr` breaks the OCPI 2.2.1 CDR rules (empty: valid)."""
+def _moment(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not DATETIME.match(text):
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def published_evse_ids(locations: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """The evse_id of every EVSE in OCPI Location objects (as GET /locations shows them),
+    by EVSE uid."""
+    return {
+        evse["uid"]: evse["evse_id"]
+        for location in locations
+        for evse in location.get("evses") or []
+        if "evse_id" in evse
+    }
+
+
+def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -> list[str]:
+    """Every way `cdr` breaks the OCPI 2.2.1 CDR rules (empty: valid). `evse_ids`: the
+    evse_id each EVSE uid is published with, when the caller knows them
+    (published_evse_ids); cdr_location.evse_id must then be that one."""
     r = Rules()
     p = "cdr"
     r.string(cdr, "country_code", p, 2)
@@ -129,6 +152,14 @@ def cdr_errors(cdr: dict[str, Any]) -> list[str]:
             r.fail(f"{lp}.coordinates.longitude", f"bad: {coordinates.get('longitude')!r}")
         r.string(location, "evse_uid", lp, 36)
         r.string(location, "evse_id", lp, 48)
+        uid, evse_id = location.get("evse_uid"), location.get("evse_id")
+        if evse_id == uid or not EMI3_EVSE_ID.match(str(evse_id)):
+            r.fail(f"{lp}.evse_id", f"not an eMI3 EVSE ID (uid {uid!r}): {evse_id!r}")
+        if evse_ids is not None and evse_ids.get(str(uid)) != evse_id:
+            r.fail(
+                f"{lp}.evse_id",
+                f"{evse_id!r} is not the published {evse_ids.get(str(uid))!r} of {uid!r}",
+            )
         r.string(location, "connector_id", lp, 36)
         r.string(location, "connector_standard", lp, 32)
         r.enum(location, "connector_format", lp, CONNECTOR_FORMATS)
@@ -159,6 +190,7 @@ def cdr_errors(cdr: dict[str, Any]) -> list[str]:
                 r.enum(dim, "type", f"{pp}.dimensions[{d_index}]", DIMENSIONS)
                 r.number(dim, "volume", f"{pp}.dimensions[{d_index}]")
             r.string(period, "tariff_id", pp, 36, required=False)
+        _periods_within(r, cdr, periods, p)
     r.price(cdr, "total_cost", p)
     for key in (
         "total_fixed_cost",
@@ -179,6 +211,27 @@ def cdr_errors(cdr: dict[str, Any]) -> list[str]:
         r.fail(f"{p}.credit_reference_id", "required on a credit CDR")
     r.datetime(cdr, "last_updated", p)
     return r.errors
+
+
+def _periods_within(r: Rules, obj: dict[str, Any], periods: list[Any], path: str) -> None:
+    """Every charging period starts within [start_date_time, end_date_time]."""
+    start, end = _moment(obj.get("start_date_time")), _moment(obj.get("end_date_time"))
+    if start is not None and end is not None and end < start:
+        r.fail(f"{path}.end_date_time", f"{obj['end_date_time']} is before the start")
+    for index, period in enumerate(periods):
+        at = _moment(period.get("start_date_time"))
+        if at is None:
+            continue
+        if start is not None and at < start:
+            r.fail(
+                f"{path}.charging_periods[{index}].start_date_time",
+                f"{period['start_date_time']} is before the start {obj['start_date_time']}",
+            )
+        if end is not None and at > end:
+            r.fail(
+                f"{path}.charging_periods[{index}].start_date_time",
+                f"{period['start_date_time']} is after the end {obj['end_date_time']}",
+            )
 
 
 SESSION_STATUSES = {"ACTIVE", "COMPLETED", "INVALID", "PENDING", "RESERVATION"}
@@ -234,7 +287,10 @@ def session_errors(session: dict[str, Any]) -> list[str]:
     currency = session.get("currency")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
         r.fail(f"{p}.currency", f"not ISO 4217: {currency!r}")
-    _charging_periods(r, session.get("charging_periods"), f"{p}.charging_periods", False)
+    periods = session.get("charging_periods")
+    _charging_periods(r, periods, f"{p}.charging_periods", False)
+    if isinstance(periods, list):
+        _periods_within(r, session, periods, p)
     r.price(session, "total_cost", p, required=False)
     r.enum(session, "status", p, SESSION_STATUSES)
     r.datetime(session, "last_updated", p)

@@ -75,3 +75,16 @@ BOOT201 = {
         "serialNumber": "SN-1",
     },
 }
+
+# What a charger of each version offers as subprotocol and sends as its first CALL.
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+BOOTS = {"1.6": BOOT, "2.0.1": BOOT201}
+
+
+async def open_booted(url: str, cp_id: str, version: str) -> ClientConnection:
+    """A raw connection speaking `version` whose BootNotification was Accepted (a CALL the
+    server sends after the boot is answered by `exchange` as usual)."""
+    ws = await open_raw(url, cp_id, subprotocols=[SUBPROTOCOLS[version]])
+    reply = await call(ws, "BootNotification", BOOTS[version])
+    assert reply[0] == 3 and reply[2]["status"] == "Accepted", reply
+    return ws

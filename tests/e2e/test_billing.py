@@ -14,13 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from csms.core.authorization import Token, TokenStatus
+from csms.core.clock import utc_now
+from csms.services.sessions import SessionService
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
 from tests.e2e.cli import Ran, csms
 from tests.e2e.conftest import Running
-from tests.e2e.ocpi_rules import cdr_errors
+from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids, session_errors
 from tests.e2e.raw import BOOT, call, open_raw
-from tests.e2e.sim import until
+from tests.e2e.sim import register, ts, until
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -64,7 +66,11 @@ def time_of_day_tariff(now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-async def _set_up(server: Running, tmp_path: Path, cp_id: str) -> None:
+async def _set_up(
+    server: Running, tmp_path: Path, cp_id: str, evse_code: str | None = None
+) -> None:
+    """CARD1, the time-of-day tariff at location AMS-1 and `cp_id` there; with
+    `evse_code`, staff name its EVSE 1 so (and say it has a cable)."""
     await server.staff.add_token(Token("CARD1", TokenStatus.ACCEPTED))
     path = tmp_path / "tariffs.json"
     path.write_text(json.dumps(time_of_day_tariff(datetime.now(UTC))))
@@ -94,6 +100,9 @@ async def _set_up(server: Running, tmp_path: Path, cp_id: str) -> None:
         )
     )
     ok(await csms(server, "locations", "link", "AMS-1", "--charger", cp_id))
+    if evse_code is not None:
+        link = ("locations", "link", "AMS-1", "--charger", cp_id, "--evse", "1")
+        ok(await csms(server, *link, "--evse-id", evse_code, "--format", "CABLE"))
     out = ok(await csms(server, "tariffs", "assign", "TOD-1", "--location", "AMS-1"))
     assert out == "tariff TOD-1 applies to location AMS-1\n"
 
@@ -109,7 +118,8 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     server: Running, tmp_path: Path, version: str
 ) -> None:
     cp_id = f"BILL-{version}"
-    await _set_up(server, tmp_path, cp_id)
+    evse_code = f"NL*CSM*EB{version.replace('.', '')}*1"
+    await _set_up(server, tmp_path, cp_id, evse_code)
     charger = create_charger(
         ChargerOptions(
             url=server.url,
@@ -134,7 +144,10 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     exported = json.loads(ok(await csms(server, "cdrs", "export", "--format", "json")))
     assert len(exported) == 1
     cdr = exported[0]
-    assert cdr_errors(cdr) == []
+    # The EVSE as the location publisher shows it to partners.
+    evse_ids = await until(lambda: _published_evse_ids(server, "AMS-1"), "the published EVSE")
+    assert evse_ids == {f"{cp_id}*1": evse_code}
+    assert cdr_errors(cdr, evse_ids) == []
     excl, incl = expected(tx.energy_wh)
     assert Decimal(str(cdr["total_cost"]["excl_vat"])) == round(excl, 4)
     assert Decimal(str(cdr["total_cost"]["incl_vat"])) == round(incl, 4)
@@ -143,6 +156,8 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     assert cdr["tariffs"][0]["id"] == "TOD-1"
     assert cdr["cdr_location"]["id"] == "AMS-1"
     assert cdr["cdr_location"]["evse_uid"] == f"{cp_id}*1"
+    assert cdr["cdr_location"]["evse_id"] == evse_code
+    assert cdr["cdr_location"]["connector_format"] == "CABLE"
     assert cdr["cdr_token"]["uid"] == "CARD1" and cdr["cdr_token"]["type"] == "RFID"
     assert cdr["auth_method"] == "AUTH_REQUEST"
     assert cdr["session_id"] == str(tx.id)
@@ -168,6 +183,11 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     header, row = csv_out.strip().splitlines()
     assert header.startswith("id,credit_reference_id,transaction_id")
     assert row.startswith(f"{stored.id},,{tx.id},{cp_id},AMS-1,")
+
+
+async def _published_evse_ids(server: Running, location_id: str) -> dict[str, str]:
+    shown = json.loads(ok(await csms(server, "locations", "show", location_id, "--json")))
+    return published_evse_ids([shown])
 
 
 async def test_credit_and_corrected_cdr(server: Running, tmp_path: Path) -> None:
@@ -208,6 +228,49 @@ async def test_credit_and_corrected_cdr(server: Running, tmp_path: Path) -> None
     assert fresh.total_excl_vat == excl
     # The original is unchanged: CDRs are immutable.
     assert (await server.app.billing.cdr(first.id)).data == first.data
+
+
+async def test_a_sub_second_session_has_its_periods_within_start_and_end(
+    server: Running, tmp_path: Path
+) -> None:
+    """Start and stop in the same second (with milliseconds): the CDR and the Session keep
+    the milliseconds of their start and end, so no period starts after the end."""
+    cp_id = "BILL-SHORT"
+    await _set_up(server, tmp_path, cp_id)
+    ws = await open_raw(server.url, cp_id)
+    await call(ws, "BootNotification", BOOT)
+    second = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    begin, middle, end = (second + timedelta(milliseconds=ms) for ms in (120, 450, 870))
+    started = await call(
+        ws,
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "CARD1", "meterStart": 1000, "timestamp": ts(begin)},
+    )
+    tx_id = started[2]["transactionId"]
+    await call(
+        ws,
+        "MeterValues",
+        {"connectorId": 1, "transactionId": tx_id, "meterValue": [register(middle, 1002)]},
+    )
+    await call(
+        ws,
+        "StopTransaction",
+        {"transactionId": tx_id, "meterStop": 1004, "timestamp": ts(end), "idTag": "CARD1"},
+    )
+
+    async def cdr_made() -> list[Any]:
+        return await server.app.billing.cdrs_of(tx_id)
+
+    (stored,) = await until(cdr_made, "the CDR")
+    cdr = stored.data
+    assert cdr_errors(cdr) == []
+    assert (cdr["start_date_time"], cdr["end_date_time"]) == (ts(begin), ts(end))
+    assert cdr["charging_periods"][0]["start_date_time"] == ts(begin)
+    assert Decimal(str(cdr["total_energy"])) == Decimal("0.004")
+    session = await SessionService(server.app.db, utc_now, server.app.billing).session(tx_id)
+    assert session is not None and session_errors(session) == []
+    assert (session["start_date_time"], session["end_date_time"]) == (ts(begin), ts(end))
+    await ws.close()
 
 
 async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,11 +159,85 @@ def test_bad_input_is_one_line_and_nonzero(workdir: Path, args: list[str], messa
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def one_line_refusal(result: subprocess.CompletedProcess[str], line: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"error: {line}\n"
+
+
+def test_tariffs_import_refuses_another_partys_tariff(workdir: Path) -> None:
+    """We publish our tariffs under our own URL: each carries our party (NL*CSM here)."""
+    pc = {"type": "ENERGY", "price": 0.3, "step_size": 1}
+    tariff = {"currency": "EUR", "elements": [{"price_components": [pc]}]}
+    ours = [
+        {**tariff, "id": "T1"},  # no party: ours
+        {**tariff, "id": "T2", "country_code": "nl", "party_id": "csm"},  # ours, any case
+    ]
+    path = workdir / "tariffs.json"
+    path.write_text(json.dumps([*ours, {**tariff, "id": "T3", "country_code": "DE"}]))
+    one_line_refusal(
+        csms(workdir, "tariffs", "import", str(path), ok=False),
+        "tariff \"T3\": [2].country_code: 'DE' is not ours (NL)",
+    )
+    path.write_text(json.dumps({**tariff, "id": "T4", "country_code": "NL", "party_id": "ABC"}))
+    one_line_refusal(
+        csms(workdir, "tariffs", "import", str(path), ok=False),
+        "tariff \"T4\": party_id: 'ABC' is not ours (CSM)",
+    )
+    assert json.loads(csms(workdir, "tariffs", "list", "--json").stdout) == []
+    path.write_text(json.dumps(ours))
+    assert "2 new" in csms(workdir, "tariffs", "import", str(path)).stdout
+    for tariff_id in ("T1", "T2"):
+        shown = json.loads(csms(workdir, "tariffs", "show", tariff_id).stdout)
+        assert (shown["country_code"], shown["party_id"]) == ("NL", "CSM")
+
+
+def test_locations_import_refuses_another_partys_location(workdir: Path) -> None:
+    site = {
+        "address": "Weg 1",
+        "city": "Utrecht",
+        "country": "NLD",
+        "coordinates": {"latitude": "52.09", "longitude": "5.12"},
+        "time_zone": "Europe/Amsterdam",
+    }
+    ours = [{**site, "id": "L1"}, {**site, "id": "L2", "country_code": "NL", "party_id": "CSM"}]
+    path = workdir / "locations.json"
+    for foreign, line in (
+        ({"country_code": "DE"}, "location 'L3': country_code 'DE' is not ours (NL)"),
+        ({"party_id": "ABC"}, "location 'L3': party_id 'ABC' is not ours (CSM)"),
+    ):
+        path.write_text(json.dumps([*ours, {**site, "id": "L3", **foreign}]))
+        one_line_refusal(csms(workdir, "locations", "import", str(path), ok=False), line)
+    assert json.loads(csms(workdir, "locations", "list", "--json").stdout) == []
+    path.write_text(json.dumps(ours))
+    assert "2 new" in csms(workdir, "locations", "import", str(path)).stdout
+
+
 def test_bad_config_stops_serve_with_one_line(workdir: Path) -> None:
     (workdir / "csms.toml").write_text("[ocpp]\nport = 'nine'\n")
     result = csms(workdir, "serve", ok=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: ocpp.port must be an integer, not 'nine'"
+
+
+def test_nan_and_inf_stop_serve_with_one_line(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    result = subprocess.run(
+        [*CSMS, "serve"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "CSMS_OCPP_CALL_TIMEOUT": "nan"},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: ocpp.call_timeout (from environment) must be a finite number, not 'nan'\n"
+    )
+    (workdir / "csms.toml").write_text("[ocpi]\npush_interval = inf\n")
+    result = csms(workdir, "serve", ok=False)
+    assert result.returncode == 1
+    assert result.stderr == "error: ocpi.push_interval must be a finite number, not inf\n"
 
 
 def test_serve_session_then_sigterm_keeps_everything(
@@ -237,6 +312,52 @@ def test_json_logs_carry_charge_point_action_and_message_id(
     assert started[0]["action"] == "StartTransaction"
     assert started[0]["message_id"]
     assert started[0]["level"] == "info"
+
+
+def test_json_logs_are_one_object_per_line_library_records_included(
+    workdir: Path, served: subprocess.Popen[str]
+) -> None:
+    import asyncio
+
+    from websockets.exceptions import InvalidStatus
+
+    from tests.e2e.raw import call, open_raw
+
+    config = tomllib.loads((workdir / "csms.toml").read_text())
+    # A library's own record: aiohttp refuses a malformed request to the operator API and
+    # logs it (logger aiohttp.server, level error, with the exception).
+    with socket.create_connection(("127.0.0.1", config["api"]["port"]), 5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.0 400")
+
+    async def drive() -> None:
+        url = f"ws://127.0.0.1:{port_of(workdir)}"
+        ws = await open_raw(f"{url}/ocpp", "JSON-LOG-CP")
+        await call(ws, "BootNotification", BOOT)
+        await ws.close()
+        with pytest.raises(InvalidStatus):
+            await open_raw(f"{url}/not-ocpp", "X")  # our own warning: handshake_refused
+
+    asyncio.run(drive())
+    served.send_signal(signal.SIGTERM)
+    _, stderr = served.communicate(timeout=20)
+    assert served.returncode == 0, stderr
+    records = []
+    for line in stderr.splitlines():
+        record = json.loads(line)  # every line is one JSON object ...
+        assert {"logger", "level", "timestamp", "event"} <= record.keys(), line  # ... with these
+        records.append(record)
+    by_logger = {r["logger"]: r for r in records}
+    refused = by_logger["aiohttp.server"]
+    assert refused["level"] == "error" and refused["event"].startswith("Error handling request")
+    assert "BadHttpMessage" in refused["exception"]  # the traceback is a field of that line
+    events = {(r["logger"], r["event"]) for r in records}
+    assert {
+        ("csms.app", "csms_started"),
+        ("csms.gateway", "charger_connected"),
+        ("csms.gateway", "handshake_refused"),
+        ("csms.app", "csms_stopped"),
+    } <= events
 
 
 def test_201_station_in_the_cli(workdir: Path, served: subprocess.Popen[str]) -> None:

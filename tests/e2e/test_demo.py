@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.ocpi_rules import cdr_errors
+
 Output = tuple[int, list[str], str]
 
 
@@ -113,6 +115,7 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     assert cdrs.returncode == 0, cdr_err
     found = json.loads(out)
     assert len(found) >= completed
+    assert [cdr_errors(c) for c in found] == [[]] * len(found)
     assert {c["cdr_location"]["id"] for c in found} == {"DEMO-AMS", "DEMO-UTR"}
     assert {c["cdr_token"]["uid"] for c in found} == {"DEMO-TAG-01", "DEMO-TAG-02"}
     assert all(c["tariffs"][0]["id"] == "DEMO-STANDARD" for c in found)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.e2e.conftest import Running, StartServer
-from tests.e2e.raw import BOOT, call, exchange, open_raw
+from tests.e2e.raw import BOOT, call, exchange, open_booted, open_raw
 
 LONG_SERIAL = {**BOOT, "chargePointSerialNumber": "SN-" + "9" * 30}
 
@@ -54,18 +54,24 @@ async def test_malformed_frame_gets_callerror_and_connection_survives(
     await ws.close()
 
 
+# The error code of the CALLERROR with id "-1" that answers a frame whose id cannot be read.
+UNREADABLE = {"1.6": "FormationViolation", "2.0.1": "RpcFrameworkError"}
+
+
+@pytest.mark.parametrize("version", sorted(UNREADABLE))
 @pytest.mark.parametrize(
     "frame", ["not json at all", "{}", "[]", '[2, 17, "Heartbeat", {}]', "\u0000\u0001"]
 )
-async def test_frame_without_readable_id_is_logged_not_answered(
-    server: Running, frame: str
+async def test_frame_without_readable_id_gets_callerror_with_id_minus_1(
+    server: Running, version: str, frame: str
 ) -> None:
-    ws = await open_raw(server.url, "CP1")
-    await call(ws, "BootNotification", BOOT)
-    await ws.send(frame)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), 0.3)
-    assert (await call(ws, "Heartbeat", {}))[0] == 3
+    ws = await open_booted(server.url, f"UNREADABLE-{version}", version)
+    reply = await exchange(ws, frame)
+    assert reply[:3] == [4, "-1", UNREADABLE[version]]
+    assert isinstance(reply[3], str) and reply[3] and reply[4] == {}
+    # The connection stays open and keeps working.
+    heartbeat = await call(ws, "Heartbeat", {})
+    assert heartbeat[0] == 3 and "currentTime" in heartbeat[2]
     await ws.close()
 
 

@@ -26,7 +26,7 @@ from csms.storage import outbox as outbox_repo
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 from tests.e2e.conftest import Running, StartServer, make_config
 from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen
-from tests.e2e.ocpi_rules import cdr_errors, session_errors
+from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids, session_errors
 from tests.e2e.raw import BOOT, call, open_raw
 from tests.e2e.sim import register, ts, until
 
@@ -233,6 +233,9 @@ async def billed(world: World, tx_id: int) -> list[Any]:
 async def test_a_partners_session_is_listed_and_pushed_until_its_cdr(world: World) -> None:
     emsp, other, hub = world.peers["emsp"], world.peers["other"], world.peers["hub"]
     ws = await charger(world.server)
+    for connector in (1, 2):  # the EVSEs are published once the charger reported them
+        status = {"connectorId": connector, "errorCode": "NoError", "status": "Preparing"}
+        await call(ws, "StatusNotification", status)
     ours = await start(ws, 2, OWN_CARD)
     tx_id = await start(ws, 1, EMS_CARD)
     await meter(ws, 1, tx_id, 1100)
@@ -308,7 +311,13 @@ async def test_a_partners_session_is_listed_and_pushed_until_its_cdr(world: Worl
     cdrs, headers = await emsp.get("cdrs")
     assert headers["X-Total-Count"] == "1"
     (cdr,) = cdrs["data"]
-    assert cdr_errors(cdr) == []
+    # The CDR names the EVSE as GET /locations shows it (our default eMI3 id here).
+    locations, _ = await emsp.walk("locations", "")
+    evse_ids = published_evse_ids(locations)
+    assert set(evse_ids) == {f"{CP_ID}*1", f"{CP_ID}*2"}
+    assert evse_ids[f"{CP_ID}*1"] == "NL*CSM*ESESS1*1"
+    assert cdr_errors(cdr, evse_ids) == []
+    assert cdr["cdr_location"]["evse_id"] == "NL*CSM*ESESS1*1"
     assert cdr["id"] == cdr_row.id and cdr["session_id"] == str(tx_id)
     assert cdr["cdr_token"]["country_code"] == "DE" and cdr["auth_method"] == "WHITELIST"
     assert session["total_cost"] == cdr["total_cost"] == final.body["total_cost"]

@@ -31,6 +31,7 @@ from csms.storage import transactions as tx_repo
 from csms.storage.database import WriteTx
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen, error, ok
+from tests.e2e.ocpi_rules import cdr_errors
 from tests.e2e.raw import BOOT, BOOT201, call, open_raw
 from tests.e2e.sim import register, ts, until
 from tests.e2e.v201 import V201, new_tx_id, reading, tx_event
@@ -340,6 +341,7 @@ async def test_reference_reaches_transaction_session_and_cdr_16(world: World) ->
         ]
 
     (posted,) = await until(cdr, "the CDR push")
+    assert cdr_errors(posted.body) == []
     assert posted.body["authorization_reference"] == "REF-1"
     assert posted.body["auth_method"] == "AUTH_REQUEST"
     assert posted.body["cdr_token"]["uid"] == "CARD-16"

@@ -55,7 +55,9 @@ ERRORS: Mapping[ErrorKind, str] = {
     ErrorKind.INTERNAL: InternalError.code,
     ErrorKind.SECURITY: SecurityError.code,
     ErrorKind.GENERIC: GenericError.code,
-    ErrorKind.RPC_FRAMEWORK: ProtocolError.code,
+    # 1.6 has no RpcFrameworkError: a frame whose id cannot be read is not a well-formed
+    # message, answered with the id "-1" as in 2.0.1.
+    ErrorKind.RPC_FRAMEWORK: FormationViolationError.code,
     ErrorKind.MESSAGE_TYPE: ProtocolError.code,
 }
 
