@@ -5,6 +5,9 @@ built with orjson, never validated on the hot path, and replies are matched by m
 
     python bench/load.py connections [--chargers 10000] [--version 1.6|2.0.1] [--ramp-rate 500]
     python bench/load.py metervalues [--chargers 1000] [--rate 2000] [--duration 30]
+    python bench/load.py sessions [--chargers 1000] [--rate 2000] [--meter-messages 10]
+                                  [--shared-card] [--cards unknown|known] [--burst]
+                                  [--database SEEDED.db]
     python bench/load.py --self-check
 
 By default the server is spawned (`csms serve --config FILE` with a fresh SQLite file in a temp
@@ -13,7 +16,11 @@ addresses are accepted. Phases, each bounded in time:
 
 1. ramp: chargers connect at --ramp-rate per second and boot (plus StatusNotification, and for
    metervalues Authorize and a started transaction); server RSS is read before and after;
-2. measured phase (--duration): Heartbeats (connections) or open-loop MeterValues (metervalues);
+2. measured phase (--duration): Heartbeats (connections), open-loop MeterValues (metervalues),
+   or whole sessions (sessions): every charger loops Authorize, start (StartTransaction or
+   TransactionEvent Started), --meter-messages meter messages, stop, one CALL per slot of its
+   open-loop schedule; with --burst every charger authorizes and starts at the same moment
+   first (as after a power cut) and those first calls are reported apart;
 3. teardown (not measured): transactions are stopped, connections closed, the server stopped.
 
 Workers (--workers K) are processes that each drive a share of the chargers and send their
@@ -156,10 +163,31 @@ class Charger:
     tx_id: int | str | None = None
     seq_no: int = 0
 
+    # Session progress (sessions scenario): the next step and whether a transaction runs.
+    step: int = 0
+    in_transaction: bool = False
+
     @classmethod
-    def make(cls, index: int, prefix: str, rng: random.Random) -> Charger:
-        # 7-byte ISO 14443 UIDs as hex, unknown to the server on purpose (see module docstring).
-        return cls(index, f"{prefix}{index:06d}", f"04{index:012X}", Meter.pick(rng))
+    def make(cls, index: int, prefix: str, rng: random.Random, shared: bool = False) -> Charger:
+        return cls(index, f"{prefix}{index:06d}", card_uid(index, shared), Meter.pick(rng))
+
+
+SHARED_CARD: Final = "04BE0C5A4ED0CA"
+
+
+def card_uid(index: int, shared: bool) -> str:
+    """A 7-byte ISO 14443 UID as hex: the charger's own card, or the one fleet card that every
+    charger uses with --shared-card. Unknown to the server unless --cards known."""
+    return SHARED_CARD if shared else f"04{index:012X}"
+
+
+def id_tag_status(reply: Any) -> str:
+    """The idTagInfo (1.6) or idTokenInfo (2.0.1) status of a CALLRESULT, else '-'."""
+    if isinstance(reply, dict):
+        info = reply.get("idTagInfo") or reply.get("idTokenInfo")
+        if isinstance(info, dict) and isinstance(info.get("status"), str):
+            return str(info["status"])
+    return "-"
 
 
 class V16:
@@ -509,6 +537,18 @@ class V201:
 Dialect = V16 | V201
 
 
+def session_warmup(spec: Spec, period: float) -> float:
+    """How long the sessions run before the measured phase: one session, so that the
+    chargers' sessions are spread over every step when it begins (none with --burst)."""
+    if spec.scenario != "sessions" or spec.burst:
+        return 0.0
+    return (spec.meter_messages + 3) * period
+
+
+# Kinds of calls timed apart in the sessions scenario.
+SESSION_KINDS: Final = ("authorize", "start", "meter", "stop", "burst_authorize", "burst_start")
+
+
 def make_dialect(version: str, mv_kind: str) -> Dialect:
     return V16() if version == "1.6" else V201(mv_kind)
 
@@ -546,7 +586,9 @@ class Tally:
 
     __slots__ = (
         "answered",
+        "by_kind",
         "call_errors",
+        "errors_by_kind",
         "from_schedule",
         "late_replies",
         "lost",
@@ -554,12 +596,18 @@ class Tally:
         "scheduled",
         "sent",
         "skipped",
+        "statuses",
         "timeouts",
     )
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, kinds: Iterable[str] = ()) -> None:
         self.rtt = Samples(capacity)
         self.from_schedule = Samples(capacity)
+        # Latency per kind of call (sessions: authorize, start, meter, stop, burst_*).
+        self.by_kind = {kind: Samples(capacity) for kind in kinds}
+        self.errors_by_kind: dict[str, int] = {}
+        # "kind status" -> answers (idTagInfo / idTokenInfo statuses of the sessions scenario)
+        self.statuses: dict[str, int] = {}
         self.sent = 0
         self.answered = 0
         self.call_errors = 0
@@ -568,6 +616,10 @@ class Tally:
         self.late_replies = 0
         self.scheduled = 0
         self.skipped = 0
+
+    def status(self, kind: str, status: str) -> None:
+        key = f"{kind} {status}"
+        self.statuses[key] = self.statuses.get(key, 0) + 1
 
     def counters(self) -> dict[str, int]:
         return {
@@ -614,11 +666,16 @@ class Link(asyncio.Protocol):
         self.closed = False
         self.next_id = 0
         self.pending_id: str | None = None
+        self.pending_kind = ""
         self.waiter: asyncio.Future[list[Any] | None] | None = None
         self.t_sent = 0.0
         self.t_sched = 0.0
         self.last_rtt = 0.0
         self.tally: Tally | None = None
+        # Calls scheduled before this moment (a warm-up) are not counted; `call_tally` is
+        # where the outstanding call counts (None: nowhere).
+        self.count_from = 0.0
+        self.call_tally: Tally | None = None
         self.fragments: list[bytes | bytearray | memoryview] | None = None
         self.server_calls = 0
         self.bad_frames = 0
@@ -666,16 +723,16 @@ class Link(asyncio.Protocol):
             self.opened.set_result(f"connection closed during handshake ({exc or 'EOF'})")
         if self.pending_id is not None:
             self.pending_id = None
-            if self.tally is not None:
-                self.tally.lost += 1
+            if self.call_tally is not None:
+                self.call_tally.lost += 1
         self._resolve(None)
         if not self.gone.done():
             self.gone.set_result(None)
 
     # OCPP-J
 
-    def send_call(self, action: str, payload: Payload, t_sched: float) -> None:
-        """Send a CALL now; the reply is timed and counted when it arrives."""
+    def send_call(self, action: str, payload: Payload, t_sched: float, kind: str = "") -> None:
+        """Send a CALL now; the reply is timed and counted (under `kind` too) when it arrives."""
         if self.closed or self.ws.state is not State.OPEN:
             raise ConnectionError("connection is closed")
         if self.pending_id is not None:
@@ -684,10 +741,12 @@ class Link(asyncio.Protocol):
         message_id = str(self.next_id)
         self.ws.send_text(orjson.dumps([2, message_id, action, payload]))
         self.pending_id = message_id
+        self.pending_kind = kind
         self.t_sched = t_sched
         self.t_sent = time.monotonic()
-        if self.tally is not None:
-            self.tally.sent += 1
+        self.call_tally = self.tally if t_sched >= self.count_from else None
+        if self.call_tally is not None:
+            self.call_tally.sent += 1
         self._flush()
 
     def reply(self) -> asyncio.Future[list[Any] | None]:
@@ -704,8 +763,8 @@ class Link(asyncio.Protocol):
         """Give up on the outstanding CALL (timed out); a late reply is only counted."""
         if self.pending_id is not None:
             self.pending_id = None
-            if self.tally is not None:
-                self.tally.timeouts += 1
+            if self.call_tally is not None:
+                self.call_tally.timeouts += 1
         self._resolve(None)
 
     async def call(
@@ -767,20 +826,25 @@ class Link(asyncio.Protocol):
             self.bad_frames += 1
             return
         if kind == 3 or kind == 4:
-            tally = self.tally
             if message_id != self.pending_id or self.pending_id is None:
-                if tally is not None:
-                    tally.late_replies += 1
+                if self.tally is not None:
+                    self.tally.late_replies += 1
                 return
+            tally = self.call_tally
             self.pending_id = None
             self.last_rtt = now - self.t_sent
             if tally is not None:
+                call_kind = self.pending_kind
                 if kind == 3:
                     tally.answered += 1
                     tally.rtt.add(now - self.t_sent)
                     tally.from_schedule.add(now - self.t_sched)
+                    if call_kind:
+                        tally.by_kind[call_kind].add(now - self.t_sent)
                 else:
                     tally.call_errors += 1
+                    if call_kind:
+                        tally.errors_by_kind[call_kind] = tally.errors_by_kind.get(call_kind, 0) + 1
             self._resolve(message)
         elif kind == 2 and isinstance(message, list) and len(message) >= 4:
             self._answer(message)
@@ -842,6 +906,9 @@ class Spec:
     seed: int
     deflate: bool
     use_uvloop: bool
+    meter_messages: int = 10
+    shared_card: bool = False
+    burst: bool = False
 
     @property
     def setup_bound(self) -> float:
@@ -992,7 +1059,7 @@ class Worker:
         tasks = []
         for i in self.mine:
             await sleep_until(t_ramp + i / spec.ramp_rate)
-            charger = Charger.make(i, spec.id_prefix, self.rng)
+            charger = Charger.make(i, spec.id_prefix, self.rng, spec.shared_card)
             tasks.append(loop.create_task(self.bring_up(charger)))
         if tasks:
             _, stuck = await asyncio.wait(tasks, timeout=spec.setup_bound)
@@ -1056,6 +1123,8 @@ class Worker:
         s.booted += 1
         if spec.scenario == "connections":
             calls = dialect.idle_statuses(ch)
+        elif spec.scenario == "sessions":
+            calls = [*dialect.idle_statuses(ch), dialect.plug_in(ch)]
         else:
             calls = [dialect.plug_in(ch), dialect.authorize(ch)]
         for action, payload in calls:
@@ -1090,14 +1159,19 @@ class Worker:
             per_charger = spec.duration / spec.heartbeat_interval + 2
         else:
             per_charger = spec.duration / period + 2 if period > 0 else 2
-        tally = Tally(int(len(ready) * per_charger) + 16)
+        kinds = SESSION_KINDS if spec.scenario == "sessions" else ()
+        tally = Tally(int(len(ready) * per_charger) + 16, kinds)
         links = [ch.link for ch in ready if ch.link is not None]
         for link in links:
             link.tally = tally
+            link.count_from = t0
         # Tasks are created before t0 (each sleeps until its first slot), so that creating
         # thousands of them does not stall the loop inside the measured phase.
         if spec.scenario == "connections":
             tasks = spawn(self.heartbeats(link, t0, t1, tally) for link in links)
+        elif spec.scenario == "sessions":
+            warm = session_warmup(spec, period)
+            tasks = spawn(self.sessions(ch, t0 - warm, t0, t1, period, tally) for ch in ready)
         else:
             tasks = spawn(self.meter_values(ch, t0, t1, period, tally) for ch in ready)
         await sleep_until(t0)
@@ -1114,8 +1188,14 @@ class Worker:
         stopped, stop_errors = 0, 0
         if spec.scenario == "metervalues":
             stopped, stop_errors = await self.stop_transactions(ready)
+        elif spec.scenario == "sessions":
+            running = [ch for ch in ready if ch.in_transaction]
+            stopped, stop_errors = await self.stop_transactions(running)
         return {
             "counters": tally.counters(),
+            "by_kind": {kind: samples.to_bytes() for kind, samples in tally.by_kind.items()},
+            "errors_by_kind": tally.errors_by_kind,
+            "statuses": tally.statuses,
             "rtt": tally.rtt.to_bytes(),
             "from_schedule": tally.from_schedule.to_bytes(),
             "loop_lag": lag.to_bytes(),
@@ -1182,6 +1262,108 @@ class Worker:
                 tally.skipped += merged
             try:
                 link.send_call(*self.dialect.periodic(ch, time.monotonic(), self.rng), t_sched=t)
+            except ConnectionError:
+                break
+            t += (merged + 1) * period
+        await self._settle(link)
+
+    def session_call(self, ch: Charger, now: float) -> tuple[str, Payload, str]:
+        """The CALL of the charger's current session step, and its kind."""
+        d, last_meter = self.dialect, self.spec.meter_messages + 1
+        if ch.step == 0:
+            return (*d.authorize(ch), "authorize")
+        if ch.step == 1:
+            return (*d.start(ch, now), "start")
+        if ch.step <= last_meter:
+            return (*d.periodic(ch, now, self.rng), "meter")
+        return (*d.stop(ch, now), "stop")
+
+    async def answer_of(self, link: Link) -> list[Any] | None:
+        """The reply to the CALL just sent (None on timeout, CALLERROR or a lost link)."""
+        remaining = link.t_sent + self.spec.call_timeout - time.monotonic()
+        message = None
+        if link.pending_id is not None and remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                message = await asyncio.wait_for(link.reply(), remaining)
+        if link.pending_id is not None:
+            link.abandon()
+        return message if message is not None and message[0] == 3 else None
+
+    async def session_step(
+        self,
+        ch: Charger,
+        link: Link,
+        t_sched: float,
+        tally: Tally,
+        burst: bool = False,
+        counted: bool = True,
+    ) -> None:
+        """Send the charger's next session CALL; read the answers that decide what follows.
+        `burst`: the call belongs to the burst start (reported as burst_authorize/_start)."""
+        action, payload, kind = self.session_call(ch, time.monotonic())
+        first = burst and kind in ("authorize", "start")
+        link.send_call(action, payload, t_sched=t_sched, kind=f"burst_{kind}" if first else kind)
+        if kind == "meter":
+            ch.step += 1
+            return
+        message = await self.answer_of(link)
+        if message is not None and counted:
+            tally.status(f"burst_{kind}" if first else kind, id_tag_status(message[2]))
+        if kind == "authorize":
+            ch.step = 1
+        elif kind == "start":
+            if message is not None and self.dialect.started(ch, message[2]):
+                ch.in_transaction = True
+                ch.step = 2
+            else:
+                ch.step = 0  # no transaction: the driver presents the card again
+        else:
+            ch.in_transaction = False
+            ch.tx_id = None
+            ch.step = 0
+
+    async def sessions(
+        self, ch: Charger, begin: float, t0: float, t1: float, period: float, tally: Tally
+    ) -> None:
+        """Open loop per charger: one session CALL per slot every `period` (Authorize, start,
+        meter messages, stop, again); a slot that finds the previous CALL outstanding is
+        skipped as in meter_values. The first slot falls anywhere in [begin, t0) (one session
+        long: a warm-up, not counted), so that at t0 the chargers are at every point of their
+        sessions. With --burst the first Authorize goes at t0 exactly and the start right
+        after its answer."""
+        link = ch.link
+        assert link is not None
+        burst = self.spec.burst
+        t = t0 if burst else begin + self.rng.uniform(0.0, max(period, t0 - begin))
+        if burst:
+            await sleep_until(t0)
+            for _ in range(2):  # Authorize, then the start at once
+                tally.scheduled += 1
+                try:
+                    await self.session_step(ch, link, time.monotonic(), tally, burst=True)
+                except ConnectionError:
+                    return
+                if ch.step != 1:
+                    break
+            t = t0 + self.rng.uniform(0.0, period) + period
+        for _ in range(int((t1 - begin) / period) + 2):
+            if t >= t1 or link.closed:
+                break
+            await sleep_until(t)
+            counted = t >= t0
+            tally.scheduled += counted
+            merged = 0
+            if link.pending_id is not None:
+                tally.skipped += counted
+                await self._settle(link)
+                if link.closed:
+                    break
+                merged = min(int((time.monotonic() - t) / period), math.ceil((t1 - t) / period) - 1)
+                merged = max(0, merged)
+                tally.scheduled += merged * counted
+                tally.skipped += merged * counted
+            try:
+                await self.session_step(ch, link, t, tally, counted=counted)
             except ConnectionError:
                 break
             t += (merged + 1) * period
@@ -1375,10 +1557,19 @@ class ServerProbe:
 class SpawnedServer:
     """`csms serve --config FILE` in a fresh temp directory, on free loopback ports."""
 
-    def __init__(self, command: list[str], start_timeout: float, keep_dir: bool) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        start_timeout: float,
+        keep_dir: bool,
+        database: Path | None = None,
+        tokens_csv: str | None = None,
+    ) -> None:
         self.command = command
         self.start_timeout = start_timeout
         self.keep_dir = keep_dir
+        self.database = database
+        self.tokens_csv = tokens_csv
         self.dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
         self.log_path = self.dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -1394,6 +1585,12 @@ class SpawnedServer:
         )
         # CSMS_* variables would override the config file: the server sees only ours.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+        if self.database is not None:
+            shutil.copyfile(self.database, self.dir / "csms.db")
+        if self.tokens_csv is not None:
+            cards = self.dir / "cards.csv"
+            cards.write_text(self.tokens_csv)
+            self._cli(["tokens", "import", str(cards), "--config", str(config)], env)
         with self.log_path.open("wb") as log:
             try:
                 self.proc = subprocess.Popen(
@@ -1413,6 +1610,17 @@ class SpawnedServer:
             self.keep_dir = True
             raise
         return f"ws://127.0.0.1:{ocpp_port}/ocpp"
+
+    def _cli(self, argv: list[str], env: dict[str, str]) -> None:
+        done = subprocess.run(
+            [*self.command, *argv], env=env, cwd=self.dir, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise BenchError(
+                f"{shlex.join(argv[:2])} failed: {detail[-1] if detail else done.returncode}",
+                EXIT_SERVER,
+            )
 
     @property
     def pid(self) -> int | None:
@@ -1563,7 +1771,13 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
                 raise BenchError(f"no process with pid {args.server_pid}")
         else:
             command = shlex.split(args.csms_cmd) if args.csms_cmd else [default_csms()]
-            spawned = SpawnedServer(command, args.start_timeout, args.keep_server_dir)
+            spawned = SpawnedServer(
+                command,
+                args.start_timeout,
+                args.keep_server_dir,
+                database=args.database,
+                tokens_csv=cards_csv(args) if args.cards == "known" else None,
+            )
             stack.callback(spawned.stop)
             print(f"starting server: {shlex.join(command)} serve ...", file=sys.stderr)
             url = spawned.start()
@@ -1585,6 +1799,9 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
             seed=args.seed,
             deflate=args.deflate,
             use_uvloop=not args.no_uvloop,
+            meter_messages=args.meter_messages,
+            shared_card=args.shared_card,
+            burst=args.burst,
         )
         time.sleep(args.settle)
         rss_baseline = probe.rss()
@@ -1608,9 +1825,10 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
         fds_booted = probe.fds()
         generator_rss = sum(ServerProbe(pid).rss() or 0.0 for pid in worker_pids)
         active = sum(r["ready"] for r in readies)
-        period = active / spec.rate if spec.scenario == "metervalues" and active else 0.0
+        paced = spec.scenario in ("metervalues", "sessions")
+        period = active / spec.rate if paced and active else 0.0
 
-        t0 = time.monotonic() + 1.0
+        t0 = time.monotonic() + 1.0 + session_warmup(spec, period)
         t1 = t0 + spec.duration
         print(f"measured phase: {spec.duration:g} s with {active} chargers", file=sys.stderr)
         pool.broadcast("go", t0, t1, period)
@@ -1643,11 +1861,40 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
     server_cpu = delta(cpu1, cpu0)
     generator_cpu = sum(d["cpu_s"] for d in dones)
     errors = counters["call_errors"] + counters["timeouts"] + counters["lost"]
-    metervalues = spec.scenario == "metervalues"
+    metervalues = spec.scenario in ("metervalues", "sessions")
+    sessions = spec.scenario == "sessions"
+    by_kind = (
+        {
+            kind: latency_ms(d["by_kind"][kind] for d in dones)
+            for kind in SESSION_KINDS
+            if not kind.startswith("burst") or spec.burst
+        }
+        if sessions
+        else None
+    )
+    statuses: dict[str, int] = {}
+    errors_by_kind: dict[str, int] = {}
+    for d in dones:
+        for key, n in d["statuses"].items():
+            statuses[key] = statuses.get(key, 0) + n
+        for key, n in d["errors_by_kind"].items():
+            errors_by_kind[key] = errors_by_kind.get(key, 0) + n
     report: Json = {
         "scenario": spec.scenario,
         "ocpp_version": spec.version,
         "mv_kind": spec.mv_kind if metervalues and spec.version == "2.0.1" else None,
+        "sessions": {
+            "meter_messages": spec.meter_messages,
+            "card": ("one shared card" if spec.shared_card else "a card per charger")
+            + (", in the token table" if args.cards == "known" else ", unknown to the server"),
+            "burst": spec.burst,
+            "database": None if args.database is None else str(args.database),
+            "latency_ms": by_kind,
+            "statuses": dict(sorted(statuses.items())),
+            "errors": errors_by_kind,
+        }
+        if sessions
+        else None,
         "url": url,
         "chargers": spec.chargers,
         "workers": spec.workers,
@@ -1722,6 +1969,15 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
     return report, status
 
 
+def cards_csv(args: argparse.Namespace) -> str:
+    """The token table rows for --cards known (csms tokens import): the shared card may
+    hold any number of transactions at once, a charger's own card one."""
+    if args.shared_card:
+        return f"uid,status,max_concurrent\n{SHARED_CARD},Accepted,unlimited\n"
+    rows = [f"{card_uid(i, False)},Accepted" for i in range(args.chargers)]
+    return "uid,status\n" + "\n".join(rows) + "\n"
+
+
 def default_csms() -> str:
     candidate = Path(sys.executable).parent / "csms"
     return str(candidate) if candidate.exists() else "csms"
@@ -1773,20 +2029,34 @@ def human_report(r: Json) -> list[str]:
         f"{m['errors']} (CALLERROR {m['call_errors']}, timeout {m['timeouts']}, "
         f"lost {m['lost']}), late replies {m['late_replies']}"
     )
-    if r["scenario"] == "metervalues":
+    if r["scenario"] in ("metervalues", "sessions"):
         lines.append(
             f"  target {m['rate_target_per_s']:g}/s "
             f"({fmt_opt(m['per_charger_period_s'], 's', 3)} per charger): "
             f"scheduled {m['scheduled']}, skipped (backpressure) {m['skipped_backpressure']}"
         )
     lines.append(f"  latency: {fmt_latency(m['latency_ms'])}")
-    if r["scenario"] == "metervalues":
+    if r["scenario"] in ("metervalues", "sessions"):
         lines.append(f"  from schedule: {fmt_latency(m['latency_from_schedule_ms'])}")
+    sessions = r["sessions"]
+    if sessions is not None:
+        lines.append(
+            f"  sessions: {sessions['meter_messages']} meter messages each, "
+            f"{sessions['card']}{', burst start' if sessions['burst'] else ''}"
+            + (f", database {sessions['database']}" if sessions["database"] else "")
+        )
+        for kind, lat in sessions["latency_ms"].items():
+            errors = sessions["errors"].get(kind, 0)
+            lines.append(
+                f"    {kind:<15} {fmt_latency(lat)}" + (f"  CALLERROR {errors}" if errors else "")
+            )
+        answers = ", ".join(f"{k} {n}" for k, n in sessions["statuses"].items())
+        lines.append(f"    answers: {answers or 'none'}")
     lines.append(
         f"chargers held connected: {m['held']} of {r['chargers']} (dropped during phase "
         f"{m['dropped']}); server-initiated CALLs answered {m['server_calls']}"
     )
-    if r["scenario"] == "metervalues":
+    if r["scenario"] in ("metervalues", "sessions"):
         t = r["teardown"]
         lines.append(
             f"teardown: {t['transactions_stopped']} transactions stopped, {t['stop_errors']} failed"
@@ -1902,14 +2172,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="bench/load.py", description="OCPP-J load generator for the CSMS (loopback only)."
     )
     add = parser.add_argument
-    add("scenario", nargs="?", choices=["connections", "metervalues"])
+    add("scenario", nargs="?", choices=["connections", "metervalues", "sessions"])
     add("--self-check", action="store_true", help="validate the payloads against the schemas")
     add("--version", dest="ocpp_version", choices=["1.6", "2.0.1"], default="1.6")
-    add("--chargers", type=int, help="default 10000 (connections), 1000 (metervalues)")
+    add("--chargers", type=int, help="default 10000 (connections), 1000 (the others)")
     add("--duration", type=float, help="measured seconds, default 60 (connections), 30")
     add("--ramp-rate", type=float, default=500.0, help="connections/s (%(default)g)")
     add("--heartbeat-interval", type=float, default=30.0, help="seconds (%(default)g)")
-    add("--rate", type=float, default=2000.0, help="total MeterValues/s (%(default)g)")
+    add("--rate", type=float, default=2000.0, help="total calls/s (%(default)g)")
+    add(
+        "--meter-messages",
+        type=int,
+        default=10,
+        help="sessions: meter messages per session (%(default)s)",
+    )
+    add("--shared-card", action="store_true", help="sessions: every charger uses one card")
+    add(
+        "--cards",
+        choices=["unknown", "known"],
+        default="unknown",
+        help="sessions: cards unknown to the server (answered Invalid) or imported into its "
+        "token table first (a shared card with --max-concurrent unlimited) (%(default)s)",
+    )
+    add("--burst", action="store_true", help="sessions: every charger starts at t0 at once")
+    add(
+        "--database",
+        type=Path,
+        help="spawned server: start from a copy of this database (bench/seed_history.py)",
+    )
     add(
         "--mv-kind",
         choices=["transactionevent", "metervalues"],
@@ -1941,7 +2231,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.self_check:
         return args
     if args.scenario is None:
-        parser.error("a scenario is required (connections or metervalues)")
+        parser.error("a scenario is required (connections, metervalues or sessions)")
+    if args.url and (args.cards == "known" or args.database):
+        parser.error("--cards known and --database need a spawned server (not --url)")
+    if args.database is not None and not args.database.is_file():
+        parser.error(f"--database: no file {args.database}")
     connections = args.scenario == "connections"
     if args.chargers is None:
         args.chargers = 10_000 if connections else 1_000
@@ -1958,6 +2252,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--open-timeout": (args.open_timeout, 0.1, 600),
         "--start-timeout": (args.start_timeout, 0.1, 600),
         "--settle": (args.settle, 0, 60),
+        "--meter-messages": (args.meter_messages, 0, 10_000),
     }
     for name, (value, low, high) in limits.items():
         if not low <= value <= high:
