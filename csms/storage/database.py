@@ -38,6 +38,8 @@ SNAPSHOT: ContextVar[bool] = ContextVar("csms_read_snapshot", default=True)
 
 
 CHECKPOINT_SECONDS = 1.0
+# SQLite connections kept open (each has a thread of its own).
+POOL_SIZE = 24
 SLOW_COMMIT_SECONDS = 1.0
 
 
@@ -179,6 +181,10 @@ def create_engine(url: str) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
         if parsed.get_driver_name() == "aiosqlite":
             kwargs["module"] = one_trip_dbapi()
+        # Connections beyond the pool size are closed when given back, and a new one costs
+        # a thread and its set-up statements: keep enough for the writer, the coalesced
+        # look-ups of the hot path (one each at a time), the workers and staff reads.
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
         _tune_sqlite(engine)
