@@ -34,6 +34,7 @@ from csms.services.partners import PartnerService
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.migrate import upgrade
+from csms.workers import Worker
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import OcpiSettings, public_base_url
 from ocpi_cpo.roaming import RoamingAuthorizer
@@ -134,7 +135,7 @@ class CsmsApp:
         self._api: web.AppRunner | None = None
         self._ocpi: web.AppRunner | None = None
         self._ocpp_started = False
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: list[Worker] = []
         self.api_port: int | None = None
         self.ocpi_port: int | None = None
         self.ocpi_base_url: str | None = None
@@ -167,10 +168,9 @@ class CsmsApp:
             await self._start_ocpi()
         if "ocpp" in self.components:
             # Reservation expiry and CDR building follow the chargers' sessions.
-            self._workers.append(
-                asyncio.create_task(self.commands.keep_reservations(), name="reservations")
-            )
-            self._workers.append(asyncio.create_task(self.billing.keep_billing(), name="billing"))
+            for worker in (self.commands.reservations, self.billing.worker):
+                worker.start()
+                self._workers.append(worker)
 
     async def _start_api(self) -> None:
         cfg = self.config.api
@@ -236,11 +236,8 @@ class CsmsApp:
         log.info("csms_stopped")
 
     async def _shutdown(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for worker in self._workers:
+            await worker.stop()
         self._workers.clear()
         if self._ocpi is not None:
             await self._ocpi.cleanup()

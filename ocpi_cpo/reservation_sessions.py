@@ -10,7 +10,6 @@ rules are csms.core's; delivery is the push worker's.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,12 +28,12 @@ from csms.core.ocpi_sessions import SessionStatus
 from csms.core.parties import Party
 from csms.core.partners import InterfaceRole
 from csms.core.reservations import ReservationState
-from csms.core.waiting import wait_event
 from csms.storage import outbox as outbox_repo
 from csms.storage import partners as partner_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.reservations import PartnerReservation
+from csms.workers import Worker
 
 log = structlog.get_logger("ocpi_cpo.reservation_sessions")
 
@@ -76,23 +75,17 @@ class ReservationSessions:
         self._clock = clock
         self.us = us
         self.period = period
-        self._wake = asyncio.Event()
+        self.worker = Worker("ocpi-reservation-sessions", self._pass, period=period)
         # Called after a pass enqueued something (the push worker's wake).
         self.on_enqueued: list[Callable[[], None]] = []
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                if await self.publish():
-                    for hook in self.on_enqueued:
-                        hook()
-            except Exception:  # the loop's boundary: the next pass tries again
-                log.exception("reservation_sessions_failed")
-            await wait_event(self._wake, self.period)
+    async def _pass(self) -> None:
+        if await self.publish():
+            for hook in self.on_enqueued:
+                hook()
 
     async def publish(self) -> int:
         """One pass; returns how many pushes were enqueued."""

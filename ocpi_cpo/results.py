@@ -11,7 +11,6 @@ their timeout result once their deadline passes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from csms.core.clock import Clock
 from csms.core.parties import Party
 from csms.storage import ocpi_commands as request_repo
 from csms.storage.database import Database, WriteTx
+from csms.workers import TaskSet, Worker
 
 log = structlog.get_logger("ocpi_cpo.results")
 
@@ -50,7 +50,11 @@ class AsyncResults:
         self._db = db
         self._clock = clock
         self._wake = wake
+        # The work of each request, by request id, held until it ends.
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._running = TaskSet("ocpi-results")
+        # Closes requests left open past their deadline (started with the OCPI app).
+        self.sweeper = Worker("ocpi-results", self._sweep_pass, period=SWEEP_EVERY_S)
 
     async def open(
         self,
@@ -86,7 +90,7 @@ class AsyncResults:
     def run(self, request_id: int, kind: str, work: Work, timeout_s: float) -> None:
         """Do `work` in the background; its result (or the timeout result after
         `timeout_s`) goes to the partner."""
-        task = asyncio.create_task(
+        task = self._running.spawn(
             self._run(request_id, kind, work, timeout_s), name=f"ocpi-result-{request_id}"
         )
         self._tasks[request_id] = task
@@ -130,20 +134,9 @@ class AsyncResults:
                 closed += 1
         return closed
 
-    async def keep(self) -> None:
-        """Sweep now and then, until cancelled."""
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # a failed sweep is retried on the next round
-                log.exception("ocpi_results_sweep_failed")
-            await asyncio.sleep(SWEEP_EVERY_S)
+    async def _sweep_pass(self) -> None:
+        await self.sweep()
 
     async def close(self) -> None:
         """Stop the work in flight: its requests stay open and are swept after a restart."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._running.close()

@@ -6,7 +6,6 @@ it with csms.core.cost and stores immutable CDRs; the pricing rules live in csms
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +37,6 @@ from csms.core.tariffs import (
     tariff_to_ocpi,
 )
 from csms.core.transactions import BillingState, Transaction, TransactionState
-from csms.core.waiting import wait_event
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
 from csms.storage import locations as location_repo
@@ -50,10 +48,13 @@ from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
 from csms.storage.tariffs import Assignment, StoredTariff
+from csms.workers import Worker
 
 log = structlog.get_logger("csms.billing")
 
 DEFAULT_TIME_ZONE = "UTC"
+# Transactions settled per read.
+BATCH = 100
 # What a session costs where no tariff applies: nothing, in this currency.
 FREE_CURRENCY = "EUR"
 
@@ -163,7 +164,10 @@ class BillingService:
         self._db = db
         self._clock = clock
         self.identity = identity
-        self._wake = asyncio.Event()
+        # Settles ended transactions soon after they end (woken by the charging service) and
+        # at least every few seconds; started by the app (nothing is lost on a crash: the
+        # billing state lives in the transaction row).
+        self.worker = Worker("billing", self._billing_pass, period=5.0)
         # Called after transactions were settled (billed, held or void) or a CDR credited
         # (the OCPI session publisher wakes up: final sessions carry the CDR's numbers).
         self.on_settled: list[Callable[[], None]] = []
@@ -399,7 +403,7 @@ class BillingService:
 
     # --- CDRs ----------------------------------------------------------------------
 
-    async def bill_pending(self, limit: int = 100) -> int:
+    async def bill_pending(self, limit: int = BATCH) -> int:
         """Build the CDRs of ended transactions that have none yet; returns how many
         transactions were settled (billed or held)."""
         async with self._db.read() as conn:
@@ -680,20 +684,12 @@ class BillingService:
     # --- the worker ----------------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def keep_billing(self, period: float = 5.0) -> None:
-        """Run forever: settle ended transactions soon after they end (woken by the
-        charging service), and at least every `period` seconds (nothing is lost on a crash:
-        the billing state lives in the transaction row)."""
-        while True:
-            self._wake.clear()
-            try:
-                while await self.bill_pending() >= 100:
-                    pass
-            except Exception:
-                log.exception("billing_failed")
-            await wait_event(self._wake, period)
+    async def _billing_pass(self) -> None:
+        """One pass of the worker: every transaction due for billing, a batch at a time."""
+        while await self.bill_pending() >= BATCH:
+            pass
 
 
 async def _tariff_receivers(conn: Any) -> list[tuple[int, str]]:

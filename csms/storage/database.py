@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
+from csms.workers import TaskSet
+
 T = TypeVar("T")
 Unit = Callable[["WriteTx"], Awaitable[T]]
 
@@ -216,13 +218,14 @@ class BatchLoader(Generic[K, V]):
         self._max_keys = max_keys
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._running = False
+        self._drains = TaskSet("batch-loader")
 
     async def load(self, key: K) -> V | None:
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(future)
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drains.spawn(self._drain(), name="batch-loader")
         return await future
 
     async def _drain(self) -> None:
