@@ -35,6 +35,7 @@ from csms.core.passwords import verify_password
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
+from csms.storage.database import DatabaseClosed
 from csms.workers import TaskSet, Worker
 
 log = structlog.get_logger("csms.gateway")
@@ -310,6 +311,10 @@ class OcppServer:
                 if not live.replaced:
                     seen = datetime.fromtimestamp(session.last_seen, UTC)
                     await self.service.disconnected(cp_id, seen)
+            except DatabaseClosed as exc:
+                # The server stops because its database writer died: the next start marks
+                # every charger disconnected anyway.
+                log.warning("disconnect_not_recorded", error=str(exc))
             finally:
                 live.done.set()
             log.info(
