@@ -21,13 +21,14 @@ from csms.api.token import TokenError, resolve_token
 from csms.config import COMPONENTS, Config
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
+from csms.core.retries import Backoff
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
-from csms.services.billing import BillingService, Identity
+from csms.services.billing import BillingService, Identity, Retries
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
@@ -50,6 +51,11 @@ def charging_settings(config: Config) -> ChargingSettings:
         heartbeat_interval=config.ocpp.heartbeat_interval,
         allow_unknown_tags=config.ocpp.allow_unknown_tags,
     )
+
+
+def billing_retries(config: Config) -> Retries:
+    cfg = config.billing
+    return Retries(cfg.max_attempts, Backoff(cfg.retry_delay, cfg.retry_max_delay))
 
 
 def open_database(config: Config) -> Database:
@@ -124,9 +130,14 @@ class CsmsApp:
             metrics=self.metrics,
         )
         self.billing = BillingService(
-            self.db, clock, Identity(config.ocpi.country_code, config.ocpi.party_id)
+            self.db,
+            clock,
+            Identity(config.ocpi.country_code, config.ocpi.party_id),
+            billing_retries(config),
         )
         self.charging.on_ended.append(self.billing.wake)
+        self.billing.on_held.append(self.metrics.billing_held)
+        self.billing.on_failed.append(self.metrics.billing_failed)
         self.partners = PartnerService(self.db, clock)
         # Other parties' tokens at our chargers: wherever chargers are served, whether or not
         # this process serves OCPI too.

@@ -65,6 +65,10 @@ def _to_transaction(row: Any) -> Transaction:
         auth_method=row.auth_method,
         authorization_reference=row.authorization_reference,
         cdr_token=row.cdr_token,
+        billing_attempts=row.billing_attempts,
+        billing_error=row.billing_error,
+        billing_retry_at=row.billing_retry_at,
+        held_reason=row.held_reason,
     )
 
 
@@ -460,13 +464,6 @@ async def list_transactions(
         stmt = stmt.where(_tx.c.charge_point_id == cp_id)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
-
-
-async def list_by_billing(
-    conn: AsyncConnection, state: BillingState, limit: int
-) -> list[Transaction]:
-    stmt = select(_tx).where(_tx.c.billing == state.value).order_by(_tx.c.id).limit(limit)
     return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
 
 
