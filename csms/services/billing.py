@@ -20,7 +20,7 @@ from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
 from csms.core.clock import Clock
 from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
-from csms.core.errors import CsmsError, InvalidInput
+from csms.core.errors import CsmsError, InvalidInput, one_line
 from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
@@ -474,7 +474,7 @@ class BillingService:
     async def _attempt_failed(self, tx: Transaction, exc: Exception) -> None:
         now = self._clock()
         attempts = tx.billing_attempts + 1
-        error = _one_line(exc)
+        error = one_line(exc, MAX_ERROR)
         for hook in self.on_failed:
             hook()
         if attempts >= self.retries.max_attempts:
@@ -847,13 +847,6 @@ def _same_tariff(stored: dict[str, Any], new: dict[str, Any]) -> bool:
     return {k: v for k, v in stored.items() if k != "last_updated"} == {
         k: v for k, v in new.items() if k != "last_updated"
     }
-
-
-def _one_line(exc: BaseException) -> str:
-    """An error in one line for people: its type and message, whitespace collapsed."""
-    text = " ".join(str(exc).split())
-    name = type(exc).__name__
-    return (f"{name}: {text}" if text else name)[:MAX_ERROR]
 
 
 def _negated(data: dict[str, Any]) -> dict[str, Any]:

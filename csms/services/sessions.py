@@ -22,6 +22,7 @@ import structlog
 from csms.core import ocpi_pushes
 from csms.core.clock import Clock
 from csms.core.cost import cost_to_ocpi
+from csms.core.errors import one_line
 from csms.core.locations import evse_uid
 from csms.core.ocpi_sessions import (
     PushAction,
@@ -81,12 +82,6 @@ class _Planned:
     target: _Target
     state: PushState | None
     action: PushAction
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    name = type(exc).__name__
-    return (f"{name}: {text}" if text else name)[:MAX_ERROR]
 
 
 def live_cdr(cdrs: Sequence[StoredCdr]) -> StoredCdr | None:
@@ -156,7 +151,8 @@ class SessionService:
         try:
             return await self._object(row, now)
         except Exception as exc:  # noqa: BLE001 - logged; the publisher records it
-            log.warning("session_not_rendered", transaction_id=row.tx.id, error=_one_line(exc))
+            error = one_line(exc, MAX_ERROR)
+            log.warning("session_not_rendered", transaction_id=row.tx.id, error=error)
             return None
 
     async def cdr_page(
@@ -399,7 +395,7 @@ class SessionService:
             conn = await w.connection()
             count = 0
             recorded = [
-                await repo.record_failure(conn, tx_id, _one_line(exc), now, self._retry)
+                await repo.record_failure(conn, tx_id, one_line(exc, MAX_ERROR), now, self._retry)
                 for tx_id, exc in errors.items()
             ]
             for plan in planned:
