@@ -202,7 +202,7 @@ class TransactionRow(Base):
     # Failed attempts at its CDR while pending, the last one's error (one line) and when
     # to try again (None: at once); why it is held, when it is (`cdr_failed: ...`,
     # `flagged: ...`, `credited by ...`).
-    billing_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    billing_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     billing_error: Mapped[str | None] = mapped_column(String(300))
     billing_retry_at: Mapped[datetime | None]
     held_reason: Mapped[str | None] = mapped_column(String(300))
@@ -708,7 +708,7 @@ class OcpiCommandRow(Base):
     # `CC*PID` the request said it came from (its result is routed back there); NULL: none.
     reply_to: Mapped[str | None] = mapped_column(String(8))
     # Failed attempts at queueing its result, the last error and when to try again.
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(300))
     next_attempt_at: Mapped[datetime | None]
 
