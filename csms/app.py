@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 
 import structlog
 from aiohttp import web
@@ -21,19 +21,21 @@ from csms.api.token import TokenError, resolve_token
 from csms.config import COMPONENTS, Config
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
+from csms.core.retries import Backoff
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
-from csms.services.billing import BillingService, Identity
+from csms.services.billing import BillingService, Identity, Retries
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from csms.storage import charge_points as cp_repo
-from csms.storage.database import Database, WriteTx
+from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
+from csms.workers import TaskSet, Worker
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import OcpiSettings, public_base_url
 from ocpi_cpo.roaming import RoamingAuthorizer
@@ -51,6 +53,11 @@ def charging_settings(config: Config) -> ChargingSettings:
     )
 
 
+def billing_retries(config: Config) -> Retries:
+    cfg = config.billing
+    return Retries(cfg.max_attempts, Backoff(cfg.retry_delay, cfg.retry_max_delay))
+
+
 def open_database(config: Config) -> Database:
     return Database.from_url(
         config.database.url,
@@ -61,6 +68,11 @@ def open_database(config: Config) -> Database:
 
 class StartupError(Exception):
     """The system cannot start; the message says why in one line."""
+
+
+class ServerFailed(Exception):
+    """The running system met a failure it cannot serve through (its database writer
+    died) and stopped; the message says why in one line."""
 
 
 def describe_startup_error(exc: BaseException, config: Config) -> str | None:
@@ -118,9 +130,14 @@ class CsmsApp:
             metrics=self.metrics,
         )
         self.billing = BillingService(
-            self.db, clock, Identity(config.ocpi.country_code, config.ocpi.party_id)
+            self.db,
+            clock,
+            Identity(config.ocpi.country_code, config.ocpi.party_id),
+            billing_retries(config),
         )
         self.charging.on_ended.append(self.billing.wake)
+        self.billing.on_held.append(self.metrics.billing_held)
+        self.billing.on_failed.append(self.metrics.billing_failed)
         self.partners = PartnerService(self.db, clock)
         # Other parties' tokens at our chargers: wherever chargers are served, whether or not
         # this process serves OCPI too.
@@ -134,7 +151,7 @@ class CsmsApp:
         self._api: web.AppRunner | None = None
         self._ocpi: web.AppRunner | None = None
         self._ocpp_started = False
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: list[Worker] = []
         self.api_port: int | None = None
         self.ocpi_port: int | None = None
         self.ocpi_base_url: str | None = None
@@ -167,10 +184,9 @@ class CsmsApp:
             await self._start_ocpi()
         if "ocpp" in self.components:
             # Reservation expiry and CDR building follow the chargers' sessions.
-            self._workers.append(
-                asyncio.create_task(self.commands.keep_reservations(), name="reservations")
-            )
-            self._workers.append(asyncio.create_task(self.billing.keep_billing(), name="billing"))
+            for worker in (self.commands.reservations, self.billing.worker):
+                worker.start()
+                self._workers.append(worker)
 
     async def _start_api(self) -> None:
         cfg = self.config.api
@@ -235,24 +251,39 @@ class CsmsApp:
         await self._shutdown()
         log.info("csms_stopped")
 
+    @property
+    def failure(self) -> DatabaseWriterFailed | None:
+        """Why the system can no longer serve (its database writer died), if it cannot."""
+        return self.db.failure
+
     async def _shutdown(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers.clear()
+        """Stop what runs, in order; a part that fails to stop (its last writes refused by
+        a dead database writer) does not keep the others from closing."""
+        await self._stop_part("workers", self._stop_workers())
         if self._ocpi is not None:
-            await self._ocpi.cleanup()
+            await self._stop_part("ocpi", self._ocpi.cleanup())
             self._ocpi = None
         if self._api is not None:
-            await self._api.cleanup()
+            await self._stop_part("api", self._api.cleanup())
             self._api = None
         if self._ocpp_started:
-            await self.ocpp.stop()
+            await self._stop_part("ocpp", self.ocpp.stop())
             self._ocpp_started = False
-        await self.roaming.close()
+        await self._stop_part("roaming", self.roaming.close())
         await self.db.close()
+
+    async def _stop_workers(self) -> None:
+        for worker in self._workers:
+            await worker.stop()
+        self._workers.clear()
+
+    async def _stop_part(self, part: str, stopping: Awaitable[None]) -> None:
+        try:
+            await stopping
+        except DatabaseClosed as exc:
+            log.warning("shutdown_incomplete", part=part, error=str(exc))
+        except Exception:  # shutdown's boundary: the database must still be closed
+            log.exception("shutdown_failed", part=part)
 
     async def __aenter__(self) -> CsmsApp:
         await self.start()
@@ -272,7 +303,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(config: Config, components: Collection[str] = COMPONENTS) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    """Run until SIGTERM or SIGINT, then shut down gracefully; raises ServerFailed when
+    it stopped because its database writer died."""
     # The SQLite driver thread needs the GIL between statements; a busy event loop would
     # otherwise hold it for the default 5 ms each time (measured: p50 latency 127 -> 22 ms
     # at 2,000 MeterValues/s).
@@ -290,14 +322,20 @@ async def serve(config: Config, components: Collection[str] = COMPONENTS) -> Non
         if message is None:
             raise
         raise StartupError(message) from exc
-    gc_task = asyncio.create_task(manage_gc(), name="gc-policy")
+    # A dead database writer stops the server: nothing it is told could be committed, and
+    # a supervisor restarting it (or staff) must see a non-zero exit, not a hang.
+    app.db.on_failure.append(lambda _failure: stop.set())
+    background = TaskSet("csms")
+    background.spawn(manage_gc(), name="gc-policy")
     log.info("csms_started", database=_safe_url(config.database.url), components=sorted(components))
     try:
         await stop.wait()
     finally:
         log.info("csms_stopping")
-        gc_task.cancel()
+        await background.close()
         await app.stop()
+    if app.failure is not None:
+        raise ServerFailed(str(app.failure))
 
 
 def _safe_url(url: str) -> str:

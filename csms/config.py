@@ -117,6 +117,16 @@ class OcpiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BillingConfig:
+    # A transaction whose CDR cannot be built (e.g. its tariff no longer parses) is tried
+    # again after retry_delay seconds, doubling up to retry_max_delay, and held for staff
+    # (`csms transactions list` shows why) after max_attempts failed attempts.
+    max_attempts: int = 5
+    retry_delay: float = 10.0
+    retry_max_delay: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "console"
@@ -128,6 +138,7 @@ class Config:
     ocpp: OcppConfig = field(default_factory=OcppConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -136,6 +147,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "ocpp": OcppConfig,
     "api": ApiConfig,
     "ocpi": OcpiConfig,
+    "billing": BillingConfig,
     "log": LogConfig,
 }
 
@@ -274,6 +286,13 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
+    if isinstance(section, BillingConfig):
+        if section.max_attempts < 1:
+            raise ConfigError("billing.max_attempts must be at least 1")
+        if not section.retry_delay > 0:
+            raise ConfigError("billing.retry_delay must be positive")
+        if not section.retry_max_delay >= section.retry_delay:
+            raise ConfigError("billing.retry_max_delay must not be below billing.retry_delay")
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")

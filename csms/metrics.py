@@ -41,6 +41,10 @@ class Metrics:
         self.calls: dict[str, Histogram] = {}
         # (command, outcome) -> commands
         self.commands: dict[tuple[str, str], int] = {}
+        # why transactions were held for staff (cdr_failed, flagged, credited) -> count
+        self.held: dict[str, int] = {}
+        # failed attempts at building a CDR
+        self.cdr_failures = 0
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -62,12 +66,19 @@ class Metrics:
         key = (command, outcome)
         self.commands[key] = self.commands.get(key, 0) + 1
 
+    def billing_held(self, reason: str) -> None:
+        self.held[reason] = self.held.get(reason, 0) + 1
+
+    def billing_failed(self) -> None:
+        self.cdr_failures += 1
+
     def render(
         self,
         *,
         connected: Mapping[str, int],
         active_transactions: int | None,
         database_up: bool,
+        held_transactions: int | None = None,
     ) -> str:
         out: list[str] = []
         _family(out, "csms_up", "gauge", "1 while the process runs.", [("", 1)])
@@ -93,6 +104,30 @@ class Metrics:
                 "Transactions that have started and not ended.",
                 [("", active_transactions)],
             )
+        if held_transactions is not None:
+            _family(
+                out,
+                "csms_transactions_held",
+                "gauge",
+                "Ended transactions held without a CDR until staff resolve them "
+                "(csms transactions list shows why).",
+                [("", held_transactions)],
+            )
+        _family(
+            out,
+            "csms_billing_held_total",
+            "counter",
+            "Transactions held for staff by this process, by reason "
+            "(cdr_failed: its CDR could not be built; flagged: meter data; credited).",
+            [(_labels(reason=r), n) for r, n in sorted(self.held.items())],
+        )
+        _family(
+            out,
+            "csms_billing_failures_total",
+            "counter",
+            "Failed attempts at building a CDR (each is retried with back-off).",
+            [("", self.cdr_failures)],
+        )
         _family(
             out,
             "csms_ocpp_messages_total",

@@ -7,8 +7,6 @@ imports OCPP code.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -113,11 +111,8 @@ async def _push_worker(app: web.Application) -> AsyncIterator[None]:
     before it closes."""
     pusher = Pusher(app[PARTNERS].db, app[CLIENT], app[SETTINGS])
     app[PUSHER] = pusher
-    task = asyncio.create_task(pusher.run(), name="ocpi-push")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with pusher.running():
+        yield
 
 
 async def _results_worker(app: web.Application) -> AsyncIterator[None]:
@@ -126,9 +121,6 @@ async def _results_worker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     results = AsyncResults(app[PARTNERS].db, settings.clock, app[PUSHER].wake)
     app[RESULTS] = results
-    task = asyncio.create_task(results.keep(), name="ocpi-results")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with results.sweeper.running():
+        yield
     await results.close()

@@ -40,7 +40,6 @@ from csms.core.ocpi_locations import (
 from csms.core.outbox import Push
 from csms.core.partners import InterfaceRole
 from csms.core.tariffs import ocpi_datetime, tariff_targets
-from csms.core.waiting import wait_event
 from csms.storage import charge_points as cp_repo
 from csms.storage import device_model as device_repo
 from csms.storage import locations as location_repo
@@ -51,6 +50,7 @@ from csms.storage import tariffs as tariff_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.ocpi_evses import PublishedEvse
 from csms.storage.tariffs import Assignment
+from csms.workers import Worker
 
 log = structlog.get_logger("ocpi_cpo.locations")
 
@@ -149,7 +149,11 @@ class LocationPublisher:
         self.identity = identity
         self.grace = grace
         self.interval = interval
-        self._wake = asyncio.Event()
+        # Woken by every StatusNotification: under load, passes come at most every MIN_GAP
+        # seconds (each one takes whatever changed meanwhile).
+        self.worker = Worker(
+            "ocpi-locations", self._pass_step, period=interval, min_gap=min(MIN_GAP, interval)
+        )
         self._lock = asyncio.Lock()  # one pass at a time (the loop, or a caller's publish)
         self._last_full: datetime | None = None
         # Published locations as served, encoded, in list order (None until the first
@@ -160,21 +164,10 @@ class LocationPublisher:
         self.on_enqueued: list[Any] = list(on_enqueued)
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.publish()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("location_publish_failed")
-            # Woken by every StatusNotification: under load, passes come at most this often
-            # (each one takes whatever changed meanwhile).
-            await asyncio.sleep(min(MIN_GAP, self.interval))
-            await wait_event(self._wake, self.interval)
-            self._wake.clear()
+    async def _pass_step(self) -> None:
+        await self.publish()
 
     async def publish(self, full: bool = False) -> int:
         """One pass; returns how many EVSEs really changed."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from csms.core.partners import Partner
 from csms.storage import outbox as repo
 from csms.storage import partners as partners_repo
 from csms.storage.database import Database, WriteTx
+from csms.workers import TaskSet, Worker
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.errors import (
     PartnerBadResponse,
@@ -53,7 +54,7 @@ class _Key:
 
 
 class Pusher:
-    """Runs (`run`) for as long as the OCPI app: `concurrency` requests in flight at most,
+    """Runs (`running()`) for as long as the OCPI app: `concurrency` requests in flight at most,
     `per_partner` of them to one partner (a slow partner cannot hold every slot), and
     never two of one object. `wake()` makes it look at the outbox at once (producers in the
     same process call it after committing); otherwise it looks when the next retry is due
@@ -78,7 +79,9 @@ class Pusher:
         self.interval = settings.push_interval
         self.concurrency = concurrency
         self.per_partner = max(1, min(per_partner, concurrency))
-        self._wake = asyncio.Event()
+        # The loop: woken by producers and by the end of every request.
+        self.worker = Worker("ocpi-push", self._round, period=self.interval)
+        self._requests = TaskSet("ocpi-push")
         self._sending: dict[_Key, tuple[int, asyncio.Task[None]]] = {}
         # Entries whose outcome could not be written (database trouble): not taken again
         # before this loop time, so that they are not resent in a tight loop.
@@ -86,27 +89,17 @@ class Pusher:
         self._pruned_at: float | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def run(self) -> None:
-        """Loop forever; cancel to stop (requests under way are cancelled and their pushes
-        stay pending)."""
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The worker runs inside; on leaving, requests under way are cancelled (their
+        pushes stay pending)."""
         try:
-            while True:
-                self._wake.clear()
-                delay = self.interval
-                try:
-                    delay = await self._round()
-                except Exception:
-                    log.exception("push_round_failed")
-                await self._wait(delay)
+            async with self.worker.running():
+                yield
         finally:
-            tasks = [task for _, task in self._sending.values()]
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self._requests.close()
             self._sending.clear()
 
     async def _round(self) -> float:
@@ -154,10 +147,12 @@ class Pusher:
             key = _Key(entry.partner_id, entry.object_key)
             if key in self._sending or per_partner.get(entry.partner_id, 0) >= self.per_partner:
                 continue
-            task = asyncio.create_task(
+            task = self._requests.spawn(
                 self._attempt(entry, partners.get(entry.partner_id)),
                 name=f"ocpi-push-{entry.id}",
             )
+            # A request that ends frees a slot (and may unblock its object): look again.
+            task.add_done_callback(lambda _task: self.wake())
             self._sending[key] = (entry.id, task)
             per_partner[entry.partner_id] = per_partner.get(entry.partner_id, 0) + 1
             room -= 1
@@ -188,18 +183,6 @@ class Pusher:
 
     def _busy_partners(self) -> Collection[int]:
         return {pid for pid, n in self._per_partner().items() if n >= self.per_partner}
-
-    async def _wait(self, delay: float) -> None:
-        """Until `delay` passed, `wake()` was called or a request ended."""
-        waiter = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait(
-                [waiter, *(task for _, task in self._sending.values())],
-                timeout=delay,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            waiter.cancel()
 
     async def _prune(self, loop_now: float) -> None:
         if self._pruned_at is not None and loop_now - self._pruned_at < PRUNE_EVERY:

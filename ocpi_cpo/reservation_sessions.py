@@ -10,7 +10,6 @@ rules are csms.core's; delivery is the push worker's.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ import structlog
 
 from csms.core import ocpi_pushes
 from csms.core.clock import Clock
+from csms.core.errors import one_line
 from csms.core.ocpi_commands import (
     ReservationFacts,
     reservation_session,
@@ -29,12 +29,13 @@ from csms.core.ocpi_sessions import SessionStatus
 from csms.core.parties import Party
 from csms.core.partners import InterfaceRole
 from csms.core.reservations import ReservationState
-from csms.core.waiting import wait_event
+from csms.core.retries import Backoff
 from csms.storage import outbox as outbox_repo
 from csms.storage import partners as partner_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.reservations import PartnerReservation
+from csms.workers import Worker
 
 log = structlog.get_logger("ocpi_cpo.reservation_sessions")
 
@@ -43,6 +44,9 @@ CURSOR = "reservation_sessions"
 OVERLAP = timedelta(seconds=60)
 BATCH = 500
 PERIOD_S = 2.0
+# A reservation that cannot be rendered is looked at again after 10 s, 20 s ... at most
+# 10 minutes apart (the others are pushed meanwhile).
+RENDER_RETRY = Backoff(first=10.0, cap=600.0)
 
 
 def _wanted(held: PartnerReservation) -> SessionStatus | None:
@@ -76,23 +80,19 @@ class ReservationSessions:
         self._clock = clock
         self.us = us
         self.period = period
-        self._wake = asyncio.Event()
+        self.worker = Worker("ocpi-reservation-sessions", self._pass, period=period)
+        # Reservations that could not be rendered: id -> (failed attempts, next attempt).
+        self._failing: dict[int, tuple[int, datetime]] = {}
         # Called after a pass enqueued something (the push worker's wake).
         self.on_enqueued: list[Callable[[], None]] = []
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                if await self.publish():
-                    for hook in self.on_enqueued:
-                        hook()
-            except Exception:  # the loop's boundary: the next pass tries again
-                log.exception("reservation_sessions_failed")
-            await wait_event(self._wake, self.period)
+    async def _pass(self) -> None:
+        if await self.publish():
+            for hook in self.on_enqueued:
+                hook()
 
     async def publish(self) -> int:
         """One pass; returns how many pushes were enqueued."""
@@ -109,7 +109,15 @@ class ReservationSessions:
             }
         # A full batch may leave more behind: the cursor stops at the last one looked at.
         cursor = now if len(rows) < BATCH else min(now, rows[-1].updated_at)
-        due = [(held, status) for held in rows if (status := _wanted(held)) is not None]
+        due = self._rendered(
+            [
+                (held, status)
+                for held in rows
+                if (status := _wanted(held)) is not None and self._may_try(held.reservation.id, now)
+            ],
+            targets,
+            now,
+        )
         enqueued = 0
         if due:
             enqueued = await self._db.write(lambda w: self._enqueue(w, due, targets, now))
@@ -124,14 +132,15 @@ class ReservationSessions:
     async def _enqueue(
         self,
         w: WriteTx,
-        due: list[tuple[PartnerReservation, SessionStatus]],
+        due: list[tuple[PartnerReservation, SessionStatus, dict[str, Any] | None]],
         targets: dict[int, str],
         now: datetime,
     ) -> int:
         conn = await w.connection()
         enqueued = 0
-        for held, status in due:
+        for held, status, session in due:
             reservation = held.reservation
+            url = targets.get(held.partner_id)
             # Recorded even without an endpoint to push to: the partner gets no stale
             # pushes once it has one. A reservation changed since it was read (replaced)
             # is left to the next pass.
@@ -141,19 +150,7 @@ class ReservationSessions:
                 conn, reservation.id, data, held.updated_at
             ):
                 continue
-            url = targets.get(held.partner_id)
-            if url is not None:
-                session = reservation_session(
-                    ReservationFacts(
-                        reservation_id=reservation.id,
-                        status=status,
-                        start=reservation.created_at or held.updated_at,
-                        end=held.updated_at,
-                        info=held.data,
-                        last_updated=held.updated_at,
-                    ),
-                    self.us,
-                )
+            if url is not None and session is not None:
                 await outbox_repo.enqueue(
                     conn, held.partner_id, ocpi_pushes.session_put(url, self.us, session), now
                 )
@@ -166,3 +163,52 @@ class ReservationSessions:
                     status=status.value,
                 )
         return enqueued
+
+    def _rendered(
+        self,
+        wanted: list[tuple[PartnerReservation, SessionStatus]],
+        targets: dict[int, str],
+        now: datetime,
+    ) -> list[tuple[PartnerReservation, SessionStatus, dict[str, Any] | None]]:
+        """The Session object of each reservation going to a partner with a sessions
+        endpoint (None for the others); one that cannot be rendered is left out, logged,
+        and looked at again after a back-off."""
+        out: list[tuple[PartnerReservation, SessionStatus, dict[str, Any] | None]] = []
+        for held, status in wanted:
+            reservation = held.reservation
+            session: dict[str, Any] | None = None
+            if held.partner_id in targets:
+                try:
+                    session = reservation_session(
+                        ReservationFacts(
+                            reservation_id=reservation.id,
+                            status=status,
+                            start=reservation.created_at or held.updated_at,
+                            end=held.updated_at,
+                            info=held.data,
+                            last_updated=held.updated_at,
+                        ),
+                        self.us,
+                    )
+                except Exception as exc:  # noqa: BLE001 - logged; the others go on
+                    self._failed(reservation.id, exc, now)
+                    continue
+            self._failing.pop(reservation.id, None)
+            out.append((held, status, session))
+        return out
+
+    def _may_try(self, reservation_id: int, now: datetime) -> bool:
+        failing = self._failing.get(reservation_id)
+        return failing is None or failing[1] <= now
+
+    def _failed(self, reservation_id: int, exc: Exception, now: datetime) -> None:
+        attempts = self._failing.get(reservation_id, (0, now))[0] + 1
+        retry_at = RENDER_RETRY.next_at(attempts, now)
+        self._failing[reservation_id] = (attempts, retry_at)
+        log.warning(
+            "reservation_session_failed",
+            reservation_id=reservation_id,
+            attempts=attempts,
+            error=one_line(exc),
+            retry_at=retry_at.isoformat(),
+        )

@@ -11,7 +11,6 @@ their timeout result once their deadline passes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -19,9 +18,12 @@ from typing import Any
 import structlog
 
 from csms.core.clock import Clock
+from csms.core.errors import one_line
 from csms.core.parties import Party
+from csms.core.retries import Backoff
 from csms.storage import ocpi_commands as request_repo
 from csms.storage.database import Database, WriteTx
+from csms.workers import TaskSet, Worker
 
 log = structlog.get_logger("ocpi_cpo.results")
 
@@ -34,6 +36,9 @@ PROFILE_KINDS = ("CHARGING_PROFILE_GET", "CHARGING_PROFILE_SET", "CHARGING_PROFI
 # it (the task normally closes it itself, at its deadline).
 SWEEP_GRACE = timedelta(seconds=5)
 SWEEP_EVERY_S = 5.0
+# A result that could not be queued is tried again after 5 s, 10 s ... at most 5 minutes
+# apart (the request stays open, so the partner still gets its one result).
+RESULT_RETRY = Backoff(first=5.0, cap=300.0)
 
 
 def timeout_result(kind: str) -> dict[str, Any]:
@@ -50,7 +55,11 @@ class AsyncResults:
         self._db = db
         self._clock = clock
         self._wake = wake
+        # The work of each request, by request id, held until it ends.
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._running = TaskSet("ocpi-results")
+        # Closes requests left open past their deadline (started with the OCPI app).
+        self.sweeper = Worker("ocpi-results", self._sweep_pass, period=SWEEP_EVERY_S)
 
     async def open(
         self,
@@ -86,7 +95,7 @@ class AsyncResults:
     def run(self, request_id: int, kind: str, work: Work, timeout_s: float) -> None:
         """Do `work` in the background; its result (or the timeout result after
         `timeout_s`) goes to the partner."""
-        task = asyncio.create_task(
+        task = self._running.spawn(
             self._run(request_id, kind, work, timeout_s), name=f"ocpi-result-{request_id}"
         )
         self._tasks[request_id] = task
@@ -101,7 +110,10 @@ class AsyncResults:
         except Exception:  # the task boundary: the partner still gets its one result
             log.exception("ocpi_request_failed", request_id=request_id, kind=kind)
             body = {"result": "FAILED"} if kind not in PROFILE_KINDS else dict(PROFILE_TIMEOUT)
-        await self.finish(request_id, body)
+        try:
+            await self.finish(request_id, body)
+        except Exception as exc:  # noqa: BLE001 - the sweep closes it past its deadline
+            await self._not_queued(request_id, 0, exc)
 
     async def finish(self, request_id: int, body: dict[str, Any]) -> bool:
         """Queue the result unless the request has one already."""
@@ -118,32 +130,48 @@ class AsyncResults:
 
     async def sweep(self) -> int:
         """Close requests past their deadline that no task here is working on (left by a
-        previous run of the server): each gets its timeout result."""
+        previous run of the server, or whose result could not be queued): each gets its
+        timeout result. One that fails again is recorded and backed off; the others are
+        closed all the same."""
         now = self._clock()
         async with self._db.read() as conn:
-            late = await request_repo.overdue(conn, now - SWEEP_GRACE)
+            late = await request_repo.overdue(conn, now - SWEEP_GRACE, now)
         closed = 0
         for request in late:
             if request.id in self._tasks:
                 continue
-            if await self.finish(request.id, timeout_result(request.kind)):
+            try:
+                finished = await self.finish(request.id, timeout_result(request.kind))
+            except Exception as exc:  # noqa: BLE001 - recorded and logged per request
+                await self._not_queued(request.id, request.attempts, exc)
+                continue
+            if finished:
                 closed += 1
         return closed
 
-    async def keep(self) -> None:
-        """Sweep now and then, until cancelled."""
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # a failed sweep is retried on the next round
-                log.exception("ocpi_results_sweep_failed")
-            await asyncio.sleep(SWEEP_EVERY_S)
+    async def _not_queued(self, request_id: int, attempts: int, exc: Exception) -> None:
+        now = self._clock()
+        error = one_line(exc)
+        attempts += 1
+        retry_at = RESULT_RETRY.next_at(attempts, now)
+
+        async def unit(w: WriteTx) -> None:
+            await request_repo.attempt_failed(
+                await w.connection(), request_id, attempts, error, retry_at
+            )
+
+        await self._db.write(unit)
+        log.warning(
+            "ocpi_result_not_queued",
+            request_id=request_id,
+            attempts=attempts,
+            error=error,
+            retry_at=retry_at.isoformat(),
+        )
+
+    async def _sweep_pass(self) -> None:
+        await self.sweep()
 
     async def close(self) -> None:
         """Stop the work in flight: its requests stay open and are swept after a restart."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._running.close()

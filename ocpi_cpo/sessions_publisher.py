@@ -9,15 +9,13 @@ and one publisher (`ensure_publisher`), run by the app's cleanup_ctx.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
 
-from csms.core.waiting import wait_event
 from csms.services.sessions import SessionService
+from csms.workers import Worker
 from ocpi_cpo.context import BILLING, PARTNERS, PUSHER, SETTINGS
 
 log = structlog.get_logger("ocpi_cpo.sessions_publisher")
@@ -31,23 +29,17 @@ class SessionPublisher:
     def __init__(self, sessions: SessionService, period: float = MAX_PERIOD) -> None:
         self.sessions = sessions
         self.period = period
-        self._wake = asyncio.Event()
+        self.worker = Worker("ocpi-sessions", self._pass, period=period)
         # Called after a pass enqueued something (the push worker's wake).
         self.on_enqueued: list[Callable[[], None]] = []
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                if await self.sessions.publish():
-                    for hook in self.on_enqueued:
-                        hook()
-            except Exception:
-                log.exception("session_publication_failed")
-            await wait_event(self._wake, self.period)
+    async def _pass(self) -> None:
+        if await self.sessions.publish():
+            for hook in self.on_enqueued:
+                hook()
 
 
 SESSIONS = web.AppKey("ocpi_sessions", SessionService)
@@ -85,9 +77,6 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
     # A settled transaction (its CDR made) is ready for its final push.
     settled = app[BILLING].on_settled
     settled.append(publisher.wake)
-    task = asyncio.create_task(publisher.run(), name="ocpi-sessions")
-    yield
+    async with publisher.worker.running():
+        yield
     settled.remove(publisher.wake)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -14,7 +14,15 @@ def test_render_counts_and_histograms() -> None:
     m.handled_in("Heartbeat", 0.2)
     m.call_answered("Reset", 1.5)
     m.command("reset", "accepted")
-    text = m.render(connected={"1.6": 3, "2.0.1": 0}, active_transactions=2, database_up=True)
+    m.billing_held("cdr_failed")
+    m.billing_held("cdr_failed")
+    m.billing_failed()
+    text = m.render(
+        connected={"1.6": 3, "2.0.1": 0},
+        active_transactions=2,
+        database_up=True,
+        held_transactions=4,
+    )
     lines = text.splitlines()
     assert 'csms_chargers_connected{ocpp_version="1.6"} 3' in lines
     assert 'csms_chargers_connected{ocpp_version="2.0.1"} 0' in lines
@@ -30,9 +38,12 @@ def test_render_counts_and_histograms() -> None:
     assert 'csms_ocpp_call_duration_seconds_bucket{action="Reset",le="1"} 0' in lines
     assert 'csms_ocpp_call_duration_seconds_bucket{action="Reset",le="2.5"} 1' in lines
     assert 'csms_commands_total{command="reset",outcome="accepted"} 1' in lines
+    assert "csms_transactions_held 4" in lines
+    assert 'csms_billing_held_total{reason="cdr_failed"} 2' in lines
+    assert "csms_billing_failures_total 1" in lines
     # Every family has HELP and TYPE, and label values are escaped.
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 8
+    assert len(families) == len(set(families)) == 11
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from csms.core.commands import CommandName, CommandRecord, CommandResult, Outcome
 from csms.metrics import Metrics
 from csms.services.commands import PARAMETERS, CommandService, Requester
+from csms.storage import billing as billing_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
 
@@ -145,15 +146,18 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     active: int | None = None
+    held: int | None = None
     try:
         async with asyncio.timeout(2.0), context.db.read() as conn:
             active = await tx_repo.count_active(conn)
+            held = await billing_repo.count_held(conn)
     except (TimeoutError, OSError, SQLAlchemyError):
         log.warning("metrics_database_unavailable")
     text = context.metrics.render(
         connected=context.connected(),
         active_transactions=active,
         database_up=active is not None,
+        held_transactions=held,
     )
     return web.Response(
         text=text,

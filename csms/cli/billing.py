@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 
 def _billing(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
+    from csms.app import billing_retries
     from csms.core.clock import utc_now
     from csms.core.errors import CsmsError
     from csms.services.billing import BillingService, Identity
@@ -42,7 +43,10 @@ def _billing(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
 
     async def wrapped(db: Any) -> T:
         service = BillingService(
-            db, utc_now, Identity(config.ocpi.country_code, config.ocpi.party_id)
+            db,
+            utc_now,
+            Identity(config.ocpi.country_code, config.ocpi.party_id),
+            billing_retries(config),
         )
         try:
             return await work(service)

@@ -75,7 +75,7 @@ def parse_only(values: tuple[str, ...]) -> tuple[str, ...]:
 def serve(only: tuple[str, ...], config_file: str | None) -> None:
     """Run the OCPP server, the operator API and the OCPI bridge (after upgrading the
     database schema)."""
-    from csms.app import StartupError
+    from csms.app import ServerFailed, StartupError
     from csms.app import serve as run
     from csms.logconfig import configure_logging
 
@@ -90,7 +90,7 @@ def serve(only: tuple[str, ...], config_file: str | None) -> None:
         runner = uvloop.run
     try:
         runner(run(config, components))
-    except StartupError as exc:
+    except (StartupError, ServerFailed) as exc:
         raise CliError(str(exc)) from None
 
 

@@ -336,8 +336,10 @@ def outbox_cmd(
         _outbox_retry(partner_name, config_file, as_json)
         return
 
-    async def work(service: Any, _config: Config) -> tuple[dict[str, tuple[int, int]], list[Any]]:
-        from csms.storage import outbox
+    async def work(
+        service: Any, _config: Config
+    ) -> tuple[dict[str, tuple[int, int]], list[Any], list[Any]]:
+        from csms.storage import ocpi_sessions, outbox
 
         partner_id = None if partner_name is None else (await service.get(partner_name)).id
         async with service.db.read() as conn:
@@ -349,11 +351,12 @@ def outbox_cmd(
                 delivered_only=delivered,
                 limit=limit,
             )
+            unrendered = await ocpi_sessions.failing(conn, limit)
         if partner_name is not None:
             counts = {partner_name: counts.get(partner_name, (0, 0))}
-        return counts, entries
+        return counts, entries, unrendered
 
-    counts, entries = _run(config_file, work)
+    counts, entries, unrendered = _run(config_file, work)
     if as_json:
         print_json(
             {
@@ -362,6 +365,16 @@ def outbox_cmd(
                     for name, (pending, failing_) in sorted(counts.items())
                 },
                 "entries": [outbox_json(e) for e in entries],
+                "sessions_not_rendered": [
+                    {
+                        "transaction_id": f.transaction_id,
+                        "attempts": f.attempts,
+                        "last_error": f.last_error,
+                        "next_attempt_at": iso(f.next_attempt_at),
+                        "failed_at": iso(f.failed_at),
+                    }
+                    for f in unrendered
+                ],
             }
         )
         return
@@ -370,6 +383,12 @@ def outbox_cmd(
             click.echo(f"{name}: {pending} pending, {failing_} failing")
     else:
         click.echo("no pending pushes")
+    # Sessions that never made it into the outbox: their data cannot be rendered.
+    for f in unrendered:
+        click.echo(
+            f"session {f.transaction_id} cannot be rendered ({f.attempts} attempts, next "
+            f"{iso(f.next_attempt_at)}): {f.last_error}"
+        )
     if not entries:
         if delivered:
             click.echo("no delivered pushes")

@@ -12,7 +12,16 @@ import click
 
 from csms.cli.billing import _billing, money
 from csms.cli.chargers import _run
-from csms.cli.common import config_option, duration, iso, json_option, kwh, print_json, table
+from csms.cli.common import (
+    CliError,
+    config_option,
+    duration,
+    iso,
+    json_option,
+    kwh,
+    print_json,
+    table,
+)
 from csms.core.cost import cost_to_ocpi
 from csms.core.transactions import Transaction
 from csms.services.staff import TransactionDetail
@@ -43,7 +52,28 @@ def transaction_json(t: Transaction, now: datetime) -> dict[str, Any]:
         "remote_start_id": t.remote_start_id,
         "last_meter_wh": t.last_meter_wh,
         "last_meter_at": iso(t.last_meter_at),
+        "billing": t.billing,
+        "held_reason": t.held_reason,
+        "billing_attempts": t.billing_attempts,
+        "billing_error": t.billing_error,
+        "billing_retry_at": iso(t.billing_retry_at),
     }
+
+
+def billing_text(t: Transaction, width: int | None = None) -> str | None:
+    """Where a transaction stands with its CDR, for people: `held: <why>`, `pending (2
+    failed attempts: <error>)`; cut to `width` characters in tables."""
+    if t.billing is None:
+        return None
+    text = t.billing
+    if t.held_reason:
+        text = f"{t.billing}: {t.held_reason}"
+    elif t.billing_attempts:
+        plural = "s" if t.billing_attempts > 1 else ""
+        text = f"{t.billing} ({t.billing_attempts} failed attempt{plural}: {t.billing_error})"
+    if width is not None and len(text) > width:
+        text = text[: width - 3] + "..."
+    return text
 
 
 @click.group()
@@ -88,6 +118,7 @@ def list_cmd(
                 kwh(energy),
                 t.stop_reason,
                 ",".join(t.flags) or None,
+                billing_text(t, width=60),
             ]
         )
     table(
@@ -103,6 +134,7 @@ def list_cmd(
             "KWH",
             "REASON",
             "FLAGS",
+            "BILLING",
         ],
         rows,
     )
@@ -117,16 +149,23 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
     detail: TransactionDetail = _run(config_file, lambda s: s.transaction(transaction_id))
     t = detail.transaction
     now = datetime.now(UTC)
-    priced = _billing(config_file, lambda s: s.price(transaction_id, now))
-    cost = cost_to_ocpi(priced.cost)
+    priced: Any = None
+    cost_error: str | None = None
+    try:
+        priced = _billing(config_file, lambda s: s.price(transaction_id, now))
+    except CliError as exc:
+        # What keeps its CDR from being built (a broken tariff ...) must not hide the rest.
+        cost_error = str(exc)
     if as_json:
         print_json(
             {
                 **transaction_json(t, now),
-                "billing": t.billing,
-                "tariff_id": None if priced.tariff is None else priced.tariff.id,
-                "currency": priced.cost.currency,
-                "cost": cost,
+                "tariff_id": (
+                    None if priced is None or priced.tariff is None else priced.tariff.id
+                ),
+                "currency": None if priced is None else priced.cost.currency,
+                "cost": None if priced is None else cost_to_ocpi(priced.cost),
+                "cost_error": cost_error,
                 "events": [
                     {
                         "seq_no": e.seq_no,
@@ -173,10 +212,12 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         ("flags", ", ".join(t.flags) + " (not billable until resolved)" if t.flags else "none"),
         (
             "cost" + (" so far" if t.active else ""),
-            _cost_line(priced),
+            _cost_line(priced) if priced is not None else f"cannot be computed: {cost_error}",
         ),
-        ("billing", t.billing or ("running" if t.active else "-")),
+        ("billing", billing_text(t) or ("running" if t.active else "-")),
     ]
+    if t.billing_retry_at is not None and t.billing == "pending":
+        pairs.append(("next attempt", iso(t.billing_retry_at)))
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         click.echo(f"{key.ljust(width)}  {value}")
@@ -227,27 +268,35 @@ def _cost_line(priced: Any) -> str:
 @click.argument("transaction_id", type=int)
 @click.option("--energy-wh", type=click.IntRange(0), help="The energy to bill, in Wh.")
 @click.option("--void", is_flag=True, help="Do not bill this transaction.")
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Bill it again as it is (once what made its CDR fail, e.g. a tariff, is mended).",
+)
 @config_option
 def resolve_cmd(
-    transaction_id: int, energy_wh: int | None, void: bool, config_file: str | None
+    transaction_id: int, energy_wh: int | None, void: bool, retry: bool, config_file: str | None
 ) -> None:
-    """Settle a transaction held for flagged meter data (or credited): bill it with the
-    given energy, or void it."""
+    """Settle a held transaction (flagged meter data, credited, or its CDR failed): bill
+    it with the given energy, void it, or try its CDR again."""
 
     async def work(s: Any) -> Any:
-        resolved = await s.resolve(transaction_id, energy_wh=energy_wh, void=void)
-        await s.bill_pending()
-        return resolved, await s.cdrs_of(transaction_id)
+        resolved = await s.resolve(transaction_id, energy_wh=energy_wh, void=void, retry=retry)
+        after = await s.bill(transaction_id)
+        return resolved, await s.cdrs_of(transaction_id), after
 
-    resolved, cdrs = _billing(config_file, work)
+    resolved, cdrs, now_held = _billing(config_file, work)
     if void:
         click.echo(f"transaction {transaction_id} is void: no CDR")
         return
     issued = cdrs[-1] if cdrs and not cdrs[-1].credit else None
-    click.echo(
-        f"transaction {transaction_id}: {resolved.energy_wh} Wh"
-        + (f", CDR {issued.id}" if issued is not None else ", CDR not issued yet")
-    )
+    if issued is not None:
+        done = f", CDR {issued.id}"
+    elif now_held is not None and now_held.billing_attempts:
+        done = f", CDR not issued: {now_held.billing_error}"
+    else:
+        done = ", CDR not issued yet"
+    click.echo(f"transaction {transaction_id}: {resolved.energy_wh} Wh{done}")
 
 
 @transactions.command("unmatched")

@@ -30,9 +30,11 @@ class TransactionState(StrEnum):
 class BillingState(StrEnum):
     """Where a finished transaction stands with its CDR."""
 
-    PENDING = "pending"  # ended, its CDR not built yet
+    PENDING = "pending"  # ended, its CDR not built yet (or its last attempt failed)
     BILLED = "billed"  # a CDR exists
-    HELD = "held"  # flagged meter data: no CDR until staff resolve it
+    # No CDR until staff resolve it: flagged meter data, a credited CDR, or a CDR that
+    # could not be built after several attempts (the transaction's held_reason says which).
+    HELD = "held"
     VOID = "void"  # staff decided it is not billed
 
 
@@ -83,6 +85,12 @@ class Transaction:
     auth_method: str | None = None
     authorization_reference: str | None = None
     cdr_token: Mapping[str, str] | None = None
+    # Failed attempts at its CDR, the last one's error and when to try again; why it is
+    # held (see BillingState.HELD).
+    billing_attempts: int = 0
+    billing_error: str | None = None
+    billing_retry_at: datetime | None = None
+    held_reason: str | None = None
 
     @property
     def active(self) -> bool:

@@ -35,6 +35,8 @@ from csms.core.passwords import verify_password
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
+from csms.storage.database import DatabaseClosed
+from csms.workers import TaskSet, Worker
 
 log = structlog.get_logger("csms.gateway")
 
@@ -101,7 +103,14 @@ class OcppServer:
         self._adapters = {a.subprotocol: a for a in adapters}
         self._preference = [a.subprotocol for a in adapters]
         self._server: Server | None = None
-        self._presence: asyncio.Task[None] | None = None
+        idle = config.idle_timeout
+        # Flushes when chargers were last seen and closes idle connections.
+        self._presence = Worker(
+            "ocpp-presence",
+            self._presence_pass,
+            period=min(PRESENCE_FLUSH_SECONDS, idle / 4) if idle else PRESENCE_FLUSH_SECONDS,
+        )
+        self._closing = TaskSet("ocpp-gateway")
         self._verified: dict[str, tuple[str, bytes]] = {}
         self._prefix = config.path.rstrip("/")
 
@@ -128,7 +137,7 @@ class OcppServer:
             server_header=None,
             close_timeout=5,
         )
-        self._presence = asyncio.create_task(self._presence_loop(), name="ocpp-presence")
+        self._presence.start()
         log.info(
             "ocpp_listening",
             host=cfg.host,
@@ -143,10 +152,8 @@ class OcppServer:
             return
         self._server.close(close_connections=True)
         await self._server.wait_closed()
-        if self._presence is not None:
-            self._presence.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._presence
+        await self._presence.stop()
+        await self._closing.close()
         await self._flush_presence()
         self._server = None
 
@@ -304,6 +311,10 @@ class OcppServer:
                 if not live.replaced:
                     seen = datetime.fromtimestamp(session.last_seen, UTC)
                     await self.service.disconnected(cp_id, seen)
+            except DatabaseClosed as exc:
+                # The server stops because its database writer died: the next start marks
+                # every charger disconnected anyway.
+                log.warning("disconnect_not_recorded", error=str(exc))
             finally:
                 live.done.set()
             log.info(
@@ -315,16 +326,9 @@ class OcppServer:
 
     # --- presence --------------------------------------------------------------------
 
-    async def _presence_loop(self) -> None:
-        idle = self.config.idle_timeout
-        period = min(PRESENCE_FLUSH_SECONDS, idle / 4) if idle else PRESENCE_FLUSH_SECONDS
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self._flush_presence()
-                self._close_idle()
-            except Exception:
-                log.exception("presence_flush_failed")
+    async def _presence_pass(self) -> None:
+        await self._flush_presence()
+        self._close_idle()
 
     async def _flush_presence(self) -> None:
         changed: list[tuple[str, datetime]] = []
@@ -346,7 +350,7 @@ class OcppServer:
         for cp_id, live in self.registry.items():
             if live.session.last_seen < cutoff:
                 log.info("charger_idle_closed", charge_point_id=cp_id, idle_seconds=limit)
-                asyncio.get_running_loop().create_task(live.ws.close(1001, "idle timeout"))
+                self._closing.spawn(live.ws.close(1001, "idle timeout"), name=f"idle-close-{cp_id}")
 
 
 def _peer(ws: ServerConnection) -> str:

@@ -6,11 +6,11 @@ it with csms.core.cost and stores immutable CDRs; the pricing rules live in csms
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +20,7 @@ from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
 from csms.core.clock import Clock
 from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
-from csms.core.errors import CsmsError, InvalidInput
+from csms.core.errors import CsmsError, InvalidInput, one_line
 from csms.core.ids import first_duplicate
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
@@ -28,6 +28,7 @@ from csms.core.ocpi_locations import published_evse_code
 from csms.core.ocpi_sessions import auth_method, session_token
 from csms.core.parties import Party, owner_of
 from csms.core.partners import InterfaceRole
+from csms.core.retries import Backoff
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import (
     Tariff,
@@ -39,7 +40,7 @@ from csms.core.tariffs import (
     tariff_to_ocpi,
 )
 from csms.core.transactions import BillingState, Transaction, TransactionState
-from csms.core.waiting import wait_event
+from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
 from csms.storage import locations as location_repo
@@ -52,10 +53,19 @@ from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
 from csms.storage.locations import EvseDetail
 from csms.storage.tariffs import Assignment, StoredTariff
+from csms.workers import Worker
 
 log = structlog.get_logger("csms.billing")
 
 DEFAULT_TIME_ZONE = "UTC"
+# Transactions settled per read.
+BATCH = 100
+# A transaction whose CDR cannot be built is tried again after 10 s, 20 s, 40 s ... (at
+# most 15 minutes apart) and held for staff after this many failed attempts.
+MAX_CDR_ATTEMPTS = 5
+CDR_RETRY = Backoff(first=10.0, cap=900.0)
+# Longest error text kept with a transaction.
+MAX_ERROR = 300
 # What a session costs where no tariff applies: nothing, in this currency.
 FREE_CURRENCY = "EUR"
 
@@ -154,14 +164,41 @@ def _signed_data(samples: Sequence[Sample]) -> dict[str, Any] | None:
     return {"encoding_method": method, "signed_values": values}
 
 
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """What happens to a transaction whose CDR cannot be built: tried again after
+    `backoff`, held for staff after `max_attempts` failed attempts."""
+
+    max_attempts: int = MAX_CDR_ATTEMPTS
+    backoff: Backoff = CDR_RETRY
+
+
+class HoldKind(StrEnum):
+    """Why transactions are held, for the metric (the stored reason says more)."""
+
+    CDR_FAILED = "cdr_failed"
+    FLAGGED = "flagged"
+    CREDITED = "credited"
+
+
 class BillingService:
     """Tariffs and CDRs. One per process (the CDR worker) or per CLI call."""
 
-    def __init__(self, db: Database, clock: Clock, identity: Identity) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, identity: Identity, retries: Retries | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
         self.identity = identity
-        self._wake = asyncio.Event()
+        self.retries = retries or Retries()
+        # Called with the kind after a transaction was held (the metrics count them), and
+        # after a CDR attempt failed.
+        self.on_held: list[Callable[[HoldKind], None]] = []
+        self.on_failed: list[Callable[[], None]] = []
+        # Settles ended transactions soon after they end (woken by the charging service) and
+        # at least every few seconds; started by the app (nothing is lost on a crash: the
+        # billing state lives in the transaction row).
+        self.worker = Worker("billing", self._billing_pass, period=5.0)
         # Called after transactions were settled (billed, held or void) or a CDR credited
         # (the OCPI session publisher wakes up: final sessions carry the CDR's numbers).
         self.on_settled: list[Callable[[], None]] = []
@@ -397,19 +434,87 @@ class BillingService:
 
     # --- CDRs ----------------------------------------------------------------------
 
-    async def bill_pending(self, limit: int = 100) -> int:
-        """Build the CDRs of ended transactions that have none yet; returns how many
-        transactions were settled (billed or held)."""
+    async def bill_pending(self, limit: int = BATCH) -> int:
+        """Build the CDRs of ended transactions that are due for it (never tried, or their
+        retry time reached); returns how many were looked at. One whose CDR cannot be built
+        is tried again later (CDR_RETRY) and, after `retries.max_attempts`, held for staff
+        with the reason; either way it does not stand in the way of the others."""
+        now = self._clock()
         async with self._db.read() as conn:
-            pending = await tx_repo.list_by_billing(conn, BillingState.PENDING, limit)
+            pending = await billing_repo.due(conn, now, limit)
         for tx in pending:
             try:
                 await self._settle(tx)
-            except Exception:
-                log.exception("cdr_failed", transaction_id=tx.id)
+            except Exception as exc:  # noqa: BLE001 - recorded and logged by _attempt_failed
+                await self._attempt_failed(tx, exc)
         if pending:
             self._settled()
         return len(pending)
+
+    async def bill(self, tx_id: int) -> Transaction:
+        """Try to settle one transaction now if it is pending (staff just resolved it);
+        returns it as it then stands. A failed attempt counts as any other."""
+        async with self._db.read() as conn:
+            tx = await tx_repo.get(conn, tx_id)
+        if tx is None:
+            raise InvalidInput(f"no transaction {tx_id}")
+        if tx.billing == BillingState.PENDING.value:
+            try:
+                await self._settle(tx)
+            except Exception as exc:  # noqa: BLE001 - recorded and logged by _attempt_failed
+                await self._attempt_failed(tx, exc)
+            self._settled()
+        async with self._db.read() as conn:
+            fresh = await tx_repo.get(conn, tx_id)
+        assert fresh is not None
+        return fresh
+
+    async def _attempt_failed(self, tx: Transaction, exc: Exception) -> None:
+        now = self._clock()
+        attempts = tx.billing_attempts + 1
+        error = one_line(exc, MAX_ERROR)
+        for hook in self.on_failed:
+            hook()
+        if attempts >= self.retries.max_attempts:
+            reason = f"{HoldKind.CDR_FAILED.value}: {error}"[:MAX_ERROR]
+
+            async def hold(w: WriteTx) -> bool:
+                return await billing_repo.hold(
+                    await w.connection(), tx.id, reason, now, attempts=attempts, error=error
+                )
+
+            if await self._db.write(hold):
+                log.warning(
+                    "cdr_held",
+                    transaction_id=tx.id,
+                    charge_point_id=tx.charge_point_id,
+                    attempts=attempts,
+                    reason=reason,
+                )
+                self._held(HoldKind.CDR_FAILED)
+            return
+        retry_at = self.retries.backoff.next_at(attempts, now)
+
+        async def failed(w: WriteTx) -> bool:
+            return await billing_repo.attempt_failed(
+                await w.connection(), tx.id, attempts, error, retry_at
+            )
+
+        if await self._db.write(failed):
+            log.warning(
+                "cdr_failed",
+                transaction_id=tx.id,
+                charge_point_id=tx.charge_point_id,
+                attempts=attempts,
+                error=error,
+                retry_at=retry_at.isoformat(),
+                # The first failure carries the traceback; the retries only what failed.
+                exc_info=exc if attempts == 1 else None,
+            )
+
+    def _held(self, kind: HoldKind) -> None:
+        for hook in self.on_held:
+            hook(kind)
 
     def _settled(self) -> None:
         for hook in self.on_settled:
@@ -422,21 +527,31 @@ class BillingService:
 
             async def void(w: WriteTx) -> None:
                 await tx_repo.update_fields(
-                    await w.connection(), tx.id, now, billing=BillingState.VOID.value
+                    await w.connection(),
+                    tx.id,
+                    now,
+                    billing=BillingState.VOID.value,
+                    **billing_repo.cleared(),
                 )
 
             await self._db.write(void)
             log.info("cdr_not_made", transaction_id=tx.id, auth_status=tx.auth_status)
             return
         if tx.flags or tx.energy_wh is None:
+            reason = f"{HoldKind.FLAGGED.value}: " + (",".join(tx.flags) or "no energy")
 
-            async def hold(w: WriteTx) -> None:
-                await tx_repo.update_fields(
-                    await w.connection(), tx.id, now, billing=BillingState.HELD.value
+            async def hold(w: WriteTx) -> bool:
+                return await billing_repo.hold(await w.connection(), tx.id, reason, now)
+
+            if await self._db.write(hold):
+                log.warning(
+                    "cdr_held",
+                    transaction_id=tx.id,
+                    charge_point_id=tx.charge_point_id,
+                    flags=list(tx.flags) or None,
+                    reason=reason,
                 )
-
-            await self._db.write(hold)
-            log.warning("cdr_held", transaction_id=tx.id, flags=list(tx.flags) or None)
+                self._held(HoldKind.FLAGGED)
             return
         async with self._db.read() as conn:
             priced = await self._price(conn, tx, now)
@@ -456,7 +571,9 @@ class BillingService:
             data["id"] = cdr_id
             data["last_updated"] = ocpi_datetime(now)
             await cdr_repo.add(conn, self._stored(seq, cdr_id, tx, priced.cost, data, now))
-            await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.BILLED.value)
+            await tx_repo.update_fields(
+                conn, tx.id, now, billing=BillingState.BILLED.value, **billing_repo.cleared()
+            )
             return cdr_id
 
         cdr_id = await self._db.write(unit)
@@ -636,20 +753,33 @@ class BillingService:
             )
             await cdr_repo.add(conn, credit)
             # The transaction waits for staff: resolve it to issue a corrected CDR.
-            await tx_repo.update_fields(conn, tx.id, now, billing=BillingState.HELD.value)
+            await billing_repo.hold(
+                conn,
+                tx.id,
+                f"{HoldKind.CREDITED.value} by {credit_id}" + (f": {reason}" if reason else ""),
+                now,
+                only_pending=False,
+            )
             return original, credit
 
         done = await self._db.write(unit)
+        self._held(HoldKind.CREDITED)
         self._settled()
         return done
 
     async def resolve(
-        self, tx_id: int, *, energy_wh: int | None = None, void: bool = False
+        self,
+        tx_id: int,
+        *,
+        energy_wh: int | None = None,
+        void: bool = False,
+        retry: bool = False,
     ) -> Transaction:
-        """Staff settle a held transaction: with the right energy (it is then billed) or
-        as void (no CDR)."""
-        if (energy_wh is None) == (not void):
-            raise InvalidInput("give --energy-wh N or --void")
+        """Staff settle a held transaction: with the right energy (it is then billed), as
+        void (no CDR), or, once what made its CDR fail is mended, billed again as it is
+        (`retry`). Its past attempts and hold are forgotten."""
+        if sum((energy_wh is not None, void, retry)) != 1:
+            raise InvalidInput("give --energy-wh N, --void or --retry")
         if energy_wh is not None and energy_wh < 0:
             raise InvalidInput("--energy-wh must not be negative")
         now = self._clock()
@@ -669,8 +799,19 @@ class BillingService:
                         f"transaction {tx_id} is billed by {uncredited[-1].id}: "
                         "credit it first (`csms cdrs credit`)"
                     )
+            if retry and (tx.flags or tx.energy_wh is None):
+                raise InvalidInput(
+                    f"transaction {tx_id} has flagged meter data "
+                    f"({','.join(tx.flags) or 'no energy'}): give --energy-wh N or --void"
+                )
             if void:
-                await tx_repo.update_fields(conn, tx_id, now, billing=BillingState.VOID.value)
+                await tx_repo.update_fields(
+                    conn, tx_id, now, billing=BillingState.VOID.value, **billing_repo.cleared()
+                )
+            elif retry:
+                await tx_repo.update_fields(
+                    conn, tx_id, now, billing=BillingState.PENDING.value, **billing_repo.cleared()
+                )
             else:
                 await tx_repo.update_fields(
                     conn,
@@ -679,33 +820,32 @@ class BillingService:
                     energy_wh=energy_wh,
                     flags=None,
                     billing=BillingState.PENDING.value,
+                    **billing_repo.cleared(),
                 )
             fresh = await tx_repo.get(conn, tx_id)
             assert fresh is not None
             return fresh
 
         resolved = await self._db.write(unit)
-        log.info("transaction_resolved", transaction_id=tx_id, energy_wh=energy_wh, void=void)
+        log.info(
+            "transaction_resolved",
+            transaction_id=tx_id,
+            energy_wh=energy_wh,
+            void=void,
+            retry=retry,
+        )
         self.wake()
         return resolved
 
     # --- the worker ----------------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
-    async def keep_billing(self, period: float = 5.0) -> None:
-        """Run forever: settle ended transactions soon after they end (woken by the
-        charging service), and at least every `period` seconds (nothing is lost on a crash:
-        the billing state lives in the transaction row)."""
-        while True:
-            self._wake.clear()
-            try:
-                while await self.bill_pending() >= 100:
-                    pass
-            except Exception:
-                log.exception("billing_failed")
-            await wait_event(self._wake, period)
+    async def _billing_pass(self) -> None:
+        """One pass of the worker: every transaction due for billing, a batch at a time."""
+        while await self.bill_pending() >= BATCH:
+            pass
 
 
 async def _tariff_receivers(conn: Any) -> list[tuple[int, str]]:

@@ -6,7 +6,6 @@ The wire format belongs to the version adapters; this module sees only csms.core
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -60,7 +59,6 @@ from csms.core.commands import (
 from csms.core.ids import token_key
 from csms.core.reservations import OPEN_STATES, ReservationState, check_start
 from csms.core.roaming import offline_usable
-from csms.core.waiting import wait_event
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
 from csms.storage import charging_profiles as profile_repo
@@ -71,6 +69,7 @@ from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database, WriteTx
+from csms.workers import Worker
 
 log = structlog.get_logger("csms.commands")
 
@@ -420,7 +419,9 @@ class CommandService:
         self._channels = channels
         self.default_timeout = default_timeout
         self._metrics = metrics
-        self._wake = asyncio.Event()
+        # Marks reservations Expired when their time comes (started by the app); woken when
+        # a reservation is made or settled, so that its expiry is looked at.
+        self.reservations = Worker("reservations", self._expire_due, period=60.0)
 
     # --- running a command -----------------------------------------------------------
 
@@ -815,7 +816,7 @@ class CommandService:
                     )
 
                 await self._db.write(unit)
-                self._wake.set()
+                self.reservations.wake()
 
             return _Prepared(
                 Reserve(replaces, tag, token_type, auth.parent_uid, expires, evse),
@@ -847,7 +848,7 @@ class CommandService:
                 await reservation_repo.set_state(await w.connection(), reservation_id, state, at)
 
             await self._db.write(unit)
-            self._wake.set()
+            self.reservations.wake()
 
         async def after(answer: Answer) -> None:
             await settle(ReservationState.ACTIVE if answer.ok else ReservationState.REJECTED)
@@ -1129,18 +1130,8 @@ class CommandService:
 
     # --- reservations expire on time -------------------------------------------------
 
-    async def keep_reservations(self) -> None:
-        """Run forever: mark reservations Expired when their time comes."""
-        while True:
-            try:
-                delay = await self._expire_due()
-            except Exception:
-                log.exception("reservation_expiry_failed")
-                delay = 5.0
-            self._wake.clear()
-            await wait_event(self._wake, delay)
-
     async def _expire_due(self) -> float:
+        """One pass of the reservations worker: returns the time until the next expiry."""
         now = self._clock()
 
         async def unit(w: WriteTx) -> list[Any]:

@@ -4,8 +4,10 @@ read (those of tokens its parties own), and their publication through the push o
 Publication is reconciliation, not events: each pass looks at transactions changed since a
 cursor (with an overlap) and at the sessions pushed but not final yet, compares them with
 what was pushed (ocpi_session_pushes) and enqueues what is missing, in the same write that
-records it. A crash loses nothing: the next pass finds the same gaps. Pricing rules live in
-csms.core.cost, the Session mapping in csms.core.ocpi_sessions.
+records it. A crash loses nothing: the next pass finds the same gaps. A session that cannot
+be rendered (its data is broken) is recorded with its error and retried with back-off
+(ocpi_session_failures) while the others go on. Pricing rules live in csms.core.cost, the
+Session mapping in csms.core.ocpi_sessions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 from csms.core import ocpi_pushes
 from csms.core.clock import Clock
 from csms.core.cost import cost_to_ocpi
+from csms.core.errors import one_line
 from csms.core.locations import evse_uid
 from csms.core.ocpi_sessions import (
     PushAction,
@@ -35,6 +38,7 @@ from csms.core.ocpi_sessions import (
 from csms.core.outbox import Push
 from csms.core.parties import Audience, Party, audience, owner_of
 from csms.core.partners import InterfaceRole, Partner
+from csms.core.retries import Backoff
 from csms.core.tariffs import ocpi_datetime
 from csms.services.billing import BillingService
 from csms.storage import cdrs as cdr_repo
@@ -45,7 +49,7 @@ from csms.storage import outbox as outbox_repo
 from csms.storage import partners as partner_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
-from csms.storage.ocpi_sessions import SessionRow
+from csms.storage.ocpi_sessions import SessionFailure, SessionRow
 
 log = structlog.get_logger("csms.sessions")
 
@@ -57,6 +61,10 @@ CHUNK = 50
 # How far back each pass looks again before its cursor: a change stamped before the last
 # pass but committed after it (group commit, another node's clock) is still found.
 DEFAULT_OVERLAP = timedelta(seconds=60)
+# A session that cannot be rendered is tried again after 10 s, 20 s ... at most 10 minutes
+# apart, for as long as it fails (staff mend its data; it is never given up).
+RENDER_RETRY = Backoff(first=10.0, cap=600.0)
+MAX_ERROR = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,7 @@ class SessionService:
         *,
         update_interval: float = 60.0,
         overlap: timedelta = DEFAULT_OVERLAP,
+        retry: Backoff = RENDER_RETRY,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -107,6 +116,7 @@ class SessionService:
         self.us = Party(billing.identity.country_code, billing.identity.party_id)
         self.update_interval = timedelta(seconds=update_interval)
         self._overlap = overlap
+        self._retry = retry
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -132,8 +142,18 @@ class SessionService:
                 offset=offset,
                 limit=limit,
             )
-        objects = [await self._object(row, now) for row in rows]
+        objects = [await self._object_or_none(row, now) for row in rows]
         return [o for o in objects if o is not None], total
+
+    async def _object_or_none(self, row: SessionRow, now: datetime) -> dict[str, Any] | None:
+        """The Session of `row`, or None (logged) when its data cannot be rendered: one
+        broken session must not fail every page that holds it."""
+        try:
+            return await self._object(row, now)
+        except Exception as exc:  # noqa: BLE001 - logged; the publisher records it
+            error = one_line(exc, MAX_ERROR)
+            log.warning("session_not_rendered", transaction_id=row.tx.id, error=error)
+            return None
 
     async def cdr_page(
         self,
@@ -247,6 +267,7 @@ class SessionService:
                     break
                 after_id = rows[-1].tx.id
         pushed += await self._follow_open(targets, now, done)
+        pushed += await self._retry_failed(targets, now, done)
         if stored is None or datetime.fromisoformat(stored) != next_cursor:
 
             async def save(w: WriteTx) -> None:
@@ -280,22 +301,47 @@ class SessionService:
             await self._db.write(close)
         return pushed
 
+    async def _retry_failed(self, targets: list[_Target], now: datetime, done: set[int]) -> int:
+        """Sessions that could not be rendered and are due for another attempt (those this
+        pass looked at already were tried with it); one no partner may see any more is
+        forgotten."""
+        async with self._db.read() as conn:
+            due = [t for t in await repo.due_failures(conn, now, BATCH) if t not in done]
+            rows = await repo.sessions_by_id(conn, str(self.us), due)
+        gone = set(due) - {r.tx.id for r in rows}
+        if gone:
+
+            async def forget(w: WriteTx) -> None:
+                await repo.clear_failures(await w.connection(), gone)
+
+            await self._db.write(forget)
+        done.update(due)
+        return (await self._reconcile(rows, targets, now))[0]
+
     async def _reconcile(
         self, rows: Sequence[SessionRow], targets: Sequence[_Target], now: datetime
     ) -> tuple[int, datetime | None]:
         """Push what `targets` lack of these sessions. Returns how many pushes were
-        enqueued and the earliest change of an ended session still waiting for billing."""
+        enqueued and the earliest change of an ended session still waiting for billing.
+        A session whose rendering failed before is left alone until its retry is due."""
         if not rows or not targets:
             return 0, None
         async with self._db.read() as conn:
             states = await repo.push_states(conn, [r.tx.id for r in rows])
+            failures = await repo.failures_of(conn, [r.tx.id for r in rows])
         planned: list[_Planned] = []
         waiting: datetime | None = None
         grace = self.update_interval
+        retried: set[int] = set()
         for row in rows:
             ready = final_ready(row.tx, row.updated_at, now, grace)
             if not row.tx.active and not ready:
                 waiting = row.updated_at if waiting is None else min(waiting, row.updated_at)
+            failure = failures.get(row.tx.id)
+            if failure is not None:
+                if failure.next_attempt_at > now:
+                    continue
+                retried.add(row.tx.id)
             owner = owner_of(row.origin)
             for target in targets:
                 state = states.get((row.tx.id, target.partner.id))
@@ -311,24 +357,51 @@ class SessionService:
                 if action is not PushAction.NONE:
                     planned.append(_Planned(row, target, state, action))
         pushed = 0
+        failed: set[int] = set()
         for start in range(0, len(planned), CHUNK):
-            pushed += await self._apply(planned[start : start + CHUNK], now)
+            count, broken = await self._apply(planned[start : start + CHUNK], now, failures)
+            pushed += count
+            failed |= broken
+        recovered = retried - failed
+        if recovered:
+            # Rendered now, or nothing is left to push of it: no longer failing.
+
+            async def clear(w: WriteTx) -> None:
+                await repo.clear_failures(await w.connection(), recovered)
+
+            await self._db.write(clear)
         return pushed, waiting
 
-    async def _apply(self, planned: Sequence[_Planned], now: datetime) -> int:
+    async def _apply(
+        self, planned: Sequence[_Planned], now: datetime, failures: dict[int, SessionFailure]
+    ) -> tuple[int, set[int]]:
         """Build the objects (once per session), then enqueue and record in one write;
-        a pair whose push state changed meanwhile (another publisher) is left alone."""
+        a pair whose push state changed meanwhile (another publisher) is left alone. A
+        session that cannot be built is recorded as failing in that write (its push state
+        stays, so it is planned again when its retry is due). Returns how many pushes were
+        enqueued and the sessions that failed."""
         objects: dict[int, dict[str, Any] | None] = {}
+        errors: dict[int, Exception] = {}
         for plan in planned:
             tx_id = plan.row.tx.id
-            if plan.action is not PushAction.CLOSE and tx_id not in objects:
+            if plan.action is PushAction.CLOSE or tx_id in objects or tx_id in errors:
+                continue
+            try:
                 objects[tx_id] = await self._object(plan.row, now)
+            except Exception as exc:  # noqa: BLE001 - recorded and logged below
+                errors[tx_id] = exc
 
-        async def unit(w: WriteTx) -> int:
+        async def unit(w: WriteTx) -> tuple[int, list[SessionFailure]]:
             conn = await w.connection()
             count = 0
+            recorded = [
+                await repo.record_failure(conn, tx_id, one_line(exc, MAX_ERROR), now, self._retry)
+                for tx_id, exc in errors.items()
+            ]
             for plan in planned:
                 tx_id, partner_id = plan.row.tx.id, plan.target.partner.id
+                if tx_id in errors:
+                    continue
                 if await repo.push_state(conn, tx_id, partner_id) != plan.state:
                     continue
                 session = objects.get(tx_id)
@@ -342,18 +415,28 @@ class SessionService:
                 await outbox_repo.enqueue(conn, partner_id, push, now)
                 await repo.save_push(conn, tx_id, partner_id, state)
                 count += 1
-            return count
+            return count, recorded
 
-        count = await self._db.write(unit)
+        count, recorded = await self._db.write(unit)
+        for failure in recorded:
+            tx_id = failure.transaction_id
+            log.warning(
+                "session_push_failed",
+                transaction_id=tx_id,
+                attempts=failure.attempts,
+                error=failure.last_error,
+                retry_at=failure.next_attempt_at.isoformat(),
+                exc_info=errors[tx_id] if tx_id not in failures else None,
+            )
         for plan in planned:
-            if plan.action is not PushAction.CLOSE:
+            if plan.action is not PushAction.CLOSE and plan.row.tx.id not in errors:
                 log.debug(
                     "session_push_enqueued",
                     transaction_id=plan.row.tx.id,
                     ocpi_partner=plan.target.partner.name,
                     action=plan.action.value,
                 )
-        return count
+        return count, set(errors)
 
     def _push_for(
         self, plan: _Planned, session: dict[str, Any], now: datetime
@@ -433,8 +516,10 @@ class SessionService:
                 if target.partner.id in sessions and lacking and cdr.transaction_id not in finals:
                     async with self._db.read() as conn:
                         row = await repo.session_of(conn, cdr.transaction_id)
+                    # A final session that cannot be rendered does not hold its CDR back:
+                    # the session stays open for that partner and is retried as failing.
                     finals[cdr.transaction_id] = (
-                        None if row is None else await self._object(row, now)
+                        None if row is None else await self._object_or_none(row, now)
                     )
                     if row is not None:
                         versions[cdr.transaction_id] = max(now, row.updated_at)

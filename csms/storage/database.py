@@ -2,12 +2,16 @@
 
 Every write goes through `Database.write`; its caller resumes only after the transaction
 that holds its work is committed. Nothing here knows about OCPP.
+
+DatabaseClosed             a write submitted while the database closes or after
+ └── DatabaseWriterFailed  the writer stopped for another reason: nothing can be committed
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
@@ -25,6 +29,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
 from csms.storage.sqlite_driver import OneTripConnection, one_trip_dbapi
+from csms.workers import TaskSet
 
 T = TypeVar("T")
 Unit = Callable[["WriteTx"], Awaitable[T]]
@@ -45,6 +50,12 @@ SLOW_COMMIT_SECONDS = 1.0
 
 class DatabaseClosed(Exception):
     """A write was submitted after the writer stopped."""
+
+
+class DatabaseWriterFailed(DatabaseClosed):
+    """The writer task ended for another reason than `close()` (an error escaped it, it
+    was cancelled, or the database file was removed under it): every write waiting for it
+    and every later one fails with this at once. The message says why in one line."""
 
 
 class BulkStatement:
@@ -238,13 +249,14 @@ class BatchLoader(Generic[K, V]):
         self._max_keys = max_keys
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._running = False
+        self._drains = TaskSet("batch-loader")
 
     async def load(self, key: K) -> V | None:
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(future)
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drains.spawn(self._drain(), name="batch-loader")
         return await future
 
     async def _drain(self) -> None:
@@ -287,6 +299,13 @@ class Database:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        # The batch being committed (failed with the writer if it dies meanwhile).
+        self._inflight: list[_Pending] = []
+        # The SQLite file as opened by the writer: (path, device, inode).
+        self._file: tuple[str, int, int] | None = None
+        self.failure: DatabaseWriterFailed | None = None
+        # Called once, with the failure, when the writer has died (the server stops).
+        self.on_failure: list[Callable[[DatabaseWriterFailed], None]] = []
         self.stats = WriterStats()
 
     @classmethod
@@ -300,15 +319,55 @@ class Database:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run_writer(), name="db-writer")
+            self._task.add_done_callback(self._writer_ended)
 
     async def close(self) -> None:
         """Finish every write already submitted, then close the engine."""
         self._closed = True
         if self._task is not None:
             await self._queue.put(None)
-            await self._task
+            # A writer that died was reported by _writer_ended; closing goes on regardless.
+            await asyncio.wait([self._task])
             self._task = None
         await self.engine.dispose()
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        cause = None if task.cancelled() else task.exception()
+        if self._closed and cause is None and not task.cancelled():
+            return  # close(): every submitted write was committed
+        if cause is None:
+            reason = "the database writer was cancelled" if task.cancelled() else "ended"
+        elif isinstance(cause, DatabaseWriterFailed):
+            reason = str(cause)
+        else:
+            detail = " ".join(str(cause).split())
+            reason = f"the database writer stopped: {type(cause).__name__}" + (
+                f": {detail}" if detail else ""
+            )
+        failure = DatabaseWriterFailed(reason)
+        failure.__cause__ = cause
+        self.failure = failure
+        log.error(
+            "database_writer_failed",
+            error=reason,
+            exc_info=cause if not isinstance(cause, DatabaseWriterFailed) else None,
+        )
+        waiting = [p for p in self._inflight if not p.future.done()]
+        self._inflight = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                waiting.append(item)
+        for pending in waiting:
+            self._fail(pending, self._failed_write())
+        for hook in self.on_failure:
+            hook(failure)
+
+    def _failed_write(self) -> DatabaseWriterFailed:
+        assert self.failure is not None
+        exc = DatabaseWriterFailed(str(self.failure))
+        exc.__cause__ = self.failure.__cause__
+        return exc
 
     @contextlib.asynccontextmanager
     async def read(self, *, snapshot: bool = True) -> AsyncIterator[AsyncConnection]:
@@ -327,10 +386,15 @@ class Database:
 
         Without a running writer (CLI), the unit runs in a transaction of its own.
         """
+        if self.failure is not None:
+            raise self._failed_write()
         if self._closed:
             raise DatabaseClosed("the database is closing")
         if self._task is None:
             return await self._run_alone(unit)
+        if self._task.done():
+            # Died a moment ago; _writer_ended has not run yet.
+            raise DatabaseWriterFailed("the database writer stopped")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(unit, future))
         return await future
@@ -357,37 +421,73 @@ class Database:
     async def _run_writer(self) -> None:
         stop = False
         checkpoints: asyncio.Task[None] | None = None
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                # Checkpoints copy the WAL back into the database file; on the writer they
-                # would stall every commit that triggers one. A side task runs them instead.
-                await _pragma(conn, "PRAGMA wal_autocheckpoint=0")
-                # Index pages of the hot tables stay cached (32 MiB; the default is 2 MiB).
-                await _pragma(conn, "PRAGMA cache_size=-32768")
-                checkpoints = asyncio.create_task(self._checkpoint_loop(), name="db-checkpoint")
-            conn.sync_connection.info["writer"] = True  # type: ignore[union-attr]
-            while not stop:
-                item = await self._queue.get()
-                if item is None:
-                    break
-                batch = [item]
-                if self._delay:
-                    await asyncio.sleep(self._delay)
-                while len(batch) < self._max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except asyncio.QueueEmpty:
+        try:
+            async with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    # Checkpoints copy the WAL back into the database file; on the writer
+                    # they would stall every commit that triggers one. A side task runs them.
+                    await _pragma(conn, "PRAGMA wal_autocheckpoint=0")
+                    # Index pages of the hot tables stay cached (32 MiB; the default is 2 MiB).
+                    await _pragma(conn, "PRAGMA cache_size=-32768")
+                    checkpoints = asyncio.create_task(self._checkpoint_loop(), name="db-checkpoint")
+                conn.sync_connection.info["writer"] = True  # type: ignore[union-attr]
+                self._file = self._file_identity()
+                while not stop:
+                    item = await self._queue.get()
+                    if item is None:
                         break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                await self._commit_batch(conn, batch)
+                    batch = [item]
+                    self._inflight = batch
+                    if self._delay:
+                        await asyncio.sleep(self._delay)
+                    while len(batch) < self._max_batch:
+                        try:
+                            nxt = self._queue.get_nowait()
+                        except asyncio.QueueEmpty:
+                            break
+                        if nxt is None:
+                            stop = True
+                            break
+                        batch.append(nxt)
+                    self._check_file()
+                    await self._commit_batch(conn, batch)
+                    self._inflight = []
+        finally:
             if checkpoints is not None:
                 checkpoints.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await checkpoints
-                await self._checkpoint("TRUNCATE", busy_ms=500)
+        if checkpoints is not None:
+            await self._checkpoint("TRUNCATE", busy_ms=500)
+
+    def _file_identity(self) -> tuple[str, int, int] | None:
+        """The SQLite database file (None for other databases and in-memory ones)."""
+        database = self.engine.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            return None
+        path = os.path.abspath(database)
+        try:
+            found = os.stat(path)
+        except OSError:
+            return None
+        return path, found.st_dev, found.st_ino
+
+    def _check_file(self) -> None:
+        """SQLite goes on writing to a database file that was deleted or replaced (through
+        the descriptor it holds), and everything written then is lost when the process
+        ends. Before each commit the file must still be the one the writer opened."""
+        if self._file is None:
+            return
+        path, device, inode = self._file
+        try:
+            found = os.stat(path)
+        except OSError:
+            found = None
+        if found is None or (found.st_dev, found.st_ino) != (device, inode):
+            raise DatabaseWriterFailed(
+                f"the database file {path} was removed or replaced while in use: "
+                "nothing more can be committed to it"
+            )
 
     async def _checkpoint_loop(self) -> None:
         while True:

@@ -201,6 +201,13 @@ class TransactionRow(Base):
     # None while running; then pending -> billed (a CDR exists), held (flagged meter data,
     # waiting for staff) or void.
     billing: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Failed attempts at its CDR while pending, the last one's error (one line) and when
+    # to try again (None: at once); why it is held, when it is (`cdr_failed: ...`,
+    # `flagged: ...`, `credited by ...`).
+    billing_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    billing_error: Mapped[str | None] = mapped_column(String(300))
+    billing_retry_at: Mapped[datetime | None]
+    held_reason: Mapped[str | None] = mapped_column(String(300))
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -632,6 +639,20 @@ class SessionPushRow(Base):
     pushed_at: Mapped[datetime]
 
 
+class SessionFailureRow(Base):
+    """A session the publisher could not render into an OCPI Session (its data is broken):
+    its failed attempts, the last error and when to try again. Gone once it is pushed."""
+
+    __tablename__ = "ocpi_session_failures"
+    __table_args__ = (Index("ix_ocpi_session_failures_next", "next_attempt_at"),)
+
+    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    attempts: Mapped[int]
+    last_error: Mapped[str] = mapped_column(String(300))
+    next_attempt_at: Mapped[datetime]
+    failed_at: Mapped[datetime]
+
+
 class CursorRow(Base):
     """Where a publisher loop got to (a timestamp or sequence number as text)."""
 
@@ -688,6 +709,10 @@ class OcpiCommandRow(Base):
     finished_at: Mapped[datetime | None]
     # `CC*PID` the request said it came from (its result is routed back there); NULL: none.
     reply_to: Mapped[str | None] = mapped_column(String(8))
+    # Failed attempts at queueing its result, the last error and when to try again.
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    next_attempt_at: Mapped[datetime | None]
 
 
 class HubPartyRow(Base):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.outbox import Push
@@ -38,6 +38,10 @@ class PartnerRequest:
     deadline: datetime
     created_at: datetime
     finished_at: datetime | None
+    # Failed attempts at queueing its result, the last error, when to try again.
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 def _to_request(row: Any) -> PartnerRequest:
@@ -53,6 +57,9 @@ def _to_request(row: Any) -> PartnerRequest:
         deadline=row.deadline,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        next_attempt_at=row.next_attempt_at,
     )
 
 
@@ -124,15 +131,35 @@ async def get(conn: AsyncConnection, request_id: int) -> PartnerRequest | None:
     return None if row is None else _to_request(row)
 
 
-async def overdue(conn: AsyncConnection, now: datetime, limit: int = 500) -> list[PartnerRequest]:
-    """Pending requests whose deadline has passed, oldest first."""
+async def overdue(
+    conn: AsyncConnection, deadline_before: datetime, now: datetime, limit: int = 500
+) -> list[PartnerRequest]:
+    """Pending requests whose deadline is before `deadline_before` and whose result, if
+    queueing it failed before, is due for another attempt at `now`: never failed first,
+    then by fewest failures and deadline (requests failing again and again never stand in
+    front of the others)."""
     stmt = (
         select(_cmd)
-        .where(_cmd.c.state == PENDING, _cmd.c.deadline <= now)
-        .order_by(_cmd.c.deadline, _cmd.c.id)
+        .where(
+            _cmd.c.state == PENDING,
+            _cmd.c.deadline <= deadline_before,
+            or_(_cmd.c.next_attempt_at.is_(None), _cmd.c.next_attempt_at <= now),
+        )
+        .order_by(_cmd.c.attempts, _cmd.c.deadline, _cmd.c.id)
         .limit(limit)
     )
     return [_to_request(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def attempt_failed(
+    conn: AsyncConnection, request_id: int, attempts: int, error: str, retry_at: datetime
+) -> None:
+    """Record a failed attempt at queueing a request's result."""
+    await conn.execute(
+        update(_cmd)
+        .where(_cmd.c.id == request_id, _cmd.c.state == PENDING)
+        .values(attempts=attempts, last_error=error, next_attempt_at=retry_at)
+    )
 
 
 async def recent(

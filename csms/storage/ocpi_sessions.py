@@ -1,6 +1,7 @@
 """Queries behind the OCPI sessions and CDRs modules: transactions and CDRs by owner party
-(the token's origin) at published locations, paged in the database, and how far each
-session was pushed to each partner (ocpi_session_pushes).
+(the token's origin) at published locations, paged in the database, how far each session
+was pushed to each partner (ocpi_session_pushes) and which could not be rendered
+(ocpi_session_failures).
 
 Takes an AsyncConnection; returns csms.core objects and small records.
 """
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, false, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from csms.core.ocpi_sessions import PushState
 from csms.core.parties import Audience
+from csms.core.retries import Backoff
 from csms.core.transactions import Transaction, TransactionState
 from csms.storage.cdrs import StoredCdr
 from csms.storage.cdrs import _to_cdr as to_cdr
@@ -26,6 +28,7 @@ from csms.storage.models import (
     ChargerLocationRow,
     IdTokenRow,
     LocationRow,
+    SessionFailureRow,
     SessionPushRow,
     TransactionRow,
 )
@@ -37,6 +40,7 @@ _loc = cast(Table, LocationRow.__table__)
 _link = cast(Table, ChargerLocationRow.__table__)
 _cdr = cast(Table, CdrRow.__table__)
 _push = cast(Table, SessionPushRow.__table__)
+_fail = cast(Table, SessionFailureRow.__table__)
 
 # An origin naming a party (`NL*EMS`): two characters, a star, three characters. Origins
 # are validated when stored (csms.core.parties.check_origin).
@@ -302,3 +306,81 @@ async def save_push(conn: AsyncConnection, tx_id: int, partner_id: int, state: P
         await conn.execute(
             insert(_push).values(transaction_id=tx_id, partner_id=partner_id, **values)
         )
+
+
+# --- sessions that could not be rendered ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFailure:
+    """A session the publisher could not render: how often, the last error, when next."""
+
+    transaction_id: int
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime
+    failed_at: datetime
+
+
+def _to_failure(row: Any) -> SessionFailure:
+    return SessionFailure(
+        row.transaction_id, row.attempts, row.last_error, row.next_attempt_at, row.failed_at
+    )
+
+
+async def failures_of(conn: AsyncConnection, tx_ids: Iterable[int]) -> dict[int, SessionFailure]:
+    wanted = sorted(set(tx_ids))
+    if not wanted:
+        return {}
+    rows = (await conn.execute(select(_fail).where(_fail.c.transaction_id.in_(wanted)))).all()
+    return {r.transaction_id: _to_failure(r) for r in rows}
+
+
+async def due_failures(conn: AsyncConnection, now: datetime, limit: int) -> list[int]:
+    """Transactions whose session failed to render and is due for another attempt, the
+    longest waiting first."""
+    stmt = (
+        select(_fail.c.transaction_id)
+        .where(_fail.c.next_attempt_at <= now)
+        .order_by(_fail.c.next_attempt_at, _fail.c.transaction_id)
+        .limit(limit)
+    )
+    return [r.transaction_id for r in (await conn.execute(stmt)).all()]
+
+
+async def record_failure(
+    conn: AsyncConnection, tx_id: int, error: str, now: datetime, backoff: Backoff
+) -> SessionFailure:
+    """Count a failed attempt at rendering a session; returns it with its next attempt."""
+    before = (await failures_of(conn, [tx_id])).get(tx_id)
+    attempts = 1 if before is None else before.attempts + 1
+    failure = SessionFailure(
+        tx_id,
+        attempts,
+        error,
+        backoff.next_at(attempts, now),
+        now if before is None else before.failed_at,
+    )
+    values = {
+        "attempts": failure.attempts,
+        "last_error": failure.last_error,
+        "next_attempt_at": failure.next_attempt_at,
+        "failed_at": failure.failed_at,
+    }
+    if before is None:
+        await conn.execute(insert(_fail).values(transaction_id=tx_id, **values))
+    else:
+        await conn.execute(update(_fail).where(_fail.c.transaction_id == tx_id).values(values))
+    return failure
+
+
+async def clear_failures(conn: AsyncConnection, tx_ids: Iterable[int]) -> None:
+    wanted = sorted(set(tx_ids))
+    if wanted:
+        await conn.execute(delete(_fail).where(_fail.c.transaction_id.in_(wanted)))
+
+
+async def failing(conn: AsyncConnection, limit: int = 100) -> list[SessionFailure]:
+    """Sessions that could not be rendered, the oldest failure first (for staff)."""
+    stmt = select(_fail).order_by(_fail.c.failed_at, _fail.c.transaction_id).limit(limit)
+    return [_to_failure(r) for r in (await conn.execute(stmt)).all()]

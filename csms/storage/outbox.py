@@ -89,7 +89,9 @@ async def due(
     skip_partners: Collection[int] = (),
 ) -> list[OutboxEntry]:
     """Pushes to send now: undelivered, their retry time reached, to a registered partner,
-    and the oldest undelivered push of their object (order per object).
+    and the oldest undelivered push of their object (order per object). Pushes never tried
+    come first, then those that failed fewer times: a backlog failing again and again (a
+    partner that stalls on some objects) never stands in front of new pushes.
 
     `skip_ids` (pushes already being sent) and `skip_partners` (partners that may take no
     more requests now) are left out, so that they do not use up `limit`."""
@@ -103,7 +105,7 @@ async def due(
         stmt = stmt.where(_out.c.id.not_in(list(skip_ids)))
     if skip_partners:
         stmt = stmt.where(_out.c.partner_id.not_in(list(skip_partners)))
-    stmt = stmt.order_by(_out.c.id).limit(limit)
+    stmt = stmt.order_by(_out.c.attempts, _out.c.id).limit(limit)
     return [_to_entry(r) for r in (await conn.execute(stmt)).all()]
 
 

@@ -19,7 +19,6 @@ from csms.core.ids import token_key
 from csms.core.metering import Sample, active_power_w, register_wh
 from csms.core.roaming import Grant
 from csms.core.transactions import (
-    BillingState,
     Transaction,
     TransactionEvent,
     TransactionState,
@@ -65,6 +64,10 @@ def _to_transaction(row: Any) -> Transaction:
         auth_method=row.auth_method,
         authorization_reference=row.authorization_reference,
         cdr_token=row.cdr_token,
+        billing_attempts=row.billing_attempts,
+        billing_error=row.billing_error,
+        billing_retry_at=row.billing_retry_at,
+        held_reason=row.held_reason,
     )
 
 
@@ -640,13 +643,6 @@ async def list_transactions(
         stmt = stmt.where(_tx.c.charge_point_id == cp_id)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
-
-
-async def list_by_billing(
-    conn: AsyncConnection, state: BillingState, limit: int
-) -> list[Transaction]:
-    stmt = select(_tx).where(_tx.c.billing == state.value).order_by(_tx.c.id).limit(limit)
     return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
 
 

@@ -8,8 +8,6 @@ runs (ocpi_cpo.reservation_sessions).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -88,10 +86,7 @@ async def _receiving(app: web.Application) -> AsyncIterator[None]:
     hooks = [] if charging is None else [charging.on_started, charging.on_status]
     for hook in hooks:
         hook.append(publisher.wake)
-    task = asyncio.create_task(publisher.run(), name="ocpi-reservation-sessions")
-    yield
+    async with publisher.worker.running():
+        yield
     for hook in hooks:
         hook.remove(publisher.wake)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -7,8 +7,6 @@ partners pull is what they were pushed. Unpublished locations do not exist for p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -124,8 +122,5 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
             app[PUSHER].wake()
 
     publisher.on_enqueued.append(wake_pusher)
-    task = asyncio.create_task(publisher.run(), name="ocpi-locations")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with publisher.worker.running():
+        yield

@@ -56,6 +56,13 @@ def test_environment_overrides_file() -> None:
         ({}, {"CSMS_OCPP_PORT": "x"}, "ocpp.port (from environment) must be an integer"),
         ({}, {"CSMS_LOG_FORMAT": "xml"}, "log.format must be one of"),
         ({"ocpp": {"path": "ocpp"}}, {}, "ocpp.path must start with '/'"),
+        ({"billing": {"max_attempts": 0}}, {}, "billing.max_attempts must be at least 1"),
+        ({}, {"CSMS_BILLING_RETRY_DELAY": "0"}, "billing.retry_delay must be positive"),
+        (
+            {"billing": {"retry_delay": 60, "retry_max_delay": 10}},
+            {},
+            "billing.retry_max_delay must not be below billing.retry_delay",
+        ),
     ],
 )
 def test_bad_values_name_the_key(raw: dict, env: dict, message: str) -> None:
@@ -71,7 +78,7 @@ def test_example_config_documents_every_key_with_its_default() -> None:
     text = example.read_text()
     from dataclasses import fields
 
-    for section in ("database", "ocpp", "api", "ocpi", "log"):
+    for section in ("database", "ocpp", "api", "ocpi", "billing", "log"):
         for f in fields(getattr(c, section)):
             assert f"\n{f.name} = " in text or f"\n# {f.name} = " in text, f"{section}.{f.name}"
 

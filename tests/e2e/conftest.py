@@ -13,7 +13,7 @@ import pytest
 
 from csms.app import CsmsApp
 from csms.config import Config, build_config
-from csms.core.clock import utc_now
+from csms.core.clock import Clock, utc_now
 from csms.services.staff import StaffService
 
 
@@ -66,13 +66,14 @@ StartServer = Callable[..., Awaitable[Running]]
 
 @pytest.fixture
 async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
-    """Start a server; `await start_server(ocpp={...})`. Several may run (restarts)."""
+    """Start a server; `await start_server(ocpp={...})`, `clock=` to inject one. Several
+    may run (restarts)."""
     running: list[Running] = []
     db_path = tmp_path / "csms.db"
 
-    async def start(**sections: dict[str, Any]) -> Running:
+    async def start(clock: Clock = utc_now, **sections: dict[str, Any]) -> Running:
         config = make_config(db_path, **sections)
-        app = CsmsApp(config)
+        app = CsmsApp(config, clock)
         await app.start()
         server = Running(app, config, db_path)
         running.append(server)

@@ -3,8 +3,9 @@ and credentials endpoint, can register with our CPO bridge (POST/PUT/DELETE), an
 every request it received so tests can look at headers.
 
 Knobs: which versions and endpoints it offers, which token encoding it accepts and which
-it sends, whether it calls our versions endpoint back while answering our POST, and how it
-answers pushes to its Receiver modules (`push_answer`; every push is kept in `pushes`).
+it sends, whether it calls our versions endpoint back while answering our POST, and how
+(`push_answer`) and how fast (`push_delay`) it answers pushes to its Receiver modules
+(every push is kept in `pushes`).
 Requests to its Sender modules (tokens: its token list and real-time authorization) go to
 `sender_handlers[module]`; POSTs to `{base}/results/...` (the response_url it gives with
 commands) are kept in `results` and answered 1000.
@@ -12,6 +13,7 @@ commands) are kept in `results` and answered 1000.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -88,6 +90,9 @@ class FakePartner:
     # How it answers a push (a request to one of its Receiver modules): (HTTP status, OCPI
     # status_code); None answers every push (200, 1000).
     push_answer: Callable[[Seen], tuple[int, int]] | None = None
+    # Seconds it takes before answering a push (a partner stalling on some objects); None
+    # or 0: at once.
+    push_delay: Callable[[Seen], float] | None = None
     # How it serves requests to a Sender module (module identifier -> handler of the
     # request, the path after the module's URL, and what was seen); unset: 404.
     sender_handlers: dict[str, SenderHandler] = field(default_factory=dict)
@@ -188,14 +193,17 @@ class FakePartner:
         version, _, rest = tail.partition("/")
         module, _, sub = rest.partition("/")
         if version in self.versions and (module, "RECEIVER") in self.endpoints:
-            return self._push(self.seen[-1])
+            return await self._push(self.seen[-1])
         handler = self.sender_handlers.get(module)
         if version in self.versions and (module, "SENDER") in self.endpoints and handler:
             return await handler(request, sub, self.seen[-1])
         return self._error(404, 2000, "unknown path")
 
-    def _push(self, seen: Seen) -> web.Response:
+    async def _push(self, seen: Seen) -> web.Response:
         self.pushes.append(seen)
+        delay = 0.0 if self.push_delay is None else self.push_delay(seen)
+        if delay > 0:
+            await asyncio.sleep(delay)
         http, code = (200, 1000) if self.push_answer is None else self.push_answer(seen)
         if code == 1000:
             return self._ok(None, http)

@@ -299,12 +299,16 @@ async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> Non
     await until(held, "the transaction to be held")
     assert await server.app.billing.cdrs_of(tx_id) == []
     shown = ok(await csms(server, "transactions", "show", str(tx_id)))
-    assert "not billable until resolved" in shown and "held" in shown
+    assert "not billable until resolved" in shown and "held: flagged: meter_backwards" in shown
+    (listed,) = json.loads(ok(await csms(server, "transactions", "list", "--json")))
+    assert (listed["billing"], listed["held_reason"]) == ("held", "flagged: meter_backwards")
+    retried = await csms(server, "transactions", "resolve", str(tx_id), "--retry")
+    assert retried.code == 1 and "flagged meter data (meter_backwards)" in retried.err
     out = ok(await csms(server, "transactions", "resolve", str(tx_id), "--void"))
     assert out == f"transaction {tx_id} is void: no CDR\n"
     assert (await server.staff.transaction(tx_id)).transaction.billing == "void"
     bad = await csms(server, "transactions", "resolve", str(tx_id))
-    assert bad.code == 1 and bad.err == "error: give --energy-wh N or --void\n"
+    assert bad.code == 1 and bad.err == "error: give --energy-wh N, --void or --retry\n"
     # A session the CSMS refused (unknown tag) is not billed.
     refused = await call(
         ws,

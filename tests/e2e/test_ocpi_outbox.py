@@ -405,3 +405,45 @@ async def test_the_outbox_command(server: Running, partner: FakePartner) -> None
     done = await delivered(server, a1, timeout=5.0)
     assert done.attempts == 21
     assert (await cli_outbox(server)).out.strip() == "no pending pushes"
+
+
+async def test_a_backlog_failing_again_does_not_hold_up_a_new_push(
+    start_server: StartServer, partner: FakePartner
+) -> None:
+    """150 pushes that failed before are due again (say after a partner outage), and the
+    partner stalls on each of them past our request timeout: at 4 requests at a time they
+    take a long while to go round. A new push to the same partner goes first."""
+    server = await start_server(ocpi={**FAST, "request_timeout": 0.5})
+    emsp = await registered(server, partner)
+    partner.push_delay = lambda seen: 1.0 if "/POISON" in seen.path else 0.0
+    now = utc_now()
+
+    async def backlog(w: WriteTx) -> list[int]:
+        conn = await w.connection()
+        ids = []
+        for i in range(150):
+            push = location_push(partner, f"POISON{i}", {"id": f"POISON{i}"})
+            entry_id = await outbox.enqueue(conn, emsp.id, push, now)
+            # Failed once before, due again now.
+            await outbox.failed(conn, entry_id, 1, "HTTP 503", now - timedelta(seconds=2))
+            ids.append(entry_id)
+        return ids
+
+    stalled = await server.app.db.write(backlog)
+    pusher_of(server).wake()
+
+    async def backlog_under_way() -> bool:
+        return sum("/POISON" in s.path for s in partner.pushes) >= 4
+
+    await eventually(backlog_under_way, what="the backlog being sent")
+    (fresh,) = await enqueue(server, emsp.id, location_push(partner, "LOC1", {"id": "LOC1"}))
+    pusher_of(server).wake()
+    # A liveness bound (the backlog alone would take over 15 s to go round), not a speed test.
+    done = await delivered(server, fresh, timeout=5.0)
+    assert done.attempts == 1
+    tried = [await entry(server, i) for i in stalled]
+    assert any(e.attempts == 2 for e in tried)
+    for e in tried:
+        assert e.delivered_at is None
+        if e.attempts == 2:
+            assert e.last_error is not None and e.last_error.startswith("unreachable: ")

@@ -7,7 +7,9 @@ restart and after the bridge was down for a whole session."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,8 +24,10 @@ from csms.core.clock import utc_now
 from csms.core.locations import Location
 from csms.core.outbox import OutboxEntry
 from csms.services.locations import LocationService
+from csms.storage import ocpi_sessions as ocpi_sessions_repo
 from csms.storage import outbox as outbox_repo
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
+from tests.e2e.cli import csms, ok
 from tests.e2e.conftest import Running, StartServer, make_config
 from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen
 from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids, session_errors
@@ -587,3 +591,90 @@ async def test_a_session_while_the_bridge_was_down_is_pushed_when_it_returns(
         assert [s.method for s in seen] == ["PUT", "POST"]
     finally:
         await peer.fake.stop()
+
+
+async def test_a_session_that_cannot_be_rendered_does_not_hold_up_the_others(
+    start_server: StartServer,
+) -> None:
+    """EVSE 1 is priced by a stored tariff that no longer parses (written with SQL into
+    the database file): its running session cannot be rendered. The session on EVSE 2 is
+    pushed all the same; the broken one is recorded with its error and tried again once
+    its back-off has passed (the server's clock is moved on), which after staff mend the
+    tariff pushes it."""
+    offset = timedelta(0)
+
+    def clock() -> datetime:
+        return utc_now() + offset
+
+    server = await start_server(clock=clock, ocpi={"session_update_interval": 1.0})
+    await _site(server)
+    await server.staff.add_token(Token("EMS-CARD-2", TokenStatus.ACCEPTED, origin="DE*EMS"))
+    peer = await _register(server, "emsp", EMSP_ROLE)
+    world = World(server, {"emsp": peer})
+    try:
+        ws = await charger(server)
+        status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+        await call(ws, "StatusNotification", {**status, "timestamp": ts(now())})
+        broken_tariff = {**TARIFF, "id": "T-BROKEN"}
+        await server.app.billing.import_tariffs(broken_tariff)
+        await server.app.billing.assign("T-BROKEN", evse=f"{CP_ID}*1")
+        unparsable = {
+            **broken_tariff,
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": "abc", "step_size": 1}]}
+            ],
+        }
+        await asyncio.to_thread(_write_tariff_data, server, "T-BROKEN", unparsable)
+
+        broken = await start(ws, 1, EMS_CARD)
+        fine = await start(ws, 2, "EMS-CARD-2")
+        world.wake()
+
+        async def fine_put() -> list[Seen]:
+            return [s for s in peer.received(str(fine)) if s.method == "PUT"]
+
+        await until(fine_put, "the session of EVSE 2 at the eMSP")
+
+        async def failure() -> Any:
+            async with server.app.db.read() as conn:
+                return (await ocpi_sessions_repo.failures_of(conn, [broken])).get(broken)
+
+        recorded = await until(failure, "the failing session to be recorded")
+        assert recorded.attempts == 1
+        assert recorded.last_error == (
+            'TariffError: tariff "T-BROKEN": elements[0].price_components[0].price: '
+            "must be a number"
+        )
+        assert recorded.next_attempt_at > clock()
+        assert await world.session_pushes("emsp", broken) == []
+        shown = json.loads(ok(await csms(server, "ocpi", "outbox", "--json")))
+        (listed,) = shown["sessions_not_rendered"]
+        assert (listed["transaction_id"], listed["attempts"]) == (broken, 1)
+        assert listed["last_error"] == recorded.last_error
+        # Not tried again before its time, however often the publisher runs.
+        for _ in range(3):
+            world.wake()
+            await asyncio.sleep(0.2)
+        again = await failure()
+        assert again is not None and again.attempts == 1
+
+        # Staff mend the tariff; once the back-off has passed the session goes out.
+        await server.app.billing.import_tariffs(broken_tariff)
+        offset += timedelta(seconds=11)
+        world.wake()
+
+        async def broken_put() -> list[Seen]:
+            return [s for s in peer.received(str(broken)) if s.method == "PUT"]
+
+        (put,) = await until(broken_put, "the mended session at the eMSP")
+        assert put.body["status"] == "ACTIVE" and session_errors(put.body) == []
+        assert await failure() is None
+        await ws.close()
+    finally:
+        await peer.fake.stop()
+
+
+def _write_tariff_data(server: Running, tariff_id: str, data: dict[str, Any]) -> None:
+    with sqlite3.connect(server.db_path, timeout=30) as conn:
+        conn.execute("UPDATE tariffs SET data = ? WHERE id = ?", (json.dumps(data), tariff_id))
+    conn.close()

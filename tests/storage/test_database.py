@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from csms.core.charger import BootInfo, RegistrationStatus
 from csms.core.metering import make_sample
 from csms.storage import charge_points as cp_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.database import Database, WriteTx
+from csms.storage.database import Database, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
 from csms.storage.models import ChargePointRow, MeterValueRow
 
@@ -131,3 +134,73 @@ async def test_last_seen_of_many_chargers_in_one_write(db: Database) -> None:
     async with db.read() as conn:
         stored = await cp_repo.get_many(conn, ids)
     assert [stored[cp_id].last_seen_at for cp_id in ids] == [at for _, at in seen]
+
+
+# --- a writer that dies ----------------------------------------------------------------------
+
+
+def create_charger(cp_id: str) -> Callable[[WriteTx], Awaitable[str]]:
+    async def unit(w: WriteTx) -> str:
+        await cp_repo.create(await w.connection(), cp_id, RegistrationStatus.ACCEPTED, NOW)
+        return cp_id
+
+    return unit
+
+
+async def test_a_writer_killed_by_a_unit_fails_every_waiting_and_later_write(
+    db: Database,
+) -> None:
+    failures: list[DatabaseWriterFailed] = []
+    db.on_failure.append(failures.append)
+    await db.write(create_charger("BEFORE"))
+    release = asyncio.Event()
+
+    async def rogue(w: WriteTx) -> None:
+        # A bug: a unit that lets a cancellation escape ends the writer task itself.
+        await release.wait()
+        raise asyncio.CancelledError
+
+    with capture_logs() as logs:
+        killer = asyncio.ensure_future(db.write(rogue))
+        await asyncio.sleep(0.05)  # the writer holds the rogue unit's batch
+        waiting = [asyncio.ensure_future(db.write(create_charger(f"CP{i}"))) for i in range(5)]
+        await asyncio.sleep(0)
+        release.set()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(killer, *waiting, return_exceptions=True), 5
+        )
+    assert all(isinstance(o, DatabaseWriterFailed) for o in outcomes), outcomes
+    assert str(outcomes[1]) == "the database writer was cancelled"
+    # A write after the death fails at once, with the same reason.
+    with pytest.raises(DatabaseWriterFailed, match="the database writer was cancelled"):
+        await asyncio.wait_for(db.write(create_charger("AFTER")), 5)
+    assert [str(f) for f in failures] == ["the database writer was cancelled"]
+    (logged,) = [e for e in logs if e["event"] == "database_writer_failed"]
+    assert logged["log_level"] == "error" and logged["error"] == str(failures[0])
+    # What was committed before stays; nothing after the death was.
+    assert await count(db, ChargePointRow) == 1
+    await asyncio.wait_for(db.close(), 5)
+
+
+async def test_the_database_file_removed_under_the_writer_stops_it(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    db = Database.from_url(f"sqlite+aiosqlite:///{folder}/t.db")
+    await upgrade(db.engine)
+    db.start()
+    try:
+        assert await db.write(create_charger("CP1")) == "CP1"
+        # SQLite would go on committing into the deleted file, and lose it all at exit.
+        shutil.rmtree(folder)
+        with capture_logs():
+            with pytest.raises(DatabaseWriterFailed) as first:
+                await asyncio.wait_for(db.write(create_charger("CP2")), 5)
+            with pytest.raises(DatabaseWriterFailed) as later:
+                await asyncio.wait_for(db.write(create_charger("CP3")), 5)
+        expected = (
+            f"the database file {folder / 't.db'} was removed or replaced while in use: "
+            "nothing more can be committed to it"
+        )
+        assert str(first.value) == str(later.value) == expected
+        assert db.failure is not None
+    finally:
+        await asyncio.wait_for(db.close(), 5)

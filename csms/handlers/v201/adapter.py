@@ -6,7 +6,6 @@ and builds the 2.0.1 answer; nothing here keeps state beyond the connection's se
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Mapping
 from datetime import datetime
@@ -40,6 +39,7 @@ from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import CallFailed, Handler, OcppSession
 from csms.handlers.v201 import commands
 from csms.services.charging import ChargingService
+from csms.workers import TaskSet
 
 VERSION = "2.0.1"
 
@@ -145,7 +145,9 @@ class V201Adapter:
         self.schemas = schemas or SchemaSet(VERSION)
         self.base_report = base_report
         self.call_timeout = call_timeout
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Requests of our own that follow a charger's message (the base report): held until
+        # they end, their failures logged.
+        self._tasks = TaskSet("ocpp-2.0.1")
         self._request_ids = itertools.count(1)
         stored: dict[str, str | None] = {
             "NotifyEvent": None,
@@ -232,9 +234,7 @@ class V201Adapter:
         )
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     async def on_heartbeat(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         now = await self.service.heartbeat(s.cp_id)
