@@ -849,6 +849,19 @@ class ChargingService:
         """Apply one TransactionEvent. Events may arrive late, twice or out of order (a
         station's offline queue): a repeated seqNo changes nothing, and every other event
         merges into the transaction in a way that does not depend on arrival order."""
+        cursor = self._cursors.get((cp_id, event.ocpp_transaction_id))
+        if (
+            cursor is not None
+            and event.seq_no not in cursor.seen
+            and cursor.tx.active
+            and event.event_type is TxEventType.UPDATED
+            and event.id_token is None
+            and cp_id not in self._busy
+            and not _merge(cursor.tx, event, None, None, register_bounds(event.samples))
+        ):
+            # Most events: an Updated that only adds readings to a running transaction
+            # this process follows. Nothing to look up, so no turn to wait for.
+            return await self._append_event(cp_id, cursor, event, raw, self._clock())
         turn = await self._one_at_a_time(cp_id)
         try:
             return await self._transaction_event(cp_id, version, event, raw)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
@@ -88,17 +88,20 @@ async def open_for(conn: AsyncConnection, cp_id: str) -> list[Reservation]:
     return [_to_reservation(r) for r in (await conn.execute(stmt)).all()]
 
 
+# Built once: the hot path's look-up (every start) needs no statement built per call.
+_OPEN_FOR = (
+    select(_res)
+    .where(_res.c.charge_point_id.in_(bindparam("cp_ids", expanding=True)), _res.c.state.in_(_OPEN))
+    .order_by(_res.c.id)
+)
+
+
 async def open_for_many(
     conn: AsyncConnection, cp_ids: Sequence[str]
 ) -> dict[str, list[Reservation]]:
     """`open_for` of several chargers in one query."""
-    stmt = (
-        select(_res)
-        .where(_res.c.charge_point_id.in_(cp_ids), _res.c.state.in_(_OPEN))
-        .order_by(_res.c.id)
-    )
     found: dict[str, list[Reservation]] = {cp_id: [] for cp_id in cp_ids}
-    for row in (await conn.execute(stmt)).all():
+    for row in (await conn.execute(_OPEN_FOR, {"cp_ids": list(cp_ids)})).all():
         found[row.charge_point_id].append(_to_reservation(row))
     return found
 

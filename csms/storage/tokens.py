@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.authorization import Token, TokenStatus
@@ -41,8 +41,12 @@ async def get(conn: AsyncConnection, uid: str) -> Token | None:
 
 async def get_many(conn: AsyncConnection, uid_keys: Sequence[str]) -> dict[str, Token]:
     """Tokens by key (`token_key(uid)`), a batch of look-ups in one query."""
-    stmt = select(_tok).where(_tok.c.uid_key.in_(uid_keys))
-    return {row.uid_key: _to_token(row) for row in (await conn.execute(stmt)).all()}
+    rows = (await conn.execute(_BY_KEYS, {"keys": list(uid_keys)})).all()
+    return {row.uid_key: _to_token(row) for row in rows}
+
+
+# Built once (no statement to build and cache-key per call): the hot path's token look-up.
+_BY_KEYS = select(_tok).where(_tok.c.uid_key.in_(bindparam("keys", expanding=True)))
 
 
 async def list_all(conn: AsyncConnection) -> list[Token]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -98,9 +98,56 @@ async def get(conn: AsyncConnection, tx_id: int) -> Transaction | None:
     return None if row is None else _to_transaction(row)
 
 
+# The coalesced look-ups of the hot path: statements built once with expanding parameters,
+# so that SQLAlchemy neither builds nor cache-keys a statement per call.
+def _many(column: Any) -> Any:
+    return column.in_(bindparam(f"{column.name}_list", expanding=True))
+
+
+def _pairs(first: Any, second: Any, keys: Sequence[tuple[Any, Any]]) -> Any:
+    """Rows matching any of the (first, second) pairs, each through an index on both
+    columns: one OR term per pair (SQLite scans the whole index for a row-value IN of
+    several pairs, and a pair of IN lists would probe every combination)."""
+    if len(keys) == 1:
+        statement = _BY_PAIR.get((first.name, second.name))
+        if statement is None:
+            statement = select(_tx).where(
+                first == bindparam("b_first"), second == bindparam("b_second")
+            )
+            _BY_PAIR[(first.name, second.name)] = statement
+        return statement, {"b_first": keys[0][0], "b_second": keys[0][1]}
+    return select(_tx).where(or_(*((first == a) & (second == b) for a, b in keys))), {}
+
+
+_BY_PAIR: dict[tuple[str, str], Any] = {}
+_ACTIVE = TransactionState.ACTIVE.value
+_BY_IDS = select(_tx).where(_many(_tx.c.id))
+_ACTIVE_AT = select(_tx).where(_many(_tx.c.charge_point_id), _tx.c.state == _ACTIVE)
+_HOLDERS = select(_tx.c.id, _tx.c.id_tag_key, _tx.c.charge_point_id, _tx.c.evse_id).where(
+    _many(_tx.c.id_tag_key), _tx.c.state == _ACTIVE, _tx.c.auth_status == "Accepted"
+)
+_STATES_OF = (
+    select(
+        _te.c.transaction_id,
+        _te.c.timestamp,
+        _te.c.payload["transactionInfo"]["chargingState"].as_string().label("state"),
+    )
+    .where(_many(_te.c.transaction_id))
+    .order_by(_te.c.seq_no, _te.c.id)
+)
+_SAMPLES_OF = (
+    select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.samples)
+    .where(_many(_mv.c.transaction_id))
+    .order_by(_mv.c.timestamp, _mv.c.id)
+)
+_READINGS_OF = select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.energy_wh).where(
+    _many(_mv.c.transaction_id), _mv.c.energy_wh.is_not(None)
+)
+
+
 async def get_many(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, Transaction]:
     """Transactions by id (a batch of look-ups in one query, by primary key)."""
-    rows = (await conn.execute(select(_tx).where(_tx.c.id.in_(tx_ids)))).all()
+    rows = (await conn.execute(_BY_IDS, {"id_list": list(tx_ids)})).all()
     return {row.id: _to_transaction(row) for row in rows}
 
 
@@ -108,8 +155,8 @@ async def by_ocpp_ids(
     conn: AsyncConnection, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Transaction]:
     """Transactions by (charge point, 2.0.1 transactionId), through their unique index."""
-    stmt = select(_tx).where(tuple_(_tx.c.charge_point_id, _tx.c.ocpp_transaction_id).in_(keys))
-    rows = (await conn.execute(stmt)).all()
+    statement, params = _pairs(_tx.c.charge_point_id, _tx.c.ocpp_transaction_id, keys)
+    rows = (await conn.execute(statement, params)).all()
     return {(row.charge_point_id, row.ocpp_transaction_id): _to_transaction(row) for row in rows}
 
 
@@ -117,13 +164,10 @@ async def starts_at(
     conn: AsyncConnection, keys: Sequence[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], list[Transaction]]:
     """Transactions by (charge point, start time), through (charge_point_id, start_at): what
-    a resent 1.6 StartTransaction would have created. (One OR term per key: SQLite uses the
-    index on both columns for each, where a row-value IN narrows it to the charger only.)"""
-    stmt = select(_tx).where(
-        or_(*((_tx.c.charge_point_id == cp) & (_tx.c.start_at == at) for cp, at in keys))
-    )
+    a resent 1.6 StartTransaction would have created."""
+    statement, params = _pairs(_tx.c.charge_point_id, _tx.c.start_at, keys)
     found: dict[tuple[str, datetime], list[Transaction]] = {}
-    for row in (await conn.execute(stmt)).all():
+    for row in (await conn.execute(statement, params)).all():
         tx = _to_transaction(row)
         found.setdefault((tx.charge_point_id, tx.start_at), []).append(tx)
     return found
@@ -134,14 +178,10 @@ async def active_on_evses(
 ) -> dict[tuple[str, int], Transaction]:
     """The newest active transaction on each (charge point, EVSE). (Sorted here: ordering
     in SQL would walk the chargers' whole history by start time.)"""
-    charge_points = sorted({cp for cp, _ in keys})
-    stmt = select(_tx).where(
-        _tx.c.charge_point_id.in_(charge_points),
-        _tx.c.state == TransactionState.ACTIVE.value,
-    )
+    params = {"charge_point_id_list": sorted({cp for cp, _ in keys})}
     wanted = set(keys)
     found: dict[tuple[str, int], Transaction] = {}
-    for row in (await conn.execute(stmt)).all():
+    for row in (await conn.execute(_ACTIVE_AT, params)).all():
         key = (row.charge_point_id, row.evse_id)
         if key in wanted and (key not in found or found[key].start_at <= row.start_at):
             found[key] = _to_transaction(row)
@@ -154,13 +194,8 @@ async def holders(
     """Per token key: its running transactions that were accepted (the ones that count
     against its limit of concurrent transactions), as id -> (charge point, EVSE). One look-up
     in the (id_tag_key, state) index."""
-    stmt = select(_tx.c.id, _tx.c.id_tag_key, _tx.c.charge_point_id, _tx.c.evse_id).where(
-        _tx.c.id_tag_key.in_(tag_keys),
-        _tx.c.state == TransactionState.ACTIVE.value,
-        _tx.c.auth_status == "Accepted",
-    )
     found: dict[str, dict[int, tuple[str, int]]] = {key: {} for key in tag_keys}
-    for row in (await conn.execute(stmt)).all():
+    for row in (await conn.execute(_HOLDERS, {"id_tag_key_list": list(tag_keys)})).all():
         found[row.id_tag_key][row.id] = (row.charge_point_id, row.evse_id)
     return found
 
@@ -170,11 +205,9 @@ async def readings_of(
 ) -> dict[int, list[tuple[datetime, float]]]:
     """The energy register readings of several transactions (the (transaction_id,
     timestamp) index)."""
-    stmt = select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.energy_wh).where(
-        _mv.c.transaction_id.in_(tx_ids), _mv.c.energy_wh.is_not(None)
-    )
     found: dict[int, list[tuple[datetime, float]]] = {tx_id: [] for tx_id in tx_ids}
-    for row in (await conn.execute(stmt)).all():
+    rows = (await conn.execute(_READINGS_OF, {"transaction_id_list": list(tx_ids)})).all()
+    for row in rows:
         found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
     return found
 
@@ -332,6 +365,20 @@ async def events_of(conn: AsyncConnection, tx_id: int) -> list[StoredEvent]:
         )
         for r in rows
     ]
+
+
+async def charging_states_of(
+    conn: AsyncConnection, tx_ids: Sequence[int]
+) -> dict[int, list[tuple[datetime, str]]]:
+    """The 2.0.1 chargingState each event of these transactions reported, with its time,
+    in event order (events without one left out). Only that field of the stored payloads is
+    read, by the database."""
+    found: dict[int, list[tuple[datetime, str]]] = {tx_id: [] for tx_id in tx_ids}
+    rows = (await conn.execute(_STATES_OF, {"transaction_id_list": list(tx_ids)})).all()
+    for r in rows:
+        if r.state is not None:
+            found[r.transaction_id].append((r.timestamp, r.state))
+    return found
 
 
 async def seq_nos_of(conn: AsyncConnection, tx_id: int) -> set[int]:
@@ -621,6 +668,33 @@ async def samples_of(conn: AsyncConnection, tx_id: int) -> list[Sample]:
         )
     ).all()
     return [sample for r in rows for sample in _decode(r.timestamp, r.samples)]
+
+
+# A sampled value as pricing reads it: (timestamp, measurand, value normalised, phase).
+Value = tuple[datetime, str, float | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """A transaction's meter data for pricing: every sampled value (light tuples, not
+    Samples: a session has hundreds), and its signed samples whole (for the CDR)."""
+
+    values: list[Value]
+    signed: list[Sample]
+
+
+async def metered_of(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, Metered]:
+    """The meter data of several transactions in one query, in time order."""
+    found = {tx_id: Metered([], []) for tx_id in tx_ids}
+    rows = (await conn.execute(_SAMPLES_OF, {"transaction_id_list": list(tx_ids)})).all()
+    for r in rows:
+        at, metered = r.timestamp, found[r.transaction_id]
+        values = metered.values
+        for stored in r.samples:
+            values.append((at, stored[0], stored[1], stored[3]))
+            if stored[7]:
+                metered.signed.extend(_decode(at, [stored]))
+    return found
 
 
 async def get_with_meter(conn: AsyncConnection, tx_id: int) -> Transaction | None:
