@@ -6,7 +6,8 @@ it with csms.core.cost and stores immutable CDRs; the pricing rules live in csms
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,10 +19,11 @@ import structlog
 
 from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
+from csms.core.charger import ChargePoint
 from csms.core.clock import Clock
 from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
 from csms.core.errors import CsmsError, InvalidInput, one_line
-from csms.core.ids import first_duplicate
+from csms.core.ids import first_duplicate, token_key
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
 from csms.core.ocpi_locations import published_evse_code
@@ -53,6 +55,7 @@ from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
 from csms.storage.locations import EvseDetail
 from csms.storage.tariffs import Assignment, StoredTariff
+from csms.storage.transactions import Metered, Value
 from csms.workers import Worker
 
 log = structlog.get_logger("csms.billing")
@@ -60,6 +63,10 @@ log = structlog.get_logger("csms.billing")
 DEFAULT_TIME_ZONE = "UTC"
 # Transactions settled per read.
 BATCH = 100
+# Shortest time between two passes of the billing worker (seconds).
+PASS_GAP = 0.5
+# Transactions whose inputs are read and whose CDRs are written together.
+CHUNK = 20
 # A transaction whose CDR cannot be built is tried again after 10 s, 20 s, 40 s ... (at
 # most 15 minutes apart) and held for staff after this many failed attempts.
 MAX_CDR_ATTEMPTS = 5
@@ -113,6 +120,32 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What pricing a batch of transactions and writing their CDRs needs, by transaction id
+    (samples, 2.0.1 events, 1.6 status changes) or by what they share."""
+
+    metered: dict[int, Metered]
+    # 2.0.1: the chargingState of each event that reported one, with its time.
+    states: dict[int, list[tuple[datetime, str]]]
+    statuses: dict[int, list[tuple[datetime, ConnectorStatus]]]
+    linked: dict[str, tuple[Location, ConnectorSpec]]
+    assigned: dict[tuple[str, str], str]
+    tariffs: dict[str, Tariff | Exception]
+    tokens: dict[str, Token]
+    chargers: dict[str, ChargePoint]
+    details: dict[tuple[str, int], EvseDetail]
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """A CDR built for a transaction, not stored yet."""
+
+    tx: Transaction
+    priced: Priced
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Priced:
     """A session's cost with what it was computed from."""
 
@@ -130,20 +163,22 @@ def _time_zone(location: Location | None) -> ZoneInfo:
         return ZoneInfo(DEFAULT_TIME_ZONE)
 
 
-def readings_from(samples: Sequence[Sample]) -> tuple[Reading, ...]:
+def readings_from(values: Iterable[Value]) -> tuple[Reading, ...]:
     """One Reading per timestamp: the energy register, active power and the highest phase
-    current of that moment."""
+    current of that moment, from sampled values (timestamp, measurand, value, phase)."""
     by_time: dict[datetime, list[float | None]] = {}
-    for s in samples:
-        if s.value is None:
+    for at, measurand, value, phase in values:
+        if value is None:
             continue
-        slot = by_time.setdefault(s.timestamp, [None, None, None])
-        if s.measurand == "Energy.Active.Import.Register" and (s.phase in (None, "")):
-            slot[0] = s.value
-        elif s.measurand == "Power.Active.Import" and s.phase in (None, ""):
-            slot[1] = s.value
-        elif s.measurand == "Current.Import":
-            slot[2] = s.value if slot[2] is None else max(slot[2], s.value)
+        slot = by_time.get(at)
+        if slot is None:
+            slot = by_time[at] = [None, None, None]
+        if measurand == "Energy.Active.Import.Register" and not phase:
+            slot[0] = value
+        elif measurand == "Power.Active.Import" and not phase:
+            slot[1] = value
+        elif measurand == "Current.Import":
+            slot[2] = value if slot[2] is None else max(slot[2], value)
     return tuple(Reading(at, e, p, c) for at, (e, p, c) in sorted(by_time.items()))
 
 
@@ -198,7 +233,11 @@ class BillingService:
         # Settles ended transactions soon after they end (woken by the charging service) and
         # at least every few seconds; started by the app (nothing is lost on a crash: the
         # billing state lives in the transaction row).
-        self.worker = Worker("billing", self._billing_pass, period=5.0)
+        # Woken by every stop; at most one pass each PASS_GAP seconds, so that a busy hour
+        # is billed in batches (the reads and the write of a pass serve all of them).
+        self.worker = Worker("billing", self._billing_pass, period=5.0, min_gap=PASS_GAP)
+        # What a session costs where no tariff applies (parsed once).
+        self._free_tariff: Tariff | None = None
         # Called after transactions were settled (billed, held or void) or a CDR credited
         # (the OCPI session publisher wakes up: final sessions carry the CDR's numbers).
         self.on_settled: list[Callable[[], None]] = []
@@ -343,27 +382,49 @@ class BillingService:
         connectors = await cp_repo.connectors_of(conn, [cp_id] if star else None)
         return any(c.evse_id and evse_uid(c.charge_point_id, c.evse_id) == uid for c in connectors)
 
-    async def _tariff_for(
-        self, conn: Any, cp_id: str, evse_id: int, connector_id: int, location: Location | None
+    def _tariff_of(
+        self,
+        assigned: dict[tuple[str, str], str],
+        tariffs: dict[str, Tariff | Exception],
+        tx: Transaction,
+        location: Location | None,
     ) -> Tariff | None:
-        """Connector beats EVSE beats location beats the default."""
+        """Connector beats EVSE beats location beats the default (`assigned` holds the
+        assignments of these candidates, `tariffs` the tariffs they name, or why one could not
+        be read)."""
         candidates = tariff_targets(
-            evse_uid(cp_id, evse_id), connector_id, None if location is None else location.id
+            evse_uid(tx.charge_point_id, tx.evse_id),
+            tx.connector_id,
+            None if location is None else location.id,
         )
-        found = await tariff_repo.assigned_for(conn, candidates)
         for key in candidates:
-            tariff_id = found.get(key)
+            tariff_id = assigned.get(key)
             if tariff_id is None:
                 continue
-            stored = await tariff_repo.get(conn, tariff_id)
-            if stored is not None:
-                return parse_tariff(
-                    stored.data,
-                    country_code=self.identity.country_code,
-                    party_id=self.identity.party_id,
-                    now=stored.updated_at,
-                )
+            found = tariffs.get(tariff_id)
+            if isinstance(found, Exception):
+                raise found
+            if found is not None:
+                return found
         return None
+
+    async def _read_tariffs(self, conn: Any, ids: set[str]) -> dict[str, Tariff | Exception]:
+        """The tariffs named, parsed; one that cannot be read or parsed is kept as the error
+        (only the sessions it prices fail). One statement each: there are few."""
+        found: dict[str, Tariff | Exception] = {}
+        for tariff_id in sorted(ids):
+            try:
+                stored = await tariff_repo.get(conn, tariff_id)
+                if stored is not None:
+                    found[tariff_id] = parse_tariff(
+                        stored.data,
+                        country_code=self.identity.country_code,
+                        party_id=self.identity.party_id,
+                        now=stored.updated_at,
+                    )
+            except Exception as exc:  # noqa: BLE001 - the sessions it prices fail with it
+                found[tariff_id] = exc
+        return found
 
     # --- pricing -------------------------------------------------------------------
 
@@ -373,15 +434,51 @@ class BillingService:
             tx = await tx_repo.get(conn, tx_id)
             if tx is None:
                 raise InvalidInput(f"no transaction {tx_id}")
-            return await self._price(conn, tx, now or self._clock())
+            moment = now or self._clock()
+            inputs = await self._inputs(conn, [tx], moment)
+        return self._priced(tx, inputs, moment)
 
-    async def _price(self, conn: Any, tx: Transaction, now: datetime) -> Priced:
-        linked = await location_repo.of_charger(conn, tx.charge_point_id)
-        location, spec = linked if linked is not None else (None, None)
-        tariff = await self._tariff_for(
-            conn, tx.charge_point_id, tx.evse_id, tx.connector_id, location
+    async def _inputs(self, conn: Any, txs: Sequence[Transaction], now: datetime) -> _Inputs:
+        """What pricing these transactions and writing their CDRs needs, read in a few
+        statements for all of them."""
+        ids = [tx.id for tx in txs]
+        chargers = sorted({tx.charge_point_id for tx in txs})
+        places = sorted({(tx.charge_point_id, tx.evse_id) for tx in txs})
+        linked = await location_repo.of_chargers(conn, chargers)
+        candidates = {
+            key
+            for tx in txs
+            for key in tariff_targets(
+                evse_uid(tx.charge_point_id, tx.evse_id),
+                tx.connector_id,
+                linked[tx.charge_point_id][0].id if tx.charge_point_id in linked else None,
+            )
+        }
+        assigned = await tariff_repo.assigned_for(conn, sorted(candidates))
+        v201 = [tx.id for tx in txs if tx.ocpp_version == "2.0.1"]
+        statuses: dict[int, list[tuple[datetime, ConnectorStatus]]] = {}
+        for tx in txs:
+            if tx.ocpp_version != "2.0.1":
+                statuses[tx.id] = await cp_repo.statuses_between(
+                    conn, tx.charge_point_id, tx.evse_id, tx.start_at, tx.stop_at or now
+                )
+        tags = sorted({token_key(tx.id_tag) for tx in txs if tx.id_tag})
+        return _Inputs(
+            metered=await tx_repo.metered_of(conn, ids),
+            states=await tx_repo.charging_states_of(conn, v201) if v201 else {},
+            statuses=statuses,
+            linked=linked,
+            assigned=assigned,
+            tariffs=await self._read_tariffs(conn, set(assigned.values())),
+            tokens=await token_repo.get_many(conn, tags) if tags else {},
+            chargers=await cp_repo.get_many(conn, chargers),
+            details=await location_repo.evse_details(conn, places),
         )
-        usage = await self._usage(conn, tx, now)
+
+    def _priced(self, tx: Transaction, inputs: _Inputs, now: datetime) -> Priced:
+        location, spec = inputs.linked.get(tx.charge_point_id, (None, None))
+        tariff = self._tariff_of(inputs.assigned, inputs.tariffs, tx, location)
+        usage = self._usage(tx, inputs, now)
         return Priced(
             price_session(tariff or self._free(), usage, _time_zone(location)),
             tariff,
@@ -390,6 +487,11 @@ class BillingService:
         )
 
     def _free(self) -> Tariff:
+        if self._free_tariff is None:
+            self._free_tariff = self._parse_free()
+        return self._free_tariff
+
+    def _parse_free(self) -> Tariff:
         return parse_tariff(
             {
                 "id": "FREE",
@@ -403,20 +505,16 @@ class BillingService:
             now=self._clock(),
         )
 
-    async def _usage(self, conn: Any, tx: Transaction, now: datetime) -> Usage:
+    def _usage(self, tx: Transaction, inputs: _Inputs, now: datetime) -> Usage:
         end = tx.stop_at or now
-        samples = await tx_repo.samples_of(conn, tx.id)
         statuses: list[StatusChange] = []
         if tx.ocpp_version == "2.0.1":
-            for event in await tx_repo.events_of(conn, tx.id):
-                state = (event.payload.get("transactionInfo") or {}).get("chargingState")
+            for at, state in inputs.states.get(tx.id, ()):
                 if state in _CHARGING_STATE:
-                    statuses.append(StatusChange(event.timestamp, _CHARGING_STATE[state]))
+                    statuses.append(StatusChange(at, _CHARGING_STATE[state]))
             statuses.sort(key=lambda s: s.at)
         else:
-            for at, status in await cp_repo.statuses_between(
-                conn, tx.charge_point_id, tx.evse_id, tx.start_at, end
-            ):
+            for at, status in inputs.statuses.get(tx.id, ()):
                 if status in _DRAWING:
                     statuses.append(StatusChange(max(at, tx.start_at), _DRAWING[status]))
             if not statuses or statuses[0].at > tx.start_at:
@@ -427,7 +525,7 @@ class BillingService:
         return Usage(
             start=tx.start_at,
             end=max(end, tx.start_at),
-            readings=readings_from(samples),
+            readings=readings_from(inputs.metered[tx.id].values if tx.id in inputs.metered else ()),
             statuses=tuple(statuses),
             energy_wh=energy,
         )
@@ -442,12 +540,8 @@ class BillingService:
         now = self._clock()
         async with self._db.read() as conn:
             pending = await billing_repo.due(conn, now, limit)
-        for tx in pending:
-            try:
-                await self._settle(tx)
-            except Exception as exc:  # noqa: BLE001 - recorded and logged by _attempt_failed
-                await self._attempt_failed(tx, exc)
         if pending:
+            await self._settle(pending)
             self._settled()
         return len(pending)
 
@@ -459,10 +553,7 @@ class BillingService:
         if tx is None:
             raise InvalidInput(f"no transaction {tx_id}")
         if tx.billing == BillingState.PENDING.value:
-            try:
-                await self._settle(tx)
-            except Exception as exc:  # noqa: BLE001 - recorded and logged by _attempt_failed
-                await self._attempt_failed(tx, exc)
+            await self._settle([tx])
             self._settled()
         async with self._db.read() as conn:
             fresh = await tx_repo.get(conn, tx_id)
@@ -520,72 +611,135 @@ class BillingService:
         for hook in self.on_settled:
             hook()
 
-    async def _settle(self, tx: Transaction) -> None:
+    async def _settle(self, txs: Sequence[Transaction]) -> None:
+        """Settle pending transactions: refused ones are void (one write), flagged ones
+        held, the others get their CDR, a chunk at a time (_bill_chunk)."""
         now = self._clock()
-        if tx.auth_status not in (None, AuthStatus.ACCEPTED.value):
-            # The token was refused (the charger was told to stop): nobody to bill.
+        void, flagged, billable = [], [], []
+        for tx in txs:
+            if tx.auth_status not in (None, AuthStatus.ACCEPTED.value):
+                void.append(tx)
+            elif tx.flags or tx.energy_wh is None:
+                flagged.append(tx)
+            else:
+                billable.append(tx)
+        if void:
+            await self._void(void, now)
+        for tx in flagged:
+            await self._hold_flagged(tx, now)
+        for start in range(0, len(billable), CHUNK):
+            await self._bill_chunk(billable[start : start + CHUNK], now)
 
-            async def void(w: WriteTx) -> None:
-                await tx_repo.update_fields(
-                    await w.connection(),
-                    tx.id,
-                    now,
-                    billing=BillingState.VOID.value,
-                    **billing_repo.cleared(),
-                )
-
-            await self._db.write(void)
-            log.info("cdr_not_made", transaction_id=tx.id, auth_status=tx.auth_status)
+    async def _bill_chunk(self, billable: Sequence[Transaction], now: datetime) -> None:
+        """CDRs for a few transactions: their inputs read together, their CDRs written in one
+        write (should that fail, each is tried on its own, so that one that cannot be read,
+        priced or stored fails alone and is retried later)."""
+        try:
+            made = await self._cdrs(billable, now)
+            failed: list[tuple[Transaction, Exception]] = []
+        except Exception:  # noqa: BLE001 - the same work, one at a time, isolates the cause
+            made, failed = [], []
+            for tx in billable:
+                try:
+                    made += await self._cdrs([tx], now)
+                except Exception as exc:  # noqa: BLE001 - recorded by _attempt_failed
+                    failed.append((tx, exc))
+        for tx, error in failed:
+            await self._attempt_failed(tx, error)
+        if not made:
             return
-        if tx.flags or tx.energy_wh is None:
-            reason = f"{HoldKind.FLAGGED.value}: " + (",".join(tx.flags) or "no energy")
-
-            async def hold(w: WriteTx) -> bool:
-                return await billing_repo.hold(await w.connection(), tx.id, reason, now)
-
-            if await self._db.write(hold):
-                log.warning(
-                    "cdr_held",
-                    transaction_id=tx.id,
-                    charge_point_id=tx.charge_point_id,
-                    flags=list(tx.flags) or None,
-                    reason=reason,
-                )
-                self._held(HoldKind.FLAGGED)
-            return
-        async with self._db.read() as conn:
-            priced = await self._price(conn, tx, now)
-            token = await token_repo.get(conn, tx.id_tag) if tx.id_tag else None
-            charger = await cp_repo.get(conn, tx.charge_point_id)
-            samples = await tx_repo.samples_of(conn, tx.id)
-            detail = await location_repo.evse_detail(conn, tx.charge_point_id, tx.evse_id)
-        data = self._cdr_object(tx, priced, token, charger, samples, detail)
-
-        async def unit(w: WriteTx) -> str | None:
-            conn = await w.connection()
-            fresh = await tx_repo.get(conn, tx.id)
-            if fresh is None or fresh.billing != BillingState.PENDING.value:
-                return None  # another worker or staff got there first
-            seq = await cdr_repo.next_seq(conn)
-            cdr_id = self._cdr_id(seq)
-            data["id"] = cdr_id
-            data["last_updated"] = ocpi_datetime(now)
-            await cdr_repo.add(conn, self._stored(seq, cdr_id, tx, priced.cost, data, now))
-            await tx_repo.update_fields(
-                conn, tx.id, now, billing=BillingState.BILLED.value, **billing_repo.cleared()
-            )
-            return cdr_id
-
-        cdr_id = await self._db.write(unit)
-        if cdr_id is not None:
+        try:
+            stored = await self._store(made, now)
+        except Exception:  # noqa: BLE001 - each on its own, as above
+            stored = []
+            for one in made:
+                try:
+                    stored += await self._store([one], now)
+                except Exception as exc:  # noqa: BLE001 - recorded by _attempt_failed
+                    await self._attempt_failed(one.tx, exc)
+        for cdr_id, one in stored:
             log.info(
                 "cdr_created",
                 cdr_id=cdr_id,
+                transaction_id=one.tx.id,
+                charge_point_id=one.tx.charge_point_id,
+                total_excl_vat=str(one.priced.cost.total_cost.excl_vat),
+                currency=one.priced.cost.currency,
+            )
+
+    async def _void(self, txs: Sequence[Transaction], now: datetime) -> None:
+        """The token was refused (the charger was told to stop): nobody to bill."""
+
+        async def unit(w: WriteTx) -> None:
+            for tx in txs:
+                tx_repo.update_later(
+                    w, tx.id, now, billing=BillingState.VOID.value, **billing_repo.cleared()
+                )
+
+        await self._db.write(unit)
+        for tx in txs:
+            log.info("cdr_not_made", transaction_id=tx.id, auth_status=tx.auth_status)
+
+    async def _hold_flagged(self, tx: Transaction, now: datetime) -> None:
+        reason = f"{HoldKind.FLAGGED.value}: " + (",".join(tx.flags) or "no energy")
+
+        async def hold(w: WriteTx) -> bool:
+            return await billing_repo.hold(await w.connection(), tx.id, reason, now)
+
+        if await self._db.write(hold):
+            log.warning(
+                "cdr_held",
                 transaction_id=tx.id,
                 charge_point_id=tx.charge_point_id,
-                total_excl_vat=str(priced.cost.total_cost.excl_vat),
-                currency=priced.cost.currency,
+                flags=list(tx.flags) or None,
+                reason=reason,
             )
+            self._held(HoldKind.FLAGGED)
+
+    async def _cdrs(self, txs: Sequence[Transaction], now: datetime) -> list[_Made]:
+        """The CDR objects of these transactions (without id and last_updated)."""
+        async with self._db.read() as conn:
+            inputs = await self._inputs(conn, txs, now)
+        made = []
+        for tx in txs:
+            await asyncio.sleep(0)  # pricing is CPU: chargers are answered in between
+            priced = self._priced(tx, inputs, now)
+            token = inputs.tokens.get(token_key(tx.id_tag)) if tx.id_tag else None
+            data = self._cdr_object(
+                tx,
+                priced,
+                token,
+                inputs.chargers.get(tx.charge_point_id),
+                inputs.metered[tx.id].signed if tx.id in inputs.metered else [],
+                inputs.details.get((tx.charge_point_id, tx.evse_id)),
+            )
+            made.append(_Made(tx, priced, data))
+        return made
+
+    async def _store(self, made: Sequence[_Made], now: datetime) -> list[tuple[str, _Made]]:
+        """Store CDRs in one write (numbered in order), for the transactions still pending;
+        returns (CDR id, what was made) of those stored."""
+
+        async def unit(w: WriteTx) -> list[tuple[str, _Made]]:
+            conn = await w.connection()
+            fresh = await tx_repo.get_many(conn, [m.tx.id for m in made])
+            seq = await cdr_repo.next_seq(conn)
+            stored = []
+            for one in made:
+                current = fresh.get(one.tx.id)
+                if current is None or current.billing != BillingState.PENDING.value:
+                    continue  # another worker or staff got there first
+                cdr_id = self._cdr_id(seq)
+                data = {**one.data, "id": cdr_id, "last_updated": ocpi_datetime(now)}
+                cdr_repo.add_later(w, self._stored(seq, cdr_id, one.tx, one.priced.cost, data, now))
+                tx_repo.update_later(
+                    w, one.tx.id, now, billing=BillingState.BILLED.value, **billing_repo.cleared()
+                )
+                stored.append((cdr_id, one))
+                seq += 1
+            return stored
+
+        return await self._db.write(unit)
 
     def _cdr_id(self, seq: int) -> str:
         return f"{self.identity.country_code}{self.identity.party_id}{seq:010d}"
@@ -628,7 +782,7 @@ class BillingService:
         priced: Priced,
         token: Token | None,
         charger: Any,
-        samples: Sequence[Sample],
+        signed_samples: Sequence[Sample],
         detail: EvseDetail | None,
     ) -> dict[str, Any]:
         """The OCPI 2.2.1 CDR (without id and last_updated, set when stored). Its token
@@ -675,7 +829,7 @@ class BillingService:
         meter = getattr(charger, "meter_serial", None)
         if meter:
             data["meter_id"] = str(meter)[:255]
-        signed = _signed_data(samples)
+        signed = _signed_data(signed_samples)
         if signed is not None:
             data["signed_data"] = signed
         return data

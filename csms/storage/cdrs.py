@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from csms.storage.database import WriteTx
 from csms.storage.models import CdrRow
 
 _cdr = cast(Table, CdrRow.__table__)
@@ -64,26 +65,36 @@ async def next_seq(conn: AsyncConnection) -> int:
     return int(value or 0) + 1
 
 
+def _values(cdr: StoredCdr) -> dict[str, Any]:
+    return {
+        "seq": cdr.seq,
+        "id": cdr.id,
+        "transaction_id": cdr.transaction_id,
+        "charge_point_id": cdr.charge_point_id,
+        "start_at": cdr.start_at,
+        "end_at": cdr.end_at,
+        "currency": cdr.currency,
+        "total_excl_vat": str(cdr.total_excl_vat),
+        "total_incl_vat": None if cdr.total_incl_vat is None else str(cdr.total_incl_vat),
+        "energy_wh": cdr.energy_wh,
+        "credit": cdr.credit,
+        "credit_reference_id": cdr.credit_reference_id,
+        "reason": cdr.reason,
+        "data": cdr.data,
+        "created_at": cdr.created_at,
+    }
+
+
 async def add(conn: AsyncConnection, cdr: StoredCdr) -> None:
-    await conn.execute(
-        insert(_cdr).values(
-            seq=cdr.seq,
-            id=cdr.id,
-            transaction_id=cdr.transaction_id,
-            charge_point_id=cdr.charge_point_id,
-            start_at=cdr.start_at,
-            end_at=cdr.end_at,
-            currency=cdr.currency,
-            total_excl_vat=str(cdr.total_excl_vat),
-            total_incl_vat=None if cdr.total_incl_vat is None else str(cdr.total_incl_vat),
-            energy_wh=cdr.energy_wh,
-            credit=cdr.credit,
-            credit_reference_id=cdr.credit_reference_id,
-            reason=cdr.reason,
-            data=cdr.data,
-            created_at=cdr.created_at,
-        )
-    )
+    await conn.execute(insert(_cdr).values(_values(cdr)))
+
+
+_ADD = insert(_cdr)
+
+
+def add_later(w: WriteTx, cdr: StoredCdr) -> None:
+    """`add`, merged with the CDRs other units of the batch add (one executemany)."""
+    w.defer(_ADD, _values(cdr))
 
 
 async def get(conn: AsyncConnection, cdr_id: str) -> StoredCdr | None:

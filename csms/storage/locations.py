@@ -5,7 +5,7 @@ Takes an AsyncConnection; returns csms.core Location and ConnectorSpec values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -332,6 +332,34 @@ async def links_changed_since(conn: AsyncConnection, since: datetime) -> set[str
     a = select(_link.c.charge_point_id).where(_link.c.updated_at > since)
     b = select(_evl.c.charge_point_id).where(_evl.c.updated_at > since)
     return {r[0] for r in (await conn.execute(a.union(b))).all()}
+
+
+async def evse_details(
+    conn: AsyncConnection, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], EvseDetail]:
+    """`evse_detail` of several EVSEs: one query for their chargers."""
+    stmt = select(_evl).where(_evl.c.charge_point_id.in_(sorted({cp for cp, _ in keys})))
+    wanted = set(keys)
+    found = {}
+    for row in (await conn.execute(stmt)).all():
+        if (row.charge_point_id, row.evse_id) in wanted:
+            found[(row.charge_point_id, row.evse_id)] = _to_detail(row)
+    return found
+
+
+async def of_chargers(
+    conn: AsyncConnection, cp_ids: Sequence[str]
+) -> dict[str, tuple[Location, ConnectorSpec]]:
+    """`of_charger` of several chargers in one query."""
+    stmt = (
+        select(_loc, _link)
+        .join(_link, _link.c.location_id == _loc.c.id)
+        .where(_link.c.charge_point_id.in_(sorted(set(cp_ids))))
+    )
+    return {
+        row.charge_point_id: (_to_location(row), _to_spec(row))
+        for row in (await conn.execute(stmt)).all()
+    }
 
 
 async def of_charger(conn: AsyncConnection, cp_id: str) -> tuple[Location, ConnectorSpec] | None:

@@ -127,7 +127,11 @@ class ConnectorRow(Base):
 
 class StatusHistoryRow(Base):
     __tablename__ = "status_history"
-    __table_args__ = (Index("ix_status_history_cp_time", "charge_point_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_status_history_cp_time", "charge_point_id", "received_at"),
+        # A session's status changes (its charging and parking time), for its CDR.
+        Index("ix_status_history_evse_time", "charge_point_id", "evse_id", "status_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     charge_point_id: Mapped[str] = mapped_column(String(255))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,12 +17,13 @@ from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
 from csms.services.sessions import SessionService
 from simulators.options import ChargerOptions
+from simulators.v201 import V201Charger
 from simulators.versions import create_charger
 from tests.e2e.cli import Ran, csms
 from tests.e2e.conftest import Running
 from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids, session_errors
 from tests.e2e.raw import BOOT, call, open_raw
-from tests.e2e.sim import register, ts, until
+from tests.e2e.sim import charger, register, ts, until
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -107,6 +108,11 @@ async def _set_up(
     assert out == "tariff TOD-1 applies to location AMS-1\n"
 
 
+def ocpi_amount(value: Decimal) -> Decimal:
+    """An amount as OCPI objects carry it: 4 decimals, half up (not Python's half even)."""
+    return value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
 def expected(energy_wh: int) -> tuple[Decimal, Decimal]:
     """The hand calculation: 0.50 flat + kWh x 0.25, each plus 21 % VAT."""
     excl = Decimal("0.50") + Decimal(energy_wh) / 1000 * Decimal("0.25")
@@ -149,8 +155,8 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     assert evse_ids == {f"{cp_id}*1": evse_code}
     assert cdr_errors(cdr, evse_ids) == []
     excl, incl = expected(tx.energy_wh)
-    assert Decimal(str(cdr["total_cost"]["excl_vat"])) == round(excl, 4)
-    assert Decimal(str(cdr["total_cost"]["incl_vat"])) == round(incl, 4)
+    assert Decimal(str(cdr["total_cost"]["excl_vat"])) == ocpi_amount(excl)
+    assert Decimal(str(cdr["total_cost"]["incl_vat"])) == ocpi_amount(incl)
     assert Decimal(str(cdr["total_energy"])) == Decimal(tx.energy_wh) / 1000
     assert Decimal(str(cdr["total_fixed_cost"]["excl_vat"])) == Decimal("0.5")
     assert cdr["tariffs"][0]["id"] == "TOD-1"
@@ -172,13 +178,14 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     assert sum(energy_dims) == Decimal(tx.energy_wh) / 1000
     # People see money in the currency's minor unit.
     listed = ok(await csms(server, "cdrs", "list"))
-    assert f"{round(excl, 2)} EUR" in listed
+    cents = excl.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert f"{cents} EUR" in listed
     # The final total equals the last live estimate over the same data.
     priced = await server.app.billing.price(tx.id)
     assert priced.cost.total_cost.excl_vat == excl
     shown = json.loads(ok(await csms(server, "transactions", "show", str(tx.id), "--json")))
     assert shown["billing"] == "billed"
-    assert Decimal(str(shown["cost"]["total_cost"]["excl_vat"])) == round(excl, 4)
+    assert Decimal(str(shown["cost"]["total_cost"]["excl_vat"])) == ocpi_amount(excl)
     csv_out = ok(await csms(server, "cdrs", "export", "--format", "csv"))
     header, row = csv_out.strip().splitlines()
     assert header.startswith("id,credit_reference_id,transaction_id")
@@ -457,3 +464,60 @@ async def test_which_tariff_applies(server: Running, tmp_path: Path) -> None:
     assert cdr.id in ok(await csms(server, "cdrs", "list", "--from", earlier, "--to", later))
     assert "no CDRs" in ok(await csms(server, "cdrs", "list", "--charger", "OTHER"))
     await ws.close()
+
+
+PARKING_TARIFF = {
+    "id": "PARK-1",
+    "currency": "EUR",
+    "elements": [
+        {"price_components": [{"type": "ENERGY", "price": 0.30, "step_size": 1}]},
+        {"price_components": [{"type": "PARKING_TIME", "price": 2.00, "step_size": 60}]},
+    ],
+}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_time_the_vehicle_stops_drawing_is_priced_as_parking(
+    server: Running, tmp_path: Path, version: str
+) -> None:
+    """Half an hour charging, then half an hour parked (1.6: status SuspendedEV; 2.0.1:
+    chargingState SuspendedEV): the CDR bills 0.5 h of parking at 2.00/h and the energy."""
+    await server.staff.add_token(Token("CARD1", TokenStatus.ACCEPTED))
+    path = tmp_path / "parking.json"
+    path.write_text(json.dumps(PARKING_TARIFF))
+    ok(await csms(server, "tariffs", "import", str(path)))
+    ok(await csms(server, "tariffs", "assign", "PARK-1", "--default"))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    parked, end = start + timedelta(minutes=30), start + timedelta(minutes=60)
+    cp_id = f"PARK-{version}"
+    options = ChargerOptions(url=server.url, charger_id=cp_id, version=version, response_timeout=10)
+    if version == "1.6":
+        async with charger(server.url, cp_id) as cp:
+            await cp.status(1, "Charging", timestamp=start)
+            started = await cp.start_transaction(1, "CARD1", 1000, timestamp=start)
+            await cp.status(1, "SuspendedEV", timestamp=parked)
+            await cp.stop_transaction(started["transactionId"], 11_000, timestamp=end)
+    else:
+        station = V201Charger(options)
+        await station.connect()
+        try:
+            await station.boot()
+            tx_id, _ = await station.start_transaction(1, "CARD1", 1000, timestamp=start)
+            await station.update_transaction(
+                tx_id, meter_wh=11_000, charging_state="SuspendedEV", timestamp=parked
+            )
+            await station.end_transaction(tx_id, 11_000, timestamp=end)
+        finally:
+            await station.close()
+    (tx,) = await server.staff.transactions(cp_id=cp_id)
+    assert tx.energy_wh == 10_000
+
+    async def cdr_made() -> list[Any]:
+        return await server.app.billing.cdrs_of(tx.id)
+
+    (stored,) = await until(cdr_made, "the CDR")
+    cdr = stored.data
+    assert Decimal(str(cdr["total_parking_time"])) == Decimal("0.5")
+    assert Decimal(str(cdr["total_parking_cost"]["excl_vat"])) == Decimal("1")
+    assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == Decimal("3")
+    assert Decimal(str(cdr["total_cost"]["excl_vat"])) == Decimal("4")
