@@ -63,6 +63,8 @@ OVERLAP = timedelta(seconds=10)
 FULL_EVERY = timedelta(hours=1)
 SHAPE = "locations.shape"
 MIN_GAP = 0.2  # seconds between two passes
+# Chargers rendered between two yields to the event loop.
+RENDER_CHUNK = 50
 
 # What our CSMS can do with any charger it talks to, in both OCPP versions (remote
 # start/stop, unlock, reservations, smart charging, id tags read at the charger) ...
@@ -155,6 +157,8 @@ class LocationPublisher:
             "ocpi-locations", self._pass_step, period=interval, min_gap=min(MIN_GAP, interval)
         )
         self._lock = asyncio.Lock()  # one pass at a time (the loop, or a caller's publish)
+        # Chargers rendered by the last passes, with the change time they were rendered at.
+        self._rendered: dict[str, datetime] = {}
         self._last_full: datetime | None = None
         # Published locations as served, encoded, in list order (None until the first
         # pass built it): what GET /locations pages over without a query per page.
@@ -188,12 +192,18 @@ class LocationPublisher:
                 or shape != await outbox_repo.cursor(conn, SHAPE)
                 or now - self._last_full >= FULL_EVERY
             )
+            changed: dict[str, datetime] = {}
+            back = now
             if full or since is None:
                 chargers: set[str] | None = None
                 changed_locations = await location_repo.list_all(conn)
             else:
                 back = since - OVERLAP
-                chargers = await cp_repo.changed_since(conn, back)
+                # The overlap shows a change again for a while: one already rendered as it
+                # now stands is left alone (a burst of a thousand chargers reconnecting is
+                # rendered once, not once a pass for OVERLAP).
+                changed = await cp_repo.changed_since(conn, back)
+                chargers = {cp for cp, at in changed.items() if self._rendered.get(cp) != at}
                 chargers |= await location_repo.links_changed_since(conn, back)
                 chargers |= await cp_repo.offline_between(conn, back - self.grace, now - self.grace)
                 changed_locations = await location_repo.changed_since(conn, back)
@@ -221,6 +231,11 @@ class LocationPublisher:
             return enqueued
 
         enqueued = await self._db.write(unit)
+        if full:
+            self._rendered.clear()
+        else:
+            kept = {**self._rendered, **changed}
+            self._rendered = {cp: at for cp, at in kept.items() if at > back}
         if full:
             published = {loc.id for loc in changed_locations if loc.publish}
             await self._refresh(published, base={})
@@ -251,7 +266,11 @@ class LocationPublisher:
         plan = _Plan()
         links = {link.charge_point_id: link for link in await location_repo.links(conn, chargers)}
         published = await evse_repo.of_chargers(conn, chargers)
-        ids = set(links) | {cp for cp, _ in published} if chargers is None else chargers
+        # Only chargers that stand at a location or did (their EVSEs are published) have
+        # anything to render: a thousand unlinked ones reconnecting cost no pass.
+        ids = set(links) | {cp for cp, _ in published}
+        if chargers is not None:
+            ids &= chargers
         if not ids:
             return plan
         known = await cp_repo.get_many(conn, sorted(ids))
@@ -269,7 +288,9 @@ class LocationPublisher:
             list(CONTROLLERS),
         )
 
-        for cp_id in sorted(ids):
+        for n, cp_id in enumerate(sorted(ids)):
+            if n and n % RENDER_CHUNK == 0:
+                await asyncio.sleep(0)  # a thousand chargers at once: chargers go first
             link = links.get(cp_id)
             cp = known.get(cp_id)
             states = connectors.get(cp_id, [])

@@ -44,6 +44,8 @@ CURSOR = "reservation_sessions"
 OVERLAP = timedelta(seconds=60)
 BATCH = 500
 PERIOD_S = 2.0
+# Shortest time between two passes.
+MIN_GAP = 0.2
 # A reservation that cannot be rendered is looked at again after 10 s, 20 s ... at most
 # 10 minutes apart (the others are pushed meanwhile).
 RENDER_RETRY = Backoff(first=10.0, cap=600.0)
@@ -80,7 +82,10 @@ class ReservationSessions:
         self._clock = clock
         self.us = us
         self.period = period
-        self.worker = Worker("ocpi-reservation-sessions", self._pass, period=period)
+        # Every start and status change wakes it: at most one pass each MIN_GAP seconds.
+        self.worker = Worker(
+            "ocpi-reservation-sessions", self._pass, period=period, min_gap=min(MIN_GAP, period)
+        )
         # Reservations that could not be rendered: id -> (failed attempts, next attempt).
         self._failing: dict[int, tuple[int, datetime]] = {}
         # Called after a pass enqueued something (the push worker's wake).

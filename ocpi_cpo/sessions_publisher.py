@@ -2,9 +2,10 @@
 (sessions PUT, PATCHed and PUT final, then CDRs POSTed, all through the push outbox).
 
 Nothing is lost between passes or in a crash: each pass reconciles the database with what
-was pushed. `wake()` runs a pass at once (a transaction started or ended in this process);
-otherwise one runs every `period` seconds. The sessions and cdrs modules share one service
-and one publisher (`ensure_publisher`), run by the app's cleanup_ctx.
+was pushed. `wake()` runs a pass at once (a transaction started or ended in this process),
+at most one each MIN_GAP seconds; otherwise one runs every `period` seconds. The sessions
+and cdrs modules share one service and one publisher (`ensure_publisher`), run by the app's
+cleanup_ctx.
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ log = structlog.get_logger("ocpi_cpo.sessions_publisher")
 # Longest wait between passes: a session started in another process (another OCPP node)
 # is seen within this time, and one ended there is pushed final soon after it is billed.
 MAX_PERIOD = 5.0
+# Shortest: every start and stop of this process wakes the publisher; hundreds a second
+# (a busy hour, a burst after a power cut) make one pass each 0.2 s, not one each.
+MIN_GAP = 0.2
 
 
 class SessionPublisher:
     def __init__(self, sessions: SessionService, period: float = MAX_PERIOD) -> None:
         self.sessions = sessions
         self.period = period
-        self.worker = Worker("ocpi-sessions", self._pass, period=period)
+        self.worker = Worker(
+            "ocpi-sessions", self._pass, period=period, min_gap=min(MIN_GAP, period)
+        )
         # Called after a pass enqueued something (the push worker's wake).
         self.on_enqueued: list[Callable[[], None]] = []
 

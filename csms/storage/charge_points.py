@@ -6,7 +6,7 @@ Takes an AsyncConnection from csms.storage.database; returns csms.core objects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, false, func, insert, select, update
@@ -423,12 +423,17 @@ async def statuses_between(
 # --- change scans (the OCPI location publisher) -----------------------------------------
 
 
-async def changed_since(conn: AsyncConnection, since: datetime) -> set[str]:
+async def changed_since(conn: AsyncConnection, since: datetime) -> dict[str, datetime]:
     """Chargers whose own row or a connector status changed after `since` (both times are
-    written with every change)."""
-    a = select(_cp.c.id).where(_cp.c.updated_at > since)
-    b = select(_conn.c.charge_point_id).where(_conn.c.updated_at > since)
-    return {r[0] for r in (await conn.execute(a.union(b))).all()}
+    written with every change), with the time of their latest change."""
+    a = select(_cp.c.id.label("cp"), _cp.c.updated_at.label("at")).where(_cp.c.updated_at > since)
+    b = select(_conn.c.charge_point_id, _conn.c.updated_at).where(_conn.c.updated_at > since)
+    latest: dict[str, datetime] = {}
+    for cp_id, at in (await conn.execute(a.union_all(b))).all():
+        moment = _as_utc(at)
+        if cp_id not in latest or latest[cp_id] < moment:
+            latest[cp_id] = moment
+    return latest
 
 
 async def offline_between(conn: AsyncConnection, after: datetime, until: datetime) -> set[str]:
@@ -441,3 +446,9 @@ async def offline_between(conn: AsyncConnection, after: datetime, until: datetim
 
 async def count(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(_cp))).scalar_one())
+
+
+def _as_utc(value: Any) -> datetime:
+    """A timestamp read through a UNION (the driver's value: SQLite gives text)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
