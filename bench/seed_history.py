@@ -12,9 +12,9 @@ transaction (a few seconds per 100,000 transactions):
 - `--finished` completed, billed transactions spread over the last 90 days, each with
   `--readings` meter readings (seven sampled values, as the generator sends) and, for 2.0.1,
   its Started, Updated and Ended events;
-- `--open` running transactions on those chargers, accepted, half with the generator's
-  shared card (bench/load.py --shared-card) and half with personal cards, each with its
-  readings so far;
+- `--open` running transactions on those chargers (one per EVSE), accepted, half with the
+  generator's shared card (bench/load.py --shared-card) and half with personal cards, each
+  with its readings so far;
 - `--cards` personal cards in the token table (the shared card is not: load.py --cards
   known adds it).
 
@@ -94,7 +94,9 @@ def seed(path: Path, args: argparse.Namespace) -> dict[str, int]:
     )
     counts = {"transactions": 0, "meter_values": 0, "transaction_events": 0}
 
-    def transaction(tx_id: int, cp_index: int, card: str, start: datetime, running: bool) -> None:
+    def transaction(
+        tx_id: int, cp_index: int, card: str, start: datetime, running: bool, evse: int = 1
+    ) -> None:
         cp = chargers[cp_index]
         v201 = cp_index % 2 == 0
         minutes = rng.randint(20, 240)
@@ -106,13 +108,14 @@ def seed(path: Path, args: argparse.Namespace) -> dict[str, int]:
             "INSERT INTO transactions (id, charge_point_id, ocpp_version, ocpp_transaction_id,"
             " evse_id, connector_id, id_tag, id_tag_key, auth_status, state, start_at,"
             " meter_start_wh, stop_at, meter_stop_wh, energy_wh, stop_reason, billing,"
-            " received_at, updated_at) VALUES (?, ?, ?, ?, 1, 1, ?, ?, 'Accepted', ?, ?, ?, ?,"
+            " received_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, 'Accepted', ?, ?, ?, ?,"
             " ?, ?, ?, ?, ?, ?)",
             (
                 tx_id,
                 cp,
                 "2.0.1" if v201 else "1.6",
                 ocpp_id,
+                evse,
                 card,
                 card.upper(),
                 "active" if running else "completed",
@@ -133,11 +136,11 @@ def seed(path: Path, args: argparse.Namespace) -> dict[str, int]:
             at = start + timedelta(minutes=minutes * k / max(1, args.readings))
             wh = meter_start + energy * k // max(1, args.readings)
             readings.append(
-                (tx_id, cp, db_time(at), float(wh), samples(wh, "Sample.Periodic", rng))
+                (tx_id, cp, evse, db_time(at), float(wh), samples(wh, "Sample.Periodic", rng))
             )
         conn.executemany(
             "INSERT INTO meter_values (transaction_id, charge_point_id, evse_id, connector_id,"
-            " timestamp, energy_wh, power_w, samples) VALUES (?, ?, 1, 1, ?, ?, 11040.0, ?)",
+            " timestamp, energy_wh, power_w, samples) VALUES (?, ?, ?, 1, ?, ?, 11040.0, ?)",
             readings,
         )
         counts["meter_values"] += len(readings)
@@ -171,13 +174,13 @@ def seed(path: Path, args: argparse.Namespace) -> dict[str, int]:
         tx_id += 1
         start = now - timedelta(days=rng.uniform(1, 90))
         transaction(tx_id, rng.randrange(len(chargers)), rng.choice(cards), start, False)
-    # Running transactions: one per charger at most, on EVSE 1 (wrapping onto more EVSEs
-    # would need more chargers than --open allows): spread over the chargers.
+    # Running transactions: spread over the chargers, one per EVSE (a charger gets EVSE 2,
+    # 3 ... once every charger has one).
     for k in range(args.open):
         tx_id += 1
         card = SHARED_CARD if k % 2 == 0 else cards[k % len(cards)]
         start = now - timedelta(minutes=rng.uniform(1, 180))
-        transaction(tx_id, k % len(chargers), card, start, True)
+        transaction(tx_id, k % len(chargers), card, start, True, 1 + k // len(chargers))
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
