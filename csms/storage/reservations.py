@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
 from csms.core.reservations import OPEN_STATES, Reservation, ReservationState
+from csms.storage.database import FastSelect
 from csms.storage.models import ReservationRow
 
 _res = cast(Table, ReservationRow.__table__)
@@ -89,7 +90,7 @@ async def open_for(conn: AsyncConnection, cp_id: str) -> list[Reservation]:
 
 
 # Built once: the hot path's look-up (every start) needs no statement built per call.
-_OPEN_FOR = (
+_OPEN_FOR = FastSelect(
     select(_res)
     .where(_res.c.charge_point_id.in_(bindparam("cp_ids", expanding=True)), _res.c.state.in_(_OPEN))
     .order_by(_res.c.id)
@@ -101,7 +102,7 @@ async def open_for_many(
 ) -> dict[str, list[Reservation]]:
     """`open_for` of several chargers in one query."""
     found: dict[str, list[Reservation]] = {cp_id: [] for cp_id in cp_ids}
-    for row in (await conn.execute(_OPEN_FOR, {"cp_ids": list(cp_ids)})).all():
+    for row in await _OPEN_FOR.rows(conn, {"cp_ids": list(cp_ids)}):
         found[row.charge_point_id].append(_to_reservation(row))
     return found
 

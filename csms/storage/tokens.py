@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.authorization import Token, TokenStatus
 from csms.core.ids import token_key
+from csms.storage.database import FastSelect
 from csms.storage.models import IdTokenRow
 
 _tok = cast(Table, IdTokenRow.__table__)
@@ -41,12 +42,12 @@ async def get(conn: AsyncConnection, uid: str) -> Token | None:
 
 async def get_many(conn: AsyncConnection, uid_keys: Sequence[str]) -> dict[str, Token]:
     """Tokens by key (`token_key(uid)`), a batch of look-ups in one query."""
-    rows = (await conn.execute(_BY_KEYS, {"keys": list(uid_keys)})).all()
+    rows = await _BY_KEYS.rows(conn, {"keys": list(uid_keys)})
     return {row.uid_key: _to_token(row) for row in rows}
 
 
 # Built once (no statement to build and cache-key per call): the hot path's token look-up.
-_BY_KEYS = select(_tok).where(_tok.c.uid_key.in_(bindparam("keys", expanding=True)))
+_BY_KEYS = FastSelect(select(_tok).where(_tok.c.uid_key.in_(bindparam("keys", expanding=True))))
 
 
 async def list_all(conn: AsyncConnection) -> list[Token]:

@@ -23,7 +23,7 @@ from csms.core.transactions import (
     TransactionEvent,
     TransactionState,
 )
-from csms.storage.database import BulkStatement, WriteTx
+from csms.storage.database import BulkStatement, FastSelect, WriteTx
 from csms.storage.models import (
     MeterValueRow,
     TransactionEventRow,
@@ -111,22 +111,24 @@ def _pairs(first: Any, second: Any, keys: Sequence[tuple[Any, Any]]) -> Any:
     if len(keys) == 1:
         statement = _BY_PAIR.get((first.name, second.name))
         if statement is None:
-            statement = select(_tx).where(
-                first == bindparam("b_first"), second == bindparam("b_second")
+            statement = FastSelect(
+                select(_tx).where(first == bindparam("b_first"), second == bindparam("b_second"))
             )
             _BY_PAIR[(first.name, second.name)] = statement
         return statement, {"b_first": keys[0][0], "b_second": keys[0][1]}
-    return select(_tx).where(or_(*((first == a) & (second == b) for a, b in keys))), {}
+    return FastSelect(select(_tx).where(or_(*((first == a) & (second == b) for a, b in keys)))), {}
 
 
-_BY_PAIR: dict[tuple[str, str], Any] = {}
+_BY_PAIR: dict[tuple[str, str], FastSelect] = {}
 _ACTIVE = TransactionState.ACTIVE.value
-_BY_IDS = select(_tx).where(_many(_tx.c.id))
-_ACTIVE_AT = select(_tx).where(_many(_tx.c.charge_point_id), _tx.c.state == _ACTIVE)
-_HOLDERS = select(_tx.c.id, _tx.c.id_tag_key, _tx.c.charge_point_id, _tx.c.evse_id).where(
-    _many(_tx.c.id_tag_key), _tx.c.state == _ACTIVE, _tx.c.auth_status == "Accepted"
+_BY_IDS = FastSelect(select(_tx).where(_many(_tx.c.id)))
+_ACTIVE_AT = FastSelect(select(_tx).where(_many(_tx.c.charge_point_id), _tx.c.state == _ACTIVE))
+_HOLDERS = FastSelect(
+    select(_tx.c.id, _tx.c.id_tag_key, _tx.c.charge_point_id, _tx.c.evse_id).where(
+        _many(_tx.c.id_tag_key), _tx.c.state == _ACTIVE, _tx.c.auth_status == "Accepted"
+    )
 )
-_STATES_OF = (
+_STATES_OF = FastSelect(
     select(
         _te.c.transaction_id,
         _te.c.timestamp,
@@ -135,19 +137,21 @@ _STATES_OF = (
     .where(_many(_te.c.transaction_id))
     .order_by(_te.c.seq_no, _te.c.id)
 )
-_SAMPLES_OF = (
+_SAMPLES_OF = FastSelect(
     select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.samples)
     .where(_many(_mv.c.transaction_id))
     .order_by(_mv.c.timestamp, _mv.c.id)
 )
-_READINGS_OF = select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.energy_wh).where(
-    _many(_mv.c.transaction_id), _mv.c.energy_wh.is_not(None)
+_READINGS_OF = FastSelect(
+    select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.energy_wh).where(
+        _many(_mv.c.transaction_id), _mv.c.energy_wh.is_not(None)
+    )
 )
 
 
 async def get_many(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, Transaction]:
     """Transactions by id (a batch of look-ups in one query, by primary key)."""
-    rows = (await conn.execute(_BY_IDS, {"id_list": list(tx_ids)})).all()
+    rows = await _BY_IDS.rows(conn, {"id_list": list(tx_ids)})
     return {row.id: _to_transaction(row) for row in rows}
 
 
@@ -156,7 +160,7 @@ async def by_ocpp_ids(
 ) -> dict[tuple[str, str], Transaction]:
     """Transactions by (charge point, 2.0.1 transactionId), through their unique index."""
     statement, params = _pairs(_tx.c.charge_point_id, _tx.c.ocpp_transaction_id, keys)
-    rows = (await conn.execute(statement, params)).all()
+    rows = await statement.rows(conn, params)
     return {(row.charge_point_id, row.ocpp_transaction_id): _to_transaction(row) for row in rows}
 
 
@@ -167,7 +171,7 @@ async def starts_at(
     a resent 1.6 StartTransaction would have created."""
     statement, params = _pairs(_tx.c.charge_point_id, _tx.c.start_at, keys)
     found: dict[tuple[str, datetime], list[Transaction]] = {}
-    for row in (await conn.execute(statement, params)).all():
+    for row in await statement.rows(conn, params):
         tx = _to_transaction(row)
         found.setdefault((tx.charge_point_id, tx.start_at), []).append(tx)
     return found
@@ -181,7 +185,7 @@ async def active_on_evses(
     params = {"charge_point_id_list": sorted({cp for cp, _ in keys})}
     wanted = set(keys)
     found: dict[tuple[str, int], Transaction] = {}
-    for row in (await conn.execute(_ACTIVE_AT, params)).all():
+    for row in await _ACTIVE_AT.rows(conn, params):
         key = (row.charge_point_id, row.evse_id)
         if key in wanted and (key not in found or found[key].start_at <= row.start_at):
             found[key] = _to_transaction(row)
@@ -195,7 +199,7 @@ async def holders(
     against its limit of concurrent transactions), as id -> (charge point, EVSE). One look-up
     in the (id_tag_key, state) index."""
     found: dict[str, dict[int, tuple[str, int]]] = {key: {} for key in tag_keys}
-    for row in (await conn.execute(_HOLDERS, {"id_tag_key_list": list(tag_keys)})).all():
+    for row in await _HOLDERS.rows(conn, {"id_tag_key_list": list(tag_keys)}):
         found[row.id_tag_key][row.id] = (row.charge_point_id, row.evse_id)
     return found
 
@@ -206,7 +210,7 @@ async def readings_of(
     """The energy register readings of several transactions (the (transaction_id,
     timestamp) index)."""
     found: dict[int, list[tuple[datetime, float]]] = {tx_id: [] for tx_id in tx_ids}
-    rows = (await conn.execute(_READINGS_OF, {"transaction_id_list": list(tx_ids)})).all()
+    rows = await _READINGS_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for row in rows:
         found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
     return found
@@ -374,7 +378,7 @@ async def charging_states_of(
     in event order (events without one left out). Only that field of the stored payloads is
     read, by the database."""
     found: dict[int, list[tuple[datetime, str]]] = {tx_id: [] for tx_id in tx_ids}
-    rows = (await conn.execute(_STATES_OF, {"transaction_id_list": list(tx_ids)})).all()
+    rows = await _STATES_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for r in rows:
         if r.state is not None:
             found[r.transaction_id].append((r.timestamp, r.state))
@@ -686,7 +690,7 @@ class Metered:
 async def metered_of(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, Metered]:
     """The meter data of several transactions in one query, in time order."""
     found = {tx_id: Metered([], []) for tx_id in tx_ids}
-    rows = (await conn.execute(_SAMPLES_OF, {"transaction_id_list": list(tx_ids)})).all()
+    rows = await _SAMPLES_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for r in rows:
         at, metered = r.timestamp, found[r.transaction_id]
         values = metered.values
