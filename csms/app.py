@@ -18,7 +18,7 @@ from aiohttp import web
 
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
-from csms.config import COMPONENTS, Config
+from csms.config import COMPONENTS, Config, time_window
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
 from csms.core.retries import Backoff
@@ -28,7 +28,7 @@ from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
-from csms.services.billing import BillingService, Identity, Retries
+from csms.services.billing import BillingService, CdrLimits, Identity, Retries
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
@@ -50,12 +50,17 @@ def charging_settings(config: Config) -> ChargingSettings:
         registration=config.ocpp.registration,
         heartbeat_interval=config.ocpp.heartbeat_interval,
         allow_unknown_tags=config.ocpp.allow_unknown_tags,
+        window=time_window(config.ocpp),
     )
 
 
 def billing_retries(config: Config) -> Retries:
     cfg = config.billing
     return Retries(cfg.max_attempts, Backoff(cfg.retry_delay, cfg.retry_max_delay))
+
+
+def billing_limits(config: Config) -> CdrLimits:
+    return CdrLimits(config.billing.max_periods, config.billing.max_cdr_bytes)
 
 
 def open_database(config: Config) -> Database:
@@ -134,8 +139,10 @@ class CsmsApp:
             clock,
             Identity(config.ocpi.country_code, config.ocpi.party_id),
             billing_retries(config),
+            billing_limits(config),
         )
         self.charging.on_ended.append(self.billing.wake)
+        self.charging.on_flagged.append(self.metrics.input_flagged)
         self.billing.on_held.append(self.metrics.billing_held)
         self.billing.on_failed.append(self.metrics.billing_failed)
         self.partners = PartnerService(self.db, clock)

@@ -15,8 +15,11 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+
+from csms.core.clock import TimeWindow, parse_timestamp
 
 DEFAULT_CONFIG_FILE = "csms.toml"
 
@@ -75,6 +78,12 @@ class OcppConfig:
     allow_unknown_tags: bool = False
     # Largest accepted frame, in bytes.
     max_message_size: int = 65536
+    # The window of plausible charger timestamps: not before earliest_timestamp (RFC 3339
+    # or a date) and at most max_clock_ahead seconds after the CSMS's clock. A start, stop,
+    # event, reading or status time outside it is replaced by the time of receipt, logged
+    # and counted, and its transaction is held for staff instead of billed.
+    earliest_timestamp: str = "2010-01-01T00:00:00Z"
+    max_clock_ahead: float = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +133,11 @@ class BillingConfig:
     max_attempts: int = 5
     retry_delay: float = 10.0
     retry_max_delay: float = 900.0
+    # Bounds of one CDR: a session whose pricing needs more charging periods (tariff time
+    # boundaries, status changes, ...), or whose CDR would be larger in bytes, is held for
+    # staff (`too_large: ...`) instead of priced.
+    max_periods: int = 1000
+    max_cdr_bytes: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +298,7 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.call_timeout must be positive")
         if section.max_message_size < 1024:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
+        time_window(section)
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
     if isinstance(section, BillingConfig):
@@ -293,6 +308,10 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("billing.retry_delay must be positive")
         if not section.retry_max_delay >= section.retry_delay:
             raise ConfigError("billing.retry_max_delay must not be below billing.retry_delay")
+        if section.max_periods < 1:
+            raise ConfigError("billing.max_periods must be at least 1")
+        if section.max_cdr_bytes < 10_000:
+            raise ConfigError("billing.max_cdr_bytes must be at least 10000")
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")
@@ -300,6 +319,25 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.max_batch must be at least 1")
         if section.commit_delay_ms < 0:
             raise ConfigError("database.commit_delay_ms must not be negative")
+
+
+# A century: beyond it no clock is plausible, and now + ahead must stay a datetime.
+_MAX_AHEAD_S = 100 * 366 * 86400.0
+
+
+def time_window(section: OcppConfig) -> TimeWindow:
+    """The window of plausible charger timestamps that ocpp.earliest_timestamp and
+    ocpp.max_clock_ahead describe."""
+    try:
+        earliest = parse_timestamp(section.earliest_timestamp)
+    except ValueError:
+        raise ConfigError(
+            "ocpp.earliest_timestamp must be an RFC 3339 date-time or a date, "
+            f"not {section.earliest_timestamp!r}"
+        ) from None
+    if not 0 <= section.max_clock_ahead <= _MAX_AHEAD_S:
+        raise ConfigError("ocpp.max_clock_ahead must be between 0 and 3162240000 (a century)")
+    return TimeWindow(earliest, timedelta(seconds=section.max_clock_ahead))
 
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

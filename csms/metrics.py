@@ -45,6 +45,9 @@ class Metrics:
         self.held: dict[str, int] = {}
         # failed attempts at building a CDR
         self.cdr_failures = 0
+        # (kind, action) -> charger values not taken as sent (kind: timestamp, reading,
+        # register; see ChargingService.on_flagged)
+        self.flagged: dict[tuple[str, str], int] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -71,6 +74,10 @@ class Metrics:
 
     def billing_failed(self) -> None:
         self.cdr_failures += 1
+
+    def input_flagged(self, kind: str, action: str) -> None:
+        key = (kind, action)
+        self.flagged[key] = self.flagged.get(key, 0) + 1
 
     def render(
         self,
@@ -118,7 +125,8 @@ class Metrics:
             "csms_billing_held_total",
             "counter",
             "Transactions held for staff by this process, by reason "
-            "(cdr_failed: its CDR could not be built; flagged: meter data; credited).",
+            "(cdr_failed: its CDR could not be built; flagged: meter data or times; "
+            "credited; too_large: beyond billing.max_periods or max_cdr_bytes).",
             [(_labels(reason=r), n) for r, n in sorted(self.held.items())],
         )
         _family(
@@ -127,6 +135,15 @@ class Metrics:
             "counter",
             "Failed attempts at building a CDR (each is retried with back-off).",
             [("", self.cdr_failures)],
+        )
+        _family(
+            out,
+            "csms_charger_values_flagged_total",
+            "counter",
+            "Charger values not stored as sent, by kind and action (timestamp: outside the "
+            "plausible window, stored as the time of receipt; reading, register: no usable "
+            "number, stored without a value). Their transactions are held for staff.",
+            [(_labels(kind=k, action=a), n) for (k, a), n in sorted(self.flagged.items())],
         )
         _family(
             out,

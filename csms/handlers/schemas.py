@@ -17,6 +17,7 @@ import jsonschema_rs
 import ocpp
 import orjson
 
+from csms.core.clock import out_of_range
 from csms.handlers.rpc import ErrorKind, OcppCallError
 
 Validator = Callable[[Any], None]
@@ -57,6 +58,22 @@ _RULE_KIND = {
     "multipleOf": ErrorKind.PROPERTY,
     "pattern": ErrorKind.PROPERTY,
 }
+
+
+# RFC 3339 date-times as jsonschema-rs checks them.
+_RFC3339 = jsonschema_rs.validator_for(
+    {"type": "string", "format": "date-time"}, validate_formats=True
+).is_valid
+
+
+def _date_time(text: str) -> bool:
+    """An RFC 3339 date-time whose instant exists in UTC: 9999-12-31T23:59:59-05:00 is
+    well-formed but lies after the last instant a datetime (or a database) holds."""
+    return _RFC3339(text) and not out_of_range(text)
+
+
+# Every `format: date-time` field of every action, in both versions, goes through this.
+_FORMATS = {"date-time": _date_time}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +145,9 @@ class SchemaSet:
                 schema.pop("$id", None)
                 if lenient:
                     schema = relax(copy.deepcopy(schema))
-                cache[name] = jsonschema_rs.validator_for(schema, validate_formats=True).validate
+                cache[name] = jsonschema_rs.validator_for(
+                    schema, validate_formats=True, formats=_FORMATS
+                ).validate
         return cache[name]
 
     def request_validator(self, action: str, *, lenient: bool = False) -> Validator | None:
@@ -176,5 +195,9 @@ def _path(exc: jsonschema_rs.ValidationError) -> str:
 def schema_error(exc: jsonschema_rs.ValidationError) -> OcppCallError:
     rule, field = _rule(exc), _path(exc)
     kind = _RULE_KIND.get(rule, ErrorKind.FORMAT)
-    message = str(exc.message) if field == "(payload)" else f"{field}: {exc.message}"
+    text = str(exc.message)
+    instance = getattr(exc, "instance", None)
+    if rule == "format" and isinstance(instance, str) and out_of_range(instance):
+        text = f"{instance[:64]!r} is outside the years 1 to 9999 once converted to UTC"
+    message = text if field == "(payload)" else f"{field}: {text}"
     return OcppCallError(kind, message, {"field": field, "rule": rule})

@@ -5,6 +5,7 @@ Takes an AsyncConnection; returns csms.core Transaction and Sample objects.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
-from csms.core.metering import Sample, active_power_w, register_wh
+from csms.core.metering import MAX_READING, Sample, active_power_w, register_wh
 from csms.core.roaming import Grant
 from csms.core.transactions import (
     Transaction,
@@ -72,7 +73,22 @@ def _to_transaction(row: Any) -> Transaction:
 
 
 def _opt_round(value: float | None) -> int | None:
-    return None if value is None else round(value)
+    return None if _unusable(value) else round(value)  # type: ignore[arg-type]
+
+
+def _unusable(value: Any) -> bool:
+    """A stored reading no reader can compute with: missing, not a number, non-finite or
+    beyond MAX_READING (rows written before readings were bounded may hold +inf)."""
+    return (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or abs(value) > MAX_READING
+    )
+
+
+def _value(value: Any) -> float | None:
+    return None if _unusable(value) else float(value)
 
 
 def _latest_register(column: Any) -> Any:
@@ -212,7 +228,8 @@ async def readings_of(
     found: dict[int, list[tuple[datetime, float]]] = {tx_id: [] for tx_id in tx_ids}
     rows = await _READINGS_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for row in rows:
-        found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
+        if not _unusable(row.energy_wh):
+            found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
     return found
 
 
@@ -413,6 +430,7 @@ _INSERT_COLUMNS = (
     "auth_method",
     "authorization_reference",
     "cdr_token",
+    "flags",
     "received_at",
     "updated_at",
 )
@@ -442,6 +460,7 @@ def insert_later(w: WriteTx, tx: Transaction, now: datetime) -> None:
             "auth_method": tx.auth_method,
             "authorization_reference": tx.authorization_reference,
             "cdr_token": None if tx.cdr_token is None else orjson.dumps(tx.cdr_token).decode(),
+            "flags": ",".join(tx.flags) or None,
             "received_at": w.db_time(now),
             "updated_at": w.db_time(now),
         },
@@ -463,6 +482,7 @@ def new_transaction(
     remote_start_id: int | None = None,
     ocpp_transaction_id: str | None = None,
     grant: Grant | None = None,
+    flags: tuple[str, ...] = (),
 ) -> Transaction:
     """A running transaction as `get` would read it back once written."""
     return Transaction(
@@ -479,6 +499,7 @@ def new_transaction(
         reservation_id=reservation_id,
         remote_start_id=remote_start_id,
         ocpp_version=ocpp_version,
+        flags=flags,
         **_grant_values(grant),
     )
 
@@ -523,6 +544,7 @@ async def create(
     remote_start_id: int | None = None,
     grant: Grant | None = None,
     tx_id: int | None = None,
+    flags: tuple[str, ...] = (),
 ) -> int:
     """Insert a running transaction now; `tx_id` from TransactionIds (None: the database
     picks one)."""
@@ -544,6 +566,7 @@ async def create(
             meter_start_wh=meter_start_wh,
             reservation_id=reservation_id,
             remote_start_id=remote_start_id,
+            flags=",".join(flags) or None,
             received_at=now,
             updated_at=now,
             **_grant_values(grant),
@@ -596,7 +619,7 @@ def _decode(timestamp: datetime, stored: list[list[Any]]) -> list[Sample]:
         Sample(
             timestamp=timestamp,
             measurand=m,
-            value=v,
+            value=_value(v),
             unit=u,
             raw_value=raw,
             phase=p,
@@ -660,7 +683,7 @@ async def register_readings(conn: AsyncConnection, tx_id: int) -> list[tuple[dat
             )
         )
     ).all()
-    return [(r.timestamp, float(r.energy_wh)) for r in rows]
+    return [(r.timestamp, float(r.energy_wh)) for r in rows if not _unusable(r.energy_wh)]
 
 
 async def samples_of(conn: AsyncConnection, tx_id: int) -> list[Sample]:
@@ -695,7 +718,10 @@ async def metered_of(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, 
         at, metered = r.timestamp, found[r.transaction_id]
         values = metered.values
         for stored in r.samples:
-            values.append((at, stored[0], stored[1], stored[3]))
+            value = stored[1]
+            if value is not None and not -MAX_READING <= value <= MAX_READING:
+                value = None  # NaN, infinite or absurd (rows from before the bound)
+            values.append((at, stored[0], value, stored[3]))
             if stored[7]:
                 metered.signed.extend(_decode(at, [stored]))
     return found

@@ -28,7 +28,7 @@ from ocpp.v16.enums import Action, ChargePointErrorCode, Reason
 
 from csms.core.authorization import AuthResult, AuthStatus
 from csms.core.charger import BootInfo, RegistrationStatus, StatusReport, evse_of_v16_connector
-from csms.core.clock import format_timestamp, parse_timestamp
+from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
 from csms.core.status import ConnectorStatus
 from csms.handlers.rpc import ErrorKind, OcppCallError
@@ -66,11 +66,18 @@ _STOP_REASONS = frozenset(r.value for r in Reason)
 
 
 def _timestamp(value: Any, field: str) -> datetime:
+    text = str(value)
     try:
-        return parse_timestamp(str(value))
+        return parse_timestamp(text)
+    except TimestampOutOfRange:
+        raise OcppCallError(
+            ErrorKind.PROPERTY,
+            f"{field}: {text[:64]!r} is outside the years 1 to 9999 once converted to UTC",
+            {"field": field},
+        ) from None
     except ValueError:
         raise OcppCallError(
-            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {value!r}", {"field": field}
+            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {text[:64]!r}", {"field": field}
         ) from None
 
 
