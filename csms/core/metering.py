@@ -164,7 +164,9 @@ def make_sample(
     if not signed:
         try:
             number = float(raw_value)
-        except (TypeError, ValueError, OverflowError):
+        except OverflowError:  # an integer beyond any float: a number, but no reading
+            number = _INF
+        except (TypeError, ValueError):
             number = None
         if number is not None:
             if number == number and -_INF < number < _INF and abs(multiplier) <= MAX_MULTIPLIER:
