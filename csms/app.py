@@ -60,7 +60,9 @@ def billing_retries(config: Config) -> Retries:
 
 
 def billing_limits(config: Config) -> CdrLimits:
-    return CdrLimits(config.billing.max_periods, config.billing.max_cdr_bytes)
+    return CdrLimits(
+        config.billing.max_periods, config.billing.max_cdr_bytes, time_window(config.ocpp)
+    )
 
 
 def open_database(config: Config) -> Database:

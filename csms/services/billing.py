@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -21,7 +21,7 @@ import structlog
 from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
 from csms.core.charger import ChargePoint
-from csms.core.clock import Clock
+from csms.core.clock import Clock, TimeWindow
 from csms.core.cost import (
     Cost,
     Reading,
@@ -50,7 +50,13 @@ from csms.core.tariffs import (
     tariff_targets,
     tariff_to_ocpi,
 )
-from csms.core.transactions import BillingState, Transaction, TransactionState
+from csms.core.transactions import (
+    BillingState,
+    InputFlag,
+    Transaction,
+    TransactionState,
+    flagged,
+)
 from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
@@ -131,10 +137,19 @@ class CostUnavailable(CsmsError):
 @dataclass(frozen=True, slots=True)
 class CdrLimits:
     """Bounds of one CDR: more charging periods, or more bytes, and the transaction is
-    held for staff (HoldKind.TOO_LARGE) instead of billed."""
+    held for staff (HoldKind.TOO_LARGE) instead of billed; a start or stop outside the
+    window of plausible times (a row stored before the window existed) is held as
+    flagged."""
 
     max_periods: int = MAX_PERIODS
     max_bytes: int = MAX_CDR_BYTES
+    window: TimeWindow = field(default_factory=TimeWindow)
+
+    def plausible(self, tx: Transaction, now: datetime) -> bool:
+        """Whether the transaction's stored times may be billed."""
+        return self.window.holds(tx.start_at, now) and (
+            tx.stop_at is None or self.window.holds(tx.stop_at, now)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -672,17 +687,17 @@ class BillingService:
         """Settle pending transactions: refused ones are void (one write), flagged ones
         held, the others get their CDR, a chunk at a time (_bill_chunk)."""
         now = self._clock()
-        void, flagged, billable = [], [], []
+        void, held, billable = [], [], []
         for tx in txs:
             if tx.auth_status not in (None, AuthStatus.ACCEPTED.value):
                 void.append(tx)
-            elif tx.flags or tx.energy_wh is None:
-                flagged.append(tx)
+            elif tx.flags or tx.energy_wh is None or not self.limits.plausible(tx, now):
+                held.append(tx)
             else:
                 billable.append(tx)
         if void:
             await self._void(void, now)
-        for tx in flagged:
+        for tx in held:
             await self._hold_flagged(tx, now)
         for start in range(0, len(billable), CHUNK):
             await self._bill_chunk(billable[start : start + CHUNK], now)
@@ -743,7 +758,10 @@ class BillingService:
             log.info("cdr_not_made", transaction_id=tx.id, auth_status=tx.auth_status)
 
     async def _hold_flagged(self, tx: Transaction, now: datetime) -> None:
-        reason = f"{HoldKind.FLAGGED.value}: " + (",".join(tx.flags) or "no energy")
+        flags = tx.flags
+        if not self.limits.plausible(tx, now):
+            flags = flagged(flags, InputFlag.IMPLAUSIBLE_TIMESTAMP)
+        reason = f"{HoldKind.FLAGGED.value}: " + (",".join(flags) or "no energy")
 
         async def hold(w: WriteTx) -> bool:
             return await billing_repo.hold(await w.connection(), tx.id, reason, now)
@@ -753,7 +771,7 @@ class BillingService:
                 "cdr_held",
                 transaction_id=tx.id,
                 charge_point_id=tx.charge_point_id,
-                flags=list(tx.flags) or None,
+                flags=list(flags) or None,
                 reason=reason,
             )
             self._held(HoldKind.FLAGGED)
