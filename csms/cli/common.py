@@ -99,7 +99,8 @@ def _json_default(obj: Any) -> Any:
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")  # %Y is not padded below 1000
 
 
 def when(moment: datetime | None, now: datetime | None = None) -> str:
@@ -107,7 +108,8 @@ def when(moment: datetime | None, now: datetime | None = None) -> str:
     if moment is None:
         return "-"
     now = now or datetime.now(UTC)
-    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    utc = moment.astimezone(UTC)
+    text = f"{utc.year:04d}" + utc.strftime("-%m-%d %H:%M:%S")
     return f"{text} ({ago(now - moment)} ago)" if moment <= now else text
 
 

@@ -59,9 +59,9 @@ def out_of_range(text: str) -> bool:
 
 def format_timestamp(moment: datetime) -> str:
     """UTC with millisecond precision and a Z suffix, the form every OCPP peer accepts."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    utc = moment.astimezone(UTC)
+    # %Y has no leading zeros before the year 1000 on every platform.
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

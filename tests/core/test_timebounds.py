@@ -285,3 +285,13 @@ def test_without_a_bound_nothing_changes() -> None:
     start = datetime(2026, 4, 1, 12, tzinfo=UTC)
     usage = _usage(start, start + timedelta(days=3))
     assert price_session(tariff, usage, AMS) == price_session(tariff, usage, AMS, max_periods=1000)
+
+
+def test_years_before_1000_are_written_with_four_digits() -> None:
+    from csms.core.clock import format_timestamp
+    from csms.core.tariffs import ocpi_datetime
+
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    assert format_timestamp(first) == "0001-01-01T00:00:00.000Z"
+    assert ocpi_datetime(first) == "0001-01-01T00:00:00Z"
+    assert parse_timestamp(format_timestamp(first)) == first

@@ -58,8 +58,9 @@ BEYOND_UTC = ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00")
 OUT_OF_RANGE = "is outside the years 1 to 9999 once converted to UTC"
 PERIODIC = "Sample.Periodic"
 # A Heartbeat answered later than this means the event loop stalled (the issue measured
-# 17.7 s); generous, so that a loaded machine does not fail the test.
-PROMPT_S = 0.5
+# 17.7 s; about 0.2 s is the worst seen here while 90 years are priced in the thread, the
+# pricing thread's garbage collections included); generous for a loaded machine.
+PROMPT_S = 1.0
 
 
 async def _tariff(server: Running) -> None:
@@ -636,10 +637,11 @@ async def test_readers_survive_rows_stored_before_the_bounds(server: Running) ->
         ok(await csms(server, "transactions", "show", str(tx_id)))
         shown = json.loads(ok(await csms(server, "transactions", "show", str(tx_id), "--json")))
         assert [s["value"] for s in shown["samples"]] == [None, None]
-    shown = json.loads(
-        ok(await csms(server, "transactions", "show", str(ids["OLDLONG"]), "--json"))
-    )
-    assert shown["cost"] is None and "more than the 1000 allowed" in shown["cost_error"]
+        if tx_id == ids["OLDLONG"]:
+            assert shown["cost"] is None
+            assert "more than the 1000 allowed" in shown["cost_error"]
+        else:
+            assert shown["cost"]["total_energy"] == 5
     # OCPI: the short session renders; the long one fails with a clear error (its page
     # and the publisher leave it out and log it) instead of pricing 9999 years.
     sessions = SessionService(server.app.db, utc_now, server.app.billing)
