@@ -39,7 +39,7 @@ from simulators.v201 import V201Charger
 from tests.e2e.cli import csms, ok
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.ocpi_rules import session_errors
-from tests.e2e.raw import call, open_booted
+from tests.e2e.raw import call, exchange, open_booted
 from tests.e2e.sim import until
 
 # Cheaper from 22:00 to 06:00 (UTC: no location, the default tariff): two boundaries a day.
@@ -57,10 +57,14 @@ TIME_OF_DAY = {
 BEYOND_UTC = ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00")
 OUT_OF_RANGE = "is outside the years 1 to 9999 once converted to UTC"
 PERIODIC = "Sample.Periodic"
-# A Heartbeat answered later than this means the event loop stalled (the issue measured
-# 17.7 s; about 0.2 s is the worst seen here while 90 years are priced in the thread, the
-# pricing thread's garbage collections included); generous for a loaded machine.
-PROMPT_S = 1.0
+# The event loop unavailable for longer than this is a stall (the issue measured 17.7 s).
+# While 90 years are priced in the worker thread the loop waits at most 0.2-0.5 s here: the
+# cyclic garbage collector, run by the pricing thread's allocations, holds the GIL while it
+# walks the test process's heap. Generous for a loaded machine.
+PROMPT_S = 1.5
+# Half the bystander's Heartbeats are answered within this (each waits for a commit, which
+# a busy disk may hold up now and then).
+ANSWERED_S = 0.25
 
 
 async def _tariff(server: Running) -> None:
@@ -71,20 +75,29 @@ async def _tariff(server: Running) -> None:
 
 @dataclass
 class Pulse:
-    """Heartbeats of a bystander charger: (sent at, seconds until answered)."""
+    """What a bystander saw: its Heartbeats (sent at, seconds until answered) and how late
+    the event loop woke a task that slept 10 ms (at, seconds late). A loop that stalls
+    shows in both; a slow disk (every answer waits for a commit) only in the first."""
 
     beats: list[tuple[float, float]] = field(default_factory=list)
+    lags: list[tuple[float, float]] = field(default_factory=list)
 
-    def slowest(self, since: float = 0.0, until_: float = math.inf) -> float:
-        return max((s for at, s in self.beats if since <= at <= until_), default=0.0)
+    def stalled(self, since: float = 0.0, until_: float = math.inf) -> float:
+        """The longest the event loop was unavailable."""
+        return max((lag for at, lag in self.lags if since <= at <= until_), default=0.0)
 
-    def count(self, since: float, until_: float) -> int:
-        return sum(1 for at, _ in self.beats if since <= at <= until_)
+    def answers(self, since: float = 0.0, until_: float = math.inf) -> list[float]:
+        return sorted(s for at, s in self.beats if since <= at <= until_)
+
+    def median(self, since: float = 0.0, until_: float = math.inf) -> float:
+        answers = self.answers(since, until_)
+        return answers[len(answers) // 2] if answers else math.inf
 
 
 @asynccontextmanager
 async def bystander(server: Running) -> AsyncIterator[Pulse]:
-    """A 1.6 charger sending Heartbeats back to back (20 ms apart) while the body runs."""
+    """A 1.6 charger sending Heartbeats back to back (20 ms apart), and a task measuring the
+    event loop's lag, while the body runs."""
     ws = await open_booted(server.url, "BYSTANDER", "1.6")
     pulse = Pulse()
     stop = asyncio.Event()
@@ -92,17 +105,24 @@ async def bystander(server: Running) -> AsyncIterator[Pulse]:
     async def beat() -> None:
         while not stop.is_set():
             sent = time.perf_counter()
-            reply = await call(ws, "Heartbeat", {})
+            reply = await exchange(ws, [2, f"hb{len(pulse.beats)}", "Heartbeat", {}], timeout=60)
             assert reply[0] == 3, reply
             pulse.beats.append((sent, time.perf_counter() - sent))
             await asyncio.sleep(0.02)
 
-    task = asyncio.create_task(beat())
+    async def tick() -> None:
+        while not stop.is_set():
+            slept = time.perf_counter()
+            await asyncio.sleep(0.01)
+            woke = time.perf_counter()
+            pulse.lags.append((slept, woke - slept - 0.01))
+
+    tasks = [asyncio.create_task(beat()), asyncio.create_task(tick())]
     try:
         yield pulse
     finally:
         stop.set()
-        await task
+        await asyncio.gather(*tasks)
         await ws.close()
 
 
@@ -190,7 +210,8 @@ async def test_a_session_across_a_thousand_years_is_held_and_nobody_waits(
         ("StopTransaction", "timestamp", "3000"),
     ]
     assert {e["charge_point_id"] for e in replaced} == {"CENTURIES"}
-    assert pulse.slowest() < PROMPT_S, pulse.slowest()
+    assert pulse.stalled() < PROMPT_S, pulse.stalled()
+    assert pulse.median() < ANSWERED_S, pulse.answers()
 
     lines = await _metrics(server)
     flagged = "csms_charger_values_flagged_total"
@@ -232,7 +253,8 @@ async def test_with_the_window_opened_the_period_bound_holds_it_at_once(
     assert tx.held_reason.startswith("too_large: pricing needs about ")
     assert tx.held_reason.endswith("more than the 1000 allowed (billing.max_periods)")
     assert await server.app.billing.cdrs_of(tx_id) == []
-    assert pulse.slowest() < PROMPT_S, pulse.slowest()
+    assert pulse.stalled() < PROMPT_S, pulse.stalled()
+    assert pulse.median() < ANSWERED_S, pulse.answers()
     assert 'csms_billing_held_total{reason="too_large"} 1' in await _metrics(server)
     shown, _ = await _timed_cli(server, "transactions", "show", str(tx_id), "--json")
     detail = json.loads(shown)
@@ -275,9 +297,10 @@ async def test_a_long_pricing_runs_off_the_event_loop(start_server: StartServer)
     assert tx.held_reason.startswith("too_large: the CDR would take ")
     assert tx.held_reason.endswith("more than the 1000000 allowed (billing.max_cdr_bytes)")
     # Pricing took a while, and the bystander was answered promptly throughout.
-    during = pulse.count(stopped_at, settled_at)
-    assert during >= 10, (during, settled_at - stopped_at)
-    assert pulse.slowest(stopped_at, settled_at) < PROMPT_S, pulse.slowest()
+    answered = pulse.answers(stopped_at, settled_at)
+    assert len(answered) >= 5, (answered, settled_at - stopped_at)
+    assert pulse.median(stopped_at, settled_at) < ANSWERED_S, answered
+    assert pulse.stalled(stopped_at, settled_at) < PROMPT_S, pulse.stalled()
 
 
 # --- a charger whose clock restarts in 1970 ------------------------------------------------
