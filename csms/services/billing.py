@@ -57,6 +57,7 @@ from csms.core.transactions import (
     TransactionState,
     flagged,
 )
+from csms.gcpolicy import CollectorPause
 from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
@@ -286,6 +287,8 @@ class BillingService:
         self.identity = identity
         self.retries = retries or Retries()
         self.limits = limits or CdrLimits()
+        # Pricing runs in a worker thread with the cyclic collector paused (see there).
+        self._pricing = CollectorPause()
         # Called with the kind after a transaction was held (the metrics count them), and
         # after a CDR attempt failed.
         self.on_held: list[Callable[[HoldKind], None]] = []
@@ -499,7 +502,8 @@ class BillingService:
             moment = now or self._clock()
             inputs = await self._inputs(conn, [tx], moment)
         try:
-            return await asyncio.to_thread(self._priced, tx, inputs, moment)
+            with self._pricing:
+                return await asyncio.to_thread(self._priced, tx, inputs, moment)
         except (ArithmeticError, ValueError) as exc:
             if isinstance(exc, CsmsError):
                 raise
@@ -802,7 +806,8 @@ class BillingService:
         thread, so that chargers are answered meanwhile."""
         async with self._db.read() as conn:
             inputs = await self._inputs(conn, txs, now)
-        return await asyncio.to_thread(self._build_all, txs, inputs, now)
+        with self._pricing:
+            return await asyncio.to_thread(self._build_all, txs, inputs, now)
 
     def _build_all(
         self, txs: Sequence[Transaction], inputs: _Inputs, now: datetime
