@@ -327,6 +327,8 @@ async def serve(config: Config, components: Collection[str] = COMPONENTS) -> Non
     app.db.on_failure.append(lambda _failure: stop.set())
     background = TaskSet("csms")
     background.spawn(manage_gc(), name="gc-policy")
+    if "ocpp" in components:
+        background.spawn(app.charging.warm_up(), name="warm-up")
     log.info("csms_started", database=_safe_url(config.database.url), components=sorted(components))
     try:
         await stop.wait()

@@ -337,6 +337,14 @@ class ChargingService:
         # publisher's wake).
         self.on_status: list[Callable[[], None]] = []
 
+    async def warm_up(self) -> None:
+        """Build the look-ups a burst of starts needs before the first burst comes (SQLite;
+        elsewhere SQLAlchemy's statement cache does it)."""
+        if not self._db.is_sqlite:
+            return
+        most = max(self._by_ocpp_id.max_keys, self._starts_at.max_keys)
+        await tx_repo.warm_up(self._db.engine.dialect, most)
+
     def now(self) -> datetime:
         return self._clock()
 

@@ -128,6 +128,11 @@ class FastSelect:
         # Parameter name -> what makes a value of it driver-ready (None: as it is).
         self._bind: dict[str, Callable[[Any], Any] | None] = {}
 
+    def prepare(self, dialect: Dialect) -> None:
+        """Build the statement's SQL now rather than at its first use."""
+        if self._compiled is None:
+            self._prepare(dialect)
+
     def _prepare(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         compiled = self.statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
@@ -173,11 +178,8 @@ class FastSelect:
 def _sqlite_time(moment: datetime) -> str:
     """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, microseconds always shown),
     so that rows written in bulk compare and read back like the others."""
-    utc = moment.astimezone(UTC)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
-    )
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class WriteTx:
@@ -325,6 +327,11 @@ class BatchLoader(Generic[K, V]):
         self._running = False
         self._drains = TaskSet("batch-loader")
         self._conn: AsyncConnection | None = None
+
+    @property
+    def max_keys(self) -> int:
+        """The most keys one query asks for."""
+        return self._max_keys
 
     async def load(self, key: K) -> V | None:
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
