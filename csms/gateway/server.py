@@ -335,7 +335,8 @@ class OcppServer:
             self.registry.remove(cp_id, live)
             session.fail_pending(ConnectionError(f"{cp_id} disconnected"))
             try:
-                if not live.replaced:
+                # A charger that never booted is not stored: nothing to mark.
+                if not live.replaced and session.registration is not None:
                     seen = datetime.fromtimestamp(session.last_seen, UTC)
                     await self.service.disconnected(cp_id, seen)
             except DatabaseClosed as exc:
@@ -361,6 +362,7 @@ class OcppServer:
             return
         log.warning(
             "charger_throttled",
+            charge_point_id=live.session.cp_id,
             frames=live.throttled,
             message_rate=self.config.message_rate,
             message_burst=self.config.message_burst,
@@ -378,6 +380,8 @@ class OcppServer:
         changed: list[tuple[str, datetime]] = []
         lives: list[Live] = []
         for cp_id, live in self.registry.items():
+            if live.session.registration is None:
+                continue  # not stored until it boots
             if live.session.last_seen > live.flushed_seen:
                 changed.append((cp_id, datetime.fromtimestamp(live.session.last_seen, UTC)))
                 lives.append(live)

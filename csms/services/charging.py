@@ -405,7 +405,7 @@ class ChargingService:
         now = self._clock()
         known = await self._charge_points.load(cp_id)
         if known is None:
-            refusal = await self.quotas.enrolment_refusal()
+            refusal = await self.quotas.enrol()
             if refusal is not None:
                 # Not stored: it may boot again after the interval (and is then reconsidered).
                 self.quotas.refused(cp_id, refusal, "boot")
@@ -429,7 +429,6 @@ class ChargingService:
 
         await self._db.write(unit)
         if known is None:
-            self.quotas.enrolled()
             log.info("charger_registered_itself", charge_point_id=cp_id, registration=status.value)
             self._status_changed()
         return BootDecision(status, self.settings.heartbeat_interval, now, due)

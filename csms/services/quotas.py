@@ -26,7 +26,7 @@ log = structlog.get_logger("csms.services")
 # Seconds between two log lines about the same kind of excess (the metrics count each).
 REPORT_EVERY_S = 60.0
 # Seconds a count of auto-registered charge points is trusted (staff act in other processes).
-WAITING_TTL_S = 10.0
+WAITING_TTL_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +99,18 @@ class Quotas:
         waiting = await self._waiting_count() if self._enrolment.limit > 0 else None
         return self._enrolment.refusal(waiting, self._clock().timestamp())
 
-    def enrolled(self) -> None:
-        """An unknown charge point registered itself."""
-        self._enrolment.spend(self._clock().timestamp())
-        if self._waiting is not None:
-            self._waiting = (self._waiting[0], self._waiting[1] + 1)
+    async def enrol(self) -> str | None:
+        """An unknown charge point registers itself: counted now, before it is stored, so
+        that boots arriving together cannot all pass one check. Returns why not (nothing
+        counted) or None."""
+        waiting = await self._waiting_count() if self._enrolment.limit > 0 else None
+        now = self._clock().timestamp()
+        refusal = self._enrolment.refusal(waiting, now)
+        if refusal is None:
+            self._enrolment.spend(now)
+            if self._waiting is not None:
+                self._waiting = (self._waiting[0], self._waiting[1] + 1)
+        return refusal
 
     def refused(self, cp_id: str, reason: str, at: str, peer: str | None = None) -> None:
         """An unknown charge point was refused (`at`: handshake or boot): counted, and
