@@ -147,6 +147,8 @@ class BillingConfig:
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "console"
+    # Warnings and errors about one charger written a minute at most; 0 = no limit.
+    charger_lines_per_minute: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +318,8 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.kept_burst_minutes must be positive")
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
+    if isinstance(section, LogConfig) and section.charger_lines_per_minute < 0:
+        raise ConfigError("log.charger_lines_per_minute must not be negative")
     if isinstance(section, BillingConfig):
         if section.max_attempts < 1:
             raise ConfigError("billing.max_attempts must be at least 1")
