@@ -46,6 +46,7 @@ class ChargerLogLimit:
         self._clock = clock
         # charge point id -> [window start, lines in the window, lines dropped]
         self._windows: dict[str, list[float]] = {}
+        self._sweep_at = self.MAX_TRACKED
 
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
@@ -59,10 +60,11 @@ class ChargerLogLimit:
         window = self._windows.get(cp_id)
         if window is None or now - window[0] >= self.WINDOW_S:
             dropped = int(window[2]) if window is not None else 0
-            if window is None and len(self._windows) >= self.MAX_TRACKED:
+            if window is None and len(self._windows) >= self._sweep_at:
                 self._windows = {
                     k: w for k, w in self._windows.items() if now - w[0] < self.WINDOW_S
                 }
+                self._sweep_at = max(self.MAX_TRACKED, 2 * len(self._windows))
             window = self._windows[cp_id] = [now, 0.0, 0.0]
             if dropped:
                 event_dict["dropped_lines"] = dropped

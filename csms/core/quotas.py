@@ -105,6 +105,9 @@ class KeptQuota:
     report_every: float = 60.0
     max_tracked: int = 10_000
     _by_charger: dict[str, Allowance] = field(default_factory=dict)
+    # Tracked chargers at which the next sweep runs (at least twice those left by the last,
+    # so that sweeps cost O(1) per message even when most buckets are in use).
+    _sweep_at: int = 0
 
     def __len__(self) -> int:
         return len(self._by_charger)
@@ -112,8 +115,9 @@ class KeptQuota:
     def _allowance(self, cp_id: str, now: float) -> Allowance:
         allowance = self._by_charger.get(cp_id)
         if allowance is None:
-            if len(self._by_charger) >= self.max_tracked:
+            if len(self._by_charger) >= max(self.max_tracked, self._sweep_at):
                 self._forget_full(now)
+                self._sweep_at = 2 * len(self._by_charger)
             limits = self.limits
             allowance = Allowance(
                 _bucket(limits.messages_per_minute, limits.burst_minutes, now),

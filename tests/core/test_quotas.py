@@ -74,9 +74,13 @@ def test_kept_quota_forgets_chargers_whose_buckets_are_full_again() -> None:
     quota = KeptQuota(KeptLimits(messages_per_minute=60, burst_minutes=1), max_tracked=3)
     for cp in ("A", "B", "C"):
         quota.admit(cp, 1, 0.0)
-    quota.admit("D", 1, 0.5)  # A, B and C are not full yet half a second later
+    quota.admit("D", 1, 0.5)  # a sweep: A, B and C are not full yet half a second later
     assert len(quota) == 4
-    quota.admit("E", 1, 120.0)  # two minutes on, all four are full again
+    # The next sweep waits for twice the survivors (no sweep per message under a flood).
+    quota.admit("E", 1, 0.6)
+    quota.admit("F", 1, 0.6)
+    assert len(quota) == 6
+    quota.admit("G", 1, 120.0)  # two minutes on, all six are full again
     assert len(quota) == 1
 
 
