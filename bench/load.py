@@ -1218,7 +1218,7 @@ class Worker:
                 await loop.create_connection(lambda: link, self.host, self.port)
                 error = await link.opened
             if error is None:
-                self.links.append(link)
+                # Kept out of self.links: not one of the chargers the figures are about.
                 reply = await link.call(*self.dialect.boot(ch), spec.call_timeout)
                 status = reply.get("status") if isinstance(reply, dict) else None
                 if status != "Accepted":
@@ -1528,7 +1528,8 @@ class Worker:
         return outcome["ok"], outcome["failed"]
 
     async def close_all(self) -> None:
-        open_links = [link for link in self.links if not link.closed]
+        bad = [] if self.bad is None or self.bad.link is None else [self.bad.link]
+        open_links = [link for link in (*self.links, *bad) if not link.closed]
         for link in open_links:
             link.close()
         if open_links:
