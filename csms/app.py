@@ -21,6 +21,7 @@ from csms.api.token import TokenError, resolve_token
 from csms.config import COMPONENTS, Config
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
+from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
@@ -32,6 +33,7 @@ from csms.services.billing import BillingService, Identity, Retries
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
+from csms.services.quotas import QuotaSettings
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
@@ -50,6 +52,15 @@ def charging_settings(config: Config) -> ChargingSettings:
         registration=config.ocpp.registration,
         heartbeat_interval=config.ocpp.heartbeat_interval,
         allow_unknown_tags=config.ocpp.allow_unknown_tags,
+        quotas=QuotaSettings(
+            kept=KeptLimits(
+                messages_per_minute=config.ocpp.kept_messages_per_minute,
+                bytes_per_minute=config.ocpp.kept_bytes_per_minute,
+                burst_minutes=config.ocpp.kept_burst_minutes,
+            ),
+            auto_register_per_hour=config.ocpp.auto_register_per_hour,
+            auto_register_limit=config.ocpp.auto_register_limit,
+        ),
     )
 
 
@@ -109,7 +120,8 @@ class CsmsApp:
         self.clock = clock
         self.components = frozenset(components)
         self.db = open_database(config)
-        self.charging = ChargingService(self.db, clock, charging_settings(config))
+        self.metrics = Metrics()
+        self.charging = ChargingService(self.db, clock, charging_settings(config), self.metrics)
         v201 = V201Adapter(
             self.charging,
             base_report=config.ocpp.base_report,
@@ -119,7 +131,6 @@ class CsmsApp:
         adapters: Sequence[Adapter] = (
             [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
         )
-        self.metrics = Metrics()
         self.ocpp = OcppServer(config.ocpp, self.charging, adapters, self.metrics)
         self.commands = CommandService(
             self.db,

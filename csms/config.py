@@ -75,6 +75,23 @@ class OcppConfig:
     allow_unknown_tags: bool = False
     # Largest accepted frame, in bytes.
     max_message_size: int = 65536
+    # Frames read from one connection a second, with bursts of up to message_burst; a
+    # faster charger is read more slowly (nothing is refused). 0 = no limit.
+    message_rate: float = 200.0
+    message_burst: int = 2000
+    # What one charger may have stored as sent (DataTransfer, security and other events,
+    # 2.0.1 reports): messages and bytes (as JSON) a minute, and bursts of up to
+    # kept_burst_minutes' worth. Beyond it the message is answered but not stored. 0 = no
+    # limit of that kind.
+    kept_messages_per_minute: int = 60
+    kept_bytes_per_minute: int = 65536
+    kept_burst_minutes: float = 15.0
+    # Unknown charge points that may register themselves (a row is made at their first
+    # BootNotification, whatever `registration` says): at most auto_register_per_hour an
+    # hour, and at most auto_register_limit not yet acted on by staff. Beyond either,
+    # unknown ids are refused at the handshake. 0 = no limit of that kind.
+    auto_register_per_hour: int = 100
+    auto_register_limit: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +147,8 @@ class BillingConfig:
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "console"
+    # Warnings and errors about one charger written a minute at most; 0 = no limit.
+    charger_lines_per_minute: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +303,23 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.call_timeout must be positive")
         if section.max_message_size < 1024:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
+        for key in (
+            "message_rate",
+            "kept_messages_per_minute",
+            "kept_bytes_per_minute",
+            "auto_register_per_hour",
+            "auto_register_limit",
+        ):
+            if getattr(section, key) < 0:
+                raise ConfigError(f"ocpp.{key} must not be negative")
+        if section.message_rate and section.message_burst < 1:
+            raise ConfigError("ocpp.message_burst must be at least 1")
+        if not section.kept_burst_minutes > 0:
+            raise ConfigError("ocpp.kept_burst_minutes must be positive")
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
+    if isinstance(section, LogConfig) and section.charger_lines_per_minute < 0:
+        raise ConfigError("log.charger_lines_per_minute must not be negative")
     if isinstance(section, BillingConfig):
         if section.max_attempts < 1:
             raise ConfigError("billing.max_attempts must be at least 1")

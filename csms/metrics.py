@@ -45,6 +45,14 @@ class Metrics:
         self.held: dict[str, int] = {}
         # failed attempts at building a CDR
         self.cdr_failures = 0
+        # messages stored as sent: (action, "stored"|"dropped") -> messages, bytes
+        self.kept_messages: dict[tuple[str, str], int] = {}
+        self.kept_bytes: dict[tuple[str, str], int] = {}
+        # unknown charge points refused registration, by reason
+        self.refused: dict[str, int] = {}
+        # frames whose reading waited for the per-connection rate limit, and for how long
+        self.throttled = 0
+        self.throttled_seconds = 0.0
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -71,6 +79,18 @@ class Metrics:
 
     def billing_failed(self) -> None:
         self.cdr_failures += 1
+
+    def kept(self, action: str, stored: bool, size: int) -> None:
+        key = (action, "stored" if stored else "dropped")
+        self.kept_messages[key] = self.kept_messages.get(key, 0) + 1
+        self.kept_bytes[key] = self.kept_bytes.get(key, 0) + size
+
+    def charger_refused(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def throttle(self, seconds: float) -> None:
+        self.throttled += 1
+        self.throttled_seconds += seconds
 
     def render(
         self,
@@ -149,6 +169,42 @@ class Metrics:
             "csms_ocpp_call_duration_seconds",
             "Time from our CALL to the charger's answer, by action.",
             self.calls,
+        )
+        _family(
+            out,
+            "csms_kept_messages_total",
+            "counter",
+            "Charger messages kept as sent (DataTransfer, events, reports), by action and "
+            "outcome (dropped: over the charger's quota, answered all the same).",
+            [(_labels(action=a, outcome=o), n) for (a, o), n in sorted(self.kept_messages.items())],
+        )
+        _family(
+            out,
+            "csms_kept_bytes_total",
+            "counter",
+            "Bytes (as JSON) of charger messages kept as sent, by action and outcome.",
+            [(_labels(action=a, outcome=o), n) for (a, o), n in sorted(self.kept_bytes.items())],
+        )
+        _family(
+            out,
+            "csms_chargers_refused_total",
+            "counter",
+            "Unknown charge points refused registration (at the handshake or boot), by reason.",
+            [(_labels(reason=r), n) for r, n in sorted(self.refused.items())],
+        )
+        _family(
+            out,
+            "csms_ocpp_throttled_total",
+            "counter",
+            "Charger frames read late because their connection exceeded ocpp.message_rate.",
+            [("", self.throttled)],
+        )
+        _family(
+            out,
+            "csms_ocpp_throttled_seconds_total",
+            "counter",
+            "Seconds charger frames waited for the per-connection rate limit.",
+            [("", self.throttled_seconds)],
         )
         _family(
             out,

@@ -73,6 +73,7 @@ def charger_json(cp: ChargePoint) -> dict[str, Any]:
         "firmware_status_at": iso(cp.firmware_status_at),
         "diagnostics_status": cp.diagnostics_status,
         "diagnostics_status_at": iso(cp.diagnostics_status_at),
+        "auto_registered": cp.auto_registered,
     }
 
 
@@ -201,7 +202,11 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
     pairs = [
         ("id", cp.id),
         ("ocpp version", cp.ocpp_version),
-        ("registration", cp.registration.value),
+        (
+            "registration",
+            cp.registration.value
+            + (" (registered by itself, not reviewed by staff)" if cp.auto_registered else ""),
+        ),
         (
             "connection",
             ("online since " + when(cp.connected_at, now))

@@ -81,7 +81,7 @@ def serve(only: tuple[str, ...], config_file: str | None) -> None:
 
     components = parse_only(only)
     config: Config = load(config_file)
-    configure_logging(config.log.level, config.log.format)
+    configure_logging(config.log.level, config.log.format, config.log.charger_lines_per_minute)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)

@@ -62,6 +62,9 @@ class ChargePoint:
     diagnostics_status: str | None = None
     diagnostics_status_at: datetime | None = None
     base_report_firmware: str | None = None
+    # Registered by itself (an unknown id under ocpp.registration) and not acted on by
+    # staff since.
+    auto_registered: bool = False
     created_at: datetime | None = None
 
 

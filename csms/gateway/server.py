@@ -32,6 +32,7 @@ from websockets.typing import Subprotocol
 from csms.config import OcppConfig
 from csms.core.charger import ChargePoint
 from csms.core.passwords import verify_password
+from csms.core.quotas import TokenBucket
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
@@ -41,6 +42,8 @@ from csms.workers import TaskSet, Worker
 log = structlog.get_logger("csms.gateway")
 
 PRESENCE_FLUSH_SECONDS = 30.0
+# Seconds between two log lines about the same connection being read more slowly.
+THROTTLE_REPORT_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -60,6 +63,10 @@ class Live:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: bool = False
     flushed_seen: float = 0.0
+    # Frames read late (ocpp.message_rate) since the last log line about it, and when that
+    # line was written (None: never).
+    throttled: int = 0
+    throttle_logged_at: float | None = None
 
 
 class Registry:
@@ -212,6 +219,15 @@ class OcppServer:
         refusal = await self._check_auth(ws, request, charger, cp_id, peer)
         if refusal is not None:
             return refusal
+        if charger is None:
+            reason = await self.service.quotas.enrolment_refusal()
+            if reason is not None:
+                # Logged once a minute at most (with the count), counted in the metrics.
+                self.service.quotas.refused(cp_id, reason, "handshake", peer)
+                return ws.respond(
+                    HTTPStatus.FORBIDDEN,
+                    f"Unknown charge point and {reason}: ask the operator to add it\n",
+                )
         ws.csms_handshake = Handshake(cp_id, adapter, chosen, charger)  # type: ignore[attr-defined]
         return None
 
@@ -293,14 +309,25 @@ class OcppServer:
         live.flushed_seen = session.last_seen
         self.registry.put(cp_id, live)
         closed_by = "charger"
+        rate = self.config.message_rate
+        limit = TokenBucket(rate, self.config.message_burst, time.monotonic()) if rate else None
         try:
             session.registration = await self.service.connected(cp_id, adapter.version, known)
             log.info(
                 "charger_connected",
-                registration=session.registration.value,
+                registration=(
+                    "unknown" if session.registration is None else session.registration.value
+                ),
                 connected=len(self.registry),
             )
             async for text in ws:
+                if limit is not None:
+                    # Faster than ocpp.message_rate: the frame waits (and with it the
+                    # reading of the socket), so a flood costs its sender time, not others CPU.
+                    wait = limit.reserve(time.monotonic())
+                    if wait > 0:
+                        self._throttled(live, wait)
+                        await asyncio.sleep(wait)
                 await session.on_text(text)
         except ConnectionClosed:
             closed_by = "network"
@@ -308,7 +335,8 @@ class OcppServer:
             self.registry.remove(cp_id, live)
             session.fail_pending(ConnectionError(f"{cp_id} disconnected"))
             try:
-                if not live.replaced:
+                # A charger that never booted is not stored: nothing to mark.
+                if not live.replaced and session.registration is not None:
                     seen = datetime.fromtimestamp(session.last_seen, UTC)
                     await self.service.disconnected(cp_id, seen)
             except DatabaseClosed as exc:
@@ -324,6 +352,24 @@ class OcppServer:
                 replaced=live.replaced,
             )
 
+    def _throttled(self, live: Live, wait: float) -> None:
+        if self.metrics is not None:
+            self.metrics.throttle(wait)
+        live.throttled += 1
+        now = time.monotonic()
+        logged = live.throttle_logged_at
+        if logged is not None and now - logged < THROTTLE_REPORT_SECONDS:
+            return
+        log.warning(
+            "charger_throttled",
+            charge_point_id=live.session.cp_id,
+            frames=live.throttled,
+            message_rate=self.config.message_rate,
+            message_burst=self.config.message_burst,
+        )
+        live.throttle_logged_at = now
+        live.throttled = 0
+
     # --- presence --------------------------------------------------------------------
 
     async def _presence_pass(self) -> None:
@@ -334,6 +380,8 @@ class OcppServer:
         changed: list[tuple[str, datetime]] = []
         lives: list[Live] = []
         for cp_id, live in self.registry.items():
+            if live.session.registration is None:
+                continue  # not stored until it boots
             if live.session.last_seen > live.flushed_seen:
                 changed.append((cp_id, datetime.fromtimestamp(live.session.last_seen, UTC)))
                 lives.append(live)

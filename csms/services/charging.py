@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -39,7 +39,9 @@ from csms.core.transactions import (
     register_bounds,
     session_energy,
 )
+from csms.metrics import Metrics
 from csms.services.holdings import Holdings, Place
+from csms.services.quotas import Quotas, QuotaSettings
 from csms.storage import charge_points as cp_repo
 from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
@@ -86,6 +88,7 @@ class ChargingSettings:
     registration: RegistrationPolicy = "accept"
     heartbeat_interval: int = 300
     allow_unknown_tags: bool = False
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +297,18 @@ def _applied(tx: Transaction, changes: dict[str, Any]) -> Transaction:
 class ChargingService:
     """What chargers report, made durable. One instance per process."""
 
-    def __init__(self, db: Database, clock: Clock, settings: ChargingSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: ChargingSettings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self.settings = settings
+        # What chargers may make us keep: messages stored as sent, their own registration.
+        self.quotas = Quotas(db, clock, settings.quotas, metrics)
         # Running transactions this process has seen, by id: lets meter values and stops
         # skip a look-up.
         self._active: dict[int, Transaction] = {}
@@ -352,11 +363,15 @@ class ChargingService:
 
     async def connected(
         self, cp_id: str, version: str, known: ChargePoint | None
-    ) -> RegistrationStatus:
-        """A charger opened a connection (`known`: its row as read at the handshake): create
-        it per policy if unknown and mark it online. Returns its registration status."""
+    ) -> RegistrationStatus | None:
+        """A charger opened a connection (`known`: its row as read at the handshake): mark
+        it online. Returns its registration status, or None for a charger that is not
+        stored: nothing is written for it until it boots (`boot` decides whether it may
+        register itself), so ids that only connect leave no trace."""
+        if known is None:
+            return None
         now = self._clock()
-        registration = registration_for(known, self.settings.registration)
+        registration = known.registration
 
         async def unit(w: WriteTx) -> None:
             cp_repo.connected_later(w, cp_id, version, registration, now)
@@ -397,6 +412,14 @@ class ChargingService:
         asked again for the same firmware (no reboot loop)."""
         now = self._clock()
         known = await self._charge_points.load(cp_id)
+        if known is None:
+            refusal = await self.quotas.enrol()
+            if refusal is not None:
+                # Not stored: it may boot again after the interval (and is then reconsidered).
+                self.quotas.refused(cp_id, refusal, "boot")
+                return BootDecision(
+                    RegistrationStatus.REJECTED, self.settings.heartbeat_interval, now
+                )
         status = registration_for(known, self.settings.registration)
         firmware = info.firmware_version or ""
         due = (
@@ -413,6 +436,9 @@ class ChargingService:
                 cp_repo.base_report_asked_later(w, cp_id, firmware)
 
         await self._db.write(unit)
+        if known is None:
+            log.info("charger_registered_itself", charge_point_id=cp_id, registration=status.value)
+            self._status_changed()
         return BootDecision(status, self.settings.heartbeat_interval, now, due)
 
     async def heartbeat(self, cp_id: str) -> datetime:
@@ -1329,8 +1355,13 @@ class ChargingService:
             self._evse_tx.clear()
         self._evse_tx[(cp_id, evse_id)] = tx_id
 
-    async def device_report(self, cp_id: str, report_data: Sequence[dict[str, Any]]) -> int:
-        """Store (a part of) the device model a station reports."""
+    async def device_report(self, cp_id: str, payload: dict[str, Any]) -> int | None:
+        """Store (a part of) the device model a station reports (NotifyReport), within the
+        charger's quota of messages kept as sent; returns how many variable attributes were
+        stored, None when the part was over the quota."""
+        if not self.quotas.keep(cp_id, "NotifyReport", payload):
+            return None
+        report_data: Sequence[dict[str, Any]] = payload.get("reportData") or []
         now = self._clock()
 
         async def unit(w: WriteTx) -> int:
@@ -1426,14 +1457,19 @@ class ChargingService:
 
     async def record_event(
         self, cp_id: str, action: str, payload: dict[str, Any], *, progress: str | None = None
-    ) -> None:
-        """Store a message for staff. `progress` names the charger field that tracks it:
-        "firmware" or "diagnostics" (its status is payload["status"])."""
+    ) -> bool:
+        """Store a message for staff, within the charger's quota; returns whether it was
+        stored. `progress` names the charger field that tracks it: "firmware" or
+        "diagnostics" (its status is payload["status"]), set over the quota too."""
         now = self._clock()
+        keep = self.quotas.keep(cp_id, action, payload)
+        if not keep and progress is None:
+            return False
 
         async def unit(w: WriteTx) -> None:
             conn = await w.connection()
-            await event_repo.record(conn, cp_id, action, payload, now)
+            if keep:
+                await event_repo.record(conn, cp_id, action, payload, now)
             if progress is not None:
                 await cp_repo.update_fields(
                     conn,
@@ -1443,3 +1479,4 @@ class ChargingService:
                 )
 
         await self._db.write(unit)
+        return keep

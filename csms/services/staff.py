@@ -132,6 +132,8 @@ class StaffService:
             values["validation"] = validation
         if registration is not None:
             values["registration"] = registration.value
+        # Staff have looked at it: it no longer counts against ocpp.auto_register_limit.
+        values["auto_registered"] = False
         now = self._clock()
 
         async def unit(w: WriteTx) -> ChargePoint:

@@ -60,6 +60,7 @@ def _to_charge_point(row: Any) -> ChargePoint:
         diagnostics_status=row.diagnostics_status,
         diagnostics_status_at=row.diagnostics_status_at,
         base_report_firmware=row.base_report_firmware,
+        auto_registered=bool(row.auto_registered),
         created_at=row.created_at,
     )
 
@@ -251,6 +252,7 @@ def _params(names: tuple[str, ...]) -> dict[str, Any]:
 _CONNECTED_NEW = (
     "id",
     "registration",
+    "auto_registered",
     "connected",
     "connected_at",
     "last_seen_at",
@@ -285,13 +287,15 @@ _CONNECTED = {d: _connected_upsert(d) for d in ("sqlite", "postgresql")}
 def connected_later(
     tx: WriteTx, cp_id: str, version: str, registration_if_new: RegistrationStatus, now: datetime
 ) -> None:
-    """Mark a charger connected, creating it (with `registration_if_new`) when unknown."""
+    """Mark a charger connected, creating it (with `registration_if_new`, as registered by
+    itself) when unknown."""
     at = tx.db_time(now)
     tx.defer_bulk(
         _CONNECTED[tx.dialect],
         {
             "id": cp_id,
             "registration": registration_if_new.value,
+            "auto_registered": True,
             "connected": True,
             "connected_at": at,
             "last_seen_at": at,
@@ -442,6 +446,12 @@ async def offline_between(conn: AsyncConnection, after: datetime, until: datetim
         _cp.c.connected.is_(False), _cp.c.disconnected_at > after, _cp.c.disconnected_at <= until
     )
     return {r[0] for r in (await conn.execute(stmt)).all()}
+
+
+async def count_auto_registered(conn: AsyncConnection) -> int:
+    """Charge points that registered themselves and staff have not acted on since."""
+    stmt = select(func.count()).select_from(_cp).where(_cp.c.auto_registered)
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 async def count(conn: AsyncConnection) -> int:

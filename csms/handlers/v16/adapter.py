@@ -280,7 +280,9 @@ class V16Adapter:
         return {}
 
     async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "DataTransfer", p)
+        if not await self.service.record_event(s.cp_id, "DataTransfer", p):
+            # Over the charger's quota of messages kept as sent: not taken.
+            return {"status": "Rejected"}
         # No vendor extensions are registered with this CSMS.
         return {"status": "UnknownVendorId"}
 
