@@ -111,9 +111,10 @@ def registration_for(known: ChargePoint | None, policy: RegistrationPolicy) -> R
 # have a handful; controllers that present a car park as one charge point a few hundred.
 MAX_EVSE_ID = 1000
 
-# Integers in OCPP payloads: what a 64-bit signed database column holds.
-INT_MIN = -(2**63)
+# Integers in OCPP payloads: what a 64-bit signed database column holds, symmetric:
+# -2^63 itself is left out, because orjson reads -2^63 - 1 as a float that equals it.
 INT_MAX = 2**63 - 1
+INT_MIN = -INT_MAX
 
 
 def evse_of_v16_connector(connector_id: int) -> tuple[int, int]:

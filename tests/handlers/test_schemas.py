@@ -1,3 +1,4 @@
+import orjson
 import pytest
 
 from csms.core.charger import INT_MAX, INT_MIN, MAX_EVSE_ID
@@ -79,7 +80,7 @@ def meter_values(connector: object) -> dict[str, object]:
         (
             "StartTransaction",
             {"connectorId": 1, "idTag": "T", "meterStart": -(2**63) - 1, "timestamp": AT},
-            "meterStart: -9223372036854775809 is less than the minimum of -9223372036854775808",
+            "meterStart: -9223372036854775809 is less than the minimum of -9223372036854775807",
         ),
         (
             "MeterValues",
@@ -97,6 +98,14 @@ def test_v16_integers_are_bounded(
     action: str, payload: dict[str, object], message: str, lenient: bool
 ) -> None:
     assert refusal(V16, action, payload, lenient) == message
+
+
+def test_minus_2_63_minus_1_read_as_a_float_is_refused() -> None:
+    # orjson reads integers below -2^63 as floats, and -2^63 - 1 becomes exactly -2^63.
+    text = f'{{"connectorId":1,"idTag":"T","meterStart":{-(2**63) - 1},"timestamp":"{AT}"}}'
+    payload = orjson.loads(text)
+    assert payload["meterStart"] == -(2**63) and isinstance(payload["meterStart"], float)
+    assert refusal(V16, "StartTransaction", payload, False).startswith("meterStart: ")
 
 
 def test_a_huge_float_in_an_integer_field_is_refused_in_a_few_words() -> None:
@@ -131,7 +140,7 @@ def transaction_event(**fields: object) -> dict[str, object]:
         (
             "TransactionEvent",
             transaction_event(reservationId=-(2**63) - 1),
-            "reservationId: -9223372036854775809 is less than the minimum of -9223372036854775808",
+            "reservationId: -9223372036854775809 is less than the minimum of -9223372036854775807",
         ),
         (
             "TransactionEvent",
