@@ -1,5 +1,6 @@
-"""What the input bounds cost per message: parsing a frame with its nesting bound, and schema
-validation with the 64-bit and EVSE bounds, against the same work without them.
+"""What the input bounds cost per message: parsing a frame (orjson alone, then parse_frame
+with every frame check), the nesting bound alone, and schema validation without and with
+the 64-bit and EVSE bounds.
 
 Pure CPU on one core, no I/O; prints microseconds per message for typical frames of both
 versions (best of several rounds).
@@ -19,7 +20,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-from csms.handlers.rpc import parse_frame
+from csms.handlers.rpc import _may_nest_deeper, _nests_deeper, parse_frame
 from csms.handlers.schemas import SchemaSet
 
 AT = "2026-01-01T12:00:00.000Z"
@@ -63,11 +64,24 @@ V201_EVENT = {
     ],
 }
 
+# More brackets than the nesting bound: the frame is walked.
+V16_METER_BIG = {
+    "connectorId": 1,
+    "transactionId": 1234,
+    "meterValue": [V16_METER["meterValue"][0]] * 8,  # type: ignore[index]
+}
+
 CASES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("1.6 Heartbeat", "1.6", "Heartbeat", {}),
     ("1.6 MeterValues, 6 samples", "1.6", "MeterValues", V16_METER),
+    ("1.6 MeterValues, 8 x 6 samples", "1.6", "MeterValues", V16_METER_BIG),
     ("2.0.1 TransactionEvent, 5 samples", "2.0.1", "TransactionEvent", V201_EVENT),
 ]
+
+
+def nesting_check(text: str, frame: list[Any]) -> bool:
+    """What parse_frame adds for the nesting bound (the frame is parsed already)."""
+    return _may_nest_deeper(text) and _nests_deeper(frame)
 
 
 def per_call_us(work: Callable[[], object], number: int, rounds: int) -> float:
@@ -97,7 +111,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--number", type=int, default=20000)
     args = parser.parse_args()
-    print(f"{'message':36} {'loads':>7} {'parse':>7} {'schema':>7} {'bounded':>8}  (µs)")
+    print(
+        f"{'message':36} {'loads':>7} {'parse':>7} {'nesting':>8} {'schema':>7} {'bounded':>8}"
+        "  (µs per message)"
+    )
     for label, version, action, payload in CASES:
         text = orjson.dumps([2, "0f9c", action, payload]).decode()
         bounded = SchemaSet(version).request_validator(action)
@@ -105,13 +122,16 @@ def main() -> None:
         works: list[Callable[[], object]] = [
             partial(orjson.loads, text),
             partial(parse_frame, text),
+            partial(nesting_check, text, orjson.loads(text)),
             partial(unbounded(version, action), payload),
             partial(bounded, payload),
         ]
-        loads, parse, plain, with_bounds = (
+        loads, parse, nesting, plain, with_bounds = (
             per_call_us(work, args.number, args.rounds) for work in works
         )
-        print(f"{label:36} {loads:7.2f} {parse:7.2f} {plain:7.2f} {with_bounds:8.2f}")
+        print(
+            f"{label:36} {loads:7.2f} {parse:7.2f} {nesting:8.2f} {plain:7.2f} {with_bounds:8.2f}"
+        )
 
 
 if __name__ == "__main__":
