@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from structlog.processors import format_exc_info
 from structlog.testing import capture_logs
 
 
@@ -26,9 +27,11 @@ class Captured:
     def tracebacks(self) -> list[str]:
         """Every event or record that carries a traceback or was logged as an error."""
         found = [
-            f"{e['event']}: {e}"
+            f"{e['event']}: {e.get('exception') or e}"
             for e in self.events
-            if e.get("exc_info") or e["log_level"] in ("error", "critical", "exception")
+            if e.get("exception")
+            or e.get("exc_info")
+            or e["log_level"] in ("error", "critical", "exception")
         ]
         found += [
             f"{r.name}: {r.getMessage()}"
@@ -54,7 +57,8 @@ def captured_logs() -> Iterator[Captured]:
     root = logging.getLogger()
     root.addHandler(handler)
     try:
-        with capture_logs() as events:
+        # Tracebacks are rendered while the exception is in hand (`exception` field).
+        with capture_logs(processors=[format_exc_info]) as events:
             found.events = events
             yield found
     finally:
