@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars
@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 
 from csms.config import OcppConfig
 from csms.core.charger import ChargePoint
+from csms.core.ids import charger_id_problem
 from csms.core.passwords import verify_password
 from csms.core.quotas import TokenBucket
 from csms.handlers.session import Adapter, OcppSession
@@ -182,10 +183,15 @@ class OcppServer:
         peer = _peer(ws)
         path = urlsplit(request.path).path
         head, _, last = path.rpartition("/")
-        cp_id = unquote(last)
-        if head != self._prefix or not cp_id or len(cp_id) > 255 or "/" in cp_id:
-            log.warning("handshake_refused", peer=peer, path=path, reason="unknown path")
+        if head != self._prefix or not last:
+            log.warning(
+                "handshake_refused", peer=peer, path=_printable(path), reason="unknown path"
+            )
             return ws.respond(HTTPStatus.NOT_FOUND, "Not a charge point URL\n")
+        cp_id, problem = _charger_id(last)
+        if problem is not None:
+            log.warning("handshake_refused", peer=peer, path=_printable(path), reason=problem)
+            return ws.respond(HTTPStatus.BAD_REQUEST, f"Charge point id refused: {problem}\n")
         offered = _offered_subprotocols(request.headers)
         chosen: str | None = None
         if offered:
@@ -250,7 +256,7 @@ class OcppServer:
         stored = None if charger is None else charger.password_hash
         if stored is None and not self.config.require_auth:
             return None
-        credentials = _basic_credentials(request.headers.get("Authorization"))
+        credentials = _basic_credentials(request.headers.get("Authorization"), cp_id)
         reason = None
         if credentials is None:
             reason = "missing credentials"
@@ -416,7 +422,28 @@ def _offered_subprotocols(headers: Headers) -> list[str]:
     return offered
 
 
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+def _charger_id(segment: str) -> tuple[str, str | None]:
+    """The charge point id of the URL's last path segment, and why it is refused (None when
+    it is not). Percent-escapes are decoded strictly: bytes that are not UTF-8 are refused,
+    never replaced (two different raw ids must not become one charger)."""
+    try:
+        cp_id = unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        return segment, "the charge point id is not valid UTF-8"
+    return cp_id, charger_id_problem(cp_id)
+
+
+def _printable(path: str, limit: int = 200) -> str:
+    """A request path for the log: ASCII only (control characters and bytes escaped)."""
+    text = path.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _basic_credentials(header: str | None, cp_id: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic Authorization header. The user is the charge point id,
+    which may contain ":" (identifierString does): a header that starts with the id and a
+    colon is split there."""
     if not header:
         return None
     scheme, _, value = header.partition(" ")
@@ -426,6 +453,8 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
+    if decoded.startswith(cp_id + ":"):
+        return cp_id, decoded[len(cp_id) + 1 :]
     user, sep, password = decoded.partition(":")
     if not sep:
         return None

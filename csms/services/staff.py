@@ -17,6 +17,7 @@ from csms.core.authorization import Token, TokenStatus, parse_limit
 from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
 from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
+from csms.core.ids import charger_id_problem
 from csms.core.metering import Sample
 from csms.core.parties import LOCAL, check_origin
 from csms.core.passwords import hash_password
@@ -313,8 +314,10 @@ def _hash(password: str | None) -> str | None:
 
 
 def _check_charger_id(cp_id: str) -> None:
-    if not cp_id or len(cp_id) > 255 or "/" in cp_id or cp_id.strip() != cp_id:
-        raise InvalidInput(f"invalid charger id {cp_id!r}")
+    """The id a charger may connect with (the handshake refuses any other)."""
+    problem = charger_id_problem(cp_id)
+    if problem is not None:
+        raise InvalidInput(f"invalid charger id {cp_id!r}: {problem}")
 
 
 def _check_token(token: Token) -> None:

@@ -143,6 +143,9 @@ def test_token_import(workdir: Path) -> None:
     [
         (["chargers", "show", "NOPE"], "no charger NOPE"),
         (["chargers", "add", "X", "--password", "short"], "at least 8 characters"),
+        (["chargers", "add", "CP{1}"], "the charge point id contains '{'"),
+        (["chargers", "add", "CP 1"], "allowed are a-z, A-Z, 0-9 and * - _ = : + | @ ."),
+        (["chargers", "add", "X" * 49], "longer than 48 characters"),
         (["tokens", "add", "T", "--status", "Maybe"], "status must be one of"),
         (["tokens", "add", "T", "--expires", "soon"], "not an ISO 8601"),
         (["tokens", "block", "NOPE"], "no token NOPE"),
