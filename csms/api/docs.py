@@ -6,6 +6,7 @@ Rendering only; what is described comes from the OpenAPI document given.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -22,6 +23,14 @@ padding:0 .4rem;border-radius:3px;text-align:center}.m.post{background:#2f855a}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccd;padding:.2rem .5rem;
 text-align:left;vertical-align:top}th{background:#f4f5f7}nav a{margin-right:.6rem}
 """
+
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _text(text: str) -> str:
+    """Plain text with `code` spans, as HTML."""
+    return _CODE.sub(r"<code>\1</code>", escape(text))
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -41,7 +50,7 @@ def _parameters(parameters: list[dict[str, Any]]) -> str:
             escape(p["name"]),
             "path" if p.get("in") == "path" else "query",
             escape(_type(p.get("schema", {}))),
-            escape(p.get("description", "")),
+            _text(p.get("description", "")),
         )
         for p in parameters
     )
@@ -59,10 +68,10 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
     parts = [
         f'<h2 id="{anchor}"><span class="m {escape(method)}">{escape(method.upper())}</span> '
         f"<code>{escape(path)}</code></h2>",
-        f"<p>{escape(op.get('summary', ''))}</p>",
+        f"<p>{_text(op.get('summary', ''))}</p>",
     ]
     if op.get("description"):
-        parts.append(f"<p>{escape(op['description'])}</p>")
+        parts.append(f"<p>{_text(op['description'])}</p>")
     parts.append(_parameters(op.get("parameters", [])))
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     if body.get("schema", {}).get("properties"):

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csms.api.params import encode_cursor
 from csms.core.authorization import Token, TokenStatus
 from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
 from csms.core.commands import CommandRecord
@@ -222,13 +223,13 @@ def _priced() -> Priced:
     return Priced(price_session(tariff, usage, ZoneInfo("Europe/Amsterdam")), tariff, None, None)
 
 
-def page(items: list[Any], total: int, cursor: str | None = None) -> dict[str, Any]:
+def page(items: list[Any], total: int, cursor: str | None = None, path: str = "") -> dict[str, Any]:
     return {
         "items": items,
         "total": total,
-        "limit": 100,
+        "limit": 2 if cursor else 100,
         "next_cursor": cursor,
-        "next": None if cursor is None else f"?limit=100&cursor={cursor}",
+        "next": None if cursor is None else f"{path}?limit=2&cursor={cursor}",
     }
 
 
@@ -267,7 +268,8 @@ def examples() -> dict[str, Any]:
         "/api/transactions": page(
             [transaction_json(RUNNING, NOW), transaction_json(FINISHED, NOW)],
             57,
-            "WyJ0cmFuc2FjdGlvbnMiLDQxXQ",
+            encode_cursor("transactions", FINISHED.id),
+            "/api/transactions",
         ),
         "/api/transactions/{transaction}": transaction_detail_json(
             TransactionDetail(RUNNING, samples), NOW, _priced(), None

@@ -22,6 +22,7 @@ from csms.core.authorization import TokenStatus
 from csms.core.charger import RegistrationStatus
 from csms.core.commands import CommandName, Outcome
 from csms.core.errors import InvalidInput
+from csms.core.parties import check_origin
 from csms.core.partners import PartnerStatus
 from csms.core.status import ConnectorStatus
 from csms.core.transactions import BillingState, TransactionState
@@ -234,8 +235,6 @@ async def cdr(request: web.Request, ctx: ReadContext, q: Query) -> Any:
 
 
 async def tokens(request: web.Request, ctx: ReadContext, q: Query) -> Any:
-    from csms.core.parties import check_origin
-
     status = q.choice("status", [s.value for s in TokenStatus])
     owner = q.text("owner", most=16)
     if owner is not None:
