@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Collection, Sequence
 import structlog
 from aiohttp import web
 
+from csms.api.reads import ReadContext
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
 from csms.config import COMPONENTS, Config
@@ -34,6 +35,7 @@ from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from csms.services.quotas import QuotaSettings
+from csms.services.reads import ReadService
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
@@ -214,7 +216,15 @@ class CsmsApp:
             token=token,
             started=time.monotonic(),
         )
-        runner = web.AppRunner(build_api(context), access_log=None, handle_signals=False)
+        registry = self.ocpp.registry
+        read_context = ReadContext(
+            ReadService(self.db, self.clock, self.billing),
+            # Without an OCPP server here, this process holds no charger's socket.
+            (lambda cp_id: registry.get(cp_id) is not None) if "ocpp" in self.components else None,
+        )
+        runner = web.AppRunner(
+            build_api(context, read_context), access_log=None, handle_signals=False
+        )
         await runner.setup()
         site = web.TCPSite(runner, cfg.host, cfg.port)
         try:

@@ -1,5 +1,6 @@
-"""The operator API: `POST /api/chargers/{id}/remote/{command}`, the audit log, `/health`,
-`/metrics` and an OpenAPI description, behind a bearer token.
+"""The operator API: `POST /api/chargers/{id}/remote/{command}`, the audit log, the read
+endpoints (csms.api.reads), `/health`, `/metrics`, an OpenAPI description and its docs page,
+behind a bearer token.
 
 Parses HTTP and JSON and maps results to status codes; commands live in csms.services.
 """
@@ -18,12 +19,14 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from csms.core.commands import CommandName, CommandRecord, CommandResult, Outcome
+from csms.api import docs, reads
+from csms.core.commands import CommandName, CommandResult, Outcome
 from csms.metrics import Metrics
 from csms.services.commands import PARAMETERS, CommandService, Requester
 from csms.storage import billing as billing_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
+from csms.views import command_record_json
 
 log = structlog.get_logger("csms.api")
 
@@ -39,7 +42,8 @@ _HTTP_STATUS = {
     Outcome.TIMED_OUT: 504,
 }
 _SOURCES = frozenset({"cli", "api"})
-_OPEN_PATHS = frozenset({"/health"})
+# The description of the API may be public; the data is not.
+_OPEN_PATHS = frozenset({"/health", "/api/openapi.json", "/api/docs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,32 +81,11 @@ def result_json(result: CommandResult) -> dict[str, Any]:
     }
 
 
-def record_json(record: CommandRecord) -> dict[str, Any]:
-    def iso(moment: Any) -> str | None:
-        return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-    return {
-        "id": record.id,
-        "charger": record.charge_point_id,
-        "command": record.command,
-        "action": record.action,
-        "params": record.params,
-        "source": record.source,
-        "requested_by": record.requested_by,
-        "outcome": record.outcome,
-        "status": record.status,
-        "message": record.message,
-        "answer": record.answer,
-        "created_at": iso(record.created_at),
-        "finished_at": iso(record.finished_at),
-    }
-
-
 @web.middleware
 async def _guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Bearer token on everything but /health; no traceback ever reaches a client."""
+    """Bearer token on everything but the open paths; no traceback ever reaches a client."""
     context = request.app[CONTEXT]
     if request.path not in _OPEN_PATHS:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -216,11 +199,17 @@ async def list_commands(request: web.Request) -> web.Response:
     if not 1 <= limit <= 10_000:
         return _error(400, "limit must be between 1 and 10000")
     records = await context.commands.history(request.query.get("charger"), limit)
-    return _json([record_json(r) for r in records])
+    return _json([command_record_json(r) for r in records])
 
 
 async def openapi(request: web.Request) -> web.Response:
     return _json(openapi_document())
+
+
+async def api_docs(request: web.Request) -> web.Response:
+    return web.Response(
+        text=docs.render(openapi_document()), content_type="text/html", charset="utf-8"
+    )
 
 
 def command_path(name: CommandName) -> str:
@@ -270,7 +259,22 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "audit log entries"}},
             }
         },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This description (no token)",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3 document"}},
+            }
+        },
+        "/api/docs": {
+            "get": {
+                "summary": "This description as a page to read (no token)",
+                "security": [],
+                "responses": {"200": {"description": "HTML"}},
+            }
+        },
     }
+    paths.update(reads.openapi_paths())
     for name in CommandName:
         properties: dict[str, Any] = {}
         required = []
@@ -333,12 +337,17 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-def build_api(context: ApiContext) -> web.Application:
+def build_api(
+    context: ApiContext, read_context: reads.ReadContext | None = None
+) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=1024 * 1024)
     app[CONTEXT] = context
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/docs", api_docs)
+    if read_context is not None:
+        reads.add_routes(app, read_context)
     app.router.add_get("/api/commands", list_commands)
     app.router.add_post("/api/chargers/{cp_id}/remote/{command:.+}", run_command)
     return app

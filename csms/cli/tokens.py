@@ -16,21 +16,9 @@ from csms.cli.common import CliError, config_option, iso, json_option, parse_tim
 from csms.core.authorization import Token, TokenStatus, limit_text
 from csms.core.errors import InvalidInput
 from csms.services.staff import parse_tokens_csv, token_limit, token_owner, token_status
+from csms.views import token_json
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def token_json(t: Token) -> dict[str, Any]:
-    return {
-        "uid": t.uid,
-        "type": t.type,
-        "status": t.status.value,
-        "expires_at": iso(t.expires_at),
-        "parent": t.parent_uid,
-        "origin": t.origin,
-        "max_concurrent": t.max_concurrent,
-        "updated_at": iso(t.updated_at),
-    }
 
 
 def _max_concurrent_option(default: str | None) -> Callable[[F], F]:

@@ -27,6 +27,7 @@ from csms.storage.models import (
     ConnectorRow,
     StatusHistoryRow,
 )
+from csms.storage.paging import Page, keyset_page
 
 _cp = cast(Table, ChargePointRow.__table__)
 _conn = cast(Table, ConnectorRow.__table__)
@@ -462,3 +463,41 @@ def _as_utc(value: Any) -> datetime:
     """A timestamp read through a UNION (the driver's value: SQLite gives text)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    registration: RegistrationStatus | None = None,
+    connected: bool | None = None,
+    ocpp_version: str | None = None,
+    status: ConnectorStatus | None = None,
+    after: str | None = None,
+    limit: int,
+) -> Page[ChargePoint]:
+    """A page of charge points by id for staff; `status`: one of its connectors (or the
+    charger itself, EVSE 0) has it."""
+    conditions = []
+    if registration is not None:
+        conditions.append(_cp.c.registration == registration.value)
+    if connected is not None:
+        conditions.append(_cp.c.connected == connected)
+    if ocpp_version is not None:
+        conditions.append(_cp.c.ocpp_version == ocpp_version)
+    if status is not None:
+        conditions.append(
+            select(_conn.c.charge_point_id)
+            .where(_conn.c.charge_point_id == _cp.c.id, _conn.c.status == status.value)
+            .exists()
+        )
+    return await keyset_page(
+        conn,
+        select(_cp),
+        _cp,
+        conditions,
+        _cp.c.id,
+        descending=False,
+        after=after,
+        limit=limit,
+        convert=_to_charge_point,
+    )

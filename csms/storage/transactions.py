@@ -32,6 +32,7 @@ from csms.storage.models import (
     TransactionRow,
     UnmatchedMessageRow,
 )
+from csms.storage.paging import Page, keyset_page
 
 _tx = cast(Table, TransactionRow.__table__)
 _mv = cast(Table, MeterValueRow.__table__)
@@ -804,3 +805,44 @@ async def list_unmatched(
         }
         for r in (await conn.execute(stmt)).all()
     ]
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    cp_id: str | None = None,
+    state: TransactionState | None = None,
+    tag_key: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    billing: str | None = None,
+    after: int | None = None,
+    limit: int,
+) -> Page[Transaction]:
+    """A page of transactions for staff, newest first (by id), with the newest register
+    reading of each; `since` (inclusive) and `until` (exclusive) bound the start;
+    `tag_key`: the token_key of the id tag that started it."""
+    conditions = []
+    if cp_id is not None:
+        conditions.append(_tx.c.charge_point_id == cp_id)
+    if state is not None:
+        conditions.append(_tx.c.state == state.value)
+    if tag_key is not None:
+        conditions.append(_tx.c.id_tag_key == tag_key)
+    if since is not None:
+        conditions.append(_tx.c.start_at >= since)
+    if until is not None:
+        conditions.append(_tx.c.start_at < until)
+    if billing is not None:
+        conditions.append(_tx.c.billing == billing)
+    return await keyset_page(
+        conn,
+        _WITH_METER,
+        _tx,
+        conditions,
+        _tx.c.id,
+        descending=True,
+        after=after,
+        limit=limit,
+        convert=_to_transaction,
+    )
