@@ -21,7 +21,7 @@ from aiohttp import web
 
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
-from csms.config import COMPONENTS, Config, sqlite_file
+from csms.config import COMPONENTS, Config, database_location
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
@@ -331,12 +331,6 @@ def whereabouts(config: Config, components: Collection[str]) -> dict[str, str]:
     return found
 
 
-def database_location(url: str) -> str:
-    """An SQLite database's file, else the URL without its password."""
-    file = sqlite_file(url)
-    return str(file) if file is not None else _safe_url(url)
-
-
 def is_loopback(host: str) -> bool:
     """Does `host` name this machine only? (A wildcard like 0.0.0.0 or "" does not.)"""
     host = host.strip("[]").lower()
@@ -364,8 +358,7 @@ def exposure_warnings(
                     "ocpp.registration",
                     f"OCPP listens on {at} and accepts every unknown charger "
                     '(registration = "accept"); set ocpp.registration = "pending" or "reject" '
-                    "and add chargers with "
-                    "`csms chargers add`",
+                    "and add chargers with `csms chargers add`",
                 )
             )
         if not ocpp.require_auth:

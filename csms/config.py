@@ -270,6 +270,17 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path)
 
 
+def database_location(url: str) -> str:
+    """The database, for people: an SQLite database's file, else its URL without the
+    password."""
+    file = sqlite_file(url)
+    if file is not None:
+        return str(file)
+    from sqlalchemy.engine import make_url  # here: `csms remote` does not load SQLAlchemy
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def with_data_dir(config: Config, data_dir: Path, config_file: Path | None = None) -> Config:
     """`config` with a relative SQLite path and API token file made absolute under
     `data_dir` (an absolute path), and with where it came from recorded."""

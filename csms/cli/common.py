@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from csms.config import Config, ConfigError, load_config, sqlite_file
+from csms.config import Config, ConfigError, database_location, load_config, sqlite_file
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -106,16 +106,6 @@ def print_warning(line: str) -> None:
     click.echo(f"warning: {line}", err=True)
 
 
-def where(config: Config) -> str:
-    """The database, for people: its file, else its URL without the password."""
-    file = sqlite_file(config.database.url)
-    if file is not None:
-        return str(file)
-    from sqlalchemy.engine import make_url
-
-    return make_url(config.database.url).render_as_string(hide_password=True)
-
-
 def require_database(config: Config) -> None:
     """Refuse, in one line naming where it looked, to work on an SQLite database that does
     not exist (opening it would create an empty one) or holds no csms schema. Read-only:
@@ -131,7 +121,8 @@ def require_database(config: Config) -> None:
     import sqlite3
 
     try:
-        with contextlib.closing(sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True)) as conn:
+        read_only = f"{file.absolute().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as conn:
             found = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
             ).fetchone()
@@ -145,7 +136,7 @@ def require_database(config: Config) -> None:
 
 def no_schema(config: Config) -> CliError:
     return CliError(
-        f"the database at {where(config)} has no csms schema: {POINT_AT}, "
+        f"the database at {database_location(config.database.url)} has no csms schema: {POINT_AT}, "
         "or create the schema with `csms db init`"
     )
 

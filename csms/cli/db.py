@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from csms.cli.common import config_option, load, run_db, where
+from csms.cli.common import config_option, load, run_db
+from csms.config import database_location
 
 
 @click.group()
@@ -33,10 +34,11 @@ def init_cmd(config_file: str | None) -> None:
         return before, await current(database.engine)
 
     before, after = run_db(config_file, work, create=True, upgrade_first=False)
+    at = database_location(config.database.url)
     if before is None:
-        click.echo(f"created the csms database at {where(config)} (schema revision {after})")
+        click.echo(f"created the csms database at {at} (schema revision {after})")
     else:
-        click.echo(f"the csms database at {where(config)} exists (schema revision {after})")
+        click.echo(f"the csms database at {at} exists (schema revision {after})")
 
 
 @db.command("upgrade")
@@ -50,4 +52,5 @@ def upgrade_cmd(config_file: str | None) -> None:
 
     config = load(config_file)
     revision = run_db(config_file, work, create=True)
-    click.echo(f"the csms database at {where(config)}: schema at revision {revision}")
+    at = database_location(config.database.url)
+    click.echo(f"the csms database at {at}: schema at revision {revision}")
