@@ -1726,6 +1726,8 @@ class SpawnedServer:
         if self.database is not None:
             shutil.copyfile(self.database, self.dir / "csms.db")
         if self.tokens_csv is not None:
+            if self.database is None:  # only `csms db init` and `serve` create a database
+                self._cli(["db", "init", "--config", str(config)], env)
             cards = self.dir / "cards.csv"
             cards.write_text(self.tokens_csv)
             self._cli(["tokens", "import", str(cards), "--config", str(config)], env)

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -19,7 +22,7 @@ from aiohttp import web
 from csms.api.reads import ReadContext
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
-from csms.config import COMPONENTS, Config
+from csms.config import COMPONENTS, Config, database_location
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
@@ -323,9 +326,81 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: Config, components: Collection[str] = COMPONENTS) -> None:
+def whereabouts(config: Config, components: Collection[str]) -> dict[str, str]:
+    """Where the running system keeps its data, for its start-up line: data directory,
+    configuration file, database and (with the API) the API token file."""
+    found = {
+        "data_dir": config.data_dir or os.getcwd(),
+        "config_file": config.config_file or "none (built-in defaults)",
+        "database": database_location(config.database.url),
+    }
+    if "api" in components:
+        found["api_token_file"] = (
+            "none (api.token is configured)" if config.api.token else config.api.token_file
+        )
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """Does `host` name this machine only? (A wildcard like 0.0.0.0 or "" does not.)"""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warnings(
+    config: Config, components: Collection[str], ocpi_base_url: str | None
+) -> list[tuple[str, str]]:
+    """(setting, one line) for each default that is unsafe or misleading on a listener
+    other machines reach: open registration, chargers without a password, and an OCPI
+    URL for partners that names this machine only."""
+    found: list[tuple[str, str]] = []
+    ocpp = config.ocpp
+    if "ocpp" in components and not is_loopback(ocpp.host):
+        at = f"{ocpp.host or '*'}:{ocpp.port}"
+        if ocpp.registration == "accept":
+            found.append(
+                (
+                    "ocpp.registration",
+                    f"OCPP listens on {at} and accepts every unknown charger "
+                    '(registration = "accept"); set ocpp.registration = "pending" or "reject" '
+                    "and add chargers with `csms chargers add`",
+                )
+            )
+        if not ocpp.require_auth:
+            found.append(
+                (
+                    "ocpp.require_auth",
+                    f"OCPP listens on {at} and lets chargers without a password connect "
+                    "(require_auth = false); give each charger a password and set "
+                    "ocpp.require_auth = true",
+                )
+            )
+    ocpi = config.ocpi
+    if "ocpi" in components and ocpi_base_url and not is_loopback(ocpi.host):
+        host = urlsplit(ocpi_base_url).hostname or ""
+        if is_loopback(host) or host in ("0.0.0.0", "::"):  # noqa: S104 - naming, not binding
+            found.append(
+                (
+                    "ocpi.base_url",
+                    f"OCPI partners are told to reach this bridge at {ocpi_base_url}, which "
+                    "names this machine only; set ocpi.base_url to the URL partners reach",
+                )
+            )
+    return found
+
+
+async def serve(
+    config: Config,
+    components: Collection[str] = COMPONENTS,
+    on_started: Callable[[CsmsApp], None] | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully; raises ServerFailed when
-    it stopped because its database writer died."""
+    it stopped because its database writer died. `on_started` is called once it serves."""
     # The SQLite driver thread needs the GIL between statements; a busy event loop would
     # otherwise hold it for the default 5 ms each time (measured: p50 latency 127 -> 22 ms
     # at 2,000 MeterValues/s).
@@ -350,7 +425,11 @@ async def serve(config: Config, components: Collection[str] = COMPONENTS) -> Non
     background.spawn(manage_gc(), name="gc-policy")
     if "ocpp" in components:
         background.spawn(app.charging.warm_up(), name="warm-up")
-    log.info("csms_started", database=_safe_url(config.database.url), components=sorted(components))
+    log.info("csms_started", components=sorted(components), **whereabouts(config, components))
+    for setting, detail in exposure_warnings(config, components, app.ocpi_base_url):
+        log.warning("unsafe_setting_found", setting=setting, detail=detail)
+    if on_started is not None:
+        on_started(app)
     try:
         await stop.wait()
     finally:
