@@ -291,6 +291,14 @@ class CsmsApp:
             **_bounds(cfg),
         )
 
+    def http_connections(self) -> dict[str, int]:
+        """Connections open now on each HTTP listener that runs (`api`, `ocpi`)."""
+        return {
+            name: listener.open_connections
+            for name, listener in (("api", self._api), ("ocpi", self._ocpi))
+            if listener is not None
+        }
+
     async def stop(self) -> None:
         await self._shutdown()
         log.info("csms_stopped")
