@@ -17,6 +17,9 @@ def test_render_counts_and_histograms() -> None:
     m.billing_held("cdr_failed")
     m.billing_held("cdr_failed")
     m.billing_failed()
+    m.http_connection_closed("ocpi", "header_timeout")
+    m.http_connection_closed("ocpi", "header_timeout")
+    m.http_connection_closed("api", "limit")
     text = m.render(
         connected={"1.6": 3, "2.0.1": 0},
         active_transactions=2,
@@ -41,9 +44,12 @@ def test_render_counts_and_histograms() -> None:
     assert "csms_transactions_held 4" in lines
     assert 'csms_billing_held_total{reason="cdr_failed"} 2' in lines
     assert "csms_billing_failures_total 1" in lines
+    closed = "csms_http_connections_closed_total"
+    assert f'{closed}{{listener="ocpi",reason="header_timeout"}} 2' in lines
+    assert f'{closed}{{listener="api",reason="limit"}} 1' in lines
     # Every family has HELP and TYPE, and label values are escaped.
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 11
+    assert len(families) == len(set(families)) == 12
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False
