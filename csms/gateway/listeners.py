@@ -197,14 +197,14 @@ class HttpListener:
         return len(self._guards)
 
     async def start(self, sock: socket.socket) -> None:
-        await self._runner.setup()
-        server = self._runner.server
-        assert server is not None
-
-        def protocol() -> asyncio.Protocol:
-            return _Guard(self, server())
-
         try:
+            await self._runner.setup()
+            server = self._runner.server
+            assert server is not None
+
+            def protocol() -> asyncio.Protocol:
+                return _Guard(self, server())
+
             self._server = await asyncio.get_running_loop().create_server(
                 protocol, sock=sock, backlog=128
             )
