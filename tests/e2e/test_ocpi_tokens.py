@@ -211,7 +211,9 @@ async def test_type_defaults_to_rfid_and_is_part_of_the_key(
     status, answer = await emsp.call("PUT", rfid, token("U1", type="APP_USER"))
     assert (status, answer["status_code"]) == (200, 2001)
     assert "type APP_USER" in answer["status_message"] and "?type=" in answer["status_message"]
-    status, answer = await emsp.call("PUT", emsp.url("tokens", "DE", "EMS", "U1", query="type=X"))
+    status, answer = await emsp.call(
+        "PUT", emsp.url("tokens", "DE", "EMS", "U1", query="type=X"), token("U1")
+    )
     assert answer["status_code"] == 2001 and "type (URL)" in answer["status_message"]
     async with server.app.db.read() as conn:
         stored, total = await token_repo.page(conn)
@@ -257,7 +259,9 @@ async def test_invalid_bodies_are_2001_naming_the_field(
         assert text in answer["status_message"], answer
     status, answer = await emsp.call("PUT", url, raw_body=b'{"uid": ')
     assert (status, answer["status_code"]) == (400, 2001)
-    status, answer = await emsp.call("PUT", emsp.url("tokens", "DE", "EMS", "U" * 37))
+    status, answer = await emsp.call(
+        "PUT", emsp.url("tokens", "DE", "EMS", "U" * 37), token("U" * 37)
+    )
     assert answer["status_code"] == 2001 and "uid (URL)" in answer["status_message"]
     async with server.app.db.read() as conn:
         assert (await token_repo.page(conn))[1] == 0
