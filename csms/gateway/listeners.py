@@ -185,9 +185,15 @@ class HttpListener:
         self._refusals = _Tally("http_connection_refused", name)
         self._timeouts = _Tally("http_header_timed_out", name)
         app.middlewares.insert(0, self._middleware())
-        # aiohttp's own keep-alive bound agrees with ours (its default is an hour).
+        # aiohttp's own keep-alive bound agrees with ours (its default is an hour), and the
+        # rest of a body left unread by an answer (a 401, a 408) is drained for at most
+        # header_timeout before the connection closes (its default: 10 s).
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout
+            app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=limits.idle_timeout,
+            lingering_time=min(limits.header_timeout, 10.0),
         )
         self._server: asyncio.Server | None = None
         self.port: int | None = None

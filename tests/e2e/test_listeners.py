@@ -187,7 +187,7 @@ async def test_the_operator_api_bounds_headers_bodies_idle_and_connections(
 
 
 async def test_an_ocpi_body_that_does_not_arrive_is_408(start_server: StartServer) -> None:
-    server = await start_server(ocpi={"body_timeout": 1.0})
+    server = await start_server(ocpi={"body_timeout": 1.0, "header_timeout": 1.0})
     port = server.app.ocpi_port
     assert port is not None
     invitation = await server.app.partners.add("emsp")
