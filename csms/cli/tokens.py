@@ -30,7 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def token_json(t: Token, claims: Sequence[TokenConflict] | None = None) -> dict[str, Any]:
-    """A token; with `claims`, also the other parties whose tokens claim its uid."""
+    """A token; when other parties' tokens claim its uid (`claims`), also those parties
+    (the key is absent otherwise: the shape scripts know stays as it was)."""
     out: dict[str, Any] = {
         "uid": t.uid,
         "type": t.type,
@@ -41,7 +42,7 @@ def token_json(t: Token, claims: Sequence[TokenConflict] | None = None) -> dict[
         "max_concurrent": t.max_concurrent,
         "updated_at": iso(t.updated_at),
     }
-    if claims is not None:
+    if claims:
         out["also_claimed_by"] = sorted({c.claimed_by for c in claims})
     return out
 
@@ -165,8 +166,7 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
                 t.type,
                 t.origin,
                 limit_text(t.max_concurrent),
-                ",".join(token_json(t, claims.get(token_key(t.uid), []))["also_claimed_by"])
-                or None,
+                ",".join(sorted({c.claimed_by for c in claims.get(token_key(t.uid), [])})) or None,
             ]
             for t in found
         ],
