@@ -15,6 +15,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 from aiohttp import web
@@ -88,8 +89,9 @@ class _Guard(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport instances, but behave as one.
+        self._transport = cast(asyncio.Transport, transport)
+        transport = self._transport
         if not self._listener._admit(self):
             transport.write(_BUSY)
             transport.close()

@@ -3,18 +3,23 @@ to the OCPI port are closed after `ocpi.header_timeout` and capped at
 `ocpi.max_connections` (more are answered 503 at once) while chargers still connect and a
 normal OCPI request still works; the operator API does the same; a body that does not arrive
 is answered 408; an idle keep-alive connection is closed; the OCPP listener drops an
-unfinished WebSocket handshake after `ocpp.handshake_timeout`."""
+unfinished WebSocket handshake after `ocpp.handshake_timeout`; the listener behaves the
+same on uvloop, which `csms serve` runs on."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
+import pytest
+from aiohttp import web
 
+from csms.gateway.listeners import HttpListener, ListenerLimits
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import charger, until
 
@@ -213,3 +218,42 @@ async def test_an_unfinished_websocket_handshake_is_dropped(start_server: StartS
             took, said = await h.closed_after(6)
             assert 0.9 <= took <= 5, took
             assert b"101" not in said
+
+
+def test_the_listener_under_uvloop() -> None:
+    """`csms serve` runs on uvloop, whose transports are not asyncio's classes: the same
+    bounds hold there (and aiohttp's own 400 for a malformed request still gets out)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_get("/health", health)
+        limits = ListenerLimits(header_timeout=0.5, idle_timeout=1.0, max_connections=2)
+        listener = HttpListener("api", app, limits)
+        sock = socket.create_server(("127.0.0.1", 0))
+        sock.setblocking(False)
+        await listener.start(sock)
+        assert listener.port is not None
+        try:
+            async with many(listener.port, 2) as held, many(listener.port, 1, b"") as extra:
+                took, said = await extra[0].closed_after(2.0)
+                assert said.startswith(b"HTTP/1.1 503 ") and took < 0.5
+                for h in held:
+                    took, said = await h.closed_after(3.0)
+                    assert 0.45 <= took <= 2.5 and said == b""
+            bad = b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"
+            good = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            async with many(listener.port, 1, bad) as refused, many(listener.port, 1, good) as ok:
+                _, said = await refused[0].closed_after(3.0)
+                assert said.startswith(b"HTTP/1.0 400 ")
+                took, said = await ok[0].closed_after(3.0)  # closed once idle
+                assert said.startswith(b"HTTP/1.1 200 ") and said.endswith(b"ok")
+                assert 0.9 <= took <= 2.5
+            assert listener.open_connections == 0
+        finally:
+            await listener.stop()
+
+    uvloop.run(scenario())
