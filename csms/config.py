@@ -100,6 +100,9 @@ class OcppConfig:
     # unknown ids are refused at the handshake. 0 = no limit of that kind.
     auto_register_per_hour: int = 100
     auto_register_limit: int = 1000
+    # Seconds a client has to complete the WebSocket opening handshake (its HTTP upgrade
+    # request and our checks) before the connection is closed.
+    handshake_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,16 @@ class ApiConfig:
     # Empty means: generate one on first start and store it in token_file.
     token: str = ""
     token_file: str = ".csms/api-token"  # noqa: S105 - a path, not a secret
+    # Listener bounds (see the README's Reliability section): seconds a client has to send
+    # a request's headers (from connecting, or from its first byte after an answer), seconds
+    # to send a request's body once its headers are in, seconds an open connection may wait
+    # between requests, connections open at once (more are answered 503 and closed), and
+    # the largest request body in bytes.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    max_connections: int = 64
+    max_body_size: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +152,13 @@ class OcpiConfig:
     # before the token's whitelist rule decides without the answer; keep it below the
     # chargers' own message timeout.
     authorize_timeout: float = 5.0
+    # Listener bounds, as for [api]: header, body and idle timeouts in seconds, connections
+    # open at once, largest request body in bytes (pushed token lists can be large).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    max_connections: int = 256
+    max_body_size: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +477,10 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.message_burst must be at least 1")
         if not section.kept_burst_minutes > 0:
             raise ConfigError("ocpp.kept_burst_minutes must be positive")
+        if not section.handshake_timeout > 0:
+            raise ConfigError("ocpp.handshake_timeout must be positive")
+    if isinstance(section, ApiConfig | OcpiConfig):
+        _validate_listener(name, section)
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
     if isinstance(section, LogConfig) and section.charger_lines_per_minute < 0:
@@ -475,6 +499,16 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.max_batch must be at least 1")
         if section.commit_delay_ms < 0:
             raise ConfigError("database.commit_delay_ms must not be negative")
+
+
+def _validate_listener(name: str, section: ApiConfig | OcpiConfig) -> None:
+    for key in ("header_timeout", "body_timeout", "idle_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"{name}.{key} must be positive")
+    if section.max_connections < 1:
+        raise ConfigError(f"{name}.max_connections must be at least 1")
+    if section.max_body_size < 1024:
+        raise ConfigError(f"{name}.max_body_size must be at least 1024")
 
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

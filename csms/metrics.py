@@ -53,6 +53,8 @@ class Metrics:
         # frames whose reading waited for the per-connection rate limit, and for how long
         self.throttled = 0
         self.throttled_seconds = 0.0
+        # (HTTP listener "api"|"ocpi", reason "limit"|"header_timeout") -> connections closed
+        self.http_closed: dict[tuple[str, str], int] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -91,6 +93,10 @@ class Metrics:
     def throttle(self, seconds: float) -> None:
         self.throttled += 1
         self.throttled_seconds += seconds
+
+    def http_connection_closed(self, listener: str, reason: str) -> None:
+        key = (listener, reason)
+        self.http_closed[key] = self.http_closed.get(key, 0) + 1
 
     def render(
         self,
@@ -212,6 +218,18 @@ class Metrics:
             "counter",
             "Commands sent to chargers (csms remote, API, OCPI), by command and outcome.",
             [(_labels(command=c, outcome=o), n) for (c, o), n in sorted(self.commands.items())],
+        )
+        _family(
+            out,
+            "csms_http_connections_closed_total",
+            "counter",
+            "Connections the HTTP listeners (api, ocpi) closed on a bound: limit (over "
+            "max_connections, answered 503), header_timeout (no complete request headers in "
+            "time).",
+            [
+                (_labels(listener=name, reason=r), n)
+                for (name, r), n in sorted(self.http_closed.items())
+            ],
         )
         return "\n".join(out) + "\n"
 

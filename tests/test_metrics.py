@@ -23,6 +23,9 @@ def test_render_counts_and_histograms() -> None:
     m.charger_refused("auto-registration rate reached")
     m.throttle(0.25)
     m.throttle(0.5)
+    m.http_connection_closed("ocpi", "header_timeout")
+    m.http_connection_closed("ocpi", "header_timeout")
+    m.http_connection_closed("api", "limit")
     text = m.render(
         connected={"1.6": 3, "2.0.1": 0},
         active_transactions=2,
@@ -53,9 +56,12 @@ def test_render_counts_and_histograms() -> None:
     assert 'csms_chargers_refused_total{reason="auto-registration rate reached"} 1' in lines
     assert "csms_ocpp_throttled_total 2" in lines
     assert "csms_ocpp_throttled_seconds_total 0.75" in lines
+    closed = "csms_http_connections_closed_total"
+    assert f'{closed}{{listener="ocpi",reason="header_timeout"}} 2' in lines
+    assert f'{closed}{{listener="api",reason="limit"}} 1' in lines
     # Every family has HELP and TYPE, and label values are escaped.
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 16
+    assert len(families) == len(set(families)) == 17
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False
