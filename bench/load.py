@@ -5,6 +5,7 @@ built with orjson, never validated on the hot path, and replies are matched by m
 
     python bench/load.py connections [--chargers 10000] [--version 1.6|2.0.1] [--ramp-rate 500]
     python bench/load.py metervalues [--chargers 1000] [--rate 2000] [--duration 30]
+                                     [--bad-charger [--bad-rate 12]]
     python bench/load.py sessions [--chargers 1000] [--rate 2000] [--meter-messages 10]
                                   [--shared-card] [--cards unknown|known] [--burst]
                                   [--database SEEDED.db]
@@ -22,6 +23,11 @@ addresses are accepted. Phases, each bounded in time:
    open-loop schedule; with --burst every charger authorizes and starts at the same moment
    first (as after a power cut) and those first calls are reported apart;
 3. teardown (not measured): transactions are stopped, connections closed, the server stopped.
+
+With --bad-charger (metervalues) the measured phase runs twice, first as above, then with one
+more charger sending MeterValues the server must refuse (connectorId / evseId 2^64-1) at
+--bad-rate a second; the others' throughput and latency are printed for both phases with the
+change in percent.
 
 Workers (--workers K) are processes that each drive a share of the chargers and send their
 counters and latency samples back to the parent, which reads the server's RSS and CPU time with
@@ -82,6 +88,7 @@ HEARTBEAT: Final = orjson.Fragment(b"{}")
 CLOSE_GRACE_S: Final = 5.0  # how long a closing connection may wait for the server's TCP close
 EXIT_SERVER: Final = 2  # exit status when the server cannot be started or reached
 EXIT_FAILED: Final = 1
+BAD_ID: Final = 2**64 - 1  # --bad-charger: beyond any database integer
 
 
 class BenchError(Exception):
@@ -293,6 +300,20 @@ class V16:
             "meterValue": [{"timestamp": iso_now(), "sampledValue": values}],
         }
 
+    def bad_meter_values(self, ch: Charger) -> Call:
+        """MeterValues on a connector id no charger has (2^64-1): refused by the server."""
+        return "MeterValues", {
+            "connectorId": BAD_ID,
+            "meterValue": [
+                {
+                    "timestamp": iso_now(),
+                    "sampledValue": [
+                        {"value": "1", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+                    ],
+                }
+            ],
+        }
+
     def stop(self, ch: Charger, now: float) -> Call:
         energy = ch.meter.energy_wh(now)
         ts = iso_now()
@@ -428,6 +449,24 @@ class V201:
 
     def started(self, ch: Charger, reply: Any) -> bool:
         return isinstance(reply, dict)
+
+    def bad_meter_values(self, ch: Charger) -> Call:
+        """MeterValues on an EVSE id no station has (2^64-1): refused by the server."""
+        return "MeterValues", {
+            "evseId": BAD_ID,
+            "meterValue": [
+                {
+                    "timestamp": iso_now(),
+                    "sampledValue": [
+                        {
+                            "value": 1.0,
+                            "measurand": "Energy.Active.Import.Register",
+                            "unitOfMeasure": {"unit": "Wh"},
+                        }
+                    ],
+                }
+            ],
+        }
 
     def _meter_value(self, ch: Charger, now: float, rng: random.Random) -> Json:
         r = ch.meter.read(now, rng)
@@ -909,6 +948,8 @@ class Spec:
     meter_messages: int = 10
     shared_card: bool = False
     burst: bool = False
+    bad_charger: bool = False
+    bad_rate: float = 12.0
 
     @property
     def setup_bound(self) -> float:
@@ -1000,12 +1041,13 @@ class Control:
         except (EOFError, OSError):
             return ("eof",)
 
-    async def expect(self, kind: str, limit_s: float) -> tuple[Any, ...]:
+    async def expect(self, kind: str, limit_s: float, *others: str) -> tuple[Any, ...]:
+        """The parent's next message, which must be of `kind` (or one of `others`)."""
         loop = asyncio.get_running_loop()
         message = await loop.run_in_executor(None, self._receive, limit_s)
         if message is None:
             raise BenchError(f"worker: no {kind!r} from the parent in {limit_s:.0f} s")
-        if message[0] != kind:
+        if message[0] != kind and message[0] not in others:
             raise BenchError(f"worker: expected {kind!r} from the parent, got {message[0]!r}")
         return message
 
@@ -1024,6 +1066,9 @@ class Worker:
         self.boot_rtt = Samples(len(self.mine))
         self.links: list[Link] = []
         self.ready: list[Charger] = []
+        # --bad-charger: worker 0's extra charger, or why it could not be brought up.
+        self.bad: Charger | None = None
+        self.bad_error = ""
 
     async def run(self) -> None:
         spec = self.spec
@@ -1044,9 +1089,14 @@ class Worker:
                     "cpu_s": time.process_time(),
                 },
             )
-            _, t0, t1, period = await control.expect("go", spec.ramp_bound + 60.0)
-            control.send("done", await self.measure(t0, t1, period))
-            await control.expect("close", spec.teardown_bound + spec.call_timeout + 120.0)
+            wait = spec.ramp_bound + 60.0
+            while True:  # one measured phase per "go" (two with --bad-charger)
+                message = await control.expect("go", wait, "close")
+                if message[0] == "close":
+                    break
+                _, t0, t1, period, bad, last = message
+                control.send("done", await self.measure(t0, t1, period, bad=bad, last=last))
+                wait = spec.duration + spec.teardown_bound + spec.call_timeout + 120.0
         finally:
             await self.close_all()
         control.send("closed")
@@ -1061,6 +1111,8 @@ class Worker:
             await sleep_until(t_ramp + i / spec.ramp_rate)
             charger = Charger.make(i, spec.id_prefix, self.rng, spec.shared_card)
             tasks.append(loop.create_task(self.bring_up(charger)))
+        if spec.bad_charger and self.index == 0:
+            tasks.append(loop.create_task(self.bring_up_bad()))
         if tasks:
             _, stuck = await asyncio.wait(tasks, timeout=spec.setup_bound)
             for task in stuck:
@@ -1150,9 +1202,77 @@ class Worker:
         s.ready += 1
         self.ready.append(ch)
 
+    async def bring_up_bad(self) -> None:
+        """--bad-charger: one more charger that connects and boots, and nothing else yet."""
+        spec = self.spec
+        loop = asyncio.get_running_loop()
+        ch = Charger.make(0, f"{spec.id_prefix}BAD-", self.rng)
+        link = Link(
+            parse_uri(f"{self.base}/{ch.cp_id}"),
+            self.dialect.subprotocol,
+            self.dialect.answer,
+            loop,
+        )
+        try:
+            async with asyncio.timeout(spec.open_timeout):
+                await loop.create_connection(lambda: link, self.host, self.port)
+                error = await link.opened
+            if error is None:
+                # Kept out of self.links: not one of the chargers the figures are about.
+                reply = await link.call(*self.dialect.boot(ch), spec.call_timeout)
+                status = reply.get("status") if isinstance(reply, dict) else None
+                if status != "Accepted":
+                    error = f"BootNotification: status {status!r}"
+        except (TimeoutError, OSError, CallFailed) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            self.bad_error = f"bad charger: {error}"
+            link.abort()
+            return
+        ch.link = link
+        self.bad = ch
+
+    async def bad_loop(self, ch: Charger, t0: float, t1: float) -> Json:
+        """--bad-charger: a refused MeterValues every 1/--bad-rate s (the next one goes as
+        soon as the answer is in when that takes longer). Counted apart from the others."""
+        spec = self.spec
+        link = ch.link
+        assert link is not None
+        counts = {"sent": 0, "answered": 0, "call_errors": 0, "timeouts": 0}
+        codes: dict[str, int] = {}
+        step = 1.0 / spec.bad_rate
+        t = t0
+        for _ in range(int((t1 - t0) / step) + 2):
+            if t >= t1 or link.closed:
+                break
+            await sleep_until(t)
+            try:
+                link.send_call(*self.dialect.bad_meter_values(ch), t_sched=t)
+            except (ConnectionError, RuntimeError):
+                break
+            counts["sent"] += 1
+            message = None
+            with contextlib.suppress(TimeoutError):
+                message = await asyncio.wait_for(link.reply(), spec.call_timeout)
+            if link.pending_id is not None:
+                link.abandon()
+            if message is None:
+                counts["timeouts"] += 1
+            elif message[0] == 3:
+                counts["answered"] += 1
+            else:
+                counts["call_errors"] += 1
+                code = str(message[2]) if len(message) > 2 else "?"
+                codes[code] = codes.get(code, 0) + 1
+            t = max(t + step, time.monotonic())
+        return {**counts, "codes": codes}
+
     # measured phase
 
-    async def measure(self, t0: float, t1: float, period: float) -> Json:
+    async def measure(
+        self, t0: float, t1: float, period: float, *, bad: bool = False, last: bool = True
+    ) -> Json:
+        """One measured phase; `bad`: with the bad charger; `last`: the teardown follows."""
         spec = self.spec
         ready = [ch for ch in self.ready if ch.link is not None and not ch.link.closed]
         if spec.scenario == "connections":
@@ -1174,19 +1294,31 @@ class Worker:
             tasks = spawn(self.sessions(ch, t0 - warm, t0, t1, period, tally) for ch in ready)
         else:
             tasks = spawn(self.meter_values(ch, t0, t1, period, tally) for ch in ready)
+        bad_task = None
+        if bad and self.bad is not None:
+            bad_task = asyncio.get_running_loop().create_task(self.bad_loop(self.bad, t0, t1))
         await sleep_until(t0)
         cpu0 = time.process_time()
         lag = Samples(int(spec.duration / 0.01) + 16)
         lag_watch = asyncio.get_running_loop().create_task(watch_lag(t1, lag))
         stuck = await finish(tasks, t1 - time.monotonic() + spec.call_timeout + 10.0)
         cpu_s = time.process_time() - cpu0
+        bad_counts = None
+        if bad_task is not None:
+            await asyncio.wait([bad_task], timeout=spec.call_timeout + 5.0)
+            if bad_task.done() and not bad_task.cancelled():
+                bad_counts = bad_task.result()
+            else:
+                bad_task.cancel()
         await asyncio.wait([lag_watch], timeout=1.0)
         lag_watch.cancel()
         held = sum(1 for link in self.links if not link.closed)
         for link in links:
             link.tally = None
         stopped, stop_errors = 0, 0
-        if spec.scenario == "metervalues":
+        if not last:
+            pass
+        elif spec.scenario == "metervalues":
             stopped, stop_errors = await self.stop_transactions(ready)
         elif spec.scenario == "sessions":
             running = [ch for ch in ready if ch.in_transaction]
@@ -1208,6 +1340,8 @@ class Worker:
             "stop_errors": stop_errors,
             "server_calls": sum(link.server_calls for link in self.links),
             "bad_frames": sum(link.bad_frames for link in self.links),
+            "bad_charger": bad_counts,
+            "bad_charger_error": self.bad_error,
         }
 
     async def heartbeats(self, link: Link, t0: float, t1: float, tally: Tally) -> None:
@@ -1394,7 +1528,8 @@ class Worker:
         return outcome["ok"], outcome["failed"]
 
     async def close_all(self) -> None:
-        open_links = [link for link in self.links if not link.closed]
+        bad = [] if self.bad is None or self.bad.link is None else [self.bad.link]
+        open_links = [link for link in (*self.links, *bad) if not link.closed]
         for link in open_links:
             link.close()
         if open_links:
@@ -1452,6 +1587,9 @@ host = "127.0.0.1"
 port = {ocpp_port}
 path = "/ocpp"
 registration = "accept"
+# Every bench charger is an unknown id that registers itself at its boot.
+auto_register_per_hour = 0
+auto_register_limit = 0
 ping_interval = 0
 heartbeat_interval = 300
 
@@ -1588,6 +1726,8 @@ class SpawnedServer:
         if self.database is not None:
             shutil.copyfile(self.database, self.dir / "csms.db")
         if self.tokens_csv is not None:
+            if self.database is None:  # only `csms db init` and `serve` create a database
+                self._cli(["db", "init", "--config", str(config)], env)
             cards = self.dir / "cards.csv"
             cards.write_text(self.tokens_csv)
             self._cli(["tokens", "import", str(cards), "--config", str(config)], env)
@@ -1802,6 +1942,8 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
             meter_messages=args.meter_messages,
             shared_card=args.shared_card,
             burst=args.burst,
+            bad_charger=args.bad_charger,
+            bad_rate=args.bad_rate,
         )
         time.sleep(args.settle)
         rss_baseline = probe.rss()
@@ -1828,16 +1970,26 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
         paced = spec.scenario in ("metervalues", "sessions")
         period = active / spec.rate if paced and active else 0.0
 
-        t0 = time.monotonic() + 1.0 + session_warmup(spec, period)
-        t1 = t0 + spec.duration
-        print(f"measured phase: {spec.duration:g} s with {active} chargers", file=sys.stderr)
-        pool.broadcast("go", t0, t1, period)
-        sleep_until_sync(t0)
-        cpu0, machine0 = probe.cpu(), psutil.cpu_times()
-        sleep_until_sync(t1)
-        cpu1, machine1 = probe.cpu(), psutil.cpu_times()
-        rss_end = probe.rss()
-        dones = pool.collect("done", spec.call_timeout + spec.teardown_bound + 60.0)
+        # With --bad-charger: a phase without it, then one with it (the one reported in full).
+        phases = [False, True] if spec.bad_charger else [False]
+        compared: list[Json] = []
+        for n, bad in enumerate(phases):
+            last = n == len(phases) - 1
+            t0 = time.monotonic() + 1.0 + session_warmup(spec, period)
+            t1 = t0 + spec.duration
+            print(
+                f"measured phase: {spec.duration:g} s with {active} chargers"
+                + (f" and the bad charger at {spec.bad_rate:g}/s" if bad else ""),
+                file=sys.stderr,
+            )
+            pool.broadcast("go", t0, t1, period, bad, last)
+            sleep_until_sync(t0)
+            cpu0, machine0 = probe.cpu(), psutil.cpu_times()
+            sleep_until_sync(t1)
+            cpu1, machine1 = probe.cpu(), psutil.cpu_times()
+            rss_end = probe.rss()
+            dones = pool.collect("done", spec.call_timeout + spec.teardown_bound + 60.0)
+            compared.append(phase_figures(dones, spec.duration, delta(cpu1, cpu0)))
         pool.broadcast("close")
         pool.collect("closed", CLOSE_GRACE_S + 30.0)
 
@@ -1963,10 +2115,61 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
             "busy_pct_all_cpus": round(100.0 * busy_fraction(machine0, machine1), 1),
         },
     }
+    report["bad_charger"] = bad_charger_report(spec, compared, dones) if spec.bad_charger else None
     status = 0
     if active == 0:
         status = EXIT_FAILED
     return report, status
+
+
+def phase_figures(dones: list[Json], duration: float, server_cpu: float | None) -> Json:
+    """The well-behaved chargers' figures of one measured phase."""
+    answered = sum(d["counters"]["answered"] for d in dones)
+    errors = sum(d["counters"][key] for d in dones for key in ("call_errors", "timeouts", "lost"))
+    return {
+        "answered_per_s": round(answered / duration, 1),
+        "errors": errors,
+        "skipped_backpressure": sum(d["counters"]["skipped_backpressure"] for d in dones),
+        "latency_ms": latency_ms(d["rtt"] for d in dones),
+        "server_cpu_s": rounded(server_cpu, 2),
+    }
+
+
+def change_pct(after: float | None, before: float | None) -> float | None:
+    if after is None or before is None or before == 0:
+        return None
+    return round(100.0 * (after - before) / before, 1)
+
+
+def bad_charger_report(spec: Spec, compared: list[Json], dones: list[Json]) -> Json:
+    without, with_bad = compared
+    sent: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    for d in dones:
+        counts = d.get("bad_charger") or {}
+        for key, value in counts.items():
+            if key == "codes":
+                for code, n in value.items():
+                    codes[code] = codes.get(code, 0) + n
+            else:
+                sent[key] = sent.get(key, 0) + value
+    lat0, lat1 = without["latency_ms"], with_bad["latency_ms"]
+    return {
+        "rate_target_per_s": spec.bad_rate,
+        "message": "MeterValues with connectorId 2^64-1"
+        if spec.version == "1.6"
+        else "MeterValues with evseId 2^64-1",
+        "error": next((d["bad_charger_error"] for d in dones if d["bad_charger_error"]), ""),
+        **{key: sent.get(key, 0) for key in ("sent", "answered", "call_errors", "timeouts")},
+        "codes": codes,
+        "without": without,
+        "with": with_bad,
+        "change_pct": {
+            "throughput": change_pct(with_bad["answered_per_s"], without["answered_per_s"]),
+            "p50": change_pct(lat1.get("p50"), lat0.get("p50")),
+            "p99": change_pct(lat1.get("p99"), lat0.get("p99")),
+        },
+    }
 
 
 def cards_csv(args: argparse.Namespace) -> str:
@@ -2066,6 +2269,33 @@ def human_report(r: Json) -> list[str]:
         f"of one core; machine busy {r['machine']['busy_pct_all_cpus']:.1f}% of "
         f"{r['machine']['cpus']} CPUs"
     )
+    bad = r.get("bad_charger")
+    if bad is not None:
+        codes = ", ".join(f"{code} {n}" for code, n in sorted(bad["codes"].items()))
+        lines.append(
+            f"bad charger ({bad['message']}, target {bad['rate_target_per_s']:g}/s): sent "
+            f"{bad['sent']}, answered {bad['answered']}, CALLERROR {bad['call_errors']}"
+            + (f" ({codes})" if codes else "")
+            + f", timeouts {bad['timeouts']}"
+        )
+        if bad["error"]:
+            lines.append(f"  {bad['error']}")
+        for name in ("without", "with"):
+            phase = bad[name]
+            lines.append(
+                f"  {name:<7} {phase['answered_per_s']:.1f}/s answered, errors "
+                f"{phase['errors']}, skipped {phase['skipped_backpressure']}; "
+                f"{fmt_latency(phase['latency_ms'])}"
+            )
+        change = bad["change_pct"]
+
+        def pct(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:+.1f} %"
+
+        lines.append(
+            f"  change: throughput {pct(change['throughput'])}, p50 {pct(change['p50'])}, "
+            f"p99 {pct(change['p99'])}"
+        )
     lag = gen["loop_lag_ms"]
     if lag.get("count"):
         lines.append(
@@ -2196,6 +2426,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--burst", action="store_true", help="sessions: every charger starts at t0 at once")
     add(
+        "--bad-charger",
+        action="store_true",
+        help="metervalues: measure without, then with one more charger sending MeterValues "
+        "the server refuses (connectorId/evseId 2^64-1), and print the change",
+    )
+    add("--bad-rate", type=float, default=12.0, help="--bad-charger: calls/s (%(default)g)")
+    add(
         "--database",
         type=Path,
         help="spawned server: start from a copy of this database (bench/seed_history.py)",
@@ -2232,6 +2469,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         return args
     if args.scenario is None:
         parser.error("a scenario is required (connections, metervalues or sessions)")
+    if args.bad_charger and args.scenario != "metervalues":
+        parser.error("--bad-charger goes with the metervalues scenario")
     if args.url and (args.cards == "known" or args.database):
         parser.error("--cards known and --database need a spawned server (not --url)")
     if args.database is not None and not args.database.is_file():
@@ -2253,6 +2492,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--start-timeout": (args.start_timeout, 0.1, 600),
         "--settle": (args.settle, 0, 60),
         "--meter-messages": (args.meter_messages, 0, 10_000),
+        "--bad-rate": (args.bad_rate, 0.1, 10_000),
     }
     for name, (value, low, high) in limits.items():
         if not low <= value <= high:

@@ -7,21 +7,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 
+from csms.api.reads import ReadContext
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
-from csms.config import COMPONENTS, Config, time_window
+from csms.config import (
+    COMPONENTS,
+    ApiConfig,
+    Config,
+    OcpiConfig,
+    database_location,
+    time_window,
+)
 from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
+from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
+from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
@@ -32,6 +45,8 @@ from csms.services.billing import BillingService, CdrLimits, Identity, Retries
 from csms.services.charging import ChargingService, ChargingSettings
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
+from csms.services.quotas import QuotaSettings
+from csms.services.reads import ReadService
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
@@ -51,6 +66,15 @@ def charging_settings(config: Config) -> ChargingSettings:
         heartbeat_interval=config.ocpp.heartbeat_interval,
         allow_unknown_tags=config.ocpp.allow_unknown_tags,
         window=time_window(config.ocpp),
+        quotas=QuotaSettings(
+            kept=KeptLimits(
+                messages_per_minute=config.ocpp.kept_messages_per_minute,
+                bytes_per_minute=config.ocpp.kept_bytes_per_minute,
+                burst_minutes=config.ocpp.kept_burst_minutes,
+            ),
+            auto_register_per_hour=config.ocpp.auto_register_per_hour,
+            auto_register_limit=config.ocpp.auto_register_limit,
+        ),
     )
 
 
@@ -71,6 +95,46 @@ def open_database(config: Config) -> Database:
         commit_delay_ms=config.database.commit_delay_ms,
         max_batch=config.database.max_batch,
     )
+
+
+def listener_limits(cfg: ApiConfig | OcpiConfig) -> ListenerLimits:
+    return ListenerLimits(
+        header_timeout=cfg.header_timeout,
+        idle_timeout=cfg.idle_timeout,
+        max_connections=cfg.max_connections,
+    )
+
+
+def _bounds(cfg: ApiConfig | OcpiConfig) -> dict[str, float]:
+    """A listener's bounds, for its `*_listening` log line."""
+    return {
+        "header_timeout_s": cfg.header_timeout,
+        "body_timeout_s": cfg.body_timeout,
+        "idle_timeout_s": cfg.idle_timeout,
+        "max_connections": cfg.max_connections,
+    }
+
+
+def raise_open_files_limit() -> tuple[int, int] | None:
+    """Raise this process's soft limit of open files to its hard limit (every connection is
+    one); (before, after) when it changed, None when it could not or need not."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit cannot be the soft one (the kernel caps it): ask for plenty.
+    if soft == resource.RLIM_INFINITY:
+        return None
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+    if soft >= target:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open_files_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+        return None
+    return soft, target
 
 
 class StartupError(Exception):
@@ -116,7 +180,8 @@ class CsmsApp:
         self.clock = clock
         self.components = frozenset(components)
         self.db = open_database(config)
-        self.charging = ChargingService(self.db, clock, charging_settings(config))
+        self.metrics = Metrics()
+        self.charging = ChargingService(self.db, clock, charging_settings(config), self.metrics)
         v201 = V201Adapter(
             self.charging,
             base_report=config.ocpp.base_report,
@@ -126,7 +191,6 @@ class CsmsApp:
         adapters: Sequence[Adapter] = (
             [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
         )
-        self.metrics = Metrics()
         self.ocpp = OcppServer(config.ocpp, self.charging, adapters, self.metrics)
         self.commands = CommandService(
             self.db,
@@ -157,8 +221,8 @@ class CsmsApp:
             timeout=config.ocpi.authorize_timeout,
         )
         self.charging.roaming = self.roaming
-        self._api: web.AppRunner | None = None
-        self._ocpi: web.AppRunner | None = None
+        self._api: HttpListener | None = None
+        self._ocpi: HttpListener | None = None
         self._ocpp_started = False
         self._workers: list[Worker] = []
         self.api_port: int | None = None
@@ -211,20 +275,27 @@ class CsmsApp:
             connected=self.ocpp.connected_by_version,
             token=token,
             started=time.monotonic(),
+            body_timeout=cfg.body_timeout,
+            max_body_size=cfg.max_body_size,
         )
-        runner = web.AppRunner(build_api(context), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, cfg.host, cfg.port)
+        registry = self.ocpp.registry
+        read_context = ReadContext(
+            ReadService(self.db, self.clock, self.billing),
+            # Without an OCPP server here, this process holds no charger's socket.
+            (lambda cp_id: registry.get(cp_id) is not None) if "ocpp" in self.components else None,
+        )
+        sock = _listening_socket(cfg.host, cfg.port)
+        listener = HttpListener(
+            "api", build_api(context, read_context), listener_limits(cfg), self.metrics
+        )
         try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
+            await listener.start(sock)
+        except BaseException:
+            sock.close()
             raise
-        self._api = runner
-        server = site._server
-        assert server is not None
-        self.api_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-        log.info("api_listening", host=cfg.host, port=self.api_port)
+        self._api = listener
+        self.api_port = listener.port
+        log.info("api_listening", host=cfg.host, port=self.api_port, **_bounds(cfg))
 
     async def _start_ocpi(self) -> None:
         cfg = self.config.ocpi
@@ -245,16 +316,28 @@ class CsmsApp:
         self.charging.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
         self.charging.on_started.append(self.ocpi_app[SESSION_PUBLISHER].wake)
         self.charging.on_ended.append(self.ocpi_app[SESSION_PUBLISHER].wake)
-        runner = web.AppRunner(self.ocpi_app, access_log=None, handle_signals=False)
+        listener = HttpListener("ocpi", self.ocpi_app, listener_limits(cfg), self.metrics)
         try:
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
+            await listener.start(sock)
         except BaseException:
-            await runner.cleanup()
             sock.close()
             raise
-        self._ocpi = runner
-        log.info("ocpi_listening", host=cfg.host, port=self.ocpi_port, base_url=settings.base_url)
+        self._ocpi = listener
+        log.info(
+            "ocpi_listening",
+            host=cfg.host,
+            port=self.ocpi_port,
+            base_url=settings.base_url,
+            **_bounds(cfg),
+        )
+
+    def http_connections(self) -> dict[str, int]:
+        """Connections open now on each HTTP listener that runs (`api`, `ocpi`)."""
+        return {
+            name: listener.open_connections
+            for name, listener in (("api", self._api), ("ocpi", self._ocpi))
+            if listener is not None
+        }
 
     async def stop(self) -> None:
         await self._shutdown()
@@ -270,10 +353,10 @@ class CsmsApp:
         a dead database writer) does not keep the others from closing."""
         await self._stop_part("workers", self._stop_workers())
         if self._ocpi is not None:
-            await self._stop_part("ocpi", self._ocpi.cleanup())
+            await self._stop_part("ocpi", self._ocpi.stop())
             self._ocpi = None
         if self._api is not None:
-            await self._stop_part("api", self._api.cleanup())
+            await self._stop_part("api", self._api.stop())
             self._api = None
         if self._ocpp_started:
             await self._stop_part("ocpp", self.ocpp.stop())
@@ -311,13 +394,88 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(config: Config, components: Collection[str] = COMPONENTS) -> None:
+def whereabouts(config: Config, components: Collection[str]) -> dict[str, str]:
+    """Where the running system keeps its data, for its start-up line: data directory,
+    configuration file, database and (with the API) the API token file."""
+    found = {
+        "data_dir": config.data_dir or os.getcwd(),
+        "config_file": config.config_file or "none (built-in defaults)",
+        "database": database_location(config.database.url),
+    }
+    if "api" in components:
+        found["api_token_file"] = (
+            "none (api.token is configured)" if config.api.token else config.api.token_file
+        )
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """Does `host` name this machine only? (A wildcard like 0.0.0.0 or "" does not.)"""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warnings(
+    config: Config, components: Collection[str], ocpi_base_url: str | None
+) -> list[tuple[str, str]]:
+    """(setting, one line) for each default that is unsafe or misleading on a listener
+    other machines reach: open registration, chargers without a password, and an OCPI
+    URL for partners that names this machine only."""
+    found: list[tuple[str, str]] = []
+    ocpp = config.ocpp
+    if "ocpp" in components and not is_loopback(ocpp.host):
+        at = f"{ocpp.host or '*'}:{ocpp.port}"
+        if ocpp.registration == "accept":
+            found.append(
+                (
+                    "ocpp.registration",
+                    f"OCPP listens on {at} and accepts every unknown charger "
+                    '(registration = "accept"); set ocpp.registration = "pending" or "reject" '
+                    "and add chargers with `csms chargers add`",
+                )
+            )
+        if not ocpp.require_auth:
+            found.append(
+                (
+                    "ocpp.require_auth",
+                    f"OCPP listens on {at} and lets chargers without a password connect "
+                    "(require_auth = false); give each charger a password and set "
+                    "ocpp.require_auth = true",
+                )
+            )
+    ocpi = config.ocpi
+    if "ocpi" in components and ocpi_base_url and not is_loopback(ocpi.host):
+        host = urlsplit(ocpi_base_url).hostname or ""
+        if is_loopback(host) or host in ("0.0.0.0", "::"):  # noqa: S104 - naming, not binding
+            found.append(
+                (
+                    "ocpi.base_url",
+                    f"OCPI partners are told to reach this bridge at {ocpi_base_url}, which "
+                    "names this machine only; set ocpi.base_url to the URL partners reach",
+                )
+            )
+    return found
+
+
+async def serve(
+    config: Config,
+    components: Collection[str] = COMPONENTS,
+    on_started: Callable[[CsmsApp], None] | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully; raises ServerFailed when
-    it stopped because its database writer died."""
+    it stopped because its database writer died. `on_started` is called once it serves."""
     # The SQLite driver thread needs the GIL between statements; a busy event loop would
     # otherwise hold it for the default 5 ms each time (measured: p50 latency 127 -> 22 ms
     # at 2,000 MeterValues/s).
     sys.setswitchinterval(0.0005)
+    raised = raise_open_files_limit()
+    if raised is not None:
+        log.info("open_files_limit_raised", soft_before=raised[0], soft=raised[1])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -336,7 +494,13 @@ async def serve(config: Config, components: Collection[str] = COMPONENTS) -> Non
     app.db.on_failure.append(lambda _failure: stop.set())
     background = TaskSet("csms")
     background.spawn(manage_gc(), name="gc-policy")
-    log.info("csms_started", database=_safe_url(config.database.url), components=sorted(components))
+    if "ocpp" in components:
+        background.spawn(app.charging.warm_up(), name="warm-up")
+    log.info("csms_started", components=sorted(components), **whereabouts(config, components))
+    for setting, detail in exposure_warnings(config, components, app.ocpi_base_url):
+        log.warning("unsafe_setting_found", setting=setting, detail=detail)
+    if on_started is not None:
+        on_started(app)
     try:
         await stop.wait()
     finally:

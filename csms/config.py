@@ -7,6 +7,7 @@ other than the configuration file itself.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -22,6 +23,13 @@ from typing import Any, Literal, get_args, get_origin
 from csms.core.clock import TimeWindow, parse_timestamp
 
 DEFAULT_CONFIG_FILE = "csms.toml"
+# The data directory: relative database paths and the API token file are resolved against
+# it (default: the working directory).
+DATA_DIR_VARIABLE = "CSMS_DATA_DIR"
+# CSMS_ variables that are not configuration keys but are read by our code: never reported
+# as unknown. The simulators (csms-sim) read their own CSMS_SIM_* variables.
+OTHER_VARIABLES = frozenset({DATA_DIR_VARIABLE})
+OTHER_PREFIXES = ("CSMS_SIM_",)
 
 # The parts `csms serve` runs (all by default; `--only` picks some).
 COMPONENTS = ("ocpp", "ocpi", "api")
@@ -84,6 +92,26 @@ class OcppConfig:
     # and counted, and its transaction is held for staff instead of billed.
     earliest_timestamp: str = "2010-01-01T00:00:00Z"
     max_clock_ahead: float = 86400.0
+    # Frames read from one connection a second, with bursts of up to message_burst; a
+    # faster charger is read more slowly (nothing is refused). 0 = no limit.
+    message_rate: float = 200.0
+    message_burst: int = 2000
+    # What one charger may have stored as sent (DataTransfer, security and other events,
+    # 2.0.1 reports): messages and bytes (as JSON) a minute, and bursts of up to
+    # kept_burst_minutes' worth. Beyond it the message is answered but not stored. 0 = no
+    # limit of that kind.
+    kept_messages_per_minute: int = 60
+    kept_bytes_per_minute: int = 65536
+    kept_burst_minutes: float = 15.0
+    # Unknown charge points that may register themselves (a row is made at their first
+    # BootNotification, whatever `registration` says): at most auto_register_per_hour an
+    # hour, and at most auto_register_limit not yet acted on by staff. Beyond either,
+    # unknown ids are refused at the handshake. 0 = no limit of that kind.
+    auto_register_per_hour: int = 100
+    auto_register_limit: int = 1000
+    # Seconds a client has to complete the WebSocket opening handshake (its HTTP upgrade
+    # request and our checks) before the connection is closed.
+    handshake_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +121,16 @@ class ApiConfig:
     # Empty means: generate one on first start and store it in token_file.
     token: str = ""
     token_file: str = ".csms/api-token"  # noqa: S105 - a path, not a secret
+    # Listener bounds (see the README's Reliability section): seconds a client has to send
+    # a request's headers (from connecting, or from its first byte after an answer), seconds
+    # to send a request's body once its headers are in, seconds an open connection may wait
+    # between requests, connections open at once (more are answered 503 and closed), and
+    # the largest request body in bytes.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    max_connections: int = 64
+    max_body_size: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +161,13 @@ class OcpiConfig:
     # before the token's whitelist rule decides without the answer; keep it below the
     # chargers' own message timeout.
     authorize_timeout: float = 5.0
+    # Listener bounds, as for [api]: header, body and idle timeouts in seconds, connections
+    # open at once, largest request body in bytes (pushed token lists can be large).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    max_connections: int = 256
+    max_body_size: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +189,8 @@ class BillingConfig:
 class LogConfig:
     level: LogLevel = "info"
     format: LogFormat = "console"
+    # Warnings and errors about one charger written a minute at most; 0 = no limit.
+    charger_lines_per_minute: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +201,11 @@ class Config:
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    # Where the settings came from (not keys of the file): the data directory the paths
+    # above were resolved against ("" = not resolved: relative to the working directory)
+    # and the configuration file read ("" = none, built-in defaults).
+    data_dir: str = ""
+    config_file: str = ""
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -169,36 +221,162 @@ _SECTIONS: dict[str, type[Any]] = {
 def load_config(
     path: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    data_dir: str | Path | None = None,
+    warn: typing.Callable[[str], None] | None = None,
 ) -> Config:
-    """Read the TOML file (if any) and apply CSMS_<SECTION>_<KEY> overrides.
+    """Read the TOML file (if any), apply CSMS_<SECTION>_<KEY> overrides and resolve the
+    relative paths (SQLite database, API token file) against the data directory.
 
-    `path=None` means `csms.toml` in the working directory when it exists, else the
-    built-in defaults. An explicitly named file that does not exist is an error.
+    The data directory is `data_dir`, else $CSMS_DATA_DIR, else the working directory.
+    `path=None` means `csms.toml` in the working directory when it exists, else
+    `csms.toml` in the data directory when that exists, else the built-in defaults. An
+    explicitly named file that does not exist is an error. `warn` is told, one line each,
+    about environment variables that are no setting and about a data directory's
+    csms.toml left unread.
     """
     env = os.environ if env is None else env
+    base = data_directory(data_dir, env)
     raw: dict[str, Any] = {}
     if path is None:
-        default = Path(DEFAULT_CONFIG_FILE)
-        if default.is_file():
-            path = default
+        path = _default_config_file(base, warn)
     if path is not None:
         p = Path(path)
         try:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"config file {p} does not exist") from None
+            raise ConfigError(f"config file {_absolute(p)} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {p} is a directory") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from exc
-    return build_config(raw, env)
+    if warn is not None:
+        for line in environment_warnings(env):
+            warn(line)
+    config = build_config(raw, env)
+    return with_data_dir(config, base, None if path is None else _absolute(Path(path)))
+
+
+def data_directory(given: str | Path | None, env: Mapping[str, str]) -> Path:
+    """The data directory as an absolute path: `given`, else $CSMS_DATA_DIR, else the
+    working directory (it need not exist)."""
+    chosen = given if given not in (None, "") else env.get(DATA_DIR_VARIABLE) or "."
+    return _absolute(Path(chosen))
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path.expanduser()))
+
+
+def _default_config_file(data_dir: Path, warn: typing.Callable[[str], None] | None) -> Path | None:
+    here = Path(DEFAULT_CONFIG_FILE)
+    there = data_dir / DEFAULT_CONFIG_FILE
+    if here.is_file():
+        if warn is not None and there.is_file() and not _same_file(here, there):
+            warn(
+                f"reading {_absolute(here)}, not {there} of the data directory "
+                "(name the file with --config)"
+            )
+        return here
+    return there if there.is_file() else None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+_SQLITE_URL = re.compile(r"^(sqlite(?:\+[A-Za-z0-9_]+)?):///([^?]*)(\?.*)?$")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database URL (relative as written); None for another database,
+    an in-memory one or a `file:` URI."""
+    match = _SQLITE_URL.match(url)
+    if match is None:
+        return None
+    path = match.group(2)
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def database_location(url: str) -> str:
+    """The database, for people: an SQLite database's file, else its URL without the
+    password."""
+    file = sqlite_file(url)
+    if file is not None:
+        return str(file)
+    from sqlalchemy.engine import make_url  # here: `csms remote` does not load SQLAlchemy
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def with_data_dir(config: Config, data_dir: Path, config_file: Path | None = None) -> Config:
+    """`config` with a relative SQLite path and API token file made absolute under
+    `data_dir` (an absolute path), and with where it came from recorded."""
+    database = config.database
+    match = _SQLITE_URL.match(database.url)
+    file = sqlite_file(database.url)
+    if match is not None and file is not None:
+        absolute = _absolute(data_dir / file.expanduser())
+        url = f"{match.group(1)}:///{absolute}{match.group(3) or ''}"
+        database = dataclasses.replace(database, url=url)
+    api = dataclasses.replace(
+        config.api, token_file=str(_absolute(data_dir / Path(config.api.token_file).expanduser()))
+    )
+    return dataclasses.replace(
+        config,
+        database=database,
+        api=api,
+        data_dir=str(data_dir),
+        config_file="" if config_file is None else str(config_file),
+    )
+
+
+def environment_variables() -> list[str]:
+    """Every CSMS_<SECTION>_<KEY> variable that overrides a configuration key."""
+    names = []
+    for section, cls in _SECTIONS.items():
+        names += [f"CSMS_{section.upper()}_{f.name.upper()}" for f in dataclasses.fields(cls)]
+    return names
+
+
+def environment_warnings(env: Mapping[str, str]) -> list[str]:
+    """One line for each CSMS_* variable that is no setting (and so would be ignored), with
+    the closest setting when there is one."""
+    known = environment_variables()
+    lines = []
+    for name in sorted(env):
+        if (
+            not name.startswith("CSMS_")
+            or name in known
+            or name in OTHER_VARIABLES
+            or name.startswith(OTHER_PREFIXES)
+        ):
+            continue
+        line = f"environment variable {name} is not a csms setting; ignored"
+        close = _closest(name, [*known, *OTHER_VARIABLES])
+        lines.append(line + (f" (did you mean {close}?)" if close else ""))
+    return lines
+
+
+def _closest(word: str, candidates: typing.Iterable[str]) -> str | None:
+    """The candidate a typo of `word` most likely meant, if any is close enough."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def build_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     sections: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in _SECTIONS:
-            raise ConfigError(f"unknown config section [{name}]")
+            close = _closest(name, _SECTIONS)
+            hint = f" (did you mean [{close}]?)" if close else ""
+            raise ConfigError(f"unknown config section [{name}]{hint}")
         if not isinstance(value, dict):
             raise ConfigError(f"[{name}] must be a table")
     for name, cls in _SECTIONS.items():
@@ -207,7 +385,9 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         known = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
         for key in values:
             if key not in known:
-                raise ConfigError(f"unknown config key {name}.{key}")
+                close = _closest(key, known)
+                hint = f" (did you mean {name}.{close}?)" if close else ""
+                raise ConfigError(f"unknown config key {name}.{key}{hint}")
         for key in known:
             env_key = f"CSMS_{name.upper()}_{key.upper()}"
             if env_key in env:
@@ -299,8 +479,27 @@ def _validate_section(name: str, section: Any) -> None:
         if section.max_message_size < 1024:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
         time_window(section)
+        for key in (
+            "message_rate",
+            "kept_messages_per_minute",
+            "kept_bytes_per_minute",
+            "auto_register_per_hour",
+            "auto_register_limit",
+        ):
+            if getattr(section, key) < 0:
+                raise ConfigError(f"ocpp.{key} must not be negative")
+        if section.message_rate and section.message_burst < 1:
+            raise ConfigError("ocpp.message_burst must be at least 1")
+        if not section.kept_burst_minutes > 0:
+            raise ConfigError("ocpp.kept_burst_minutes must be positive")
+        if not section.handshake_timeout > 0:
+            raise ConfigError("ocpp.handshake_timeout must be positive")
+    if isinstance(section, ApiConfig | OcpiConfig):
+        _validate_listener(name, section)
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
+    if isinstance(section, LogConfig) and section.charger_lines_per_minute < 0:
+        raise ConfigError("log.charger_lines_per_minute must not be negative")
     if isinstance(section, BillingConfig):
         if section.max_attempts < 1:
             raise ConfigError("billing.max_attempts must be at least 1")
@@ -338,6 +537,16 @@ def time_window(section: OcppConfig) -> TimeWindow:
     if not 0 <= section.max_clock_ahead <= _MAX_AHEAD_S:
         raise ConfigError("ocpp.max_clock_ahead must be between 0 and 3162240000 (a century)")
     return TimeWindow(earliest, timedelta(seconds=section.max_clock_ahead))
+
+
+def _validate_listener(name: str, section: ApiConfig | OcpiConfig) -> None:
+    for key in ("header_timeout", "body_timeout", "idle_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"{name}.{key} must be positive")
+    if section.max_connections < 1:
+        raise ConfigError(f"{name}.max_connections must be at least 1")
+    if section.max_body_size < 1024:
+        raise ConfigError(f"{name}.max_body_size must be at least 1024")
 
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

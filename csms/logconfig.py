@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 import orjson
 import structlog
@@ -27,6 +30,58 @@ OUR_LOGGERS = ("csms", "ocpi_cpo", "simulators")
 HANDLER_NAME = "csms"
 
 
+class ChargerLogLimit:
+    """At most `per_minute` warnings and errors about one charger (its `charge_point_id`)
+    reach the log each minute: a charger sending junk as fast as it may must not fill the
+    disk with a line per frame. The first line over the limit becomes one
+    `charger_log_lines_dropped` notice, the rest of that minute's are dropped, and the next
+    line about that charger that is written says how many were (`dropped_lines`).
+    A structlog processor; `per_minute` 0 lets everything through."""
+
+    WINDOW_S = 60.0
+    MAX_TRACKED = 10_000
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        # charge point id -> [window start, lines in the window, lines dropped]
+        self._windows: dict[str, list[float]] = {}
+        self._sweep_at = self.MAX_TRACKED
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if not self.per_minute or event_dict.get("level") not in ("warning", "error"):
+            return event_dict
+        cp_id = event_dict.get("charge_point_id")
+        if not isinstance(cp_id, str):
+            return event_dict
+        now = self._clock()
+        window = self._windows.get(cp_id)
+        if window is None or now - window[0] >= self.WINDOW_S:
+            dropped = int(window[2]) if window is not None else 0
+            if window is None and len(self._windows) >= self._sweep_at:
+                self._windows = {
+                    k: w for k, w in self._windows.items() if now - w[0] < self.WINDOW_S
+                }
+                self._sweep_at = max(self.MAX_TRACKED, 2 * len(self._windows))
+            window = self._windows[cp_id] = [now, 0.0, 0.0]
+            if dropped:
+                event_dict["dropped_lines"] = dropped
+        window[1] += 1
+        if window[1] <= self.per_minute:
+            return event_dict
+        window[2] += 1
+        if window[1] == self.per_minute + 1:
+            # Instead of this line: one saying that the charger's lines are held back.
+            return {
+                key: event_dict[key]
+                for key in ("charge_point_id", "ocpp_version", "peer", "level", "logger")
+                if key in event_dict
+            } | {"event": "charger_log_lines_dropped", "per_minute": self.per_minute}
+        raise structlog.DropEvent
+
+
 def _orjson_dumps(obj: object, default: object = None) -> str:
     return orjson.dumps(obj, default=default).decode()  # type: ignore[arg-type]
 
@@ -42,10 +97,13 @@ def _renderer(fmt: str) -> list[structlog.types.Processor]:
     return [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
 
 
-def configure_logging(level: str = "info", fmt: str = "console") -> None:
+def configure_logging(
+    level: str = "info", fmt: str = "console", charger_lines_per_minute: int = 0
+) -> None:
     """Set up structlog on top of the standard library's logging, so that our events and
     library records (websockets, aiohttp, sqlalchemy ...) share one handler on stderr and
-    one format: each line has `timestamp`, `level`, `logger` and `event`.
+    one format: each line has `timestamp`, `level`, `logger` and `event`. Warnings and
+    errors about one charger are limited to `charger_lines_per_minute` (ChargerLogLimit).
 
     Our events are filtered by structlog before any work is done (a debug call below the
     level costs one no-op method call); they then pass through `logging` to the handler,
@@ -57,6 +115,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
             structlog.contextvars.merge_contextvars,
             add_current_call,
             structlog.processors.add_log_level,
+            ChargerLogLimit(charger_lines_per_minute),
             timestamper,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -48,6 +48,16 @@ class Metrics:
         # (kind, action) -> charger values not taken as sent (kind: timestamp, reading,
         # register; see ChargingService.on_flagged)
         self.flagged: dict[tuple[str, str], int] = {}
+        # messages stored as sent: (action, "stored"|"dropped") -> messages, bytes
+        self.kept_messages: dict[tuple[str, str], int] = {}
+        self.kept_bytes: dict[tuple[str, str], int] = {}
+        # unknown charge points refused registration, by reason
+        self.refused: dict[str, int] = {}
+        # frames whose reading waited for the per-connection rate limit, and for how long
+        self.throttled = 0
+        self.throttled_seconds = 0.0
+        # (HTTP listener "api"|"ocpi", reason "limit"|"header_timeout") -> connections closed
+        self.http_closed: dict[tuple[str, str], int] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -78,6 +88,22 @@ class Metrics:
     def input_flagged(self, kind: str, action: str) -> None:
         key = (kind, action)
         self.flagged[key] = self.flagged.get(key, 0) + 1
+
+    def kept(self, action: str, stored: bool, size: int) -> None:
+        key = (action, "stored" if stored else "dropped")
+        self.kept_messages[key] = self.kept_messages.get(key, 0) + 1
+        self.kept_bytes[key] = self.kept_bytes.get(key, 0) + size
+
+    def charger_refused(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def throttle(self, seconds: float) -> None:
+        self.throttled += 1
+        self.throttled_seconds += seconds
+
+    def http_connection_closed(self, listener: str, reason: str) -> None:
+        key = (listener, reason)
+        self.http_closed[key] = self.http_closed.get(key, 0) + 1
 
     def render(
         self,
@@ -169,10 +195,58 @@ class Metrics:
         )
         _family(
             out,
+            "csms_kept_messages_total",
+            "counter",
+            "Charger messages kept as sent (DataTransfer, events, reports), by action and "
+            "outcome (dropped: over the charger's quota, answered all the same).",
+            [(_labels(action=a, outcome=o), n) for (a, o), n in sorted(self.kept_messages.items())],
+        )
+        _family(
+            out,
+            "csms_kept_bytes_total",
+            "counter",
+            "Bytes (as JSON) of charger messages kept as sent, by action and outcome.",
+            [(_labels(action=a, outcome=o), n) for (a, o), n in sorted(self.kept_bytes.items())],
+        )
+        _family(
+            out,
+            "csms_chargers_refused_total",
+            "counter",
+            "Unknown charge points refused registration (at the handshake or boot), by reason.",
+            [(_labels(reason=r), n) for r, n in sorted(self.refused.items())],
+        )
+        _family(
+            out,
+            "csms_ocpp_throttled_total",
+            "counter",
+            "Charger frames read late because their connection exceeded ocpp.message_rate.",
+            [("", self.throttled)],
+        )
+        _family(
+            out,
+            "csms_ocpp_throttled_seconds_total",
+            "counter",
+            "Seconds charger frames waited for the per-connection rate limit.",
+            [("", self.throttled_seconds)],
+        )
+        _family(
+            out,
             "csms_commands_total",
             "counter",
             "Commands sent to chargers (csms remote, API, OCPI), by command and outcome.",
             [(_labels(command=c, outcome=o), n) for (c, o), n in sorted(self.commands.items())],
+        )
+        _family(
+            out,
+            "csms_http_connections_closed_total",
+            "counter",
+            "Connections the HTTP listeners (api, ocpi) closed on a bound: limit (over "
+            "max_connections, answered 503), header_timeout (no complete request headers in "
+            "time).",
+            [
+                (_labels(listener=name, reason=r), n)
+                for (name, r), n in sorted(self.http_closed.items())
+            ],
         )
         return "\n".join(out) + "\n"
 

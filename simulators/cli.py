@@ -156,7 +156,7 @@ def _script_options(f: Any) -> Any:
     return f
 
 
-@click.group(cls=_OneLineErrors)
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Log every OCPP frame to stderr.")
 def main(debug: bool) -> None:
     """Simulated OCPP charge points for exercising a CSMS."""

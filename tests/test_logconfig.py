@@ -134,3 +134,44 @@ def test_configuring_again_replaces_the_handler() -> None:
     )
     events = [r["event"] for r in records(err)]
     assert events.count("shown_once") == 1 and "not_shown" not in events
+
+
+def test_charger_log_limit_drops_a_floods_lines_and_says_so() -> None:
+    import structlog
+
+    from csms.logconfig import ChargerLogLimit
+
+    now = [0.0]
+    limit = ChargerLogLimit(3, clock=lambda: now[0])
+
+    def line(cp: str | None, level: str = "warning", event: str = "frame_unreadable") -> Any:
+        entry: dict[str, Any] = {"event": event, "level": level, "ocpp_version": "1.6"}
+        if cp is not None:
+            entry["charge_point_id"] = cp
+        try:
+            return limit(None, level, entry)
+        except structlog.DropEvent:
+            return None
+
+    written = [line("JUNK") for _ in range(3)]
+    assert [w["event"] for w in written] == ["frame_unreadable"] * 3
+    notice = line("JUNK", "error", "call_failed")
+    assert notice == {
+        "charge_point_id": "JUNK",
+        "ocpp_version": "1.6",
+        "level": "error",
+        "event": "charger_log_lines_dropped",
+        "per_minute": 3,
+    }
+    assert [line("JUNK") for _ in range(5)] == [None] * 5
+    # Other chargers, lines about no charger and info lines are not limited.
+    assert line("CALM") is not None
+    assert line(None) is not None
+    assert line("JUNK", "info", "heartbeat") is not None
+    # A minute on, the first line written says how many were dropped.
+    now[0] = 60.0
+    assert line("JUNK")["dropped_lines"] == 6
+    assert "dropped_lines" not in line("JUNK")
+    assert line("JUNK") is not None  # the third line of the new minute
+    assert line("JUNK")["event"] == "charger_log_lines_dropped"
+    assert ChargerLogLimit(0)(None, "warning", {"level": "warning", "charge_point_id": "X"})

@@ -36,8 +36,9 @@ def api_token(config: Config) -> str:
         raise CliError(str(exc)) from None
     if token is None:
         raise CliError(
-            f"no API token: set api.token in the config, or start `csms serve` once "
-            f"(it writes {config.api.token_file})"
+            f"no API token at {config.api.token_file} (`csms serve` writes it there at its "
+            "first start): point at the server's data directory with --data-dir or "
+            "CSMS_DATA_DIR, or set api.token"
         )
     return token
 

@@ -29,6 +29,7 @@ from csms.cli.common import (
     run_db,
     table,
 )
+from csms.views import assignment_text, cdr_json, tariff_json
 
 T = TypeVar("T")
 
@@ -88,15 +89,6 @@ def tariffs_import(file: str, config_file: str | None) -> None:
     click.echo(f"imported {created + updated} tariff(s): {created} new, {updated} updated")
 
 
-def _assignment_text(a: Any) -> str:
-    if a.scope == "default":
-        return "default"
-    if a.scope == "connector":
-        uid, _, connector = a.target.partition("#")
-        return f"evse {uid} connector {connector}"
-    return f"{a.scope} {a.target}"
-
-
 @tariffs.command("list")
 @config_option
 @json_option
@@ -104,12 +96,7 @@ def tariffs_list(config_file: str | None, as_json: bool) -> None:
     """Every tariff with where it applies."""
     found = _billing(config_file, lambda s: s.tariffs())
     if as_json:
-        print_json(
-            [
-                {**t.data, "assigned_to": [_assignment_text(a) for a in assigned]}
-                for t, assigned in found
-            ]
-        )
+        print_json([tariff_json(t, assigned) for t, assigned in found])
         return
     if not found:
         click.echo("no tariffs")
@@ -122,7 +109,7 @@ def tariffs_list(config_file: str | None, as_json: bool) -> None:
                 t.data.get("currency"),
                 t.data.get("type"),
                 len(t.data.get("elements") or []),
-                ", ".join(_assignment_text(a) for a in assigned) or "(nowhere)",
+                ", ".join(assignment_text(a) for a in assigned) or "(nowhere)",
                 iso(t.updated_at),
             ]
             for t, assigned in found
@@ -136,7 +123,7 @@ def tariffs_list(config_file: str | None, as_json: bool) -> None:
 def tariffs_show(tariff_id: str, config_file: str | None) -> None:
     """The OCPI object and its assignments."""
     stored, assigned = _billing(config_file, lambda s: s.tariff(tariff_id))
-    print_json({**stored.data, "assigned_to": [_assignment_text(a) for a in assigned]})
+    print_json(tariff_json(stored, assigned))
 
 
 @tariffs.command("remove")
@@ -210,7 +197,7 @@ def cdrs_list(
         config_file, lambda s: s.cdrs(date_from=start, date_to=end, cp_id=charger_id, limit=limit)
     )
     if as_json:
-        print_json([c.data for c in found])
+        print_json([cdr_json(c) for c in found])
         return
     if not found:
         click.echo("no CDRs")
@@ -240,7 +227,7 @@ def cdrs_list(
 def cdrs_show(cdr_id: str, config_file: str | None) -> None:
     """The OCPI CDR object."""
     found = _billing(config_file, lambda s: s.cdr(cdr_id))
-    print_json(found.data)
+    print_json(cdr_json(found))
 
 
 @cdrs.command("credit")

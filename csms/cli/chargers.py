@@ -20,9 +20,10 @@ from csms.cli.common import (
     table,
     when,
 )
-from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus
+from csms.core.charger import ConnectorState, RegistrationStatus
 from csms.core.errors import CsmsError
 from csms.services.staff import ChargerDetail, StaffService
+from csms.views import charger_detail_json, charger_json, charger_overview_json
 
 
 def _staff(db: Any) -> StaffService:
@@ -47,49 +48,6 @@ def connector_label(c: ConnectorState) -> str:
     return str(c.evse_id) if c.connector_id == 1 else f"{c.evse_id}/{c.connector_id}"
 
 
-def charger_json(cp: ChargePoint) -> dict[str, Any]:
-    return {
-        "id": cp.id,
-        "registration": cp.registration.value,
-        "ocpp_version": cp.ocpp_version,
-        "connected": cp.connected,
-        "vendor": cp.vendor,
-        "model": cp.model,
-        "serial_number": cp.serial_number,
-        "charge_box_serial": cp.charge_box_serial,
-        "firmware_version": cp.firmware_version,
-        "iccid": cp.iccid,
-        "imsi": cp.imsi,
-        "meter_type": cp.meter_type,
-        "meter_serial": cp.meter_serial,
-        "validation": cp.validation,
-        "password_set": cp.password_hash is not None,
-        "last_boot_at": iso(cp.last_boot_at),
-        "last_heartbeat_at": iso(cp.last_heartbeat_at),
-        "last_seen_at": iso(cp.last_seen_at),
-        "connected_at": iso(cp.connected_at),
-        "disconnected_at": iso(cp.disconnected_at),
-        "firmware_status": cp.firmware_status,
-        "firmware_status_at": iso(cp.firmware_status_at),
-        "diagnostics_status": cp.diagnostics_status,
-        "diagnostics_status_at": iso(cp.diagnostics_status_at),
-    }
-
-
-def connector_json(c: ConnectorState) -> dict[str, Any]:
-    return {
-        "evse_id": c.evse_id,
-        "connector_id": c.connector_id,
-        "status": c.status.value,
-        "status_group": c.status.base.value,
-        "error_code": c.error_code,
-        "info": c.info,
-        "vendor_id": c.vendor_id,
-        "vendor_error_code": c.vendor_error_code,
-        "status_at": iso(c.status_at),
-    }
-
-
 @click.group()
 def chargers() -> None:
     """Charge points."""
@@ -102,12 +60,7 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
     """All charge points with their connection and connector status."""
     overview = _run(config_file, lambda s: s.chargers())
     if as_json:
-        print_json(
-            [
-                {**charger_json(o.charger), "connectors": [connector_json(c) for c in o.connectors]}
-                for o in overview
-            ]
-        )
+        print_json([charger_overview_json(o.charger, o.connectors) for o in overview])
         return
     if not overview:
         click.echo("no chargers")
@@ -146,62 +99,17 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
     detail: ChargerDetail = _run(config_file, lambda s: s.charger(charger_id))
     cp = detail.charger
     if as_json:
-        print_json(
-            {
-                **charger_json(cp),
-                "connectors": [connector_json(c) for c in detail.connectors],
-                "status_history": [
-                    {
-                        "evse_id": r.evse_id,
-                        "connector_id": r.connector_id,
-                        "status": r.status.value,
-                        "error_code": r.error_code,
-                        "info": r.info,
-                        "status_at": iso(r.timestamp),
-                        "received_at": iso(received),
-                    }
-                    for r, received in detail.history
-                ],
-                "active_transactions": [t.id for t in detail.active_transactions],
-                "events": [
-                    {"action": e.action, "payload": e.payload, "received_at": iso(e.received_at)}
-                    for e in detail.events
-                ],
-                "unmatched_messages": [
-                    {**u, "received_at": iso(u["received_at"])} for u in detail.unmatched
-                ],
-                "reservations": [
-                    {
-                        "id": r.id,
-                        "evse_id": r.evse_id,
-                        "id_tag": r.id_tag,
-                        "state": r.state.value,
-                        "expires_at": iso(r.expires_at),
-                    }
-                    for r in detail.reservations
-                ],
-                "charging_profiles": [
-                    {
-                        "id": p.profile.profile_id,
-                        "evse_id": p.profile.evse_id,
-                        "purpose": p.profile.purpose.value,
-                        "stack_level": p.profile.stack_level,
-                        "limit": p.profile.limit,
-                        "unit": p.profile.unit,
-                        "duration_s": p.profile.duration_s,
-                        "transaction_id": p.transaction_id,
-                    }
-                    for p in detail.profiles
-                ],
-                "local_list_version": detail.local_list.version if detail.local_list else None,
-            }
-        )
+        print_json(charger_detail_json(detail))
         return
     now = datetime.now(UTC)
     pairs = [
         ("id", cp.id),
         ("ocpp version", cp.ocpp_version),
-        ("registration", cp.registration.value),
+        (
+            "registration",
+            cp.registration.value
+            + (" (registered by itself, not reviewed by staff)" if cp.auto_registered else ""),
+        ),
         (
             "connection",
             ("online since " + when(cp.connected_at, now))

@@ -1,4 +1,5 @@
-"""Shared pieces of the CLI: --config/--json options, database access, tables, errors.
+"""Shared pieces of the CLI: --config/--data-dir/--json options, database access, tables,
+errors.
 
 Printing and argument plumbing only; no business rules.
 """
@@ -6,6 +7,7 @@ Printing and argument plumbing only; no business rules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -14,10 +16,27 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from csms.config import Config, ConfigError, load_config
+from csms.config import Config, ConfigError, database_location, load_config, sqlite_file
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Where the global options (`csms --config X --data-dir D ...`) and a command's own
+# --data-dir are kept: click shares a context's `meta` with all its sub-contexts.
+CONFIG_FILE = "csms.config_file"
+DATA_DIR = "csms.data_dir"
+WARNED = "csms.warned"
+
+CONFIG_HELP = (
+    "Configuration file (default: csms.toml in the working directory, else in the data "
+    "directory, else built-in defaults)."
+)
+DATA_DIR_HELP = (
+    "Data directory: relative database paths and the API token file are found there "
+    "(default: $CSMS_DATA_DIR, else the working directory)."
+)
+# How to point a command at the right data, for errors that say where it looked.
+POINT_AT = "point at yours with --data-dir, --config or CSMS_DATABASE_URL"
 
 
 class CliError(click.ClickException):
@@ -27,29 +46,122 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
+def remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback keeping an option's value (when given) for load()."""
+
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.meta[key] = value
+        return value
+
+    return store
+
+
+def data_dir_option(fn: F) -> F:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        expose_value=False,
+        callback=remember(DATA_DIR),
+        help=DATA_DIR_HELP,
+    )(fn)
+
+
 def config_option(fn: F) -> F:
+    """--config FILE (and --data-dir DIR) on a command; both also work before it."""
     return click.option(
         "--config",
         "config_file",
         type=click.Path(dir_okay=False),
         default=None,
-        help="Configuration file (default: ./csms.toml if present, else built-in defaults).",
-    )(fn)
+        help=CONFIG_HELP,
+    )(data_dir_option(fn))
 
 
 def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
 
 
-def load(config_file: str | None) -> Config:
+def load(config_file: str | None, *, warn: Callable[[str], None] | None = None) -> Config:
+    """The configuration, from the command's --config, else the global one; the data
+    directory from --data-dir (the command's or the global one), else $CSMS_DATA_DIR, else
+    the working directory. Warnings (unknown CSMS_* variables ...) go to `warn`, by default
+    one `warning: ...` line each on stderr, once per command."""
+    ctx = click.get_current_context(silent=True)
+    meta: dict[str, Any] = ctx.meta if ctx is not None else {}
+    warned = meta.get(WARNED, False)
+    meta[WARNED] = True
+    if warn is None and not warned:
+        warn = print_warning
     try:
-        return load_config(config_file)
+        return load_config(
+            config_file or meta.get(CONFIG_FILE), data_dir=meta.get(DATA_DIR), warn=warn
+        )
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
 
-def run_db(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the database of the configured system (upgrading its schema) and run `work`."""
+def print_warning(line: str) -> None:
+    click.echo(f"warning: {line}", err=True)
+
+
+def require_database(config: Config) -> None:
+    """Refuse, in one line naming where it looked, to work on an SQLite database that does
+    not exist (opening it would create an empty one) or holds no csms schema. Read-only:
+    a file that is not ours is left as it was."""
+    file = sqlite_file(config.database.url)
+    if file is None:
+        return
+    if not file.is_file():
+        raise CliError(
+            f"no database at {file} (data directory {config.data_dir}): {POINT_AT}, "
+            "or create one there with `csms db init`"
+        )
+    import sqlite3
+
+    try:
+        read_only = f"{file.absolute().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+            if found is not None:
+                found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"{file} is not a usable SQLite database ({exc}): {POINT_AT}") from None
+    if found is None:
+        raise no_schema(config)
+
+
+def no_schema(config: Config) -> CliError:
+    return CliError(
+        f"the database at {database_location(config.database.url)} has no csms schema: {POINT_AT}, "
+        "or create the schema with `csms db init`"
+    )
+
+
+async def require_schema(engine: Any, config: Config) -> None:
+    """Refuse a database that holds no csms schema (e.g. a PostgreSQL database never
+    initialised)."""
+    from csms.storage.migrate import current
+
+    if await current(engine) is None:
+        raise no_schema(config)
+
+
+def run_db(
+    config_file: str | None,
+    work: Callable[[Any], Awaitable[T]],
+    *,
+    create: bool = False,
+    upgrade_first: bool = True,
+) -> T:
+    """Open the database of the configured system, upgrade its schema (unless
+    `upgrade_first` is false: `work` does) and run `work`.
+
+    Only `create=True` (`csms db init|upgrade`) may create the database or its schema;
+    otherwise a database that does not exist, or holds no csms schema, is refused."""
     from csms.app import open_database
     from csms.logconfig import configure_logging
     from csms.storage.migrate import upgrade
@@ -57,11 +169,16 @@ def run_db(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
     config = load(config_file)
     # Data commands print results on stdout; their own log events stay on stderr, warnings up.
     configure_logging("warning", config.log.format)
+    if not create:
+        require_database(config)
 
     async def main() -> T:
         db = open_database(config)
         try:
-            await upgrade(db.engine)
+            if not create and sqlite_file(config.database.url) is None:
+                await require_schema(db.engine, config)
+            if upgrade_first:
+                await upgrade(db.engine)
             return await work(db)
         finally:
             await db.engine.dispose()
@@ -81,7 +198,7 @@ def run_db(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
 
 def run_cli(group: click.Group) -> None:
     try:
-        group.main(standalone_mode=True)
+        group.main(prog_name="csms", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)
 

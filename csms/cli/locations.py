@@ -24,6 +24,7 @@ from csms.cli.common import (
     run_db,
     table,
 )
+from csms.views import location_overview_json, location_view_json
 
 T = TypeVar("T")
 
@@ -259,7 +260,7 @@ def locations_list(config_file: str | None, as_json: bool) -> None:
     """Every location with its chargers."""
     found = _locations(config_file, lambda s: s.list())
     if as_json:
-        print_json([{**location_json(loc), "chargers": chargers} for loc, chargers in found])
+        print_json([location_overview_json(loc, chargers) for loc, chargers in found])
         return
     if not found:
         click.echo("no locations")
@@ -288,25 +289,11 @@ def locations_show(location_id: str, config_file: str | None, as_json: bool) -> 
     """One location: its details, chargers and EVSEs as partners see them."""
     view = _locations(config_file, lambda s: s.show(location_id))
     loc = view.location
-    chargers = [
-        {
-            "charger": link.charge_point_id,
-            "connector": {
-                "standard": link.spec.standard,
-                "format": link.spec.format,
-                "power_type": link.spec.power_type,
-                "max_voltage": link.spec.max_voltage,
-                "max_amperage": link.spec.max_amperage,
-                "max_electric_power": link.spec.max_electric_power,
-            },
-            "evses": {str(n): {"evse_id": d.evse_code} for n, d in sorted(link.evses.items())},
-        }
-        for link in view.chargers
-    ]
-    evses = [e.data for e in view.evses]
+    data = location_view_json(view)
     if as_json:
-        print_json({**location_json(loc), "chargers": chargers, "evses": evses})
+        print_json(data)
         return
+    chargers, evses = data["chargers"], data["evses"]
     rows = [
         ("id", loc.id),
         ("name", loc.name or "-"),
@@ -351,22 +338,3 @@ def _hours_text(hours: dict[str, Any] | None) -> str:
         f"{days[r['weekday'] - 1]} {r['period_begin']}-{r['period_end']}"
         for r in hours.get("regular_hours", [])
     )
-
-
-def location_json(loc: Any) -> dict[str, Any]:
-    return {
-        "id": loc.id,
-        "name": loc.name,
-        "address": loc.address,
-        "city": loc.city,
-        "postal_code": loc.postal_code,
-        "state": loc.state,
-        "country": loc.country,
-        "coordinates": {"latitude": loc.latitude, "longitude": loc.longitude},
-        "time_zone": loc.time_zone,
-        "publish": loc.publish,
-        "parking_type": loc.parking_type,
-        "facilities": list(loc.facilities),
-        "opening_times": loc.opening_hours,
-        "last_updated": iso(loc.last_updated),
-    }

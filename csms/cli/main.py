@@ -1,16 +1,31 @@
 """Entry point of the `csms` command: the click group and its sub-command groups.
 
-Every command takes --config FILE; errors become one line on stderr and exit status 1.
+Every command takes --config FILE and --data-dir DIR, before or after its name; errors
+become one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from csms.cli.common import CliError, config_option, load
+from csms.cli.common import (
+    CONFIG_FILE,
+    CONFIG_HELP,
+    DATA_DIR,
+    DATA_DIR_HELP,
+    CliError,
+    config_option,
+    load,
+    remember,
+)
 from csms.config import COMPONENTS, Config
+
+if TYPE_CHECKING:
+    from csms.app import CsmsApp
 
 # Sub-command groups, imported only when used: `csms remote` must not pay for SQLAlchemy.
 LAZY_GROUPS = {
@@ -44,6 +59,23 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="csms", message="csms %(version)s")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    expose_value=False,
+    callback=remember(CONFIG_FILE),
+    help=CONFIG_HELP,
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    expose_value=False,
+    callback=remember(DATA_DIR),
+    help=DATA_DIR_HELP,
+)
 def cli() -> None:
     """OCPP 1.6J / 2.0.1 central system with an OCPI 2.2.1 CPO bridge."""
 
@@ -75,13 +107,19 @@ def parse_only(values: tuple[str, ...]) -> tuple[str, ...]:
 def serve(only: tuple[str, ...], config_file: str | None) -> None:
     """Run the OCPP server, the operator API and the OCPI bridge (after upgrading the
     database schema)."""
+    import structlog
+
     from csms.app import ServerFailed, StartupError
     from csms.app import serve as run
     from csms.logconfig import configure_logging
 
     components = parse_only(only)
-    config: Config = load(config_file)
-    configure_logging(config.log.level, config.log.format)
+    ignored: list[str] = []
+    config: Config = load(config_file, warn=ignored.append)
+    configure_logging(config.log.level, config.log.format, config.log.charger_lines_per_minute)
+    log = structlog.get_logger("csms.cli")
+    for line in ignored:
+        log.warning("configuration_ignored", detail=line)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional (not on Windows)
@@ -89,9 +127,27 @@ def serve(only: tuple[str, ...], config_file: str | None) -> None:
     else:
         runner = uvloop.run
     try:
-        runner(run(config, components))
+        runner(run(config, components, on_started=show_started))
     except (StartupError, ServerFailed) as exc:
         raise CliError(str(exc)) from None
+
+
+def show_started(app: CsmsApp) -> None:
+    """On a terminal, where the running system keeps its data, in plain words (the log
+    line `csms_started` carries the same)."""
+    from csms.app import whereabouts
+
+    if not sys.stdout.isatty():
+        return
+    labels = {
+        "data_dir": "data directory",
+        "config_file": "configuration",
+        "database": "database",
+        "api_token_file": "API token file",
+    }
+    click.echo("csms is running (Ctrl-C stops it)")
+    for key, value in whereabouts(app.config, app.components).items():
+        click.echo(f"  {labels[key] + ':':<16} {value}")
 
 
 def main() -> None:

@@ -24,32 +24,7 @@ from csms.cli.common import (
 )
 from csms.config import Config
 from csms.core.partners import Partner, TokenEncoding
-
-
-def partner_json(p: Partner) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "status": p.status.value,
-        "direction": None if p.direction is None else p.direction.value,
-        "version": p.version,
-        "versions_url": p.versions_url,
-        "token_encoding": p.token_encoding.value,
-        "roles": [
-            {
-                "role": r.role.value,
-                "country_code": r.country_code,
-                "party_id": r.party_id,
-                "business_details": r.business_details,
-            }
-            for r in p.roles
-        ],
-        "endpoints": [
-            {"identifier": e.identifier, "role": e.role.value, "url": e.url} for e in p.endpoints
-        ],
-        "created_at": iso(p.created_at),
-        "updated_at": iso(p.updated_at),
-        "registered_at": iso(p.registered_at),
-    }
+from csms.views import partner_json
 
 
 def _run(config_file: str | None, work: Any) -> Any:

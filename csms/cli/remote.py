@@ -17,7 +17,6 @@ from csms.cli import api_client
 from csms.cli.common import (
     CliError,
     config_option,
-    iso,
     json_option,
     load,
     print_json,
@@ -25,6 +24,7 @@ from csms.cli.common import (
     table,
     when,
 )
+from csms.views import command_record_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -375,26 +375,7 @@ def list_cmd(charger_id: str | None, limit: int, config_file: str | None, as_jso
 
     records = run_db(config_file, work)
     if as_json:
-        print_json(
-            [
-                {
-                    "id": r.id,
-                    "charger": r.charge_point_id,
-                    "command": r.command,
-                    "action": r.action,
-                    "params": r.params,
-                    "source": r.source,
-                    "requested_by": r.requested_by,
-                    "outcome": r.outcome,
-                    "status": r.status,
-                    "message": r.message,
-                    "answer": r.answer,
-                    "created_at": iso(r.created_at),
-                    "finished_at": iso(r.finished_at),
-                }
-                for r in records
-            ]
-        )
+        print_json([command_record_json(r) for r in records])
         return
     if not records:
         click.echo("no commands")

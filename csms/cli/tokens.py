@@ -1,11 +1,12 @@
-"""`csms tokens`: add, list, show, block, unblock and import id tokens (RFID cards).
+"""`csms tokens`: add, list, show, block, unblock and import id tokens (RFID cards); list the
+uids two owners claim (`conflicts`).
 
 Argument parsing and printing over csms.services.staff.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,22 +16,36 @@ from csms.cli.chargers import _run
 from csms.cli.common import CliError, config_option, iso, json_option, parse_time, print_json, table
 from csms.core.authorization import Token, TokenStatus, limit_text
 from csms.core.errors import InvalidInput
-from csms.services.staff import parse_tokens_csv, token_limit, token_owner, token_status
+from csms.core.ids import token_key
+from csms.services.staff import (
+    StaffService,
+    parse_tokens_csv,
+    token_limit,
+    token_owner,
+    token_status,
+)
+from csms.storage.ocpi_tokens import Conflict as TokenConflict
+from csms.views import token_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def token_json(t: Token) -> dict[str, Any]:
+def conflict_json(c: TokenConflict) -> dict[str, Any]:
     return {
-        "uid": t.uid,
-        "type": t.type,
-        "status": t.status.value,
-        "expires_at": iso(t.expires_at),
-        "parent": t.parent_uid,
-        "origin": t.origin,
-        "max_concurrent": t.max_concurrent,
-        "updated_at": iso(t.updated_at),
+        "uid": c.uid,
+        "type": c.token_type,
+        "held_by": c.held_by,
+        "claimed_by": c.claimed_by,
+        "partner": c.partner,
+        "received_at": iso(c.received_at),
     }
+
+
+def _claims_by_key(found: Sequence[TokenConflict]) -> dict[str, list[TokenConflict]]:
+    out: dict[str, list[TokenConflict]] = {}
+    for conflict in found:
+        out.setdefault(token_key(conflict.uid), []).append(conflict)
+    return out
 
 
 def _max_concurrent_option(default: str | None) -> Callable[[F], F]:
@@ -109,16 +124,24 @@ def add_cmd(
 @config_option
 @json_option
 def list_cmd(config_file: str | None, as_json: bool) -> None:
-    """All tokens."""
-    found = _run(config_file, lambda s: s.tokens())
+    """All tokens. ALSO CLAIMED BY: parties whose own token claims the same uid (not used
+    at our chargers; see `csms tokens conflicts`)."""
+
+    async def work(s: StaffService) -> tuple[list[Token], list[TokenConflict]]:
+        return await s.tokens(), await s.token_conflicts()
+
+    found, conflicts = _run(config_file, work)
+    claims = _claims_by_key(conflicts)
     if as_json:
-        print_json([token_json(t) for t in found])
+        print_json(
+            [token_json(t, (c.claimed_by for c in claims.get(token_key(t.uid), []))) for t in found]
+        )
         return
     if not found:
         click.echo("no tokens")
         return
     table(
-        ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN", "MAX TX"],
+        ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN", "MAX TX", "ALSO CLAIMED BY"],
         [
             [
                 t.uid,
@@ -128,8 +151,34 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
                 t.type,
                 t.origin,
                 limit_text(t.max_concurrent),
+                ",".join(sorted({c.claimed_by for c in claims.get(token_key(t.uid), [])})) or None,
             ]
             for t in found
+        ],
+    )
+
+
+@tokens.command("conflicts")
+@click.argument("uid", required=False)
+@config_option
+@json_option
+def conflicts_cmd(uid: str | None, config_file: str | None, as_json: bool) -> None:
+    """Uids claimed by two owners (of UID only). The first owner keeps a uid: HELD BY
+    authorizes it at our chargers; the token of CLAIMED BY is stored (its eMSP sees it) but
+    not used there, and commands vouching for it are refused. To give the uid to the other
+    owner: `csms tokens set UID --owner CC*PID` (or `local`)."""
+    found = _run(config_file, lambda s: s.token_conflicts(uid))
+    if as_json:
+        print_json([conflict_json(c) for c in found])
+        return
+    if not found:
+        click.echo("no token conflicts" if uid is None else f"no conflicts for token {uid}")
+        return
+    table(
+        ["UID", "TYPE", "HELD BY", "CLAIMED BY", "PARTNER", "RECEIVED"],
+        [
+            [c.uid, c.token_type, c.held_by, c.claimed_by, c.partner, iso(c.received_at)]
+            for c in found
         ],
     )
 
@@ -139,10 +188,14 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
 @config_option
 @json_option
 def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
-    """One token, with the party owning it."""
-    t = _run(config_file, lambda s: s.token(uid))
+    """One token, with the party owning it (and others claiming its uid, if any)."""
+
+    async def work(s: StaffService) -> tuple[Token, list[TokenConflict]]:
+        return await s.token(uid), await s.token_conflicts(uid)
+
+    t, claims = _run(config_file, work)
     if as_json:
-        print_json(token_json(t))
+        print_json(token_json(t, (c.claimed_by for c in claims)))
         return
     rows = [
         ("uid", t.uid),
@@ -154,6 +207,9 @@ def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
         ("max concurrent", limit_text(t.max_concurrent)),
         ("updated", iso(t.updated_at) or "-"),
     ]
+    for c in claims:
+        by = f"{c.claimed_by} ({c.token_type}" + (f", partner {c.partner})" if c.partner else ")")
+        rows.append(("also claimed", f"{by}: not used at our chargers; the owner above keeps it"))
     for name, value in rows:
         click.echo(f"{name + ':':<15} {value}")
 

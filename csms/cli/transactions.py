@@ -22,42 +22,9 @@ from csms.cli.common import (
     print_json,
     table,
 )
-from csms.core.cost import cost_to_ocpi
 from csms.core.transactions import Transaction
 from csms.services.staff import TransactionDetail
-
-
-def transaction_json(t: Transaction, now: datetime) -> dict[str, Any]:
-    end = t.stop_at or now
-    return {
-        "id": t.id,
-        "charger": t.charge_point_id,
-        "ocpp_version": t.ocpp_version,
-        "ocpp_transaction_id": t.ocpp_transaction_id or str(t.id),
-        "evse_id": t.evse_id,
-        "connector_id": t.connector_id,
-        "id_tag": t.id_tag,
-        "auth_status": t.auth_status,
-        "state": t.state.value,
-        "start_at": iso(t.start_at),
-        "stop_at": iso(t.stop_at),
-        "duration_s": int((end - t.start_at).total_seconds()),
-        "meter_start_wh": t.meter_start_wh,
-        "meter_stop_wh": t.meter_stop_wh,
-        "energy_wh": t.energy_wh if not t.active else t.live_energy_wh(),
-        "stop_reason": t.stop_reason,
-        "stop_id_tag": t.stop_id_tag,
-        "flags": list(t.flags),
-        "reservation_id": t.reservation_id,
-        "remote_start_id": t.remote_start_id,
-        "last_meter_wh": t.last_meter_wh,
-        "last_meter_at": iso(t.last_meter_at),
-        "billing": t.billing,
-        "held_reason": t.held_reason,
-        "billing_attempts": t.billing_attempts,
-        "billing_error": t.billing_error,
-        "billing_retry_at": iso(t.billing_retry_at),
-    }
+from csms.views import transaction_detail_json, transaction_json, unmatched_json
 
 
 def billing_text(t: Transaction, width: int | None = None) -> str | None:
@@ -157,41 +124,7 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         # What keeps its CDR from being built (a broken tariff ...) must not hide the rest.
         cost_error = str(exc)
     if as_json:
-        print_json(
-            {
-                **transaction_json(t, now),
-                "tariff_id": (
-                    None if priced is None or priced.tariff is None else priced.tariff.id
-                ),
-                "currency": None if priced is None else priced.cost.currency,
-                "cost": None if priced is None else cost_to_ocpi(priced.cost),
-                "cost_error": cost_error,
-                "events": [
-                    {
-                        "seq_no": e.seq_no,
-                        "event_type": e.event_type,
-                        "trigger_reason": e.trigger_reason,
-                        "timestamp": iso(e.timestamp),
-                        "offline": e.offline,
-                    }
-                    for e in detail.events
-                ],
-                "samples": [
-                    {
-                        "timestamp": iso(s.timestamp),
-                        "measurand": s.measurand,
-                        "value": s.value,
-                        "unit": s.unit,
-                        "phase": s.phase,
-                        "location": s.location,
-                        "context": s.context,
-                        "signed": s.signed,
-                        "raw_value": s.raw_value,
-                    }
-                    for s in detail.samples
-                ],
-            }
-        )
+        print_json(transaction_detail_json(detail, now, priced, cost_error))
         return
     data = transaction_json(t, now)
     pairs = [
@@ -307,7 +240,7 @@ def unmatched_cmd(charger_id: str | None, config_file: str | None, as_json: bool
     """Stop/meter messages that named a transaction the CSMS does not know."""
     found = _run(config_file, lambda s: s.unmatched(charger_id))
     if as_json:
-        print_json([{**u, "received_at": iso(u["received_at"])} for u in found])
+        print_json([unmatched_json(u) for u in found])
         return
     if not found:
         click.echo("no unmatched messages")

@@ -62,6 +62,9 @@ class ChargePoint:
     diagnostics_status: str | None = None
     diagnostics_status_at: datetime | None = None
     base_report_firmware: str | None = None
+    # Registered by itself (an unknown id under ocpp.registration) and not acted on by
+    # staff since.
+    auto_registered: bool = False
     created_at: datetime | None = None
 
 
@@ -104,6 +107,17 @@ def registration_for(known: ChargePoint | None, policy: RegistrationPolicy) -> R
         "pending": RegistrationStatus.PENDING,
         "reject": RegistrationStatus.REJECTED,
     }[policy]
+
+
+# The highest EVSE number (2.0.1 evseId, 1.6 connectorId) and connector number a charger
+# may report: each becomes a row, and a charger must not create EVSE 2^62. Real stations
+# have a handful; controllers that present a car park as one charge point a few hundred.
+MAX_EVSE_ID = 1000
+
+# Integers in OCPP payloads: what a 64-bit signed database column holds, symmetric:
+# -2^63 itself is left out, because orjson reads -2^63 - 1 as a float that equals it.
+INT_MAX = 2**63 - 1
+INT_MIN = -INT_MAX
 
 
 def evse_of_v16_connector(connector_id: int) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars
@@ -31,7 +31,9 @@ from websockets.typing import Subprotocol
 
 from csms.config import OcppConfig
 from csms.core.charger import ChargePoint
+from csms.core.ids import charger_id_problem
 from csms.core.passwords import verify_password
+from csms.core.quotas import TokenBucket
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
 from csms.services.charging import ChargingService
@@ -41,6 +43,8 @@ from csms.workers import TaskSet, Worker
 log = structlog.get_logger("csms.gateway")
 
 PRESENCE_FLUSH_SECONDS = 30.0
+# Seconds between two log lines about the same connection being read more slowly.
+THROTTLE_REPORT_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -60,6 +64,10 @@ class Live:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     replaced: bool = False
     flushed_seen: float = 0.0
+    # Frames read late (ocpp.message_rate) since the last log line about it, and when that
+    # line was written (None: never).
+    throttled: int = 0
+    throttle_logged_at: float | None = None
 
 
 class Registry:
@@ -136,6 +144,9 @@ class OcppServer:
             compression=None,
             server_header=None,
             close_timeout=5,
+            # A client that does not finish its opening handshake in time is dropped: a
+            # half-open upgrade request holds a socket like any other.
+            open_timeout=cfg.handshake_timeout,
         )
         self._presence.start()
         log.info(
@@ -175,10 +186,15 @@ class OcppServer:
         peer = _peer(ws)
         path = urlsplit(request.path).path
         head, _, last = path.rpartition("/")
-        cp_id = unquote(last)
-        if head != self._prefix or not cp_id or len(cp_id) > 255 or "/" in cp_id:
-            log.warning("handshake_refused", peer=peer, path=path, reason="unknown path")
+        if head != self._prefix or not last:
+            log.warning(
+                "handshake_refused", peer=peer, path=_printable(path), reason="unknown path"
+            )
             return ws.respond(HTTPStatus.NOT_FOUND, "Not a charge point URL\n")
+        cp_id, problem = _charger_id(last)
+        if problem is not None:
+            log.warning("handshake_refused", peer=peer, path=_printable(path), reason=problem)
+            return ws.respond(HTTPStatus.BAD_REQUEST, f"Charge point id refused: {problem}\n")
         offered = _offered_subprotocols(request.headers)
         chosen: str | None = None
         if offered:
@@ -212,6 +228,15 @@ class OcppServer:
         refusal = await self._check_auth(ws, request, charger, cp_id, peer)
         if refusal is not None:
             return refusal
+        if charger is None:
+            reason = await self.service.quotas.enrolment_refusal()
+            if reason is not None:
+                # Logged once a minute at most (with the count), counted in the metrics.
+                self.service.quotas.refused(cp_id, reason, "handshake", peer)
+                return ws.respond(
+                    HTTPStatus.FORBIDDEN,
+                    f"Unknown charge point and {reason}: ask the operator to add it\n",
+                )
         ws.csms_handshake = Handshake(cp_id, adapter, chosen, charger)  # type: ignore[attr-defined]
         return None
 
@@ -234,7 +259,7 @@ class OcppServer:
         stored = None if charger is None else charger.password_hash
         if stored is None and not self.config.require_auth:
             return None
-        credentials = _basic_credentials(request.headers.get("Authorization"))
+        credentials = _basic_credentials(request.headers.get("Authorization"), cp_id)
         reason = None
         if credentials is None:
             reason = "missing credentials"
@@ -293,14 +318,25 @@ class OcppServer:
         live.flushed_seen = session.last_seen
         self.registry.put(cp_id, live)
         closed_by = "charger"
+        rate = self.config.message_rate
+        limit = TokenBucket(rate, self.config.message_burst, time.monotonic()) if rate else None
         try:
             session.registration = await self.service.connected(cp_id, adapter.version, known)
             log.info(
                 "charger_connected",
-                registration=session.registration.value,
+                registration=(
+                    "unknown" if session.registration is None else session.registration.value
+                ),
                 connected=len(self.registry),
             )
             async for text in ws:
+                if limit is not None:
+                    # Faster than ocpp.message_rate: the frame waits (and with it the
+                    # reading of the socket), so a flood costs its sender time, not others CPU.
+                    wait = limit.reserve(time.monotonic())
+                    if wait > 0:
+                        self._throttled(live, wait)
+                        await asyncio.sleep(wait)
                 await session.on_text(text)
         except ConnectionClosed:
             closed_by = "network"
@@ -308,7 +344,8 @@ class OcppServer:
             self.registry.remove(cp_id, live)
             session.fail_pending(ConnectionError(f"{cp_id} disconnected"))
             try:
-                if not live.replaced:
+                # A charger that never booted is not stored: nothing to mark.
+                if not live.replaced and session.registration is not None:
                     seen = datetime.fromtimestamp(session.last_seen, UTC)
                     await self.service.disconnected(cp_id, seen)
             except DatabaseClosed as exc:
@@ -324,6 +361,24 @@ class OcppServer:
                 replaced=live.replaced,
             )
 
+    def _throttled(self, live: Live, wait: float) -> None:
+        if self.metrics is not None:
+            self.metrics.throttle(wait)
+        live.throttled += 1
+        now = time.monotonic()
+        logged = live.throttle_logged_at
+        if logged is not None and now - logged < THROTTLE_REPORT_SECONDS:
+            return
+        log.warning(
+            "charger_throttled",
+            charge_point_id=live.session.cp_id,
+            frames=live.throttled,
+            message_rate=self.config.message_rate,
+            message_burst=self.config.message_burst,
+        )
+        live.throttle_logged_at = now
+        live.throttled = 0
+
     # --- presence --------------------------------------------------------------------
 
     async def _presence_pass(self) -> None:
@@ -334,6 +389,8 @@ class OcppServer:
         changed: list[tuple[str, datetime]] = []
         lives: list[Live] = []
         for cp_id, live in self.registry.items():
+            if live.session.registration is None:
+                continue  # not stored until it boots
             if live.session.last_seen > live.flushed_seen:
                 changed.append((cp_id, datetime.fromtimestamp(live.session.last_seen, UTC)))
                 lives.append(live)
@@ -368,7 +425,28 @@ def _offered_subprotocols(headers: Headers) -> list[str]:
     return offered
 
 
-def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+def _charger_id(segment: str) -> tuple[str, str | None]:
+    """The charge point id of the URL's last path segment, and why it is refused (None when
+    it is not). Percent-escapes are decoded strictly: bytes that are not UTF-8 are refused,
+    never replaced (two different raw ids must not become one charger)."""
+    try:
+        cp_id = unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        return segment, "the charge point id is not valid UTF-8"
+    return cp_id, charger_id_problem(cp_id)
+
+
+def _printable(path: str, limit: int = 200) -> str:
+    """A request path for the log: ASCII only (control characters and bytes escaped)."""
+    text = path.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _basic_credentials(header: str | None, cp_id: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic Authorization header. The user is the charge point id,
+    which may contain ":" (identifierString does): a header that starts with the id and a
+    colon is split there."""
     if not header:
         return None
     scheme, _, value = header.partition(" ")
@@ -378,6 +456,8 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
+    if decoded.startswith(cp_id + ":"):
+        return cp_id, decoded[len(cp_id) + 1 :]
     user, sep, password = decoded.partition(":")
     if not sep:
         return None

@@ -176,6 +176,11 @@ class OcppSession:
                     ErrorKind.NOT_SUPPORTED, f"{call.action} is not sent by a charging station"
                 )
             raise OcppCallError(ErrorKind.NOT_IMPLEMENTED, f"Unknown action {call.action!r}")
+        if self.registration is None and call.action != "BootNotification":
+            # Not stored yet: it registers (or not) with its first boot.
+            raise OcppCallError(
+                ErrorKind.SECURITY, "Unknown charging station: send a BootNotification first"
+            )
         if (
             self.registration is not RegistrationStatus.ACCEPTED
             and call.action not in adapter.before_acceptance

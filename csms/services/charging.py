@@ -43,7 +43,9 @@ from csms.core.transactions import (
     session_energy,
     with_energy,
 )
+from csms.metrics import Metrics
 from csms.services.holdings import Holdings, Place
+from csms.services.quotas import Quotas, QuotaSettings
 from csms.storage import charge_points as cp_repo
 from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
@@ -92,6 +94,7 @@ class ChargingSettings:
     allow_unknown_tags: bool = False
     # Charger timestamps outside it are replaced by the time of receipt and flagged.
     window: TimeWindow = field(default_factory=TimeWindow)
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,10 +314,18 @@ def _applied(tx: Transaction, changes: dict[str, Any]) -> Transaction:
 class ChargingService:
     """What chargers report, made durable. One instance per process."""
 
-    def __init__(self, db: Database, clock: Clock, settings: ChargingSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: ChargingSettings,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self.settings = settings
+        # What chargers may make us keep: messages stored as sent, their own registration.
+        self.quotas = Quotas(db, clock, settings.quotas, metrics)
         # Running transactions this process has seen, by id: lets meter values and stops
         # skip a look-up.
         self._active: dict[int, Transaction] = {}
@@ -356,6 +367,14 @@ class ChargingService:
         # Called with (kind, action) when a charger's value was not taken as sent: kind
         # "timestamp" (outside the window), "reading" or "register" (no usable number).
         self.on_flagged: list[Callable[[str, str], None]] = []
+
+    async def warm_up(self) -> None:
+        """Build the look-ups a burst of starts needs before the first burst comes (SQLite;
+        elsewhere SQLAlchemy's statement cache does it)."""
+        if not self._db.is_sqlite:
+            return
+        most = max(self._by_ocpp_id.max_keys, self._starts_at.max_keys)
+        await tx_repo.warm_up(self._db.engine.dialect, most)
 
     def now(self) -> datetime:
         return self._clock()
@@ -450,11 +469,15 @@ class ChargingService:
 
     async def connected(
         self, cp_id: str, version: str, known: ChargePoint | None
-    ) -> RegistrationStatus:
-        """A charger opened a connection (`known`: its row as read at the handshake): create
-        it per policy if unknown and mark it online. Returns its registration status."""
+    ) -> RegistrationStatus | None:
+        """A charger opened a connection (`known`: its row as read at the handshake): mark
+        it online. Returns its registration status, or None for a charger that is not
+        stored: nothing is written for it until it boots (`boot` decides whether it may
+        register itself), so ids that only connect leave no trace."""
+        if known is None:
+            return None
         now = self._clock()
-        registration = registration_for(known, self.settings.registration)
+        registration = known.registration
 
         async def unit(w: WriteTx) -> None:
             cp_repo.connected_later(w, cp_id, version, registration, now)
@@ -495,6 +518,14 @@ class ChargingService:
         asked again for the same firmware (no reboot loop)."""
         now = self._clock()
         known = await self._charge_points.load(cp_id)
+        if known is None:
+            refusal = await self.quotas.enrol()
+            if refusal is not None:
+                # Not stored: it may boot again after the interval (and is then reconsidered).
+                self.quotas.refused(cp_id, refusal, "boot")
+                return BootDecision(
+                    RegistrationStatus.REJECTED, self.settings.heartbeat_interval, now
+                )
         status = registration_for(known, self.settings.registration)
         firmware = info.firmware_version or ""
         due = (
@@ -511,6 +542,9 @@ class ChargingService:
                 cp_repo.base_report_asked_later(w, cp_id, firmware)
 
         await self._db.write(unit)
+        if known is None:
+            log.info("charger_registered_itself", charge_point_id=cp_id, registration=status.value)
+            self._status_changed()
         return BootDecision(status, self.settings.heartbeat_interval, now, due)
 
     async def heartbeat(self, cp_id: str) -> datetime:
@@ -1515,8 +1549,13 @@ class ChargingService:
             self._evse_tx.clear()
         self._evse_tx[(cp_id, evse_id)] = tx_id
 
-    async def device_report(self, cp_id: str, report_data: Sequence[dict[str, Any]]) -> int:
-        """Store (a part of) the device model a station reports."""
+    async def device_report(self, cp_id: str, payload: dict[str, Any]) -> int | None:
+        """Store (a part of) the device model a station reports (NotifyReport), within the
+        charger's quota of messages kept as sent; returns how many variable attributes were
+        stored, None when the part was over the quota."""
+        if not self.quotas.keep(cp_id, "NotifyReport", payload):
+            return None
+        report_data: Sequence[dict[str, Any]] = payload.get("reportData") or []
         now = self._clock()
 
         async def unit(w: WriteTx) -> int:
@@ -1612,14 +1651,19 @@ class ChargingService:
 
     async def record_event(
         self, cp_id: str, action: str, payload: dict[str, Any], *, progress: str | None = None
-    ) -> None:
-        """Store a message for staff. `progress` names the charger field that tracks it:
-        "firmware" or "diagnostics" (its status is payload["status"])."""
+    ) -> bool:
+        """Store a message for staff, within the charger's quota; returns whether it was
+        stored. `progress` names the charger field that tracks it: "firmware" or
+        "diagnostics" (its status is payload["status"]), set over the quota too."""
         now = self._clock()
+        keep = self.quotas.keep(cp_id, action, payload)
+        if not keep and progress is None:
+            return False
 
         async def unit(w: WriteTx) -> None:
             conn = await w.connection()
-            await event_repo.record(conn, cp_id, action, payload, now)
+            if keep:
+                await event_repo.record(conn, cp_id, action, payload, now)
             if progress is not None:
                 await cp_repo.update_fields(
                     conn,
@@ -1629,3 +1673,4 @@ class ChargingService:
                 )
 
         await self._db.write(unit)
+        return keep

@@ -17,6 +17,7 @@ from csms.core.authorization import Token, TokenStatus, parse_limit
 from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
 from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
+from csms.core.ids import charger_id_problem
 from csms.core.metering import Sample
 from csms.core.parties import LOCAL, check_origin
 from csms.core.passwords import hash_password
@@ -27,6 +28,7 @@ from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
 from csms.storage import local_lists as list_repo
+from csms.storage import ocpi_tokens as ocpi_token_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
@@ -35,6 +37,7 @@ from csms.storage.database import Database, WriteTx
 from csms.storage.device_model import DeviceVariable
 from csms.storage.events import ChargerEvent
 from csms.storage.local_lists import LocalList
+from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.storage.transactions import StoredEvent
 
 MIN_PASSWORD_LENGTH = 8
@@ -132,6 +135,8 @@ class StaffService:
             values["validation"] = validation
         if registration is not None:
             values["registration"] = registration.value
+        # Staff have looked at it: it no longer counts against ocpp.auto_register_limit.
+        values["auto_registered"] = False
         now = self._clock()
 
         async def unit(w: WriteTx) -> ChargePoint:
@@ -242,6 +247,12 @@ class StaffService:
         async with self._db.read() as conn:
             return await token_repo.list_all(conn)
 
+    async def token_conflicts(self, uid: str | None = None) -> list[TokenConflict]:
+        """Partner tokens whose uid another owner holds (of one uid): who authorizes it at
+        our chargers, whose claim is not used (csms.storage.ocpi_tokens)."""
+        async with self._db.read() as conn:
+            return await ocpi_token_repo.conflicts(conn, uid)
+
     async def token(self, uid: str) -> Token:
         async with self._db.read() as conn:
             found = await token_repo.get(conn, uid)
@@ -311,8 +322,10 @@ def _hash(password: str | None) -> str | None:
 
 
 def _check_charger_id(cp_id: str) -> None:
-    if not cp_id or len(cp_id) > 255 or "/" in cp_id or cp_id.strip() != cp_id:
-        raise InvalidInput(f"invalid charger id {cp_id!r}")
+    """The id a charger may connect with (the handshake refuses any other)."""
+    problem = charger_id_problem(cp_id)
+    if problem is not None:
+        raise InvalidInput(f"invalid charger id {cp_id!r}: {problem}")
 
 
 def _check_token(token: Token) -> None:

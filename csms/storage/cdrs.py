@@ -5,18 +5,21 @@ Takes an AsyncConnection; returns StoredCdr records holding the OCPI object.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.storage.database import WriteTx
-from csms.storage.models import CdrRow
+from csms.storage.models import CdrRow, TransactionRow
+from csms.storage.paging import Page, keyset_page
 
 _cdr = cast(Table, CdrRow.__table__)
+_tx = cast(Table, TransactionRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +135,45 @@ async def listing(
     if limit is not None:
         stmt = stmt.limit(limit)
     return [_to_cdr(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    cp_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tag_key: str | None = None,
+    parties: Sequence[tuple[str, str]] | None = None,
+    after: int | None = None,
+    limit: int,
+) -> Page[StoredCdr]:
+    """A page of CDRs for staff, newest first (by sequence); `since` (inclusive) and
+    `until` (exclusive) bound the end of the session; `tag_key`: the token_key of the id tag
+    that started its transaction; `parties`: (country code, party id) of the parties one of
+    which owns the CDR's token (an empty list matches nothing)."""
+    conditions: list[Any] = []
+    if cp_id is not None:
+        conditions.append(_cdr.c.charge_point_id == cp_id)
+    if since is not None:
+        conditions.append(_cdr.c.end_at >= since)
+    if until is not None:
+        conditions.append(_cdr.c.end_at < until)
+    if tag_key is not None:
+        started = select(_tx.c.id).where(_tx.c.id_tag_key == tag_key)
+        conditions.append(_cdr.c.transaction_id.in_(started))
+    if parties is not None:
+        country = _cdr.c.data[("cdr_token", "country_code")].as_string()
+        party = _cdr.c.data[("cdr_token", "party_id")].as_string()
+        conditions.append(or_(false(), *((country == c) & (party == p) for c, p in parties)))
+    return await keyset_page(
+        conn,
+        select(_cdr),
+        _cdr,
+        conditions,
+        _cdr.c.seq,
+        descending=True,
+        after=after,
+        limit=limit,
+        convert=_to_cdr,
+    )

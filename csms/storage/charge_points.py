@@ -27,6 +27,7 @@ from csms.storage.models import (
     ConnectorRow,
     StatusHistoryRow,
 )
+from csms.storage.paging import Page, keyset_page
 
 _cp = cast(Table, ChargePointRow.__table__)
 _conn = cast(Table, ConnectorRow.__table__)
@@ -60,6 +61,7 @@ def _to_charge_point(row: Any) -> ChargePoint:
         diagnostics_status=row.diagnostics_status,
         diagnostics_status_at=row.diagnostics_status_at,
         base_report_firmware=row.base_report_firmware,
+        auto_registered=bool(row.auto_registered),
         created_at=row.created_at,
     )
 
@@ -251,6 +253,7 @@ def _params(names: tuple[str, ...]) -> dict[str, Any]:
 _CONNECTED_NEW = (
     "id",
     "registration",
+    "auto_registered",
     "connected",
     "connected_at",
     "last_seen_at",
@@ -285,13 +288,15 @@ _CONNECTED = {d: _connected_upsert(d) for d in ("sqlite", "postgresql")}
 def connected_later(
     tx: WriteTx, cp_id: str, version: str, registration_if_new: RegistrationStatus, now: datetime
 ) -> None:
-    """Mark a charger connected, creating it (with `registration_if_new`) when unknown."""
+    """Mark a charger connected, creating it (with `registration_if_new`, as registered by
+    itself) when unknown."""
     at = tx.db_time(now)
     tx.defer_bulk(
         _CONNECTED[tx.dialect],
         {
             "id": cp_id,
             "registration": registration_if_new.value,
+            "auto_registered": True,
             "connected": True,
             "connected_at": at,
             "last_seen_at": at,
@@ -444,6 +449,12 @@ async def offline_between(conn: AsyncConnection, after: datetime, until: datetim
     return {r[0] for r in (await conn.execute(stmt)).all()}
 
 
+async def count_auto_registered(conn: AsyncConnection) -> int:
+    """Charge points that registered themselves and staff have not acted on since."""
+    stmt = select(func.count()).select_from(_cp).where(_cp.c.auto_registered)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
 async def count(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(_cp))).scalar_one())
 
@@ -452,3 +463,41 @@ def _as_utc(value: Any) -> datetime:
     """A timestamp read through a UNION (the driver's value: SQLite gives text)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    registration: RegistrationStatus | None = None,
+    connected: bool | None = None,
+    ocpp_version: str | None = None,
+    status: ConnectorStatus | None = None,
+    after: str | None = None,
+    limit: int,
+) -> Page[ChargePoint]:
+    """A page of charge points by id for staff; `status`: one of its connectors (or the
+    charger itself, EVSE 0) has it."""
+    conditions = []
+    if registration is not None:
+        conditions.append(_cp.c.registration == registration.value)
+    if connected is not None:
+        conditions.append(_cp.c.connected == connected)
+    if ocpp_version is not None:
+        conditions.append(_cp.c.ocpp_version == ocpp_version)
+    if status is not None:
+        conditions.append(
+            select(_conn.c.charge_point_id)
+            .where(_conn.c.charge_point_id == _cp.c.id, _conn.c.status == status.value)
+            .exists()
+        )
+    return await keyset_page(
+        conn,
+        select(_cp),
+        _cp,
+        conditions,
+        _cp.c.id,
+        descending=False,
+        after=after,
+        limit=limit,
+        convert=_to_charge_point,
+    )

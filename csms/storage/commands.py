@@ -14,8 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.commands import CommandRecord
 from csms.storage.models import CommandRow
+from csms.storage.paging import Page, keyset_page
 
 _cmd = cast(Table, CommandRow.__table__)
+# The outcome of an entry still waiting for the charger's answer (NULL in the table).
+PENDING = "pending"
 
 
 def _to_record(row: Any) -> CommandRecord:
@@ -112,3 +115,48 @@ async def counts_by_outcome(conn: AsyncConnection) -> dict[tuple[str, str], int]
         _cmd.c.command, _cmd.c.outcome
     )
     return {(c, o or "pending"): n for c, o, n in (await conn.execute(stmt)).all()}
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    cp_id: str | None = None,
+    command: str | None = None,
+    outcome: str | None = None,
+    source: str | None = None,
+    requested_by: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int | None = None,
+    limit: int,
+) -> Page[CommandRecord]:
+    """A page of the audit log, newest first; `outcome` `pending`: still waiting for the
+    charger; `since` (inclusive) and `until` (exclusive) bound when it was asked."""
+    conditions = []
+    if cp_id is not None:
+        conditions.append(_cmd.c.charge_point_id == cp_id)
+    if command is not None:
+        conditions.append(_cmd.c.command == command)
+    if outcome == PENDING:
+        conditions.append(_cmd.c.outcome.is_(None))
+    elif outcome is not None:
+        conditions.append(_cmd.c.outcome == outcome)
+    if source is not None:
+        conditions.append(_cmd.c.source == source)
+    if requested_by is not None:
+        conditions.append(_cmd.c.requested_by == requested_by)
+    if since is not None:
+        conditions.append(_cmd.c.created_at >= since)
+    if until is not None:
+        conditions.append(_cmd.c.created_at < until)
+    return await keyset_page(
+        conn,
+        select(_cmd),
+        _cmd,
+        conditions,
+        _cmd.c.id,
+        descending=True,
+        after=after,
+        limit=limit,
+        convert=_to_record,
+    )

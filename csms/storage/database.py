@@ -128,6 +128,11 @@ class FastSelect:
         # Parameter name -> what makes a value of it driver-ready (None: as it is).
         self._bind: dict[str, Callable[[Any], Any] | None] = {}
 
+    def prepare(self, dialect: Dialect) -> None:
+        """Build the statement's SQL now rather than at its first use."""
+        if self._compiled is None:
+            self._prepare(dialect)
+
     def _prepare(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         compiled = self.statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
@@ -173,11 +178,8 @@ class FastSelect:
 def _sqlite_time(moment: datetime) -> str:
     """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, microseconds always shown),
     so that rows written in bulk compare and read back like the others."""
-    utc = moment.astimezone(UTC)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
-    )
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class WriteTx:
@@ -189,12 +191,15 @@ class WriteTx:
     writes in submission order.
     """
 
-    __slots__ = ("_conn", "_deferred", "dialect")
+    __slots__ = ("_conn", "_deferred", "dialect", "flush_failed")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._deferred: dict[Executable | BulkStatement, list[dict[str, Any]]] = {}
         self.dialect: str = conn.dialect.name
+        # Whether running deferred statements raised: the failure then belongs to whichever
+        # unit deferred the row, not necessarily to the unit that was running.
+        self.flush_failed = False
 
     def defer(self, statement: Executable, params: dict[str, Any]) -> None:
         rows = self._deferred.get(statement)
@@ -222,11 +227,15 @@ class WriteTx:
 
     async def flush(self) -> None:
         deferred, self._deferred = self._deferred, {}
-        for statement, rows in deferred.items():
-            if isinstance(statement, BulkStatement):
-                await statement.execute(self._conn, rows)
-            else:
-                await self._conn.execute(statement, rows)
+        try:
+            for statement, rows in deferred.items():
+                if isinstance(statement, BulkStatement):
+                    await statement.execute(self._conn, rows)
+                else:
+                    await self._conn.execute(statement, rows)
+        except Exception:
+            self.flush_failed = True
+            raise
 
 
 @dataclass(slots=True)
@@ -235,10 +244,26 @@ class _Pending:
     future: asyncio.Future[Any]
 
 
+class _UnitFailed(Exception):
+    """A batch's transaction failed: in unit `index`, or where no single unit can be named
+    (None: in statements merged across units, or at commit)."""
+
+    def __init__(self, index: int | None, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.cause = cause
+
+
 @dataclass(slots=True)
 class WriterStats:
     batches: int = 0
     units: int = 0
+    # Transactions the writer committed, and those a failing unit rolled back.
+    commits: int = 0
+    rollbacks: int = 0
+    # Units that failed (their caller got the exception) and units run in a transaction
+    # of their own because a failure could not be pinned on one unit of their batch.
+    failed_units: int = 0
     retried_alone: int = 0
     commit_seconds: float = 0.0
     largest_batch: int = 0
@@ -325,6 +350,11 @@ class BatchLoader(Generic[K, V]):
         self._running = False
         self._drains = TaskSet("batch-loader")
         self._conn: AsyncConnection | None = None
+
+    @property
+    def max_keys(self) -> int:
+        """The most keys one query asks for."""
+        return self._max_keys
 
     async def load(self, key: K) -> V | None:
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
@@ -622,32 +652,71 @@ class Database:
                     await _pragma(conn, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     async def _commit_batch(self, conn: AsyncConnection, batch: list[_Pending]) -> None:
+        """Commit the units of `batch` in one transaction. A unit that raises fails alone:
+        the transaction is rolled back, its caller gets the exception and the others run
+        again as one batch, so one bad unit costs one rollback, not a commit per unit.
+        A failure in statements merged across units (or at commit) names no unit: the
+        batch runs again with each unit's statements executed right after it, which names
+        it; only when that fails as well does every unit get a transaction of its own."""
         started = time.perf_counter()
-        results: list[Any] = []
-        try:
-            async with conn.begin():
-                tx = WriteTx(conn)
-                for pending in batch:
-                    results.append(await pending.unit(tx))
-                await tx.flush()
-        except Exception as exc:  # noqa: BLE001 - isolate the failing unit by retrying alone
-            if len(batch) == 1:
-                self._fail(batch[0], exc)
-            else:
-                for pending in batch:
-                    await self._commit_single(conn, pending)
-        else:
-            for pending, result in zip(batch, results, strict=True):
+        remaining = batch
+        flush_each = False
+        stats = self.stats
+        while remaining:
+            try:
+                results = await self._run_units(conn, remaining, flush_each=flush_each)
+            except _UnitFailed as failed:
+                stats.rollbacks += 1
+                if failed.index is not None:
+                    stats.failed_units += 1
+                    self._fail(remaining[failed.index], failed.cause)
+                    remaining = remaining[: failed.index] + remaining[failed.index + 1 :]
+                elif len(remaining) == 1:
+                    stats.failed_units += 1
+                    self._fail(remaining[0], failed.cause)
+                    remaining = []
+                elif not flush_each:
+                    flush_each = True
+                else:
+                    for pending in remaining:
+                        await self._commit_single(conn, pending)
+                    remaining = []
+                continue
+            stats.commits += 1
+            for pending, result in zip(remaining, results, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(result)
+            break
         took = time.perf_counter() - started
         if took > SLOW_COMMIT_SECONDS:
             log.warning("commit_slow", units=len(batch), duration_ms=round(took * 1000))
-        stats = self.stats
         stats.batches += 1
         stats.units += len(batch)
         stats.largest_batch = max(stats.largest_batch, len(batch))
         stats.commit_seconds += took
+
+    @staticmethod
+    async def _run_units(
+        conn: AsyncConnection, units: list[_Pending], *, flush_each: bool
+    ) -> list[Any]:
+        """Run `units` in order in one transaction and commit it; raises _UnitFailed."""
+        results: list[Any] = []
+        running: int | None = None
+        tx = WriteTx(conn)
+        try:
+            async with conn.begin():
+                for index, pending in enumerate(units):
+                    running = index
+                    results.append(await pending.unit(tx))
+                    if flush_each:
+                        await tx.flush()
+                running = None
+                await tx.flush()
+        except Exception as exc:
+            if tx.flush_failed and not flush_each:
+                running = None  # an earlier unit's deferred row may be the cause
+            raise _UnitFailed(running, exc) from exc
+        return results
 
     async def _commit_single(self, conn: AsyncConnection, pending: _Pending) -> None:
         self.stats.retried_alone += 1
@@ -657,8 +726,10 @@ class Database:
                 result = await pending.unit(tx)
                 await tx.flush()
         except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+            self.stats.failed_units += 1
             self._fail(pending, exc)
         else:
+            self.stats.commits += 1
             if not pending.future.done():
                 pending.future.set_result(result)
 

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from csms.core.locations import ConnectorSpec, Location
 from csms.storage.models import ChargerLocationRow, EvseLinkRow, LocationRow
+from csms.storage.paging import Page, keyset_page
 
 _loc = cast(Table, LocationRow.__table__)
 _link = cast(Table, ChargerLocationRow.__table__)
@@ -376,3 +377,45 @@ async def of_charger(conn: AsyncConnection, cp_id: str) -> tuple[Location, Conne
 async def chargers_at(conn: AsyncConnection, location_id: str) -> list[str]:
     stmt = select(_link.c.charge_point_id).where(_link.c.location_id == location_id)
     return [r[0] for r in (await conn.execute(stmt.order_by(_link.c.charge_point_id))).all()]
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    published: bool | None = None,
+    country: str | None = None,
+    after: str | None = None,
+    limit: int,
+) -> Page[Location]:
+    """A page of locations for staff, by id; `country`: ISO 3166-1 alpha-3."""
+    conditions = []
+    if published is not None:
+        conditions.append(_loc.c.publish == published)
+    if country is not None:
+        conditions.append(_loc.c.country == country)
+    return await keyset_page(
+        conn,
+        select(_loc),
+        _loc,
+        conditions,
+        _loc.c.id,
+        descending=False,
+        after=after,
+        limit=limit,
+        convert=_to_location,
+    )
+
+
+async def chargers_at_many(
+    conn: AsyncConnection, location_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """`chargers_at` of several locations in one query."""
+    found: dict[str, list[str]] = {i: [] for i in location_ids}
+    stmt = (
+        select(_link.c.location_id, _link.c.charge_point_id)
+        .where(_link.c.location_id.in_(list(location_ids)))
+        .order_by(_link.c.charge_point_id)
+    )
+    for row in (await conn.execute(stmt)).all():
+        found[row.location_id].append(row.charge_point_id)
+    return found

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -100,6 +101,9 @@ class ChargePointRow(Base):
     diagnostics_status_at: Mapped[datetime | None]
     # Firmware version for which the full device-model report was last requested (2.0.1).
     base_report_firmware: Mapped[str | None]
+    # Created by its own boot (ocpp.registration for an unknown id) and not acted on by
+    # staff since: counts against ocpp.auto_register_limit.
+    auto_registered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -13,6 +13,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.storage.models import TariffAssignmentRow, TariffRow
+from csms.storage.paging import Page, keyset_page
 
 _tar = cast(Table, TariffRow.__table__)
 _asg = cast(Table, TariffAssignmentRow.__table__)
@@ -139,3 +140,27 @@ async def page(
         )
     ).all()
     return [StoredTariff(r.id, r.data, r.created_at, r.updated_at) for r in rows], int(total)
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    currency: str | None = None,
+    after: str | None = None,
+    limit: int,
+) -> Page[StoredTariff]:
+    """A page of tariffs for staff, by id."""
+    conditions = []
+    if currency is not None:
+        conditions.append(_tar.c.currency == currency)
+    return await keyset_page(
+        conn,
+        select(_tar),
+        _tar,
+        conditions,
+        _tar.c.id,
+        descending=False,
+        after=after,
+        limit=limit,
+        convert=lambda r: StoredTariff(r.id, r.data, r.created_at, r.updated_at),
+    )

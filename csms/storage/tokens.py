@@ -16,6 +16,7 @@ from csms.core.authorization import Token, TokenStatus
 from csms.core.ids import token_key
 from csms.storage.database import FastSelect
 from csms.storage.models import IdTokenRow
+from csms.storage.paging import Page, keyset_page
 
 _tok = cast(Table, IdTokenRow.__table__)
 
@@ -99,3 +100,31 @@ async def set_status(conn: AsyncConnection, uid: str, status: TokenStatus, now: 
         .values(status=status.value, updated_at=now)
     )
     return bool(result.rowcount)
+
+
+async def browse(
+    conn: AsyncConnection,
+    *,
+    status: TokenStatus | None = None,
+    origins: Sequence[str] | None = None,
+    after: str | None = None,
+    limit: int,
+) -> Page[Token]:
+    """A page of tokens for staff, by key (the uid, case-insensitive); `origins`: who owns
+    them (`local`, `NL*EMS`, ...; an empty list matches nothing)."""
+    conditions = []
+    if status is not None:
+        conditions.append(_tok.c.status == status.value)
+    if origins is not None:
+        conditions.append(_tok.c.origin.in_(list(origins)))
+    return await keyset_page(
+        conn,
+        select(_tok),
+        _tok,
+        conditions,
+        _tok.c.uid_key,
+        descending=False,
+        after=after,
+        limit=limit,
+        convert=_to_token,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,8 +27,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="module")
+def empty_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database `csms db init` made, once: only it, `serve` and `demo` create one."""
+    where = tmp_path_factory.mktemp("template")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    subprocess.run(
+        [*CSMS, "--data-dir", str(where), "db", "init"],
+        capture_output=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    return where / "csms.db"
+
+
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def workdir(tmp_path: Path, empty_database: Path) -> Path:
+    shutil.copyfile(empty_database, tmp_path / "csms.db")
     port = free_port()
     (tmp_path / "csms.toml").write_text(
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
@@ -143,6 +160,9 @@ def test_token_import(workdir: Path) -> None:
     [
         (["chargers", "show", "NOPE"], "no charger NOPE"),
         (["chargers", "add", "X", "--password", "short"], "at least 8 characters"),
+        (["chargers", "add", "CP{1}"], "the charge point id contains '{'"),
+        (["chargers", "add", "CP 1"], "allowed are a-z, A-Z, 0-9 and * - _ = : + | @ ."),
+        (["chargers", "add", "X" * 49], "longer than 48 characters"),
         (["tokens", "add", "T", "--status", "Maybe"], "status must be one of"),
         (["tokens", "add", "T", "--expires", "soon"], "not an ISO 8601"),
         (["tokens", "block", "NOPE"], "no token NOPE"),

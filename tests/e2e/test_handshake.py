@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from csms.core.charger import RegistrationStatus
 from tests.e2e.conftest import Running, StartServer
+from tests.e2e.logs import captured_logs
 from tests.e2e.raw import BOOT, basic, call, open_raw
 
 
@@ -21,11 +23,61 @@ async def test_ocpp16_is_negotiated(server: Running) -> None:
 
 
 async def test_percent_encoded_id_is_decoded(server: Running) -> None:
-    ws = await open_raw(server.url, "CP%2F%20X".replace("%2F", "-"))
+    ws = await open_raw(server.url, "CP%2A%3A%7C-X")
     await call(ws, "BootNotification", BOOT)
     await ws.close()
-    detail = await server.staff.charger("CP- X")
+    detail = await server.staff.charger("CP*:|-X")
     assert detail.charger.vendor == "TestVendor"
+
+
+@pytest.mark.parametrize(
+    ("segment", "reason"),
+    [
+        # Not UTF-8: both once decoded to the same two replacement characters (one charger).
+        ("%FF%FE", "the charge point id is not valid UTF-8"),
+        ("%C0%AF", "the charge point id is not valid UTF-8"),
+        ("CP%00NUL", "the charge point id contains '\\x00'"),
+        ("CP%7B1%7D", "the charge point id contains '{'"),
+        ("CP%20X", "the charge point id contains ' '"),
+        ("CP%2F1", "the charge point id contains '/'"),
+        ("CP%C3%A9", "the charge point id contains '\\xe9'"),
+        ("%25", "the charge point id contains '%'"),
+        ("X" * 49, "the charge point id is longer than 48 characters"),
+    ],
+)
+async def test_ids_outside_the_alphabet_are_refused_at_the_handshake(
+    server: Running, segment: str, reason: str
+) -> None:
+    with captured_logs() as logs, pytest.raises(InvalidStatus) as info:
+        await open_raw(server.url, segment)
+    assert info.value.response.status_code == 400
+    assert reason in info.value.response.body.decode()
+    (refused,) = logs.named("handshake_refused")
+    assert refused["reason"].startswith(reason)
+    # The log shows the path as sent (escaped), never a raw NUL or undecodable byte.
+    assert refused["path"] == f"/ocpp/{segment}" and refused["path"].isascii()
+    assert logs.tracebacks() == []
+    assert await server.staff.chargers() == []
+
+
+async def test_every_character_of_the_alphabet_connects(server: Running) -> None:
+    cp_id = "az-AZ_09*=:+|@." + "x" * 33  # 48 characters
+    ws = await open_raw(server.url, quote(cp_id, safe=""))
+    assert (await call(ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+    await ws.close()
+    assert [o.charger.id for o in await server.staff.chargers()] == [cp_id]
+
+
+async def test_basic_auth_with_a_colon_in_the_id(server: Running) -> None:
+    # identifierString allows ":"; the user of a Basic header ends at the first colon,
+    # so the header is read as the id from the URL followed by ":" and the password.
+    await server.staff.add_charger("SITE:7", password="s3cret-pass")
+    ws = await open_raw(server.url, "SITE:7", headers=basic("SITE:7", "s3cret-pass"))
+    assert (await call(ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+    await ws.close()
+    with pytest.raises(InvalidStatus) as info:
+        await open_raw(server.url, "SITE:7", headers=basic("SITE:7", "wrong-pass"))
+    assert info.value.response.status_code == 401
 
 
 async def test_unsupported_subprotocol_is_refused(server: Running) -> None:
@@ -138,6 +190,7 @@ async def test_ping_keeps_a_live_charger_connected(start_server: StartServer) ->
 
 
 async def test_simultaneous_connections_leave_exactly_one(server: Running) -> None:
+    await server.staff.add_charger("RACE")  # known: it may send more than a boot at once
     sockets = await asyncio.gather(*(open_raw(server.url, "RACE") for _ in range(3)))
     await asyncio.sleep(0.5)
     assert len(server.app.ocpp.registry) == 1

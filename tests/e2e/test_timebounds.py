@@ -563,16 +563,21 @@ async def test_a_meter_start_of_minus_2_63_can_still_be_stopped(server: Running)
     stamp = utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
     ws = await open_booted(server.url, "NEGATIVE", "1.6")
     begin = {"connectorId": 1, "idTag": "CARD1", "meterStart": -(2**63), "timestamp": stamp}
+    # -2^63 itself is beyond the integer bound every field has (64-bit, symmetric): refused
+    # before any handler, nothing stored. One above it is an integer, but no register.
+    refused = await call(ws, "StartTransaction", begin)
+    assert refused[0] == 4 and refused[2] == "PropertyConstraintViolation", refused
+    assert await server.staff.transactions() == []
     with capture_logs() as logs:
-        started = await call(ws, "StartTransaction", begin)
+        started = await call(ws, "StartTransaction", {**begin, "meterStart": -(2**63) + 1})
         assert started[0] == 3 and started[2]["idTagInfo"]["status"] == "Accepted"
         tx_id = started[2]["transactionId"]
         end = {"transactionId": tx_id, "meterStop": 5000, "timestamp": stamp}
         stopped = await call(ws, "StopTransaction", end)
         assert stopped[0] == 3, stopped
     await ws.close()
-    refused = [e for e in logs if e["event"] == "unusable_register_refused"]
-    assert [(e["field"], e["sent"]) for e in refused] == [("meterStart", -(2**63))]
+    unusable = [e for e in logs if e["event"] == "unusable_register_refused"]
+    assert [(e["field"], e["sent"]) for e in unusable] == [("meterStart", -(2**63) + 1)]
     tx = await _settled(server, tx_id)
     assert (tx.state.value, tx.meter_start_wh, tx.meter_stop_wh) == ("completed", None, 5000)
     assert tx.energy_wh is None

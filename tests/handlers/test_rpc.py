@@ -1,6 +1,7 @@
 import pytest
 
 from csms.handlers.rpc import (
+    MAX_NESTING,
     Call,
     CallError,
     CallResult,
@@ -40,3 +41,33 @@ def test_bad_frames_with_a_readable_id(text: str, kind: ErrorKind) -> None:
         parse_frame(text)
     assert info.value.message_id == "id7"
     assert info.value.error.kind is kind
+
+
+def nested(depth: int) -> str:
+    """A CALL whose payload nests `depth` levels: {"a": [{"a": [...]}]}."""
+    inner = "1"
+    for level in range(depth - 1):
+        inner = f'{{"a":{inner}}}' if level % 2 else f"[{inner}]"
+    return f'[2,"deep","DataTransfer",{{"vendorId":"V","data":{inner}}}]'
+
+
+def test_payloads_nested_up_to_the_bound_are_accepted() -> None:
+    frame = parse_frame(nested(MAX_NESTING))
+    assert isinstance(frame, Call) and frame.message_id == "deep"
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 300, 1000, 1100])
+def test_deeper_payloads_are_a_format_error_that_names_the_bound(depth: int) -> None:
+    # 1100 is past orjson's own limit (1,024): the frame is not parsed at all.
+    with pytest.raises(FrameError) as info:
+        parse_frame(nested(depth))
+    assert info.value.message_id == "deep"
+    assert info.value.error.kind is ErrorKind.FORMAT
+    assert f"more than {MAX_NESTING} levels" in info.value.error.description
+
+
+def test_many_shallow_brackets_are_not_too_deep() -> None:
+    values = ",".join('{"value":"1","unit":"Wh"}' for _ in range(200))
+    text = f'[2,"m","MeterValues",{{"connectorId":1,"meterValue":[{{"sampledValue":[{values}]}}]}}]'
+    assert isinstance(parse_frame(text), Call)
+    assert isinstance(parse_frame(text.encode()), Call)

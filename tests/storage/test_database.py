@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from structlog.testing import capture_logs
 
 from csms.core.charger import BootInfo, RegistrationStatus
 from csms.core.metering import make_sample
 from csms.storage import charge_points as cp_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.database import Database, DatabaseWriterFailed, WriteTx
+from csms.storage.database import Database, DatabaseWriterFailed, WriterStats, WriteTx
 from csms.storage.migrate import upgrade
 from csms.storage.models import ChargePointRow, MeterValueRow
 
@@ -65,6 +66,85 @@ async def test_a_failing_unit_does_not_take_the_batch_down(db: Database) -> None
     )
     assert [isinstance(o, Exception) for o in outcomes] == [False, False, True, False]
     assert await count(db, ChargePointRow) == 3
+
+
+async def in_one_batch(db: Database, units: list[Callable[[WriteTx], Awaitable[object]]]) -> list:
+    """Submit `units` together (the writer takes them as one batch) and gather outcomes."""
+    outcomes = await asyncio.gather(*(db.write(u) for u in units), return_exceptions=True)
+    assert db.stats.batches == 1 and db.stats.largest_batch == len(units)
+    return outcomes
+
+
+async def test_one_failing_unit_costs_one_rollback_not_a_commit_per_unit(db: Database) -> None:
+    await db.write(create_charger("TAKEN"))
+    db.stats = WriterStats()
+    units = [create_charger(f"CP{i}") for i in range(50)]
+    units[20] = create_charger("TAKEN")  # raises inside the unit (primary key taken)
+    outcomes = await in_one_batch(db, units)
+    failed = [i for i, o in enumerate(outcomes) if isinstance(o, Exception)]
+    assert failed == [20]
+    assert isinstance(outcomes[20], IntegrityError)
+    assert [o for i, o in enumerate(outcomes) if i != 20] == [
+        f"CP{i}" for i in range(50) if i != 20
+    ]
+    # The old writer redid the batch one unit at a time: 49 commits and 50 transactions.
+    stats = db.stats
+    assert (stats.commits, stats.rollbacks, stats.failed_units, stats.retried_alone) == (1, 1, 1, 0)
+    assert await count(db, ChargePointRow) == 1 + 49
+
+
+def add_reading(evse_id: int) -> Callable[[WriteTx], Awaitable[int]]:
+    async def unit(w: WriteTx) -> int:
+        sample = make_sample(timestamp=NOW, raw_value="1500", unit="Wh")
+        tx_repo.add_samples_later(
+            w, cp_id="CP", evse_id=evse_id, connector_id=1, transaction_id=None, samples=[sample]
+        )
+        return evse_id
+
+    return unit
+
+
+async def test_a_poisoned_row_in_merged_statements_is_pinned_on_its_unit(db: Database) -> None:
+    # Meter rows of all units go to the database in one merged statement at the end of the
+    # batch; a value SQLite cannot bind (the 2^64 - 1 a charger once sent) fails that
+    # statement, which names no unit.
+    units = [add_reading(i) for i in range(1, 51)]
+    units[30] = add_reading(2**64 - 1)
+    outcomes = await in_one_batch(db, units)
+    assert [i for i, o in enumerate(outcomes) if isinstance(o, Exception)] == [30]
+    assert isinstance(outcomes[30], OverflowError)
+    stats = db.stats
+    # One rollback for the merged statement, one for the rerun that names the unit.
+    assert (stats.commits, stats.rollbacks, stats.failed_units, stats.retried_alone) == (1, 2, 1, 0)
+    async with db.read() as conn:
+        stored = (await conn.execute(select(MeterValueRow.evse_id))).scalars().all()
+    assert sorted(stored) == [i for i in range(1, 51) if i != 31]
+
+
+async def test_a_deferred_row_breaking_a_constraint_is_pinned_on_its_unit(
+    db: Database,
+) -> None:
+    # A deferred row that breaks a constraint fails the batch where no unit is running;
+    # rerun with each unit's rows right after it, the failure is pinned on the right unit.
+    await db.write(create_charger("TAKEN"))
+    db.stats = WriterStats()
+
+    def deferred_charger(cp_id: str) -> Callable[[WriteTx], Awaitable[str]]:
+        async def unit(w: WriteTx) -> str:
+            w.defer(
+                insert(ChargePointRow),
+                {"id": cp_id, "registration": "Accepted", "created_at": NOW, "updated_at": NOW},
+            )
+            return cp_id
+
+        return unit
+
+    units = [deferred_charger(f"CP{i}") for i in range(10)]
+    units[4] = deferred_charger("TAKEN")
+    outcomes = await in_one_batch(db, units)
+    assert [i for i, o in enumerate(outcomes) if isinstance(o, Exception)] == [4]
+    assert (db.stats.commits, db.stats.rollbacks, db.stats.retried_alone) == (1, 2, 0)
+    assert await count(db, ChargePointRow) == 1 + 9
 
 
 async def test_deferred_rows_are_visible_to_later_units(db: Database) -> None:

@@ -27,7 +27,14 @@ from ocpp.exceptions import (
 from ocpp.v16.enums import Action, ChargePointErrorCode, Reason
 
 from csms.core.authorization import AuthResult, AuthStatus
-from csms.core.charger import BootInfo, RegistrationStatus, StatusReport, evse_of_v16_connector
+from csms.core.charger import (
+    INT_MAX,
+    INT_MIN,
+    BootInfo,
+    RegistrationStatus,
+    StatusReport,
+    evse_of_v16_connector,
+)
 from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
 from csms.core.status import ConnectorStatus
@@ -87,18 +94,24 @@ def _opt_timestamp(payload: Mapping[str, Any], field: str, default: datetime) ->
 
 
 def _int(value: Any, field: str) -> int:
-    """Integers; lenient chargers send 12.0 or "12"."""
+    """Integers; lenient chargers send 12.0 or "12". The schemas bound integer fields to
+    64 bits; this holds for values that reach here another way too."""
     if isinstance(value, bool):
         raise OcppCallError(ErrorKind.TYPE, f"{field} must be an integer", {"field": field})
     if isinstance(value, int):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = value
+    else:
+        try:
+            number = round(float(value))
+        except (TypeError, ValueError, OverflowError):
+            raise OcppCallError(
+                ErrorKind.TYPE, f"{field} must be an integer", {"field": field}
+            ) from None
+    if not INT_MIN <= number <= INT_MAX:
         raise OcppCallError(
-            ErrorKind.TYPE, f"{field} must be an integer", {"field": field}
-        ) from None
-    return round(number)
+            ErrorKind.PROPERTY, f"{field} is out of range: {value!r}"[:160], {"field": field}
+        )
+    return number
 
 
 def id_tag_info(auth: AuthResult) -> dict[str, Any]:
@@ -287,7 +300,9 @@ class V16Adapter:
         return {}
 
     async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "DataTransfer", p)
+        if not await self.service.record_event(s.cp_id, "DataTransfer", p):
+            # Over the charger's quota of messages kept as sent: not taken.
+            return {"status": "Rejected"}
         # No vendor extensions are registered with this CSMS.
         return {"status": "UnknownVendorId"}
 

@@ -60,6 +60,8 @@ ERRORS: Mapping[ErrorKind, str] = {
     ErrorKind.MESSAGE_TYPE: "MessageTypeNotSupported",
 }
 
+# A DataTransfer over the station's quota of messages kept as sent.
+_OVER_QUOTA = {"reasonCode": "RateLimitExceeded", "additionalInfo": "Quota of stored messages"}
 # No certificate authority is configured: what 15118 / security-profile-3 requests get.
 _NO_CA = {"reasonCode": "NoCertAuthority", "additionalInfo": "No certificate authority"}
 
@@ -264,12 +266,13 @@ class V201Adapter:
         return {}
 
     async def on_notify_report(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        count = await self.service.device_report(s.cp_id, p.get("reportData") or [])
+        count = await self.service.device_report(s.cp_id, p)
         log.info(
             "device_report_received",
             request_id=p.get("requestId"),
             seq_no=p.get("seqNo"),
             variables=count,
+            stored=count is not None,
             more=bool(p.get("tbc")),
         )
         return {}
@@ -336,7 +339,9 @@ class V201Adapter:
         return {}
 
     async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "DataTransfer", p)
+        if not await self.service.record_event(s.cp_id, "DataTransfer", p):
+            # Over the station's quota of messages kept as sent: not taken.
+            return {"status": "Rejected", "statusInfo": _OVER_QUOTA}
         return {"status": "UnknownVendorId"}
 
     async def on_notify_ev_charging_needs(

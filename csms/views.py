@@ -1,0 +1,366 @@
+"""The JSON shape of every object staff read: charge points, connectors, transactions,
+tokens, locations, tariffs, CDRs, OCPI partners and audit log entries.
+
+One place for both the CLI's `--json` and the operator API, so that the two cannot drift.
+Pure functions from domain and service values to JSON-ready dicts (times as ISO 8601 UTC
+strings); no I/O and no rules here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from csms.core.cost import cost_to_ocpi
+
+if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
+    from csms.core.authorization import Token
+    from csms.core.charger import ChargePoint, ConnectorState
+    from csms.core.commands import CommandRecord
+    from csms.core.locations import Location
+    from csms.core.partners import Partner
+    from csms.core.transactions import Transaction
+    from csms.services.billing import Priced
+    from csms.services.locations import LocationView
+    from csms.services.staff import ChargerDetail, TransactionDetail
+    from csms.storage.cdrs import StoredCdr
+    from csms.storage.tariffs import Assignment, StoredTariff
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC to the second, `2026-12-04T23:12:54Z` (None stays None)."""
+    if moment is None:
+        return None
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")  # %Y is not padded below 1000
+
+
+# --- charge points ------------------------------------------------------------------------
+
+
+def charger_json(cp: ChargePoint) -> dict[str, Any]:
+    return {
+        "id": cp.id,
+        "registration": cp.registration.value,
+        "ocpp_version": cp.ocpp_version,
+        "connected": cp.connected,
+        "vendor": cp.vendor,
+        "model": cp.model,
+        "serial_number": cp.serial_number,
+        "charge_box_serial": cp.charge_box_serial,
+        "firmware_version": cp.firmware_version,
+        "iccid": cp.iccid,
+        "imsi": cp.imsi,
+        "meter_type": cp.meter_type,
+        "meter_serial": cp.meter_serial,
+        "validation": cp.validation,
+        "password_set": cp.password_hash is not None,
+        "last_boot_at": iso(cp.last_boot_at),
+        "last_heartbeat_at": iso(cp.last_heartbeat_at),
+        "last_seen_at": iso(cp.last_seen_at),
+        "connected_at": iso(cp.connected_at),
+        "disconnected_at": iso(cp.disconnected_at),
+        "firmware_status": cp.firmware_status,
+        "firmware_status_at": iso(cp.firmware_status_at),
+        "diagnostics_status": cp.diagnostics_status,
+        "diagnostics_status_at": iso(cp.diagnostics_status_at),
+        "auto_registered": cp.auto_registered,
+    }
+
+
+def connector_json(c: ConnectorState) -> dict[str, Any]:
+    return {
+        "evse_id": c.evse_id,
+        "connector_id": c.connector_id,
+        "status": c.status.value,
+        "status_group": c.status.base.value,
+        "error_code": c.error_code,
+        "info": c.info,
+        "vendor_id": c.vendor_id,
+        "vendor_error_code": c.vendor_error_code,
+        "status_at": iso(c.status_at),
+    }
+
+
+def charger_overview_json(cp: ChargePoint, connectors: Iterable[ConnectorState]) -> dict[str, Any]:
+    """A charger in a list: itself and the status of each connector."""
+    return {**charger_json(cp), "connectors": [connector_json(c) for c in connectors]}
+
+
+def charger_detail_json(detail: ChargerDetail) -> dict[str, Any]:
+    """Everything known about one charger (`csms chargers show --json`)."""
+    return {
+        **charger_overview_json(detail.charger, detail.connectors),
+        "status_history": [
+            {
+                "evse_id": r.evse_id,
+                "connector_id": r.connector_id,
+                "status": r.status.value,
+                "error_code": r.error_code,
+                "info": r.info,
+                "status_at": iso(r.timestamp),
+                "received_at": iso(received),
+            }
+            for r, received in detail.history
+        ],
+        "active_transactions": [t.id for t in detail.active_transactions],
+        "events": [
+            {"action": e.action, "payload": e.payload, "received_at": iso(e.received_at)}
+            for e in detail.events
+        ],
+        "unmatched_messages": [unmatched_json(u) for u in detail.unmatched],
+        "reservations": [
+            {
+                "id": r.id,
+                "evse_id": r.evse_id,
+                "id_tag": r.id_tag,
+                "state": r.state.value,
+                "expires_at": iso(r.expires_at),
+            }
+            for r in detail.reservations
+        ],
+        "charging_profiles": [
+            {
+                "id": p.profile.profile_id,
+                "evse_id": p.profile.evse_id,
+                "purpose": p.profile.purpose.value,
+                "stack_level": p.profile.stack_level,
+                "limit": p.profile.limit,
+                "unit": p.profile.unit,
+                "duration_s": p.profile.duration_s,
+                "transaction_id": p.transaction_id,
+            }
+            for p in detail.profiles
+        ],
+        "local_list_version": detail.local_list.version if detail.local_list else None,
+    }
+
+
+def unmatched_json(u: dict[str, Any]) -> dict[str, Any]:
+    """A stop or meter message that named a transaction the CSMS does not know."""
+    return {**u, "received_at": iso(u["received_at"])}
+
+
+# --- transactions -------------------------------------------------------------------------
+
+
+def transaction_json(t: Transaction, now: datetime) -> dict[str, Any]:
+    """A transaction; a running one's duration and energy are so far (`now`)."""
+    end = t.stop_at or now
+    return {
+        "id": t.id,
+        "charger": t.charge_point_id,
+        "ocpp_version": t.ocpp_version,
+        "ocpp_transaction_id": t.ocpp_transaction_id or str(t.id),
+        "evse_id": t.evse_id,
+        "connector_id": t.connector_id,
+        "id_tag": t.id_tag,
+        "auth_status": t.auth_status,
+        "state": t.state.value,
+        "start_at": iso(t.start_at),
+        "stop_at": iso(t.stop_at),
+        "duration_s": int((end - t.start_at).total_seconds()),
+        "meter_start_wh": t.meter_start_wh,
+        "meter_stop_wh": t.meter_stop_wh,
+        "energy_wh": t.energy_wh if not t.active else t.live_energy_wh(),
+        "stop_reason": t.stop_reason,
+        "stop_id_tag": t.stop_id_tag,
+        "flags": list(t.flags),
+        "reservation_id": t.reservation_id,
+        "remote_start_id": t.remote_start_id,
+        "last_meter_wh": t.last_meter_wh,
+        "last_meter_at": iso(t.last_meter_at),
+        "billing": t.billing,
+        "held_reason": t.held_reason,
+        "billing_attempts": t.billing_attempts,
+        "billing_error": t.billing_error,
+        "billing_retry_at": iso(t.billing_retry_at),
+    }
+
+
+def transaction_detail_json(
+    detail: TransactionDetail, now: datetime, priced: Priced | None, cost_error: str | None
+) -> dict[str, Any]:
+    """One transaction with its cost (or why it cannot be computed), its OCPP 2.0.1 events
+    and every meter sample (`csms transactions show --json`)."""
+    return {
+        **transaction_json(detail.transaction, now),
+        "tariff_id": None if priced is None or priced.tariff is None else priced.tariff.id,
+        "currency": None if priced is None else priced.cost.currency,
+        "cost": None if priced is None else cost_to_ocpi(priced.cost),
+        "cost_error": cost_error,
+        "events": [
+            {
+                "seq_no": e.seq_no,
+                "event_type": e.event_type,
+                "trigger_reason": e.trigger_reason,
+                "timestamp": iso(e.timestamp),
+                "offline": e.offline,
+            }
+            for e in detail.events
+        ],
+        "samples": [
+            {
+                "timestamp": iso(s.timestamp),
+                "measurand": s.measurand,
+                "value": s.value,
+                "unit": s.unit,
+                "phase": s.phase,
+                "location": s.location,
+                "context": s.context,
+                "signed": s.signed,
+                "raw_value": s.raw_value,
+            }
+            for s in detail.samples
+        ],
+    }
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def token_json(t: Token, claimed_by: Iterable[str] = ()) -> dict[str, Any]:
+    """A token; when other parties' tokens claim its uid (`claimed_by`), also those parties
+    (the key is absent otherwise: the shape scripts know stays as it was)."""
+    out: dict[str, Any] = {
+        "uid": t.uid,
+        "type": t.type,
+        "status": t.status.value,
+        "expires_at": iso(t.expires_at),
+        "parent": t.parent_uid,
+        "origin": t.origin,
+        "max_concurrent": t.max_concurrent,
+        "updated_at": iso(t.updated_at),
+    }
+    claims = sorted(set(claimed_by))
+    if claims:
+        out["also_claimed_by"] = claims
+    return out
+
+
+# --- locations ----------------------------------------------------------------------------
+
+
+def location_json(loc: Location) -> dict[str, Any]:
+    return {
+        "id": loc.id,
+        "name": loc.name,
+        "address": loc.address,
+        "city": loc.city,
+        "postal_code": loc.postal_code,
+        "state": loc.state,
+        "country": loc.country,
+        "coordinates": {"latitude": loc.latitude, "longitude": loc.longitude},
+        "time_zone": loc.time_zone,
+        "publish": loc.publish,
+        "parking_type": loc.parking_type,
+        "facilities": list(loc.facilities),
+        "opening_times": loc.opening_hours,
+        "last_updated": iso(loc.last_updated),
+    }
+
+
+def location_overview_json(loc: Location, chargers: Sequence[str]) -> dict[str, Any]:
+    """A location in a list: itself and the ids of the chargers standing there."""
+    return {**location_json(loc), "chargers": list(chargers)}
+
+
+def location_view_json(view: LocationView) -> dict[str, Any]:
+    """One location with its chargers and its EVSEs as published (`csms locations show
+    --json`)."""
+    return {
+        **location_json(view.location),
+        "chargers": [
+            {
+                "charger": link.charge_point_id,
+                "connector": {
+                    "standard": link.spec.standard,
+                    "format": link.spec.format,
+                    "power_type": link.spec.power_type,
+                    "max_voltage": link.spec.max_voltage,
+                    "max_amperage": link.spec.max_amperage,
+                    "max_electric_power": link.spec.max_electric_power,
+                },
+                "evses": {str(n): {"evse_id": d.evse_code} for n, d in sorted(link.evses.items())},
+            }
+            for link in view.chargers
+        ],
+        "evses": [e.data for e in view.evses],
+    }
+
+
+# --- tariffs and CDRs ---------------------------------------------------------------------
+
+
+def assignment_text(a: Assignment) -> str:
+    """Where a tariff applies, for people: `default`, `location AMS-1`, `evse CP1*1`,
+    `evse CP1*1 connector 2`."""
+    if a.scope == "default":
+        return "default"
+    if a.scope == "connector":
+        uid, _, connector = a.target.partition("#")
+        return f"evse {uid} connector {connector}"
+    return f"{a.scope} {a.target}"
+
+
+def tariff_json(t: StoredTariff, assigned: Iterable[Assignment]) -> dict[str, Any]:
+    """The OCPI Tariff object with where it applies (`assigned_to`)."""
+    return {**t.data, "assigned_to": [assignment_text(a) for a in assigned]}
+
+
+def cdr_json(c: StoredCdr) -> dict[str, Any]:
+    """The OCPI 2.2.1 CDR object, as stored (a CDR never changes)."""
+    return c.data
+
+
+# --- OCPI partners ------------------------------------------------------------------------
+
+
+def partner_json(p: Partner) -> dict[str, Any]:
+    """A partner: status, roles, endpoints and dates (never its tokens)."""
+    return {
+        "name": p.name,
+        "status": p.status.value,
+        "direction": None if p.direction is None else p.direction.value,
+        "version": p.version,
+        "versions_url": p.versions_url,
+        "token_encoding": p.token_encoding.value,
+        "roles": [
+            {
+                "role": r.role.value,
+                "country_code": r.country_code,
+                "party_id": r.party_id,
+                "business_details": r.business_details,
+            }
+            for r in p.roles
+        ],
+        "endpoints": [
+            {"identifier": e.identifier, "role": e.role.value, "url": e.url} for e in p.endpoints
+        ],
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+        "registered_at": iso(p.registered_at),
+    }
+
+
+# --- the audit log ------------------------------------------------------------------------
+
+
+def command_record_json(record: CommandRecord) -> dict[str, Any]:
+    """One audit log entry: who asked what of which charger, and what it answered."""
+    return {
+        "id": record.id,
+        "charger": record.charge_point_id,
+        "command": record.command,
+        "action": record.action,
+        "params": record.params,
+        "source": record.source,
+        "requested_by": record.requested_by,
+        "outcome": record.outcome,
+        "status": record.status,
+        "message": record.message,
+        "answer": record.answer,
+        "created_at": iso(record.created_at),
+        "finished_at": iso(record.finished_at),
+    }
