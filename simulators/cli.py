@@ -149,7 +149,11 @@ def _script_options(f: Any) -> Any:
                 help="HTTP Basic auth password (or env CSMS_SIM_PASSWORD)",
             ),
             click.option("--seed", type=int, default=None, help="make meter readings repeatable"),
-            click.option("--exit-when-done", is_flag=True, help="exit after the sessions"),
+            click.option(
+                "--exit-when-done",
+                is_flag=True,
+                help="exit after the sessions (default: stay connected until Ctrl-C)",
+            ),
         ]
     ):
         f = option(f)
@@ -176,7 +180,8 @@ def main(debug: bool) -> None:
 @click.option("--tag", default="SIMTAG01", show_default=True, help="idTag for the sessions")
 @_script_options
 def charger(**kwargs: Any) -> int:
-    """Run one charger: boot, sessions, then heartbeats until Ctrl-C."""
+    """Run one charger: boot, sessions, then stay connected until Ctrl-C (or exit:
+    --exit-when-done)."""
     options = _options(**kwargs)
     output = _Output()
     try:

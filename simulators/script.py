@@ -64,6 +64,11 @@ async def run_script(cp: C, play: Play[C]) -> Summary:
         if cp.options.exit_when_done:
             cp.report(StepKind.INFO, "all sessions done, exiting")
             return cp.tally.summary()
+        cp.report(
+            StepKind.INFO,
+            f"done: {cp.options.sessions} session(s); staying connected for the CSMS "
+            "(heartbeats, remote commands); Ctrl-C to stop",
+        )
         await asyncio.Event().wait()  # serve the CSMS until cancelled
         return cp.tally.summary()
     finally:

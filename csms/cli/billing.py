@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -30,6 +30,9 @@ from csms.cli.common import (
     table,
 )
 from csms.views import assignment_text, cdr_json, tariff_json
+
+if TYPE_CHECKING:
+    from csms.storage.cdrs import StoredCdr
 
 T = TypeVar("T")
 
@@ -214,11 +217,19 @@ def cdrs_list(
                 f"{c.energy_wh / 1000:.3f}",
                 money(c.total_excl_vat, c.currency),
                 money(c.total_incl_vat, c.currency),
-                f"credit of {c.credit_reference_id}" if c.credit else "",
+                _note(c),
             ]
             for c in found
         ],
     )
+
+
+def _note(cdr: StoredCdr) -> str:
+    """What people should know about a CDR beside its figures."""
+    notes = [f"credit of {cdr.credit_reference_id}"] if cdr.credit else []
+    if not cdr.data.get("tariffs"):
+        notes.append("no tariff")  # no tariff applied: the session cost nothing
+    return "; ".join(notes)
 
 
 @cdrs.command("show")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from csms.core.errors import CsmsError
 from csms.core.tariffs import (
+    NO_TARIFF_ID,
     DimensionType,
     Price,
     PriceComponent,
@@ -134,7 +135,8 @@ class Cost:
     """
 
     currency: str
-    tariff_id: str
+    #: None when no tariff applied (csms.core.tariffs.no_tariff).
+    tariff_id: str | None
     charging_periods: tuple[ChargingPeriod, ...]
     total_cost: Price
     total_fixed_cost: Price | None
@@ -400,7 +402,7 @@ class _Compiled:
     )
 
     def __init__(self, tariff: Tariff) -> None:
-        self.tariff_id = tariff.id
+        self.tariff_id = None if tariff.id == NO_TARIFF_ID else tariff.id
         self.currency = tariff.currency
         self.min_price, self.max_price = tariff.min_price, tariff.max_price
         self.elements = [_Element(e) for e in tariff.elements]

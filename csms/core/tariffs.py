@@ -22,6 +22,7 @@ from csms.core.ocpi_fields import required as _required
 from csms.core.ocpi_fields import string as _string
 
 __all__ = [
+    "NO_TARIFF_ID",
     "DayOfWeek",
     "DimensionType",
     "DisplayText",
@@ -34,6 +35,7 @@ __all__ = [
     "TariffRestrictions",
     "TariffType",
     "json_number",
+    "no_tariff",
     "ocpi_datetime",
     "parse_tariff",
     "parse_tariffs",
@@ -178,6 +180,25 @@ class Tariff:
         if self.start_date_time is not None and moment < self.start_date_time:
             return False
         return self.end_date_time is None or moment <= self.end_date_time
+
+
+#: The id of no_tariff(): no real tariff has it (OCPI ids are 1 to 36 characters).
+NO_TARIFF_ID = ""
+
+
+def no_tariff(currency: str, *, country_code: str, party_id: str, now: datetime) -> Tariff:
+    """What prices a session that no tariff applies to: it charges nothing, the session's
+    energy, time and periods are measured as under any tariff, and the cost names no tariff
+    (csms.core.cost gives it no `tariff_id`, nor its periods: OCPI's "no Tariff is
+    relevant"). Never published, stored or put in a CDR's `tariffs`."""
+    return Tariff(
+        country_code=country_code,
+        party_id=party_id,
+        id=NO_TARIFF_ID,
+        currency=currency,
+        elements=(TariffElement((PriceComponent(DimensionType.ENERGY, Decimal(0)),)),),
+        last_updated=now,
+    )
 
 
 # --- parsing -----------------------------------------------------------------------------

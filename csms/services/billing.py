@@ -45,6 +45,7 @@ from csms.core.status import ConnectorStatus
 from csms.core.tariffs import (
     Tariff,
     TariffError,
+    no_tariff,
     ocpi_datetime,
     parse_tariff,
     parse_tariffs,
@@ -576,14 +577,10 @@ class BillingService:
         return self._free_tariff
 
     def _parse_free(self) -> Tariff:
-        return parse_tariff(
-            {
-                "id": "FREE",
-                "currency": FREE_CURRENCY,
-                "elements": [
-                    {"price_components": [{"type": "ENERGY", "price": 0, "step_size": 1}]}
-                ],
-            },
+        # Its cost names no tariff: a CDR without a tariff says so (no `tariffs`, no period
+        # `tariff_id`) rather than naming one that does not exist.
+        return no_tariff(
+            FREE_CURRENCY,
             country_code=self.identity.country_code,
             party_id=self.identity.party_id,
             now=self._clock(),

@@ -36,6 +36,7 @@ from csms.core.tariffs import (
     PriceComponent,
     Tariff,
     TariffElement,
+    no_tariff,
     tariff_to_ocpi,
 )
 from tests.core.test_tariffs import parse, spec_tariff
@@ -1065,6 +1066,24 @@ def test_a_hand_built_tariff() -> None:
     assert cost.currency == "JPY" and cost.tariff_id == "HAND"
     assert cost.total_cost == price("493.84", "543.224")  # 12345.6 Wh billed as 12346
     assert display_amount(cost.total_cost.excl_vat, cost.currency) == "494 JPY"
+
+
+def test_a_session_no_tariff_applies_to_costs_nothing_and_names_no_tariff() -> None:
+    free = no_tariff("EUR", country_code="NL", party_id="CSM", now=datetime(2026, 1, 1, tzinfo=UTC))
+    usage = session(local(*MONDAY, 10), HOUR, 7.5, park=30 * MINUTE)
+    cost = price_session(free, usage, AMS)
+    assert cost.tariff_id is None
+    assert cost.total_cost == price("0", "0")
+    assert cost.total_energy_kwh == D("7.5")
+    assert cost.total_time_hours == D("1.5") and cost.total_parking_time_hours == D("0.5")
+    assert cost.charging_periods and all(p.tariff_id is None for p in cost.charging_periods)
+    ocpi = cost_to_ocpi(cost)
+    assert ocpi["charging_periods"]
+    assert all("tariff_id" not in p for p in ocpi["charging_periods"])
+    # A real tariff's periods do name it.
+    priced = price_session(replace(free, id="T0"), usage, AMS)
+    assert priced.tariff_id == "T0"
+    assert {p.get("tariff_id") for p in cost_to_ocpi(priced)["charging_periods"]} == {"T0"}
 
 
 # --- display --------------------------------------------------------------------------------------

@@ -175,6 +175,7 @@ def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -
         r.datetime(tariff, "last_updated", tp)
         if not tariff.get("elements"):
             r.fail(f"{tp}.elements", "missing")
+    tariff_ids = {t.get("id") for t in cdr.get("tariffs") or [] if isinstance(t, dict)}
     periods = cdr.get("charging_periods")
     if not isinstance(periods, list) or not periods:
         r.fail(f"{p}.charging_periods", "at least one period is required")
@@ -190,6 +191,10 @@ def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -
                 r.enum(dim, "type", f"{pp}.dimensions[{d_index}]", DIMENSIONS)
                 r.number(dim, "volume", f"{pp}.dimensions[{d_index}]")
             r.string(period, "tariff_id", pp, 36, required=False)
+            # A period's tariff is one of the CDR's ("If not provided, no Tariff is
+            # relevant during this period"): never an id the CDR does not carry.
+            if "tariff_id" in period and period["tariff_id"] not in tariff_ids:
+                r.fail(f"{pp}.tariff_id", f"{period['tariff_id']!r} is not in the CDR's tariffs")
         _periods_within(r, cdr, periods, p)
     r.price(cdr, "total_cost", p)
     for key in (

@@ -76,6 +76,16 @@ async def _set_up(
     path = tmp_path / "tariffs.json"
     path.write_text(json.dumps(time_of_day_tariff(datetime.now(UTC))))
     assert "1 new" in ok(await csms(server, "tariffs", "import", str(path)))
+    await _place(server, cp_id)
+    if evse_code is not None:
+        link = ("locations", "link", "AMS-1", "--charger", cp_id, "--evse", "1")
+        ok(await csms(server, *link, "--evse-id", evse_code, "--format", "CABLE"))
+    out = ok(await csms(server, "tariffs", "assign", "TOD-1", "--location", "AMS-1"))
+    assert out == "tariff TOD-1 applies to location AMS-1\n"
+
+
+async def _place(server: Running, cp_id: str) -> None:
+    """Location AMS-1 with `cp_id` linked there."""
     ok(
         await csms(
             server,
@@ -101,11 +111,6 @@ async def _set_up(
         )
     )
     ok(await csms(server, "locations", "link", "AMS-1", "--charger", cp_id))
-    if evse_code is not None:
-        link = ("locations", "link", "AMS-1", "--charger", cp_id, "--evse", "1")
-        ok(await csms(server, *link, "--evse-id", evse_code, "--format", "CABLE"))
-    out = ok(await csms(server, "tariffs", "assign", "TOD-1", "--location", "AMS-1"))
-    assert out == "tariff TOD-1 applies to location AMS-1\n"
 
 
 def ocpi_amount(value: Decimal) -> Decimal:
@@ -277,6 +282,77 @@ async def test_a_sub_second_session_has_its_periods_within_start_and_end(
     session = await SessionService(server.app.db, utc_now, server.app.billing).session(tx_id)
     assert session is not None and session_errors(session) == []
     assert (session["start_date_time"], session["end_date_time"]) == (ts(begin), ts(end))
+    await ws.close()
+
+
+async def test_a_session_without_a_tariff_gets_a_cdr_that_says_so(server: Running) -> None:
+    """No tariff applies (none assigned, no default): the session costs nothing, and its CDR
+    and Session name no tariff (no `tariffs`, no period `tariff_id`) instead of a made-up
+    one; `csms cdrs list` and `transactions show` say so."""
+    cp_id = "BILL-NOTARIFF"
+    await server.staff.add_token(Token("CARD1", TokenStatus.ACCEPTED))
+    await _place(server, cp_id)
+    ws = await open_raw(server.url, cp_id)
+    await call(ws, "BootNotification", BOOT)
+    begin = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    started = await call(
+        ws,
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "CARD1", "meterStart": 1000, "timestamp": ts(begin)},
+    )
+    tx_id = started[2]["transactionId"]
+    await call(
+        ws,
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": tx_id,
+            "meterValue": [register(begin + timedelta(minutes=10), 3000)],
+        },
+    )
+    await call(
+        ws,
+        "StopTransaction",
+        {
+            "transactionId": tx_id,
+            "meterStop": 5500,
+            "timestamp": ts(begin + timedelta(minutes=20)),
+            "idTag": "CARD1",
+        },
+    )
+
+    async def cdr_made() -> list[Any]:
+        return await server.app.billing.cdrs_of(tx_id)
+
+    (stored,) = await until(cdr_made, "the CDR")
+    cdr = stored.data
+    assert cdr_errors(cdr) == []
+    assert "tariffs" not in cdr
+    assert cdr["charging_periods"]
+    assert [p for p in cdr["charging_periods"] if "tariff_id" in p] == []
+    assert cdr["total_cost"] == {"excl_vat": 0, "incl_vat": 0}
+    assert Decimal(str(cdr["total_energy"])) == Decimal("4.5")
+    assert cdr["cdr_location"]["id"] == "AMS-1"
+    exported = json.loads(ok(await csms(server, "cdrs", "export", "--format", "json")))
+    assert [c["id"] for c in exported] == [stored.id] and "tariffs" not in exported[0]
+    header, row = ok(await csms(server, "cdrs", "export", "--format", "csv")).splitlines()
+    assert header.endswith(",tariff_ids") and row.endswith(",")
+    # People see it in the list: the NOTE column.
+    listed = ok(await csms(server, "cdrs", "list")).splitlines()
+    (line,) = [x for x in listed if x.startswith(stored.id)]
+    assert line.rstrip().endswith("no tariff"), listed
+    assert "0.00 EUR" in line
+    shown = ok(await csms(server, "transactions", "show", str(tx_id)))
+    assert "no tariff applies" in shown
+    # The OCPI Session names none either.
+    session = await SessionService(server.app.db, utc_now, server.app.billing).session(tx_id)
+    assert session is not None and session_errors(session) == []
+    assert [p for p in session["charging_periods"] if "tariff_id" in p] == []
+    # A credit CDR of it keeps saying so.
+    ok(await csms(server, "cdrs", "credit", stored.id))
+    listed = ok(await csms(server, "cdrs", "list")).splitlines()
+    (credit,) = [x for x in listed if f"credit of {stored.id}" in x]
+    assert credit.rstrip().endswith(f"credit of {stored.id}; no tariff")
     await ws.close()
 
 
