@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import shutil
 import signal
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -24,7 +27,6 @@ import click
 
 from csms.cli.common import CliError, config_option, load
 from csms.config import Config, OcpiConfig
-from csms.core.authorization import Token, TokenStatus
 from csms.core.locations import ConnectorSpec, Location
 from csms.core.waiting import wait_event
 
@@ -105,8 +107,13 @@ class DemoCharger:
 @dataclass(frozen=True, slots=True)
 class DemoReport:
     seconds: float
-    sessions_completed: int
+    #: Transactions in the demo database (every one has ended by the report).
+    sessions: int
+    #: Of them, ended by the demo's stop rather than by their charger's script.
+    ended_by_stop: int
+    #: CDRs in the demo database (credit CDRs left out: the demo issues none).
     cdrs: int
+    #: What the CPO pushed to the eMSP, by module (its pulls of the eMSP's tokens left out).
     pushes: Counter[str]
     database: Path
 
@@ -123,14 +130,6 @@ def demo_chargers(count: int) -> list[DemoCharger]:
         )
         for n in range(1, count + 1)
     ]
-
-
-def owned_token(uid: str, owner: str) -> Token:
-    """A driver's card issued by the eMSP `owner` (`CC*PID`, e.g. NL*EMS), as `csms tokens
-    add UID --owner CC*PID` makes it: its sessions and CDRs are that eMSP's to see."""
-    from csms.services.staff import token_owner
-
-    return Token(uid=uid, status=TokenStatus.ACCEPTED, origin=token_owner(owner))
 
 
 # Running sessions are PATCHed to the eMSP this often in the demo (default: every 60 s),
@@ -165,10 +164,9 @@ def _host(host: str) -> str:
 
 
 async def seed(app: CsmsApp, chargers: Sequence[DemoCharger]) -> str:
-    """Locations, the default tariff, the chargers placed, the eMSP's cards, and the eMSP
-    invited as an OCPI partner. Returns its token A."""
+    """Locations, the default tariff, the chargers placed, and the eMSP invited as an OCPI
+    partner. Returns its token A. (The cards are the eMSP's: it sends them over OCPI.)"""
     from csms.services.locations import LocationService
-    from csms.services.staff import StaffService
 
     places = LocationService(app.db, app.clock)
     for location in LOCATIONS:
@@ -177,15 +175,25 @@ async def seed(app: CsmsApp, chargers: Sequence[DemoCharger]) -> str:
         await places.link(charger.location_id, charger.id, ConnectorSpec(max_electric_power=22080))
     await app.billing.import_tariffs(TARIFF)
     await app.billing.assign(TARIFF_ID, default=True)
-    staff = StaffService(app.db, app.clock)
-    for charger in chargers:
-        await staff.add_token(owned_token(charger.tag, f"{EMSP_COUNTRY}*{EMSP_PARTY}"))
     invitation = await app.partners.add(PARTNER_NAME)
     return invitation.token_a
 
 
+def issue_cards(emsp: EmspSimulator, chargers: Sequence[DemoCharger]) -> list[str]:
+    """The drivers' cards are the eMSP's: it issues them (whitelist ALWAYS: the CPO may
+    accept them without asking), offers them on its tokens endpoint and PUTs them to the
+    CPO once registered. Returns their uids."""
+    for charger in chargers:
+        emsp.add_token(charger.tag, "ALWAYS")
+    return [c.tag for c in chargers]
+
+
 def banner(
-    app: CsmsApp, config: Config, emsp: EmspSimulator, chargers: Sequence[DemoCharger]
+    app: CsmsApp,
+    config: Config,
+    emsp: EmspSimulator,
+    chargers: Sequence[DemoCharger],
+    keep: bool = False,
 ) -> list[str]:
     ocpp = f"ws://{_host(config.ocpp.host)}:{app.ocpp.port}{config.ocpp.path}"
     token_where = "api.token" if config.api.token else config.api.token_file
@@ -193,13 +201,15 @@ def banner(
     at = {loc.id: loc.city for loc in LOCATIONS}
     lines = [
         "csms demo: the whole system in one process, on a fresh database",
-        f"  database  {database}",
+        f"  database  {database} "
+        + ("(kept after the demo)" if keep else "(removed after the demo; --keep keeps it)"),
         f"  OCPP      {ocpp}/{{charge_point_id}}",
         f"  OCPI      {app.ocpi_base_url}/ocpi/versions "
         f"(CPO {config.ocpi.country_code}/{config.ocpi.party_id})",
         f"  API       http://{_host(config.api.host)}:{app.api_port}/api "
         f"(bearer token: {token_where})",
-        f"  eMSP      {EMSP_COUNTRY}/{EMSP_PARTY} {EMSP_NAME!r} at {emsp.versions_url}",
+        f"  eMSP      {EMSP_COUNTRY}/{EMSP_PARTY} {EMSP_NAME!r} at {emsp.versions_url}, "
+        f"its cards: {', '.join(c.tag for c in chargers)}",
     ]
     lines += [
         f"  charger   {c.id} OCPP {c.version} at {c.location_id} ({at[c.location_id]}), "
@@ -207,8 +217,9 @@ def banner(
         for c in chargers
     ]
     lines += [
-        f"The eMSP registers with the CPO; each charger then charges its card for a while at "
-        f"up to 22 kW, stops and starts again. Tariff {TARIFF_ID} applies everywhere.",
+        "The eMSP registers with the CPO and sends it its cards; each charger then charges "
+        f"its card for a while at up to 22 kW, stops and starts again. Tariff {TARIFF_ID} "
+        "applies everywhere.",
         "Below: what the chargers do and what the eMSP receives (EVSE status, sessions, CDRs).",
         "Ctrl-C stops.",
     ]
@@ -220,10 +231,14 @@ async def run_demo(
     options: DemoOptions,
     echo: Echo,
     stop: asyncio.Event | None = None,
+    *,
+    keep: bool = True,
 ) -> DemoReport:
     """Start everything on `config` (see demo_config), run until `options.duration` passes
     or `stop` is set, then end the sessions, bill them and shut down. Raises what
-    CsmsApp.start raises (an OSError for a port in use) before anything is printed."""
+    CsmsApp.start raises (an OSError for a port in use) before anything is printed.
+    `keep`: whether the database stays afterwards (the banner says; the caller removes
+    it)."""
     from csms.app import CsmsApp
     from simulators.emsp import EmspSimulator, Party
 
@@ -243,8 +258,9 @@ async def run_demo(
     running: list[Charger] = []
     try:
         token_a = await seed(app, chargers)
+        issue_cards(emsp, chargers)
         await emsp.start()
-        for line in banner(app, config, emsp, chargers):
+        for line in banner(app, config, emsp, chargers, keep):
             echo(line)
         versions_url = f"{app.ocpi_base_url}/ocpi/versions"
         registration = await emsp.register(versions_url, token_a)
@@ -252,6 +268,8 @@ async def run_demo(
             f"emsp     registered with CPO {'/'.join(registration.cpo)} at {versions_url} "
             f"as partner {PARTNER_NAME}"
         )
+        for sent in await emsp.push_tokens():
+            echo(f"emsp     sent its card: {sent.line}")
         url = f"ws://{_host(config.ocpp.host)}:{app.ocpp.port}{config.ocpp.path}"
         for i, charger in enumerate(chargers):
             sim = _charger(url, charger, options, echo)
@@ -267,22 +285,49 @@ async def run_demo(
             if tasks:
                 await app.billing.bill_pending()
                 await _quiet(received)
-            cdrs = len(await app.billing.cdrs())
+            sessions, cdrs = await _counts(app)
         finally:
             await app.stop()
             await emsp.stop()
     completed = sum(c.tally.summary().sessions_completed for c in running)
+    pushes = Counter(p.module for p in received if p.method != "GET")
     database = Path(config.database.url.removeprefix("sqlite+aiosqlite:///"))
     report = DemoReport(
-        time.monotonic() - started, completed, cdrs, Counter(p.module for p in received), database
+        time.monotonic() - started,
+        sessions,
+        max(sessions - completed, 0),
+        cdrs,
+        pushes,
+        database,
     )
-    by_module = ", ".join(f"{m} {n}" for m, n in sorted(report.pushes.items())) or "none"
-    echo(
-        f"demo stopped after {report.seconds:.0f} s: {completed} session(s) completed, "
-        f"{cdrs} CDR(s); the eMSP received {len(received)} push(es) ({by_module})"
-    )
-    echo(f"look around: CSMS_DATABASE_URL={config.database.url} csms cdrs list")
+    echo(summary(report))
     return report
+
+
+async def _counts(app: CsmsApp) -> tuple[int, int]:
+    """Sessions (transactions) and CDRs in the demo database."""
+    from csms.services.staff import StaffService
+
+    transactions = await StaffService(app.db, app.clock).transactions()
+    cdrs = [c for c in await app.billing.cdrs() if not c.credit]
+    return len(transactions), len(cdrs)
+
+
+def summary(report: DemoReport) -> str:
+    """The closing line: what happened, counted in the database."""
+    sessions = f"{report.sessions} session(s)"
+    if report.ended_by_stop:
+        sessions += f" ({report.ended_by_stop} ended by the stop)"
+    missing = report.sessions - report.cdrs
+    cdrs = f"{report.cdrs} CDR(s)"
+    if missing > 0:
+        cdrs += f" ({missing} session(s) without one: `csms transactions list` says why)"
+    total = sum(report.pushes.values())
+    by_module = ", ".join(f"{m} {n}" for m, n in sorted(report.pushes.items())) or "none"
+    return (
+        f"demo stopped after {report.seconds:.0f} s: {sessions}, {cdrs}; "
+        f"the eMSP received {total} push(es) ({by_module})"
+    )
 
 
 def _charger(url: str, charger: DemoCharger, options: DemoOptions, echo: Echo) -> Charger:
@@ -346,12 +391,21 @@ async def _quiet(received: list[Push], quiet: float = 1.0, limit: float = 5.0) -
     show_default=True,
     help="How long each charging session lasts.",
 )
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the demo database (in a new temporary folder) to look at it afterwards.",
+)
 @config_option
 def demo(
-    chargers: int, duration: float | None, session_seconds: float, config_file: str | None
+    chargers: int,
+    duration: float | None,
+    session_seconds: float,
+    keep: bool,
+    config_file: str | None,
 ) -> None:
     """Run the whole system with simulated chargers and a simulated eMSP (fresh database in
-    a temporary directory; ports from the configuration)."""
+    a temporary folder, removed afterwards unless --keep; ports from the configuration)."""
     from csms.app import describe_startup_error
     from csms.logconfig import configure_logging
 
@@ -374,12 +428,79 @@ def demo(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, first, sig)
-        await run_demo(config, options, click.echo, stop)
+        await run_demo(config, options, click.echo, stop, keep=keep)
 
+    ran = False
     try:
         asyncio.run(main())
+        ran = True
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise CliError(describe_startup_error(exc, config) or str(exc)) from None
+        raise CliError(asyncio.run(ports_in_use(config))) from None
     except Exception as exc:
         message = describe_startup_error(exc, config)
         if message is None:
             raise
         raise CliError(message) from None
+    finally:
+        if not (keep and ran):
+            shutil.rmtree(workdir, ignore_errors=True)
+    if keep:
+        click.echo(
+            f"the demo database stays in {workdir} (remove the folder when done); look around: "
+            f"CSMS_DATABASE_URL={config.database.url} csms cdrs list"
+        )
+    else:
+        click.echo(f"removed the demo's folder {workdir} (--keep keeps it to look around)")
+
+
+async def ports_in_use(config: Config) -> str:
+    """One line for a demo that could not bind its ports: which are taken, whether by a
+    running `csms serve` (its API's /health answers as ours does), and what to do."""
+    ports = [
+        (f"{name}.port", section.host, section.port)
+        for name, section in (("ocpp", config.ocpp), ("ocpi", config.ocpi), ("api", config.api))
+        if section.port
+    ]
+    taken = [(key, port) for key, host, port in ports if _taken(host, port)]
+    listed = [f"{port} ({key})" for key, port in taken or [(k, p) for k, _, p in ports]]
+    what = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+    verb = "is" if len(listed) == 1 else "are"
+    health = f"http://{_host(config.api.host)}:{config.api.port}/health"
+    if config.api.port and await _is_csms(health):
+        who = f"by a running `csms serve` (it answers at {health}): stop it first"
+    else:
+        who = "by another program (a `csms serve`?): stop it first"
+    return (
+        f"the demo cannot start: port {what} {verb} already in use {who}, or run the demo on "
+        "other ports, e.g. any free ones: CSMS_OCPP_PORT=0 CSMS_OCPI_PORT=0 CSMS_API_PORT=0 "
+        "csms demo"
+    )
+
+
+def _taken(host: str, port: int) -> bool:
+    """Whether binding host:port fails because something holds it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host or "0.0.0.0", port))  # noqa: S104 - a probe, closed at once
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+async def _is_csms(health_url: str) -> bool:
+    """Whether a csms API answers `health_url` (its /health names chargers_connected)."""
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
+            session.get(health_url) as answer,
+        ):
+            body = await answer.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return False
+    return isinstance(body, dict) and "chargers_connected" in body

@@ -1,6 +1,8 @@
 """`csms demo` as a command, in a scratch working directory on free ports: the banner, the
-eMSP's registration, sessions on chargers of both versions, what the eMSP receives, CDRs
-in the demo database afterwards, a clean stop on Ctrl-C and one line for a port in use."""
+eMSP's registration and its cards, sessions on chargers of both versions, what the eMSP
+receives, a summary that counts what the database holds, CDRs in the kept demo database
+afterwards (and no folder left behind without --keep), a clean stop on Ctrl-C, and one
+line for a port in use (naming a running `csms serve`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import Running
 from tests.e2e.ocpi_rules import cdr_errors
 
 Output = tuple[int, list[str], str]
@@ -64,9 +67,15 @@ def having(lines: list[str], pattern: str) -> list[str]:
     return [line for line in lines if re.search(pattern, line)]
 
 
+def demo_folders(tmp_path: Path) -> list[Path]:
+    return sorted(tmp_path.glob("csms-demo-*"))
+
+
 async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> None:
     code, lines, err = await finish(
-        await start(tmp_path, "--duration", "15", "--chargers", "2", "--session-seconds", "4")
+        await start(
+            tmp_path, "--duration", "15", "--chargers", "2", "--session-seconds", "4", "--keep"
+        )
     )
     assert code == 0, err
     assert "Traceback" not in err
@@ -78,7 +87,15 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     assert having(lines, r"^  charger   DEMO-CP02 OCPP 2\.0\.1 at DEMO-UTR \(Utrecht\)")
     (database,) = [line.split()[1] for line in lines if line.startswith("  database")]
     assert Path(database).parent.parent == tmp_path
+    assert having(lines, r"^  database  \S+ \(kept after the demo\)$")
     assert having(lines, r"^emsp     registered with CPO NL/CSM at http://127\.0\.0\.1:\d+/")
+
+    # The cards are the eMSP's: it names them, sends them to the CPO and offers them when
+    # the CPO pulls its token list.
+    assert having(lines, r"^  eMSP      NL/EMS .* its cards: DEMO-TAG-01, DEMO-TAG-02$")
+    for tag in ("DEMO-TAG-01", "DEMO-TAG-02"):
+        assert having(lines, rf"^emsp     sent its card: PUT token {tag} RFID ALWAYS: HTTP 20[01]$")
+    assert having(lines, r"^emsp     GET tokens .*: 2 of 2 token\(s\)$")
 
     # Sessions ran on both chargers, from the chargers' side.
     for cp in ("DEMO-CP01", "DEMO-CP02"):
@@ -89,46 +106,66 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     assert having(lines, r"^emsp     (PUT|PATCH) locations DEMO-(AMS|UTR)/DEMO-CP0\d\*1 status=")
     assert having(lines, r"^emsp     (PUT|PATCH) sessions \S+ ACTIVE ")
     assert having(lines, r"^emsp     (PUT|PATCH) sessions \S+ COMPLETED \d+\.\d{3} kWh")
-    assert having(lines, r"^emsp     POST cdrs \S+ \d+\.\d{3} kWh \d+\.\d{2} EUR$")
+    posted = having(lines, r"^emsp     POST cdrs \S+ \d+\.\d{3} kWh \d+\.\d{2} EUR$")
     assert not having(lines, "refused")
 
+    # The summary counts what the database holds: as many CDRs as sessions.
     (summary,) = having(lines, r"^demo stopped after \d+ s: ")
-    completed = int(re.search(r"(\d+) session\(s\) completed", summary)[1])  # type: ignore[index]
-    assert completed >= 2
+    counted = re.search(
+        r": (\d+) session\(s\)(?: \((\d+) ended by the stop\))?, (\d+) CDR\(s\);", summary
+    )
+    assert counted is not None, summary
+    sessions, cdr_count = int(counted[1]), int(counted[3])
+    assert sessions >= 2 and cdr_count == sessions
+    pushes = re.search(r"the eMSP received (\d+) push\(es\) \((.*)\)$", summary)
+    assert pushes is not None, summary
+    assert f"cdrs {len(posted)}" in pushes[2] and "tokens" not in pushes[2]
+    assert lines[-1].startswith(f"the demo database stays in {Path(database).parent} ")
 
     # The CDRs are in the demo database: every session, those ended at the stop included.
     env = demo_env(tmp_path)
     env["CSMS_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
-    cdrs = await asyncio.create_subprocess_exec(
+    found = json.loads(await cli(tmp_path, env, "cdrs", "list", "--json"))
+    transactions = json.loads(await cli(tmp_path, env, "transactions", "list", "--json"))
+    assert len(found) == cdr_count == len(transactions)
+    assert [cdr_errors(c) for c in found] == [[]] * len(found)
+    assert {c["cdr_location"]["id"] for c in found} == {"DEMO-AMS", "DEMO-UTR"}
+    assert {c["cdr_token"]["uid"] for c in found} == {"DEMO-TAG-01", "DEMO-TAG-02"}
+    assert {(c["cdr_token"]["country_code"], c["cdr_token"]["party_id"]) for c in found} == {
+        ("NL", "EMS")
+    }
+    assert all(c["tariffs"][0]["id"] == "DEMO-STANDARD" for c in found)
+    assert len(posted) == len(found)
+
+
+async def cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "csms.cli.main",
-        "cdrs",
-        "list",
-        "--json",
+        *args,
         cwd=tmp_path,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, cdr_err = await asyncio.wait_for(cdrs.communicate(), 60)
-    assert cdrs.returncode == 0, cdr_err
-    found = json.loads(out)
-    assert len(found) >= completed
-    assert [cdr_errors(c) for c in found] == [[]] * len(found)
-    assert {c["cdr_location"]["id"] for c in found} == {"DEMO-AMS", "DEMO-UTR"}
-    assert {c["cdr_token"]["uid"] for c in found} == {"DEMO-TAG-01", "DEMO-TAG-02"}
-    assert all(c["tariffs"][0]["id"] == "DEMO-STANDARD" for c in found)
-    assert f"{len(found)} CDR(s)" in summary
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    return out.decode()
 
 
-async def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+async def test_demo_stops_cleanly_on_ctrl_c_and_removes_its_folder(tmp_path: Path) -> None:
     proc = await start(tmp_path, "--chargers", "1", "--session-seconds", "30")
     assert proc.stdout is not None
     try:
         async with asyncio.timeout(60):
             while b"session started" not in (line := await proc.stdout.readline()):
                 assert line, "the demo ended early"
+                if line.startswith(b"  database"):
+                    assert (
+                        line.decode().rstrip().endswith("(removed after the demo; --keep keeps it)")
+                    )
+        (folder,) = demo_folders(tmp_path)  # while it runs
     except BaseException:
         proc.kill()
         raise
@@ -137,8 +174,10 @@ async def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert code == 0, err
     assert "Traceback" not in err
     assert lines[-2].startswith("demo stopped after ")
-    assert "1 CDR(s)" in lines[-2]  # the session ended at the stop was billed
-    assert lines[-1].startswith("look around: CSMS_DATABASE_URL=sqlite+aiosqlite:///")
+    # The session ended at the stop was billed, and counted so.
+    assert ": 1 session(s) (1 ended by the stop), 1 CDR(s);" in lines[-2]
+    assert lines[-1] == f"removed the demo's folder {folder} (--keep keeps it to look around)"
+    assert demo_folders(tmp_path) == []
 
 
 @pytest.mark.parametrize("part", ["ocpp", "ocpi", "api"])
@@ -151,5 +190,28 @@ async def test_a_port_in_use_is_one_line(tmp_path: Path, part: str) -> None:
             await start(tmp_path, "--duration", "1", **{part: port}), 60
         )
     assert code == 1 and lines == []
-    assert err.startswith("error: cannot start: ") and "address already in use" in err.lower()
-    assert len(err.strip().splitlines()) == 1
+    assert err == (
+        f"error: the demo cannot start: port {port} ({part}.port) is already in use by another "
+        "program (a `csms serve`?): stop it first, or run the demo on other ports, e.g. any "
+        "free ones: CSMS_OCPP_PORT=0 CSMS_OCPI_PORT=0 CSMS_API_PORT=0 csms demo\n"
+    )
+    assert demo_folders(tmp_path) == []
+
+
+async def test_a_running_csms_serve_on_its_ports_is_named(tmp_path: Path, server: Running) -> None:
+    ports = {
+        "ocpp": server.port,
+        "ocpi": int(server.ocpi_url.rsplit(":", 1)[1].split("/")[0]),
+        "api": server.app.api_port,
+    }
+    code, lines, err = await finish(await start(tmp_path, "--duration", "1", **ports), 60)
+    assert code == 1 and lines == []
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    listed = (
+        f"{ports['ocpp']} (ocpp.port), {ports['ocpi']} (ocpi.port) and {ports['api']} (api.port)"
+    )
+    assert err.startswith(
+        f"error: the demo cannot start: port {listed} are already in use by a running "
+        f"`csms serve` (it answers at http://127.0.0.1:{ports['api']}/health): stop it first, "
+    ), err
+    assert demo_folders(tmp_path) == []
