@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -197,10 +199,47 @@ def run_db(
 
 
 def run_cli(group: click.Group) -> None:
+    """Run the `csms` group as click's standalone mode does, except that a usage error is
+    one line too (what is wrong, then where help is) instead of click's usage block; exit
+    status 2 stays click's "bad usage"."""
     try:
-        group.main(prog_name="csms", standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover
-        sys.exit(130)
+        group.main(prog_name="csms", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `csms` or a group alone: its help
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(f"error: {usage_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        # The reader went away (`| head`): nothing more can be said.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(0)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """A usage error in one line: `missing argument 'UID'; usage: csms tokens add [OPTIONS]
+    UID; help: csms tokens add -h`."""
+    message = " ".join(exc.format_message().split()).replace(". (", " (")
+    message = message[:1].lower() + message[1:]
+    if message.endswith(".") and not message.endswith("..."):
+        message = message[:-1]
+    ctx = exc.ctx
+    if ctx is None:
+        return message
+    if not isinstance(ctx.command, click.Group):  # a group's help lists its commands
+        usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+        message += f"; usage: {usage}"
+    return f"{message}; help: {ctx.command_path} -h"
 
 
 def print_json(data: Any) -> None:

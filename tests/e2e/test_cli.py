@@ -179,6 +179,48 @@ def test_bad_input_is_one_line_and_nonzero(workdir: Path, args: list[str], messa
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["chargers", "lst"],
+            "no such command 'lst' (Did you mean one of: 'list', 'set'?); help: csms chargers -h",
+        ),
+        (
+            ["tokens", "add"],
+            "missing argument 'UID'; usage: csms tokens add [OPTIONS] UID; "
+            "help: csms tokens add -h",
+        ),
+        (["--bogus", "chargers", "list"], "no such option '--bogus'; help: csms -h"),
+        (
+            ["cdrs", "export", "--format", "xml"],
+            "invalid value for '--format': 'xml' is not one of 'json', 'csv'; "
+            "usage: csms cdrs export [OPTIONS]; help: csms cdrs export -h",
+        ),
+        (
+            ["cdrs", "export"],
+            "missing option '--format'. Choose from: json, csv; "
+            "usage: csms cdrs export [OPTIONS]; help: csms cdrs export -h",
+        ),
+    ],
+)
+def test_bad_usage_is_one_line_with_where_help_is(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    """Click's four-line usage block becomes one line; exit status 2 (bad usage)."""
+    result = csms(tmp_path, *args, ok=False)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {line}\n"
+    assert result.stdout == ""
+
+
+def test_a_group_alone_shows_its_help(tmp_path: Path) -> None:
+    result = csms(tmp_path, "chargers", ok=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("Usage: csms chargers [OPTIONS] COMMAND [ARGS]...")
+    assert "  list " in result.stderr
+
+
 def one_line_refusal(result: subprocess.CompletedProcess[str], line: str) -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr == f"error: {line}\n"
