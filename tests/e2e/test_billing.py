@@ -15,6 +15,8 @@ import pytest
 
 from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
+from csms.core.locations import ConnectorSpec, Location
+from csms.services.locations import LocationService
 from csms.services.sessions import SessionService
 from simulators.options import ChargerOptions
 from simulators.v201 import V201Charger
@@ -85,32 +87,23 @@ async def _set_up(
 
 
 async def _place(server: Running, cp_id: str) -> None:
-    """Location AMS-1 with `cp_id` linked there."""
-    ok(
-        await csms(
-            server,
-            "locations",
-            "add",
-            "AMS-1",
-            "--name",
-            "Depot",
-            "--address",
-            "Kade 1",
-            "--city",
-            "Amsterdam",
-            "--postal-code",
-            "1011AA",
-            "--country",
-            "NLD",
-            "--lat",
-            "52.3702",
-            "--lon",
-            "4.8952",
-            "--time-zone",
-            "Europe/Amsterdam",
+    """Location AMS-1 with `cp_id` linked there (as `csms locations add` and `link` do;
+    test_locations_cli.py runs those commands)."""
+    places = LocationService(server.app.db, utc_now)
+    await places.add(
+        Location(
+            id="AMS-1",
+            name="Depot",
+            address="Kade 1",
+            city="Amsterdam",
+            postal_code="1011AA",
+            country="NLD",
+            latitude="52.3702",
+            longitude="4.8952",
+            time_zone="Europe/Amsterdam",
         )
     )
-    ok(await csms(server, "locations", "link", "AMS-1", "--charger", cp_id))
+    await places.link("AMS-1", cp_id, ConnectorSpec())
 
 
 def ocpi_amount(value: Decimal) -> Decimal:
@@ -124,6 +117,7 @@ def expected(energy_wh: int) -> tuple[Decimal, Decimal]:
     return excl, excl * Decimal("1.21")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
     server: Running, tmp_path: Path, version: str
@@ -202,6 +196,7 @@ async def _published_evse_ids(server: Running, location_id: str) -> dict[str, st
     return published_evse_ids([shown])
 
 
+@pytest.mark.slow
 async def test_credit_and_corrected_cdr(server: Running, tmp_path: Path) -> None:
     cp_id = "BILL-CREDIT"
     await _set_up(server, tmp_path, cp_id)
@@ -242,6 +237,7 @@ async def test_credit_and_corrected_cdr(server: Running, tmp_path: Path) -> None
     assert (await server.app.billing.cdr(first.id)).data == first.data
 
 
+@pytest.mark.slow
 async def test_a_sub_second_session_has_its_periods_within_start_and_end(
     server: Running, tmp_path: Path
 ) -> None:
@@ -285,6 +281,7 @@ async def test_a_sub_second_session_has_its_periods_within_start_and_end(
     await ws.close()
 
 
+@pytest.mark.slow
 async def test_a_session_without_a_tariff_gets_a_cdr_that_says_so(server: Running) -> None:
     """No tariff applies (none assigned, no default): the session costs nothing, and its CDR
     and Session name no tariff (no `tariffs`, no period `tariff_id`) instead of a made-up
@@ -333,8 +330,6 @@ async def test_a_session_without_a_tariff_gets_a_cdr_that_says_so(server: Runnin
     assert cdr["total_cost"] == {"excl_vat": 0, "incl_vat": 0}
     assert Decimal(str(cdr["total_energy"])) == Decimal("4.5")
     assert cdr["cdr_location"]["id"] == "AMS-1"
-    exported = json.loads(ok(await csms(server, "cdrs", "export", "--format", "json")))
-    assert [c["id"] for c in exported] == [stored.id] and "tariffs" not in exported[0]
     header, row = ok(await csms(server, "cdrs", "export", "--format", "csv")).splitlines()
     assert header.endswith(",tariff_ids") and row.endswith(",")
     # People see it in the list: the NOTE column.
@@ -356,6 +351,7 @@ async def test_a_session_without_a_tariff_gets_a_cdr_that_says_so(server: Runnin
     await ws.close()
 
 
+@pytest.mark.slow
 async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> None:
     await server.staff.add_token(Token("CARD9", TokenStatus.ACCEPTED))
     ws = await open_raw(server.url, "BILL-FLAG")
@@ -412,6 +408,7 @@ async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> Non
     await ws.close()
 
 
+@pytest.mark.slow
 async def test_tariff_import_errors_and_management(server: Running, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     tariffs = time_of_day_tariff(datetime.now(UTC))
@@ -438,6 +435,7 @@ async def test_tariff_import_errors_and_management(server: Running, tmp_path: Pa
     assert out == "removed tariff TOD-1 and 1 assignment(s)\n"
 
 
+@pytest.mark.slow
 async def test_which_tariff_applies(server: Running, tmp_path: Path) -> None:
     await server.staff.add_token(Token("CARD7", TokenStatus.ACCEPTED))
     base = time_of_day_tariff(datetime.now(UTC))[0]
@@ -552,6 +550,7 @@ PARKING_TARIFF = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_time_the_vehicle_stops_drawing_is_priced_as_parking(
     server: Running, tmp_path: Path, version: str

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
@@ -133,6 +134,7 @@ async def _attempted(server: Running, attempts: int) -> bool:
     )
 
 
+@pytest.mark.slow
 async def test_poisoned_transactions_are_held_and_a_good_one_is_billed_meanwhile(
     start_server: StartServer, tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from tests.e2e.sim import until
 ODD_ID = "Site:7|Bay+2@Hall=A*B.c-d_e"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_an_id_with_every_allowed_mark_is_addressable(server: Running, version: str) -> None:
     await server.staff.add_charger(ODD_ID, password="s3cret-pass")

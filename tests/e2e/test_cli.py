@@ -102,6 +102,7 @@ def served(workdir: Path) -> Iterator[subprocess.Popen[str]]:
         proc.communicate()
 
 
+@pytest.mark.slow
 def test_chargers_and_tokens_without_a_server(workdir: Path) -> None:
     out = csms(workdir, "chargers", "add", "CP-A", "--password", "long-enough-pw", "--json")
     assert json.loads(out.stdout)["password_set"] is True
@@ -226,6 +227,7 @@ def one_line_refusal(result: subprocess.CompletedProcess[str], line: str) -> Non
     assert result.stderr == f"error: {line}\n"
 
 
+@pytest.mark.slow
 def test_tariffs_import_refuses_another_partys_tariff(workdir: Path) -> None:
     """We publish our tariffs under our own URL: each carries our party (NL*CSM here)."""
     pc = {"type": "ENERGY", "price": 0.3, "step_size": 1}
@@ -253,6 +255,7 @@ def test_tariffs_import_refuses_another_partys_tariff(workdir: Path) -> None:
         assert (shown["country_code"], shown["party_id"]) == ("NL", "CSM")
 
 
+@pytest.mark.slow
 def test_locations_import_refuses_another_partys_location(workdir: Path) -> None:
     site = {
         "address": "Weg 1",
@@ -302,6 +305,7 @@ def test_nan_and_inf_stop_serve_with_one_line(workdir: Path) -> None:
     assert result.stderr == "error: ocpi.push_interval must be a finite number, not inf\n"
 
 
+@pytest.mark.slow
 def test_serve_session_then_sigterm_keeps_everything(
     workdir: Path, served: subprocess.Popen[str]
 ) -> None:
@@ -422,6 +426,7 @@ def test_json_logs_are_one_object_per_line_library_records_included(
     } <= events
 
 
+@pytest.mark.slow
 def test_201_station_in_the_cli(workdir: Path, served: subprocess.Popen[str]) -> None:
     import asyncio
 

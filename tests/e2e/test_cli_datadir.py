@@ -82,6 +82,7 @@ def test_no_command_but_init_creates_a_database(tmp_path: Path, args: list[str])
     assert tree(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_mistyped_path_creates_nothing_either(tmp_path: Path) -> None:
     mistyped = tmp_path / "srv" / "csms-data" / "csms.db"
     url = f"sqlite+aiosqlite:///{mistyped}"
@@ -124,6 +125,7 @@ def test_a_file_without_our_schema_is_refused_and_left_alone(tmp_path: Path) -> 
     assert tree(tmp_path) == ["empty.db", "notes.txt"]
 
 
+@pytest.mark.slow
 def test_db_init_creates_it_once_then_commands_use_it(tmp_path: Path) -> None:
     data = tmp_path / "site" / "data"
     created = run(tmp_path, "db", "init", "--data-dir", "site/data")
@@ -139,6 +141,7 @@ def test_db_init_creates_it_once_then_commands_use_it(tmp_path: Path) -> None:
     assert listed.stderr == ""
 
 
+@pytest.mark.slow
 def test_global_options_work_before_the_subcommand(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/a.db"\n')
     assert run(tmp_path, "--config", "a.toml", "db", "init").returncode == 0

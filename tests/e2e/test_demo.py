@@ -71,6 +71,7 @@ def demo_folders(tmp_path: Path) -> list[Path]:
     return sorted(tmp_path.glob("csms-demo-*"))
 
 
+@pytest.mark.slow
 async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> None:
     code, lines, err = await finish(
         await start(

@@ -83,6 +83,7 @@ async def test_binary_frame_is_handled_like_text(server: Running) -> None:
     await ws.close()
 
 
+@pytest.mark.slow
 async def test_one_chargers_garbage_does_not_disturb_another(server: Running) -> None:
     bad = await open_raw(server.url, "BAD")
     good = await open_raw(server.url, "GOOD")

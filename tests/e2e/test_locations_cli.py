@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.cli import csms, ok, one_line_error
 from tests.e2e.conftest import Running
 
@@ -30,6 +32,7 @@ SITE = [
 ]
 
 
+@pytest.mark.slow
 async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> None:
     out = ok(
         await csms(

@@ -36,6 +36,7 @@ async def ocpi(server: Running, *args: str) -> Ran:
     return await csms(server, "ocpi", "partners", *args, env=env)
 
 
+@pytest.mark.slow
 async def test_add_list_show_remove(server: Running, partner: FakePartner) -> None:
     added = await ocpi(server, "add", "emsp1")
     assert added.code == 0, added.err
@@ -73,6 +74,7 @@ async def test_add_list_show_remove(server: Running, partner: FakePartner) -> No
     one_line_error(await ocpi(server, "remove", "emsp1"), "no partner emsp1")
 
 
+@pytest.mark.slow
 async def test_register_with_a_partner(server: Running, partner: FakePartner) -> None:
     ran = await ocpi(
         server,

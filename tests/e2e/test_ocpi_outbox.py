@@ -321,6 +321,7 @@ async def cli_outbox(server: Running, *args: str) -> Ran:
     return await csms(server, "ocpi", "outbox", *args, env=cli_env(server))
 
 
+@pytest.mark.slow
 async def test_the_outbox_command(server: Running, partner: FakePartner) -> None:
     emsp = await registered(server, partner)
     # A second partner, invited but not registered: its push waits, never tried.

@@ -234,6 +234,7 @@ async def billed(world: World, tx_id: int) -> list[Any]:
     return await until(made, f"the CDR of {tx_id}")  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 async def test_a_partners_session_is_listed_and_pushed_until_its_cdr(world: World) -> None:
     emsp, other, hub = world.peers["emsp"], world.peers["other"], world.peers["hub"]
     ws = await charger(world.server)

@@ -432,6 +432,7 @@ async def test_the_pull_does_not_delay_the_credentials_answer_and_may_fail(
     assert partner.status.value == "registered"
 
 
+@pytest.mark.slow
 async def test_csms_ocpi_tokens_sync_and_list(server: Running, fakes: list[FakePartner]) -> None:
     puller(server).delay = 3600  # no pull after registration: the command does it
     emsp = await register(server, "emsp", endpoints=WITH_TOKENS, fakes=fakes)
@@ -542,6 +543,7 @@ def client_info(**changes: Any) -> dict[str, Any]:
     return base
 
 
+@pytest.mark.slow
 async def test_hub_client_info(server: Running, fakes: list[FakePartner]) -> None:
     hub = await register(server, "hub", role=HUB_ROLE, fakes=fakes)
     url = hub.url("hubclientinfo", "FR", "OTH")
@@ -658,6 +660,7 @@ async def test_every_body_route_answers_malformed_or_deep_json_400(
 OTHER_ROLE = {**EMSP_ROLE, "country_code": "FR", "party_id": "OTH"}
 
 
+@pytest.mark.slow
 async def test_a_uid_claimed_by_two_parties_stays_with_its_first_owner(
     server: Running, fakes: list[FakePartner]
 ) -> None:

@@ -194,6 +194,7 @@ async def test_chargers_and_evses(world: World) -> None:
     assert detail["connected_here"] is True
 
 
+@pytest.mark.slow
 async def test_transactions_with_readings_and_cdrs(world: World) -> None:
     server = world.server
     page = await world.get("/api/transactions")
@@ -262,6 +263,7 @@ async def test_transactions_with_readings_and_cdrs(world: World) -> None:
     assert one == items[0]
 
 
+@pytest.mark.slow
 async def test_tokens_locations_tariffs_partners_and_audit(world: World, tmp_path: Path) -> None:
     server = world.server
     tokens = await world.get("/api/tokens")

@@ -77,6 +77,7 @@ async def status_of(server: Running, cp_id: str, evse: int) -> str:
     return next(c.status.value for c in detail.connectors if c.evse_id == evse)
 
 
+@pytest.mark.slow
 async def test_every_command(station: tuple[Running, ChargerBase, str]) -> None:
     server, cp, cp_id = station
     version = "2.0.1" if cp_id.endswith("2.0.1") else "1.6"

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from csms.core.authorization import Token, TokenStatus
 from simulators.options import ChargerOptions
 from simulators.v16 import V16Charger
@@ -161,6 +163,7 @@ async def test_a_lowered_limit_counts_what_runs_and_survives_a_restart(
         assert (await last.start_transaction(1, FLEET, 0))["idTagInfo"]["status"] == "Accepted"
 
 
+@pytest.mark.slow
 async def test_cli_sets_and_shows_the_limit(server: Running, tmp_path: Path) -> None:
     ok(await csms(server, "tokens", "add", FLEET, "--max-concurrent", "unlimited"))
     shown = (await csms(server, "tokens", "show", FLEET, "--json")).json()

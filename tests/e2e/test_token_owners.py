@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_cli import csms, empty_database, workdir
 
 __all__ = ["empty_database", "workdir"]  # the fixtures, shared with test_cli
 
 
+@pytest.mark.slow
 def test_tokens_of_other_parties(workdir: Path) -> None:
     csms(workdir, "tokens", "add", "EMS01", "--owner", "de*ems")
     csms(workdir, "tokens", "add", "OWN01")
