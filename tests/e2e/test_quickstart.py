@@ -12,6 +12,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.cli import csms as run_csms
 from tests.e2e.cli import ok
 from tests.e2e.conftest import Running
@@ -49,6 +51,18 @@ async def start_sim(args: list[str]) -> asyncio.subprocess.Process:
     )
 
 
+def test_the_quickstart_has_two_commands_and_ci_runs_the_second() -> None:
+    """The Quickstart's two command blocks; `.ci/run` ends with the second (the tests)."""
+    blocks = re.findall(r"```sh\n(.*?)\n```", quickstart(), re.DOTALL)
+    assert len(blocks) == 2
+    serve, tests = blocks
+    assert serve.endswith(".venv/bin/csms serve")
+    ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == tests
+    assert tests.endswith(".venv/bin/pytest -n auto")
+
+
+@pytest.mark.slow
 async def test_the_quickstart_simulator_charges_once_and_ends_by_itself(server: Running) -> None:
     commands = quickstart_commands()
     (add,) = [c for c in commands if c[1:3] == ["tokens", "add"]]
