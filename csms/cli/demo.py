@@ -179,13 +179,12 @@ async def seed(app: CsmsApp, chargers: Sequence[DemoCharger]) -> str:
     return invitation.token_a
 
 
-def issue_cards(emsp: EmspSimulator, chargers: Sequence[DemoCharger]) -> list[str]:
+def issue_cards(emsp: EmspSimulator, chargers: Sequence[DemoCharger]) -> None:
     """The drivers' cards are the eMSP's: it issues them (whitelist ALWAYS: the CPO may
     accept them without asking), offers them on its tokens endpoint and PUTs them to the
-    CPO once registered. Returns their uids."""
+    CPO once registered."""
     for charger in chargers:
         emsp.add_token(charger.tag, "ALWAYS")
-    return [c.tag for c in chargers]
 
 
 def banner(
