@@ -86,9 +86,11 @@ async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> 
         ("AMS-1", "Depot Noord", ["NEW-CP"])
     ]
     # A published location is unpublished first, so that partners learn it is gone.
-    one_line_error(await csms(server, "locations", "remove", "AMS-1"), "is published")
+    one_line_error(await csms(server, "locations", "remove", "AMS-1", "--yes"), "is published")
     ok(await csms(server, "locations", "update", "AMS-1", "--no-publish"))
-    assert ok(await csms(server, "locations", "remove", "AMS-1")) == "removed location AMS-1\n"
+    assert ok(await csms(server, "locations", "remove", "AMS-1", "--yes")) == (
+        "removed location AMS-1\n"
+    )
     assert ok(await csms(server, "locations", "list")) == "no locations\n"
 
     # Bad input: one line each, nothing stored.

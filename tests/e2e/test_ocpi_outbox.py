@@ -370,8 +370,8 @@ async def test_the_outbox_command(server: Running, partner: FakePartner) -> None
         "emsp1": {"pending": 1, "failing": 1},
         "emsp2": {"pending": 1, "failing": 0},
     }
-    assert [e["id"] for e in listed["entries"]] == [a1, c1]
-    first = listed["entries"][0]
+    assert [e["id"] for e in listed["entries"]] == [c1, a1]  # newest first
+    first = listed["entries"][1]
     assert first["partner"] == "emsp1" and first["module"] == "locations"
     assert first["method"] == "PUT" and first["url"].endswith("/LOC1")
     assert first["attempts"] == 20 and first["last_error"] == "HTTP 503"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.test_cli import csms, workdir
+from tests.e2e.test_cli import csms, empty_database, workdir
 
-__all__ = ["workdir"]  # the fixture, shared with test_cli
+__all__ = ["empty_database", "workdir"]  # the fixtures, shared with test_cli
 
 
 def test_tokens_of_other_parties(workdir: Path) -> None:
