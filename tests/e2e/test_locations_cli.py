@@ -135,4 +135,4 @@ async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> 
     path.write_text(json.dumps(document))
     one_line_error(await csms(server, "locations", "import", str(path)), "location 'IMP-1'")
     listed = json.loads(ok(await csms(server, "locations", "list", "--json")))
-    assert [loc["id"] for loc in listed] == ["IMP-0", "IMP-1", "IMP-2"]
+    assert [loc["id"] for loc in listed] == ["IMP-2", "IMP-1", "IMP-0"]  # added at once
