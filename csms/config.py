@@ -16,8 +16,11 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+
+from csms.core.clock import TimeWindow, parse_timestamp
 
 DEFAULT_CONFIG_FILE = "csms.toml"
 # The data directory: relative database paths and the API token file are resolved against
@@ -83,6 +86,12 @@ class OcppConfig:
     allow_unknown_tags: bool = False
     # Largest accepted frame, in bytes.
     max_message_size: int = 65536
+    # The window of plausible charger timestamps: not before earliest_timestamp (RFC 3339
+    # or a date) and at most max_clock_ahead seconds after the CSMS's clock. A start, stop,
+    # event, reading or status time outside it is replaced by the time of receipt, logged
+    # and counted, and its transaction is held for staff instead of billed.
+    earliest_timestamp: str = "2010-01-01T00:00:00Z"
+    max_clock_ahead: float = 86400.0
     # Frames read from one connection a second, with bursts of up to message_burst; a
     # faster charger is read more slowly (nothing is refused). 0 = no limit.
     message_rate: float = 200.0
@@ -100,6 +109,9 @@ class OcppConfig:
     # unknown ids are refused at the handshake. 0 = no limit of that kind.
     auto_register_per_hour: int = 100
     auto_register_limit: int = 1000
+    # Seconds a client has to complete the WebSocket opening handshake (its HTTP upgrade
+    # request and our checks) before the connection is closed.
+    handshake_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,16 @@ class ApiConfig:
     # Empty means: generate one on first start and store it in token_file.
     token: str = ""
     token_file: str = ".csms/api-token"  # noqa: S105 - a path, not a secret
+    # Listener bounds (see the README's Reliability section): seconds a client has to send
+    # a request's headers (from connecting, or from its first byte after an answer), seconds
+    # to send a request's body once its headers are in, seconds an open connection may wait
+    # between requests, connections open at once (more are answered 503 and closed), and
+    # the largest request body in bytes.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    max_connections: int = 64
+    max_body_size: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +161,13 @@ class OcpiConfig:
     # before the token's whitelist rule decides without the answer; keep it below the
     # chargers' own message timeout.
     authorize_timeout: float = 5.0
+    # Listener bounds, as for [api]: header, body and idle timeouts in seconds, connections
+    # open at once, largest request body in bytes (pushed token lists can be large).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    max_connections: int = 256
+    max_body_size: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +178,11 @@ class BillingConfig:
     max_attempts: int = 5
     retry_delay: float = 10.0
     retry_max_delay: float = 900.0
+    # Bounds of one CDR: a session whose pricing needs more charging periods (tariff time
+    # boundaries, status changes, ...), or whose CDR would be larger in bytes, is held for
+    # staff (`too_large: ...`) instead of priced.
+    max_periods: int = 1000
+    max_cdr_bytes: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +478,7 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.call_timeout must be positive")
         if section.max_message_size < 1024:
             raise ConfigError("ocpp.max_message_size must be at least 1024")
+        time_window(section)
         for key in (
             "message_rate",
             "kept_messages_per_minute",
@@ -457,6 +492,10 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ocpp.message_burst must be at least 1")
         if not section.kept_burst_minutes > 0:
             raise ConfigError("ocpp.kept_burst_minutes must be positive")
+        if not section.handshake_timeout > 0:
+            raise ConfigError("ocpp.handshake_timeout must be positive")
+    if isinstance(section, ApiConfig | OcpiConfig):
+        _validate_listener(name, section)
     if isinstance(section, OcpiConfig):
         _validate_ocpi(section)
     if isinstance(section, LogConfig) and section.charger_lines_per_minute < 0:
@@ -468,6 +507,10 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("billing.retry_delay must be positive")
         if not section.retry_max_delay >= section.retry_delay:
             raise ConfigError("billing.retry_max_delay must not be below billing.retry_delay")
+        if section.max_periods < 1:
+            raise ConfigError("billing.max_periods must be at least 1")
+        if section.max_cdr_bytes < 10_000:
+            raise ConfigError("billing.max_cdr_bytes must be at least 10000")
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")
@@ -475,6 +518,35 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.max_batch must be at least 1")
         if section.commit_delay_ms < 0:
             raise ConfigError("database.commit_delay_ms must not be negative")
+
+
+# A century: beyond it no clock is plausible, and now + ahead must stay a datetime.
+_MAX_AHEAD_S = 100 * 366 * 86400.0
+
+
+def time_window(section: OcppConfig) -> TimeWindow:
+    """The window of plausible charger timestamps that ocpp.earliest_timestamp and
+    ocpp.max_clock_ahead describe."""
+    try:
+        earliest = parse_timestamp(section.earliest_timestamp)
+    except ValueError:
+        raise ConfigError(
+            "ocpp.earliest_timestamp must be an RFC 3339 date-time or a date, "
+            f"not {section.earliest_timestamp!r}"
+        ) from None
+    if not 0 <= section.max_clock_ahead <= _MAX_AHEAD_S:
+        raise ConfigError("ocpp.max_clock_ahead must be between 0 and 3162240000 (a century)")
+    return TimeWindow(earliest, timedelta(seconds=section.max_clock_ahead))
+
+
+def _validate_listener(name: str, section: ApiConfig | OcpiConfig) -> None:
+    for key in ("header_timeout", "body_timeout", "idle_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"{name}.{key} must be positive")
+    if section.max_connections < 1:
+        raise ConfigError(f"{name}.max_connections must be at least 1")
+    if section.max_body_size < 1024:
+        raise ConfigError(f"{name}.max_body_size must be at least 1024")
 
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

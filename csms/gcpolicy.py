@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from types import TracebackType
 
 import structlog
 
@@ -40,3 +41,35 @@ async def manage_gc(
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
         gc.freeze()
+
+
+class CollectorPause:
+    """Cyclic garbage collection off while an allocation-heavy computation runs in a worker
+    thread (pricing a long session): a collection started by that thread's allocations
+    walks the whole heap holding the GIL, which stalls the event loop as if the work ran on
+    it (measured: 1.7 s while 66,000 charging periods were priced). Reference counting
+    still frees everything that is not part of a cycle. Nested and concurrent pauses count;
+    the collector is resumed when the last ends, and only if it was on before. Entered and
+    left on the event loop's thread only (around the await of the thread)."""
+
+    __slots__ = ("_depth", "_resume")
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        if self._depth == 0:
+            self._resume = gc.isenabled()
+            gc.disable()
+        self._depth += 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._resume:
+            gc.enable()

@@ -45,6 +45,9 @@ class Metrics:
         self.held: dict[str, int] = {}
         # failed attempts at building a CDR
         self.cdr_failures = 0
+        # (kind, action) -> charger values not taken as sent (kind: timestamp, reading,
+        # register; see ChargingService.on_flagged)
+        self.flagged: dict[tuple[str, str], int] = {}
         # messages stored as sent: (action, "stored"|"dropped") -> messages, bytes
         self.kept_messages: dict[tuple[str, str], int] = {}
         self.kept_bytes: dict[tuple[str, str], int] = {}
@@ -53,6 +56,8 @@ class Metrics:
         # frames whose reading waited for the per-connection rate limit, and for how long
         self.throttled = 0
         self.throttled_seconds = 0.0
+        # (HTTP listener "api"|"ocpi", reason "limit"|"header_timeout") -> connections closed
+        self.http_closed: dict[tuple[str, str], int] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -80,6 +85,10 @@ class Metrics:
     def billing_failed(self) -> None:
         self.cdr_failures += 1
 
+    def input_flagged(self, kind: str, action: str) -> None:
+        key = (kind, action)
+        self.flagged[key] = self.flagged.get(key, 0) + 1
+
     def kept(self, action: str, stored: bool, size: int) -> None:
         key = (action, "stored" if stored else "dropped")
         self.kept_messages[key] = self.kept_messages.get(key, 0) + 1
@@ -91,6 +100,10 @@ class Metrics:
     def throttle(self, seconds: float) -> None:
         self.throttled += 1
         self.throttled_seconds += seconds
+
+    def http_connection_closed(self, listener: str, reason: str) -> None:
+        key = (listener, reason)
+        self.http_closed[key] = self.http_closed.get(key, 0) + 1
 
     def render(
         self,
@@ -138,7 +151,8 @@ class Metrics:
             "csms_billing_held_total",
             "counter",
             "Transactions held for staff by this process, by reason "
-            "(cdr_failed: its CDR could not be built; flagged: meter data; credited).",
+            "(cdr_failed: its CDR could not be built; flagged: meter data or times; "
+            "credited; too_large: beyond billing.max_periods or max_cdr_bytes).",
             [(_labels(reason=r), n) for r, n in sorted(self.held.items())],
         )
         _family(
@@ -147,6 +161,15 @@ class Metrics:
             "counter",
             "Failed attempts at building a CDR (each is retried with back-off).",
             [("", self.cdr_failures)],
+        )
+        _family(
+            out,
+            "csms_charger_values_flagged_total",
+            "counter",
+            "Charger values not stored as sent, by kind and action (timestamp: outside the "
+            "plausible window, stored as the time of receipt; reading, register: no usable "
+            "number, stored without a value). Their transactions are held for staff.",
+            [(_labels(kind=k, action=a), n) for (k, a), n in sorted(self.flagged.items())],
         )
         _family(
             out,
@@ -212,6 +235,18 @@ class Metrics:
             "counter",
             "Commands sent to chargers (csms remote, API, OCPI), by command and outcome.",
             [(_labels(command=c, outcome=o), n) for (c, o), n in sorted(self.commands.items())],
+        )
+        _family(
+            out,
+            "csms_http_connections_closed_total",
+            "counter",
+            "Connections the HTTP listeners (api, ocpi) closed on a bound: limit (over "
+            "max_connections, answered 503), header_timeout (no complete request headers in "
+            "time).",
+            [
+                (_labels(listener=name, reason=r), n)
+                for (name, r), n in sorted(self.http_closed.items())
+            ],
         )
         return "\n".join(out) + "\n"
 

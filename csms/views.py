@@ -220,8 +220,10 @@ def transaction_detail_json(
 # --- tokens -------------------------------------------------------------------------------
 
 
-def token_json(t: Token) -> dict[str, Any]:
-    return {
+def token_json(t: Token, claimed_by: Iterable[str] = ()) -> dict[str, Any]:
+    """A token; when other parties' tokens claim its uid (`claimed_by`), also those parties
+    (the key is absent otherwise: the shape scripts know stays as it was)."""
+    out: dict[str, Any] = {
         "uid": t.uid,
         "type": t.type,
         "status": t.status.value,
@@ -231,6 +233,10 @@ def token_json(t: Token) -> dict[str, Any]:
         "max_concurrent": t.max_concurrent,
         "updated_at": iso(t.updated_at),
     }
+    claims = sorted(set(claimed_by))
+    if claims:
+        out["also_claimed_by"] = claims
+    return out
 
 
 # --- locations ----------------------------------------------------------------------------

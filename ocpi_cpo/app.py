@@ -65,9 +65,6 @@ MODULES: tuple[ModuleSetup, ...] = (
     commands.setup,
 )
 
-# Largest request body accepted (a credentials object is tiny; pushed tokens lists are not).
-MAX_BODY = 4 * 1024 * 1024
-
 
 def build_ocpi_app(
     settings: OcpiSettings,
@@ -77,7 +74,11 @@ def build_ocpi_app(
     commands: CommandService | None = None,
     charging: ChargingService | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[transport_middleware], client_max_size=MAX_BODY)
+    # Largest request body: ocpi.max_body_size (a credentials object is tiny; pushed
+    # token lists are not).
+    app = web.Application(
+        middlewares=[transport_middleware], client_max_size=settings.max_body_size
+    )
     app[SETTINGS] = settings
     app[PARTNERS] = partners
     if billing is not None:

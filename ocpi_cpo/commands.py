@@ -16,6 +16,11 @@ Decisions (OCPI leaves them to the CPO):
   Authorize and transaction get the eMSP's decision (csms.services.charging.expect_start).
 - STOP_SESSION takes our transaction id; an unknown, ended or unpublished session is
   UNKNOWN_SESSION, one of another party's token REJECTED.
+- UNLOCK_CONNECTOR of an EVSE where a session of another owner's token runs (another
+  party's, ours, or a tag we do not know) is REJECTED: it would release a charging car's
+  cable. With no session running, or the caller's own, it goes to the charger.
+- START_SESSION and RESERVE_NOW with a token whose uid is already another owner's id token
+  (the rule of csms.storage.ocpi_tokens: the first owner keeps a uid) are REJECTED.
 - RESERVE_NOW and CANCEL_RESERVATION use our reservation ids on the wire; the partner's
   reservation_id is kept with ours. A RESERVE_NOW with a reservation_id the partner still
   holds replaces it (on the same charger: a ReserveNow with our id; elsewhere: the old one
@@ -81,6 +86,8 @@ from csms.storage import ocpi_sessions as session_repo
 from csms.storage import ocpi_tokens as token_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage import tariffs as tariff_repo
+from csms.storage import tokens as id_token_repo
+from csms.storage import transactions as tx_repo
 from csms.storage.database import Database, WriteTx
 from ocpi_cpo.context import OcpiSettings
 from ocpi_cpo.envelope import Status
@@ -186,7 +193,7 @@ class CommandReceiver:
         self, partner: Partner, req: StartSession, body: Mapping[str, Any], sender: Party | None
     ) -> Answer:
         kind = CommandType.START_SESSION
-        refused = self._foreign_token(partner, req.token)
+        refused = await self._foreign_token(partner, req.token)
         if refused is not None:
             return refused
         found = await self._evse_at(req.location_id, req.evse_uid, NEEDS[kind])
@@ -265,7 +272,7 @@ class CommandReceiver:
         self, partner: Partner, req: ReserveNow, body: Mapping[str, Any], sender: Party | None
     ) -> Answer:
         kind = CommandType.RESERVE_NOW
-        refused = self._foreign_token(partner, req.token)
+        refused = await self._foreign_token(partner, req.token)
         if refused is not None:
             return refused
         found = await self._evse_at(req.location_id, req.evse_uid, NEEDS[kind])
@@ -383,6 +390,26 @@ class CommandReceiver:
         if evse.connector(req.connector_id) is None:
             return self._unknown(f"unknown connector {req.connector_id!r} of EVSE {evse.uid!r}")
         cp_id = evse.charge_point_id
+        async with self._db.read() as conn:
+            running = await tx_repo.active_on_evse(conn, cp_id, evse.evse_id)
+            row = None if running is None else await session_repo.session_of(conn, running.id)
+        if row is not None and not audience(partner.roles, self.us).sees(owner_of(row.origin)):
+            # Unlocking lets go of the cable of a car that is charging: only for the party
+            # whose customer it is (the spec's REJECTED: "Session might not be from a
+            # customer of the eMSP that send this request"). Who charges is not said.
+            log.warning(
+                "ocpi_unlock_refused",
+                ocpi_partner=partner.name,
+                charge_point_id=cp_id,
+                evse_id=evse.evse_id,
+                transaction_id=row.tx.id,
+                session_owner=row.origin or "unknown tag",
+            )
+            return self._refuse(
+                ResponseType.REJECTED,
+                f"connector {req.connector_id!r} of EVSE {evse.uid!r} is in use by a session "
+                "that is not one of your tokens'",
+            )
         params = {"evse": evse.evse_id}
         return await self._accept(
             partner,
@@ -474,11 +501,31 @@ class CommandReceiver:
         assert isinstance(found, Evse)
         return location.id, found
 
-    def _foreign_token(self, partner: Partner, token: PartnerToken) -> Answer | None:
-        """REJECTED when the token is not of one of the caller's parties."""
-        if audience(partner.roles, self.us).sees(token.party):
+    async def _foreign_token(self, partner: Partner, token: PartnerToken) -> Answer | None:
+        """REJECTED when the token is not of one of the caller's parties, or when its uid is
+        already another owner's id token (ours, or a party's that stored it first: that one
+        authorizes the uid at our chargers, and the session would be shown as its)."""
+        if not audience(partner.roles, self.us).sees(token.party):
+            return self._refuse(
+                ResponseType.REJECTED, f"token of {token.party} is not yours to use"
+            )
+        async with self._db.read() as conn:
+            held = await id_token_repo.get(conn, token.uid)
+        if held is None or held.origin == str(token.party):
             return None
-        return self._refuse(ResponseType.REJECTED, f"token of {token.party} is not yours to use")
+        log.warning(
+            "token_uid_conflict",
+            uid=token.uid,
+            claimed_by=str(token.party),
+            held_by=held.origin,
+            ocpi_partner=partner.name,
+            detail="a command vouches for a uid another owner holds; refused",
+        )
+        return self._refuse(
+            ResponseType.REJECTED,
+            f"token uid {token.uid!r} is another owner's at our chargers (see `csms tokens "
+            "conflicts` on our side); use a token of your own",
+        )
 
     async def _version(self, cp_id: str) -> str | None:
         async with self._db.read() as conn:

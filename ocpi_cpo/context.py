@@ -42,6 +42,10 @@ class OcpiSettings:
     offline_grace: float = 300.0
     session_update_interval: float = 60.0
     authorize_timeout: float = 5.0
+    # Seconds a request's body may take to arrive once its headers are in, and its largest
+    # size in bytes.
+    body_timeout: float = 30.0
+    max_body_size: int = 4 * 1024 * 1024
     clock: Clock = utc_now
 
     @classmethod
@@ -59,6 +63,8 @@ class OcpiSettings:
             offline_grace=config.offline_grace,
             session_update_interval=config.session_update_interval,
             authorize_timeout=config.authorize_timeout,
+            body_timeout=config.body_timeout,
+            max_body_size=config.max_body_size,
             required=tuple(
                 (module, None if role is None else InterfaceRole(role))
                 for module, role in required_endpoints(config.required_endpoints)

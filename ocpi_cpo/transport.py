@@ -17,12 +17,15 @@ How a module uses it (see ocpi_cpo.routes.credentials for a real one):
         return reply_page(request, items, total, page)
 
 HTTP mapping: 401 for a missing/unknown token or token A on a functional module; 400 +
-2001 for malformed JSON; 404 + 2000 for an unknown path; 500 + 3000 for a fault (logged
+2001 for a POST/PUT/PATCH body that is not JSON (or nests too deep), whatever the route;
+408 for a body that does not arrive within ocpi.body_timeout; 413 + 2001 for one over
+ocpi.max_body_size; 404 + 2000 for an unknown path; 500 + 3000 for a fault (logged
 with the request id); otherwise what the handler says (OcpiFailure, default HTTP 200).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 import uuid
@@ -36,6 +39,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from csms.core.bounds import OutOfBounds, check_json_depth
 from csms.core.parties import Party, destination
 from csms.core.partners import InterfaceRole
 from csms.services.partners import Caller
@@ -68,6 +72,9 @@ class RequestIds:
 CALLER = web.RequestKey("ocpi_caller", Caller)
 IDS = web.RequestKey("ocpi_ids", RequestIds)
 _ACCESS = web.RequestKey("ocpi_access", Access)
+# The parsed JSON body of a request that carries one (POST, PUT, PATCH).
+_BODY = web.RequestKey("ocpi_body", object)
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _Unauthorized(Exception):
@@ -181,14 +188,40 @@ def reply_encoded_page(
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; malformed JSON is answered HTTP 400 with 2001."""
-    raw = await request.read()
+    """The request body as JSON. Every POST, PUT and PATCH body is read and parsed once the
+    caller is authenticated and before its handler runs (`_dispatch`), so that malformed
+    JSON is answered HTTP 400 with 2001 whatever the handler would check first."""
+    if _BODY in request:
+        return request[_BODY]
+    return await _read_body(request)
+
+
+class _BodyTimedOut(Exception):
+    pass
+
+
+async def _read_body(request: web.Request) -> Any:
+    """The body, within ocpi.body_timeout and ocpi.max_body_size (413), as JSON no deeper
+    than csms.core.bounds.MAX_JSON_DEPTH; 400 + 2001 when it is not."""
+    settings = request.app[SETTINGS]
     try:
-        return orjson.loads(raw)
+        async with asyncio.timeout(settings.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise _BodyTimedOut(
+            f"the request body did not arrive within {settings.body_timeout:g} s"
+        ) from None
+    try:
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise OcpiFailure(
             Status.INVALID_PARAMETERS, f"the body is not valid JSON: {exc}", http_status=400
         ) from None
+    try:
+        check_json_depth(body)
+    except OutOfBounds as exc:
+        raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc), http_status=400) from None
+    return body
 
 
 # --- the middleware -------------------------------------------------------------------------
@@ -231,6 +264,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = reply(request, status=Status.CLIENT_ERROR, message=str(exc), http_status=401)
         response.headers["WWW-Authenticate"] = "Token"
         return response
+    except _BodyTimedOut as exc:
+        response = reply(request, status=Status.CLIENT_ERROR, message=str(exc), http_status=408)
+        # The rest of the body may still come: the connection is not reused.
+        response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -269,6 +307,8 @@ async def _dispatch(request: web.Request, handler: Handler) -> web.StreamRespons
     caller = await _authenticate(request, access)
     request[CALLER] = caller
     with structlog.contextvars.bound_contextvars(ocpi_partner=caller.partner.name):
+        if request.method in _WITH_BODY:
+            request[_BODY] = await _read_body(request)
         return await handler(request)
 
 

@@ -17,12 +17,18 @@ def test_render_counts_and_histograms() -> None:
     m.billing_held("cdr_failed")
     m.billing_held("cdr_failed")
     m.billing_failed()
+    m.input_flagged("timestamp", "StartTransaction")
+    m.input_flagged("timestamp", "StartTransaction")
+    m.input_flagged("reading", "MeterValues")
     m.kept("DataTransfer", True, 100)
     m.kept("DataTransfer", False, 65000)
     m.kept("DataTransfer", False, 1000)
     m.charger_refused("auto-registration rate reached")
     m.throttle(0.25)
     m.throttle(0.5)
+    m.http_connection_closed("ocpi", "header_timeout")
+    m.http_connection_closed("ocpi", "header_timeout")
+    m.http_connection_closed("api", "limit")
     text = m.render(
         connected={"1.6": 3, "2.0.1": 0},
         active_transactions=2,
@@ -47,15 +53,21 @@ def test_render_counts_and_histograms() -> None:
     assert "csms_transactions_held 4" in lines
     assert 'csms_billing_held_total{reason="cdr_failed"} 2' in lines
     assert "csms_billing_failures_total 1" in lines
+    flagged = "csms_charger_values_flagged_total"
+    assert f'{flagged}{{kind="timestamp",action="StartTransaction"}} 2' in lines
+    assert f'{flagged}{{kind="reading",action="MeterValues"}} 1' in lines
     assert 'csms_kept_messages_total{action="DataTransfer",outcome="stored"} 1' in lines
     assert 'csms_kept_messages_total{action="DataTransfer",outcome="dropped"} 2' in lines
     assert 'csms_kept_bytes_total{action="DataTransfer",outcome="dropped"} 66000' in lines
     assert 'csms_chargers_refused_total{reason="auto-registration rate reached"} 1' in lines
     assert "csms_ocpp_throttled_total 2" in lines
     assert "csms_ocpp_throttled_seconds_total 0.75" in lines
+    closed = "csms_http_connections_closed_total"
+    assert f'{closed}{{listener="ocpi",reason="header_timeout"}} 2' in lines
+    assert f'{closed}{{listener="api",reason="limit"}} 1' in lines
     # Every family has HELP and TYPE, and label values are escaped.
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 16
+    assert len(families) == len(set(families)) == 18
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False

@@ -20,9 +20,15 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from csms.api import docs, reads
+from csms.core.bounds import (
+    OutOfBounds,
+    bounded_int_text,
+    bounded_number,
+    check_json_depth,
+)
 from csms.core.commands import CommandName, CommandResult, Outcome
 from csms.metrics import Metrics
-from csms.services.commands import PARAMETERS, CommandService, Requester
+from csms.services.commands import MAX_TIMEOUT_S, PARAMETERS, CommandService, Requester
 from csms.storage import billing as billing_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
@@ -54,6 +60,9 @@ class ApiContext:
     connected: Callable[[], dict[str, int]]
     token: str
     started: float
+    # Seconds a request body may take once its headers are in; its largest size in bytes.
+    body_timeout: float = 30.0
+    max_body_size: int = 1024 * 1024
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -65,6 +74,68 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status)
+
+
+# --- reading what a client sends ------------------------------------------------------------
+# Every route reads its query and body through these: numbers are bounded, bodies are JSON
+# objects within api.max_body_size, api.body_timeout and MAX_JSON_DEPTH. A value outside
+# them is answered 400 with a message naming it (never a 500 from deeper down).
+
+
+class _BadRequest(Exception):
+    """Answered with `status` and the message (400 unless said otherwise)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def query_int(request: web.Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        return bounded_int_text(text, name, minimum, maximum)
+    except OutOfBounds as exc:
+        raise _BadRequest(str(exc)) from None
+
+
+def query_seconds(request: web.Request, name: str, maximum: float) -> float | None:
+    """A number of seconds > 0 and <= maximum, or None when not given."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        return bounded_number(text, name, minimum=0, maximum=maximum, exclusive_minimum=True)
+    except OutOfBounds as exc:
+        raise _BadRequest(str(exc)) from None
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is {}."""
+    context = request.app[CONTEXT]
+    if not request.can_read_body:
+        return {}
+    try:
+        async with asyncio.timeout(context.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise _BadRequest(
+            f"the request body did not arrive within {context.body_timeout:g} s", 408
+        ) from None
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _BadRequest("the body must be a JSON object of parameters")
+    try:
+        check_json_depth(body)
+    except OutOfBounds as exc:
+        raise _BadRequest(str(exc)) from None
+    return body
 
 
 def result_json(result: CommandResult) -> dict[str, Any]:
@@ -97,6 +168,11 @@ async def _guard(
             return response
     try:
         return await handler(request)
+    except _BadRequest as exc:
+        response = _error(exc.status, str(exc))
+        if exc.status == 408:  # the rest of the body may still come: not reused
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status >= 400:
             return _error(exc.status, exc.reason)
@@ -164,24 +240,8 @@ async def run_command(request: web.Request) -> web.Response:
     if name is None:
         known = ", ".join(command_path(n) for n in CommandName)
         return _error(404, f"unknown command {request.match_info['command']!r}; known: {known}")
-    params: Any = {}
-    if request.can_read_body:
-        raw = await request.read()
-        if raw.strip():
-            try:
-                params = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                return _error(400, f"the body is not valid JSON: {exc}")
-    if not isinstance(params, dict):
-        return _error(400, "the body must be a JSON object of parameters")
-    timeout: float | None = None
-    if "timeout" in request.query:
-        try:
-            timeout = float(request.query["timeout"])
-        except ValueError:
-            return _error(400, "timeout must be a number of seconds")
-        if not timeout > 0:
-            return _error(400, "timeout must be > 0")
+    params = await json_object(request)
+    timeout = query_seconds(request, "timeout", MAX_TIMEOUT_S)
     source = request.headers.get("X-CSMS-Source", "api").lower()
     requester = Requester(
         source if source in _SOURCES else "api", request.headers.get("X-CSMS-User") or None
@@ -192,12 +252,7 @@ async def run_command(request: web.Request) -> web.Response:
 
 async def list_commands(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        return _error(400, "limit must be an integer")
-    if not 1 <= limit <= 10_000:
-        return _error(400, "limit must be between 1 and 10000")
+    limit = query_int(request, "limit", 100, 1, 10_000)
     records = await context.commands.history(request.query.get("charger"), limit)
     return _json([command_record_json(r) for r in records])
 
@@ -313,7 +368,7 @@ def openapi_document() -> dict[str, Any]:
                         "name": "timeout",
                         "in": "query",
                         "schema": {"type": "number"},
-                        "description": "seconds to wait (default: ocpp.call_timeout)",
+                        "description": "seconds to wait, at most 600 (default: ocpp.call_timeout)",
                     },
                 ],
                 "requestBody": {"content": {"application/json": {"schema": body}}},
@@ -340,7 +395,7 @@ def openapi_document() -> dict[str, Any]:
 def build_api(
     context: ApiContext, read_context: reads.ReadContext | None = None
 ) -> web.Application:
-    app = web.Application(middlewares=[_guard], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_guard], client_max_size=context.max_body_size)
     app[CONTEXT] = context
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)

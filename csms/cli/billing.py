@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 
 def _billing(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
-    from csms.app import billing_retries
+    from csms.app import billing_limits, billing_retries
     from csms.core.clock import utc_now
     from csms.core.errors import CsmsError
     from csms.services.billing import BillingService, Identity
@@ -56,6 +56,7 @@ def _billing(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
             utc_now,
             Identity(config.ocpi.country_code, config.ocpi.party_id),
             billing_retries(config),
+            billing_limits(config),
         )
         try:
             return await work(service)

@@ -241,7 +241,8 @@ def _json_default(obj: Any) -> Any:
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")  # %Y is not padded below 1000
 
 
 def when(moment: datetime | str | None, now: datetime | None = None) -> str:

@@ -1,15 +1,15 @@
 """`csms tokens`: add, list, show, set, block, unblock, remove and import id tokens (RFID
-cards).
+cards); list the uids two owners claim (`conflicts`).
 
 Argument parsing and printing over csms.services.staff.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +17,7 @@ from csms.cli.chargers import _run
 from csms.cli.common import (
     CliError,
     config_option,
+    iso,
     json_option,
     parse_time,
     print_json,
@@ -27,16 +28,41 @@ from csms.cli.confirm import confirm, yes_option
 from csms.cli.listing import footer, limit_option, run_reads
 from csms.core.authorization import Token, TokenStatus, limit_text
 from csms.core.errors import InvalidInput
+from csms.core.ids import token_key
 from csms.services.staff import (
+    StaffService,
     parse_tokens_csv,
     token_limit,
     token_owner,
     token_status,
 )
+from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.views import token_json
+
+if TYPE_CHECKING:
+    from csms.services.reads import ReadService
+    from csms.storage.paging import Page
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+def conflict_json(c: TokenConflict) -> dict[str, Any]:
+    return {
+        "uid": c.uid,
+        "type": c.token_type,
+        "held_by": c.held_by,
+        "claimed_by": c.claimed_by,
+        "partner": c.partner,
+        "received_at": iso(c.received_at),
+    }
+
+
+def _claims_by_key(found: Sequence[TokenConflict]) -> dict[str, list[TokenConflict]]:
+    out: dict[str, list[TokenConflict]] = {}
+    for conflict in found:
+        out.setdefault(token_key(conflict.uid), []).append(conflict)
+    return out
 
 
 def _max_concurrent_option(default: str | None) -> Callable[[F], F]:
@@ -122,11 +148,19 @@ def add_cmd(
 @config_option
 @json_option
 def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
-    """Tokens, the most recently added first."""
-    page = run_reads(config_file, lambda r: r.tokens(limit=limit, newest_first=True))
+    """Tokens, the most recently added first. ALSO CLAIMED BY: parties whose own token
+    claims the same uid (not used at our chargers; see `csms tokens conflicts`)."""
+
+    async def work(r: ReadService) -> tuple[Page[Token], list[TokenConflict]]:
+        return await r.tokens(limit=limit, newest_first=True), await r.token_conflicts()
+
+    page, conflicts = run_reads(config_file, work)
     found = page.items
+    claims = _claims_by_key(conflicts)
     if as_json:
-        print_json([token_json(t) for t in found])
+        print_json(
+            [token_json(t, (c.claimed_by for c in claims.get(token_key(t.uid), []))) for t in found]
+        )
         footer(len(found), page.total, as_json=True)
         return
     if not found:
@@ -134,7 +168,7 @@ def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
         return
     now = datetime.now(UTC)
     table(
-        ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN", "MAX TX"],
+        ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN", "MAX TX", "ALSO CLAIMED BY"],
         [
             [
                 t.uid,
@@ -144,6 +178,7 @@ def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
                 t.type,
                 t.origin,
                 limit_text(t.max_concurrent),
+                ",".join(sorted({c.claimed_by for c in claims.get(token_key(t.uid), [])})) or None,
             ]
             for t in found
         ],
@@ -151,15 +186,45 @@ def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
     footer(len(found), page.total, as_json=False)
 
 
+@tokens.command("conflicts")
+@click.argument("uid", required=False)
+@config_option
+@json_option
+def conflicts_cmd(uid: str | None, config_file: str | None, as_json: bool) -> None:
+    """Uids claimed by two owners (of UID only). The first owner keeps a uid: HELD BY
+    authorizes it at our chargers; the token of CLAIMED BY is stored (its eMSP sees it) but
+    not used there, and commands vouching for it are refused. To give the uid to the other
+    owner: `csms tokens set UID --owner CC*PID` (or `local`)."""
+    found = _run(config_file, lambda s: s.token_conflicts(uid))
+    if as_json:
+        print_json([conflict_json(c) for c in found])
+        return
+    if not found:
+        click.echo("no token conflicts" if uid is None else f"no conflicts for token {uid}")
+        return
+    now = datetime.now(UTC)
+    table(
+        ["UID", "TYPE", "HELD BY", "CLAIMED BY", "PARTNER", "RECEIVED"],
+        [
+            [c.uid, c.token_type, c.held_by, c.claimed_by, c.partner, when(c.received_at, now)]
+            for c in found
+        ],
+    )
+
+
 @tokens.command("show")
 @click.argument("uid")
 @config_option
 @json_option
 def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
-    """One token, with the party owning it."""
-    t = _run(config_file, lambda s: s.token(uid))
+    """One token, with the party owning it (and others claiming its uid, if any)."""
+
+    async def work(s: StaffService) -> tuple[Token, list[TokenConflict]]:
+        return await s.token(uid), await s.token_conflicts(uid)
+
+    t, claims = _run(config_file, work)
     if as_json:
-        print_json(token_json(t))
+        print_json(token_json(t, (c.claimed_by for c in claims)))
         return
     now = datetime.now(UTC)
     rows = [
@@ -172,6 +237,9 @@ def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
         ("max concurrent", limit_text(t.max_concurrent)),
         ("updated", when(t.updated_at, now)),
     ]
+    for c in claims:
+        by = f"{c.claimed_by} ({c.token_type}" + (f", partner {c.partner})" if c.partner else ")")
+        rows.append(("also claimed", f"{by}: not used at our chargers; the owner above keeps it"))
     for name, value in rows:
         click.echo(f"{name + ':':<15} {value}")
 

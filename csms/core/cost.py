@@ -15,6 +15,7 @@ from operator import ne
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from csms.core.errors import CsmsError
 from csms.core.tariffs import (
     DimensionType,
     Price,
@@ -34,6 +35,7 @@ __all__ = [
     "Dimension",
     "Reading",
     "StatusChange",
+    "TooManyPeriods",
     "Usage",
     "cost_to_ocpi",
     "display_amount",
@@ -46,6 +48,11 @@ __all__ = [
 # power import is below this; without power readings, the average power between two energy
 # register readings is used instead.
 IDLE_POWER_W = 100.0
+
+
+class TooManyPeriods(CsmsError):
+    """Pricing a session would take more charging periods than allowed (a session that spans
+    years under a time-of-day tariff): it is refused before the work is done."""
 
 
 # --- input -------------------------------------------------------------------------------
@@ -774,8 +781,32 @@ def _extremes(
     return _dec6(low / scale), _dec6(high / scale)
 
 
-def price_session(tariff: Tariff, usage: Usage, tz: ZoneInfo) -> Cost:
+def _check_periods(
+    ct: _Compiled, begin: datetime, end: datetime, changes: int, max_periods: int | None
+) -> None:
+    """Refuse, before any work, a stretch from `begin` to `end` whose time boundaries alone
+    (the tariff's local times of day on every day, durations, `changes` status changes)
+    exceed `max_periods`: their number is known from the tariff and the dates."""
+    if max_periods is None:
+        return
+    candidates = len(ct.durations) + changes
+    if ct.local:
+        candidates += ((end - begin).days + 1) * len(ct.times)
+    if candidates > max_periods:
+        raise TooManyPeriods(
+            f"pricing needs about {candidates} charging periods, "
+            f"more than the {max_periods} allowed"
+        )
+
+
+def price_session(
+    tariff: Tariff, usage: Usage, tz: ZoneInfo, *, max_periods: int | None = None
+) -> Cost:
     """Price `usage` under `tariff`; local restrictions are read in `tz` (the location's zone).
+
+    With `max_periods`, a session that needs more charging periods is refused with
+    TooManyPeriods: those that time alone makes (a long session under a time-of-day tariff)
+    before any work, the rest once counted.
 
     Rules (OCPI 2.2.1 with the release-2.2.1-bugfixes errata):
 
@@ -834,15 +865,24 @@ def price_session(tariff: Tariff, usage: Usage, tz: ZoneInfo) -> Cost:
     if end < start:
         raise ValueError("usage.end is before usage.start")
     ct = _compiled(tariff)
+    reserved_from = usage.reserved_from
+    if reserved_from is not None and reserved_from < start:
+        _check_periods(ct, reserved_from, end, len(usage.statuses), max_periods)
+    else:
+        _check_periods(ct, start, end, len(usage.statuses), max_periods)
     with localcontext(_CONTEXT):
         periods: list[ChargingPeriod] = []
         lines: list[_Line] = []
-        reserved_from = usage.reserved_from
         if reserved_from is not None and reserved_from < start:
             begin = reserved_from.astimezone(UTC)
             _reservation(ct, begin, start, tz, ct.reserved_order, periods, lines)
         profile = _Profile(usage, start, end, bool(ct.thresholds_a))
         spans, exact_energy = _session_spans(ct, start, end, profile, tz)
+        if max_periods is not None and len(periods) + len(spans) > max_periods:
+            raise TooManyPeriods(
+                f"pricing needs {len(periods) + len(spans)} charging periods, "
+                f"more than the {max_periods} allowed"
+            )
         parking_us = _session_periods(ct, end, profile, spans, exact_energy, periods, lines)
         return _total(
             ct,
@@ -916,7 +956,12 @@ def _session_periods(
 
 
 def price_expired_reservation(
-    tariff: Tariff, reserved_from: datetime, expired_at: datetime, tz: ZoneInfo
+    tariff: Tariff,
+    reserved_from: datetime,
+    expired_at: datetime,
+    tz: ZoneInfo,
+    *,
+    max_periods: int | None = None,
 ) -> Cost:
     """The cost of a reservation that expired without a session (a reservation-only CDR).
 
@@ -929,6 +974,7 @@ def price_expired_reservation(
     if expired_at < reserved_from:
         raise ValueError("expired_at is before reserved_from")
     ct = _compiled(tariff)
+    _check_periods(ct, reserved_from, expired_at, 0, max_periods)
     with localcontext(_CONTEXT):
         periods: list[ChargingPeriod] = []
         lines: list[_Line] = []

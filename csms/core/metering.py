@@ -1,4 +1,5 @@
-"""Meter samples: one version-neutral sample type and unit normalisation.
+"""Meter samples: one version-neutral sample type, unit normalisation and the bounds of a
+usable reading.
 
 Energy is normalised to Wh, power to W, reactive to var/varh, apparent power to VA;
 parsing of wire formats is the adapters' job.
@@ -6,6 +7,7 @@ parsing of wire formats is the adapters' job.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import NamedTuple
 
@@ -66,6 +68,15 @@ _UNITS_EXACT = {
 }
 _INF = float("inf")
 
+# The largest magnitude a reading may have in its normalised unit (1 TWh, 1 TW, 1 TA ...):
+# a charger's lifetime register stays far below it (350 kW for 30 years is 0.09 TWh), and
+# any value within it fits a 64-bit integer and a float with room for arithmetic.
+MAX_READING = 1e12
+# The same for the integer registers of 1.6 StartTransaction/StopTransaction (Wh).
+MAX_REGISTER_WH = 10**12
+# A 2.0.1 unitOfMeasure.multiplier (a power of ten) beyond this is not a unit.
+MAX_MULTIPLIER = 24
+
 _DEFAULT_UNIT_BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("Energy.Reactive", "varh"),
     ("Energy.Apparent", "VAh"),
@@ -96,6 +107,22 @@ class Sample(NamedTuple):
     location: str | None = None
     context: str | None = None
     signed: bool = False
+    # The value was a number but not a usable reading (NaN, infinite, beyond MAX_READING,
+    # a negative energy register, an absurd multiplier): kept as raw_value, value None.
+    refused: bool = False
+
+
+def usable_reading(value: float, measurand: str) -> bool:
+    """Whether a normalised reading can be stored and computed with: finite, within
+    MAX_READING, and not negative for an energy register."""
+    if not math.isfinite(value) or abs(value) > MAX_READING:
+        return False
+    return value >= 0 or not (measurand.startswith("Energy") and measurand.endswith("Register"))
+
+
+def usable_register(wh: int | None) -> bool:
+    """Whether a 1.6 meterStart/meterStop (Wh) is a register reading: 0 to MAX_REGISTER_WH."""
+    return wh is not None and 0 <= wh <= MAX_REGISTER_WH
 
 
 def default_unit(measurand: str) -> str:
@@ -133,15 +160,22 @@ def make_sample(
     text = raw_value if isinstance(raw_value, str) else str(raw_value)
     value: float | None = None
     norm_unit = unit if unit else default_unit(measurand)
+    refused = False
     if not signed:
         try:
             number = float(raw_value)
+        except OverflowError:  # an integer beyond any float: a number, but no reading
+            number = _INF
         except (TypeError, ValueError):
             number = None
-        if number is not None and number == number and -_INF < number < _INF:
-            if multiplier:
-                number *= 10.0**multiplier
-            value, norm_unit = normalise(number, unit, measurand)
+        if number is not None:
+            if number == number and -_INF < number < _INF and abs(multiplier) <= MAX_MULTIPLIER:
+                if multiplier:
+                    number *= 10.0**multiplier
+                value, norm_unit = normalise(number, unit, measurand)
+                if not usable_reading(value, measurand):
+                    value = None
+            refused = value is None
     return Sample(
         timestamp=timestamp,
         measurand=measurand,
@@ -152,6 +186,7 @@ def make_sample(
         location=location,
         context=context,
         signed=signed,
+        refused=refused,
     )
 
 

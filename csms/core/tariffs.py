@@ -594,7 +594,7 @@ def tariff_targets(
 def ocpi_datetime(moment: datetime) -> str:
     """UTC `YYYY-MM-DDTHH:MM:SSZ`, with milliseconds only when the moment has them."""
     utc = moment.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S")  # %Y: no padding below 1000
     millis = utc.microsecond // 1000
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 

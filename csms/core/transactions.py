@@ -46,6 +46,35 @@ class EnergyFlag(StrEnum):
     SAMPLES_OUTSIDE_RANGE = "samples_outside_range"
 
 
+class InputFlag(StrEnum):
+    """What a charger sent about a transaction that the CSMS could not take as sent: it was
+    stored in a safe form (see README, timebounds) and the transaction waits for staff."""
+
+    # A start, stop, event or reading time outside the plausible window (ocpp.earliest_
+    # timestamp, ocpp.max_clock_ahead): the time of receipt was stored instead.
+    IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
+    # A reading that is not a usable number (NaN, infinite, beyond the register bound, an
+    # absurd multiplier): stored as text without a value.
+    UNUSABLE_READING = "unusable_reading"
+    # A 1.6 meterStart or meterStop outside 0 .. MAX_REGISTER_WH: stored as unknown.
+    UNUSABLE_REGISTER = "unusable_register"
+
+
+_ENERGY_FLAGS = frozenset(f.value for f in EnergyFlag)
+
+
+def flagged(flags: tuple[str, ...], *new: InputFlag) -> tuple[str, ...]:
+    """`flags` with `new` added (each once, in order)."""
+    return tuple(dict.fromkeys([*flags, *(f.value for f in new)]))
+
+
+def with_energy(flags: tuple[str, ...], energy: EnergyResult) -> tuple[str, ...]:
+    """The flags of a transaction whose energy was (re)computed: its earlier energy flags
+    are replaced by `energy`'s, the others (InputFlag) stay."""
+    kept = [f for f in flags if f not in _ENERGY_FLAGS]
+    return tuple(dict.fromkeys([*kept, *(f.value for f in energy.flags)]))
+
+
 @dataclass(frozen=True, slots=True)
 class EnergyResult:
     energy_wh: int | None

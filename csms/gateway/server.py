@@ -144,6 +144,9 @@ class OcppServer:
             compression=None,
             server_header=None,
             close_timeout=5,
+            # A client that does not finish its opening handshake in time is dropped: a
+            # half-open upgrade request holds a socket like any other.
+            open_timeout=cfg.handshake_timeout,
         )
         self._presence.start()
         log.info(

@@ -21,6 +21,7 @@ import ocpp
 import orjson
 
 from csms.core.charger import INT_MAX, INT_MIN, MAX_EVSE_ID
+from csms.core.clock import out_of_range
 from csms.handlers.rpc import ErrorKind, OcppCallError
 
 Validator = Callable[[Any], None]
@@ -61,6 +62,22 @@ _RULE_KIND = {
     "multipleOf": ErrorKind.PROPERTY,
     "pattern": ErrorKind.PROPERTY,
 }
+
+
+# RFC 3339 date-times as jsonschema-rs checks them.
+_RFC3339 = jsonschema_rs.validator_for(
+    {"type": "string", "format": "date-time"}, validate_formats=True
+).is_valid
+
+
+def _date_time(text: str) -> bool:
+    """An RFC 3339 date-time whose instant exists in UTC: 9999-12-31T23:59:59-05:00 is
+    well-formed but lies after the last instant a datetime (or a database) holds."""
+    return _RFC3339(text) and not out_of_range(text)
+
+
+# Every `format: date-time` field of every action, in both versions, goes through this.
+_FORMATS = {"date-time": _date_time}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +184,9 @@ class SchemaSet:
                 schema = bound(schema)
                 if lenient:
                     schema = relax(copy.deepcopy(schema))
-                cache[name] = jsonschema_rs.validator_for(schema, validate_formats=True).validate
+                cache[name] = jsonschema_rs.validator_for(
+                    schema, validate_formats=True, formats=_FORMATS
+                ).validate
         return cache[name]
 
     def request_validator(self, action: str, *, lenient: bool = False) -> Validator | None:
@@ -215,8 +234,11 @@ def _path(exc: jsonschema_rs.ValidationError) -> str:
 def schema_error(exc: jsonschema_rs.ValidationError) -> OcppCallError:
     rule, field = _rule(exc), _path(exc)
     kind = _RULE_KIND.get(rule, ErrorKind.FORMAT)
-    detail = str(exc.message)
-    if len(detail) > 160:  # the offending value is quoted first: 1e300 has 300 digits
-        detail = detail[:60] + " ... " + detail[-80:]
-    message = detail if field == "(payload)" else f"{field}: {detail}"
+    text = str(exc.message)
+    instance = getattr(exc, "instance", None)
+    if rule == "format" and isinstance(instance, str) and out_of_range(instance):
+        text = f"{instance[:64]!r} is outside the years 1 to 9999 once converted to UTC"
+    elif len(text) > 160:  # the offending value is quoted first: 1e300 has 300 digits
+        text = text[:60] + " ... " + text[-80:]
+    message = text if field == "(payload)" else f"{field}: {text}"
     return OcppCallError(kind, message, {"field": field, "rule": rule})

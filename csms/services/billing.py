@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 import structlog
 
 from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
 from csms.core.charger import ChargePoint
-from csms.core.clock import Clock
-from csms.core.cost import Cost, Reading, StatusChange, Usage, cost_to_ocpi, price_session
+from csms.core.clock import Clock, TimeWindow
+from csms.core.cost import (
+    Cost,
+    Reading,
+    StatusChange,
+    TooManyPeriods,
+    Usage,
+    cost_to_ocpi,
+    price_session,
+)
 from csms.core.errors import CsmsError, InvalidInput, one_line
 from csms.core.ids import first_duplicate, token_key
 from csms.core.locations import ConnectorSpec, Location, evse_uid
@@ -41,7 +50,14 @@ from csms.core.tariffs import (
     tariff_targets,
     tariff_to_ocpi,
 )
-from csms.core.transactions import BillingState, Transaction, TransactionState
+from csms.core.transactions import (
+    BillingState,
+    InputFlag,
+    Transaction,
+    TransactionState,
+    flagged,
+)
+from csms.gcpolicy import CollectorPause
 from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
@@ -75,6 +91,9 @@ CDR_RETRY = Backoff(first=10.0, cap=900.0)
 MAX_ERROR = 300
 # What a session costs where no tariff applies: nothing, in this currency.
 FREE_CURRENCY = "EUR"
+# Bounds of one CDR (billing.max_periods, billing.max_cdr_bytes).
+MAX_PERIODS = 1000
+MAX_CDR_BYTES = 1_000_000
 
 # 1.6 statuses during a transaction: does the vehicle ask for power? OCPI (2.2.1 errata)
 # counts parking as time the vehicle does not: SuspendedEVSE (the charger holds back, e.g.
@@ -105,6 +124,41 @@ class UnknownLocation(CsmsError):
 
 class UnknownCdr(CsmsError):
     pass
+
+
+class CdrTooLarge(CsmsError):
+    """A CDR would exceed billing.max_cdr_bytes."""
+
+
+class CostUnavailable(CsmsError):
+    """A session's cost cannot be computed from what is stored (a time or a number no
+    arithmetic can hold); the message says what failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class CdrLimits:
+    """Bounds of one CDR: more charging periods, or more bytes, and the transaction is
+    held for staff (HoldKind.TOO_LARGE) instead of billed; a start or stop outside the
+    window of plausible times (a row stored before the window existed) is held as
+    flagged."""
+
+    max_periods: int = MAX_PERIODS
+    max_bytes: int = MAX_CDR_BYTES
+    window: TimeWindow = field(default_factory=TimeWindow)
+
+    def plausible(self, tx: Transaction, now: datetime) -> bool:
+        """Whether the transaction's stored times may be billed."""
+        return self.window.holds(tx.start_at, now) and (
+            tx.stop_at is None or self.window.holds(tx.stop_at, now)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A transaction whose CDR could not be built in this attempt, and why."""
+
+    tx: Transaction
+    error: Exception
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,18 +268,27 @@ class HoldKind(StrEnum):
     CDR_FAILED = "cdr_failed"
     FLAGGED = "flagged"
     CREDITED = "credited"
+    TOO_LARGE = "too_large"  # beyond CdrLimits
 
 
 class BillingService:
     """Tariffs and CDRs. One per process (the CDR worker) or per CLI call."""
 
     def __init__(
-        self, db: Database, clock: Clock, identity: Identity, retries: Retries | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        identity: Identity,
+        retries: Retries | None = None,
+        limits: CdrLimits | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self.identity = identity
         self.retries = retries or Retries()
+        self.limits = limits or CdrLimits()
+        # Pricing runs in a worker thread with the cyclic collector paused (see there).
+        self._pricing = CollectorPause()
         # Called with the kind after a transaction was held (the metrics count them), and
         # after a CDR attempt failed.
         self.on_held: list[Callable[[HoldKind], None]] = []
@@ -429,14 +492,22 @@ class BillingService:
     # --- pricing -------------------------------------------------------------------
 
     async def price(self, tx_id: int, now: datetime | None = None) -> Priced:
-        """The cost of a transaction: final when it has ended, else so far (`now`)."""
+        """The cost of a transaction: final when it has ended, else so far (`now`). Priced
+        in a worker thread (the event loop keeps serving), within the CDR's period bound
+        (TooManyPeriods); CostUnavailable when stored data defeats the arithmetic."""
         async with self._db.read() as conn:
             tx = await tx_repo.get(conn, tx_id)
             if tx is None:
                 raise InvalidInput(f"no transaction {tx_id}")
             moment = now or self._clock()
             inputs = await self._inputs(conn, [tx], moment)
-        return self._priced(tx, inputs, moment)
+        try:
+            with self._pricing:
+                return await asyncio.to_thread(self._priced, tx, inputs, moment)
+        except (ArithmeticError, ValueError) as exc:
+            if isinstance(exc, CsmsError):
+                raise
+            raise CostUnavailable(f"cost cannot be computed: {one_line(exc)}") from exc
 
     async def _inputs(self, conn: Any, txs: Sequence[Transaction], now: datetime) -> _Inputs:
         """What pricing these transactions and writing their CDRs needs, read in a few
@@ -480,7 +551,12 @@ class BillingService:
         tariff = self._tariff_of(inputs.assigned, inputs.tariffs, tx, location)
         usage = self._usage(tx, inputs, now)
         return Priced(
-            price_session(tariff or self._free(), usage, _time_zone(location)),
+            price_session(
+                tariff or self._free(),
+                usage,
+                _time_zone(location),
+                max_periods=self.limits.max_periods,
+            ),
             tariff,
             location,
             spec,
@@ -615,17 +691,17 @@ class BillingService:
         """Settle pending transactions: refused ones are void (one write), flagged ones
         held, the others get their CDR, a chunk at a time (_bill_chunk)."""
         now = self._clock()
-        void, flagged, billable = [], [], []
+        void, held, billable = [], [], []
         for tx in txs:
             if tx.auth_status not in (None, AuthStatus.ACCEPTED.value):
                 void.append(tx)
-            elif tx.flags or tx.energy_wh is None:
-                flagged.append(tx)
+            elif tx.flags or tx.energy_wh is None or not self.limits.plausible(tx, now):
+                held.append(tx)
             else:
                 billable.append(tx)
         if void:
             await self._void(void, now)
-        for tx in flagged:
+        for tx in held:
             await self._hold_flagged(tx, now)
         for start in range(0, len(billable), CHUNK):
             await self._bill_chunk(billable[start : start + CHUNK], now)
@@ -635,17 +711,22 @@ class BillingService:
         write (should that fail, each is tried on its own, so that one that cannot be read,
         priced or stored fails alone and is retried later)."""
         try:
-            made = await self._cdrs(billable, now)
-            failed: list[tuple[Transaction, Exception]] = []
+            results = await self._cdrs(billable, now)
         except Exception:  # noqa: BLE001 - the same work, one at a time, isolates the cause
-            made, failed = [], []
+            results = []
             for tx in billable:
                 try:
-                    made += await self._cdrs([tx], now)
+                    results += await self._cdrs([tx], now)
                 except Exception as exc:  # noqa: BLE001 - recorded by _attempt_failed
-                    failed.append((tx, exc))
-        for tx, error in failed:
-            await self._attempt_failed(tx, error)
+                    results.append(_Failed(tx, exc))
+        made = [r for r in results if isinstance(r, _Made)]
+        for failed in results:
+            if not isinstance(failed, _Failed):
+                continue
+            if isinstance(failed.error, TooManyPeriods | CdrTooLarge):
+                await self._hold_too_large(failed.tx, failed.error, now)
+            else:
+                await self._attempt_failed(failed.tx, failed.error)
         if not made:
             return
         try:
@@ -681,7 +762,10 @@ class BillingService:
             log.info("cdr_not_made", transaction_id=tx.id, auth_status=tx.auth_status)
 
     async def _hold_flagged(self, tx: Transaction, now: datetime) -> None:
-        reason = f"{HoldKind.FLAGGED.value}: " + (",".join(tx.flags) or "no energy")
+        flags = tx.flags
+        if not self.limits.plausible(tx, now):
+            flags = flagged(flags, InputFlag.IMPLAUSIBLE_TIMESTAMP)
+        reason = f"{HoldKind.FLAGGED.value}: " + (",".join(flags) or "no energy")
 
         async def hold(w: WriteTx) -> bool:
             return await billing_repo.hold(await w.connection(), tx.id, reason, now)
@@ -691,30 +775,69 @@ class BillingService:
                 "cdr_held",
                 transaction_id=tx.id,
                 charge_point_id=tx.charge_point_id,
-                flags=list(tx.flags) or None,
+                flags=list(flags) or None,
                 reason=reason,
             )
             self._held(HoldKind.FLAGGED)
 
-    async def _cdrs(self, txs: Sequence[Transaction], now: datetime) -> list[_Made]:
-        """The CDR objects of these transactions (without id and last_updated)."""
+    async def _hold_too_large(self, tx: Transaction, error: Exception, now: datetime) -> None:
+        """Beyond the CDR's bounds: held for staff at once (trying again changes nothing
+        until the bound is raised; `csms transactions resolve ID --retry` then)."""
+        bound = (
+            "billing.max_periods" if isinstance(error, TooManyPeriods) else "billing.max_cdr_bytes"
+        )
+        reason = f"{HoldKind.TOO_LARGE.value}: {error} ({bound})"[:MAX_ERROR]
+
+        async def hold(w: WriteTx) -> bool:
+            return await billing_repo.hold(await w.connection(), tx.id, reason, now)
+
+        if await self._db.write(hold):
+            log.warning(
+                "cdr_held",
+                transaction_id=tx.id,
+                charge_point_id=tx.charge_point_id,
+                reason=reason,
+            )
+            self._held(HoldKind.TOO_LARGE)
+
+    async def _cdrs(self, txs: Sequence[Transaction], now: datetime) -> list[_Made | _Failed]:
+        """The CDR objects of these transactions (without id and last_updated), or why one
+        could not be made. Inputs are read together; pricing is CPU and runs in a worker
+        thread, so that chargers are answered meanwhile."""
         async with self._db.read() as conn:
             inputs = await self._inputs(conn, txs, now)
-        made = []
+        with self._pricing:
+            return await asyncio.to_thread(self._build_all, txs, inputs, now)
+
+    def _build_all(
+        self, txs: Sequence[Transaction], inputs: _Inputs, now: datetime
+    ) -> list[_Made | _Failed]:
+        """(In a worker thread.) Each transaction's CDR; one that fails fails alone."""
+        out: list[_Made | _Failed] = []
         for tx in txs:
-            await asyncio.sleep(0)  # pricing is CPU: chargers are answered in between
-            priced = self._priced(tx, inputs, now)
-            token = inputs.tokens.get(token_key(tx.id_tag)) if tx.id_tag else None
-            data = self._cdr_object(
-                tx,
-                priced,
-                token,
-                inputs.chargers.get(tx.charge_point_id),
-                inputs.metered[tx.id].signed if tx.id in inputs.metered else [],
-                inputs.details.get((tx.charge_point_id, tx.evse_id)),
+            try:
+                out.append(self._build(tx, inputs, now))
+            except Exception as exc:  # noqa: BLE001 - the caller records it for this one
+                out.append(_Failed(tx, exc))
+        return out
+
+    def _build(self, tx: Transaction, inputs: _Inputs, now: datetime) -> _Made:
+        priced = self._priced(tx, inputs, now)
+        token = inputs.tokens.get(token_key(tx.id_tag)) if tx.id_tag else None
+        data = self._cdr_object(
+            tx,
+            priced,
+            token,
+            inputs.chargers.get(tx.charge_point_id),
+            inputs.metered[tx.id].signed if tx.id in inputs.metered else [],
+            inputs.details.get((tx.charge_point_id, tx.evse_id)),
+        )
+        size = len(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
+        if size > self.limits.max_bytes:
+            raise CdrTooLarge(
+                f"the CDR would take {size} bytes, more than the {self.limits.max_bytes} allowed"
             )
-            made.append(_Made(tx, priced, data))
-        return made
+        return _Made(tx, priced, data)
 
     async def _store(self, made: Sequence[_Made], now: datetime) -> list[tuple[str, _Made]]:
         """Store CDRs in one write (numbered in order), for the transactions still pending;

@@ -7,6 +7,7 @@ it returns only once what was reported is durable. No OCPP field names here.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -23,21 +24,24 @@ from csms.core.charger import (
     StatusReport,
     registration_for,
 )
-from csms.core.clock import Clock
+from csms.core.clock import Clock, TimeWindow
 from csms.core.ids import token_key
-from csms.core.metering import Sample
+from csms.core.metering import MAX_READING, Sample, usable_register
 from csms.core.reservations import Reservation, ReservationState, check_start
 from csms.core.roaming import Grant
 from csms.core.transactions import (
     BillingState,
     EnergyFlag,
     EnergyResult,
+    InputFlag,
     Transaction,
     TransactionEvent,
     TransactionState,
     TxEventType,
+    flagged,
     register_bounds,
     session_energy,
+    with_energy,
 )
 from csms.metrics import Metrics
 from csms.services.holdings import Holdings, Place
@@ -88,6 +92,8 @@ class ChargingSettings:
     registration: RegistrationPolicy = "accept"
     heartbeat_interval: int = 300
     allow_unknown_tags: bool = False
+    # Charger timestamps outside it are replaced by the time of receipt and flagged.
+    window: TimeWindow = field(default_factory=TimeWindow)
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
 
 
@@ -263,7 +269,14 @@ def _energy(
     readings: list[tuple[datetime, float]],
 ) -> EnergyResult:
     """Session energy from whatever the charger told us (1.6 meterStart/meterStop, or 2.0.1
-    Transaction.Begin/End readings), cross-checked with the register readings."""
+    Transaction.Begin/End readings), cross-checked with the register readings. A register
+    or reading that is no usable number (a row stored before they were bounded) counts as
+    missing."""
+    if not usable_register(meter_start):
+        meter_start = None
+    if not usable_register(meter_stop):
+        meter_stop = None
+    readings = [(t, v) for t, v in readings if math.isfinite(v) and abs(v) <= MAX_READING]
     if meter_start is None and readings:
         meter_start = round(min(v for _, v in readings))
     if meter_stop is None and readings:
@@ -281,6 +294,10 @@ def _energy(
 
 async def _nothing() -> None:
     return None
+
+
+def _added(flags: tuple[InputFlag, ...], *new: InputFlag) -> tuple[InputFlag, ...]:
+    return tuple(dict.fromkeys([*flags, *new]))
 
 
 def _applied(tx: Transaction, changes: dict[str, Any]) -> Transaction:
@@ -347,6 +364,9 @@ class ChargingService:
         # Called after a status or a connection change is committed (the OCPI location
         # publisher's wake).
         self.on_status: list[Callable[[], None]] = []
+        # Called with (kind, action) when a charger's value was not taken as sent: kind
+        # "timestamp" (outside the window), "reading" or "register" (no usable number).
+        self.on_flagged: list[Callable[[str, str], None]] = []
 
     async def warm_up(self) -> None:
         """Build the look-ups a burst of starts needs before the first burst comes (SQLite;
@@ -358,6 +378,92 @@ class ChargingService:
 
     def now(self) -> datetime:
         return self._clock()
+
+    # --- what chargers send that cannot be taken as sent -------------------------------
+
+    def _flag(self, kind: str, action: str) -> None:
+        for hook in self.on_flagged:
+            hook(kind, action)
+
+    def _plausible(
+        self, cp_id: str, action: str, field: str, moment: datetime, now: datetime
+    ) -> bool:
+        """Whether a charger's timestamp lies in the window; one that does not is logged
+        and counted (the caller stores the time of receipt instead)."""
+        if self.settings.window.holds(moment, now):
+            return True
+        log.warning(
+            "implausible_timestamp_replaced",
+            charge_point_id=cp_id,
+            action=action,
+            field=field,
+            sent=moment.isoformat(),
+            stored=now.isoformat(),
+        )
+        self._flag("timestamp", action)
+        return False
+
+    def _register(self, cp_id: str, action: str, field: str, wh: int) -> int | None:
+        """A 1.6 meterStart/meterStop, or None (logged, counted) when it is no register."""
+        if usable_register(wh):
+            return wh
+        log.warning(
+            "unusable_register_refused", charge_point_id=cp_id, action=action, field=field, sent=wh
+        )
+        self._flag("register", action)
+        return None
+
+    def _vet_samples(
+        self, cp_id: str, action: str, samples: tuple[Sample, ...], now: datetime
+    ) -> tuple[tuple[Sample, ...], tuple[InputFlag, ...]]:
+        """Samples as they are stored: a time outside the window becomes the time of
+        receipt. Returns them with the flags they earn their transaction (one log line
+        per kind and message)."""
+        if not samples:
+            return samples, ()
+        window = self.settings.window
+        earliest, latest = window.earliest, window.latest(now)
+        late: Sample | None = None
+        refused: Sample | None = None
+        for sample in samples:
+            if not earliest <= sample.timestamp <= latest:
+                late = late or sample
+            if sample.refused:
+                refused = refused or sample
+        if late is None and refused is None:
+            return samples, ()
+        flags: list[InputFlag] = []
+        if late is not None:
+            self._plausible(cp_id, action, "meterValue.timestamp", late.timestamp, now)
+            samples = tuple(
+                s if earliest <= s.timestamp <= latest else s._replace(timestamp=now)
+                for s in samples
+            )
+            flags.append(InputFlag.IMPLAUSIBLE_TIMESTAMP)
+        if refused is not None:
+            log.warning(
+                "unusable_reading_refused",
+                charge_point_id=cp_id,
+                action=action,
+                measurand=refused.measurand,
+                sent=refused.raw_value[:40],
+                readings=sum(s.refused for s in samples),
+            )
+            self._flag("reading", action)
+            flags.append(InputFlag.UNUSABLE_READING)
+        return samples, tuple(flags)
+
+    def _vet_event(
+        self, cp_id: str, event: TransactionEvent, now: datetime
+    ) -> tuple[TransactionEvent, tuple[InputFlag, ...]]:
+        """A 2.0.1 TransactionEvent as it is stored (see _vet_samples)."""
+        samples, flags = self._vet_samples(cp_id, "TransactionEvent", event.samples, now)
+        if samples is not event.samples:
+            event = event._replace(samples=samples)
+        if not self._plausible(cp_id, "TransactionEvent", "timestamp", event.timestamp, now):
+            event = event._replace(timestamp=now)
+            flags = _added(flags, InputFlag.IMPLAUSIBLE_TIMESTAMP)
+        return event, flags
 
     # --- connection lifecycle --------------------------------------------------------
 
@@ -452,6 +558,8 @@ class ChargingService:
 
     async def status(self, cp_id: str, report: StatusReport) -> None:
         now = self._clock()
+        if not self._plausible(cp_id, "StatusNotification", "timestamp", report.timestamp, now):
+            report = replace(report, timestamp=now)
 
         async def unit(w: WriteTx) -> None:
             cp_repo.record_status_later(w, cp_id, report, now)
@@ -610,9 +718,17 @@ class ChargingService:
         """Decided before the write (every look-up coalesced with other chargers', the
         token's limit from memory); the writer only adds the row to its bulk insert."""
         now = self._clock()
+        start_at = req.timestamp
+        flags: tuple[InputFlag, ...] = ()
+        if not self._plausible(cp_id, "StartTransaction", "timestamp", start_at, now):
+            start_at = now
+            flags = (InputFlag.IMPLAUSIBLE_TIMESTAMP,)
+        meter_start = self._register(cp_id, "StartTransaction", "meterStart", req.meter_start_wh)
+        if meter_start is None:
+            flags = _added(flags, InputFlag.UNUSABLE_REGISTER)
         token, previous, reservations, tx_id = await asyncio.gather(
             self._token(req.id_tag),
-            self._previous_start(cp_id, req),
+            self._previous_start(cp_id, req, meter_start, replaced=start_at is not req.timestamp),
             self._reservations.load(cp_id),
             self._new_id(),
         )
@@ -665,11 +781,12 @@ class ChargingService:
             connector_id=req.connector_id,
             id_tag=req.id_tag,
             auth_status=auth.status.value,
-            start_at=req.timestamp,
-            meter_start_wh=req.meter_start_wh,
+            start_at=start_at,
+            meter_start_wh=meter_start,
             reservation_id=reservation_id,
             remote_start_id=self._claim_remote_start(cp_id, req.id_tag, req.evse_id, now),
             grant=grant,
+            flags=tuple(f.value for f in flags),
         )
 
         async def unit(w: WriteTx) -> None:
@@ -693,15 +810,32 @@ class ChargingService:
             transaction_id=tx.id,
             evse_id=req.evse_id,
             auth_status=auth.status.value,
+            flags=list(tx.flags) or None,
         )
         self._started()
         return StartResult(tx.id, auth, False)
 
-    async def _previous_start(self, cp_id: str, req: StartRequest) -> Transaction | None:
+    async def _previous_start(
+        self, cp_id: str, req: StartRequest, meter_start: int | None, *, replaced: bool
+    ) -> Transaction | None:
         """The transaction a resent StartTransaction (same charger, connector, tag and
-        timestamp) created."""
-        found = await self._starts_at.load((cp_id, req.timestamp.astimezone(UTC))) or []
+        timestamp) created. One whose timestamp was `replaced` (outside the window) was
+        stored with the time of receipt: its resend is the running transaction on that
+        EVSE flagged so, with the same tag, connector and meterStart."""
         key = token_key(req.id_tag)
+        if replaced:
+            running = await self._on_evse.load((cp_id, req.evse_id))
+            if (
+                running is not None
+                and InputFlag.IMPLAUSIBLE_TIMESTAMP.value in running.flags
+                and running.id_tag is not None
+                and token_key(running.id_tag) == key
+                and running.connector_id == req.connector_id
+                and running.meter_start_wh == meter_start
+            ):
+                return running
+            return None
+        found = await self._starts_at.load((cp_id, req.timestamp.astimezone(UTC))) or []
         for tx in found:
             same_tag = tx.id_tag is not None and token_key(tx.id_tag) == key
             if same_tag and tx.evse_id == req.evse_id and tx.connector_id == req.connector_id:
@@ -741,6 +875,9 @@ class ChargingService:
             self._readings.load(req.transaction_id),
         )
         auth = None if req.id_tag is None else decide(token, now)
+        if tx is not None and tx.charge_point_id == cp_id and not tx.active:
+            return StopResult(auth, True, True, tx.energy_wh, tx.flags)
+        samples, flags = self._vet_samples(cp_id, "StopTransaction", req.samples, now)
         if tx is None or tx.charge_point_id != cp_id:
 
             async def unmatched(w: WriteTx) -> None:
@@ -750,7 +887,7 @@ class ChargingService:
                     evse_id=0,
                     connector_id=0,
                     transaction_id=None,
-                    samples=req.samples,
+                    samples=samples,
                 )
                 await tx_repo.record_unmatched(
                     await w.connection(),
@@ -768,16 +905,21 @@ class ChargingService:
                 transaction_id=req.transaction_id,
             )
             return StopResult(auth, known=False, duplicate=False)
-        if not tx.active:
-            return StopResult(auth, True, True, tx.energy_wh, tx.flags)
+        stop_at = req.timestamp
+        if not self._plausible(cp_id, "StopTransaction", "timestamp", stop_at, now):
+            stop_at = now
+            flags = _added(flags, InputFlag.IMPLAUSIBLE_TIMESTAMP)
+        meter_stop = self._register(cp_id, "StopTransaction", "meterStop", req.meter_stop_wh)
+        if meter_stop is None:
+            flags = _added(flags, InputFlag.UNUSABLE_REGISTER)
         energy = _energy(
             tx.meter_start_wh,
-            req.meter_stop_wh,
+            meter_stop,
             tx.start_at,
-            req.timestamp,
-            [*(readings or []), *tx_repo.register_points(req.samples)],
+            stop_at,
+            [*(readings or []), *tx_repo.register_points(samples)],
         )
-        flags = tuple(f.value for f in energy.flags)
+        all_flags = with_energy(flagged(tx.flags, *flags), energy)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -786,17 +928,17 @@ class ChargingService:
                 evse_id=tx.evse_id,
                 connector_id=tx.connector_id,
                 transaction_id=tx.id,
-                samples=req.samples,
+                samples=samples,
             )
             tx_repo.update_later(
                 w,
                 tx.id,
                 now,
                 state=TransactionState.COMPLETED.value,
-                stop_at=req.timestamp,
-                meter_stop_wh=req.meter_stop_wh,
+                stop_at=stop_at,
+                meter_stop_wh=meter_stop,
                 energy_wh=energy.energy_wh,
-                flags=flags,
+                flags=all_flags,
                 stop_reason=req.reason,
                 stop_id_tag=req.id_tag,
                 billing=BillingState.PENDING.value,
@@ -810,10 +952,10 @@ class ChargingService:
             charge_point_id=cp_id,
             transaction_id=tx.id,
             energy_wh=energy.energy_wh,
-            flags=list(flags) or None,
+            flags=list(all_flags) or None,
         )
         self._ended()
-        return StopResult(auth, True, False, energy.energy_wh, flags, tx.evse_id)
+        return StopResult(auth, True, False, energy.energy_wh, all_flags, tx.evse_id)
 
     async def _transaction(self, tx_id: int) -> Transaction | None:
         """A transaction by id: running ones this process knows from memory."""
@@ -854,9 +996,12 @@ class ChargingService:
         now = self._clock()
         tx_id = report.transaction_id
         known = True
+        tx = None
         if tx_id is not None:
             tx = await self._transaction(tx_id)
             known = tx is not None and tx.charge_point_id == cp_id
+        samples, flags = self._vet_samples(cp_id, "MeterValues", report.samples, now)
+        marked = self._marked(tx, flags) if known else None
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -865,15 +1010,37 @@ class ChargingService:
                 evse_id=report.evse_id,
                 connector_id=report.connector_id,
                 transaction_id=tx_id if known else None,
-                samples=report.samples,
+                samples=samples,
             )
+            if marked is not None:
+                tx_repo.update_later(w, marked.id, now, flags=marked.flags)
             if not known:
                 await tx_repo.record_unmatched(
                     await w.connection(), cp_id, "MeterValues", str(tx_id), report.raw or {}, now
                 )
 
         await self._db.write(unit)
+        self._keep_marked(marked)
         return known
+
+    @staticmethod
+    def _marked(tx: Transaction | None, flags: tuple[InputFlag, ...]) -> Transaction | None:
+        """The transaction with `flags` added, or None when it has them already."""
+        if tx is None or not flags:
+            return None
+        marked = flagged(tx.flags, *flags)
+        return None if marked == tx.flags else replace(tx, flags=marked)
+
+    def _keep_marked(self, marked: Transaction | None) -> None:
+        """What this process knows of a running transaction gets the flags just written."""
+        if marked is None or not marked.active:
+            return
+        if marked.id in self._active:
+            self._active[marked.id] = marked
+        if marked.ocpp_transaction_id is not None:
+            cursor = self._cursors.get((marked.charge_point_id, marked.ocpp_transaction_id))
+            if cursor is not None and cursor.tx.id == marked.id:
+                cursor.tx = replace(cursor.tx, flags=marked.flags)
 
     # --- OCPP 2.0.1 transactions --------------------------------------------------------
 
@@ -883,9 +1050,11 @@ class ChargingService:
         """Apply one TransactionEvent. Events may arrive late, twice or out of order (a
         station's offline queue): a repeated seqNo changes nothing, and every other event
         merges into the transaction in a way that does not depend on arrival order."""
+        event, flags = self._vet_event(cp_id, event, self._clock())
         cursor = self._cursors.get((cp_id, event.ocpp_transaction_id))
         if (
-            cursor is not None
+            not flags
+            and cursor is not None
             and event.seq_no not in cursor.seen
             and cursor.tx.active
             and event.event_type is TxEventType.UPDATED
@@ -898,12 +1067,17 @@ class ChargingService:
             return await self._append_event(cp_id, cursor, event, raw, self._clock())
         turn = await self._one_at_a_time(cp_id)
         try:
-            return await self._transaction_event(cp_id, version, event, raw)
+            return await self._transaction_event(cp_id, version, event, raw, flags)
         finally:
             self._done(cp_id, turn)
 
     async def _transaction_event(
-        self, cp_id: str, version: str, event: TransactionEvent, raw: dict[str, Any]
+        self,
+        cp_id: str,
+        version: str,
+        event: TransactionEvent,
+        raw: dict[str, Any],
+        flags: tuple[InputFlag, ...],
     ) -> TxEventResult:
         """The common events (an Updated that only adds readings, the first event of a new
         transaction, the Ended of a running one) are decided before the write and only add
@@ -933,7 +1107,8 @@ class ChargingService:
                     cp_id, event.id_token, event.token_type, event.evse_id, token
                 )
         if (
-            cursor is not None
+            not flags
+            and cursor is not None
             and cursor.tx.active
             and event.event_type is TxEventType.UPDATED
             and event.id_token is None
@@ -958,13 +1133,13 @@ class ChargingService:
         try:
             if stored is None and not ended:
                 result = await self._first_event(
-                    cp_id, version, event, raw, now, auth, grant, reservations, tx_id
+                    cp_id, version, event, raw, now, auth, grant, reservations, tx_id, flags
                 )
             elif cursor is not None and cursor.tx.active and ended:
-                result = await self._last_event(cp_id, cursor, event, raw, now, auth, grant)
+                result = await self._last_event(cp_id, cursor, event, raw, now, auth, grant, flags)
             else:
                 result = await self._any_event(
-                    cp_id, version, event, raw, now, auth, grant, reservations, tx_id
+                    cp_id, version, event, raw, now, auth, grant, reservations, tx_id, flags
                 )
         except BaseException:
             if slot is not None:
@@ -986,6 +1161,7 @@ class ChargingService:
         grant: Grant | None,
         reservations: list[Reservation],
         tx_id: int,
+        flags: tuple[InputFlag, ...] = (),
     ) -> TxEventResult:
         """A transaction we have no row of yet (its Started, or an Updated of a station that
         began it offline): created with the batch."""
@@ -1017,6 +1193,7 @@ class ChargingService:
             remote_start_id=event.remote_start_id,
             ocpp_transaction_id=event.ocpp_transaction_id,
             grant=grant,
+            flags=flagged((), *flags),
         )
 
         async def unit(w: WriteTx) -> None:
@@ -1043,11 +1220,12 @@ class ChargingService:
         now: datetime,
         auth: AuthResult | None,
         grant: Grant | None,
+        flags: tuple[InputFlag, ...] = (),
     ) -> TxEventResult:
         """The Ended event of a running transaction this process follows: its readings come
         from a coalesced look-up, the rest from memory."""
         tx = cursor.tx
-        changes = self._changes(tx, event, auth, grant)
+        changes = self._changes(tx, event, auth, grant, flags=flags)
         fresh = _applied(tx, changes)
         readings = await self._readings.load(tx.id) or []
         energy = _energy(
@@ -1057,7 +1235,8 @@ class ChargingService:
             fresh.stop_at or event.timestamp,
             [*readings, *tx_repo.register_points(event.samples)],
         )
-        flags = tuple(f.value for f in energy.flags)
+        all_flags = with_energy(fresh.flags, energy)
+        changes["flags"] = all_flags
 
         async def unit(w: WriteTx) -> None:
             _keep_event(
@@ -1070,11 +1249,11 @@ class ChargingService:
                 raw,
                 now,
             )
-            tx_repo.update_later(w, tx.id, now, **changes, energy_wh=energy.energy_wh, flags=flags)
+            tx_repo.update_later(w, tx.id, now, **changes, energy_wh=energy.energy_wh)
             profile_repo.end_with_transaction_later(w, cp_id, tx.id, now)
 
         await self._db.write(unit)
-        ended = replace(fresh, energy_wh=energy.energy_wh, flags=flags)
+        ended = replace(fresh, energy_wh=energy.energy_wh, flags=all_flags)
         seen = {*cursor.seen, event.seq_no}
         return TxEventResult(tx.id, auth, False, ended=True, cursor=_TxCursor(ended, seen))
 
@@ -1086,12 +1265,17 @@ class ChargingService:
         grant: Grant | None,
         *,
         merge: bool = True,
+        flags: tuple[InputFlag, ...] = (),
     ) -> dict[str, Any]:
         """What an event changes in a stored transaction (columns and values); without
-        `merge`, only what its end changes (for a transaction just made from it)."""
+        `merge`, only what its end changes (for a transaction just made from it). `flags`:
+        what the event earns it (see _vet_event)."""
         bounds = register_bounds(event.samples)
         begin = _context_reading(event.samples, "Transaction.Begin")
         changes = _merge(tx, event, auth, begin, bounds) if merge else {}
+        marked = flagged(tx.flags, *flags)
+        if marked != tx.flags:
+            changes["flags"] = marked
         if grant is not None and tx.cdr_token is None and "id_tag" in changes:
             changes.update(
                 auth_method=grant.method.value,
@@ -1127,6 +1311,7 @@ class ChargingService:
         grant: Grant | None,
         reservations: list[Reservation],
         new_id: int,
+        flags: tuple[InputFlag, ...] = (),
     ) -> TxEventResult:
         """The general path, in the writer: events in any order, of transactions in any
         state, read back from the database."""
@@ -1168,6 +1353,7 @@ class ChargingService:
                     now=now,
                     ocpp_transaction_id=event.ocpp_transaction_id,
                     tx_id=new_id,
+                    flags=flagged((), *flags),
                 )
                 if reservation_id is not None:
                     await reservation_repo.set_state(
@@ -1177,9 +1363,9 @@ class ChargingService:
                 assert created is not None
                 tx = created
                 # Made from this very event: only its end can change it.
-                changes = self._changes(tx, event, decided, grant, merge=False)
+                changes = self._changes(tx, event, decided, grant, merge=False, flags=flags)
             else:
-                changes = self._changes(tx, event, decided, grant)
+                changes = self._changes(tx, event, decided, grant, flags=flags)
             _keep_event(
                 w,
                 cp_id,
@@ -1212,7 +1398,7 @@ class ChargingService:
                     tx.id,
                     now,
                     energy_wh=energy.energy_wh,
-                    flags=tuple(f.value for f in energy.flags),
+                    flags=with_energy(fresh.flags, energy),
                 )
             fresh = await tx_repo.get(await w.connection(), tx.id)
             assert fresh is not None
@@ -1336,6 +1522,11 @@ class ChargingService:
             running = await self._on_evse.load(key) if evse_id else None
             tx_id = None if running is None else running.id
             self._note_evse(cp_id, evse_id, tx_id)
+        now = self._clock()
+        samples, flags = self._vet_samples(cp_id, "MeterValues", samples, now)
+        marked = None
+        if flags and tx_id is not None:
+            marked = self._marked(await self._transaction(tx_id), flags)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -1346,8 +1537,11 @@ class ChargingService:
                 transaction_id=tx_id,
                 samples=samples,
             )
+            if marked is not None:
+                tx_repo.update_later(w, marked.id, now, flags=marked.flags)
 
         await self._db.write(unit)
+        self._keep_marked(marked)
         return tx_id
 
     def _note_evse(self, cp_id: str, evse_id: int, tx_id: int | None) -> None:

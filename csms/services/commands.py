@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from csms.core.authorization import AuthResult, AuthStatus, decide
+from csms.core.bounds import INT32_MAX, OutOfBounds, bounded_int, bounded_int_text, bounded_time
 from csms.core.charger import RegistrationStatus
 from csms.core.clock import Clock, format_timestamp, parse_timestamp
 from csms.core.commands import (
@@ -193,15 +194,23 @@ class Params:
         assert value is not None
         return value
 
-    def integer(self, name: str, *, required: bool = False, minimum: int = 0) -> int | None:
+    def integer(
+        self, name: str, *, required: bool = False, minimum: int = 0, maximum: int = INT32_MAX
+    ) -> int | None:
+        """An integer (or its decimal text) in [minimum, maximum]: every integer a command
+        takes goes on the wire as an OCPP integer (32 bits) or looks up one of our ids."""
         value = self._get(name, required)
         if value is None:
             return None
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise CommandRefused(f"parameter {name!r} must be an integer >= {minimum}")
-        return value
+        what = f"parameter {name!r}"
+        try:
+            if isinstance(value, str):
+                return bounded_int_text(value, what, minimum, maximum)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise OutOfBounds(f"{what} must be an integer, not {type(value).__name__}")
+            return bounded_int(value, what, minimum, maximum)
+        except OutOfBounds as exc:
+            raise CommandRefused(str(exc)) from None
 
     def required_integer(self, name: str, minimum: int = 0) -> int:
         value = self.integer(name, required=True, minimum=minimum)
@@ -291,12 +300,12 @@ class Params:
         value = self._get(name, required)
         if value is None:
             return None
+        if not isinstance(value, str):
+            raise CommandRefused(f"parameter {name!r} must be an ISO 8601 date/time string")
         try:
-            return parse_timestamp(str(value))
-        except ValueError:
-            raise CommandRefused(
-                f"parameter {name!r} is not an ISO 8601 date/time: {value!r}"
-            ) from None
+            return bounded_time(value, f"parameter {name!r}")
+        except OutOfBounds as exc:
+            raise CommandRefused(str(exc)) from None
 
     def texts(self, name: str) -> tuple[str, ...]:
         value = self._raw.get(name) or []

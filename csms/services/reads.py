@@ -48,6 +48,7 @@ from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database
+from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.storage.paging import Page
 from csms.storage.tariffs import Assignment, StoredTariff
 
@@ -219,6 +220,10 @@ class ReadService:
                 limit=limit,
                 newest_first=newest_first,
             )
+
+    async def token_conflicts(self, uid: str | None = None) -> list[TokenConflict]:
+        """Partner tokens whose uid another owner holds (of one uid)."""
+        return await self._staff.token_conflicts(uid)
 
     async def token(self, uid: str) -> Token:
         try:

@@ -28,6 +28,7 @@ from csms.storage import charging_profiles as profile_repo
 from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
 from csms.storage import local_lists as list_repo
+from csms.storage import ocpi_tokens as ocpi_token_repo
 from csms.storage import reservations as reservation_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
@@ -36,6 +37,7 @@ from csms.storage.database import Database, WriteTx
 from csms.storage.device_model import DeviceVariable
 from csms.storage.events import ChargerEvent
 from csms.storage.local_lists import LocalList
+from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.storage.transactions import StoredEvent
 
 MIN_PASSWORD_LENGTH = 8
@@ -253,6 +255,12 @@ class StaffService:
     async def tokens(self) -> list[Token]:
         async with self._db.read() as conn:
             return await token_repo.list_all(conn)
+
+    async def token_conflicts(self, uid: str | None = None) -> list[TokenConflict]:
+        """Partner tokens whose uid another owner holds (of one uid): who authorizes it at
+        our chargers, whose claim is not used (csms.storage.ocpi_tokens)."""
+        async with self._db.read() as conn:
+            return await ocpi_token_repo.conflicts(conn, uid)
 
     async def token(self, uid: str) -> Token:
         async with self._db.read() as conn:

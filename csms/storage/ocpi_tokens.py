@@ -2,8 +2,12 @@
 the id token table, through which chargers, local lists, staff and the session queries see
 them (the row's origin names the owner party, its whitelist the rule).
 
-A partner token never takes over an id token that is ours or another party's: it is kept
-here, and the conflict is logged. Keys are case-insensitive (csms.core.ids.token_key).
+A uid belongs to its first owner: a partner token never takes over an id token that is
+ours or another party's. It is kept here (its eMSP sees it in our tokens module), the
+conflict is logged (`token_uid_conflict`, both parties) and listed by `conflicts` (`csms
+tokens conflicts`), and a charger presenting that uid gets the first owner's answer until
+staff give the id token to the other owner (`csms tokens set UID --owner CC*PID|local`).
+Keys are case-insensitive (csms.core.ids.token_key).
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from csms.core.ids import token_key
 from csms.core.parties import Party
 from csms.core.roaming import PartnerToken, Whitelist, mirror_status, ocpp_token_type
-from csms.storage.models import IdTokenRow, OcpiTokenRow
+from csms.storage.models import IdTokenRow, OcpiTokenRow, PartnerRow
 
 log = structlog.get_logger("csms.storage")
 
 _ot = cast(Table, OcpiTokenRow.__table__)
 _tok = cast(Table, IdTokenRow.__table__)
+_partners = cast(Table, PartnerRow.__table__)
 
 
 def _to_token(row: Any) -> PartnerToken:
@@ -143,11 +148,11 @@ async def _mirror(conn: AsyncConnection, token: PartnerToken, now: datetime) -> 
         return True
     if current.origin != owner:
         log.warning(
-            "partner_token_not_mirrored",
+            "token_uid_conflict",
             uid=token.uid,
-            owner=owner,
+            claimed_by=owner,
             held_by=current.origin,
-            detail="the uid is already another owner's id token",
+            detail="the uid is already another owner's id token, which keeps it",
         )
         return False
     await conn.execute(update(_tok).where(_tok.c.uid_key == key).values(values))
@@ -181,3 +186,44 @@ async def page(
         .limit(limit)
     )
     return [_to_token(r) for r in (await conn.execute(stmt)).all()], total
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A partner token whose uid is another owner's id token: `held_by` (`local` or
+    `CC*PID`) authorizes the uid at our chargers, `claimed_by`'s token is not used there."""
+
+    uid: str
+    token_type: str
+    claimed_by: str
+    held_by: str
+    partner: str | None  # the name of the partner that gave us the claiming token
+    received_at: datetime
+
+
+async def conflicts(conn: AsyncConnection, uid: str | None = None) -> list[Conflict]:
+    """Every such conflict (of one uid), by uid, then as the claims arrived."""
+    claimant = _ot.c.country_code + "*" + _ot.c.party_id
+    stmt = (
+        select(
+            _ot.c.uid,
+            _ot.c.type,
+            claimant.label("claimed_by"),
+            _tok.c.origin,
+            _partners.c.name,
+            _ot.c.received_at,
+        )
+        .select_from(
+            _ot.join(_tok, _tok.c.uid_key == _ot.c.uid_key).outerjoin(
+                _partners, _partners.c.id == _ot.c.partner_id
+            )
+        )
+        .where(_tok.c.origin != claimant)
+        .order_by(_ot.c.uid_key, _ot.c.received_at, _ot.c.type)
+    )
+    if uid is not None:
+        stmt = stmt.where(_ot.c.uid_key == token_key(uid))
+    return [
+        Conflict(r.uid, r.type, r.claimed_by, r.origin, r.name, r.received_at)
+        for r in (await conn.execute(stmt)).all()
+    ]

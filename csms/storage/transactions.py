@@ -6,6 +6,7 @@ Takes an AsyncConnection; returns csms.core Transaction and Sample objects.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
-from csms.core.metering import Sample, active_power_w, register_wh
+from csms.core.metering import MAX_READING, Sample, active_power_w, register_wh
 from csms.core.roaming import Grant
 from csms.core.transactions import (
     Transaction,
@@ -75,7 +76,22 @@ def _to_transaction(row: Any) -> Transaction:
 
 
 def _opt_round(value: float | None) -> int | None:
-    return None if value is None else round(value)
+    return None if _unusable(value) else round(value)  # type: ignore[arg-type]
+
+
+def _unusable(value: Any) -> bool:
+    """A stored reading no reader can compute with: missing, not a number, non-finite or
+    beyond MAX_READING (rows written before readings were bounded may hold +inf)."""
+    return (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or abs(value) > MAX_READING
+    )
+
+
+def _value(value: Any) -> float | None:
+    return None if _unusable(value) else float(value)
 
 
 def _latest_register(column: Any) -> Any:
@@ -249,7 +265,8 @@ async def readings_of(
     found: dict[int, list[tuple[datetime, float]]] = {tx_id: [] for tx_id in tx_ids}
     rows = await _READINGS_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for row in rows:
-        found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
+        if not _unusable(row.energy_wh):
+            found[row.transaction_id].append((row.timestamp, float(row.energy_wh)))
     return found
 
 
@@ -450,6 +467,7 @@ _INSERT_COLUMNS = (
     "auth_method",
     "authorization_reference",
     "cdr_token",
+    "flags",
     "received_at",
     "updated_at",
 )
@@ -479,6 +497,7 @@ def insert_later(w: WriteTx, tx: Transaction, now: datetime) -> None:
             "auth_method": tx.auth_method,
             "authorization_reference": tx.authorization_reference,
             "cdr_token": None if tx.cdr_token is None else orjson.dumps(tx.cdr_token).decode(),
+            "flags": ",".join(tx.flags) or None,
             "received_at": w.db_time(now),
             "updated_at": w.db_time(now),
         },
@@ -500,6 +519,7 @@ def new_transaction(
     remote_start_id: int | None = None,
     ocpp_transaction_id: str | None = None,
     grant: Grant | None = None,
+    flags: tuple[str, ...] = (),
 ) -> Transaction:
     """A running transaction as `get` would read it back once written."""
     return Transaction(
@@ -516,6 +536,7 @@ def new_transaction(
         reservation_id=reservation_id,
         remote_start_id=remote_start_id,
         ocpp_version=ocpp_version,
+        flags=flags,
         **_grant_values(grant),
     )
 
@@ -560,6 +581,7 @@ async def create(
     remote_start_id: int | None = None,
     grant: Grant | None = None,
     tx_id: int | None = None,
+    flags: tuple[str, ...] = (),
 ) -> int:
     """Insert a running transaction now; `tx_id` from TransactionIds (None: the database
     picks one)."""
@@ -581,6 +603,7 @@ async def create(
             meter_start_wh=meter_start_wh,
             reservation_id=reservation_id,
             remote_start_id=remote_start_id,
+            flags=",".join(flags) or None,
             received_at=now,
             updated_at=now,
             **_grant_values(grant),
@@ -633,7 +656,7 @@ def _decode(timestamp: datetime, stored: list[list[Any]]) -> list[Sample]:
         Sample(
             timestamp=timestamp,
             measurand=m,
-            value=v,
+            value=_value(v),
             unit=u,
             raw_value=raw,
             phase=p,
@@ -697,7 +720,7 @@ async def register_readings(conn: AsyncConnection, tx_id: int) -> list[tuple[dat
             )
         )
     ).all()
-    return [(r.timestamp, float(r.energy_wh)) for r in rows]
+    return [(r.timestamp, float(r.energy_wh)) for r in rows if not _unusable(r.energy_wh)]
 
 
 async def samples_of(conn: AsyncConnection, tx_id: int) -> list[Sample]:
@@ -732,7 +755,10 @@ async def metered_of(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, 
         at, metered = r.timestamp, found[r.transaction_id]
         values = metered.values
         for stored in r.samples:
-            values.append((at, stored[0], stored[1], stored[3]))
+            value = stored[1]
+            if value is not None and not -MAX_READING <= value <= MAX_READING:
+                value = None  # NaN, infinite or absurd (rows from before the bound)
+            values.append((at, stored[0], value, stored[3]))
             if stored[7]:
                 metered.signed.extend(_decode(at, [stored]))
     return found

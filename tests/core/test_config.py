@@ -39,6 +39,22 @@ def test_defaults_match_the_documented_contract() -> None:
     assert (c.log.level, c.log.format) == ("info", "console")
 
 
+def test_listener_bounds_have_documented_defaults_and_env_overrides() -> None:
+    c = build_config({}, {})
+    for section, connections, body in ((c.api, 64, 1024 * 1024), (c.ocpi, 256, 4 * 1024 * 1024)):
+        assert (section.header_timeout, section.body_timeout, section.idle_timeout) == (
+            10.0,
+            30.0,
+            75.0,
+        )
+        assert (section.max_connections, section.max_body_size) == (connections, body)
+    assert c.ocpp.handshake_timeout == 10.0
+    tuned = build_config(
+        {}, {"CSMS_OCPI_MAX_CONNECTIONS": "1000", "CSMS_OCPI_HEADER_TIMEOUT": "2.5"}
+    )
+    assert (tuned.ocpi.max_connections, tuned.ocpi.header_timeout) == (1000, 2.5)
+
+
 def test_environment_overrides_file() -> None:
     c = build_config(
         {"ocpp": {"port": 9001}},
@@ -68,6 +84,12 @@ def test_environment_overrides_file() -> None:
         ({"ocpp": {"path": "ocpp"}}, {}, "ocpp.path must start with '/'"),
         ({"billing": {"max_attempts": 0}}, {}, "billing.max_attempts must be at least 1"),
         ({}, {"CSMS_BILLING_RETRY_DELAY": "0"}, "billing.retry_delay must be positive"),
+        ({"ocpi": {"header_timeout": 0}}, {}, "ocpi.header_timeout must be positive"),
+        ({}, {"CSMS_API_BODY_TIMEOUT": "-1"}, "api.body_timeout must be positive"),
+        ({"api": {"idle_timeout": 0}}, {}, "api.idle_timeout must be positive"),
+        ({"ocpi": {"max_connections": 0}}, {}, "ocpi.max_connections must be at least 1"),
+        ({"api": {"max_body_size": 10}}, {}, "api.max_body_size must be at least 1024"),
+        ({"ocpp": {"handshake_timeout": 0}}, {}, "ocpp.handshake_timeout must be positive"),
         (
             {"billing": {"retry_delay": 60, "retry_max_delay": 10}},
             {},

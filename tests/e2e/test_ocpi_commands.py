@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
 from csms.core.locations import Location
 from csms.core.reservations import ReservationState
@@ -475,6 +477,75 @@ async def test_unlock_connector(world: World) -> None:
     status, answer, lost = await emsp.send("UNLOCK_CONNECTOR", {**body, "connector_id": "9"})
     assert (status, answer["status_code"], answer["data"]["result"]) == (404, 2003, "REJECTED")
     assert emsp.results_at(lost) == []
+
+
+async def test_unlock_is_refused_while_another_owners_session_runs(world: World) -> None:
+    emsp, other = world.emsp, world.other
+    uid = f"UNL-{world.version}"
+    start = {"token": token(uid), "location_id": LOCATION, "evse_uid": world.evse(1)}
+    assert (await emsp.result(await emsp.accepted("START_SESSION", start)))["result"] == "ACCEPTED"
+    tx = await until(world.running, "the started transaction")
+    body = {"location_id": LOCATION, "evse_uid": world.evse(1), "connector_id": "1"}
+    with capture_logs() as logs:
+        status, answer, refused = await other.send("UNLOCK_CONNECTOR", body)
+    assert (status, answer["status_code"], answer["data"]["result"]) == (200, 1000, "REJECTED")
+    text = answer["data"]["message"][0]["text"]
+    assert "is in use by a session that is not one of your tokens'" in text
+    assert "DE*EMS" not in text and uid not in text  # whose session it is stays unsaid
+    (logged,) = [e for e in logs if e["event"] == "ocpi_unlock_refused"]
+    assert (logged["session_owner"], logged["transaction_id"]) == ("DE*EMS", tx.id)
+    assert logged["ocpi_partner"] == "other"
+    history = await world.server.app.commands.history(world.cp_id)
+    assert "unlock" not in [h.command for h in history]  # nothing went to the charger
+
+    # The eMSP whose customer charges may ask (a stuck cable is its driver's); the charger
+    # decides (the simulator keeps a charging connector locked).
+    own = await emsp.accepted("UNLOCK_CONNECTOR", body)
+    assert (await emsp.result(own))["result"] in ("ACCEPTED", "EVSE_OCCUPIED")
+    history = await world.server.app.commands.history(world.cp_id)
+    assert (history[0].command, history[0].requested_by) == ("unlock", "emsp")
+
+    # A session of one of our own cards is nobody's over OCPI: refused for every partner.
+    await world.server.staff.add_token(Token("LOCAL-CARD", TokenStatus.ACCEPTED))
+    assert world.cp.start_session(2, "LOCAL-CARD") is not None
+
+    async def local_running() -> bool:
+        active = await world.server.staff.transactions(active_only=True, cp_id=world.cp_id)
+        return any(t.evse_id == 2 and t.id_tag == "LOCAL-CARD" for t in active)
+
+    await until(local_running, "the local card's transaction")
+    local = {**body, "evse_uid": world.evse(2)}
+    for peer in (emsp, other):
+        status, answer, lost = await peer.send("UNLOCK_CONNECTOR", local)
+        assert (status, answer["data"]["result"]) == (200, "REJECTED"), answer
+        assert peer.results_at(lost) == []
+    assert other.results_at(refused) == []
+
+
+async def test_a_command_may_not_vouch_for_a_uid_another_owner_holds(world: World) -> None:
+    emsp, other = world.emsp, world.other
+    uid = f"HELD-{world.version}"
+    start = {"token": token(uid), "location_id": LOCATION, "evse_uid": world.evse(1)}
+    assert (await emsp.result(await emsp.accepted("START_SESSION", start)))["result"] == "ACCEPTED"
+    await until(world.running, "the first owner's transaction")
+    await world.server.staff.add_token(Token("OUR-CARD", TokenStatus.ACCEPTED))
+
+    for held_uid, holder in ((uid.lower(), "DE*EMS"), ("OUR-CARD", "local")):
+        claim = token(held_uid, ("FR", "OTH"))
+        with capture_logs() as logs:
+            status, answer, url = await other.send(
+                "START_SESSION", {**start, "token": claim, "evse_uid": world.evse(2)}
+            )
+        assert (status, answer["data"]["result"]) == (200, "REJECTED"), answer
+        text = answer["data"]["message"][0]["text"]
+        assert "is another owner's at our chargers" in text and holder not in text
+        (logged,) = [e for e in logs if e["event"] == "token_uid_conflict"]
+        assert (logged["claimed_by"], logged["held_by"]) == ("FR*OTH", holder)
+        assert other.results_at(url) == []
+    # The claims were not stored: the uids stay with their owners.
+    shown = await world.server.staff.token(uid)
+    assert shown.origin == "DE*EMS"
+    assert await world.server.staff.token_conflicts() == []
 
 
 async def test_a_hub_gets_each_result_addressed_to_the_party_that_sent_the_command(

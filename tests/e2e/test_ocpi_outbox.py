@@ -114,9 +114,9 @@ async def failed(server: Running, entry_id: int, attempts: int = 1) -> OutboxEnt
 
 
 def pusher_of(server: Running) -> Pusher:
-    runner = server.app._ocpi
-    assert runner is not None
-    return runner.app[PUSHER]
+    app = server.app.ocpi_app
+    assert app is not None
+    return app[PUSHER]
 
 
 def paths(pushes: list[Seen]) -> list[tuple[str, str]]:

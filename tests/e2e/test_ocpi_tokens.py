@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +18,13 @@ from structlog.testing import capture_logs
 
 from csms.storage import ocpi_tokens as token_repo
 from csms.storage import tokens as id_token_repo
+from ocpi_cpo.context import REGISTRY
 from ocpi_cpo.token_sync import TOKEN_PULLER, TokenPuller
 from tests.e2e.cli import cli_env, csms, ok, one_line_error
 from tests.e2e.conftest import Running
 from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen, error
 from tests.e2e.fake_partner import ok as ocpi_ok
+from tests.e2e.raw import BOOT, call, open_raw
 
 HUB_ROLE = {
     "role": "HUB",
@@ -208,7 +211,9 @@ async def test_type_defaults_to_rfid_and_is_part_of_the_key(
     status, answer = await emsp.call("PUT", rfid, token("U1", type="APP_USER"))
     assert (status, answer["status_code"]) == (200, 2001)
     assert "type APP_USER" in answer["status_message"] and "?type=" in answer["status_message"]
-    status, answer = await emsp.call("PUT", emsp.url("tokens", "DE", "EMS", "U1", query="type=X"))
+    status, answer = await emsp.call(
+        "PUT", emsp.url("tokens", "DE", "EMS", "U1", query="type=X"), token("U1")
+    )
     assert answer["status_code"] == 2001 and "type (URL)" in answer["status_message"]
     async with server.app.db.read() as conn:
         stored, total = await token_repo.page(conn)
@@ -254,7 +259,9 @@ async def test_invalid_bodies_are_2001_naming_the_field(
         assert text in answer["status_message"], answer
     status, answer = await emsp.call("PUT", url, raw_body=b'{"uid": ')
     assert (status, answer["status_code"]) == (400, 2001)
-    status, answer = await emsp.call("PUT", emsp.url("tokens", "DE", "EMS", "U" * 37))
+    status, answer = await emsp.call(
+        "PUT", emsp.url("tokens", "DE", "EMS", "U" * 37), token("U" * 37)
+    )
     assert answer["status_code"] == 2001 and "uid (URL)" in answer["status_message"]
     async with server.app.db.read() as conn:
         assert (await token_repo.page(conn))[1] == 0
@@ -595,3 +602,126 @@ async def test_hub_client_info(server: Running, fakes: list[FakePartner]) -> Non
     fr = human[1].split()
     assert fr[:6] == ["FR", "OTH", "EMSP", "OFFLINE", "2026-03-02", "08:00:00"]
     assert fr[6].startswith("(") and fr[-2:] == ["ago)", "hub"]
+
+
+def _filled(canonical: str) -> str:
+    """A route's path with sample values for its variables."""
+    samples = {
+        "country_code": "DE",
+        "party_id": "EMS",
+        "uid": "U1",
+        "session_id": "1",
+        "command": "START_SESSION",
+        "_slash": "",
+    }
+    return re.sub(r"\{(\w+)(:[^}]*)?\}", lambda m: samples.get(m.group(1), "X"), canonical)
+
+
+async def test_every_body_route_answers_malformed_or_deep_json_400(
+    server: Running, fakes: list[FakePartner]
+) -> None:
+    """Bodies are read and parsed in one place, after authentication and before any route's
+    own checks: a non-hub partner's malformed ClientInfo is 400 like everything else."""
+    emsp = await register(server, "emsp", fakes=fakes)
+    assert server.app.ocpi_app is not None
+    routes = sorted(
+        (route.method, route.resource.canonical)
+        for route in server.app.ocpi_app[REGISTRY].access
+        if route.method in ("POST", "PUT", "PATCH") and route.resource is not None
+    )
+    assert {(m, _filled(p).split("/")[3]) for m, p in routes} >= {
+        ("POST", "credentials"),
+        ("PUT", "credentials"),
+        ("PUT", "tokens"),
+        ("PATCH", "tokens"),
+        ("PUT", "hubclientinfo"),
+        ("POST", "commands"),
+        ("PUT", "chargingprofiles"),
+        ("PUT", "sessions"),
+    }
+    deep: Any = {"a": 1}
+    for _ in range(40):
+        deep = {"a": deep}
+    for method, path in routes:
+        url = server.ocpi_url + _filled(path)
+        for raw, text in ((b'{"uid": ', "not valid JSON"), (json.dumps(deep).encode(), "deeper")):
+            status, answer = await emsp.call(method, url, raw_body=raw)
+            assert (status, answer["status_code"]) == (400, 2001), (method, path, answer)
+            assert text in answer["status_message"], (method, path, answer)
+    # Valid JSON: the route's own rule answers (a non-hub may not push ClientInfo).
+    status, answer = await emsp.call("PUT", emsp.url("hubclientinfo", "FR", "OTH"), client_info())
+    assert (status, answer["status_code"]) == (200, 2001) and "only a hub" in str(answer)
+    # Without a valid token the body is not even read: 401.
+    status, answer, _ = await emsp.fake.call(
+        "PUT", emsp.url("hubclientinfo", "FR", "OTH"), "wrong-token", raw_body=b"{"
+    )
+    assert status == 401
+
+
+OTHER_ROLE = {**EMSP_ROLE, "country_code": "FR", "party_id": "OTH"}
+
+
+async def test_a_uid_claimed_by_two_parties_stays_with_its_first_owner(
+    server: Running, fakes: list[FakePartner]
+) -> None:
+    first = await register(server, "first", role=OTHER_ROLE, fakes=fakes)
+    second = await register(server, "second", fakes=fakes)
+    # The first owner's card is blocked: whose token decides shows at the charger.
+    blocked = token("SHARED1", country_code="FR", party_id="OTH", valid=False, whitelist="ALWAYS")
+    assert (await first.call("PUT", first.url("tokens", "FR", "OTH", "SHARED1"), blocked))[0] == 201
+    with capture_logs() as logs:
+        status, answer = await second.call(
+            "PUT",
+            second.url("tokens", "DE", "EMS", "shared1"),
+            token("shared1", whitelist="ALWAYS"),
+        )
+    # Stored for its eMSP (it may read it back), but the uid stays the first owner's.
+    assert (status, answer["status_code"]) == (201, 1000)
+    assert (await second.call("GET", second.url("tokens", "DE", "EMS", "shared1")))[0] == 200
+    (conflict,) = [e for e in logs if e["event"] == "token_uid_conflict"]
+    assert (conflict["claimed_by"], conflict["held_by"], conflict["uid"]) == (
+        "DE*EMS",
+        "FR*OTH",
+        "shared1",
+    )
+    ws = await open_raw(server.url, "CONFLICT-1")
+    await call(ws, "BootNotification", BOOT)
+    answer = await call(ws, "Authorize", {"idTag": "SHARED1"})
+    assert answer[2]["idTagInfo"]["status"] == "Blocked"  # the first owner's token decides
+    await ws.close()
+
+    # Staff see it: a listing, and a mark on the token.
+    listed = ok(await csms(server, "tokens", "conflicts")).splitlines()
+    assert listed[0].split()[:5] == ["UID", "TYPE", "HELD", "BY", "CLAIMED"]
+    assert listed[1].split()[:5] == ["shared1", "RFID", "FR*OTH", "DE*EMS", "second"]
+    (row,) = (await csms(server, "tokens", "conflicts", "--json")).json()
+    assert {k: row[k] for k in ("uid", "held_by", "claimed_by", "partner")} == {
+        "uid": "shared1",
+        "held_by": "FR*OTH",
+        "claimed_by": "DE*EMS",
+        "partner": "second",
+    }
+    shown = (await csms(server, "tokens", "show", "SHARED1", "--json")).json()
+    assert (shown["origin"], shown["also_claimed_by"]) == ("FR*OTH", ["DE*EMS"])
+    human = ok(await csms(server, "tokens", "show", "SHARED1"))
+    assert "also claimed:   DE*EMS (RFID, partner second): not used at our chargers" in human
+    tokens_ = {t["uid"]: t for t in (await csms(server, "tokens", "list", "--json")).json()}
+    assert tokens_["SHARED1"]["also_claimed_by"] == ["DE*EMS"]
+    table_ = ok(await csms(server, "tokens", "list")).splitlines()
+    assert table_[0].split()[-5:] == ["MAX", "TX", "ALSO", "CLAIMED", "BY"]
+    assert table_[1].split()[-1] == "DE*EMS"
+
+    # Our own cards come first too; staff give a uid to the other owner explicitly.
+    ok(await csms(server, "tokens", "add", "OURS-9"))
+    assert (await second.call("PUT", second.url("tokens", "DE", "EMS", "OURS-9"), token("OURS-9")))[
+        0
+    ] == 201
+    ok(await csms(server, "tokens", "set", "SHARED1", "--owner", "DE*EMS"))
+    rows = (await csms(server, "tokens", "conflicts", "--json")).json()
+    assert [(r["uid"], r["held_by"], r["claimed_by"]) for r in rows] == [
+        ("OURS-9", "local", "DE*EMS"),
+        ("SHARED1", "DE*EMS", "FR*OTH"),  # the claiming token's own spelling
+    ]
+    assert ok(await csms(server, "tokens", "conflicts", "nobody")).strip() == (
+        "no conflicts for token nobody"
+    )

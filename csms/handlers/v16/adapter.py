@@ -35,7 +35,7 @@ from csms.core.charger import (
     StatusReport,
     evse_of_v16_connector,
 )
-from csms.core.clock import format_timestamp, parse_timestamp
+from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
 from csms.core.status import ConnectorStatus
 from csms.handlers.rpc import ErrorKind, OcppCallError
@@ -73,11 +73,18 @@ _STOP_REASONS = frozenset(r.value for r in Reason)
 
 
 def _timestamp(value: Any, field: str) -> datetime:
+    text = str(value)
     try:
-        return parse_timestamp(str(value))
+        return parse_timestamp(text)
+    except TimestampOutOfRange:
+        raise OcppCallError(
+            ErrorKind.PROPERTY,
+            f"{field}: {text[:64]!r} is outside the years 1 to 9999 once converted to UTC",
+            {"field": field},
+        ) from None
     except ValueError:
         raise OcppCallError(
-            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {value!r}", {"field": field}
+            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {text[:64]!r}", {"field": field}
         ) from None
 
 

@@ -30,7 +30,7 @@ from ocpp.v201.enums import Action
 
 from csms.core.authorization import AuthResult
 from csms.core.charger import BootInfo, RegistrationStatus, StatusReport
-from csms.core.clock import format_timestamp, parse_timestamp
+from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
 from csms.core.status import NO_ERROR, ConnectorStatus
 from csms.core.transactions import TransactionEvent, TxEventType
@@ -67,11 +67,18 @@ _NO_CA = {"reasonCode": "NoCertAuthority", "additionalInfo": "No certificate aut
 
 
 def _timestamp(value: Any, field: str) -> datetime:
+    text = str(value)
     try:
-        return parse_timestamp(str(value))
+        return parse_timestamp(text)
+    except TimestampOutOfRange:
+        raise OcppCallError(
+            ErrorKind.PROPERTY,
+            f"{field}: {text[:64]!r} is outside the years 1 to 9999 once converted to UTC",
+            {"field": field},
+        ) from None
     except ValueError:
         raise OcppCallError(
-            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {value!r}", {"field": field}
+            ErrorKind.PROPERTY, f"{field} is not a valid date-time: {text[:64]!r}", {"field": field}
         ) from None
 
 
