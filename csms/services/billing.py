@@ -7,6 +7,7 @@ it with csms.core.cost and stores immutable CDRs; the pricing rules live in csms
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -287,8 +288,15 @@ class BillingService:
         self.identity = identity
         self.retries = retries or Retries()
         self.limits = limits or CdrLimits()
-        # Pricing runs in a worker thread with the cyclic collector paused (see there).
-        self._pricing = CollectorPause()
+        # Pricing runs in a worker thread. With a period bound raised above the default, a
+        # session may take seconds to price, and the cyclic collector is paused meanwhile
+        # (see there). Within the default bound a CDR prices in milliseconds: pausing the
+        # collector as often as CDRs are made (150 a second at 2,000 session calls/s) left
+        # it off most of the time, and its first collection after that stalled everyone
+        # (1.3 s measured).
+        self._pricing: contextlib.AbstractContextManager[None] = (
+            CollectorPause() if self.limits.max_periods > MAX_PERIODS else contextlib.nullcontext()
+        )
         # Called with the kind after a transaction was held (the metrics count them), and
         # after a CDR attempt failed.
         self.on_held: list[Callable[[HoldKind], None]] = []
@@ -766,19 +774,7 @@ class BillingService:
         if not self.limits.plausible(tx, now):
             flags = flagged(flags, InputFlag.IMPLAUSIBLE_TIMESTAMP)
         reason = f"{HoldKind.FLAGGED.value}: " + (",".join(flags) or "no energy")
-
-        async def hold(w: WriteTx) -> bool:
-            return await billing_repo.hold(await w.connection(), tx.id, reason, now)
-
-        if await self._db.write(hold):
-            log.warning(
-                "cdr_held",
-                transaction_id=tx.id,
-                charge_point_id=tx.charge_point_id,
-                flags=list(flags) or None,
-                reason=reason,
-            )
-            self._held(HoldKind.FLAGGED)
+        await self._hold(tx, HoldKind.FLAGGED, reason, now, flags=list(flags) or None)
 
     async def _hold_too_large(self, tx: Transaction, error: Exception, now: datetime) -> None:
         """Beyond the CDR's bounds: held for staff at once (trying again changes nothing
@@ -787,6 +783,12 @@ class BillingService:
             "billing.max_periods" if isinstance(error, TooManyPeriods) else "billing.max_cdr_bytes"
         )
         reason = f"{HoldKind.TOO_LARGE.value}: {error} ({bound})"[:MAX_ERROR]
+        await self._hold(tx, HoldKind.TOO_LARGE, reason, now)
+
+    async def _hold(
+        self, tx: Transaction, kind: HoldKind, reason: str, now: datetime, **fields: Any
+    ) -> None:
+        """Hold a transaction for staff with `reason` (once: a second hold changes nothing)."""
 
         async def hold(w: WriteTx) -> bool:
             return await billing_repo.hold(await w.connection(), tx.id, reason, now)
@@ -797,8 +799,9 @@ class BillingService:
                 transaction_id=tx.id,
                 charge_point_id=tx.charge_point_id,
                 reason=reason,
+                **fields,
             )
-            self._held(HoldKind.TOO_LARGE)
+            self._held(kind)
 
     async def _cdrs(self, txs: Sequence[Transaction], now: datetime) -> list[_Made | _Failed]:
         """The CDR objects of these transactions (without id and last_updated), or why one

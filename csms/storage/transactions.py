@@ -212,6 +212,8 @@ async def by_ocpp_ids(
     conn: AsyncConnection, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Transaction]:
     """Transactions by (charge point, 2.0.1 transactionId), through their unique index."""
+    if not keys:
+        return {}
     statement, params = _pairs(_tx.c.charge_point_id, _tx.c.ocpp_transaction_id, keys)
     rows = await statement.rows(conn, params)
     return {(row.charge_point_id, row.ocpp_transaction_id): _to_transaction(row) for row in rows}
@@ -222,6 +224,8 @@ async def starts_at(
 ) -> dict[tuple[str, datetime], list[Transaction]]:
     """Transactions by (charge point, start time), through (charge_point_id, start_at): what
     a resent 1.6 StartTransaction would have created."""
+    if not keys:
+        return {}
     statement, params = _pairs(_tx.c.charge_point_id, _tx.c.start_at, keys)
     found: dict[tuple[str, datetime], list[Transaction]] = {}
     for row in await statement.rows(conn, params):
