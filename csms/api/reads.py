@@ -22,7 +22,7 @@ from csms.core.authorization import TokenStatus
 from csms.core.charger import RegistrationStatus
 from csms.core.commands import CommandName, Outcome
 from csms.core.errors import InvalidInput
-from csms.core.parties import check_origin
+from csms.core.parties import PARTY_FORMAT, check_origin
 from csms.core.partners import PartnerStatus
 from csms.core.status import ConnectorStatus
 from csms.core.transactions import BillingState, TransactionState
@@ -240,8 +240,10 @@ async def tokens(request: web.Request, ctx: ReadContext, q: Query) -> Any:
     if owner is not None:
         try:
             owner = check_origin(owner)
-        except ValueError as exc:
-            raise BadParameter("owner", f"owner: `local` or {exc}") from None
+        except ValueError:
+            raise BadParameter(
+                "owner", f"owner: must be local or {PARTY_FORMAT}, not {owner!r}"
+            ) from None
     partner = q.text("partner", most=64)
     limit, after = q.limit(), q.cursor("tokens", str)
     q.finish()

@@ -10,7 +10,7 @@ import csv
 import io
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,17 +21,22 @@ import orjson
 from csms.cli.common import (
     CliError,
     config_option,
-    iso,
+    exact,
     json_option,
+    kwh,
     load,
     parse_time,
     print_json,
     run_db,
     table,
+    when,
 )
+from csms.cli.confirm import confirm, yes_option
+from csms.cli.listing import footer, limit_option, run_reads
 from csms.views import assignment_text, cdr_json, tariff_json
 
 if TYPE_CHECKING:
+    from csms.services.reads import ReadService
     from csms.storage.cdrs import StoredCdr
 
 T = TypeVar("T")
@@ -62,11 +67,18 @@ def _billing(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def money(amount: Decimal | float | int | None, currency: str) -> str:
-    from csms.core.cost import display_amount
+    """An amount as a CDR states it: to OCPI's 4 decimals, with at least the currency's
+    minor unit and no rounding beyond: `3.70 EUR`, `3.7035 EUR`, `494 JPY`."""
+    from decimal import ROUND_HALF_UP
+
+    from csms.core.cost import minor_unit
 
     if amount is None:
         return "-"
-    return display_amount(Decimal(str(amount)), currency)
+    value = Decimal(str(amount)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    exponent = value.normalize().as_tuple().exponent
+    digits = max(minor_unit(currency), -exponent if isinstance(exponent, int) else 0)
+    return f"{value.quantize(Decimal(1).scaleb(-digits))} {currency}"
 
 
 # --- tariffs ---------------------------------------------------------------------------
@@ -93,17 +105,21 @@ def tariffs_import(file: str, config_file: str | None) -> None:
 
 
 @tariffs.command("list")
+@limit_option
 @config_option
 @json_option
-def tariffs_list(config_file: str | None, as_json: bool) -> None:
-    """Every tariff with where it applies."""
-    found = _billing(config_file, lambda s: s.tariffs())
+def tariffs_list(limit: int, config_file: str | None, as_json: bool) -> None:
+    """Tariffs, the most recently added first, with where each applies."""
+    page = run_reads(config_file, lambda r: r.tariffs(limit=limit, newest_first=True))
+    found = page.items
     if as_json:
         print_json([tariff_json(t, assigned) for t, assigned in found])
+        footer(len(found), page.total, as_json=True)
         return
     if not found:
         click.echo("no tariffs")
         return
+    now = datetime.now(UTC)
     table(
         ["ID", "CURRENCY", "TYPE", "ELEMENTS", "APPLIES TO", "UPDATED"],
         [
@@ -113,27 +129,112 @@ def tariffs_list(config_file: str | None, as_json: bool) -> None:
                 t.data.get("type"),
                 len(t.data.get("elements") or []),
                 ", ".join(assignment_text(a) for a in assigned) or "(nowhere)",
-                iso(t.updated_at),
+                when(t.updated_at, now),
             ]
             for t, assigned in found
         ],
     )
+    footer(len(found), page.total, as_json=False)
 
 
 @tariffs.command("show")
 @click.argument("tariff_id")
 @config_option
-def tariffs_show(tariff_id: str, config_file: str | None) -> None:
-    """The OCPI object and its assignments."""
-    stored, assigned = _billing(config_file, lambda s: s.tariff(tariff_id))
-    print_json(tariff_json(stored, assigned))
+@json_option
+def tariffs_show(tariff_id: str, config_file: str | None, as_json: bool) -> None:
+    """One tariff: its prices, restrictions and where it applies (--json: the OCPI object
+    with `assigned_to`)."""
+    stored, assigned = run_reads(config_file, lambda r: r.tariff(tariff_id))
+    if as_json:
+        print_json(tariff_json(stored, assigned))
+        return
+    now = datetime.now(UTC)
+    d = stored.data
+    currency = str(d.get("currency", ""))
+    pairs = [
+        ("tariff", f"{stored.id} ({currency}" + (f", {d['type']})" if d.get("type") else ")")),
+        ("party", f"{d.get('country_code', '-')}*{d.get('party_id', '-')}"),
+        ("applies to", ", ".join(assignment_text(a) for a in assigned) or "(nowhere)"),
+        ("description", _alt_text(d.get("tariff_alt_text")) or "-"),
+        ("valid", _validity(d, now)),
+        ("min / max price", " / ".join(_price_bound(d.get(k), currency) for k in _BOUNDS)),
+        ("updated", when(stored.updated_at, now)),
+    ]
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key.ljust(width)}  {value}")
+    elements = d.get("elements") or []
+    click.echo(f"\nelements ({len(elements)}):")
+    table(
+        ["#", "PRICE", "STEP", "VAT", "WHEN"],
+        [
+            [
+                str(n) if i == 0 else "",
+                _price_text(pc, currency),
+                _step_text(pc),
+                "-" if pc.get("vat") is None else f"{exact(pc['vat'])}%",
+                _restrictions_text(element.get("restrictions")) if i == 0 else "",
+            ]
+            for n, element in enumerate(elements, 1)
+            for i, pc in enumerate(element.get("price_components") or [])
+        ],
+    )
+
+
+_BOUNDS = ("min_price", "max_price")
+_PER = {"ENERGY": "/kWh", "TIME": "/h", "PARKING_TIME": "/h", "FLAT": " per session"}
+
+
+def _price_text(pc: dict[str, Any], currency: str) -> str:
+    kind = str(pc.get("type", "?"))
+    return f"{kind} {exact(pc.get('price'))} {currency}{_PER.get(kind, '')}"
+
+
+def _step_text(pc: dict[str, Any]) -> str:
+    step = pc.get("step_size")
+    if step is None or pc.get("type") == "FLAT":
+        return "-"
+    return f"{exact(step)} {'Wh' if pc.get('type') == 'ENERGY' else 's'}"
+
+
+def _restrictions_text(restrictions: dict[str, Any] | None) -> str:
+    if not restrictions:
+        return "always"
+    return ", ".join(
+        f"{key}={','.join(map(str, value)) if isinstance(value, list) else exact(value)}"
+        if not isinstance(value, str)
+        else f"{key}={value}"
+        for key, value in restrictions.items()
+    )
+
+
+def _alt_text(texts: list[dict[str, Any]] | None) -> str:
+    return "; ".join(f"{t.get('text')} ({t.get('language')})" for t in texts or [])
+
+
+def _validity(d: dict[str, Any], now: datetime) -> str:
+    start, end = d.get("start_date_time"), d.get("end_date_time")
+    if start is None and end is None:
+        return "always"
+    return f"from {when(start, now) if start else '-'} until {when(end, now) if end else '-'}"
+
+
+def _price_bound(bound: dict[str, Any] | None, currency: str) -> str:
+    if not bound:
+        return "-"
+    text = f"{money(bound.get('excl_vat'), currency)} excl. VAT"
+    if bound.get("incl_vat") is not None:
+        text += f" ({money(bound['incl_vat'], currency)} incl.)"
+    return text
 
 
 @tariffs.command("remove")
 @click.argument("tariff_id")
+@yes_option
 @config_option
-def tariffs_remove(tariff_id: str, config_file: str | None) -> None:
-    """Remove a tariff (CDRs keep the tariffs as they were)."""
+def tariffs_remove(tariff_id: str, yes: bool, config_file: str | None) -> None:
+    """Remove a tariff (CDRs keep the tariffs as they were); asks first unless --yes."""
+    confirm(f"remove tariff {tariff_id}", yes)
     gone = _billing(config_file, lambda s: s.remove_tariff(tariff_id))
     click.echo(f"removed tariff {tariff_id}" + (f" and {gone} assignment(s)" if gone else ""))
 
@@ -160,7 +261,10 @@ def tariffs_assign(
             tariff_id, location=location, evse=evse, connector=connector, default=default
         ),
     )
-    click.echo(f"tariff {tariff_id} applies to {text}")
+    if default:
+        click.echo(f"tariff {tariff_id} is now the default: it applies where no other does")
+    else:
+        click.echo(f"tariff {tariff_id} applies to {text}")
 
 
 # --- CDRs ------------------------------------------------------------------------------
@@ -182,8 +286,8 @@ def _window(date_from: str | None, date_to: str | None) -> tuple[datetime | None
 @cdrs.command("list")
 @click.option("--from", "date_from", metavar="ISO8601", help="Ended at or after (inclusive).")
 @click.option("--to", "date_to", metavar="ISO8601", help="Ended before (exclusive).")
-@click.option("--charger", "charger_id")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
+@click.option("--charger", "charger_id", help="Only this charger's CDRs.")
+@limit_option
 @config_option
 @json_option
 def cdrs_list(
@@ -194,17 +298,20 @@ def cdrs_list(
     config_file: str | None,
     as_json: bool,
 ) -> None:
-    """CDRs by end time, oldest first."""
+    """CDRs, the most recently issued first (the OCPI objects under --json)."""
     start, end = _window(date_from, date_to)
-    found = _billing(
-        config_file, lambda s: s.cdrs(date_from=start, date_to=end, cp_id=charger_id, limit=limit)
+    page = run_reads(
+        config_file, lambda r: r.cdrs(cp_id=charger_id, since=start, until=end, limit=limit)
     )
+    found = page.items
     if as_json:
         print_json([cdr_json(c) for c in found])
+        footer(len(found), page.total, as_json=True)
         return
     if not found:
         click.echo("no CDRs")
         return
+    now = datetime.now(UTC)
     table(
         ["ID", "TRANSACTION", "CHARGER", "START", "END", "KWH", "TOTAL", "INCL VAT", "NOTE"],
         [
@@ -212,9 +319,9 @@ def cdrs_list(
                 c.id,
                 c.transaction_id,
                 c.charge_point_id,
-                iso(c.start_at),
-                iso(c.end_at),
-                f"{c.energy_wh / 1000:.3f}",
+                when(c.start_at, now),
+                when(c.end_at, now),
+                kwh(c.energy_wh),
                 money(c.total_excl_vat, c.currency),
                 money(c.total_incl_vat, c.currency),
                 _note(c),
@@ -222,11 +329,14 @@ def cdrs_list(
             for c in found
         ],
     )
+    footer(len(found), page.total, as_json=False)
 
 
 def _note(cdr: StoredCdr) -> str:
     """What people should know about a CDR beside its figures."""
     notes = [f"credit of {cdr.credit_reference_id}"] if cdr.credit else []
+    if "cdr_location" not in cdr.data:
+        notes.append("no location")
     if not cdr.data.get("tariffs"):
         notes.append("no tariff")  # no tariff applied: the session cost nothing
     return "; ".join(notes)
@@ -235,10 +345,94 @@ def _note(cdr: StoredCdr) -> str:
 @cdrs.command("show")
 @click.argument("cdr_id")
 @config_option
-def cdrs_show(cdr_id: str, config_file: str | None) -> None:
-    """The OCPI CDR object."""
-    found = _billing(config_file, lambda s: s.cdr(cdr_id))
-    print_json(cdr_json(found))
+@json_option
+def cdrs_show(cdr_id: str, config_file: str | None, as_json: bool) -> None:
+    """One CDR: session, token, energy, time, cost (--json: the OCPI CDR object)."""
+
+    ocpi = load(config_file).ocpi
+    # Our CDR ids: our country code and party id, then a sequence number.
+    example = f"{ocpi.country_code}{ocpi.party_id}{1:010d}"
+
+    async def work(r: ReadService) -> StoredCdr:
+        from csms.services.reads import NotFound
+
+        try:
+            return await r.cdr(cdr_id)
+        except NotFound as exc:
+            raise CliError(f"{exc}: CDR ids look like {example} (see `csms cdrs list`)") from None
+
+    c: StoredCdr = run_reads(config_file, work)
+    if as_json:
+        print_json(cdr_json(c))
+        return
+    now = datetime.now(UTC)
+    d = c.data
+    location = d.get("cdr_location") or {}
+    token = d.get("cdr_token") or {}
+    tariffs = [str(t.get("id")) for t in d.get("tariffs") or []]
+    pairs = [
+        ("cdr", c.id + (f" (credit of {c.credit_reference_id})" if c.credit else "")),
+        ("transaction", f"{c.transaction_id} on {c.charge_point_id}"),
+        (
+            "location",
+            f"{location.get('id')}, EVSE {location.get('evse_uid')}"
+            + (f" ({location['evse_id']})" if location.get("evse_id") else "")
+            if location
+            else "none (the charger is linked to no location)",
+        ),
+        ("started", when(c.start_at, now)),
+        ("ended", when(c.end_at, now)),
+        (
+            "token",
+            f"{token.get('uid', '-')} ({token.get('type', '-')}, "
+            f"{token.get('country_code', '-')}*{token.get('party_id', '-')})",
+        ),
+        ("authorized by", d.get("auth_method") or "-"),
+        ("energy", f"{kwh(c.energy_wh)} kWh"),
+        (
+            "time",
+            f"{exact(d.get('total_time'))} h"
+            + (
+                f", parking {exact(d['total_parking_time'])} h"
+                if d.get("total_parking_time")
+                else ""
+            ),
+        ),
+        ("tariffs", ", ".join(tariffs) or "none"),
+        (
+            "total",
+            f"{money(c.total_excl_vat, c.currency)} excl. VAT"
+            + (
+                f", {money(c.total_incl_vat, c.currency)} incl. VAT"
+                if c.total_incl_vat is not None
+                else ""
+            ),
+        ),
+    ]
+    if c.reason:
+        pairs.append(("reason", c.reason))
+    if d.get("remark"):
+        pairs.append(("remark", str(d["remark"])))
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key.ljust(width)}  {value}")
+    periods = d.get("charging_periods") or []
+    if periods:
+        click.echo(f"\ncharging periods ({len(periods)}):")
+        table(
+            ["START", "TARIFF", "DIMENSIONS"],
+            [
+                [
+                    when(period.get("start_date_time"), now),
+                    period.get("tariff_id"),
+                    ", ".join(
+                        f"{dim.get('type')} {exact(dim.get('volume'))}"
+                        for dim in period.get("dimensions") or []
+                    ),
+                ]
+                for period in periods
+            ],
+        )
 
 
 @cdrs.command("credit")
@@ -284,19 +478,20 @@ CSV_FIELDS = (
 def cdrs_export(
     fmt: str, date_from: str | None, date_to: str | None, config_file: str | None
 ) -> None:
-    """JSON: a list of OCPI 2.2.1 CDR objects; CSV: one line per CDR for accounting."""
+    """Every CDR that ended in the window, by end time, for accounting. JSON: the CDR
+    objects as stored (OCPI 2.2.1); CSV: one line per CDR. Both hold the same CDRs: one
+    whose charger is linked to no location has no cdr_location (a warning counts them)."""
     start, end = _window(date_from, date_to)
     found = _billing(config_file, lambda s: s.cdrs(date_from=start, date_to=end))
+    missing = sum("cdr_location" not in c.data for c in found)
+    if missing:
+        click.echo(
+            f"warning: {missing} CDR(s) have no cdr_location: their charger is not linked "
+            "to a location (`csms locations link`); partners do not get them",
+            err=True,
+        )
     if fmt == "json":
-        valid = [c.data for c in found if "cdr_location" in c.data]
-        missing = len(found) - len(valid)
-        if missing:
-            click.echo(
-                f"warning: {missing} CDR(s) left out: their charger is not linked to a "
-                "location (`csms locations link`), so they have no cdr_location",
-                err=True,
-            )
-        click.echo(orjson.dumps(valid, option=orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps([cdr_json(c) for c in found], option=orjson.OPT_INDENT_2).decode())
         return
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -317,9 +512,9 @@ def cdrs_export(
                 (d.get("cdr_token") or {}).get("uid", ""),
                 d.get("auth_method"),
                 c.currency,
-                d.get("total_energy"),
-                d.get("total_time"),
-                d.get("total_parking_time", 0),
+                exact(d.get("total_energy")),
+                exact(d.get("total_time")),
+                exact(d.get("total_parking_time", 0)),
                 c.total_excl_vat,
                 "" if c.total_incl_vat is None else c.total_incl_vat,
                 " ".join(t.get("id", "") for t in d.get("tariffs") or []),

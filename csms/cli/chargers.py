@@ -13,6 +13,7 @@ import click
 from csms.cli.common import (
     CliError,
     config_option,
+    exact,
     iso,
     json_option,
     print_json,
@@ -20,6 +21,8 @@ from csms.cli.common import (
     table,
     when,
 )
+from csms.cli.confirm import confirm, yes_option
+from csms.cli.listing import footer, limit_option, run_reads
 from csms.core.charger import ConnectorState, RegistrationStatus
 from csms.core.errors import CsmsError
 from csms.services.staff import ChargerDetail, StaffService
@@ -54,13 +57,17 @@ def chargers() -> None:
 
 
 @chargers.command("list")
+@limit_option
 @config_option
 @json_option
-def list_cmd(config_file: str | None, as_json: bool) -> None:
-    """All charge points with their connection and connector status."""
-    overview = _run(config_file, lambda s: s.chargers())
+def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
+    """Charge points, the most recently added first, with their connection and connector
+    status."""
+    page = run_reads(config_file, lambda r: r.chargers(limit=limit, newest_first=True))
+    overview = page.items
     if as_json:
         print_json([charger_overview_json(o.charger, o.connectors) for o in overview])
+        footer(len(overview), page.total, as_json=True)
         return
     if not overview:
         click.echo("no chargers")
@@ -88,6 +95,7 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
     table(
         ["ID", "OCPP", "REGISTRATION", "CONNECTION", "LAST HEARTBEAT", "MODEL", "CONNECTORS"], rows
     )
+    footer(len(overview), page.total, as_json=False)
 
 
 @chargers.command("show")
@@ -167,7 +175,7 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
         table(
             ["AT", "CONNECTOR", "STATUS", "ERROR"],
             [
-                [iso(r.timestamp), str(r.evse_id), r.status.value, r.error_code]
+                [when(r.timestamp, now), str(r.evse_id), r.status.value, r.error_code]
                 for r, _ in detail.history
             ],
         )
@@ -176,7 +184,7 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
         table(
             ["ID", "EVSE", "TAG", "STATE", "EXPIRES"],
             [
-                [r.id, r.evse_id or "any", r.id_tag, r.state.value, iso(r.expires_at)]
+                [r.id, r.evse_id or "any", r.id_tag, r.state.value, when(r.expires_at, now)]
                 for r in detail.reservations
             ],
         )
@@ -190,8 +198,8 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
                     p.profile.evse_id,
                     p.profile.purpose.value,
                     p.profile.stack_level,
-                    f"{p.profile.limit:g} {p.profile.unit}",
-                    iso(p.profile.start_at + timedelta(seconds=p.profile.duration_s))
+                    f"{exact(p.profile.limit)} {p.profile.unit}",
+                    when(p.profile.start_at + timedelta(seconds=p.profile.duration_s), now)
                     if p.profile.duration_s
                     else "until cleared",
                 ]
@@ -207,13 +215,16 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
         click.echo("\nrecent messages:")
         table(
             ["AT", "ACTION", "PAYLOAD"],
-            [[iso(e.received_at), e.action, _short(e.payload)] for e in detail.events],
+            [[when(e.received_at, now), e.action, _short(e.payload)] for e in detail.events],
         )
     if detail.unmatched:
         click.echo("\nmessages for unknown transactions:")
         table(
             ["AT", "ACTION", "TRANSACTION"],
-            [[iso(u["received_at"]), u["action"], u["transaction_id"]] for u in detail.unmatched],
+            [
+                [when(u["received_at"], now), u["action"], u["transaction_id"]]
+                for u in detail.unmatched
+            ],
         )
 
 
@@ -285,9 +296,11 @@ def set_cmd(
 
 @chargers.command("remove")
 @click.argument("charger_id")
+@yes_option
 @config_option
-def remove_cmd(charger_id: str, config_file: str | None) -> None:
-    """Forget a charge point (its transactions are kept)."""
+def remove_cmd(charger_id: str, yes: bool, config_file: str | None) -> None:
+    """Forget a charge point (its transactions are kept); asks first unless --yes."""
+    confirm(f"remove charger {charger_id}", yes)
     _run(config_file, lambda s: s.remove_charger(charger_id))
     click.echo(f"charger {charger_id} removed")
 

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import click
@@ -199,11 +200,11 @@ def run_db(
 
 
 def run_cli(group: click.Group) -> None:
-    """Run the `csms` group as click's standalone mode does, except that a usage error is
-    one line too (what is wrong, then where help is) instead of click's usage block; exit
+    """Run the `csms` group as click's standalone mode does, except that every refusal,
+    usage errors included, is one line on stderr (what is wrong, then where help is); exit
     status 2 stays click's "bad usage"."""
     try:
-        group.main(prog_name="csms", standalone_mode=False)
+        code = group.main(prog_name="csms", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()  # `csms` or a group alone: its help
         sys.exit(exc.exit_code)
@@ -214,8 +215,10 @@ def run_cli(group: click.Group) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("Aborted!", err=True)
+        click.echo("error: aborted", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
@@ -223,7 +226,9 @@ def run_cli(group: click.Group) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
-    sys.exit(0)
+    # Without standalone mode click returns what the command returned, or the code of an
+    # explicit exit (--help, --version).
+    sys.exit(code if type(code) is int else 0)
 
 
 def usage_line(exc: click.UsageError) -> str:
@@ -259,14 +264,25 @@ def iso(moment: datetime | None) -> str | None:
     return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%SZ")  # %Y is not padded below 1000
 
 
-def when(moment: datetime | None, now: datetime | None = None) -> str:
-    """A timestamp for people: UTC, with how long ago."""
+def when(moment: datetime | str | None, now: datetime | None = None) -> str:
+    """The one time format for people: UTC to the second, with how long ago or how soon,
+    `2026-12-04 23:12:54 (1s ago)`, `2030-01-01 00:00:00 (in 1127d04h)`. An ISO 8601
+    string (from OCPI data or the API) is shown the same way."""
     if moment is None:
         return "-"
+    if isinstance(moment, str):
+        from csms.core.clock import parse_timestamp
+
+        try:
+            moment = parse_timestamp(text := moment)
+        except ValueError:
+            return text
     now = now or datetime.now(UTC)
     utc = moment.astimezone(UTC)
     text = f"{utc.year:04d}" + utc.strftime("-%m-%d %H:%M:%S")
-    return f"{text} ({ago(now - moment)} ago)" if moment <= now else text
+    if moment <= now:
+        return f"{text} ({ago(now - moment)} ago)"
+    return f"{text} (in {ago(moment - now)})"
 
 
 def ago(delta: Any) -> str:
@@ -288,7 +304,28 @@ def duration(seconds: float | None) -> str:
 
 
 def kwh(wh: int | float | None) -> str:
-    return "-" if wh is None else f"{wh / 1000:.3f}"
+    """Wh as kWh, exactly: 1687093 -> `1687.093`."""
+    if wh is None:
+        return "-"
+    return str((Decimal(exact(wh)) / 1000).quantize(Decimal("0.001")))
+
+
+def exact(value: int | float | Decimal | None) -> str:
+    """A number as it is, never rounded nor in exponent form: 1687093.0 -> `1687093`,
+    0.1 -> `0.1`, 1e16 -> `10000000000000000`."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    number = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+    if not number.is_finite():
+        return str(value)
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -309,4 +346,7 @@ def parse_time(value: str, option: str) -> datetime:
     try:
         return parse_timestamp(value)
     except ValueError:
-        raise CliError(f"{option}: not an ISO 8601 date/time: {value!r}") from None
+        raise CliError(
+            f"{option}: not an ISO 8601 date/time: {value!r} "
+            "(e.g. 2026-01-31 or 2026-01-31T08:00:00Z)"
+        ) from None

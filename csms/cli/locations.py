@@ -8,6 +8,7 @@ Argument parsing and printing over csms.services.locations.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,13 +18,15 @@ import orjson
 from csms.cli.common import (
     CliError,
     config_option,
-    iso,
     json_option,
     load,
     print_json,
     run_db,
     table,
+    when,
 )
+from csms.cli.confirm import confirm, yes_option
+from csms.cli.listing import footer, limit_option, run_reads
 from csms.views import location_overview_json, location_view_json
 
 T = TypeVar("T")
@@ -158,9 +161,12 @@ def locations_update(location_id: str, config_file: str | None, **fields: Any) -
 
 @locations.command("remove")
 @click.argument("location_id")
+@yes_option
 @config_option
-def locations_remove(location_id: str, config_file: str | None) -> None:
-    """Remove an unpublished location (its chargers are unlinked)."""
+def locations_remove(location_id: str, yes: bool, config_file: str | None) -> None:
+    """Remove an unpublished location (its chargers are unlinked); asks first unless
+    --yes."""
+    confirm(f"remove location {location_id}", yes)
     _locations(config_file, lambda s: s.remove(location_id))
     click.echo(f"removed location {location_id}")
 
@@ -254,13 +260,16 @@ def locations_import(file: Path, config_file: str | None) -> None:
 
 
 @locations.command("list")
+@limit_option
 @config_option
 @json_option
-def locations_list(config_file: str | None, as_json: bool) -> None:
-    """Every location with its chargers."""
-    found = _locations(config_file, lambda s: s.list())
+def locations_list(limit: int, config_file: str | None, as_json: bool) -> None:
+    """Locations, the most recently added first, with their chargers."""
+    page = run_reads(config_file, lambda r: r.locations(limit=limit, newest_first=True))
+    found = page.items
     if as_json:
         print_json([location_overview_json(loc, chargers) for loc, chargers in found])
+        footer(len(found), page.total, as_json=True)
         return
     if not found:
         click.echo("no locations")
@@ -279,6 +288,7 @@ def locations_list(config_file: str | None, as_json: bool) -> None:
             for loc, chargers in found
         ],
     )
+    footer(len(found), page.total, as_json=False)
 
 
 @locations.command("show")
@@ -294,6 +304,7 @@ def locations_show(location_id: str, config_file: str | None, as_json: bool) -> 
         print_json(data)
         return
     chargers, evses = data["chargers"], data["evses"]
+    now = datetime.now(UTC)
     rows = [
         ("id", loc.id),
         ("name", loc.name or "-"),
@@ -304,7 +315,7 @@ def locations_show(location_id: str, config_file: str | None, as_json: bool) -> 
         ("parking type", loc.parking_type or "-"),
         ("facilities", ", ".join(loc.facilities) or "-"),
         ("opening hours", _hours_text(loc.opening_hours)),
-        ("last updated", iso(loc.last_updated)),
+        ("last updated", when(loc.last_updated, now)),
     ]
     for key, value in rows:
         click.echo(f"{key + ':':15}{value}")
@@ -321,7 +332,7 @@ def locations_show(location_id: str, config_file: str | None, as_json: bool) -> 
                     " ".join(
                         f"{c['id']}:{c['standard']}/{c['power_type']}" for c in e["connectors"]
                     ),
-                    e["last_updated"],
+                    when(e["last_updated"], now),
                 ]
                 for e in evses
             ],

@@ -8,6 +8,7 @@ csms.storage.outbox; the commands work on the database whether or not the server
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -21,7 +22,10 @@ from csms.cli.common import (
     print_json,
     run_db,
     table,
+    when,
 )
+from csms.cli.confirm import confirm, yes_option
+from csms.cli.listing import footer, limit_option, run_reads
 from csms.config import Config
 from csms.core.partners import Partner, TokenEncoding
 from csms.views import partner_json
@@ -180,21 +184,21 @@ def _endpoint_label(e: Any) -> str:
 
 
 @partners.command("list")
+@limit_option
 @config_option
 @json_option
-def list_cmd(config_file: str | None, as_json: bool) -> None:
-    """Every partner with its status and parties."""
-
-    async def work(service: Any, _config: Config) -> list[Partner]:
-        return list(await service.list_all())
-
-    found: list[Partner] = _run(config_file, work)
+def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
+    """Partners, the most recently added first, with their status and parties."""
+    page = run_reads(config_file, lambda r: r.partners(limit=limit, newest_first=True))
+    found: list[Partner] = page.items
     if as_json:
         print_json([partner_json(p) for p in found])
+        footer(len(found), page.total, as_json=True)
         return
     if not found:
         click.echo("no partners")
         return
+    now = datetime.now(UTC)
     table(
         ["NAME", "STATUS", "DIRECTION", "PARTIES", "VERSION", "ENDPOINTS", "UPDATED"],
         [
@@ -205,11 +209,12 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
                 p.parties,
                 p.version,
                 len(p.endpoints),
-                iso(p.updated_at),
+                when(p.updated_at, now),
             ]
             for p in found
         ],
     )
+    footer(len(found), page.total, as_json=False)
 
 
 @partners.command("show")
@@ -231,8 +236,9 @@ def show_cmd(name: str, config_file: str | None, as_json: bool) -> None:
     click.echo(f"  versions URL:   {p.versions_url or '-'}")
     click.echo(f"  version:        {p.version or '-'}")
     click.echo(f"  token encoding: {p.token_encoding.value}")
-    click.echo(f"  created:        {iso(p.created_at)}")
-    click.echo(f"  registered:     {iso(p.registered_at) or '-'}")
+    now = datetime.now(UTC)
+    click.echo(f"  created:        {when(p.created_at, now)}")
+    click.echo(f"  registered:     {when(p.registered_at, now)}")
     click.echo(f"roles ({len(p.roles)}):")
     for r in p.roles:
         business = r.business_details.get("name", "-")
@@ -244,9 +250,12 @@ def show_cmd(name: str, config_file: str | None, as_json: bool) -> None:
 
 @partners.command("remove")
 @click.argument("name")
+@yes_option
 @config_option
-def remove_cmd(name: str, config_file: str | None) -> None:
-    """Forget a partner; its tokens stop working at once (it is not told)."""
+def remove_cmd(name: str, yes: bool, config_file: str | None) -> None:
+    """Forget a partner; its tokens stop working at once (it is not told). Asks first
+    unless --yes."""
+    confirm(f"remove partner {name}", yes)
 
     async def work(service: Any, _config: Config) -> Partner:
         return await service.remove(name)  # type: ignore[no-any-return]
@@ -275,16 +284,11 @@ def outbox_json(e: Any) -> dict[str, Any]:
 @click.option("--partner", "partner_name", metavar="NAME", help="Only pushes to this partner.")
 @click.option("--failing", is_flag=True, help="Only pushes that failed at least once.")
 @click.option("--delivered", is_flag=True, help="The most recently delivered pushes instead.")
-@click.option(
-    "--limit",
-    type=click.IntRange(1, 10_000),
-    default=50,
-    show_default=True,
-    help="Most entries shown.",
-)
+@limit_option
 @click.option(
     "--drop", "drop_id", type=int, metavar="ID", help="Delete one undelivered push (give up)."
 )
+@yes_option
 @click.option("--retry-now", is_flag=True, help="Make every failing push due now.")
 @config_option
 @json_option
@@ -294,17 +298,20 @@ def outbox_cmd(
     delivered: bool,
     limit: int,
     drop_id: int | None,
+    yes: bool,
     retry_now: bool,
     config_file: str | None,
     as_json: bool,
 ) -> None:
-    """Pushes to partners waiting in the outbox: counts per partner, then the entries (id,
-    partner, module, method, URL, attempts, next attempt, last error)."""
+    """Pushes to partners waiting in the outbox: counts per partner, then the entries,
+    newest first (id, partner, module, method, URL, attempts, next attempt, last error).
+    --drop asks first unless --yes."""
     if drop_id is not None and retry_now:
         raise CliError("use --drop or --retry-now, not both")
     if failing and delivered:
         raise CliError("use --failing or --delivered, not both")
     if drop_id is not None:
+        confirm(f"drop push {drop_id} (it will not be sent)", yes)
         _outbox_drop(drop_id, config_file, as_json)
         return
     if retry_now:
@@ -313,7 +320,7 @@ def outbox_cmd(
 
     async def work(
         service: Any, _config: Config
-    ) -> tuple[dict[str, tuple[int, int]], list[Any], list[Any]]:
+    ) -> tuple[dict[str, tuple[int, int]], list[Any], int, list[Any]]:
         from csms.storage import ocpi_sessions, outbox
 
         partner_id = None if partner_name is None else (await service.get(partner_name)).id
@@ -325,13 +332,18 @@ def outbox_cmd(
                 failing_only=failing,
                 delivered_only=delivered,
                 limit=limit,
+                newest_first=True,
+            )
+            total = await outbox.count_listed(
+                conn, partner_id=partner_id, failing_only=failing, delivered_only=delivered
             )
             unrendered = await ocpi_sessions.failing(conn, limit)
         if partner_name is not None:
             counts = {partner_name: counts.get(partner_name, (0, 0))}
-        return counts, entries, unrendered
+        return counts, entries, total, unrendered
 
-    counts, entries, unrendered = _run(config_file, work)
+    counts, entries, total, unrendered = _run(config_file, work)
+    now = datetime.now(UTC)
     if as_json:
         print_json(
             {
@@ -352,6 +364,7 @@ def outbox_cmd(
                 ],
             }
         )
+        footer(len(entries), total, as_json=True)
         return
     if counts:
         for name, (pending, failing_) in sorted(counts.items()):
@@ -362,7 +375,7 @@ def outbox_cmd(
     for f in unrendered:
         click.echo(
             f"session {f.transaction_id} cannot be rendered ({f.attempts} attempts, next "
-            f"{iso(f.next_attempt_at)}): {f.last_error}"
+            f"{when(f.next_attempt_at, now)}): {f.last_error}"
         )
     if not entries:
         if delivered:
@@ -373,10 +386,19 @@ def outbox_cmd(
         table(
             ["ID", "PARTNER", "MODULE", "METHOD", "URL", "ATTEMPTS", "DELIVERED"],
             [
-                [e.id, e.partner_name, e.module, e.method, e.url, e.attempts, iso(e.delivered_at)]
+                [
+                    e.id,
+                    e.partner_name,
+                    e.module,
+                    e.method,
+                    e.url,
+                    e.attempts,
+                    when(e.delivered_at, now),
+                ]
                 for e in entries
             ],
         )
+        footer(len(entries), total, as_json=False)
         return
     table(
         ["ID", "PARTNER", "MODULE", "METHOD", "URL", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"],
@@ -388,12 +410,13 @@ def outbox_cmd(
                 e.method,
                 e.url,
                 e.attempts,
-                iso(e.next_attempt_at),
+                when(e.next_attempt_at, now),
                 e.last_error,
             ]
             for e in entries
         ],
     )
+    footer(len(entries), total, as_json=False)
 
 
 def _outbox_drop(entry_id: int, config_file: str | None, as_json: bool) -> None:
@@ -516,41 +539,40 @@ def partner_token_json(t: Any, partner_names: dict[int, str]) -> dict[str, Any]:
 
 @ocpi_tokens.command("list")
 @click.option("--party", "party_text", metavar="CC*PID", help="Only this party's tokens.")
+@limit_option
 @config_option
 @json_option
-def tokens_list_cmd(party_text: str | None, config_file: str | None, as_json: bool) -> None:
-    """Stored partner tokens: uid, type, party, contract id, whitelist, valid, updated."""
-    from csms.core.parties import parse_party
+def tokens_list_cmd(
+    party_text: str | None, limit: int, config_file: str | None, as_json: bool
+) -> None:
+    """Stored partner tokens, the most recently updated first: uid, type, party, contract
+    id, whitelist, valid, updated."""
+    from csms.core.parties import PARTY_FORMAT, parse_party
 
     party = None
     if party_text is not None:
         try:
             party = parse_party(party_text)
-        except ValueError as exc:
-            raise CliError(f"--party: {exc}") from None
+        except ValueError:
+            raise CliError(f"--party must be {PARTY_FORMAT}, not {party_text!r}") from None
 
-    async def work(service: Any, _config: Config) -> tuple[list[Any], dict[int, str]]:
+    async def work(service: Any, _config: Config) -> tuple[list[Any], int, dict[int, str]]:
         from csms.storage import ocpi_tokens
 
         names = {p.id: p.name for p in await service.list_all()}
-        found: list[Any] = []
         async with service.db.read() as conn:
-            while True:
-                page, total = await ocpi_tokens.page(
-                    conn, party=party, offset=len(found), limit=1000
-                )
-                found += page
-                if not page or len(found) >= total:
-                    break
-        return found, names
+            found, total = await ocpi_tokens.page(conn, party=party, limit=limit, newest_first=True)
+        return found, total, names
 
-    found, names = _run(config_file, work)
+    found, total, names = _run(config_file, work)
     if as_json:
         print_json([partner_token_json(t, names) for t in found])
+        footer(len(found), total, as_json=True)
         return
     if not found:
         click.echo("no partner tokens")
         return
+    now = datetime.now(UTC)
     table(
         ["UID", "TYPE", "PARTY", "CONTRACT", "WHITELIST", "VALID", "UPDATED", "PARTNER"],
         [
@@ -561,19 +583,22 @@ def tokens_list_cmd(party_text: str | None, config_file: str | None, as_json: bo
                 row["contract_id"],
                 row["whitelist"],
                 "yes" if row["valid"] else "no",
-                row["last_updated"],
+                when(row["last_updated"], now),
                 row["partner"],
             ]
             for row in (partner_token_json(t, names) for t in found)
         ],
     )
+    footer(len(found), total, as_json=False)
 
 
 @ocpi.command("parties")
+@limit_option
 @config_option
 @json_option
-def parties_cmd(config_file: str | None, as_json: bool) -> None:
-    """Parties the hubs report (hub client info): connection status per party and role."""
+def parties_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
+    """Parties the hubs report (hub client info), the most recently updated first:
+    connection status per party and role."""
 
     async def work(service: Any, _config: Config) -> tuple[list[Any], dict[int, str]]:
         from csms.storage import hub_parties
@@ -582,7 +607,9 @@ def parties_cmd(config_file: str | None, as_json: bool) -> None:
         async with service.db.read() as conn:
             return await hub_parties.list_all(conn), names
 
-    found, names = _run(config_file, work)
+    every, names = _run(config_file, work)
+    every.sort(key=lambda p: p.last_updated, reverse=True)  # stable: ties stay by party
+    found = every[:limit]
     rows = [
         {
             "country_code": p.country_code,
@@ -596,14 +623,24 @@ def parties_cmd(config_file: str | None, as_json: bool) -> None:
     ]
     if as_json:
         print_json(rows)
+        footer(len(found), len(every), as_json=True)
         return
     if not rows:
         click.echo("no parties reported by hubs")
         return
+    now = datetime.now(UTC)
     table(
         ["COUNTRY", "PARTY", "ROLE", "STATUS", "UPDATED", "HUB"],
         [
-            [r["country_code"], r["party_id"], r["role"], r["status"], r["last_updated"], r["hub"]]
+            [
+                r["country_code"],
+                r["party_id"],
+                r["role"],
+                r["status"],
+                when(r["last_updated"], now),
+                r["hub"],
+            ]
             for r in rows
         ],
     )
+    footer(len(found), len(every), as_json=False)

@@ -17,13 +17,15 @@ from csms.cli import api_client
 from csms.cli.common import (
     CliError,
     config_option,
+    exact,
     json_option,
     load,
+    parse_time,
     print_json,
-    run_db,
     table,
     when,
 )
+from csms.cli.listing import footer, limit_option
 from csms.views import command_record_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,12 +109,12 @@ def show(command: str, body: dict[str, Any]) -> None:
             click.echo(f"unknown: {', '.join(data['unknown'])}")
     if "periods" in data:
         click.echo(
-            f"schedule from {data.get('start') or '-'} for {data.get('duration_s')} s "
+            f"schedule from {when(data.get('start'))} for {data.get('duration_s')} s "
             f"(EVSE {data.get('evse_id')}, unit {data.get('unit')})"
         )
         table(
             ["FROM_S", "LIMIT", "PHASES"],
-            [[p.get("start_s"), p.get("limit"), p.get("phases")] for p in data["periods"]],
+            [[p.get("start_s"), exact(p.get("limit")), p.get("phases")] for p in data["periods"]],
         )
     if "list_version" in data and "csms_list_version" in data:
         ours = data["csms_list_version"]
@@ -209,7 +211,14 @@ def config_set(cp_id: str, key: str, value: str, **live: Any) -> None:
 @click.option("--evse", type=click.IntRange(0))
 @live_options
 def trigger(cp_id: str, message: str, evse: int | None, **live: Any) -> None:
-    """TriggerMessage (BootNotification, Heartbeat, StatusNotification, MeterValues, ...)."""
+    """TriggerMessage (BootNotification, Heartbeat, StatusNotification, MeterValues, ...;
+    either version's name)."""
+    from csms.core.commands import CommandRefused, check_trigger
+
+    try:
+        check_trigger(message)
+    except CommandRefused as exc:
+        raise CliError(str(exc)) from None
     send(cp_id, "trigger", {"message": message, "evse": evse}, **live)
 
 
@@ -242,6 +251,8 @@ def data_transfer(
 @live_options
 def reserve(cp_id: str, tag: str, expires: str, evse: int | None, **live: Any) -> None:
     """ReserveNow: hold an EVSE for a tag until EXPIRES."""
+    if parse_time(expires, "--expires") <= datetime.now(UTC):
+        raise CliError(f"--expires {expires} is in the past")
     send(cp_id, "reserve", {"tag": tag, "expires": expires, "evse": evse}, **live)
 
 
@@ -280,6 +291,8 @@ def local_list(cp_id: str, action: str, mode: str, **live: Any) -> None:
 @live_options
 def firmware(cp_id: str, location: str, retrieve: str | None, **live: Any) -> None:
     """UpdateFirmware; progress shows in `csms chargers show`."""
+    if retrieve is not None:
+        parse_time(retrieve, "--retrieve")
     send(cp_id, "firmware", {"location": location, "retrieve": retrieve}, **live)
 
 
@@ -362,20 +375,18 @@ def commands() -> None:
 
 @commands.command("list")
 @click.option("--charger", "charger_id", help="Only this charger's commands.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@limit_option
 @config_option
 @json_option
 def list_cmd(charger_id: str | None, limit: int, config_file: str | None, as_json: bool) -> None:
     """Newest first: who sent what, and what the charger answered."""
-    from csms.storage import commands as command_repo
+    from csms.cli.listing import run_reads
 
-    async def work(db: Any) -> Any:
-        async with db.read() as conn:
-            return await command_repo.recent(conn, cp_id=charger_id, limit=limit)
-
-    records = run_db(config_file, work)
+    page = run_reads(config_file, lambda r: r.audit(cp_id=charger_id, limit=limit))
+    records = page.items
     if as_json:
         print_json([command_record_json(r) for r in records])
+        footer(len(records), page.total, as_json=True)
         return
     if not records:
         click.echo("no commands")
@@ -396,3 +407,47 @@ def list_cmd(charger_id: str | None, limit: int, config_file: str | None, as_jso
             for r in records
         ],
     )
+    footer(len(records), page.total, as_json=False)
+
+
+@commands.command("show")
+@click.argument("entry_id", metavar="ID")
+@config_option
+@json_option
+def show_cmd(entry_id: str, config_file: str | None, as_json: bool) -> None:
+    """One audit log entry: the parameters sent and the charger's whole answer."""
+    from csms.cli.listing import run_reads
+
+    if not (entry_id.isascii() and entry_id.isdigit()) or len(entry_id) > 18:
+        raise CliError(
+            f"no audit log entry {entry_id!r}: entry ids are whole numbers "
+            "(see `csms commands list`)"
+        )
+    record = run_reads(config_file, lambda r: r.audit_entry(int(entry_id)))
+    data = command_record_json(record)
+    if as_json:
+        print_json(data)
+        return
+    now = datetime.now(UTC)
+    pairs = [
+        ("entry", str(record.id)),
+        ("charger", record.charge_point_id),
+        ("command", record.command + (f" ({record.action})" if record.action else "")),
+        ("asked by", record.source + (f":{record.requested_by}" if record.requested_by else "")),
+        ("asked", when(record.created_at, now)),
+        ("finished", when(record.finished_at, now)),
+        ("outcome", record.outcome or "pending"),
+        ("status", record.status or "-"),
+        ("message", record.message or "-"),
+        ("parameters", _compact(record.params)),
+        ("answer", _compact(record.answer)),
+    ]
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+def _compact(value: Any) -> str:
+    import orjson
+
+    return "-" if value is None else orjson.dumps(value).decode()

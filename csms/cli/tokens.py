@@ -1,5 +1,5 @@
-"""`csms tokens`: add, list, show, block, unblock and import id tokens (RFID cards); list the
-uids two owners claim (`conflicts`).
+"""`csms tokens`: add, list, show, set, block, unblock, remove and import id tokens (RFID
+cards); list the uids two owners claim (`conflicts`).
 
 Argument parsing and printing over csms.services.staff.
 """
@@ -7,13 +7,25 @@ Argument parsing and printing over csms.services.staff.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from csms.cli.chargers import _run
-from csms.cli.common import CliError, config_option, iso, json_option, parse_time, print_json, table
+from csms.cli.common import (
+    CliError,
+    config_option,
+    iso,
+    json_option,
+    parse_time,
+    print_json,
+    table,
+    when,
+)
+from csms.cli.confirm import confirm, yes_option
+from csms.cli.listing import footer, limit_option, run_reads
 from csms.core.authorization import Token, TokenStatus, limit_text
 from csms.core.errors import InvalidInput
 from csms.core.ids import token_key
@@ -27,7 +39,12 @@ from csms.services.staff import (
 from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.views import token_json
 
+if TYPE_CHECKING:
+    from csms.services.reads import ReadService
+    from csms.storage.paging import Page
+
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def conflict_json(c: TokenConflict) -> dict[str, Any]:
@@ -58,6 +75,15 @@ def _max_concurrent_option(default: str | None) -> Callable[[F], F]:
         help="How many transactions it may hold at once (a fleet or free-vend card: "
         "unlimited). More get ConcurrentTx.",
     )
+
+
+def _option(name: str, parse: Callable[[str], T], text: str | None) -> T:
+    """An option's value parsed, or one line naming the option: `--status must be one of
+    Accepted, Blocked, Expired or Invalid, not 'Foo'`."""
+    try:
+        return parse(text or "")
+    except InvalidInput as exc:
+        raise CliError(f"{name} {exc}") from None
 
 
 @click.group()
@@ -98,12 +124,9 @@ def add_cmd(
 ) -> None:
     """Add a token. Sessions of a token another party owns (--owner) are that party's:
     partners of that party see them over OCPI; sessions of our own tokens stay ours."""
-    try:
-        status = token_status(status_text)
-        origin = token_owner(owner)
-        limit = token_limit(max_concurrent)
-    except InvalidInput as exc:
-        raise CliError(str(exc)) from None
+    status = _option("--status", token_status, status_text)
+    origin = _option("--owner", token_owner, owner)
+    limit = _option("--max-concurrent", token_limit, max_concurrent)
     token = Token(
         uid=uid,
         status=status,
@@ -121,32 +144,36 @@ def add_cmd(
 
 
 @tokens.command("list")
+@limit_option
 @config_option
 @json_option
-def list_cmd(config_file: str | None, as_json: bool) -> None:
-    """All tokens. ALSO CLAIMED BY: parties whose own token claims the same uid (not used
-    at our chargers; see `csms tokens conflicts`)."""
+def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
+    """Tokens, the most recently added first. ALSO CLAIMED BY: parties whose own token
+    claims the same uid (not used at our chargers; see `csms tokens conflicts`)."""
 
-    async def work(s: StaffService) -> tuple[list[Token], list[TokenConflict]]:
-        return await s.tokens(), await s.token_conflicts()
+    async def work(r: ReadService) -> tuple[Page[Token], list[TokenConflict]]:
+        return await r.tokens(limit=limit, newest_first=True), await r.token_conflicts()
 
-    found, conflicts = _run(config_file, work)
+    page, conflicts = run_reads(config_file, work)
+    found = page.items
     claims = _claims_by_key(conflicts)
     if as_json:
         print_json(
             [token_json(t, (c.claimed_by for c in claims.get(token_key(t.uid), []))) for t in found]
         )
+        footer(len(found), page.total, as_json=True)
         return
     if not found:
         click.echo("no tokens")
         return
+    now = datetime.now(UTC)
     table(
         ["UID", "STATUS", "EXPIRES", "PARENT", "TYPE", "ORIGIN", "MAX TX", "ALSO CLAIMED BY"],
         [
             [
                 t.uid,
                 t.status.value,
-                iso(t.expires_at),
+                when(t.expires_at, now) if t.expires_at else None,
                 t.parent_uid,
                 t.type,
                 t.origin,
@@ -156,6 +183,7 @@ def list_cmd(config_file: str | None, as_json: bool) -> None:
             for t in found
         ],
     )
+    footer(len(found), page.total, as_json=False)
 
 
 @tokens.command("conflicts")
@@ -174,10 +202,11 @@ def conflicts_cmd(uid: str | None, config_file: str | None, as_json: bool) -> No
     if not found:
         click.echo("no token conflicts" if uid is None else f"no conflicts for token {uid}")
         return
+    now = datetime.now(UTC)
     table(
         ["UID", "TYPE", "HELD BY", "CLAIMED BY", "PARTNER", "RECEIVED"],
         [
-            [c.uid, c.token_type, c.held_by, c.claimed_by, c.partner, iso(c.received_at)]
+            [c.uid, c.token_type, c.held_by, c.claimed_by, c.partner, when(c.received_at, now)]
             for c in found
         ],
     )
@@ -197,15 +226,16 @@ def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
     if as_json:
         print_json(token_json(t, (c.claimed_by for c in claims)))
         return
+    now = datetime.now(UTC)
     rows = [
         ("uid", t.uid),
         ("status", t.status.value),
         ("type", t.type),
-        ("expires", iso(t.expires_at) or "-"),
+        ("expires", when(t.expires_at, now) if t.expires_at else "never"),
         ("parent", t.parent_uid or "-"),
         ("owner", "us (local)" if t.origin == "local" else t.origin),
         ("max concurrent", limit_text(t.max_concurrent)),
-        ("updated", iso(t.updated_at) or "-"),
+        ("updated", when(t.updated_at, now)),
     ]
     for c in claims:
         by = f"{c.claimed_by} ({c.token_type}" + (f", partner {c.partner})" if c.partner else ")")
@@ -245,15 +275,12 @@ def set_cmd(
     if parent is not None and no_parent:
         raise CliError("give --parent or --no-parent, not both")
     changes: dict[str, Any] = {}
-    try:
-        if status_text is not None:
-            changes["status"] = token_status(status_text)
-        if owner is not None:
-            changes["origin"] = token_owner(owner)
-        if max_concurrent is not None:
-            changes["max_concurrent"] = token_limit(max_concurrent)
-    except InvalidInput as exc:
-        raise CliError(str(exc)) from None
+    if status_text is not None:
+        changes["status"] = _option("--status", token_status, status_text)
+    if owner is not None:
+        changes["origin"] = _option("--owner", token_owner, owner)
+    if max_concurrent is not None:
+        changes["max_concurrent"] = _option("--max-concurrent", token_limit, max_concurrent)
     if expires is not None or no_expiry:
         changes["expires_at"] = None if no_expiry else parse_time(expires or "", "--expires")
     if parent is not None or no_parent:
@@ -306,6 +333,18 @@ def unblock_cmd(uid: str, config_file: str | None) -> None:
     """Accept a blocked token again."""
     _run(config_file, lambda s: s.set_token_status(uid, TokenStatus.ACCEPTED))
     click.echo(f"token {uid} unblocked")
+
+
+@tokens.command("remove")
+@click.argument("uid")
+@yes_option
+@config_option
+def remove_cmd(uid: str, yes: bool, config_file: str | None) -> None:
+    """Forget a token: it is unknown from now on (its transactions keep its uid); asks
+    first unless --yes. To refuse it but keep it, `csms tokens block`."""
+    confirm(f"remove token {uid}", yes)
+    _run(config_file, lambda s: s.remove_token(uid))
+    click.echo(f"token {uid} removed")
 
 
 @tokens.command("import")

@@ -16,14 +16,16 @@ from csms.cli.common import (
     CliError,
     config_option,
     duration,
-    iso,
+    exact,
     json_option,
     kwh,
     print_json,
     table,
+    when,
 )
+from csms.cli.listing import footer, limit_option, run_reads
 from csms.core.transactions import Transaction
-from csms.services.staff import TransactionDetail
+from csms.services.reads import PricedTransaction
 from csms.views import transaction_detail_json, transaction_json, unmatched_json
 
 
@@ -51,19 +53,24 @@ def transactions() -> None:
 @transactions.command("list")
 @click.option("--active", is_flag=True, help="Only transactions still running.")
 @click.option("--charger", "charger_id", help="Only this charger's transactions.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@limit_option
 @config_option
 @json_option
 def list_cmd(
     active: bool, charger_id: str | None, limit: int, config_file: str | None, as_json: bool
 ) -> None:
-    """Newest transactions first."""
-    found = _run(
-        config_file, lambda s: s.transactions(active_only=active, cp_id=charger_id, limit=limit)
+    """Transactions, the most recently started first."""
+    from csms.core.transactions import TransactionState
+
+    state = TransactionState.ACTIVE if active else None
+    page = run_reads(
+        config_file, lambda r: r.transactions(cp_id=charger_id, state=state, limit=limit)
     )
+    found = page.items
     now = datetime.now(UTC)
     if as_json:
         print_json([transaction_json(t, now) for t in found])
+        footer(len(found), page.total, as_json=True)
         return
     if not found:
         click.echo("no transactions")
@@ -80,7 +87,7 @@ def list_cmd(
                 t.evse_id,
                 t.id_tag,
                 t.state.value,
-                iso(t.start_at),
+                when(t.start_at, now),
                 duration((end - t.start_at).total_seconds()),
                 kwh(energy),
                 t.stop_reason,
@@ -105,24 +112,31 @@ def list_cmd(
         ],
         rows,
     )
+    footer(len(found), page.total, as_json=False)
+
+
+def transaction_number(text: str) -> int:
+    """A transaction id from the command line: a whole number, or one line saying so."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise CliError(
+            f"no transaction {text!r}: transaction ids are whole numbers "
+            "(see `csms transactions list`)"
+        )
+    return int(text)
 
 
 @transactions.command("show")
-@click.argument("transaction_id", type=int)
+@click.argument("transaction_id")
 @config_option
 @json_option
-def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> None:
-    """One transaction with its meter values."""
-    detail: TransactionDetail = _run(config_file, lambda s: s.transaction(transaction_id))
+def show_cmd(transaction_id: str, config_file: str | None, as_json: bool) -> None:
+    """One transaction with its cost, its events and its meter values."""
+    number = transaction_number(transaction_id)
+    # Its cost is computed as the API computes it; what keeps it from being computed (a
+    # broken tariff ...) is said and does not hide the rest.
+    found: PricedTransaction = run_reads(config_file, lambda r: r.transaction(number))
+    detail, now, priced, cost_error = found.detail, found.now, found.priced, found.cost_error
     t = detail.transaction
-    now = datetime.now(UTC)
-    priced: Any = None
-    cost_error: str | None = None
-    try:
-        priced = _billing(config_file, lambda s: s.price(transaction_id, now))
-    except CliError as exc:
-        # What keeps its CDR from being built (a broken tariff ...) must not hide the rest.
-        cost_error = str(exc)
     if as_json:
         print_json(transaction_detail_json(detail, now, priced, cost_error))
         return
@@ -135,8 +149,8 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         ),
         ("charger", f"{t.charge_point_id} (OCPP {t.ocpp_version}), EVSE {t.evse_id}"),
         ("id tag", f"{t.id_tag} ({t.auth_status})" if t.id_tag else "-"),
-        ("started", iso(t.start_at)),
-        ("stopped", iso(t.stop_at) if t.stop_at else "-"),
+        ("started", when(t.start_at, now)),
+        ("stopped", when(t.stop_at, now) if t.stop_at else "-"),
         ("duration", duration(data["duration_s"])),
         ("meter start", f"{t.meter_start_wh} Wh" if t.meter_start_wh is not None else "-"),
         ("meter stop", f"{t.meter_stop_wh} Wh" if t.meter_stop_wh is not None else "-"),
@@ -150,7 +164,7 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
         ("billing", billing_text(t) or ("running" if t.active else "-")),
     ]
     if t.billing_retry_at is not None and t.billing == "pending":
-        pairs.append(("next attempt", iso(t.billing_retry_at)))
+        pairs.append(("next attempt", when(t.billing_retry_at, now)))
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         click.echo(f"{key.ljust(width)}  {value}")
@@ -163,7 +177,7 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
                     e.seq_no,
                     e.event_type,
                     e.trigger_reason,
-                    iso(e.timestamp),
+                    when(e.timestamp, now),
                     "yes" if e.offline else "",
                 ]
                 for e in detail.events
@@ -175,10 +189,10 @@ def show_cmd(transaction_id: int, config_file: str | None, as_json: bool) -> Non
             ["AT", "MEASURAND", "PHASE", "VALUE", "UNIT", "CONTEXT"],
             [
                 [
-                    iso(s.timestamp),
+                    when(s.timestamp, now),
                     s.measurand,
                     s.phase,
-                    s.raw_value if s.value is None else f"{s.value:g}",
+                    s.raw_value if s.value is None else exact(s.value),
                     s.unit,
                     s.context,
                 ]
@@ -234,21 +248,27 @@ def resolve_cmd(
 
 @transactions.command("unmatched")
 @click.option("--charger", "charger_id", help="Only this charger's messages.")
+@limit_option
 @config_option
 @json_option
-def unmatched_cmd(charger_id: str | None, config_file: str | None, as_json: bool) -> None:
-    """Stop/meter messages that named a transaction the CSMS does not know."""
-    found = _run(config_file, lambda s: s.unmatched(charger_id))
+def unmatched_cmd(
+    charger_id: str | None, limit: int, config_file: str | None, as_json: bool
+) -> None:
+    """Stop/meter messages that named a transaction the CSMS does not know, newest first."""
+    found, total = _run(config_file, lambda s: s.unmatched_page(charger_id, limit))
     if as_json:
         print_json([unmatched_json(u) for u in found])
+        footer(len(found), total, as_json=True)
         return
     if not found:
         click.echo("no unmatched messages")
         return
+    now = datetime.now(UTC)
     table(
         ["AT", "CHARGER", "ACTION", "TRANSACTION"],
         [
-            [iso(u["received_at"]), u["charge_point_id"], u["action"], u["transaction_id"]]
+            [when(u["received_at"], now), u["charge_point_id"], u["action"], u["transaction_id"]]
             for u in found
         ],
     )
+    footer(len(found), total, as_json=False)

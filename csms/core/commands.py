@@ -173,6 +173,20 @@ _TRIGGER_ALIASES = {
 }
 
 
+# What TriggerMessage may ask for of a charger of either version.
+TRIGGERS = TRIGGERS_V16 | TRIGGERS_V201
+
+
+def check_trigger(requested: str) -> None:
+    """Refuse, naming the choices, a message no charger of either version can be asked
+    for (the charger's own version is checked once it is known, by trigger_name)."""
+    if requested.lower() not in {n.lower() for n in TRIGGERS}:
+        raise CommandRefused(
+            f"{requested!r} is not a message TriggerMessage can ask for; choose one of: "
+            f"{', '.join(sorted(TRIGGERS))}"
+        )
+
+
 def trigger_name(requested: str, version: str) -> str:
     """The TriggerMessage name for a charger of `version` (case-insensitive; the other
     version's name for the same message is accepted)."""

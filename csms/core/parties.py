@@ -38,15 +38,19 @@ class Party:
         return f"{self.country_code}*{self.party_id}"
 
 
+# How a party is written, for messages.
+PARTY_FORMAT = (
+    "COUNTRY*PARTY, a 2-letter country code and a 3-character party id (letters and digits), "
+    "e.g. NL*EMS"
+)
+
+
 def parse_party(text: str) -> Party:
     """`NL*EMS` (any case) as a Party; ValueError says what is wrong."""
     country, star, party = text.strip().partition("*")
     country, party = country.strip().upper(), party.strip().upper()
     if not star or not _COUNTRY.match(country) or not _PARTY.match(party):
-        raise ValueError(
-            f"owner must be COUNTRY*PARTY, a 2-letter country code and a 3-character party "
-            f"id (letters and digits), e.g. NL*EMS, not {text!r}"
-        )
+        raise ValueError(f"owner must be {PARTY_FORMAT}, not {text!r}")
     return Party(country, party)
 
 

@@ -55,6 +55,7 @@ from csms.core.commands import (
     Unlock,
     UpdateFirmware,
     VariableKey,
+    check_trigger,
     trigger_name,
 )
 from csms.core.ids import token_key
@@ -409,6 +410,97 @@ PARAMETERS: dict[CommandName, dict[str, Param]] = {
 _ALLOWED = {name: frozenset(params) for name, params in PARAMETERS.items()}
 
 
+def check_params(name: CommandName, raw: Mapping[str, Any], now: datetime) -> None:
+    """What can be checked of a command's parameters without the charger: names, types,
+    ranges and choices (a TriggerMessage either version can send, ...). CommandRefused says
+    what is wrong and, where there are choices, names them. What depends on the charger
+    (its OCPP version's limits, its transactions and reservations) is checked once it is
+    known."""
+    p = Params(raw, _ALLOWED[name])
+    match name:
+        case CommandName.START:
+            p.required_text("tag", 36)
+            p.integer("evse", minimum=1)
+        case CommandName.STOP:
+            p.required_integer("transaction", 1)
+        case CommandName.RESET:
+            p.flag("hard")
+        case CommandName.UNLOCK:
+            p.required_integer("evse", 1)
+        case CommandName.AVAILABILITY:
+            p.choice("state", ("operative", "inoperative"))
+            p.integer("evse")
+        case CommandName.CONFIG_GET:
+            p.texts("keys")
+        case CommandName.CONFIG_SET:
+            p.required_text("key", 500)
+            CommandService._raw_value(p)
+        case CommandName.TRIGGER:
+            check_trigger(p.required_text("message", 64))
+            p.integer("evse")
+        case CommandName.DATA_TRANSFER:
+            p.required_text("vendor", 255)
+            p.text("message_id", max_len=50)
+            p.text("data", max_len=100_000)
+        case CommandName.RESERVE:
+            p.required_text("tag", 36)
+            expires = p.time("expires", required=True)
+            p.integer("evse", minimum=1)
+            if expires is not None and expires <= now:
+                raise CommandRefused(f"expires {format_timestamp(expires)} is in the past")
+        case CommandName.CANCEL_RESERVATION:
+            p.required_integer("reservation", 1)
+        case CommandName.LOCAL_LIST_SEND:
+            p.choice("mode", ("full", "differential"), default="full")
+        case CommandName.FIRMWARE:
+            p.required_text("location", 512)
+            p.time("retrieve")
+        case CommandName.DIAGNOSTICS:
+            p.required_text("location", 512)
+        case CommandName.PROFILE_SET:
+            _check_profile(p)
+        case CommandName.PROFILE_CLEAR:
+            profile_id = p.integer("id", minimum=1)
+            if p.integer("transaction", minimum=1) is not None and profile_id is not None:
+                raise CommandRefused("give either a profile id or a transaction, not both")
+        case CommandName.PROFILE_COMPOSITE:
+            p.required_integer("evse")
+            p.required_integer("duration", 1)
+            if p.text("unit"):
+                p.choice("unit", ("W", "A"))
+        case CommandName.CLEAR_CACHE | CommandName.LOCAL_LIST_VERSION:
+            pass
+
+
+def _check_profile(p: Params) -> None:
+    """SetChargingProfile's parameters and how they combine (see _prepare_profile)."""
+    evse = p.required_integer("evse")
+    periods = p.periods("periods")
+    if periods and p._raw.get("limit") is not None:
+        raise CommandRefused("give either a limit or periods, not both")
+    if not periods:
+        p.number("limit")
+    p.choice("unit", ("W", "A"))
+    purpose = ProfilePurpose.parse(p.text("purpose") or ProfilePurpose.TX_DEFAULT.value)
+    p.integer("stack")
+    p.integer("duration", minimum=1)
+    start = p.time("start")
+    relative = p.flag("relative")
+    p.rate("min_rate")
+    wanted_tx = p.integer("transaction", minimum=1)
+    if purpose is ProfilePurpose.CHARGER_MAX and evse != 0:
+        raise CommandRefused("a ChargePointMaxProfile applies to the whole charger: --evse 0")
+    if relative and (start is not None or purpose is ProfilePurpose.CHARGER_MAX):
+        raise CommandRefused(
+            "a relative schedule counts from the start of charging: no start, and a "
+            "TxProfile or TxDefaultProfile"
+        )
+    if wanted_tx is not None and purpose is not ProfilePurpose.TX:
+        raise CommandRefused("only a TxProfile is for a transaction")
+    if purpose is ProfilePurpose.TX and evse == 0:
+        raise CommandRefused("a TxProfile needs the EVSE of a running transaction")
+
+
 class CommandService:
     """Sends commands to chargers connected to this process and records each one."""
 
@@ -450,6 +542,11 @@ class CommandService:
         params = dict(params)
         entry_id = await self._open_entry(cp_id, name, params, requester)
         wait = min(timeout or self.default_timeout, MAX_TIMEOUT_S)
+        try:
+            # Bad parameters are said as such, whether or not the charger is connected.
+            check_params(name, params, self._clock())
+        except CommandRefused as exc:
+            return await self._finish(entry_id, cp_id, name, None, Outcome.INVALID, None, str(exc))
         channel = self._channels(cp_id)
         action: str | None = None
         prepared: _Prepared | None = None

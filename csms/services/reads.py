@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,8 +48,11 @@ from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database
+from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.storage.paging import Page
 from csms.storage.tariffs import Assignment, StoredTariff
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class NotFound(CsmsError):
@@ -90,6 +93,7 @@ class ReadService:
         status: ConnectorStatus | None = None,
         after: str | None = None,
         limit: int,
+        newest_first: bool = False,
     ) -> Page[ChargerOverview]:
         async with self._db.read() as conn:
             page = await cp_repo.browse(
@@ -100,6 +104,7 @@ class ReadService:
                 status=status,
                 after=after,
                 limit=limit,
+                newest_first=newest_first,
             )
             connectors = await cp_repo.connectors_of(conn, [cp.id for cp in page.items])
         by_cp: dict[str, list[ConnectorState]] = {}
@@ -198,6 +203,7 @@ class ReadService:
         partner: str | None = None,
         after: str | None = None,
         limit: int,
+        newest_first: bool = False,
     ) -> Page[Token]:
         """`owner`: an origin as stored (`local`, `NL*EMS`); `partner`: tokens owned by one
         of the parties that partner registered (both given: tokens matching both)."""
@@ -207,8 +213,17 @@ class ReadService:
                 theirs = [str(p) for p in await _parties(conn, partner)]
                 origins = theirs if origins is None else [o for o in origins if o in theirs]
             return await token_repo.browse(
-                conn, status=status, origins=origins, after=after, limit=limit
+                conn,
+                status=status,
+                origins=origins,
+                after=after,
+                limit=limit,
+                newest_first=newest_first,
             )
+
+    async def token_conflicts(self, uid: str | None = None) -> list[TokenConflict]:
+        """Partner tokens whose uid another owner holds (of one uid)."""
+        return await self._staff.token_conflicts(uid)
 
     async def token(self, uid: str) -> Token:
         try:
@@ -225,10 +240,16 @@ class ReadService:
         country: str | None = None,
         after: str | None = None,
         limit: int,
+        newest_first: bool = False,
     ) -> Page[tuple[Location, list[str]]]:
         async with self._db.read() as conn:
             page = await location_repo.browse(
-                conn, published=published, country=country, after=after, limit=limit
+                conn,
+                published=published,
+                country=country,
+                after=after,
+                limit=limit,
+                newest_first=newest_first,
             )
             chargers = await location_repo.chargers_at_many(conn, [loc.id for loc in page.items])
         items = [(loc, chargers[loc.id]) for loc in page.items]
@@ -243,10 +264,17 @@ class ReadService:
     # --- tariffs -----------------------------------------------------------------------------
 
     async def tariffs(
-        self, *, currency: str | None = None, after: str | None = None, limit: int
+        self,
+        *,
+        currency: str | None = None,
+        after: str | None = None,
+        limit: int,
+        newest_first: bool = False,
     ) -> Page[tuple[StoredTariff, list[Assignment]]]:
         async with self._db.read() as conn:
-            page = await tariff_repo.browse(conn, currency=currency, after=after, limit=limit)
+            page = await tariff_repo.browse(
+                conn, currency=currency, after=after, limit=limit, newest_first=newest_first
+            )
             assigned = await tariff_repo.assignments(conn) if page.items else []
         items = [(t, [a for a in assigned if a.tariff_id == t.id]) for t in page.items]
         return Page(items, page.total, page.next_key)
@@ -261,12 +289,21 @@ class ReadService:
     # --- OCPI partners -----------------------------------------------------------------------
 
     async def partners(
-        self, *, status: PartnerStatus | None = None, after: str | None = None, limit: int
+        self,
+        *,
+        status: PartnerStatus | None = None,
+        after: str | None = None,
+        limit: int,
+        newest_first: bool = False,
     ) -> Page[Partner]:
-        """By name. Partners are few: filtered and cut here rather than in SQL."""
+        """By name (or, `newest_first`, the most recently added first: one page). Partners
+        are few: filtered and cut here rather than in SQL."""
         async with self._db.read() as conn:
             found = await partner_repo.list_all(conn)
         matching = [p for p in found if status is None or p.status == status]
+        if newest_first:
+            matching.sort(key=lambda p: (p.created_at or _EPOCH, p.name), reverse=True)
+            return Page(matching[:limit], len(matching), None)
         rest = [p for p in matching if after is None or p.name > after]
         items = rest[:limit]
         next_key = items[-1].name if len(rest) > limit else None

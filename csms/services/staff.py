@@ -19,7 +19,7 @@ from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
 from csms.core.ids import charger_id_problem
 from csms.core.metering import Sample
-from csms.core.parties import LOCAL, check_origin
+from csms.core.parties import LOCAL, PARTY_FORMAT, check_origin
 from csms.core.passwords import hash_password
 from csms.core.reservations import Reservation
 from csms.core.transactions import Transaction
@@ -243,6 +243,15 @@ class StaffService:
 
         await self._db.write(unit)
 
+    async def remove_token(self, uid: str) -> None:
+        """Forget a token: it is unknown from now on (its transactions keep its uid)."""
+
+        async def unit(w: WriteTx) -> None:
+            if not await token_repo.remove(await w.connection(), uid):
+                raise UnknownToken(f"no token {uid}")
+
+        await self._db.write(unit)
+
     async def tokens(self) -> list[Token]:
         async with self._db.read() as conn:
             return await token_repo.list_all(conn)
@@ -310,6 +319,14 @@ class StaffService:
         async with self._db.read() as conn:
             return await tx_repo.list_unmatched(conn, cp_id, limit)
 
+    async def unmatched_page(
+        self, cp_id: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The newest unmatched messages and how many there are in all."""
+        async with self._db.read() as conn:
+            found = await tx_repo.list_unmatched(conn, cp_id, limit)
+            return found, await tx_repo.count_unmatched(conn, cp_id)
+
 
 def _hash(password: str | None) -> str | None:
     if password is None:
@@ -350,8 +367,8 @@ def token_owner(text: str | None) -> str:
         return LOCAL
     try:
         return check_origin(text)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+    except ValueError:
+        raise InvalidInput(f"must be {PARTY_FORMAT} (or local), not {text!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +408,10 @@ def parse_tokens_csv(text: str) -> TokenFile:
             raise InvalidInput(f"line {line}: uid {uid} appears twice")
         seen.add(uid.upper())
         status_text = (row.get("status") or "Accepted").strip() or "Accepted"
-        status = _status(status_text, f"line {line}")
+        try:
+            status = token_status(status_text)
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {line}: status {exc}") from None
         expires_text = (row.get("expires") or "").strip()
         expires = None
         if expires_text:
@@ -403,9 +423,12 @@ def parse_tokens_csv(text: str) -> TokenFile:
                 ) from None
         try:
             origin = token_owner(row.get("owner"))
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {line}: owner {exc}") from None
+        try:
             limit = token_limit((row.get("max_concurrent") or "").strip() or "1")
         except InvalidInput as exc:
-            raise InvalidInput(f"line {line}: {exc}") from None
+            raise InvalidInput(f"line {line}: max_concurrent {exc}") from None
         token = Token(
             uid=uid,
             status=status,
@@ -423,21 +446,22 @@ def parse_tokens_csv(text: str) -> TokenFile:
     return TokenFile(tokens, "max_concurrent" in fields)
 
 
+# The token_* parsers below refuse with a message that names no field ("must be ..."):
+# the caller puts the option or column it came from in front.
+
+
 def token_limit(text: str) -> int | None:
     """A token's limit of concurrent transactions from `N` or `unlimited` (None)."""
     try:
         return parse_limit(text)
     except ValueError as exc:
-        raise InvalidInput(f"max_concurrent {exc}") from None
-
-
-def _status(text: str, where: str) -> TokenStatus:
-    for status in TokenStatus:
-        if status.value.lower() == text.lower():
-            return status
-    choices = ", ".join(s.value for s in TokenStatus)
-    raise InvalidInput(f"{where}: status must be one of {choices}, not {text!r}")
+        raise InvalidInput(str(exc)) from None
 
 
 def token_status(text: str) -> TokenStatus:
-    return _status(text, "status")
+    """A token status in any case: `blocked` is Blocked."""
+    for status in TokenStatus:
+        if status.value.lower() == text.strip().lower():
+            return status
+    *first, last = (s.value for s in TokenStatus)
+    raise InvalidInput(f"must be one of {', '.join(first)} or {last}, not {text!r}")

@@ -27,7 +27,7 @@ from csms.storage.models import (
     ConnectorRow,
     StatusHistoryRow,
 )
-from csms.storage.paging import Page, keyset_page
+from csms.storage.paging import Page, keyset_page, newest_page
 
 _cp = cast(Table, ChargePointRow.__table__)
 _conn = cast(Table, ConnectorRow.__table__)
@@ -474,6 +474,7 @@ async def browse(
     status: ConnectorStatus | None = None,
     after: str | None = None,
     limit: int,
+    newest_first: bool = False,
 ) -> Page[ChargePoint]:
     """A page of charge points by id for staff; `status`: one of its connectors (or the
     charger itself, EVSE 0) has it."""
@@ -489,6 +490,17 @@ async def browse(
             select(_conn.c.charge_point_id)
             .where(_conn.c.charge_point_id == _cp.c.id, _conn.c.status == status.value)
             .exists()
+        )
+    if newest_first:  # the CLI: the most recently added first
+        return await newest_page(
+            conn,
+            select(_cp),
+            _cp,
+            conditions,
+            _cp.c.created_at,
+            _cp.c.id,
+            limit=limit,
+            convert=_to_charge_point,
         )
     return await keyset_page(
         conn,

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from csms.core.locations import ConnectorSpec, Location
 from csms.storage.models import ChargerLocationRow, EvseLinkRow, LocationRow
-from csms.storage.paging import Page, keyset_page
+from csms.storage.paging import Page, keyset_page, newest_page
 
 _loc = cast(Table, LocationRow.__table__)
 _link = cast(Table, ChargerLocationRow.__table__)
@@ -386,6 +386,7 @@ async def browse(
     country: str | None = None,
     after: str | None = None,
     limit: int,
+    newest_first: bool = False,
 ) -> Page[Location]:
     """A page of locations for staff, by id; `country`: ISO 3166-1 alpha-3."""
     conditions = []
@@ -393,6 +394,17 @@ async def browse(
         conditions.append(_loc.c.publish == published)
     if country is not None:
         conditions.append(_loc.c.country == country)
+    if newest_first:  # the CLI: the most recently added first
+        return await newest_page(
+            conn,
+            select(_loc),
+            _loc,
+            conditions,
+            _loc.c.created_at,
+            _loc.c.id,
+            limit=limit,
+            convert=_to_location,
+        )
     return await keyset_page(
         conn,
         select(_loc),

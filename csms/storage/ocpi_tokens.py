@@ -159,14 +159,19 @@ async def _mirror(conn: AsyncConnection, token: PartnerToken, now: datetime) -> 
     return True
 
 
+_PAGE_ORDER = (_ot.c.last_updated, _ot.c.country_code, _ot.c.party_id, _ot.c.uid, _ot.c.type)
+
+
 async def page(
     conn: AsyncConnection,
     *,
     party: Party | None = None,
     offset: int = 0,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> tuple[list[PartnerToken], int]:
-    """Stored tokens (of one party), oldest change first, and how many there are."""
+    """Stored tokens (of one party), oldest change first (`newest_first`: the latest
+    first), and how many there are."""
     conditions = []
     if party is not None:
         conditions = [_ot.c.country_code == party.country_code, _ot.c.party_id == party.party_id]
@@ -176,7 +181,7 @@ async def page(
     stmt = (
         select(_ot)
         .where(*conditions)
-        .order_by(_ot.c.last_updated, _ot.c.country_code, _ot.c.party_id, _ot.c.uid, _ot.c.type)
+        .order_by(*(c.desc() if newest_first else c for c in _PAGE_ORDER))
         .offset(offset)
         .limit(limit)
     )

@@ -161,23 +161,52 @@ async def listing(
     failing_only: bool = False,
     limit: int = 100,
     delivered_only: bool = False,
+    newest_first: bool = False,
 ) -> list[OutboxEntry]:
     """Pushes for people to look at: undelivered ones oldest first (those that failed at
-    least once with `failing_only`), delivered ones most recent first (`delivered_only`),
-    or, with `pending_only=False`, every push, newest first."""
-    stmt = _select()
-    if partner_id is not None:
-        stmt = stmt.where(_out.c.partner_id == partner_id)
+    least once with `failing_only`; `newest_first`: the newest first), delivered ones most
+    recent first (`delivered_only`), or, with `pending_only=False`, every push, newest
+    first."""
+    stmt = _select().where(*_listed(partner_id, pending_only, failing_only, delivered_only))
     if delivered_only:
-        stmt = stmt.where(_out.c.delivered_at.is_not(None))
         stmt = stmt.order_by(_out.c.delivered_at.desc(), _out.c.id.desc())
         return [_to_entry(r) for r in (await conn.execute(stmt.limit(limit))).all()]
-    if pending_only or failing_only:
-        stmt = stmt.where(_out.c.delivered_at.is_(None))
-    if failing_only:
-        stmt = stmt.where(_out.c.attempts > 0)
-    stmt = stmt.order_by(_out.c.id.desc() if not pending_only else _out.c.id).limit(limit)
+    oldest = pending_only and not newest_first
+    stmt = stmt.order_by(_out.c.id if oldest else _out.c.id.desc()).limit(limit)
     return [_to_entry(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def count_listed(
+    conn: AsyncConnection,
+    *,
+    partner_id: int | None = None,
+    pending_only: bool = True,
+    failing_only: bool = False,
+    delivered_only: bool = False,
+) -> int:
+    """How many pushes `listing` with these filters has in all."""
+    stmt = (
+        select(func.count())
+        .select_from(_out)
+        .where(*_listed(partner_id, pending_only, failing_only, delivered_only))
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+def _listed(
+    partner_id: int | None, pending_only: bool, failing_only: bool, delivered_only: bool
+) -> list[Any]:
+    conditions: list[Any] = []
+    if partner_id is not None:
+        conditions.append(_out.c.partner_id == partner_id)
+    if delivered_only:
+        conditions.append(_out.c.delivered_at.is_not(None))
+        return conditions
+    if pending_only or failing_only:
+        conditions.append(_out.c.delivered_at.is_(None))
+    if failing_only:
+        conditions.append(_out.c.attempts > 0)
+    return conditions
 
 
 async def counts(conn: AsyncConnection) -> dict[str, tuple[int, int]]:

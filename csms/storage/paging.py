@@ -57,3 +57,25 @@ async def keyset_page(
     rows = rows[:limit]
     next_key = getattr(rows[-1], key.name) if more and rows else None
     return Page([convert(r) for r in rows], int(total), next_key)
+
+
+async def newest_page(
+    conn: AsyncConnection,
+    stmt: Select[Any],
+    source: FromClause,
+    conditions: Sequence[ColumnElement[bool]],
+    created: Any,
+    key: Any,
+    *,
+    limit: int,
+    convert: Callable[[Any], T],
+) -> Page[T]:
+    """The `limit` rows of `stmt` matching `conditions` that were created last, newest
+    first (`created` descending, ties by the unique `key` descending), with how many match
+    in all; one page only (`next_key` is None): the CLI shows one."""
+    total = (
+        await conn.execute(select(func.count()).select_from(source).where(*conditions))
+    ).scalar_one()
+    query = stmt.where(*conditions).order_by(created.desc(), key.desc()).limit(limit)
+    rows = (await conn.execute(query)).all()
+    return Page([convert(r) for r in rows], int(total), None)

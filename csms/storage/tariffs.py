@@ -13,7 +13,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.storage.models import TariffAssignmentRow, TariffRow
-from csms.storage.paging import Page, keyset_page
+from csms.storage.paging import Page, keyset_page, newest_page
 
 _tar = cast(Table, TariffRow.__table__)
 _asg = cast(Table, TariffAssignmentRow.__table__)
@@ -148,11 +148,23 @@ async def browse(
     currency: str | None = None,
     after: str | None = None,
     limit: int,
+    newest_first: bool = False,
 ) -> Page[StoredTariff]:
     """A page of tariffs for staff, by id."""
     conditions = []
     if currency is not None:
         conditions.append(_tar.c.currency == currency)
+    if newest_first:  # the CLI: the most recently added first
+        return await newest_page(
+            conn,
+            select(_tar),
+            _tar,
+            conditions,
+            _tar.c.created_at,
+            _tar.c.id,
+            limit=limit,
+            convert=lambda r: StoredTariff(r.id, r.data, r.created_at, r.updated_at),
+        )
     return await keyset_page(
         conn,
         select(_tar),

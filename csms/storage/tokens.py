@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.authorization import Token, TokenStatus
 from csms.core.ids import token_key
 from csms.storage.database import FastSelect
 from csms.storage.models import IdTokenRow
-from csms.storage.paging import Page, keyset_page
+from csms.storage.paging import Page, keyset_page, newest_page
 
 _tok = cast(Table, IdTokenRow.__table__)
 
@@ -102,6 +102,12 @@ async def set_status(conn: AsyncConnection, uid: str, status: TokenStatus, now: 
     return bool(result.rowcount)
 
 
+async def remove(conn: AsyncConnection, uid: str) -> bool:
+    """Forget a token; False when there is no such token."""
+    result = await conn.execute(delete(_tok).where(_tok.c.uid_key == token_key(uid)))
+    return bool(result.rowcount)
+
+
 async def browse(
     conn: AsyncConnection,
     *,
@@ -109,6 +115,7 @@ async def browse(
     origins: Sequence[str] | None = None,
     after: str | None = None,
     limit: int,
+    newest_first: bool = False,
 ) -> Page[Token]:
     """A page of tokens for staff, by key (the uid, case-insensitive); `origins`: who owns
     them (`local`, `NL*EMS`, ...; an empty list matches nothing)."""
@@ -117,6 +124,17 @@ async def browse(
         conditions.append(_tok.c.status == status.value)
     if origins is not None:
         conditions.append(_tok.c.origin.in_(list(origins)))
+    if newest_first:  # the CLI: the most recently added first
+        return await newest_page(
+            conn,
+            select(_tok),
+            _tok,
+            conditions,
+            _tok.c.created_at,
+            _tok.c.uid_key,
+            limit=limit,
+            convert=_to_token,
+        )
     return await keyset_page(
         conn,
         select(_tok),

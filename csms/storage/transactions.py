@@ -818,6 +818,13 @@ async def record_unmatched(
     )
 
 
+async def count_unmatched(conn: AsyncConnection, cp_id: str | None = None) -> int:
+    stmt = select(func.count()).select_from(_um)
+    if cp_id is not None:
+        stmt = stmt.where(_um.c.charge_point_id == cp_id)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
 async def list_unmatched(
     conn: AsyncConnection, cp_id: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:

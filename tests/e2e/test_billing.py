@@ -175,10 +175,11 @@ async def test_session_under_a_time_of_day_tariff_makes_a_valid_cdr(
         if d["type"] == "ENERGY"
     ]
     assert sum(energy_dims) == Decimal(tx.energy_wh) / 1000
-    # People see money in the currency's minor unit.
+    # People see money as the CDR states it (4 decimals), at least in the minor unit.
     listed = ok(await csms(server, "cdrs", "list"))
-    cents = excl.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    assert f"{cents} EUR" in listed
+    stated = ocpi_amount(excl)  # e.g. 0.503 -> "0.503 EUR", 0.5 -> "0.50 EUR"
+    digits = max(2, -int(stated.normalize().as_tuple().exponent))
+    assert f" {stated.quantize(Decimal(1).scaleb(-digits))} EUR " in listed
     # The final total equals the last live estimate over the same data.
     priced = await server.app.billing.price(tx.id)
     assert priced.cost.total_cost.excl_vat == excl
@@ -431,7 +432,7 @@ async def test_tariff_import_errors_and_management(server: Running, tmp_path: Pa
     assert wrong.code == 1 and "no EVSE 'NOPE*1'" in wrong.err
     both = await csms(server, "tariffs", "assign", "TOD-1", "--default", "--location", "X")
     assert both.code == 1 and "choose one of" in both.err
-    out = ok(await csms(server, "tariffs", "remove", "TOD-1"))
+    out = ok(await csms(server, "tariffs", "remove", "TOD-1", "--yes"))
     assert out == "removed tariff TOD-1 and 1 assignment(s)\n"
 
 
@@ -443,7 +444,7 @@ async def test_which_tariff_applies(server: Running, tmp_path: Path) -> None:
     path = tmp_path / "four.json"
     path.write_text(json.dumps(document))
     assert "4 new" in ok(await csms(server, "tariffs", "import", str(path)))
-    shown = json.loads(ok(await csms(server, "tariffs", "show", "T-LOC")))
+    shown = json.loads(ok(await csms(server, "tariffs", "show", "T-LOC", "--json")))
     assert shown["id"] == "T-LOC" and shown["country_code"] == "NL" and shown["party_id"] == "CSM"
     ws = await open_raw(server.url, "WHICH-1")
     await call(ws, "BootNotification", BOOT)

@@ -108,9 +108,9 @@ def test_chargers_and_tokens_without_a_server(workdir: Path) -> None:
     assert json.loads(out.stdout)["password_set"] is True
     csms(workdir, "chargers", "add", "CP-B", "--pending")
     listed = json.loads(csms(workdir, "chargers", "list", "--json").stdout)
-    assert [(c["id"], c["registration"]) for c in listed] == [
-        ("CP-A", "Accepted"),
+    assert [(c["id"], c["registration"]) for c in listed] == [  # newest first
         ("CP-B", "Pending"),
+        ("CP-A", "Accepted"),
     ]
     csms(workdir, "chargers", "accept", "CP-B")
     assert (
@@ -137,7 +137,7 @@ def test_chargers_and_tokens_without_a_server(workdir: Path) -> None:
         }
     ]
     csms(workdir, "tokens", "unblock", "CARD1")
-    csms(workdir, "chargers", "remove", "CP-A")
+    csms(workdir, "chargers", "remove", "CP-A", "--yes")
     assert "CP-A" not in csms(workdir, "chargers", "list").stdout
 
 
@@ -153,7 +153,7 @@ def test_token_import(workdir: Path) -> None:
     assert "line 3" in result.stderr and "Sometimes" in result.stderr
     # Nothing of the bad file was imported.
     uids = [t["uid"] for t in json.loads(csms(workdir, "tokens", "list", "--json").stdout)]
-    assert uids == ["AA01", "AA02"]
+    assert uids == ["AA02", "AA01"]  # added at once: by uid, newest first
 
 
 @pytest.mark.parametrize(
@@ -251,7 +251,7 @@ def test_tariffs_import_refuses_another_partys_tariff(workdir: Path) -> None:
     path.write_text(json.dumps(ours))
     assert "2 new" in csms(workdir, "tariffs", "import", str(path)).stdout
     for tariff_id in ("T1", "T2"):
-        shown = json.loads(csms(workdir, "tariffs", "show", tariff_id).stdout)
+        shown = json.loads(csms(workdir, "tariffs", "show", tariff_id, "--json").stdout)
         assert (shown["country_code"], shown["party_id"]) == ("NL", "CSM")
 
 

@@ -89,9 +89,11 @@ async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> 
         ("AMS-1", "Depot Noord", ["NEW-CP"])
     ]
     # A published location is unpublished first, so that partners learn it is gone.
-    one_line_error(await csms(server, "locations", "remove", "AMS-1"), "is published")
+    one_line_error(await csms(server, "locations", "remove", "AMS-1", "--yes"), "is published")
     ok(await csms(server, "locations", "update", "AMS-1", "--no-publish"))
-    assert ok(await csms(server, "locations", "remove", "AMS-1")) == "removed location AMS-1\n"
+    assert ok(await csms(server, "locations", "remove", "AMS-1", "--yes")) == (
+        "removed location AMS-1\n"
+    )
     assert ok(await csms(server, "locations", "list")) == "no locations\n"
 
     # Bad input: one line each, nothing stored.
@@ -136,4 +138,4 @@ async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> 
     path.write_text(json.dumps(document))
     one_line_error(await csms(server, "locations", "import", str(path)), "location 'IMP-1'")
     listed = json.loads(ok(await csms(server, "locations", "list", "--json")))
-    assert [loc["id"] for loc in listed] == ["IMP-0", "IMP-1", "IMP-2"]
+    assert [loc["id"] for loc in listed] == ["IMP-2", "IMP-1", "IMP-0"]  # added at once

@@ -64,14 +64,14 @@ async def test_add_list_show_remove(server: Running, partner: FakePartner) -> No
     one_line_error(await ocpi(server, "add", "bad name!"), "partner name")
     one_line_error(await ocpi(server, "show", "nope"), "no partner nope")
 
-    removed = await ocpi(server, "remove", "emsp1")
+    removed = await ocpi(server, "remove", "emsp1", "--yes")
     assert removed.code == 0 and "removed" in removed.out
     status, body, _ = await partner.call(
         "GET", f"{server.ocpi_url}/ocpi/2.2.1/credentials", ours["token"]
     )
     assert status == 401 and body["status_code"] == 2000
     assert (await ocpi(server, "list")).out.strip() == "no partners"
-    one_line_error(await ocpi(server, "remove", "emsp1"), "no partner emsp1")
+    one_line_error(await ocpi(server, "remove", "emsp1", "--yes"), "no partner emsp1")
 
 
 @pytest.mark.slow

@@ -371,8 +371,8 @@ async def test_the_outbox_command(server: Running, partner: FakePartner) -> None
         "emsp1": {"pending": 1, "failing": 1},
         "emsp2": {"pending": 1, "failing": 0},
     }
-    assert [e["id"] for e in listed["entries"]] == [a1, c1]
-    first = listed["entries"][0]
+    assert [e["id"] for e in listed["entries"]] == [c1, a1]  # newest first
+    first = listed["entries"][1]
     assert first["partner"] == "emsp1" and first["module"] == "locations"
     assert first["method"] == "PUT" and first["url"].endswith("/LOC1")
     assert first["attempts"] == 20 and first["last_error"] == "HTTP 503"
@@ -390,10 +390,10 @@ async def test_the_outbox_command(server: Running, partner: FakePartner) -> None
     assert recent["entries"][0]["delivered_at"] is not None
 
     one_line_error(await cli_outbox(server, "--partner", "nope"), "no partner nope")
-    one_line_error(await cli_outbox(server, "--drop", str(b1)), f"no pending push {b1}")
-    one_line_error(await cli_outbox(server, "--drop", "99999"), "no pending push 99999")
+    one_line_error(await cli_outbox(server, "--drop", str(b1), "--yes"), f"no pending push {b1}")
+    one_line_error(await cli_outbox(server, "--drop", "99999", "-y"), "no pending push 99999")
 
-    dropped = await cli_outbox(server, "--drop", str(c1))
+    dropped = await cli_outbox(server, "--drop", str(c1), "--yes")
     assert dropped.code == 0 and f"push {c1} dropped" in dropped.out
     assert (
         await cli_outbox(server, "--partner", "emsp2")

@@ -473,18 +473,19 @@ async def test_csms_ocpi_tokens_sync_and_list(server: Running, fakes: list[FakeP
         "PARTNER",
     ]
     p1 = next(line.split() for line in lines if line.startswith("P1 "))
-    assert p1 == [
+    assert p1[:8] == [
         "P1",
         "RFID",
         "DE*EMS",
         "DE-EMS-CP1",
         "ALLOWED",
         "no",
-        "2026-01-06T10:00:00Z",
-        "emsp",
+        "2026-01-06",
+        "10:00:00",
     ]
+    assert p1[-2:] == ["ago)", "emsp"]
     p2 = next(line.split() for line in lines if line.startswith("P2 "))
-    assert p2[4:7] == ["NEVER", "yes", "2026-01-05T10:00:00Z"]  # the older version left out
+    assert p2[4:8] == ["NEVER", "yes", "2026-01-05", "10:00:00"]  # the older version left out
     assert len(lines) == 5  # header + P1..P4
     assert ok(await csms(server, "ocpi", "tokens", "list", "--party", "FR*OTH")).strip() == (
         "no partner tokens"
@@ -600,7 +601,9 @@ async def test_hub_client_info(server: Running, fakes: list[FakePartner]) -> Non
     ]
     human = ok(await csms(server, "ocpi", "parties")).splitlines()
     assert human[0].split() == ["COUNTRY", "PARTY", "ROLE", "STATUS", "UPDATED", "HUB"]
-    assert human[1].split() == ["FR", "OTH", "EMSP", "OFFLINE", "2026-03-02T08:00:00Z", "hub"]
+    fr = human[1].split()
+    assert fr[:6] == ["FR", "OTH", "EMSP", "OFFLINE", "2026-03-02", "08:00:00"]
+    assert fr[6].startswith("(") and fr[-2:] == ["ago)", "hub"]
 
 
 def _filled(canonical: str) -> str:

@@ -268,7 +268,9 @@ async def test_tokens_locations_tariffs_partners_and_audit(world: World, tmp_pat
     server = world.server
     tokens = await world.get("/api/tokens")
     assert [t["uid"] for t in tokens["items"]] == ["CARD1", "CARD2", EMS_CARD, "LOST1"]
-    assert tokens["items"] == _cli_json(ok(await csms(server, "tokens", "list", "--json")))
+    # The CLI lists the same objects, the most recently added first.
+    cli_tokens = _cli_json(ok(await csms(server, "tokens", "list", "--json")))
+    assert sorted(cli_tokens, key=lambda t: t["uid"]) == tokens["items"]
     assert [t["uid"] for t in (await world.get("/api/tokens", status="blocked"))["items"]] == [
         "LOST1"
     ]
@@ -293,7 +295,7 @@ async def test_tokens_locations_tariffs_partners_and_audit(world: World, tmp_pat
     (tariff,) = tariffs["items"]
     assert tariff["id"] == "T-READ" and tariff["assigned_to"] == ["location AMS-R"]
     assert await world.get("/api/tariffs/T-READ") == tariff
-    assert tariff == _cli_json(ok(await csms(server, "tariffs", "show", "T-READ")))
+    assert tariff == _cli_json(ok(await csms(server, "tariffs", "show", "T-READ", "--json")))
     assert (await world.get("/api/tariffs", currency="usd"))["total"] == 0
 
     partners = await world.get("/api/partners")

@@ -180,11 +180,11 @@ async def test_cli_sets_and_shows_the_limit(server: Running, tmp_path: Path) -> 
     assert (await server.staff.token("PERSONAL1")).max_concurrent == 1
     for bad in ("0", "-2", "many", "1.5"):
         one_line_error(
-            await csms(server, "tokens", "set", FLEET, "--max-concurrent", bad), "max_concurrent"
+            await csms(server, "tokens", "set", FLEET, "--max-concurrent", bad), "--max-concurrent"
         )
         one_line_error(
             await csms(server, "tokens", "add", "X" + bad, "--max-concurrent", bad),
-            "max_concurrent",
+            "--max-concurrent must be",
         )
     assert (await server.staff.token(FLEET)).max_concurrent == 3
     one_line_error(await csms(server, "tokens", "set", FLEET), "nothing to change")
