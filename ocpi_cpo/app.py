@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from csms.services.billing import BillingService
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
@@ -72,7 +72,7 @@ def build_ocpi_app(
     modules: tuple[ModuleSetup, ...] = MODULES,
     billing: BillingService | None = None,
     commands: CommandService | None = None,
-    charging: ChargingService | None = None,
+    charging: Charging | None = None,
 ) -> web.Application:
     # Largest request body: ocpi.max_body_size (a credentials object is tiny; pushed
     # token lists are not).

@@ -13,7 +13,7 @@ Decisions (OCPI leaves them to the CPO):
 - The token of START_SESSION and RESERVE_NOW is not authorized again (the eMSP vouches for
   it) but must belong to one of the caller's parties (a hub's: any party but us); it is
   stored (unless we hold a newer copy) so that the session is the eMSP's, and the charger's
-  Authorize and transaction get the eMSP's decision (csms.services.charging.expect_start).
+  Authorize and transaction get the eMSP's decision (csms.services.authorization.expect_start).
 - STOP_SESSION takes our transaction id; an unknown, ended or unpublished session is
   UNKNOWN_SESSION, one of another party's token REJECTED.
 - UNLOCK_CONNECTOR of an EVSE where a session of another owner's token runs (another
@@ -71,7 +71,7 @@ from csms.core.partners import Partner
 from csms.core.reservations import OPEN_STATES
 from csms.core.roaming import Grant, PartnerToken, ocpp_token_type
 from csms.services.billing import FREE_CURRENCY
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.services.commands import (
     MAX_TIMEOUT_S,
     CommandService,
@@ -124,7 +124,7 @@ class CommandReceiver:
         settings: OcpiSettings,
         results: AsyncResults,
         commands: CommandService | None = None,
-        charging: ChargingService | None = None,
+        charging: Charging | None = None,
     ) -> None:
         self._db = db
         self._clock = settings.clock
@@ -219,7 +219,9 @@ class CommandReceiver:
         )
         if self._charging is not None:
             # Before the command goes out: the charger may start late, even after a timeout.
-            await self._charging.expect_start(cp_id, req.token.uid, evse.evse_id, grant)
+            await self._charging.authorization.expect_start(
+                cp_id, req.token.uid, evse.evse_id, grant
+            )
         vouched = self._vouched(req.token, version)
         params = {"tag": req.token.uid, "evse": evse.evse_id}
         return await self._accept(
@@ -315,7 +317,9 @@ class CommandReceiver:
         )
         if self._charging is not None:
             ttl = (req.expiry_date - now).total_seconds()
-            await self._charging.expect_start(cp_id, req.token.uid, evse_id, grant, ttl_s=ttl)
+            await self._charging.authorization.expect_start(
+                cp_id, req.token.uid, evse_id, grant, ttl_s=ttl
+            )
         vouched = self._vouched(
             req.token,
             version,

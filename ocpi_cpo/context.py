@@ -16,7 +16,7 @@ from csms.config import OcpiConfig, required_endpoints
 from csms.core.clock import Clock, utc_now
 from csms.core.partners import InterfaceRole, PartyRole, Role
 from csms.services.billing import BillingService
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
@@ -133,5 +133,5 @@ PUSHER = web.AppKey("ocpi_pusher", Pusher)
 # The CSMS's command path (the one `csms remote` uses) and its chargers' use cases; absent
 # when the bridge runs without them (then commands answer that the EVSE is unreachable).
 COMMANDS = web.AppKey("ocpi_commands", CommandService)
-CHARGING = web.AppKey("ocpi_charging", ChargingService)
+CHARGING = web.AppKey("ocpi_charging", Charging)
 RESULTS = web.AppKey("ocpi_results", AsyncResults)

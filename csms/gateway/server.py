@@ -36,7 +36,7 @@ from csms.core.passwords import verify_password
 from csms.core.quotas import TokenBucket
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
-from csms.services.charging import ChargingService
+from csms.services.stations import StationService
 from csms.storage.database import DatabaseClosed
 from csms.workers import TaskSet, Worker
 
@@ -99,7 +99,7 @@ class OcppServer:
     def __init__(
         self,
         config: OcppConfig,
-        service: ChargingService,
+        service: StationService,
         adapters: Sequence[Adapter],
         metrics: Metrics | None = None,
     ) -> None:

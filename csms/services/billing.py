@@ -54,6 +54,7 @@ from csms.core.tariffs import (
 )
 from csms.core.transactions import (
     BillingState,
+    ChargingState,
     InputFlag,
     Transaction,
     TransactionState,
@@ -106,13 +107,13 @@ _DRAWING = {
     ConnectorStatus.SUSPENDED_EV: False,
     ConnectorStatus.FINISHING: False,
 }
-# 2.0.1 chargingState of TransactionEvents, the same way.
+# The charging state 2.0.1 transactions report, the same way.
 _CHARGING_STATE = {
-    "Charging": True,
-    "SuspendedEVSE": True,
-    "SuspendedEV": False,
-    "EVConnected": False,
-    "Idle": False,
+    ChargingState.CHARGING: True,
+    ChargingState.SUSPENDED_EVSE: True,
+    ChargingState.SUSPENDED_EV: False,
+    ChargingState.EV_CONNECTED: False,
+    ChargingState.IDLE: False,
 }
 
 
@@ -181,8 +182,8 @@ class _Inputs:
     (samples, 2.0.1 events, 1.6 status changes) or by what they share."""
 
     metered: dict[int, Metered]
-    # 2.0.1: the chargingState of each event that reported one, with its time.
-    states: dict[int, list[tuple[datetime, str]]]
+    # 2.0.1: the charging state of each event that reported one, with its time.
+    states: dict[int, list[tuple[datetime, ChargingState]]]
     statuses: dict[int, list[tuple[datetime, ConnectorStatus]]]
     linked: dict[str, tuple[Location, ConnectorSpec]]
     assigned: dict[tuple[str, str], str]
@@ -591,8 +592,7 @@ class BillingService:
         statuses: list[StatusChange] = []
         if tx.ocpp_version == "2.0.1":
             for at, state in inputs.states.get(tx.id, ()):
-                if state in _CHARGING_STATE:
-                    statuses.append(StatusChange(at, _CHARGING_STATE[state]))
+                statuses.append(StatusChange(at, _CHARGING_STATE[state]))
             statuses.sort(key=lambda s: s.at)
         else:
             for at, status in inputs.statuses.get(tx.id, ()):

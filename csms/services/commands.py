@@ -62,7 +62,7 @@ from csms.core.ids import token_key
 from csms.core.reservations import OPEN_STATES, ReservationState, check_start
 from csms.core.roaming import offline_usable
 from csms.metrics import Metrics
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.storage import charging_profiles as profile_repo
 from csms.storage import commands as command_repo
 from csms.storage import device_model as device_repo
@@ -508,7 +508,7 @@ class CommandService:
         self,
         db: Database,
         clock: Clock,
-        charging: ChargingService,
+        charging: Charging,
         channels: Channels,
         *,
         default_timeout: float = 30.0,
@@ -552,7 +552,7 @@ class CommandService:
         prepared: _Prepared | None = None
         try:
             if channel is None:
-                known = await self._charging.charge_point(cp_id)
+                known = await self._charging.stations.charge_point(cp_id)
                 message = "not connected" if known else f"not connected (unknown charger {cp_id!r})"
                 return await self._finish(
                     entry_id, cp_id, name, None, Outcome.NOT_CONNECTED, None, message
@@ -785,7 +785,7 @@ class CommandService:
         async with self._db.read() as conn:
             token = await token_repo.get(conn, uid)
         if token is None:
-            if self._charging.settings.allow_unknown_tags:
+            if self._charging.authorization.allow_unknown_tags:
                 return "ISO14443", decide(None, self._clock())
             raise CommandRefused(f"tag {uid!r} is not known (add it with `csms tokens add`)")
         auth = decide(token, self._clock())
@@ -813,7 +813,7 @@ class CommandService:
 
         async def after(answer: Answer) -> None:
             if answer.ok and version == "1.6":
-                self._charging.note_remote_start(cp_id, tag, evse, entry_id)
+                self._charging.transactions.note_remote_start(cp_id, tag, evse, entry_id)
 
         return _Prepared(
             RemoteStart(tag, token_type, evse, entry_id), {"remote_start_id": entry_id}, after

@@ -238,6 +238,8 @@ class TransactionEventRow(Base):
     trigger_reason: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[datetime]
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the vehicle was doing (csms.core.transactions.ChargingState), when reported.
+    charging_state: Mapped[str | None] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime]
 

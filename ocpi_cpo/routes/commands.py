@@ -83,7 +83,9 @@ async def _receiving(app: web.Application) -> AsyncIterator[None]:
             app[PUSHER].wake()
 
     publisher.on_enqueued.append(wake_pusher)
-    hooks = [] if charging is None else [charging.on_started, charging.on_status]
+    hooks = (
+        [] if charging is None else [charging.transactions.on_started, charging.stations.on_status]
+    )
     for hook in hooks:
         hook.append(publisher.wake)
     async with publisher.worker.running():
