@@ -21,7 +21,7 @@ import contextlib
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +52,23 @@ from csms.core.errors import CsmsError
 from csms.core.ids import charger_id_problem
 from csms.storage import ca_certificates as cert_repo
 from csms.storage.database import Database, WriteTx
+from csms.storage.paging import Page
 
 log = structlog.get_logger("csms.pki")
 
 CaKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 # Largest CSR accepted, in characters of PEM (a 4096-bit RSA CSR is about 1.7 kB).
 MAX_CSR_LENGTH = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class CaUse:
+    """What a CA issued: how many certificates, how many of them expire within the
+    window asked about, and when the last one expires (None: none issued)."""
+
+    issued: int
+    expiring: int
+    last_expiry: datetime | None
 
 
 class PkiError(CsmsError):
@@ -495,7 +506,7 @@ class CertificateAuthority:
         file reads run in a thread, off the event loop."""
         result = await asyncio.to_thread(self.sign, charge_point_id, csr_pem)
         if isinstance(result, Refused):
-            log.warning(
+            log.info(
                 "certificate_refused",
                 charge_point_id=charge_point_id,
                 reason=result.reason.value,
@@ -518,3 +529,45 @@ class CertificateAuthority:
             issuer_serial=cert.issuer_serial,
         )
         return result
+
+    # -- records --------------------------------------------------------------------------
+
+    def _database(self) -> Database:
+        if self.db is None:
+            raise PkiError("no database to read the issued certificates from")
+        return self.db
+
+    async def certificates(
+        self,
+        *,
+        charge_point_id: str | None = None,
+        expiring_within: timedelta | None = None,
+        limit: int = 100,
+    ) -> Page[IssuedCertificate]:
+        """Issued certificates, newest first: of one charger, and/or those still valid
+        that expire within the window."""
+        now = self.clock()
+        async with self._database().read() as conn:
+            return await cert_repo.listing(
+                conn,
+                charge_point_id=charge_point_id,
+                now=now,
+                expiring_before=None if expiring_within is None else now + expiring_within,
+                limit=limit,
+            )
+
+    async def expiring(self, within: timedelta) -> list[IssuedCertificate]:
+        """Certificates still valid that expire within `within`, soonest first."""
+        now = self.clock()
+        async with self._database().read() as conn:
+            return await cert_repo.expiring(conn, now, now + within)
+
+    async def use(self, issuer_serial: str, expiring_within: timedelta) -> CaUse:
+        now = self.clock()
+        async with self._database().read() as conn:
+            issued = await cert_repo.count(conn, issuer_serial=issuer_serial)
+            expiring = await cert_repo.count(
+                conn, issuer_serial=issuer_serial, now=now, expiring_before=now + expiring_within
+            )
+            last = await cert_repo.last_expiry(conn, issuer_serial)
+        return CaUse(issued, expiring, last)
