@@ -278,21 +278,51 @@ def rotate_cmd(key_type: str | None, yes: bool, config_file: str | None) -> None
 
 
 @ca.command("retire")
-@click.argument("serial")
+@click.argument("serial", required=False)
+@click.option(
+    "--expired",
+    is_flag=True,
+    help="Retire every previous CA whose certificates have all expired.",
+)
 @yes_option
 @config_option
-def retire_cmd(serial: str, yes: bool, config_file: str | None) -> None:
-    """Stop trusting a previous CA (its certificates are refused from then on)."""
+def retire_cmd(serial: str | None, expired: bool, yes: bool, config_file: str | None) -> None:
+    """Stop trusting a previous CA (its certificates are refused from then on): the one
+    with SERIAL, or with --expired every one whose certificates have all expired."""
     from csms.services.pki import PkiError
 
-    _config, authority_ = _files(config_file)
+    if (serial is None) == (not expired):
+        raise CliError("name the previous CA to retire by its SERIAL, or give --expired")
+    config, authority_ = _files(config_file)
     try:
         authority_.current()
         known = {p.serial for p in authority_.previous()}
-        wanted = serial.lower().replace(":", "")
-        if wanted in known:
-            confirm(f"retire the previous CA {wanted}", yes)
-        info = authority_.retire(serial)
+    except PkiError as exc:
+        raise CliError(str(exc)) from None
+    if expired:
+        if not known:
+            click.echo("no previous CA to retire")
+            return
+        confirm("retire every previous CA whose certificates have all expired", yes)
+
+        async def work(db: Any) -> list[CaInfo]:
+            try:
+                return await authority(config, db).retire_expired()
+            except PkiError as exc:
+                raise CliError(str(exc)) from None
+
+        retired = run_db(config_file, work)
+        for info in retired:
+            click.echo(f"retired CA {info.serial}: no longer in {authority_.files.bundle}")
+        if not retired:
+            click.echo("no previous CA has only expired certificates; none retired")
+        return
+    assert serial is not None
+    wanted = serial.lower().replace(":", "")
+    if wanted in known:
+        confirm(f"retire the previous CA {wanted}", yes)
+    try:
+        info = authority_.retire(wanted)
     except PkiError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"retired CA {info.serial}: no longer in {authority_.files.bundle}")

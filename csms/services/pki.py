@@ -571,3 +571,17 @@ class CertificateAuthority:
             )
             last = await cert_repo.last_expiry(conn, issuer_serial)
         return CaUse(issued, expiring, last)
+
+    async def retire_expired(self) -> list[CaInfo]:
+        """Retire every previous CA whose recorded certificates have all expired: nothing
+        it signed can still be presented. A previous CA with no recorded certificate (one
+        imported with certificates issued elsewhere) is kept for staff to retire by
+        serial."""
+        now = self.clock()
+        retired = []
+        for info in self.previous():
+            async with self._database().read() as conn:
+                last = await cert_repo.last_expiry(conn, info.serial)
+            if last is not None and last <= now:
+                retired.append(self.retire(info.serial))
+        return retired

@@ -122,13 +122,9 @@ async def count(
 async def last_expiry(conn: AsyncConnection, issuer_serial: str) -> datetime | None:
     """When the last certificate a CA issued expires (None: it issued none)."""
     stmt = select(func.max(_c.c.not_after)).where(_c.c.issuer_serial == issuer_serial)
-    value = (await conn.execute(stmt)).scalar_one()
-    if value is None:
-        return None
-    # An aggregate skips the column's type: SQLite gives the naive UTC text back.
-    from csms.storage.models import UtcDateTime
-
-    return UtcDateTime().process_result_value(value, conn.dialect)
+    # max() keeps the column's type: the value comes back timezone-aware.
+    value: datetime | None = (await conn.execute(stmt)).scalar_one()
+    return value
 
 
 async def by_serial(conn: AsyncConnection, serial: str) -> IssuedCertificate | None:

@@ -170,6 +170,15 @@ def test_init_issue_list_rotate_retire(tmp_path: Path) -> None:
     x509.load_pem_x509_certificates(text.encode())[0].verify_directly_issued_by(new_cert)
 
     refused(
+        run(tmp_path, "ca", "retire"),
+        "name the previous CA to retire by its SERIAL, or give --expired",
+    )
+    # CP1's and CP2's certificates from the old CA are still valid: it stays.
+    assert ok(run(tmp_path, "ca", "retire", "--expired", "--yes")) == (
+        "no previous CA has only expired certificates; none retired\n"
+    )
+    assert bundle(ca_dir / "trusted.pem") == [new_cert, ca_cert]
+    refused(
         run(tmp_path, "ca", "retire", serial),
         f"retire the previous CA {serial}: add --yes to confirm (no terminal to ask on)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import stat
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from csms.core.certificates import CLOCK_SKEW, CaSettings, Issued, Refusal, Refused
 from csms.services.pki import BadCa, CaExists, CertificateAuthority, NoCa, UnknownCa, new_ca
+from csms.storage.database import Database
+from csms.storage.migrate import upgrade
 
 NOW = datetime(2026, 12, 5, 8, 0, 0, tzinfo=UTC)
 SETTINGS = CaSettings(
@@ -263,3 +266,55 @@ def test_import_checks_the_pair(tmp_path: Path) -> None:
     assert ca.load()[0] == cert
     leaf = issued(ca.sign("CP1", csr_for("CP1"))).certificate
     x509.load_pem_x509_certificate(leaf.pem.encode()).verify_directly_issued_by(cert)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/ca.db")
+    await upgrade(database.engine)
+    database.start()
+    yield database
+    await database.close()
+
+
+async def test_issue_records_what_was_signed_and_finds_what_expires(
+    tmp_path: Path, db: Database
+) -> None:
+    now = [NOW]
+    ca = CertificateAuthority(tmp_path / "ca", SETTINGS, lambda: now[0], db)
+    ca.create()
+    short = CertificateAuthority(
+        tmp_path / "ca",
+        dataclasses.replace(SETTINGS, certificate_validity_days=10),
+        lambda: now[0],
+        db,
+    )
+    # What a SignCertificate handler calls: (charger id, CSR PEM) -> chain or reason.
+    first = issued(await ca.issue("CP1", csr_for("CP1").decode()))
+    now[0] += timedelta(minutes=1)
+    second = issued(await short.issue("CP2", csr_for("CP2")))
+    refused(await ca.issue("CP1", csr_for("CP2")), Refusal.WRONG_COMMON_NAME, "'CP2'")
+
+    page = await ca.certificates()
+    assert page.total == 2
+    assert page.items == [second.certificate, first.certificate]  # newest first, as issued
+    assert (await ca.certificates(charge_point_id="CP1")).items == [first.certificate]
+    soon = await ca.certificates(expiring_within=timedelta(days=30))
+    assert soon.items == [second.certificate]
+    assert await ca.expiring(timedelta(days=365)) == [second.certificate, first.certificate]
+    use = await ca.use(ca.current().serial, timedelta(days=30))
+    assert (use.issued, use.expiring) == (2, 1)
+    assert use.last_expiry == first.certificate.not_after == NOW + timedelta(days=200)
+    assert (await ca.use("00", timedelta(days=30))).last_expiry is None
+
+    # Eleven days on, CP2's certificate has expired: no longer "expiring".
+    now[0] += timedelta(days=11)
+    assert (await ca.certificates(expiring_within=timedelta(days=30))).items == []
+    assert (await ca.use(ca.current().serial, timedelta(days=190))).expiring == 1
+
+    # A previous CA is retired with --expired once the last certificate it issued expired.
+    old, new = ca.rotate()
+    assert await ca.retire_expired() == []
+    now[0] = first.certificate.not_after
+    assert [c.serial for c in await ca.retire_expired()] == [old.serial]
+    assert ca.previous() == [] and ca.current() == new
