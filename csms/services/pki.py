@@ -230,6 +230,16 @@ def check_ca(cert: x509.Certificate, key: Any, now: datetime) -> CaKey:
     return key
 
 
+def _authority_key_identifier(ca_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The issuer's key identifier as the CA states it (an imported CA's may have been
+    computed another way; chain building matches the two), else derived from its key."""
+    try:
+        ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
     """Write `data` to `path` through a new temporary file, then rename it into place: a
     key file is created with mode 0600 and never exists with wider permissions."""
@@ -351,10 +361,10 @@ class CertificateAuthority:
         until staff retire it. Returns (old, new)."""
         old_cert, old_key = self.load()
         old = ca_info(old_cert)
+        cert, key = new_ca(self.settings, self.clock(), key_type or old.key.split("-")[0])
         self.files.previous.mkdir(mode=0o700, exist_ok=True)
         _write(self.files.previous / f"{old.serial}.crt", pem(old_cert).encode("ascii"))
         _write(self.files.previous / f"{old.serial}.key", _key_pem(old_key), secret=True)
-        cert, key = new_ca(self.settings, self.clock(), key_type or old.key.split("-")[0])
         self._install(cert, key)
         new = ca_info(cert)
         log.info("ca_rotated", old_serial=old.serial, new_serial=new.serial, key=new.key)
@@ -493,10 +503,7 @@ class CertificateAuthority:
             )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
+            .add_extension(_authority_key_identifier(ca_cert), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import ssl
 import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -318,3 +320,115 @@ async def test_issue_records_what_was_signed_and_finds_what_expires(
     now[0] = first.certificate.not_after
     assert [c.serial for c in await ca.retire_expired()] == [old.serial]
     assert ca.previous() == [] and ca.current() == new
+
+
+def test_an_imported_cas_key_identifier_is_what_certificates_name(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Elsewhere CA")])
+    ski = x509.SubjectKeyIdentifier(b"\x01" * 20)  # not the SHA-1 of its key
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=100))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    ca = CertificateAuthority(tmp_path / "ca", SETTINGS, clock)
+    ca.import_pem(
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    leaf = x509.load_pem_x509_certificate(
+        issued(ca.sign("CP1", csr_for("CP1"))).certificate.pem.encode()
+    )
+    aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == b"\x01" * 20
+    leaf.verify_directly_issued_by(cert)
+
+
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+async def tls_client_cn(tmp_path: Path, trusted: Path, chain_pem: str, key: object) -> str:
+    """A real TLS handshake on 127.0.0.1: the server requires a client certificate that
+    verifies against `trusted` and answers with the certificate's subject CN ("refused":
+    the server dropped the connection)."""
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(server_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(server_key, hashes.SHA256())
+    )
+    (tmp_path / "server.pem").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    write_key(tmp_path / "server.key", server_key)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    server_ctx.load_verify_locations(trusted)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    (tmp_path / "client.pem").write_text(chain_pem)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    write_key(tmp_path / "client.key", key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    client_ctx.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peercert")
+        cn = dict(x[0] for x in peer["subject"])["commonName"]
+        writer.write(cn.encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+        except (ssl.SSLError, ConnectionResetError):
+            return "refused"
+        finally:
+            writer.close()
+        return line.decode().strip() or "refused"
+    finally:
+        server.close()
+
+
+async def test_issued_certificates_pass_a_real_tls_handshake(tmp_path: Path) -> None:
+    """What profile 3 will rely on: OpenSSL accepts an issued certificate as a TLS client
+    certificate against trusted.pem, also one of a rotated-out CA, until it is retired."""
+    ca = CertificateAuthority(tmp_path / "ca", SETTINGS, lambda: datetime.now(UTC))
+    ca.create()
+    key = ec.generate_private_key(ec.SECP256R1())
+    chain = issued(ca.sign("CP1", csr_for("CP1", key))).chain_pem
+    assert await tls_client_cn(tmp_path, ca.files.bundle, chain, key) == "CP1"
+    old, _new = ca.rotate()
+    # The old chain (the old CA in it) against the bundle of both.
+    assert await tls_client_cn(tmp_path, ca.files.bundle, chain, key) == "CP1"
+    ca.retire(old.serial)
+    assert await tls_client_cn(tmp_path, ca.files.bundle, chain, key) == "refused"
