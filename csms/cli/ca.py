@@ -83,7 +83,7 @@ def ca_json(info: CaInfo) -> dict[str, Any]:
 def certificate_json(cert: IssuedCertificate) -> dict[str, Any]:
     return {
         "serial": cert.serial,
-        "charger_id": cert.charge_point_id,
+        "charger": cert.charge_point_id,
         "not_before": iso(cert.not_before),
         "not_after": iso(cert.not_after),
         "fingerprint_sha256": cert.fingerprint_sha256,

@@ -133,7 +133,7 @@ def test_init_issue_list_rotate_retire(tmp_path: Path) -> None:
     assert out.endswith(f"(in 9d23h), written to {tmp_path}/cp2.pem\n")
 
     listed = json.loads(ok(run(tmp_path, "ca", "certificates", "--json")))
-    assert [c["charger_id"] for c in listed] == ["CP2", "CP1"]  # newest first
+    assert [c["charger"] for c in listed] == ["CP2", "CP1"]  # newest first
     assert listed[0]["serial"] == cp2_serial and listed[0]["issuer_serial"] == serial
     assert listed[0]["fingerprint_sha256"] == cp2.fingerprint(hashes.SHA256()).hex()
     expiring = json.loads(ok(run(tmp_path, "ca", "certificates", "--expiring", "30d", "--json")))
