@@ -139,13 +139,30 @@ def ca() -> None:
     default=None,
     help="Key of the new CA: ec (P-256) or rsa (3072 bits); default: ca.key_type.",
 )
+@yes_option
 @config_option
 def init_cmd(
-    import_cert: str | None, import_key: str | None, key_type: str | None, config_file: str | None
+    import_cert: str | None,
+    import_key: str | None,
+    key_type: str | None,
+    yes: bool,
+    config_file: str | None,
 ) -> None:
     """Create the CA (or import an existing one, PEM certificate and key); an existing CA
-    is never replaced here (see `csms ca rotate`)."""
+    is never replaced here (see `csms ca rotate`). A CA that would end before the
+    certificates it issues (ca.certificate_validity_days) is confirmed first (--yes)."""
     from csms.services.pki import PkiError
+
+    config = load(config_file)
+    days = config.ca.certificate_validity_days
+
+    def short_lived(info: CaInfo) -> None:
+        if info.not_after < datetime.now(UTC) + timedelta(days=days):
+            confirm(
+                f"import the CA {info.serial}, which ends {iso(info.not_after)}, sooner than "
+                f"the {days} days a charger certificate lasts (they would end with it)",
+                yes,
+            )
 
     if (import_cert is None) != (import_key is None):
         raise CliError("--import-cert and --import-key go together")
@@ -156,9 +173,15 @@ def init_cmd(
         if import_cert is not None and import_key is not None:
             cert_pem = _read(import_cert, "--import-cert")
             key_pem = _read(import_key, "--import-key")
-            info = authority_.import_pem(cert_pem, key_pem)
+            info = authority_.import_pem(cert_pem, key_pem, before_install=short_lived)
             verb = "imported"
         else:
+            if config.ca.ca_validity_days < days:
+                confirm(
+                    f"create a CA valid {config.ca.ca_validity_days} days, fewer than the "
+                    f"{days} days a charger certificate lasts (they would end with it)",
+                    yes,
+                )
             info = authority_.create(key_type)
             verb = "created"
     except PkiError as exc:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -335,8 +336,16 @@ class CertificateAuthority:
         )
         return info
 
-    def import_pem(self, cert_pem: bytes, key_pem: bytes) -> CaInfo:
-        """An existing CA (PEM certificate and unencrypted PEM key) as ours."""
+    def import_pem(
+        self,
+        cert_pem: bytes,
+        key_pem: bytes,
+        *,
+        before_install: Callable[[CaInfo], None] | None = None,
+    ) -> CaInfo:
+        """An existing CA (PEM certificate and unencrypted PEM key) as ours.
+        `before_install` sees the checked CA before anything is written (and may raise to
+        stop there)."""
         self._refuse_existing()
         try:
             cert = x509.load_pem_x509_certificate(cert_pem)
@@ -351,8 +360,10 @@ class CertificateAuthority:
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise BadCa(f"the key is not a PEM private key ({exc})") from None
         ca_key = check_ca(cert, key, self.clock())
-        self._install(cert, ca_key)
         info = ca_info(cert)
+        if before_install is not None:
+            before_install(info)
+        self._install(cert, ca_key)
         log.info("ca_imported", serial=info.serial, key=info.key, subject=info.subject)
         return info
 

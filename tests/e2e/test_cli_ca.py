@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -193,8 +194,6 @@ def test_init_issue_list_rotate_retire(tmp_path: Path) -> None:
 def test_import_checks_certificate_and_key(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Imported CA")])
-    from datetime import UTC, datetime, timedelta
-
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
@@ -228,9 +227,16 @@ def test_import_checks_certificate_and_key(tmp_path: Path) -> None:
         "the key does not belong to the certificate (their public keys differ)",
     )
     assert not (tmp_path / ".csms").exists()
-    out = ok(
-        run(tmp_path, "ca", "init", "--import-cert", str(cert_file), "--import-key", str(key_file))
+    # It ends sooner than a charger certificate would (365 days): confirmed first.
+    ends = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    importing = ["ca", "init", "--import-cert", str(cert_file), "--import-key", str(key_file)]
+    refused(
+        run(tmp_path, *importing),
+        f"import the CA 1092, which ends {ends}, sooner than the 365 days a charger "
+        "certificate lasts (they would end with it): add --yes to confirm (no terminal to ask on)",
     )
+    assert not (tmp_path / ".csms").exists()
+    out = ok(run(tmp_path, *importing, "--yes"))
     assert out.startswith(f"imported CA CN=Imported CA in {tmp_path}/.csms/ca\n")
     assert "serial:         10:92\n" in out and "key:            ec-secp384r1\n" in out
     shown = json.loads(ok(run(tmp_path, "ca", "show", "--json")))
@@ -239,3 +245,20 @@ def test_import_checks_certificate_and_key(tmp_path: Path) -> None:
     ok(run(tmp_path, "db", "init"))
     chain = ok(run(tmp_path, "ca", "issue", "CP1", "--csr", str(write_csr(tmp_path / "c", "CP1"))))
     x509.load_pem_x509_certificates(chain.encode())[0].verify_directly_issued_by(cert)
+
+
+def test_a_ca_ending_before_its_certificates_is_confirmed(tmp_path: Path) -> None:
+    refused(
+        run(tmp_path, "ca", "init", CSMS_CA_CA_VALIDITY_DAYS="100"),
+        "create a CA valid 100 days, fewer than the 365 days a charger certificate lasts "
+        "(they would end with it): add --yes to confirm (no terminal to ask on)",
+    )
+    assert not (tmp_path / ".csms").exists()
+    ok(run(tmp_path, "ca", "init", "--yes", CSMS_CA_CA_VALIDITY_DAYS="100"))
+    shown = json.loads(ok(run(tmp_path, "ca", "show", "--json")))
+    days = datetime.fromisoformat(shown["not_after"]) - datetime.fromisoformat(shown["not_before"])
+    assert days == timedelta(days=100, minutes=5)
+    refused(
+        run(tmp_path, "ca", "init", "--key-type", "rsa", "--import-cert", "a", "--import-key", "b"),
+        "--key-type is for a new CA; an imported CA keeps its key",
+    )
