@@ -31,6 +31,7 @@ class Refusal(enum.StrEnum):
 
     NO_CA = "no_ca"
     CA_EXPIRED = "ca_expired"
+    CA_UNUSABLE = "ca_unusable"
     MALFORMED_CSR = "malformed_csr"
     BAD_SIGNATURE = "bad_signature"
     UNSUPPORTED_KEY = "unsupported_key"

@@ -301,7 +301,8 @@ class CertificateAuthority:
         raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         if key.public_key().public_bytes(*raw) != cert.public_key().public_bytes(*raw):
             raise BadCa(f"{self.files.key} does not belong to {self.files.cert}")
-        assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise BadCa(f"{self.files.key} is {key_info(key).kind}; a CA key must be EC or RSA")
         return cert, key
 
     def current(self) -> CaInfo:
@@ -452,6 +453,8 @@ class CertificateAuthority:
             ca_cert, ca_key = self.load()
         except NoCa as exc:
             return Refused(Refusal.NO_CA, str(exc))
+        except BadCa as exc:
+            return Refused(Refusal.CA_UNUSABLE, str(exc))
         now = self.clock()
         if ca_cert.not_valid_after_utc <= now:
             return Refused(

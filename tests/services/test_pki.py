@@ -432,3 +432,13 @@ async def test_issued_certificates_pass_a_real_tls_handshake(tmp_path: Path) -> 
     assert await tls_client_cn(tmp_path, ca.files.bundle, chain, key) == "CP1"
     ca.retire(old.serial)
     assert await tls_client_cn(tmp_path, ca.files.bundle, chain, key) == "refused"
+
+
+def test_a_broken_or_expired_ca_signs_nothing(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path, ca_validity_days=10)
+    later = CertificateAuthority(ca.files.directory, SETTINGS, lambda: NOW + timedelta(days=11))
+    refused(later.sign("CP1", csr_for("CP1")), Refusal.CA_EXPIRED, "csms ca rotate")
+    write_key(ca.files.key, ec.generate_private_key(ec.SECP256R1()))
+    refused(ca.sign("CP1", csr_for("CP1")), Refusal.CA_UNUSABLE, "does not belong to")
+    with pytest.raises(BadCa, match="does not belong to"):
+        ca.rotate()
