@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CSMS = [sys.executable, "-m", "csms.cli.main"]
@@ -47,12 +48,12 @@ def refused(result: subprocess.CompletedProcess[str], line: str) -> None:
     assert result.stdout == ""
 
 
-def write_csr(path: Path, cn: str, key: object | None = None) -> Path:
+def write_csr(path: Path, cn: str, key: CertificateIssuerPrivateKeyTypes | None = None) -> Path:
     key = key or ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-        .sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        .sign(key, hashes.SHA256())
     )
     path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     return path

@@ -15,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from csms.core.certificates import CLOCK_SKEW, CaSettings, Issued, Refusal, Refused
@@ -39,7 +40,9 @@ def make_ca(tmp_path: Path, **changes: object) -> CertificateAuthority:
     return ca
 
 
-def csr_for(cn: str | None, key: object | None = None, *, o: str | None = "Vendor") -> bytes:
+def csr_for(
+    cn: str | None, key: CertificateIssuerPrivateKeyTypes | None = None, *, o: str | None = "Vendor"
+) -> bytes:
     key = key or ec.generate_private_key(ec.SECP256R1())
     names = []
     if o is not None:
@@ -48,12 +51,7 @@ def csr_for(cn: str | None, key: object | None = None, *, o: str | None = "Vendo
         names.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name(names))
-        .sign(
-            key,
-            algorithm,  # type: ignore[arg-type]
-        )
+        x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names)).sign(key, algorithm)
     )
     return csr.public_bytes(serialization.Encoding.PEM)
 
@@ -366,7 +364,9 @@ def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
     return path
 
 
-async def tls_client_cn(tmp_path: Path, trusted: Path, chain_pem: str, key: object) -> str:
+async def tls_client_cn(
+    tmp_path: Path, trusted: Path, chain_pem: str, key: ec.EllipticCurvePrivateKey
+) -> str:
     """A real TLS handshake on 127.0.0.1: the server requires a client certificate that
     verifies against `trusted` and answers with the certificate's subject CN ("refused":
     the server dropped the connection)."""
@@ -390,7 +390,6 @@ async def tls_client_cn(tmp_path: Path, trusted: Path, chain_pem: str, key: obje
     server_ctx.load_verify_locations(trusted)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
     (tmp_path / "client.pem").write_text(chain_pem)
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
     write_key(tmp_path / "client.key", key)
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_ctx.check_hostname = False
