@@ -36,6 +36,7 @@ from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
+from csms.gateway.tls import https_port, ocpp_tls, reload_all
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
@@ -196,7 +197,14 @@ class CsmsApp:
         adapters: Sequence[Adapter] = (
             [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
         )
-        self.ocpp = OcppServer(config.ocpp, self.charging.stations, adapters, self.metrics)
+        self.ocpp = OcppServer(
+            config.ocpp,
+            self.charging.stations,
+            adapters,
+            self.metrics,
+            tls=ocpp_tls(config),
+            organisation=config.ca.organisation,
+        )
         self.commands = CommandService(
             self.db,
             clock,
@@ -232,6 +240,8 @@ class CsmsApp:
         self._workers: list[Worker] = []
         self.api_port: int | None = None
         self.ocpi_port: int | None = None
+        self.api_tls_port: int | None = None
+        self.ocpi_tls_port: int | None = None
         self.ocpi_base_url: str | None = None
         self.ocpi_app: web.Application | None = None
 
@@ -291,7 +301,11 @@ class CsmsApp:
         )
         sock = _listening_socket(cfg.host, cfg.port)
         listener = HttpListener(
-            "api", build_api(context, read_context), listener_limits(cfg), self.metrics
+            "api",
+            build_api(context, read_context),
+            listener_limits(cfg),
+            self.metrics,
+            https=https_port("api", cfg),
         )
         try:
             await listener.start(sock)
@@ -300,6 +314,7 @@ class CsmsApp:
             raise
         self._api = listener
         self.api_port = listener.port
+        self.api_tls_port = listener.tls_port
         log.info("api_listening", host=cfg.host, port=self.api_port, **_bounds(cfg))
 
     async def _start_ocpi(self) -> None:
@@ -321,13 +336,16 @@ class CsmsApp:
         self.charging.stations.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
         self.charging.transactions.on_started.append(self.ocpi_app[SESSION_PUBLISHER].wake)
         self.charging.transactions.on_ended.append(self.ocpi_app[SESSION_PUBLISHER].wake)
-        listener = HttpListener("ocpi", self.ocpi_app, listener_limits(cfg), self.metrics)
+        listener = HttpListener(
+            "ocpi", self.ocpi_app, listener_limits(cfg), self.metrics, https=https_port("ocpi", cfg)
+        )
         try:
             await listener.start(sock)
         except BaseException:
             sock.close()
             raise
         self._ocpi = listener
+        self.ocpi_tls_port = listener.tls_port
         log.info(
             "ocpi_listening",
             host=cfg.host,
@@ -343,6 +361,12 @@ class CsmsApp:
             for name, listener in (("api", self._api), ("ocpi", self._ocpi))
             if listener is not None
         }
+
+    def reload_tls(self) -> None:
+        """SIGHUP: read every listener's certificate and key files again."""
+        reload_all(
+            [self.ocpp.tls, *(h.https.tls for h in (self._api, self._ocpi) if h and h.https)]
+        )
 
     async def stop(self) -> None:
         await self._shutdown()
@@ -506,6 +530,8 @@ async def serve(
         log.warning("unsafe_setting_found", setting=setting, detail=detail)
     if on_started is not None:
         on_started(app)
+    with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
     try:
         await stop.wait()
     finally:

@@ -66,6 +66,9 @@ class ChargePoint:
     # staff since.
     auto_registered: bool = False
     created_at: datetime | None = None
+    # OCPP security profile: 1 = Basic password over ws:// (or none), 2 = Basic password
+    # over wss:// only, 3 = wss:// with a client certificate from our CA naming the id.
+    security_profile: int = 1
 
 
 @dataclass(frozen=True, slots=True)
