@@ -294,10 +294,8 @@ def add_cmd(
     if as_json:
         print_json(charger_json(cp))
     else:
-        click.echo(
-            f"charger {cp.id} added ({cp.registration.value}, security profile "
-            f"{cp.security_profile})"
-        )
+        profile = "" if cp.security_profile == 1 else f", security profile {cp.security_profile}"
+        click.echo(f"charger {cp.id} added ({cp.registration.value}{profile})")
 
 
 @chargers.command("set")
