@@ -294,8 +294,8 @@ def add_cmd(
     if as_json:
         print_json(charger_json(cp))
     else:
-        profile = "" if cp.security_profile == 1 else f", security profile {cp.security_profile}"
-        click.echo(f"charger {cp.id} added ({cp.registration.value}{profile})")
+        shown = "" if cp.security_profile == 1 else f", security profile {cp.security_profile}"
+        click.echo(f"charger {cp.id} added ({cp.registration.value}{shown})")
 
 
 @chargers.command("set")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import json
 import os
 import signal
@@ -29,7 +28,6 @@ import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from csms.app import CsmsApp
 from csms.core.certificates import CaSettings, Issued
@@ -41,6 +39,8 @@ from simulators.errors import ConnectError
 from simulators.options import ChargerOptions
 from simulators.v16 import V16Charger
 from simulators.v201 import V201Charger
+from tests.e2e.certs import NOW, Authority, pem, write_pair
+from tests.e2e.certs import name as subject
 from tests.e2e.cli import Ran
 from tests.e2e.conftest import make_config
 from tests.e2e.logs import Captured, captured_logs
@@ -49,87 +49,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ORG = "TLS Test CPO"
 PASSWORD = "profile-2-password"
-NOW = dt.datetime.now(dt.UTC)
 
 
 # --- certificates ------------------------------------------------------------------------
-
-
-def _name(cn: str, org: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-    )
-
-
-@dataclass
-class Authority:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @classmethod
-    def new(cls, cn: str, org: str = "Test") -> Authority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, org))
-            .issuer_name(_name(cn, org))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - dt.timedelta(days=1))
-            .not_valid_after(NOW + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        return cls(cert, key)
-
-    def issue(
-        self, cn: str, org: str, *, server: bool = False
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, org))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - dt.timedelta(days=1))
-            .not_valid_after(NOW + dt.timedelta(days=10))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-        return builder.sign(self.key, hashes.SHA256()), key
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def write_pair(
-    where: Path, name: str, cert: x509.Certificate | str, key: ec.EllipticCurvePrivateKey
-) -> tuple[str, str]:
-    cert_path, key_path = where / f"{name}.crt", where / f"{name}.key"
-    cert_path.write_bytes(cert.encode() if isinstance(cert, str) else _pem(cert))
-    key_path.write_bytes(_key_pem(key))
-    return str(cert_path), str(key_path)
 
 
 def charger_pair(ca: CertificateAuthority, cp_id: str, where: Path, name: str) -> tuple[str, str]:
@@ -137,7 +59,7 @@ def charger_pair(ca: CertificateAuthority, cp_id: str, where: Path, name: str) -
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(_name(cp_id, ORG))
+        .subject_name(subject(cp_id, ORG))
         .sign(key, hashes.SHA256())
     )
     issued = ca.sign(cp_id, csr.public_bytes(serialization.Encoding.PEM))
@@ -162,11 +84,11 @@ class Pki:
 def make_pki(where: Path) -> Pki:
     server_ca = Authority.new("Test Server CA")
     server_ca_path = where / "server-ca.pem"
-    server_ca_path.write_bytes(_pem(server_ca.cert))
+    server_ca_path.write_bytes(pem(server_ca.cert))
     server_cert = write_pair(where, "server", *server_ca.issue("localhost", "Test", server=True))
     foreign = Authority.new("Foreign CA", ORG)
     foreign_path = where / "foreign-ca.pem"
-    foreign_path.write_bytes(_pem(foreign.cert))
+    foreign_path.write_bytes(pem(foreign.cert))
     settings = CaSettings(organisation=ORG, certificate_validity_days=5)
     ca_dir = where / "ca"
     ours = CertificateAuthority(ca_dir, settings, utc_now)
@@ -508,7 +430,7 @@ async def test_sighup_serves_a_new_certificate_and_keeps_connections(
 ) -> None:
     server_ca = Authority.new("Reload CA")
     ca_file = tmp_path / "reload-ca.pem"
-    ca_file.write_bytes(_pem(server_ca.cert))
+    ca_file.write_bytes(pem(server_ca.cert))
     first, first_key = server_ca.issue("localhost", "First", server=True)
     cert, key = write_pair(tmp_path, "live", first, first_key)
     port = free_port()
