@@ -263,6 +263,33 @@ async def test_profile_3_without_a_certificate_or_with_another_ids_is_refused(tl
     assert tls.app.ocpp.session("CP3") is None
 
 
+async def test_csms_sim_connects_with_ca_cert_and_key_options(tls: Tls) -> None:
+    cert, key = tls.pki.cp3_201
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    args = ["--url", tls.wss, "--id", "CP3-201", "--version", "2.0.1", "--sessions", "0"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators",
+        "charger",
+        *args,
+        "--exit-when-done",
+        "--ca",
+        tls.pki.server_ca,
+        "--cert",
+        cert,
+        "--key",
+        key,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert f"connected to {tls.wss}/CP3-201" in out.decode()
+    assert "CP3-201 done: sessions_completed=0/0 errors=0" in out.decode()
+
+
 @pytest.mark.parametrize("which", ["expired", "foreign"])
 async def test_profile_3_with_an_expired_or_foreign_certificate_fails_the_handshake(
     tls: Tls, which: str
