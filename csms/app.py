@@ -202,7 +202,7 @@ class CsmsApp:
             self.charging.stations,
             adapters,
             self.metrics,
-            tls=ocpp_tls(config),
+            tls=ocpp_tls(config) if "ocpp" in self.components else None,
             organisation=config.ca.organisation,
         )
         self.commands = CommandService(
