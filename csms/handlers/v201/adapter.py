@@ -34,14 +34,16 @@ from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timesta
 from csms.core.metering import Sample, make_sample
 from csms.core.status import NO_ERROR, ConnectorStatus
 from csms.core.transactions import TransactionEvent, TxEventType
+from csms.core.versions import OcppVersion
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import CallFailed, Handler, OcppSession
 from csms.handlers.v201 import commands
+from csms.handlers.v201.limits import LIMITS
 from csms.services.charging import ChargingService
 from csms.workers import TaskSet
 
-VERSION = "2.0.1"
+VERSION = OcppVersion.V201
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -131,6 +133,7 @@ class V201Adapter:
     """OCPP 2.0.1 handlers bound to the charging service."""
 
     version = VERSION
+    limits = LIMITS
     subprotocol = "ocpp2.0.1"
     errors = ERRORS
     actions = frozenset(a.value for a in Action)
