@@ -26,7 +26,7 @@ from csms.core.bounds import (
     bounded_number,
     check_json_depth,
 )
-from csms.core.command_requests import PARAMETERS
+from csms.core.command_params import PARAMETERS
 from csms.core.commands import CommandName, CommandRefused, CommandResult, Outcome
 from csms.metrics import Metrics
 from csms.services.commands import MAX_TIMEOUT_S, CommandService, Requester

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from csms.core.command_params import check_length
 from csms.core.command_requests import (
     AvailabilityRequest,
     CancelReservationRequest,
@@ -25,7 +26,6 @@ from csms.core.command_requests import (
     StopRequest,
     TriggerRequest,
     UnlockRequest,
-    check_length,
     parse_request,
 )
 from csms.core.commands import CommandName, CommandRefused, ProfilePurpose, SchedulePeriod

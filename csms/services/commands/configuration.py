@@ -8,7 +8,8 @@ The wire format is the version adapters'; this module sees csms.core commands on
 from __future__ import annotations
 
 from csms.core.clock import Clock
-from csms.core.command_requests import ConfigGetRequest, ConfigSetRequest, check_length
+from csms.core.command_params import check_length
+from csms.core.command_requests import ConfigGetRequest, ConfigSetRequest
 from csms.core.commands import Answer, GetConfiguration, SetConfiguration, VariableKey
 from csms.services.commands.base import Order, Prepared
 from csms.storage import device_model as device_repo

@@ -8,7 +8,8 @@ The wire format is the version adapters'; this module sees csms.core commands on
 from __future__ import annotations
 
 from csms.core.clock import Clock, format_timestamp
-from csms.core.command_requests import StartRequest, StopRequest, check_length
+from csms.core.command_params import check_length
+from csms.core.command_requests import StartRequest, StopRequest
 from csms.core.commands import Answer, CommandRefused, RemoteStart, RemoteStop
 from csms.core.reservations import check_start
 from csms.services.charging import ChargingService

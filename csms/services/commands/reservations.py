@@ -12,11 +12,11 @@ from typing import Any
 import structlog
 
 from csms.core.clock import Clock, format_timestamp
+from csms.core.command_params import check_length
 from csms.core.command_requests import (
     CancelReservationRequest,
     ReserveRequest,
     check_expiry,
-    check_length,
 )
 from csms.core.commands import Answer, CancelReservation, CommandRefused, Reserve
 from csms.core.reservations import OPEN_STATES, ReservationState
