@@ -34,6 +34,7 @@ from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
+from csms.core.versions import Limits, OcppVersion
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
 from csms.gateway.tls import https_port, ocpp_tls, reload_all
@@ -195,8 +196,12 @@ class CsmsApp:
             self.charging.stations, self.charging.authorization, self.charging.transactions
         )
         adapters: Sequence[Adapter] = (
-            [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
+            [v201, v16]
+            if OcppVersion(config.ocpp.preferred_version) is OcppVersion.V201
+            else [v16, v201]
         )
+        # What each version's messages can carry, as its adapter states it.
+        self.limits: Limits = {v16.version: v16.limits, v201.version: v201.limits}
         self.ocpp = OcppServer(
             config.ocpp,
             self.charging.stations,
@@ -210,6 +215,7 @@ class CsmsApp:
             clock,
             self.charging,
             self.ocpp.session,
+            self.limits,
             default_timeout=config.ocpp.call_timeout,
             metrics=self.metrics,
         )
@@ -330,6 +336,7 @@ class CsmsApp:
             billing=self.billing,
             commands=self.commands,
             charging=self.charging,
+            limits=self.limits,
         )
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).

@@ -215,7 +215,7 @@ class OcppServer:
         return None if live is None else live.session
 
     def connected_by_version(self) -> dict[str, int]:
-        counts = {adapter.version: 0 for adapter in self._adapters.values()}
+        counts: dict[str, int] = {adapter.version: 0 for adapter in self._adapters.values()}
         for _cp_id, live in self.registry.items():
             version = live.session.version
             counts[version] = counts.get(version, 0) + 1

@@ -60,6 +60,7 @@ from csms.core.transactions import (
     TransactionState,
     flagged,
 )
+from csms.core.versions import OcppVersion
 from csms.gcpolicy import CollectorPause
 from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
@@ -536,10 +537,10 @@ class BillingService:
             )
         }
         assigned = await tariff_repo.assigned_for(conn, sorted(candidates))
-        v201 = [tx.id for tx in txs if tx.ocpp_version == "2.0.1"]
+        v201 = [tx.id for tx in txs if tx.ocpp_version == OcppVersion.V201]
         statuses: dict[int, list[tuple[datetime, ConnectorStatus]]] = {}
         for tx in txs:
-            if tx.ocpp_version != "2.0.1":
+            if tx.ocpp_version != OcppVersion.V201:
                 statuses[tx.id] = await cp_repo.statuses_between(
                     conn, tx.charge_point_id, tx.evse_id, tx.start_at, tx.stop_at or now
                 )
@@ -590,7 +591,7 @@ class BillingService:
     def _usage(self, tx: Transaction, inputs: _Inputs, now: datetime) -> Usage:
         end = tx.stop_at or now
         statuses: list[StatusChange] = []
-        if tx.ocpp_version == "2.0.1":
+        if tx.ocpp_version == OcppVersion.V201:
             for at, state in inputs.states.get(tx.id, ()):
                 statuses.append(StatusChange(at, _CHARGING_STATE[state]))
             statuses.sort(key=lambda s: s.at)

@@ -38,10 +38,12 @@ from csms.core.charger import (
 from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
 from csms.core.status import ConnectorStatus
+from csms.core.versions import OcppVersion
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import Handler, OcppSession
 from csms.handlers.v16 import commands
+from csms.handlers.v16.limits import LIMITS
 from csms.services.authorization import AuthorizationService
 from csms.services.stations import Progress, StationService
 from csms.services.transactions import (
@@ -51,7 +53,7 @@ from csms.services.transactions import (
     TransactionService,
 )
 
-VERSION = "1.6"
+VERSION = OcppVersion.V16
 
 ERRORS: Mapping[ErrorKind, str] = {
     ErrorKind.FORMAT: FormationViolationError.code,
@@ -155,6 +157,7 @@ class V16Adapter:
     """OCPP 1.6J handlers bound to the charging services."""
 
     version = VERSION
+    limits = LIMITS
     subprotocol = "ocpp1.6"
     errors = ERRORS
     actions = frozenset(a.value for a in Action)

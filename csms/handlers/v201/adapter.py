@@ -35,16 +35,18 @@ from csms.core.device_model import ACTUAL, ReportedVariable
 from csms.core.metering import Sample, make_sample
 from csms.core.status import NO_ERROR, ConnectorStatus
 from csms.core.transactions import ChargingState, TransactionEvent, TxEventType
+from csms.core.versions import OcppVersion
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import CallFailed, Handler, OcppSession
 from csms.handlers.v201 import commands
+from csms.handlers.v201.limits import LIMITS
 from csms.services.authorization import AuthorizationService
 from csms.services.stations import Progress, StationService
 from csms.services.transactions import TransactionService
 from csms.workers import TaskSet
 
-VERSION = "2.0.1"
+VERSION = OcppVersion.V201
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -165,6 +167,7 @@ class V201Adapter:
     """OCPP 2.0.1 handlers bound to the charging services."""
 
     version = VERSION
+    limits = LIMITS
     subprotocol = "ocpp2.0.1"
     errors = ERRORS
     actions = frozenset(a.value for a in Action)
