@@ -278,8 +278,6 @@ def add_cmd(
     """Register a charge point before it connects."""
     registration = RegistrationStatus.PENDING if pending else RegistrationStatus.ACCEPTED
     profile = int(security_profile or 1)
-    if profile == 2 and password is None:
-        raise CliError("security profile 2 needs a --password (Basic auth over wss://)")
     cp = _run(
         config_file,
         lambda s: s.add_charger(

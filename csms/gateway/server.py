@@ -327,7 +327,9 @@ class OcppServer:
         peer: str,
     ) -> Response | None:
         stored = None if charger is None else charger.password_hash
-        if stored is None and not self.config.require_auth:
+        # Profile 2 is TLS plus Basic auth: never without a password.
+        profile_2 = charger is not None and charger.security_profile == 2
+        if stored is None and not self.config.require_auth and not profile_2:
             return None
         credentials = _basic_credentials(request.headers.get("Authorization"), cp_id)
         reason = None

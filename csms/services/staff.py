@@ -113,6 +113,7 @@ class StaffService:
         _check_charger_id(cp_id)
         _check_profile(security_profile)
         password_hash = _hash(password)
+        _check_password_for(security_profile, password_hash)
         now = self._clock()
 
         async def unit(w: WriteTx) -> ChargePoint:
@@ -168,6 +169,10 @@ class StaffService:
             if before is None:
                 raise UnknownChargePoint(f"no charger {cp_id}")
             changed = security_profile is not None and security_profile != before.security_profile
+            _check_password_for(
+                before.security_profile if security_profile is None else security_profile,
+                values.get("password_hash", before.password_hash),
+            )
             if changed:
                 values["security_profile"] = security_profile
             await cp_repo.update_fields(conn, cp_id, now, **values)
@@ -503,6 +508,13 @@ def token_status(text: str) -> TokenStatus:
 def _check_profile(profile: int) -> None:
     if profile not in SECURITY_PROFILES:
         raise InvalidInput(f"security profile must be 1, 2 or 3, not {profile}")
+
+
+def _check_password_for(profile: int, password_hash: str | None) -> None:
+    if profile == 2 and password_hash is None:
+        raise InvalidInput(
+            "security profile 2 is TLS plus a Basic password: the charger needs a password"
+        )
 
 
 async def _audit_profile(

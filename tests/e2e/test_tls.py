@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from csms.app import CsmsApp
 from csms.core.certificates import CaSettings, Issued
 from csms.core.clock import utc_now
+from csms.core.errors import InvalidInput
 from csms.services.pki import CertificateAuthority
 from csms.services.staff import StaffService
 from simulators.charger import ChargerBase
@@ -368,7 +369,10 @@ async def csms_cli(tls: Tls, *args: str) -> Ran:
 
 async def test_a_security_profile_change_is_shown_and_audited(tls: Tls) -> None:
     added = await csms_cli(tls, "chargers", "add", "CP-AUDIT", "--security-profile", "2")
-    assert added.code == 1 and "needs a --password" in added.err
+    assert added.code == 1
+    assert "security profile 2 is TLS plus a Basic password: the charger needs a password" in (
+        added.err
+    )
     added = await csms_cli(
         tls, "chargers", "add", "CP-AUDIT", "--password", PASSWORD, "--security-profile", "2"
     )
@@ -380,6 +384,12 @@ async def test_a_security_profile_change_is_shown_and_audited(tls: Tls) -> None:
     assert "security_profile_changed" in lowered.err
     # The same profile again is no change: nothing more in the audit log.
     await tls.staff.update_charger("CP-AUDIT", security_profile=1, requested_by="someone")
+    # Profile 2 never goes without a password, whichever way it would come to be.
+    with pytest.raises(InvalidInput, match="needs a password"):
+        await tls.staff.update_charger("CP2", clear_password=True)
+    await tls.staff.update_charger("CP-AUDIT", clear_password=True)
+    with pytest.raises(InvalidInput, match="needs a password"):
+        await tls.staff.update_charger("CP-AUDIT", security_profile=2)
     shown = await csms_cli(tls, "chargers", "show", "CP-AUDIT", "--json")
     assert json.loads(shown.out)["security_profile"] == 1
     human = await csms_cli(tls, "chargers", "show", "CP-AUDIT")
