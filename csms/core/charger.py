@@ -35,6 +35,12 @@ class BootInfo:
     reason: str | None = None
 
 
+SECURITY_PROFILES = (1, 2, 3)
+# The audit log's command name for a change of a charger's security profile (nothing is
+# sent to the charger; the entry records who changed it, from what, to what).
+SECURITY_PROFILE_CHANGE = "security_profile"
+
+
 @dataclass(frozen=True, slots=True)
 class ChargePoint:
     id: str

@@ -20,10 +20,6 @@ from csms.config import ApiConfig, Config, OcpiConfig, tls_enabled
 
 log = structlog.get_logger("csms.gateway.tls")
 
-# Security profiles (OCPP 1.6 security whitepaper, 2.0.1 part 2 A00): 1 = Basic password
-# over ws://, 2 = Basic password over wss://, 3 = wss:// with a client certificate.
-SECURITY_PROFILES = (1, 2, 3)
-
 
 class TlsError(OSError):
     """A certificate, key or CA file cannot be used; the message names the setting and the

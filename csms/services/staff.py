@@ -17,7 +17,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.authorization import Token, TokenStatus, parse_limit
-from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
+from csms.core.charger import (
+    SECURITY_PROFILE_CHANGE,
+    SECURITY_PROFILES,
+    ChargePoint,
+    ConnectorState,
+    RegistrationStatus,
+    StatusReport,
+)
 from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
 from csms.core.ids import charger_id_problem
@@ -47,10 +54,6 @@ from csms.storage.transactions import StoredEvent
 log = structlog.get_logger("csms.staff")
 
 MIN_PASSWORD_LENGTH = 8
-SECURITY_PROFILES = (1, 2, 3)
-# The audit log's name for a change of a charger's security profile (no charger command:
-# nothing is sent; the entry records who changed what).
-SECURITY_PROFILE_CHANGE = "security_profile"
 # What `update_token` may change.
 _TOKEN_FIELDS = {"status", "expires_at", "parent_uid", "type", "origin", "max_concurrent"}
 

@@ -396,9 +396,12 @@ async def test_a_security_profile_change_is_shown_and_audited(tls: Tls) -> None:
     line = next(x for x in human.out.splitlines() if x.startswith("security profile"))
     assert line.split(maxsplit=2)[2].startswith("1 (Basic password")
     async with aiohttp.ClientSession() as http:
-        url = f"http://127.0.0.1:{tls.app.api_port}/api/audit?charger=CP-AUDIT"
+        url = f"http://127.0.0.1:{tls.app.api_port}/api/audit?command=security_profile"
         async with http.get(url, headers={"Authorization": "Bearer test-token"}) as r:
             entries = (await r.json())["items"]
+    # Every profile change, and only those: the fixture's chargers were added at 2 and 3.
+    assert {e["command"] for e in entries} == {"security_profile"}
+    assert {"CP2", "CP3", "CP-AUDIT"} <= {e["charger"] for e in entries}
     changes = [
         (e["command"], e["params"], e["source"], e["message"])
         for e in entries
