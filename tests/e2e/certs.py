@@ -1,5 +1,7 @@
 """Certificates for the TLS tests, made with `cryptography`: a small CA that issues server
-and client certificates, and PEM files of a certificate (or chain) and its key."""
+and client certificates, and PEM files of a certificate (or chain) and its key. They carry
+the key identifiers and key usages that strict verification (Python 3.13's default,
+VERIFY_X509_STRICT) asks for."""
 
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ class Authority:
             .not_valid_before(NOW - dt.timedelta(days=1))
             .not_valid_after(NOW + dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_usage(ca=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .sign(key, hashes.SHA256())
         )
         return cls(cert, key)
@@ -61,6 +65,11 @@ class Authority:
             .not_valid_after(NOW + dt.timedelta(days=10))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(_usage(ca=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
         )
         if server:
             builder = builder.add_extension(
@@ -70,6 +79,20 @@ class Authority:
                 critical=False,
             )
         return builder.sign(self.key, hashes.SHA256()), key
+
+
+def _usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not ca,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=not ca,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def pem(cert: x509.Certificate) -> bytes:
