@@ -121,6 +121,9 @@ class OcppConfig:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # OpenSSL cipher list for TLS 1.2 on wss:// (TLS 1.3 suites are not affected); empty:
+    # Python's defaults (forward-secret AEAD and SHA-2 suites only).
+    tls_ciphers: str = ""
     plain: bool = True
 
 

@@ -35,6 +35,7 @@ class TlsFiles:
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
+    ciphers: str = ""  # OpenSSL cipher list for TLS 1.2; empty: Python's defaults
 
 
 class ServerTls:
@@ -76,6 +77,13 @@ class HttpsPort:
 def _context(files: TlsFiles) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if files.ciphers:
+        try:
+            context.set_ciphers(files.ciphers)
+        except ssl.SSLError as exc:
+            raise TlsError(
+                f"{files.setting}.tls_ciphers: {files.ciphers!r} selects no cipher OpenSSL knows"
+            ) from exc
     _load(context, files)
     if files.client_ca_file is not None:
         # Optional: profile-2 chargers have no certificate. One that is presented must
@@ -128,7 +136,9 @@ def ocpp_tls(config: Config) -> ServerTls | None:
     if client_ca is None:
         bundle = Path(config.ca.directory) / "trusted.pem"
         client_ca = str(bundle) if bundle.is_file() else None
-    return ServerTls(TlsFiles("ocpp", ocpp.tls_cert_file, ocpp.tls_key_file, client_ca))
+    return ServerTls(
+        TlsFiles("ocpp", ocpp.tls_cert_file, ocpp.tls_key_file, client_ca, ocpp.tls_ciphers)
+    )
 
 
 def https_tls(name: str, section: ApiConfig | OcpiConfig) -> ServerTls | None:

@@ -15,7 +15,7 @@ def test_defaults_serve_plain_only() -> None:
     config = build_config({}, {})
     ocpp = config.ocpp
     assert (ocpp.tls_port, ocpp.tls_cert_file, ocpp.tls_key_file) == (9443, "", "")
-    assert (ocpp.tls_client_ca_file, ocpp.plain) == ("", True)
+    assert (ocpp.tls_client_ca_file, ocpp.tls_ciphers, ocpp.plain) == ("", "", True)
     assert (config.api.tls_port, config.ocpi.tls_port) == (9201, 9101)
     assert not any(tls_enabled(s) for s in (ocpp, config.api, config.ocpi))
 

@@ -84,6 +84,17 @@ def test_unusable_files_name_the_setting_and_a_reload_keeps_the_old_ones(tmp_pat
     with pytest.raises(TlsError) as bad_ca:
         ServerTls(TlsFiles("ocpp", cert, key, key))
     assert "ocpp.tls_client_ca_file" in str(bad_ca.value)
+    with pytest.raises(TlsError) as bad_ciphers:
+        ServerTls(TlsFiles("ocpp", cert, key, ciphers="NO-SUCH-CIPHER"))
+    assert str(bad_ciphers.value) == (
+        "ocpp.tls_ciphers: 'NO-SUCH-CIPHER' selects no cipher OpenSSL knows"
+    )
+    rsa_too = ServerTls(TlsFiles("ocpp", cert, key, ciphers="ECDHE+AESGCM:AES128-GCM-SHA256"))
+    names = {c["name"] for c in rsa_too.context.get_ciphers()}
+    assert "AES128-GCM-SHA256" in names and "ECDHE-ECDSA-AES128-GCM-SHA256" in names
+    assert "AES128-GCM-SHA256" not in {
+        c["name"] for c in ServerTls(TlsFiles("ocpp", cert, key)).context.get_ciphers()
+    }
     live = ServerTls(TlsFiles("ocpp", cert, key))
     Path(cert).write_text("spoiled")
     assert live.reload() is False
