@@ -222,7 +222,7 @@ class HttpListener:
             loop = asyncio.get_running_loop()
             self._server = await loop.create_server(protocol, sock=sock, backlog=128)
             if self.https is not None:
-                # The TLS handshake counts against the header timeout's budget.
+                # The TLS handshake gets header_timeout too; the headers' deadline follows.
                 self._tls_server = await loop.create_server(
                     protocol,
                     self.https.host,
