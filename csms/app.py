@@ -37,7 +37,7 @@ from csms.core.retries import Backoff
 from csms.core.versions import Limits, OcppVersion
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
-from csms.gateway.tls import https_port, ocpp_tls, reload_all
+from csms.gateway.tls import https_port, ocpp_tls, reload_all, reload_on_hangup
 from csms.gcpolicy import manage_gc
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
@@ -246,8 +246,6 @@ class CsmsApp:
         self._workers: list[Worker] = []
         self.api_port: int | None = None
         self.ocpi_port: int | None = None
-        self.api_tls_port: int | None = None
-        self.ocpi_tls_port: int | None = None
         self.ocpi_base_url: str | None = None
         self.ocpi_app: web.Application | None = None
 
@@ -320,7 +318,6 @@ class CsmsApp:
             raise
         self._api = listener
         self.api_port = listener.port
-        self.api_tls_port = listener.tls_port
         log.info("api_listening", host=cfg.host, port=self.api_port, **_bounds(cfg))
 
     async def _start_ocpi(self) -> None:
@@ -352,7 +349,6 @@ class CsmsApp:
             sock.close()
             raise
         self._ocpi = listener
-        self.ocpi_tls_port = listener.tls_port
         log.info(
             "ocpi_listening",
             host=cfg.host,
@@ -368,6 +364,16 @@ class CsmsApp:
             for name, listener in (("api", self._api), ("ocpi", self._ocpi))
             if listener is not None
         }
+
+    @property
+    def api_tls_port(self) -> int | None:
+        """The operator API's HTTPS port bound (None: no HTTPS)."""
+        return None if self._api is None else self._api.tls_port
+
+    @property
+    def ocpi_tls_port(self) -> int | None:
+        """The OCPI bridge's HTTPS port bound (None: no HTTPS)."""
+        return None if self._ocpi is None else self._ocpi.tls_port
 
     def reload_tls(self) -> None:
         """SIGHUP: read every listener's certificate and key files again."""
@@ -537,8 +543,7 @@ async def serve(
         log.warning("unsafe_setting_found", setting=setting, detail=detail)
     if on_started is not None:
         on_started(app)
-    with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
-        loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
+    reload_on_hangup(app.reload_tls)
     try:
         await stop.wait()
     finally:
