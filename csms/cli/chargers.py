@@ -16,7 +16,9 @@ from csms.cli.common import (
     exact,
     iso,
     json_option,
+    load,
     print_json,
+    print_warning,
     run_db,
     table,
     when,
@@ -251,6 +253,29 @@ _PROFILE_HELP = (
 )
 
 
+def _profile_warnings(config_file: str | None, profile: int) -> None:
+    """Say what keeps a charger at `profile` from connecting with this configuration."""
+    if profile < 2:
+        return
+    from pathlib import Path
+
+    from csms.config import tls_enabled
+
+    config = load(config_file)
+    if not tls_enabled(config.ocpp):
+        print_warning(
+            f"ocpp.tls_cert_file and ocpp.tls_key_file are not set: a profile-{profile} "
+            "charger cannot connect until wss:// is configured"
+        )
+    elif profile == 3 and not config.ocpp.tls_client_ca_file:
+        bundle = Path(config.ca.directory) / "trusted.pem"
+        if not bundle.is_file():
+            print_warning(
+                f"no CA in {config.ca.directory} (csms ca init) and no ocpp.tls_client_ca_file: "
+                "a profile-3 charger's certificate cannot be checked"
+            )
+
+
 def _operator() -> str | None:
     """Who runs this command (the audit log's requested_by)."""
     from csms.cli.api_client import _user
@@ -289,6 +314,7 @@ def add_cmd(
             requested_by=_operator(),
         ),
     )
+    _profile_warnings(config_file, cp.security_profile)
     if as_json:
         print_json(charger_json(cp))
     else:
@@ -332,6 +358,8 @@ def set_cmd(
         ),
     )
     click.echo(f"charger {charger_id} updated")
+    if security_profile is not None:
+        _profile_warnings(config_file, cp.security_profile)
     old = before.charger.security_profile
     if cp.security_profile != old:
         direction = "lowered" if cp.security_profile < old else "raised"

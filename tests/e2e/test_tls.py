@@ -349,10 +349,11 @@ async def test_api_and_ocpi_answer_over_https(tls: Tls) -> None:
 # --- staff: the profile is shown, and a change is audited ------------------------------------
 
 
-async def csms_cli(tls: Tls, *args: str) -> Ran:
+async def csms_cli(tls: Tls, *args: str, **more_env: str) -> Ran:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
     env["CSMS_DATABASE_URL"] = tls.app.config.database.url
     env["CSMS_API_TOKEN"] = "test-token"
+    env.update(more_env)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -378,6 +379,22 @@ async def test_a_security_profile_change_is_shown_and_audited(tls: Tls) -> None:
     )
     assert added.code == 0, added.err
     assert "security profile 2" in added.out
+    # This configuration has no wss:// listener: said, not silently accepted.
+    assert "a profile-2 charger cannot connect until wss:// is configured" in added.err
+    cert, key = tls.pki.server_cert
+    three = await csms_cli(
+        tls,
+        "chargers",
+        "add",
+        "CP-NO-CA",
+        "--security-profile",
+        "3",
+        CSMS_OCPP_TLS_CERT_FILE=cert,
+        CSMS_OCPP_TLS_KEY_FILE=key,
+        CSMS_CA_DIRECTORY=str(tls.pki.dir / "no-ca-here"),
+    )
+    assert three.code == 0, three.err
+    assert "a profile-3 charger's certificate cannot be checked" in three.err
     lowered = await csms_cli(tls, "chargers", "set", "CP-AUDIT", "--security-profile", "1")
     assert lowered.code == 0, lowered.err
     assert "security profile lowered: 2 -> 1" in lowered.out
@@ -401,7 +418,7 @@ async def test_a_security_profile_change_is_shown_and_audited(tls: Tls) -> None:
             entries = (await r.json())["items"]
     # Every profile change, and only those: the fixture's chargers were added at 2 and 3.
     assert {e["command"] for e in entries} == {"security_profile"}
-    assert {"CP2", "CP3", "CP-AUDIT"} <= {e["charger"] for e in entries}
+    assert {"CP2", "CP3", "CP-AUDIT", "CP-NO-CA"} <= {e["charger"] for e in entries}
     changes = [
         (e["command"], e["params"], e["source"], e["message"])
         for e in entries
