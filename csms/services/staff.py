@@ -550,12 +550,14 @@ async def _audit_profile(
         params=None,
         now=now,
     )
-    log.warning(
+    downgrade = old is not None and new < old
+    # A lowered profile is what an attacker with staff access would do: a warning.
+    (log.warning if downgrade else log.info)(
         "security_profile_changed",
         charge_point_id=cp_id,
         old=old,
         new=new,
         requested_by=requested_by,
         audit_id=entry,
-        downgrade=old is not None and new < old,
+        downgrade=downgrade,
     )
