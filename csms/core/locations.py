@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from csms.core.errors import InvalidLocation
+
 # OCPI EVSE.uid is a CiString(36).
 UID_MAX = 36
 
@@ -97,16 +99,16 @@ def _coordinate(text: str, limit: int, name: str) -> str:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise ValueError(f"{name} must be a number, not {text!r}") from None
+        raise InvalidLocation(f"{name} must be a number, not {text!r}") from None
     if not value.is_finite() or abs(value) > limit:
-        raise ValueError(f"{name} must be between -{limit} and {limit}")
+        raise InvalidLocation(f"{name} must be between -{limit} and {limit}")
     exponent = value.as_tuple().exponent
     decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     return f"{value:.{max(5, min(7, decimals))}f}"
 
 
 def validate_location(location: Location) -> Location:
-    """The location with its coordinates in OCPI form; ValueError names what is wrong."""
+    """The location with its coordinates in OCPI form; InvalidLocation names what is wrong."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     checks = (
@@ -119,19 +121,19 @@ def validate_location(location: Location) -> Location:
     )
     for name, value, limit in checks:
         if value is not None and not (0 < len(value) <= limit):
-            raise ValueError(f"{name} must be 1 to {limit} characters")
+            raise InvalidLocation(f"{name} must be 1 to {limit} characters")
     if (
         len(location.country) != 3
         or not location.country.isalpha()
         or not location.country.isupper()
     ):
-        raise ValueError(
+        raise InvalidLocation(
             f"country must be ISO 3166-1 alpha-3 in capitals (e.g. NLD), not {location.country!r}"
         )
     try:
         ZoneInfo(location.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
+    except (ZoneInfoNotFoundError, ValueError):  # ZoneInfo's refusals
+        raise InvalidLocation(
             f"unknown time zone {location.time_zone!r} (e.g. Europe/Amsterdam)"
         ) from None
     from csms.core.ocpi_locations import FACILITIES, PARKING_TYPES, choice

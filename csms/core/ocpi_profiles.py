@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.commands import MAX_PERIODS, Outcome, ProfilePurpose, SchedulePeriod
+from csms.core.errors import BadProfileRequest as BadProfileRequest
+from csms.core.errors import InvalidTimestamp
 from csms.core.tariffs import ocpi_datetime
 
 # A response_url is stored with the request (csms.storage.ocpi_commands): at most this long.
@@ -45,10 +47,6 @@ class ProfileResult(StrEnum):
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
     UNKNOWN = "UNKNOWN"
-
-
-class BadProfileRequest(ValueError):
-    """A parameter of the request is missing or invalid (answered with OCPI status 2001)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +123,7 @@ def parse_charging_profile(data: object) -> OcpiProfile:
     if start is not None:
         try:
             start_at = parse_timestamp(start) if isinstance(start, str) else None
-        except ValueError:
+        except InvalidTimestamp:
             start_at = None
         if start_at is None:
             raise BadProfileRequest(
@@ -278,7 +276,7 @@ def active_profile(data: Mapping[str, Any], now: datetime) -> dict[str, Any] | N
     if isinstance(data.get("start"), str):
         try:
             start_at = parse_timestamp(data["start"])
-        except ValueError:
+        except InvalidTimestamp:
             start_at = now
     when = ocpi_datetime(start_at)
     charging_profile: dict[str, Any] = {

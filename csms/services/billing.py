@@ -32,7 +32,12 @@ from csms.core.cost import (
     cost_to_ocpi,
     price_session,
 )
+from csms.core.errors import CdrTooLarge as CdrTooLarge
+from csms.core.errors import CostUnavailable as CostUnavailable
 from csms.core.errors import CsmsError, InvalidInput, one_line
+from csms.core.errors import UnknownCdr as UnknownCdr
+from csms.core.errors import UnknownLocation as UnknownLocation
+from csms.core.errors import UnknownTariff as UnknownTariff
 from csms.core.ids import first_duplicate, token_key
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
@@ -114,27 +119,6 @@ _CHARGING_STATE = {
     "EVConnected": False,
     "Idle": False,
 }
-
-
-class UnknownTariff(CsmsError):
-    pass
-
-
-class UnknownLocation(CsmsError):
-    pass
-
-
-class UnknownCdr(CsmsError):
-    pass
-
-
-class CdrTooLarge(CsmsError):
-    """A CDR would exceed billing.max_cdr_bytes."""
-
-
-class CostUnavailable(CsmsError):
-    """A session's cost cannot be computed from what is stored (a time or a number no
-    arithmetic can hold); the message says what failed."""
 
 
 @dataclass(frozen=True, slots=True)

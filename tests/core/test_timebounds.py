@@ -21,6 +21,7 @@ from csms.core.clock import (
     parse_timestamp,
 )
 from csms.core.cost import StatusChange, TooManyPeriods, Usage, price_session
+from csms.core.errors import InvalidTimestamp
 from csms.core.metering import (
     MAX_READING,
     MAX_REGISTER_WH,
@@ -66,7 +67,7 @@ def test_the_edges_of_utc_still_parse(text: str, expected: datetime) -> None:
 
 
 def test_a_malformed_timestamp_is_not_called_out_of_range() -> None:
-    with pytest.raises(ValueError, match="Invalid isoformat") as info:
+    with pytest.raises(InvalidTimestamp, match="Invalid isoformat") as info:
         parse_timestamp("yesterday")
     assert not isinstance(info.value, TimestampOutOfRange)
     assert not out_of_range("yesterday")
