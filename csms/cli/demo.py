@@ -9,11 +9,9 @@ the chargers and the eMSP are the simulators, talking to it over their real prot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import errno
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -407,6 +405,7 @@ def demo(
     a temporary folder, removed afterwards unless --keep; ports from the configuration)."""
     from csms.app import describe_startup_error
     from csms.logconfig import configure_logging
+    from csms.signals import stop_on_signals
 
     config = load(config_file)
     # The demo's own lines go to stdout; the system logs only warnings, on stderr.
@@ -416,17 +415,8 @@ def demo(
     options = DemoOptions(chargers=chargers, duration=duration, session_seconds=session_seconds)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def first(sig: signal.Signals) -> None:
-            # A clean stop; a second Ctrl-C interrupts it.
-            stop.set()
-            loop.remove_signal_handler(sig)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, first, sig)
+        # A clean stop; a second Ctrl-C interrupts it.
+        stop = stop_on_signals(once=True)
         await run_demo(config, options, click.echo, stop, keep=keep)
 
     ran = False

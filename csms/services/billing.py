@@ -267,6 +267,9 @@ class BillingService:
         identity: Identity,
         retries: Retries | None = None,
         limits: CdrLimits | None = None,
+        *,
+        on_held: Sequence[Callable[[HoldKind], None]] = (),
+        on_failed: Sequence[Callable[[], None]] = (),
     ) -> None:
         self._db = db
         self._clock = clock
@@ -284,8 +287,8 @@ class BillingService:
         )
         # Called with the kind after a transaction was held (the metrics count them), and
         # after a CDR attempt failed.
-        self.on_held: list[Callable[[HoldKind], None]] = []
-        self.on_failed: list[Callable[[], None]] = []
+        self.on_held: list[Callable[[HoldKind], None]] = list(on_held)
+        self.on_failed: list[Callable[[], None]] = list(on_failed)
         # Settles ended transactions soon after they end (woken by the charging service) and
         # at least every few seconds; started by the app (nothing is lost on a crash: the
         # billing state lives in the transaction row).

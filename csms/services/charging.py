@@ -320,6 +320,7 @@ class ChargingService:
         clock: Clock,
         settings: ChargingSettings,
         metrics: Metrics | None = None,
+        roaming: Roaming | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -355,8 +356,8 @@ class ChargingService:
         # Authorize got, or what a partner's command vouched for; used by the transaction
         # that follows. Stored too (auth_grants): this is the cache of this process.
         self._grants: dict[tuple[str, str], Standing] = {}
-        # Other parties' tokens are decided here when set (csms.app sets it).
-        self.roaming: Roaming | None = None
+        # Other parties' tokens are decided here when given (csms.app gives it).
+        self.roaming = roaming
         # Called after a transaction ended (billing wakes up to build its CDR).
         self.on_ended: list[Callable[[], None]] = []
         # Called after a new transaction started (the OCPI session publisher wakes up).
