@@ -34,7 +34,7 @@ from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
-from csms.gcpolicy import manage_gc
+from csms.gcpolicy import gc_policy
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
@@ -496,8 +496,9 @@ async def serve(
     # A dead database writer stops the server: nothing it is told could be committed, and
     # a supervisor restarting it (or staff) must see a non-zero exit, not a hang.
     app.db.on_failure.append(lambda _failure: stop.set())
+    collector = gc_policy()
+    collector.start()
     background = TaskSet("csms")
-    background.spawn(manage_gc(), name="gc-policy")
     if "ocpp" in components:
         background.spawn(app.charging.warm_up(), name="warm-up")
     log.info("csms_started", components=sorted(components), **whereabouts(config, components))
@@ -509,6 +510,7 @@ async def serve(
         await stop.wait()
     finally:
         log.info("csms_stopping")
+        await collector.stop()
         await background.close()
         await app.stop()
     if app.failure is not None:

@@ -237,6 +237,7 @@ async def run_demo(
     `keep`: whether the database stays afterwards (the banner says; the caller removes
     it)."""
     from csms.app import CsmsApp
+    from csms.workers import TaskSet
     from simulators.emsp import EmspSimulator, Party
 
     stop = stop or asyncio.Event()
@@ -251,7 +252,8 @@ async def run_demo(
         echo(f"emsp     {push.line}")
 
     emsp = EmspSimulator(Party(EMSP_COUNTRY, EMSP_PARTY, EMSP_NAME), on_push=pushed)
-    tasks: list[asyncio.Task[None]] = []
+    # The simulated chargers, each run as a task held until it ends (a failure is logged).
+    tasks = TaskSet("demo-chargers")
     running: list[Charger] = []
     try:
         token_a = await seed(app, chargers)
@@ -271,15 +273,13 @@ async def run_demo(
         for i, charger in enumerate(chargers):
             sim = _charger(url, charger, options, echo)
             running.append(sim)
-            tasks.append(asyncio.create_task(_run(sim, i * options.stagger_seconds, echo)))
+            tasks.spawn(_run(sim, i * options.stagger_seconds, echo), name=f"demo-{charger.id}")
         await wait_event(stop, options.duration)
         echo("stopping: ending the running sessions")
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await tasks.close()
         try:
-            if tasks:
+            if running:  # chargers ran
                 await app.billing.bill_pending()
                 await _quiet(received)
             sessions, cdrs = await _counts(app)
