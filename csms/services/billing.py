@@ -34,7 +34,7 @@ from csms.core.cost import (
 )
 from csms.core.errors import CdrTooLarge as CdrTooLarge
 from csms.core.errors import CostUnavailable as CostUnavailable
-from csms.core.errors import CsmsError, InvalidInput, one_line
+from csms.core.errors import InvalidInput, one_line
 from csms.core.errors import UnknownCdr as UnknownCdr
 from csms.core.errors import UnknownLocation as UnknownLocation
 from csms.core.errors import UnknownTariff as UnknownTariff
@@ -501,8 +501,8 @@ class BillingService:
             with self._pricing:
                 return await asyncio.to_thread(self._priced, tx, inputs, moment)
         except (ArithmeticError, ValueError) as exc:
-            if isinstance(exc, CsmsError):
-                raise
+            # Stored times or numbers beyond what datetime or Decimal can hold (the domain's
+            # own refusals, such as TooManyPeriods or a TariffError, are neither).
             raise CostUnavailable(f"cost cannot be computed: {one_line(exc)}") from exc
 
     async def _inputs(self, conn: Any, txs: Sequence[Transaction], now: datetime) -> _Inputs:
