@@ -35,7 +35,13 @@ CsmsError
  │                             the same charger were unanswered: outcome `timed_out`
  ├── TooManyPeriods            pricing a session would take more charging periods than allowed
  ├── CdrTooLarge               a CDR would exceed billing.max_cdr_bytes: held, staff look
- └── CostUnavailable           a session's cost cannot be computed from what is stored
+ ├── CostUnavailable           a session's cost cannot be computed from what is stored
+ └── PkiError                  the certificate authority cannot do it (csms.services.pki):
+      │                        staff read the message and act
+      ├── NoCa                 no CA in the directory yet (`csms ca init`)
+      ├── CaExists             `init` where a CA already is (`csms ca rotate` replaces it)
+      ├── BadCa                a CA to import, or the one on disk, is unusable
+      └── UnknownCa            no previous CA with that serial (retire)
 
 None of these is a ValueError: a caller catches the class it can handle, so a ValueError
 from a bug is never mistaken for bad input. A precondition a caller broke (a naive
@@ -228,6 +234,30 @@ class CdrTooLarge(CsmsError):
 class CostUnavailable(CsmsError):
     """A session's cost cannot be computed from what is stored (a time or a number no
     arithmetic can hold); the message says what failed."""
+
+
+# --- certificate authority ----------------------------------------------------------------
+
+
+class PkiError(CsmsError):
+    """Root of the certificate authority's errors (csms.services.pki); the CLI prints the
+    message. A refused signing request is no exception (a Refused value)."""
+
+
+class NoCa(PkiError):
+    """No CA in the directory yet: create or import one with `csms ca init`."""
+
+
+class CaExists(PkiError):
+    """`init` where a CA already is: `csms ca rotate` replaces it."""
+
+
+class BadCa(PkiError):
+    """A CA to import, or the one on disk, is unusable; the message says why."""
+
+
+class UnknownCa(PkiError):
+    """No previous CA with that serial (`csms ca retire`)."""
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

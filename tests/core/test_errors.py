@@ -15,6 +15,7 @@ import pytest
 from csms.core import errors, ocpi_tokens
 from csms.core.authorization import parse_limit
 from csms.core.bounds import bounded_time
+from csms.core.certificates import parse_days
 from csms.core.clock import TimeWindow, parse_timestamp
 from csms.core.errors import one_line
 from csms.core.locations import Location, validate_location
@@ -105,7 +106,7 @@ def test_the_old_homes_name_the_same_classes() -> None:
         ocpi_tokens,
         tariffs,
     )
-    from csms.services import billing, partners, reads, staff
+    from csms.services import billing, partners, pki, reads, staff
 
     assert clock.TimestampOutOfRange is errors.TimestampOutOfRange
     assert bounds.OutOfBounds is errors.OutOfBounds
@@ -125,6 +126,7 @@ def test_the_old_homes_name_the_same_classes() -> None:
     assert partners.UnknownPartner is errors.UnknownPartner
     assert partners.StateChanged is errors.StateChanged
     assert not hasattr(partners, "PartnerError")  # the one PartnerError is ocpi_cpo's
+    assert pki.PkiError is errors.PkiError and pki.UnknownCa is errors.UnknownCa
 
 
 def test_errors_keep_their_messages_and_fields() -> None:
@@ -197,6 +199,7 @@ def _location(**changes: Any) -> Location:
             "must be a JSON object",
         ),
         (lambda: parse_charging_profile({}), errors.BadProfileRequest, "charging_rate_unit"),
+        (lambda: parse_days("a month"), errors.InvalidInput, "not a number of days"),
         (lambda: ocpi_tokens.parse_token({}, ""), errors.FieldError, "is required"),
     ],
 )
