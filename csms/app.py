@@ -34,6 +34,7 @@ from csms.core.clock import Clock, utc_now
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
+from csms.core.versions import Limits, OcppVersion
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
 from csms.gcpolicy import manage_gc
@@ -42,7 +43,8 @@ from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
 from csms.services.billing import BillingService, CdrLimits, Identity, Retries
-from csms.services.charging import ChargingService, ChargingSettings
+from csms.services.charger_input import ChargingSettings
+from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from csms.services.quotas import QuotaSettings
@@ -181,22 +183,31 @@ class CsmsApp:
         self.components = frozenset(components)
         self.db = open_database(config)
         self.metrics = Metrics()
-        self.charging = ChargingService(self.db, clock, charging_settings(config), self.metrics)
+        self.charging = Charging.build(self.db, clock, charging_settings(config), self.metrics)
         v201 = V201Adapter(
-            self.charging,
+            self.charging.stations,
+            self.charging.authorization,
+            self.charging.transactions,
             base_report=config.ocpp.base_report,
             call_timeout=config.ocpp.call_timeout,
         )
-        v16 = V16Adapter(self.charging)
-        adapters: Sequence[Adapter] = (
-            [v201, v16] if config.ocpp.preferred_version == "2.0.1" else [v16, v201]
+        v16 = V16Adapter(
+            self.charging.stations, self.charging.authorization, self.charging.transactions
         )
-        self.ocpp = OcppServer(config.ocpp, self.charging, adapters, self.metrics)
+        adapters: Sequence[Adapter] = (
+            [v201, v16]
+            if OcppVersion(config.ocpp.preferred_version) is OcppVersion.V201
+            else [v16, v201]
+        )
+        # What each version's messages can carry, as its adapter states it.
+        self.limits: Limits = {v16.version: v16.limits, v201.version: v201.limits}
+        self.ocpp = OcppServer(config.ocpp, self.charging.stations, adapters, self.metrics)
         self.commands = CommandService(
             self.db,
             clock,
             self.charging,
             self.ocpp.session,
+            self.limits,
             default_timeout=config.ocpp.call_timeout,
             metrics=self.metrics,
         )
@@ -207,8 +218,8 @@ class CsmsApp:
             billing_retries(config),
             billing_limits(config),
         )
-        self.charging.on_ended.append(self.billing.wake)
-        self.charging.on_flagged.append(self.metrics.input_flagged)
+        self.charging.transactions.on_ended.append(self.billing.wake)
+        self.charging.checks.on_flagged.append(self.metrics.input_flagged)
         self.billing.on_held.append(self.metrics.billing_held)
         self.billing.on_failed.append(self.metrics.billing_failed)
         self.partners = PartnerService(self.db, clock)
@@ -220,7 +231,7 @@ class CsmsApp:
             clock,
             timeout=config.ocpi.authorize_timeout,
         )
-        self.charging.roaming = self.roaming
+        self.charging.authorization.roaming = self.roaming
         self._api: HttpListener | None = None
         self._ocpi: HttpListener | None = None
         self._ocpp_started = False
@@ -310,12 +321,13 @@ class CsmsApp:
             billing=self.billing,
             commands=self.commands,
             charging=self.charging,
+            limits=self.limits,
         )
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).
-        self.charging.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
-        self.charging.on_started.append(self.ocpi_app[SESSION_PUBLISHER].wake)
-        self.charging.on_ended.append(self.ocpi_app[SESSION_PUBLISHER].wake)
+        self.charging.stations.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
+        self.charging.transactions.on_started.append(self.ocpi_app[SESSION_PUBLISHER].wake)
+        self.charging.transactions.on_ended.append(self.ocpi_app[SESSION_PUBLISHER].wake)
         listener = HttpListener("ocpi", self.ocpi_app, listener_limits(cfg), self.metrics)
         try:
             await listener.start(sock)
@@ -495,7 +507,7 @@ async def serve(
     background = TaskSet("csms")
     background.spawn(manage_gc(), name="gc-policy")
     if "ocpp" in components:
-        background.spawn(app.charging.warm_up(), name="warm-up")
+        background.spawn(app.charging.transactions.warm_up(), name="warm-up")
     log.info("csms_started", components=sorted(components), **whereabouts(config, components))
     for setting, detail in exposure_warnings(config, components, app.ocpi_base_url):
         log.warning("unsafe_setting_found", setting=setting, detail=detail)

@@ -40,6 +40,7 @@ NoSubprotocol = Literal["refuse", "ocpp1.6"]
 OcppVersion = Literal["2.0.1", "1.6"]
 LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+CaKeyType = Literal["ec", "rsa"]
 
 
 class ConfigError(Exception):
@@ -194,6 +195,20 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CaConfig:
+    # The certificate authority for charging station certificates (`csms ca init`): its
+    # files (key mode 0600) in `directory`, relative to the data directory; O of every
+    # certificate it issues; CN of its own certificate; its key ("ec": P-256, "rsa": 3072
+    # bits); how many days its own and the chargers' certificates are valid.
+    directory: str = ".csms/ca"
+    organisation: str = "CSMS"
+    common_name: str = "CSMS Charging Station CA"
+    key_type: CaKeyType = "ec"
+    ca_validity_days: int = 3650
+    certificate_validity_days: int = 365
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
@@ -201,6 +216,7 @@ class Config:
     ocpi: OcpiConfig = field(default_factory=OcpiConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    ca: CaConfig = field(default_factory=CaConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
     # and the configuration file read ("" = none, built-in defaults).
@@ -215,6 +231,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "ocpi": OcpiConfig,
     "billing": BillingConfig,
     "log": LogConfig,
+    "ca": CaConfig,
 }
 
 
@@ -316,8 +333,8 @@ def database_location(url: str) -> str:
 
 
 def with_data_dir(config: Config, data_dir: Path, config_file: Path | None = None) -> Config:
-    """`config` with a relative SQLite path and API token file made absolute under
-    `data_dir` (an absolute path), and with where it came from recorded."""
+    """`config` with a relative SQLite path, API token file and CA directory made absolute
+    under `data_dir` (an absolute path), and with where it came from recorded."""
     database = config.database
     match = _SQLITE_URL.match(database.url)
     file = sqlite_file(database.url)
@@ -328,10 +345,14 @@ def with_data_dir(config: Config, data_dir: Path, config_file: Path | None = Non
     api = dataclasses.replace(
         config.api, token_file=str(_absolute(data_dir / Path(config.api.token_file).expanduser()))
     )
+    ca = dataclasses.replace(
+        config.ca, directory=str(_absolute(data_dir / Path(config.ca.directory).expanduser()))
+    )
     return dataclasses.replace(
         config,
         database=database,
         api=api,
+        ca=ca,
         data_dir=str(data_dir),
         config_file="" if config_file is None else str(config_file),
     )
@@ -511,6 +532,15 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("billing.max_periods must be at least 1")
         if section.max_cdr_bytes < 10_000:
             raise ConfigError("billing.max_cdr_bytes must be at least 10000")
+    if isinstance(section, CaConfig):
+        if not section.organisation.strip():
+            raise ConfigError("ca.organisation must not be empty")
+        if not section.common_name.strip():
+            raise ConfigError("ca.common_name must not be empty")
+        if not 1 <= section.ca_validity_days <= 36500:
+            raise ConfigError("ca.ca_validity_days must be between 1 and 36500")
+        if not 1 <= section.certificate_validity_days <= 36500:
+            raise ConfigError("ca.certificate_validity_days must be between 1 and 36500")
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")

@@ -46,7 +46,7 @@ class Metrics:
         # failed attempts at building a CDR
         self.cdr_failures = 0
         # (kind, action) -> charger values not taken as sent (kind: timestamp, reading,
-        # register; see ChargingService.on_flagged)
+        # register; see csms.services.charger_input.InputChecks.on_flagged)
         self.flagged: dict[tuple[str, str], int] = {}
         # messages stored as sent: (action, "stored"|"dropped") -> messages, bytes
         self.kept_messages: dict[tuple[str, str], int] = {}

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
+from csms.core.versions import Limits
 from csms.services.billing import BillingService
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
@@ -22,6 +23,7 @@ from ocpi_cpo.context import (
     CHARGING,
     CLIENT,
     COMMANDS,
+    LIMITS,
     PARTNERS,
     PUSHER,
     REGISTRAR,
@@ -72,8 +74,11 @@ def build_ocpi_app(
     modules: tuple[ModuleSetup, ...] = MODULES,
     billing: BillingService | None = None,
     commands: CommandService | None = None,
-    charging: ChargingService | None = None,
+    charging: Charging | None = None,
+    limits: Limits | None = None,
 ) -> web.Application:
+    """The bridge's application. `limits`: each OCPP version's (csms.app passes the
+    adapters'); without them no rule of a charger's version applies."""
     # Largest request body: ocpi.max_body_size (a credentials object is tiny; pushed
     # token lists are not).
     app = web.Application(
@@ -87,6 +92,7 @@ def build_ocpi_app(
         app[COMMANDS] = commands
     if charging is not None:
         app[CHARGING] = charging
+    app[LIMITS] = limits if limits is not None else {}
     app[REGISTRY] = Registry()
     app.cleanup_ctx.append(_partner_client)
     app.cleanup_ctx.append(_push_worker)

@@ -13,7 +13,7 @@ Decisions (OCPI leaves them to the CPO):
 - The token of START_SESSION and RESERVE_NOW is not authorized again (the eMSP vouches for
   it) but must belong to one of the caller's parties (a hub's: any party but us); it is
   stored (unless we hold a newer copy) so that the session is the eMSP's, and the charger's
-  Authorize and transaction get the eMSP's decision (csms.services.charging.expect_start).
+  Authorize and transaction get the eMSP's decision (csms.services.authorization.expect_start).
 - STOP_SESSION takes our transaction id; an unknown, ended or unpublished session is
   UNKNOWN_SESSION, one of another party's token REJECTED.
 - UNLOCK_CONNECTOR of an EVSE where a session of another owner's token runs (another
@@ -40,8 +40,14 @@ from typing import Any
 import structlog
 
 from csms.core.authorization import AuthStatus
-from csms.core.clock import format_timestamp
-from csms.core.commands import CommandName
+from csms.core.command_requests import (
+    CancelReservationRequest,
+    ReserveRequest,
+    StartRequest,
+    StopRequest,
+    UnlockRequest,
+)
+from csms.core.command_requests import CommandRequest as ChargerRequest
 from csms.core.ocpi_commands import (
     NEEDS,
     CancelReservation,
@@ -70,8 +76,9 @@ from csms.core.parties import Party, audience, owner_of
 from csms.core.partners import Partner
 from csms.core.reservations import OPEN_STATES
 from csms.core.roaming import Grant, PartnerToken, ocpp_token_type
+from csms.core.versions import Limits, OcppVersion, ProtocolLimits
 from csms.services.billing import FREE_CURRENCY
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.services.commands import (
     MAX_TIMEOUT_S,
     CommandService,
@@ -124,9 +131,13 @@ class CommandReceiver:
         settings: OcpiSettings,
         results: AsyncResults,
         commands: CommandService | None = None,
-        charging: ChargingService | None = None,
+        charging: Charging | None = None,
+        *,
+        limits: Limits | None = None,
     ) -> None:
         self._db = db
+        # Each OCPP version's limits (which token uids its chargers take).
+        self._limits: Limits = limits if limits is not None else {}
         self._clock = settings.clock
         self._results = results
         self._commands = commands
@@ -203,12 +214,9 @@ class CommandReceiver:
         if req.connector_id is not None and evse.connector(req.connector_id) is None:
             return self._unknown(f"unknown connector {req.connector_id!r} of EVSE {evse.uid!r}")
         cp_id = evse.charge_point_id
-        version = await self._version(cp_id)
-        if not fits_charger(req.token.uid, version):
-            return self._refuse(
-                ResponseType.REJECTED,
-                f"token uid {req.token.uid!r} is longer than an OCPP {version} charger takes",
-            )
+        limits = await self._charger_limits(cp_id)
+        if not fits_charger(req.token.uid, limits):
+            return self._too_long(req.token.uid, limits)
         await self._keep_token(partner, req.token)
         grant = Grant(
             AuthStatus.ACCEPTED,
@@ -219,9 +227,11 @@ class CommandReceiver:
         )
         if self._charging is not None:
             # Before the command goes out: the charger may start late, even after a timeout.
-            await self._charging.expect_start(cp_id, req.token.uid, evse.evse_id, grant)
-        vouched = self._vouched(req.token, version)
-        params = {"tag": req.token.uid, "evse": evse.evse_id}
+            await self._charging.authorization.expect_start(
+                cp_id, req.token.uid, evse.evse_id, grant
+            )
+        vouched = self._vouched(req.token, limits)
+        start = StartRequest(req.token.uid, evse.evse_id)
         return await self._accept(
             partner,
             sender,
@@ -229,7 +239,7 @@ class CommandReceiver:
             req.response_url,
             body,
             cp_id,
-            lambda: self._run(kind, cp_id, CommandName.START, params, partner, vouched),
+            lambda: self._run(kind, cp_id, start, partner, vouched),
         )
 
     async def _stop(
@@ -257,7 +267,7 @@ class CommandReceiver:
                 ResponseType.REJECTED, f"session {req.session_id!r} is not one of your tokens'"
             )
         cp_id = row.tx.charge_point_id
-        params = {"transaction": row.tx.id}
+        stop = StopRequest(row.tx.id)
         return await self._accept(
             partner,
             sender,
@@ -265,7 +275,7 @@ class CommandReceiver:
             req.response_url,
             body,
             cp_id,
-            lambda: self._run(kind, cp_id, CommandName.STOP, params, partner),
+            lambda: self._run(kind, cp_id, stop, partner),
         )
 
     async def _reserve(
@@ -283,12 +293,9 @@ class CommandReceiver:
         now = self._clock()
         if req.expiry_date <= now:
             return self._refuse(ResponseType.REJECTED, "expiry_date is in the past")
-        version = await self._version(cp_id)
-        if not fits_charger(req.token.uid, version):
-            return self._refuse(
-                ResponseType.REJECTED,
-                f"token uid {req.token.uid!r} is longer than an OCPP {version} charger takes",
-            )
+        limits = await self._charger_limits(cp_id)
+        if not fits_charger(req.token.uid, limits):
+            return self._too_long(req.token.uid, limits)
         async with self._db.read() as conn:
             held = await reservation_repo.of_partner(conn, partner.id, req.reservation_id)
             currency = await _currency(conn, evse)
@@ -315,29 +322,25 @@ class CommandReceiver:
         )
         if self._charging is not None:
             ttl = (req.expiry_date - now).total_seconds()
-            await self._charging.expect_start(cp_id, req.token.uid, evse_id, grant, ttl_s=ttl)
+            await self._charging.authorization.expect_start(
+                cp_id, req.token.uid, evse_id, grant, ttl_s=ttl
+            )
         vouched = self._vouched(
             req.token,
-            version,
+            limits,
             PartnerReservation(partner.id, req.reservation_id, info, replaces),
         )
-        params: dict[str, Any] = {
-            "tag": req.token.uid,
-            "expires": format_timestamp(req.expiry_date),
-        }
-        if evse_id is not None:
-            params["evse"] = evse_id
+        reserve = ReserveRequest(req.token.uid, req.expiry_date, evse_id)
         moved_from = previous if previous is not None and not same_charger else None
 
         async def work() -> dict[str, Any]:
-            out = await self._run(kind, cp_id, CommandName.RESERVE, params, partner, vouched)
+            out = await self._run(kind, cp_id, reserve, partner, vouched)
             if out["result"] == ResultType.ACCEPTED.value and moved_from is not None:
                 # The reservation moved to another charger: the old one lets go.
                 await self._run(
                     CommandType.CANCEL_RESERVATION,
                     moved_from.charge_point_id,
-                    CommandName.CANCEL_RESERVATION,
-                    {"reservation": moved_from.id},
+                    CancelReservationRequest(moved_from.id),
                     partner,
                 )
             self._reservation_changed()
@@ -366,10 +369,10 @@ class CommandReceiver:
             return await self._accept(partner, sender, kind, req.response_url, body, cp, unknown)
         reservation = held.reservation
         cp_id = reservation.charge_point_id
-        params = {"reservation": reservation.id}
+        cancel = CancelReservationRequest(reservation.id)
 
         async def work() -> dict[str, Any]:
-            out = await self._run(kind, cp_id, CommandName.CANCEL_RESERVATION, params, partner)
+            out = await self._run(kind, cp_id, cancel, partner)
             self._reservation_changed()
             return out
 
@@ -410,7 +413,7 @@ class CommandReceiver:
                 f"connector {req.connector_id!r} of EVSE {evse.uid!r} is in use by a session "
                 "that is not one of your tokens'",
             )
-        params = {"evse": evse.evse_id}
+        unlock = UnlockRequest(evse.evse_id)
         return await self._accept(
             partner,
             sender,
@@ -418,7 +421,7 @@ class CommandReceiver:
             req.response_url,
             body,
             cp_id,
-            lambda: self._run(kind, cp_id, CommandName.UNLOCK, params, partner),
+            lambda: self._run(kind, cp_id, unlock, partner),
         )
 
     # --- shared steps -----------------------------------------------------------------------
@@ -457,8 +460,7 @@ class CommandReceiver:
         self,
         kind: CommandType,
         cp_id: str,
-        name: CommandName,
-        params: Mapping[str, Any],
+        request: ChargerRequest,
         partner: Partner,
         vouched: Vouched | None = None,
     ) -> dict[str, Any]:
@@ -469,8 +471,7 @@ class CommandReceiver:
             )
         result = await self._commands.execute(
             cp_id,
-            name,
-            params,
+            request,
             Requester("ocpi", partner.name),
             self.wait_s,
             vouched=vouched,
@@ -527,19 +528,28 @@ class CommandReceiver:
             "conflicts` on our side); use a token of your own",
         )
 
-    async def _version(self, cp_id: str) -> str | None:
+    async def _charger_limits(self, cp_id: str) -> ProtocolLimits | None:
+        """The limits of the charger's OCPP version; None before it told us its version."""
         async with self._db.read() as conn:
             charger = await cp_repo.get(conn, cp_id)
-        return None if charger is None else charger.ocpp_version
+        version = None if charger is None else OcppVersion.of(charger.ocpp_version)
+        return None if version is None else self._limits.get(version)
+
+    def _too_long(self, uid: str, limits: ProtocolLimits | None) -> Answer:
+        version = None if limits is None else limits.version
+        return self._refuse(
+            ResponseType.REJECTED,
+            f"token uid {uid!r} is longer than an OCPP {version} charger takes",
+        )
 
     def _vouched(
         self,
         token: PartnerToken,
-        version: str | None,
+        limits: ProtocolLimits | None,
         reservation: PartnerReservation | None = None,
     ) -> Vouched:
         group = token.group_id
-        if group is not None and not fits_charger(group, version):
+        if group is not None and not fits_charger(group, limits):
             group = None  # no parent the charger could take
         return Vouched(ocpp_token_type(token.type), group, reservation)
 

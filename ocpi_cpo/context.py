@@ -15,8 +15,9 @@ from aiohttp import web
 from csms.config import OcpiConfig, required_endpoints
 from csms.core.clock import Clock, utc_now
 from csms.core.partners import InterfaceRole, PartyRole, Role
+from csms.core.versions import Limits
 from csms.services.billing import BillingService
-from csms.services.charging import ChargingService
+from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
@@ -133,5 +134,8 @@ PUSHER = web.AppKey("ocpi_pusher", Pusher)
 # The CSMS's command path (the one `csms remote` uses) and its chargers' use cases; absent
 # when the bridge runs without them (then commands answer that the EVSE is unreachable).
 COMMANDS = web.AppKey("ocpi_commands", CommandService)
-CHARGING = web.AppKey("ocpi_charging", ChargingService)
+CHARGING = web.AppKey("ocpi_charging", Charging)
 RESULTS = web.AppKey("ocpi_results", AsyncResults)
+# What each OCPP version's messages can carry (the adapters' limits, given by csms.app):
+# which token uids a charger takes, which chargers report a device model.
+LIMITS: web.AppKey[Limits] = web.AppKey("ocpi_protocol_limits")

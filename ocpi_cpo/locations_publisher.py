@@ -40,6 +40,7 @@ from csms.core.ocpi_locations import (
 from csms.core.outbox import Push
 from csms.core.partners import InterfaceRole
 from csms.core.tariffs import ocpi_datetime, tariff_targets
+from csms.core.versions import Limits, OcppVersion
 from csms.storage import charge_points as cp_repo
 from csms.storage import device_model as device_repo
 from csms.storage import locations as location_repo
@@ -145,8 +146,13 @@ class LocationPublisher:
         grace: timedelta,
         interval: float = 1.0,
         on_enqueued: Iterable[Any] = (),
+        limits: Limits | None = None,
     ) -> None:
         self._db = db
+        # The OCPP versions whose chargers report a device model (what they switched off).
+        self._device_models = frozenset(
+            version for version, lim in (limits or {}).items() if lim.device_model
+        )
         self._clock = clock
         self.identity = identity
         self.grace = grace
@@ -284,7 +290,11 @@ class LocationPublisher:
         assigned = self._assigned(await tariff_repo.assignments(conn))
         switched_off = await device_repo.disabled_components(
             conn,
-            sorted(cp for cp, c in known.items() if c.ocpp_version == "2.0.1"),
+            sorted(
+                cp
+                for cp, c in known.items()
+                if OcppVersion.of(c.ocpp_version) in self._device_models
+            ),
             list(CONTROLLERS),
         )
 

@@ -3,7 +3,7 @@ by its whitelist rule and, when the rule says so, by its eMSP in real time
 (`POST {tokens}/{uid}/authorize` with the location references), bounded by
 `ocpi.authorize_timeout` so that the charger always gets its answer in time.
 
-Used by csms.services.charging (its `roaming` hook) for 1.6 Authorize/StartTransaction and
+Used by csms.services.authorization (its `roaming` hook) for 1.6 Authorize/StartTransaction and
 2.0.1 Authorize/TransactionEvent alike. It needs the database and an HTTP client only, so it
 works in a process that runs the OCPP server without the OCPI one.
 """
@@ -49,7 +49,7 @@ class _Target:
 
 
 class RoamingAuthorizer:
-    """csms.services.charging.Roaming for partners' tokens. `close()` releases its HTTP
+    """csms.services.authorization.Roaming for partners' tokens. `close()` releases its HTTP
     connections."""
 
     def __init__(

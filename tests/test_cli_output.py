@@ -12,8 +12,10 @@ import pytest
 from csms.cli.billing import money
 from csms.cli.common import exact, kwh, when
 from csms.cli.listing import more_line
+from csms.core.command_requests import parse_request
 from csms.core.commands import CommandName, CommandRefused, check_trigger
-from csms.services.commands import check_params
+from csms.handlers.v16.limits import LIMITS as V16_LIMITS
+from csms.handlers.v201.limits import LIMITS as V201_LIMITS
 
 NOW = datetime(2026, 12, 4, 23, 12, 55, tzinfo=UTC)
 
@@ -127,7 +129,7 @@ def test_parameters_refused_without_the_charger(
     name: CommandName, params: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(CommandRefused) as refused:
-        check_params(name, params, NOW)
+        parse_request(name, params, NOW, (V16_LIMITS, V201_LIMITS))
     assert message in str(refused.value)
 
 
@@ -145,4 +147,4 @@ def test_parameters_refused_without_the_charger(
     ],
 )
 def test_good_parameters_pass(name: CommandName, params: dict[str, Any]) -> None:
-    check_params(name, params, NOW)
+    parse_request(name, params, NOW, (V16_LIMITS, V201_LIMITS))

@@ -26,6 +26,7 @@ from csms.core.parties import PARTY_FORMAT, check_origin
 from csms.core.partners import PartnerStatus
 from csms.core.status import ConnectorStatus
 from csms.core.transactions import BillingState, TransactionState
+from csms.core.versions import OcppVersion
 from csms.services.reads import NotFound, ReadService
 from csms.storage.commands import PENDING
 from csms.storage.paging import Page
@@ -44,7 +45,7 @@ from csms.views import (
     transaction_json,
 )
 
-OCPP_VERSIONS = ("1.6", "2.0.1")
+OCPP_VERSIONS = tuple(v.value for v in OcppVersion)
 SOURCES = ("cli", "api", "ocpi")
 
 

@@ -26,9 +26,10 @@ from csms.core.bounds import (
     bounded_number,
     check_json_depth,
 )
-from csms.core.commands import CommandName, CommandResult, Outcome
+from csms.core.command_params import PARAMETERS
+from csms.core.commands import CommandName, CommandRefused, CommandResult, Outcome
 from csms.metrics import Metrics
-from csms.services.commands import MAX_TIMEOUT_S, PARAMETERS, CommandService, Requester
+from csms.services.commands import MAX_TIMEOUT_S, CommandService, Requester
 from csms.storage import billing as billing_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
@@ -246,7 +247,13 @@ async def run_command(request: web.Request) -> web.Response:
     requester = Requester(
         source if source in _SOURCES else "api", request.headers.get("X-CSMS-User") or None
     )
-    result = await context.commands.execute(cp_id, name, params, requester, timeout)
+    commands = context.commands
+    try:
+        command = commands.parse(name, params)
+    except CommandRefused as exc:
+        result = await commands.refuse(cp_id, name, params, requester, str(exc))
+    else:
+        result = await commands.execute(cp_id, command, requester, timeout, params=params)
     return _json(result_json(result), _HTTP_STATUS[result.outcome])
 
 

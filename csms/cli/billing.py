@@ -20,6 +20,7 @@ import orjson
 
 from csms.cli.common import (
     CliError,
+    billing_service,
     config_option,
     exact,
     json_option,
@@ -43,23 +44,13 @@ T = TypeVar("T")
 
 
 def _billing(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
-    from csms.app import billing_limits, billing_retries
-    from csms.core.clock import utc_now
     from csms.core.errors import CsmsError
-    from csms.services.billing import BillingService, Identity
 
     config = load(config_file)
 
     async def wrapped(db: Any) -> T:
-        service = BillingService(
-            db,
-            utc_now,
-            Identity(config.ocpi.country_code, config.ocpi.party_id),
-            billing_retries(config),
-            billing_limits(config),
-        )
         try:
-            return await work(service)
+            return await work(billing_service(db, config))
         except CsmsError as exc:
             raise CliError(str(exc)) from None
 

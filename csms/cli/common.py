@@ -14,12 +14,15 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
 from csms.config import Config, ConfigError, database_location, load_config, sqlite_file
+
+if TYPE_CHECKING:
+    from csms.services.billing import BillingService
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -197,6 +200,22 @@ def run_db(
         if message is None:
             raise
         raise CliError(message) from None
+
+
+def billing_service(db: Any, config: Config) -> BillingService:
+    """The billing service as `csms serve` builds it (identity, retries and limits from the
+    configuration), for commands that price, list or settle."""
+    from csms.app import billing_limits, billing_retries
+    from csms.core.clock import utc_now
+    from csms.services.billing import BillingService, Identity
+
+    return BillingService(
+        db,
+        utc_now,
+        Identity(config.ocpi.country_code, config.ocpi.party_id),
+        billing_retries(config),
+        billing_limits(config),
+    )
 
 
 def run_cli(group: click.Group) -> None:

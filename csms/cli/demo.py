@@ -28,6 +28,7 @@ import click
 from csms.cli.common import CliError, config_option, load
 from csms.config import Config, OcpiConfig
 from csms.core.locations import ConnectorSpec, Location
+from csms.core.versions import OcppVersion
 from csms.core.waiting import wait_event
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class DemoOptions:
 @dataclass(frozen=True, slots=True)
 class DemoCharger:
     id: str
-    version: str
+    version: OcppVersion
     tag: str
     location_id: str
 
@@ -124,7 +125,7 @@ def demo_chargers(count: int) -> list[DemoCharger]:
     return [
         DemoCharger(
             id=f"DEMO-CP{n:02d}",
-            version=("1.6", "2.0.1")[(n - 1 + (n - 1) // 2) % 2],
+            version=(OcppVersion.V16, OcppVersion.V201)[(n - 1 + (n - 1) // 2) % 2],
             tag=f"DEMO-TAG-{n:02d}",
             location_id=LOCATIONS[(n - 1) % len(LOCATIONS)].id,
         )
@@ -341,7 +342,7 @@ def _charger(url: str, charger: DemoCharger, options: DemoOptions, echo: Echo) -
         ChargerOptions(
             url=url,
             charger_id=charger.id,
-            version=charger.version,
+            version=charger.version.value,
             sessions=1_000_000,
             session_seconds=options.session_seconds,
             meter_interval=options.meter_interval,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from csms.cli.common import CliError, load, run_db
+from csms.cli.common import CliError, billing_service, load, run_db
 
 if TYPE_CHECKING:
     from csms.services.reads import ReadService
@@ -52,23 +52,15 @@ def footer(shown: int, total: int, *, as_json: bool) -> None:
 def run_reads(config_file: str | None, work: Callable[[ReadService], Awaitable[T]]) -> T:
     """Run `work` with the read service the operator API uses; what it cannot find, or a
     filter it cannot take, becomes one line."""
-    from csms.app import billing_retries
     from csms.core.clock import utc_now
     from csms.core.errors import CsmsError
-    from csms.services.billing import BillingService, Identity
     from csms.services.reads import ReadService
 
     config = load(config_file)
 
     async def wrapped(db: Any) -> T:
-        billing = BillingService(
-            db,
-            utc_now,
-            Identity(config.ocpi.country_code, config.ocpi.party_id),
-            billing_retries(config),
-        )
         try:
-            return await work(ReadService(db, utc_now, billing))
+            return await work(ReadService(db, utc_now, billing_service(db, config)))
         except CsmsError as exc:
             raise CliError(str(exc)) from None
 

@@ -40,6 +40,7 @@ LAZY_GROUPS = {
     "locations": ("csms.cli.locations", "locations"),
     "ocpi": ("csms.cli.ocpi", "ocpi"),
     "demo": ("csms.cli.demo", "demo"),
+    "ca": ("csms.cli.ca", "ca"),
 }
 
 

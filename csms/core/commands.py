@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from csms.core.authorization import AuthResult
+from csms.core.versions import OcppVersion
 
 
 class CommandName(StrEnum):
@@ -167,9 +168,10 @@ TRIGGERS_V201 = frozenset(
         "PublishFirmwareStatusNotification",
     }
 )
+_TRIGGERS = {OcppVersion.V16: TRIGGERS_V16, OcppVersion.V201: TRIGGERS_V201}
 _TRIGGER_ALIASES = {
-    "1.6": {"LogStatusNotification": "DiagnosticsStatusNotification"},
-    "2.0.1": {"DiagnosticsStatusNotification": "LogStatusNotification"},
+    OcppVersion.V16: {"LogStatusNotification": "DiagnosticsStatusNotification"},
+    OcppVersion.V201: {"DiagnosticsStatusNotification": "LogStatusNotification"},
 }
 
 
@@ -187,10 +189,10 @@ def check_trigger(requested: str) -> None:
         )
 
 
-def trigger_name(requested: str, version: str) -> str:
+def trigger_name(requested: str, version: OcppVersion) -> str:
     """The TriggerMessage name for a charger of `version` (case-insensitive; the other
     version's name for the same message is accepted)."""
-    names = TRIGGERS_V16 if version == "1.6" else TRIGGERS_V201
+    names = _TRIGGERS[version]
     by_lower = {n.lower(): n for n in (*names, *_TRIGGER_ALIASES[version])}
     found = by_lower.get(requested.lower())
     if found is None:

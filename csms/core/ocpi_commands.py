@@ -24,13 +24,12 @@ from csms.core.parties import Party
 from csms.core.reservations import ReservationState
 from csms.core.roaming import PartnerToken
 from csms.core.tariffs import ocpi_datetime
+from csms.core.versions import ProtocolLimits
 
 # OCPI CiString(36): ids of locations, EVSEs, connectors, sessions, reservations.
 ID_MAX = 36
 URL_MAX = 255
 DISPLAY_TEXT_MAX = 512
-# OCPP 1.6 idTag is CiString20Type: a longer uid cannot be sent to a 1.6 charger.
-ID_TAG_MAX_16 = 20
 
 
 class CommandType(StrEnum):
@@ -215,9 +214,10 @@ def parse_command(kind: CommandType, body: Any) -> CommandRequest:
     raise AssertionError(kind)  # pragma: no cover
 
 
-def fits_charger(uid: str, ocpp_version: str | None) -> bool:
-    """Whether a token uid can be sent to a charger of this version as its id token."""
-    return ocpp_version != "1.6" or len(uid) <= ID_TAG_MAX_16
+def fits_charger(uid: str, limits: ProtocolLimits | None) -> bool:
+    """Whether a token uid can be sent as its id token to a charger whose OCPP version has
+    these limits (None: it never told us its version, nothing to check against)."""
+    return limits is None or limits.fits_id_token(uid)
 
 
 # --- where a command goes ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """OCPI 2.2.1 smart charging (the ChargingProfiles module, Receiver interface) as pure values:
-a partner's request checked, the CSMS command parameters it becomes, and the charger's
+a partner's request checked, the CSMS command request it becomes, and the charger's
 answer as the result body POSTed to the partner's response_url.
 
 No I/O and no HTTP: ocpi_cpo.routes.chargingprofiles finds sessions and sends the commands.
@@ -16,7 +16,12 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from csms.core.clock import format_timestamp, parse_timestamp
+from csms.core.clock import parse_timestamp
+from csms.core.command_requests import (
+    ProfileClearRequest,
+    ProfileCompositeRequest,
+    ProfileSetRequest,
+)
 from csms.core.commands import MAX_PERIODS, Outcome, ProfilePurpose, SchedulePeriod
 from csms.core.tariffs import ocpi_datetime
 
@@ -183,39 +188,31 @@ def _periods(raw: object) -> tuple[SchedulePeriod, ...]:
 # --- the CSMS commands they become --------------------------------------------------------
 
 
-def set_params(profile: OcpiProfile, evse_id: int, tx_id: int) -> dict[str, Any]:
-    """`profile-set` parameters: the profile as the TxProfile of transaction `tx_id` on its
+def set_request(profile: OcpiProfile, evse_id: int, tx_id: int) -> ProfileSetRequest:
+    """The `profile-set` request: the profile as the TxProfile of transaction `tx_id` on its
     EVSE."""
-    params: dict[str, Any] = {
-        "evse": evse_id,
-        "purpose": ProfilePurpose.TX.value,
-        "stack": STACK_LEVEL,
-        "transaction": tx_id,
-        "unit": profile.unit,
-        "periods": [f"{p.start_s}:{p.limit!r}" for p in profile.periods],
-    }
-    if profile.start_at is None:
-        params["relative"] = True
-    else:
-        params["start"] = format_timestamp(profile.start_at)
-    if profile.duration_s is not None:
-        params["duration"] = profile.duration_s
-    if profile.min_rate is not None:
-        params["min_rate"] = profile.min_rate
-    return params
+    return ProfileSetRequest(
+        evse=evse_id,
+        unit=profile.unit,
+        periods=profile.periods,
+        purpose=ProfilePurpose.TX,
+        stack=STACK_LEVEL,
+        duration=profile.duration_s,
+        start=profile.start_at,
+        relative=profile.start_at is None,
+        min_rate=profile.min_rate,
+        transaction=tx_id,
+    )
 
 
-def clear_params(tx_id: int) -> dict[str, Any]:
-    """`profile-clear` parameters: every TxProfile of transaction `tx_id`."""
-    return {"transaction": tx_id}
+def clear_request(tx_id: int) -> ProfileClearRequest:
+    """The `profile-clear` request: every TxProfile of transaction `tx_id`."""
+    return ProfileClearRequest(transaction=tx_id)
 
 
-def composite_params(evse_id: int, duration_s: int, unit: str | None) -> dict[str, Any]:
-    """`profile-composite` parameters (no unit: the charger's choice)."""
-    params: dict[str, Any] = {"evse": evse_id, "duration": duration_s}
-    if unit is not None:
-        params["unit"] = unit
-    return params
+def composite_request(evse_id: int, duration_s: int, unit: str | None) -> ProfileCompositeRequest:
+    """The `profile-composite` request (no unit: the charger's choice)."""
+    return ProfileCompositeRequest(evse_id, duration_s, unit)
 
 
 # --- the charger's answers as results -------------------------------------------------------

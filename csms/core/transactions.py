@@ -189,6 +189,17 @@ def session_energy(
     return EnergyResult(energy, tuple(flags))
 
 
+class ChargingState(StrEnum):
+    """What the vehicle is doing during a transaction, as a 2.0.1 station reports it with
+    its TransactionEvents (billing tells charging from parking by it)."""
+
+    CHARGING = "Charging"
+    EV_CONNECTED = "EVConnected"
+    SUSPENDED_EV = "SuspendedEV"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    IDLE = "Idle"
+
+
 class TxEventType(StrEnum):
     STARTED = "Started"
     UPDATED = "Updated"
@@ -209,7 +220,7 @@ class TransactionEvent(NamedTuple):
     connector_id: int | None = None
     id_token: str | None = None
     token_type: str | None = None
-    charging_state: str | None = None
+    charging_state: ChargingState | None = None
     stopped_reason: str | None = None
     remote_start_id: int | None = None
     reservation_id: int | None = None

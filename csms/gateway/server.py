@@ -36,7 +36,7 @@ from csms.core.passwords import verify_password
 from csms.core.quotas import TokenBucket
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
-from csms.services.charging import ChargingService
+from csms.services.stations import StationService
 from csms.storage.database import DatabaseClosed
 from csms.workers import TaskSet, Worker
 
@@ -99,7 +99,7 @@ class OcppServer:
     def __init__(
         self,
         config: OcppConfig,
-        service: ChargingService,
+        service: StationService,
         adapters: Sequence[Adapter],
         metrics: Metrics | None = None,
     ) -> None:
@@ -174,7 +174,7 @@ class OcppServer:
         return None if live is None else live.session
 
     def connected_by_version(self) -> dict[str, int]:
-        counts = {adapter.version: 0 for adapter in self._adapters.values()}
+        counts: dict[str, int] = {adapter.version: 0 for adapter in self._adapters.values()}
         for _cp_id, live in self.registry.items():
             version = live.session.version
             counts[version] = counts.get(version, 0) + 1

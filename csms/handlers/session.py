@@ -17,6 +17,7 @@ import structlog
 
 from csms.core.charger import RegistrationStatus
 from csms.core.commands import Answer, ChargerBusy, ChargerCallError, Command, CommandRefused
+from csms.core.versions import OcppVersion
 from csms.handlers.rpc import (
     Call,
     CallError,
@@ -43,7 +44,7 @@ Handler = Callable[["OcppSession", dict[str, Any]], Awaitable[dict[str, Any]]]
 class Adapter(Protocol):
     """What a version adapter offers the session."""
 
-    version: str
+    version: OcppVersion
     subprotocol: str
     errors: Mapping[ErrorKind, str]
     schemas: SchemaSet
@@ -104,7 +105,7 @@ class OcppSession:
         self._deviations: set[tuple[str, str, str]] | None = None
 
     @property
-    def version(self) -> str:
+    def version(self) -> OcppVersion:
         return self.adapter.version
 
     # --- incoming ----------------------------------------------------------------------

@@ -54,11 +54,13 @@ from csms.core.tariffs import (
 )
 from csms.core.transactions import (
     BillingState,
+    ChargingState,
     InputFlag,
     Transaction,
     TransactionState,
     flagged,
 )
+from csms.core.versions import OcppVersion
 from csms.gcpolicy import CollectorPause
 from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
@@ -106,13 +108,13 @@ _DRAWING = {
     ConnectorStatus.SUSPENDED_EV: False,
     ConnectorStatus.FINISHING: False,
 }
-# 2.0.1 chargingState of TransactionEvents, the same way.
+# The charging state 2.0.1 transactions report, the same way.
 _CHARGING_STATE = {
-    "Charging": True,
-    "SuspendedEVSE": True,
-    "SuspendedEV": False,
-    "EVConnected": False,
-    "Idle": False,
+    ChargingState.CHARGING: True,
+    ChargingState.SUSPENDED_EVSE: True,
+    ChargingState.SUSPENDED_EV: False,
+    ChargingState.EV_CONNECTED: False,
+    ChargingState.IDLE: False,
 }
 
 
@@ -181,8 +183,8 @@ class _Inputs:
     (samples, 2.0.1 events, 1.6 status changes) or by what they share."""
 
     metered: dict[int, Metered]
-    # 2.0.1: the chargingState of each event that reported one, with its time.
-    states: dict[int, list[tuple[datetime, str]]]
+    # 2.0.1: the charging state of each event that reported one, with its time.
+    states: dict[int, list[tuple[datetime, ChargingState]]]
     statuses: dict[int, list[tuple[datetime, ConnectorStatus]]]
     linked: dict[str, tuple[Location, ConnectorSpec]]
     assigned: dict[tuple[str, str], str]
@@ -535,10 +537,10 @@ class BillingService:
             )
         }
         assigned = await tariff_repo.assigned_for(conn, sorted(candidates))
-        v201 = [tx.id for tx in txs if tx.ocpp_version == "2.0.1"]
+        v201 = [tx.id for tx in txs if tx.ocpp_version == OcppVersion.V201]
         statuses: dict[int, list[tuple[datetime, ConnectorStatus]]] = {}
         for tx in txs:
-            if tx.ocpp_version != "2.0.1":
+            if tx.ocpp_version != OcppVersion.V201:
                 statuses[tx.id] = await cp_repo.statuses_between(
                     conn, tx.charge_point_id, tx.evse_id, tx.start_at, tx.stop_at or now
                 )
@@ -589,10 +591,9 @@ class BillingService:
     def _usage(self, tx: Transaction, inputs: _Inputs, now: datetime) -> Usage:
         end = tx.stop_at or now
         statuses: list[StatusChange] = []
-        if tx.ocpp_version == "2.0.1":
+        if tx.ocpp_version == OcppVersion.V201:
             for at, state in inputs.states.get(tx.id, ()):
-                if state in _CHARGING_STATE:
-                    statuses.append(StatusChange(at, _CHARGING_STATE[state]))
+                statuses.append(StatusChange(at, _CHARGING_STATE[state]))
             statuses.sort(key=lambda s: s.at)
         else:
             for at, status in inputs.statuses.get(tx.id, ()):

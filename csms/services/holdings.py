@@ -1,4 +1,4 @@
-"""Which running transactions hold each id token, kept in memory by the charging service
+"""Which running transactions hold each id token, kept in memory by the authorization service
 so that the limit of concurrent transactions costs no database look-up per start.
 
 A token's entry is read from the database once (one look-up in the (id_tag_key, state)
@@ -9,13 +9,19 @@ one that creates and ends transactions. Nothing here decides: csms.core.authoriz
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from csms.storage.database import BatchLoader
+from typing import Protocol
 
 # (charge point, EVSE) of a running transaction.
 Place = tuple[str, int]
 # Entries kept at most; beyond it, tokens that hold nothing are forgotten (read again).
 MAX_TOKENS = 200_000
+
+
+class HoldersLoader(Protocol):
+    """Reads a token's running, accepted transactions (csms.storage.database.BatchLoader
+    over csms.storage.transactions.holders)."""
+
+    async def load(self, key: str) -> dict[int, Place] | None: ...
 
 
 class Holdings:
@@ -26,7 +32,7 @@ class Holdings:
     last slot) and `remove` it when its write failed or it ended.
     """
 
-    def __init__(self, loader: BatchLoader[str, dict[int, Place]]) -> None:
+    def __init__(self, loader: HoldersLoader) -> None:
         self._loader = loader
         self._held: dict[str, dict[int, Place]] = {}
         # Loads in flight per key, and transactions that ended meanwhile: a load's snapshot

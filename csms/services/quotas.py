@@ -2,7 +2,7 @@
 charge points that register themselves.
 
 Decides, counts (csms.metrics) and logs, once per episode rather than once per message;
-writes nothing itself (csms.services.charging stores what is admitted).
+writes nothing itself (csms.services.stations stores what is admitted).
 """
 
 from __future__ import annotations

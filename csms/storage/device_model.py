@@ -1,7 +1,7 @@
-"""Repository of the OCPP 2.0.1 device model stations report (NotifyReport).
+"""Repository of the device model stations report (csms.core.device_model values).
 
 Keys are component (+instance, EVSE, connector), variable (+instance) and attribute type;
-takes connections or write transactions, returns plain records.
+takes connections or write transactions, returns plain records. No OCPP message parsing here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from csms.core.device_model import ReportedVariable
 from csms.storage.database import BulkStatement, WriteTx
 from csms.storage.models import DeviceVariableRow
 
@@ -31,6 +32,8 @@ _KEY = (
     "variable_instance",
     "attribute_type",
 )
+# The stored EVSE or connector of a component that belongs to none.
+_NONE = -1
 _VALUES = ("value", "mutability", "persistent", "constant", "characteristics", "updated_at")
 
 
@@ -77,41 +80,35 @@ _UPSERT = {d: _upsert(d) for d in ("sqlite", "postgresql")}
 
 
 def store_report_later(
-    tx: WriteTx, cp_id: str, report_data: Sequence[dict[str, Any]], now: datetime
+    tx: WriteTx, cp_id: str, variables: Sequence[ReportedVariable], now: datetime
 ) -> int:
-    """Upsert every variable attribute of a NotifyReport part; returns how many."""
-    count = 0
+    """Upsert every variable attribute of a report; returns how many."""
     at = tx.db_time(now)
     statement = _UPSERT[tx.dialect]
-    for item in report_data:
-        component = item.get("component") or {}
-        variable = item.get("variable") or {}
-        evse = component.get("evse") or {}
-        characteristics = item.get("variableCharacteristics")
-        for attribute in item.get("variableAttribute") or [{}]:
-            tx.defer_bulk(
-                statement,
-                {
-                    "charge_point_id": cp_id,
-                    "component": component.get("name", ""),
-                    "component_instance": component.get("instance") or "",
-                    "evse_id": evse.get("id", -1),
-                    "connector_id": evse.get("connectorId", -1),
-                    "variable": variable.get("name", ""),
-                    "variable_instance": variable.get("instance") or "",
-                    "attribute_type": attribute.get("type", "Actual"),
-                    "value": attribute.get("value"),
-                    "mutability": attribute.get("mutability"),
-                    "persistent": attribute.get("persistent"),
-                    "constant": attribute.get("constant"),
-                    "characteristics": None
-                    if characteristics is None
-                    else orjson.dumps(characteristics).decode(),
-                    "updated_at": at,
-                },
-            )
-            count += 1
-    return count
+    for v in variables:
+        characteristics = v.characteristics
+        tx.defer_bulk(
+            statement,
+            {
+                "charge_point_id": cp_id,
+                "component": v.component,
+                "component_instance": v.component_instance,
+                "evse_id": _NONE if v.evse_id is None else v.evse_id,
+                "connector_id": _NONE if v.connector_id is None else v.connector_id,
+                "variable": v.variable,
+                "variable_instance": v.variable_instance,
+                "attribute_type": v.attribute_type,
+                "value": v.value,
+                "mutability": v.mutability,
+                "persistent": v.persistent,
+                "constant": v.constant,
+                "characteristics": None
+                if characteristics is None
+                else orjson.dumps(characteristics).decode(),
+                "updated_at": at,
+            },
+        )
+    return len(variables)
 
 
 async def variables_of(conn: AsyncConnection, cp_id: str) -> list[DeviceVariable]:

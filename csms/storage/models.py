@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     false,
@@ -238,6 +239,8 @@ class TransactionEventRow(Base):
     trigger_reason: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[datetime]
     offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the vehicle was doing (csms.core.transactions.ChargingState), when reported.
+    charging_state: Mapped[str | None] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime]
 
@@ -755,3 +758,25 @@ class GrantRow(Base):
     authorization_reference: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime]
+
+
+class CaCertificateRow(Base):
+    """A charging station certificate our CA issued (`csms ca issue`, SignCertificate):
+    serials and the SHA-256 fingerprint in lower-case hex, the certificate as PEM."""
+
+    __tablename__ = "ca_certificates"
+    __table_args__ = (
+        Index("ix_ca_certificates_charge_point_id", "charge_point_id"),
+        Index("ix_ca_certificates_not_after", "not_after"),
+        Index("ix_ca_certificates_issuer_serial", "issuer_serial"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64))
+    issuer_serial: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime]
+    pem: Mapped[str] = mapped_column(Text)

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.ids import token_key
 from csms.core.metering import MAX_READING, Sample, active_power_w, register_wh
-from csms.core.roaming import Grant
+from csms.core.transaction_updates import TransactionChanges
 from csms.core.transactions import (
+    ChargingState,
     Transaction,
     TransactionEvent,
     TransactionState,
@@ -185,9 +186,9 @@ _STATES_OF = FastSelect(
     select(
         _te.c.transaction_id,
         _te.c.timestamp,
-        _te.c.payload["transactionInfo"]["chargingState"].as_string().label("state"),
+        _te.c.charging_state,
     )
-    .where(_many(_te.c.transaction_id))
+    .where(_many(_te.c.transaction_id), _te.c.charging_state.is_not(None))
     .order_by(_te.c.seq_no, _te.c.id)
 )
 _SAMPLES_OF = FastSelect(
@@ -279,7 +280,7 @@ class TransactionIds:
     can go with the group commit's bulk statements and the charger's answer needs no trip
     to the database.
 
-    Only the charging service of the process serving chargers creates transactions: on
+    Only the transaction service of the process serving chargers creates transactions: on
     SQLite the next id counts on from the largest stored one (read once); on PostgreSQL ids
     come from the table's own sequence, a block at a time, so several processes never
     collide. `resync()` after a failed write makes the next call read again.
@@ -372,6 +373,7 @@ _EVENT_COLUMNS = (
     "trigger_reason",
     "timestamp",
     "offline",
+    "charging_state",
     "payload",
     "received_at",
 )
@@ -399,6 +401,7 @@ def record_event_later(
             "trigger_reason": event.trigger_reason,
             "timestamp": tx.db_time(event.timestamp),
             "offline": event.offline,
+            "charging_state": None if event.charging_state is None else event.charging_state.value,
             "payload": orjson.dumps(payload).decode(),
             "received_at": tx.db_time(now),
         },
@@ -431,15 +434,13 @@ async def events_of(conn: AsyncConnection, tx_id: int) -> list[StoredEvent]:
 
 async def charging_states_of(
     conn: AsyncConnection, tx_ids: Sequence[int]
-) -> dict[int, list[tuple[datetime, str]]]:
-    """The 2.0.1 chargingState each event of these transactions reported, with its time,
-    in event order (events without one left out). Only that field of the stored payloads is
-    read, by the database."""
-    found: dict[int, list[tuple[datetime, str]]] = {tx_id: [] for tx_id in tx_ids}
+) -> dict[int, list[tuple[datetime, ChargingState]]]:
+    """The charging state each event of these transactions reported, with its time, in
+    event order (events without one left out)."""
+    found: dict[int, list[tuple[datetime, ChargingState]]] = {tx_id: [] for tx_id in tx_ids}
     rows = await _STATES_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for r in rows:
-        if r.state is not None:
-            found[r.transaction_id].append((r.timestamp, r.state))
+        found[r.transaction_id].append((r.timestamp, ChargingState(r.charging_state)))
     return found
 
 
@@ -508,43 +509,6 @@ def insert_later(w: WriteTx, tx: Transaction, now: datetime) -> None:
     )
 
 
-def new_transaction(
-    tx_id: int,
-    *,
-    cp_id: str,
-    ocpp_version: str,
-    evse_id: int,
-    connector_id: int,
-    id_tag: str | None,
-    auth_status: str | None,
-    start_at: datetime,
-    meter_start_wh: int | None,
-    reservation_id: int | None = None,
-    remote_start_id: int | None = None,
-    ocpp_transaction_id: str | None = None,
-    grant: Grant | None = None,
-    flags: tuple[str, ...] = (),
-) -> Transaction:
-    """A running transaction as `get` would read it back once written."""
-    return Transaction(
-        id=tx_id,
-        charge_point_id=cp_id,
-        evse_id=evse_id,
-        connector_id=connector_id,
-        id_tag=id_tag,
-        auth_status=auth_status,
-        start_at=start_at.astimezone(UTC),
-        meter_start_wh=meter_start_wh,
-        state=TransactionState.ACTIVE,
-        ocpp_transaction_id=ocpp_transaction_id,
-        reservation_id=reservation_id,
-        remote_start_id=remote_start_id,
-        ocpp_version=ocpp_version,
-        flags=flags,
-        **_grant_values(grant),
-    )
-
-
 _FINISH = update(_tx).where(_tx.c.id == bindparam("b_id"))
 
 
@@ -568,63 +532,57 @@ def update_later(w: WriteTx, tx_id: int, now: datetime, **values: Any) -> None:
 _UPDATES: dict[tuple[str, ...], Any] = {}
 
 
-async def create(
-    conn: AsyncConnection,
-    *,
-    cp_id: str,
-    ocpp_version: str,
-    evse_id: int,
-    connector_id: int,
-    id_tag: str | None,
-    auth_status: str | None,
-    start_at: datetime,
-    meter_start_wh: int | None,
-    reservation_id: int | None,
-    now: datetime,
-    ocpp_transaction_id: str | None = None,
-    remote_start_id: int | None = None,
-    grant: Grant | None = None,
-    tx_id: int | None = None,
-    flags: tuple[str, ...] = (),
-) -> int:
-    """Insert a running transaction now; `tx_id` from TransactionIds (None: the database
-    picks one)."""
-    ids = {} if tx_id is None else {"id": tx_id}
-    result = await conn.execute(
-        insert(_tx)
-        .values(
-            **ids,
-            charge_point_id=cp_id,
-            ocpp_version=ocpp_version,
-            ocpp_transaction_id=ocpp_transaction_id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            id_tag=id_tag,
-            id_tag_key=None if id_tag is None else token_key(id_tag),
-            auth_status=auth_status,
-            state=TransactionState.ACTIVE.value,
-            start_at=start_at,
-            meter_start_wh=meter_start_wh,
-            reservation_id=reservation_id,
-            remote_start_id=remote_start_id,
-            flags=",".join(flags) or None,
-            received_at=now,
-            updated_at=now,
-            **_grant_values(grant),
-        )
-        .returning(_tx.c.id)
-    )
-    return int(result.scalar_one())
+def _columns(changes: TransactionChanges) -> dict[str, Any]:
+    """The columns and values of a change set (the unchanged ones left out)."""
+    values: dict[str, Any] = {}
+    for name in _CHANGED_COLUMNS:
+        value = getattr(changes, name)
+        if value is not None:
+            values[name] = value
+    if changes.id_tag is not None:
+        values["id_tag_key"] = token_key(changes.id_tag)
+    if changes.billing is not None:
+        values["billing"] = changes.billing.value
+    if changes.state is not None:
+        values["state"] = changes.state.value
+    if changes.roaming is not None:
+        grant = changes.roaming
+        values["auth_method"] = grant.method.value
+        values["authorization_reference"] = grant.authorization_reference
+        values["cdr_token"] = dict(grant.cdr_token)
+    if changes.energy is not None:
+        values["energy_wh"] = changes.energy.energy_wh
+    return values
 
 
-def _grant_values(grant: Grant | None) -> dict[str, Any]:
-    if grant is None:
-        return {}
-    return {
-        "auth_method": grant.method.value,
-        "authorization_reference": grant.authorization_reference,
-        "cdr_token": dict(grant.cdr_token),
-    }
+# TransactionChanges fields stored as they are, under their own name.
+_CHANGED_COLUMNS = (
+    "start_at",
+    "meter_start_wh",
+    "id_tag",
+    "auth_status",
+    "evse_id",
+    "connector_id",
+    "remote_start_id",
+    "reservation_id",
+    "flags",
+    "stop_at",
+    "stop_reason",
+    "meter_stop_wh",
+    "stop_id_tag",
+)
+
+
+async def apply(
+    conn: AsyncConnection, tx_id: int, now: datetime, changes: TransactionChanges
+) -> None:
+    """Write a change set now."""
+    await update_fields(conn, tx_id, now, **_columns(changes))
+
+
+def apply_later(w: WriteTx, tx_id: int, now: datetime, changes: TransactionChanges) -> None:
+    """Write a change set with the batch (merged with the same update of other units)."""
+    update_later(w, tx_id, now, **_columns(changes))
 
 
 _READINGS = BulkStatement(

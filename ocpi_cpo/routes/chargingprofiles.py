@@ -35,19 +35,18 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from csms.core.commands import CommandName
 from csms.core.ocpi_profiles import (
     BadProfileRequest,
     ProfileResponse,
     active_profile_result,
-    clear_params,
+    clear_request,
     clear_result,
-    composite_params,
+    composite_request,
     duration,
     parse_set_charging_profile,
     response_url,
     session_tx_id,
-    set_params,
+    set_request,
     set_result,
 )
 from csms.core.parties import Party, audience, owner_of
@@ -195,10 +194,8 @@ async def get_active_profile(request: web.Request) -> web.Response:
         async with db.read() as conn:
             installed = await profile_repo.installed(conn, session.charge_point_id)
         units = [s.profile.unit for s in installed if s.transaction_id == session.tx_id]
-        params = composite_params(session.evse_id, seconds, units[-1] if units else None)
-        result = await commands.execute(
-            session.charge_point_id, CommandName.PROFILE_COMPOSITE, params, requester
-        )
+        ask = composite_request(session.evse_id, seconds, units[-1] if units else None)
+        result = await commands.execute(session.charge_point_id, ask, requester)
         return active_profile_result(result.outcome, result.data, clock())
 
     return await _accept(request, KIND_GET, url, session, {"duration": seconds}, work)
@@ -215,13 +212,11 @@ async def put_profile(request: web.Request) -> web.Response:
         return target
     session = target
     commands = request.app[COMMANDS]
-    params = set_params(profile, session.evse_id, session.tx_id)
+    install = set_request(profile, session.evse_id, session.tx_id)
     requester = _requester(request)
 
     async def work() -> dict[str, Any]:
-        result = await commands.execute(
-            session.charge_point_id, CommandName.PROFILE_SET, params, requester
-        )
+        result = await commands.execute(session.charge_point_id, install, requester)
         return set_result(result.outcome)
 
     details = {"charging_profile": body["charging_profile"]}
@@ -242,10 +237,7 @@ async def delete_profile(request: web.Request) -> web.Response:
 
     async def work() -> dict[str, Any]:
         result = await commands.execute(
-            session.charge_point_id,
-            CommandName.PROFILE_CLEAR,
-            clear_params(session.tx_id),
-            requester,
+            session.charge_point_id, clear_request(session.tx_id), requester
         )
         return clear_result(result.outcome, result.status)
 

@@ -16,7 +16,7 @@ from csms.core.ocpi_commands import CommandType
 from csms.core.parties import Party
 from csms.core.partners import InterfaceRole
 from ocpi_cpo.commands import CommandReceiver
-from ocpi_cpo.context import CHARGING, COMMANDS, PARTNERS, PUSHER, RESULTS, SETTINGS
+from ocpi_cpo.context import CHARGING, COMMANDS, LIMITS, PARTNERS, PUSHER, RESULTS, SETTINGS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.reservation_sessions import ReservationSessions
@@ -69,7 +69,12 @@ async def _receiving(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = app[PARTNERS].db
     receiver = CommandReceiver(
-        db, settings, app[RESULTS], app.get(COMMANDS), charging := app.get(CHARGING)
+        db,
+        settings,
+        app[RESULTS],
+        app.get(COMMANDS),
+        charging := app.get(CHARGING),
+        limits=app[LIMITS],
     )
     app[RECEIVER] = receiver
     publisher = ReservationSessions(
@@ -83,7 +88,9 @@ async def _receiving(app: web.Application) -> AsyncIterator[None]:
             app[PUSHER].wake()
 
     publisher.on_enqueued.append(wake_pusher)
-    hooks = [] if charging is None else [charging.on_started, charging.on_status]
+    hooks = (
+        [] if charging is None else [charging.transactions.on_started, charging.stations.on_status]
+    )
     for hook in hooks:
         hook.append(publisher.wake)
     async with publisher.worker.running():

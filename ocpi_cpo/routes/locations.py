@@ -16,7 +16,7 @@ from aiohttp import web
 from csms.core.partners import InterfaceRole
 from csms.storage import locations as location_repo
 from csms.storage import ocpi_evses as evse_repo
-from ocpi_cpo.context import PARTNERS, PUSHER, SETTINGS
+from ocpi_cpo.context import LIMITS, PARTNERS, PUSHER, SETTINGS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.locations_publisher import Identity, LocationPublisher
@@ -104,6 +104,7 @@ def setup(app: web.Application) -> None:
         Identity(settings.country_code, settings.party_id, settings.business_name),
         grace=timedelta(seconds=settings.offline_grace),
         interval=settings.push_interval,
+        limits=app[LIMITS],
     )
     add_endpoint(app, "locations", InterfaceRole.SENDER, PATH)
     add_route(app, "GET", PATH, list_locations)

@@ -8,6 +8,7 @@ import pytest
 
 from csms.core.commands import CommandRefused, ProfilePurpose, VariableKey, trigger_name
 from csms.core.reservations import Reservation, ReservationState, check_start
+from csms.core.versions import OcppVersion
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -25,12 +26,14 @@ def test_variable_keys() -> None:
 
 
 def test_trigger_names_per_version() -> None:
-    assert trigger_name("heartbeat", "1.6") == "Heartbeat"
-    assert trigger_name("LogStatusNotification", "1.6") == "DiagnosticsStatusNotification"
-    assert trigger_name("DiagnosticsStatusNotification", "2.0.1") == "LogStatusNotification"
-    assert trigger_name("TransactionEvent", "2.0.1") == "TransactionEvent"
+    assert trigger_name("heartbeat", OcppVersion.V16) == "Heartbeat"
+    assert trigger_name("LogStatusNotification", OcppVersion.V16) == "DiagnosticsStatusNotification"
+    assert (
+        trigger_name("DiagnosticsStatusNotification", OcppVersion.V201) == "LogStatusNotification"
+    )
+    assert trigger_name("TransactionEvent", OcppVersion.V201) == "TransactionEvent"
     with pytest.raises(CommandRefused, match="choose one of"):
-        trigger_name("TransactionEvent", "1.6")
+        trigger_name("TransactionEvent", OcppVersion.V16)
 
 
 def test_profile_purposes() -> None:

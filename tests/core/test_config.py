@@ -112,7 +112,7 @@ def test_example_config_documents_every_key_with_its_default(tmp_path: Path) -> 
     text = example.read_text()
     from dataclasses import fields
 
-    for section in ("database", "ocpp", "api", "ocpi", "billing", "log"):
+    for section in ("database", "ocpp", "api", "ocpi", "billing", "log", "ca"):
         for f in fields(getattr(c, section)):
             assert f"\n{f.name} = " in text or f"\n# {f.name} = " in text, f"{section}.{f.name}"
 

@@ -40,6 +40,8 @@ from csms.core.ocpi_sessions import SessionStatus
 from csms.core.parties import Party
 from csms.core.reservations import ReservationState
 from csms.core.roaming import Whitelist
+from csms.handlers.v16.limits import LIMITS as V16_LIMITS
+from csms.handlers.v201.limits import LIMITS as V201_LIMITS
 from tests.e2e.ocpi_rules import session_errors
 
 US = Party("NL", "CSM")
@@ -183,8 +185,8 @@ def test_token_rules(changes: dict[str, Any], complaint: str) -> None:
 
 
 def test_id_tag_length_per_version() -> None:
-    assert fits_charger("A" * 20, "1.6") and not fits_charger("A" * 21, "1.6")
-    assert fits_charger("A" * 36, "2.0.1") and fits_charger("A" * 36, None)
+    assert fits_charger("A" * 20, V16_LIMITS) and not fits_charger("A" * 21, V16_LIMITS)
+    assert fits_charger("A" * 36, V201_LIMITS) and fits_charger("A" * 36, None)
 
 
 def evse(cp: str, n: int, status: str = "AVAILABLE", caps: tuple[str, ...] = ()) -> Evse:

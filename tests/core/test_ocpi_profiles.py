@@ -16,15 +16,15 @@ from csms.core.ocpi_profiles import (
     OcpiProfile,
     active_profile,
     active_profile_result,
-    clear_params,
+    clear_request,
     clear_result,
-    composite_params,
+    composite_request,
     duration,
     parse_charging_profile,
     parse_set_charging_profile,
     response_url,
     session_tx_id,
-    set_params,
+    set_request,
     set_result,
 )
 
@@ -156,7 +156,7 @@ def test_session_ids_are_our_transaction_ids() -> None:
 
 def test_the_profile_becomes_a_tx_profile_of_the_session() -> None:
     profile = parse_charging_profile(profile_json())
-    assert set_params(profile, 2, 77) == {
+    assert set_request(profile, 2, 77).params() == {
         "evse": 2,
         "purpose": "TxProfile",
         "stack": STACK_LEVEL,
@@ -170,7 +170,7 @@ def test_the_profile_becomes_a_tx_profile_of_the_session() -> None:
     relative = parse_charging_profile(
         {"charging_rate_unit": "W", "charging_profile_period": [{"start_period": 0, "limit": 7400}]}
     )
-    assert set_params(relative, 1, 5) == {
+    assert set_request(relative, 1, 5).params() == {
         "evse": 1,
         "purpose": "TxProfile",
         "stack": STACK_LEVEL,
@@ -179,9 +179,9 @@ def test_the_profile_becomes_a_tx_profile_of_the_session() -> None:
         "periods": ["0:7400.0"],
         "relative": True,
     }
-    assert clear_params(5) == {"transaction": 5}
-    assert composite_params(1, 900, None) == {"evse": 1, "duration": 900}
-    assert composite_params(1, 900, "A") == {"evse": 1, "duration": 900, "unit": "A"}
+    assert clear_request(5).params() == {"transaction": 5}
+    assert composite_request(1, 900, None).params() == {"evse": 1, "duration": 900}
+    assert composite_request(1, 900, "A").params() == {"evse": 1, "duration": 900, "unit": "A"}
 
 
 def test_set_results() -> None:

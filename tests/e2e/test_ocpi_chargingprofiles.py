@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection
 
 from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import parse_timestamp, utc_now
-from csms.core.commands import CommandName
+from csms.core.command_requests import ConfigSetRequest
 from csms.core.errors import UnknownChargePoint
 from csms.core.locations import Location
 from csms.services.locations import LocationService
@@ -371,9 +371,7 @@ async def test_a_station_without_smart_charging_is_not_supported(stage: Stage) -
 
     async def smart(enabled: str) -> None:
         result = await commands.execute(
-            stage.cp_id,
-            CommandName.CONFIG_SET,
-            {"key": "SmartChargingCtrlr.Enabled", "value": enabled},
+            stage.cp_id, ConfigSetRequest("SmartChargingCtrlr.Enabled", enabled)
         )
         assert result.ok, result.message
 

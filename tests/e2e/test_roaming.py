@@ -20,7 +20,7 @@ from aiohttp import web
 from websockets.asyncio.client import ClientConnection
 
 from csms.core.clock import utc_now
-from csms.core.commands import CommandName
+from csms.core.command_requests import LocalListSendRequest
 from csms.core.locations import Location
 from csms.core.roaming import PartnerToken, Whitelist
 from csms.core.transactions import Transaction
@@ -460,9 +460,7 @@ async def test_local_list_has_offline_usable_partner_tokens_only(world: World) -
 
     task = asyncio.create_task(answer_charger())
     try:
-        result = await world.server.app.commands.execute(
-            CP16, CommandName.LOCAL_LIST_SEND, {"mode": "full"}
-        )
+        result = await world.server.app.commands.execute(CP16, LocalListSendRequest(full=True))
     finally:
         task.cancel()
     assert result.outcome.ok, result.message

@@ -18,14 +18,10 @@ from csms.core.authorization import Token, TokenStatus
 from csms.core.metering import make_sample
 from csms.core.transactions import TransactionEvent, TxEventType
 from csms.services.billing import BillingService, Identity
-from csms.services.charging import (
-    ChargingService,
-    ChargingSettings,
-    MeterReport,
-    StartRequest,
-    StopRequest,
-)
+from csms.services.charger_input import ChargingSettings
+from csms.services.charging import Charging
 from csms.services.staff import StaffService
+from csms.services.transactions import MeterReport, StartRequest, StopRequest
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
 from csms.storage.migrate import upgrade
@@ -49,7 +45,7 @@ async def captured(tmp_path: Path) -> tuple[Path, list[tuple[str, Any]]]:
         statements.append((sql, params[0] if many else params))
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
-    charging = ChargingService(db, lambda: NOW, ChargingSettings())
+    charging = Charging.build(db, lambda: NOW, ChargingSettings())
     try:
         await drive(db, charging)
     finally:
@@ -67,31 +63,31 @@ def reading(at: datetime, wh: int, context: str = "Sample.Periodic") -> tuple[An
     )  # fmt: skip
 
 
-async def drive(db: Database, charging: ChargingService) -> None:
+async def drive(db: Database, charging: Charging) -> None:
     start = NOW - timedelta(hours=1)
     # OCPP 1.6: Authorize, StartTransaction, MeterValues, StopTransaction; then a resend.
-    await charging.connected("CP16", "1.6", None)
-    assert (await charging.authorize("CP16", "CARD1")).accepted
+    await charging.stations.connected("CP16", "1.6", None)
+    assert (await charging.authorization.authorize("CP16", "CARD1")).accepted
     req = StartRequest(1, 1, "CARD1", 1000, start)
-    started = await charging.start_transaction("CP16", "1.6", req)
-    await charging.start_transaction("CP16", "1.6", req)
-    await charging.meter_values(
+    started = await charging.transactions.start_transaction("CP16", "1.6", req)
+    await charging.transactions.start_transaction("CP16", "1.6", req)
+    await charging.transactions.meter_values(
         "CP16",
         MeterReport(1, 1, started.transaction_id, reading(start + timedelta(minutes=5), 2000)),
     )
-    await charging.stop_transaction(
+    await charging.transactions.stop_transaction(
         "CP16",
         StopRequest(started.transaction_id, 3000, start + timedelta(minutes=30), "CARD1"),
     )
     # OCPP 2.0.1: Started, Updated, Ended, and MeterValues outside the transaction.
-    await charging.connected("CP201", "2.0.1", None)
+    await charging.stations.connected("CP201", "2.0.1", None)
     events = [
         (TxEventType.STARTED, 0, start, reading(start, 1000, "Transaction.Begin"), "CARD1"),
         (TxEventType.UPDATED, 1, start + timedelta(minutes=5), reading(start, 1500), None),
         (TxEventType.ENDED, 2, start + timedelta(minutes=30), reading(start, 3000), None),
     ]
     for kind, seq, at, samples, token in events:
-        await charging.transaction_event(
+        await charging.transactions.transaction_event(
             "CP201",
             "2.0.1",
             TransactionEvent(
@@ -108,7 +104,7 @@ async def drive(db: Database, charging: ChargingService) -> None:
             ),
             {"eventType": kind.value},
         )
-    await charging.station_meter_values("CP201", 1, reading(NOW, 3100), {})
+    await charging.transactions.station_meter_values("CP201", 1, reading(NOW, 3100))
     # The CDRs of both sessions.
     billing = BillingService(db, lambda: NOW, Identity("NL", "CPO"))
     assert await billing.bill_pending() == 2

@@ -38,18 +38,22 @@ from csms.core.charger import (
 from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
 from csms.core.metering import Sample, make_sample
 from csms.core.status import ConnectorStatus
+from csms.core.versions import OcppVersion
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import Handler, OcppSession
 from csms.handlers.v16 import commands
-from csms.services.charging import (
-    ChargingService,
+from csms.handlers.v16.limits import LIMITS
+from csms.services.authorization import AuthorizationService
+from csms.services.stations import Progress, StationService
+from csms.services.transactions import (
     MeterReport,
     StartRequest,
     StopRequest,
+    TransactionService,
 )
 
-VERSION = "1.6"
+VERSION = OcppVersion.V16
 
 ERRORS: Mapping[ErrorKind, str] = {
     ErrorKind.FORMAT: FormationViolationError.code,
@@ -150,9 +154,10 @@ def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample
 
 
 class V16Adapter:
-    """OCPP 1.6J handlers bound to the charging service."""
+    """OCPP 1.6J handlers bound to the charging services."""
 
     version = VERSION
+    limits = LIMITS
     subprotocol = "ocpp1.6"
     errors = ERRORS
     actions = frozenset(a.value for a in Action)
@@ -161,8 +166,16 @@ class V16Adapter:
     encode_command = staticmethod(commands.encode)
     decode_answer = staticmethod(commands.decode)
 
-    def __init__(self, service: ChargingService, schemas: SchemaSet | None = None) -> None:
-        self.service = service
+    def __init__(
+        self,
+        stations: StationService,
+        authorization: AuthorizationService,
+        transactions: TransactionService,
+        schemas: SchemaSet | None = None,
+    ) -> None:
+        self.stations = stations
+        self.authorization = authorization
+        self.transactions = transactions
         self.schemas = schemas or SchemaSet(VERSION)
         self.handlers: Mapping[str, Handler] = {
             "BootNotification": self.on_boot_notification,
@@ -196,7 +209,7 @@ class V16Adapter:
             meter_type=p.get("meterType"),
             meter_serial=p.get("meterSerialNumber"),
         )
-        decision = await self.service.boot(s.cp_id, VERSION, info)
+        decision = await self.stations.boot(s.cp_id, VERSION, info)
         s.registration = decision.status
         interval = decision.interval
         if decision.status is not RegistrationStatus.ACCEPTED:
@@ -209,7 +222,7 @@ class V16Adapter:
         }
 
     async def on_heartbeat(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        now = await self.service.heartbeat(s.cp_id)
+        now = await self.stations.heartbeat(s.cp_id)
         return {"currentTime": format_timestamp(now)}
 
     async def on_status_notification(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +235,7 @@ class V16Adapter:
         if error_code not in _ERROR_CODES:  # lenient mode let it through
             vendor_error = vendor_error or error_code
             error_code = ChargePointErrorCode.other_error.value
-        now = self.service.now()
+        now = self.stations.now()
         report = StatusReport(
             evse_id=evse_id,
             connector_id=connector_id,
@@ -233,11 +246,11 @@ class V16Adapter:
             vendor_id=p.get("vendorId"),
             vendor_error_code=vendor_error,
         )
-        await self.service.status(s.cp_id, report)
+        await self.stations.status(s.cp_id, report)
         return {}
 
     async def on_authorize(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        auth = await self.service.authorize(s.cp_id, str(p["idTag"]))
+        auth = await self.authorization.authorize(s.cp_id, str(p["idTag"]))
         return {"idTagInfo": id_tag_info(auth)}
 
     async def on_start_transaction(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +259,7 @@ class V16Adapter:
             raise OcppCallError(ErrorKind.PROPERTY, "connectorId of a transaction must be > 0")
         evse_id, connector_id = evse_of_v16_connector(connector)
         reservation = p.get("reservationId")
-        result = await self.service.start_transaction(
+        result = await self.transactions.start_transaction(
             s.cp_id,
             VERSION,
             StartRequest(
@@ -265,7 +278,7 @@ class V16Adapter:
         if reason is not None and reason not in _STOP_REASONS:
             reason = Reason.other.value
         id_tag = p.get("idTag")
-        result = await self.service.stop_transaction(
+        result = await self.transactions.stop_transaction(
             s.cp_id,
             StopRequest(
                 transaction_id=_int(p["transactionId"], "transactionId"),
@@ -287,7 +300,7 @@ class V16Adapter:
             raise OcppCallError(ErrorKind.PROPERTY, "connectorId must not be negative")
         evse_id, connector_id = evse_of_v16_connector(connector)
         tx = p.get("transactionId")
-        await self.service.meter_values(
+        await self.transactions.meter_values(
             s.cp_id,
             MeterReport(
                 evse_id=evse_id,
@@ -300,7 +313,7 @@ class V16Adapter:
         return {}
 
     async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        if not await self.service.record_event(s.cp_id, "DataTransfer", p):
+        if not await self.stations.record_event(s.cp_id, "DataTransfer", p):
             # Over the charger's quota of messages kept as sent: not taken.
             return {"status": "Rejected"}
         # No vendor extensions are registered with this CSMS.
@@ -309,16 +322,19 @@ class V16Adapter:
     async def on_firmware_status_notification(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(
-            s.cp_id, "FirmwareStatusNotification", p, progress="firmware"
+        await self.stations.record_event(
+            s.cp_id, "FirmwareStatusNotification", p, progress=Progress("firmware", p.get("status"))
         )
         return {}
 
     async def on_diagnostics_status_notification(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(
-            s.cp_id, "DiagnosticsStatusNotification", p, progress="diagnostics"
+        await self.stations.record_event(
+            s.cp_id,
+            "DiagnosticsStatusNotification",
+            p,
+            progress=Progress("diagnostics", p.get("status")),
         )
         return {}
 
@@ -327,22 +343,27 @@ class V16Adapter:
     async def on_security_event_notification(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "SecurityEventNotification", p)
+        await self.stations.record_event(s.cp_id, "SecurityEventNotification", p)
         return {}
 
     async def on_signed_firmware_status_notification(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(
-            s.cp_id, "SignedFirmwareStatusNotification", p, progress="firmware"
+        await self.stations.record_event(
+            s.cp_id,
+            "SignedFirmwareStatusNotification",
+            p,
+            progress=Progress("firmware", p.get("status")),
         )
         return {}
 
     async def on_log_status_notification(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "LogStatusNotification", p, progress="diagnostics")
+        await self.stations.record_event(
+            s.cp_id, "LogStatusNotification", p, progress=Progress("diagnostics", p.get("status"))
+        )
         return {}
 
     async def on_sign_certificate(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "SignCertificate", p)
+        await self.stations.record_event(s.cp_id, "SignCertificate", p)
         # No certificate authority is configured: the request cannot be honoured.
         return {"status": "Rejected"}

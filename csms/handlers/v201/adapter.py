@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from ocpp.exceptions import (
@@ -31,17 +31,22 @@ from ocpp.v201.enums import Action
 from csms.core.authorization import AuthResult
 from csms.core.charger import BootInfo, RegistrationStatus, StatusReport
 from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
+from csms.core.device_model import ACTUAL, ReportedVariable
 from csms.core.metering import Sample, make_sample
 from csms.core.status import NO_ERROR, ConnectorStatus
-from csms.core.transactions import TransactionEvent, TxEventType
+from csms.core.transactions import ChargingState, TransactionEvent, TxEventType
+from csms.core.versions import OcppVersion
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
 from csms.handlers.session import CallFailed, Handler, OcppSession
 from csms.handlers.v201 import commands
-from csms.services.charging import ChargingService
+from csms.handlers.v201.limits import LIMITS
+from csms.services.authorization import AuthorizationService
+from csms.services.stations import Progress, StationService
+from csms.services.transactions import TransactionService
 from csms.workers import TaskSet
 
-VERSION = "2.0.1"
+VERSION = OcppVersion.V201
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -59,6 +64,8 @@ ERRORS: Mapping[ErrorKind, str] = {
     ErrorKind.RPC_FRAMEWORK: "RpcFrameworkError",
     ErrorKind.MESSAGE_TYPE: "MessageTypeNotSupported",
 }
+
+_CHARGING_STATES = {s.value: s for s in ChargingState}
 
 # A DataTransfer over the station's quota of messages kept as sent.
 _OVER_QUOTA = {"reasonCode": "RateLimitExceeded", "additionalInfo": "Quota of stored messages"}
@@ -127,10 +134,40 @@ def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample
     return tuple(out)
 
 
+def reported_variables(report_data: list[dict[str, Any]]) -> list[ReportedVariable]:
+    """NotifyReport reportData[] -> one value per variable attribute (a variable reported
+    without attributes: its Actual one, without a value)."""
+    out: list[ReportedVariable] = []
+    for item in report_data:
+        component = item.get("component") or {}
+        variable = item.get("variable") or {}
+        evse = component.get("evse") or {}
+        characteristics = item.get("variableCharacteristics")
+        for attribute in item.get("variableAttribute") or [{}]:
+            out.append(
+                ReportedVariable(
+                    component=component.get("name", ""),
+                    component_instance=component.get("instance") or "",
+                    evse_id=evse.get("id"),
+                    connector_id=evse.get("connectorId"),
+                    variable=variable.get("name", ""),
+                    variable_instance=variable.get("instance") or "",
+                    attribute_type=attribute.get("type", ACTUAL),
+                    value=attribute.get("value"),
+                    mutability=attribute.get("mutability"),
+                    persistent=attribute.get("persistent"),
+                    constant=attribute.get("constant"),
+                    characteristics=characteristics,
+                )
+            )
+    return out
+
+
 class V201Adapter:
-    """OCPP 2.0.1 handlers bound to the charging service."""
+    """OCPP 2.0.1 handlers bound to the charging services."""
 
     version = VERSION
+    limits = LIMITS
     subprotocol = "ocpp2.0.1"
     errors = ERRORS
     actions = frozenset(a.value for a in Action)
@@ -144,13 +181,17 @@ class V201Adapter:
 
     def __init__(
         self,
-        service: ChargingService,
+        stations: StationService,
+        authorization: AuthorizationService,
+        transactions: TransactionService,
         *,
         base_report: bool = False,
         call_timeout: float = 30.0,
         schemas: SchemaSet | None = None,
     ) -> None:
-        self.service = service
+        self.stations = stations
+        self.authorization = authorization
+        self.transactions = transactions
         self.schemas = schemas or SchemaSet(VERSION)
         self.base_report = base_report
         self.call_timeout = call_timeout
@@ -158,7 +199,7 @@ class V201Adapter:
         # they end, their failures logged.
         self._tasks = TaskSet("ocpp-2.0.1")
         self._request_ids = itertools.count(1)
-        stored: dict[str, str | None] = {
+        stored: dict[str, Literal["firmware", "diagnostics"] | None] = {
             "NotifyEvent": None,
             "NotifyMonitoringReport": None,
             "SecurityEventNotification": None,
@@ -208,7 +249,7 @@ class V201Adapter:
             imsi=modem.get("imsi"),
             reason=p.get("reason"),
         )
-        decision = await self.service.boot(s.cp_id, VERSION, info, base_report=self.base_report)
+        decision = await self.stations.boot(s.cp_id, VERSION, info, base_report=self.base_report)
         s.registration = decision.status
         answer: dict[str, Any] = {
             "currentTime": format_timestamp(decision.now),
@@ -246,14 +287,14 @@ class V201Adapter:
         self._tasks.spawn(coro)
 
     async def on_heartbeat(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        now = await self.service.heartbeat(s.cp_id)
+        now = await self.stations.heartbeat(s.cp_id)
         return {"currentTime": format_timestamp(now)}
 
     async def on_status_notification(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         evse_id, connector_id = int(p["evseId"]), int(p["connectorId"])
         if evse_id < 0 or connector_id < 0:
             raise OcppCallError(ErrorKind.PROPERTY, "evseId and connectorId must not be negative")
-        await self.service.status(
+        await self.stations.status(
             s.cp_id,
             StatusReport(
                 evse_id=evse_id,
@@ -266,7 +307,9 @@ class V201Adapter:
         return {}
 
     async def on_notify_report(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        count = await self.service.device_report(s.cp_id, p)
+        count = await self.stations.device_report(
+            s.cp_id, reported_variables(p.get("reportData") or []), p
+        )
         log.info(
             "device_report_received",
             request_id=p.get("requestId"),
@@ -281,7 +324,7 @@ class V201Adapter:
 
     async def on_authorize(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         token = p["idToken"]
-        auth = await self.service.authorize(s.cp_id, str(token["idToken"]), token.get("type"))
+        auth = await self.authorization.authorize(s.cp_id, str(token["idToken"]), token.get("type"))
         return {"idTokenInfo": id_token_info(auth)}
 
     async def on_transaction_event(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -299,13 +342,16 @@ class V201Adapter:
             connector_id=evse.get("connectorId"),
             id_token=None if token is None else str(token["idToken"]),
             token_type=None if token is None else token.get("type"),
-            charging_state=info.get("chargingState"),
+            # Lenient mode lets other values through: they say nothing billing could use.
+            charging_state=_CHARGING_STATES.get(info.get("chargingState")),
             stopped_reason=info.get("stoppedReason"),
             remote_start_id=info.get("remoteStartId"),
             reservation_id=p.get("reservationId"),
             samples=samples_from(p.get("meterValue") or [], "meterValue"),
         )
-        result = await self.service.transaction_event(s.cp_id, VERSION, event, p)
+        # Its readings are stored once, as meter values; the rest is kept as sent.
+        rest = {k: v for k, v in p.items() if k != "meterValue"} if "meterValue" in p else p
+        result = await self.transactions.transaction_event(s.cp_id, VERSION, event, rest)
         if result.auth is None:
             return {}
         return {"idTokenInfo": id_token_info(result.auth)}
@@ -314,16 +360,17 @@ class V201Adapter:
         evse_id = int(p["evseId"])
         if evse_id < 0:
             raise OcppCallError(ErrorKind.PROPERTY, "evseId must not be negative")
-        await self.service.station_meter_values(
-            s.cp_id, evse_id, samples_from(p["meterValue"], "meterValue"), p
+        await self.transactions.station_meter_values(
+            s.cp_id, evse_id, samples_from(p["meterValue"], "meterValue")
         )
         return {}
 
     # --- messages kept for staff, with the answer each deserves -------------------------
 
-    def _stored(self, action: str, progress: str | None) -> Handler:
+    def _stored(self, action: str, field: Literal["firmware", "diagnostics"] | None) -> Handler:
         async def handler(s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-            await self.service.record_event(s.cp_id, action, p, progress=progress)
+            progress = None if field is None else Progress(field, p.get("status"))
+            await self.stations.record_event(s.cp_id, action, p, progress=progress)
             return {}
 
         handler.__name__ = f"on_{action}"
@@ -332,14 +379,14 @@ class V201Adapter:
     async def on_reservation_status_update(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "ReservationStatusUpdate", p)
-        await self.service.reservation_update(
-            s.cp_id, int(p["reservationId"]), str(p["reservationUpdateStatus"])
+        await self.stations.record_event(s.cp_id, "ReservationStatusUpdate", p)
+        await self.stations.reservation_update(
+            s.cp_id, int(p["reservationId"]), expired=p["reservationUpdateStatus"] == "Expired"
         )
         return {}
 
     async def on_data_transfer(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        if not await self.service.record_event(s.cp_id, "DataTransfer", p):
+        if not await self.stations.record_event(s.cp_id, "DataTransfer", p):
             # Over the station's quota of messages kept as sent: not taken.
             return {"status": "Rejected", "statusInfo": _OVER_QUOTA}
         return {"status": "UnknownVendorId"}
@@ -347,26 +394,26 @@ class V201Adapter:
     async def on_notify_ev_charging_needs(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "NotifyEVChargingNeeds", p)
+        await self.stations.record_event(s.cp_id, "NotifyEVChargingNeeds", p)
         # No charging schedule will follow from this CSMS (smart charging by profiles only).
         return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
 
     async def on_notify_ev_charging_schedule(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "NotifyEVChargingSchedule", p)
+        await self.stations.record_event(s.cp_id, "NotifyEVChargingSchedule", p)
         return {"status": "Accepted"}
 
     async def on_get_15118_ev_certificate(
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "Get15118EVCertificate", p)
+        await self.stations.record_event(s.cp_id, "Get15118EVCertificate", p)
         return {"status": "Failed", "exiResponse": "", "statusInfo": _NO_CA}
 
     async def on_get_certificate_status(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "GetCertificateStatus", p)
+        await self.stations.record_event(s.cp_id, "GetCertificateStatus", p)
         return {"status": "Failed", "statusInfo": _NO_CA}
 
     async def on_sign_certificate(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
-        await self.service.record_event(s.cp_id, "SignCertificate", p)
+        await self.stations.record_event(s.cp_id, "SignCertificate", p)
         return {"status": "Rejected", "statusInfo": _NO_CA}
