@@ -1,5 +1,5 @@
 """Sites where chargers stand (the OCPI Location, as far as billing needs it) and the stable
-EVSE uid that partners see.
+EVSE uid that partners see, and the OCPI vocabulary of a location's own fields.
 
 Pure values and naming rules; storing them is csms.storage's job.
 """
@@ -24,6 +24,52 @@ def evse_uid(cp_id: str, evse_id: int) -> str:
     if len(plain) <= UID_MAX:
         return plain
     return "E" + hashlib.sha256(plain.encode()).hexdigest()[: UID_MAX - 1]
+
+
+# OCPI Location.facilities and parking_type.
+FACILITIES = frozenset(
+    {
+        "HOTEL",
+        "RESTAURANT",
+        "CAFE",
+        "MALL",
+        "SUPERMARKET",
+        "SPORT",
+        "RECREATION_AREA",
+        "NATURE",
+        "MUSEUM",
+        "BIKE_SHARING",
+        "BUS_STOP",
+        "TAXI_STAND",
+        "TRAM_STOP",
+        "METRO_STATION",
+        "TRAIN_STATION",
+        "AIRPORT",
+        "PARKING_LOT",
+        "CARPOOL_PARKING",
+        "FUEL_STATION",
+        "WIFI",
+    }
+)
+PARKING_TYPES = frozenset(
+    {
+        "ALONG_MOTORWAY",
+        "PARKING_GARAGE",
+        "PARKING_LOT",
+        "ON_DRIVEWAY",
+        "ON_STREET",
+        "UNDERGROUND_GARAGE",
+    }
+)
+
+
+def choice(text: str, allowed: frozenset[str], name: str) -> str:
+    """One of the OCPI values `allowed`, as staff typed it (upper-cased, connector standards
+    aside); InvalidLocation names the field `name` and the values it takes."""
+    value = text.strip().upper() if name != "connector standard" else text.strip()
+    if value not in allowed:
+        raise InvalidLocation(f"{name} must be one of {', '.join(sorted(allowed))}, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +182,6 @@ def validate_location(location: Location) -> Location:
         raise InvalidLocation(
             f"unknown time zone {location.time_zone!r} (e.g. Europe/Amsterdam)"
         ) from None
-    from csms.core.ocpi_locations import FACILITIES, PARKING_TYPES, choice
-
     if location.parking_type is not None:
         location = replace(
             location, parking_type=choice(location.parking_type, PARKING_TYPES, "parking type")

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from csms.core.errors import InvalidLocation
-from csms.core.locations import ConnectorSpec, Location
+from csms.core.locations import FACILITIES, ConnectorSpec, Location, choice
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import ocpi_datetime
 
@@ -67,40 +67,6 @@ CONNECTOR_STANDARDS = frozenset(
 )
 CONNECTOR_FORMATS = frozenset({"SOCKET", "CABLE"})
 POWER_TYPES = frozenset({"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"})
-FACILITIES = frozenset(
-    {
-        "HOTEL",
-        "RESTAURANT",
-        "CAFE",
-        "MALL",
-        "SUPERMARKET",
-        "SPORT",
-        "RECREATION_AREA",
-        "NATURE",
-        "MUSEUM",
-        "BIKE_SHARING",
-        "BUS_STOP",
-        "TAXI_STAND",
-        "TRAM_STOP",
-        "METRO_STATION",
-        "TRAIN_STATION",
-        "AIRPORT",
-        "PARKING_LOT",
-        "CARPOOL_PARKING",
-        "FUEL_STATION",
-        "WIFI",
-    }
-)
-PARKING_TYPES = frozenset(
-    {
-        "ALONG_MOTORWAY",
-        "PARKING_GARAGE",
-        "PARKING_LOT",
-        "ON_DRIVEWAY",
-        "ON_STREET",
-        "UNDERGROUND_GARAGE",
-    }
-)
 
 
 class Capability(StrEnum):
@@ -144,13 +110,6 @@ def published_evse_code(
     """The eMI3 EVSE ID partners see for an EVSE (its OCPI `evse_id`, in the Location and
     in CDRs): the one staff gave it, else default_evse_code."""
     return staff_code or default_evse_code(country_code, party_id, cp_id, evse_id)
-
-
-def choice(text: str, allowed: frozenset[str], name: str) -> str:
-    value = text.strip().upper() if name != "connector standard" else text.strip()
-    if value not in allowed:
-        raise InvalidLocation(f"{name} must be one of {', '.join(sorted(allowed))}, not {text!r}")
-    return value
 
 
 def facilities_from(text: str) -> tuple[str, ...]:

@@ -14,12 +14,11 @@ from typing import Any
 from csms.core.clock import Clock
 from csms.core.errors import InvalidInput, InvalidLocation, UnknownLocation
 from csms.core.ids import first_duplicate
-from csms.core.locations import ConnectorSpec, Location, validate_location
+from csms.core.locations import ConnectorSpec, Location, choice, validate_location
 from csms.core.ocpi_locations import (
     CONNECTOR_FORMATS,
     CONNECTOR_STANDARDS,
     POWER_TYPES,
-    choice,
     evse_code,
     facilities_from,
     opening_hours_from,
