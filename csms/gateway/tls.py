@@ -8,11 +8,8 @@ Files and ssl contexts only; which charger needs which profile is stored with th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,16 +159,6 @@ def reload_all(contexts: Iterable[ServerTls | None]) -> None:
     for tls in contexts:
         if tls is not None:
             tls.reload()
-
-
-def reload_on_hangup(reload: Callable[[], None]) -> None:
-    """Call `reload` on SIGHUP (from within the running loop; nothing where the platform
-    has no SIGHUP or the loop cannot handle signals)."""
-    hangup = getattr(signal, "SIGHUP", None)
-    if hangup is None:
-        return
-    with contextlib.suppress(NotImplementedError):
-        asyncio.get_running_loop().add_signal_handler(hangup, reload)
 
 
 # --- client certificates ---------------------------------------------------------------
