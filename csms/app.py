@@ -31,6 +31,7 @@ from csms.config import (
     time_window,
 )
 from csms.core.clock import Clock, utc_now
+from csms.core.failures import FailureLimiter, FailurePolicy
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
@@ -49,6 +50,7 @@ from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
+from csms.services.users import UserService
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
@@ -288,6 +290,8 @@ class CsmsApp:
             started=time.monotonic(),
             body_timeout=cfg.body_timeout,
             max_body_size=cfg.max_body_size,
+            users=UserService(self.db, self.clock, token),
+            failures=FailureLimiter(FailurePolicy(), time.monotonic),
         )
         registry = self.ocpp.registry
         read_context = ReadContext(
