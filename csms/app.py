@@ -56,7 +56,7 @@ from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed
 from csms.storage.migrate import upgrade
 from csms.workers import TaskSet, Worker
 from ocpi_cpo.app import build_ocpi_app
-from ocpi_cpo.context import OcpiSettings, public_base_url
+from ocpi_cpo.context import AuthLimits, OcpiSettings, public_base_url
 from ocpi_cpo.roaming import RoamingAuthorizer
 from ocpi_cpo.routes.locations import PUBLISHER as LOCATION_PUBLISHER
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
@@ -326,6 +326,11 @@ class CsmsApp:
             commands=self.commands,
             charging=self.charging,
             limits=self.limits,
+            auth_limits=AuthLimits(
+                FailureLimiter(FailurePolicy(), time.monotonic),
+                lambda: self.metrics.auth_failed("ocpi"),
+                lambda: self.metrics.auth_limited("ocpi"),
+            ),
         )
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).

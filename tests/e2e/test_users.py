@@ -269,3 +269,40 @@ async def test_users_cli_messages_and_exit_codes(server: Running) -> None:
     for command in ("show", "enable", "rotate"):
         one_line_error(await run(command, "nobody"), "no user nobody")
     one_line_error(await run("disable", "nobody", "--yes"), "no user nobody")
+
+
+async def test_unknown_ocpi_tokens_back_off_the_same_way(server: Running) -> None:
+    invitation = await server.app.partners.add("emsp")
+    versions = f"{server.ocpi_url}/ocpi/versions"
+
+    async def get(token: str) -> tuple[int, Any, Any]:
+        headers = {"Authorization": f"Token {token}"}
+        async with aiohttp.ClientSession() as http, http.get(versions, headers=headers) as got:
+            return got.status, await got.json(), got.headers
+
+    with captured_logs() as logs:
+        for n in range(11):
+            status, body, _ = await get(f"unknown-{n}")
+            assert status == 401 and body["status_message"] == "unknown credentials token"
+        status, body, headers = await get(invitation.token_a)
+        assert status == 429 and headers["Retry-After"] == "1"
+        assert body["status_code"] == 2000
+        assert body["status_message"] == (
+            "too many unknown tokens from your address: try again in 1 s"
+        )
+        await asyncio.sleep(1.05)
+        status, body, _ = await get(invitation.token_a)
+        assert status == 200 and body["status_code"] == 1000
+    (limited,) = logs.named("auth_failures_limited")
+    assert (limited["listener"], limited["failures"]) == ("ocpi", 11)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{server.api_url}/metrics", headers={"Authorization": "Bearer test-token"}
+        ) as response,
+    ):
+        metrics = await response.text()
+    assert 'csms_auth_failures_total{listener="ocpi"} 11\n' in metrics
+    assert 'csms_auth_limited_total{listener="ocpi"} 1\n' in metrics
+    # The API's own back-off is another: nothing was counted there.
+    assert 'csms_auth_failures_total{listener="api"}' not in metrics
