@@ -28,6 +28,7 @@ from csms.core.bounds import (
 )
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import CommandName, CommandRefused, CommandResult, Outcome
+from csms.core.errors import one_line
 from csms.core.failures import FailureLimiter, retry_after
 from csms.core.users import LOCAL, Identity, Role
 from csms.metrics import Metrics
@@ -222,7 +223,12 @@ async def _authenticate(request: web.Request, context: ApiContext) -> Identity |
     given = given.strip()
     identity = None
     if scheme.lower() == "bearer" and given:
-        identity = await _identify(context, given)
+        try:
+            async with asyncio.timeout(5.0):
+                identity = await _identify(context, given)
+        except (TimeoutError, OSError, SQLAlchemyError) as exc:
+            log.warning("api_token_check_failed", error=one_line(exc))
+            return _error(503, "cannot check the token: the database did not answer")
     if identity is not None:
         return identity
     context.metrics.auth_failed("api")
