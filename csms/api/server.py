@@ -20,6 +20,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from csms.api import docs, reads
+from csms.api.params import BadParameter, Query, encode_cursor, page_body
 from csms.core.bounds import (
     OutOfBounds,
     bounded_int_text,
@@ -368,12 +369,23 @@ def requested_by(request: web.Request) -> str | None:
 
 
 async def list_users(request: web.Request) -> web.Response:
+    """A listing like every other (csms.api.reads): `{items, total, limit, next_cursor,
+    next}`, the most recently added first."""
     context = request.app[CONTEXT]
+    query = Query(request.query)
+    try:
+        limit = query.limit()
+        after = query.cursor("users", int)
+        query.finish()
+    except BadParameter as exc:
+        return _json({"error": exc.message, "parameter": exc.name}, 400)
     if context.users is None:
-        return _json([])
-    limit = query_int(request, "limit", 100, 1, 10_000)
-    page = await context.users.users(limit)
-    return _json([staff_user_json(u) for u in page.items])
+        return _json(page_body([], 0, limit, None, None))
+    page = await context.users.users(limit, after)
+    cursor = None if page.next_key is None else encode_cursor("users", page.next_key)
+    following = None if cursor is None else str(request.rel_url.update_query(cursor=cursor))
+    items = [staff_user_json(u) for u in page.items]
+    return _json(page_body(items, page.total, limit, cursor, following))
 
 
 async def show_user(request: web.Request) -> web.Response:
@@ -455,7 +467,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/users": {
             "get": {
                 "summary": "Staff users of this API, the most recently added first (admin)",
-                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "description": reads.LISTING_DESCRIPTION,
+                "parameters": [reads.LIMIT.openapi(), reads.CURSOR.openapi()],
                 "responses": {
                     "200": {"description": "users (never their tokens)"},
                     "403": {"description": "the token's user is not an admin"},

@@ -72,9 +72,10 @@ class UserService:
             raise UnknownUser(f"no user {name}")
         return found
 
-    async def users(self, limit: int = 100) -> Page[StaffUser]:
+    async def users(self, limit: int = 100, after: int | None = None) -> Page[StaffUser]:
+        """Users, the most recently added first; `after`: the next_key of the page before."""
         async with self._db.read() as conn:
-            return await user_repo.listing(conn, limit=limit)
+            return await user_repo.listing(conn, after=after, limit=limit)
 
     async def set_enabled(self, name: str, enabled: bool) -> StaffUser:
         return await self._change(name, enabled=enabled)

@@ -114,12 +114,22 @@ async def test_roles_audit_and_refused_tokens(start_server: StartServer, tmp_pat
         )
 
         # The data directory's token is the local admin: it manages users ...
-        status, listed, _ = await api.call("GET", "/api/users", admin)
-        assert status == 200 and [(u["name"], u["role"], u["enabled"]) for u in listed] == [
+        status, page, _ = await api.call("GET", "/api/users", admin)
+        listed = page["items"]
+        assert status == 200 and page["total"] == 2 and page["next_cursor"] is None
+        assert [(u["name"], u["role"], u["enabled"]) for u in listed] == [
             ("otto", "operator", True),
             ("vera", "viewer", True),
         ]
         assert all("token" not in key for u in listed for key in u if key != "token_issued_at")
+        status, first, _ = await api.call("GET", "/api/users?limit=1", admin)
+        assert status == 200 and first["items"] == listed[:1] and first["total"] == 2
+        status, second, _ = await api.call("GET", first["next"], admin)
+        assert status == 200 and second["items"] == listed[1:] and second["next"] is None
+        status, body, _ = await api.call("GET", "/api/users?limit=0", admin)
+        assert status == 400 and body["parameter"] == "limit"
+        status, body, _ = await api.call("GET", "/api/users?role=admin", admin)
+        assert status == 400 and body["error"].startswith("unknown parameter 'role'")
         status, shown, _ = await api.call("GET", "/api/users/otto", admin)
         assert status == 200 and shown == listed[0]
         status, body, _ = await api.call("GET", "/api/users/nobody", admin)
