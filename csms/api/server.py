@@ -229,7 +229,7 @@ async def _authenticate(request: web.Request, context: ApiContext) -> Identity |
                 identity = await _identify(context, given)
         except (TimeoutError, OSError, SQLAlchemyError) as exc:
             log.warning("api_token_check_failed", error=one_line(exc))
-            return _error(503, "cannot check the token: the database did not answer")
+            return _error(503, "cannot check the token now: the database failed (see the log)")
     if identity is not None:
         return identity
     context.metrics.auth_failed("api")

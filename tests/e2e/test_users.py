@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,32 @@ async def test_unknown_ocpi_tokens_back_off_the_same_way(server: Running) -> Non
     assert 'csms_auth_limited_total{listener="ocpi"} 1\n' in metrics
     # The API's own back-off is another: nothing was counted there.
     assert 'csms_auth_failures_total{listener="api"}' not in metrics
+
+
+async def test_a_user_token_is_503_while_the_database_fails_the_local_one_still_works(
+    server: Running,
+) -> None:
+    viewer = await _add(server, "vera", "viewer")
+    async with aiohttp.ClientSession() as http:
+        api = Api(server, http)
+        status, _, _ = await api.call("GET", "/metrics", viewer)
+        assert status == 200
+        # A real failure of the database: the users' table is gone under the server.
+        with sqlite3.connect(server.db_path) as db:
+            db.execute("ALTER TABLE staff_users RENAME TO staff_users_away")
+        try:
+            with captured_logs() as logs:
+                status, body, _ = await api.call("GET", "/metrics", viewer)
+            assert status == 503, body
+            assert body == {
+                "error": "cannot check the token now: the database failed (see the log)"
+            }
+            (failed,) = logs.named("api_token_check_failed")
+            assert "staff_users" in failed["error"]
+            status, metrics, _ = await api.call("GET", "/metrics", "test-token")
+            assert status == 200 and "csms_database_up 1\n" in metrics
+        finally:
+            with sqlite3.connect(server.db_path) as db:
+                db.execute("ALTER TABLE staff_users_away RENAME TO staff_users")
+        status, _, _ = await api.call("GET", "/metrics", viewer)
+        assert status == 200
