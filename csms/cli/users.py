@@ -15,7 +15,7 @@ import click
 from csms.cli.common import CliError, config_option, json_option, print_json, run_db, table, when
 from csms.cli.confirm import confirm, yes_option
 from csms.cli.listing import footer, limit_option
-from csms.core.errors import CsmsError
+from csms.core.errors import CsmsError, InvalidInput
 from csms.core.users import LOCAL_USER, ROLE_CHOICES, Role, StaffUser, parse_role
 from csms.services.users import Issued, UserService
 from csms.views import staff_user_json
@@ -40,7 +40,7 @@ def _run(config_file: str | None, work: Callable[[UserService], Awaitable[T]]) -
 def _role(text: str) -> Role:
     try:
         return parse_role(text)
-    except ValueError as exc:
+    except InvalidInput as exc:
         raise CliError(f"--role {exc}") from None
 
 

@@ -12,6 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 from csms.core.authorization import AuthResult
+from csms.core.errors import ChargerBusy as ChargerBusy
+from csms.core.errors import ChargerCallError as ChargerCallError
+from csms.core.errors import CommandRefused as CommandRefused
 from csms.core.versions import OcppVersion
 
 
@@ -52,24 +55,6 @@ class Outcome(StrEnum):
     @property
     def ok(self) -> bool:
         return self is Outcome.ACCEPTED
-
-
-class CommandRefused(Exception):
-    """The CSMS will not send this command (bad parameters, unknown transaction, ...)."""
-
-
-class ChargerBusy(TimeoutError):
-    """The time ran out while earlier CALLs to the same charger were still unanswered."""
-
-
-class ChargerCallError(Exception):
-    """The charger answered a CALL with a CALLERROR."""
-
-    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details
 
 
 # --- the commands -----------------------------------------------------------------------

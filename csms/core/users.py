@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from csms.core.errors import InvalidInput
+
 
 class Role(StrEnum):
     """What a user may do on the operator API; each role may do what the ones before it
@@ -57,11 +59,11 @@ def user_name_problem(name: str) -> str | None:
 
 
 def parse_role(text: str) -> Role:
-    """A role in any case; ValueError naming the choices."""
+    """A role in any case; InvalidInput naming the choices."""
     try:
         return Role(text.strip().lower())
     except ValueError:
-        raise ValueError(
+        raise InvalidInput(
             f"must be one of {', '.join(ROLE_CHOICES[:-1])} or {ROLE_CHOICES[-1]}, not {text!r}"
         ) from None
 

@@ -11,7 +11,9 @@ import hmac
 from dataclasses import dataclass
 
 from csms.core.clock import Clock
-from csms.core.errors import CsmsError, InvalidInput
+from csms.core.errors import InvalidInput
+from csms.core.errors import UnknownUser as UnknownUser
+from csms.core.errors import UserExists as UserExists
 from csms.core.users import (
     LOCAL,
     Identity,
@@ -24,14 +26,6 @@ from csms.core.users import (
 from csms.storage import users as user_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.paging import Page
-
-
-class UserExists(CsmsError):
-    pass
-
-
-class UnknownUser(CsmsError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

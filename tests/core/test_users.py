@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from csms.core.errors import InvalidInput
 from csms.core.users import (
     LOCAL,
     TOKEN_PREFIX,
@@ -26,7 +27,7 @@ def test_each_role_may_do_what_the_ones_before_it_may() -> None:
 
 def test_roles_parse_in_any_case_and_name_the_choices_when_wrong() -> None:
     assert parse_role(" Operator ") is Role.OPERATOR
-    with pytest.raises(ValueError, match="must be one of viewer, operator or admin, not 'boss'"):
+    with pytest.raises(InvalidInput, match="must be one of viewer, operator or admin, not 'boss'"):
         parse_role("boss")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDictProxy
 
 from tests.e2e.cli import Ran, cli_env, csms, ok, one_line_error
 from tests.e2e.conftest import Running, StartServer
@@ -35,7 +36,7 @@ class Api:
         *,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+    ) -> tuple[int, Any, CIMultiDictProxy[str]]:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
