@@ -41,7 +41,7 @@ from aiohttp import web
 
 from csms.core.bounds import OutOfBounds, check_json_depth
 from csms.core.errors import InvalidParty
-from csms.core.failures import retry_after
+from csms.core.failures import address_key, retry_after
 from csms.core.parties import Party, destination
 from csms.core.partners import InterfaceRole
 from csms.services.partners import Caller
@@ -340,7 +340,7 @@ async def _authenticate(request: web.Request, access: Access) -> Caller:
     """The caller of a known token. While the sender's address waits out the back-off its
     unknown tokens earned (csms.core.failures), 429 without looking at the token."""
     limits = request.app.get(AUTH_LIMITS)
-    peer = request.remote or "unknown"
+    peer = address_key(request.remote)
     if limits is not None:
         wait = limits.limiter.wait(peer)
         if wait > 0:

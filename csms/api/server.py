@@ -31,7 +31,7 @@ from csms.core.bounds import (
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import CommandName, CommandRefused, CommandResult, Outcome
 from csms.core.errors import one_line
-from csms.core.failures import FailureLimiter, retry_after
+from csms.core.failures import FailureLimiter, address_key, retry_after
 from csms.core.users import LOCAL, Identity, Role
 from csms.metrics import Metrics
 from csms.services.commands import MAX_TIMEOUT_S, CommandService, Requester
@@ -203,7 +203,7 @@ async def _authenticate(request: web.Request, context: ApiContext) -> Identity |
     """The identity of the bearer token, or the answer refusing the request: 429 while the
     sender's address waits out its back-off (its token is not even looked at), 401 for a
     missing or wrong token. Only a token given and wrong counts as a failure."""
-    peer = request.remote or "unknown"
+    peer = address_key(request.remote)
     limiter = context.failures
     if limiter is not None:
         wait = limiter.wait(peer)

@@ -7,6 +7,7 @@ tells `failed(key)` when they were wrong, then answers 429 (or delays) as it see
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -112,6 +113,22 @@ class FailureLimiter:
             del self._records[key]
             return None
         return record
+
+
+def address_key(address: str | None) -> str:
+    """The key of a source address: an IPv4 address as it is, an IPv6 address by its /64
+    network (one host usually holds a whole /64, so its addresses share one back-off)."""
+    if not address:
+        return "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a Unix socket path or the like: as it is
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 def retry_after(seconds: float) -> str:

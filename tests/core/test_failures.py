@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from csms.core.failures import FailureLimiter, FailurePolicy, retry_after
+from csms.core.failures import FailureLimiter, FailurePolicy, address_key, retry_after
 
 
 class Clock:
@@ -90,3 +90,13 @@ def test_a_policy_that_makes_no_sense_is_refused(policy: dict[str, float]) -> No
 
 def test_retry_after_is_whole_seconds_rounded_up() -> None:
     assert [retry_after(s) for s in (0.0, 0.2, 1.0, 1.01, 59.5)] == ["1", "1", "1", "2", "60"]
+
+
+def test_addresses_are_keyed_by_host_ipv6_by_its_64() -> None:
+    assert address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:2:bbbb::9") == address_key("2001:db8:1:2:aaaa::1")
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key(None) == "unknown"
+    assert address_key("/run/csms.sock") == "/run/csms.sock"
