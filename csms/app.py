@@ -29,6 +29,7 @@ from csms.config import (
     time_window,
 )
 from csms.core.clock import Clock, utc_now
+from csms.core.failures import FailureLimiter, FailurePolicy
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
 from csms.core.retries import Backoff
@@ -48,13 +49,14 @@ from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
+from csms.services.users import UserService
 from csms.signals import reload_on_hangup, stop_on_signals
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
 from csms.workers import TaskSet
 from ocpi_cpo.app import build_ocpi_app
-from ocpi_cpo.context import OcpiSettings, public_base_url
+from ocpi_cpo.context import AuthLimits, OcpiSettings, public_base_url
 from ocpi_cpo.roaming import RoamingAuthorizer
 from ocpi_cpo.routes.locations import PUBLISHER as LOCATION_PUBLISHER
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
@@ -308,6 +310,8 @@ class CsmsApp:
             started=time.monotonic(),
             body_timeout=cfg.body_timeout,
             max_body_size=cfg.max_body_size,
+            users=UserService(self.db, self.clock, token),
+            failures=FailureLimiter(FailurePolicy(), time.monotonic),
         )
         registry = self.ocpp.registry
         read_context = ReadContext(
@@ -346,6 +350,11 @@ class CsmsApp:
             commands=self.commands,
             charging=self.charging,
             limits=self.limits,
+            auth_limits=AuthLimits(
+                FailureLimiter(FailurePolicy(), time.monotonic),
+                lambda: self.metrics.auth_failed("ocpi"),
+                lambda: self.metrics.auth_limited("ocpi"),
+            ),
         )
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).

@@ -58,6 +58,10 @@ class Metrics:
         self.throttled_seconds = 0.0
         # (HTTP listener "api"|"ocpi", reason "limit"|"header_timeout") -> connections closed
         self.http_closed: dict[tuple[str, str], int] = {}
+        # listener ("api", "ocpi") -> wrong credentials given; requests refused unread
+        # while their address waited out its back-off (csms.core.failures)
+        self.auth_failures: dict[str, int] = {}
+        self.auth_refused_limited: dict[str, int] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -104,6 +108,12 @@ class Metrics:
     def http_connection_closed(self, listener: str, reason: str) -> None:
         key = (listener, reason)
         self.http_closed[key] = self.http_closed.get(key, 0) + 1
+
+    def auth_failed(self, listener: str) -> None:
+        self.auth_failures[listener] = self.auth_failures.get(listener, 0) + 1
+
+    def auth_limited(self, listener: str) -> None:
+        self.auth_refused_limited[listener] = self.auth_refused_limited.get(listener, 0) + 1
 
     def render(
         self,
@@ -247,6 +257,21 @@ class Metrics:
                 (_labels(listener=name, reason=r), n)
                 for (name, r), n in sorted(self.http_closed.items())
             ],
+        )
+        _family(
+            out,
+            "csms_auth_failures_total",
+            "counter",
+            "Wrong credentials given (unknown, disabled or rotated-away tokens), by listener.",
+            [(_labels(listener=name), n) for name, n in sorted(self.auth_failures.items())],
+        )
+        _family(
+            out,
+            "csms_auth_limited_total",
+            "counter",
+            "Requests refused unread (HTTP 429) while their source address waited out the "
+            "back-off its wrong credentials earned, by listener.",
+            [(_labels(listener=name), n) for name, n in sorted(self.auth_refused_limited.items())],
         )
         return "\n".join(out) + "\n"
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.locations import Location
     from csms.core.partners import Partner
     from csms.core.transactions import Transaction
+    from csms.core.users import StaffUser
     from csms.services.billing import Priced
     from csms.services.locations import LocationView
     from csms.services.staff import ChargerDetail, TransactionDetail
@@ -364,4 +365,16 @@ def command_record_json(record: CommandRecord) -> dict[str, Any]:
         "answer": record.answer,
         "created_at": iso(record.created_at),
         "finished_at": iso(record.finished_at),
+    }
+
+
+def staff_user_json(user: StaffUser) -> dict[str, Any]:
+    """A staff user of the operator API (never its token)."""
+    return {
+        "name": user.name,
+        "role": user.role.value,
+        "enabled": user.enabled,
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+        "token_issued_at": iso(user.token_issued_at),
     }

@@ -19,6 +19,7 @@ from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from ocpi_cpo.client import OcpiClient
 from ocpi_cpo.context import (
+    AUTH_LIMITS,
     BILLING,
     CHARGING,
     CLIENT,
@@ -30,6 +31,7 @@ from ocpi_cpo.context import (
     REGISTRY,
     RESULTS,
     SETTINGS,
+    AuthLimits,
     OcpiSettings,
     Registry,
 )
@@ -76,9 +78,11 @@ def build_ocpi_app(
     commands: CommandService | None = None,
     charging: Charging | None = None,
     limits: Limits | None = None,
+    auth_limits: AuthLimits | None = None,
 ) -> web.Application:
     """The bridge's application. `limits`: each OCPP version's (csms.app passes the
-    adapters'); without them no rule of a charger's version applies."""
+    adapters'); without them no rule of a charger's version applies. `auth_limits`: the
+    back-off after unknown tokens (none without)."""
     # Largest request body: ocpi.max_body_size (a credentials object is tiny; pushed
     # token lists are not).
     app = web.Application(
@@ -93,6 +97,8 @@ def build_ocpi_app(
     if charging is not None:
         app[CHARGING] = charging
     app[LIMITS] = limits if limits is not None else {}
+    if auth_limits is not None:
+        app[AUTH_LIMITS] = auth_limits
     app[REGISTRY] = Registry()
     app.cleanup_ctx.append(_partner_client)
     app.cleanup_ctx.append(_push_worker)

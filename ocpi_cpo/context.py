@@ -7,6 +7,7 @@ Values and keys only; they are filled in by ocpi_cpo.app.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from csms.config import OcpiConfig, required_endpoints
 from csms.core.clock import Clock, utc_now
+from csms.core.failures import FailureLimiter
 from csms.core.partners import InterfaceRole, PartyRole, Role
 from csms.core.versions import Limits
 from csms.services.billing import BillingService
@@ -124,7 +126,22 @@ class Registry:
     access: dict[web.AbstractRoute, Access] = field(default_factory=dict)
 
 
+def _uncounted() -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    """The back-off after unknown tokens, per source address (csms.core.failures), and
+    the hooks that count a wrong token and a request refused while its address waits."""
+
+    limiter: FailureLimiter
+    failed: Callable[[], None] = _uncounted
+    limited: Callable[[], None] = _uncounted
+
+
 SETTINGS = web.AppKey("ocpi_settings", OcpiSettings)
+AUTH_LIMITS = web.AppKey("ocpi_auth_limits", AuthLimits)
 PARTNERS = web.AppKey("ocpi_partners", PartnerService)
 BILLING = web.AppKey("ocpi_billing", BillingService)
 REGISTRY = web.AppKey("ocpi_registry", Registry)

@@ -41,12 +41,21 @@ from aiohttp import web
 
 from csms.core.bounds import OutOfBounds, check_json_depth
 from csms.core.errors import InvalidParty
+from csms.core.failures import address_key, retry_after
 from csms.core.parties import Party, destination
 from csms.core.partners import InterfaceRole
 from csms.services.partners import Caller
 from ocpi_cpo.authorization import token_candidates
 from ocpi_cpo.client import Routing
-from ocpi_cpo.context import PARTNERS, REGISTRY, SETTINGS, Access, OcpiSettings, Registry
+from ocpi_cpo.context import (
+    AUTH_LIMITS,
+    PARTNERS,
+    REGISTRY,
+    SETTINGS,
+    Access,
+    OcpiSettings,
+    Registry,
+)
 from ocpi_cpo.envelope import Status, envelope, format_datetime
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.pagination import Page, PageError, page_headers, parse_page
@@ -80,6 +89,16 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 class _Unauthorized(Exception):
     pass
+
+
+class _Limited(Exception):
+    """Too many unknown tokens from the sender's address: wait `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"too many unknown tokens from your address: try again in {retry_after(seconds)} s"
+        )
+        self.seconds = seconds
 
 
 # --- registration of endpoints and routes ------------------------------------------------
@@ -265,6 +284,10 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = reply(request, status=Status.CLIENT_ERROR, message=str(exc), http_status=401)
         response.headers["WWW-Authenticate"] = "Token"
         return response
+    except _Limited as exc:
+        response = reply(request, status=Status.CLIENT_ERROR, message=str(exc), http_status=429)
+        response.headers["Retry-After"] = retry_after(exc.seconds)
+        return response
     except _BodyTimedOut as exc:
         response = reply(request, status=Status.CLIENT_ERROR, message=str(exc), http_status=408)
         # The rest of the body may still come: the connection is not reused.
@@ -314,12 +337,32 @@ async def _dispatch(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 async def _authenticate(request: web.Request, access: Access) -> Caller:
+    """The caller of a known token. While the sender's address waits out the back-off its
+    unknown tokens earned (csms.core.failures), 429 without looking at the token."""
+    limits = request.app.get(AUTH_LIMITS)
+    peer = address_key(request.remote)
+    if limits is not None:
+        wait = limits.limiter.wait(peer)
+        if wait > 0:
+            limits.limited()
+            raise _Limited(wait)
     candidates = token_candidates(request.headers.get("Authorization"))
     if not candidates:
         raise _Unauthorized("missing Authorization: Token header")
     partners = request.app[PARTNERS]
     caller = await partners.authenticate(candidates)
     if caller is None:
+        if limits is not None:
+            limits.failed()
+            failure = limits.limiter.failed(peer)
+            if failure.started_limiting:
+                log.warning(
+                    "auth_failures_limited",
+                    listener="ocpi",
+                    peer=peer,
+                    failures=failure.failures,
+                    wait_s=failure.wait,
+                )
         raise _Unauthorized("unknown credentials token")
     if access is Access.FUNCTIONAL and not caller.registered:
         raise _Unauthorized("this token is valid only for versions and credentials")

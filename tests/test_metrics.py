@@ -29,6 +29,9 @@ def test_render_counts_and_histograms() -> None:
     m.http_connection_closed("ocpi", "header_timeout")
     m.http_connection_closed("ocpi", "header_timeout")
     m.http_connection_closed("api", "limit")
+    m.auth_failed("api")
+    m.auth_failed("api")
+    m.auth_limited("api")
     text = m.render(
         connected={"1.6": 3, "2.0.1": 0},
         active_transactions=2,
@@ -65,9 +68,11 @@ def test_render_counts_and_histograms() -> None:
     closed = "csms_http_connections_closed_total"
     assert f'{closed}{{listener="ocpi",reason="header_timeout"}} 2' in lines
     assert f'{closed}{{listener="api",reason="limit"}} 1' in lines
+    assert 'csms_auth_failures_total{listener="api"} 2' in lines
+    assert 'csms_auth_limited_total{listener="api"} 1' in lines
     # Every family has HELP and TYPE, and label values are escaped.
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 18
+    assert len(families) == len(set(families)) == 20
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False

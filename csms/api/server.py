@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from csms.api import docs, reads
+from csms.api.params import BadParameter, Query, encode_cursor, page_body
 from csms.core.bounds import (
     OutOfBounds,
     bounded_int_text,
@@ -29,12 +30,16 @@ from csms.core.bounds import (
 )
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import CommandName, CommandRefused, CommandResult, Outcome
+from csms.core.errors import one_line
+from csms.core.failures import FailureLimiter, address_key, retry_after
+from csms.core.users import LOCAL, Identity, Role
 from csms.metrics import Metrics
 from csms.services.commands import MAX_TIMEOUT_S, CommandService, Requester
+from csms.services.users import UnknownUser, UserService
 from csms.storage import billing as billing_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
-from csms.views import command_record_json
+from csms.views import command_record_json, staff_user_json
 
 log = structlog.get_logger("csms.api")
 
@@ -66,9 +71,18 @@ class ApiContext:
     # Seconds a request body may take once its headers are in; its largest size in bytes.
     body_timeout: float = 30.0
     max_body_size: int = 1024 * 1024
+    # Staff users' tokens (None: only `token` is taken, as the local admin's).
+    users: UserService | None = None
+    # Back-off after wrong tokens, per source address (None: no limit).
+    failures: FailureLimiter | None = None
 
 
 CONTEXT = web.AppKey("context", ApiContext)
+# Who sent the request being handled (set by the guard on every non-open path).
+IDENTITY = web.RequestKey("identity", Identity)
+# Routes only admins may use (by their canonical path); other reads (GET) need a viewer,
+# anything else (commands) an operator.
+_ADMIN_ROUTES = frozenset({"/api/users", "/api/users/{name}"})
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -155,20 +169,109 @@ def result_json(result: CommandResult) -> dict[str, Any]:
     }
 
 
+def needed_role(request: web.Request) -> Role:
+    """The least role a request needs: admin for managing users, viewer for reading,
+    operator for anything else (sending commands to chargers)."""
+    resource = request.match_info.route.resource
+    if resource is not None and resource.canonical in _ADMIN_ROUTES:
+        return Role.ADMIN
+    if request.method in ("GET", "HEAD"):
+        return Role.VIEWER
+    return Role.OPERATOR
+
+
+async def _identify(context: ApiContext, token: str) -> Identity | None:
+    if context.users is not None:
+        return await context.users.identify(token)
+    if hmac.compare_digest(token.encode(), context.token.encode()):
+        return LOCAL
+    return None
+
+
+def _article(role: Role) -> str:
+    return "a" if role is Role.VIEWER else "an"
+
+
+def _refused() -> web.Response:
+    """401 for a missing, unknown, disabled or rotated-away token."""
+    response = _error(401, "missing or wrong bearer token")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="csms"'
+    return response
+
+
+async def _authenticate(request: web.Request, context: ApiContext) -> Identity | web.Response:
+    """The identity of the bearer token, or the answer refusing the request: 429 while the
+    sender's address waits out its back-off (its token is not even looked at), 401 for a
+    missing or wrong token. Only a token given and wrong counts as a failure."""
+    peer = address_key(request.remote)
+    limiter = context.failures
+    if limiter is not None:
+        wait = limiter.wait(peer)
+        if wait > 0:
+            context.metrics.auth_limited("api")
+            response = _json(
+                {
+                    "error": "too many wrong tokens from your address: "
+                    f"try again in {retry_after(wait)} s",
+                    "retry_after_s": int(retry_after(wait)),
+                },
+                429,
+            )
+            response.headers["Retry-After"] = retry_after(wait)
+            return response
+    header = request.headers.get("Authorization")
+    if header is None:
+        return _refused()
+    scheme, _, given = header.partition(" ")
+    given = given.strip()
+    identity = None
+    if scheme.lower() == "bearer" and given:
+        try:
+            async with asyncio.timeout(5.0):
+                identity = await _identify(context, given)
+        except (TimeoutError, OSError, SQLAlchemyError) as exc:
+            log.warning("api_token_check_failed", error=one_line(exc))
+            return _error(503, "cannot check the token now: the database failed (see the log)")
+    if identity is not None:
+        return identity
+    context.metrics.auth_failed("api")
+    if limiter is not None:
+        failure = limiter.failed(peer)
+        if failure.started_limiting:
+            log.warning(
+                "auth_failures_limited",
+                listener="api",
+                peer=peer,
+                failures=failure.failures,
+                wait_s=failure.wait,
+            )
+    return _refused()
+
+
 @web.middleware
 async def _guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Bearer token on everything but the open paths; no traceback ever reaches a client."""
+    """Bearer token on everything but the open paths, with the role the route needs; no
+    traceback ever reaches a client."""
     context = request.app[CONTEXT]
     if request.path not in _OPEN_PATHS:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), context.token.encode()
-        ):
-            response = _error(401, "missing or wrong bearer token")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="csms"'
-            return response
+        found = await _authenticate(request, context)
+        if isinstance(found, web.Response):
+            return found
+        needed = needed_role(request)
+        if not found.role.allows(needed):
+            return _json(
+                {
+                    "error": f"this needs the {needed.value} role (or higher); "
+                    f"user {found.name} is {_article(found.role)} {found.role.value}",
+                    "role_needed": needed.value,
+                    "role": found.role.value,
+                    "user": found.name,
+                },
+                403,
+            )
+        request[IDENTITY] = found
     try:
         return await handler(request)
     except _BadRequest as exc:
@@ -246,9 +349,7 @@ async def run_command(request: web.Request) -> web.Response:
     params = await json_object(request)
     timeout = query_seconds(request, "timeout", MAX_TIMEOUT_S)
     source = request.headers.get("X-CSMS-Source", "api").lower()
-    requester = Requester(
-        source if source in _SOURCES else "api", request.headers.get("X-CSMS-User") or None
-    )
+    requester = Requester(source if source in _SOURCES else "api", requested_by(request))
     commands = context.commands
     try:
         command = commands.parse(name, params)
@@ -257,6 +358,48 @@ async def run_command(request: web.Request) -> web.Response:
     else:
         result = await commands.execute(cp_id, command, requester, timeout, params=params)
     return _json(result_json(result), _HTTP_STATUS[result.outcome])
+
+
+def requested_by(request: web.Request) -> str | None:
+    """The name the audit log records for a request: the token's user; for the local admin
+    token (api.token or its file, which only the server's own people can read) the name the
+    client sends in X-CSMS-User (the CLI sends the OS user), as before users existed."""
+    identity = request[IDENTITY]
+    if identity.local:
+        return request.headers.get("X-CSMS-User") or None
+    return identity.name
+
+
+async def list_users(request: web.Request) -> web.Response:
+    """A listing like every other (csms.api.reads): `{items, total, limit, next_cursor,
+    next}`, the most recently added first."""
+    context = request.app[CONTEXT]
+    query = Query(request.query)
+    try:
+        limit = query.limit()
+        after = query.cursor("users", int)
+        query.finish()
+    except BadParameter as exc:
+        return _json({"error": exc.message, "parameter": exc.name}, 400)
+    if context.users is None:
+        return _json(page_body([], 0, limit, None, None))
+    page = await context.users.users(limit, after)
+    cursor = None if page.next_key is None else encode_cursor("users", page.next_key)
+    following = None if cursor is None else str(request.rel_url.update_query(cursor=cursor))
+    items = [staff_user_json(u) for u in page.items]
+    return _json(page_body(items, page.total, limit, cursor, following))
+
+
+async def show_user(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    name = request.match_info["name"]
+    if context.users is None:
+        return _error(404, f"no user {name}")
+    try:
+        user = await context.users.user(name)
+    except UnknownUser as exc:
+        return _error(404, str(exc))
+    return _json(staff_user_json(user))
 
 
 async def list_commands(request: web.Request) -> web.Response:
@@ -321,6 +464,30 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "limit", "in": "query", "schema": {"type": "integer"}},
                 ],
                 "responses": {"200": {"description": "audit log entries"}},
+            }
+        },
+        "/api/users": {
+            "get": {
+                "summary": "Staff users of this API, the most recently added first (admin)",
+                "description": reads.LISTING_DESCRIPTION,
+                "parameters": [reads.LIMIT.openapi(), reads.CURSOR.openapi()],
+                "responses": {
+                    "200": {"description": "users (never their tokens)"},
+                    "403": {"description": "the token's user is not an admin"},
+                },
+            }
+        },
+        "/api/users/{name}": {
+            "get": {
+                "summary": "One staff user (admin)",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the user"},
+                    "403": {"description": "the token's user is not an admin"},
+                    "404": {"description": "no such user"},
+                },
             }
         },
         "/api/openapi.json": {
@@ -413,5 +580,7 @@ def build_api(
     if read_context is not None:
         reads.add_routes(app, read_context)
     app.router.add_get("/api/commands", list_commands)
+    app.router.add_get("/api/users", list_users, allow_head=False)
+    app.router.add_get("/api/users/{name}", show_user, allow_head=False)
     app.router.add_post("/api/chargers/{cp_id}/remote/{command:.+}", run_command)
     return app

@@ -89,6 +89,9 @@ def request(
         decoded = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
         raise CliError(f"unexpected answer from {base} (HTTP {status}, not JSON)") from None
+    if status in (403, 429) and isinstance(decoded, dict) and "error" in decoded:
+        # A role too small for the request, or the back-off after wrong tokens.
+        raise CliError(f"the API at {base} refused: {decoded['error']}")
     return status, decoded
 
 

@@ -41,6 +41,7 @@ LAZY_GROUPS = {
     "ocpi": ("csms.cli.ocpi", "ocpi"),
     "demo": ("csms.cli.demo", "demo"),
     "ca": ("csms.cli.ca", "ca"),
+    "users": ("csms.cli.users", "users"),
 }
 
 

@@ -22,9 +22,11 @@ CsmsError
  │    ├── UnknownLocation      a location id that is not stored
  │    ├── UnknownTariff        a tariff id that is not stored
  │    ├── UnknownCdr           a CDR id that is not stored
- │    └── UnknownPartner       no OCPI partner of that name
+ │    ├── UnknownPartner       no OCPI partner of that name
+ │    └── UnknownUser          no staff user of the operator API of that name
  ├── AlreadyExists             the name or id is taken: choose another, or change that one
- │    └── PartnerExists        an OCPI partner of that name exists
+ │    ├── PartnerExists        an OCPI partner of that name exists
+ │    └── UserExists           a staff user of that name exists
  ├── StateChanged              an OCPI partner changed while a handshake was under way: the
  │                             handshake is refused, the other side may try again
  ├── CommandRefused            the CSMS will not send this command (bad parameters, unknown
@@ -179,6 +181,10 @@ class UnknownPartner(NotFound):
     """No OCPI partner of that name (`csms.services.partners`)."""
 
 
+class UnknownUser(NotFound):
+    """No staff user of the operator API of that name (`csms.services.users`)."""
+
+
 class AlreadyExists(CsmsError):
     """An id or name that is taken (a user, a token, a charger ...): the caller picks another
     or changes the existing one."""
@@ -186,6 +192,10 @@ class AlreadyExists(CsmsError):
 
 class PartnerExists(AlreadyExists):
     """An OCPI partner of that name exists."""
+
+
+class UserExists(AlreadyExists):
+    """A staff user of the operator API of that name exists (`csms users add`)."""
 
 
 class StateChanged(CsmsError):

@@ -784,3 +784,19 @@ class CaCertificateRow(Base):
     issuer_serial: Mapped[str] = mapped_column(String(40))
     issued_at: Mapped[datetime]
     pem: Mapped[str] = mapped_column(Text)
+
+
+class StaffUserRow(Base):
+    """A staff user of the operator API: role viewer, operator or admin, and the digest of
+    its bearer token (csms.core.users.token_digest; the token itself is never stored)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    token_issued_at: Mapped[datetime]
