@@ -78,6 +78,12 @@ OCPP16 = Dialect(
             "SetChargingProfile",
             "ClearChargingProfile",
             "GetCompositeSchedule",
+            # security extension (certificates)
+            "CertificateSigned",
+            "InstallCertificate",
+            "GetInstalledCertificateIds",
+            "DeleteCertificate",
+            "ExtendedTriggerMessage",
         }
     ),
 )
@@ -111,6 +117,10 @@ OCPP201 = Dialect(
             "SendLocalList",
             "GetLocalListVersion",
             "GetCompositeSchedule",
+            "CertificateSigned",
+            "InstallCertificate",
+            "GetInstalledCertificateIds",
+            "DeleteCertificate",
         }
     ),
 )

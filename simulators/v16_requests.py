@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from simulators.answers import Answers
+from simulators.certificates import answers_v16
 from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
 from simulators.firmware import update_firmware, upload
@@ -55,6 +56,7 @@ class RequestHandler(Answers["V16Charger"]):
             "SetChargingProfile": self.on_set_charging_profile,
             "ClearChargingProfile": self.on_clear_charging_profile,
             "GetCompositeSchedule": self.on_get_composite_schedule,
+            **answers_v16(cp),
         }
         self._firmware: asyncio.Task[Any] | None = None
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from simulators.answers import Answers
+from simulators.certificates import answers_v201, request_certificate
 from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
 from simulators.firmware import update_firmware, upload
@@ -64,6 +65,7 @@ class RequestHandler(Answers["V201Charger"]):
             "SendLocalList": self.on_send_local_list,
             "GetLocalListVersion": self.on_get_local_list_version,
             "GetCompositeSchedule": self.on_get_composite_schedule,
+            **answers_v201(cp),
         }
         self._firmware: asyncio.Task[Any] | None = None
 
@@ -292,6 +294,8 @@ class RequestHandler(Answers["V201Charger"]):
             action = self._firmware_triggered
         elif requested == "LogStatusNotification":
             action = self._log_triggered
+        elif requested == "SignChargingStationCertificate":
+            action = lambda: request_certificate(cp)  # noqa: E731
         else:
             return Reply({"status": "NotImplemented"})
         return Reply({"status": "Accepted"}, after=action)
