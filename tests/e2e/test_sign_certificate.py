@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -56,7 +57,7 @@ class Station:
         found: list[CommandRecord] = await until(done, f"{command} answered")
         return found
 
-    async def sign(self) -> dict[str, object]:
+    async def sign(self) -> dict[str, Any]:
         """SignCertificate with a new CSR, as the charger sends it."""
         payload: dict[str, object] = {"csr": self.cp.certificates.new_csr()}
         if self.version == "2.0.1":
