@@ -5,11 +5,9 @@ The only module that wires components together; nothing else creates engines or 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import os
-import signal
 import socket
 import sys
 import time
@@ -38,7 +36,7 @@ from csms.core.retries import Backoff
 from csms.core.versions import Limits, OcppVersion
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
-from csms.gcpolicy import manage_gc
+from csms.gcpolicy import gc_policy
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
@@ -52,10 +50,11 @@ from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
+from csms.signals import stop_on_signals
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
-from csms.workers import TaskSet, Worker
+from csms.workers import TaskSet
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import OcpiSettings, public_base_url
 from ocpi_cpo.roaming import RoamingAuthorizer
@@ -189,7 +188,12 @@ def describe_startup_error(exc: BaseException, config: Config) -> str | None:
 
 class CsmsApp:
     """The running system: OCPP server over the charging service and the database, the
-    operator API and the OCPI bridge (`components` says which of them run)."""
+    operator API and the OCPI bridge (`components` says which of them run).
+
+    Everything is built here, each part given what it depends on. `start()` starts the
+    parts in order and records how to stop each in one exit stack; `stop()` unwinds it:
+    workers, OCPI, API, OCPP, the roaming client, then the database (checkpointed and
+    closed) last."""
 
     def __init__(
         self, config: Config, clock: Clock = utc_now, components: Collection[str] = COMPONENTS
@@ -202,7 +206,17 @@ class CsmsApp:
         self.components = frozenset(components)
         self.db = open_database(config)
         self.metrics = Metrics()
-        self.charging = Charging.build(self.db, clock, charging_settings(config), self.metrics)
+        # Other parties' tokens at our chargers: wherever chargers are served, whether or not
+        # this process serves OCPI too.
+        self.roaming = RoamingAuthorizer(
+            self.db,
+            Party(config.ocpi.country_code, config.ocpi.party_id),
+            clock,
+            timeout=config.ocpi.authorize_timeout,
+        )
+        self.charging = Charging.build(
+            self.db, clock, charging_settings(config), self.metrics, roaming=self.roaming
+        )
         v201 = V201Adapter(
             self.charging.stations,
             self.charging.authorization,
@@ -241,25 +255,21 @@ class CsmsApp:
             Identity(config.ocpi.country_code, config.ocpi.party_id),
             billing_retries(config),
             billing_limits(config),
+            on_held=[self.metrics.billing_held],
+            on_failed=[self.metrics.billing_failed],
         )
+        self.partners = PartnerService(self.db, clock)
+        # What the charging services report: ended transactions wake billing, values not
+        # taken as sent are counted (the OCPI publishers subscribe when OCPI starts).
         self.charging.transactions.on_ended.append(self.billing.wake)
         self.charging.checks.on_flagged.append(self.metrics.input_flagged)
-        self.billing.on_held.append(self.metrics.billing_held)
-        self.billing.on_failed.append(self.metrics.billing_failed)
-        self.partners = PartnerService(self.db, clock)
-        # Other parties' tokens at our chargers: wherever chargers are served, whether or not
-        # this process serves OCPI too.
-        self.roaming = RoamingAuthorizer(
-            self.db,
-            Party(config.ocpi.country_code, config.ocpi.party_id),
-            clock,
-            timeout=config.ocpi.authorize_timeout,
-        )
-        self.charging.authorization.roaming = self.roaming
         self._api: HttpListener | None = None
         self._ocpi: HttpListener | None = None
-        self._ocpp_started = False
-        self._workers: list[Worker] = []
+        # How to stop what runs, in the reverse order of starting. The database and the
+        # roaming client exist from here on: closed by stop() even if start() never ran.
+        self._running = contextlib.AsyncExitStack()
+        self._running.push_async_callback(self.db.close)
+        self._running.push_async_callback(self._stop_part, "roaming", self.roaming.close)
         self.api_port: int | None = None
         self.ocpi_port: int | None = None
         self.ocpi_base_url: str | None = None
@@ -274,6 +284,7 @@ class CsmsApp:
             raise
 
     async def _start(self) -> None:
+        running = self._running
         await upgrade(self.db.engine)
         self.db.start()
         # A fresh process holds no sockets: nobody is connected to it yet.
@@ -285,18 +296,21 @@ class CsmsApp:
         if "ocpp" in self.components:
             await self.db.write(reset_presence)
             await self.ocpp.start()
-            self._ocpp_started = True
+            running.push_async_callback(self._stop_part, "ocpp", self.ocpp.stop)
+            # CertificateSigned deliveries under way end before the connections do.
+            running.push_async_callback(self._stop_part, "certificates", self.certificates.close)
         if "api" in self.components:
-            await self._start_api()
+            self._api = await self._start_api()
+            running.push_async_callback(self._stop_listener, "api")
         if "ocpi" in self.components:
-            await self._start_ocpi()
+            self._ocpi = await self._start_ocpi()
+            running.push_async_callback(self._stop_listener, "ocpi")
         if "ocpp" in self.components:
             # Reservation expiry and CDR building follow the chargers' sessions.
             for worker in (self.commands.reservations, self.billing.worker):
-                worker.start()
-                self._workers.append(worker)
+                await running.enter_async_context(worker.running())
 
-    async def _start_api(self) -> None:
+    async def _start_api(self) -> HttpListener:
         cfg = self.config.api
         try:
             token = resolve_token(cfg, create=True)
@@ -328,11 +342,11 @@ class CsmsApp:
         except BaseException:
             sock.close()
             raise
-        self._api = listener
         self.api_port = listener.port
         log.info("api_listening", host=cfg.host, port=self.api_port, **_bounds(cfg))
+        return listener
 
-    async def _start_ocpi(self) -> None:
+    async def _start_ocpi(self) -> HttpListener:
         cfg = self.config.ocpi
         # Bound first, so that an empty ocpi.base_url can name the port actually bound.
         sock = _listening_socket(cfg.host, cfg.port)
@@ -358,7 +372,6 @@ class CsmsApp:
         except BaseException:
             sock.close()
             raise
-        self._ocpi = listener
         log.info(
             "ocpi_listening",
             host=cfg.host,
@@ -366,6 +379,7 @@ class CsmsApp:
             base_url=settings.base_url,
             **_bounds(cfg),
         )
+        return listener
 
     def http_connections(self) -> dict[str, int]:
         """Connections open now on each HTTP listener that runs (`api`, `ocpi`)."""
@@ -385,30 +399,24 @@ class CsmsApp:
         return self.db.failure
 
     async def _shutdown(self) -> None:
-        """Stop what runs, in order; a part that fails to stop (its last writes refused by
-        a dead database writer) does not keep the others from closing."""
-        await self._stop_part("workers", self._stop_workers())
-        if self._ocpi is not None:
-            await self._stop_part("ocpi", self._ocpi.stop())
-            self._ocpi = None
-        if self._api is not None:
-            await self._stop_part("api", self._api.stop())
+        """Stop what runs, in the reverse order of starting; a part that fails to stop (its
+        last writes refused by a dead database writer) does not keep the others from
+        closing, and the database is closed last whatever happened before."""
+        running, self._running = self._running, contextlib.AsyncExitStack()
+        await running.aclose()
+
+    async def _stop_listener(self, name: str) -> None:
+        listener = self._api if name == "api" else self._ocpi
+        if listener is not None:
+            await self._stop_part(name, listener.stop)
+        if name == "api":
             self._api = None
-        await self._stop_part("certificates", self.certificates.close())
-        if self._ocpp_started:
-            await self._stop_part("ocpp", self.ocpp.stop())
-            self._ocpp_started = False
-        await self._stop_part("roaming", self.roaming.close())
-        await self.db.close()
+        else:
+            self._ocpi = None
 
-    async def _stop_workers(self) -> None:
-        for worker in self._workers:
-            await worker.stop()
-        self._workers.clear()
-
-    async def _stop_part(self, part: str, stopping: Awaitable[None]) -> None:
+    async def _stop_part(self, part: str, stop: Callable[[], Awaitable[None]]) -> None:
         try:
-            await stopping
+            await stop()
         except DatabaseClosed as exc:
             log.warning("shutdown_incomplete", part=part, error=str(exc))
         except Exception:  # shutdown's boundary: the database must still be closed
@@ -513,11 +521,8 @@ async def serve(
     raised = raise_open_files_limit()
     if raised is not None:
         log.info("open_files_limit_raised", soft_before=raised[0], soft=raised[1])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    # Every later signal only sets it again: the shutdown, bounded, always completes.
+    stop = stop_on_signals()
     try:
         app = CsmsApp(config, components=components)
         await app.start()
@@ -529,8 +534,9 @@ async def serve(
     # A dead database writer stops the server: nothing it is told could be committed, and
     # a supervisor restarting it (or staff) must see a non-zero exit, not a hang.
     app.db.on_failure.append(lambda _failure: stop.set())
+    collector = gc_policy()
+    collector.start()
     background = TaskSet("csms")
-    background.spawn(manage_gc(), name="gc-policy")
     if "ocpp" in components:
         background.spawn(app.charging.transactions.warm_up(), name="warm-up")
     log.info("csms_started", components=sorted(components), **whereabouts(config, components))
@@ -542,6 +548,7 @@ async def serve(
         await stop.wait()
     finally:
         log.info("csms_stopping")
+        await collector.stop()
         await background.close()
         await app.stop()
     if app.failure is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from csms.core.clock import TimeWindow, parse_timestamp
+from csms.core.errors import InvalidTimestamp
 
 DEFAULT_CONFIG_FILE = "csms.toml"
 # The data directory: relative database paths and the API token file are resolved against
@@ -559,7 +560,7 @@ def time_window(section: OcppConfig) -> TimeWindow:
     ocpp.max_clock_ahead describe."""
     try:
         earliest = parse_timestamp(section.earliest_timestamp)
-    except ValueError:
+    except InvalidTimestamp:
         raise ConfigError(
             "ocpp.earliest_timestamp must be an RFC 3339 date-time or a date, "
             f"not {section.earliest_timestamp!r}"

@@ -9,12 +9,13 @@ Reference counting still frees everything that is not part of a cycle immediatel
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 from types import TracebackType
 
 import structlog
+
+from csms.workers import Worker
 
 log = structlog.get_logger("csms.gc")
 
@@ -22,14 +23,15 @@ FREEZE_SECONDS = 5.0
 FULL_COLLECTION_SECONDS = 900.0
 
 
-async def manage_gc(
+def gc_policy(
     freeze_every: float = FREEZE_SECONDS, full_every: float = FULL_COLLECTION_SECONDS
-) -> None:
-    """Run until cancelled: freeze survivors often, collect cyclic garbage rarely."""
-    gc.freeze()
+) -> Worker:
+    """A worker that freezes survivors every `freeze_every` seconds (at once when started)
+    and collects cyclic garbage every `full_every` seconds."""
     last_full = time.monotonic()
-    while True:
-        await asyncio.sleep(freeze_every)
+
+    async def step() -> None:
+        nonlocal last_full
         if time.monotonic() - last_full >= full_every:
             started = time.perf_counter()
             gc.unfreeze()
@@ -41,6 +43,8 @@ async def manage_gc(
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
         gc.freeze()
+
+    return Worker("gc-policy", step, period=freeze_every)
 
 
 class CollectorPause:

@@ -88,13 +88,18 @@ def _orjson_dumps(obj: object, default: object = None) -> str:
 
 def _renderer(fmt: str) -> list[structlog.types.Processor]:
     """The last processors of every line: JSON with the traceback as a field, or the
-    console renderer (which prints tracebacks itself, readably)."""
+    console renderer (which prints tracebacks itself, readably: plainly, as Python does,
+    whether or not `rich` is installed, whose tracebacks would also print local variables)."""
     if fmt == "json":
         return [
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=_orjson_dumps),
         ]
-    return [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    return [
+        structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    ]
 
 
 def configure_logging(

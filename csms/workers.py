@@ -74,7 +74,8 @@ class Worker:
     process committed work), after the delay the pass returned, or after `period` seconds
     at the latest (work stored by other processes); `min_gap` seconds at least separate two
     passes, so that a burst of wakes makes one pass. A pass that raises is logged
-    (`worker_failed`) and the next one waits out `backoff`, wakes notwithstanding.
+    (`worker_failed`) and the next one waits out `backoff`, wakes notwithstanding. The first
+    pass comes at once, or `first_after` seconds later (or at a wake before).
     """
 
     def __init__(
@@ -85,12 +86,14 @@ class Worker:
         period: float,
         min_gap: float = 0.0,
         backoff: Backoff = FAILED_PASS,
+        first_after: float = 0.0,
     ) -> None:
         if not period > 0:
             raise ValueError(f"a worker's period must be positive, not {period!r}")
         self.name = name
         self.period = period
         self.min_gap = min_gap
+        self.first_after = first_after
         self._step = step
         self._backoff = backoff
         self._wake = asyncio.Event()
@@ -103,6 +106,8 @@ class Worker:
 
     async def run(self) -> None:
         """The loop itself, until cancelled."""
+        if self.first_after > 0:
+            await wait_event(self._wake, self.first_after)
         while True:
             self._wake.clear()
             try:

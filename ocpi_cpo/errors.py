@@ -1,8 +1,13 @@
-"""Every error the OCPI bridge raises, in one tree.
+"""Every error the OCPI bridge raises, in one tree (the domain's errors it meets, such as
+csms.core.errors.FieldError, are the domain tree's: see csms/core/errors.py).
 
 OcpiError
  ├── OcpiFailure              answer the request in hand with this HTTP status + OCPI status
- ├── PartnerError             a call we made to a partner failed (ocpi_cpo.client)
+ ├── PageError                a pagination parameter of a request that cannot be used (2001)
+ ├── VersionsError            a partner's versions or version details cannot be used
+ ├── PartnerError             a call we made to a partner failed (ocpi_cpo.client); the one
+ │    │                       PartnerError: the partner use cases' refusals (UnknownPartner,
+ │    │                       PartnerExists ...) are domain errors in csms.core.errors
  │    ├── PartnerUnreachable  no connection, timeout, bad URL
  │    ├── PartnerHttpError    HTTP status outside 2xx (with the envelope's status if any)
  │    ├── PartnerBadResponse  not JSON, not an OCPI envelope, or data of the wrong shape
@@ -34,6 +39,16 @@ class OcpiFailure(OcpiError):
         self.status = status
         self.message = message
         self.http_status = http_status
+
+
+class PageError(OcpiError):
+    """A pagination parameter that cannot be used (ocpi_cpo.pagination); the message names
+    it. The transport answers 2001."""
+
+
+class VersionsError(OcpiError):
+    """A partner's versions or version details cannot be used (ocpi_cpo.versions); the
+    message says why. Registration turns it into PartnerApiUnusable."""
 
 
 class PartnerError(OcpiError):

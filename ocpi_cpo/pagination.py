@@ -12,12 +12,9 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from ocpi_cpo.envelope import parse_datetime
+from ocpi_cpo.errors import PageError as PageError
 
 PAGING_KEYS = frozenset({"offset", "limit"})
-
-
-class PageError(ValueError):
-    """A pagination parameter that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True, slots=True)

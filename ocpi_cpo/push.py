@@ -15,10 +15,11 @@ import contextlib
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
+from csms.core.clock import Clock
 from csms.core.outbox import OutboxEntry, retry_delay
 from csms.core.parties import Party
 from csms.core.partners import Partner
@@ -35,9 +36,6 @@ from ocpi_cpo.errors import (
     PartnerUnreachable,
 )
 
-if TYPE_CHECKING:  # ocpi_cpo.context names the Pusher for its AppKey
-    from ocpi_cpo.context import OcpiSettings
-
 log = structlog.get_logger("ocpi_cpo.push")
 
 # Delivered pushes are kept this long (for `csms ocpi outbox --delivered`), then pruned.
@@ -45,6 +43,20 @@ KEEP_DELIVERED = timedelta(days=7)
 PRUNE_EVERY = 3600.0  # seconds
 # Longest error text kept with an entry.
 MAX_ERROR = 500
+
+
+class PushSettings(Protocol):
+    """What the pusher reads of the bridge's settings (ocpi_cpo.context.OcpiSettings, which
+    also names the Pusher: typing against this keeps the two modules out of a circle)."""
+
+    @property
+    def country_code(self) -> str: ...
+    @property
+    def party_id(self) -> str: ...
+    @property
+    def push_interval(self) -> float: ...
+    @property
+    def clock(self) -> Clock: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +77,7 @@ class Pusher:
         self,
         db: Database,
         client: OcpiClient,
-        settings: OcpiSettings,
+        settings: PushSettings,
         *,
         concurrency: int = 8,
         per_partner: int = 4,

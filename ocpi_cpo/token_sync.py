@@ -34,6 +34,7 @@ from csms.storage import ocpi_tokens as token_repo
 from csms.storage import partners as partners_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.ocpi_tokens import Saved
+from csms.workers import TaskSet
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, SETTINGS, OcpiSettings
 from ocpi_cpo.errors import OcpiError, PartnerBadResponse
@@ -256,7 +257,9 @@ class TokenPuller:
         self.us = us
         self.clock = clock
         self.delay = delay
+        # The pull of each partner started last (for wait()); the TaskSet owns them all.
         self._tasks: dict[int, asyncio.Task[PullResult | None]] = {}
+        self._running = TaskSet("ocpi-token-pull")
 
     def start(self, partner: Partner) -> None:
         """Pull the partner's tokens soon, unless it offers no tokens Sender endpoint or a
@@ -267,7 +270,7 @@ class TokenPuller:
         running = self._tasks.get(partner.id)
         if running is not None and not running.done():
             return
-        task = asyncio.create_task(
+        task = self._running.spawn(
             self._pull(partner.id, partner.name), name=f"ocpi-token-pull-{partner.id}"
         )
         self._tasks[partner.id] = task
@@ -293,12 +296,7 @@ class TokenPuller:
         return None
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._running.close()
         self._tasks.clear()
 
 

@@ -40,6 +40,7 @@ import structlog
 from aiohttp import web
 
 from csms.core.bounds import OutOfBounds, check_json_depth
+from csms.core.errors import InvalidParty
 from csms.core.parties import Party, destination
 from csms.core.partners import InterfaceRole
 from csms.services.partners import Caller
@@ -355,7 +356,7 @@ def sender_of(request: web.Request) -> Party | None:
     party = request.headers.get("OCPI-from-party-id", "")
     try:
         return Party(country.strip().upper(), party.strip().upper())
-    except ValueError:
+    except InvalidParty:
         return None
 
 

@@ -12,14 +12,11 @@ from typing import Any
 
 from csms.core.partners import Endpoint, InterfaceRole
 from ocpi_cpo.credentials import is_url
+from ocpi_cpo.errors import VersionsError as VersionsError
 
 VERSION = "2.2.1"
 VERSIONS_PATH = "/ocpi/versions"
 VERSION_PATH = f"/ocpi/{VERSION}"
-
-
-class VersionsError(ValueError):
-    """A partner's versions or version details cannot be used; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

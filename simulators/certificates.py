@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,10 +22,13 @@ from cryptography.x509.oid import NameOID
 from simulators.events import StepKind
 from simulators.link import Reply
 
-if TYPE_CHECKING:
-    from simulators.charger import ChargerBase
-
-__all__ = ["CertificateStore", "answers_v16", "answers_v201", "request_certificate"]
+__all__ = [
+    "CertificateHolder",
+    "CertificateStore",
+    "answers_v16",
+    "answers_v201",
+    "request_certificate",
+]
 
 Payload = dict[str, Any]
 
@@ -220,22 +223,35 @@ class CertificateStore:
         return False
 
 
-async def request_certificate(cp: ChargerBase) -> None:
+class CertificateHolder(Protocol):
+    """What the certificate answers ask of a simulated charger (either version)."""
+
+    @property
+    def certificates(self) -> CertificateStore: ...
+
+    async def call(
+        self, action: str, payload: Mapping[str, Any], *, validate: bool = True
+    ) -> dict[str, Any]: ...
+
+    def report(self, kind: StepKind, text: str) -> None: ...
+
+
+async def request_certificate(cp: CertificateHolder, version: str) -> None:
     """Send SignCertificate with a new CSR (2.0.1: for the ChargingStationCertificate)."""
     csr = cp.certificates.new_csr()
     payload: Payload = {"csr": csr}
-    if cp.dialect.version != "1.6":
+    if version != "1.6":
         payload["certificateType"] = "ChargingStationCertificate"
     answer = await cp.call("SignCertificate", payload)
     cp.report(StepKind.INFO, f"SignCertificate {answer.get('status')}")
 
 
-def _signed(cp: ChargerBase, payload: Payload) -> Reply:
+def _signed(cp: CertificateHolder, payload: Payload) -> Reply:
     taken = cp.certificates.accept_chain(str(payload.get("certificateChain", "")))
     return Reply({"status": "Accepted" if taken else "Rejected"})
 
 
-def answers_v201(cp: ChargerBase) -> dict[str, Callable[[Payload], Reply]]:
+def answers_v201(cp: CertificateHolder) -> dict[str, Callable[[Payload], Reply]]:
     """2.0.1 answers: CertificateSigned, InstallCertificate, GetInstalledCertificateIds,
     DeleteCertificate."""
     store = cp.certificates
@@ -268,7 +284,7 @@ def answers_v201(cp: ChargerBase) -> dict[str, Callable[[Payload], Reply]]:
     }
 
 
-def answers_v16(cp: ChargerBase) -> dict[str, Callable[[Payload], Reply]]:
+def answers_v16(cp: CertificateHolder) -> dict[str, Callable[[Payload], Reply]]:
     """1.6 security extension answers: CertificateSigned, InstallCertificate,
     GetInstalledCertificateIds, DeleteCertificate, ExtendedTriggerMessage (the certificate
     request only)."""
@@ -294,7 +310,7 @@ def answers_v16(cp: ChargerBase) -> dict[str, Callable[[Payload], Reply]]:
     def extended_trigger(payload: Payload) -> Reply:
         if payload.get("requestedMessage") != "SignChargePointCertificate":
             return Reply({"status": "NotImplemented"})
-        return Reply({"status": "Accepted"}, after=lambda: request_certificate(cp))
+        return Reply({"status": "Accepted"}, after=lambda: request_certificate(cp, "1.6"))
 
     return {
         "CertificateSigned": lambda payload: _signed(cp, payload),

@@ -510,7 +510,7 @@ class ChargerBase(abc.ABC):
                 self._heartbeat_changed.set()
             self._booted.set()
             if self.options.csr and not self.certificates.csr_count:
-                self.spawn(request_certificate(self), name=f"{self.id} csr")
+                self.spawn(request_certificate(self, self.dialect.version), name=f"{self.id} csr")
             self.report(StepKind.BOOT_ACCEPTED, f"boot Accepted heartbeat={interval}s")
         else:
             self.report(StepKind.BOOT_REFUSED, f"boot {status} interval={interval}s")

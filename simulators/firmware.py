@@ -10,16 +10,14 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from simulators.errors import NotConnectedError
 
-if TYPE_CHECKING:
-    from simulators.charger import ChargerBase
-
 __all__ = [
     "STEP_SECONDS",
+    "Device",
     "new_firmware_version",
     "reachable",
     "seconds_until",
@@ -36,6 +34,20 @@ _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 #: Sends one status step (FirmwareStatusNotification, DiagnosticsStatusNotification...).
 Send = Callable[[str], Awaitable[object]]
+
+
+class Device(Protocol):
+    """What an update or an upload reads and sets of the charger (simulators.charger's
+    ChargerBase, which imports this module's pacing)."""
+
+    firmware_version: str
+    firmware_state: str
+    upload_state: str
+    step_seconds: float
+
+    def now(self) -> datetime: ...
+
+    async def wait_idle(self) -> None: ...
 
 
 def reachable(location: str) -> bool:
@@ -62,7 +74,7 @@ def seconds_until(moment: datetime | None, now: datetime) -> float:
 
 
 async def update_firmware(
-    cp: ChargerBase,
+    cp: Device,
     location: str,
     retrieve_at: datetime | None,
     send: Send,
@@ -103,7 +115,7 @@ async def update_firmware(
         cp.firmware_state = "Idle"
 
 
-async def upload(cp: ChargerBase, location: str, send: Send, *, done: str, failed: str) -> None:
+async def upload(cp: Device, location: str, send: Send, *, done: str, failed: str) -> None:
     """Uploading, then `done` (or `failed` for an unusable location); Idle again after."""
     try:
         await _step(send, "Uploading")

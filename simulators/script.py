@@ -7,16 +7,18 @@ Only the charger's methods and the version's `Play` hooks are used; no frames ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from simulators.charger import ChargerBase
 from simulators.errors import ConnectError, NotConnectedError, SimulatorError
-from simulators.events import StepKind, Summary
+from simulators.events import StepKind, Summary, Tally
+from simulators.offline import Delivery
+from simulators.options import ChargerOptions
 
 __all__ = [
     "Play",
+    "Scripted",
     "boot_until_accepted",
     "connect_with_backoff",
     "heartbeat_loop",
@@ -30,7 +32,58 @@ REBOOT_PAUSE_SECONDS = 0.5
 #: How long stopping the open transactions may take when the charger shuts down.
 WIND_DOWN_SECONDS = 5.0
 
-C = TypeVar("C", bound=ChargerBase)
+
+class Scripted(Protocol):
+    """What the script asks of a charger of any version (simulators.charger.ChargerBase
+    gives it all): its connection, boot, heartbeat, tasks and report."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def options(self) -> ChargerOptions: ...
+    @property
+    def tally(self) -> Tally: ...
+    @property
+    def online(self) -> bool: ...
+    @property
+    def booted(self) -> bool: ...
+    @property
+    def heartbeat_interval(self) -> float: ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def wait_online(self) -> None: ...
+
+    async def wait_lost(self) -> None: ...
+
+    async def boot(self) -> dict[str, Any]: ...
+
+    async def wait_booted(self, seconds: float | None = None) -> bool: ...
+
+    def forget_boot(self) -> None: ...
+
+    def set_ready(self) -> None: ...
+
+    async def heartbeat(self) -> dict[str, Any]: ...
+
+    async def wait_heartbeat_change(self, seconds: float | None) -> bool: ...
+
+    async def flush(self) -> list[Delivery]: ...
+
+    def jittered(self, seconds: float) -> float: ...
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, None], name: str | None = None
+    ) -> asyncio.Task[None]: ...
+
+    def report(self, kind: StepKind, text: str) -> None: ...
+
+
+C = TypeVar("C", bound=Scripted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +129,7 @@ async def run_script(cp: C, play: Play[C]) -> Summary:
         await cp.close()
 
 
-async def boot_until_accepted(cp: ChargerBase) -> None:
+async def boot_until_accepted(cp: Scripted) -> None:
     """Send BootNotification until Accepted, waiting the interval the CSMS asks for.
 
     While Pending or Rejected nothing else is sent (the CSMS may still trigger a boot)."""
@@ -97,7 +150,7 @@ async def boot_until_accepted(cp: ChargerBase) -> None:
             return  # a boot triggered by the CSMS was accepted meanwhile
 
 
-async def heartbeat_loop(cp: ChargerBase) -> None:
+async def heartbeat_loop(cp: Scripted) -> None:
     """Heartbeat every HeartbeatInterval seconds while connected and booted."""
     while True:
         interval = cp.heartbeat_interval
@@ -115,7 +168,7 @@ async def heartbeat_loop(cp: ChargerBase) -> None:
             cp.report(StepKind.HEARTBEAT_SENT, "heartbeat")
 
 
-async def connect_with_backoff(cp: ChargerBase) -> None:
+async def connect_with_backoff(cp: Scripted) -> None:
     """Connect with exponential backoff and jitter until it works."""
     delay = 1.0
     while True:

@@ -10,15 +10,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
 from simulators.errors import NotConnectedError
 from simulators.events import StepKind
+from simulators.local_list import ListEntry
+from simulators.reservations import Reservation
 
-if TYPE_CHECKING:
-    from simulators.charger import ChargerBase
-
-__all__ = ["ReadAnswer", "SessionBook", "SessionControl", "admit", "sample_until_stopped"]
+__all__ = [
+    "Admission",
+    "ReadAnswer",
+    "SessionBook",
+    "SessionControl",
+    "admit",
+    "sample_until_stopped",
+]
 
 #: The transaction id type: int in OCPP 1.6 (given by the CSMS), str in 2.0.1 (our uuid).
 TxId = TypeVar("TxId", int, str)
@@ -129,12 +136,34 @@ async def sample_until_stopped(
         await sample()
 
 
+class Admission(Protocol):
+    """What `admit` asks of the charger (both versions): its local list, its reservations,
+    its clock, whether the list alone may authorize, and where to report."""
+
+    @property
+    def pre_authorize(self) -> bool: ...
+
+    def local_entry(self, id_tag: str) -> ListEntry | None: ...
+
+    def now(self) -> datetime: ...
+
+    def report(self, kind: StepKind, text: str) -> None: ...
+
+    def reservation_blocking(
+        self, connector_id: int, id_tag: str | None, parent_id_tag: str | None = None
+    ) -> Reservation | None: ...
+
+    def use_reservation(
+        self, connector_id: int, id_tag: str | None, parent_id_tag: str | None = None
+    ) -> int | None: ...
+
+
 #: Reads an Authorize answer: the tag's status and its parent (1.6) or group (2.0.1) tag.
 ReadAnswer = Callable[[dict[str, Any]], tuple[str, str | None]]
 
 
 async def admit(
-    cp: ChargerBase,
+    cp: Admission,
     control: SessionControl[Any],
     ask: Callable[[], Awaitable[dict[str, Any]]] | None,
     read: ReadAnswer,

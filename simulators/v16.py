@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from simulators.charger import LOCAL_LIST_MAX_LENGTH, ChargerBase, Timestamp
@@ -25,22 +24,12 @@ from simulators.v16_meter import meter_value
 from simulators.v16_offline import Delivery, OfflineQueue, QueuedMessage
 from simulators.v16_requests import RequestHandler
 from simulators.v16_script import run_script
-from simulators.v16_session import SessionBook, SessionControl, charge
+from simulators.v16_session import OpenTransaction, SessionBook, SessionControl, charge
 
 __all__ = ["ChargerOptions", "OpenTransaction", "V16Charger"]
 
 #: HeartbeatInterval until a BootNotification answer says otherwise.
 DEFAULT_HEARTBEAT_SECONDS = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class OpenTransaction:
-    """A transaction this charger started and has not stopped yet."""
-
-    transaction_id: int
-    connector_id: int
-    id_tag: str
-    meter_start: int
 
 
 class V16Charger(ChargerBase):

@@ -5,18 +5,16 @@ wind down, reboot. They only use the charger's methods; no frames are built here
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from simulators import script
 from simulators.errors import SimulatorError
 from simulators.events import StepKind, Summary
 from simulators.script import boot_until_accepted, connect_with_backoff, heartbeat_loop
-from simulators.v16_session import charge, end_transaction, is_free, notify
-
-if TYPE_CHECKING:
-    from simulators.v16 import V16Charger
+from simulators.v16_session import SessionCharger, charge, end_transaction, is_free, notify
 
 __all__ = [
+    "ScriptedCharger",
     "announce",
     "boot_until_accepted",
     "connect_with_backoff",
@@ -29,18 +27,25 @@ __all__ = [
 ]
 
 
-async def run_script(cp: V16Charger) -> Summary:
+class ScriptedCharger(SessionCharger, script.Scripted, Protocol):
+    """What the 1.6 script asks of the charger (simulators.v16.V16Charger): its sessions,
+    and the connection and boot every version has."""
+
+    async def wait_ready(self) -> None: ...
+
+
+async def run_script(cp: ScriptedCharger) -> Summary:
     """The scripted charger of the CLI: see `simulators.script.run_script`."""
     return await script.run_script(cp, PLAY)
 
 
-async def announce(cp: V16Charger) -> None:
+async def announce(cp: ScriptedCharger) -> None:
     """StatusNotification for connector 0 and every connector, with their current status."""
     for connector_id in (0, *cp.station.connector_ids):
         await notify(cp, connector_id, cp.station.status(connector_id))
 
 
-async def run_sessions(cp: V16Charger) -> None:
+async def run_sessions(cp: ScriptedCharger) -> None:
     """The scripted sessions, one after another, rotating over the connectors."""
     opts = cp.options
     connectors = cp.station.connector_ids
@@ -56,12 +61,12 @@ async def run_sessions(cp: V16Charger) -> None:
         await charge(cp, control, opts.session_seconds)
 
 
-async def keep_connected(cp: V16Charger) -> None:
+async def keep_connected(cp: ScriptedCharger) -> None:
     """Whenever the connection drops, reconnect and announce the connectors again."""
     await script.keep_connected(cp, PLAY)
 
 
-async def wind_down(cp: V16Charger, reason: str, seconds: float) -> None:
+async def wind_down(cp: ScriptedCharger, reason: str, seconds: float) -> None:
     """Stop every running session and open transaction with `reason`, within `seconds`."""
     if not cp.sessions.all() and not cp.open_transactions:
         return
@@ -78,12 +83,12 @@ async def wind_down(cp: V16Charger, reason: str, seconds: float) -> None:
         cp.report(StepKind.ERROR, f"stopping open transactions failed: {exc}")
 
 
-async def reboot(cp: V16Charger, kind: str) -> None:
+async def reboot(cp: ScriptedCharger, kind: str) -> None:
     """Reset: stop transactions (reason SoftReset/HardReset), close, reconnect, boot again."""
     reason = "HardReset" if kind == "Hard" else "SoftReset"
     await script.reboot(cp, PLAY, reason, kind)
 
 
-PLAY: script.Play[V16Charger] = script.Play(
+PLAY: script.Play[ScriptedCharger] = script.Play(
     announce=announce, sessions=run_sessions, wind_down=wind_down, shutdown_reason="Reboot"
 )

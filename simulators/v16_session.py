@@ -5,18 +5,28 @@ A session drives the charger's message methods; it opens no connection and parse
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+from simulators.charger import Timestamp
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.sessions import SessionBook, SessionControl, admit, sample_until_stopped
-from simulators.station import ConnectorStatus
-
-if TYPE_CHECKING:
-    from simulators.v16 import V16Charger
+from simulators.profiles import ChargingProfiles
+from simulators.sessions import (
+    Admission,
+    SessionBook,
+    SessionControl,
+    admit,
+    sample_until_stopped,
+)
+from simulators.station import ConnectorStatus, Reading, Station
+from simulators.v16_config import Configuration
 
 __all__ = [
+    "OpenTransaction",
     "SessionBook",
+    "SessionCharger",
     "SessionControl",
     "announce_changes",
     "charge",
@@ -29,14 +39,100 @@ __all__ = [
 Control = SessionControl[int]
 
 
-def is_free(cp: V16Charger, connector_id: int, id_tag: str | None = None) -> bool:
+@dataclass(frozen=True, slots=True)
+class OpenTransaction:
+    """A transaction this charger started and has not stopped yet."""
+
+    transaction_id: int
+    connector_id: int
+    id_tag: str
+    meter_start: int
+
+
+class SessionCharger(Admission, Protocol):
+    """What a session asks of the 1.6 charger (simulators.v16.V16Charger): its connectors
+    and meter, its transaction messages, and what authorizes a tag."""
+
+    @property
+    def station(self) -> Station: ...
+    @property
+    def sessions(self) -> SessionBook[int]: ...
+    @property
+    def profiles(self) -> ChargingProfiles: ...
+    @property
+    def configuration(self) -> Configuration: ...
+    @property
+    def meter_interval(self) -> float: ...
+    @property
+    def open_transactions(self) -> Mapping[int, OpenTransaction]: ...
+
+    def transaction_on(self, connector_id: int) -> OpenTransaction | None: ...
+
+    def connector_for(
+        self, id_tag: str, candidates: Iterable[int], parent_id_tag: str | None = None
+    ) -> int | None: ...
+
+    def idle_status(self, connector_id: int) -> ConnectorStatus: ...
+
+    def refresh_reserved(self) -> list[int]: ...
+
+    def apply_charging_limits(self) -> None: ...
+
+    def reading(self, connector_id: int) -> Reading: ...
+
+    def sample(
+        self,
+        connector_id: int,
+        context: str = "Sample.Periodic",
+        measurands: Sequence[str] | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def authorize(self, id_tag: str) -> dict[str, Any]: ...
+
+    async def status(
+        self,
+        connector_id: int,
+        status: str,
+        error_code: str = "NoError",
+        info: str | None = None,
+        timestamp: Timestamp = None,
+    ) -> dict[str, Any]: ...
+
+    async def start_transaction(
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        timestamp: Timestamp = None,
+        reservation_id: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def meter_values(
+        self,
+        connector_id: int,
+        transaction_id: int | None = None,
+        meter_value: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def stop_transaction(
+        self,
+        transaction_id: int,
+        meter_stop: int,
+        timestamp: Timestamp = None,
+        id_tag: str | None = None,
+        reason: str | None = None,
+        transaction_data: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def is_free(cp: SessionCharger, connector_id: int, id_tag: str | None = None) -> bool:
     """A connector can take a new session of `id_tag`: operative, no vehicle, no session or
     transaction, not reserved for another tag."""
     return cp.connector_for(id_tag or "", (connector_id,)) is not None
 
 
 async def notify(
-    cp: V16Charger, connector_id: int, status: ConnectorStatus, note: str = ""
+    cp: SessionCharger, connector_id: int, status: ConnectorStatus, note: str = ""
 ) -> None:
     """Record a status and send it if connected (a reconnect announces it otherwise)."""
     try:
@@ -50,13 +146,13 @@ async def notify(
     cp.report(StepKind.STATUS_SENT, f"{note}connector={connector_id} {status}")
 
 
-async def announce_changes(cp: V16Charger, connector_ids: list[int]) -> None:
+async def announce_changes(cp: SessionCharger, connector_ids: list[int]) -> None:
     """Send the status of connectors the model already changed (reservations, availability)."""
     for connector_id in connector_ids:
         await notify(cp, connector_id, cp.station.status(connector_id))
 
 
-async def settle(cp: V16Charger, connector_id: int, note: str = "") -> None:
+async def settle(cp: SessionCharger, connector_id: int, note: str = "") -> None:
     """The vehicle is gone: Available (Reserved or Unavailable when so), and any other
     connector a reservation of any connector now holds or lets go."""
     await notify(cp, connector_id, cp.idle_status(connector_id), note)
@@ -64,7 +160,7 @@ async def settle(cp: V16Charger, connector_id: int, note: str = "") -> None:
 
 
 async def charge(
-    cp: V16Charger, control: Control, seconds: float | None, *, authorize: bool = True
+    cp: SessionCharger, control: Control, seconds: float | None, *, authorize: bool = True
 ) -> bool:
     """Play one session: Authorize, Preparing, StartTransaction, Charging, MeterValues
     until `seconds` pass (or forever when None) or a stop is requested, StopTransaction,
@@ -82,7 +178,9 @@ async def charge(
             cp.apply_charging_limits()
 
 
-async def _charge(cp: V16Charger, control: Control, seconds: float | None, authorize: bool) -> bool:
+async def _charge(
+    cp: SessionCharger, control: Control, seconds: float | None, authorize: bool
+) -> bool:
     note = f"#{control.number} "
     cid, tag = control.connector_id, control.id_tag
     ask = (lambda: cp.authorize(tag)) if authorize else None
@@ -114,7 +212,7 @@ async def _charge(cp: V16Charger, control: Control, seconds: float | None, autho
 
 
 async def _sample_until_stopped(
-    cp: V16Charger, control: Control, seconds: float | None, note: str
+    cp: SessionCharger, control: Control, seconds: float | None, note: str
 ) -> None:
     cid = control.connector_id
     reported = cp.station.status(cid)
@@ -143,7 +241,7 @@ async def _sample_until_stopped(
     await sample_until_stopped(control, seconds, lambda: cp.meter_interval, sample)
 
 
-async def _stop(cp: V16Charger, control: Control, meter_start: int, note: str) -> None:
+async def _stop(cp: SessionCharger, control: Control, meter_start: int, note: str) -> None:
     cid = control.connector_id
     final = cp.sample(cid, "Transaction.End", cp.configuration.items("StopTxnSampledData"))
     meter_stop = cp.station.reading(cid).energy_wh
@@ -164,7 +262,7 @@ async def _stop(cp: V16Charger, control: Control, meter_start: int, note: str) -
     await settle(cp, cid, note)
 
 
-async def end_transaction(cp: V16Charger, transaction_id: int, reason: str) -> None:
+async def end_transaction(cp: SessionCharger, transaction_id: int, reason: str) -> None:
     """Stop a transaction that no session runs (one started through the message methods)."""
     record = cp.open_transactions.get(transaction_id)
     if record is None:

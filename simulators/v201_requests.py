@@ -6,21 +6,22 @@ Each handler decides the answer at once; any work that sends messages runs after
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from simulators.answers import Answers
-from simulators.certificates import answers_v201, request_certificate
+from simulators.certificates import CertificateHolder, answers_v201, request_certificate
+from simulators.charger import Timestamp
 from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
-from simulators.firmware import update_firmware, upload
+from simulators.firmware import Device, update_firmware, upload
 from simulators.link import Reply
-from simulators.local_list import ListEntry
-from simulators.profiles import Purpose
+from simulators.local_list import ListEntry, LocalList
+from simulators.profiles import CompositePeriod, Purpose
 from simulators.reservations import Reservation
 from simulators.station import ConnectorStatus
 from simulators.v201_profiles import PURPOSES, composite_answer, profile_from_wire
-from simulators.v201_script import reboot
+from simulators.v201_script import ScriptedCharger, reboot
 from simulators.v201_session import (
     announce_changes,
     charge,
@@ -29,18 +30,74 @@ from simulators.v201_session import (
 )
 from simulators.v201_transaction import charging_state
 
-if TYPE_CHECKING:
-    from simulators.v201 import V201Charger
-
-__all__ = ["RequestHandler"]
+__all__ = ["AnsweringCharger", "RequestHandler"]
 
 Payload = dict[str, Any]
 
 
-class RequestHandler(Answers["V201Charger"]):
+class AnsweringCharger(ScriptedCharger, Device, CertificateHolder, Protocol):
+    """What the answers ask of the 2.0.1 station (simulators.v201.V201Charger), beyond its
+    script: reservations, the local list, charging profiles, the device model, reports,
+    firmware and log uploads."""
+
+    firmware_request_id: int | None
+    upload_request_id: int | None
+
+    @property
+    def local_list(self) -> LocalList: ...
+
+    def local_list_enabled(self) -> bool: ...
+
+    def remote_start_target(
+        self, id_tag: str, candidates: Iterable[int], *, authorizes: bool
+    ) -> int | None: ...
+
+    def reserve(self, reservation: Reservation) -> tuple[str, list[int]]: ...
+
+    def cancel_reservation(self, reservation_id: int) -> tuple[Reservation | None, list[int]]: ...
+
+    async def expire_reservation(
+        self,
+        reservation: Reservation,
+        expired: Callable[[Reservation, list[int]], Awaitable[None]],
+    ) -> None: ...
+
+    def composite_schedule(self, connector_id: int, duration_s: int) -> list[CompositePeriod]: ...
+
+    def heartbeat_changed(self) -> None: ...
+
+    def sync_device_model(self) -> None: ...
+
+    def has_queued(self, transaction_id: str | None = None) -> bool: ...
+
+    async def boot(self, reason: str | None = None) -> dict[str, Any]: ...
+
+    async def meter_values(
+        self, evse_id: int, meter_value: Sequence[Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]: ...
+
+    async def notify_report(
+        self,
+        request_id: int,
+        report_data: Sequence[Mapping[str, Any]],
+        seq_no: int = 0,
+        tbc: bool = False,
+        generated_at: Timestamp = None,
+    ) -> dict[str, Any]: ...
+
+    async def reservation_status(self, reservation_id: int, status: str) -> dict[str, Any]: ...
+
+    async def firmware_status(
+        self, status: str, request_id: int | None = None
+    ) -> dict[str, Any]: ...
+
+    async def log_status(self, status: str, request_id: int | None = None) -> dict[str, Any]: ...
+
+
+class RequestHandler(Answers[AnsweringCharger]):
     """Called by the link with (action, camelCase payload); returns the reply."""
 
-    def __init__(self, cp: V201Charger) -> None:
+    def __init__(self, cp: AnsweringCharger) -> None:
         self._cp = cp
         self._handlers: dict[str, Callable[[Payload], Reply]] = {
             "GetVariables": self.on_get_variables,
@@ -295,7 +352,7 @@ class RequestHandler(Answers["V201Charger"]):
         elif requested == "LogStatusNotification":
             action = self._log_triggered
         elif requested == "SignChargingStationCertificate":
-            action = lambda: request_certificate(cp)  # noqa: E731
+            action = lambda: request_certificate(cp, "2.0.1")  # noqa: E731
         else:
             return Reply({"status": "NotImplemented"})
         return Reply({"status": "Accepted"}, after=action)

@@ -5,31 +5,52 @@ wind down, reboot. They only use the charger's methods; no frames are built here
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from simulators import script
 from simulators.errors import SimulatorError
 from simulators.events import StepKind, Summary
-from simulators.v201_session import charge, end_open_transaction, is_free, notify_evse
+from simulators.v201_session import (
+    SessionCharger,
+    charge,
+    end_open_transaction,
+    is_free,
+    notify_evse,
+)
 
-if TYPE_CHECKING:
-    from simulators.v201 import V201Charger
+__all__ = [
+    "PLAY",
+    "ScriptedCharger",
+    "announce",
+    "reboot",
+    "run_script",
+    "run_sessions",
+    "wind_down",
+]
 
-__all__ = ["PLAY", "announce", "reboot", "run_script", "run_sessions", "wind_down"]
+
+class ScriptedCharger(SessionCharger, script.Scripted, Protocol):
+    """What the 2.0.1 script asks of the station (simulators.v201.V201Charger): its
+    sessions, the reason its next boot gives, and the connection and boot every version
+    has."""
+
+    next_boot_reason: str
+
+    async def wait_ready(self) -> None: ...
 
 
-async def run_script(cp: V201Charger) -> Summary:
+async def run_script(cp: ScriptedCharger) -> Summary:
     """The scripted station of the CLI: see `simulators.script.run_script`."""
     return await script.run_script(cp, PLAY)
 
 
-async def announce(cp: V201Charger) -> None:
+async def announce(cp: ScriptedCharger) -> None:
     """StatusNotification for the connector of every EVSE, with its current status."""
     for evse_id in cp.station.connector_ids:
         await notify_evse(cp, evse_id)
 
 
-async def run_sessions(cp: V201Charger) -> None:
+async def run_sessions(cp: ScriptedCharger) -> None:
     """The scripted sessions, one after another, rotating over the EVSEs."""
     opts = cp.options
     evses = cp.station.connector_ids
@@ -43,7 +64,7 @@ async def run_sessions(cp: V201Charger) -> None:
         await charge(cp, control, opts.session_seconds)
 
 
-async def wind_down(cp: V201Charger, reason: str, seconds: float) -> None:
+async def wind_down(cp: ScriptedCharger, reason: str, seconds: float) -> None:
     """End every running session and open transaction with `reason`, within `seconds`."""
     if not cp.sessions.all() and not cp.open_transactions:
         return
@@ -60,13 +81,13 @@ async def wind_down(cp: V201Charger, reason: str, seconds: float) -> None:
         cp.report(StepKind.ERROR, f"ending open transactions failed: {exc}")
 
 
-async def reboot(cp: V201Charger, kind: str, *, boot_reason: str = "RemoteReset") -> None:
+async def reboot(cp: ScriptedCharger, kind: str, *, boot_reason: str = "RemoteReset") -> None:
     """Reset (Immediate or OnIdle once idle): end transactions (ImmediateReset), close,
     reconnect, BootNotification `boot_reason` until Accepted, send the queue, announce."""
     cp.next_boot_reason = boot_reason
     await script.reboot(cp, PLAY, "ImmediateReset", kind)
 
 
-PLAY: script.Play[V201Charger] = script.Play(
+PLAY: script.Play[ScriptedCharger] = script.Play(
     announce=announce, sessions=run_sessions, wind_down=wind_down, shutdown_reason="Reboot"
 )

@@ -6,18 +6,20 @@ A session drives the charger's message methods; it opens no connection and parse
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
+from simulators.charger import Timestamp
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
-from simulators.sessions import SessionControl, admit, sample_until_stopped
-from simulators.station import ConnectorStatus
-from simulators.v201_transaction import charging_state
-
-if TYPE_CHECKING:
-    from simulators.v201 import V201Charger
+from simulators.profiles import ChargingProfiles
+from simulators.sessions import Admission, SessionBook, SessionControl, admit, sample_until_stopped
+from simulators.station import ConnectorStatus, Reading, Station
+from simulators.v201_device import DeviceModel
+from simulators.v201_transaction import OpenTransaction, charging_state
 
 __all__ = [
+    "SessionCharger",
     "announce_changes",
     "charge",
     "end_open_transaction",
@@ -30,13 +32,107 @@ __all__ = [
 Control = SessionControl[str]
 
 
-def is_free(cp: V201Charger, evse_id: int, token: str | None = None) -> bool:
+class SessionCharger(Admission, Protocol):
+    """What a session asks of the 2.0.1 station (simulators.v201.V201Charger): its EVSEs and
+    meter, its device model, its TransactionEvents, and what authorizes a token."""
+
+    @property
+    def station(self) -> Station: ...
+    @property
+    def sessions(self) -> SessionBook[str]: ...
+    @property
+    def profiles(self) -> ChargingProfiles: ...
+    @property
+    def device(self) -> DeviceModel: ...
+    @property
+    def meter_interval(self) -> float: ...
+    @property
+    def open_transactions(self) -> Mapping[str, OpenTransaction]: ...
+
+    def transaction_on(self, evse_id: int) -> OpenTransaction | None: ...
+
+    def connector_for(
+        self, id_tag: str, candidates: Iterable[int], parent_id_tag: str | None = None
+    ) -> int | None: ...
+
+    def idle_status(self, connector_id: int) -> ConnectorStatus: ...
+
+    def wire_status(self, evse_id: int) -> str: ...
+
+    def refresh_reserved(self) -> list[int]: ...
+
+    def apply_charging_limits(self) -> None: ...
+
+    def reading(self, connector_id: int) -> Reading: ...
+
+    def sample(
+        self,
+        evse_id: int,
+        context: str = "Sample.Periodic",
+        measurands: Sequence[str] | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def authorize(self, id_token: str, token_type: str = "ISO14443") -> dict[str, Any]: ...
+
+    async def status(
+        self,
+        evse_id: int,
+        connector_id: int,
+        connector_status: str,
+        timestamp: Timestamp = None,
+    ) -> dict[str, Any]: ...
+
+    async def start_transaction(
+        self,
+        evse_id: int,
+        id_token: str | None,
+        meter_start_wh: int,
+        timestamp: Timestamp = None,
+        trigger_reason: str = "Authorized",
+        remote_start_id: int | None = None,
+        token_type: str = "ISO14443",
+        *,
+        connector_id: int = 1,
+        charging_state: str | None = "Charging",
+        reservation_id: int | None = None,
+        meter_value: Sequence[Mapping[str, Any]] | None = None,
+    ) -> tuple[str, dict[str, Any]]: ...
+
+    async def update_transaction(
+        self,
+        transaction_id: str,
+        *,
+        meter_wh: int | None = None,
+        trigger_reason: str = "MeterValuePeriodic",
+        id_token: str | None = None,
+        charging_state: str | None = None,
+        timestamp: Timestamp = None,
+        meter_value: Sequence[Mapping[str, Any]] | None = None,
+        token_type: str = "ISO14443",
+        remote_start_id: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def end_transaction(
+        self,
+        transaction_id: str,
+        meter_stop_wh: int,
+        *,
+        stopped_reason: str = "Local",
+        trigger_reason: str | None = None,
+        id_token: str | None = None,
+        timestamp: Timestamp = None,
+        token_type: str = "ISO14443",
+        meter_value: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def is_free(cp: SessionCharger, evse_id: int, token: str | None = None) -> bool:
     """An EVSE can take a new session of `token`: operative, no vehicle, no session or
     transaction, not reserved for another token."""
     return cp.connector_for(token or "", (evse_id,)) is not None
 
 
-async def notify_evse(cp: V201Charger, evse_id: int, note: str = "") -> None:
+async def notify_evse(cp: SessionCharger, evse_id: int, note: str = "") -> None:
     """Send the EVSE's current status if connected (a reconnect announces it otherwise)."""
     status = cp.wire_status(evse_id)
     try:
@@ -49,19 +145,19 @@ async def notify_evse(cp: V201Charger, evse_id: int, note: str = "") -> None:
     cp.report(StepKind.STATUS_SENT, f"{note}evse={evse_id} {status}")
 
 
-async def notify(cp: V201Charger, evse_id: int, status: ConnectorStatus, note: str = "") -> None:
+async def notify(cp: SessionCharger, evse_id: int, status: ConnectorStatus, note: str = "") -> None:
     """Record a station-model status and report the EVSE's connector status."""
     cp.station.set_status(evse_id, status)
     await notify_evse(cp, evse_id, note)
 
 
-async def announce_changes(cp: V201Charger, evse_ids: list[int]) -> None:
+async def announce_changes(cp: SessionCharger, evse_ids: list[int]) -> None:
     """Send the status of EVSEs the model already changed (reservations, availability)."""
     for evse_id in evse_ids:
         await notify_evse(cp, evse_id)
 
 
-async def settle(cp: V201Charger, evse_id: int, note: str = "") -> None:
+async def settle(cp: SessionCharger, evse_id: int, note: str = "") -> None:
     """The vehicle is gone: Available (Reserved or Unavailable when so), and any other EVSE
     a reservation of any EVSE now holds or lets go."""
     await notify(cp, evse_id, cp.idle_status(evse_id), note)
@@ -69,7 +165,7 @@ async def settle(cp: V201Charger, evse_id: int, note: str = "") -> None:
 
 
 async def charge(
-    cp: V201Charger,
+    cp: SessionCharger,
     control: Control,
     seconds: float | None,
     *,
@@ -94,7 +190,7 @@ async def charge(
 
 
 async def _charge(
-    cp: V201Charger,
+    cp: SessionCharger,
     control: Control,
     seconds: float | None,
     authorize: bool,
@@ -139,7 +235,7 @@ async def _charge(
 
 
 async def _sample_until_stopped(
-    cp: V201Charger, control: Control, seconds: float | None, note: str
+    cp: SessionCharger, control: Control, seconds: float | None, note: str
 ) -> None:
     evse_id = control.connector_id
     reported = cp.station.status(evse_id)
@@ -173,7 +269,7 @@ async def _sample_until_stopped(
     await sample_until_stopped(control, seconds, lambda: cp.meter_interval, sample)
 
 
-async def _stop(cp: V201Charger, control: Control, meter_start: int, note: str) -> None:
+async def _stop(cp: SessionCharger, control: Control, meter_start: int, note: str) -> None:
     evse_id = control.connector_id
     transaction_id = control.transaction_id
     assert transaction_id is not None
@@ -195,7 +291,7 @@ async def _stop(cp: V201Charger, control: Control, meter_start: int, note: str) 
     await settle(cp, evse_id, note)
 
 
-async def end_open_transaction(cp: V201Charger, transaction_id: str, reason: str) -> None:
+async def end_open_transaction(cp: SessionCharger, transaction_id: str, reason: str) -> None:
     """End a transaction that no session runs (one started through the message methods)."""
     record = cp.open_transactions.get(transaction_id)
     if record is None:

@@ -1,15 +1,20 @@
 """Background work in one shape: a TaskSet keeps its tasks until they end and logs what
 they fail with; a Worker runs passes when woken or at its period, backs off after a failed
-pass, and stops cleanly."""
+pass, and stops cleanly; the garbage-collector policy is one. SIGTERM and SIGINT set the
+stop event."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
 
 from structlog.testing import capture_logs
 
 from csms.core.retries import Backoff
+from csms.gcpolicy import gc_policy
+from csms.signals import SIGNALS, stop_on_signals
 from csms.workers import TaskSet, Worker
 
 
@@ -144,3 +149,57 @@ async def test_stop_ends_a_pass_under_way() -> None:
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.wait_for(worker.stop(), 5)
     await worker.stop()  # a second stop is harmless
+
+
+async def test_a_first_pass_may_wait_its_time() -> None:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    began = loop.time()
+
+    async def step() -> None:
+        times.append(loop.time() - began)
+
+    worker = Worker("late", step, period=60.0, first_after=0.2)
+    async with worker.running():
+        await asyncio.sleep(0.1)
+        assert times == []  # not yet
+        for _ in range(100):
+            if times:
+                break
+            await asyncio.sleep(0.02)
+    assert len(times) == 1 and 0.2 <= times[0] < 2.0
+
+
+async def test_the_gc_policy_freezes_at_once_and_at_its_period() -> None:
+    gc.unfreeze()
+    worker = gc_policy(freeze_every=0.05, full_every=3600.0)
+    try:
+        async with worker.running():
+            await asyncio.sleep(0.01)
+            assert gc.get_freeze_count() > 0  # the first pass came at once
+            gc.unfreeze()
+            await asyncio.sleep(0.2)
+            assert gc.get_freeze_count() > 0  # and again a period later
+    finally:
+        gc.unfreeze()
+
+
+async def test_signals_set_the_stop_event() -> None:
+    stop = stop_on_signals()
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(stop.wait(), 5)
+    stop.clear()
+    os.kill(os.getpid(), signal.SIGINT)  # again: a server's handler stays
+    await asyncio.wait_for(stop.wait(), 5)
+    loop = asyncio.get_running_loop()
+    for sig in SIGNALS:
+        loop.remove_signal_handler(sig)
+
+
+async def test_once_a_second_signal_is_not_caught() -> None:
+    loop = asyncio.get_running_loop()
+    stop = stop_on_signals(once=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(stop.wait(), 5)
+    assert not loop.remove_signal_handler(signal.SIGTERM)  # gone: the next one interrupts
+    assert loop.remove_signal_handler(signal.SIGINT)  # not fired yet: still there

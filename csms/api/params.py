@@ -16,6 +16,7 @@ import orjson
 from multidict import MultiMapping
 
 from csms.core.clock import parse_timestamp
+from csms.core.errors import InvalidTimestamp
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -82,7 +83,7 @@ class Query:
             return None
         try:
             return parse_timestamp(value)
-        except (ValueError, OverflowError):
+        except InvalidTimestamp:
             raise BadParameter(
                 name,
                 f"{name}: not an ISO 8601 date/time: {value!r} "

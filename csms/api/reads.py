@@ -21,7 +21,7 @@ from csms.api.params import BadParameter, Query, encode_cursor, page_body
 from csms.core.authorization import TokenStatus
 from csms.core.charger import RegistrationStatus
 from csms.core.commands import CommandName, Outcome
-from csms.core.errors import InvalidInput
+from csms.core.errors import InvalidInput, InvalidParty
 from csms.core.parties import PARTY_FORMAT, check_origin
 from csms.core.partners import PartnerStatus
 from csms.core.status import ConnectorStatus
@@ -241,7 +241,7 @@ async def tokens(request: web.Request, ctx: ReadContext, q: Query) -> Any:
     if owner is not None:
         try:
             owner = check_origin(owner)
-        except ValueError:
+        except InvalidParty:
             raise BadParameter(
                 "owner", f"owner: must be local or {PARTY_FORMAT}, not {owner!r}"
             ) from None

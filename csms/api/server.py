@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib.metadata
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ from csms.views import command_record_json
 
 log = structlog.get_logger("csms.api")
 
-VERSION = "0.1.0"
+# The package's version, as installed (pyproject.toml).
+VERSION = importlib.metadata.version("csms")
 
 # What a command's outcome is in HTTP terms (the body always carries the full result).
 _HTTP_STATUS = {

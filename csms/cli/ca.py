@@ -36,7 +36,7 @@ from csms.core.certificates import (
     parse_days,
 )
 from csms.core.clock import utc_now
-from csms.core.errors import CsmsError
+from csms.core.errors import CsmsError, InvalidInput
 
 if TYPE_CHECKING:
     from csms.services.pki import CaUse, CertificateAuthority
@@ -97,7 +97,7 @@ def _days_option(text: str | None, option: str) -> timedelta | None:
         return None
     try:
         return timedelta(days=parse_days(text))
-    except ValueError as exc:
+    except InvalidInput as exc:
         raise CliError(f"{option}: {exc}") from None
 
 

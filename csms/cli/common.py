@@ -291,10 +291,11 @@ def when(moment: datetime | str | None, now: datetime | None = None) -> str:
         return "-"
     if isinstance(moment, str):
         from csms.core.clock import parse_timestamp
+        from csms.core.errors import InvalidTimestamp
 
         try:
             moment = parse_timestamp(text := moment)
-        except ValueError:
+        except InvalidTimestamp:
             return text
     now = now or datetime.now(UTC)
     utc = moment.astimezone(UTC)
@@ -361,10 +362,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def parse_time(value: str, option: str) -> datetime:
     """ISO 8601 from the command line; a date alone means midnight UTC."""
     from csms.core.clock import parse_timestamp
+    from csms.core.errors import InvalidTimestamp
 
     try:
         return parse_timestamp(value)
-    except ValueError:
+    except InvalidTimestamp:
         raise CliError(
             f"{option}: not an ISO 8601 date/time: {value!r} "
             "(e.g. 2026-01-31 or 2026-01-31T08:00:00Z)"

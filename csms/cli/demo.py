@@ -9,11 +9,9 @@ the chargers and the eMSP are the simulators, talking to it over their real prot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import errno
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -240,6 +238,7 @@ async def run_demo(
     `keep`: whether the database stays afterwards (the banner says; the caller removes
     it)."""
     from csms.app import CsmsApp
+    from csms.workers import TaskSet
     from simulators.emsp import EmspSimulator, Party
 
     stop = stop or asyncio.Event()
@@ -254,7 +253,8 @@ async def run_demo(
         echo(f"emsp     {push.line}")
 
     emsp = EmspSimulator(Party(EMSP_COUNTRY, EMSP_PARTY, EMSP_NAME), on_push=pushed)
-    tasks: list[asyncio.Task[None]] = []
+    # The simulated chargers, each run as a task held until it ends (a failure is logged).
+    tasks = TaskSet("demo-chargers")
     running: list[Charger] = []
     try:
         token_a = await seed(app, chargers)
@@ -274,15 +274,13 @@ async def run_demo(
         for i, charger in enumerate(chargers):
             sim = _charger(url, charger, options, echo)
             running.append(sim)
-            tasks.append(asyncio.create_task(_run(sim, i * options.stagger_seconds, echo)))
+            tasks.spawn(_run(sim, i * options.stagger_seconds, echo), name=f"demo-{charger.id}")
         await wait_event(stop, options.duration)
         echo("stopping: ending the running sessions")
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await tasks.close()
         try:
-            if tasks:
+            if running:  # chargers ran
                 await app.billing.bill_pending()
                 await _quiet(received)
             sessions, cdrs = await _counts(app)
@@ -408,6 +406,7 @@ def demo(
     a temporary folder, removed afterwards unless --keep; ports from the configuration)."""
     from csms.app import describe_startup_error
     from csms.logconfig import configure_logging
+    from csms.signals import stop_on_signals
 
     config = load(config_file)
     # The demo's own lines go to stdout; the system logs only warnings, on stderr.
@@ -417,17 +416,8 @@ def demo(
     options = DemoOptions(chargers=chargers, duration=duration, session_seconds=session_seconds)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def first(sig: signal.Signals) -> None:
-            # A clean stop; a second Ctrl-C interrupts it.
-            stop.set()
-            loop.remove_signal_handler(sig)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, first, sig)
+        # A clean stop; a second Ctrl-C interrupts it.
+        stop = stop_on_signals(once=True)
         await run_demo(config, options, click.echo, stop, keep=keep)
 
     ran = False

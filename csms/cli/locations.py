@@ -49,24 +49,26 @@ def _locations(config_file: str | None, work: Callable[[Any], Awaitable[T]]) -> 
 
 
 def _facilities(text: str | None) -> tuple[str, ...] | None:
+    from csms.core.errors import InvalidLocation
     from csms.core.ocpi_locations import facilities_from
 
     if text is None:
         return None
     try:
         return facilities_from(text)
-    except ValueError as exc:
+    except InvalidLocation as exc:
         raise CliError(str(exc)) from None
 
 
 def _hours(text: str | None) -> dict[str, Any] | None:
+    from csms.core.errors import InvalidLocation
     from csms.core.ocpi_locations import opening_hours_from
 
     if text is None:
         return None
     try:
         return opening_hours_from(text)
-    except ValueError as exc:
+    except InvalidLocation as exc:
         raise CliError(str(exc)) from None
 
 

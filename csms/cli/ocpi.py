@@ -547,13 +547,14 @@ def tokens_list_cmd(
 ) -> None:
     """Stored partner tokens, the most recently updated first: uid, type, party, contract
     id, whitelist, valid, updated."""
+    from csms.core.errors import InvalidParty
     from csms.core.parties import PARTY_FORMAT, parse_party
 
     party = None
     if party_text is not None:
         try:
             party = parse_party(party_text)
-        except ValueError:
+        except InvalidParty:
             raise CliError(f"--party must be {PARTY_FORMAT}, not {party_text!r}") from None
 
     async def work(service: Any, _config: Config) -> tuple[list[Any], int, dict[int, str]]:

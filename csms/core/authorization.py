@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from csms.core.errors import InvalidInput
+
 
 class AuthStatus(StrEnum):
     ACCEPTED = "Accepted"
@@ -72,12 +74,12 @@ def limit_text(limit: int | None) -> str:
 
 
 def parse_limit(text: str) -> int | None:
-    """`N` (at least 1) or `unlimited` (None); ValueError otherwise."""
+    """`N` (at least 1) or `unlimited` (None); InvalidInput otherwise."""
     word = text.strip()
     if word.lower() == "unlimited":
         return None
     if not (word.isascii() and word.isdigit()) or int(word) < 1:
-        raise ValueError(f"must be a number of at least 1 or 'unlimited', not {text!r}")
+        raise InvalidInput(f"must be a number of at least 1 or 'unlimited', not {text!r}")
     return int(word)
 
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from csms.core.clock import parse_timestamp
-from csms.core.errors import InvalidInput
+from csms.core.errors import InvalidTimestamp
+from csms.core.errors import OutOfBounds as OutOfBounds
 
 # OCPP integers (connector, EVSE, reservation, profile and 1.6 transaction ids, seconds) are
 # 32-bit on the wire; our transaction ids go on the wire as 1.6 transactionIds.
@@ -20,10 +21,6 @@ INT32_MAX = 2**31 - 1
 # price components), command parameters two; anything near the parsers' and encoders'
 # recursion limits (orjson: 254 to encode) is refused before it is stored.
 MAX_JSON_DEPTH = 32
-
-
-class OutOfBounds(InvalidInput):
-    """A value outside what the system accepts; the message names it and the bound."""
 
 
 def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
@@ -89,7 +86,7 @@ def bounded_time(text: str, what: str) -> datetime:
     in UTC: `9999-12-31T23:59:59-05:00` is past the last representable moment."""
     try:
         return parse_timestamp(text)
-    except (ValueError, OverflowError):
+    except InvalidTimestamp:
         raise OutOfBounds(
             f"{what} is not an ISO 8601 date/time between the years 1 and 9999 (UTC): {text[:64]!r}"
         ) from None

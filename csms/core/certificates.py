@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from csms.core.errors import InvalidInput
+
 # A charger's clock may run a little behind ours: its certificate is valid from a few
 # minutes before it was issued.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -146,7 +148,7 @@ def parse_days(text: str) -> int:
     """`30d` or `30` -> 30 (a period in whole days, for `--expiring`)."""
     match = _DAYS.fullmatch(text)
     if match is None:
-        raise ValueError(f"not a number of days: {text!r} (e.g. 30d)")
+        raise InvalidInput(f"not a number of days: {text!r} (e.g. 30d)")
     return int(match.group(1))
 
 

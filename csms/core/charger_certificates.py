@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from csms.core.commands import CommandRefused
+from csms.core.commands import CommandRefused, DeleteCertificate
 
 
 class CertificateKind(StrEnum):
@@ -120,7 +120,14 @@ def reported_hash_data(wire: dict[str, object]) -> HashData:
     )
 
 
-def wire_hash_data(data: HashData) -> dict[str, str]:
+def deletion(data: HashData) -> DeleteCertificate:
+    """The DeleteCertificate command for the certificate `data` names."""
+    return DeleteCertificate(
+        data.algorithm, data.issuer_name_hash, data.issuer_key_hash, data.serial
+    )
+
+
+def wire_hash_data(data: HashData | DeleteCertificate) -> dict[str, str]:
     """OCPP's CertificateHashDataType (both versions)."""
     return {
         "hashAlgorithm": data.algorithm,

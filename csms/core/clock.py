@@ -10,16 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from csms.core.errors import InvalidTimestamp as InvalidTimestamp
+from csms.core.errors import TimestampOutOfRange as TimestampOutOfRange
+
 Clock = Callable[[], datetime]
 
 # What ocpp.earliest_timestamp and ocpp.max_clock_ahead default to.
 DEFAULT_EARLIEST = datetime(2010, 1, 1, tzinfo=UTC)
 DEFAULT_AHEAD = timedelta(days=1)
-
-
-class TimestampOutOfRange(ValueError):
-    """A well-formed date-time whose instant is not within the years 1 to 9999 in UTC (such
-    as 9999-12-31T23:59:59-05:00): Python, databases and OCPI cannot hold it."""
 
 
 def utc_now() -> datetime:
@@ -29,8 +27,9 @@ def utc_now() -> datetime:
 def parse_timestamp(text: str) -> datetime:
     """Parse an RFC 3339 timestamp as sent by chargers; naive values are taken as UTC.
 
-    Raises ValueError when it is not one, TimestampOutOfRange (a ValueError) when its UTC
-    instant is outside the years 1 to 9999."""
+    Raises InvalidTimestamp (with the parser's message) when it is not one,
+    TimestampOutOfRange (an InvalidTimestamp) when its UTC instant is outside the years 1 to
+    9999."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
@@ -39,6 +38,8 @@ def parse_timestamp(text: str) -> datetime:
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
+    except ValueError as exc:  # fromisoformat's only complaint: not a date-time
+        raise InvalidTimestamp(str(exc)) from None
     except OverflowError:
         raise TimestampOutOfRange(
             f"{text!r} is outside the years 1 to 9999 once converted to UTC"
@@ -52,7 +53,7 @@ def out_of_range(text: str) -> bool:
         parse_timestamp(text)
     except TimestampOutOfRange:
         return True
-    except ValueError:
+    except InvalidTimestamp:
         return False
     return False
 

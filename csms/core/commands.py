@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from csms.core.authorization import AuthResult
+from csms.core.errors import ChargerBusy as ChargerBusy
+from csms.core.errors import ChargerCallError as ChargerCallError
+from csms.core.errors import CommandRefused as CommandRefused
 from csms.core.versions import OcppVersion
-
-if TYPE_CHECKING:
-    from csms.core.charger_certificates import HashData
 
 
 class CommandName(StrEnum):
@@ -65,24 +65,6 @@ class Outcome(StrEnum):
     @property
     def ok(self) -> bool:
         return self is Outcome.ACCEPTED
-
-
-class CommandRefused(Exception):
-    """The CSMS will not send this command (bad parameters, unknown transaction, ...)."""
-
-
-class ChargerBusy(TimeoutError):
-    """The time ran out while earlier CALLs to the same charger were still unanswered."""
-
-
-class ChargerCallError(Exception):
-    """The charger answered a CALL with a CALLERROR."""
-
-    def __init__(self, code: str, description: str, details: dict[str, Any]) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.details = details
 
 
 # --- the commands -----------------------------------------------------------------------
@@ -380,7 +362,12 @@ class GetInstalledCertificates:
 
 @dataclass(frozen=True, slots=True)
 class DeleteCertificate:
-    hash_data: HashData
+    """A certificate named by its hash data (csms.core.charger_certificates.HashData)."""
+
+    algorithm: str
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial: str
 
 
 @dataclass(frozen=True, slots=True)

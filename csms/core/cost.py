@@ -15,7 +15,7 @@ from operator import ne
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from csms.core.errors import CsmsError
+from csms.core.errors import TooManyPeriods
 from csms.core.tariffs import (
     NO_TARIFF_ID,
     DimensionType,
@@ -49,11 +49,6 @@ __all__ = [
 # power import is below this; without power readings, the average power between two energy
 # register readings is used instead.
 IDLE_POWER_W = 100.0
-
-
-class TooManyPeriods(CsmsError):
-    """Pricing a session would take more charging periods than allowed (a session that spans
-    years under a time-of-day tariff): it is refused before the work is done."""
 
 
 # --- input -------------------------------------------------------------------------------

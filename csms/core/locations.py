@@ -1,5 +1,5 @@
 """Sites where chargers stand (the OCPI Location, as far as billing needs it) and the stable
-EVSE uid that partners see.
+EVSE uid that partners see, and the OCPI vocabulary of a location's own fields.
 
 Pure values and naming rules; storing them is csms.storage's job.
 """
@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+from csms.core.errors import InvalidLocation
 
 # OCPI EVSE.uid is a CiString(36).
 UID_MAX = 36
@@ -22,6 +24,52 @@ def evse_uid(cp_id: str, evse_id: int) -> str:
     if len(plain) <= UID_MAX:
         return plain
     return "E" + hashlib.sha256(plain.encode()).hexdigest()[: UID_MAX - 1]
+
+
+# OCPI Location.facilities and parking_type.
+FACILITIES = frozenset(
+    {
+        "HOTEL",
+        "RESTAURANT",
+        "CAFE",
+        "MALL",
+        "SUPERMARKET",
+        "SPORT",
+        "RECREATION_AREA",
+        "NATURE",
+        "MUSEUM",
+        "BIKE_SHARING",
+        "BUS_STOP",
+        "TAXI_STAND",
+        "TRAM_STOP",
+        "METRO_STATION",
+        "TRAIN_STATION",
+        "AIRPORT",
+        "PARKING_LOT",
+        "CARPOOL_PARKING",
+        "FUEL_STATION",
+        "WIFI",
+    }
+)
+PARKING_TYPES = frozenset(
+    {
+        "ALONG_MOTORWAY",
+        "PARKING_GARAGE",
+        "PARKING_LOT",
+        "ON_DRIVEWAY",
+        "ON_STREET",
+        "UNDERGROUND_GARAGE",
+    }
+)
+
+
+def choice(text: str, allowed: frozenset[str], name: str) -> str:
+    """One of the OCPI values `allowed`, as staff typed it (upper-cased, connector standards
+    aside); InvalidLocation names the field `name` and the values it takes."""
+    value = text.strip().upper() if name != "connector standard" else text.strip()
+    if value not in allowed:
+        raise InvalidLocation(f"{name} must be one of {', '.join(sorted(allowed))}, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +145,16 @@ def _coordinate(text: str, limit: int, name: str) -> str:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise ValueError(f"{name} must be a number, not {text!r}") from None
+        raise InvalidLocation(f"{name} must be a number, not {text!r}") from None
     if not value.is_finite() or abs(value) > limit:
-        raise ValueError(f"{name} must be between -{limit} and {limit}")
+        raise InvalidLocation(f"{name} must be between -{limit} and {limit}")
     exponent = value.as_tuple().exponent
     decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     return f"{value:.{max(5, min(7, decimals))}f}"
 
 
 def validate_location(location: Location) -> Location:
-    """The location with its coordinates in OCPI form; ValueError names what is wrong."""
+    """The location with its coordinates in OCPI form; InvalidLocation names what is wrong."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     checks = (
@@ -119,23 +167,21 @@ def validate_location(location: Location) -> Location:
     )
     for name, value, limit in checks:
         if value is not None and not (0 < len(value) <= limit):
-            raise ValueError(f"{name} must be 1 to {limit} characters")
+            raise InvalidLocation(f"{name} must be 1 to {limit} characters")
     if (
         len(location.country) != 3
         or not location.country.isalpha()
         or not location.country.isupper()
     ):
-        raise ValueError(
+        raise InvalidLocation(
             f"country must be ISO 3166-1 alpha-3 in capitals (e.g. NLD), not {location.country!r}"
         )
     try:
         ZoneInfo(location.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
+    except (ZoneInfoNotFoundError, ValueError):  # ZoneInfo's refusals
+        raise InvalidLocation(
             f"unknown time zone {location.time_zone!r} (e.g. Europe/Amsterdam)"
         ) from None
-    from csms.core.ocpi_locations import FACILITIES, PARKING_TYPES, choice
-
     if location.parking_type is not None:
         location = replace(
             location, parking_type=choice(location.parking_type, PARKING_TYPES, "parking type")

@@ -17,6 +17,7 @@ from typing import Any
 
 from csms.core import ocpi_tokens
 from csms.core.commands import Outcome
+from csms.core.errors import InvalidCommand as InvalidCommand
 from csms.core.ocpi_locations import Capability
 from csms.core.ocpi_sessions import AuthMethod, SessionStatus
 from csms.core.ocpi_tokens import InvalidToken
@@ -61,10 +62,6 @@ class ResultType(StrEnum):
     REJECTED = "REJECTED"
     TIMEOUT = "TIMEOUT"
     UNKNOWN_RESERVATION = "UNKNOWN_RESERVATION"
-
-
-class InvalidCommand(ValueError):
-    """The request body breaks the 2.2.1 rules (answered 2001); the text says where."""
 
 
 # --- the request objects ---------------------------------------------------------------------

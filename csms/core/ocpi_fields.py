@@ -11,22 +11,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from csms.core.errors import InvalidInput
+from csms.core.errors import FieldError as FieldError
 
 _T = TypeVar("_T")
 
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class FieldError(InvalidInput):
-    """A value that cannot be accepted; `path` names the field ("" for the whole object,
-    `a.b` within it) and the message says what is wrong."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
 
 
 def at(path: str, key: str) -> str:

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from csms.core.locations import ConnectorSpec, Location
+from csms.core.errors import InvalidLocation
+from csms.core.locations import FACILITIES, ConnectorSpec, Location, choice
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import ocpi_datetime
 
@@ -66,40 +67,6 @@ CONNECTOR_STANDARDS = frozenset(
 )
 CONNECTOR_FORMATS = frozenset({"SOCKET", "CABLE"})
 POWER_TYPES = frozenset({"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_PHASE", "DC"})
-FACILITIES = frozenset(
-    {
-        "HOTEL",
-        "RESTAURANT",
-        "CAFE",
-        "MALL",
-        "SUPERMARKET",
-        "SPORT",
-        "RECREATION_AREA",
-        "NATURE",
-        "MUSEUM",
-        "BIKE_SHARING",
-        "BUS_STOP",
-        "TAXI_STAND",
-        "TRAM_STOP",
-        "METRO_STATION",
-        "TRAIN_STATION",
-        "AIRPORT",
-        "PARKING_LOT",
-        "CARPOOL_PARKING",
-        "FUEL_STATION",
-        "WIFI",
-    }
-)
-PARKING_TYPES = frozenset(
-    {
-        "ALONG_MOTORWAY",
-        "PARKING_GARAGE",
-        "PARKING_LOT",
-        "ON_DRIVEWAY",
-        "ON_STREET",
-        "UNDERGROUND_GARAGE",
-    }
-)
 
 
 class Capability(StrEnum):
@@ -120,10 +87,10 @@ _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 def evse_code(text: str) -> str:
-    """An eMI3 EVSE ID as staff typed it, upper-cased; ValueError when it is not one."""
+    """An eMI3 EVSE ID as staff typed it, upper-cased; InvalidLocation when it is not one."""
     code = text.strip().upper()
     if len(code) > 48 or not _EVSE_CODE.match(code):
-        raise ValueError(f"EVSE id must be in eMI3 form like NL*ABC*E0001, not {text!r}")
+        raise InvalidLocation(f"EVSE id must be in eMI3 form like NL*ABC*E0001, not {text!r}")
     return code
 
 
@@ -143,13 +110,6 @@ def published_evse_code(
     """The eMI3 EVSE ID partners see for an EVSE (its OCPI `evse_id`, in the Location and
     in CDRs): the one staff gave it, else default_evse_code."""
     return staff_code or default_evse_code(country_code, party_id, cp_id, evse_id)
-
-
-def choice(text: str, allowed: frozenset[str], name: str) -> str:
-    value = text.strip().upper() if name != "connector standard" else text.strip()
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(sorted(allowed))}, not {text!r}")
-    return value
 
 
 def facilities_from(text: str) -> tuple[str, ...]:
@@ -172,13 +132,15 @@ def opening_hours_from(text: str) -> dict[str, Any] | None:
             continue
         parts = group.split()
         if len(parts) != 2:
-            raise ValueError(f"opening hours group must be like 'Mo-Fr 08:00-18:00', not {group!r}")
+            raise InvalidLocation(
+                f"opening hours group must be like 'Mo-Fr 08:00-18:00', not {group!r}"
+            )
         days = _days(parts[0])
         begin, dash, end = parts[1].partition("-")
         if not dash or not _HHMM.match(begin) or not (_HHMM.match(end) or end == "24:00"):
-            raise ValueError(f"opening period must be like 08:00-18:00, not {parts[1]!r}")
+            raise InvalidLocation(f"opening period must be like 08:00-18:00, not {parts[1]!r}")
         if end != "24:00" and end <= begin:
-            raise ValueError(f"opening period {parts[1]!r} must end after it begins")
+            raise InvalidLocation(f"opening period {parts[1]!r} must end after it begins")
         for day in days:
             regular.append({"weekday": day, "period_begin": begin, "period_end": end})
     if not regular:
@@ -195,9 +157,9 @@ def _days(text: str) -> list[int]:
             a = _DAYS.index(first) + 1
             b = _DAYS.index(last) + 1 if dash else a
         except ValueError:
-            raise ValueError(f"days must be like Mo-Fr or Sa,Su, not {text!r}") from None
+            raise InvalidLocation(f"days must be like Mo-Fr or Sa,Su, not {text!r}") from None
         if b < a:
-            raise ValueError(f"day range {item!r} runs backwards")
+            raise InvalidLocation(f"day range {item!r} runs backwards")
         out.extend(range(a, b + 1))
     return out
 

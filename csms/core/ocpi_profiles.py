@@ -23,6 +23,8 @@ from csms.core.command_requests import (
     ProfileSetRequest,
 )
 from csms.core.commands import MAX_PERIODS, Outcome, ProfilePurpose, SchedulePeriod
+from csms.core.errors import BadProfileRequest as BadProfileRequest
+from csms.core.errors import InvalidTimestamp
 from csms.core.tariffs import ocpi_datetime
 
 # A response_url is stored with the request (csms.storage.ocpi_commands): at most this long.
@@ -50,10 +52,6 @@ class ProfileResult(StrEnum):
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
     UNKNOWN = "UNKNOWN"
-
-
-class BadProfileRequest(ValueError):
-    """A parameter of the request is missing or invalid (answered with OCPI status 2001)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +128,7 @@ def parse_charging_profile(data: object) -> OcpiProfile:
     if start is not None:
         try:
             start_at = parse_timestamp(start) if isinstance(start, str) else None
-        except ValueError:
+        except InvalidTimestamp:
             start_at = None
         if start_at is None:
             raise BadProfileRequest(
@@ -275,7 +273,7 @@ def active_profile(data: Mapping[str, Any], now: datetime) -> dict[str, Any] | N
     if isinstance(data.get("start"), str):
         try:
             start_at = parse_timestamp(data["start"])
-        except ValueError:
+        except InvalidTimestamp:
             start_at = now
     when = ocpi_datetime(start_at)
     charging_profile: dict[str, Any] = {

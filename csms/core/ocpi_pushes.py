@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from csms.core.errors import InvalidParty
 from csms.core.outbox import Push
 from csms.core.parties import Party
 
@@ -34,7 +35,7 @@ def token_party(obj: Mapping[str, Any]) -> Party | None:
         return None
     try:
         return Party(str(token.get("country_code", "")), str(token.get("party_id", "")))
-    except ValueError:
+    except InvalidParty:
         return None
 
 

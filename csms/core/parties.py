@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from csms.core.errors import InvalidParty
 from csms.core.partners import PartyRole, Role
 
 # Id token origin of our own customers' tokens (the CPO is their eMSP too).
@@ -29,7 +30,7 @@ class Party:
 
     def __post_init__(self) -> None:
         if not _COUNTRY.match(self.country_code) or not _PARTY.match(self.party_id):
-            raise ValueError(
+            raise InvalidParty(
                 f"not an OCPI party: {self.country_code!r} {self.party_id!r} (a 2-letter "
                 "country code and a 3-character party id, letters and digits, upper case)"
             )
@@ -46,11 +47,11 @@ PARTY_FORMAT = (
 
 
 def parse_party(text: str) -> Party:
-    """`NL*EMS` (any case) as a Party; ValueError says what is wrong."""
+    """`NL*EMS` (any case) as a Party; InvalidParty says what is wrong."""
     country, star, party = text.strip().partition("*")
     country, party = country.strip().upper(), party.strip().upper()
     if not star or not _COUNTRY.match(country) or not _PARTY.match(party):
-        raise ValueError(f"owner must be {PARTY_FORMAT}, not {text!r}")
+        raise InvalidParty(f"owner must be {PARTY_FORMAT}, not {text!r}")
     return Party(country, party)
 
 
@@ -61,7 +62,7 @@ def owner_of(origin: str | None) -> Party | None:
         return None
     try:
         return parse_party(origin)
-    except ValueError:
+    except InvalidParty:
         return None
 
 
@@ -125,7 +126,7 @@ def audience(roles: Iterable[PartyRole], us: Party) -> Audience:
         hub = hub or role.role is Role.HUB
         try:
             party = Party(role.country_code.upper(), role.party_id.upper())
-        except ValueError:
+        except InvalidParty:
             continue
         if party != us:
             parties.add(party)

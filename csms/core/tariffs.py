@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from csms.core.errors import InvalidInput
+from csms.core.errors import TariffError
 from csms.core.ocpi_fields import FieldError as _Invalid
 from csms.core.ocpi_fields import at as _at
 from csms.core.ocpi_fields import cistring as _cistring
@@ -81,24 +81,6 @@ _WEEKDAYS: tuple[DayOfWeek, ...] = tuple(DayOfWeek)
 class ReservationRestrictionType(StrEnum):
     RESERVATION = "RESERVATION"  # prices the time from reserving until charging starts
     RESERVATION_EXPIRES = "RESERVATION_EXPIRES"  # prices a reservation that expired unused
-
-
-class TariffError(InvalidInput, ValueError):
-    """A tariff document that does not follow OCPI 2.2.1.
-
-    `path` locates the offending field (`elements[0].price_components[1].step_size`, prefixed
-    with `[i].` for the i-th tariff of a list); `tariff_id` is the tariff's id when it had one.
-    """
-
-    def __init__(self, message: str, path: str = "", tariff_id: str | None = None) -> None:
-        self.message = message
-        self.path = path
-        self.tariff_id = tariff_id
-        super().__init__(message, path, tariff_id)
-
-    def __str__(self) -> str:
-        who = "tariff" if self.tariff_id is None else f'tariff "{self.tariff_id}"'
-        return f"{who}: {self.path}: {self.message}" if self.path else f"{who}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

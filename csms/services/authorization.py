@@ -111,7 +111,7 @@ class AuthorizationService:
         self.holdings = holdings
         # Tokens nobody knows are accepted for transactions (free charging set-ups).
         self.allow_unknown_tags = allow_unknown_tags
-        # Other parties' tokens are decided here when set (csms.app sets it).
+        # Other parties' tokens are decided here when given (csms.app, by Charging.build).
         self.roaming = roaming
         # Decisions for other parties' tokens, by (charge point, token key): what its
         # Authorize got, or what a partner's command vouched for; used by the transaction

@@ -32,7 +32,12 @@ from csms.core.cost import (
     cost_to_ocpi,
     price_session,
 )
-from csms.core.errors import CsmsError, InvalidInput, one_line
+from csms.core.errors import CdrTooLarge as CdrTooLarge
+from csms.core.errors import CostUnavailable as CostUnavailable
+from csms.core.errors import InvalidInput, one_line
+from csms.core.errors import UnknownCdr as UnknownCdr
+from csms.core.errors import UnknownLocation as UnknownLocation
+from csms.core.errors import UnknownTariff as UnknownTariff
 from csms.core.ids import first_duplicate, token_key
 from csms.core.locations import ConnectorSpec, Location, evse_uid
 from csms.core.metering import Sample
@@ -116,27 +121,6 @@ _CHARGING_STATE = {
     ChargingState.EV_CONNECTED: False,
     ChargingState.IDLE: False,
 }
-
-
-class UnknownTariff(CsmsError):
-    pass
-
-
-class UnknownLocation(CsmsError):
-    pass
-
-
-class UnknownCdr(CsmsError):
-    pass
-
-
-class CdrTooLarge(CsmsError):
-    """A CDR would exceed billing.max_cdr_bytes."""
-
-
-class CostUnavailable(CsmsError):
-    """A session's cost cannot be computed from what is stored (a time or a number no
-    arithmetic can hold); the message says what failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +269,9 @@ class BillingService:
         identity: Identity,
         retries: Retries | None = None,
         limits: CdrLimits | None = None,
+        *,
+        on_held: Sequence[Callable[[HoldKind], None]] = (),
+        on_failed: Sequence[Callable[[], None]] = (),
     ) -> None:
         self._db = db
         self._clock = clock
@@ -302,8 +289,8 @@ class BillingService:
         )
         # Called with the kind after a transaction was held (the metrics count them), and
         # after a CDR attempt failed.
-        self.on_held: list[Callable[[HoldKind], None]] = []
-        self.on_failed: list[Callable[[], None]] = []
+        self.on_held: list[Callable[[HoldKind], None]] = list(on_held)
+        self.on_failed: list[Callable[[], None]] = list(on_failed)
         # Settles ended transactions soon after they end (woken by the charging service) and
         # at least every few seconds; started by the app (nothing is lost on a crash: the
         # billing state lives in the transaction row).
@@ -516,8 +503,8 @@ class BillingService:
             with self._pricing:
                 return await asyncio.to_thread(self._priced, tx, inputs, moment)
         except (ArithmeticError, ValueError) as exc:
-            if isinstance(exc, CsmsError):
-                raise
+            # Stored times or numbers beyond what datetime or Decimal can hold (the domain's
+            # own refusals, such as TooManyPeriods or a TariffError, are neither).
             raise CostUnavailable(f"cost cannot be computed: {one_line(exc)}") from exc
 
     async def _inputs(self, conn: Any, txs: Sequence[Transaction], now: datetime) -> _Inputs:

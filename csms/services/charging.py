@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from csms.core.clock import Clock
 from csms.metrics import Metrics
-from csms.services.authorization import AuthorizationService, DatabaseTokens
+from csms.services.authorization import AuthorizationService, DatabaseTokens, Roaming
 from csms.services.charger_input import ChargingSettings, InputChecks
 from csms.services.holdings import Holdings, Place
 from csms.services.quotas import Quotas
@@ -34,6 +34,7 @@ class Charging:
         clock: Clock,
         settings: ChargingSettings,
         metrics: Metrics | None = None,
+        roaming: Roaming | None = None,
     ) -> Charging:
         checks = InputChecks(settings.window)
         quotas = Quotas(db, clock, settings.quotas, metrics)
@@ -44,6 +45,7 @@ class Charging:
             clock,
             Holdings(holders),
             allow_unknown_tags=settings.allow_unknown_tags,
+            roaming=roaming,
         )
         transactions = TransactionService(db, clock, authorization, checks)
         return cls(stations, authorization, transactions, checks)

@@ -12,20 +12,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from csms.core.clock import Clock
-from csms.core.errors import InvalidInput
+from csms.core.errors import InvalidInput, InvalidLocation, UnknownLocation
 from csms.core.ids import first_duplicate
-from csms.core.locations import ConnectorSpec, Location, validate_location
+from csms.core.locations import ConnectorSpec, Location, choice, validate_location
 from csms.core.ocpi_locations import (
     CONNECTOR_FORMATS,
     CONNECTOR_STANDARDS,
     POWER_TYPES,
-    choice,
     evse_code,
     facilities_from,
     opening_hours_from,
 )
 from csms.core.parties import Party
-from csms.services.billing import UnknownLocation
 from csms.storage import locations as repo
 from csms.storage import ocpi_evses as evse_repo
 from csms.storage.database import Database, WriteTx
@@ -41,7 +39,7 @@ class LocationView:
 
 
 def validate_spec(spec: ConnectorSpec) -> ConnectorSpec:
-    """The connector description with its OCPI enums checked (ValueError names the field)."""
+    """The connector description with its OCPI enums checked (InvalidLocation names the field)."""
     spec = replace(
         spec,
         standard=choice(spec.standard, CONNECTOR_STANDARDS, "connector standard"),
@@ -50,9 +48,9 @@ def validate_spec(spec: ConnectorSpec) -> ConnectorSpec:
     )
     for name, value in (("max voltage", spec.max_voltage), ("max amperage", spec.max_amperage)):
         if value < 1:
-            raise ValueError(f"{name} must be at least 1")
+            raise InvalidLocation(f"{name} must be at least 1")
     if spec.max_electric_power is not None and spec.max_electric_power < 1:
-        raise ValueError("max power must be at least 1 W")
+        raise InvalidLocation("max power must be at least 1 W")
     return spec
 
 
@@ -77,7 +75,7 @@ class LocationService:
         self._clock = clock
 
     async def add(self, location: Location) -> None:
-        location = _valid(location)
+        location = validate_location(location)
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
@@ -99,7 +97,7 @@ class LocationService:
             old = await repo.get(conn, location_id)
             if old is None:
                 raise UnknownLocation(f"no location {location_id!r}")
-            new = _valid(replace(old, **changes))
+            new = validate_location(replace(old, **changes))
             await repo.save(conn, new, now)
             return new
 
@@ -131,17 +129,11 @@ class LocationService:
         """Place a charger at a location (its connector defaults `spec`; None keeps what it
         had, or the standard defaults), and optionally describe one of its EVSEs."""
         if spec is not None:
-            try:
-                spec = validate_spec(spec)
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
+            spec = validate_spec(spec)
         if evse is not None:
             if evse[0] < 1:
                 raise InvalidInput("EVSE numbers start at 1")
-            try:
-                evse = (evse[0], validate_detail(evse[1]))
-            except ValueError as exc:
-                raise InvalidInput(str(exc)) from None
+            evse = (evse[0], validate_detail(evse[1]))
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
@@ -216,7 +208,9 @@ class LocationService:
         for index, item in enumerate(items):
             try:
                 parsed.append(_parse_item(item, ours))
-            except (ValueError, TypeError, KeyError) as exc:
+            # A document parser: our checks' InvalidInput, and int() of a field, a missing
+            # key or a value of the wrong type, each named with the item it is in.
+            except (InvalidInput, ValueError, TypeError, KeyError) as exc:
                 what = item.get("id") if isinstance(item, dict) else None
                 where = f"location {what!r}" if what else f"item {index}"
                 detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -241,26 +235,19 @@ class LocationService:
         return await self._db.write(unit)
 
 
-def _valid(location: Location) -> Location:
-    try:
-        return validate_location(location)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
 def _check_ours(item: dict[str, Any], ours: Party) -> None:
     """A location file may name our party, never another one."""
     for key, own in (("country_code", ours.country_code), ("party_id", ours.party_id)):
         given = item.get(key)
         if given is not None and (not isinstance(given, str) or given.upper() != own):
-            raise ValueError(f"{key} {given!r} is not ours ({own})")
+            raise InvalidLocation(f"{key} {given!r} is not ours ({own})")
 
 
 def _parse_item(
     item: Any, ours: Party
 ) -> tuple[Location, list[tuple[str, ConnectorSpec, list[tuple[int, EvseDetail]]]]]:
     if not isinstance(item, dict):
-        raise ValueError("must be a JSON object")
+        raise InvalidLocation("must be a JSON object")
     _check_ours(item, ours)
     coordinates = item["coordinates"]
     hours = item.get("opening_times")

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from csms.core.clock import Clock
-from csms.core.errors import CsmsError
+from csms.core.errors import BadPartnerName as BadPartnerName
+from csms.core.errors import PartnerExists as PartnerExists
+from csms.core.errors import StateChanged as StateChanged
+from csms.core.errors import UnknownPartner as UnknownPartner
 from csms.core.partners import (
     Direction,
     InterfaceRole,
@@ -33,33 +36,6 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Seconds an answer of `authenticate` is reused (changes by another process show after it).
 AUTH_TTL = 1.0
 T = TypeVar("T")
-
-
-class PartnerError(CsmsError):
-    """Root of the partner use cases' errors.
-
-    PartnerError
-     ├── UnknownPartner    no partner of that name
-     ├── PartnerExists     the name is taken
-     ├── BadPartnerName    not 1-64 letters, digits, '.', '_' or '-'
-     └── StateChanged      the partner changed while a handshake was under way
-    """
-
-
-class UnknownPartner(PartnerError):
-    pass
-
-
-class PartnerExists(PartnerError):
-    pass
-
-
-class BadPartnerName(PartnerError):
-    pass
-
-
-class StateChanged(PartnerError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

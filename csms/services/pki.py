@@ -4,7 +4,7 @@ rotate the CA, sign a charger's CSR and record what was issued.
 X.509, keys and signing (the `cryptography` package) and the CA's files; the rules that need
 no cryptography live in csms.core.certificates, the records in csms.storage.ca_certificates.
 
-PkiError
+Raises (csms.core.errors, where the tree is drawn) PkiError:
  ├── NoCa          no CA in the directory yet (`csms ca init`)
  ├── CaExists      `init` where a CA already is (replace it with `csms ca rotate`)
  ├── BadCa         a CA to import, or the one on disk, is unusable (the message says why)
@@ -49,7 +49,11 @@ from csms.core.certificates import (
     validity,
 )
 from csms.core.clock import Clock
-from csms.core.errors import CsmsError
+from csms.core.errors import BadCa as BadCa
+from csms.core.errors import CaExists as CaExists
+from csms.core.errors import NoCa as NoCa
+from csms.core.errors import PkiError as PkiError
+from csms.core.errors import UnknownCa as UnknownCa
 from csms.core.ids import charger_id_problem
 from csms.storage import ca_certificates as cert_repo
 from csms.storage.database import Database, WriteTx
@@ -70,26 +74,6 @@ class CaUse:
     issued: int
     expiring: int
     last_expiry: datetime | None
-
-
-class PkiError(CsmsError):
-    """Root of the certificate authority's errors."""
-
-
-class NoCa(PkiError):
-    pass
-
-
-class CaExists(PkiError):
-    pass
-
-
-class BadCa(PkiError):
-    pass
-
-
-class UnknownCa(PkiError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ object alone.
 
 Read only. Filters arrive parsed (enums, times); their JSON shape lives in csms.views.
 
-CsmsError
- ├── NotFound       an id that names nothing (the API's 404)
- └── InvalidInput   a filter that cannot match as given (an unknown partner; the API's 400)
+Raises (csms.core.errors) NotFound, or one of its Unknown* kinds, for an id that names
+nothing (the API's 404), and InvalidInput for a filter that cannot match as given (an
+unknown partner; the API's 400).
 """
 
 from __future__ import annotations
@@ -21,22 +21,21 @@ from csms.core.authorization import Token, TokenStatus
 from csms.core.charger import ConnectorState, RegistrationStatus
 from csms.core.clock import Clock
 from csms.core.commands import CommandRecord
-from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
+from csms.core.errors import CsmsError, InvalidInput
+from csms.core.errors import NotFound as NotFound
 from csms.core.ids import token_key
 from csms.core.locations import Location
 from csms.core.parties import Party
 from csms.core.partners import Partner, PartnerStatus
 from csms.core.status import ConnectorStatus
 from csms.core.transactions import Transaction, TransactionState
-from csms.services.billing import BillingService, Priced, UnknownCdr, UnknownLocation
+from csms.services.billing import BillingService, Priced
 from csms.services.locations import LocationService, LocationView
 from csms.services.staff import (
     ChargerDetail,
     ChargerOverview,
     StaffService,
     TransactionDetail,
-    UnknownToken,
-    UnknownTransaction,
 )
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
@@ -53,10 +52,6 @@ from csms.storage.paging import Page
 from csms.storage.tariffs import Assignment, StoredTariff
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class NotFound(CsmsError):
-    """An id that names nothing; the message says what was looked for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +109,7 @@ class ReadService:
         return Page(items, page.total, page.next_key)
 
     async def charger(self, cp_id: str) -> ChargerDetail:
-        try:
-            return await self._staff.charger(cp_id)
-        except UnknownChargePoint as exc:
-            raise NotFound(str(exc)) from None
+        return await self._staff.charger(cp_id)
 
     # --- transactions ----------------------------------------------------------------------
 
@@ -147,10 +139,7 @@ class ReadService:
             )
 
     async def transaction(self, tx_id: int) -> PricedTransaction:
-        try:
-            detail = await self._staff.transaction(tx_id)
-        except UnknownTransaction as exc:
-            raise NotFound(str(exc)) from None
+        detail = await self._staff.transaction(tx_id)
         now = self._clock()
         try:
             priced: Priced | None = await self._billing.price(tx_id, now)
@@ -188,10 +177,7 @@ class ReadService:
             )
 
     async def cdr(self, cdr_id: str) -> StoredCdr:
-        try:
-            return await self._billing.cdr(cdr_id)
-        except UnknownCdr as exc:
-            raise NotFound(str(exc)) from None
+        return await self._billing.cdr(cdr_id)
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -226,10 +212,7 @@ class ReadService:
         return await self._staff.token_conflicts(uid)
 
     async def token(self, uid: str) -> Token:
-        try:
-            return await self._staff.token(uid)
-        except UnknownToken as exc:
-            raise NotFound(str(exc)) from None
+        return await self._staff.token(uid)
 
     # --- locations ---------------------------------------------------------------------------
 
@@ -256,10 +239,7 @@ class ReadService:
         return Page(items, page.total, page.next_key)
 
     async def location(self, location_id: str) -> LocationView:
-        try:
-            return await self._locations.show(location_id)
-        except UnknownLocation as exc:
-            raise NotFound(str(exc)) from None
+        return await self._locations.show(location_id)
 
     # --- tariffs -----------------------------------------------------------------------------
 

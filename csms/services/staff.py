@@ -16,7 +16,10 @@ from typing import Any
 from csms.core.authorization import Token, TokenStatus, parse_limit
 from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
 from csms.core.clock import Clock, parse_timestamp
-from csms.core.errors import CsmsError, InvalidInput, UnknownChargePoint
+from csms.core.errors import AlreadyExists as AlreadyExists
+from csms.core.errors import InvalidInput, InvalidParty, InvalidTimestamp, UnknownChargePoint
+from csms.core.errors import UnknownToken as UnknownToken
+from csms.core.errors import UnknownTransaction as UnknownTransaction
 from csms.core.ids import charger_id_problem
 from csms.core.metering import Sample
 from csms.core.parties import LOCAL, PARTY_FORMAT, check_origin
@@ -43,18 +46,6 @@ from csms.storage.transactions import StoredEvent
 MIN_PASSWORD_LENGTH = 8
 # What `update_token` may change.
 _TOKEN_FIELDS = {"status", "expires_at", "parent_uid", "type", "origin", "max_concurrent"}
-
-
-class AlreadyExists(CsmsError):
-    pass
-
-
-class UnknownToken(CsmsError):
-    pass
-
-
-class UnknownTransaction(CsmsError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,10 +343,7 @@ def _check_token(token: Token) -> None:
         raise InvalidInput(f"invalid parent uid {token.parent_uid!r}")
     if token.max_concurrent is not None and token.max_concurrent < 1:
         raise InvalidInput(f"max_concurrent must be at least 1, not {token.max_concurrent}")
-    try:
-        origin = check_origin(token.origin)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+    origin = check_origin(token.origin)
     if origin != token.origin:
         raise InvalidInput(f"token origin must be written {origin!r}, not {token.origin!r}")
 
@@ -367,7 +355,7 @@ def token_owner(text: str | None) -> str:
         return LOCAL
     try:
         return check_origin(text)
-    except ValueError:
+    except InvalidParty:
         raise InvalidInput(f"must be {PARTY_FORMAT} (or local), not {text!r}") from None
 
 
@@ -417,7 +405,7 @@ def parse_tokens_csv(text: str) -> TokenFile:
         if expires_text:
             try:
                 expires = parse_timestamp(expires_text)
-            except ValueError:
+            except InvalidTimestamp:
                 raise InvalidInput(
                     f"line {line}: expires is not a date/time: {expires_text!r}"
                 ) from None
@@ -452,10 +440,7 @@ def parse_tokens_csv(text: str) -> TokenFile:
 
 def token_limit(text: str) -> int | None:
     """A token's limit of concurrent transactions from `N` or `unlimited` (None)."""
-    try:
-        return parse_limit(text)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
+    return parse_limit(text)
 
 
 def token_status(text: str) -> TokenStatus:

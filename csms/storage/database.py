@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.dml import Insert
 
+from csms.core.retries import Backoff
 from csms.storage.sqlite_driver import OneTripConnection, one_trip_dbapi
-from csms.workers import TaskSet
+from csms.workers import TaskSet, Worker
 
 T = TypeVar("T")
 Unit = Callable[["WriteTx"], Awaitable[T]]
@@ -561,7 +562,7 @@ class Database:
 
     async def _run_writer(self) -> None:
         stop = False
-        checkpoints: asyncio.Task[None] | None = None
+        checkpoints: Worker | None = None
         try:
             async with self.engine.connect() as conn:
                 if self.is_sqlite:
@@ -570,7 +571,15 @@ class Database:
                     await _pragma(conn, "PRAGMA wal_autocheckpoint=0")
                     # Index pages of the hot tables stay cached (32 MiB; the default is 2 MiB).
                     await _pragma(conn, "PRAGMA cache_size=-32768")
-                    checkpoints = asyncio.create_task(self._checkpoint_loop(), name="db-checkpoint")
+                    checkpoints = Worker(
+                        "db-checkpoint",
+                        self._passive_checkpoint,
+                        period=CHECKPOINT_SECONDS,
+                        first_after=CHECKPOINT_SECONDS,
+                        # A checkpoint that failed is tried again at the usual rhythm.
+                        backoff=Backoff(CHECKPOINT_SECONDS, CHECKPOINT_SECONDS),
+                    )
+                    checkpoints.start()
                 conn.sync_connection.info["writer"] = True  # type: ignore[union-attr]
                 self._file = self._file_identity()
                 while not stop:
@@ -595,9 +604,7 @@ class Database:
                     self._inflight = []
         finally:
             if checkpoints is not None:
-                checkpoints.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await checkpoints
+                await checkpoints.stop()
         if checkpoints is not None:
             await self._checkpoint("TRUNCATE", busy_ms=500)
 
@@ -630,13 +637,9 @@ class Database:
                 "nothing more can be committed to it"
             )
 
-    async def _checkpoint_loop(self) -> None:
-        while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
-            try:
-                await self._checkpoint("PASSIVE")
-            except Exception:
-                log.exception("checkpoint_failed")
+    async def _passive_checkpoint(self) -> None:
+        """One pass of the checkpoint worker (a failure is logged by the worker)."""
+        await self._checkpoint("PASSIVE")
 
     async def _checkpoint(self, mode: str, busy_ms: int | None = None) -> None:
         """Copy committed WAL frames into the database file, outside any transaction.

@@ -11,6 +11,7 @@ from csms.core.authorization import (
     over_limit,
     parse_limit,
 )
+from csms.core.errors import InvalidInput
 from csms.core.ids import token_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -71,6 +72,6 @@ def test_limits_of_concurrent_transactions() -> None:
     assert parse_limit(" Unlimited ") is None
     assert parse_limit("2") == 2
     for bad in ("0", "-1", "1.5", "", "two", "²"):
-        with pytest.raises(ValueError, match="at least 1"):
+        with pytest.raises(InvalidInput, match="at least 1"):
             parse_limit(bad)
     assert limit_text(None) == "unlimited" and limit_text(4) == "4"

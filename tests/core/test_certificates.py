@@ -17,6 +17,7 @@ from csms.core.certificates import (
     serial_hex,
     validity,
 )
+from csms.core.errors import InvalidInput
 
 NOW = datetime(2026, 12, 5, 8, 0, 0, 123456, tzinfo=UTC)
 
@@ -62,7 +63,7 @@ def test_validity_starts_before_now_and_ends_with_the_ca() -> None:
 def test_days_and_hex() -> None:
     assert parse_days("30d") == parse_days("30") == parse_days(" 30D ") == 30
     for bad in ("", "d", "-1d", "1.5d", "30 days"):
-        with pytest.raises(ValueError, match="not a number of days"):
+        with pytest.raises(InvalidInput, match="not a number of days"):
             parse_days(bad)
     assert serial_hex(0x1092) == "1092" and serial_hex(0xABC) == "0abc"
     assert colon_hex("0abc") == "0A:BC"

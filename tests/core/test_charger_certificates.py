@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from csms.core.charger_certificates import HashData, parse_hash_data
+from csms.core.charger_certificates import HashData, deletion, parse_hash_data
 from csms.core.command_requests import (
     CertificateDeleteRequest,
     CertificateInstallRequest,
@@ -21,7 +21,6 @@ from csms.core.commands import (
     INTERNAL_COMMANDS,
     CommandName,
     CommandRefused,
-    DeleteCertificate,
     GetInstalledCertificates,
     InstallCertificate,
     RequestCertificate,
@@ -86,8 +85,8 @@ def test_certificate_requests_from_api_parameters() -> None:
         (v16, "1.6", GetInstalledCertificates(()), "GetInstalledCertificateIds"),
         (v201, "2.0.1", GetInstalledCertificates(()), "GetInstalledCertificateIds"),
         (v201, "2.0.1", GetInstalledCertificates(("v2g-chain",)), "GetInstalledCertificateIds"),
-        (v16, "1.6", DeleteCertificate(HASH), "DeleteCertificate"),
-        (v201, "2.0.1", DeleteCertificate(HASH), "DeleteCertificate"),
+        (v16, "1.6", deletion(HASH), "DeleteCertificate"),
+        (v201, "2.0.1", deletion(HASH), "DeleteCertificate"),
         (v16, "1.6", RequestCertificate(), "ExtendedTriggerMessage"),
         (v201, "2.0.1", RequestCertificate(), "TriggerMessage"),
         (v16, "1.6", SendCertificate(PEM), "CertificateSigned"),
@@ -139,5 +138,5 @@ def test_listings_read_back() -> None:
     assert old.data["certificates"] == [{"type": "manufacturer-root", **HASH.json()}]
     none = v16.decode(GetInstalledCertificates(()), {"status": "NotFound"})
     assert none.ok and none.data == {"certificates": []}
-    missing = v201.decode(DeleteCertificate(HASH), {"status": "NotFound"})
+    missing = v201.decode(deletion(HASH), {"status": "NotFound"})
     assert not missing.ok and missing.status == "NotFound"

@@ -97,7 +97,9 @@ def test_environment_overrides_file() -> None:
         ),
     ],
 )
-def test_bad_values_name_the_key(raw: dict, env: dict, message: str) -> None:
+def test_bad_values_name_the_key(
+    raw: dict[str, typing.Any], env: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError, match=None) as info:
         build_config(raw, env)
     assert message in str(info.value)
@@ -170,7 +172,7 @@ def test_finite_floats_still_pass() -> None:
         ({"ocpp": {"zzz": 1}}, "unknown config key ocpp.zzz"),
     ],
 )
-def test_unknown_keys_name_the_closest_one(raw: dict, message: str) -> None:
+def test_unknown_keys_name_the_closest_one(raw: dict[str, typing.Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         build_config(raw, {})
     assert str(info.value) == message

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from csms.core.errors import InvalidLocation
 from csms.core.locations import ConnectorSpec
 from csms.core.ocpi_locations import (
     Change,
@@ -103,13 +104,13 @@ def test_staff_input_forms() -> None:
     assert evse_code("nl*abc*e0001") == "NL*ABC*E0001"
     assert evse_code("NLABCE0001") == "NLABCE0001"
     for bad in ("NL*ABC*0001", "N*ABC*E1", "NL*ABC*E" + "1" * 31, "NL-ABC-E1"):
-        with pytest.raises(ValueError, match="eMI3"):
+        with pytest.raises(InvalidLocation, match="eMI3"):
             evse_code(bad)
     assert default_evse_code("NL", "CSM", "cp-7.a", 2) == "NL*CSM*ECP7A*2"
     long = default_evse_code("NL", "CSM", "X" * 60, 1)
     assert evse_code(long) == long
     assert facilities_from("wifi, cafe,WIFI") == ("WIFI", "CAFE")
-    with pytest.raises(ValueError, match="facility must be one of"):
+    with pytest.raises(InvalidLocation, match="facility must be one of"):
         facilities_from("SAUNA")
     assert opening_hours_from("24/7") == {"twentyfourseven": True}
     assert opening_hours_from("") is None
@@ -120,5 +121,5 @@ def test_staff_input_forms() -> None:
     assert regular[0] == {"weekday": 1, "period_begin": "08:00", "period_end": "18:00"}
     assert regular[-1] == {"weekday": 7, "period_begin": "10:00", "period_end": "24:00"}
     for bad in ("Mo-Fr", "Xx 08:00-10:00", "Mo 10:00-09:00", "Fr-Mo 08:00-09:00", "Mo 8-9"):
-        with pytest.raises(ValueError):
+        with pytest.raises(InvalidLocation):
             opening_hours_from(bad)

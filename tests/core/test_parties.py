@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from csms.core.errors import InvalidParty
 from csms.core.parties import (
     LOCAL,
     Audience,
@@ -30,12 +31,12 @@ def test_a_party_is_written_and_read_as_country_star_party() -> None:
 
 @pytest.mark.parametrize("text", ["NLEMS", "N*EMS", "NL*EM", "NL*EMSP", "1L*EMS", "NL*E-S", ""])
 def test_bad_owners_are_refused_with_the_expected_form(text: str) -> None:
-    with pytest.raises(ValueError, match=r"COUNTRY\*PARTY.*e\.g\. NL\*EMS"):
+    with pytest.raises(InvalidParty, match=r"COUNTRY\*PARTY.*e\.g\. NL\*EMS"):
         parse_party(text)
 
 
 def test_party_values_are_checked() -> None:
-    with pytest.raises(ValueError, match="not an OCPI party"):
+    with pytest.raises(InvalidParty, match="not an OCPI party"):
         Party("nl", "EMS")
 
 
@@ -46,7 +47,7 @@ def test_owner_of_an_origin() -> None:
     assert owner_of("NL*EMS") == EMS
     assert check_origin("LOCAL") == LOCAL
     assert check_origin("nl*ems") == "NL*EMS"
-    with pytest.raises(ValueError, match="owner must be"):
+    with pytest.raises(InvalidParty, match="owner must be"):
         check_origin("somebody")
 
 

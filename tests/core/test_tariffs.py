@@ -787,7 +787,7 @@ def test_error_message_reads_like_the_brief() -> None:
     assert str(caught.value) == (
         'tariff "T1": elements[0].price_components[1].step_size: must be an integer >= 1'
     )
-    assert isinstance(caught.value, ValueError) and isinstance(caught.value, InvalidInput)
+    assert isinstance(caught.value, InvalidInput) and not isinstance(caught.value, ValueError)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +22,7 @@ from csms.core.clock import (
     parse_timestamp,
 )
 from csms.core.cost import StatusChange, TooManyPeriods, Usage, price_session
+from csms.core.errors import InvalidTimestamp
 from csms.core.metering import (
     MAX_READING,
     MAX_REGISTER_WH,
@@ -66,7 +68,7 @@ def test_the_edges_of_utc_still_parse(text: str, expected: datetime) -> None:
 
 
 def test_a_malformed_timestamp_is_not_called_out_of_range() -> None:
-    with pytest.raises(ValueError, match="Invalid isoformat") as info:
+    with pytest.raises(InvalidTimestamp, match="Invalid isoformat") as info:
         parse_timestamp("yesterday")
     assert not isinstance(info.value, TimestampOutOfRange)
     assert not out_of_range("yesterday")
@@ -217,7 +219,7 @@ def test_input_flags_survive_a_new_energy_result() -> None:
 # --- the period bound --------------------------------------------------------------------------
 
 # Cheaper at night: two time-of-day boundaries every day.
-TIME_OF_DAY = {
+TIME_OF_DAY: dict[str, Any] = {
     "id": "TOD",
     "currency": "EUR",
     "elements": [
@@ -262,7 +264,7 @@ def test_a_long_session_within_the_bound_is_priced() -> None:
 
 
 def test_without_a_time_of_day_a_long_session_is_one_period() -> None:
-    flat = parse({**TIME_OF_DAY, "elements": TIME_OF_DAY["elements"][1:]})  # type: ignore[index]
+    flat = parse({**TIME_OF_DAY, "elements": TIME_OF_DAY["elements"][1:]})
     usage = _usage(datetime(2010, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
     cost = price_session(flat, usage, AMS, max_periods=10)
     assert len(cost.charging_periods) == 1
@@ -270,7 +272,7 @@ def test_without_a_time_of_day_a_long_session_is_one_period() -> None:
 
 
 def test_periods_counted_after_the_work_are_bounded_too() -> None:
-    flat = parse({**TIME_OF_DAY, "elements": TIME_OF_DAY["elements"][1:]})  # type: ignore[index]
+    flat = parse({**TIME_OF_DAY, "elements": TIME_OF_DAY["elements"][1:]})
     start = datetime(2026, 4, 1, 12, tzinfo=UTC)
     # The vehicle stops and starts drawing every minute: a period each time.
     statuses = tuple(StatusChange(start + timedelta(minutes=k), k % 2 == 0) for k in range(0, 40))

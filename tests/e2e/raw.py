@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 _ids = itertools.count(1)
 
@@ -28,7 +29,10 @@ async def open_raw(
     return await connect(
         f"{url}/{cp_id}",
         # [] means: send no Sec-WebSocket-Protocol header at all.
-        subprotocols=(["ocpp1.6"] if subprotocols is None else subprotocols) or None,  # type: ignore[arg-type]
+        subprotocols=[
+            Subprotocol(p) for p in (["ocpp1.6"] if subprotocols is None else subprotocols)
+        ]
+        or None,
         additional_headers=headers,
         open_timeout=5,
     )
@@ -63,10 +67,10 @@ async def call(
     return await exchange(ws, [2, f"m{next(_ids)}", action, payload], server_calls=server_calls)
 
 
-BOOT = {"chargePointVendor": "TestVendor", "chargePointModel": "TestModel"}
+BOOT: dict[str, Any] = {"chargePointVendor": "TestVendor", "chargePointModel": "TestModel"}
 
 
-BOOT201 = {
+BOOT201: dict[str, Any] = {
     "reason": "PowerUp",
     "chargingStation": {
         "model": "TestModel",
@@ -78,7 +82,7 @@ BOOT201 = {
 
 # What a charger of each version offers as subprotocol and sends as its first CALL.
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
-BOOTS = {"1.6": BOOT, "2.0.1": BOOT201}
+BOOTS: dict[str, dict[str, Any]] = {"1.6": BOOT, "2.0.1": BOOT201}
 
 
 async def open_booted(url: str, cp_id: str, version: str) -> ClientConnection:

@@ -41,7 +41,7 @@ async def test_out_of_range_inputs_are_400_with_a_clear_message(
 
     with capture_logs() as logs:
         async with charger(server.url, CP), aiohttp.ClientSession() as http:
-            refused_commands = [
+            refused_commands: list[tuple[str, dict[str, Any], str]] = [
                 (
                     "firmware",
                     {"location": "https://fw.example/1.bin", "retrieve": late},

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from csms.core.errors import UnknownChargePoint
+from simulators.charger import ChargerBase
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
 from tests.e2e.cli import csms, ok, remote
@@ -35,6 +36,7 @@ async def test_an_id_with_every_allowed_mark_is_addressable(server: Running, ver
             response_timeout=10,
         )
     )
+    assert isinstance(cp, ChargerBase)  # create_charger gives the shared protocol
     cp.step_seconds = 0.02
     task = asyncio.create_task(cp.run())
 

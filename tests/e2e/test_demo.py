@@ -200,6 +200,7 @@ async def test_a_port_in_use_is_one_line(tmp_path: Path, part: str) -> None:
 
 
 async def test_a_running_csms_serve_on_its_ports_is_named(tmp_path: Path, server: Running) -> None:
+    assert server.app.api_port is not None
     ports = {
         "ocpp": server.port,
         "ocpi": int(server.ocpi_url.rsplit(":", 1)[1].split("/")[0]),

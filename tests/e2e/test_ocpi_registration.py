@@ -264,6 +264,7 @@ async def test_put_refetches_endpoints_and_rotates_tokens(
     invitation = await server.app.partners.add("emsp1")
     first = await partner.register_with(versions_url(server), invitation.token_a)
     old_b = partner.their_token_b
+    assert old_b is not None
     partner.endpoints = (("credentials", "SENDER"), ("cdrs", "RECEIVER"))
     partner.seen.clear()
     second = await partner.update(versions_url(server))
@@ -378,6 +379,7 @@ async def test_we_register_with_a_partner(
     (post,) = [s for s in partner.seen if s.method == "POST"]
     check_our_credentials(server, post.body)
     assert post.body["token"] == partner.our_token
+    assert partner.our_token is not None
     assert post.headers["X-Request-ID"] and post.headers["X-Correlation-ID"]
     # That token now works on our side, as a registered partner's.
     cred_url = f"{server.ocpi_url}/ocpi/2.2.1/credentials"

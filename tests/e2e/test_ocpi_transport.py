@@ -44,7 +44,9 @@ from tests.e2e.fake_partner import FakePartner
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-OBJECTS = [{"id": f"OBJ{i}", "last_updated": START + timedelta(hours=i)} for i in range(5)]
+OBJECTS: list[dict[str, Any]] = [
+    {"id": f"OBJ{i}", "last_updated": START + timedelta(hours=i)} for i in range(5)
+]
 
 
 class SteppingClock:

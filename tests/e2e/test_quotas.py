@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,7 +65,9 @@ async def charge_point_ids(server: Running) -> set[str]:
         return {cp.id for cp in await cp_repo.list_all(conn)}
 
 
-def events_named(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def events_named(
+    logs: Sequence[MutableMapping[str, Any]], name: str
+) -> list[MutableMapping[str, Any]]:
     return [entry for entry in logs if entry["event"] == name]
 
 

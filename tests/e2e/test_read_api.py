@@ -429,8 +429,8 @@ async def test_bad_requests_unknown_ids_and_no_token(world: World) -> None:
         operation = spec["paths"][path]["get"]
         assert {"200", "400", "401"} <= set(operation["responses"]), path
         assert operation["responses"]["200"]["content"]["application/json"]["example"]
-    params = {p["name"] for p in spec["paths"]["/api/transactions"]["get"]["parameters"]}
-    assert params == {"charger", "state", "token", "since", "until", "billing", "limit", "cursor"}
+    names = {p["name"] for p in spec["paths"]["/api/transactions"]["get"]["parameters"]}
+    assert names == {"charger", "state", "token", "since", "until", "billing", "limit", "cursor"}
     async with world.http.get(f"{world.server.api_url}/api/docs") as response:
         assert response.status == 200 and response.content_type == "text/html"
         page = await response.text()

@@ -74,7 +74,7 @@ async def test_a_fleet_card_without_limit_charges_on_20_chargers_at_once_16(
         assert {t.auth_status for t in running} == {"Accepted"}
         assert {t.charge_point_id for t in running} == {f"FL{i:02d}" for i in range(20)}
         # A 21st driver with the same card is still welcome.
-        answer = await chargers[0].authorize(FLEET)  # type: ignore[union-attr]
+        answer = await chargers[0].authorize(FLEET)
         assert answer["idTagInfo"]["status"] == "Accepted"
         for cp, tx in zip(chargers, sorted(running, key=lambda t: t.charge_point_id), strict=True):
             assert isinstance(cp, V16Charger)

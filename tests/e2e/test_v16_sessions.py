@@ -33,7 +33,7 @@ async def test_scripted_session_is_stored_with_its_energy(server: Running) -> No
     (tx,) = await server.staff.transactions(cp_id="SIM1")
     assert tx.state.value == "completed"
     assert tx.auth_status == "Accepted"
-    assert tx.meter_stop_wh is not None
+    assert tx.meter_stop_wh is not None and tx.meter_start_wh is not None
     assert tx.energy_wh == tx.meter_stop_wh - tx.meter_start_wh
     assert 0 < tx.energy_wh < 50  # 22 kW for ~1.5 s is about 9 Wh
     assert tx.flags == ()

@@ -411,8 +411,9 @@ async def test_every_station_message_gets_a_schema_valid_answer(server: Running)
 
     ws = await booted(server, "ALL")
     for action, payload in STATION_MESSAGES.items():
-        assert SCHEMAS.request_validator(action) is not None
-        SCHEMAS.request_validator(action)(payload)  # our sample is itself valid
+        request_validator = SCHEMAS.request_validator(action)
+        assert request_validator is not None
+        request_validator(payload)  # our sample is itself valid
         reply = await call(ws, action, payload)
         assert reply[0] == 3, (action, reply)
         validator = SCHEMAS.response_validator(action)
@@ -528,10 +529,12 @@ async def test_authorization_outcomes_201(server: Running) -> None:
         "BAD": "Invalid",
         "NOBODY": "Unknown",
     }
+    check_answer = SCHEMAS.response_validator("Authorize")
+    assert check_answer is not None
     for uid, status in expected.items():
         reply = await call(ws, "Authorize", {"idToken": {"idToken": uid, "type": "ISO14443"}})
         assert reply[2]["idTokenInfo"]["status"] == status, uid
-        SCHEMAS.response_validator("Authorize")(reply[2])
+        check_answer(reply[2])
     good = await call(ws, "Authorize", {"idToken": {"idToken": "GOOD", "type": "ISO14443"}})
     assert good[2]["idTokenInfo"]["cacheExpiryDateTime"].endswith("Z")
     await ws.close()

@@ -126,11 +126,12 @@ class FakeCpo:
             return self._ok(status=401, code=2000)
         info = request.match_info
         k = f"{info['cc']}/{info['pid']}/{info['uid']}/{request.query.get('type', 'RFID')}"
-        body = await request.json() if request.method != "GET" else None
-        self.seen.append((request.method, request.path_qs, body))
         if request.method == "GET":
+            self.seen.append((request.method, request.path_qs, None))
             found = self.tokens.get(k)
             return self._ok(found) if found else self._ok(status=404, code=2004)
+        body: dict[str, Any] = await request.json()
+        self.seen.append((request.method, request.path_qs, body))
         if request.method == "PUT":
             created = k not in self.tokens
             self.tokens[k] = body

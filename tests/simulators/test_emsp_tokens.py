@@ -148,7 +148,8 @@ def test_location_references_and_the_answer() -> None:
     refs = location_references({"location_id": "LOC1", "evse_uids": ["E1", "E2"]})
     assert refs == {"location_id": "LOC1", "evse_uids": ["E1", "E2"]}
     assert location_references({"location_id": "L"}) == {"location_id": "L", "evse_uids": []}
-    for bad in ([], {"evse_uids": ["E1"]}, {"location_id": "L", "evse_uids": "E1"}):
+    bads: list[Any] = [[], {"evse_uids": ["E1"]}, {"location_id": "L", "evse_uids": "E1"}]
+    for bad in bads:
         with pytest.raises(PushRefused, check=lambda e: e.status_code == 2001):
             location_references(bad)
     assert where(refs) == "LOC1 [E1,E2]" and where(None) == "no location"
@@ -239,13 +240,18 @@ def test_results_are_kept_per_command_id() -> None:
     )
     assert [r.result for r in book.results_of("c1")] == ["ACCEPTED", "CANCELED_RESERVATION"]
     assert second.line == "command RESERVE_NOW c1 result: CANCELED_RESERVATION: roadworks"
-    for command, cid, body, code in [
+    takes: list[tuple[str, str, Any, int]] = [
         ("RESERVE_NOW", "c2", {"result": "ACCEPTED"}, 2000),
         ("START_SESSION", "c1", {"result": "ACCEPTED"}, 2000),
         ("RESERVE_NOW", "c1", {"result": "FINE"}, 2001),
         ("RESERVE_NOW", "c1", ["ACCEPTED"], 2001),
-    ]:
-        with pytest.raises(PushRefused, check=lambda e, code=code: e.status_code == code):
+    ]
+    for command, cid, body, code in takes:
+
+        def has_code(e: PushRefused, code: int = code) -> bool:
+            return e.status_code == code
+
+        with pytest.raises(PushRefused, check=has_code):
             book.take(command, cid, body, T0)
     assert len(book.results_of("c1")) == 2
     book.forget("c1")

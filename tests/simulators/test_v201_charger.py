@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ class FakeClock:
         return self.now
 
 
-def station(clock: FakeClock | None = None, **options: object) -> V201Charger:
+def station(clock: FakeClock | None = None, **options: Any) -> V201Charger:
     opts = ChargerOptions(
         url="ws://127.0.0.1:1/ocpp", charger_id="CS1", version="2.0.1", seed=1, **options
     )

@@ -402,7 +402,7 @@ async def test_get_log_uploads_and_a_second_update_cancels_the_first(
         ]
         await eventually(lambda: cp.upload_state == "Idle")
 
-        later = {
+        later: dict[str, Any] = {
             "requestId": 5,
             "firmware": {"location": "https://fw.example.com/a.bin", "retrieveDateTime": LATER},
         }

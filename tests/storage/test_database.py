@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> Database:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/t.db")
     await upgrade(database.engine)
     database.start()
@@ -68,7 +68,9 @@ async def test_a_failing_unit_does_not_take_the_batch_down(db: Database) -> None
     assert await count(db, ChargePointRow) == 3
 
 
-async def in_one_batch(db: Database, units: list[Callable[[WriteTx], Awaitable[object]]]) -> list:
+async def in_one_batch(
+    db: Database, units: Sequence[Callable[[WriteTx], Awaitable[object]]]
+) -> list[object]:
     """Submit `units` together (the writer takes them as one batch) and gather outcomes."""
     outcomes = await asyncio.gather(*(db.write(u) for u in units), return_exceptions=True)
     assert db.stats.batches == 1 and db.stats.largest_batch == len(units)

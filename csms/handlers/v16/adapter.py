@@ -36,7 +36,8 @@ from csms.core.charger import (
     evse_of_v16_connector,
 )
 from csms.core.charger_certificates import CertificateUse
-from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
+from csms.core.clock import format_timestamp, parse_timestamp
+from csms.core.errors import InvalidTimestamp, TimestampOutOfRange
 from csms.core.metering import Sample, make_sample
 from csms.core.status import ConnectorStatus
 from csms.core.versions import OcppVersion
@@ -88,7 +89,7 @@ def _timestamp(value: Any, field: str) -> datetime:
             f"{field}: {text[:64]!r} is outside the years 1 to 9999 once converted to UTC",
             {"field": field},
         ) from None
-    except ValueError:
+    except InvalidTimestamp:
         raise OcppCallError(
             ErrorKind.PROPERTY, f"{field} is not a valid date-time: {text[:64]!r}", {"field": field}
         ) from None

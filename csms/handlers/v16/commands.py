@@ -146,7 +146,7 @@ def encode(command: Command) -> tuple[str, Payload]:
             kind = kinds[0] if kinds else CertificateKind.CSMS_ROOT
             return "GetInstalledCertificateIds", {"certificateType": _kind(kind)}
         case DeleteCertificate() as delete:
-            return "DeleteCertificate", {"certificateHashData": wire_hash_data(delete.hash_data)}
+            return "DeleteCertificate", {"certificateHashData": wire_hash_data(delete)}
         case RequestCertificate():
             return "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
         case SendCertificate(chain_pem=chain):

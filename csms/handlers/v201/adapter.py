@@ -31,8 +31,9 @@ from ocpp.v201.enums import Action
 from csms.core.authorization import AuthResult
 from csms.core.charger import BootInfo, RegistrationStatus, StatusReport
 from csms.core.charger_certificates import CertificateUse
-from csms.core.clock import TimestampOutOfRange, format_timestamp, parse_timestamp
+from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.device_model import ACTUAL, ReportedVariable
+from csms.core.errors import InvalidTimestamp, TimestampOutOfRange
 from csms.core.metering import Sample, make_sample
 from csms.core.status import NO_ERROR, ConnectorStatus
 from csms.core.transactions import ChargingState, TransactionEvent, TxEventType
@@ -93,7 +94,7 @@ def _timestamp(value: Any, field: str) -> datetime:
             f"{field}: {text[:64]!r} is outside the years 1 to 9999 once converted to UTC",
             {"field": field},
         ) from None
-    except ValueError:
+    except InvalidTimestamp:
         raise OcppCallError(
             ErrorKind.PROPERTY, f"{field} is not a valid date-time: {text[:64]!r}", {"field": field}
         ) from None

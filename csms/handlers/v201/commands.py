@@ -231,7 +231,7 @@ def encode(command: Command) -> tuple[str, Payload]:
                 payload["certificateType"] = [_KINDS[CertificateKind(k)] for k in kinds]
             return "GetInstalledCertificateIds", payload
         case DeleteCertificate() as delete:
-            return "DeleteCertificate", {"certificateHashData": wire_hash_data(delete.hash_data)}
+            return "DeleteCertificate", {"certificateHashData": wire_hash_data(delete)}
         case RequestCertificate():
             return "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}
         case SendCertificate(chain_pem=chain, use=use):

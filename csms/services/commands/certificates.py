@@ -10,7 +10,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from csms.core.charger_certificates import HashData, hash_data
+from csms.core.charger_certificates import HashData, deletion, hash_data
 from csms.core.command_requests import (
     CertificateDeleteRequest,
     CertificateInstallRequest,
@@ -20,7 +20,6 @@ from csms.core.command_requests import (
 )
 from csms.core.commands import (
     CommandRefused,
-    DeleteCertificate,
     GetInstalledCertificates,
     InstallCertificate,
     RequestCertificate,
@@ -53,7 +52,7 @@ def prepare(request: CertificateRequest, order: Order) -> Prepared:
             if data is None:
                 assert request.pem is not None
                 data = certificate_hash_data(request.pem)
-            return Prepared(DeleteCertificate(data), {"hash_data": str(data)})
+            return Prepared(deletion(data), {"hash_data": str(data)})
         case CertificateRenewRequest():
             return Prepared(RequestCertificate())
         case CertificateSignedRequest():

@@ -1,0 +1,38 @@
+"""SIGTERM and SIGINT as a request to stop cleanly: the one place that installs signal
+handlers, for `csms serve` (csms.app) and `csms demo` (csms.cli.demo).
+
+Only the handlers live here; what stopping means is the caller's. (The simulators keep
+their own few lines: they import nothing from csms.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def stop_on_signals(stop: asyncio.Event | None = None, *, once: bool = False) -> asyncio.Event:
+    """An event (`stop`, or a new one) that SIGTERM and SIGINT set instead of ending the
+    process; call from within the running loop.
+
+    With `once`, a signal's handler is removed when it fires, so a second Ctrl-C interrupts
+    a clean stop that takes too long (commands people run). Without, every later signal
+    only sets the event again: a server's shutdown, bounded on its own, always completes
+    (the database is checkpointed and closed). Where the loop cannot handle signals (not
+    on this platform), nothing is installed.
+    """
+    event = asyncio.Event() if stop is None else stop
+    loop = asyncio.get_running_loop()
+
+    def fired(sig: signal.Signals) -> None:
+        event.set()
+        if once:
+            loop.remove_signal_handler(sig)
+
+    for sig in SIGNALS:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, fired, sig)
+    return event
