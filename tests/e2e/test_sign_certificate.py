@@ -66,7 +66,7 @@ class Station:
 
 
 async def _station(
-    start_server: StartServer, tmp_path: Path, version: str, *, with_ca: bool
+    start_server: StartServer, tmp_path: Path, version: str, *, with_ca: bool, csr: bool = False
 ) -> AsyncIterator[Station]:
     ca_dir = tmp_path / "ca"
     server = await start_server(ca={"directory": str(ca_dir), "organisation": "Test CPO"})
@@ -85,6 +85,7 @@ async def _station(
             seed=3,
             response_timeout=10,
             cert_dir=str(tmp_path / "charger"),
+            csr=csr,
         )
     )
     assert isinstance(cp, ChargerBase)
@@ -110,6 +111,14 @@ async def station_without_ca(
     request: pytest.FixtureRequest, start_server: StartServer, tmp_path: Path
 ) -> AsyncIterator[Station]:
     async for s in _station(start_server, tmp_path, request.param, with_ca=False):
+        yield s
+
+
+@pytest.fixture(params=VERSIONS)
+async def station_with_csr(
+    request: pytest.FixtureRequest, start_server: StartServer, tmp_path: Path
+) -> AsyncIterator[Station]:
+    async for s in _station(start_server, tmp_path, request.param, with_ca=True, csr=True):
         yield s
 
 
@@ -160,6 +169,13 @@ async def test_chain_refused_by_the_charger_is_logged(station: Station) -> None:
     assert s.cp.certificates.rejected_chains == 1 and s.cp.certificates.chain == []
     [event] = [e for e in logs if e["event"] == "certificate_not_installed"]
     assert event["charge_point_id"] == s.cp_id and event["outcome"] == "rejected"
+
+
+async def test_the_csr_option_asks_once_booted(station_with_csr: Station) -> None:
+    s = station_with_csr
+    await until(lambda: _has_chain(s), "the certificate asked for after boot")
+    check_chain(s)
+    assert s.cp.certificates.csr_count == 1
 
 
 async def test_csr_for_another_id_rejected(station: Station) -> None:
