@@ -246,7 +246,7 @@ class CsmsApp:
         )
         # Chargers' SignCertificate requests, signed by our CA (`csms ca init`).
         self.certificates = ChargerCertificates(
-            certificate_authority(config, self.db), self.commands
+            certificate_authority(config, self.db, clock), self.commands
         )
         v16.certificates = v201.certificates = self.certificates
         self.billing = BillingService(
