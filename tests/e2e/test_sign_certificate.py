@@ -189,6 +189,15 @@ async def test_csr_for_another_id_rejected(station: Station) -> None:
     if s.version == "2.0.1":
         assert answer["statusInfo"]["reasonCode"] == "InvalidCSR"
         assert "SOMEONE-ELSE" in answer["statusInfo"]["additionalInfo"]
+    if s.version == "2.0.1":
+        # A V2G certificate comes from a V2G PKI, not from our CA.
+        s.cp.certificates.common_name = None
+        v2g = await s.cp.call(
+            "SignCertificate",
+            {"csr": s.cp.certificates.new_csr(), "certificateType": "V2GCertificate"},
+        )
+        assert v2g["status"] == "Rejected"
+        assert v2g["statusInfo"]["reasonCode"] == "UnsupportedCertType"
     assert not await s.cp.certificates.wait_changed(1.0)
     assert s.cp.certificates.chain == []
     assert await s.audit("certificate-signed") == []
