@@ -36,6 +36,7 @@ from csms.core.retries import Backoff
 from csms.core.versions import Limits, OcppVersion
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
+from csms.gateway.tls import https_port, ocpp_tls, reload_all
 from csms.gcpolicy import gc_policy
 from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
@@ -50,7 +51,7 @@ from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
-from csms.signals import stop_on_signals
+from csms.signals import reload_on_hangup, stop_on_signals
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.migrate import upgrade
@@ -234,7 +235,14 @@ class CsmsApp:
         )
         # What each version's messages can carry, as its adapter states it.
         self.limits: Limits = {v16.version: v16.limits, v201.version: v201.limits}
-        self.ocpp = OcppServer(config.ocpp, self.charging.stations, adapters, self.metrics)
+        self.ocpp = OcppServer(
+            config.ocpp,
+            self.charging.stations,
+            adapters,
+            self.metrics,
+            tls=ocpp_tls(config) if "ocpp" in self.components else None,
+            organisation=config.ca.organisation,
+        )
         self.commands = CommandService(
             self.db,
             clock,
@@ -335,7 +343,11 @@ class CsmsApp:
         )
         sock = _listening_socket(cfg.host, cfg.port)
         listener = HttpListener(
-            "api", build_api(context, read_context), listener_limits(cfg), self.metrics
+            "api",
+            build_api(context, read_context),
+            listener_limits(cfg),
+            self.metrics,
+            https=https_port("api", cfg),
         )
         try:
             await listener.start(sock)
@@ -366,7 +378,9 @@ class CsmsApp:
         self.charging.stations.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)
         self.charging.transactions.on_started.append(self.ocpi_app[SESSION_PUBLISHER].wake)
         self.charging.transactions.on_ended.append(self.ocpi_app[SESSION_PUBLISHER].wake)
-        listener = HttpListener("ocpi", self.ocpi_app, listener_limits(cfg), self.metrics)
+        listener = HttpListener(
+            "ocpi", self.ocpi_app, listener_limits(cfg), self.metrics, https=https_port("ocpi", cfg)
+        )
         try:
             await listener.start(sock)
         except BaseException:
@@ -388,6 +402,22 @@ class CsmsApp:
             for name, listener in (("api", self._api), ("ocpi", self._ocpi))
             if listener is not None
         }
+
+    @property
+    def api_tls_port(self) -> int | None:
+        """The operator API's HTTPS port bound (None: no HTTPS)."""
+        return None if self._api is None else self._api.tls_port
+
+    @property
+    def ocpi_tls_port(self) -> int | None:
+        """The OCPI bridge's HTTPS port bound (None: no HTTPS)."""
+        return None if self._ocpi is None else self._ocpi.tls_port
+
+    def reload_tls(self) -> None:
+        """SIGHUP: read every listener's certificate and key files again."""
+        reload_all(
+            [self.ocpp.tls, *(h.https.tls for h in (self._api, self._ocpi) if h and h.https)]
+        )
 
     async def stop(self) -> None:
         await self._shutdown()
@@ -544,6 +574,7 @@ async def serve(
         log.warning("unsafe_setting_found", setting=setting, detail=detail)
     if on_started is not None:
         on_started(app)
+    reload_on_hangup(app.reload_tls)
     try:
         await stop.wait()
     finally:

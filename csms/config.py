@@ -114,6 +114,18 @@ class OcppConfig:
     # Seconds a client has to complete the WebSocket opening handshake (its HTTP upgrade
     # request and our checks) before the connection is closed.
     handshake_timeout: float = 10.0
+    # wss:// (security profiles 2 and 3) on tls_port when tls_cert_file and tls_key_file
+    # (PEM; relative paths from the data directory) are set. Client certificates (profile
+    # 3) are checked against tls_client_ca_file; empty: the CA's trusted.pem (`csms ca
+    # init`) when it exists. plain = false turns the ws:// listener on `port` off.
+    tls_port: int = 9443
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # OpenSSL cipher list for TLS 1.2 on wss:// (TLS 1.3 suites are not affected); empty:
+    # Python's defaults (forward-secret AEAD and SHA-2 suites only).
+    tls_ciphers: str = ""
+    plain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,10 @@ class ApiConfig:
     idle_timeout: float = 75.0
     max_connections: int = 64
     max_body_size: int = 1024 * 1024
+    # HTTPS on tls_port (beside http on `port`) when both files (PEM) are set.
+    tls_port: int = 9201
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +186,10 @@ class OcpiConfig:
     idle_timeout: float = 75.0
     max_connections: int = 256
     max_body_size: int = 4 * 1024 * 1024
+    # HTTPS on tls_port (beside http on `port`) when both files (PEM) are set.
+    tls_port: int = 9101
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,11 +372,27 @@ def with_data_dir(config: Config, data_dir: Path, config_file: Path | None = Non
     return dataclasses.replace(
         config,
         database=database,
-        api=api,
+        api=_tls_files(api, data_dir),
+        ocpp=_tls_files(config.ocpp, data_dir),
+        ocpi=_tls_files(config.ocpi, data_dir),
         ca=ca,
         data_dir=str(data_dir),
         config_file="" if config_file is None else str(config_file),
     )
+
+
+_TLS_FILES = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+_Listener = typing.TypeVar("_Listener", OcppConfig, ApiConfig, OcpiConfig)
+
+
+def _tls_files(section: _Listener, data_dir: Path) -> _Listener:
+    """`section` with its TLS files (those set) made absolute under `data_dir`."""
+    files: dict[str, Any] = {
+        key: str(_absolute(data_dir / Path(getattr(section, key)).expanduser()))
+        for key in _TLS_FILES
+        if getattr(section, key, "")
+    }
+    return dataclasses.replace(section, **files)
 
 
 def environment_variables() -> list[str]:
@@ -484,10 +520,12 @@ def _from_env(key: str, text: str, tp: Any) -> Any:
 
 
 def _validate_section(name: str, section: Any) -> None:
-    if isinstance(section, OcppConfig | ApiConfig | OcpiConfig) and not (
-        0 <= section.port <= 65535
-    ):
-        raise ConfigError(f"{name}.port must be between 0 and 65535, not {section.port}")
+    if isinstance(section, OcppConfig | ApiConfig | OcpiConfig):
+        for key in ("port", "tls_port"):
+            port = getattr(section, key)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name}.{key} must be between 0 and 65535, not {port}")
+        _validate_tls(name, section)
     if isinstance(section, OcppConfig):
         if not section.path.startswith("/"):
             raise ConfigError(f"ocpp.path must start with '/', not {section.path!r}")
@@ -568,6 +606,41 @@ def time_window(section: OcppConfig) -> TimeWindow:
     if not 0 <= section.max_clock_ahead <= _MAX_AHEAD_S:
         raise ConfigError("ocpp.max_clock_ahead must be between 0 and 3162240000 (a century)")
     return TimeWindow(earliest, timedelta(seconds=section.max_clock_ahead))
+
+
+def tls_enabled(section: OcppConfig | ApiConfig | OcpiConfig) -> bool:
+    """Does this listener serve TLS (wss:// or https://) on its tls_port?"""
+    return bool(section.tls_cert_file and section.tls_key_file)
+
+
+def _validate_tls(name: str, section: OcppConfig | ApiConfig | OcpiConfig) -> None:
+    cert, key = section.tls_cert_file, section.tls_key_file
+    if bool(cert) != bool(key):
+        given, missing = (
+            ("tls_cert_file", "tls_key_file") if cert else ("tls_key_file", "tls_cert_file")
+        )
+        raise ConfigError(f"{name}.{given} is set but {name}.{missing} is not: TLS needs both")
+    if not tls_enabled(section):
+        if isinstance(section, OcppConfig):
+            if section.tls_client_ca_file:
+                raise ConfigError(
+                    "ocpp.tls_client_ca_file is set but TLS is not: set ocpp.tls_cert_file "
+                    "and ocpp.tls_key_file too"
+                )
+            if not section.plain:
+                raise ConfigError(
+                    "ocpp.plain = false without ocpp.tls_cert_file and ocpp.tls_key_file "
+                    "would leave chargers no listener"
+                )
+        return
+    if (
+        section.port
+        and section.port == section.tls_port
+        and (not isinstance(section, OcppConfig) or section.plain)
+    ):
+        raise ConfigError(
+            f"{name}.tls_port and {name}.port are both {section.port}: give TLS its own port"
+        )
 
 
 def _validate_listener(name: str, section: ApiConfig | OcpiConfig) -> None:

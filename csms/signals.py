@@ -1,5 +1,6 @@
-"""SIGTERM and SIGINT as a request to stop cleanly: the one place that installs signal
-handlers, for `csms serve` (csms.app) and `csms demo` (csms.cli.demo).
+"""SIGTERM and SIGINT as a request to stop cleanly, SIGHUP as one to reload certificates:
+the one place that installs signal handlers, for `csms serve` (csms.app) and `csms demo`
+(csms.cli.demo).
 
 Only the handlers live here; what stopping means is the caller's. (The simulators keep
 their own few lines: they import nothing from csms.)
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -36,3 +38,14 @@ def stop_on_signals(stop: asyncio.Event | None = None, *, once: bool = False) ->
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, fired, sig)
     return event
+
+
+def reload_on_hangup(reload: Callable[[], None]) -> None:
+    """Call `reload` on SIGHUP (`csms serve`: the listeners' TLS files); call from within
+    the running loop. Nothing where the platform has no SIGHUP or the loop cannot handle
+    signals."""
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None:
+        return
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(hangup, reload)

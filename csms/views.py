@@ -56,6 +56,7 @@ def charger_json(cp: ChargePoint) -> dict[str, Any]:
         "meter_serial": cp.meter_serial,
         "validation": cp.validation,
         "password_set": cp.password_hash is not None,
+        "security_profile": cp.security_profile,
         "last_boot_at": iso(cp.last_boot_at),
         "last_heartbeat_at": iso(cp.last_heartbeat_at),
         "last_seen_at": iso(cp.last_seen_at),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -22,7 +23,7 @@ from simulators.clock import Clock, wire_time
 from simulators.errors import NotConnectedError, OptionsError, SimulatorError
 from simulators.events import Sink, Step, StepKind, Tally
 from simulators.firmware import STEP_SECONDS
-from simulators.link import CallHandler, Dialect, Link, open_link
+from simulators.link import CallHandler, Dialect, Link, client_tls, open_link
 from simulators.local_list import ListEntry, LocalList
 from simulators.offline import Delivery
 from simulators.options import ChargerOptions
@@ -165,6 +166,7 @@ class ChargerBase(abc.ABC):
             self.spawn,
             response_timeout=self.options.response_timeout,
             unanswered=self.unanswered,
+            tls=_tls(self.options),
         )
         self._link = link
         self._lost.clear()
@@ -533,3 +535,10 @@ class ChargerBase(abc.ABC):
         if isinstance(timestamp, str):
             return timestamp
         return wire_time(timestamp if timestamp is not None else self._clock())
+
+
+def _tls(options: ChargerOptions) -> ssl.SSLContext | None:
+    """The client TLS context of a wss:// url (files read at each connection)."""
+    if not options.url.startswith("wss:"):
+        return None
+    return client_tls(options.ca_file, options.cert_file, options.key_file)

@@ -148,6 +148,27 @@ def _script_options(f: Any) -> Any:
                 envvar="CSMS_SIM_PASSWORD",
                 help="HTTP Basic auth password (or env CSMS_SIM_PASSWORD)",
             ),
+            click.option(
+                "--ca",
+                "ca_file",
+                type=click.Path(exists=True, dir_okay=False),
+                default=None,
+                help="wss://: trust this CA bundle (PEM) instead of the system's",
+            ),
+            click.option(
+                "--cert",
+                "cert_file",
+                type=click.Path(exists=True, dir_okay=False),
+                default=None,
+                help="wss://: client certificate (PEM) for security profile 3",
+            ),
+            click.option(
+                "--key",
+                "key_file",
+                type=click.Path(exists=True, dir_okay=False),
+                default=None,
+                help="the client certificate's private key (PEM)",
+            ),
             click.option("--seed", type=int, default=None, help="make meter readings repeatable"),
             click.option(
                 "--exit-when-done",

@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import logging
 import socket
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,17 @@ from simulators.errors import (
     ResponseTimeout,
 )
 
-__all__ = ["OCPP16", "OCPP201", "CallHandler", "Dialect", "Link", "Reply", "Spawn", "open_link"]
+__all__ = [
+    "OCPP16",
+    "OCPP201",
+    "CallHandler",
+    "Dialect",
+    "Link",
+    "Reply",
+    "Spawn",
+    "client_tls",
+    "open_link",
+]
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
@@ -378,24 +389,32 @@ async def open_link(
     response_timeout: float,
     open_timeout: float = 10.0,
     unanswered: Collection[str] = frozenset(),
+    tls: ssl.SSLContext | None = None,
 ) -> Link:
-    """Open the websocket (with HTTP Basic auth when a password is given) and wrap it."""
+    """Open the websocket (with HTTP Basic auth when a password is given; over TLS with
+    `tls` for a wss:// endpoint) and wrap it."""
     headers: dict[str, str] = {}
     if password is not None:
         token = base64.b64encode(f"{charger_id}:{password}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {token}"
+    # wss:// without a context: websockets' default (the system's CAs).
+    tls_options: dict[str, Any] = {} if tls is None else {"ssl": tls}
     try:
         ws = await connect(
             endpoint,
             subprotocols=[dialect.subprotocol],
             additional_headers=headers,
             open_timeout=open_timeout,
+            **tls_options,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code
         raise ConnectError(f"cannot connect to {endpoint}: server answered HTTP {status}") from exc
     except InvalidURI as exc:
         raise ConnectError(f"cannot connect to {endpoint}: invalid url") from exc
+    except ssl.SSLError as exc:
+        reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+        raise ConnectError(f"cannot connect to {endpoint}: TLS failed ({reason})") from exc
     except socket.gaierror as exc:
         raise ConnectError(f"cannot connect to {endpoint}: unknown host") from exc
     except TimeoutError as exc:
@@ -410,6 +429,19 @@ async def open_link(
             f"cannot connect to {endpoint}: server did not accept {dialect.subprotocol}"
         )
     return Link(dialect, charger_id, ws, handler, spawn, response_timeout, unanswered)
+
+
+def client_tls(ca_file: str | None, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
+    """A wss:// client context: the server verified against `ca_file` (else the system's
+    CAs), and our certificate presented when given (security profile 3)."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert_file is not None:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, ValueError) as exc:
+        raise ConnectError(f"cannot use the TLS files: {exc}") from exc
+    return context
 
 
 def _describe(exc: OSError) -> str:

@@ -43,6 +43,11 @@ class ChargerOptions:
     response_timeout: float = 30.0
     #: Wait before a new BootNotification when the CSMS says interval 0 with Pending/Rejected.
     boot_retry_seconds: float = 10.0
+    #: wss:// only: the CA bundle (PEM) to trust instead of the system's (profile 2), and a
+    #: client certificate with its key (profile 3).
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -65,6 +70,10 @@ class ChargerOptions:
             raise OptionsError("timeouts must be positive")
         if self.rated_current_a < 6:
             raise OptionsError("rated current must be at least 6 A")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise OptionsError("a client certificate needs both --cert and --key")
+        if parts.scheme == "ws" and (self.ca_file or self.cert_file):
+            raise OptionsError("--ca, --cert and --key need a wss:// url")
 
     @property
     def endpoint(self) -> str:

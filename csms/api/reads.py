@@ -19,7 +19,7 @@ from aiohttp import web
 from csms.api.examples import examples
 from csms.api.params import BadParameter, Query, encode_cursor, page_body
 from csms.core.authorization import TokenStatus
-from csms.core.charger import RegistrationStatus
+from csms.core.charger import SECURITY_PROFILE_CHANGE, RegistrationStatus
 from csms.core.commands import CommandName, Outcome
 from csms.core.errors import InvalidInput, InvalidParty
 from csms.core.parties import PARTY_FORMAT, check_origin
@@ -322,7 +322,7 @@ async def partner(request: web.Request, ctx: ReadContext, q: Query) -> Any:
 
 async def audit(request: web.Request, ctx: ReadContext, q: Query) -> Any:
     cp_id = q.text("charger")
-    command = q.choice("command", [c.value for c in CommandName])
+    command = q.choice("command", [*(c.value for c in CommandName), SECURITY_PROFILE_CHANGE])
     outcome = q.choice("outcome", [*(o.value for o in Outcome), PENDING])
     source = q.choice("source", SOURCES)
     partner = q.text("partner", most=64)
@@ -496,7 +496,7 @@ ROUTES: tuple[Route, ...] = (
         "The audit log of commands to chargers, newest first",
         (
             Param("charger", "charge point id"),
-            Param("command", "command name", _enum(*CommandName)),
+            Param("command", "command name", _enum(*CommandName, SECURITY_PROFILE_CHANGE)),
             Param(
                 "outcome",
                 "result; pending: waiting for the charger",

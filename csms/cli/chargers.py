@@ -18,6 +18,7 @@ from csms.cli.common import (
     json_option,
     load,
     print_json,
+    print_warning,
     run_db,
     table,
     when,
@@ -215,6 +216,7 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
         ),
         ("validation", cp.validation or "(server default)"),
         ("password", "set" if cp.password_hash else "not set"),
+        ("security profile", _PROFILES[cp.security_profile]),
         ("active transactions", ", ".join(str(t.id) for t in detail.active_transactions) or "none"),
     ]
     width = max(len(k) for k, _ in pairs)
@@ -295,6 +297,13 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
         )
 
 
+_PROFILES = {
+    1: "1 (Basic password, if any, over ws:// or wss://)",
+    2: "2 (Basic password over wss:// only)",
+    3: "3 (wss:// with a client certificate from our CA)",
+}
+
+
 def _short(payload: dict[str, Any], limit: int = 80) -> str:
     import orjson
 
@@ -303,6 +312,41 @@ def _short(payload: dict[str, Any], limit: int = 80) -> str:
 
 
 _VALIDATION = click.Choice(["strict", "lenient"])
+_PROFILE = click.Choice(["1", "2", "3"])
+_PROFILE_HELP = (
+    "OCPP security profile: 1 = Basic password (if any) over ws://, 2 = Basic password over "
+    "wss:// only, 3 = wss:// with a client certificate from our CA (CN = the id)."
+)
+
+
+def _profile_warnings(config_file: str | None, profile: int) -> None:
+    """Say what keeps a charger at `profile` from connecting with this configuration."""
+    if profile < 2:
+        return
+    from pathlib import Path
+
+    from csms.config import tls_enabled
+
+    config = load(config_file)
+    if not tls_enabled(config.ocpp):
+        print_warning(
+            f"ocpp.tls_cert_file and ocpp.tls_key_file are not set: a profile-{profile} "
+            "charger cannot connect until wss:// is configured"
+        )
+    elif profile == 3 and not config.ocpp.tls_client_ca_file:
+        bundle = Path(config.ca.directory) / "trusted.pem"
+        if not bundle.is_file():
+            print_warning(
+                f"no CA in {config.ca.directory} (csms ca init) and no ocpp.tls_client_ca_file: "
+                "a profile-3 charger's certificate cannot be checked"
+            )
+
+
+def _operator() -> str | None:
+    """Who runs this command (the audit log's requested_by)."""
+    from csms.cli.api_client import _user
+
+    return _user()
 
 
 @chargers.command("add")
@@ -310,6 +354,7 @@ _VALIDATION = click.Choice(["strict", "lenient"])
 @click.option("--password", help="HTTP Basic password the charger must present (profile 1).")
 @click.option("--validation", type=_VALIDATION, help="Schema validation for this charger.")
 @click.option("--pending", is_flag=True, help="Register as Pending instead of Accepted.")
+@click.option("--security-profile", "security_profile", type=_PROFILE, help=_PROFILE_HELP)
 @config_option
 @json_option
 def add_cmd(
@@ -317,21 +362,30 @@ def add_cmd(
     password: str | None,
     validation: str | None,
     pending: bool,
+    security_profile: str | None,
     config_file: str | None,
     as_json: bool,
 ) -> None:
     """Register a charge point before it connects."""
     registration = RegistrationStatus.PENDING if pending else RegistrationStatus.ACCEPTED
+    profile = int(security_profile or 1)
     cp = _run(
         config_file,
         lambda s: s.add_charger(
-            charger_id, password=password, validation=validation, registration=registration
+            charger_id,
+            password=password,
+            validation=validation,
+            registration=registration,
+            security_profile=profile,
+            requested_by=_operator(),
         ),
     )
+    _profile_warnings(config_file, cp.security_profile)
     if as_json:
         print_json(charger_json(cp))
     else:
-        click.echo(f"charger {cp.id} added ({cp.registration.value})")
+        shown = "" if cp.security_profile == 1 else f", security profile {cp.security_profile}"
+        click.echo(f"charger {cp.id} added ({cp.registration.value}{shown})")
 
 
 @chargers.command("set")
@@ -339,26 +393,46 @@ def add_cmd(
 @click.option("--password", help="Set the HTTP Basic password.")
 @click.option("--no-password", is_flag=True, help="Remove the password.")
 @click.option("--validation", type=_VALIDATION, help="Schema validation for this charger.")
+@click.option("--security-profile", "security_profile", type=_PROFILE, help=_PROFILE_HELP)
 @config_option
 def set_cmd(
     charger_id: str,
     password: str | None,
     no_password: bool,
     validation: str | None,
+    security_profile: str | None,
     config_file: str | None,
 ) -> None:
-    """Change a charge point's password or validation mode."""
-    if password is None and not no_password and validation is None:
-        raise CliError("nothing to change: give --password, --no-password or --validation")
+    """Change a charge point's password, validation mode or security profile (a new
+    security profile is written to the audit log)."""
+    if password is None and not no_password and validation is None and security_profile is None:
+        raise CliError(
+            "nothing to change: give --password, --no-password, --validation or --security-profile"
+        )
     if password is not None and no_password:
         raise CliError("--password and --no-password exclude each other")
-    _run(
+    before: ChargerDetail = _run(config_file, lambda s: s.charger(charger_id))
+    cp = _run(
         config_file,
         lambda s: s.update_charger(
-            charger_id, password=password, clear_password=no_password, validation=validation
+            charger_id,
+            password=password,
+            clear_password=no_password,
+            validation=validation,
+            security_profile=None if security_profile is None else int(security_profile),
+            requested_by=_operator(),
         ),
     )
     click.echo(f"charger {charger_id} updated")
+    if security_profile is not None:
+        _profile_warnings(config_file, cp.security_profile)
+    old = before.charger.security_profile
+    if cp.security_profile != old:
+        direction = "lowered" if cp.security_profile < old else "raised"
+        click.echo(
+            f"security profile {direction}: {old} -> {cp.security_profile} "
+            "(recorded in the audit log)"
+        )
 
 
 @chargers.command("remove")

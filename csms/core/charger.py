@@ -35,6 +35,12 @@ class BootInfo:
     reason: str | None = None
 
 
+SECURITY_PROFILES = (1, 2, 3)
+# The audit log's command name for a change of a charger's security profile (nothing is
+# sent to the charger; the entry records who changed it, from what, to what).
+SECURITY_PROFILE_CHANGE = "security_profile"
+
+
 @dataclass(frozen=True, slots=True)
 class ChargePoint:
     id: str
@@ -66,6 +72,9 @@ class ChargePoint:
     # staff since.
     auto_registered: bool = False
     created_at: datetime | None = None
+    # OCPP security profile: 1 = Basic password over ws:// (or none), 2 = Basic password
+    # over wss:// only, 3 = wss:// with a client certificate from our CA naming the id.
+    security_profile: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from csms.gateway.tls import HttpsPort
 from csms.metrics import Metrics
 
 log = structlog.get_logger("csms.gateway.http")
@@ -171,7 +172,8 @@ class HttpListener:
 
     `start(sock)` runs the app (its startup hooks) and accepts; `stop()` stops accepting,
     closes the connections and runs the app's cleanup. The app's middlewares get one more,
-    outermost, that tells each connection when a request is being handled."""
+    outermost, that tells each connection when a request is being handled. With `https`,
+    the same app is also served over TLS on its own port (the limits count both)."""
 
     def __init__(
         self,
@@ -179,9 +181,13 @@ class HttpListener:
         app: web.Application,
         limits: ListenerLimits,
         metrics: Metrics | None = None,
+        https: HttpsPort | None = None,
     ) -> None:
         self.name = name
         self.limits = limits
+        self.https = https
+        self._tls_server: asyncio.Server | None = None
+        self.tls_port: int | None = None
         self._metrics = metrics
         self._guards: dict[asyncio.Protocol, _Guard] = {}
         self._refusals = _Tally("http_connection_refused", name)
@@ -213,21 +219,40 @@ class HttpListener:
             def protocol() -> asyncio.Protocol:
                 return _Guard(self, server())
 
-            self._server = await asyncio.get_running_loop().create_server(
-                protocol, sock=sock, backlog=128
-            )
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(protocol, sock=sock, backlog=128)
+            if self.https is not None:
+                # The TLS handshake gets header_timeout too; the headers' deadline follows.
+                self._tls_server = await loop.create_server(
+                    protocol,
+                    self.https.host,
+                    self.https.port,
+                    backlog=128,
+                    ssl=self.https.tls.context,
+                    ssl_handshake_timeout=self.limits.header_timeout,
+                )
         except BaseException:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
             await self._runner.cleanup()
             raise
         self.port = int(sock.getsockname()[1])
+        if self._tls_server is not None:
+            assert self.https is not None
+            self.tls_port = int(next(iter(self._tls_server.sockets)).getsockname()[1])
+            log.info(
+                "https_listening", listener=self.name, host=self.https.host, port=self.tls_port
+            )
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._tls_server) if s is not None]
+        for server in servers:
+            server.close()
         await self._runner.cleanup()
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for server in servers:
+            await server.wait_closed()
+        self._server = self._tls_server = None
 
     # --- used by the connections -----------------------------------------------------------
 

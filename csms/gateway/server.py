@@ -1,5 +1,5 @@
-"""The OCPP WebSocket server: handshake (path, subprotocol, Basic auth), one live connection
-per charge point id, keep-alive and graceful shutdown.
+"""The OCPP WebSocket server: handshake (path, subprotocol, Basic auth, security profile),
+one live connection per charge point id, keep-alive and graceful shutdown; ws:// and wss://.
 
 Moves frames between sockets and csms.handlers sessions; no business rules here.
 """
@@ -34,6 +34,7 @@ from csms.core.charger import ChargePoint
 from csms.core.ids import charger_id_problem
 from csms.core.passwords import verify_password
 from csms.core.quotas import TokenBucket
+from csms.gateway.tls import ServerTls, peer_certificate, profile_refusal
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
 from csms.services.stations import StationService
@@ -94,7 +95,9 @@ class Registry:
 
 
 class OcppServer:
-    """Accepts chargers on ws://host:port{path}/{charge_point_id}."""
+    """Accepts chargers on ws://host:port{path}/{charge_point_id} (unless ocpp.plain is
+    false) and, with `tls`, on wss://host:tls_port{path}/{charge_point_id}. `organisation`:
+    the O a profile-3 charger's client certificate must name."""
 
     def __init__(
         self,
@@ -102,8 +105,14 @@ class OcppServer:
         service: StationService,
         adapters: Sequence[Adapter],
         metrics: Metrics | None = None,
+        *,
+        tls: ServerTls | None = None,
+        organisation: str = "CSMS",
     ) -> None:
         self.config = config
+        self.tls = tls
+        self._organisation = organisation
+        self._tls_server: Server | None = None
         self.metrics = metrics
         self.service = service
         self.registry = Registry()
@@ -124,16 +133,50 @@ class OcppServer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        sockets = list(self._server.sockets)
-        return int(sockets[0].getsockname()[1])
+        """The ws:// port bound (0 when ocpp.plain is false: none)."""
+        return _bound_port(self._server)
+
+    @property
+    def tls_port(self) -> int:
+        """The wss:// port bound (0: none)."""
+        return _bound_port(self._tls_server)
 
     async def start(self) -> None:
         cfg = self.config
-        self._server = await serve(
+        if cfg.plain:
+            self._server = await self._serve(cfg.port, None)
+            self._listening("ws", self.port)
+        if self.tls is not None:
+            try:
+                self._tls_server = await self._serve(cfg.tls_port, self.tls)
+            except BaseException:
+                await self._close_servers()
+                raise
+            self._listening("wss", self.tls_port)
+        self._presence.start()
+
+    def _listening(self, scheme: str, port: int) -> None:
+        cfg = self.config
+        log.info(
+            "ocpp_listening",
+            scheme=scheme,
+            host=cfg.host,
+            port=port,
+            path=cfg.path or "/",
+            subprotocols=self._preference,
+            client_certificates=scheme == "wss"
+            and self.tls is not None
+            and self.tls.files.client_ca_file is not None,
+        )
+
+    async def _serve(self, port: int, tls: ServerTls | None) -> Server:
+        cfg = self.config
+        return await serve(
             self._handle,
             cfg.host,
-            cfg.port,
+            port,
+            ssl=None if tls is None else tls.context,
+            ssl_handshake_timeout=None if tls is None else cfg.handshake_timeout,
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             subprotocols=[Subprotocol(p) for p in self._preference],
@@ -148,25 +191,23 @@ class OcppServer:
             # half-open upgrade request holds a socket like any other.
             open_timeout=cfg.handshake_timeout,
         )
-        self._presence.start()
-        log.info(
-            "ocpp_listening",
-            host=cfg.host,
-            port=self.port,
-            path=cfg.path or "/",
-            subprotocols=self._preference,
-        )
 
     async def stop(self) -> None:
         """Stop accepting, close every connection (in-flight messages finish), flush."""
-        if self._server is None:
+        if self._server is None and self._tls_server is None:
             return
-        self._server.close(close_connections=True)
-        await self._server.wait_closed()
+        await self._close_servers()
         await self._presence.stop()
         await self._closing.close()
         await self._flush_presence()
-        self._server = None
+
+    async def _close_servers(self) -> None:
+        servers = [s for s in (self._server, self._tls_server) if s is not None]
+        for server in servers:
+            server.close(close_connections=True)
+        for server in servers:
+            await server.wait_closed()
+        self._server = self._tls_server = None
 
     def session(self, cp_id: str) -> OcppSession | None:
         """The live session of a charger connected to this process."""
@@ -225,7 +266,11 @@ class OcppServer:
                 return ws.respond(HTTPStatus.BAD_REQUEST, "Sec-WebSocket-Protocol is required\n")
             adapter = self._adapters["ocpp1.6"]
         charger = await self.service.charge_point(cp_id)
-        refusal = await self._check_auth(ws, request, charger, cp_id, peer)
+        profile = 1 if charger is None else charger.security_profile
+        refusal = self._check_profile(ws, profile, cp_id, peer)
+        if refusal is None and profile < 3:
+            # Profile 3 authenticates with its certificate instead of a password.
+            refusal = await self._check_auth(ws, request, charger, cp_id, peer)
         if refusal is not None:
             return refusal
         if charger is None:
@@ -248,6 +293,31 @@ class OcppServer:
             return None
         return Subprotocol(handshake.subprotocol)
 
+    def _check_profile(
+        self, ws: ServerConnection, profile: int, cp_id: str, peer: str
+    ) -> Response | None:
+        """Refuse a charger whose security profile this connection does not meet: profiles
+        2 and 3 only over TLS, 3 only with our client certificate naming it."""
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        reason = profile_refusal(
+            profile,
+            ssl_object is not None,
+            peer_certificate(ssl_object),
+            cp_id,
+            self._organisation,
+        )
+        if reason is None:
+            return None
+        log.warning(
+            "connection_refused",
+            peer=peer,
+            charge_point_id=cp_id,
+            security_profile=profile,
+            reason=reason,
+        )
+        # The reason is logged, not told: it would say which ids exist and how they connect.
+        return ws.respond(HTTPStatus.FORBIDDEN, "Forbidden\n")
+
     async def _check_auth(
         self,
         ws: ServerConnection,
@@ -257,7 +327,9 @@ class OcppServer:
         peer: str,
     ) -> Response | None:
         stored = None if charger is None else charger.password_hash
-        if stored is None and not self.config.require_auth:
+        # Profile 2 is TLS plus Basic auth: never without a password.
+        profile_2 = charger is not None and charger.security_profile == 2
+        if stored is None and not self.config.require_auth and not profile_2:
             return None
         credentials = _basic_credentials(request.headers.get("Authorization"), cp_id)
         reason = None
@@ -408,6 +480,13 @@ class OcppServer:
             if live.session.last_seen < cutoff:
                 log.info("charger_idle_closed", charge_point_id=cp_id, idle_seconds=limit)
                 self._closing.spawn(live.ws.close(1001, "idle timeout"), name=f"idle-close-{cp_id}")
+
+
+def _bound_port(server: Server | None) -> int:
+    if server is None:
+        return 0
+    sockets = list(server.sockets)
+    return int(sockets[0].getsockname()[1])
 
 
 def _peer(ws: ServerConnection) -> str:

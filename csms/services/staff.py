@@ -13,8 +13,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from csms.core.authorization import Token, TokenStatus, parse_limit
-from csms.core.charger import ChargePoint, ConnectorState, RegistrationStatus, StatusReport
+from csms.core.charger import (
+    SECURITY_PROFILE_CHANGE,
+    SECURITY_PROFILES,
+    ChargePoint,
+    ConnectorState,
+    RegistrationStatus,
+    StatusReport,
+)
 from csms.core.clock import Clock, parse_timestamp
 from csms.core.errors import AlreadyExists as AlreadyExists
 from csms.core.errors import InvalidInput, InvalidParty, InvalidTimestamp, UnknownChargePoint
@@ -28,6 +38,7 @@ from csms.core.reservations import Reservation
 from csms.core.transactions import Transaction
 from csms.storage import charge_points as cp_repo
 from csms.storage import charging_profiles as profile_repo
+from csms.storage import commands as audit_repo
 from csms.storage import device_model as device_repo
 from csms.storage import events as event_repo
 from csms.storage import local_lists as list_repo
@@ -42,6 +53,8 @@ from csms.storage.events import ChargerEvent
 from csms.storage.local_lists import LocalList
 from csms.storage.ocpi_tokens import Conflict as TokenConflict
 from csms.storage.transactions import StoredEvent
+
+log = structlog.get_logger("csms.staff")
 
 MIN_PASSWORD_LENGTH = 8
 # What `update_token` may change.
@@ -88,23 +101,31 @@ class StaffService:
         password: str | None = None,
         validation: str | None = None,
         registration: RegistrationStatus = RegistrationStatus.ACCEPTED,
+        security_profile: int = 1,
+        requested_by: str | None = None,
     ) -> ChargePoint:
         _check_charger_id(cp_id)
+        _check_profile(security_profile)
         password_hash = _hash(password)
+        _check_password_for(security_profile, password_hash)
         now = self._clock()
 
         async def unit(w: WriteTx) -> ChargePoint:
             conn = await w.connection()
             if await cp_repo.get(conn, cp_id) is not None:
                 raise AlreadyExists(f"charger {cp_id} already exists")
-            return await cp_repo.create(
+            created = await cp_repo.create(
                 conn,
                 cp_id,
                 registration,
                 now,
                 password_hash=password_hash,
                 validation=validation,
+                security_profile=security_profile,
             )
+            if security_profile != 1:
+                await _audit_profile(conn, cp_id, None, security_profile, requested_by, now)
+            return created
 
         return await self._db.write(unit)
 
@@ -116,8 +137,14 @@ class StaffService:
         clear_password: bool = False,
         validation: str | None = None,
         registration: RegistrationStatus | None = None,
+        security_profile: int | None = None,
+        requested_by: str | None = None,
     ) -> ChargePoint:
+        """Change what is given. A new security profile is written to the audit log (who,
+        old and new) and logged (security_profile_changed): never silently."""
         values: dict[str, Any] = {}
+        if security_profile is not None:
+            _check_profile(security_profile)
         if password is not None:
             values["password_hash"] = _hash(password)
         if clear_password:
@@ -132,8 +159,22 @@ class StaffService:
 
         async def unit(w: WriteTx) -> ChargePoint:
             conn = await w.connection()
-            if not await cp_repo.update_fields(conn, cp_id, now, **values):
+            before = await cp_repo.get(conn, cp_id)
+            if before is None:
                 raise UnknownChargePoint(f"no charger {cp_id}")
+            changed = security_profile is not None and security_profile != before.security_profile
+            _check_password_for(
+                before.security_profile if security_profile is None else security_profile,
+                values.get("password_hash", before.password_hash),
+            )
+            if changed:
+                values["security_profile"] = security_profile
+            await cp_repo.update_fields(conn, cp_id, now, **values)
+            if changed:
+                assert security_profile is not None
+                await _audit_profile(
+                    conn, cp_id, before.security_profile, security_profile, requested_by, now
+                )
             charger = await cp_repo.get(conn, cp_id)
             assert charger is not None
             return charger
@@ -450,3 +491,58 @@ def token_status(text: str) -> TokenStatus:
             return status
     *first, last = (s.value for s in TokenStatus)
     raise InvalidInput(f"must be one of {', '.join(first)} or {last}, not {text!r}")
+
+
+def _check_profile(profile: int) -> None:
+    if profile not in SECURITY_PROFILES:
+        raise InvalidInput(f"security profile must be 1, 2 or 3, not {profile}")
+
+
+def _check_password_for(profile: int, password_hash: str | None) -> None:
+    if profile == 2 and password_hash is None:
+        raise InvalidInput(
+            "security profile 2 is TLS plus a Basic password: the charger needs a password"
+        )
+
+
+async def _audit_profile(
+    conn: AsyncConnection,
+    cp_id: str,
+    old: int | None,
+    new: int,
+    requested_by: str | None,
+    now: datetime,
+) -> None:
+    """Record a charger's new security profile in the audit log, and log it."""
+    change = f"{old if old is not None else 'new charger'} -> {new}"
+    entry = await audit_repo.open_entry(
+        conn,
+        cp_id=cp_id,
+        command=SECURITY_PROFILE_CHANGE,
+        params={"security_profile": new, "previous": old},
+        source="cli",
+        requested_by=requested_by,
+        now=now,
+    )
+    await audit_repo.close_entry(
+        conn,
+        entry,
+        action=None,
+        outcome="accepted",
+        status=None,
+        message=f"security profile {change}",
+        answer=None,
+        params=None,
+        now=now,
+    )
+    downgrade = old is not None and new < old
+    # A lowered profile is what an attacker with staff access would do: a warning.
+    (log.warning if downgrade else log.info)(
+        "security_profile_changed",
+        charge_point_id=cp_id,
+        old=old,
+        new=new,
+        requested_by=requested_by,
+        audit_id=entry,
+        downgrade=downgrade,
+    )

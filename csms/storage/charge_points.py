@@ -63,6 +63,7 @@ def _to_charge_point(row: Any) -> ChargePoint:
         base_report_firmware=row.base_report_firmware,
         auto_registered=bool(row.auto_registered),
         created_at=row.created_at,
+        security_profile=int(row.security_profile),
     )
 
 
@@ -89,6 +90,7 @@ async def create(
     *,
     password_hash: str | None = None,
     validation: str | None = None,
+    security_profile: int = 1,
 ) -> ChargePoint:
     await conn.execute(
         insert(_cp).values(
@@ -96,6 +98,7 @@ async def create(
             registration=registration.value,
             password_hash=password_hash,
             validation=validation,
+            security_profile=security_profile,
             connected=False,
             created_at=now,
             updated_at=now,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -107,6 +108,9 @@ class ChargePointRow(Base):
     auto_registered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # OCPP security profile 1, 2 or 3 (rows made before this column, and chargers that
+    # registered themselves: 1). A server default only: the bulk upserts name their columns.
+    security_profile: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 
 class ConnectorRow(Base):
