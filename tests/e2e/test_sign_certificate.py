@@ -28,6 +28,8 @@ from csms.services.pki import CertificateAuthority, new_ca, pem
 from simulators.charger import ChargerBase
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
+from tests.e2e.certs import Authority, write_pair
+from tests.e2e.certs import pem as tls_pem
 from tests.e2e.cli import csms, remote
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import until
@@ -295,3 +297,56 @@ def test_hash_data_of_a_root() -> None:
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     assert data.issuer_key_hash == sha256(point)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_profile_3_reconnect_on_the_new_certificate(
+    start_server: StartServer, tmp_path: Path, version: str
+) -> None:
+    """The whole cycle: a profile-2 charger (wss://, password) sends its CSR, gets its chain,
+    is moved to profile 3 and comes back over wss:// on that certificate, no password."""
+    server_ca = Authority.new("Test Server CA")
+    server_ca_file = tmp_path / "server-ca.pem"
+    server_ca_file.write_bytes(tls_pem(server_ca.cert))
+    cert, key = write_pair(tmp_path, "server", *server_ca.issue("localhost", "Test", server=True))
+    ca_dir = tmp_path / "ca"
+    CertificateAuthority(ca_dir, CaSettings(organisation="Test CPO"), utc_now).create()
+    server = await start_server(
+        ocpp={"tls_port": 0, "tls_cert_file": cert, "tls_key_file": key},
+        ca={"directory": str(ca_dir), "organisation": "Test CPO"},
+    )
+    cp_id = f"CYCLE-{version}"
+    await server.staff.add_charger(cp_id, password="profile-2-password", security_profile=2)
+    wss = f"wss://127.0.0.1:{server.app.ocpp.tls_port}/ocpp"
+    cert_dir = tmp_path / "charger"
+    options: dict[str, Any] = {"url": wss, "charger_id": cp_id, "version": version}
+    options["response_timeout"] = 10
+    first = create_charger(
+        ChargerOptions(
+            **options,
+            password="profile-2-password",
+            ca_file=str(server_ca_file),
+            cert_dir=str(cert_dir),
+        )
+    )
+    assert isinstance(first, ChargerBase)
+    async with first:
+        assert (await first.boot())["status"] == "Accepted"
+        payload: dict[str, Any] = {"csr": first.certificates.new_csr()}
+        if version == "2.0.1":
+            payload["certificateType"] = "ChargingStationCertificate"
+        assert (await first.call("SignCertificate", payload))["status"] == "Accepted"
+        assert await first.certificates.wait_changed(10) and first.certificates.chain
+    await server.staff.update_charger(cp_id, security_profile=3)
+    again = create_charger(
+        ChargerOptions(
+            **options,
+            ca_file=str(server_ca_file),
+            cert_file=str(cert_dir / "charger.crt"),
+            key_file=str(cert_dir / "charger.key"),
+        )
+    )
+    assert isinstance(again, ChargerBase)
+    async with again:
+        assert (await again.boot())["status"] == "Accepted"
+        assert (await server.staff.charger(cp_id)).charger.connected
