@@ -28,6 +28,7 @@ from csms.config import (
     database_location,
     time_window,
 )
+from csms.core.certificates import CaSettings
 from csms.core.clock import Clock, utc_now
 from csms.core.failures import FailureLimiter, FailurePolicy
 from csms.core.parties import Party
@@ -43,10 +44,12 @@ from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
 from csms.services.billing import BillingService, CdrLimits, Identity, Retries
+from csms.services.charger_certificates import ChargerCertificates
 from csms.services.charger_input import ChargingSettings
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
+from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
 from csms.services.users import UserService
@@ -91,6 +94,22 @@ def billing_limits(config: Config) -> CdrLimits:
     return CdrLimits(
         config.billing.max_periods, config.billing.max_cdr_bytes, time_window(config.ocpp)
     )
+
+
+def certificate_authority(
+    config: Config, db: Database | None = None, clock: Clock = utc_now
+) -> CertificateAuthority:
+    """The CA of the `[ca]` section (its files need not exist: SignCertificate is then
+    Rejected, and `csms ca init` creates them while the server runs)."""
+    ca = config.ca
+    settings = CaSettings(
+        organisation=ca.organisation,
+        common_name=ca.common_name,
+        key_type=ca.key_type,
+        ca_validity_days=ca.ca_validity_days,
+        certificate_validity_days=ca.certificate_validity_days,
+    )
+    return CertificateAuthority(ca.directory, settings, clock, db)
 
 
 def open_database(config: Config) -> Database:
@@ -235,6 +254,11 @@ class CsmsApp:
             default_timeout=config.ocpp.call_timeout,
             metrics=self.metrics,
         )
+        # Chargers' SignCertificate requests, signed by our CA (`csms ca init`).
+        self.certificates = ChargerCertificates(
+            certificate_authority(config, self.db, clock), self.commands
+        )
+        v16.certificates = v201.certificates = self.certificates
         self.billing = BillingService(
             self.db,
             clock,
@@ -283,6 +307,8 @@ class CsmsApp:
             await self.db.write(reset_presence)
             await self.ocpp.start()
             running.push_async_callback(self._stop_part, "ocpp", self.ocpp.stop)
+            # CertificateSigned deliveries under way end before the connections do.
+            running.push_async_callback(self._stop_part, "certificates", self.certificates.close)
         if "api" in self.components:
             self._api = await self._start_api()
             running.push_async_callback(self._stop_listener, "api")

@@ -18,6 +18,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from simulators.certificates import CertificateStore, request_certificate
 from simulators.clock import Clock, wire_time
 from simulators.errors import NotConnectedError, OptionsError, SimulatorError
 from simulators.events import Sink, Step, StepKind, Tally
@@ -90,6 +91,7 @@ class ChargerBase(abc.ABC):
         self.reservations = ReservationBook()
         self.profiles = ChargingProfiles()
         self.local_list = LocalList(LOCAL_LIST_MAX_LENGTH)
+        self.certificates = CertificateStore(self.id, options.cert_dir)
         #: CSMS actions (e.g. "ReserveNow") this charger receives and never answers.
         self.unanswered: set[str] = set()
         self._sink = sink
@@ -509,6 +511,8 @@ class ChargerBase(abc.ABC):
                 self._set_heartbeat_interval(interval)
                 self._heartbeat_changed.set()
             self._booted.set()
+            if self.options.csr and not self.certificates.csr_count:
+                self.spawn(request_certificate(self, self.dialect.version), name=f"{self.id} csr")
             self.report(StepKind.BOOT_ACCEPTED, f"boot Accepted heartbeat={interval}s")
         else:
             self.report(StepKind.BOOT_REFUSED, f"boot {status} interval={interval}s")

@@ -199,6 +199,17 @@ def main(debug: bool) -> None:
 @click.option("--id", "charger_id", required=True, help="charge point identity")
 @click.option("--connectors", type=click.IntRange(1, 99), default=1, show_default=True)
 @click.option("--tag", default="SIMTAG01", show_default=True, help="idTag for the sessions")
+@click.option(
+    "--csr",
+    is_flag=True,
+    help="once booted, send SignCertificate with a new key's CSR (CN = the id)",
+)
+@click.option(
+    "--cert-dir",
+    "cert_dir",
+    metavar="DIR",
+    help="keep the signed certificate and its key in DIR (charger.crt, charger.key)",
+)
 @_script_options
 def charger(**kwargs: Any) -> int:
     """Run one charger: boot, sessions, then stay connected until Ctrl-C (or exit:

@@ -89,6 +89,12 @@ OCPP16 = Dialect(
             "SetChargingProfile",
             "ClearChargingProfile",
             "GetCompositeSchedule",
+            # security extension (certificates)
+            "CertificateSigned",
+            "InstallCertificate",
+            "GetInstalledCertificateIds",
+            "DeleteCertificate",
+            "ExtendedTriggerMessage",
         }
     ),
 )
@@ -122,6 +128,10 @@ OCPP201 = Dialect(
             "SendLocalList",
             "GetLocalListVersion",
             "GetCompositeSchedule",
+            "CertificateSigned",
+            "InstallCertificate",
+            "GetInstalledCertificateIds",
+            "DeleteCertificate",
         }
     ),
 )

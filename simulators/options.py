@@ -36,6 +36,10 @@ class ChargerOptions:
     firmware: str = "1.0.0"
     seed: int | None = None
     rated_current_a: int = 32
+    #: Send SignCertificate with a new key's CSR once booted (`--csr`); keep the signed
+    #: chain and key in `cert_dir` as well as in memory.
+    csr: bool = False
+    cert_dir: str | None = None
     response_timeout: float = 30.0
     #: Wait before a new BootNotification when the CSMS says interval 0 with Pending/Rejected.
     boot_retry_seconds: float = 10.0

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from simulators.answers import Answers
+from simulators.certificates import CertificateHolder, answers_v16
 from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
 from simulators.firmware import Device, update_firmware, upload
@@ -27,7 +28,7 @@ __all__ = ["AnsweringCharger", "RequestHandler"]
 Payload = dict[str, Any]
 
 
-class AnsweringCharger(ScriptedCharger, Device, Protocol):
+class AnsweringCharger(ScriptedCharger, Device, CertificateHolder, Protocol):
     """What the answers ask of the 1.6 charger (simulators.v16.V16Charger), beyond its
     script: reservations, the local list, charging profiles, status messages."""
 
@@ -86,6 +87,7 @@ class RequestHandler(Answers[AnsweringCharger]):
             "SetChargingProfile": self.on_set_charging_profile,
             "ClearChargingProfile": self.on_clear_charging_profile,
             "GetCompositeSchedule": self.on_get_composite_schedule,
+            **answers_v16(cp),
         }
         self._firmware: asyncio.Task[Any] | None = None
 

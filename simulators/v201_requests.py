@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from typing import Any, Protocol
 
 from simulators.answers import Answers
+from simulators.certificates import CertificateHolder, answers_v201, request_certificate
 from simulators.charger import Timestamp
 from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
@@ -34,7 +35,7 @@ __all__ = ["AnsweringCharger", "RequestHandler"]
 Payload = dict[str, Any]
 
 
-class AnsweringCharger(ScriptedCharger, Device, Protocol):
+class AnsweringCharger(ScriptedCharger, Device, CertificateHolder, Protocol):
     """What the answers ask of the 2.0.1 station (simulators.v201.V201Charger), beyond its
     script: reservations, the local list, charging profiles, the device model, reports,
     firmware and log uploads."""
@@ -121,6 +122,7 @@ class RequestHandler(Answers[AnsweringCharger]):
             "SendLocalList": self.on_send_local_list,
             "GetLocalListVersion": self.on_get_local_list_version,
             "GetCompositeSchedule": self.on_get_composite_schedule,
+            **answers_v201(cp),
         }
         self._firmware: asyncio.Task[Any] | None = None
 
@@ -349,6 +351,8 @@ class RequestHandler(Answers[AnsweringCharger]):
             action = self._firmware_triggered
         elif requested == "LogStatusNotification":
             action = self._log_triggered
+        elif requested == "SignChargingStationCertificate":
+            action = lambda: request_certificate(cp, "2.0.1")  # noqa: E731
         else:
             return Reply({"status": "NotImplemented"})
         return Reply({"status": "Accepted"}, after=action)

@@ -29,7 +29,13 @@ from csms.core.bounds import (
     check_json_depth,
 )
 from csms.core.command_params import PARAMETERS
-from csms.core.commands import CommandName, CommandRefused, CommandResult, Outcome
+from csms.core.commands import (
+    INTERNAL_COMMANDS,
+    CommandName,
+    CommandRefused,
+    CommandResult,
+    Outcome,
+)
 from csms.core.errors import one_line
 from csms.core.failures import FailureLimiter, address_key, retry_after
 from csms.core.users import LOCAL, Identity, Role
@@ -333,10 +339,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def _command_name(path: str) -> CommandName | None:
+    """The staff command a path names (the CSMS's own commands are not served)."""
     try:
-        return CommandName(path.strip("/").replace("/", "-"))
+        name = CommandName(path.strip("/").replace("/", "-"))
     except ValueError:
         return None
+    return None if name in INTERNAL_COMMANDS else name
 
 
 async def run_command(request: web.Request) -> web.Response:
@@ -344,7 +352,7 @@ async def run_command(request: web.Request) -> web.Response:
     cp_id = request.match_info["cp_id"]
     name = _command_name(request.match_info["command"])
     if name is None:
-        known = ", ".join(command_path(n) for n in CommandName)
+        known = ", ".join(command_path(n) for n in CommandName if n not in INTERNAL_COMMANDS)
         return _error(404, f"unknown command {request.match_info['command']!r}; known: {known}")
     params = await json_object(request)
     timeout = query_seconds(request, "timeout", MAX_TIMEOUT_S)
@@ -420,9 +428,10 @@ async def api_docs(request: web.Request) -> web.Response:
 
 
 def command_path(name: CommandName) -> str:
-    """`local-list-send` is served as `local-list/send`, `profile-set` as `profile/set`."""
+    """`local-list-send` is served as `local-list/send`, `profile-set` as `profile/set`,
+    `certificates-install` as `certificates/install`."""
     value = name.value
-    for group in ("local-list", "profile"):
+    for group in ("local-list", "profile", "certificates"):
         if value.startswith(group + "-"):
             return f"{group}/{value[len(group) + 1 :]}"
     return value
@@ -507,6 +516,8 @@ def openapi_document() -> dict[str, Any]:
     }
     paths.update(reads.openapi_paths())
     for name in CommandName:
+        if name in INTERNAL_COMMANDS:
+            continue
         properties: dict[str, Any] = {}
         required = []
         for pname, param in PARAMETERS[name].items():

@@ -60,11 +60,20 @@ def chargers() -> None:
 
 @chargers.command("list")
 @limit_option
+@click.option(
+    "--cert-expiring",
+    "cert_expiring",
+    metavar="DAYS",
+    help="Only chargers whose latest certificate from our CA expires within DAYS (e.g. 30d).",
+)
 @config_option
 @json_option
-def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
+def list_cmd(limit: int, cert_expiring: str | None, config_file: str | None, as_json: bool) -> None:
     """Charge points, the most recently added first, with their connection and connector
     status."""
+    if cert_expiring is not None:
+        _cert_expiring(cert_expiring, limit, config_file, as_json)
+        return
     page = run_reads(config_file, lambda r: r.chargers(limit=limit, newest_first=True))
     overview = page.items
     if as_json:
@@ -98,6 +107,63 @@ def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
         ["ID", "OCPP", "REGISTRATION", "CONNECTION", "LAST HEARTBEAT", "MODEL", "CONNECTORS"], rows
     )
     footer(len(overview), page.total, as_json=False)
+
+
+def _cert_expiring(text: str, limit: int, config_file: str | None, as_json: bool) -> None:
+    """`list --cert-expiring`: soonest expiry first, with each charger's connection."""
+    from csms.cli.ca import authority, certificate_json
+    from csms.core.certificates import parse_days
+    from csms.core.errors import UnknownChargePoint
+    from csms.services.charger_certificates import expiring_chargers
+
+    try:
+        window = timedelta(days=parse_days(text))
+    except ValueError as exc:
+        raise CliError(f"--cert-expiring: {exc}") from None
+    config = load(config_file)
+
+    async def work(db: Any) -> list[tuple[Any, Any]]:
+        staff = _staff(db)
+        out = []
+        for cert in (await expiring_chargers(authority(config, db), window))[:limit]:
+            try:
+                cp = (await staff.charger(cert.charge_point_id)).charger
+            except UnknownChargePoint:  # removed since: its certificate still counts
+                cp = None
+            out.append((cert, cp))
+        return out
+
+    found = run_db(config_file, work)
+    if as_json:
+        print_json(
+            [
+                {
+                    "charger": cert.charge_point_id,
+                    "ocpp_version": None if cp is None else cp.ocpp_version,
+                    "connected": None if cp is None else cp.connected,
+                    "certificate": certificate_json(cert),
+                }
+                for cert, cp in found
+            ]
+        )
+        return
+    if not found:
+        click.echo(f"no charger certificate expires within {window.days} days")
+        return
+    now = datetime.now(UTC)
+    table(
+        ["ID", "OCPP", "CONNECTION", "CERTIFICATE", "EXPIRES"],
+        [
+            [
+                cert.charge_point_id,
+                "-" if cp is None else cp.ocpp_version or "-",
+                "unknown" if cp is None else "online" if cp.connected else "offline",
+                cert.serial,
+                when(cert.not_after, now),
+            ]
+            for cert, cp in found
+        ],
+    )
 
 
 @chargers.command("show")

@@ -124,6 +124,12 @@ def show(command: str, body: dict[str, Any]) -> None:
         click.echo(f"file: {data['file_name']}")
     if "data" in data:
         click.echo(f"data: {data['data']}")
+    if "certificates" in data:
+        rows = [[c.get("type"), c.get("hash_data")] for c in data["certificates"]]
+        if rows:
+            table(["TYPE", "HASH_DATA"], rows)
+        else:
+            click.echo("no certificates")
     if "ocpp_transaction_id" in data:
         click.echo(f"transaction id on the charger: {data['ocpp_transaction_id']}")
 
@@ -363,6 +369,82 @@ def profile_clear(cp_id: str, profile_id: int | None, **live: Any) -> None:
 def profile_composite(cp_id: str, evse: int, duration: int, **live: Any) -> None:
     """GetCompositeSchedule."""
     send(cp_id, "profile/composite", {"evse": evse, "duration": duration}, **live)
+
+
+@remote.group()
+def certificates() -> None:
+    """Certificates on the charger: install, list, delete, renew its own."""
+
+
+_INSTALLABLE = ["csms-root", "manufacturer-root", "v2g-root", "mo-root"]
+
+
+def _read_pem(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@certificates.command("install")
+@click.argument("cp_id", metavar="CP")
+@click.option("--file", "path", required=True, metavar="PEM", help="The certificate (PEM).")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(_INSTALLABLE),
+    default="csms-root",
+    show_default=True,
+    help="What it is for (1.6: csms-root or manufacturer-root).",
+)
+@live_options
+def certificates_install(cp_id: str, path: str, kind: str, **live: Any) -> None:
+    """InstallCertificate: a root certificate the charger trusts from now on."""
+    send(cp_id, "certificates/install", {"certificate": _read_pem(path), "type": kind}, **live)
+
+
+@certificates.command("list")
+@click.argument("cp_id", metavar="CP")
+@click.option(
+    "--type",
+    "kinds",
+    multiple=True,
+    type=click.Choice([*_INSTALLABLE, "v2g-chain"]),
+    help="Only these kinds (repeat; default: every kind, 1.6: csms-root).",
+)
+@live_options
+def certificates_list(cp_id: str, kinds: tuple[str, ...], **live: Any) -> None:
+    """GetInstalledCertificateIds: each certificate's type and hash data (for delete)."""
+    send(cp_id, "certificates/list", {"type": list(kinds) or None}, **live)
+
+
+@certificates.command("delete")
+@click.argument("cp_id", metavar="CP")
+@click.option(
+    "--hash-data",
+    "hash_data",
+    metavar="ALG:NAME_HASH:KEY_HASH:SERIAL",
+    help="The certificate as `certificates list` shows it.",
+)
+@click.option("--file", "path", metavar="PEM", help="Instead: the certificate itself (PEM).")
+@live_options
+def certificates_delete(cp_id: str, hash_data: str | None, path: str | None, **live: Any) -> None:
+    """DeleteCertificate, named by its hash data or by the certificate file."""
+    if (hash_data is None) == (path is None):
+        raise CliError("give either --hash-data or --file")
+    params = {"hash_data": hash_data, "certificate": None if path is None else _read_pem(path)}
+    send(cp_id, "certificates/delete", params, **live)
+
+
+@certificates.command("renew")
+@click.argument("cp_id", metavar="CP")
+@live_options
+def certificates_renew(cp_id: str, **live: Any) -> None:
+    """Ask the charger for a new signing request (2.0.1 TriggerMessage
+    SignChargingStationCertificate, 1.6 ExtendedTriggerMessage SignChargePointCertificate);
+    our CA answers it with a new certificate."""
+    send(cp_id, "certificates/renew", {}, **live)
 
 
 # --- the audit log -------------------------------------------------------------------------

@@ -290,6 +290,38 @@ PARAMETERS: dict[CommandName, dict[str, Param]] = {
         "duration": Param("integer", "seconds to look ahead", True),
         "unit": Param("string", "W or A", False, ("W", "A")),
     },
+    CommandName.CERTIFICATES_INSTALL: {
+        "certificate": Param("string", "the certificate (PEM)", True),
+        "type": Param(
+            "string",
+            "what it is for (default csms-root)",
+            False,
+            ("csms-root", "manufacturer-root", "v2g-root", "mo-root"),
+        ),
+    },
+    CommandName.CERTIFICATES_LIST: {
+        "type": Param(
+            "array",
+            "kinds to list (default: every kind; 1.6: csms-root): csms-root, "
+            "manufacturer-root, v2g-root, mo-root, v2g-chain",
+        ),
+    },
+    CommandName.CERTIFICATES_DELETE: {
+        "hash_data": Param(
+            "string", "ALGORITHM:ISSUER_NAME_HASH:ISSUER_KEY_HASH:SERIAL (as listed)"
+        ),
+        "certificate": Param("string", "instead of hash_data: the certificate (PEM)"),
+    },
+    CommandName.CERTIFICATES_RENEW: {},
+    CommandName.CERTIFICATE_SIGNED: {
+        "chain": Param("string", "the signed chain (PEM)", True),
+        "type": Param(
+            "string",
+            "the certificate's use",
+            True,
+            ("ChargingStationCertificate", "V2GCertificate"),
+        ),
+    },
 }
 # The parameters each command takes.
 ALLOWED = {name: frozenset(params) for name, params in PARAMETERS.items()}

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from csms.core.charger_certificates import (
+    INSTALLABLE,
+    LISTABLE,
+    CertificateUse,
+    HashData,
+    parse_hash_data,
+)
 from csms.core.clock import format_timestamp
 from csms.core.command_params import ALLOWED, Params
 from csms.core.commands import (
@@ -257,6 +264,65 @@ class ProfileCompositeRequest:
         return _optional(evse=self.evse, duration=self.duration, unit=self.unit)
 
 
+# The longest certificate (InstallCertificate) and chain (CertificateSigned) OCPP carries.
+CERTIFICATE_MAX = 5500
+CHAIN_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInstallRequest:
+    name: ClassVar[CommandName] = CommandName.CERTIFICATES_INSTALL
+    kind: str  # a CertificateKind value (INSTALLABLE)
+    pem: str
+
+    def params(self) -> dict[str, Any]:
+        return {"type": self.kind, "certificate": self.pem}
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateListRequest:
+    name: ClassVar[CommandName] = CommandName.CERTIFICATES_LIST
+    kinds: tuple[str, ...] = ()  # CertificateKind values; empty: every kind (1.6: csms-root)
+
+    def params(self) -> dict[str, Any]:
+        return {"type": list(self.kinds)} if self.kinds else {}
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateDeleteRequest:
+    """The certificate to delete by its hash data, or (`pem`) the certificate itself, whose
+    hash data the CSMS computes."""
+
+    name: ClassVar[CommandName] = CommandName.CERTIFICATES_DELETE
+    hash_data: HashData | None = None
+    pem: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        if self.hash_data is not None:
+            return {"hash_data": str(self.hash_data)}
+        return {"certificate": self.pem}
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRenewRequest:
+    name: ClassVar[CommandName] = CommandName.CERTIFICATES_RENEW
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSignedRequest:
+    """The chain our CA signed for a charger's request (sent by the CSMS itself)."""
+
+    name: ClassVar[CommandName] = CommandName.CERTIFICATE_SIGNED
+    chain_pem: str
+    use: CertificateUse = CertificateUse.CHARGING_STATION
+
+    def params(self) -> dict[str, Any]:
+        return {"chain": self.chain_pem, "type": self.use.value}
+
+
 CommandRequest = (
     StartRequest
     | StopRequest
@@ -277,6 +343,11 @@ CommandRequest = (
     | ProfileSetRequest
     | ProfileClearRequest
     | ProfileCompositeRequest
+    | CertificateInstallRequest
+    | CertificateListRequest
+    | CertificateDeleteRequest
+    | CertificateRenewRequest
+    | CertificateSignedRequest
 )
 
 
@@ -357,7 +428,36 @@ def parse_request(
             duration = p.required_integer("duration", 1)
             unit = p.choice("unit", ("W", "A")) if p.text("unit") else None
             return ProfileCompositeRequest(evse, duration, unit)
+        case CommandName.CERTIFICATES_INSTALL:
+            kind = p.choice("type", INSTALLABLE, default=INSTALLABLE[0])
+            return CertificateInstallRequest(kind, _pem(p, "certificate", CERTIFICATE_MAX))
+        case CommandName.CERTIFICATES_LIST:
+            kinds = p.texts("type")
+            for kind in kinds:
+                if kind.lower() not in LISTABLE:
+                    raise CommandRefused(f"parameter 'type' must be some of: {', '.join(LISTABLE)}")
+            return CertificateListRequest(tuple(dict.fromkeys(k.lower() for k in kinds)))
+        case CommandName.CERTIFICATES_DELETE:
+            text = p.text("hash_data", max_len=400)
+            if (text is None) == (not p.given("certificate")):
+                raise CommandRefused("give either hash_data or a certificate, one of them")
+            if text is not None:
+                return CertificateDeleteRequest(parse_hash_data(text))
+            return CertificateDeleteRequest(pem=_pem(p, "certificate", CHAIN_MAX))
+        case CommandName.CERTIFICATES_RENEW:
+            return CertificateRenewRequest()
+        case CommandName.CERTIFICATE_SIGNED:
+            use = p.choice("type", tuple(u.value for u in CertificateUse))
+            return CertificateSignedRequest(_pem(p, "chain", CHAIN_MAX), CertificateUse(use))
     raise AssertionError(name)  # pragma: no cover
+
+
+def _pem(p: Params, name: str, longest: int) -> str:
+    """A PEM text parameter: BEGIN ... END armour, at most `longest` characters."""
+    text = p.required_text(name, longest)
+    if "-----BEGIN CERTIFICATE-----" not in text or "-----END CERTIFICATE-----" not in text:
+        raise CommandRefused(f"parameter {name!r} must be a PEM certificate (BEGIN CERTIFICATE)")
+    return text
 
 
 def check_expiry(expires: datetime, now: datetime) -> None:

@@ -40,6 +40,16 @@ class CommandName(StrEnum):
     PROFILE_SET = "profile-set"
     PROFILE_CLEAR = "profile-clear"
     PROFILE_COMPOSITE = "profile-composite"
+    CERTIFICATES_INSTALL = "certificates-install"
+    CERTIFICATES_LIST = "certificates-list"
+    CERTIFICATES_DELETE = "certificates-delete"
+    CERTIFICATES_RENEW = "certificates-renew"
+    # Sent by the CSMS itself after a charger's SignCertificate; not an API command.
+    CERTIFICATE_SIGNED = "certificate-signed"
+
+
+# Commands the CSMS sends on its own: audited like the others, not served by the API.
+INTERNAL_COMMANDS = frozenset({CommandName.CERTIFICATE_SIGNED})
 
 
 class Outcome(StrEnum):
@@ -339,6 +349,42 @@ class GetCompositeSchedule:
     unit: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class InstallCertificate:
+    kind: str  # a csms.core.charger_certificates.CertificateKind value
+    pem: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetInstalledCertificates:
+    kinds: tuple[str, ...]  # CertificateKind values; empty: every kind (2.0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCertificate:
+    """A certificate named by its hash data (csms.core.charger_certificates.HashData)."""
+
+    algorithm: str
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCertificate:
+    """Ask the charger to send a new signing request for its own certificate (2.0.1
+    TriggerMessage SignChargingStationCertificate, 1.6 ExtendedTriggerMessage
+    SignChargePointCertificate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendCertificate:
+    """The chain our CA signed for the charger (CertificateSigned)."""
+
+    chain_pem: str
+    use: str = "ChargingStationCertificate"  # a CertificateUse value
+
+
 Command = (
     RemoteStart
     | RemoteStop
@@ -360,6 +406,11 @@ Command = (
     | SetChargingProfile
     | ClearChargingProfile
     | GetCompositeSchedule
+    | InstallCertificate
+    | GetInstalledCertificates
+    | DeleteCertificate
+    | RequestCertificate
+    | SendCertificate
 )
 
 

@@ -35,6 +35,7 @@ from csms.core.charger import (
     StatusReport,
     evse_of_v16_connector,
 )
+from csms.core.charger_certificates import CertificateUse
 from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.errors import InvalidTimestamp, TimestampOutOfRange
 from csms.core.metering import Sample, make_sample
@@ -46,6 +47,7 @@ from csms.handlers.session import Handler, OcppSession
 from csms.handlers.v16 import commands
 from csms.handlers.v16.limits import LIMITS
 from csms.services.authorization import AuthorizationService
+from csms.services.charger_certificates import ChargerCertificates
 from csms.services.stations import Progress, StationService
 from csms.services.transactions import (
     MeterReport,
@@ -178,6 +180,8 @@ class V16Adapter:
         self.authorization = authorization
         self.transactions = transactions
         self.schemas = schemas or SchemaSet(VERSION)
+        # Our CA for SignCertificate (set by the composition root); None: Rejected.
+        self.certificates: ChargerCertificates | None = None
         self.handlers: Mapping[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -366,5 +370,11 @@ class V16Adapter:
 
     async def on_sign_certificate(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         await self.stations.record_event(s.cp_id, "SignCertificate", p)
-        # No certificate authority is configured: the request cannot be honoured.
-        return {"status": "Rejected"}
+        if self.certificates is None:
+            # No certificate authority is configured: the request cannot be honoured.
+            return {"status": "Rejected"}
+        # Last: the signed chain (CertificateSigned) follows this answer.
+        decision = await self.certificates.sign_request(
+            s.cp_id, str(p["csr"]), CertificateUse.CHARGING_STATION
+        )
+        return {"status": "Accepted" if decision.accepted else "Rejected"}

@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from csms.core.authorization import AuthResult, AuthStatus
+from csms.core.charger_certificates import (
+    CertificateKind,
+    reported_hash_data,
+    wire_hash_data,
+)
 from csms.core.clock import format_timestamp
 from csms.core.commands import (
     Answer,
@@ -17,16 +22,22 @@ from csms.core.commands import (
     ClearCache,
     ClearChargingProfile,
     Command,
+    CommandRefused,
     DataTransfer,
+    DeleteCertificate,
     GetCompositeSchedule,
     GetConfiguration,
     GetDiagnostics,
+    GetInstalledCertificates,
     GetLocalListLimits,
     GetLocalListVersion,
+    InstallCertificate,
     RemoteStart,
     RemoteStop,
+    RequestCertificate,
     Reserve,
     Reset,
+    SendCertificate,
     SendLocalList,
     SetChargingProfile,
     SetConfiguration,
@@ -125,6 +136,21 @@ def encode(command: Command) -> tuple[str, Payload]:
             if purpose is not None:
                 payload["chargingProfilePurpose"] = purpose.value
             return "ClearChargingProfile", payload
+        case InstallCertificate(kind=kind, pem=pem):
+            return "InstallCertificate", {"certificateType": _kind(kind), "certificate": pem}
+        case GetInstalledCertificates(kinds=kinds):
+            if len(kinds) > 1:
+                raise CommandRefused(
+                    "an OCPP 1.6 charger lists one type at a time: give one --type"
+                )
+            kind = kinds[0] if kinds else CertificateKind.CSMS_ROOT
+            return "GetInstalledCertificateIds", {"certificateType": _kind(kind)}
+        case DeleteCertificate() as delete:
+            return "DeleteCertificate", {"certificateHashData": wire_hash_data(delete)}
+        case RequestCertificate():
+            return "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
+        case SendCertificate(chain_pem=chain):
+            return "CertificateSigned", {"certificateChain": chain}
         case GetCompositeSchedule(evse_id=evse, duration_s=duration, unit=unit):
             payload = {"connectorId": evse, "duration": duration}
             if unit is not None:
@@ -164,6 +190,8 @@ def _id_tag_info(auth: AuthResult) -> Payload:
 
 
 _YES = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+# A certificate listing that found none is still an answer.
+_LISTED = frozenset({"Accepted", "NotFound"})
 _LIST_KEYS = ("SendLocalListMaxLength", "LocalAuthListMaxLength")
 
 
@@ -175,9 +203,37 @@ def _count(value: Any) -> int | None:
     return number if number > 0 else None
 
 
+# Installed certificate kinds an OCPP 1.6 (security extension) charger knows.
+_KINDS = {
+    CertificateKind.CSMS_ROOT: "CentralSystemRootCertificate",
+    CertificateKind.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
+}
+_KIND_OF = {wire: kind for kind, wire in _KINDS.items()}
+
+
+def _kind(kind: str) -> str:
+    wire = _KINDS.get(CertificateKind(kind))
+    if wire is None:
+        known = ", ".join(k.value for k in _KINDS)
+        raise CommandRefused(f"an OCPP 1.6 charger holds no {kind} certificates; only {known}")
+    return wire
+
+
+def _certificates(answer: Payload, command: GetInstalledCertificates) -> list[Payload]:
+    kind = command.kinds[0] if command.kinds else CertificateKind.CSMS_ROOT.value
+    return [
+        {"type": kind, **reported_hash_data(item).json()}
+        for item in answer.get("certificateHashData") or []
+    ]
+
+
 def decode(command: Command, answer: Payload) -> Answer:
     """The neutral answer to `command` from the 1.6 reply payload."""
     match command:
+        case GetInstalledCertificates():
+            status = str(answer.get("status"))
+            certificates = _certificates(answer, command)
+            return Answer(status, status in _LISTED, data={"certificates": certificates})
         case GetConfiguration():
             keys = [
                 {

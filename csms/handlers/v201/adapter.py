@@ -30,6 +30,7 @@ from ocpp.v201.enums import Action
 
 from csms.core.authorization import AuthResult
 from csms.core.charger import BootInfo, RegistrationStatus, StatusReport
+from csms.core.charger_certificates import CertificateUse
 from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.device_model import ACTUAL, ReportedVariable
 from csms.core.errors import InvalidTimestamp, TimestampOutOfRange
@@ -43,6 +44,7 @@ from csms.handlers.session import CallFailed, Handler, OcppSession
 from csms.handlers.v201 import commands
 from csms.handlers.v201.limits import LIMITS
 from csms.services.authorization import AuthorizationService
+from csms.services.charger_certificates import ChargerCertificates
 from csms.services.stations import Progress, StationService
 from csms.services.transactions import TransactionService
 from csms.workers import TaskSet
@@ -72,6 +74,14 @@ _CHARGING_STATES = {s.value: s for s in ChargingState}
 _OVER_QUOTA = {"reasonCode": "RateLimitExceeded", "additionalInfo": "Quota of stored messages"}
 # No certificate authority is configured: what 15118 / security-profile-3 requests get.
 _NO_CA = {"reasonCode": "NoCertAuthority", "additionalInfo": "No certificate authority"}
+# SignCertificate refusals as statusInfo reason codes (at most 20 characters); a CSR refused
+# for what it holds is InvalidCSR.
+_SIGN_REFUSALS = {
+    "no_ca": "NoCertAuthority",
+    "ca_expired": "NoCertAuthority",
+    "ca_unusable": "NoCertAuthority",
+    "v2g_not_issued": "UnsupportedCertType",
+}
 
 
 def _timestamp(value: Any, field: str) -> datetime:
@@ -199,6 +209,8 @@ class V201Adapter:
         # Requests of our own that follow a charger's message (the base report): held until
         # they end, their failures logged.
         self._tasks = TaskSet("ocpp-2.0.1")
+        # Our CA for SignCertificate (set by the composition root); None: Rejected.
+        self.certificates: ChargerCertificates | None = None
         self._request_ids = itertools.count(1)
         stored: dict[str, Literal["firmware", "diagnostics"] | None] = {
             "NotifyEvent": None,
@@ -417,4 +429,14 @@ class V201Adapter:
 
     async def on_sign_certificate(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         await self.stations.record_event(s.cp_id, "SignCertificate", p)
-        return {"status": "Rejected", "statusInfo": _NO_CA}
+        if self.certificates is None:
+            return {"status": "Rejected", "statusInfo": _NO_CA}
+        use = CertificateUse(p.get("certificateType") or CertificateUse.CHARGING_STATION.value)
+        # Last: the signed chain (CertificateSigned) follows this answer.
+        decision = await self.certificates.sign_request(s.cp_id, str(p["csr"]), use)
+        if decision.accepted:
+            return {"status": "Accepted"}
+        info = {"reasonCode": _SIGN_REFUSALS.get(decision.reason or "", "InvalidCSR")}
+        if decision.detail:
+            info["additionalInfo"] = decision.detail[:512]
+        return {"status": "Rejected", "statusInfo": info}

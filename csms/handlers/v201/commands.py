@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from csms.core.authorization import AuthResult
+from csms.core.charger_certificates import (
+    CertificateKind,
+    reported_hash_data,
+    wire_hash_data,
+)
 from csms.core.clock import format_timestamp
 from csms.core.commands import (
     Answer,
@@ -19,16 +24,21 @@ from csms.core.commands import (
     Command,
     CommandRefused,
     DataTransfer,
+    DeleteCertificate,
     GetCompositeSchedule,
     GetConfiguration,
     GetDiagnostics,
+    GetInstalledCertificates,
     GetLocalListLimits,
     GetLocalListVersion,
+    InstallCertificate,
     ProfilePurpose,
     RemoteStart,
     RemoteStop,
+    RequestCertificate,
     Reserve,
     Reset,
+    SendCertificate,
     SendLocalList,
     SetChargingProfile,
     SetConfiguration,
@@ -212,6 +222,20 @@ def encode(command: Command) -> tuple[str, Payload]:
             if criteria:
                 payload["chargingProfileCriteria"] = criteria
             return "ClearChargingProfile", payload
+        case InstallCertificate(kind=kind, pem=pem):
+            wire = _KINDS[CertificateKind(kind)]
+            return "InstallCertificate", {"certificateType": wire, "certificate": pem}
+        case GetInstalledCertificates(kinds=kinds):
+            payload = {}
+            if kinds:
+                payload["certificateType"] = [_KINDS[CertificateKind(k)] for k in kinds]
+            return "GetInstalledCertificateIds", payload
+        case DeleteCertificate() as delete:
+            return "DeleteCertificate", {"certificateHashData": wire_hash_data(delete)}
+        case RequestCertificate():
+            return "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}
+        case SendCertificate(chain_pem=chain, use=use):
+            return "CertificateSigned", {"certificateChain": chain, "certificateType": use}
         case GetCompositeSchedule(evse_id=evse, duration_s=duration, unit=unit):
             payload = {"evseId": evse, "duration": duration}
             if unit is not None:
@@ -221,6 +245,8 @@ def encode(command: Command) -> tuple[str, Payload]:
 
 
 _YES = frozenset({"Accepted", "Unlocked", "Scheduled", "RebootRequired"})
+# A certificate listing that found none is still an answer.
+_LISTED = frozenset({"Accepted", "NotFound"})
 
 
 def _reason(answer: Payload) -> str | None:
@@ -241,9 +267,33 @@ def _key_of(result: Payload) -> str:
     )
 
 
+# Installed certificate kinds by their 2.0.1 names.
+_KINDS = {
+    CertificateKind.CSMS_ROOT: "CSMSRootCertificate",
+    CertificateKind.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
+    CertificateKind.V2G_ROOT: "V2GRootCertificate",
+    CertificateKind.MO_ROOT: "MORootCertificate",
+    CertificateKind.V2G_CHAIN: "V2GCertificateChain",
+}
+_KIND_OF = {wire: kind.value for kind, wire in _KINDS.items()}
+
+
+def _certificates(answer: Payload) -> list[Payload]:
+    out = []
+    for item in answer.get("certificateHashDataChain") or []:
+        wire = str(item.get("certificateType"))
+        data = reported_hash_data(item.get("certificateHashData") or {})
+        out.append({"type": _KIND_OF.get(wire, wire), **data.json()})
+    return out
+
+
 def decode(command: Command, answer: Payload) -> Answer:
     """The neutral answer to `command` from the 2.0.1 reply payload."""
     match command:
+        case GetInstalledCertificates():
+            status = str(answer.get("status"))
+            data = {"certificates": _certificates(answer)}
+            return Answer(status, status in _LISTED, _reason(answer), data)
         case GetConfiguration():
             keys, unknown = [], []
             for result in answer.get("getVariableResult") or []:

@@ -2,7 +2,8 @@
 the CommandService façade (.service): remote start/stop (.remote), reset, unlock,
 availability, trigger and data transfer (.control), configuration and variables
 (.configuration), reservations (.reservations), local lists (.local_lists), charging
-profiles (.profiles), firmware and diagnostics (.firmware).
+profiles (.profiles), firmware and diagnostics (.firmware), certificates on chargers
+(.certificates).
 
 Requests are csms.core.command_requests' typed values; the wire format is the adapters'.
 """

@@ -3,7 +3,8 @@ its family to resolve, sent over the charger's live connection (several messages
 the other when it takes several), the answer interpreted, the audit log kept.
 
 The families (.remote, .control, .configuration, .reservations, .local_lists, .profiles,
-.firmware) hold each command's rules; the wire format belongs to the version adapters.
+.firmware, .certificates) hold each command's rules; the wire format belongs to the version
+adapters.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from csms.core.clock import Clock
 from csms.core.command_requests import (
     AvailabilityRequest,
     CancelReservationRequest,
+    CertificateDeleteRequest,
+    CertificateInstallRequest,
+    CertificateListRequest,
+    CertificateRenewRequest,
+    CertificateSignedRequest,
     ClearCacheRequest,
     CommandRequest,
     ConfigGetRequest,
@@ -52,6 +58,7 @@ from csms.core.versions import Limits
 from csms.metrics import Metrics
 from csms.services.charging import Charging
 from csms.services.commands.base import Channels, Order, Prepared, Requester, Vouched
+from csms.services.commands.certificates import prepare as prepare_certificates
 from csms.services.commands.configuration import Configuration
 from csms.services.commands.control import prepare as prepare_control
 from csms.services.commands.firmware import FirmwareAndLogs
@@ -273,6 +280,14 @@ class CommandService:
                 return self._firmware.prepare(request, order)
             case ProfileSetRequest() | ProfileClearRequest() | ProfileCompositeRequest():
                 return await self._profiles.prepare(request, order)
+            case (
+                CertificateInstallRequest()
+                | CertificateListRequest()
+                | CertificateDeleteRequest()
+                | CertificateRenewRequest()
+                | CertificateSignedRequest()
+            ):
+                return prepare_certificates(request, order)
 
     # --- the audit log ---------------------------------------------------------------
 
@@ -365,6 +380,7 @@ def _describe(answer: Answer, data: Mapping[str, Any]) -> str:
         ("profile_id", "profile"),
         ("list_version", "list version"),
         ("request_id", "request"),
+        ("hash_data", "certificate"),
     ):
         if key in data:
             facts.append(f"{label} {data[key]}")
