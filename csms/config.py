@@ -126,6 +126,15 @@ class OcppConfig:
     # Python's defaults (forward-secret AEAD and SHA-2 suites only).
     tls_ciphers: str = ""
     plain: bool = True
+    # Failed charger authentication (wrong Basic password, missing or wrong client
+    # certificate for a profile-3 charger), per charger id and per source address: after
+    # auth_free_failures failures, a key waits 1 s, doubled at each further failure up to
+    # auth_backoff_cap_seconds; meanwhile its handshakes get 429 without a password check.
+    auth_free_failures: int = 10
+    auth_backoff_cap_seconds: float = 60.0
+    # Concurrent connections (handshaking or open) from one source address (IPv6: per /64)
+    # on the OCPP listeners; over it the handshake gets 503. 0 = no limit.
+    max_connections_per_address: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,9 +554,13 @@ def _validate_section(name: str, section: Any) -> None:
             "kept_bytes_per_minute",
             "auto_register_per_hour",
             "auto_register_limit",
+            "auth_free_failures",
+            "max_connections_per_address",
         ):
             if getattr(section, key) < 0:
                 raise ConfigError(f"ocpp.{key} must not be negative")
+        if not section.auth_backoff_cap_seconds > 0:
+            raise ConfigError("ocpp.auth_backoff_cap_seconds must be positive")
         if section.message_rate and section.message_burst < 1:
             raise ConfigError("ocpp.message_burst must be at least 1")
         if not section.kept_burst_minutes > 0:

@@ -58,8 +58,9 @@ class Failure:
 
 class FailureLimiter:
     """Failed attempts per key and the back-off they earned. A success does not reset a
-    key (an attacker holding one valid token must not erase its failures with it); a key is
-    forgotten `forget_after` seconds after its last failure."""
+    key (an attacker holding one valid token must not erase its failures with it) unless
+    the listener says so (`succeeded`); a key is forgotten `forget_after` seconds after its
+    last failure."""
 
     def __init__(self, policy: FailurePolicy, clock: Monotonic) -> None:
         self.policy = policy
@@ -96,6 +97,11 @@ class FailureLimiter:
         while len(self._records) > policy.max_keys:
             self._records.popitem(last=False)
         return Failure(wait, record.failures, started)
+
+    def succeeded(self, key: str) -> None:
+        """Forget `key`'s failures. Only for keys a success proves were not guessed at by
+        someone else (a charger id whose right password was given); never for an address."""
+        self._records.pop(key, None)
 
     def failures(self, key: str) -> int:
         """Consecutive failures remembered for `key`."""

@@ -31,8 +31,9 @@ from websockets.typing import Subprotocol
 
 from csms.config import OcppConfig
 from csms.core.charger import ChargePoint
+from csms.core.failures import FailureLimiter, FailurePolicy, address_key, retry_after
 from csms.core.ids import charger_id_problem
-from csms.core.passwords import verify_password
+from csms.core.passwords import verify_or_dummy
 from csms.core.quotas import TokenBucket
 from csms.gateway.tls import ServerTls, peer_certificate, profile_refusal
 from csms.handlers.session import Adapter, OcppSession
@@ -108,6 +109,7 @@ class OcppServer:
         *,
         tls: ServerTls | None = None,
         organisation: str = "CSMS",
+        failures: FailureLimiter | None = None,
     ) -> None:
         self.config = config
         self.tls = tls
@@ -129,6 +131,11 @@ class OcppServer:
         )
         self._closing = TaskSet("ocpp-gateway")
         self._verified: dict[str, tuple[str, bytes]] = {}
+        # Failed authentication per charger id ("cp:ID") and per source address
+        # ("addr:ADDRESS"); see auth_policy.
+        self.failures = failures or FailureLimiter(auth_policy(config), time.monotonic)
+        # Connections (handshaking or open) per source address, when they are capped.
+        self._per_address: dict[str, int] = {}
         self._prefix = config.path.rstrip("/")
 
     @property
@@ -225,6 +232,9 @@ class OcppServer:
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         peer = _peer(ws)
+        crowded = self._count_connection(ws, peer)
+        if crowded is not None:
+            return crowded
         path = urlsplit(request.path).path
         head, _, last = path.rpartition("/")
         if head != self._prefix or not last:
@@ -267,12 +277,22 @@ class OcppServer:
             adapter = self._adapters["ocpp1.6"]
         charger = await self.service.charge_point(cp_id)
         profile = 1 if charger is None else charger.security_profile
+        keys = (f"cp:{cp_id}", f"addr:{address_key(_host(ws))}")
+        if self._authenticates(charger, profile):
+            limited = self._check_limited(ws, keys)
+            if limited is not None:
+                return limited
         refusal = self._check_profile(ws, profile, cp_id, peer)
-        if refusal is None and profile < 3:
-            # Profile 3 authenticates with its certificate instead of a password.
-            refusal = await self._check_auth(ws, request, charger, cp_id, peer)
         if refusal is not None:
+            if profile == 3 and ws.transport.get_extra_info("ssl_object") is not None:
+                # A missing or wrong client certificate: a failed authentication.
+                self._auth_failed(keys, cp_id, peer)
             return refusal
+        if profile < 3:
+            # Profile 3 authenticates with its certificate instead of a password.
+            refusal = await self._check_auth(ws, request, charger, cp_id, peer, keys)
+            if refusal is not None:
+                return refusal
         if charger is None:
             reason = await self.service.quotas.enrolment_refusal()
             if reason is not None:
@@ -318,6 +338,45 @@ class OcppServer:
         # The reason is logged, not told: it would say which ids exist and how they connect.
         return ws.respond(HTTPStatus.FORBIDDEN, "Forbidden\n")
 
+    def _authenticates(self, charger: ChargePoint | None, profile: int) -> bool:
+        """Whether this charger's handshake checks a password or a client certificate."""
+        if profile >= 2 or self.config.require_auth:
+            return True
+        return charger is not None and charger.password_hash is not None
+
+    def _check_limited(self, ws: ServerConnection, keys: tuple[str, str]) -> Response | None:
+        """429 while the charger id or the source address waits out its back-off: the
+        credentials are not even looked at (no hashing for a guesser)."""
+        wait = max(self.failures.wait(key) for key in keys)
+        if wait <= 0:
+            return None
+        if self.metrics is not None:
+            self.metrics.auth_limited("ocpp")
+        after = retry_after(wait)
+        response = ws.respond(
+            HTTPStatus.TOO_MANY_REQUESTS, f"Too many failed attempts: retry in {after} s\n"
+        )
+        response.headers["Retry-After"] = after
+        return response
+
+    def _auth_failed(self, keys: tuple[str, str], cp_id: str, peer: str) -> None:
+        if self.metrics is not None:
+            self.metrics.auth_failed("ocpp")
+        for key in keys:
+            failure = self.failures.failed(key)
+            if failure.started_limiting:
+                # Once per window and key: the limiter forgets a key forget_after seconds
+                # after its last failure.
+                log.warning(
+                    "auth_failures_limited",
+                    listener="ocpp",
+                    key=key,
+                    charger_id=cp_id,
+                    address=peer,
+                    failures=failure.failures,
+                    wait_s=failure.wait,
+                )
+
     async def _check_auth(
         self,
         ws: ServerConnection,
@@ -325,6 +384,7 @@ class OcppServer:
         charger: ChargePoint | None,
         cp_id: str,
         peer: str,
+        keys: tuple[str, str],
     ) -> Response | None:
         stored = None if charger is None else charger.password_hash
         # Profile 2 is TLS plus Basic auth: never without a password.
@@ -337,28 +397,75 @@ class OcppServer:
             reason = "missing credentials"
         elif credentials[0] != cp_id:
             reason = "user name is not the charge point id"
-        elif stored is None:
-            reason = "no password set for this charge point"
         elif not await self._password_ok(cp_id, credentials[1], stored):
-            reason = "wrong password"
+            # An unknown id, or one without a password, is checked against a dummy hash:
+            # the answer takes as long as for a known id.
+            if charger is not None and stored is None:
+                # Not a guess: this charger simply has no password configured.
+                reason = "no password set for this charge point"
+            else:
+                reason = "wrong password"
+                self._auth_failed(keys, cp_id, peer)
         if reason is None:
+            # The right password: this id's back-off starts afresh (its address's does not).
+            self.failures.succeeded(keys[0])
             return None
         log.warning("handshake_refused", peer=peer, charge_point_id=cp_id, reason=reason)
         response = ws.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
         response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
         return response
 
-    async def _password_ok(self, cp_id: str, password: str, stored: str) -> bool:
+    async def _password_ok(self, cp_id: str, password: str, stored: str | None) -> bool:
+        if stored is None:
+            await asyncio.to_thread(verify_or_dummy, password, None)
+            return False
         # Reconnection storms must not cost a slow hash each: remember a fast digest of the
         # last password that verified against this stored hash.
         quick = hashlib.sha256(stored.encode() + b"\0" + password.encode()).digest()
         cached = self._verified.get(cp_id)
         if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], quick):
             return True
-        ok = await asyncio.to_thread(verify_password, password, stored)
+        ok = await asyncio.to_thread(verify_or_dummy, password, stored)
         if ok:
             self._verified[cp_id] = (stored, quick)
         return ok
+
+    def _count_connection(self, ws: ServerConnection, peer: str) -> Response | None:
+        """503 when the source address already holds ocpp.max_connections_per_address
+        connections; otherwise count this one until it closes."""
+        cap = self.config.max_connections_per_address
+        if not cap:
+            return None
+        key = address_key(_host(ws))
+        count = self._per_address.get(key, 0)
+        if count >= cap:
+            log.warning(
+                "connection_refused",
+                peer=peer,
+                reason="too many connections from this address",
+                connections=count,
+                limit=cap,
+            )
+            return ws.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections from your address\n"
+            )
+        self._per_address[key] = count + 1
+        self._closing.spawn(self._uncount_when_closed(ws, key), name=f"count {key}")
+        return None
+
+    def connections_from(self, address: str) -> int:
+        """Connections counted for a source address (only while they are capped)."""
+        return self._per_address.get(address_key(address), 0)
+
+    async def _uncount_when_closed(self, ws: ServerConnection, key: str) -> None:
+        try:
+            await ws.wait_closed()
+        finally:
+            left = self._per_address.get(key, 1) - 1
+            if left > 0:
+                self._per_address[key] = left
+            else:
+                self._per_address.pop(key, None)
 
     # --- connection ------------------------------------------------------------------
 
@@ -494,6 +601,24 @@ def _peer(ws: ServerConnection) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return str(address)
+
+
+def _host(ws: ServerConnection) -> str | None:
+    address: Any = ws.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return None if address is None else str(address)
+
+
+def auth_policy(config: OcppConfig) -> FailurePolicy:
+    """The back-off of failed charger authentication that the ocpp.auth_* keys describe."""
+    cap = config.auth_backoff_cap_seconds
+    return FailurePolicy(
+        free=config.auth_free_failures,
+        first_wait=min(1.0, cap),
+        max_wait=cap,
+        forget_after=max(900.0, cap),
+    )
 
 
 def _offered_subprotocols(headers: Headers) -> list[str]:

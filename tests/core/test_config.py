@@ -254,3 +254,23 @@ def test_config_file_from_the_working_directory_else_the_data_dir(
     with pytest.raises(ConfigError) as info:
         load_config("missing.toml", env={})
     assert str(info.value) == f"config file {work / 'missing.toml'} does not exist"
+
+
+def test_charger_auth_limits_are_read_and_checked() -> None:
+    c = build_config(
+        {"ocpp": {"auth_free_failures": 2}},
+        {"CSMS_OCPP_MAX_CONNECTIONS_PER_ADDRESS": "5", "CSMS_OCPP_AUTH_BACKOFF_CAP_SECONDS": "7"},
+    )
+    assert (
+        c.ocpp.auth_free_failures,
+        c.ocpp.auth_backoff_cap_seconds,
+        c.ocpp.max_connections_per_address,
+    ) == (2, 7.0, 5)
+    for key, value, message in (
+        ("auth_free_failures", -1, "ocpp.auth_free_failures must not be negative"),
+        ("auth_backoff_cap_seconds", 0, "ocpp.auth_backoff_cap_seconds must be positive"),
+        ("max_connections_per_address", -1, "must not be negative"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            build_config({"ocpp": {key: value}}, {})
+        assert message in str(info.value)

@@ -100,3 +100,18 @@ def test_addresses_are_keyed_by_host_ipv6_by_its_64() -> None:
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
     assert address_key(None) == "unknown"
     assert address_key("/run/csms.sock") == "/run/csms.sock"
+
+
+def test_success_forgets_one_key_only() -> None:
+    limits, _clock = limiter(free=1, first_wait=1.0, max_wait=4.0, forget_after=100.0)
+    for _ in range(3):
+        limits.failed("cp:CP1")
+        limits.failed("addr:10.0.0.1")
+    assert limits.wait("cp:CP1") == 2.0
+    limits.succeeded("cp:CP1")
+    assert (limits.failures("cp:CP1"), limits.wait("cp:CP1")) == (0, 0.0)
+    assert limits.failures("addr:10.0.0.1") == 3
+    limits.succeeded("cp:never-failed")  # nothing to forget: no error
+    # Starting afresh: free failures again, then a new report of the window.
+    assert limits.failed("cp:CP1").wait == 0.0
+    assert limits.failed("cp:CP1").started_limiting
