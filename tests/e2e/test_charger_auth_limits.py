@@ -5,14 +5,19 @@ connections one address may hold."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 import aiohttp
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.logs import captured_logs
 from tests.e2e.raw import BOOT, basic, call, open_raw
+from tests.e2e.test_tls import make_pki, tls_sections
 
 # Small numbers so that the test waits out a back-off in well under a second.
 LIMITS = {"auth_free_failures": 3, "auth_backoff_cap_seconds": 0.5}
@@ -116,3 +121,27 @@ async def test_connections_per_address_are_capped(start_server: StartServer) -> 
     assert (await call(third, "BootNotification", BOOT))[2]["status"] == "Accepted"
     await third.close()
     await second.close()
+
+
+async def test_profile_3_without_its_certificate_backs_off_too(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path)
+    sections = tls_sections(pki)
+    sections["ocpp"] |= LIMITS
+    server = await start_server(**sections)
+    await server.staff.add_charger("CP3", security_profile=3)
+    trust = ssl.create_default_context(cafile=pki.server_ca)
+    trust.check_hostname = False
+    url = f"wss://127.0.0.1:{server.app.ocpp.tls_port}/ocpp/CP3"
+
+    async def without_certificate() -> int:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(url, ssl=trust, subprotocols=[Subprotocol("ocpp1.6")])
+        return info.value.response.status_code
+
+    statuses = [await without_certificate() for _ in range(6)]
+    assert statuses == [403, 403, 403, 403, 429, 429]
+    metrics = await _metrics(server)
+    assert 'csms_auth_failures_total{listener="ocpp"} 4\n' in metrics
+    assert 'csms_auth_limited_total{listener="ocpp"} 2\n' in metrics
