@@ -108,6 +108,17 @@ class MeterReport:
     raw: dict[str, Any] | None = None
 
 
+async def _use_reservation(
+    w: WriteTx, reservation_id: int | None, tx_id: int, now: datetime
+) -> None:
+    """In the unit that creates transaction `tx_id`: the reservation it used, if any, is
+    USED by it."""
+    if reservation_id is not None:
+        await reservation_repo.set_state(
+            await w.connection(), reservation_id, ReservationState.USED, now, transaction_id=tx_id
+        )
+
+
 def _keep_event(
     w: WriteTx,
     cp_id: str,
@@ -323,14 +334,7 @@ class TransactionService:
 
         async def unit(w: WriteTx) -> None:
             tx_repo.insert_later(w, tx, now)
-            if reservation_id is not None:
-                await reservation_repo.set_state(
-                    await w.connection(),
-                    reservation_id,
-                    ReservationState.USED,
-                    now,
-                    transaction_id=tx.id,
-                )
+            await _use_reservation(w, reservation_id, tx.id, now)
 
         await self._write_new(tx, unit)
         if grant is not None:
@@ -697,14 +701,7 @@ class TransactionService:
         async def unit(w: WriteTx) -> None:
             tx_repo.insert_later(w, tx, now)
             _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, rest, now)
-            if reservation_id is not None:
-                await reservation_repo.set_state(
-                    await w.connection(),
-                    reservation_id,
-                    ReservationState.USED,
-                    now,
-                    transaction_id=tx.id,
-                )
+            await _use_reservation(w, reservation_id, tx.id, now)
 
         await self._write_new(tx, unit)
         return TxEventResult(tx.id, auth, False, cursor=_TxCursor(tx, {event.seq_no}))
@@ -793,14 +790,7 @@ class TransactionService:
                     flags=flags,
                 )
                 tx_repo.insert_later(w, tx, now)
-                if reservation_id is not None:
-                    await reservation_repo.set_state(
-                        await w.connection(),
-                        reservation_id,
-                        ReservationState.USED,
-                        now,
-                        transaction_id=tx.id,
-                    )
+                await _use_reservation(w, reservation_id, tx.id, now)
                 # Made from this very event: only its end can change it.
                 changes = merge_event(tx, event, auth=decided, grant=grant, created=True)
             else:
