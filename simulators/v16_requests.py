@@ -6,17 +6,18 @@ Each handler decides the answer at once; any work that sends messages runs after
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from simulators.answering import SharedAnswering
 from simulators.answers import Answers
 from simulators.certificates import CertificateHolder, answers_v16
 from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
 from simulators.firmware import Device, update_firmware, upload
 from simulators.link import Reply
-from simulators.local_list import ListEntry, LocalList
-from simulators.profiles import CompositePeriod, Purpose
+from simulators.local_list import ListEntry
+from simulators.profiles import Purpose
 from simulators.reservations import Reservation
 from simulators.v16_config import SEND_LOCAL_LIST_MAX_LENGTH
 from simulators.v16_profiles import PURPOSES, composite_answer, profile_from_wire
@@ -28,34 +29,11 @@ __all__ = ["AnsweringCharger", "RequestHandler"]
 Payload = dict[str, Any]
 
 
-class AnsweringCharger(ScriptedCharger, Device, CertificateHolder, Protocol):
+class AnsweringCharger(ScriptedCharger, SharedAnswering, Device, CertificateHolder, Protocol):
     """What the answers ask of the 1.6 charger (simulators.v16.V16Charger), beyond its
     script: reservations, the local list, charging profiles, status messages."""
 
-    @property
-    def local_list(self) -> LocalList: ...
-
-    def local_list_enabled(self) -> bool: ...
-
     def connector_busy(self, connector_id: int) -> bool: ...
-
-    def remote_start_target(
-        self, id_tag: str, candidates: Iterable[int], *, authorizes: bool
-    ) -> int | None: ...
-
-    def reserve(self, reservation: Reservation) -> tuple[str, list[int]]: ...
-
-    def cancel_reservation(self, reservation_id: int) -> tuple[Reservation | None, list[int]]: ...
-
-    async def expire_reservation(
-        self,
-        reservation: Reservation,
-        expired: Callable[[Reservation, list[int]], Awaitable[None]],
-    ) -> None: ...
-
-    def composite_schedule(self, connector_id: int, duration_s: int) -> list[CompositePeriod]: ...
-
-    def heartbeat_changed(self) -> None: ...
 
     async def firmware_status(self, status: str) -> dict[str, Any]: ...
 

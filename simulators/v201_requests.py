@@ -6,9 +6,10 @@ Each handler decides the answer at once; any work that sends messages runs after
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
+from simulators.answering import SharedAnswering
 from simulators.answers import Answers
 from simulators.certificates import CertificateHolder, answers_v201, request_certificate
 from simulators.charger import Timestamp
@@ -16,8 +17,8 @@ from simulators.clock import parse_wire_time, wire_time
 from simulators.events import StepKind
 from simulators.firmware import Device, update_firmware, upload
 from simulators.link import Reply
-from simulators.local_list import ListEntry, LocalList
-from simulators.profiles import CompositePeriod, Purpose
+from simulators.local_list import ListEntry
+from simulators.profiles import Purpose
 from simulators.reservations import Reservation
 from simulators.station import ConnectorStatus
 from simulators.v201_profiles import PURPOSES, composite_answer, profile_from_wire
@@ -35,36 +36,13 @@ __all__ = ["AnsweringCharger", "RequestHandler"]
 Payload = dict[str, Any]
 
 
-class AnsweringCharger(ScriptedCharger, Device, CertificateHolder, Protocol):
+class AnsweringCharger(ScriptedCharger, SharedAnswering, Device, CertificateHolder, Protocol):
     """What the answers ask of the 2.0.1 station (simulators.v201.V201Charger), beyond its
     script: reservations, the local list, charging profiles, the device model, reports,
     firmware and log uploads."""
 
     firmware_request_id: int | None
     upload_request_id: int | None
-
-    @property
-    def local_list(self) -> LocalList: ...
-
-    def local_list_enabled(self) -> bool: ...
-
-    def remote_start_target(
-        self, id_tag: str, candidates: Iterable[int], *, authorizes: bool
-    ) -> int | None: ...
-
-    def reserve(self, reservation: Reservation) -> tuple[str, list[int]]: ...
-
-    def cancel_reservation(self, reservation_id: int) -> tuple[Reservation | None, list[int]]: ...
-
-    async def expire_reservation(
-        self,
-        reservation: Reservation,
-        expired: Callable[[Reservation, list[int]], Awaitable[None]],
-    ) -> None: ...
-
-    def composite_schedule(self, connector_id: int, duration_s: int) -> list[CompositePeriod]: ...
-
-    def heartbeat_changed(self) -> None: ...
 
     def sync_device_model(self) -> None: ...
 
