@@ -62,6 +62,9 @@ class Metrics:
         # while their address waited out its back-off (csms.core.failures)
         self.auth_failures: dict[str, int] = {}
         self.auth_refused_limited: dict[str, int] = {}
+        # (listener, kind) -> TLS handshakes that failed; kind "certificate" (the client's
+        # certificate was refused: counted as failed authentication too) or "other"
+        self.tls_failed: dict[tuple[str, str], int] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -114,6 +117,10 @@ class Metrics:
 
     def auth_limited(self, listener: str) -> None:
         self.auth_refused_limited[listener] = self.auth_refused_limited.get(listener, 0) + 1
+
+    def tls_handshake_failed(self, listener: str, certificate: bool) -> None:
+        key = (listener, "certificate" if certificate else "other")
+        self.tls_failed[key] = self.tls_failed.get(key, 0) + 1
 
     def render(
         self,
@@ -272,6 +279,18 @@ class Metrics:
             "Requests refused unread (HTTP 429) while their source address waited out the "
             "back-off its wrong credentials earned, by listener.",
             [(_labels(listener=name), n) for name, n in sorted(self.auth_refused_limited.items())],
+        )
+        _family(
+            out,
+            "csms_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed, by listener and kind: certificate (the client's "
+            "certificate was refused: foreign CA, expired) or other (no TLS, no common "
+            "version or cipher, timeout).",
+            [
+                (_labels(listener=listener, kind=kind), n)
+                for (listener, kind), n in sorted(self.tls_failed.items())
+            ],
         )
         return "\n".join(out) + "\n"
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import structlog
@@ -35,7 +35,13 @@ from csms.core.failures import FailureLimiter, FailurePolicy, address_key, retry
 from csms.core.ids import charger_id_problem
 from csms.core.passwords import verify_or_dummy
 from csms.core.quotas import TokenBucket
-from csms.gateway.tls import ServerTls, peer_certificate, profile_refusal
+from csms.gateway.tls import (
+    HeldConnection,
+    ServerTls,
+    TlsGate,
+    peer_certificate,
+    profile_refusal,
+)
 from csms.handlers.session import Adapter, OcppSession
 from csms.metrics import Metrics
 from csms.services.stations import StationService
@@ -115,6 +121,7 @@ class OcppServer:
         self.tls = tls
         self._organisation = organisation
         self._tls_server: Server | None = None
+        self._gate: TlsGate | None = None
         self.metrics = metrics
         self.service = service
         self.registry = Registry()
@@ -178,12 +185,21 @@ class OcppServer:
 
     async def _serve(self, port: int, tls: ServerTls | None) -> Server:
         cfg = self.config
+        connection: type[ServerConnection] = ServerConnection
+        if tls is not None:
+            # The TLS handshake is ours (TlsGate), not asyncio's: a refused client
+            # certificate is logged and counted against its address.
+            self._gate = TlsGate(
+                tls,
+                timeout=cfg.handshake_timeout,
+                refused=self._tls_refused,
+            )
+            connection = _after_tls(self._gate)
         return await serve(
             self._handle,
             cfg.host,
             port,
-            ssl=None if tls is None else tls.context,
-            ssl_handshake_timeout=None if tls is None else cfg.handshake_timeout,
+            create_connection=connection,
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             subprotocols=[Subprotocol(p) for p in self._preference],
@@ -214,6 +230,8 @@ class OcppServer:
             server.close(close_connections=True)
         for server in servers:
             await server.wait_closed()
+        if self._gate is not None:
+            await self._gate.close()
         self._server = self._tls_server = None
 
     def session(self, cp_id: str) -> OcppSession | None:
@@ -359,7 +377,23 @@ class OcppServer:
         response.headers["Retry-After"] = after
         return response
 
-    def _auth_failed(self, keys: tuple[str, str], cp_id: str, peer: str) -> None:
+    def _tls_refused(self, host: str | None, reason: str, certificate: bool) -> None:
+        """A TLS handshake failed. A refused client certificate (foreign CA, expired) is a
+        failed authentication of its address: it extends the address's back-off, which the
+        upgrade requests from there then meet (429), and is logged until the back-off
+        starts (then once per window). Anything else (no TLS at all, no common version)
+        is only counted, and logged at debug level: scanners do it all day."""
+        if self.metrics is not None:
+            self.metrics.tls_handshake_failed("ocpp", certificate)
+        if not certificate:
+            log.debug("tls_handshake_failed", peer=host, reason=reason)
+            return
+        key = f"addr:{address_key(host)}"
+        if self.failures.wait(key) <= 0:
+            log.warning("tls_handshake_refused", peer=host, reason=reason)
+        self._auth_failed((key,), None, host or "unknown")
+
+    def _auth_failed(self, keys: tuple[str, ...], cp_id: str | None, peer: str) -> None:
         if self.metrics is not None:
             self.metrics.auth_failed("ocpp")
         for key in keys:
@@ -601,6 +635,50 @@ def _peer(ws: ServerConnection) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return str(address)
+
+
+def _after_tls(gate: TlsGate) -> type[ServerConnection]:
+    """The WebSocket connection class of a wss:// listener served as plain TCP: the first
+    connection_made (the TCP connection) hands it to the gate for the TLS handshake; the
+    second (the gate's, with the TLS transport once the handshake succeeded) starts the
+    WebSocket."""
+
+    class AfterTls(ServerConnection):
+        _held: HeldConnection | None = None
+        _open = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            held = self._held
+            if held is None:
+                self._held = gate.start(cast(asyncio.Transport, transport), self)
+                return
+            self._open = True
+            super().connection_made(transport)
+            if held.plain:
+                super().data_received(bytes(held.plain))
+                held.plain.clear()
+            if held.eof:
+                super().eof_received()
+
+        def data_received(self, data: bytes) -> None:
+            if self._open:
+                super().data_received(data)
+            elif self._held is not None:  # before the gate gave us the TLS transport
+                self._held.data_received(data)
+
+        def eof_received(self) -> None:
+            if self._open:
+                super().eof_received()
+            elif self._held is not None:
+                self._held.eof = True
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._open:
+                super().connection_lost(exc)
+            elif self._held is not None:  # nothing was started: the gate will not start it
+                self._held.lost = True
+
+    return AfterTls
 
 
 def _host(ws: ServerConnection) -> str | None:

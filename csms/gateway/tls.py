@@ -8,11 +8,12 @@ Files and ssl contexts only; which charger needs which profile is stored with th
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -205,3 +206,138 @@ def profile_refusal(
                 f"not {organisation!r}"
             )
     return None
+
+
+# --- the TLS handshake, done by us --------------------------------------------------------
+
+# What a refused handshake tells: the source address and why (OpenSSL's words).
+HandshakeRefused = Callable[[str | None, str, bool], None]
+# Bytes a client may send before the handshake takes over its connection (a ClientHello
+# is a few hundred bytes; post-quantum key shares make it a few KiB).
+EARLY_BYTES_MAX = 64 * 1024
+
+
+class HeldConnection:
+    """What arrives for a connection while the gate has it. Before the TLS layer is in
+    place, the raw bytes (uvloop starts reading right after connection_made, whatever the
+    protocol asked, so the ClientHello may come first): the gate hands them to the layer.
+    After it, the first decrypted bytes, the end of the stream or the loss of the
+    connection (with TLS 1.3 the client's first request comes with its last handshake
+    message, and the layer delivers it at once): the protocol replays them once the gate
+    has given it the TLS transport."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.early = bytearray()  # raw bytes, before the TLS layer
+        self.handed_over = False  # the TLS layer is in place
+        self.plain = bytearray()  # decrypted bytes, before the protocol has its transport
+        self.eof = False
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        held = self.plain if self.handed_over else self.early
+        held += data
+        if len(held) > EARLY_BYTES_MAX:
+            self.transport.abort()
+
+
+class TlsGate:
+    """Runs a listener's TLS handshakes itself, so that a refused one is seen.
+
+    asyncio's own TLS servers drop a failed handshake silently (an ssl error is an OSError,
+    only logged in debug mode), so a client certificate from a foreign CA or an expired one
+    would be neither logged nor counted against its address. The listener serves plain TCP;
+    its protocol hands each new connection to `start()` and keeps what arrives meanwhile
+    in a HeldConnection. The handshake runs with `loop.start_tls`, and only a connection
+    whose handshake succeeded reaches the protocol (its connection_made again, now with the
+    TLS transport). `refused(host, reason, certificate)` hears of every failed handshake
+    (`certificate`: the client's certificate was refused, an authentication failure)."""
+
+    def __init__(
+        self,
+        tls: ServerTls,
+        *,
+        timeout: float,
+        refused: HandshakeRefused,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self.tls = tls
+        self.timeout = timeout
+        self.shutdown_timeout = shutdown_timeout
+        self._refused = refused
+        self._handshakes: set[asyncio.Task[None]] = set()
+
+    def start(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> HeldConnection:
+        """A TCP connection was accepted for `protocol`: shake hands before it sees it.
+        The protocol passes what it receives until then to the HeldConnection returned."""
+        held = HeldConnection(transport)
+        transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(self._handshake(held, protocol))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+        return held
+
+    async def _handshake(self, held: HeldConnection, protocol: asyncio.Protocol) -> None:
+        transport = held.transport
+        peer = transport.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        if transport.is_closing() or held.eof or held.lost:
+            self._refused(host, "closed before the TLS handshake", False)
+            transport.abort()
+            return
+        loop = asyncio.get_running_loop()
+        # Runs after start_tls below has put its TLS layer in place and before that layer's
+        # connection_made (both loops schedule it with call_soon inside start_tls, after
+        # this): the layer finds the early bytes waiting when its handshake starts.
+        loop.call_soon(_hand_over, held)
+        try:
+            tls_transport = await loop.start_tls(
+                transport,
+                protocol,
+                self.tls.context,
+                server_side=True,
+                ssl_handshake_timeout=self.timeout,
+                ssl_shutdown_timeout=self.shutdown_timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            self._refused(host, exc.verify_message or _reason(exc), True)
+        except ssl.SSLError as exc:
+            self._refused(host, _reason(exc), False)
+        except TimeoutError:
+            self._refused(host, "TLS handshake timed out", False)
+        except (OSError, EOFError) as exc:
+            self._refused(host, _reason(exc) or type(exc).__name__, False)
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+        else:
+            if tls_transport is None or held.lost:  # it went away as the handshake ended
+                return
+            protocol.connection_made(tls_transport)
+
+    async def close(self) -> None:
+        """Abandon the handshakes under way (at shutdown)."""
+        for task in list(self._handshakes):
+            task.cancel()
+        await asyncio.gather(*self._handshakes, return_exceptions=True)
+
+
+def _hand_over(held: HeldConnection) -> None:
+    """Give the bytes that arrived before the handshake to the TLS layer now in place."""
+    held.handed_over = True
+    if not held.early or held.transport.is_closing():
+        return
+    layer = held.transport.get_protocol()
+    data = bytes(held.early)
+    held.early.clear()
+    if hasattr(layer, "buffer_updated"):  # asyncio's and uvloop's TLS layers are buffered
+        buffered = cast(asyncio.BufferedProtocol, layer)
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(buffered.get_buffer(len(view)))
+            n = min(len(buffer), len(view))
+            buffer[:n] = view[:n]
+            buffered.buffer_updated(n)
+            view = view[n:]
+    else:
+        cast(asyncio.Protocol, layer).data_received(data)

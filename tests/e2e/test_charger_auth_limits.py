@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.typing import Subprotocol
 
 from tests.e2e.conftest import Running, StartServer
@@ -145,3 +145,85 @@ async def test_profile_3_without_its_certificate_backs_off_too(
     metrics = await _metrics(server)
     assert 'csms_auth_failures_total{listener="ocpp"} 4\n' in metrics
     assert 'csms_auth_limited_total{listener="ocpp"} 2\n' in metrics
+
+
+async def test_refused_client_certificates_are_logged_counted_and_back_off(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """A certificate from a foreign CA or an expired one fails inside the TLS handshake,
+    before any HTTP: the server still logs it, counts it and backs the address off."""
+    pki = make_pki(tmp_path)
+    sections = tls_sections(pki)
+    sections["ocpp"] |= LIMITS
+    server = await start_server(**sections)
+    await server.staff.add_charger("CP3", security_profile=3)
+    url = f"wss://127.0.0.1:{server.app.ocpp.tls_port}/ocpp/CP3"
+
+    def client(pair: tuple[str, str]) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=pki.server_ca)
+        context.check_hostname = False
+        context.load_cert_chain(*pair)
+        return context
+
+    async def attempt(pair: tuple[str, str]) -> int | str:
+        try:
+            ws = await connect(url, ssl=client(pair), subprotocols=[Subprotocol("ocpp1.6")])
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        except (OSError, InvalidMessage) as exc:
+            # The TLS handshake failed: no HTTP at all (under TLS 1.3 the client learns it
+            # when it waits for the upgrade's answer).
+            return type(exc).__name__
+        await ws.close()
+        return 101
+
+    with captured_logs() as logs:
+        refused = [await attempt(pki.foreign), await attempt(pki.expired)]
+        refused += [await attempt(pki.foreign) for _ in range(3)]
+        # Five refused certificates (three are free): the address now waits, and the
+        # right certificate from there is answered 429 without being looked at.
+        limited = await attempt(pki.cp3)
+        await asyncio.sleep(0.6)  # the back-off (cap 0.5 s) is over
+        after = await attempt(pki.cp3)
+    assert all(not isinstance(r, int) for r in refused), refused
+    assert limited == 429
+    assert after == 101
+    reasons = [e["reason"] for e in logs.named("tls_handshake_refused")]
+    # Each is logged until the back-off starts (the fourth); the fifth came during it.
+    assert reasons == [
+        "unable to get local issuer certificate",
+        "certificate has expired",
+        "unable to get local issuer certificate",
+        "unable to get local issuer certificate",
+    ], reasons
+    [limiting] = logs.named("auth_failures_limited")
+    assert limiting["key"] == "addr:127.0.0.1" and limiting["failures"] == 4
+    metrics = await _metrics(server)
+    assert 'csms_tls_handshake_failures_total{listener="ocpp",kind="certificate"} 5\n' in metrics
+    assert 'csms_auth_failures_total{listener="ocpp"} 5\n' in metrics
+    assert 'csms_auth_limited_total{listener="ocpp"} 1\n' in metrics
+
+
+async def test_a_client_without_tls_is_counted_not_blamed(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Plain HTTP (or anything else that is not TLS) on the wss:// port fails the
+    handshake: counted as "other", not as a failed authentication; the port keeps
+    serving."""
+    pki = make_pki(tmp_path)
+    server = await start_server(**tls_sections(pki))
+    port = server.app.ocpp.tls_port
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ocpp/CP1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, no HTTP answer
+        writer.close()
+    metrics = await _metrics(server)
+    assert 'csms_tls_handshake_failures_total{listener="ocpp",kind="other"} 5\n' in metrics
+    assert "csms_auth_failures_total{" not in metrics
+    trust = ssl.create_default_context(cafile=pki.server_ca)
+    trust.check_hostname = False
+    ws = await connect(
+        f"wss://127.0.0.1:{port}/ocpp/CP1", ssl=trust, subprotocols=[Subprotocol("ocpp1.6")]
+    )
+    await ws.close()

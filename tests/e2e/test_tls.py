@@ -485,6 +485,9 @@ async def served_certificate(port: int, ca_file: str) -> x509.Certificate:
 async def test_sighup_serves_a_new_certificate_and_keeps_connections(
     pki: Pki, tmp_path: Path
 ) -> None:
+    """Through `csms serve` (uvloop, where the server reads a connection before the TLS
+    handshake starts): the certificate is reloaded without dropping connections, and a
+    client certificate refused inside the handshake is logged."""
     server_ca = Authority.new("Reload CA")
     ca_file = tmp_path / "reload-ca.pem"
     ca_file.write_bytes(pem(server_ca.cert))
@@ -495,6 +498,7 @@ async def test_sighup_serves_a_new_certificate_and_keeps_connections(
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
         f'[ocpp]\nhost = "127.0.0.1"\nport = 0\nping_interval = 0\ntls_port = {port}\n'
         f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+        f'tls_client_ca_file = "{pki.ca_dir / "trusted.pem"}"\n'
         '[log]\nformat = "json"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
@@ -526,7 +530,7 @@ async def test_sighup_serves_a_new_certificate_and_keeps_connections(
 
     try:
         listening = await wait_for("ocpp_listening", scheme="wss")
-        assert listening["port"] == port and listening["client_certificates"] is False
+        assert listening["port"] == port and listening["client_certificates"] is True
         assert (await served_certificate(port, str(ca_file))).serial_number == first.serial_number
         url = f"wss://127.0.0.1:{port}/ocpp"
         async with online(url, "CP-KEPT", ca_file=str(ca_file)) as kept:
@@ -540,6 +544,17 @@ async def test_sighup_serves_a_new_certificate_and_keeps_connections(
             # The connection made before the reload is still up and answered.
             assert await kept.heartbeat()
             assert kept.online
+        # A client certificate from a foreign CA: the handshake fails, and says so.
+        foreign = ssl.create_default_context(cafile=str(ca_file))
+        foreign.load_cert_chain(*pki.foreign)
+        with pytest.raises((OSError, EOFError)):  # noqa: PT012 - TLS 1.2 or 1.3 alike
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=foreign)
+            writer.write(b"GET /ocpp/CP3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            if not await asyncio.wait_for(reader.read(), 10):
+                raise EOFError("closed without an answer")
+        refused = await wait_for("tls_handshake_refused")
+        assert refused["reason"] == "unable to get local issuer certificate"
+        assert refused["peer"] == "127.0.0.1"
         # A broken file is refused with a log line; the certificate served stays.
         spoil(key)
         proc.send_signal(signal.SIGHUP)
