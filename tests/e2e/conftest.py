@@ -1,4 +1,5 @@
-"""End-to-end fixtures: a real CSMS on 127.0.0.1 (port 0) over a real SQLite file."""
+"""End-to-end fixtures: a real CSMS on 127.0.0.1 (port 0) over a real SQLite file or a real
+PostgreSQL database (tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from csms.app import CsmsApp
 from csms.config import Config, build_config
 from csms.core.clock import Clock, utc_now
 from csms.services.staff import StaffService
+from tests.postgres import db_url_for
 
 
 @dataclass
@@ -48,9 +50,17 @@ class Running:
         await self.app.stop()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _on_backend(backend: str) -> str:
+    """Every end-to-end test runs on each selected database (tests/postgres.py)."""
+    return backend
+
+
 def make_config(db_path: Path, **sections: dict[str, Any]) -> Config:
+    """A server's configuration on loopback ports; its database is `db_path` on SQLite or
+    the PostgreSQL database made for that path."""
     raw: dict[str, dict[str, Any]] = {
-        "database": {"url": f"sqlite+aiosqlite:///{db_path}"},
+        "database": {"url": db_url_for(db_path)},
         "ocpp": {"host": "127.0.0.1", "port": 0, "ping_interval": 0},
         "api": {"host": "127.0.0.1", "port": 0, "token": "test-token"},
         # An empty base_url is derived from the port actually bound.

@@ -16,6 +16,7 @@ from csms.storage import grants as grant_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.grants import Standing
 from csms.storage.migrate import upgrade
+from tests.postgres import db_url_for
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TOKEN = {"country_code": "DE", "party_id": "EMS", "uid": "APP-1", "type": "APP_USER"}
@@ -23,7 +24,7 @@ TOKEN = {"country_code": "DE", "party_id": "EMS", "uid": "APP-1", "type": "APP_U
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/g.db")
+    database = Database.from_url(db_url_for(tmp_path / "g.db"))
     await upgrade(database.engine)
     database.start()
     yield database

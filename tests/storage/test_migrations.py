@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from csms.storage.database import Database
 from csms.storage.migrate import alembic_config, current, upgrade
 from csms.storage.models import Base
+from tests.postgres import db_url_for
 
 
 async def _differences(db: Database) -> list[Any]:
@@ -25,7 +26,7 @@ async def _differences(db: Database) -> list[Any]:
 
 
 async def test_migrations_match_the_models_and_the_newest_one_reverts(tmp_path: Path) -> None:
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    db = Database.from_url(db_url_for(tmp_path / "m.db", empty=True))
     try:
         await upgrade(db.engine)
         assert await _differences(db) == []

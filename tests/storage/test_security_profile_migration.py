@@ -12,10 +12,11 @@ from csms.core.charger import RegistrationStatus
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database
 from csms.storage.migrate import upgrade
+from tests.postgres import db_url_for
 
 
 async def test_existing_chargers_keep_profile_1(tmp_path: Path) -> None:
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    db = Database.from_url(db_url_for(tmp_path / "m.db", empty=True))
     now = datetime(2026, 12, 1, tzinfo=UTC)
     try:
         await upgrade(db.engine, "0013")
@@ -24,7 +25,7 @@ async def test_existing_chargers_keep_profile_1(tmp_path: Path) -> None:
                 text(
                     "INSERT INTO charge_points (id, registration, password_hash, connected, "
                     "auto_registered, created_at, updated_at) "
-                    "VALUES ('OLD', 'Accepted', 'pbkdf2$x', 0, 0, :now, :now)"
+                    "VALUES ('OLD', 'Accepted', 'pbkdf2$x', false, false, :now, :now)"
                 ),
                 {"now": now},
             )
