@@ -48,6 +48,7 @@ from csms.services.charger_certificates import ChargerCertificates
 from csms.services.charger_input import ChargingSettings
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
+from csms.services.nodes import Cluster, ClusterSettings
 from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
@@ -82,6 +83,15 @@ def charging_settings(config: Config) -> ChargingSettings:
             auto_register_per_hour=config.ocpp.auto_register_per_hour,
             auto_register_limit=config.ocpp.auto_register_limit,
         ),
+    )
+
+
+def cluster_settings(config: Config) -> ClusterSettings:
+    cfg = config.cluster
+    return ClusterSettings(
+        heartbeat_interval=cfg.heartbeat_interval,
+        dead_after=cfg.dead_after,
+        pickup_timeout=cfg.pickup_timeout,
     )
 
 
@@ -208,6 +218,21 @@ class CsmsApp:
         self.clock = clock
         self.components = frozenset(components)
         self.db = open_database(config)
+        # This process among the nodes that may share the database (PostgreSQL only: with
+        # SQLite one process is the only node).
+        self.node_id = config.cluster.node_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.cluster = (
+            None
+            if self.db.is_sqlite
+            else Cluster(
+                self.db,
+                self.node_id,
+                ",".join(c for c in COMPONENTS if c in self.components),
+                clock,
+                cluster_settings(config),
+                config.database.url,
+            )
+        )
         self.metrics = Metrics()
         # Other parties' tokens at our chargers: wherever chargers are served, whether or not
         # this process serves OCPI too.
@@ -218,7 +243,12 @@ class CsmsApp:
             timeout=config.ocpi.authorize_timeout,
         )
         self.charging = Charging.build(
-            self.db, clock, charging_settings(config), self.metrics, roaming=self.roaming
+            self.db,
+            clock,
+            charging_settings(config),
+            self.metrics,
+            roaming=self.roaming,
+            node_id=self.node_id,
         )
         v201 = V201Adapter(
             self.charging.stations,
@@ -253,7 +283,11 @@ class CsmsApp:
             self.limits,
             default_timeout=config.ocpp.call_timeout,
             metrics=self.metrics,
+            router=self.cluster,
         )
+        self.ocpp.node_id = self.node_id
+        if self.cluster is not None:
+            self._wire_cluster(self.cluster)
         # Chargers' SignCertificate requests, signed by our CA (`csms ca init`).
         self.certificates = ChargerCertificates(
             certificate_authority(config, self.db, clock), self.commands
@@ -285,6 +319,22 @@ class CsmsApp:
         self.ocpi_base_url: str | None = None
         self.ocpi_app: web.Application | None = None
 
+    def _wire_cluster(self, cluster: Cluster) -> None:
+        """What other nodes' notifications make this one do."""
+        cluster.on_run = self.commands.run_routed
+        self.ocpp.on_taken = cluster.taken
+        if "ocpp" in self.components:
+            cluster.on_release = self.ocpp.release
+            cluster.on_revived = self.ocpp.reannounce
+        stations = self.charging.stations
+
+        def offline() -> None:
+            # Chargers of a dead node went offline: as for a status change made here.
+            for hook in stations.on_status:
+                hook()
+
+        cluster.on_offline.append(offline)
+
     async def start(self) -> None:
         try:
             await self._start()
@@ -297,11 +347,20 @@ class CsmsApp:
         running = self._running
         await upgrade(self.db.engine)
         self.db.start()
-        # A fresh process holds no sockets: nobody is connected to it yet.
+        cluster = self.cluster
+        if cluster is not None:
+            await cluster.start()
+            running.push_async_callback(self._stop_part, "cluster", cluster.stop)
+        # A fresh process holds no sockets: nobody is connected to it yet. Alone on the
+        # database (SQLite), it is the only node: no charger is connected at all.
         now = self.clock()
 
         async def reset_presence(w: WriteTx) -> None:
-            await cp_repo.mark_all_disconnected(await w.connection(), now)
+            conn = await w.connection()
+            if cluster is None:
+                await cp_repo.mark_all_disconnected(conn, now)
+            else:
+                await cp_repo.mark_node_disconnected(conn, self.node_id, now)
 
         if "ocpp" in self.components:
             await self.db.write(reset_presence)

@@ -239,6 +239,22 @@ class CaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    # This process's name among the nodes sharing one PostgreSQL database (its row in the
+    # `nodes` table, its LISTEN channel, the holder recorded for each charger it serves);
+    # empty: hostname:pid, a new node at every start. A fixed id lets a restarted node
+    # mark offline at once the chargers it held before.
+    node_id: str = ""
+    # Seconds between two heartbeats of this node's row; a node whose heartbeat is older
+    # than dead_after seconds is dead: any live node marks its chargers offline.
+    heartbeat_interval: float = 10.0
+    dead_after: float = 30.0
+    # Seconds a command routed to the node holding the charger may wait until that node
+    # takes it up; then it fails as "not connected" (the node is dead or unreachable).
+    pickup_timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
@@ -247,6 +263,7 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     log: LogConfig = field(default_factory=LogConfig)
     ca: CaConfig = field(default_factory=CaConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
     # and the configuration file read ("" = none, built-in defaults).
@@ -262,6 +279,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "billing": BillingConfig,
     "log": LogConfig,
     "ca": CaConfig,
+    "cluster": ClusterConfig,
 }
 
 
@@ -593,6 +611,8 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ca.ca_validity_days must be between 1 and 36500")
         if not 1 <= section.certificate_validity_days <= 36500:
             raise ConfigError("ca.certificate_validity_days must be between 1 and 36500")
+    if isinstance(section, ClusterConfig):
+        _validate_cluster(section)
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")
@@ -604,6 +624,16 @@ def _validate_section(name: str, section: Any) -> None:
 
 # A century: beyond it no clock is plausible, and now + ahead must stay a datetime.
 _MAX_AHEAD_S = 100 * 366 * 86400.0
+
+
+def _validate_cluster(section: ClusterConfig) -> None:
+    if len(section.node_id) > 200 or not section.node_id.isprintable():
+        raise ConfigError("cluster.node_id must be printable and at most 200 characters")
+    for key in ("heartbeat_interval", "dead_after", "pickup_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"cluster.{key} must be positive")
+    if not section.dead_after > section.heartbeat_interval:
+        raise ConfigError("cluster.dead_after must be longer than cluster.heartbeat_interval")
 
 
 def time_window(section: OcppConfig) -> TimeWindow:

@@ -75,6 +75,8 @@ class ChargePoint:
     # OCPP security profile: 1 = Basic password over ws:// (or none), 2 = Basic password
     # over wss:// only, 3 = wss:// with a client certificate from our CA naming the id.
     security_profile: int = 1
+    # The node (csms serve process) that recorded its latest connection.
+    node_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

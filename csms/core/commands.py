@@ -447,6 +447,23 @@ class CommandResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutedCommand:
+    """A command another node stored for a charger this node holds, to be sent here: the
+    request in its JSON form, who asked, how long the charger has to answer, the party
+    vouching for its token (JSON form, if any) and the node to tell when it is done."""
+
+    id: int
+    charge_point_id: str
+    command: CommandName
+    request: dict[str, Any]
+    source: str
+    requested_by: str | None
+    timeout: float
+    vouched: dict[str, Any] | None
+    origin_node: str
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRecord:
     """One audit log entry."""
 

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -144,6 +144,10 @@ class OcppServer:
         # Connections (handshaking or open) per source address, when they are capped.
         self._per_address: dict[str, int] = {}
         self._prefix = config.path.rstrip("/")
+        # Several nodes on one database: this node's id, and what to do when a charger
+        # another node held connects here (tell that node to close its socket).
+        self.node_id: str | None = None
+        self.on_taken: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
 
     @property
     def port(self) -> int:
@@ -535,6 +539,10 @@ class OcppServer:
         limit = TokenBucket(rate, self.config.message_burst, time.monotonic()) if rate else None
         try:
             session.registration = await self.service.connected(cp_id, adapter.version, known)
+            held_by = known.node_id if known is not None and known.connected else None
+            if held_by is not None and held_by != self.node_id and self.on_taken is not None:
+                # Recorded here first: the node told to let go of its socket finds that.
+                self._closing.spawn(self.on_taken(cp_id, held_by), name=f"taken-{cp_id}")
             log.info(
                 "charger_connected",
                 registration=(
@@ -573,6 +581,26 @@ class OcppServer:
                 code=ws.close_code,
                 replaced=live.replaced,
             )
+
+    def release(self, cp_id: str) -> None:
+        """The charger connected to another node, which recorded it: close this node's
+        socket, without marking it disconnected."""
+        live = self.registry.get(cp_id)
+        if live is None:
+            return
+        live.replaced = True
+        log.info("connection_replaced", charge_point_id=cp_id, by="another node")
+        self._closing.spawn(
+            live.ws.close(1000, "replaced by a new connection"), name=f"release-{cp_id}"
+        )
+
+    async def reannounce(self) -> None:
+        """Record again every charger connected here (this node was taken for dead and
+        its chargers marked offline)."""
+        for cp_id, live in self.registry.items():
+            registration = live.session.registration
+            if registration is not None:
+                await self.service.still_connected(cp_id, live.session.version, registration)
 
     def _throttled(self, live: Live, wait: float) -> None:
         if self.metrics is not None:

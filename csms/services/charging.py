@@ -35,11 +35,12 @@ class Charging:
         settings: ChargingSettings,
         metrics: Metrics | None = None,
         roaming: Roaming | None = None,
+        node_id: str = "local",
     ) -> Charging:
         checks = InputChecks(settings.window)
         quotas = Quotas(db, clock, settings.quotas, metrics)
         holders: BatchLoader[str, dict[int, Place]] = BatchLoader(db, tx_repo.holders)
-        stations = StationService(DatabaseStations(db), clock, settings, checks, quotas)
+        stations = StationService(DatabaseStations(db, node_id), clock, settings, checks, quotas)
         authorization = AuthorizationService(
             DatabaseTokens(db),
             clock,

@@ -115,10 +115,12 @@ class StationStore(Protocol):
 
 class DatabaseStations:
     """StationStore on the database: look-ups coalesced across chargers, writes merged into
-    the group-commit writer's batch."""
+    the group-commit writer's batch. `node_id`: this process's, recorded as the holder of
+    each charger it connects (several nodes on one database)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, node_id: str = "local") -> None:
         self._db = db
+        self._node_id = node_id
         self._charge_points = BatchLoader(db, cp_repo.get_many)
 
     async def charge_point(self, cp_id: str) -> ChargePoint | None:
@@ -128,13 +130,13 @@ class DatabaseStations:
         self, cp_id: str, version: str, registration: RegistrationStatus, now: datetime
     ) -> None:
         async def unit(w: WriteTx) -> None:
-            cp_repo.connected_later(w, cp_id, version, registration, now)
+            cp_repo.connected_later(w, cp_id, version, registration, now, self._node_id)
 
         await self._db.write(unit)
 
     async def disconnected(self, cp_id: str, last_seen: datetime, now: datetime) -> None:
         async def unit(w: WriteTx) -> None:
-            cp_repo.disconnected_later(w, cp_id, last_seen, now)
+            cp_repo.disconnected_later(w, cp_id, self._node_id, last_seen, now)
 
         await self._db.write(unit)
 
@@ -147,7 +149,7 @@ class DatabaseStations:
     async def booted(self, cp_id: str, boot: Boot, now: datetime) -> None:
         async def unit(w: WriteTx) -> None:
             if boot.registered is not None:
-                cp_repo.connected_later(w, cp_id, boot.version, boot.registered, now)
+                cp_repo.connected_later(w, cp_id, boot.version, boot.registered, now, self._node_id)
             cp_repo.record_boot_later(w, cp_id, boot.info, boot.version, now)
             if boot.base_report_firmware is not None:
                 cp_repo.base_report_asked_later(w, cp_id, boot.base_report_firmware)
@@ -252,6 +254,14 @@ class StationService:
         await self._store.connected(cp_id, version, registration, self._clock())
         self._status_changed()
         return registration
+
+    async def still_connected(
+        self, cp_id: str, version: str, registration: RegistrationStatus
+    ) -> None:
+        """Mark online again a charger whose connection was never lost (its node was taken
+        for dead by the others)."""
+        await self._store.connected(cp_id, version, registration, self._clock())
+        self._status_changed()
 
     async def disconnected(self, cp_id: str, last_seen: datetime) -> None:
         await self._store.disconnected(cp_id, last_seen, self._clock())

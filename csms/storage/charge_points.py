@@ -64,6 +64,7 @@ def _to_charge_point(row: Any) -> ChargePoint:
         auto_registered=bool(row.auto_registered),
         created_at=row.created_at,
         security_profile=int(row.security_profile),
+        node_id=row.node_id,
     )
 
 
@@ -205,6 +206,17 @@ async def mark_all_disconnected(conn: AsyncConnection, now: datetime) -> None:
     )
 
 
+async def mark_node_disconnected(conn: AsyncConnection, node_id: str, now: datetime) -> int:
+    """Mark disconnected the chargers `node_id` holds (it started afresh, or it died);
+    how many."""
+    result = await conn.execute(
+        update(_cp)
+        .where(_cp.c.node_id == node_id, _cp.c.connected.is_(True))
+        .values(connected=False, disconnected_at=now, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
 _HEARTBEAT = BulkStatement(
     update(_cp)
     .where(_cp.c.id == bindparam("b_id"))
@@ -212,9 +224,11 @@ _HEARTBEAT = BulkStatement(
 )
 
 
+# Only while the node recorded is the one that lost the socket: the charger may already
+# have connected to another node, which recorded itself.
 _DISCONNECTED = BulkStatement(
     update(_cp)
-    .where(_cp.c.id == bindparam("b_id"))
+    .where(_cp.c.id == bindparam("b_id"), _cp.c.node_id == bindparam("b_node"))
     .values(
         connected=false(),
         disconnected_at=bindparam("b_now"),
@@ -224,9 +238,18 @@ _DISCONNECTED = BulkStatement(
 )
 
 
-def disconnected_later(tx: WriteTx, cp_id: str, last_seen: datetime, now: datetime) -> None:
+def disconnected_later(
+    tx: WriteTx, cp_id: str, node_id: str, last_seen: datetime, now: datetime
+) -> None:
+    """Mark a charger disconnected unless another node than `node_id` holds it now."""
     tx.defer_bulk(
-        _DISCONNECTED, {"b_id": cp_id, "b_now": tx.db_time(now), "b_seen": tx.db_time(last_seen)}
+        _DISCONNECTED,
+        {
+            "b_id": cp_id,
+            "b_node": node_id,
+            "b_now": tx.db_time(now),
+            "b_seen": tx.db_time(last_seen),
+        },
     )
 
 
@@ -261,6 +284,7 @@ _CONNECTED_NEW = (
     "connected_at",
     "last_seen_at",
     "ocpp_version",
+    "node_id",
     "created_at",
     "updated_at",
 )
@@ -278,6 +302,7 @@ def _connected_upsert(dialect: str) -> BulkStatement:
                     "connected_at",
                     "last_seen_at",
                     "ocpp_version",
+                    "node_id",
                     "updated_at",
                 )
             },
@@ -289,10 +314,15 @@ _CONNECTED = {d: _connected_upsert(d) for d in ("sqlite", "postgresql")}
 
 
 def connected_later(
-    tx: WriteTx, cp_id: str, version: str, registration_if_new: RegistrationStatus, now: datetime
+    tx: WriteTx,
+    cp_id: str,
+    version: str,
+    registration_if_new: RegistrationStatus,
+    now: datetime,
+    node_id: str,
 ) -> None:
-    """Mark a charger connected, creating it (with `registration_if_new`, as registered by
-    itself) when unknown."""
+    """Mark a charger connected to node `node_id`, creating it (with `registration_if_new`,
+    as registered by itself) when unknown."""
     at = tx.db_time(now)
     tx.defer_bulk(
         _CONNECTED[tx.dialect],
@@ -304,6 +334,7 @@ def connected_later(
             "connected_at": at,
             "last_seen_at": at,
             "ocpp_version": version,
+            "node_id": node_id,
             "created_at": at,
             "updated_at": at,
         },

@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from csms.core.commands import CommandRecord
+from csms.core.commands import CommandName, CommandRecord, CommandResult, Outcome, RoutedCommand
 from csms.storage.models import CommandRow
 from csms.storage.paging import Page, keyset_page
 
@@ -75,7 +75,10 @@ async def close_entry(
     answer: dict[str, Any] | None,
     params: dict[str, Any] | None,
     now: datetime,
+    result: dict[str, Any] | None = None,
 ) -> None:
+    """Record how a command ended; `result`: its result's data, kept for the node that
+    asked when another node sent it."""
     values: dict[str, Any] = {
         "action": action,
         "outcome": outcome,
@@ -86,7 +89,114 @@ async def close_entry(
     }
     if params is not None:
         values["params"] = params
+    if result is not None:
+        values["result"] = result
     await conn.execute(update(_cmd).where(_cmd.c.id == entry_id).values(**values))
+
+
+# --- commands routed to the node holding the charger ------------------------------------
+
+
+async def route(
+    conn: AsyncConnection,
+    entry_id: int,
+    *,
+    request: dict[str, Any],
+    timeout_s: float,
+    vouched: dict[str, Any] | None,
+    origin: str,
+    target: str,
+) -> None:
+    """Add to an open entry what node `target` needs to send it for node `origin`."""
+    await conn.execute(
+        update(_cmd)
+        .where(_cmd.c.id == entry_id)
+        .values(
+            request=request,
+            timeout_s=timeout_s,
+            vouched=vouched,
+            origin_node=origin,
+            target_node=target,
+        )
+    )
+
+
+async def claim(conn: AsyncConnection, entry_id: int, node_id: str) -> RoutedCommand | None:
+    """Take up a routed command for node `node_id`: None when it is not waiting for it
+    (taken up already, or given up by the node that asked)."""
+    stmt = (
+        update(_cmd)
+        .where(
+            _cmd.c.id == entry_id,
+            _cmd.c.target_node == node_id,
+            _cmd.c.runner_node.is_(None),
+            _cmd.c.outcome.is_(None),
+        )
+        .values(runner_node=node_id)
+        .returning(_cmd)
+    )
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    return RoutedCommand(
+        id=row.id,
+        charge_point_id=row.charge_point_id,
+        command=CommandName(row.command),
+        request=dict(row.request or {}),
+        source=row.source,
+        requested_by=row.requested_by,
+        timeout=float(row.timeout_s or 0.0),
+        vouched=row.vouched,
+        origin_node=row.origin_node,
+    )
+
+
+async def waiting_for(conn: AsyncConnection, node_id: str, since: datetime) -> list[int]:
+    """Routed commands addressed to `node_id` since `since` that nobody took up yet."""
+    stmt = select(_cmd.c.id).where(
+        _cmd.c.target_node == node_id,
+        _cmd.c.runner_node.is_(None),
+        _cmd.c.outcome.is_(None),
+        _cmd.c.created_at >= since,
+    )
+    return [int(i) for i in (await conn.execute(stmt)).scalars()]
+
+
+async def end_unless(
+    conn: AsyncConnection,
+    entry_id: int,
+    *,
+    outcome: str,
+    message: str,
+    now: datetime,
+    taken_up: bool,
+) -> bool:
+    """End a routed command still pending; unless `taken_up`, only while no node has taken
+    it up. Whether it was ended here."""
+    conditions = [_cmd.c.id == entry_id, _cmd.c.outcome.is_(None)]
+    if not taken_up:
+        conditions.append(_cmd.c.runner_node.is_(None))
+    result = await conn.execute(
+        update(_cmd).where(*conditions).values(outcome=outcome, message=message, finished_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def result_of(conn: AsyncConnection, entry_id: int) -> CommandResult | None:
+    """What a command came to, None while it is pending."""
+    row = (await conn.execute(select(_cmd).where(_cmd.c.id == entry_id))).first()
+    if row is None or row.outcome is None:
+        return None
+    return CommandResult(
+        id=row.id,
+        charge_point_id=row.charge_point_id,
+        command=CommandName(row.command),
+        action=row.action,
+        outcome=Outcome(row.outcome),
+        status=row.status,
+        message=row.message or "",
+        data=dict(row.result or {}),
+    )
 
 
 async def recent(

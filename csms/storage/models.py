@@ -75,7 +75,10 @@ class Base(DeclarativeBase):
 
 class ChargePointRow(Base):
     __tablename__ = "charge_points"
-    __table_args__ = (Index("ix_charge_points_updated", "updated_at"),)
+    __table_args__ = (
+        Index("ix_charge_points_updated", "updated_at"),
+        Index("ix_charge_points_node", "node_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     registration: Mapped[str] = mapped_column(String(16))
@@ -111,6 +114,9 @@ class ChargePointRow(Base):
     # OCPP security profile 1, 2 or 3 (rows made before this column, and chargers that
     # registered themselves: 1). A server default only: the bulk upserts name their columns.
     security_profile: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # The node (csms serve process) that recorded the charger's latest connection: the
+    # one holding its socket while `connected` (several nodes share a PostgreSQL database).
+    node_id: Mapped[str | None] = mapped_column(String(255))
 
 
 class ConnectorRow(Base):
@@ -352,6 +358,17 @@ class CommandRow(Base):
     answer: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # A command for a charger held by another node (PostgreSQL, several nodes): the request
+    # in its JSON form, its deadline and vouching party, the node that asked, the node asked
+    # to send it and the node that took it up; `result` is what the sender found (the
+    # result's data), read back by the node that asked. NULL for commands sent locally.
+    request: Mapped[dict[str, Any] | None]
+    timeout_s: Mapped[float | None] = mapped_column(Float)
+    vouched: Mapped[dict[str, Any] | None]
+    origin_node: Mapped[str | None] = mapped_column(String(255))
+    target_node: Mapped[str | None] = mapped_column(String(255))
+    runner_node: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[dict[str, Any] | None]
 
 
 class ReservationRow(Base):
@@ -800,3 +817,15 @@ class StaffUserRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     token_issued_at: Mapped[datetime]
+
+
+class NodeRow(Base):
+    """A `csms serve` process sharing the database with others, and when it last said it
+    was alive (csms.services.nodes)."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    components: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]

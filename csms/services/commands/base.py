@@ -6,6 +6,7 @@ No family's rules here; the families are the sibling modules, the façade is .se
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +46,23 @@ class ChargerChannel(Protocol):
 Channels = Callable[[str], ChargerChannel | None]
 
 
+class Router(Protocol):
+    """The other nodes on the same database (csms.services.nodes.Cluster): which one holds
+    a charger's socket, and word from one a command was routed to."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def pickup_timeout(self) -> float: ...
+
+    async def holder(self, cp_id: str) -> str | None: ...
+
+    def expect(self, entry_id: int) -> asyncio.Event: ...
+
+    def forget(self, entry_id: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Requester:
     """Who sent a command: `source` is cli, api or ocpi; `name` a user or partner."""
@@ -74,6 +92,38 @@ class Vouched:
     token_type: str
     group_id: str | None = None
     reservation: PartnerReservation | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form kept with a command sent by another node."""
+        found = self.reservation
+        return {
+            "token_type": self.token_type,
+            "group_id": self.group_id,
+            "reservation": None
+            if found is None
+            else {
+                "partner_id": found.partner_id,
+                "reservation_id": found.reservation_id,
+                "info": dict(found.info),
+                "replaces": found.replaces,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Vouched:
+        found = raw.get("reservation")
+        return cls(
+            str(raw["token_type"]),
+            raw.get("group_id"),
+            None
+            if found is None
+            else PartnerReservation(
+                int(found["partner_id"]),
+                str(found["reservation_id"]),
+                dict(found["info"]),
+                found.get("replaces"),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

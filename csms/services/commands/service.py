@@ -9,6 +9,8 @@ adapters.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,11 +55,20 @@ from csms.core.commands import (
     CommandRefused,
     CommandResult,
     Outcome,
+    RoutedCommand,
 )
 from csms.core.versions import Limits
+from csms.core.waiting import wait_event
 from csms.metrics import Metrics
 from csms.services.charging import Charging
-from csms.services.commands.base import Channels, Order, Prepared, Requester, Vouched
+from csms.services.commands.base import (
+    Channels,
+    Order,
+    Prepared,
+    Requester,
+    Router,
+    Vouched,
+)
 from csms.services.commands.certificates import prepare as prepare_certificates
 from csms.services.commands.configuration import Configuration
 from csms.services.commands.control import prepare as prepare_control
@@ -67,6 +78,7 @@ from csms.services.commands.profiles import ChargingProfiles
 from csms.services.commands.remote import RemoteStartStop
 from csms.services.commands.reservations import Reservations
 from csms.storage import commands as command_repo
+from csms.storage import nodes as node_repo
 from csms.storage.database import Database, WriteTx
 
 log = structlog.get_logger("csms.commands")
@@ -89,7 +101,8 @@ _WHILE_PENDING = frozenset(
 
 
 class CommandService:
-    """Sends commands to chargers connected to this process and records each one.
+    """Sends commands to chargers connected to this process (with a `router`, to those
+    other nodes on the same database hold, through them) and records each one.
     `limits`: each OCPP version's, as its adapter states them."""
 
     def __init__(
@@ -102,6 +115,7 @@ class CommandService:
         *,
         default_timeout: float = 30.0,
         metrics: Metrics | None = None,
+        router: Router | None = None,
     ) -> None:
         if not limits:
             raise ValueError("the limits of at least one OCPP version are needed")
@@ -112,6 +126,9 @@ class CommandService:
         self._limits = limits
         self.default_timeout = default_timeout
         self._metrics = metrics
+        # Other nodes on the same database (PostgreSQL): a command for a charger one of
+        # them holds is sent there.
+        self._router = router
         self._remote = RemoteStartStop(db, clock, charging)
         self._configuration = Configuration(db, clock)
         self._reservations = Reservations(db, clock, charging)
@@ -161,21 +178,88 @@ class CommandService:
         audited = dict(request.params() if params is None else params)
         entry_id = await self._open_entry(cp_id, name, audited, requester)
         wait = min(timeout or self.default_timeout, MAX_TIMEOUT_S)
+        return await self._run(entry_id, cp_id, request, requester, wait, vouched, None)
+
+    async def run_routed(self, entry_id: int) -> None:
+        """Send a command another node stored for a charger held here (its audit entry,
+        taken up here so that it runs once), record the answer and tell that node."""
+        router = self._router
+        assert router is not None, "routed commands need the cluster"
+
+        async def unit(w: WriteTx) -> RoutedCommand | None:
+            return await command_repo.claim(await w.connection(), entry_id, router.node_id)
+
+        routed = await self._db.write(unit)
+        if routed is None:
+            return  # taken up already, or given up by the node that asked
+        log.info(
+            "command_taken_up",
+            charge_point_id=routed.charge_point_id,
+            command=routed.command.value,
+            command_id=entry_id,
+            origin_node=routed.origin_node,
+        )
+        vouched = None if routed.vouched is None else Vouched.from_json(routed.vouched)
+        try:
+            request = self.parse(routed.command, routed.request)
+        except CommandRefused as exc:
+            await self._finish(
+                entry_id,
+                routed.charge_point_id,
+                routed.command,
+                None,
+                Outcome.INVALID,
+                None,
+                str(exc),
+                reply_to=routed.origin_node,
+            )
+            return
+        await self._run(
+            entry_id,
+            routed.charge_point_id,
+            request,
+            Requester(routed.source, routed.requested_by),
+            routed.timeout or self.default_timeout,
+            vouched,
+            routed.origin_node,
+        )
+
+    async def _run(
+        self,
+        entry_id: int,
+        cp_id: str,
+        request: CommandRequest,
+        requester: Requester,
+        wait: float,
+        vouched: Vouched | None,
+        reply_to: str | None,
+    ) -> CommandResult:
+        """Send the command of an open audit entry over this node's connection to the
+        charger, or have the node holding it send it. `reply_to`: the node that routed it
+        here (then it is not routed again, and that node is told when it is done)."""
+        name = request.name
+        finish = functools.partial(self._finish, reply_to=reply_to)
         try:
             # Bad parameters are said as such, whether or not the charger is connected. A
             # request built in code is held to the same rules as one from the API: through
             # its JSON form.
             request = self.parse(name, request.params())
         except CommandRefused as exc:
-            return await self._finish(entry_id, cp_id, name, None, Outcome.INVALID, None, str(exc))
+            return await finish(entry_id, cp_id, name, None, Outcome.INVALID, None, str(exc))
         channel = self._channels(cp_id)
         action: str | None = None
         prepared: Prepared | None = None
         try:
             if channel is None:
+                if reply_to is None and self._router is not None:
+                    holder = await self._router.holder(cp_id)
+                    if holder is not None and holder != self._router.node_id:
+                        return await self._send_elsewhere(
+                            entry_id, cp_id, request, requester, wait, vouched, holder
+                        )
                 known = await self._charging.stations.charge_point(cp_id)
                 message = "not connected" if known else f"not connected (unknown charger {cp_id!r})"
-                return await self._finish(
+                return await finish(
                     entry_id, cp_id, name, None, Outcome.NOT_CONNECTED, None, message
                 )
             registration = channel.registration
@@ -198,9 +282,7 @@ class CommandService:
         except CommandRefused as exc:
             if prepared is not None and prepared.failed is not None:
                 await prepared.failed()
-            return await self._finish(
-                entry_id, cp_id, name, action, Outcome.INVALID, None, str(exc)
-            )
+            return await finish(entry_id, cp_id, name, action, Outcome.INVALID, None, str(exc))
         log.info(
             "command_sent",
             charge_point_id=cp_id,
@@ -238,7 +320,7 @@ class CommandService:
                 if prepared.after is not None and (answer.ok or index == 0):
                     await prepared.after(answer)
                 outcome = Outcome.ACCEPTED if answer.ok else Outcome.REJECTED
-                return await self._finish(
+                return await finish(
                     entry_id,
                     cp_id,
                     name,
@@ -251,10 +333,142 @@ class CommandService:
                 )
             if prepared.failed is not None:
                 await prepared.failed()
-            return await self._finish(
+            return await finish(
                 entry_id, cp_id, name, action, outcome, status, part + message, data=prepared.data
             )
         raise AssertionError("a command has at least one message")  # pragma: no cover
+
+    async def _send_elsewhere(
+        self,
+        entry_id: int,
+        cp_id: str,
+        request: CommandRequest,
+        requester: Requester,
+        wait: float,
+        vouched: Vouched | None,
+        holder: str,
+    ) -> CommandResult:
+        """Have node `holder` send the command: the audit entry gets what it needs, the
+        node is notified with the entry's id (in the same transaction), and its answer is
+        read back from the entry. A node that does not take it up within the pickup time
+        (dead, unreachable) leaves the command "not connected"; one that took it up and
+        never finished leaves it timed out once the charger's time is over."""
+        router = self._router
+        assert router is not None
+        name = request.name
+        done = router.expect(entry_id)
+        payload = node_repo.message(node_repo.RUN, id=entry_id)
+
+        async def route(w: WriteTx) -> None:
+            conn = await w.connection()
+            await command_repo.route(
+                conn,
+                entry_id,
+                request=request.params(),
+                timeout_s=wait,
+                vouched=None if vouched is None else vouched.to_json(),
+                origin=router.node_id,
+                target=holder,
+            )
+            await node_repo.notify(conn, holder, payload)
+
+        try:
+            await self._db.write(route)
+            log.info(
+                "command_routed",
+                charge_point_id=cp_id,
+                command=name.value,
+                command_id=entry_id,
+                source=requester.source,
+                node=holder,
+            )
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + router.pickup_timeout
+            taken_up = False
+            while True:
+                remaining = deadline - loop.time()
+                if remaining > 0:
+                    # Checked at least every second: a lost notification costs a second.
+                    await wait_event(done, min(1.0, remaining))
+                    done.clear()
+                else:
+                    ended = await self._end_routed(
+                        entry_id, cp_id, name, holder, wait, taken_up=taken_up
+                    )
+                    if ended is not None:
+                        return ended
+                    if not taken_up:
+                        # Taken up in time: the charger's own deadline runs there, then
+                        # the answer is recorded.
+                        taken_up = True
+                        deadline = loop.time() + wait + router.pickup_timeout
+                async with self._db.read() as conn:
+                    result = await command_repo.result_of(conn, entry_id)
+                if result is not None:
+                    (log.info if result.outcome.ok else log.warning)(
+                        "command_finished",
+                        charge_point_id=cp_id,
+                        command=name.value,
+                        action=result.action,
+                        command_id=entry_id,
+                        outcome=result.outcome.value,
+                        status=result.status,
+                        detail=result.message,
+                        node=holder,
+                    )
+                    return result
+        finally:
+            router.forget(entry_id)
+
+    async def _end_routed(
+        self,
+        entry_id: int,
+        cp_id: str,
+        name: CommandName,
+        holder: str,
+        wait: float,
+        *,
+        taken_up: bool,
+    ) -> CommandResult | None:
+        """End a routed command that node `holder` did not take up in time (not
+        connected) or did not finish in time (timed out); None when it did meanwhile."""
+        if taken_up:
+            outcome = Outcome.TIMED_OUT
+            message = f"timed out: node {holder} sent no answer within {wait:g} s"
+        else:
+            outcome = Outcome.NOT_CONNECTED
+            message = (
+                f"not connected: node {holder}, which holds the charger, did not take the "
+                f"command up within {self._router.pickup_timeout if self._router else 0:g} s"
+            )
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> bool:
+            return await command_repo.end_unless(
+                await w.connection(),
+                entry_id,
+                outcome=outcome.value,
+                message=message,
+                now=now,
+                taken_up=taken_up,
+            )
+
+        if not await self._db.write(unit):
+            return None
+        if self._metrics is not None:
+            self._metrics.command(name.value, outcome.value)
+        log.warning(
+            "command_finished",
+            charge_point_id=cp_id,
+            command=name.value,
+            action=None,
+            command_id=entry_id,
+            outcome=outcome.value,
+            status=None,
+            detail=message,
+            node=holder,
+        )
+        return CommandResult(entry_id, cp_id, name, None, outcome, None, message)
 
     async def _prepare(self, request: CommandRequest, order: Order) -> Prepared:
         """The family of `request` resolves it into what goes on the wire."""
@@ -321,12 +535,16 @@ class CommandService:
         *,
         data: dict[str, Any] | None = None,
         raw: dict[str, Any] | None = None,
+        reply_to: str | None = None,
     ) -> CommandResult:
+        """Record how a command ended; `reply_to`: the node that routed it here, told in
+        the same transaction (it reads the result, data included, from the entry)."""
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
+            conn = await w.connection()
             await command_repo.close_entry(
-                await w.connection(),
+                conn,
                 entry_id,
                 action=action,
                 outcome=outcome.value,
@@ -335,7 +553,11 @@ class CommandService:
                 answer=raw,
                 params=None,
                 now=now,
+                result=None if reply_to is None else dict(data or {}),
             )
+            if reply_to is not None:
+                payload = node_repo.message(node_repo.DONE, id=entry_id)
+                await node_repo.notify(conn, reply_to, payload)
 
         await self._db.write(unit)
         if self._metrics is not None:
