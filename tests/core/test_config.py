@@ -55,6 +55,18 @@ def test_listener_bounds_have_documented_defaults_and_env_overrides() -> None:
     assert (tuned.ocpi.max_connections, tuned.ocpi.header_timeout) == (1000, 2.5)
 
 
+def test_cluster_defaults_and_env_overrides() -> None:
+    c = build_config({}, {})
+    assert (c.cluster.node_id, c.cluster.heartbeat_interval, c.cluster.dead_after) == (
+        "",
+        10.0,
+        30.0,
+    )
+    assert c.cluster.pickup_timeout == 2.0
+    tuned = build_config({}, {"CSMS_CLUSTER_NODE_ID": "ocpp-1", "CSMS_CLUSTER_DEAD_AFTER": "12"})
+    assert (tuned.cluster.node_id, tuned.cluster.dead_after) == ("ocpp-1", 12.0)
+
+
 def test_environment_overrides_file() -> None:
     c = build_config(
         {"ocpp": {"port": 9001}},
@@ -90,6 +102,13 @@ def test_environment_overrides_file() -> None:
         ({"ocpi": {"max_connections": 0}}, {}, "ocpi.max_connections must be at least 1"),
         ({"api": {"max_body_size": 10}}, {}, "api.max_body_size must be at least 1024"),
         ({"ocpp": {"handshake_timeout": 0}}, {}, "ocpp.handshake_timeout must be positive"),
+        ({}, {"CSMS_CLUSTER_PICKUP_TIMEOUT": "0"}, "cluster.pickup_timeout must be positive"),
+        (
+            {"cluster": {"heartbeat_interval": 10, "dead_after": 5}},
+            {},
+            "cluster.dead_after must be longer than cluster.heartbeat_interval",
+        ),
+        ({"cluster": {"node_id": "a\nb"}}, {}, "cluster.node_id must be printable"),
         (
             {"billing": {"retry_delay": 60, "retry_max_delay": 10}},
             {},

@@ -1,0 +1,349 @@
+"""Several `csms serve` nodes on one PostgreSQL database, as separate processes: commands
+reach a charger on whichever node holds it, a charger that reconnects elsewhere is served
+there (the old node closes its socket), a killed node's chargers go offline; and SQLite's
+single process records itself as the holder as before."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from csms.core.authorization import Token, TokenStatus
+from csms.core.clock import utc_now
+from csms.core.commands import CommandName, CommandRecord
+from csms.services.staff import StaffService
+from csms.storage import commands as command_repo
+from csms.storage.database import Database
+from tests.e2e.conftest import StartServer
+from tests.e2e.sim import charger, until
+from tests.postgres import db_url_for
+
+CSMS = [sys.executable, "-m", "csms.cli.main"]
+TOKEN = "nodes-test-token"
+# A node is dead after DEAD_AFTER seconds without a heartbeat (every HEARTBEAT seconds).
+HEARTBEAT = 0.5
+DEAD_AFTER = 2.0
+PICKUP = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Node:
+    """One `csms serve` process."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    ocpp_port: int
+    api_port: int
+    log: Path
+    # The port that answers once the node serves (OCPP's, or the API's for an API node).
+    listens_on: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def logged(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Nodes:
+    db_url: str
+    workdir: Path
+    running: list[Node] = field(default_factory=list)
+
+    def start(self, name: str, only: str) -> Node:
+        """Start a node and wait until it listens."""
+        return self.ready(self.spawn(name, only))
+
+    def spawn(self, name: str, only: str) -> Node:
+        ocpp_port, api_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+        env.update(
+            CSMS_DATABASE_URL=self.db_url,
+            CSMS_OCPP_HOST="127.0.0.1",
+            CSMS_OCPP_PORT=str(ocpp_port),
+            CSMS_OCPP_PING_INTERVAL="0",
+            CSMS_API_HOST="127.0.0.1",
+            CSMS_API_PORT=str(api_port),
+            CSMS_API_TOKEN=TOKEN,
+            CSMS_LOG_FORMAT="json",
+            CSMS_CLUSTER_NODE_ID=name,
+            CSMS_CLUSTER_HEARTBEAT_INTERVAL=str(HEARTBEAT),
+            CSMS_CLUSTER_DEAD_AFTER=str(DEAD_AFTER),
+            CSMS_CLUSTER_PICKUP_TIMEOUT=str(PICKUP),
+        )
+        directory = self.workdir / name
+        directory.mkdir(exist_ok=True)
+        log = directory / "log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*CSMS, "--data-dir", str(directory), "serve", "--only", only],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        listens_on = ocpp_port if "ocpp" in only else api_port
+        node = Node(name, proc, ocpp_port, api_port, log, listens_on)
+        self.running.append(node)
+        return node
+
+    @staticmethod
+    def ready(node: Node) -> Node:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", node.listens_on), 0.2).close()
+                return node
+            except OSError:
+                assert node.proc.poll() is None, node.logged()
+                time.sleep(0.05)
+        raise AssertionError(f"node {node.name} did not start:\n{node.logged()}")
+
+    def stop_all(self) -> None:
+        for node in self.running:
+            if node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGTERM)
+        for node in self.running:
+            try:
+                node.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+                node.proc.wait()
+
+
+@dataclass
+class Cluster:
+    a: Node
+    b: Node
+    api: Node
+    nodes: Nodes
+    db: Database
+
+    @property
+    def staff(self) -> StaffService:
+        return StaffService(self.db, utc_now)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("nodes")
+
+
+@pytest.fixture(scope="module")
+def processes(backend: str, workdir: Path) -> Iterator[Nodes]:
+    """Two OCPP nodes and an API-only node, shared by the module's tests."""
+    assert backend == "postgres"
+    nodes = Nodes(db_url_for(workdir / "csms.db"), workdir)
+    try:
+        # Started side by side: each spends most of its start importing.
+        for node in [
+            nodes.spawn("node-a", "ocpp"),
+            nodes.spawn("node-b", "ocpp"),
+            nodes.spawn("node-api", "api"),
+        ]:
+            nodes.ready(node)
+        yield nodes
+    finally:
+        nodes.stop_all()
+
+
+@pytest.fixture
+async def cluster(processes: Nodes) -> AsyncIterator[Cluster]:
+    a, b, api = processes.running[:3]
+    db = Database.from_url(processes.db_url)
+    try:
+        yield Cluster(a, b, api, processes, db)
+    finally:
+        await db.close()
+
+
+async def command(node: Node, cp_id: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a command to a node's operator API; the result's JSON."""
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http,
+        http.post(f"{node.api}/api/chargers/{cp_id}/remote/{path}", json=body) as response,
+    ):
+        found: dict[str, Any] = await response.json()
+        return found
+
+
+async def cli(node: Node, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    env.update(CSMS_API_HOST="127.0.0.1", CSMS_API_PORT=str(node.api_port), CSMS_API_TOKEN=TOKEN)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "csms.cli.main",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def holder_of(cluster: Cluster, cp_id: str) -> tuple[bool, str | None]:
+    found = await cluster.staff.charger(cp_id)
+    return found.charger.connected, found.charger.node_id
+
+
+@pytest.mark.postgres_only
+async def test_a_remote_start_on_the_api_node_reaches_a_charger_on_node_b(
+    cluster: Cluster,
+) -> None:
+    await cluster.staff.add_token(Token("CARD-B", TokenStatus.ACCEPTED))
+    async with charger(cluster.b.url, "NODES-B1") as cp:
+        await until(lambda: _held_by(cluster, "NODES-B1", "node-b"), "node-b to hold the charger")
+        # Through the API directly, timed: routed to node B, sent there, answered back.
+        started = time.perf_counter()
+        result = await command(
+            cluster.api, "NODES-B1", "config-get", {"keys": ["HeartbeatInterval"]}
+        )
+        took = time.perf_counter() - started
+        assert result["outcome"] == "accepted", result
+        assert took < 1.0, f"the answer took {took:.3f} s"
+        # Through `csms remote start` against the API node: the transaction appears.
+        code, out, err = await cli(
+            cluster.api, "remote", "start", "NODES-B1", "--tag", "CARD-B", "--json"
+        )
+        assert code == 0, (out, err)
+        assert '"outcome": "accepted"' in out, out
+
+        async def transaction() -> list[Any]:
+            return await cluster.staff.transactions(active_only=True, cp_id="NODES-B1")
+
+        found = await until(transaction, "the remote-started transaction")
+        assert found[0].id_tag == "CARD-B"
+        assert cp.online
+    # One audit entry per command, written by the API node and completed by node B.
+    history = [
+        r for r in await _history(cluster, "NODES-B1") if r.command in ("config-get", "start")
+    ]
+    assert [(r.command, r.outcome, r.source) for r in history] == [
+        ("start", "accepted", "cli"),
+        ("config-get", "accepted", "api"),
+    ]
+    assert '"origin_node":"node-api","event":"command_taken_up"' in cluster.b.logged()
+    assert '"command_taken_up"' not in cluster.a.logged()
+    assert '"command_routed"' in cluster.api.logged()
+
+
+@pytest.mark.postgres_only
+async def test_a_charger_that_moves_to_another_node_takes_its_commands_along(
+    cluster: Cluster,
+) -> None:
+    async with charger(cluster.a.url, "NODES-MOVE") as first:
+        await until(lambda: _held_by(cluster, "NODES-MOVE", "node-a"), "node-a to hold it")
+        result = await command(cluster.api, "NODES-MOVE", "trigger", {"message": "Heartbeat"})
+        assert result["outcome"] == "accepted", result
+        # The same charger connects to node B (a load balancer sent it there).
+        async with charger(cluster.b.url, "NODES-MOVE") as second:
+            await until(lambda: _held_by(cluster, "NODES-MOVE", "node-b"), "node-b to hold it")
+            # Node A closes its old socket.
+            await asyncio.wait_for(first.wait_lost(), 5)
+            assert not first.online
+            result = await command(
+                cluster.api, "NODES-MOVE", "config-get", {"keys": ["HeartbeatInterval"]}
+            )
+            assert result["outcome"] == "accepted", result
+            # Also from node A's point of view: still connected (to node B).
+            assert await holder_of(cluster, "NODES-MOVE") == (True, "node-b")
+            assert second.online
+    logged = cluster.a.logged()
+    assert '"connection_replaced"' in logged and "another node" in logged
+    # Node A's closing did not mark the charger disconnected: node B did, when it left.
+    await until(lambda: _offline(cluster, "NODES-MOVE"), "the charger offline once it left node B")
+
+
+@pytest.mark.postgres_only
+async def test_a_killed_node_s_chargers_go_offline_and_commands_to_it_fail_fast(
+    cluster: Cluster,
+) -> None:
+    node = cluster.nodes.start("node-c", "ocpp")
+    async with charger(node.url, "NODES-C1"):
+        await until(lambda: _held_by(cluster, "NODES-C1", "node-c"), "node-c to hold it")
+        node.proc.send_signal(signal.SIGKILL)
+        node.proc.wait(5)
+        killed = time.monotonic()
+        # Its row still looks alive for a moment: the command is routed there, nobody
+        # takes it up, it fails as not connected after the pickup time, it does not hang.
+        started = time.perf_counter()
+        result = await command(cluster.api, "NODES-C1", "trigger", {"message": "Heartbeat"})
+        took = time.perf_counter() - started
+        assert result["outcome"] == "not_connected", result
+        assert took < PICKUP + 1.5, took
+        await until(lambda: _offline(cluster, "NODES-C1"), "the killed node's charger offline", 15)
+        gone = time.monotonic() - killed
+        assert gone < DEAD_AFTER + 2 * HEARTBEAT + 2, gone
+    for survivor in (cluster.a, cluster.b):
+        assert survivor.proc.poll() is None
+    assert '"nodes_found_dead"' in cluster.a.logged() + cluster.b.logged()
+
+
+@pytest.mark.postgres_only
+async def test_unknown_or_offline_chargers_fail_at_once_from_the_api_node(
+    cluster: Cluster,
+) -> None:
+    result = await command(cluster.api, "NODES-NOWHERE", "trigger", {"message": "Heartbeat"})
+    assert result["outcome"] == "not_connected"
+    assert "unknown charger" in result["message"]
+
+
+async def _held_by(cluster: Cluster, cp_id: str, node: str) -> bool:
+    try:
+        return await holder_of(cluster, cp_id) == (True, node)
+    except Exception:  # noqa: BLE001 - not stored yet
+        return False
+
+
+async def _offline(cluster: Cluster, cp_id: str) -> bool:
+    connected, _node = await holder_of(cluster, cp_id)
+    return not connected
+
+
+async def _history(cluster: Cluster, cp_id: str) -> list[CommandRecord]:
+    async with cluster.db.read() as conn:
+        return await command_repo.recent(conn, cp_id=cp_id)
+
+
+@pytest.mark.sqlite_only
+async def test_one_sqlite_process_is_the_only_node(start_server: StartServer) -> None:
+    server = await start_server()
+    assert server.app.cluster is None
+    async with charger(server.url, "SOLO-1"):
+        detail = await server.staff.charger("SOLO-1")
+        assert (detail.charger.connected, detail.charger.node_id) == (True, server.app.node_id)
+        result = await server.app.commands.execute(
+            "SOLO-1", server.app.commands.parse(CommandName.TRIGGER, {"message": "Heartbeat"})
+        )
+        assert result.outcome.value == "accepted"
+
+    async def offline() -> bool:
+        return not (await server.staff.charger("SOLO-1")).charger.connected
+
+    await until(offline, "the charger offline")
