@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -20,9 +21,17 @@ def alembic_config() -> AlembicConfig:
     return cfg
 
 
+# PostgreSQL advisory lock key held while migrating: nodes that start together on one
+# database migrate one after the other (the later ones find nothing left to do).
+MIGRATION_LOCK = 0x6373_6D73_0001
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to `revision` on the engine's database."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Released with the transaction.
+            await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         await conn.run_sync(_upgrade_sync, revision)
 
 

@@ -50,6 +50,8 @@ class Listener:
         self._lost = asyncio.Event()
         self._tasks = TaskSet("listener")
         self.reconnections = 0
+        # How the connection shows in pg_stat_activity.
+        self.application_name = f"csms-listen {channel}"[:63]
 
     async def start(self) -> None:
         """Connect and LISTEN (raises when the database cannot be reached), then keep the
@@ -64,7 +66,9 @@ class Listener:
     async def _connect(self) -> None:
         import asyncpg  # the postgres extra
 
-        conn = await asyncpg.connect(self._dsn, timeout=10)
+        conn = await asyncpg.connect(
+            self._dsn, timeout=10, server_settings={"application_name": self.application_name}
+        )
         try:
             await conn.add_listener(self.channel, self._on_notification)
         except BaseException:
