@@ -249,6 +249,7 @@ class CsmsApp:
             self.metrics,
             roaming=self.roaming,
             node_id=self.node_id,
+            shared=self.cluster is not None,
         )
         v201 = V201Adapter(
             self.charging.stations,

@@ -36,7 +36,9 @@ class Charging:
         metrics: Metrics | None = None,
         roaming: Roaming | None = None,
         node_id: str = "local",
+        shared: bool = False,
     ) -> Charging:
+        """`shared`: other nodes serve chargers on the same database (PostgreSQL)."""
         checks = InputChecks(settings.window)
         quotas = Quotas(db, clock, settings.quotas, metrics)
         holders: BatchLoader[str, dict[int, Place]] = BatchLoader(db, tx_repo.holders)
@@ -44,7 +46,7 @@ class Charging:
         authorization = AuthorizationService(
             DatabaseTokens(db),
             clock,
-            Holdings(holders),
+            Holdings(holders, shared=shared),
             allow_unknown_tags=settings.allow_unknown_tags,
             roaming=roaming,
         )

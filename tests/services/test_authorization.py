@@ -98,6 +98,29 @@ async def test_limits_count_held_transactions_and_none_means_any_number() -> Non
     assert (await auth.decide_start("CP8", 1, "TWO", two, None, NOW)).accepted
 
 
+async def test_shared_holdings_follow_other_nodes_and_keep_this_node_s_own_changes() -> None:
+    """Several nodes on one database: a transaction another node started counts, one it
+    ended (a charger that moved there) no longer does, and this node's own start counts
+    before the database shows it."""
+    card = Token("CARD", TokenStatus.ACCEPTED, max_concurrent=1)
+    database = Holders({"CARD": {10: ("CP1", 1)}})
+    ticks = [1000.0]
+    auth = AuthorizationService(
+        Tokens(card), Clock(NOW), Holdings(database, shared=True, monotonic=lambda: ticks[0])
+    )
+    assert not (await auth.decide_start("CP2", 1, "CARD", card, None, NOW)).accepted
+    database.held["CARD"] = {}  # another node ended it
+    assert (await auth.decide_start("CP2", 1, "CARD", card, None, NOW)).accepted
+    auth.holdings.add("CARD", 11, ("CP2", 1))  # this node's start, not committed yet
+    assert not (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
+    database.held["CARD"] = {11: ("CP2", 1)}  # committed
+    auth.holdings.remove("CARD", 11)  # this node's stop, not committed yet
+    assert (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
+    # Long after, the database alone decides (the stop was lost with its write).
+    ticks[0] += 61
+    assert not (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
+
+
 async def test_inside_its_own_transaction_a_token_is_not_busy() -> None:
     card = Token("CARD", TokenStatus.ACCEPTED, max_concurrent=1)
     auth, _, _ = service(card, held={"CARD": {10: ("CP1", 1)}})
