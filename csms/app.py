@@ -327,6 +327,7 @@ class CsmsApp:
         if "ocpp" in self.components:
             cluster.on_release = self.ocpp.release
             cluster.on_revived = self.ocpp.reannounce
+            self.ocpp.on_returned = self.charging.transactions.forget_charger
         stations = self.charging.stations
 
         def offline() -> None:

@@ -148,6 +148,10 @@ class OcppServer:
         # another node held connects here (tell that node to close its socket).
         self.node_id: str | None = None
         self.on_taken: Callable[[str, str], Coroutine[Any, Any, None]] | None = None
+        # Called (several nodes only) when a charger this process served before comes
+        # back from another node: what this process remembers of it is out of date.
+        self.on_returned: Callable[[str], None] | None = None
+        self._served: set[str] = set()
 
     @property
     def port(self) -> int:
@@ -522,6 +526,14 @@ class OcppServer:
             await previous.ws.close(1000, "replaced by a new connection")
             await previous.done.wait()
         known = handshake.charger
+        if self.on_returned is not None:
+            if (
+                cp_id in self._served
+                and known is not None
+                and known.node_id not in (None, self.node_id)
+            ):
+                self.on_returned(cp_id)
+            self._served.add(cp_id)
         validation = (known.validation if known else None) or self.config.validation
         session = OcppSession(
             cp_id,

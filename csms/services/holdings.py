@@ -19,8 +19,8 @@ from typing import Protocol
 Place = tuple[str, int]
 # Entries kept at most; beyond it, tokens that hold nothing are forgotten (read again).
 MAX_TOKENS = 200_000
-# Shared: seconds this node's own starts and stops are laid over what the database says
-# (their writes are committed well before).
+# Shared: seconds at most this node's own starts not yet committed, and its stops, are laid
+# over what the database says (their writes are committed well before).
 OWN_CHANGES_S = 60.0
 
 
@@ -36,7 +36,8 @@ class Holdings:
 
     `ensure(key)` before counting; `add` a transaction before its write (the slot is taken
     at once, so two chargers starting with a card at the same moment cannot both get the
-    last slot) and `remove` it when its write failed or it ended.
+    last slot), say when its write is `committed`, and `remove` it when its write failed or
+    it ended.
     """
 
     def __init__(
@@ -119,6 +120,12 @@ class Holdings:
         held = self._held.get(key)
         if held is not None:
             held[tx_id] = place
+
+    def committed(self, key: str, tx_id: int) -> None:
+        """The write of a transaction `add`ed is committed: from now on the database says
+        whether it holds the token (another node may end it)."""
+        if self._shared:
+            self._started.get(key, {}).pop(tx_id, None)
 
     def remove(self, key: str, tx_id: int) -> None:
         if self._shared:

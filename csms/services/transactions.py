@@ -392,6 +392,8 @@ class TransactionService:
                 holdings.remove(tag, tx.id)
             self._ids.resync()
             raise
+        if tag is not None:
+            holdings.committed(tag, tx.id)
         self._remember(tx)
 
     async def stop_transaction(self, cp_id: str, req: StopRequest) -> StopResult:
@@ -507,6 +509,17 @@ class TransactionService:
         if len(self._active) >= MAX_ENTRIES:
             self._active.clear()
         self._active[tx.id] = tx
+
+    def forget_charger(self, cp_id: str) -> None:
+        """Drop what this process knows from memory of a charger's transactions: they went
+        on through another node meanwhile (several nodes on one database), so the next
+        message reads them again."""
+        for tx_id in [i for i, tx in self._active.items() if tx.charge_point_id == cp_id]:
+            del self._active[tx_id]
+        for key in [k for k in self._cursors if k[0] == cp_id]:
+            del self._cursors[key]
+        for place in [k for k in self._evse_tx if k[0] == cp_id]:
+            del self._evse_tx[place]
 
     def _forget(self, tx: Transaction) -> None:
         """A transaction ended: it no longer holds its token nor its EVSE."""
@@ -666,6 +679,8 @@ class TransactionService:
             if slot is not None:
                 self._auth.holdings.remove(*slot)
             raise
+        if slot is not None:
+            self._auth.holdings.committed(*slot)
         if grant is not None and event.id_token is not None:
             await self._auth.grant_used(cp_id, event.id_token, grant)
         self._after_event(key, event, result)
@@ -860,6 +875,7 @@ class TransactionService:
                     tag = token_key(tx.id_tag)
                     if tx.auth_status == AuthStatus.ACCEPTED.value:
                         self._auth.holdings.add(tag, tx.id, (cp_id, tx.evse_id))
+                        self._auth.holdings.committed(tag, tx.id)
                     else:
                         self._auth.holdings.remove(tag, tx.id)
             else:

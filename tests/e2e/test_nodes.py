@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from csms.services.staff import StaffService
 from csms.storage import commands as command_repo
 from csms.storage.database import Database
 from tests.e2e.conftest import StartServer
-from tests.e2e.sim import charger, until
+from tests.e2e.sim import charger, register, until
 from tests.postgres import db_url_for
 
 CSMS = [sys.executable, "-m", "csms.cli.main"]
@@ -278,6 +279,33 @@ async def test_a_charger_that_moves_to_another_node_takes_its_commands_along(
     assert '"connection_replaced"' in logged and "another node" in logged
     # Node A's closing did not mark the charger disconnected: node B did, when it left.
     await until(lambda: _offline(cluster, "NODES-MOVE"), "the charger offline once it left node B")
+
+
+@pytest.mark.postgres_only
+async def test_a_transaction_that_ends_on_another_node_frees_its_card_on_the_first(
+    cluster: Cluster,
+) -> None:
+    """Node A remembers the transactions it serves (and which cards they hold); the charger
+    moves to node B, which ends the transaction; back on node A, the card is free again
+    and its limit still holds."""
+    await cluster.staff.add_token(Token("MOVE-CARD", TokenStatus.ACCEPTED, max_concurrent=1))
+    async with charger(cluster.a.url, "NODES-TX") as first:
+        started = await first.start_transaction(1, "MOVE-CARD", 1000)
+        assert started["idTagInfo"]["status"] == "Accepted"
+        tx_id = started["transactionId"]
+        assert (await first.meter_values(1, tx_id, [register(datetime.now(UTC), 1500)])) == {}
+    async with charger(cluster.b.url, "NODES-TX") as second:
+        stopped = await second.stop_transaction(tx_id, 2000, id_tag="MOVE-CARD")
+        assert stopped["idTagInfo"]["status"] == "Accepted"
+    async with charger(cluster.a.url, "NODES-TX") as third:
+        # On another connector than the ended transaction's: only a card that is free
+        # again starts there.
+        again = await third.start_transaction(2, "MOVE-CARD", 0)
+        assert again["idTagInfo"]["status"] == "Accepted"
+        other = await third.start_transaction(1, "MOVE-CARD", 2000)
+        assert other["idTagInfo"]["status"] == "ConcurrentTx"
+    ended = await cluster.staff.transaction(tx_id)
+    assert (ended.transaction.meter_stop_wh, ended.transaction.active) == (2000, False)
 
 
 @pytest.mark.postgres_only

@@ -113,12 +113,15 @@ async def test_shared_holdings_follow_other_nodes_and_keep_this_node_s_own_chang
     assert (await auth.decide_start("CP2", 1, "CARD", card, None, NOW)).accepted
     auth.holdings.add("CARD", 11, ("CP2", 1))  # this node's start, not committed yet
     assert not (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
-    database.held["CARD"] = {11: ("CP2", 1)}  # committed
-    auth.holdings.remove("CARD", 11)  # this node's stop, not committed yet
-    assert (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
-    # Long after, the database alone decides (the stop was lost with its write).
-    ticks[0] += 61
+    database.held["CARD"] = {11: ("CP2", 1)}
+    auth.holdings.committed("CARD", 11)
     assert not (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
+    database.held["CARD"] = {}  # the charger moved; another node ended it
+    assert (await auth.decide_start("CP3", 1, "CARD", card, None, NOW)).accepted
+    auth.holdings.add("CARD", 12, ("CP3", 1))
+    # A start whose write never said how it went counts for a minute at most.
+    ticks[0] += 61
+    assert (await auth.decide_start("CP4", 1, "CARD", card, None, NOW)).accepted
 
 
 async def test_inside_its_own_transaction_a_token_is_not_busy() -> None:
