@@ -328,9 +328,32 @@ async def test_a_killed_node_s_chargers_go_offline_and_commands_to_it_fail_fast(
         await until(lambda: _offline(cluster, "NODES-C1"), "the killed node's charger offline", 15)
         gone = time.monotonic() - killed
         assert gone < DEAD_AFTER + 2 * HEARTBEAT + 2, gone
-    for survivor in (cluster.a, cluster.b):
-        assert survivor.proc.poll() is None
-    assert '"nodes_found_dead"' in cluster.a.logged() + cluster.b.logged()
+    survivors = (cluster.a, cluster.b, cluster.api)
+    assert all(node.proc.poll() is None for node in survivors)
+    # Whichever live node beat first found it dead (API nodes take part too).
+    assert sum('"nodes_found_dead"' in node.logged() for node in survivors) >= 1
+
+
+@pytest.mark.postgres_only
+async def test_a_node_taken_for_dead_records_its_chargers_again_when_it_resumes(
+    cluster: Cluster,
+) -> None:
+    """A node that stops answering for longer than dead_after (paused here; a long GC
+    pause or a database outage alike) has its chargers marked offline by the others;
+    its sockets stayed open, so once it resumes it records them connected again."""
+    node = cluster.nodes.start("node-d", "ocpp")
+    async with charger(node.url, "NODES-D1") as cp:
+        await until(lambda: _held_by(cluster, "NODES-D1", "node-d"), "node-d to hold it")
+        node.proc.send_signal(signal.SIGSTOP)
+        try:
+            await until(lambda: _offline(cluster, "NODES-D1"), "the paused node's charger offline")
+        finally:
+            node.proc.send_signal(signal.SIGCONT)
+        await until(lambda: _held_by(cluster, "NODES-D1", "node-d"), "the charger online again")
+        assert cp.online
+        result = await command(cluster.api, "NODES-D1", "trigger", {"message": "Heartbeat"})
+        assert result["outcome"] == "accepted", result
+    assert '"node_revived"' in node.logged()
 
 
 @pytest.mark.postgres_only

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from csms.core.charger import RegistrationStatus
@@ -27,7 +28,7 @@ from csms.core.commands import (
 from csms.core.versions import OcppVersion, ProtocolLimits
 from csms.handlers.v16.limits import LIMITS as V16_LIMITS
 from csms.handlers.v201.limits import LIMITS as V201_LIMITS
-from csms.services.commands.base import Order, Requester
+from csms.services.commands.base import Order, PartnerReservation, Requester, Vouched
 from csms.services.commands.configuration import Configuration
 from csms.services.commands.control import prepare as prepare_control
 from csms.services.commands.firmware import FirmwareAndLogs
@@ -96,3 +97,14 @@ def test_configuration_keys_by_the_chargers_version() -> None:
         ConfigSetRequest("OCPPCommCtrlr.HeartbeatInterval", "300"), order(V201_LIMITS)
     )
     assert kept.after is not None  # the device model keeps what the station accepted
+
+
+def test_a_vouched_token_survives_its_json_form_for_another_node() -> None:
+    plain = Vouched("eMAID", "GROUP-1")
+    reserved = Vouched(
+        "RFID",
+        None,
+        PartnerReservation(7, "RES-9", {"location_id": "LOC1", "evse_uid": "E1"}, replaces=3),
+    )
+    for vouched in (plain, reserved):
+        assert Vouched.from_json(orjson.loads(orjson.dumps(vouched.to_json()))) == vouched
