@@ -46,6 +46,9 @@ def charger_json(cp: ChargePoint) -> dict[str, Any]:
         "registration": cp.registration.value,
         "ocpp_version": cp.ocpp_version,
         "connected": cp.connected,
+        # The node (csms serve process) that recorded its latest connection: while it is
+        # connected, the one holding its socket.
+        "node_id": cp.node_id,
         "vendor": cp.vendor,
         "model": cp.model,
         "serial_number": cp.serial_number,

@@ -191,6 +191,16 @@ async def command(node: Node, cp_id: str, path: str, body: dict[str, Any]) -> di
         return found
 
 
+async def read(node: Node, path: str) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http,
+        http.get(f"{node.api}{path}") as response,
+    ):
+        assert response.status == 200, await response.text()
+        found: dict[str, Any] = await response.json()
+        return found
+
+
 async def cli(node: Node, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
     env.update(CSMS_API_HOST="127.0.0.1", CSMS_API_PORT=str(node.api_port), CSMS_API_TOKEN=TOKEN)
@@ -274,6 +284,13 @@ async def test_a_charger_that_moves_to_another_node_takes_its_commands_along(
             assert result["outcome"] == "accepted", result
             # Also from node A's point of view: still connected (to node B).
             assert await holder_of(cluster, "NODES-MOVE") == (True, "node-b")
+            shown = await read(cluster.api, "/api/chargers/NODES-MOVE")
+            # The API node holds no sockets: "connected_here" does not apply to it.
+            assert (shown["connected"], shown["node_id"], shown["connected_here"]) == (
+                True,
+                "node-b",
+                None,
+            )
             assert second.online
     logged = cluster.a.logged()
     assert '"connection_replaced"' in logged and "another node" in logged
