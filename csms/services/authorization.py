@@ -105,6 +105,7 @@ class AuthorizationService:
         *,
         allow_unknown_tags: bool = False,
         roaming: Roaming | None = None,
+        shared: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -115,8 +116,11 @@ class AuthorizationService:
         self.roaming = roaming
         # Decisions for other parties' tokens, by (charge point, token key): what its
         # Authorize got, or what a partner's command vouched for; used by the transaction
-        # that follows. Stored too (auth_grants): this is the cache of this process.
+        # that follows. Stored too (auth_grants): this is the cache of this process. With
+        # several nodes on one database (`shared`) nothing is cached: a decision made or
+        # used on another node (a command's, for a charger it holds) is read each time.
         self._grants: dict[tuple[str, str], Standing] = {}
+        self._shared = shared
 
     async def authorize(
         self,
@@ -263,6 +267,8 @@ class AuthorizationService:
         return grant
 
     def _cache_grant(self, key: tuple[str, str], standing: Standing) -> None:
+        if self._shared:
+            return
         if len(self._grants) >= MAX_ENTRIES:
             self._grants.clear()
         self._grants[key] = standing

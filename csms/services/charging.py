@@ -49,6 +49,7 @@ class Charging:
             Holdings(holders, shared=shared),
             allow_unknown_tags=settings.allow_unknown_tags,
             roaming=roaming,
+            shared=shared,
         )
         transactions = TransactionService(db, clock, authorization, checks)
         return cls(stations, authorization, transactions, checks)

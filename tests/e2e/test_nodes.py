@@ -6,6 +6,7 @@ single process records itself as the holder as before."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -21,14 +22,23 @@ from typing import Any
 import aiohttp
 import pytest
 
+from csms.app import CsmsApp
 from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
 from csms.core.commands import CommandName, CommandRecord
+from csms.core.locations import Location
+from csms.services.locations import LocationService
 from csms.services.staff import StaffService
 from csms.storage import commands as command_repo
 from csms.storage.database import Database
-from tests.e2e.conftest import StartServer
+from simulators.options import ChargerOptions
+from simulators.versions import create_charger
+from tests.e2e.conftest import Running, StartServer, make_config
+from tests.e2e.fake_partner import EMSP_ROLE
 from tests.e2e.sim import charger, register, until
+from tests.e2e.test_ocpi_commands import Peer
+from tests.e2e.test_ocpi_commands import _register as register_partner
+from tests.e2e.test_ocpi_commands import token as emsp_token
 from tests.postgres import db_url_for
 
 CSMS = [sys.executable, "-m", "csms.cli.main"]
@@ -37,6 +47,7 @@ TOKEN = "nodes-test-token"
 HEARTBEAT = 0.5
 DEAD_AFTER = 2.0
 PICKUP = 1.0
+OCPI_LOCATION = "LOC-NODES"
 
 
 def free_port() -> int:
@@ -415,3 +426,111 @@ async def test_one_sqlite_process_is_the_only_node(start_server: StartServer) ->
         return not (await server.staff.charger("SOLO-1")).charger.connected
 
     await until(offline, "the charger offline")
+
+
+@pytest.mark.postgres_only
+async def test_an_ocpi_start_session_on_the_ocpi_node_starts_the_emsp_s_session_on_the_ocpp_node(
+    tmp_path: Path,
+) -> None:
+    """OCPI and OCPP on two nodes (in one test process here): the eMSP's START_SESSION,
+    received by the OCPI node, is routed with the party vouching for the token to the OCPP
+    node holding the charger; the transaction started there is the eMSP's."""
+    db_path = tmp_path / "csms.db"
+    ocpi_node = CsmsApp(
+        # Its location publisher finds the OCPP node's changes in its periodic passes.
+        make_config(db_path, cluster={"node_id": "ocpi-node"}, ocpi={"push_interval": 0.5}),
+        components=("ocpi", "api"),
+    )
+    ocpp_node = CsmsApp(
+        make_config(db_path, cluster={"node_id": "ocpp-node"}), components=("ocpp",)
+    )
+    await ocpi_node.start()
+    await ocpp_node.start()
+    cp_id = "NODES-OCPI"
+    station = create_charger(
+        ChargerOptions(
+            url=f"ws://127.0.0.1:{ocpp_node.ocpp.port}/ocpp",
+            charger_id=cp_id,
+            connectors=2,
+            sessions=0,
+            meter_interval=0.3,
+            seed=3,
+            response_timeout=10,
+        )
+    )
+    running = asyncio.create_task(station.run())
+    emsp: Peer | None = None
+    try:
+        served = Running(ocpi_node, ocpi_node.config, db_path)
+        locations = LocationService(ocpi_node.db, utc_now)
+        await locations.add(
+            Location(
+                id=OCPI_LOCATION,
+                name="Two nodes",
+                address="Kade 3",
+                city="Amsterdam",
+                postal_code="1011AA",
+                country="NLD",
+                latitude="52.3702",
+                longitude="4.8952",
+                time_zone="Europe/Amsterdam",
+            )
+        )
+        await locations.link(OCPI_LOCATION, cp_id, None)
+        emsp, _ = await register_partner(served, "emsp", EMSP_ROLE)
+        staff = StaffService(ocpi_node.db, utc_now)
+
+        async def announced() -> bool:
+            try:
+                detail = await staff.charger(cp_id)
+            except Exception:  # noqa: BLE001 - not stored yet
+                return False
+            return detail.charger.node_id == "ocpp-node" and len(detail.connectors) >= 2
+
+        await until(announced, "the charger's connectors on the OCPP node")
+
+        async def published() -> bool:
+            assert emsp is not None and emsp.fake.our_token is not None
+            status, body, _ = await emsp.fake.call(
+                "GET",
+                f"{served.ocpi_url}/ocpi/2.2.1/locations/{OCPI_LOCATION}",
+                emsp.fake.our_token,
+            )
+            uids = {e["uid"] for e in body["data"].get("evses", [])} if status == 200 else set()
+            return f"{cp_id}*1" in uids
+
+        await until(published, "the EVSEs published by the OCPI node")
+        url = await emsp.accepted(
+            "START_SESSION",
+            {
+                "token": emsp_token("APP-NODES"),
+                "location_id": OCPI_LOCATION,
+                "evse_uid": f"{cp_id}*1",
+                "connector_id": "1",
+                "authorization_reference": "AUTH-NODES",
+            },
+        )
+        result = await emsp.result(url)
+        assert result["result"] == "ACCEPTED", result
+
+        async def started() -> list[Any]:
+            return await staff.transactions(active_only=True, cp_id=cp_id)
+
+        (tx,) = await until(started, "the eMSP's transaction")
+        assert (tx.evse_id, tx.id_tag, tx.auth_status) == (1, "APP-NODES", "Accepted")
+        (entry,) = [r for r in await staff_history(ocpi_node, cp_id) if r.command == "start"]
+        assert (entry.source, entry.requested_by, entry.outcome) == ("ocpi", "emsp", "accepted")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await station.close()
+        if emsp is not None:
+            await emsp.fake.stop()
+        await ocpp_node.stop()
+        await ocpi_node.stop()
+
+
+async def staff_history(app: CsmsApp, cp_id: str) -> list[CommandRecord]:
+    async with app.db.read() as conn:
+        return await command_repo.recent(conn, cp_id=cp_id)

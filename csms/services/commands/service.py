@@ -437,9 +437,10 @@ class CommandService:
             message = f"timed out: node {holder} sent no answer within {wait:g} s"
         else:
             outcome = Outcome.NOT_CONNECTED
+            pickup = 0.0 if self._router is None else self._router.pickup_timeout
             message = (
                 f"not connected: node {holder}, which holds the charger, did not take the "
-                f"command up within {self._router.pickup_timeout if self._router else 0:g} s"
+                f"command up within {pickup:g} s"
             )
         now = self._clock()
 
