@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import secrets
 import socket
 import sys
 import time
@@ -84,6 +85,12 @@ def charging_settings(config: Config) -> ChargingSettings:
             auto_register_limit=config.ocpp.auto_register_limit,
         ),
     )
+
+
+def default_node_id() -> str:
+    """A node id for a process that was given none: where it runs, and random, so that two
+    apps in one process (tests, embedding) are two nodes too."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def cluster_settings(config: Config) -> ClusterSettings:
@@ -220,7 +227,7 @@ class CsmsApp:
         self.db = open_database(config)
         # This process among the nodes that may share the database (PostgreSQL only: with
         # SQLite one process is the only node).
-        self.node_id = config.cluster.node_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.node_id = config.cluster.node_id or default_node_id()
         self.cluster = (
             None
             if self.db.is_sqlite

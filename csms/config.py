@@ -242,7 +242,7 @@ class CaConfig:
 class ClusterConfig:
     # This process's name among the nodes sharing one PostgreSQL database (its row in the
     # `nodes` table, its LISTEN channel, the holder recorded for each charger it serves);
-    # empty: hostname:pid, a new node at every start. A fixed id lets a restarted node
+    # empty: hostname:pid:random, a new node at every start. A fixed id lets a restarted node
     # mark offline at once the chargers it held before.
     node_id: str = ""
     # Seconds between two heartbeats of this node's row; a node whose heartbeat is older
