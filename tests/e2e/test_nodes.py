@@ -238,37 +238,40 @@ async def holder_of(cluster: Cluster, cp_id: str) -> tuple[bool, str | None]:
 async def test_a_remote_start_on_the_api_node_reaches_a_charger_on_node_b(
     cluster: Cluster,
 ) -> None:
-    await cluster.staff.add_token(Token("CARD-B", TokenStatus.ACCEPTED))
-    async with charger(cluster.b.url, "NODES-B1") as cp:
+    for uid in ("CARD-B", "CARD-B2"):
+        await cluster.staff.add_token(Token(uid, TokenStatus.ACCEPTED))
+    async with charger(cluster.b.url, "NODES-B1", connectors=2) as cp:
         await until(lambda: _held_by(cluster, "NODES-B1", "node-b"), "node-b to hold the charger")
-        # Through the API directly, timed: routed to node B, sent there, answered back.
+
+        async def transactions() -> dict[str, int]:
+            running = await cluster.staff.transactions(active_only=True, cp_id="NODES-B1")
+            return {tx.id_tag or "": tx.evse_id for tx in running}
+
+        # A remote start through the API node, timed: stored there, routed to node B, sent
+        # to the charger, its answer recorded and read back.
         started = time.perf_counter()
-        result = await command(
-            cluster.api, "NODES-B1", "config-get", {"keys": ["HeartbeatInterval"]}
-        )
+        result = await command(cluster.api, "NODES-B1", "start", {"tag": "CARD-B", "evse": 1})
         took = time.perf_counter() - started
         assert result["outcome"] == "accepted", result
         assert took < 1.0, f"the answer took {took:.3f} s"
-        # Through `csms remote start` against the API node: the transaction appears.
+        assert (await until(transactions, "the remote-started transaction")) == {"CARD-B": 1}
+        # `csms remote start` against the API node does the same.
         code, out, err = await cli(
-            cluster.api, "remote", "start", "NODES-B1", "--tag", "CARD-B", "--json"
+            cluster.api, "remote", "start", "NODES-B1", "--tag", "CARD-B2", "--evse", "2", "--json"
         )
         assert code == 0, (out, err)
         assert '"outcome": "accepted"' in out, out
 
-        async def transaction() -> list[Any]:
-            return await cluster.staff.transactions(active_only=True, cp_id="NODES-B1")
+        async def both() -> bool:
+            return await transactions() == {"CARD-B": 1, "CARD-B2": 2}
 
-        found = await until(transaction, "the remote-started transaction")
-        assert found[0].id_tag == "CARD-B"
+        await until(both, "the second remote-started transaction")
         assert cp.online
     # One audit entry per command, written by the API node and completed by node B.
-    history = [
-        r for r in await _history(cluster, "NODES-B1") if r.command in ("config-get", "start")
-    ]
-    assert [(r.command, r.outcome, r.source) for r in history] == [
-        ("start", "accepted", "cli"),
-        ("config-get", "accepted", "api"),
+    history = [r for r in await _history(cluster, "NODES-B1") if r.command == "start"]
+    assert [(r.outcome, r.source, r.params.get("tag")) for r in history] == [
+        ("accepted", "cli", "CARD-B2"),
+        ("accepted", "api", "CARD-B"),
     ]
     assert '"origin_node":"node-api","event":"command_taken_up"' in cluster.b.logged()
     assert '"command_taken_up"' not in cluster.a.logged()
