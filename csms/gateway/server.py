@@ -609,10 +609,14 @@ class OcppServer:
     async def reannounce(self) -> None:
         """Record again every charger connected here (this node was taken for dead and
         its chargers marked offline)."""
-        for cp_id, live in self.registry.items():
-            registration = live.session.registration
-            if registration is not None:
-                await self.service.still_connected(cp_id, live.session.version, registration)
+        # Side by side: the writes share the writer's batches.
+        await asyncio.gather(
+            *(
+                self.service.still_connected(cp_id, live.session.version, registration)
+                for cp_id, live in self.registry.items()
+                if (registration := live.session.registration) is not None
+            )
+        )
 
     def _throttled(self, live: Live, wait: float) -> None:
         if self.metrics is not None:

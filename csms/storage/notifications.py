@@ -95,7 +95,7 @@ class Listener:
             return False
         try:
             await asyncio.wait_for(conn.fetchval("SELECT 1"), CHECK_SECONDS)
-        except (TimeoutError, OSError, Exception):  # noqa: BLE001 - any failure: reconnect
+        except Exception:  # noqa: BLE001 - a timeout or any failure: reconnect
             return False
         return True
 
