@@ -176,8 +176,21 @@ class CommandService:
         form)."""
         name = request.name
         audited = dict(request.params() if params is None else params)
-        entry_id = await self._open_entry(cp_id, name, audited, requester)
         wait = min(timeout or self.default_timeout, MAX_TIMEOUT_S)
+        router = self._router
+        if router is not None and self._channels(cp_id) is None:
+            # Another node may hold the charger: a valid request is stored for it there.
+            holder = await router.holder(cp_id)
+            if holder is not None and holder != router.node_id:
+                try:
+                    checked = self.parse(name, request.params())
+                except CommandRefused:
+                    pass  # refused below, as for a charger held here
+                else:
+                    return await self._send_elsewhere(
+                        cp_id, checked, audited, requester, wait, vouched, holder
+                    )
+        entry_id = await self._open_entry(cp_id, name, audited, requester)
         return await self._run(entry_id, cp_id, request, requester, wait, vouched, None)
 
     async def run_routed(self, entry_id: int) -> None:
@@ -235,8 +248,7 @@ class CommandService:
         reply_to: str | None,
     ) -> CommandResult:
         """Send the command of an open audit entry over this node's connection to the
-        charger, or have the node holding it send it. `reply_to`: the node that routed it
-        here (then it is not routed again, and that node is told when it is done)."""
+        charger. `reply_to`: the node that routed it here, told when it is done."""
         name = request.name
         finish = functools.partial(self._finish, reply_to=reply_to)
         try:
@@ -251,12 +263,6 @@ class CommandService:
         prepared: Prepared | None = None
         try:
             if channel is None:
-                if reply_to is None and self._router is not None:
-                    holder = await self._router.holder(cp_id)
-                    if holder is not None and holder != self._router.node_id:
-                        return await self._send_elsewhere(
-                            entry_id, cp_id, request, requester, wait, vouched, holder
-                        )
                 known = await self._charging.stations.charge_point(cp_id)
                 message = "not connected" if known else f"not connected (unknown charger {cp_id!r})"
                 return await finish(
@@ -340,27 +346,35 @@ class CommandService:
 
     async def _send_elsewhere(
         self,
-        entry_id: int,
         cp_id: str,
         request: CommandRequest,
+        audited: dict[str, Any],
         requester: Requester,
         wait: float,
         vouched: Vouched | None,
         holder: str,
     ) -> CommandResult:
-        """Have node `holder` send the command: the audit entry gets what it needs, the
-        node is notified with the entry's id (in the same transaction), and its answer is
-        read back from the entry. A node that does not take it up within the pickup time
-        (dead, unreachable) leaves the command "not connected"; one that took it up and
-        never finished leaves it timed out once the charger's time is over."""
+        """Have node `holder` send the command: its audit entry is opened with what that
+        node needs, and the node notified with the entry's id, in one transaction; the
+        answer is read back from the entry. A node that does not take it up within the
+        pickup time (dead, unreachable) leaves the command "not connected"; one that took
+        it up and never finished leaves it timed out once the charger's time is over."""
         router = self._router
         assert router is not None
         name = request.name
-        done = router.expect(entry_id)
-        payload = node_repo.message(node_repo.RUN, id=entry_id)
+        now = self._clock()
 
-        async def route(w: WriteTx) -> None:
+        async def route(w: WriteTx) -> int:
             conn = await w.connection()
+            entry_id = await command_repo.open_entry(
+                conn,
+                cp_id=cp_id,
+                command=name.value,
+                params=audited,
+                source=requester.source,
+                requested_by=requester.name,
+                now=now,
+            )
             await command_repo.route(
                 conn,
                 entry_id,
@@ -370,10 +384,15 @@ class CommandService:
                 origin=router.node_id,
                 target=holder,
             )
+            payload = node_repo.message(node_repo.RUN, id=entry_id)
             await node_repo.notify(conn, holder, payload)
+            return entry_id
 
+        entry_id = await self._db.write(route)
+        # No await since the commit: the holder's answer cannot have come yet (and one
+        # that got lost is found by reading the entry).
+        done = router.expect(entry_id)
         try:
-            await self._db.write(route)
             log.info(
                 "command_routed",
                 charge_point_id=cp_id,
