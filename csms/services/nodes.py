@@ -32,6 +32,8 @@ MISSED_COMMANDS = timedelta(minutes=2)
 
 @dataclass(frozen=True, slots=True)
 class ClusterSettings:
+    """The [cluster] keys a node runs with (seconds)."""
+
     heartbeat_interval: float = 10.0
     dead_after: float = 30.0
     pickup_timeout: float = 2.0

@@ -36,6 +36,7 @@ def channel_of(node_id: str) -> str:
 
 
 def message(kind: str, **fields: object) -> str:
+    """A notification's payload: small JSON, never more than ids (NOTIFY caps it at 8 kB)."""
     return orjson.dumps({"kind": kind, **fields}).decode()
 
 
