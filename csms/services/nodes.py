@@ -85,6 +85,11 @@ class Cluster:
     def pickup_timeout(self) -> float:
         return self.settings.pickup_timeout
 
+    @property
+    def listen_reconnections(self) -> int:
+        """How often the LISTEN connection had to be opened again."""
+        return self._listener.reconnections
+
     async def start(self) -> None:
         """Add this node's row, then listen. Chargers recorded as connected to nodes that
         have no row (a node that stopped uncleanly and was removed) are marked offline."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import text
 
 from csms.app import CsmsApp
 from csms.core.authorization import Token, TokenStatus
@@ -30,7 +31,8 @@ from csms.core.locations import Location
 from csms.services.locations import LocationService
 from csms.services.staff import StaffService
 from csms.storage import commands as command_repo
-from csms.storage.database import Database
+from csms.storage import nodes as node_repo
+from csms.storage.database import Database, WriteTx
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
 from tests.e2e.conftest import Running, StartServer, make_config
@@ -537,3 +539,43 @@ async def test_an_ocpi_start_session_on_the_ocpi_node_starts_the_emsp_s_session_
 async def staff_history(app: CsmsApp, cp_id: str) -> list[CommandRecord]:
     async with app.db.read() as conn:
         return await command_repo.recent(conn, cp_id=cp_id)
+
+
+@pytest.mark.postgres_only
+async def test_a_command_sent_while_the_holder_s_listen_connection_is_down_arrives(
+    tmp_path: Path,
+) -> None:
+    """The holder's LISTEN connection is killed just before a command is routed to it: it
+    comes back, looks for the commands addressed to it meanwhile, and sends this one."""
+    db_path = tmp_path / "csms.db"
+    holder = CsmsApp(make_config(db_path, cluster={"node_id": "holder"}), components=("ocpp",))
+    asker = CsmsApp(make_config(db_path, cluster={"node_id": "asker"}), components=("api",))
+    await holder.start()
+    await asker.start()
+    try:
+        async with charger(f"ws://127.0.0.1:{holder.ocpp.port}/ocpp", "NODES-LISTEN"):
+            staff = StaffService(asker.db, utc_now)
+
+            async def held() -> bool:
+                return (await staff.charger("NODES-LISTEN")).charger.node_id == "holder"
+
+            await until(held, "the holder to record the charger")
+
+            async def kill(w: WriteTx) -> int:
+                result = await (await w.connection()).execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = :name"
+                    ),
+                    {"name": f"csms-listen {node_repo.channel_of('holder')}"},
+                )
+                return int(result.scalar_one())
+
+            assert await asker.db.write(kill) == 1
+            request = asker.commands.parse(CommandName.TRIGGER, {"message": "Heartbeat"})
+            result = await asker.commands.execute("NODES-LISTEN", request)
+            assert result.outcome.value == "accepted", result
+            assert holder.cluster is not None and holder.cluster.listen_reconnections == 1
+    finally:
+        await asker.stop()
+        await holder.stop()
