@@ -118,14 +118,18 @@ class AdvisoryLeader:
         """One connection's life: take what locks it can, check it, until it fails (then
         every group stops leading before the connection is dropped)."""
         conn = await engine.connect()
+        lost = False
         try:
             while True:
                 async with asyncio.timeout(CHECK_TIMEOUT_S):
                     await self._try_locks(conn)
                 everything = all(g.leading for g in self.groups)
                 await asyncio.sleep(self.check if everything else self.retry)
+        except Exception:
+            lost = True
+            raise
         finally:
-            await self._step_down()
+            await self._step_down(lost)
             await _close(conn)
 
     async def _try_locks(self, conn: AsyncConnection) -> None:
@@ -142,11 +146,17 @@ class AdvisoryLeader:
                 log.info("singleton_leader_elected", group=group.group, node=self.node)
                 await group.lead()
 
-    async def _step_down(self) -> None:
+    async def _step_down(self, lost: bool) -> None:
+        """Stop leading every group (`lost`: the connection failed, so the lock may be
+        another node's already; else this node is shutting down)."""
         for group in self.groups:
-            if group.leading:
-                log.warning("singleton_leader_stepped_down", group=group.group, node=self.node)
-                await group.follow()
+            if not group.leading:
+                continue
+            if lost:
+                log.warning("singleton_leader_lost", group=group.group, node=self.node)
+            else:
+                log.info("singleton_leader_released", group=group.group, node=self.node)
+            await group.follow()
 
 
 async def _close(conn: AsyncConnection) -> None:

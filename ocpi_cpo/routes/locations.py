@@ -123,5 +123,5 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
             app[PUSHER].wake()
 
     publisher.on_enqueued.append(wake_pusher)
-    async with app[SINGLETONS].hosting(publisher.worker.name, publisher.worker.running):
+    async with app[SINGLETONS].hosting(publisher.worker.name, publisher.running):
         yield
