@@ -395,7 +395,7 @@ class SessionService:
             conn = await w.connection()
             # One publisher's write at a time (two nodes during a hand-over): the push
             # states compared below are then the other's, once it committed.
-            await outbox_repo.held_cursor(conn, SESSIONS_CURSOR)
+            await outbox_repo.hold_cursor(conn, SESSIONS_CURSOR)
             count = 0
             recorded = [
                 await repo.record_failure(conn, tx_id, one_line(exc, MAX_ERROR), now, self._retry)

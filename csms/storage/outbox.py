@@ -289,14 +289,20 @@ async def cursor(conn: AsyncConnection, name: str) -> str | None:
     return (await conn.execute(select(_cur.c.value).where(_cur.c.name == name))).scalar()
 
 
-async def held_cursor(conn: AsyncConnection, name: str) -> str | None:
-    """A cursor's value, read inside a write that holds it until it commits: on PostgreSQL
-    a transaction-level advisory lock on its name (SQLite has one writer). A publisher
-    compares it with the value its pass started from: two passes that overlap (two nodes
-    during a hand-over of the singleton work) write one after the other, and the second
-    sees that the first moved the cursor."""
+async def hold_cursor(conn: AsyncConnection, name: str) -> None:
+    """Hold a cursor until the write commits: on PostgreSQL a transaction-level advisory
+    lock on its name (SQLite has one writer: nothing to do). Two publishers' passes that
+    overlap (two nodes during a hand-over of the singleton work) then write one after the
+    other, and the second reads what the first committed."""
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
+
+
+async def held_cursor(conn: AsyncConnection, name: str) -> str | None:
+    """A cursor's value, held until the write commits (`hold_cursor`): a publisher
+    compares it with the value its pass started from, and leaves the pass to the other
+    when it moved."""
+    await hold_cursor(conn, name)
     return await cursor(conn, name)
 
 
