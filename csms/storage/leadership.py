@@ -46,6 +46,8 @@ RETRY_S = 1.0
 CHECK_S = 1.0
 CHECK_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 5.0
+# A connection that keeps failing is logged once a minute, not once a try.
+REPORT_EVERY_S = 60.0
 # The server's TCP keepalive on the dedicated connection: a holder cut off without a close
 # loses its session (and its locks) after about idle + interval * count seconds.
 KEEPALIVE = {
@@ -85,6 +87,8 @@ class AdvisoryLeader:
         self.retry = retry
         self.check = check
         self.node = node or node_name()
+        # Whether the last connection was made (a failure after it is news at once).
+        self._connected = False
 
     def _engine(self) -> AsyncEngine:
         return create_async_engine(
@@ -99,17 +103,24 @@ class AdvisoryLeader:
 
     async def run(self) -> None:
         engine = self._engine()
+        loop = asyncio.get_running_loop()
+        reported_at: float | None = None
         try:
             while True:
                 try:
                     await self._hold(engine)
                 except Exception as exc:  # noqa: BLE001 - the loop's boundary: connect again
-                    log.warning(
-                        "singleton_lock_connection_failed",
-                        node=self.node,
-                        error=" ".join(str(exc).split())[:300] or type(exc).__name__,
-                        retry_in_s=self.retry,
-                    )
+                    # Once, then once a minute while the database stays out of reach.
+                    due = reported_at is None or loop.time() - reported_at >= REPORT_EVERY_S
+                    if due or self._connected:
+                        reported_at = loop.time()
+                        log.warning(
+                            "singleton_lock_connection_failed",
+                            node=self.node,
+                            error=" ".join(str(exc).split())[:300] or type(exc).__name__,
+                            retry_in_s=self.retry,
+                        )
+                    self._connected = False
                 await asyncio.sleep(self.retry)
         finally:
             await engine.dispose()
@@ -118,6 +129,7 @@ class AdvisoryLeader:
         """One connection's life: take what locks it can, check it, until it fails (then
         every group stops leading before the connection is dropped)."""
         conn = await engine.connect()
+        self._connected = True
         lost = False
         try:
             while True:
