@@ -111,7 +111,7 @@ def test_a_group_held_by_another_process_on_the_sqlite_file_is_refused(tmp_path:
         lock.release()
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()  # waits, and closes its pipe
     # The holder died: its lock went with it.
     lock = SqliteLeaderLock(database)
     lock.acquire(["charging", "ocpi"], {})
