@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
+import aiohttp
 import pytest
 from sqlalchemy import Table, func, insert, select, update
 
@@ -23,6 +24,10 @@ from csms.storage import billing as billing_repo
 from csms.storage import outbox as outbox_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.models import CdrRow, PartnerRow, TransactionRow
+from ocpi_cpo.client import OcpiClient
+from ocpi_cpo.context import OcpiSettings
+from ocpi_cpo.push import Pusher
+from tests.e2e.fake_partner import FakePartner
 from tests.postgres import db_url_for
 
 pytestmark = pytest.mark.postgres_only
@@ -44,13 +49,16 @@ async def nodes(tmp_path: Path) -> AsyncIterator[tuple[Database, Database]]:
     await second.close()
 
 
-async def _pushes(db: Database, count: int) -> list[int]:
+async def _pushes(
+    db: Database, count: int, base: str = "http://emsp", token: str | None = None
+) -> list[int]:
     async def unit(w: WriteTx) -> list[int]:
         conn = await w.connection()
         partner = await conn.execute(
             insert(_p).values(
                 name="emsp",
                 status="registered",
+                their_token=token,
                 token_encoding="base64",
                 created_at=NOW,
                 updated_at=NOW,
@@ -62,7 +70,7 @@ async def _pushes(db: Database, count: int) -> list[int]:
             await outbox_repo.enqueue(
                 conn,
                 partner_id,
-                Push("sessions", "PUT", f"http://emsp/sessions/{n}", {"n": n}, f"sessions/{n}"),
+                Push("sessions", "PUT", f"{base}/sessions/NL/CSM/{n}", {"n": n}, f"sessions/{n}"),
                 NOW,
             )
             for n in range(count)
@@ -120,6 +128,39 @@ async def test_two_nodes_racing_over_the_outbox_claim_every_push_once(
 
     await asyncio.gather(worker(first), worker(second), worker(first), worker(second))
     assert sorted(claimed) == ids  # every push claimed, none twice
+
+
+async def test_two_push_workers_send_every_push_once(nodes: tuple[Database, Database]) -> None:
+    """Two nodes' push workers over one outbox (a hand-over in which the old leader has not
+    yet stopped): each push reaches the partner once."""
+    first, second = nodes
+    # A slow partner: both workers have requests in flight at the same time.
+    fake = await FakePartner(
+        endpoints=(("sessions", "RECEIVER"),), push_delay=lambda _seen: 0.05
+    ).start()
+    token = "their-token"
+    fake.tokens.add(token)
+    try:
+        ids = await _pushes(first, 60, f"{fake.base}/2.2.1", token)
+        settings = OcpiSettings(base_url="http://127.0.0.1:1", push_interval=0.1)
+        async with aiohttp.ClientSession() as session:
+            client = OcpiClient(session, timeout=5.0)
+            pushers = [Pusher(db, client, settings) for db in (first, second)]
+            async with pushers[0].running(), pushers[1].running():
+
+                async def delivered() -> bool:
+                    async with first.read() as conn:
+                        return await outbox_repo.count_listed(conn) == 0
+
+                deadline = asyncio.get_running_loop().time() + 30
+                while not await delivered():
+                    assert asyncio.get_running_loop().time() < deadline, "not delivered"
+                    await asyncio.sleep(0.05)
+    finally:
+        await fake.stop()
+    received = Counter(seen.path.rsplit("/", 1)[1] for seen in fake.pushes)
+    assert sorted(int(n) for n in received) == list(range(len(ids)))
+    assert set(received.values()) == {1}
 
 
 async def _ended(db: Database, count: int) -> list[int]:
