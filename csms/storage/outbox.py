@@ -295,7 +295,9 @@ async def hold_cursor(conn: AsyncConnection, name: str) -> None:
     overlap (two nodes during a hand-over of the singleton work) then write one after the
     other, and the second reads what the first committed."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
+        # Its own key space: never a singleton group's lock, which a node holds for long.
+        key = lock_key(f"cursor:{name}")
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 async def held_cursor(conn: AsyncConnection, name: str) -> str | None:
