@@ -495,6 +495,7 @@ async def test_a_revoked_partner_token_is_refused_by_every_ocpi_node_within_a_se
                     assert status in (401, 429), body
                 await asyncio.sleep(0.02)
             assert last_served is None or last_served < 1.0
+            print(f"revoked token last served {last_served} s after its removal")
             status, _, _ = await fake.call(
                 "GET", f"{a.ocpi_url}/ocpi/2.2.1/locations", fake.our_token
             )
