@@ -429,7 +429,8 @@ class CsmsApp:
                 await group.lead()
             return
         if groups:
-            leader = AdvisoryLeader(self.config.database.url, groups)
+            # Named in its log lines as in the node registry ([cluster] node_id).
+            leader = AdvisoryLeader(self.config.database.url, groups, node=self.node_id)
             self._leader = asyncio.get_running_loop().create_task(
                 leader.run(), name="singleton-leader"
             )
