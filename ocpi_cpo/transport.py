@@ -39,7 +39,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from csms.core.bounds import OutOfBounds, check_json_depth
+from csms.core.bounds import OutOfBounds, check_json_depth, check_no_nul
 from csms.core.errors import InvalidParty
 from csms.core.failures import address_key, retry_after
 from csms.core.parties import Party, destination
@@ -239,6 +239,7 @@ async def _read_body(request: web.Request) -> Any:
         ) from None
     try:
         check_json_depth(body)
+        check_no_nul(raw, body)
     except OutOfBounds as exc:
         raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc), http_status=400) from None
     return body

@@ -27,6 +27,7 @@ from csms.core.bounds import (
     bounded_int_text,
     bounded_number,
     check_json_depth,
+    check_no_nul,
 )
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import (
@@ -156,6 +157,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise _BadRequest("the body must be a JSON object of parameters")
     try:
         check_json_depth(body)
+        check_no_nul(raw, body)
     except OutOfBounds as exc:
         raise _BadRequest(str(exc)) from None
     return body
