@@ -40,6 +40,7 @@ from ocpi_cpo.transport import (
     reply_page,
 )
 from tests.e2e.fake_partner import FakePartner
+from tests.postgres import db_url_for
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -99,7 +100,7 @@ class Bridge:
 
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/ocpi.db")
+    db = Database.from_url(db_url_for(tmp_path / "ocpi.db"))
     await upgrade(db.engine)
     db.start()
     clock = SteppingClock()
