@@ -28,6 +28,7 @@ from csms.core.bounds import (
     bounded_number,
     check_json_depth,
     check_no_nul,
+    check_url_no_nul,
 )
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import (
@@ -280,6 +281,10 @@ async def _guard(
                 403,
             )
         request[IDENTITY] = found
+    try:
+        check_url_no_nul(request.path, request.query.items())
+    except OutOfBounds as exc:
+        return _error(400, str(exc))
     try:
         return await handler(request)
     except _BadRequest as exc:

@@ -8,6 +8,7 @@ the caller's job.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -82,6 +83,13 @@ def holds_nul(raw: str | bytes, value: Any) -> bool:
 def check_no_nul(raw: str | bytes, value: Any, what: str = "the body") -> None:
     if holds_nul(raw, value):
         raise OutOfBounds(f"{what} holds the character U+0000 (NUL), which no text may hold")
+
+
+def check_url_no_nul(path: str, query: Iterable[tuple[str, str]]) -> None:
+    """A request's decoded path and query parameters hold no U+0000 (`%00`): they become
+    look-up keys, which PostgreSQL's text cannot hold."""
+    if "\x00" in path or any("\x00" in k or "\x00" in v for k, v in query):
+        raise OutOfBounds("the URL holds the character U+0000 (%00), which no text may hold")
 
 
 def bounded_int(value: int, what: str, minimum: int = 0, maximum: int = INT32_MAX) -> int:

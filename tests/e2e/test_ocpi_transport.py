@@ -295,6 +295,22 @@ async def test_malformed_json_is_400_with_2001(bridge: Bridge, partner: FakePart
     assert status == 200 and body["data"] == {"echo": "P1"}
 
 
+async def test_nul_in_the_url_or_the_body_is_400_with_2001(
+    bridge: Bridge, partner: FakePartner
+) -> None:
+    """U+0000 cannot be stored in PostgreSQL's text: refused before any look-up, on both
+    databases."""
+    token = await registered(bridge, partner)
+    for method, path, raw in (
+        ("GET", "/ocpi/2.2.1/probes?offset=0&x=%00", None),
+        ("POST", "/ocpi/2.2.1/probes", b'{"id": "P\\u0000"}'),
+    ):
+        status, body, _ = await partner.call(method, bridge.base + path, token, raw_body=raw)
+        assert status == 400, path
+        check_envelope(body, bridge, 2001)
+        assert "U+0000" in body["status_message"]
+
+
 async def test_unknown_path_and_method(bridge: Bridge, partner: FakePartner) -> None:
     token = await registered(bridge, partner)
     for path in ("/ocpi/2.2.1/nothing", "/ocpi/2.1.1/versions", "/", "/ocpi/2.2.1/probes/x/y"):
