@@ -5,7 +5,9 @@ The only module that wires components together; nothing else creates engines or 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import ipaddress
 import os
 import socket
@@ -26,6 +28,7 @@ from csms.config import (
     Config,
     OcpiConfig,
     database_location,
+    sqlite_file,
     time_window,
 )
 from csms.core.certificates import CaSettings
@@ -56,8 +59,9 @@ from csms.services.users import UserService
 from csms.signals import reload_on_hangup, stop_on_signals
 from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
+from csms.storage.leadership import AdvisoryLeader, LeaderLockHeld, SqliteLeaderLock
 from csms.storage.migrate import upgrade
-from csms.workers import TaskSet
+from csms.workers import Singletons, TaskSet
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import AuthLimits, OcpiSettings, public_base_url
 from ocpi_cpo.roaming import RoamingAuthorizer
@@ -65,6 +69,23 @@ from ocpi_cpo.routes.locations import PUBLISHER as LOCATION_PUBLISHER
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 
 log = structlog.get_logger("csms.app")
+
+# The groups of singleton work (csms.workers.Singletons), each led by one process per
+# database: what a process serving chargers does for all of them (CDRs, reservation
+# expiry), and what the OCPI bridge does for all partners (publishers, pushes, results).
+CHARGING = "charging"
+OCPI = "ocpi"
+# Which component runs each group's work, and that work in words (for refusals).
+SINGLETON_COMPONENT = {CHARGING: "ocpp", OCPI: "ocpi"}
+SINGLETON_WORK = {
+    CHARGING: "the CDR and reservation-expiry workers (csms serve with ocpp)",
+    OCPI: "the OCPI publishers and push worker (csms serve with ocpi)",
+}
+
+
+def singleton_groups(components: Collection[str]) -> list[str]:
+    """The groups of singleton work a process running `components` leads or waits for."""
+    return [g for g, part in SINGLETON_COMPONENT.items() if part in components]
 
 
 def charging_settings(config: Config) -> ChargingSettings:
@@ -284,6 +305,12 @@ class CsmsApp:
             on_failed=[self.metrics.billing_failed],
         )
         self.partners = PartnerService(self.db, clock)
+        # Work that runs on one process per database at a time (see csms.storage.leadership);
+        # which groups this process may lead follows from its components.
+        self.singletons = {group: Singletons(group) for group in SINGLETON_COMPONENT}
+        for group, singletons in self.singletons.items():
+            singletons.on_change.append(functools.partial(self.metrics.singleton_leader, group))
+        self._leader: asyncio.Task[None] | None = None
         # What the charging services report: ended transactions wake billing, values not
         # taken as sent are counted (the OCPI publishers subscribe when OCPI starts).
         self.charging.transactions.on_ended.append(self.billing.wake)
@@ -332,8 +359,36 @@ class CsmsApp:
             running.push_async_callback(self._stop_listener, "ocpi")
         if "ocpp" in self.components:
             # Reservation expiry and CDR building follow the chargers' sessions.
+            charging = self.singletons[CHARGING]
             for worker in (self.commands.reservations, self.billing.worker):
-                await running.enter_async_context(worker.running())
+                await running.enter_async_context(charging.hosting(worker.name, worker.running))
+        await self._lead()
+        running.push_async_callback(self._stop_part, "leadership", self._stop_leading)
+
+    async def _lead(self) -> None:
+        """Lead this process's singleton groups: at once on SQLite (one process per file,
+        which `serve` holds to with a lock file), else whenever the advisory lock is ours."""
+        groups = [self.singletons[g] for g in singleton_groups(self.components)]
+        for group in groups:
+            self.metrics.singleton_leader(group.group, False)
+        if self.db.is_sqlite:
+            for group in groups:
+                await group.lead()
+            return
+        if groups:
+            leader = AdvisoryLeader(self.config.database.url, groups)
+            self._leader = asyncio.get_running_loop().create_task(
+                leader.run(), name="singleton-leader"
+            )
+
+    async def _stop_leading(self) -> None:
+        """Stop the singleton work, then give up its locks."""
+        task, self._leader = self._leader, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        for group in self.singletons.values():
+            await group.follow()
 
     async def _start_api(self) -> HttpListener:
         cfg = self.config.api
@@ -396,6 +451,7 @@ class CsmsApp:
                 lambda: self.metrics.auth_failed("ocpi"),
                 lambda: self.metrics.auth_limited("ocpi"),
             ),
+            singletons=self.singletons[OCPI],
         )
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).
@@ -577,10 +633,13 @@ async def serve(
         log.info("open_files_limit_raised", soft_before=raised[0], soft=raised[1])
     # Every later signal only sets it again: the shutdown, bounded, always completes.
     stop = stop_on_signals()
+    lock = exclusive_sqlite(config, components)
     try:
         app = CsmsApp(config, components=components)
         await app.start()
     except Exception as exc:
+        if lock is not None:
+            lock.release()
         message = describe_startup_error(exc, config)
         if message is None:
             raise
@@ -606,8 +665,28 @@ async def serve(
         await collector.stop()
         await background.close()
         await app.stop()
+        if lock is not None:
+            lock.release()
     if app.failure is not None:
         raise ServerFailed(str(app.failure))
+
+
+def exclusive_sqlite(config: Config, components: Collection[str]) -> SqliteLeaderLock | None:
+    """On a SQLite file, this process's claim to the singleton work of its components (held
+    until released or the process ends); StartupError when another process holds it. None
+    on another database, or when the components run no singleton work."""
+    file = sqlite_file(config.database.url)
+    groups = singleton_groups(components)
+    if file is None or not groups:
+        return None
+    lock = SqliteLeaderLock(file.expanduser().absolute())
+    try:
+        lock.acquire(groups, SINGLETON_WORK)
+    except LeaderLockHeld as exc:
+        raise StartupError(str(exc)) from None
+    except OSError as exc:
+        raise StartupError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
+    return lock
 
 
 def _safe_url(url: str) -> str:

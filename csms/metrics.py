@@ -65,6 +65,8 @@ class Metrics:
         # (listener, kind) -> TLS handshakes that failed; kind "certificate" (the client's
         # certificate was refused: counted as failed authentication too) or "other"
         self.tls_failed: dict[tuple[str, str], int] = {}
+        # group of singleton work this process may run -> whether it leads it now
+        self.leading: dict[str, bool] = {}
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -118,6 +120,9 @@ class Metrics:
     def auth_limited(self, listener: str) -> None:
         self.auth_refused_limited[listener] = self.auth_refused_limited.get(listener, 0) + 1
 
+    def singleton_leader(self, group: str, leading: bool) -> None:
+        self.leading[group] = leading
+
     def tls_handshake_failed(self, listener: str, certificate: bool) -> None:
         key = (listener, "certificate" if certificate else "other")
         self.tls_failed[key] = self.tls_failed.get(key, 0) + 1
@@ -138,6 +143,14 @@ class Metrics:
             "gauge",
             "1 when the database answered the last check.",
             [("", int(database_up))],
+        )
+        _family(
+            out,
+            "csms_singleton_leader",
+            "gauge",
+            "1 while this process runs a group's singleton work (charging: CDRs and "
+            "reservation expiry; ocpi: publishers and pushes), 0 while another one does.",
+            [(_labels(group=g), int(on)) for g, on in sorted(self.leading.items())],
         )
         _family(
             out,

@@ -155,3 +155,87 @@ class Worker:
             yield
         finally:
             await self.stop()
+
+
+RunningFactory = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
+
+class _Hosted:
+    """One piece of singleton work: how to run it (a `running()` context) and, while it
+    runs, the exit stack that stops it."""
+
+    def __init__(self, name: str, running: RunningFactory) -> None:
+        self.name = name
+        self._running = running
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(self._running())
+        self._stack = stack
+
+    async def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+
+class Singletons:
+    """Work whose double run would duplicate effects (a CDR made twice, a push sent twice):
+    it runs only while this process leads its `group`, which whoever decides leadership
+    (one process on a SQLite file, a PostgreSQL advisory lock among nodes) says with
+    `lead()` and `follow()`.
+
+    Work joins with `hosting(name, running)` for as long as its owner runs (an aiohttp
+    cleanup_ctx, the app's exit stack): `running()` is entered at once if this process
+    leads, else when it comes to lead, and left when it stops leading or the owner leaves.
+    A new instance follows until told to lead (`leading=True`: leads from the start, for a
+    process alone on its database); `on_change` hooks hear every change."""
+
+    def __init__(self, group: str, *, leading: bool = False) -> None:
+        self.group = group
+        self.leading = leading
+        self._hosted: list[_Hosted] = []
+        # Called with True when this process comes to lead, False when it stops.
+        self.on_change: list[Callable[[bool], None]] = []
+
+    @property
+    def names(self) -> list[str]:
+        return [h.name for h in self._hosted]
+
+    @contextlib.asynccontextmanager
+    async def hosting(self, name: str, running: RunningFactory) -> AsyncIterator[None]:
+        hosted = _Hosted(name, running)
+        self._hosted.append(hosted)
+        try:
+            if self.leading:
+                await hosted.start()
+            yield
+        finally:
+            self._hosted.remove(hosted)
+            await hosted.stop()
+
+    async def lead(self) -> None:
+        """Start every hosted work (those that join later start as they join)."""
+        if self.leading:
+            return
+        self.leading = True
+        for hook in self.on_change:
+            hook(True)
+        for hosted in list(self._hosted):
+            await hosted.start()
+
+    async def follow(self) -> None:
+        """Stop every hosted work (passes under way are cancelled; stored work stays)."""
+        if not self.leading:
+            return
+        self.leading = False
+        for hook in self.on_change:
+            hook(False)
+        for hosted in reversed(list(self._hosted)):
+            try:
+                await hosted.stop()
+            except Exception:  # one that fails to stop does not keep the others running
+                log.exception("singleton_stop_failed", group=self.group, work=hosted.name)

@@ -17,6 +17,7 @@ from csms.services.billing import BillingService
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
+from csms.workers import Singletons
 from ocpi_cpo.client import OcpiClient
 from ocpi_cpo.context import (
     AUTH_LIMITS,
@@ -31,6 +32,7 @@ from ocpi_cpo.context import (
     REGISTRY,
     RESULTS,
     SETTINGS,
+    SINGLETONS,
     AuthLimits,
     OcpiSettings,
     Registry,
@@ -79,10 +81,13 @@ def build_ocpi_app(
     charging: Charging | None = None,
     limits: Limits | None = None,
     auth_limits: AuthLimits | None = None,
+    singletons: Singletons | None = None,
 ) -> web.Application:
     """The bridge's application. `limits`: each OCPP version's (csms.app passes the
     adapters'); without them no rule of a charger's version applies. `auth_limits`: the
-    back-off after unknown tokens (none without)."""
+    back-off after unknown tokens (none without). `singletons`: the group its publishers
+    and push worker run in (csms.app's, led by one node at a time); without it they run
+    whenever the app does."""
     # Largest request body: ocpi.max_body_size (a credentials object is tiny; pushed
     # token lists are not).
     app = web.Application(
@@ -100,6 +105,7 @@ def build_ocpi_app(
     if auth_limits is not None:
         app[AUTH_LIMITS] = auth_limits
     app[REGISTRY] = Registry()
+    app[SINGLETONS] = singletons if singletons is not None else Singletons("ocpi", leading=True)
     app.cleanup_ctx.append(_partner_client)
     app.cleanup_ctx.append(_push_worker)
     app.cleanup_ctx.append(_results_worker)
@@ -124,7 +130,7 @@ async def _push_worker(app: web.Application) -> AsyncIterator[None]:
     before it closes."""
     pusher = Pusher(app[PARTNERS].db, app[CLIENT], app[SETTINGS])
     app[PUSHER] = pusher
-    async with pusher.running():
+    async with app[SINGLETONS].hosting(pusher.worker.name, pusher.running):
         yield
 
 
@@ -134,6 +140,6 @@ async def _results_worker(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     results = AsyncResults(app[PARTNERS].db, settings.clock, app[PUSHER].wake)
     app[RESULTS] = results
-    async with results.sweeper.running():
+    async with app[SINGLETONS].hosting(results.sweeper.name, results.sweeper.running):
         yield
     await results.close()

@@ -22,6 +22,7 @@ from csms.services.billing import BillingService
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
+from csms.workers import Singletons
 from ocpi_cpo.client import OcpiClient
 from ocpi_cpo.push import Pusher
 from ocpi_cpo.registration import Registrar, Required, Us
@@ -153,6 +154,9 @@ PUSHER = web.AppKey("ocpi_pusher", Pusher)
 COMMANDS = web.AppKey("ocpi_commands", CommandService)
 CHARGING = web.AppKey("ocpi_charging", Charging)
 RESULTS = web.AppKey("ocpi_results", AsyncResults)
+# The bridge's singleton work (publishers, the push worker, the results sweep): it runs
+# while this process leads the group (csms.app decides; alone, the bridge always leads).
+SINGLETONS = web.AppKey("ocpi_singletons", Singletons)
 # What each OCPP version's messages can carry (the adapters' limits, given by csms.app):
 # which token uids a charger takes, which chargers report a device model.
 LIMITS: web.AppKey[Limits] = web.AppKey("ocpi_protocol_limits")

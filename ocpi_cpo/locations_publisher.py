@@ -12,7 +12,8 @@ One publisher runs per database (the process that serves OCPI).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -176,6 +177,20 @@ class LocationPublisher:
     def wake(self) -> None:
         self.worker.wake()
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The loop runs inside. On leaving, the snapshot goes: without passes it would
+        grow stale (a node that handed the work over serves GET /locations from the
+        database, as one that never led it)."""
+        try:
+            async with self.worker.running():
+                yield
+        finally:
+            self._snapshot = None
+            self._listed = []
+            self._rendered.clear()
+            self._last_full = None
+
     async def _pass_step(self) -> None:
         await self.publish()
 
@@ -227,8 +242,10 @@ class LocationPublisher:
         if full:
             self._last_full = now
 
-        async def unit(w: WriteTx) -> int:
+        async def unit(w: WriteTx) -> int | None:
             conn = await w.connection()
+            if await outbox_repo.held_cursor(conn, CURSOR) != cursor_text:
+                return None  # another publisher's pass came between (a hand-over)
             await evse_repo.save_many(conn, plan.evses)
             await location_repo.touch(conn, plan.touched, now)
             enqueued = await self._enqueue(conn, plan, now)
@@ -237,6 +254,12 @@ class LocationPublisher:
             return enqueued
 
         enqueued = await self._db.write(unit)
+        if enqueued is None:
+            # What this pass planned may have been pushed by the other: the next pass
+            # starts again from the database.
+            self._rendered.clear()
+            self._snapshot = None
+            return 0
         if full:
             self._rendered.clear()
         else:

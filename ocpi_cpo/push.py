@@ -43,6 +43,9 @@ KEEP_DELIVERED = timedelta(days=7)
 PRUNE_EVERY = 3600.0  # seconds
 # Longest error text kept with an entry.
 MAX_ERROR = 500
+# Seconds a claimed push stays another node's beyond the request's timeout (PostgreSQL):
+# the node that claimed it has answered or given up by then, or died.
+CLAIM_MARGIN = 5.0
 
 
 class PushSettings(Protocol):
@@ -55,6 +58,8 @@ class PushSettings(Protocol):
     def party_id(self) -> str: ...
     @property
     def push_interval(self) -> float: ...
+    @property
+    def request_timeout(self) -> float: ...
     @property
     def clock(self) -> Clock: ...
 
@@ -153,12 +158,22 @@ class Pusher:
                 pid: await partners_repo.get(conn, pid) for pid in {e.partner_id for e in entries}
             }
         per_partner = self._per_partner()
+        chosen: list[OutboxEntry] = []
+        keys: set[_Key] = set()
         for entry in entries:
             if room <= 0:
                 break
             key = _Key(entry.partner_id, entry.object_key)
-            if key in self._sending or per_partner.get(entry.partner_id, 0) >= self.per_partner:
+            if key in self._sending or key in keys:
                 continue
+            if per_partner.get(entry.partner_id, 0) >= self.per_partner:
+                continue
+            chosen.append(entry)
+            keys.add(key)
+            per_partner[entry.partner_id] = per_partner.get(entry.partner_id, 0) + 1
+            room -= 1
+        for entry in await self._claim(chosen, now):
+            key = _Key(entry.partner_id, entry.object_key)
             task = self._requests.spawn(
                 self._attempt(entry, partners.get(entry.partner_id)),
                 name=f"ocpi-push-{entry.id}",
@@ -166,8 +181,22 @@ class Pusher:
             # A request that ends frees a slot (and may unblock its object): look again.
             task.add_done_callback(lambda _task: self.wake())
             self._sending[key] = (entry.id, task)
-            per_partner[entry.partner_id] = per_partner.get(entry.partner_id, 0) + 1
-            room -= 1
+
+    async def _claim(self, entries: list[OutboxEntry], now: datetime) -> list[OutboxEntry]:
+        """Those of `entries` this process may send. On PostgreSQL several nodes may look
+        at the outbox during a hand-over of the push worker: each push is claimed
+        (`FOR UPDATE SKIP LOCKED`, then its next attempt moved past the request's
+        timeout), so only one node sends it; one claimed elsewhere is left out. SQLite has
+        one process sending."""
+        if self.db.is_sqlite or not entries:
+            return entries
+        until = now + timedelta(seconds=self.settings.request_timeout + CLAIM_MARGIN)
+
+        async def unit(w: WriteTx) -> set[int]:
+            return await repo.claim(await w.connection(), [e.id for e in entries], now, until)
+
+        claimed = await self.db.write(unit)
+        return [e for e in entries if e.id in claimed]
 
     def _capped(self, delay: float) -> float:
         """`delay`, shortened to the end of the earliest hold."""

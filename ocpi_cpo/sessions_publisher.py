@@ -17,7 +17,7 @@ from aiohttp import web
 
 from csms.services.sessions import SessionService
 from csms.workers import Worker
-from ocpi_cpo.context import BILLING, PARTNERS, PUSHER, SETTINGS
+from ocpi_cpo.context import BILLING, PARTNERS, PUSHER, SETTINGS, SINGLETONS
 
 log = structlog.get_logger("ocpi_cpo.sessions_publisher")
 
@@ -83,6 +83,6 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
     # A settled transaction (its CDR made) is ready for its final push.
     settled = app[BILLING].on_settled
     settled.append(publisher.wake)
-    async with publisher.worker.running():
+    async with app[SINGLETONS].hosting(publisher.worker.name, publisher.worker.running):
         yield
     settled.remove(publisher.wake)

@@ -32,6 +32,8 @@ def test_render_counts_and_histograms() -> None:
     m.auth_failed("api")
     m.auth_failed("api")
     m.auth_limited("api")
+    m.singleton_leader("ocpi", True)
+    m.singleton_leader("charging", False)
     text = m.render(
         connected={"1.6": 3, "2.0.1": 0},
         active_transactions=2,
@@ -72,7 +74,9 @@ def test_render_counts_and_histograms() -> None:
     assert 'csms_auth_limited_total{listener="api"} 1' in lines
     # Every family has HELP and TYPE, and label values are escaped.
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 20
+    assert 'csms_singleton_leader{group="ocpi"} 1' in lines
+    assert 'csms_singleton_leader{group="charging"} 0' in lines
+    assert len(families) == len(set(families)) == 22
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False

@@ -6,16 +6,18 @@ stop event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
+from collections.abc import AsyncIterator
 
 from structlog.testing import capture_logs
 
 from csms.core.retries import Backoff
 from csms.gcpolicy import gc_policy
 from csms.signals import SIGNALS, stop_on_signals
-from csms.workers import TaskSet, Worker
+from csms.workers import Singletons, TaskSet, Worker
 
 
 async def test_a_task_nobody_else_holds_runs_to_its_end() -> None:
@@ -203,3 +205,50 @@ async def test_once_a_second_signal_is_not_caught() -> None:
     await asyncio.wait_for(stop.wait(), 5)
     assert not loop.remove_signal_handler(signal.SIGTERM)  # gone: the next one interrupts
     assert loop.remove_signal_handler(signal.SIGINT)  # not fired yet: still there
+
+
+class _Work:
+    """A piece of singleton work that records when it runs."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log = log
+        self.name = name
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        self.log.append(f"start {self.name}")
+        try:
+            yield
+        finally:
+            self.log.append(f"stop {self.name}")
+
+
+async def test_singleton_work_runs_only_while_its_process_leads() -> None:
+    log: list[str] = []
+    group = Singletons("ocpi")
+    changes: list[bool] = []
+    group.on_change.append(changes.append)
+    push, publish = _Work(log, "push"), _Work(log, "publish")
+    async with group.hosting("push", push.running):
+        assert log == []  # a follower runs nothing
+        await group.lead()
+        assert log == ["start push"]
+        async with group.hosting("publish", publish.running):
+            assert log == ["start push", "start publish"]  # joining a leader: at once
+            await group.follow()
+            assert log[2:] == ["stop publish", "stop push"]  # last started, first stopped
+            await group.lead()
+            await group.lead()  # leading already: nothing more starts
+            assert log[4:] == ["start push", "start publish"]
+        assert log[6:] == ["stop publish"]  # its owner left: it stops
+        assert group.names == ["push"]
+    assert log[7:] == ["stop push"]
+    assert changes == [True, False, True]
+
+
+async def test_a_process_alone_on_its_database_leads_from_the_start() -> None:
+    log: list[str] = []
+    group = Singletons("ocpi", leading=True)
+    async with group.hosting("push", _Work(log, "push").running):
+        assert log == ["start push"]
+    assert log == ["start push", "stop push"]

@@ -833,12 +833,14 @@ class BillingService:
 
         async def unit(w: WriteTx) -> list[tuple[str, _Made]]:
             conn = await w.connection()
-            fresh = await tx_repo.get_many(conn, [m.tx.id for m in made])
+            # Ours alone until this write commits (another node's billing skips them).
+            claimed = await billing_repo.claim(conn, [m.tx.id for m in made])
+            if not claimed:
+                return []
             seq = await cdr_repo.next_seq(conn)
             stored = []
             for one in made:
-                current = fresh.get(one.tx.id)
-                if current is None or current.billing != BillingState.PENDING.value:
+                if one.tx.id not in claimed:
                     continue  # another worker or staff got there first
                 cdr_id = self._cdr_id(seq)
                 data = {**one.data, "id": cdr_id, "last_updated": ocpi_datetime(now)}

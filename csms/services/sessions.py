@@ -393,6 +393,9 @@ class SessionService:
 
         async def unit(w: WriteTx) -> tuple[int, list[SessionFailure]]:
             conn = await w.connection()
+            # One publisher's write at a time (two nodes during a hand-over): the push
+            # states compared below are then the other's, once it committed.
+            await outbox_repo.hold_cursor(conn, SESSIONS_CURSOR)
             count = 0
             recorded = [
                 await repo.record_failure(conn, tx_id, one_line(exc, MAX_ERROR), now, self._retry)
@@ -490,7 +493,10 @@ class SessionService:
                 states = await repo.push_states(conn, [c.transaction_id for c, _ in found])
             if last == start:
                 return pushed
-            pushed += await self._post_cdrs(found, targets, sessions, states, last, now)
+            posted = await self._post_cdrs(found, targets, sessions, states, start, last, now)
+            if posted is None:
+                return pushed  # another publisher moved the cursor: its pass posted them
+            pushed += posted
             start = last
 
     async def _post_cdrs(
@@ -499,9 +505,12 @@ class SessionService:
         targets: Sequence[_Target],
         sessions: dict[int, _Target],
         states: dict[tuple[int, int], PushState],
+        start: int,
         last: int,
         now: datetime,
-    ) -> int:
+    ) -> int | None:
+        """POST the CDRs after `start` up to `last` (None: the cursor is no longer at
+        `start`, so another publisher did)."""
         planned: list[tuple[StoredCdr, _Target]] = []
         finals: dict[int, dict[str, Any] | None] = {}
         versions: dict[int, datetime] = {}
@@ -524,8 +533,10 @@ class SessionService:
                     if row is not None:
                         versions[cdr.transaction_id] = max(now, row.updated_at)
 
-        async def unit(w: WriteTx) -> int:
+        async def unit(w: WriteTx) -> int | None:
             conn = await w.connection()
+            if await outbox_repo.held_cursor(conn, CDRS_CURSOR) != str(start):
+                return None
             count = 0
             for cdr, target in planned:
                 partner_id = target.partner.id
@@ -552,6 +563,8 @@ class SessionService:
             return count
 
         count = await self._db.write(unit)
+        if count is None:
+            return None
         for cdr, target in planned:
             log.info(
                 "cdr_push_enqueued",

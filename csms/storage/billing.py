@@ -7,6 +7,7 @@ csms.storage.cdrs'; the rest of the transaction row is csms.storage.transactions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -36,6 +37,22 @@ async def due(conn: AsyncConnection, now: datetime, limit: int) -> list[Transact
         .limit(limit)
     )
     return [_to_transaction(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def claim(conn: AsyncConnection, tx_ids: Sequence[int]) -> set[int]:
+    """Those of these transactions still pending, locked for this write on PostgreSQL
+    (`FOR UPDATE SKIP LOCKED`): a CDR is made only for a transaction claimed here, so two
+    billing workers (two nodes during a hand-over) never both make one. A row another
+    write holds is skipped, not waited for: that write bills it, or it comes up again.
+    SQLite has one writer: the plain read suffices."""
+    if not tx_ids:
+        return set()
+    stmt = (
+        select(_tx.c.id)
+        .where(_tx.c.id.in_(list(tx_ids)), _tx.c.billing == _PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    return {int(i) for i in (await conn.execute(stmt)).scalars()}
 
 
 async def attempt_failed(

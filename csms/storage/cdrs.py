@@ -61,9 +61,18 @@ def _to_cdr(row: Any) -> StoredCdr:
     )
 
 
-async def next_seq(conn: AsyncConnection) -> int:
-    from sqlalchemy import func
+# The transaction-level advisory lock that numbers CDRs one write at a time across nodes.
+SEQ_LOCK = 0x63736D735F636472  # "csms_cdr"
 
+
+async def next_seq(conn: AsyncConnection) -> int:
+    """The number of the next CDR. On PostgreSQL the write takes a lock held until it
+    commits, so that two nodes' billing (during a hand-over) never number two CDRs alike;
+    SQLite has one writer."""
+    from sqlalchemy import func, text
+
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQ_LOCK})
     value = (await conn.execute(select(func.max(_cdr.c.seq)))).scalar_one_or_none()
     return int(value or 0) + 1
 

@@ -10,13 +10,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from csms.core.outbox import OutboxEntry, Push, retry_delay
 from csms.core.parties import owner_of
 from csms.core.partners import PartnerStatus
+from csms.storage.leadership import lock_key
 from csms.storage.models import CursorRow, OutboxRow, PartnerRow
 
 _out = cast(Table, OutboxRow.__table__)
@@ -125,6 +126,33 @@ async def next_due_at(conn: AsyncConnection, *, skip_ids: Collection[int] = ()) 
         stmt = stmt.where(_out.c.id.not_in(list(skip_ids)))
     # func.min keeps the column's type, so the value comes back as an aware datetime.
     return cast(datetime | None, (await conn.execute(stmt)).scalar())
+
+
+async def claim(
+    conn: AsyncConnection, entry_ids: Sequence[int], now: datetime, until: datetime
+) -> set[int]:
+    """Claim these pushes for one attempt: those still undelivered and due at `now` that
+    no other write holds (`FOR UPDATE SKIP LOCKED` on PostgreSQL) get their next attempt
+    moved to `until`, so that no other node takes them before this one has recorded the
+    outcome (which sets it again) or `until` passed (it died meanwhile). Returns the ids
+    claimed."""
+    if not entry_ids:
+        return set()
+    stmt = (
+        select(_out.c.id)
+        .where(
+            _out.c.id.in_(list(entry_ids)),
+            _out.c.delivered_at.is_(None),
+            _out.c.next_attempt_at <= now,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    claimed = {int(i) for i in (await conn.execute(stmt)).scalars()}
+    if claimed:
+        await conn.execute(
+            update(_out).where(_out.c.id.in_(list(claimed))).values(next_attempt_at=until)
+        )
+    return claimed
 
 
 async def delivered(conn: AsyncConnection, entry_id: int, now: datetime) -> None:
@@ -259,6 +287,25 @@ async def prune(conn: AsyncConnection, delivered_before: datetime) -> int:
 
 async def cursor(conn: AsyncConnection, name: str) -> str | None:
     return (await conn.execute(select(_cur.c.value).where(_cur.c.name == name))).scalar()
+
+
+async def hold_cursor(conn: AsyncConnection, name: str) -> None:
+    """Hold a cursor until the write commits: on PostgreSQL a transaction-level advisory
+    lock on its name (SQLite has one writer: nothing to do). Two publishers' passes that
+    overlap (two nodes during a hand-over of the singleton work) then write one after the
+    other, and the second reads what the first committed."""
+    if conn.dialect.name == "postgresql":
+        # Its own key space: never a singleton group's lock, which a node holds for long.
+        key = lock_key(f"cursor:{name}")
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+async def held_cursor(conn: AsyncConnection, name: str) -> str | None:
+    """A cursor's value, held until the write commits (`hold_cursor`): a publisher
+    compares it with the value its pass started from, and leaves the pass to the other
+    when it moved."""
+    await hold_cursor(conn, name)
+    return await cursor(conn, name)
 
 
 async def set_cursor(conn: AsyncConnection, name: str, value: str) -> None:

@@ -16,7 +16,16 @@ from csms.core.ocpi_commands import CommandType
 from csms.core.parties import Party
 from csms.core.partners import InterfaceRole
 from ocpi_cpo.commands import CommandReceiver
-from ocpi_cpo.context import CHARGING, COMMANDS, LIMITS, PARTNERS, PUSHER, RESULTS, SETTINGS
+from ocpi_cpo.context import (
+    CHARGING,
+    COMMANDS,
+    LIMITS,
+    PARTNERS,
+    PUSHER,
+    RESULTS,
+    SETTINGS,
+    SINGLETONS,
+)
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.reservation_sessions import ReservationSessions
@@ -93,7 +102,7 @@ async def _receiving(app: web.Application) -> AsyncIterator[None]:
     )
     for hook in hooks:
         hook.append(publisher.wake)
-    async with publisher.worker.running():
+    async with app[SINGLETONS].hosting(publisher.worker.name, publisher.worker.running):
         yield
     for hook in hooks:
         hook.remove(publisher.wake)

@@ -16,7 +16,7 @@ from aiohttp import web
 from csms.core.partners import InterfaceRole
 from csms.storage import locations as location_repo
 from csms.storage import ocpi_evses as evse_repo
-from ocpi_cpo.context import LIMITS, PARTNERS, PUSHER, SETTINGS
+from ocpi_cpo.context import LIMITS, PARTNERS, PUSHER, SETTINGS, SINGLETONS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.locations_publisher import Identity, LocationPublisher
@@ -123,5 +123,5 @@ async def _publishing(app: web.Application) -> AsyncIterator[None]:
             app[PUSHER].wake()
 
     publisher.on_enqueued.append(wake_pusher)
-    async with publisher.worker.running():
+    async with app[SINGLETONS].hosting(publisher.worker.name, publisher.running):
         yield
