@@ -9,11 +9,15 @@ built with orjson, never validated on the hot path, and replies are matched by m
     python bench/load.py sessions [--chargers 1000] [--rate 2000] [--meter-messages 10]
                                   [--shared-card] [--cards unknown|known] [--burst]
                                   [--database SEEDED.db]
+    python bench/load.py ... --postgres | --database-url postgresql+asyncpg://...
     python bench/load.py --self-check
 
 By default the server is spawned (`csms serve --config FILE` with a fresh SQLite file in a temp
-directory); `--url ws://127.0.0.1:PORT/ocpp [--server-pid PID]` uses a running one. Only loopback
-addresses are accepted. Phases, each bounded in time:
+directory); `--postgres` gives it a fresh database on a throw-away PostgreSQL server started for
+the run (tests/postgres.py, with fsync and synchronous commit on, as in production) and reports
+that server's CPU as well; `--database-url` points it at a PostgreSQL database of yours (empty,
+or a csms one); `--url ws://127.0.0.1:PORT/ocpp [--server-pid PID]` uses a running one. Only
+loopback addresses are accepted. Phases, each bounded in time:
 
 1. ramp: chargers connect at --ramp-rate per second and boot (plus StatusNotification, and for
    metervalues Authorize and a started transaction); server RSS is read before and after;
@@ -1580,7 +1584,7 @@ def worker_main(spec: Spec, index: int, conn: Connection) -> None:
 
 CONFIG_TEMPLATE: Final = """\
 [database]
-url = "sqlite+aiosqlite:///{db}"
+url = "{database_url}"
 
 [ocpp]
 host = "127.0.0.1"
@@ -1702,6 +1706,7 @@ class SpawnedServer:
         keep_dir: bool,
         database: Path | None = None,
         tokens_csv: str | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.command = command
         self.start_timeout = start_timeout
@@ -1709,6 +1714,8 @@ class SpawnedServer:
         self.database = database
         self.tokens_csv = tokens_csv
         self.dir = Path(tempfile.mkdtemp(prefix="csms-bench-"))
+        # A PostgreSQL database, or the SQLite file in the server's directory.
+        self.database_url = database_url or f"sqlite+aiosqlite:///{self.dir / 'csms.db'}"
         self.log_path = self.dir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_status: int | None = None
@@ -1718,7 +1725,10 @@ class SpawnedServer:
         config = self.dir / "csms.toml"
         config.write_text(
             CONFIG_TEMPLATE.format(
-                db=self.dir / "csms.db", ocpp_port=ocpp_port, api_port=api_port, ocpi_port=ocpi_port
+                database_url=self.database_url,
+                ocpp_port=ocpp_port,
+                api_port=api_port,
+                ocpi_port=ocpi_port,
             )
         )
         # CSMS_* variables would override the config file: the server sees only ours.
@@ -1899,9 +1909,29 @@ def busy_fraction(before: Any, after: Any) -> float:
     return 0.0 if total <= 0 else max(0.0, 1.0 - (idle(after) - idle(before)) / total)
 
 
+def postgres_database(stack: contextlib.ExitStack) -> tuple[str, ServerProbe]:
+    """A fresh database on a PostgreSQL server started for this run (stopped when `stack`
+    closes), durable as in production; its URL and a probe of the server's processes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.postgres import Cluster, create_database
+
+    print("starting a throw-away PostgreSQL server (durable) ...", file=sys.stderr)
+    try:
+        cluster = Cluster.start(durable=True)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"cannot start PostgreSQL: {exc}", EXIT_SERVER) from exc
+    stack.callback(cluster.stop)
+    url = create_database(cluster.url, "csms_bench")
+    return url, ServerProbe(cluster.pid())
+
+
 def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
     spawned: SpawnedServer | None = None
     with contextlib.ExitStack() as stack:
+        database_url: str | None = args.database_url
+        db_probe = ServerProbe(None)
+        if args.postgres:
+            database_url, db_probe = postgres_database(stack)
         if args.url:
             host, port = loopback_address(args.url)
             wait_for_port(host, port, 3.0)
@@ -1917,6 +1947,7 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
                 args.keep_server_dir,
                 database=args.database,
                 tokens_csv=cards_csv(args) if args.cards == "known" else None,
+                database_url=database_url,
             )
             stack.callback(spawned.stop)
             print(f"starting server: {shlex.join(command)} serve ...", file=sys.stderr)
@@ -1984,9 +2015,9 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
             )
             pool.broadcast("go", t0, t1, period, bad, last)
             sleep_until_sync(t0)
-            cpu0, machine0 = probe.cpu(), psutil.cpu_times()
+            cpu0, machine0, db_cpu0 = probe.cpu(), psutil.cpu_times(), db_probe.cpu()
             sleep_until_sync(t1)
-            cpu1, machine1 = probe.cpu(), psutil.cpu_times()
+            cpu1, machine1, db_cpu1 = probe.cpu(), psutil.cpu_times(), db_probe.cpu()
             rss_end = probe.rss()
             dones = pool.collect("done", spec.call_timeout + spec.teardown_bound + 60.0)
             compared.append(phase_figures(dones, spec.duration, delta(cpu1, cpu0)))
@@ -2011,6 +2042,7 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
         else None
     )
     server_cpu = delta(cpu1, cpu0)
+    database_cpu = delta(db_cpu1, db_cpu0)
     generator_cpu = sum(d["cpu_s"] for d in dones)
     errors = counters["call_errors"] + counters["timeouts"] + counters["lost"]
     metervalues = spec.scenario in ("metervalues", "sessions")
@@ -2103,6 +2135,14 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
                 None if server_cpu is None else 100.0 * server_cpu / spec.duration
             ),
             "exit_status": None if spawned is None else spawned.exit_status,
+        },
+        "database": {
+            "kind": "sqlite" if database_url is None else "postgresql",
+            # The PostgreSQL server's processes (SQLite works inside the server's process).
+            "cpu_measured_s": rounded(database_cpu, 2),
+            "cpu_measured_pct_one_core": rounded(
+                None if database_cpu is None else 100.0 * database_cpu / spec.duration
+            ),
         },
         "generator": {
             "cpu_measured_s": round(generator_cpu, 2),
@@ -2225,6 +2265,14 @@ def human_report(r: Json) -> list[str]:
         f"{fmt_opt(srv['cpu_measured_s'], 's', 2)} = "
         f"{fmt_opt(srv['cpu_measured_pct_one_core'], '% of one core')}"
     )
+    db = r["database"]
+    if db["cpu_measured_s"] is not None:
+        lines.append(
+            f"{db['kind']} server CPU: measured {fmt_opt(db['cpu_measured_s'], 's', 2)} = "
+            f"{fmt_opt(db['cpu_measured_pct_one_core'], '% of one core')}"
+        )
+    elif db["kind"] != "sqlite":
+        lines.append(f"database: {db['kind']} (its CPU not measured)")
     what = "heartbeats" if r["scenario"] == "connections" else "calls"
     lines.append(
         f"measured {m['duration_s']:g} s, {m['active_chargers']} chargers: {what} sent "
@@ -2438,6 +2486,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="spawned server: start from a copy of this database (bench/seed_history.py)",
     )
     add(
+        "--postgres",
+        action="store_true",
+        help="spawned server: on a fresh database of a throw-away PostgreSQL server started "
+        "for the run (durable), whose CPU is reported too",
+    )
+    add(
+        "--database-url",
+        help="spawned server: this PostgreSQL database (postgresql+asyncpg://...; empty or csms)",
+    )
+    add(
         "--mv-kind",
         choices=["transactionevent", "metervalues"],
         default="transactionevent",
@@ -2473,6 +2531,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--bad-charger goes with the metervalues scenario")
     if args.url and (args.cards == "known" or args.database):
         parser.error("--cards known and --database need a spawned server (not --url)")
+    if args.url and (args.postgres or args.database_url):
+        parser.error("--postgres and --database-url need a spawned server (not --url)")
+    if sum(map(bool, (args.postgres, args.database_url, args.database))) > 1:
+        parser.error("--postgres, --database-url and --database exclude each other")
+    if args.database_url and not args.database_url.startswith("postgresql+asyncpg://"):
+        parser.error("--database-url must be postgresql+asyncpg://... (SQLite is the default)")
     if args.database is not None and not args.database.is_file():
         parser.error(f"--database: no file {args.database}")
     connections = args.scenario == "connections"

@@ -220,11 +220,26 @@ def describe_startup_error(exc: BaseException, config: Config) -> str | None:
     if isinstance(exc, SQLAlchemyError):
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         return f"database {_safe_url(config.database.url)}: {detail}"
+    if isinstance(exc, OSError) and _raised_in_database_driver(exc):
+        # asyncpg's connection errors (refused, unreachable host) are plain OSErrors that
+        # SQLAlchemy passes on unwrapped.
+        return f"database {_safe_url(config.database.url)}: cannot connect: {exc}"
     if isinstance(exc, OSError):
         if exc.filename is not None:
             return f"cannot start: {exc.strerror} ({exc.filename})"
         return f"cannot start: {exc}"
     return None
+
+
+def _raised_in_database_driver(exc: BaseException) -> bool:
+    """Whether `exc` was raised inside SQLAlchemy or the database driver."""
+    frame = exc.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(("asyncpg", "sqlalchemy", "aiosqlite")):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 class CsmsApp:

@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 import structlog
 
+from csms.core.bounds import holds_nul
 from csms.core.parties import Party, destination
 from csms.core.partners import PartyRole, TokenEncoding
 from ocpi_cpo.authorization import header_value
@@ -186,4 +187,8 @@ def _read(method: str, url: str, http_status: int, raw: bytes) -> tuple[int, str
     if not is_success(status_code):
         raise PartnerRefused(method, url, status_code, message)
     assert isinstance(document, dict)
+    if holds_nul(raw, document):
+        # What a partner sends is stored (tokens, sessions), and PostgreSQL's text cannot
+        # hold U+0000: refused like any malformed answer, on both databases.
+        raise PartnerBadResponse(method, url, "the answer holds U+0000 (NUL) in a string")
     return status_code, message, document.get("data")

@@ -39,7 +39,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from csms.core.bounds import OutOfBounds, check_json_depth
+from csms.core.bounds import OutOfBounds, check_json_depth, check_no_nul, check_url_no_nul
 from csms.core.errors import InvalidParty
 from csms.core.failures import address_key, retry_after
 from csms.core.parties import Party, destination
@@ -239,6 +239,7 @@ async def _read_body(request: web.Request) -> Any:
         ) from None
     try:
         check_json_depth(body)
+        check_no_nul(raw, body)
     except OutOfBounds as exc:
         raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc), http_status=400) from None
     return body
@@ -323,6 +324,10 @@ async def _dispatch(request: web.Request, handler: Handler) -> web.StreamRespons
     match_info = request.match_info
     if match_info.http_exception is not None:
         raise match_info.http_exception
+    try:
+        check_url_no_nul(request.path, request.query.items())
+    except OutOfBounds as exc:
+        raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc), http_status=400) from None
     registry: Registry = request.app[REGISTRY]
     access = registry.access.get(match_info.route)
     if access is None:

@@ -112,6 +112,14 @@ class Cluster:
         )  # fmt: skip
         return cluster
 
+    def pid(self) -> int | None:
+        """The postmaster's process id (its backends are its children)."""
+        try:
+            first = (self.directory / "data" / "postmaster.pid").read_text().split("\n", 1)[0]
+        except OSError:
+            return None
+        return int(first) if first.strip().isdigit() else None
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self._run(self.bin / "pg_ctl", "-D", self.directory / "data", "-m", "immediate", "stop")
@@ -157,6 +165,18 @@ async def _admin(server_url: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new empty database `name` on the server (dropped first if it exists); its URL."""
+    _run_sync(
+        lambda: _admin(
+            server_url,
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}"',
+        )
+    )
+    return f"{server_url}/{name}"
 
 
 def database_name(key: str) -> str:

@@ -27,6 +27,8 @@ from csms.core.bounds import (
     bounded_int_text,
     bounded_number,
     check_json_depth,
+    check_no_nul,
+    check_url_no_nul,
 )
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import (
@@ -156,6 +158,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise _BadRequest("the body must be a JSON object of parameters")
     try:
         check_json_depth(body)
+        check_no_nul(raw, body)
     except OutOfBounds as exc:
         raise _BadRequest(str(exc)) from None
     return body
@@ -278,6 +281,10 @@ async def _guard(
                 403,
             )
         request[IDENTITY] = found
+    try:
+        check_url_no_nul(request.path, request.query.items())
+    except OutOfBounds as exc:
+        return _error(400, str(exc))
     try:
         return await handler(request)
     except _BadRequest as exc:

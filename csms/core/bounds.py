@@ -1,5 +1,6 @@
-"""Bounds on values a client sends (operator API, OCPI): integer ranges, JSON nesting depth,
-date-times a datetime can hold. Each check raises OutOfBounds with a one-line message.
+"""Bounds on values a client sends (operator API, OCPI, OCPP): integer ranges, JSON nesting
+depth, date-times a datetime can hold, text a database can store. Each check raises
+OutOfBounds with a one-line message.
 
 Pure functions; turning OutOfBounds into an HTTP 400, an OCPI 2001 or a refused command is
 the caller's job.
@@ -7,6 +8,7 @@ the caller's job.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +49,47 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
 def check_json_depth(value: Any, what: str = "the body", limit: int = MAX_JSON_DEPTH) -> None:
     if json_depth(value, limit) > limit:
         raise OutOfBounds(f"{what} nests deeper than {limit} levels")
+
+
+# JSON writes U+0000 only as this escape (a raw NUL is not valid JSON text).
+_NUL_ESCAPE = "\\u0000"
+_NUL_ESCAPE_BYTES = _NUL_ESCAPE.encode()
+
+
+def holds_nul(raw: str | bytes, value: Any) -> bool:
+    """Whether parsed JSON `value` (parsed from `raw`) has U+0000 in a string or a key.
+    PostgreSQL's text cannot store it (SQLite can): refused at every edge, so that both
+    databases answer alike. Only a body whose text holds the escape is walked (one scan in
+    C for everything else); the walk goes without recursion."""
+    if isinstance(raw, bytes):
+        if _NUL_ESCAPE_BYTES not in raw:
+            return False
+    elif _NUL_ESCAPE not in raw:
+        return False
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def check_no_nul(raw: str | bytes, value: Any, what: str = "the body") -> None:
+    if holds_nul(raw, value):
+        raise OutOfBounds(f"{what} holds the character U+0000 (NUL), which no text may hold")
+
+
+def check_url_no_nul(path: str, query: Iterable[tuple[str, str]]) -> None:
+    """A request's decoded path and query parameters hold no U+0000 (`%00`): they become
+    look-up keys, which PostgreSQL's text cannot hold."""
+    if "\x00" in path or any("\x00" in k or "\x00" in v for k, v in query):
+        raise OutOfBounds("the URL holds the character U+0000 (%00), which no text may hold")
 
 
 def bounded_int(value: int, what: str, minimum: int = 0, maximum: int = INT32_MAX) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from csms.core.bounds import holds_nul
+
 CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
@@ -131,6 +133,13 @@ def parse_frame(text: str | bytes) -> Call | CallResult | CallError:
         if not isinstance(payload, dict):
             raise FrameError(
                 message_id, OcppCallError(ErrorKind.FORMAT, "Payload must be a JSON object")
+            )
+        if holds_nul(text, payload):
+            # No OCPP string may hold it (CiString is printable ASCII), and PostgreSQL's
+            # text cannot store it: refused alike on both databases.
+            raise FrameError(
+                message_id,
+                OcppCallError(ErrorKind.PROPERTY, "A string in the payload holds U+0000 (NUL)"),
             )
         return Call(message_id, action, payload)
     if type_id == CALLRESULT:

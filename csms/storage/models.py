@@ -63,6 +63,10 @@ NAMING = {
 }
 
 
+# An integer as a charger sends it: up to 64 bits (SQLite's INTEGER always is).
+_WIRE_INT = BigInteger().with_variant(Integer, "sqlite")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {
@@ -210,8 +214,9 @@ class TransactionRow(Base):
     stop_reason: Mapped[str | None]
     stop_id_tag: Mapped[str | None]
     flags: Mapped[str | None]  # comma-separated csms.core.transactions.EnergyFlag values
-    reservation_id: Mapped[int | None]
-    remote_start_id: Mapped[int | None]
+    # 64-bit like every integer a charger may send (csms.handlers.schemas.bound).
+    reservation_id: Mapped[int | None] = mapped_column(_WIRE_INT)
+    remote_start_id: Mapped[int | None] = mapped_column(_WIRE_INT)
     # Roaming: how the token was authorized (OCPI AuthMethod), the eMSP's reference for it
     # and the eMSP's token as a CdrToken (None for our own customers' tokens).
     auth_method: Mapped[str | None] = mapped_column(String(16))
@@ -244,7 +249,7 @@ class TransactionEventRow(Base):
     transaction_id: Mapped[int] = mapped_column(BigInteger)
     charge_point_id: Mapped[str] = mapped_column(String(255))
     ocpp_transaction_id: Mapped[str] = mapped_column(String(64))
-    seq_no: Mapped[int]
+    seq_no: Mapped[int] = mapped_column(_WIRE_INT)
     event_type: Mapped[str] = mapped_column(String(16))
     trigger_reason: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[datetime]

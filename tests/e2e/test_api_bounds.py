@@ -76,6 +76,9 @@ async def test_out_of_range_inputs_are_400_with_a_clear_message(
                 ("reset", {"query": "?timeout=nan"}, "timeout must be a number > 0 and <= 600"),
                 ("reset", {"query": "?timeout=601"}, "timeout must be a number > 0 and <= 600"),
                 ("reset", {"query": "?timeout=soon"}, "timeout must be a number, not 'soon'"),
+                # PostgreSQL's text cannot hold U+0000: refused on both databases.
+                ("start", {"raw": b'{"tag": "A\\u0000"}'}, "holds the character U+0000"),
+                ("reset", {"query": "?timeout=1&x=%00"}, "the URL holds the character U+0000"),
             ]
             for command, how, message in refused_requests:
                 status, answer = await post(command, **how)
@@ -83,6 +86,11 @@ async def test_out_of_range_inputs_are_400_with_a_clear_message(
                 assert message in answer["error"], answer
             status, answer = await post("data-transfer", raw=b'{"vendor": "' + b"v" * 5000 + b'"}')
             assert status == 413, answer
+
+            for path in ("/chargers/CP%00X", "/transactions?charger=%00", "/tokens/A%00"):
+                async with http.get(f"{base}{path}", headers=AUTH) as response:
+                    assert response.status == 400, path
+                    assert "U+0000" in (await response.json())["error"]
 
             for limit in ("9223372036854775808", "0", "-1", "ten"):
                 async with http.get(f"{base}/commands?limit={limit}", headers=AUTH) as response:

@@ -1,7 +1,7 @@
 """Transactions whose CDR cannot be built do not block the others, on the real server.
 
 150 ended transactions at a site whose stored tariff no longer parses (written into the
-SQLite file with SQL, as a tariff an older version accepted would be) fail on every
+database past the services, as a tariff an older version accepted would be) fail on every
 attempt. A simulated charger's session is still billed within seconds; the poisoned ones
 wait out their back-off (the server's clock is moved on instead of sleeping), are tried
 again, and end held with the reason, which `csms transactions list` and `show` display
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import insert, update
 
 from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
@@ -27,11 +27,13 @@ from csms.core.ids import token_key
 from csms.core.locations import Location
 from csms.services.locations import LocationService
 from csms.storage import billing as billing_repo
+from csms.storage.models import TariffRow, TransactionRow
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
 from tests.e2e.cli import csms, ok
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import until
+from tests.e2e.sql import execute
 
 POISONED = 150
 # Tried three times, a minute and then two apart.
@@ -48,47 +50,39 @@ BROKEN = {
 ERROR = 'TariffError: tariff "T-BAD": elements[0].price_components[0].price: must be a number'
 
 
-def _sqlite_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _poison(db_path: Path) -> None:
-    """Break the stored tariff and add the ended transactions it prices, with plain SQL."""
+    """Break the stored tariff and add the ended transactions it prices, straight into the
+    tables."""
     start = datetime.now(UTC) - timedelta(hours=2)
     stop = start + timedelta(minutes=30)
     rows = [
-        (
-            "POISON",
-            "1.6",
-            1,
-            1,
-            "CARD1",
-            token_key("CARD1"),
-            "Accepted",
-            "completed",
-            _sqlite_time(start + timedelta(seconds=i)),
-            1000,
-            _sqlite_time(stop + timedelta(seconds=i)),
-            6000,
-            5000,
-            "Local",
-            "pending",
-            0,
-            _sqlite_time(stop),
-            _sqlite_time(stop),
-        )
+        {
+            "charge_point_id": "POISON",
+            "ocpp_version": "1.6",
+            "evse_id": 1,
+            "connector_id": 1,
+            "id_tag": "CARD1",
+            "id_tag_key": token_key("CARD1"),
+            "auth_status": "Accepted",
+            "state": "completed",
+            "start_at": start + timedelta(seconds=i),
+            "meter_start_wh": 1000,
+            "stop_at": stop + timedelta(seconds=i),
+            "meter_stop_wh": 6000,
+            "energy_wh": 5000,
+            "stop_reason": "Local",
+            "billing": "pending",
+            "billing_attempts": 0,
+            "received_at": stop,
+            "updated_at": stop,
+        }
         for i in range(POISONED)
     ]
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        conn.execute("UPDATE tariffs SET data = ? WHERE id = 'T-BAD'", (json.dumps(BROKEN),))
-        conn.executemany(
-            "INSERT INTO transactions (charge_point_id, ocpp_version, evse_id, connector_id,"
-            " id_tag, id_tag_key, auth_status, state, start_at, meter_start_wh, stop_at,"
-            " meter_stop_wh, energy_wh, stop_reason, billing, billing_attempts, received_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    conn.close()
+    execute(
+        db_path,
+        update(TariffRow).where(TariffRow.id == "T-BAD").values(data=BROKEN),
+        (insert(TransactionRow), rows),
+    )
 
 
 def _site(location_id: str) -> Location:

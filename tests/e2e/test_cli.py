@@ -1,4 +1,5 @@
-"""The `csms` command line against a real server process and its SQLite file."""
+"""The `csms` command line against a real server process and its database (a SQLite file,
+or a PostgreSQL database: tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.raw import BOOT
+from tests.postgres import Current, db_url_for
 
 CSMS = [sys.executable, "-m", "csms.cli.main"]
 
@@ -44,10 +46,13 @@ def empty_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def workdir(tmp_path: Path, empty_database: Path) -> Path:
-    shutil.copyfile(empty_database, tmp_path / "csms.db")
+    if Current.backend == "sqlite":
+        shutil.copyfile(empty_database, tmp_path / "csms.db")
+    # On PostgreSQL a database of its own, made from the migrated template.
+    url = db_url_for(tmp_path / "csms.db")
     port = free_port()
     (tmp_path / "csms.toml").write_text(
-        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
+        f'[database]\nurl = "{url}"\n'
         f'[ocpp]\nhost = "127.0.0.1"\nport = {port}\nping_interval = 0\n'
         f'[api]\nhost = "127.0.0.1"\nport = {free_port()}\n'
         '[ocpi]\nhost = "127.0.0.1"\nport = 0\n'

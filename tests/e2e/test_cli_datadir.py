@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 
 CSMS = [sys.executable, "-m", "csms.cli.main"]
+
+# How the data directory locates the SQLite file, and that no command creates an empty one.
+pytestmark = pytest.mark.sqlite_only
 HINT = "point at yours with --data-dir, --config or CSMS_DATABASE_URL"
 
 

@@ -21,6 +21,7 @@ from csms.core.partners import Direction, PartnerStatus
 from tests.e2e.cli import Ran, cli_env, csms, one_line_error
 from tests.e2e.conftest import Running
 from tests.e2e.fake_partner import FakePartner
+from tests.postgres import db_url_for
 
 
 @pytest.fixture
@@ -156,7 +157,7 @@ def listening(port: int) -> bool:
 def serve(tmp_path: Path, *only: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
     ports = {"ocpp": free_port(), "api": free_port(), "ocpi": free_port()}
     (tmp_path / "csms.toml").write_text(
-        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
+        f'[database]\nurl = "{db_url_for(tmp_path / "csms.db")}"\n'
         f'[ocpp]\nhost = "127.0.0.1"\nport = {ports["ocpp"]}\nping_interval = 0\n'
         f'[api]\nhost = "127.0.0.1"\nport = {ports["api"]}\ntoken = "t"\n'
         f'[ocpi]\nhost = "127.0.0.1"\nport = {ports["ocpi"]}\n'

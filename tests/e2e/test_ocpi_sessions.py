@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection
 
 from csms.app import CsmsApp
@@ -26,6 +26,7 @@ from csms.core.outbox import OutboxEntry
 from csms.services.locations import LocationService
 from csms.storage import ocpi_sessions as ocpi_sessions_repo
 from csms.storage import outbox as outbox_repo
+from csms.storage.models import TariffRow
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 from tests.e2e.cli import csms, ok
 from tests.e2e.conftest import Running, StartServer, make_config
@@ -33,6 +34,7 @@ from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen
 from tests.e2e.ocpi_rules import cdr_errors, published_evse_ids, session_errors
 from tests.e2e.raw import BOOT, call, open_raw
 from tests.e2e.sim import register, ts, until
+from tests.e2e.sql import execute
 
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 CP_ID = "SESS-1"
@@ -676,6 +678,4 @@ async def test_a_session_that_cannot_be_rendered_does_not_hold_up_the_others(
 
 
 def _write_tariff_data(server: Running, tariff_id: str, data: dict[str, Any]) -> None:
-    with sqlite3.connect(server.db_path, timeout=30) as conn:
-        conn.execute("UPDATE tariffs SET data = ? WHERE id = ?", (json.dumps(data), tariff_id))
-    conn.close()
+    execute(server.db_path, update(TariffRow).where(TariffRow.id == tariff_id).values(data=data))

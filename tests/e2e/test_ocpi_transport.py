@@ -40,6 +40,7 @@ from ocpi_cpo.transport import (
     reply_page,
 )
 from tests.e2e.fake_partner import FakePartner
+from tests.postgres import db_url_for
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -99,7 +100,7 @@ class Bridge:
 
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path}/ocpi.db")
+    db = Database.from_url(db_url_for(tmp_path / "ocpi.db"))
     await upgrade(db.engine)
     db.start()
     clock = SteppingClock()
@@ -292,6 +293,22 @@ async def test_malformed_json_is_400_with_2001(bridge: Bridge, partner: FakePart
         "POST", f"{bridge.base}/ocpi/2.2.1/probes", token, {"id": "P1"}
     )
     assert status == 200 and body["data"] == {"echo": "P1"}
+
+
+async def test_nul_in_the_url_or_the_body_is_400_with_2001(
+    bridge: Bridge, partner: FakePartner
+) -> None:
+    """U+0000 cannot be stored in PostgreSQL's text: refused before any look-up, on both
+    databases."""
+    token = await registered(bridge, partner)
+    for method, path, raw in (
+        ("GET", "/ocpi/2.2.1/probes?offset=0&x=%00", None),
+        ("POST", "/ocpi/2.2.1/probes", b'{"id": "P\\u0000"}'),
+    ):
+        status, body, _ = await partner.call(method, bridge.base + path, token, raw_body=raw)
+        assert status == 400, path
+        check_envelope(body, bridge, 2001)
+        assert "U+0000" in body["status_message"]
 
 
 async def test_unknown_path_and_method(bridge: Bridge, partner: FakePartner) -> None:

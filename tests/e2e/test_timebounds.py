@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
+from sqlalchemy import insert
 from structlog.testing import capture_logs
 
 from csms.core.authorization import Token, TokenStatus
@@ -33,6 +32,7 @@ from csms.core.ids import token_key
 from csms.core.locations import Location
 from csms.services.locations import LocationService
 from csms.services.sessions import SessionService
+from csms.storage.models import MeterValueRow, TransactionRow
 from simulators.options import ChargerOptions
 from simulators.v16 import V16Charger
 from simulators.v201 import V201Charger
@@ -41,6 +41,7 @@ from tests.e2e.conftest import Running, StartServer
 from tests.e2e.ocpi_rules import session_errors
 from tests.e2e.raw import call, exchange, open_booted
 from tests.e2e.sim import until
+from tests.e2e.sql import execute
 
 # Cheaper from 22:00 to 06:00 (UTC: no location, the default tariff): two boundaries a day.
 TIME_OF_DAY = {
@@ -591,46 +592,60 @@ async def test_a_meter_start_of_minus_2_63_can_still_be_stopped(server: Running)
 # --- rows stored before the bounds ------------------------------------------------------------
 
 
-def _sqlite_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _old_rows(db_path: Path) -> dict[str, int]:
     """What an older version could store: +inf and 1e300 readings and a meterStart of
     -2^63, in a session of an hour (OLDSHORT) and in one from the year 1 to 9999 (OLDLONG);
     returns their transaction ids."""
     now = utc_now()
     times = {
-        "OLDSHORT": (_sqlite_time(now - timedelta(hours=1)), _sqlite_time(now)),
-        "OLDLONG": ("0001-01-01 00:00:00.000000", "9999-12-30 00:00:00.000000"),
+        "OLDSHORT": (now - timedelta(hours=1), now),
+        "OLDLONG": (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC)),
     }
-    samples = orjson.dumps(
-        [["Energy.Active.Import.Register", 1e300, "Wh", None, None, None, "1e300", False]]
-    ).decode()
+    samples = [["Energy.Active.Import.Register", 1e300, "Wh", None, None, None, "1e300", False]]
     ids = {}
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        for cp_id, (start, stop) in times.items():
-            cursor = conn.execute(
-                "INSERT INTO transactions (charge_point_id, ocpp_version, evse_id,"
-                " connector_id, id_tag, id_tag_key, auth_status, state, start_at,"
-                " meter_start_wh, stop_at, meter_stop_wh, energy_wh, stop_reason, billing,"
-                " billing_attempts, received_at, updated_at) VALUES (?, '1.6', 1, 1, 'CARD1',"
-                " ?, 'Accepted', 'completed', ?, ?, ?, 5000, 5000, 'Local', 'pending', 0, ?, ?)",
-                (cp_id, token_key("CARD1"), start, -(2**63), stop, *(2 * [_sqlite_time(now)])),
-            )
-            tx_id = cursor.lastrowid
-            assert tx_id is not None
-            ids[cp_id] = tx_id
-            conn.executemany(
-                "INSERT INTO meter_values (transaction_id, charge_point_id, evse_id,"
-                " connector_id, timestamp, energy_wh, power_w, samples)"
-                " VALUES (?, ?, 1, 1, ?, ?, ?, ?)",
+    for cp_id, (start, stop) in times.items():
+        transaction = {
+            "charge_point_id": cp_id,
+            "ocpp_version": "1.6",
+            "evse_id": 1,
+            "connector_id": 1,
+            "id_tag": "CARD1",
+            "id_tag_key": token_key("CARD1"),
+            "auth_status": "Accepted",
+            "state": "completed",
+            "start_at": start,
+            "meter_start_wh": -(2**63),
+            "stop_at": stop,
+            "meter_stop_wh": 5000,
+            "energy_wh": 5000,
+            "stop_reason": "Local",
+            "billing": "pending",
+            "billing_attempts": 0,
+            "received_at": now,
+            "updated_at": now,
+        }
+        ((tx_id,),) = execute(
+            db_path, insert(TransactionRow).values(transaction).returning(TransactionRow.id)
+        )
+        ids[cp_id] = tx_id
+        reading = {
+            "transaction_id": tx_id,
+            "charge_point_id": cp_id,
+            "evse_id": 1,
+            "connector_id": 1,
+            "timestamp": now,
+            "samples": samples,
+        }
+        execute(
+            db_path,
+            (
+                insert(MeterValueRow),
                 [
-                    (tx_id, cp_id, _sqlite_time(now), math.inf, -math.inf, samples),
-                    (tx_id, cp_id, _sqlite_time(now), 1e300, None, samples),
+                    {**reading, "energy_wh": math.inf, "power_w": -math.inf},
+                    {**reading, "energy_wh": 1e300, "power_w": None},
                 ],
-            )
-    conn.close()
+            ),
+        )
     return ids
 
 

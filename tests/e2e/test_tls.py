@@ -45,6 +45,7 @@ from tests.e2e.certs import name as subject
 from tests.e2e.cli import Ran
 from tests.e2e.conftest import make_config
 from tests.e2e.logs import Captured, captured_logs
+from tests.postgres import db_url_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -495,7 +496,7 @@ async def test_sighup_serves_a_new_certificate_and_keeps_connections(
     cert, key = write_pair(tmp_path, "live", first, first_key)
     port = free_port()
     (tmp_path / "csms.toml").write_text(
-        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/csms.db"\n'
+        f'[database]\nurl = "{db_url_for(tmp_path / "csms.db")}"\n'
         f'[ocpp]\nhost = "127.0.0.1"\nport = 0\nping_interval = 0\ntls_port = {port}\n'
         f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
         f'tls_client_ca_file = "{pki.ca_dir / "trusted.pem"}"\n'

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.e2e.cli import Ran, cli_env, csms, ok, one_line_error
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.logs import captured_logs
 from tests.e2e.sim import charger
+from tests.e2e.sql import execute
 
 TRIGGER = "/api/chargers/USERS-1/remote/trigger"
 
@@ -329,8 +329,9 @@ async def test_a_user_token_is_503_while_the_database_fails_the_local_one_still_
         status, _, _ = await api.call("GET", "/metrics", viewer)
         assert status == 200
         # A real failure of the database: the users' table is gone under the server.
-        with sqlite3.connect(server.db_path) as db:
-            db.execute("ALTER TABLE staff_users RENAME TO staff_users_away")
+        await asyncio.to_thread(
+            execute, server.db_path, "ALTER TABLE staff_users RENAME TO staff_users_away"
+        )
         try:
             with captured_logs() as logs:
                 status, body, _ = await api.call("GET", "/metrics", viewer)
@@ -343,7 +344,8 @@ async def test_a_user_token_is_503_while_the_database_fails_the_local_one_still_
             status, metrics, _ = await api.call("GET", "/metrics", "test-token")
             assert status == 200 and "csms_database_up 1\n" in metrics
         finally:
-            with sqlite3.connect(server.db_path) as db:
-                db.execute("ALTER TABLE staff_users_away RENAME TO staff_users")
+            await asyncio.to_thread(
+                execute, server.db_path, "ALTER TABLE staff_users_away RENAME TO staff_users"
+            )
         status, _, _ = await api.call("GET", "/metrics", viewer)
         assert status == 200

@@ -26,6 +26,9 @@ from tests.e2e.raw import BOOT, exchange, open_raw
 
 CSMS = [sys.executable, "-m", "csms.cli.main"]
 
+# A deleted SQLite file is SQLite's own failure mode.
+pytestmark = pytest.mark.sqlite_only
+
 
 def free_port() -> int:
     with socket.socket() as s:

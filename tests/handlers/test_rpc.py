@@ -71,3 +71,26 @@ def test_many_shallow_brackets_are_not_too_deep() -> None:
     text = f'[2,"m","MeterValues",{{"connectorId":1,"meterValue":[{{"sampledValue":[{values}]}}]}}]'
     assert isinstance(parse_frame(text), Call)
     assert isinstance(parse_frame(text.encode()), Call)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[2,"nul","Authorize",{"idTag":"\\u0000"}]',
+        '[2,"nul","DataTransfer",{"vendorId":"V","data":{"a":["x\\u0000y"]}}]',
+        '[2,"nul","DataTransfer",{"vendorId":"V","data":{"k\\u0000":1}}]',
+    ],
+)
+def test_a_nul_in_any_string_or_key_is_a_property_error(text: str) -> None:
+    with pytest.raises(FrameError) as info:
+        parse_frame(text)
+    assert (info.value.message_id, info.value.error.kind) == ("nul", ErrorKind.PROPERTY)
+    with pytest.raises(FrameError):
+        parse_frame(text.encode())
+
+
+def test_an_escaped_backslash_before_u0000_is_not_a_nul() -> None:
+    frame = parse_frame('[2,"ok","Authorize",{"idTag":"a\\\\u0000"}]')
+    assert isinstance(frame, Call) and frame.payload == {"idTag": "a\\u0000"}
+    frame = parse_frame(b'[2,"ok","Authorize",{"idTag":"a\\\\u0000"}]')
+    assert isinstance(frame, Call) and frame.payload == {"idTag": "a\\u0000"}

@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema the models describe, and the newest one can be
+"""The migrations build exactly the schema the models describe, and the newest ones can be
 undone and done again."""
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ async def test_migrations_match_the_models_and_the_newest_one_reverts(tmp_path: 
             cfg.attributes["connection"] = sync
             command.downgrade(cfg, "-1")
 
-        async with db.engine.begin() as conn:
-            await conn.run_sync(down)
+        # The newest migrations that change this database's schema revert (a migration may
+        # change one database only: 0016 widens PostgreSQL's integers, SQLite's need not).
+        for _ in range(3):
+            async with db.engine.begin() as conn:
+                await conn.run_sync(down)
+            if await _differences(db) != []:
+                break
         assert await current(db.engine) != head
         assert await _differences(db) != []
         await upgrade(db.engine)
