@@ -721,7 +721,12 @@ async def serve(
     background = TaskSet("csms")
     if "ocpp" in components:
         background.spawn(app.charging.transactions.warm_up(), name="warm-up")
-    log.info("csms_started", components=sorted(components), **whereabouts(config, components))
+    log.info(
+        "csms_started",
+        components=sorted(components),
+        node_id=app.node_id,
+        **whereabouts(config, components),
+    )
     for setting, detail in exposure_warnings(config, components, app.ocpi_base_url):
         log.warning("unsafe_setting_found", setting=setting, detail=detail)
     if on_started is not None:

@@ -102,13 +102,11 @@ class Cluster:
         released = await self._db.write(unit)
         await self._listener.start()
         self._heartbeat.start()
-        log.info(
-            "node_started",
-            node_id=self.node_id,
-            components=self._components,
-            channel=self._listener.channel,
-            orphaned_chargers_offline=released,
-        )
+        # Said by the start-up line (csms_started names the node): nothing before a start
+        # that may still fail (a port taken) but what needs saying.
+        log.debug("node_registered", node_id=self.node_id, channel=self._listener.channel)
+        if released:
+            log.info("orphaned_chargers_offline", chargers=released)
 
     async def stop(self) -> None:
         """Stop listening and remove this node's row (its chargers were marked
