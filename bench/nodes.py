@@ -1,7 +1,8 @@
 """Several nodes on one PostgreSQL database: what routing a command to another node costs.
 
     python bench/nodes.py [--chargers 100] [--commands 200] [--concurrency 20]
-                          [--concurrent-commands 1000] [--database-url postgresql+asyncpg://...]
+                          [--concurrent-commands 1000] [--meter-seconds 10]
+                          [--meter-chargers 100] [--database-url postgresql+asyncpg://...]
                           [--json] [--keep]
 
 Starts a throw-away PostgreSQL server (tests/postgres.py, durable: fsync and synchronous
@@ -19,7 +20,14 @@ config-get` does, and every answer must be "accepted":
 
 each first one at a time (--commands, latency percentiles), then from --concurrency clients
 at once (--concurrent-commands in all; every client has chargers of its own, so no charger
-has two commands in flight). Node and database CPU seconds are read per phase (psutil).
+has two commands in flight).
+
+Then MeterValues throughput (--meter-seconds, 0 to skip): --meter-chargers new chargers,
+half on each OCPP node, each start a transaction and send MeterValues closed-loop (the next
+once the previous is answered); then as many others, all on node-a, do the same. Node,
+database and this process's CPU seconds are read per phase (psutil); on a small machine this
+process, the nodes and PostgreSQL share the CPUs, which the figures then show more than the
+nodes' own limits.
 Only loopback addresses are used; everything started is stopped at the end.
 """
 
@@ -54,9 +62,14 @@ from load import (
     ServerProbe,
     default_csms,
     free_ports,
+    iso_now,
     postgres_database,
     wait_for_port,
 )
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from simulators.options import ChargerOptions
 from simulators.v16 import V16Charger
@@ -65,6 +78,8 @@ TOKEN: Final = "bench-nodes-token"
 PREFIX: Final = "NODES-BENCH-"
 COMMAND: Final = "config-get"
 BODY: Final = {"keys": ["HeartbeatInterval"]}
+METER: Final = "Energy.Active.Import.Register"
+POWER: Final = "Power.Active.Import"
 WARMUP: Final = 20  # commands per path before measuring, not counted
 Json = dict[str, Any]
 
@@ -184,10 +199,14 @@ class Bench:
         self.a, self.b, self.api = nodes
         self.probes = probes
         self.chargers: list[tuple[str, Node, V16Charger]] = []
+        self.commanded: list[tuple[str, Node, V16Charger]] = []
         self.http: aiohttp.ClientSession | None = None
 
-    async def connect(self, count: int, open_timeout: float) -> None:
+    async def connect(self, count: int, open_timeout: float) -> list[tuple[str, Node, V16Charger]]:
+        """`count` chargers connected and booted, alternately on node-a and node-b; kept in
+        self.chargers (closed at the end)."""
         gate = asyncio.Semaphore(20)
+        before = len(self.chargers)
 
         async def one(index: int) -> tuple[str, Node, V16Charger]:
             node = self.a if index % 2 == 0 else self.b
@@ -208,11 +227,12 @@ class Bench:
                         await cp.close()
                 raise BenchError(f"a charger did not connect and boot: {result!r}")
             self.chargers.append(result)
+        return self.chargers[before:]
 
-    async def wait_held(self, seconds: float) -> None:
+    async def wait_held(self, chargers: list[tuple[str, Node, V16Charger]], seconds: float) -> None:
         """Until node-api sees every charger connected to the node it connected to."""
         deadline = time.monotonic() + seconds
-        for cp_id, node, _ in self.chargers:
+        for cp_id, node, _ in chargers:
             while True:
                 shown = await self.get(self.api, f"/api/chargers/{cp_id}")
                 if shown.get("connected") and shown.get("node_id") == node.name:
@@ -241,7 +261,7 @@ class Bench:
         """`total` commands over `phase.concurrency` clients; client w sends to chargers
         w, w + concurrency, ... in turn, so that no charger has two commands in flight."""
         clients = phase.concurrency
-        mine = [self.chargers[w::clients] for w in range(clients)]
+        mine = [self.commanded[w::clients] for w in range(clients)]
         shares = [total // clients + (1 if w < total % clients else 0) for w in range(clients)]
 
         async def client(w: int) -> None:
@@ -268,6 +288,91 @@ class Bench:
             phase.cpu_s[name] = None if before is None or after is None else after - before
         return phase
 
+    async def meter_values(self, count: int, spread: bool, seconds: float, name: str) -> Json:
+        """`count` raw chargers (orjson over websockets, no validation: cheaper than
+        simulators/, so that more of the CPU goes to the nodes) connect, alternately to
+        node-a and node-b or all to node-a, boot and start a transaction (with a card the CSMS
+        does not know, as bench/load.py's metervalues does by default), then send MeterValues
+        back to back, each once the previous is answered, for `seconds`; then stop it.
+        Messages per second and their latency."""
+        latencies: list[float] = []
+        failures: list[str] = []
+        ready = asyncio.Barrier(count + 1)
+        go = asyncio.Event()
+        prefix = f"NODES-MV{2 if spread else 1}-"
+        deadline = [math.inf]
+
+        async def one(index: int) -> None:
+            node = self.a if index % 2 == 0 or not spread else self.b
+            cp_id = f"{prefix}{index:05d}"
+            calls = 0
+
+            async def call(ws: ClientConnection, action: str, payload: Json) -> Json:
+                nonlocal calls
+                calls += 1
+                await ws.send(orjson.dumps([2, str(calls), action, payload]).decode())
+                reply = orjson.loads(await ws.recv())
+                if reply[0] != 3:
+                    raise BenchError(f"{cp_id}: {action} answered {reply}")
+                answer: Json = reply[2]
+                return answer
+
+            try:
+                async with ws_connect(
+                    f"{node.url}/{cp_id}", subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None
+                ) as ws:
+                    boot = {"chargePointVendor": "BenchVendor", "chargePointModel": "BenchModel"}
+                    await call(ws, "BootNotification", boot)
+                    start = {"connectorId": 1, "idTag": f"04BE{index:010X}", "meterStart": 1_000}
+                    started = await call(ws, "StartTransaction", {**start, "timestamp": iso_now()})
+                    tx_id = int(started["transactionId"])
+                    await ready.wait()
+                    await go.wait()
+                    energy = 1_000
+                    while time.perf_counter() < deadline[0]:
+                        energy += 10
+                        sample = {
+                            "timestamp": iso_now(),
+                            "sampledValue": [
+                                {"value": str(energy), "measurand": METER, "unit": "Wh"},
+                                {"value": "11000", "measurand": POWER, "unit": "W"},
+                            ],
+                        }
+                        body = {"connectorId": 1, "transactionId": tx_id, "meterValue": [sample]}
+                        sent = time.perf_counter()
+                        await call(ws, "MeterValues", body)
+                        latencies.append(time.perf_counter() - sent)
+                    stop = {"transactionId": tx_id, "meterStop": energy, "timestamp": iso_now()}
+                    await call(ws, "StopTransaction", stop)
+            except (OSError, BenchError, ValueError, ConnectionClosed) as exc:
+                failures.append(f"{cp_id}: {exc!r}")
+                if not go.is_set():
+                    await ready.abort()
+
+        tasks = [asyncio.create_task(one(i)) for i in range(count)]
+        try:
+            await asyncio.wait_for(ready.wait(), 120)
+        except (asyncio.BrokenBarrierError, TimeoutError) as exc:
+            go.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise BenchError(f"{name}: chargers not ready: {failures[:1] or exc!r}") from exc
+        cpu_before = {key: probe.cpu() for key, probe in self.probes.items()}
+        me = ServerProbe(os.getpid())
+        own_before = me.cpu()
+        started = time.perf_counter()
+        deadline[0] = started + seconds
+        go.set()
+        await asyncio.gather(*tasks)
+        phase = Phase(name, "-", count, latencies, seconds, len(failures))
+        phase.first_failure = failures[0] if failures else ""
+        for key, probe in self.probes.items():
+            before, after = cpu_before[key], probe.cpu()
+            phase.cpu_s[key] = None if before is None or after is None else after - before
+        own_after = me.cpu()
+        if own_before is not None and own_after is not None:
+            phase.cpu_s["bench"] = own_after - own_before
+        return phase.figures()
+
     async def close(self) -> None:
         for _, _, cp in self.chargers:
             with contextlib.suppress(Exception):
@@ -286,12 +391,13 @@ async def measure(
         try:
             print(f"connecting {args.chargers} chargers ...", file=sys.stderr)
             started = time.perf_counter()
-            await bench.connect(args.chargers, args.open_timeout)
-            await bench.wait_held(args.start_timeout)
+            bench.commanded = await bench.connect(args.chargers, args.open_timeout)
+            await bench.wait_held(bench.commanded, args.start_timeout)
             connect_s = time.perf_counter() - started
             for path in ("routed", "local"):  # connections opened, code paths warmed
                 await bench.run(Phase("warm-up", path, min(WARMUP, args.chargers)), WARMUP * 2)
             phases: list[Phase] = []
+            figures: list[Json]
             runs: list[tuple[str, int, int]] = [
                 ("sequential", 1, args.commands),
                 ("concurrent", args.concurrency, args.concurrent_commands),
@@ -300,9 +406,19 @@ async def measure(
                 for path in ("routed", "local"):
                     print(f"{name} {path}: {total} commands ...", file=sys.stderr)
                     phases.append(await bench.run(Phase(name, path, clients), total))
+            figures = [p.figures() for p in phases]
+            if args.meter_seconds > 0:
+                for spread in (True, False):
+                    name = "meter 2 nodes" if spread else "meter 1 node"
+                    print(f"{name}: {args.meter_chargers} chargers ...", file=sys.stderr)
+                    figures.append(
+                        await bench.meter_values(
+                            args.meter_chargers, spread, args.meter_seconds, name
+                        )
+                    )
         finally:
             await bench.close()
-    return {"connect_s": round(connect_s, 2), "phases": [p.figures() for p in phases]}
+    return {"connect_s": round(connect_s, 2), "phases": figures}
 
 
 def load_average() -> str:
@@ -374,15 +490,16 @@ def table(report: Json) -> list[str]:
         f"half on node-b) connected and booted in {report['connect_s']} s",
         f"command: {report['command']}",
         "",
-        f"{'phase':<11} {'path':<7} {'clients':>7} {'cmds':>5} {'fail':>4} "
-        f"{'cmd/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7}  "
-        "CPU s (api / a / b / postgres)",
+        f"{'phase':<13} {'path':<6} {'clients':>7} {'msgs':>6} {'fail':>4} "
+        f"{'per s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7}  "
+        "CPU s (api / a / b / postgres / bench)",
     ]
     for p in report["phases"]:
         cpu = p["cpu_s"]
-        cpus = " / ".join(fmt(cpu.get(k)) for k in ("node-api", "node-a", "node-b", "postgres"))
+        keys = ("node-api", "node-a", "node-b", "postgres", "bench")
+        cpus = " / ".join(fmt(cpu.get(k)) for k in keys)
         lines.append(
-            f"{p['phase']:<11} {p['path']:<7} {p['concurrency']:>7} {p['commands']:>5} "
+            f"{p['phase']:<13} {p['path']:<6} {p['concurrency']:>7} {p['commands']:>6} "
             f"{p['failures']:>4} {fmt(p['commands_per_s']):>7} {fmt(p['p50_ms'], 2):>7} "
             f"{fmt(p['p95_ms'], 2):>7} {fmt(p['p99_ms'], 2):>7} {fmt(p['max_ms'], 2):>7}  {cpus}"
         )
@@ -401,6 +518,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--concurrent-commands", type=int, default=1000, help="with --concurrency, per path"
     )
     parser.add_argument(
+        "--meter-seconds",
+        type=float,
+        default=10.0,
+        help="MeterValues on 2 nodes, then on 1, for this long each (0: skip)",
+    )
+    parser.add_argument(
+        "--meter-chargers", type=int, default=100, help="chargers sending MeterValues"
+    )
+    parser.add_argument(
         "--database-url", help="this PostgreSQL database (postgresql+asyncpg://...; empty or csms)"
     )
     parser.add_argument("--csms", nargs="+", help="the csms command (default: next to python)")
@@ -416,6 +542,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--commands": (args.commands, 1, 1_000_000),
         "--concurrency": (args.concurrency, 1, 1_000),
         "--concurrent-commands": (args.concurrent_commands, 1, 1_000_000),
+        "--meter-seconds": (args.meter_seconds, 0, 3_600),
+        "--meter-chargers": (args.meter_chargers, 2, 10_000),
     }
     for name, (value, low, high) in limits.items():
         if not low <= value <= high:
