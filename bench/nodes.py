@@ -68,7 +68,7 @@ from load import (
 )
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from simulators.options import ChargerOptions
@@ -118,6 +118,12 @@ class Node:
             CSMS_API_PORT=str(self.api_port),
             CSMS_API_TOKEN=TOKEN,
             CSMS_CLUSTER_NODE_ID=self.name,
+            # As bench/load.py: every bench charger is an unknown id that registers itself.
+            CSMS_OCPP_REGISTRATION="accept",
+            CSMS_OCPP_AUTO_REGISTER_PER_HOUR="0",
+            CSMS_OCPP_AUTO_REGISTER_LIMIT="0",
+            CSMS_OCPP_PING_INTERVAL="0",
+            CSMS_OCPP_HEARTBEAT_INTERVAL="300",
             CSMS_LOG_LEVEL="warning",
         )
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -344,7 +350,7 @@ class Bench:
                         latencies.append(time.perf_counter() - sent)
                     stop = {"transactionId": tx_id, "meterStop": energy, "timestamp": iso_now()}
                     await call(ws, "StopTransaction", stop)
-            except (OSError, BenchError, ValueError, ConnectionClosed) as exc:
+            except (OSError, BenchError, ValueError, ConnectionClosed, InvalidHandshake) as exc:
                 failures.append(f"{cp_id}: {exc!r}")
                 if not go.is_set():
                     await ready.abort()
