@@ -53,9 +53,14 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # simulators, tests
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench, simulators, tests
 
-from load import (
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
+
+from bench.load import (
     EXIT_FAILED,
     EXIT_SERVER,
     BenchError,
@@ -66,11 +71,6 @@ from load import (
     postgres_database,
     wait_for_port,
 )
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.typing import Subprotocol
-
 from simulators.options import ChargerOptions
 from simulators.v16 import V16Charger
 
