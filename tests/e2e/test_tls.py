@@ -153,7 +153,11 @@ def tls_sections(pki: Pki) -> dict[str, dict[str, Any]]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def tls(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Tls]:
+async def tls(
+    backend: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Tls]:
+    """One server per database the module runs on (`backend`): each has its own database
+    and its own back-off of failed authentication."""
     db_path = tmp_path_factory.mktemp("db") / "csms.db"
     app = CsmsApp(make_config(db_path, **tls_sections(pki)))
     await app.start()
