@@ -75,7 +75,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     backends = selected_backends(config)
-    note = "" if "postgres" in backends else " (PostgreSQL not installed: its suites not run)"
+    missing = "postgres" not in backends and config.getoption("--db") == "auto"
+    note = " (PostgreSQL is not installed: its runs are left out)" if missing else ""
     return f"databases: {', '.join(backends)}{note}"
 
 
