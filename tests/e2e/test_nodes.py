@@ -565,7 +565,7 @@ async def test_a_command_sent_while_the_holder_s_listen_connection_is_down_arriv
                 result = await (await w.connection()).execute(
                     text(
                         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = :name"
+                        "WHERE application_name = :name AND datname = current_database()"
                     ),
                     {"name": f"csms-listen {node_repo.channel_of('holder')}"},
                 )

@@ -50,13 +50,18 @@ async def test_one_node_leads_and_another_takes_over_when_its_session_ends(
         assert not any(g.leading for g in groups[1])
         # The server ends the leader's session (as when its node is killed, or cut off
         # and found dead by TCP keepalive): the leader notices and stops, the other leads.
+        # The cluster is shared by the test workers, and advisory locks are per database:
+        # only this test's database counts.
         engine = create_async_engine(url)
         async with engine.connect() as conn:
             ended = await conn.scalar(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'csms-singletons' AND pid IN "
+                    "WHERE application_name = 'csms-singletons' "
+                    "AND datname = current_database() AND pid IN "
                     "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
                     "AND objid = (:key & 4294967295)::oid)"
                 ),
                 {"key": lock_key("ocpi")},

@@ -189,7 +189,7 @@ async def test_the_listen_connection_comes_back_after_it_was_killed(db: Database
             result = await (await w.connection()).execute(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :name"
+                    "WHERE application_name = :name AND datname = current_database()"
                 ),
                 {"name": listener.application_name},
             )
