@@ -37,7 +37,6 @@ from csms.core.clock import Clock, utc_now
 from csms.core.failures import FailureLimiter, FailurePolicy
 from csms.core.parties import Party
 from csms.core.quotas import KeptLimits
-from csms.core.retries import Backoff
 from csms.core.versions import Limits, OcppVersion
 from csms.gateway.listeners import HttpListener, ListenerLimits
 from csms.gateway.server import OcppServer
@@ -47,7 +46,7 @@ from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
-from csms.services.billing import BillingService, CdrLimits, Identity, Retries
+from csms.services.billing import BillingService, Identity, billing_limits, billing_retries
 from csms.services.charger_certificates import ChargerCertificates
 from csms.services.charger_input import ChargingSettings
 from csms.services.charging import Charging
@@ -63,6 +62,7 @@ from csms.storage import charge_points as cp_repo
 from csms.storage.database import Database, DatabaseClosed, DatabaseWriterFailed, WriteTx
 from csms.storage.leadership import AdvisoryLeader, LeaderLockHeld, SqliteLeaderLock
 from csms.storage.migrate import upgrade
+from csms.storage.opening import describe_startup_error, open_database
 from csms.workers import Singletons, TaskSet
 from ocpi_cpo.app import build_ocpi_app
 from ocpi_cpo.context import AuthLimits, OcpiSettings, public_base_url
@@ -123,17 +123,6 @@ def cluster_settings(config: Config) -> ClusterSettings:
     )
 
 
-def billing_retries(config: Config) -> Retries:
-    cfg = config.billing
-    return Retries(cfg.max_attempts, Backoff(cfg.retry_delay, cfg.retry_max_delay))
-
-
-def billing_limits(config: Config) -> CdrLimits:
-    return CdrLimits(
-        config.billing.max_periods, config.billing.max_cdr_bytes, time_window(config.ocpp)
-    )
-
-
 def certificate_authority(
     config: Config, db: Database | None = None, clock: Clock = utc_now
 ) -> CertificateAuthority:
@@ -148,14 +137,6 @@ def certificate_authority(
         certificate_validity_days=ca.certificate_validity_days,
     )
     return CertificateAuthority(ca.directory, settings, clock, db)
-
-
-def open_database(config: Config) -> Database:
-    return Database.from_url(
-        config.database.url,
-        commit_delay_ms=config.database.commit_delay_ms,
-        max_batch=config.database.max_batch,
-    )
 
 
 def listener_limits(cfg: ApiConfig | OcpiConfig) -> ListenerLimits:
@@ -205,41 +186,6 @@ class StartupError(Exception):
 class ServerFailed(Exception):
     """The running system met a failure it cannot serve through (its database writer
     died) and stopped; the message says why in one line."""
-
-
-def describe_startup_error(exc: BaseException, config: Config) -> str | None:
-    """One line for errors an operator can fix (port taken, database unreachable, driver
-    missing); None for anything else (a bug, which should keep its traceback)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    if isinstance(exc, ModuleNotFoundError):
-        return (
-            f"the database driver {exc.name!r} is not installed "
-            "(for PostgreSQL: pip install 'csms[postgres]')"
-        )
-    if isinstance(exc, SQLAlchemyError):
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        return f"database {_safe_url(config.database.url)}: {detail}"
-    if isinstance(exc, OSError) and _raised_in_database_driver(exc):
-        # asyncpg's connection errors (refused, unreachable host) are plain OSErrors that
-        # SQLAlchemy passes on unwrapped.
-        return f"database {_safe_url(config.database.url)}: cannot connect: {exc}"
-    if isinstance(exc, OSError):
-        if exc.filename is not None:
-            return f"cannot start: {exc.strerror} ({exc.filename})"
-        return f"cannot start: {exc}"
-    return None
-
-
-def _raised_in_database_driver(exc: BaseException) -> bool:
-    """Whether `exc` was raised inside SQLAlchemy or the database driver."""
-    frame = exc.__traceback__
-    while frame is not None:
-        module = str(frame.tb_frame.f_globals.get("__name__", ""))
-        if module.startswith(("asyncpg", "sqlalchemy", "aiosqlite")):
-            return True
-        frame = frame.tb_next
-    return False
 
 
 class CsmsApp:
@@ -761,10 +707,3 @@ def exclusive_sqlite(config: Config, components: Collection[str]) -> SqliteLeade
     except OSError as exc:
         raise StartupError(f"cannot lock {lock.path}: {exc.strerror or exc}") from None
     return lock
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without its password, for logs."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

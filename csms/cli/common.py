@@ -168,9 +168,9 @@ def run_db(
 
     Only `create=True` (`csms db init|upgrade`) may create the database or its schema;
     otherwise a database that does not exist, or holds no csms schema, is refused."""
-    from csms.app import open_database
     from csms.logconfig import configure_logging
     from csms.storage.migrate import upgrade
+    from csms.storage.opening import open_database
 
     config = load(config_file)
     # Data commands print results on stdout; their own log events stay on stderr, warnings up.
@@ -194,7 +194,7 @@ def run_db(
     except CliError:
         raise
     except Exception as exc:
-        from csms.app import describe_startup_error
+        from csms.storage.opening import describe_startup_error
 
         message = describe_startup_error(exc, config)
         if message is None:
@@ -205,9 +205,8 @@ def run_db(
 def billing_service(db: Any, config: Config) -> BillingService:
     """The billing service as `csms serve` builds it (identity, retries and limits from the
     configuration), for commands that price, list or settle."""
-    from csms.app import billing_limits, billing_retries
     from csms.core.clock import utc_now
-    from csms.services.billing import BillingService, Identity
+    from csms.services.billing import BillingService, Identity, billing_limits, billing_retries
 
     return BillingService(
         db,

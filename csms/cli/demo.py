@@ -404,9 +404,9 @@ def demo(
 ) -> None:
     """Run the whole system with simulated chargers and a simulated eMSP (fresh database in
     a temporary folder, removed afterwards unless --keep; ports from the configuration)."""
-    from csms.app import describe_startup_error
     from csms.logconfig import configure_logging
     from csms.signals import stop_on_signals
+    from csms.storage.opening import describe_startup_error
 
     config = load(config_file)
     # The demo's own lines go to stdout; the system logs only warnings, on stderr.

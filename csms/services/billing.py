@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import structlog
 
+from csms.config import Config, time_window
 from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
 from csms.core.charger import ChargePoint
@@ -1143,3 +1144,14 @@ def _negated(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(price, dict):
             out[key] = {k: -v if isinstance(v, int | float) else v for k, v in price.items()}
     return out
+
+
+def billing_retries(config: Config) -> Retries:
+    cfg = config.billing
+    return Retries(cfg.max_attempts, Backoff(cfg.retry_delay, cfg.retry_max_delay))
+
+
+def billing_limits(config: Config) -> CdrLimits:
+    return CdrLimits(
+        config.billing.max_periods, config.billing.max_cdr_bytes, time_window(config.ocpp)
+    )
