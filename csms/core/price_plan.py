@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -29,6 +30,10 @@ __all__ = [
 
 # A time to charge: [start, end) in UTC.
 Window = tuple[datetime, datetime]
+
+# A plan never lasts longer than this (a need of years at a trickle is not planned to the
+# microsecond, and the end stays a valid datetime).
+LONGEST_HOURS = 24 * 366 * 10
 
 # A CSV row without an end lasts until the next row's start; the last one this long.
 LAST_SLOT = timedelta(minutes=60)
@@ -242,17 +247,17 @@ def plan_windows(
     """
     _aware(now, "now")
     _aware(departure, "departure")
-    if not rate_w > 0 or rate_w == float("inf"):
+    if not (rate_w > 0 and math.isfinite(rate_w)):
         raise ValueError(f"rate_w must be a positive finite number, not {rate_w!r}")
-    if not margin > 0 or margin == float("inf"):
+    if not (margin > 0 and math.isfinite(margin)):
         raise ValueError(f"margin must be a positive finite number, not {margin!r}")
-    if need_wh != need_wh:
-        raise ValueError("need_wh is NaN")
+    if not math.isfinite(need_wh):
+        raise ValueError(f"need_wh must be a finite number, not {need_wh!r}")
     now = now.astimezone(UTC)
     departure = departure.astimezone(UTC)
     if need_wh <= 0:
         return []
-    needed = timedelta(hours=need_wh * margin / rate_w)
+    needed = timedelta(hours=min(need_wh * margin / rate_w, LONGEST_HOURS))
     if needed <= timedelta(0):
         return []
     if not slots or departure <= now:

@@ -3,11 +3,15 @@ day-ahead CSV imports and their errors, and charging plans computed by hand."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from csms.core.errors import InvalidInput
 from csms.core.price_plan import (
@@ -289,6 +293,13 @@ def test_not_enough_time_charges_all_the_way_and_no_need_plans_nothing() -> None
 def test_a_plan_needs_a_positive_rate_and_aware_times() -> None:
     with pytest.raises(ValueError, match="rate_w"):
         plan_windows(now=utc(10, 0), departure=utc(10, 5), need_wh=1, rate_w=0, slots=NIGHT)
+    with pytest.raises(ValueError, match="need_wh"):
+        plan_windows(now=utc(10, 0), departure=utc(10, 5), need_wh=math.inf, rate_w=1, slots=[])
+    # An absurd need is planned for ten years at most, not past the calendar's end.
+    [(start, end)] = plan_windows(
+        now=utc(10, 0), departure=utc(10, 5), need_wh=1e300, rate_w=1, slots=[]
+    )
+    assert end - start == timedelta(days=3660)
     with pytest.raises(ValueError, match="aware"):
         plan_windows(
             now=datetime(2026, 1, 10),  # noqa: DTZ001
@@ -333,3 +344,71 @@ def test_charging_at_and_next_change_follow_the_windows() -> None:
     assert next_change(windows, utc(10, 4, 30)) == utc(10, 5)
     assert next_change(windows, utc(10, 5)) is None
     assert next_change([], utc(10, 5)) is None
+
+
+# --- properties of plans ---------------------------------------------------------------------
+
+BASE = utc(10, 0)
+
+
+@st.composite
+def day_ahead(draw: st.DrawFn) -> list[PriceSlot]:
+    """Up to 24 slots of 15 to 120 minutes from BASE, some with gaps between them."""
+    slots = []
+    at = BASE + timedelta(minutes=draw(st.integers(0, 120)))
+    for _ in range(draw(st.integers(0, 24))):
+        length = timedelta(minutes=draw(st.sampled_from([15, 30, 60, 120])))
+        price = Decimal(draw(st.integers(-2, 6))) / 10
+        slots.append(PriceSlot(at, at + length, price))
+        at += length + timedelta(minutes=draw(st.sampled_from([0, 0, 0, 45])))
+    return slots
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    day_ahead(),
+    st.integers(0, 600),
+    st.integers(0, 1800),
+    st.floats(min_value=-1_000, max_value=80_000),
+    st.sampled_from([3_700.0, 7_400.0, 11_000.0, 22_000.0]),
+)
+def test_a_plan_is_the_cheapest_and_exactly_long_enough(
+    slots: list[PriceSlot], start_min: int, length_min: int, need_wh: float, rate_w: float
+) -> None:
+    now = BASE + timedelta(minutes=start_min)
+    departure = now + timedelta(minutes=length_min)
+    windows = plan_windows(
+        now=now, departure=departure, need_wh=need_wh, rate_w=rate_w, slots=slots
+    )
+    needed = timedelta(hours=max(0.0, need_wh) * 1.15 / rate_w)
+    if needed == timedelta(0):  # nothing needed, or less than a microsecond's worth
+        assert windows == []
+        return
+    assert all(start < end for start, end in windows)
+    assert all(a[1] < b[0] for a, b in pairwise(windows)), "sorted, apart, joined"
+    if not slots or departure <= now:
+        assert windows == [(now, now + needed)]
+        return
+    if departure - now <= needed:
+        assert windows == [(now, departure)]
+        return
+    assert sum((end - start for start, end in windows), timedelta()) == needed
+    assert now <= windows[0][0] and windows[-1][1] <= departure
+
+    dearest = max(slot.price for slot in slots)
+
+    def price_at(moment: datetime) -> Decimal:
+        return next((s.price for s in slots if s.start <= moment < s.end), dearest)
+
+    edges = sorted(
+        {now, departure}
+        | {t for s in slots for t in (s.start, s.end) if now < t < departure}
+        | {t for w in windows for t in w}
+    )
+    chosen: list[tuple[Decimal, datetime]] = []
+    left: list[tuple[Decimal, datetime]] = []
+    for a in edges[:-1]:
+        (chosen if charging_at(windows, a) else left).append((price_at(a), a))
+    # Nothing left out is cheaper than what was chosen; at equal prices the earlier is chosen.
+    for price, at in chosen:
+        assert all(price < other or (price == other and at < other_at) for other, other_at in left)
