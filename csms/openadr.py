@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import aiohttp
@@ -552,6 +553,12 @@ class OpenAdrVen:
         # Our session: TLS with the configured CA also without a client certificate (the
         # library's own uses the CA file only with one).
         client.client_session = session
+        if s.cert_file:
+            from openleadr.utils import certificate_fingerprint
+
+            fingerprint = certificate_fingerprint(Path(s.cert_file).read_text(encoding="ascii"))
+            # What the VTN's operator needs to know this VEN (OpenADR's certificate id).
+            log.info("openadr_ven_certificate", fingerprint=fingerprint, ven_name=s.ven_name)
         return client
 
     async def _register(self, client: Any) -> bool:

@@ -18,11 +18,13 @@ from typing import Any
 
 import pytest
 from openleadr import OpenADRServer
-from openleadr.utils import increment_event_modification_number
+from openleadr.service import VTNService
+from openleadr.utils import certificate_fingerprint, increment_event_modification_number
 from structlog.testing import capture_logs
 
 from csms.config import ConfigError, OpenAdrConfig, build_config, load_config
 from csms.openadr import SOURCE, CapWindow, OpenAdrVen, event_reference, plan_event
+from tests.e2e.certs import Authority, pem, write_pair
 
 # openleadr's VTN stores itself in its aiohttp app under a string key.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -84,21 +86,23 @@ class RecordingSink:
 class Vtn:
     """A real openleadr VTN that registers one VEN as VEN_ID and records its opt answers."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, **tls: Any) -> None:
         self.server = OpenADRServer(
             vtn_id=VTN_ID,
             http_host="127.0.0.1",
             http_port=port,
             requested_poll_freq=timedelta(seconds=1),
             show_fingerprint=False,
+            **tls,
         )
         self.server.add_handler("on_create_party_registration", self._register)
         self.opts: dict[str, str] = {}
         self.port = port
+        self.scheme = "https" if tls else "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PREFIX}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{PREFIX}"
 
     async def start(self) -> None:
         await self.server.run()
@@ -161,8 +165,10 @@ async def running() -> AsyncIterator[Callable[[OpenAdrConfig], Any]]:
     """Starts VENs (with a fresh RecordingSink each) and stops them after the test."""
     vens: list[OpenAdrVen] = []
 
-    async def start(cfg: OpenAdrConfig) -> tuple[OpenAdrVen, RecordingSink]:
-        sink = RecordingSink()
+    async def start(
+        cfg: OpenAdrConfig, sink: RecordingSink | None = None
+    ) -> tuple[OpenAdrVen, RecordingSink]:
+        sink = RecordingSink() if sink is None else sink
         ven = OpenAdrVen(cfg, sink)
         vens.append(ven)
         await ven.start()
@@ -372,6 +378,121 @@ async def test_the_ven_retries_registration_until_the_vtn_comes(running: Any) ->
     events = [e["event"] for e in logs]
     assert events.count("openadr_vtn_unreachable") == 1
     assert events.count("openadr_vtn_reachable") == 1 and "openadr_registered" in events
+
+
+async def test_an_event_the_vtn_no_longer_sends_is_cancelled(vtn: Vtn, running: Any) -> None:
+    ven, sink = await running(settings(vtn.url))
+    await until(lambda: ven.registered)
+    interval = {"duration": timedelta(minutes=15), "signal_payload": 11.0}
+    first = vtn.add("LOAD_CONTROL", "x-loadControlSetpoint", [{**interval, "dtstart": at(30)}])
+    second = vtn.add("LOAD_CONTROL", "x-loadControlSetpoint", [{**interval, "dtstart": at(60)}])
+    await until(lambda: len(sink.active) == 2)
+    with capture_logs() as logs:
+        vtn.server.events[VEN_ID].remove(vtn.event(first))
+        vtn.server.events_updated[VEN_ID] = True
+        await until(lambda: len(sink.active) == 1)
+    assert [c.reference for c in sink.active.values()] == [f"{second}:0:0"]
+    (line,) = [e for e in logs if e["event"] == "openadr_event_cancelled"]
+    assert (line["event_id"], line["implied"], line["caps_cancelled"]) == (first, True, True)
+
+
+async def test_a_restarted_ven_does_not_cap_twice(vtn: Vtn, running: Any) -> None:
+    ven, sink = await running(settings(vtn.url))
+    await until(lambda: ven.registered)
+    event_id = vtn.add(
+        "LOAD_CONTROL",
+        "x-loadControlSetpoint",
+        [{"dtstart": at(30), "duration": timedelta(minutes=15), "signal_payload": 11.0}],
+    )
+    await until(lambda: len(sink.added) == 1)
+    await ven.stop()
+    again, _ = await running(settings(vtn.url), sink)
+    # At registration the VTN sends its events again: the old caps go, the same come back.
+    await until(lambda: len(sink.added) == 2)
+    assert [c.reference for c in sink.active.values()] == [f"{event_id}:0:0"]
+    assert again.registered
+
+
+@dataclass
+class FailingOnceSink(RecordingSink):
+    failed: bool = False
+
+    async def add_cap(self, site: str, limit_w: float, *args: Any, **kw: Any) -> int:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("database unavailable")
+        return await super().add_cap(site, limit_w, *args, **kw)
+
+
+async def test_a_cap_that_cannot_be_stored_is_tried_again_before_the_answer(
+    vtn: Vtn, running: Any
+) -> None:
+    sink = FailingOnceSink()
+    ven, _ = await running(settings(vtn.url), sink)
+    await until(lambda: ven.registered)
+    with capture_logs() as logs:
+        event_id = vtn.add(
+            "LOAD_CONTROL",
+            "x-loadControlSetpoint",
+            [{"dtstart": at(30), "duration": timedelta(minutes=15), "signal_payload": 11.0}],
+        )
+        await until(lambda: event_id in vtn.opts)
+    assert vtn.opts[event_id] == "optIn"
+    assert sink.failed and [c.reference for c in sink.active.values()] == [f"{event_id}:0:0"]
+    assert [e["worker"] for e in logs if e["event"] == "worker_failed"] == ["openadr-ven"]
+
+
+async def test_mutual_tls_with_signed_messages(tmp_path: Path, running: Any) -> None:
+    authority = Authority.new("OpenADR test CA")
+    vtn_pair = authority.issue("localhost", "Utility", server=True)
+    ven_pair = authority.issue("csms-test", "CPO")
+    vtn_cert, vtn_key = write_pair(tmp_path, "vtn", *vtn_pair)
+    ven_cert, ven_key = write_pair(tmp_path, "ven", *ven_pair)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(pem(authority.cert))
+    ven_print = certificate_fingerprint(pem(ven_pair[0]))
+    vtn_print = certificate_fingerprint(pem(vtn_pair[0]))
+
+    def lookup(ven_id: str) -> dict[str, str] | None:
+        if ven_id != VEN_ID:
+            return None
+        return {"ven_id": VEN_ID, "fingerprint": ven_print, "registration_id": "reg-1"}
+
+    vtn = Vtn(
+        cert=vtn_cert,
+        key=vtn_key,
+        http_cert=vtn_cert,
+        http_key=vtn_key,
+        http_ca_file=str(ca_file),
+        ven_lookup=lookup,
+    )
+    await vtn.start()
+    try:
+        tls = {"cert_file": ven_cert, "key_file": ven_key, "ca_file": str(ca_file)}
+        with capture_logs() as logs:
+            ven, sink = await running(settings(vtn.url, vtn_fingerprint=vtn_print, **tls))
+            await until(lambda: ven.registered)
+            event_id = vtn.add(
+                "LOAD_CONTROL",
+                "x-loadControlSetpoint",
+                [{"dtstart": at(30), "duration": timedelta(minutes=15), "signal_payload": 11.0}],
+            )
+            await until(lambda: event_id in vtn.opts)
+        assert vtn.opts[event_id] == "optIn" and [c.limit_w for c in sink.added] == [11000.0]
+        (line,) = [e for e in logs if e["event"] == "openadr_ven_certificate"]
+        assert line["fingerprint"] == ven_print
+        # A VTN whose messages are not signed by the expected certificate is not used.
+        wrong = ":".join(["00"] * 10)
+        with capture_logs() as logs:
+            other, _ = await running(settings(vtn.url, vtn_fingerprint=wrong, **tls))
+            await until(lambda: any(e["event"] == "openadr_vtn_unreachable" for e in logs))
+        assert not other.registered
+        (down,) = [e for e in logs if e["event"] == "openadr_vtn_unreachable"]
+        assert "fingerprint" in down["detail"].lower()
+    finally:
+        await vtn.stop()
+        # openleadr keeps the lookup on its service class: later VTNs must not inherit it.
+        del VTNService.ven_lookup
 
 
 # ---------------------------------------------------------------------------------------
