@@ -19,12 +19,15 @@ from enum import StrEnum
 from csms.core.errors import InvalidInput
 
 __all__ = [
+    "MIN_CURRENT_A",
     "PHASE_NAMES",
+    "ROOT",
     "Cap",
     "ChargingNeed",
     "Circuit",
     "Link",
     "ProfileMode",
+    "Share",
     "Site",
     "SiteTree",
     "effective_a",
@@ -188,3 +191,23 @@ def check_tree(site: Site, circuits: Sequence[Circuit]) -> None:
                 raise InvalidInput(f"circuit {circuit.name!r} is its own ancestor")
             seen.add(parent)
             parent = parents.get(parent)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """The load manager's share for one running session, as stored for staff to read."""
+
+    transaction_id: int
+    site_id: str
+    node: str  # ROOT or a circuit name
+    charge_point_id: str
+    evse_id: int
+    phases: tuple[int, ...]
+    granted_a: float
+    paused: bool
+    measured_a: float | None = None
+    # Why it gets what it gets: share, rotation, price, cap, unmanaged.
+    reason: str | None = None
+    # The limit the charger accepted last, and that profile's id.
+    sent_a: float | None = None
+    profile_id: int | None = None
