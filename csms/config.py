@@ -259,6 +259,30 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmartChargingConfig:
+    # The load manager shares each site's current among its sessions (csms sites ...);
+    # false: sites are kept but no charger is told anything.
+    enabled: bool = True
+    # Seconds between two looks at the sites, their sessions and meter readings (changes
+    # made here are acted on at once; the look notices what other processes changed), and
+    # the longest time between two full recomputations.
+    poll_interval: float = 2.0
+    interval: float = 60.0
+    # The charging profiles' stack level (above staff's usual 0, so the share prevails).
+    stack_level: int = 1
+    # Lowest current of a running session per phase (IEC 61851: 6 A); below it, paused.
+    min_current: float = 6.0
+    # Seconds a session runs while one of equal priority waits paused, before they swap.
+    rotate_after: float = 300.0
+    # Seconds after a new share before the meter readings show what the EV takes of it.
+    settle: float = 10.0
+    # Attempts at a profile a charger refuses before it is left unmanaged (its rated
+    # current reserved from the budget); and how long a charger may take to answer.
+    attempts: int = 3
+    command_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class OpenAdrConfig:
     # The OpenADR 2.0b VEN (csms.openadr; needs `pip install 'csms[openadr]'`): it registers
     # as ven_name (ven_id: the id the VTN gave us, empty: the VTN assigns one) with the VTN
@@ -298,6 +322,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     ca: CaConfig = field(default_factory=CaConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    smart_charging: SmartChargingConfig = field(default_factory=SmartChargingConfig)
     openadr: OpenAdrConfig = field(default_factory=OpenAdrConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
@@ -315,6 +340,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "ca": CaConfig,
     "cluster": ClusterConfig,
+    "smart_charging": SmartChargingConfig,
     "openadr": OpenAdrConfig,
 }
 
@@ -694,6 +720,8 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ca.certificate_validity_days must be between 1 and 36500")
     if isinstance(section, ClusterConfig):
         _validate_cluster(section)
+    if isinstance(section, SmartChargingConfig):
+        _validate_smart_charging(section)
     if isinstance(section, OpenAdrConfig):
         _validate_openadr(section)
     if isinstance(section, DatabaseConfig):
@@ -717,6 +745,20 @@ def _validate_cluster(section: ClusterConfig) -> None:
             raise ConfigError(f"cluster.{key} must be positive")
     if not section.dead_after > section.heartbeat_interval:
         raise ConfigError("cluster.dead_after must be longer than cluster.heartbeat_interval")
+
+
+def _validate_smart_charging(section: SmartChargingConfig) -> None:
+    for key in ("poll_interval", "interval", "rotate_after", "command_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"smart_charging.{key} must be positive")
+    if section.settle < 0:
+        raise ConfigError("smart_charging.settle must not be negative")
+    if not 0 <= section.stack_level <= 100:
+        raise ConfigError("smart_charging.stack_level must be between 0 and 100")
+    if not 0 < section.min_current <= 32:
+        raise ConfigError("smart_charging.min_current must be above 0 and at most 32 A")
+    if section.attempts < 1:
+        raise ConfigError("smart_charging.attempts must be at least 1")
 
 
 # The OpenADR certificate fingerprint: the last 10 bytes of its SHA-256, hex, colon-separated.
