@@ -124,7 +124,7 @@ def allocate(
     min_a: float = 6.0,
     rotate_after_s: float = 300.0,
     lend_margin_a: float = 2.0,
-    lend_after_s: float = 30.0,
+    lend_after_s: float = 10.0,
 ) -> Allocation:
     """Share the site's current among `demands`; see the module docstring for the steps.
 

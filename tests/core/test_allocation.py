@@ -176,8 +176,8 @@ def test_what_an_ev_does_not_draw_is_lent_and_taken_back() -> None:
     # Session 1 draws 5 of its 16 A; its grant is fresh, so nothing is lent yet (a meter
     # reading from before the charger applied the grant would show the old limit).
     tapering = [replace(pair[0], measured_a=5.0), pair[1]]
-    assert shares(run(tapering, advance=10)) == [16.0, 16.0]
-    result = run(tapering, advance=30)
+    assert shares(run(tapering, advance=5)) == [16.0, 16.0]
+    result = run(tapering, advance=5)  # 10 s after the grant (lend_after_s)
     # It keeps 5 + 2 A of headroom: the 9 A it does not use go to session 2.
     assert shares(result) == [7.0, 25.0]
     assert result.lending == {1}
@@ -189,6 +189,8 @@ def test_what_an_ev_does_not_draw_is_lent_and_taken_back() -> None:
     result = run([replace(pair[0], measured_a=6.5), pair[1]], advance=10)
     assert shares(result) == [16.0, 16.0]
     assert result.lending == frozenset()
+    # A reading from before its charger applied the new grant does not lend it again.
+    assert shares(run([replace(pair[0], measured_a=6.5), pair[1]], advance=5)) == [16.0, 16.0]
     # Drawing 16 A of 16 it keeps its share.
     assert shares(run([replace(pair[0], measured_a=16.0), pair[1]], advance=60)) == [16.0, 16.0]
 
