@@ -6,7 +6,7 @@ clock, no I/O, no logging. Enforcement (profiles, retries) lives in csms.service
 
 The steps of `allocate`, each explained where it is done:
 
-1. `_check`: the tree and the demands (ValueError when malformed).
+1. `_Tree`, `_paths`: the tree and the demands (ValueError when malformed).
 2. `_claims`: lending. A session that draws well below its last grant claims only what it
    draws plus a margin; the rest goes to the others until it draws near its grant again.
 3. `_choose`: who runs. Every running session needs `min_a` on each of its phases at every
@@ -378,13 +378,13 @@ def _choose(
             continue  # can never run within the rules
         track = tracks.get(demand.key)
         if track is None:
-            rank = (1, now, demand.key)  # a newcomer waits from now, and is due at once
+            rank = (2, now, demand.key)  # a newcomer waits from now, and is due at once
         elif track.running:
             ran_for = now - track.since
-            rank = (0 if ran_for < rotate_after_s else 2, -track.since, demand.key)
+            rank = (1 if ran_for < rotate_after_s else 3, -track.since, demand.key)
         else:
             due = not track.ran or now - track.since >= rotate_after_s
-            rank = (1 if due else 3, track.since, demand.key)
+            rank = (2 if due else 4, track.since, demand.key)
         by_priority.setdefault(demand.priority, []).append((rank, demand))
 
     for priority in sorted(by_priority, reverse=True):
@@ -393,14 +393,14 @@ def _choose(
         held = [0.0] * len(avail)  # room kept for group-2 sessions that did not fit
         for (category, _, _), demand in group:
             path = paths[demand.key]
-            newcomer = category in (1, 3)
+            newcomer = category in (2, 4)
             if all(
                 used[c] + (held[c] if newcomer else 0.0) + min_a <= avail[c] + EPSILON for c in path
             ):
                 for c in path:
                     used[c] += min_a
                 running.add(demand.key)
-            elif category == 1 and all(before[c] + min_a <= avail[c] + EPSILON for c in path):
+            elif category == 2 and all(before[c] + min_a <= avail[c] + EPSILON for c in path):
                 for c in path:
                     held[c] += min_a
     return running
