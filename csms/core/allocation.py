@@ -171,9 +171,14 @@ def allocate(
         rounded = math.floor(value / STEP_A + ROUND_SLACK) * STEP_A
         grants[demand.key] = min(claims[demand.key], max(min_a, round(rounded, 1)))
     load = reserved.copy()
+    by_path: dict[int, tuple[list[int], float]] = {}  # summed per shared path (see _paths)
     for key, grant in grants.items():
-        for c in paths[key]:
-            load[c] += grant
+        path = paths[key]
+        _, total = by_path.get(id(path), (path, 0.0))
+        by_path[id(path)] = (path, total + grant)
+    for path, total in by_path.values():
+        for c in path:
+            load[c] += total
     if any(used > limit + EPSILON for used, limit in zip(load, tree.limits, strict=True)):
         _repair(ordered, paths, load, tree.limits, grants, min_a)
 
@@ -393,10 +398,11 @@ def _choose(
         held = [0.0] * len(avail)  # room kept for group-2 sessions that did not fit
         for (category, _, _), demand in group:
             path = paths[demand.key]
-            newcomer = category in (2, 4)
-            if all(
-                used[c] + (held[c] if newcomer else 0.0) + min_a <= avail[c] + EPSILON for c in path
-            ):
+            if category in (2, 4):
+                fits = all(used[c] + held[c] + min_a <= avail[c] + EPSILON for c in path)
+            else:
+                fits = all(used[c] + min_a <= avail[c] + EPSILON for c in path)
+            if fits:
                 for c in path:
                     used[c] += min_a
                 running.add(demand.key)
@@ -428,13 +434,25 @@ def _fill(
     demand leaving its floor, reaching its cap, or a constraint filling up.
     """
     count = len(paths)
-    members: dict[int, list[int]] = {}
+    # Demands on the same path (same node and phases) move the same constraints: updates are
+    # summed per path first, then applied to each of its constraints once.
+    group_of: dict[tuple[int, ...], int] = {}
+    unique: list[list[int]] = []
+    demands_of: list[list[int]] = []
+    gid = [0] * count
     for i, path in enumerate(paths):
+        g = gid[i] = group_of.setdefault(tuple(path), len(unique))
+        if g == len(unique):
+            unique.append(path)
+            demands_of.append([])
+        demands_of[g].append(i)
+    groups_on: dict[int, list[int]] = {}
+    for g, path in enumerate(unique):
         for c in path:
-            members.setdefault(c, []).append(i)
-    const = {c: min_a * len(who) for c, who in members.items()}
-    slope = dict.fromkeys(members, 0.0)
-    version = dict.fromkeys(members, 0)
+            groups_on.setdefault(c, []).append(g)
+    const = {c: min_a * sum(len(demands_of[g]) for g in gs) for c, gs in groups_on.items()}
+    slope = dict.fromkeys(groups_on, 0.0)
+    version = dict.fromkeys(groups_on, 0)
     status = [_FLOOR] * count
     value = [min_a] * count
 
@@ -445,11 +463,6 @@ def _fill(
     events.sort()
     full: list[tuple[float, int, int]] = []  # (level at which it fills, version, constraint)
 
-    def touch(c: int) -> None:
-        version[c] += 1
-        if slope[c] > 0:
-            heapq.heappush(full, ((avail[c] - const[c]) / slope[c], version[c], c))
-
     level = 0.0
     position = 0
     while True:
@@ -459,22 +472,21 @@ def _fill(
         next_full = full[0][0] if full else math.inf
         if next_full == math.inf and next_event == math.inf:
             break
-        touched: set[int] = set()
+        # path group -> [change of const, change of slope] on each constraint of its path
+        changes: dict[int, list[float]] = {}
+        filled = -1
         if next_full <= next_event:
             _, _, filled = heapq.heappop(full)
             level = max(level, next_full)
-            for i in members[filled]:
-                if status[i] == _FROZEN:
-                    continue
-                if status[i] == _RISING:
-                    value[i] = weights[i] * level
-                    for c in paths[i]:
-                        slope[c] -= weights[i]
-                        const[c] += value[i]
-                        touched.add(c)
-                status[i] = _FROZEN
+            for g in groups_on[filled]:
+                for i in demands_of[g]:
+                    if status[i] == _RISING:
+                        value[i] = weights[i] * level
+                        change = changes.setdefault(g, [0.0, 0.0])
+                        change[0] += value[i]
+                        change[1] -= weights[i]
+                    status[i] = _FROZEN
             version[filled] += 1  # every demand on it is frozen: it never fills again
-            touched.discard(filled)
         else:
             level = next_event
             while position < len(events) and events[position][0] == level:
@@ -482,21 +494,28 @@ def _fill(
                 position += 1
                 if kind == 0 and status[i] == _FLOOR:
                     status[i] = _RISING
-                    for c in paths[i]:
-                        const[c] -= min_a
-                        slope[c] += weights[i]
-                        touched.add(c)
+                    change = changes.setdefault(gid[i], [0.0, 0.0])
+                    change[0] -= min_a
+                    change[1] += weights[i]
                 elif kind == 1 and status[i] == _RISING:
                     status[i] = _CAPPED
                     value[i] = caps[i]
-                    for c in paths[i]:
-                        slope[c] -= weights[i]
-                        const[c] += caps[i]
-                        touched.add(c)
+                    change = changes.setdefault(gid[i], [0.0, 0.0])
+                    change[0] += caps[i]
+                    change[1] -= weights[i]
+        touched: set[int] = set()
+        for g, (delta_const, delta_slope) in changes.items():
+            for c in unique[g]:
+                const[c] += delta_const
+                slope[c] += delta_slope
+            touched.update(unique[g])
+        touched.discard(filled)
         for c in touched:
             if slope[c] < 1e-12:
                 slope[c] = 0.0
-            touch(c)
+            version[c] += 1
+            if slope[c] > 0:
+                heapq.heappush(full, ((avail[c] - const[c]) / slope[c], version[c], c))
     return value
 
 
