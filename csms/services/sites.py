@@ -711,8 +711,8 @@ class SiteService:
                     f"{', ...' if len(below) > 5 else ''} below it: remove or move them "
                     "first, or remove with --force"
                 )
-            await repo.remove_circuits(conn, site_id, gone)
-            await repo.unlink(conn, linked)
+            await repo.remove_circuits(conn, site_id, gone, now)
+            await repo.unlink(conn, linked, now)
             entry = await _audit(
                 conn,
                 site_id,
@@ -818,7 +818,7 @@ class SiteService:
             before = await repo.link_of(conn, cp_id)
             if before is None:
                 raise InvalidInput(f"charger {cp_id!r} is linked to no site")
-            await repo.unlink(conn, [cp_id])
+            await repo.unlink(conn, [cp_id], now)
             entry = await _audit(
                 conn,
                 cp_id,

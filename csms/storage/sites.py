@@ -142,8 +142,9 @@ async def save_site(conn: AsyncConnection, site: Site, now: datetime) -> bool:
 
 
 async def touch_site(conn: AsyncConnection, site_id: str, now: datetime) -> None:
-    """Something of the site changed that has no row of its own to date (its imported
-    prices): `fingerprint` must see it."""
+    """Something of the site changed that leaves no row of its own to date (prices
+    replaced, a circuit or link removed): `fingerprint` must see it even when the counts
+    come back to what they were."""
     await conn.execute(update(_site).where(_site.c.id == site_id).values(updated_at=now))
 
 
@@ -182,13 +183,16 @@ async def save_circuit(conn: AsyncConnection, circuit: Circuit, now: datetime) -
     return True
 
 
-async def remove_circuits(conn: AsyncConnection, site_id: str, names: Collection[str]) -> int:
+async def remove_circuits(
+    conn: AsyncConnection, site_id: str, names: Collection[str], now: datetime
+) -> int:
     """Forget these circuits of a site (not what hangs below them); how many there were."""
     if not names:
         return 0
     result = await conn.execute(
         delete(_circ).where(_circ.c.site_id == site_id, _circ.c.name.in_(sorted(names)))
     )
+    await touch_site(conn, site_id, now)
     return int(result.rowcount)
 
 
@@ -221,12 +225,16 @@ async def save_link(conn: AsyncConnection, link: Link, now: datetime) -> bool:
     return True
 
 
-async def unlink(conn: AsyncConnection, cp_ids: Iterable[str]) -> int:
+async def unlink(conn: AsyncConnection, cp_ids: Iterable[str], now: datetime) -> int:
     """Take chargers off their site; how many were linked."""
     ids = sorted(set(cp_ids))
     if not ids:
         return 0
+    stmt = select(_link.c.site_id).where(_link.c.charge_point_id.in_(ids)).distinct()
+    sites = [r[0] for r in (await conn.execute(stmt)).all()]
     result = await conn.execute(delete(_link).where(_link.c.charge_point_id.in_(ids)))
+    for site_id in sites:
+        await touch_site(conn, site_id, now)
     return int(result.rowcount)
 
 
