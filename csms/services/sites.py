@@ -13,9 +13,9 @@ import io
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -288,10 +288,11 @@ def _phases_text(phases: Sequence[int]) -> str:
     return ",".join(phase_name(p) for p in phases)
 
 
-def check_whole(tree: SiteTree) -> list[str]:
+def check_whole(tree: SiteTree, concerning: Collection[str] | None = None) -> list[str]:
     """InvalidInput when the tree cannot be allocated (an unknown parent, a cycle, a
     circuit on phases its parent lacks, a charger on a phase its node lacks); otherwise
-    warnings for staff (a circuit allowed more than its parent)."""
+    warnings for staff: a circuit (of `concerning` or under one of them; None: any) allowed
+    more than its parent."""
     site = tree.site
     check_tree(site, tree.circuits)
     names = {c.name for c in tree.circuits}
@@ -321,7 +322,8 @@ def check_whole(tree: SiteTree) -> list[str]:
             else circuit_limit_a(site, next(c for c in tree.circuits if c.name == parent))
         )
         own = circuit_limit_a(site, circuit)
-        if own > parent_limit:
+        mentioned = concerning is None or circuit.name in concerning or parent in concerning
+        if own > parent_limit and mentioned:
             warnings.append(
                 f"circuit {circuit.name!r} allows {own:g} A, more than {_node_text(parent)} "
                 f"({parent_limit:g} A): the lower limit applies"
@@ -431,6 +433,15 @@ def _when(text: str, number: int, what: str) -> datetime:
         raise InvalidInput(
             f"line {number}: {what} is not an ISO 8601 date-time: {text!r}"
         ) from None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _audit_source(cap_source: str) -> str:
+    """The audit log's source of a cap's change: staff work through the CLI."""
+    return "cli" if cap_source == "staff" else cap_source
 
 
 def _jsonable(value: Any) -> Any:
@@ -618,7 +629,7 @@ class SiteService:
             if circuit.parent is not None and all(c.name != circuit.parent for c in tree.circuits):
                 raise NotFound(f"site {circuit.site_id!r} has no circuit {circuit.parent!r}")
             added = _with_phase(tree, circuit)
-            warnings = check_whole(replace(tree, circuits=(*tree.circuits, added)))
+            warnings = check_whole(replace(tree, circuits=(*tree.circuits, added)), {added.name})
             await repo.save_circuit(conn, added, now)
             entry = await _audit(
                 conn,
@@ -666,7 +677,7 @@ class SiteService:
             if new.parent is not None and all(c.name != new.parent for c in tree.circuits):
                 raise NotFound(f"site {site_id!r} has no circuit {new.parent!r}")
             circuits = tuple(new if c.name == name else c for c in tree.circuits)
-            warnings = check_whole(replace(tree, circuits=circuits))
+            warnings = check_whole(replace(tree, circuits=circuits), {name})
             await repo.save_circuit(conn, new, now)
             entry = await _audit(
                 conn,
@@ -772,7 +783,7 @@ class SiteService:
             link = Link(cp_id, site_id, circuit, phase, max_current_a, profile_mode)
             node = tree.node_of(link)
             links = (*(x for x in tree.links if x.charge_point_id != cp_id), link)
-            warnings = check_whole(replace(tree, links=links))
+            warnings = check_whole(replace(tree, links=links), ())
             limit = (
                 tree.site.limit_a
                 if node == ROOT
@@ -859,7 +870,7 @@ class SiteService:
             raise InvalidInput("a cap must end after it starts")
         now = self._clock()
         if end <= now:
-            raise InvalidInput(f"a cap must end in the future (it would end at {end.isoformat()})")
+            raise InvalidInput(f"a cap must end in the future, not at {_iso(end)}")
         if reason is not None and len(reason) > 300:
             raise InvalidInput("a cap's reason is at most 300 characters")
         who = requested_by or source
@@ -891,9 +902,9 @@ class SiteService:
                     "reference": reference,
                     "reason": reason,
                 },
-                f"site {site} capped at {limit_w / 1000:g} kW from {start.isoformat()} "
-                f"until {end.isoformat()} (cap {cap.id})",
-                source,
+                f"site {site} capped at {limit_w / 1000:g} kW from {_iso(start)} "
+                f"until {_iso(end)} (cap {cap.id})",
+                _audit_source(source),
                 who,
                 now,
             )
@@ -939,7 +950,7 @@ class SiteService:
         requested_by: str | None,
     ) -> list[int]:
         now = self._clock()
-        audit_source = source or "cli"
+        audit_source = _audit_source(source or "staff")
 
         async def unit(w: WriteTx) -> tuple[list[int], int | None]:
             conn = await w.connection()
@@ -952,7 +963,7 @@ class SiteService:
                 if cancelled_at is not None:
                     raise InvalidInput(f"cap {cap_id} was cancelled already")
                 if cap.end_at <= now:
-                    raise InvalidInput(f"cap {cap_id} is over (it ended {cap.end_at.isoformat()})")
+                    raise InvalidInput(f"cap {cap_id} is over (it ended {_iso(cap.end_at)})")
             elif await repo.get_site(conn, site) is None:
                 return [], None
             ids = await repo.cancel_caps(
@@ -991,6 +1002,14 @@ class SiteService:
                 (c, None) for c in await repo.caps(conn, now, site_id)
             ]
             return ahead[:limit]
+
+    async def cap(self, cap_id: int) -> tuple[Cap, datetime | None]:
+        """One cap by id, with when it was cancelled (None: it was not)."""
+        async with self._db.read() as conn:
+            found = await repo.get_cap(conn, cap_id)
+        if found is None:
+            raise NotFound(f"no cap {cap_id}")
+        return found
 
     # --- prices --------------------------------------------------------------------------
 
@@ -1060,7 +1079,7 @@ class SiteService:
                     "replaced": replaced,
                 },
                 f"site {site_id}: {len(slots)} prices imported from "
-                f"{slots[0][0].isoformat()} until {slots[-1][1].isoformat()}",
+                f"{_iso(slots[0][0])} until {_iso(slots[-1][1])}",
                 "cli",
                 requested_by,
                 now,
@@ -1119,7 +1138,7 @@ class SiteService:
             check_priority(priority)
         now = self._clock()
         if departure is not None and departure <= now:
-            raise InvalidInput(f"the departure must be in the future, not {departure.isoformat()}")
+            raise InvalidInput(f"the departure must be in the future, not {_iso(departure)}")
 
         async def unit(w: WriteTx) -> tuple[ChargingNeed, str, int]:
             conn = await w.connection()
