@@ -446,7 +446,7 @@ def _audit_source(cap_source: str) -> str:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return _iso(value)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, ProfileMode):
@@ -897,8 +897,8 @@ class SiteService:
                 {
                     "cap": cap.id,
                     "limit_w": limit_w,
-                    "from": start.isoformat(),
-                    "until": end.isoformat(),
+                    "from": _iso(start),
+                    "until": _iso(end),
                     "reference": reference,
                     "reason": reason,
                 },
@@ -918,8 +918,8 @@ class SiteService:
             who,
             cap_id=cap.id,
             limit_w=limit_w,
-            start=start.isoformat(),
-            end=end.isoformat(),
+            start=_iso(start),
+            end=_iso(end),
             cap_source=source,
             reference=reference,
         )
@@ -1074,8 +1074,8 @@ class SiteService:
                 SITE_PRICES,
                 {
                     "imported": len(slots),
-                    "from": slots[0][0].isoformat(),
-                    "until": slots[-1][1].isoformat(),
+                    "from": _iso(slots[0][0]),
+                    "until": _iso(slots[-1][1]),
                     "replaced": replaced,
                 },
                 f"site {site_id}: {len(slots)} prices imported from "
@@ -1157,7 +1157,7 @@ class SiteService:
                 CHARGING_NEED,
                 {
                     "transaction": tx_id,
-                    "departure": None if departure is None else departure.isoformat(),
+                    "departure": None if departure is None else _iso(departure),
                     "energy_wh": energy_wh,
                     "priority": priority,
                 },
