@@ -324,7 +324,7 @@ def set_circuit_cmd(
 
 @sites.command("link")
 @click.argument("target", metavar="SITE|SITE/CIRCUIT")
-@click.option("--charger", "charger_id", required=True)
+@click.option("--charger", "charger_id", required=True, help="The charger's id.")
 @click.option("--circuit", help="Under this circuit of the site (or write SITE/CIRCUIT).")
 @click.option("--phase", type=PHASE_CHOICE, help="The charger is wired to this one phase only.")
 @click.option("--max-current", type=float, metavar="A", help="Each EVSE's rated maximum.")
@@ -363,7 +363,7 @@ def link_cmd(
 
 
 @sites.command("unlink")
-@click.option("--charger", "charger_id", required=True)
+@click.option("--charger", "charger_id", required=True, help="The charger's id.")
 @config_option
 def unlink_cmd(charger_id: str, config_file: str | None) -> None:
     """Take a charger off its site: it is no longer load-managed."""
