@@ -110,7 +110,7 @@ class V16Charger(ChargerBase):
                 "chargePointSerialNumber": opts.serial_number[:25],
                 "chargeBoxSerialNumber": opts.serial_number[:25],
                 "firmwareVersion": self.firmware_version[:50],
-                "meterType": "SimMeter 3P",
+                "meterType": f"SimMeter {opts.phases}P",
                 "meterSerialNumber": f"M-{opts.serial_number}"[:25],
             },
         )
