@@ -432,3 +432,48 @@ async def test_201_reports_the_charging_state_suspended_evse_at_0_a(
         ]
         assert len(currents) == 3 and all(9.5 <= amps <= 10 for amps in currents)
         control.stop("Local")
+
+
+def test_the_command_line_flags_reach_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import simulators.cli
+
+    made: list[ChargerOptions] = []
+
+    def refuse(options: ChargerOptions, **kwargs: Any) -> Any:
+        made.append(options)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(simulators.cli, "create_charger", refuse)
+    args = [
+        "charger",
+        "--url",
+        URL,
+        "--id",
+        "CP",
+        "--version",
+        "2.0.1",
+        "--phases",
+        "1",
+        "--ev-phases",
+        "1",
+        "--ev-max-current",
+        "16",
+        "--reject-profiles",
+        "tx",
+        "--reject-zero",
+        "--departure",
+        "3600",
+        "--energy-need",
+        "12000",
+    ]
+    result = CliRunner().invoke(simulators.cli.main, args)
+    assert result.exit_code == 2  # our stand-in refused, as a usage error
+    (options,) = made
+    assert (options.phases, options.ev_phases, options.ev_max_current_a) == (1, 1, 16)
+    assert (options.reject_profiles, options.reject_zero) == ("tx", True)
+    assert (options.departure_s, options.energy_need_wh) == (3600, 12000)
+    bad = CliRunner().invoke(simulators.cli.main, [*args[:7], "--departure", "60"])
+    assert bad.exit_code == 2
+    assert len(made) == 1  # refused before any charger was made
