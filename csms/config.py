@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import os
 import re
@@ -42,6 +43,9 @@ OcppVersion = Literal["2.0.1", "1.6"]
 LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 CaKeyType = Literal["ec", "rsa"]
+# A TOML table of strings (`[section.key]` or an inline table), kept as sorted (key, value)
+# pairs so that the settings stay frozen and hashable; from the environment: "k=v,k=v".
+StringTable = tuple[tuple[str, str], ...]
 
 
 class ConfigError(Exception):
@@ -255,6 +259,60 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SmartChargingConfig:
+    # The load manager shares each site's current among its sessions (csms sites ...);
+    # false: sites are kept but no charger is told anything.
+    enabled: bool = True
+    # Seconds between two looks at the sites, their sessions and meter readings (changes
+    # made here are acted on at once; the look notices what other processes changed), and
+    # the longest time between two full recomputations.
+    poll_interval: float = 2.0
+    interval: float = 60.0
+    # The charging profiles' stack level (above staff's usual 0, so the share prevails).
+    stack_level: int = 1
+    # Lowest current of a running session per phase (IEC 61851: 6 A); below it, paused.
+    min_current: float = 6.0
+    # Seconds a session runs while one of equal priority waits paused, before they swap.
+    rotate_after: float = 300.0
+    # Seconds after a new share before the meter readings show what the EV takes of it.
+    settle: float = 10.0
+    # Attempts at a profile a charger refuses before it is left unmanaged (its rated
+    # current reserved from the budget); and how long a charger may take to answer.
+    attempts: int = 3
+    command_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAdrConfig:
+    # The OpenADR 2.0b VEN (csms.openadr; needs `pip install 'csms[openadr]'`): it registers
+    # as ven_name (ven_id: the id the VTN gave us, empty: the VTN assigns one) with the VTN
+    # at vtn_url (e.g. https://vtn.example/OpenADR2/Simple/2.0b), polls it every
+    # poll_interval seconds at most (faster when the VTN asks so), and turns load-control
+    # events into site caps.
+    enabled: bool = False
+    vtn_url: str = ""
+    ven_name: str = ""
+    ven_id: str = ""
+    poll_interval: float = 10.0
+    # The site an event applies to when it names no resource or group we map (a single-site
+    # VEN), and resource or group ids (or VEN ids) named by events -> site names.
+    site: str = ""
+    resource_sites: StringTable = ()
+    # SIMPLE signal levels 1, 2, 3 as fractions of site_limit_kw (level 0: no cap); the
+    # LOAD_CONTROL x-loadControlCapacity signal is a fraction of site_limit_kw too. 0 (unset):
+    # events with those signals are opted out.
+    simple_levels: tuple[float, ...] = (0.7, 0.5, 0.0)
+    site_limit_kw: float = 0.0
+    # TLS client certificate and key (PEM; also sign our messages), the CA the VTN's
+    # certificate is checked against (empty: the system's), and the VTN certificate's
+    # OpenADR fingerprint its message signatures are checked against (empty: not checked).
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    vtn_fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
@@ -264,6 +322,8 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     ca: CaConfig = field(default_factory=CaConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    smart_charging: SmartChargingConfig = field(default_factory=SmartChargingConfig)
+    openadr: OpenAdrConfig = field(default_factory=OpenAdrConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
     # and the configuration file read ("" = none, built-in defaults).
@@ -280,6 +340,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "ca": CaConfig,
     "cluster": ClusterConfig,
+    "smart_charging": SmartChargingConfig,
+    "openadr": OpenAdrConfig,
 }
 
 
@@ -403,6 +465,7 @@ def with_data_dir(config: Config, data_dir: Path, config_file: Path | None = Non
         ocpp=_tls_files(config.ocpp, data_dir),
         ocpi=_tls_files(config.ocpi, data_dir),
         ca=ca,
+        openadr=_openadr_files(config.openadr, data_dir),
         data_dir=str(data_dir),
         config_file="" if config_file is None else str(config_file),
     )
@@ -418,6 +481,17 @@ def _tls_files(section: _Listener, data_dir: Path) -> _Listener:
         key: str(_absolute(data_dir / Path(getattr(section, key)).expanduser()))
         for key in _TLS_FILES
         if getattr(section, key, "")
+    }
+    return dataclasses.replace(section, **files)
+
+
+def _openadr_files(section: OpenAdrConfig, data_dir: Path) -> OpenAdrConfig:
+    """`section` with its certificate, key and CA files (those set) made absolute under
+    `data_dir`."""
+    files: dict[str, Any] = {
+        key: str(_absolute(data_dir / Path(getattr(section, key)).expanduser()))
+        for key in ("cert_file", "key_file", "ca_file")
+        if getattr(section, key)
     }
     return dataclasses.replace(section, **files)
 
@@ -491,6 +565,8 @@ def _check(key: str, value: Any, tp: Any) -> Any:
         if value is None:
             return None
         return _check(key, value, options[0])
+    if origin is tuple:
+        return _check_tuple(key, value, tp)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
@@ -519,7 +595,38 @@ def _check(key: str, value: Any, tp: Any) -> Any:
     raise ConfigError(f"{key} has an unsupported type")  # pragma: no cover
 
 
+def _check_tuple(key: str, value: Any, tp: Any) -> Any:
+    """A TOML array of numbers (`tuple[float, ...]`) or a table of strings (StringTable)."""
+    if tp == StringTable:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table of strings, not {value!r}")
+        for name, item in value.items():
+            if not isinstance(item, str):
+                raise ConfigError(f"{key}.{name} must be a string, not {item!r}")
+        return tuple(sorted(value.items()))
+    if tp == tuple[float, ...]:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key} must be an array of numbers, not {value!r}")
+        return tuple(_check(f"{key}[{i}]", item, float) for i, item in enumerate(value))
+    raise ConfigError(f"{key} has an unsupported type")  # pragma: no cover
+
+
 def _from_env(key: str, text: str, tp: Any) -> Any:
+    if tp == StringTable:
+        pairs: dict[str, str] = {}
+        for item in text.split(","):
+            if not item.strip():
+                continue
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(
+                    f"{key} (from environment) must be `key=value` pairs separated by commas, "
+                    f"not {text!r}"
+                )
+            pairs[name.strip()] = value.strip()
+        return pairs
+    if tp == tuple[float, ...]:
+        return [_from_env(key, item, float) for item in text.split(",") if item.strip()]
     if tp is bool:
         low = text.strip().lower()
         if low in ("1", "true", "yes", "on"):
@@ -613,6 +720,10 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ca.certificate_validity_days must be between 1 and 36500")
     if isinstance(section, ClusterConfig):
         _validate_cluster(section)
+    if isinstance(section, SmartChargingConfig):
+        _validate_smart_charging(section)
+    if isinstance(section, OpenAdrConfig):
+        _validate_openadr(section)
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")
@@ -634,6 +745,71 @@ def _validate_cluster(section: ClusterConfig) -> None:
             raise ConfigError(f"cluster.{key} must be positive")
     if not section.dead_after > section.heartbeat_interval:
         raise ConfigError("cluster.dead_after must be longer than cluster.heartbeat_interval")
+
+
+def _validate_smart_charging(section: SmartChargingConfig) -> None:
+    for key in ("poll_interval", "interval", "rotate_after", "command_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"smart_charging.{key} must be positive")
+    if section.settle < 0:
+        raise ConfigError("smart_charging.settle must not be negative")
+    if not 0 <= section.stack_level <= 100:
+        raise ConfigError("smart_charging.stack_level must be between 0 and 100")
+    if not 0 < section.min_current <= 32:
+        raise ConfigError("smart_charging.min_current must be above 0 and at most 32 A")
+    if section.attempts < 1:
+        raise ConfigError("smart_charging.attempts must be at least 1")
+
+
+# The OpenADR certificate fingerprint: the last 10 bytes of its SHA-256, hex, colon-separated.
+_FINGERPRINT = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){9}$")
+
+
+def _validate_openadr(section: OpenAdrConfig) -> None:
+    if not 0 < section.poll_interval <= 86400:
+        raise ConfigError("openadr.poll_interval must be above 0 and at most 86400 seconds")
+    if section.site_limit_kw < 0:
+        raise ConfigError("openadr.site_limit_kw must not be negative")
+    levels = section.simple_levels
+    if len(levels) != 3:
+        raise ConfigError(
+            "openadr.simple_levels must hold 3 fractions (SIMPLE levels 1, 2, 3), "
+            f"not {len(levels)}"
+        )
+    if not all(0 <= level <= 1 for level in levels):
+        raise ConfigError("openadr.simple_levels must be fractions between 0 and 1")
+    if not levels[0] >= levels[1] >= levels[2]:
+        raise ConfigError("openadr.simple_levels must not rise from level 1 to level 3")
+    for name, site in section.resource_sites:
+        if not site.strip():
+            raise ConfigError(f"openadr.resource_sites.{name} must name a site")
+    if bool(section.cert_file) != bool(section.key_file):
+        given, missing = (
+            ("cert_file", "key_file") if section.cert_file else ("key_file", "cert_file")
+        )
+        raise ConfigError(f"openadr.{given} is set but openadr.{missing} is not: TLS needs both")
+    if section.vtn_fingerprint and not _FINGERPRINT.match(section.vtn_fingerprint):
+        raise ConfigError(
+            "openadr.vtn_fingerprint must be 10 hex bytes separated by colons "
+            f"(AB:CD:...), not {section.vtn_fingerprint!r}"
+        )
+    if section.vtn_url and not section.vtn_url.startswith(("http://", "https://")):
+        raise ConfigError(f"openadr.vtn_url must be an http(s) URL, not {section.vtn_url!r}")
+    if not section.enabled:
+        return
+    if not section.vtn_url:
+        raise ConfigError("openadr.enabled = true needs openadr.vtn_url")
+    if not section.ven_name.strip():
+        raise ConfigError("openadr.enabled = true needs openadr.ven_name")
+    if not section.site.strip() and not section.resource_sites:
+        raise ConfigError(
+            "openadr.enabled = true needs openadr.site or openadr.resource_sites "
+            "(which site an event caps)"
+        )
+    if importlib.util.find_spec("openleadr") is None:
+        raise ConfigError(
+            "openadr.enabled = true needs the openleadr package: pip install 'csms[openadr]'"
+        )
 
 
 def time_window(section: OcppConfig) -> TimeWindow:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -179,6 +180,8 @@ class IdTokenRow(Base):
     whitelist: Mapped[str | None] = mapped_column(String(16))
     # How many transactions it may hold at once; None: any number (fleet, free vend).
     max_concurrent: Mapped[int | None] = mapped_column(Integer, server_default="1")
+    # Its sessions' priority on a load-managed site (None: 0, the default).
+    priority: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -834,3 +837,131 @@ class NodeRow(Base):
     components: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
+
+
+# --- smart charging (csms.services.load_management) -----------------------------------
+
+
+class SiteRow(Base):
+    """A grid connection whose current the load manager shares among the sessions of the
+    chargers below it: its limit per phase (in A, or in W over its phases and voltage)."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location_id: Mapped[str | None] = mapped_column(String(36))
+    max_current_a: Mapped[float] = mapped_column(Float)
+    max_power_w: Mapped[float | None] = mapped_column(Float)
+    phases: Mapped[int]
+    voltage_v: Mapped[float] = mapped_column(Float)
+    # Time-of-day prices per kWh ([["07:00", "0.35"], ...]) in `timezone` (None: UTC).
+    daily_prices: Mapped[list[Any] | None] = mapped_column(JSON)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SiteCircuitRow(Base):
+    """A circuit of a site, under the site or under another circuit (`parent`)."""
+
+    __tablename__ = "site_circuits"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    parent: Mapped[str | None] = mapped_column(String(64))
+    max_current_a: Mapped[float] = mapped_column(Float)
+    max_power_w: Mapped[float | None] = mapped_column(Float)
+    phases: Mapped[int]
+    # A 1-phase circuit: the site phase it is wired to (L1, L2, L3).
+    phase: Mapped[str | None] = mapped_column(String(2))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SiteLinkRow(Base):
+    """A charger under a site (directly, or under one of its circuits); whether the load
+    manager controls it, and how."""
+
+    __tablename__ = "site_links"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    circuit: Mapped[str | None] = mapped_column(String(64))
+    # A charger wired to one phase: which (None: all the phases of its node).
+    phase: Mapped[str | None] = mapped_column(String(2))
+    # Each EVSE's rated maximum per phase (None: the node's limit).
+    max_current_a: Mapped[float | None] = mapped_column(Float)
+    # auto: TxProfiles, falling back to a station maximum when refused; tx; max.
+    profile_mode: Mapped[str] = mapped_column(String(8), server_default="auto")
+    managed: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    unmanaged_reason: Mapped[str | None] = mapped_column(String(300))
+    unmanaged_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SiteCapRow(Base):
+    """A temporary limit on a site (demand response, set by staff or by an OpenADR VTN)."""
+
+    __tablename__ = "site_caps"
+    __table_args__ = (Index("ix_site_caps_site_end", "site_id", "end_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    limit_w: Mapped[float] = mapped_column(Float)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    requested_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class SitePriceRow(Base):
+    """An imported energy price (day-ahead) of a site for a time slot, per kWh."""
+
+    __tablename__ = "site_prices"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_at: Mapped[datetime] = mapped_column(primary_key=True)
+    end_at: Mapped[datetime]
+    price: Mapped[str] = mapped_column(String(32))
+
+
+class ChargingNeedRow(Base):
+    """What a session needs by when (the EV's NotifyEVChargingNeeds, or staff), and its
+    priority among the sessions of its site."""
+
+    __tablename__ = "charging_needs"
+
+    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    departure_at: Mapped[datetime | None]
+    energy_wh: Mapped[float | None] = mapped_column(Float)
+    priority: Mapped[int | None]
+    source: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime]
+
+
+class SiteAllocationRow(Base):
+    """The load manager's latest share for each running session of a site (what
+    `csms sites show` prints), and what the charger was last told."""
+
+    __tablename__ = "site_allocations"
+
+    transaction_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64), index=True)
+    node: Mapped[str] = mapped_column(String(64))
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int]
+    phases: Mapped[str] = mapped_column(String(8))
+    granted_a: Mapped[float] = mapped_column(Float)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    measured_a: Mapped[float | None] = mapped_column(Float)
+    # Why it gets what it gets: share, rotation, price, cap, unmanaged.
+    reason: Mapped[str | None] = mapped_column(String(32))
+    # The limit the charger accepted last, and its profile id.
+    sent_a: Mapped[float | None] = mapped_column(Float)
+    profile_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
