@@ -557,8 +557,10 @@ class ChargerBase(abc.ABC):
         self._cap_connectors(now)
 
     def _cap_connectors(self, at: datetime) -> None:
-        for cid in self.station.connector_ids:
-            cap = self.profiles.limit(cid, at)
+        ids = self.station.connector_ids
+        sharing = sum(1 for cid in ids if self.station.connector(cid).charging)
+        for cid in ids:
+            cap = self.profiles.limit(cid, at, sharing)
             if self.station.connector(cid).cap != cap:
                 self.station.set_cap(cid, cap)
 

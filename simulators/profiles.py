@@ -276,13 +276,16 @@ class ChargingProfiles:
             del self._by_id[profile_id]
         return bool(ended)
 
-    def limit(self, connector_id: int, at: datetime) -> Cap | None:
+    def limit(self, connector_id: int, at: datetime, sharing: int = 1) -> Cap | None:
         """The cap the profiles put on a connector (0: the station maximum) at `at`: the
-        station maximum and the transaction's profile both hold."""
+        station maximum and the transaction's profile both hold; the station maximum is
+        for the whole station, shared equally by the `sharing` connectors that charge."""
         started = self._transaction_starts.get(connector_id)
         station = self._prevailing(Purpose.STATION_MAX, 0, at, started)
         if connector_id == 0:
             return station
+        if station is not None and sharing > 1:
+            station = station.shared(sharing)
         tx = (
             self._prevailing(Purpose.TX, connector_id, at, started)
             or self._prevailing(Purpose.TX_DEFAULT, connector_id, at, started)

@@ -82,6 +82,12 @@ class Cap:
             limits.append(self.watts / (NOMINAL_VOLTAGE_V * phases_used))
         return max(0.0, min(limits))
 
+    def shared(self, ways: int) -> Cap:
+        """An equal part of this cap for each of `ways` outlets."""
+        amps = None if self.amps is None else self.amps / ways
+        watts = None if self.watts is None else self.watts / ways
+        return Cap(amps, watts, self.phases)
+
     def lower(self, other: Cap | None) -> Cap:
         """The tighter of two caps, field by field (both are in force)."""
         if other is None:
@@ -175,6 +181,13 @@ class Connector:
         if self.cap is None:
             return None
         return round(self.cap.amps_on(self.phases_used) * NOMINAL_VOLTAGE_V * self.phases_used)
+
+    @property
+    def charging(self) -> bool:
+        """A vehicle charges here, or would but for a cap of 0 A."""
+        return self.vehicle is not None and (
+            self.status is ConnectorStatus.CHARGING or self.capped_off
+        )
 
     @property
     def idle_status(self) -> ConnectorStatus:

@@ -179,6 +179,7 @@ class V201Charger(ChargerBase):
             if new is not None and new is not current:
                 self._advance()
                 self.station.set_status(evse_id, new)
+                self.apply_charging_limits()  # a station maximum is shared anew
         payload = {
             "timestamp": self._stamp(timestamp),
             "connectorStatus": connector_status,
@@ -573,6 +574,7 @@ class V201Charger(ChargerBase):
         if status is not None and status is not self.station.status(evse_id):
             self._advance()
             self.station.set_status(evse_id, status)
+            self.apply_charging_limits()  # a station maximum is shared anew
 
     def _set_heartbeat_interval(self, seconds: int) -> None:
         self.device.set(

@@ -477,3 +477,22 @@ def test_the_command_line_flags_reach_the_options(monkeypatch: pytest.MonkeyPatc
     bad = CliRunner().invoke(simulators.cli.main, [*args[:7], "--departure", "60"])
     assert bad.exit_code == 2
     assert len(made) == 1  # refused before any charger was made
+
+
+def test_the_station_maximum_is_shared_by_the_connectors_that_charge() -> None:
+    clock = FakeClock()
+    options = ChargerOptions(URL, "CP", connectors=2, ev_max_current_a=32)
+    cp = V16Charger(options, clock=clock, rng=random.Random(5))
+    station_max = Profile(1, 0, Purpose.STATION_MAX, 0, "A", (Period(0, 16),), start=START)
+    cp.profiles.install(station_max)
+    for cid in (1, 2):
+        cp.station.set_status(cid, ConnectorStatus.PREPARING)
+        cp.station.set_status(cid, ConnectorStatus.CHARGING)
+    clock.now += timedelta(seconds=1)
+    for cid in (1, 2):
+        assert all(7.5 <= a <= 8 for a in cp.reading(cid).current_a)
+        assert cp.reading(cid).offered_current_a == 8
+    cp.station.set_status(2, ConnectorStatus.FINISHING)
+    clock.now += timedelta(seconds=1)
+    assert all(15 <= a <= 16 for a in cp.reading(1).current_a)
+    assert cp.reading(2).power_w == 0
