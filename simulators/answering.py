@@ -1,7 +1,7 @@
 """What the request answers of both versions ask of a simulated charger alike: the local
-list, remote start targets, reservations, composite schedules, the heartbeat. Each
-version's `AnsweringCharger` (simulators.v16_requests, simulators.v201_requests) adds
-its own."""
+list, remote start targets, reservations, charging profiles, composite schedules, the
+heartbeat. Each version's `AnsweringCharger` (simulators.v16_requests,
+simulators.v201_requests) adds its own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from simulators.local_list import LocalList
-from simulators.profiles import CompositePeriod
+from simulators.profiles import CompositePeriod, Profile, ProfileRules
 from simulators.reservations import Reservation
 
 
@@ -34,5 +34,7 @@ class SharedAnswering(Protocol):
     ) -> None: ...
 
     def composite_schedule(self, connector_id: int, duration_s: int) -> list[CompositePeriod]: ...
+
+    def profile_refusal(self, profile: Profile, rules: ProfileRules) -> str | None: ...
 
     def heartbeat_changed(self) -> None: ...

@@ -27,9 +27,16 @@ from simulators.link import CallHandler, Dialect, Link, client_tls, open_link
 from simulators.local_list import ListEntry, LocalList
 from simulators.offline import Delivery
 from simulators.options import ChargerOptions
-from simulators.profiles import ChargingProfiles, CompositePeriod
+from simulators.profiles import (
+    ChargingProfiles,
+    CompositePeriod,
+    Profile,
+    ProfilePolicy,
+    ProfileRules,
+    Rating,
+)
 from simulators.reservations import Reservation, ReservationBook
-from simulators.station import OCCUPIED, ConnectorStatus, Reading, Station
+from simulators.station import OCCUPIED, ConnectorStatus, EvProfile, Reading, Station
 
 __all__ = ["LOCAL_LIST_MAX_LENGTH", "ChargerBase", "Timestamp"]
 
@@ -77,6 +84,8 @@ class ChargerBase(abc.ABC):
             options.connectors,
             rng if rng is not None else random.Random(options.seed),
             rated_current_a=options.rated_current_a,
+            phases=options.phases,
+            ev=EvProfile(options.ev_phases, options.ev_max_current_a, options.energy_need_wh),
         )
         self._jitter = random.Random(None if options.seed is None else options.seed + 1)
         self.boot_status: str | None = None
@@ -90,6 +99,8 @@ class ChargerBase(abc.ABC):
         self.step_seconds = STEP_SECONDS
         self.reservations = ReservationBook()
         self.profiles = ChargingProfiles()
+        #: Profiles this charger declines whatever they say (`--reject-profiles`, `--reject-zero`).
+        self.profile_policy = ProfilePolicy(options.reject_profiles, options.reject_zero)
         self.local_list = LocalList(LOCAL_LIST_MAX_LENGTH)
         self.certificates = CertificateStore(self.id, options.cert_dir)
         #: CSMS actions (e.g. "ReserveNow") this charger receives and never answers.
@@ -426,6 +437,17 @@ class ChargerBase(abc.ABC):
 
     # -- charging profiles --------------------------------------------------------------
 
+    def profile_refusal(self, profile: Profile, rules: ProfileRules) -> str | None:
+        """Why SetChargingProfile (or a remote start's profile) is refused: this charger's
+        policy first, then what it can keep (None: it is accepted)."""
+        started = self.profiles.started(profile.connector_id)
+        reason = self.profile_policy.refusal(profile, self._clock(), started)
+        if reason is None:
+            reason = self.profiles.refusal(profile, rules)
+        if reason is not None:
+            self.report(StepKind.INFO, f"charging profile {profile.profile_id} refused: {reason}")
+        return reason
+
     def apply_charging_limits(self) -> None:
         """Cap every connector at what the installed charging profiles allow now."""
         self._advance()
@@ -433,9 +455,11 @@ class ChargerBase(abc.ABC):
     def composite_schedule(self, connector_id: int, duration_s: int) -> list[CompositePeriod]:
         """The cap on a connector (0: the whole station) over the next `duration_s` seconds;
         without profiles the rated power."""
+        self._advance()
         ratings = {
-            cid: float(self.station.connector(cid).rated_power_w)
+            cid: Rating(float(connector.rated_current_a), connector.phases_available)
             for cid in self.station.connector_ids
+            for connector in (self.station.connector(cid),)
         }
         return self.profiles.composite(connector_id, ratings, self._clock(), duration_s)
 
@@ -519,17 +543,26 @@ class ChargerBase(abc.ABC):
 
     def _advance(self) -> None:
         """Let the time since the last look pass on the station, then cap each connector at
-        what the charging profiles allow from now on."""
+        what the charging profiles allow from now on. Time passes in steps that end where a
+        schedule changes, so that the draw (and the energy) follows the composite schedule
+        even when nobody looked for a while."""
         now = self._clock()
-        seconds = (now - self._last_advance).total_seconds()
-        if seconds > 0:
-            self.station.advance(seconds)
+        last = self._last_advance
+        if now > last:
+            for moment in [*self.profiles.moments(last, now), now]:
+                self.station.advance((moment - last).total_seconds())
+                self._cap_connectors(moment)
+                last = moment
             self._last_advance = now
-        for cid in self.station.connector_ids:
-            limit = self.profiles.limit(cid, now)
-            watts = None if limit is None else round(limit.watts)
-            if self.station.connector(cid).limit_w != watts:
-                self.station.set_limit(cid, watts)
+        self._cap_connectors(now)
+
+    def _cap_connectors(self, at: datetime) -> None:
+        ids = self.station.connector_ids
+        sharing = sum(1 for cid in ids if self.station.connector(cid).charging)
+        for cid in ids:
+            cap = self.profiles.limit(cid, at, sharing)
+            if self.station.connector(cid).cap != cap:
+                self.station.set_cap(cid, cap)
 
     def _stamp(self, timestamp: Timestamp) -> str:
         if isinstance(timestamp, str):

@@ -22,7 +22,7 @@ import click
 from simulators.errors import SimulatorError
 from simulators.events import Step, StepKind
 from simulators.fleet import Fleet, FleetOptions
-from simulators.options import SUPPORTED_VERSIONS, ChargerOptions
+from simulators.options import REJECT_MODES, SUPPORTED_VERSIONS, ChargerOptions
 from simulators.versions import create_charger, ensure_simulated
 
 if TYPE_CHECKING:
@@ -111,6 +111,10 @@ def _options(**kwargs: Any) -> ChargerOptions:
         raise click.UsageError(str(exc)) from exc
 
 
+def _as_int(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    return int(value)
+
+
 def _url(f: Any) -> Any:
     return click.option(
         "--url", required=True, help="CSMS websocket url, e.g. ws://host:9000/ocpp"
@@ -168,6 +172,59 @@ def _script_options(f: Any) -> Any:
                 type=click.Path(exists=True, dir_okay=False),
                 default=None,
                 help="the client certificate's private key (PEM)",
+            ),
+            click.option(
+                "--phases",
+                type=click.Choice(["1", "3"]),
+                default="3",
+                show_default=True,
+                callback=_as_int,
+                help="how the charger is wired",
+            ),
+            click.option(
+                "--ev-phases",
+                type=click.Choice(["1", "3"]),
+                default="3",
+                show_default=True,
+                callback=_as_int,
+                help="phases the EVs charge on (1: an EV with a single-phase onboard charger)",
+            ),
+            click.option(
+                "--ev-max-current",
+                "ev_max_current_a",
+                type=click.IntRange(6, 80),
+                default=None,
+                metavar="A",
+                help="the EVs' onboard charger current per phase (default: 16 or 32 A at random)",
+            ),
+            click.option(
+                "--reject-profiles",
+                type=click.Choice(REJECT_MODES),
+                default="none",
+                show_default=True,
+                help="answer SetChargingProfile Rejected: all, tx (TxProfile and "
+                "TxDefaultProfile; a station maximum is taken) or none",
+            ),
+            click.option(
+                "--reject-zero", is_flag=True, help="reject any charging profile that limits to 0"
+            ),
+            click.option(
+                "--departure",
+                "departure_s",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                metavar="SECONDS",
+                help="2.0.1: after a transaction starts, send NotifyEVChargingNeeds with a "
+                "departure this many seconds later (with --energy-need)",
+            ),
+            click.option(
+                "--energy-need",
+                "energy_need_wh",
+                type=click.IntRange(min=1),
+                default=None,
+                metavar="WH",
+                help="2.0.1: the energy (Wh) the EV asks for in NotifyEVChargingNeeds "
+                "(with --departure)",
             ),
             click.option("--seed", type=int, default=None, help="make meter readings repeatable"),
             click.option(

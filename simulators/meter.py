@@ -12,17 +12,18 @@ from simulators.station import Reading
 
 __all__ = ["DEFAULT_MEASURANDS", "SUPPORTED_MEASURANDS", "Sample", "samples"]
 
-#: The first five form the default sample set.
+#: The first six form the default sample set: with the current per phase and the current
+#: offered (the cap of the charging profiles), a CSMS that manages load sees it obeyed.
 SUPPORTED_MEASURANDS = (
     "Energy.Active.Import.Register",
     "Power.Active.Import",
     "Current.Import",
+    "Current.Offered",
     "Voltage",
     "SoC",
     "Power.Offered",
-    "Current.Offered",
 )
-DEFAULT_MEASURANDS = SUPPORTED_MEASURANDS[:5]
+DEFAULT_MEASURANDS = SUPPORTED_MEASURANDS[:6]
 
 _PHASES = ("L1", "L2", "L3")
 _PHASE_VOLTAGES = ("L1-N", "L2-N", "L3-N")

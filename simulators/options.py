@@ -10,9 +10,11 @@ from urllib.parse import quote, urlsplit
 
 from simulators.errors import OptionsError
 
-__all__ = ["SUPPORTED_VERSIONS", "ChargerOptions"]
+__all__ = ["REJECT_MODES", "SUPPORTED_VERSIONS", "ChargerOptions"]
 
 SUPPORTED_VERSIONS = ("1.6", "2.0.1")
+#: `reject_profiles`: none, those of transactions, or every profile.
+REJECT_MODES = ("none", "tx", "all")
 MAX_ID_TAG_LENGTH = 20
 
 
@@ -48,6 +50,20 @@ class ChargerOptions:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
+    #: Smart charging: how the charger is wired (1 or 3 phases) and the vehicles that plug
+    #: in: phases they charge on, their onboard charger's current per phase (None: 16 or
+    #: 32 A at random).
+    phases: int = 3
+    ev_phases: int = 3
+    ev_max_current_a: int | None = None
+    #: SetChargingProfile answered Rejected: "all", "tx" (TxProfile and TxDefaultProfile;
+    #: a station maximum is taken) or "none"; `reject_zero`: any profile limiting to 0.
+    reject_profiles: str = "none"
+    reject_zero: bool = False
+    #: 2.0.1: after TransactionEvent Started, NotifyEVChargingNeeds with a departure this
+    #: many seconds later and this energy need (Wh); both or neither.
+    departure_s: float | None = None
+    energy_need_wh: int | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -74,6 +90,22 @@ class ChargerOptions:
             raise OptionsError("a client certificate needs both --cert and --key")
         if parts.scheme == "ws" and (self.ca_file or self.cert_file):
             raise OptionsError("--ca, --cert and --key need a wss:// url")
+        self._check_smart_charging()
+
+    def _check_smart_charging(self) -> None:
+        if self.phases not in (1, 3) or self.ev_phases not in (1, 3):
+            raise OptionsError("phases and EV phases must be 1 or 3")
+        if self.ev_max_current_a is not None and not 6 <= self.ev_max_current_a <= 80:
+            raise OptionsError("EV max current must be between 6 and 80 A")
+        if self.reject_profiles not in REJECT_MODES:
+            raise OptionsError(f"reject profiles must be one of {', '.join(REJECT_MODES)}")
+        if (self.departure_s is None) != (self.energy_need_wh is None):
+            raise OptionsError("--departure and --energy-need go together")
+        if self.departure_s is not None and self.energy_need_wh is not None:
+            if self.version != "2.0.1":
+                raise OptionsError("--departure and --energy-need need OCPP 2.0.1")
+            if self.departure_s <= 0 or self.energy_need_wh <= 0:
+                raise OptionsError("departure and energy need must be positive")
 
     @property
     def endpoint(self) -> str:

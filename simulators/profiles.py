@@ -14,7 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from simulators.clock import parse_wire_time
-from simulators.station import NOMINAL_VOLTAGE_V, PHASES
+from simulators.options import REJECT_MODES
+from simulators.station import NOMINAL_VOLTAGE_V, PHASES, Cap
 
 __all__ = [
     "ChargingProfiles",
@@ -22,8 +23,10 @@ __all__ = [
     "Limit",
     "Period",
     "Profile",
+    "ProfilePolicy",
     "ProfileRules",
     "Purpose",
+    "Rating",
     "profile_from_schedule",
     "schedule_periods",
 ]
@@ -51,7 +54,7 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """A cap in watts, and the number of phases it was given for."""
+    """A cap resolved for an outlet: watts, and the number of phases it is used on."""
 
     watts: float
     phases: int = PHASES
@@ -80,11 +83,12 @@ class Profile:
     #: The profile as the CSMS sent it (camelCase).
     wire: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
-    def watts(self, period: Period) -> Limit:
+    def cap(self, period: Period) -> Cap:
+        """The period's limit in its own unit: per phase in A, in total in W; W become A
+        only with the phases the session actually uses."""
         if self.unit == "A":
-            phases = period.phases or PHASES
-            return Limit(period.limit * NOMINAL_VOLTAGE_V * phases, phases)
-        return Limit(period.limit, period.phases or PHASES)
+            return Cap(amps=period.limit, phases=period.phases)
+        return Cap(watts=period.limit, phases=period.phases)
 
     def origin(self, at: datetime, transaction_start: datetime | None) -> datetime:
         """When the schedule in force at `at` began: the start of the schedule (or of its
@@ -96,7 +100,7 @@ class Profile:
             return self.start
         return self.start + cycle * math.floor((at - self.start) / cycle)
 
-    def limit_at(self, at: datetime, transaction_start: datetime | None = None) -> Limit | None:
+    def limit_at(self, at: datetime, transaction_start: datetime | None = None) -> Cap | None:
         """The cap of this profile at `at`, or None when it does not limit then."""
         if self.valid_from is not None and at < self.valid_from:
             return None
@@ -106,7 +110,7 @@ class Profile:
         if elapsed < 0 or (self.duration_s is not None and elapsed >= self.duration_s):
             return None
         current = [period for period in self.periods if period.start_s <= elapsed]
-        return self.watts(current[-1]) if current else None
+        return self.cap(current[-1]) if current else None
 
     def changes(
         self, start: datetime, end: datetime, transaction_start: datetime | None
@@ -133,6 +137,51 @@ class ProfileRules:
     max_periods: int = 24
     max_installed: int = 16
     units: frozenset[str] = frozenset({"A", "W"})
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilePolicy:
+    """Which profiles a charger declines whatever their content, as some real ones do: all,
+    those of transactions (it supports a station maximum only), or a 0 A/W limit."""
+
+    reject: str = "none"
+    reject_zero: bool = False
+
+    def __post_init__(self) -> None:
+        if self.reject not in REJECT_MODES:
+            raise ValueError(f"reject mode must be one of {', '.join(REJECT_MODES)}")
+
+    def refusal(
+        self, profile: Profile, at: datetime, transaction_start: datetime | None = None
+    ) -> str | None:
+        """Why this charger declines `profile` (None: it does not). A profile's limit is the
+        one of the period in force at `at`, else (not in force yet) its first period's."""
+        if self.reject == "all":
+            return "this charger takes no charging profiles"
+        if self.reject == "tx" and profile.purpose is not Purpose.STATION_MAX:
+            return "this charger takes a station maximum profile only"
+        if self.reject_zero:
+            cap = profile.limit_at(at, transaction_start)
+            if cap is None and profile.periods:
+                cap = profile.cap(profile.periods[0])
+            if cap is not None and cap.amps_on(PHASES) <= 0:
+                return "this charger takes no limit of 0"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """What an outlet can deliver without profiles: `amps` per phase on `phases` phases
+    (the wiring, or fewer when the vehicle plugged in charges on fewer)."""
+
+    amps: float
+    phases: int = PHASES
+
+    def resolve(self, cap: Cap | None) -> Limit:
+        """The lower of the rating and `cap`, in watts on the phases used."""
+        used = self.phases if cap is None else cap.phases_used(self.phases)
+        amps = self.amps if cap is None else min(self.amps, cap.amps_on(used))
+        return Limit(amps * NOMINAL_VOLTAGE_V * used, used)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +256,10 @@ class ChargingProfiles:
             del self._by_id[p.profile_id]
         return bool(chosen)
 
+    def started(self, connector_id: int) -> datetime | None:
+        """When the transaction on a connector started (None: none runs)."""
+        return self._transaction_starts.get(connector_id)
+
     def transaction_started(self, connector_id: int, at: datetime) -> None:
         """Relative profiles on this connector count from now."""
         self._transaction_starts[connector_id] = at
@@ -223,51 +276,60 @@ class ChargingProfiles:
             del self._by_id[profile_id]
         return bool(ended)
 
-    def limit(self, connector_id: int, at: datetime) -> Limit | None:
-        """The cap the profiles put on a connector (0: the station maximum) at `at`."""
+    def limit(self, connector_id: int, at: datetime, sharing: int = 1) -> Cap | None:
+        """The cap the profiles put on a connector (0: the station maximum) at `at`: the
+        station maximum and the transaction's profile both hold; the station maximum is
+        for the whole station, shared equally by the `sharing` connectors that charge."""
         started = self._transaction_starts.get(connector_id)
         station = self._prevailing(Purpose.STATION_MAX, 0, at, started)
         if connector_id == 0:
             return station
+        if station is not None and sharing > 1:
+            station = station.shared(sharing)
         tx = (
             self._prevailing(Purpose.TX, connector_id, at, started)
             or self._prevailing(Purpose.TX_DEFAULT, connector_id, at, started)
             or self._prevailing(Purpose.TX_DEFAULT, 0, at, started)
         )
-        limits = [limit for limit in (station, tx) if limit is not None]
-        return min(limits, key=lambda limit: limit.watts) if limits else None
+        return tx if station is None else station.lower(tx)
+
+    def moments(self, start: datetime, end: datetime) -> list[datetime]:
+        """The moments within (start, end) at which any connector's cap may change, in order."""
+        found: set[datetime] = set()
+        starts: set[datetime | None] = {None, *self._transaction_starts.values()}
+        for profile in self._by_id.values():
+            for started in starts:
+                found |= profile.changes(start, end, started)
+        return sorted(found)
 
     def composite(
         self,
         connector_id: int,
-        ratings_w: Mapping[int, float],
+        ratings: Mapping[int, Rating],
         start: datetime,
         duration_s: int,
     ) -> list[CompositePeriod]:
         """The cap over `duration_s` seconds from `start`, never above the rating: for a
         connector its own, for 0 the sum of the connectors' caps under the station maximum."""
         end = start + timedelta(seconds=max(duration_s, 0))
-        moments = {start}
-        starts: set[datetime | None] = {None, *self._transaction_starts.values()}
-        for profile in self._by_id.values():
-            for started in starts:
-                moments |= profile.changes(start, end, started)
         periods: list[CompositePeriod] = []
-        for moment in sorted(moments):
-            limit = self._capped(connector_id, ratings_w, moment)
+        for moment in [start, *self.moments(start, end)]:
+            limit = self._capped(connector_id, ratings, moment)
             if not periods or periods[-1].limit != limit:
                 periods.append(CompositePeriod(int((moment - start).total_seconds()), limit))
         return periods
 
-    def _capped(self, connector_id: int, ratings_w: Mapping[int, float], at: datetime) -> Limit:
+    def _capped(self, connector_id: int, ratings: Mapping[int, Rating], at: datetime) -> Limit:
         if connector_id != 0:
-            return _lower(Limit(ratings_w[connector_id]), self.limit(connector_id, at))
-        total = sum(self._capped(cid, ratings_w, at).watts for cid in ratings_w)
-        return _lower(Limit(total), self.limit(0, at))
+            return ratings[connector_id].resolve(self.limit(connector_id, at))
+        total = sum(self._capped(cid, ratings, at).watts for cid in ratings)
+        phases = max((rating.phases for rating in ratings.values()), default=PHASES)
+        whole = Rating(total / (NOMINAL_VOLTAGE_V * phases), phases)
+        return whole.resolve(self.limit(0, at))
 
     def _prevailing(
         self, purpose: Purpose, connector_id: int, at: datetime, started: datetime | None
-    ) -> Limit | None:
+    ) -> Cap | None:
         candidates = sorted(
             (p for p in self._by_id.values() if p.purpose is purpose),
             key=lambda p: p.stack_level,
@@ -340,7 +402,3 @@ def _replaced_by(old: Profile, new: Profile) -> bool:
         and old.purpose is new.purpose
         and old.stack_level == new.stack_level
     )
-
-
-def _lower(rating: Limit, limit: Limit | None) -> Limit:
-    return rating if limit is None or limit.watts >= rating.watts else limit

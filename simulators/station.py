@@ -5,13 +5,16 @@ No I/O, no clock and no OCPP framing live here; time passes only through `Statio
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 __all__ = [
+    "Cap",
     "Connector",
     "ConnectorStatus",
+    "EvProfile",
     "Reading",
     "Station",
     "Vehicle",
@@ -25,6 +28,10 @@ TAPER_FROM_SOC = 80.0
 METER_START_RANGE_WH = (1_000_000, 5_000_000)
 BATTERY_CAPACITIES_WH = (40_000, 58_000, 77_000, 100_000)
 ONBOARD_CHARGER_CURRENTS_A = (16, 32)
+#: A vehicle that states an energy need (2.0.1 NotifyEVChargingNeeds) reaches this state of
+#: charge once the need is delivered, so that tapering does not slow the need down.
+NEED_TARGET_SOC = 0.8
+DRAW_NOISE = (0.96, 1.0)
 
 
 class ConnectorStatus(StrEnum):
@@ -54,12 +61,60 @@ OCCUPIED = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class Cap:
+    """What the charging profiles in force allow a connector: at most `amps` per phase, at
+    most `watts`, on at most `phases` phases (numberPhases; None: not limited).
+
+    Watts become amperes only with the phases actually used, which the station knows and the
+    profiles do not (an EV that charges on one phase gets three times the current)."""
+
+    amps: float | None = None
+    watts: float | None = None
+    phases: int | None = None
+
+    def phases_used(self, available: int) -> int:
+        return available if self.phases is None else max(1, min(available, self.phases))
+
+    def amps_on(self, phases_used: int) -> float:
+        """The cap per phase when `phases_used` phases carry the current."""
+        limits = [math.inf if self.amps is None else self.amps]
+        if self.watts is not None:
+            limits.append(self.watts / (NOMINAL_VOLTAGE_V * phases_used))
+        return max(0.0, min(limits))
+
+    def shared(self, ways: int) -> Cap:
+        """An equal part of this cap for each of `ways` outlets."""
+        amps = None if self.amps is None else self.amps / ways
+        watts = None if self.watts is None else self.watts / ways
+        return Cap(amps, watts, self.phases)
+
+    def lower(self, other: Cap | None) -> Cap:
+        """The tighter of two caps, field by field (both are in force)."""
+        if other is None:
+            return self
+        return Cap(
+            _least(self.amps, other.amps),
+            _least(self.watts, other.watts),
+            _least_int(self.phases, other.phases),
+        )
+
+
+def _least(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _least_int(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+@dataclass(frozen=True, slots=True)
 class Vehicle:
-    """An electric vehicle plugged into a connector."""
+    """An electric vehicle plugged into a connector; `phases` it can charge on (1 or 3)."""
 
     capacity_wh: int
     stored_wh: float
     max_current_a: int
+    phases: int = PHASES
 
     @property
     def soc_percent(self) -> float:
@@ -72,7 +127,10 @@ class Vehicle:
 
 @dataclass(frozen=True, slots=True)
 class Connector:
-    """One connector: what it reports and what its meter and outlet are doing."""
+    """One connector: what it reports and what its meter and outlet are doing.
+
+    `phases` is how the outlet is wired (1 or 3); `current_a` is the current drawn on each
+    phase in use, `cap` what the charging profiles allow now."""
 
     connector_id: int
     status: ConnectorStatus
@@ -80,21 +138,56 @@ class Connector:
     power_w: int
     voltage_v: tuple[float, float, float]
     rated_current_a: int
-    limit_w: int | None = None
+    cap: Cap | None = None
     operative: bool = True
     vehicle: Vehicle | None = None
     carry_j: float = 0.0
+    phases: int = PHASES
+    current_a: float = 0.0
+    #: Charging was suspended (SuspendedEVSE) because the cap fell to 0 A; it resumes when
+    #: the cap rises again.
+    capped_off: bool = False
+
+    @property
+    def phases_available(self) -> int:
+        """Phases the outlet could use now: its wiring, fewer for a vehicle that takes fewer."""
+        return self.phases if self.vehicle is None else min(self.phases, self.vehicle.phases)
+
+    @property
+    def phases_used(self) -> int:
+        """Phases that carry current: those available, fewer when numberPhases says so."""
+        available = self.phases_available
+        return available if self.cap is None else self.cap.phases_used(available)
+
+    @property
+    def offered_current_a(self) -> float:
+        """The most the station would deliver per phase now: rating capped by the profiles."""
+        if self.cap is None:
+            return float(self.rated_current_a)
+        return min(float(self.rated_current_a), self.cap.amps_on(self.phases_used))
 
     @property
     def rated_power_w(self) -> int:
-        return round(PHASES * NOMINAL_VOLTAGE_V * self.rated_current_a)
+        return round(self.phases * NOMINAL_VOLTAGE_V * self.rated_current_a)
 
     @property
     def offered_power_w(self) -> int:
-        """The most the station would deliver now: rating capped by the limit."""
-        if self.limit_w is None:
-            return self.rated_power_w
-        return min(self.rated_power_w, self.limit_w)
+        """The most the station would deliver now: rating capped by the profiles."""
+        return round(self.offered_current_a * NOMINAL_VOLTAGE_V * self.phases_used)
+
+    @property
+    def limit_w(self) -> int | None:
+        """The profiles' cap in watts on the phases in use (None: no cap)."""
+        if self.cap is None:
+            return None
+        return round(self.cap.amps_on(self.phases_used) * NOMINAL_VOLTAGE_V * self.phases_used)
+
+    @property
+    def charging(self) -> bool:
+        """A vehicle charges here, or would but for a cap of 0 A."""
+        return self.vehicle is not None and (
+            self.status is ConnectorStatus.CHARGING or self.capped_off
+        )
 
     @property
     def idle_status(self) -> ConnectorStatus:
@@ -104,7 +197,8 @@ class Connector:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What the meter of one connector shows at one moment."""
+    """What the meter of one connector shows at one moment; `current_a` per phase, 0 on the
+    phases not in use."""
 
     connector_id: int
     energy_wh: int
@@ -114,6 +208,16 @@ class Reading:
     offered_current_a: float
     voltage_v: tuple[float, float, float]
     soc_percent: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvProfile:
+    """The vehicles that plug in: phases they charge on, their onboard charger's current
+    (None: 16 or 32 A at random) and the energy they ask for (None: not stated)."""
+
+    phases: int = PHASES
+    max_current_a: int | None = None
+    energy_need_wh: int | None = None
 
 
 class Station:
@@ -129,12 +233,17 @@ class Station:
         rng: random.Random,
         *,
         rated_current_a: int = 32,
+        phases: int = PHASES,
+        ev: EvProfile | None = None,
     ) -> None:
         if connectors < 1:
             raise ValueError("a station needs at least one connector")
         if rated_current_a < 6:
             raise ValueError("rated current must be at least 6 A")
+        if phases not in (1, 3):
+            raise ValueError("a station is wired on 1 or 3 phases")
         self._rng = rng
+        self._ev = ev or EvProfile()
         self._station_status = ConnectorStatus.AVAILABLE
         self._connectors = {
             cid: Connector(
@@ -144,6 +253,7 @@ class Station:
                 power_w=0,
                 voltage_v=self._voltages(),
                 rated_current_a=rated_current_a,
+                phases=phases,
             )
             for cid in range(1, connectors + 1)
         }
@@ -178,8 +288,9 @@ class Station:
             vehicle = self._plug_in()
         elif status not in OCCUPIED:
             vehicle = None
-        conn = replace(conn, status=status, vehicle=vehicle)
-        self._connectors[connector_id] = replace(conn, power_w=self._draw(conn))
+        capped_off = conn.capped_off and status is conn.status  # announcing it keeps it
+        conn = replace(conn, status=status, vehicle=vehicle, capped_off=capped_off)
+        self._connectors[connector_id] = self._drawing(conn)
 
     def set_operative(self, connector_id: int, operative: bool) -> None:
         """Mark a connector (or all, for 0) operative; idle connectors change status at once."""
@@ -194,12 +305,19 @@ class Station:
             if conn.status not in OCCUPIED:
                 self.set_status(cid, conn.idle_status)
 
-    def set_limit(self, connector_id: int, limit_w: int | None) -> None:
-        """Cap the power of a connector (smart charging); None removes the cap."""
-        if limit_w is not None and limit_w < 0:
+    def set_limit(self, connector_id: int, limit_w: float | None) -> None:
+        """Cap the power of a connector in watts (None removes the cap)."""
+        self.set_cap(connector_id, None if limit_w is None else Cap(watts=limit_w))
+
+    def set_cap(self, connector_id: int, cap: Cap | None) -> None:
+        """Cap a connector (smart charging); None removes the cap. At 0 A a charging
+        connector turns SuspendedEVSE, and Charging again when the cap rises."""
+        if cap is not None and any(v is not None and v < 0 for v in (cap.amps, cap.watts)):
             raise ValueError("a power limit cannot be negative")
-        conn = replace(self.connector(connector_id), limit_w=limit_w)
-        self._connectors[connector_id] = replace(conn, power_w=self._draw(conn))
+        if cap is not None and cap.phases is not None and cap.phases < 1:
+            raise ValueError("a cap needs at least one phase")
+        conn = replace(self.connector(connector_id), cap=cap)
+        self._connectors[connector_id] = self._drawing(_follow_cap(conn))
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` pass on every connector: meters count, vehicles fill up."""
@@ -210,14 +328,16 @@ class Station:
 
     def reading(self, connector_id: int) -> Reading:
         conn = self.connector(connector_id)
-        current = tuple(round(conn.power_w / PHASES / v, 1) for v in conn.voltage_v)
+        used = conn.phases_used if conn.power_w > 0 else 0
+        amps = round(conn.current_a, 1)
+        current = tuple(amps if phase < used else 0.0 for phase in range(PHASES))
         return Reading(
             connector_id=connector_id,
             energy_wh=conn.meter_wh,
             power_w=conn.power_w,
             offered_power_w=conn.offered_power_w,
             current_a=(current[0], current[1], current[2]),
-            offered_current_a=round(conn.offered_power_w / PHASES / NOMINAL_VOLTAGE_V, 1),
+            offered_current_a=round(conn.offered_current_a, 1),
             voltage_v=conn.voltage_v,
             soc_percent=None if conn.vehicle is None else int(conn.vehicle.soc_percent),
         )
@@ -240,32 +360,58 @@ class Station:
             status=status,
             voltage_v=self._voltages(),
         )
-        return replace(moved, power_w=self._draw(moved))
+        return self._drawing(_follow_cap(moved))
 
-    def _draw(self, conn: Connector) -> int:
-        """Power the vehicle draws now: onboard charger and rating, tapered, noisy, capped."""
+    def _drawing(self, conn: Connector) -> Connector:
+        """`conn` with the current and power its vehicle draws now."""
+        amps = self._draw_current(conn)
+        used = conn.phases_used
+        power = sum(amps * volts for volts in conn.voltage_v[:used])
+        if conn.cap is not None and conn.cap.watts is not None and power > conn.cap.watts:
+            amps *= conn.cap.watts / power  # a cap in W holds at the real voltages too
+            power = conn.cap.watts
+        return replace(conn, current_a=amps, power_w=max(0, round(power)))
+
+    def _draw_current(self, conn: Connector) -> float:
+        """Current per phase the vehicle draws now: onboard charger and rating, tapered
+        near full, capped by the profiles, a little under what it may take."""
         vehicle = conn.vehicle
         if conn.status is not ConnectorStatus.CHARGING or vehicle is None or vehicle.full:
-            return 0
-        current = min(conn.rated_current_a, vehicle.max_current_a)
-        power = PHASES * NOMINAL_VOLTAGE_V * current * self._rng.uniform(0.96, 1.0)
+            return 0.0
+        current = float(min(conn.rated_current_a, vehicle.max_current_a))
         soc = vehicle.soc_percent
         if soc > TAPER_FROM_SOC:
-            power *= max(0.2, 1.0 - 0.8 * (soc - TAPER_FROM_SOC) / (100.0 - TAPER_FROM_SOC))
-        if conn.limit_w is not None:
-            power = min(power, conn.limit_w)
-        return max(0, round(power))
+            current *= max(0.2, 1.0 - 0.8 * (soc - TAPER_FROM_SOC) / (100.0 - TAPER_FROM_SOC))
+        if conn.cap is not None:
+            current = min(current, conn.cap.amps_on(conn.phases_used))
+        return current * self._rng.uniform(*DRAW_NOISE)
 
     def _plug_in(self) -> Vehicle:
+        ev = self._ev
         capacity = self._rng.choice(BATTERY_CAPACITIES_WH)
-        return Vehicle(
-            capacity_wh=capacity,
-            stored_wh=capacity * self._rng.uniform(0.10, 0.70),
-            max_current_a=self._rng.choice(ONBOARD_CHARGER_CURRENTS_A),
-        )
+        stored = capacity * self._rng.uniform(0.10, 0.70)
+        max_current = ev.max_current_a or self._rng.choice(ONBOARD_CHARGER_CURRENTS_A)
+        if ev.energy_need_wh is not None:
+            room = ev.energy_need_wh * CHARGE_EFFICIENCY
+            fitting = [c for c in BATTERY_CAPACITIES_WH if c * NEED_TARGET_SOC >= room]
+            capacity = min(fitting) if fitting else math.ceil(room / NEED_TARGET_SOC)
+            stored = capacity * NEED_TARGET_SOC - room
+        return Vehicle(capacity, stored, max_current, ev.phases)
 
     def _voltages(self) -> tuple[float, float, float]:
         return (self._volt(), self._volt(), self._volt())
 
     def _volt(self) -> float:
         return round(NOMINAL_VOLTAGE_V * self._rng.uniform(0.98, 1.02), 1)
+
+
+def _follow_cap(conn: Connector) -> Connector:
+    """Charging pauses (SuspendedEVSE) while the cap is 0 A and resumes when it rises."""
+    offered = conn.offered_current_a
+    if conn.status is ConnectorStatus.CHARGING and offered <= 0:
+        return replace(conn, status=ConnectorStatus.SUSPENDED_EVSE, capped_off=True)
+    if conn.capped_off and conn.status is ConnectorStatus.SUSPENDED_EVSE and offered > 0:
+        full = conn.vehicle is not None and conn.vehicle.full
+        status = ConnectorStatus.SUSPENDED_EV if full else ConnectorStatus.CHARGING
+        return replace(conn, status=status, capped_off=False)
+    return conn

@@ -110,7 +110,7 @@ class V16Charger(ChargerBase):
                 "chargePointSerialNumber": opts.serial_number[:25],
                 "chargeBoxSerialNumber": opts.serial_number[:25],
                 "firmwareVersion": self.firmware_version[:50],
-                "meterType": "SimMeter 3P",
+                "meterType": f"SimMeter {opts.phases}P",
                 "meterSerialNumber": f"M-{opts.serial_number}"[:25],
             },
         )
@@ -130,6 +130,7 @@ class V16Charger(ChargerBase):
         if known and (connector_id == 0 or self.station.has_connector(connector_id)):
             self._advance()
             self.station.set_status(connector_id, ConnectorStatus(status))
+            self.apply_charging_limits()  # a station maximum is shared anew
         payload: dict[str, Any] = {
             "connectorId": connector_id,
             "errorCode": error_code,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from simulators.meter import DEFAULT_MEASURANDS
 from simulators.profiles import ProfileRules
 from simulators.v16_meter import SUPPORTED_MEASURANDS
 
@@ -96,7 +97,7 @@ class Configuration:
     ) -> Configuration:
         """The keys of a new charger; `rules` limit the charging profiles it takes."""
         rules = rules or ProfileRules()
-        sampled = ",".join(SUPPORTED_MEASURANDS[:5])
+        sampled = ",".join(DEFAULT_MEASURANDS)
         rw, ro = False, True
         return cls(
             [

@@ -113,7 +113,7 @@ class RequestHandler(Answers[AnsweringCharger]):
         if profile is not None:
             installed = profile_from_wire(connector_id, profile)
             rules = cp.configuration.profile_rules()
-            if installed.purpose is not Purpose.TX or cp.profiles.refusal(installed, rules):
+            if installed.purpose is not Purpose.TX or cp.profile_refusal(installed, rules):
                 return Reply({"status": "Rejected"})
             cp.profiles.install(installed)
             cp.apply_charging_limits()
@@ -300,7 +300,7 @@ class RequestHandler(Answers[AnsweringCharger]):
             wanted = profile.transaction_id
             if record is None or (wanted is not None and wanted != record.transaction_id):
                 return Reply({"status": "Rejected"})
-        if cp.profiles.refusal(profile, cp.configuration.profile_rules()) is not None:
+        if cp.profile_refusal(profile, cp.configuration.profile_rules()) is not None:
             return Reply({"status": "Rejected"})
         cp.profiles.install(profile)
         cp.apply_charging_limits()

@@ -215,7 +215,9 @@ async def _sample_until_stopped(
     cp: SessionCharger, control: Control, seconds: float | None, note: str
 ) -> None:
     cid = control.connector_id
-    reported = cp.station.status(cid)
+    # what the start told the CSMS: the model may have moved on since (a profile of 0 A
+    # that came meanwhile pauses the session), and that is news for the first sample
+    reported = ConnectorStatus.CHARGING
 
     async def sample() -> None:
         nonlocal reported

@@ -32,6 +32,7 @@ from simulators.v201_script import run_script
 from simulators.v201_session import charge
 from simulators.v201_transaction import (
     OpenTransaction,
+    charging_needs,
     connector_status,
     ended_event,
     model_status,
@@ -178,6 +179,7 @@ class V201Charger(ChargerBase):
             if new is not None and new is not current:
                 self._advance()
                 self.station.set_status(evse_id, new)
+                self.apply_charging_limits()  # a station maximum is shared anew
         payload = {
             "timestamp": self._stamp(timestamp),
             "connectorStatus": connector_status,
@@ -362,6 +364,24 @@ class V201Charger(ChargerBase):
         else:
             values = [self.sample(evse_id)]
         return await self._call("MeterValues", {"evseId": evse_id, "meterValue": values})
+
+    async def notify_charging_needs(
+        self, evse_id: int, departure: Timestamp, energy_wh: int
+    ) -> dict[str, Any]:
+        """NotifyEVChargingNeeds of the vehicle on an EVSE (its phases and onboard charger's
+        current; the rated current when none is plugged in): leaving at `departure`,
+        wanting `energy_wh`."""
+        connector = self.station.connector(evse_id)
+        vehicle = connector.vehicle
+        max_current = connector.rated_current_a if vehicle is None else vehicle.max_current_a
+        payload = charging_needs(
+            evse_id,
+            phases=connector.phases_available,
+            departure=self._stamp(departure),
+            energy_wh=energy_wh,
+            max_current_a=max_current,
+        )
+        return await self._call("NotifyEVChargingNeeds", payload)
 
     async def notify_report(
         self,
@@ -554,6 +574,7 @@ class V201Charger(ChargerBase):
         if status is not None and status is not self.station.status(evse_id):
             self._advance()
             self.station.set_status(evse_id, status)
+            self.apply_charging_limits()  # a station maximum is shared anew
 
     def _set_heartbeat_interval(self, seconds: int) -> None:
         self.device.set(

@@ -7,11 +7,14 @@ A session drives the charger's message methods; it opens no connection and parse
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Protocol
 
 from simulators.charger import Timestamp
+from simulators.clock import wire_time
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
+from simulators.options import ChargerOptions
 from simulators.profiles import ChargingProfiles
 from simulators.sessions import Admission, SessionBook, SessionControl, admit, sample_until_stopped
 from simulators.station import ConnectorStatus, Reading, Station
@@ -36,6 +39,8 @@ class SessionCharger(Admission, Protocol):
     """What a session asks of the 2.0.1 station (simulators.v201.V201Charger): its EVSEs and
     meter, its device model, its TransactionEvents, and what authorizes a token."""
 
+    @property
+    def options(self) -> ChargerOptions: ...
     @property
     def station(self) -> Station: ...
     @property
@@ -110,6 +115,10 @@ class SessionCharger(Admission, Protocol):
         meter_value: Sequence[Mapping[str, Any]] | None = None,
         token_type: str = "ISO14443",
         remote_start_id: int | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def notify_charging_needs(
+        self, evse_id: int, departure: Timestamp, energy_wh: int
     ) -> dict[str, Any]: ...
 
     async def end_transaction(
@@ -229,16 +238,40 @@ async def _charge(
     if token_status != "Accepted":
         cp.report(StepKind.INFO, f"{note}idToken {token_status} at start: stopping")
         control.stop("DeAuthorized")
+    else:
+        await _tell_needs(cp, evse_id, note)
     await _sample_until_stopped(cp, control, seconds, note)
     await _stop(cp, control, meter_start, note)
     return True
+
+
+async def _tell_needs(cp: SessionCharger, evse_id: int, note: str) -> None:
+    """The vehicle states its departure and energy need (`--departure`, `--energy-need`)."""
+    options = cp.options
+    if options.departure_s is None or options.energy_need_wh is None:
+        return
+    departure = cp.now() + timedelta(seconds=options.departure_s)
+    try:
+        answer = await cp.notify_charging_needs(evse_id, departure, options.energy_need_wh)
+    except NotConnectedError:
+        return
+    except SimulatorError as exc:
+        cp.report(StepKind.ERROR, f"{note}NotifyEVChargingNeeds failed: {exc}")
+        return
+    cp.report(
+        StepKind.INFO,
+        f"{note}charging needs {options.energy_need_wh} Wh by {wire_time(departure)}: "
+        f"{answer.get('status')}",
+    )
 
 
 async def _sample_until_stopped(
     cp: SessionCharger, control: Control, seconds: float | None, note: str
 ) -> None:
     evse_id = control.connector_id
-    reported = cp.station.status(evse_id)
+    # what the start told the CSMS: the model may have moved on since (a profile of 0 A
+    # that came meanwhile pauses the session), and that is news for the first sample
+    reported = ConnectorStatus.CHARGING
 
     async def sample() -> None:
         nonlocal reported

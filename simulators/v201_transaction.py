@@ -14,6 +14,7 @@ from simulators.station import OCCUPIED, ConnectorStatus
 
 __all__ = [
     "OpenTransaction",
+    "charging_needs",
     "charging_state",
     "connector_status",
     "ended_event",
@@ -150,6 +151,33 @@ def ended_event(
     if meter_value:
         payload["meterValue"] = [dict(entry) for entry in meter_value]
     return payload
+
+
+def charging_needs(
+    evse_id: int,
+    *,
+    phases: int,
+    departure: str,
+    energy_wh: int,
+    max_current_a: int,
+    voltage_v: int = 230,
+    min_current_a: int = 6,
+) -> dict[str, Any]:
+    """NotifyEVChargingNeedsRequest of an AC vehicle: its departure, the energy it wants and
+    the currents (per phase) and voltage it takes."""
+    return {
+        "evseId": evse_id,
+        "chargingNeeds": {
+            "requestedEnergyTransfer": "AC_single_phase" if phases == 1 else "AC_three_phase",
+            "departureTime": departure,
+            "acChargingParameters": {
+                "energyAmount": energy_wh,
+                "evMinCurrent": min_current_a,
+                "evMaxCurrent": max_current_a,
+                "evMaxVoltage": voltage_v,
+            },
+        },
+    }
 
 
 def stop_trigger(stopped_reason: str) -> str:

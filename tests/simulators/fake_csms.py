@@ -204,6 +204,8 @@ class FakeCsms:
             return {"idTokenInfo": self._info(payload["idToken"]["idToken"])}
         if action == "TransactionEvent" and "idToken" in payload:
             return {"idTokenInfo": self._info(payload["idToken"]["idToken"])}
+        if action == "NotifyEVChargingNeeds":
+            return {"status": "Accepted"}
         return {}
 
     def _info(self, tag: str) -> Payload:

@@ -3,6 +3,7 @@ the composite schedule, refusals, and how each version's wire form reads."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from simulators.profiles import (
     Profile,
     ProfileRules,
     Purpose,
+    Rating,
     schedule_periods,
 )
 from simulators.v16_profiles import composite_answer as composite16
@@ -26,7 +28,7 @@ from .schemas import check_response
 
 T0 = datetime(2025, 1, 1, 10, 0, tzinfo=UTC)
 AMPS = 3 * 230  # watts per ampere on three phases
-RATINGS = {1: 22_080.0, 2: 22_080.0}
+RATINGS = {1: Rating(32), 2: Rating(32)}
 
 
 def make(
@@ -53,8 +55,9 @@ def make(
 
 
 def watts(profiles: ChargingProfiles, connector: int, at: datetime = T0) -> float | None:
-    limit = profiles.limit(connector, at)
-    return None if limit is None else limit.watts
+    """The cap on a three-phase outlet with no rating of its own, in W."""
+    cap = profiles.limit(connector, at)
+    return None if cap is None else Rating(math.inf).resolve(cap).watts
 
 
 def test_tx_profile_overrides_the_default_and_the_station_maximum_caps_both() -> None:

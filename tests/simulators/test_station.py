@@ -53,7 +53,7 @@ def test_charging_power_is_three_phase_16_or_32_amps_with_some_noise() -> None:
         for _ in range(5):
             station.advance(10)
             power = station.reading(1).power_w
-            assert 0.95 * THREE_PHASE_16A_W <= power <= THREE_PHASE_32A_W
+            assert 0.94 * THREE_PHASE_16A_W <= power <= 1.02 * THREE_PHASE_32A_W  # mains ±2 %
             seen.add(round(power / THREE_PHASE_16A_W))
     assert seen == {1, 2}  # both 11 kW and 22 kW vehicles show up
 
@@ -62,7 +62,8 @@ def test_rated_current_caps_power() -> None:
     for seed in range(20):
         station = charging_station(seed, rated_current_a=16)
         station.advance(1)
-        assert station.reading(1).power_w <= THREE_PHASE_16A_W
+        assert station.reading(1).power_w <= 1.02 * THREE_PHASE_16A_W
+        assert max(station.reading(1).current_a) <= 16
 
 
 def test_energy_follows_power_over_time() -> None:
@@ -79,9 +80,12 @@ def test_fractions_of_a_watt_hour_are_carried_not_lost() -> None:
     station = charging_station(5)
     station.set_limit(1, 3600)
     start = station.connector(1).meter_wh
+    expected_wh = 0.0
     for _ in range(3600):
-        station.advance(1)  # 1 Wh per second, a thousandth at a time would round to zero
-    assert station.connector(1).meter_wh - start == 3600
+        expected_wh += station.reading(1).power_w / 3600
+        station.advance(1)  # about 1 Wh per second: rounding each step would lose half
+    assert expected_wh > 3400
+    assert station.connector(1).meter_wh - start == pytest.approx(expected_wh, abs=1)
 
 
 def test_limit_caps_power_and_can_be_lifted() -> None:

@@ -167,7 +167,9 @@ async def test_composite_schedule_and_meter_values_follow_the_cap(
             if "phase" not in v
         }
         assert 0 < values["Power.Active.Import"] <= 6900
-        assert values["Energy.Active.Import.Register"] - before == 6900 // 2
+        # 10 A a phase for half an hour, the EV a little under the cap, the mains near 230 V
+        delivered = values["Energy.Active.Import.Register"] - before
+        assert 0.96 * 0.98 * 6900 / 2 <= delivered <= 1.02 * 6900 / 2
 
         await csms201.call(
             "RequestStopTransaction",
