@@ -191,6 +191,15 @@ def allocate(
         old = tracks.get(demand.key)
         grant = result[demand.key]
         is_running = demand.key in running
+        lend_cap = lending.get(demand.key) if is_running else None
+        if (
+            old is not None
+            and old.running == is_running
+            and old.grant == grant
+            and old.lend_cap == lend_cap
+        ):
+            new_tracks[demand.key] = old  # nothing changed (most sessions, most calls)
+            continue
         since = now if old is None or old.running != is_running else old.since
         raised = old is None or not old.running or grant > old.grant
         new_tracks[demand.key] = SessionTrack(
@@ -199,7 +208,7 @@ def allocate(
             ran=is_running or (old is not None and old.ran),
             grant=grant,
             raised_at=now if (is_running and raised) or old is None else old.raised_at,
-            lend_cap=lending.get(demand.key) if is_running else None,
+            lend_cap=lend_cap,
         )
 
     return Allocation(
