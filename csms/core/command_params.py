@@ -83,15 +83,11 @@ class Params:
         return value
 
     def number(self, name: str) -> float:
-        value = self._get(name, True)
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise CommandRefused(f"parameter {name!r} must be a number") from None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise CommandRefused(f"parameter {name!r} must be a number > 0")
-        return float(value)
+        """A required finite number >= 0 (a limit: 0 pauses charging)."""
+        self._get(name, True)
+        value = self.rate(name)
+        assert value is not None
+        return value
 
     def rate(self, name: str) -> float | None:
         """An optional finite number >= 0 (a charging rate)."""

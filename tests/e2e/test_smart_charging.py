@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -23,6 +24,8 @@ from sqlalchemy import Table, select
 from csms.core.authorization import Token, TokenStatus
 from csms.core.errors import UnknownChargePoint
 from csms.storage import load_management as lm_repo
+from csms.storage import sites as site_repo
+from csms.storage import transactions as tx_repo
 from csms.storage.models import ChargingProfileRow, SiteAllocationRow, SiteLinkRow
 from simulators.options import ChargerOptions
 from simulators.v16 import V16Charger
@@ -31,6 +34,7 @@ from simulators.versions import create_charger
 from tests.e2e.cli import csms, ok
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import until
+from tests.test_openadr import Vtn
 
 _prof = cast(Table, ChargingProfileRow.__table__)
 _share = cast(Table, SiteAllocationRow.__table__)
@@ -330,45 +334,133 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def test_a_cap_lowers_the_site_for_its_window_and_then_lets_go(
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+async def test_a_demand_response_event_caps_the_site_for_its_window(
     start_server: StartServer,
 ) -> None:
+    """A local OpenADR VTN's 11 kW setpoint event becomes a cap through the server's VEN:
+    the shares are within the cap soon after its start and back soon after its end."""
+    vtn = Vtn()
+    await vtn.start()
+    try:
+        server = await start_server(
+            ocpp={"registration": "accept", "call_timeout": 5.0},
+            smart_charging=SMART,
+            openadr={
+                "enabled": True,
+                "vtn_url": vtn.url,
+                "ven_name": "csms-e2e",
+                "poll_interval": 1.0,
+                "site": "FARM",
+            },
+        )
+        await server.staff.add_token(Token(CARD, TokenStatus.ACCEPTED, max_concurrent=None))
+        ids = ["DR-A", "DR-B"]
+        async with fleet(server, [(ids[0], "1.6"), (ids[1], "2.0.1")], ev_max_current_a=32) as f:
+            ok(await csms(server, "sites", "add", "FARM", "--max-current", "63", "--phases", "3"))
+            for cp_id in ids:
+                await link(server, "FARM", cp_id, 32)
+                assert f.cp(cp_id).start_session(1, CARD) is not None
+            await wait_shares(server, "FARM", {cp: 31.5 for cp in ids}, 15.0)
+            # (The issue's event starts at T+60 s and lasts 15 minutes: shortened here.)
+            start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+            end = start + timedelta(seconds=12)
+            event_id = vtn.add(
+                "LOAD_CONTROL",
+                "x-loadControlSetpoint",
+                [{"dtstart": start, "duration": end - start, "signal_payload": 11.0}],
+            )
+            await until(_past(start), "the event's start", 20.0)
+            # 11 kW over 3 phases at 230 V: 15.9 A per phase, 7.9 A each (rounded down).
+            took = await wait_shares(server, "FARM", {cp: 7.9 for cp in ids}, 10.0)
+            assert took < 5.0
+            assert {s[2] for s in (await shares(server, "FARM")).values()} == {"cap"}
+            assert vtn.opts[event_id] == "optIn"
+            await asyncio.sleep(3)
+            async with server.app.db.read() as conn:
+                running = await lm_repo.running_sessions(conn, ids)
+                readings = await lm_repo.last_readings(conn, [r.transaction_id for r in running])
+            drawn = sum(r.power_w or 0.0 for r in readings.values())
+            assert 5_000 < drawn <= 11_000, readings
+            await until(_past(end), "the event's end", 30.0)
+            took = await wait_shares(server, "FARM", {cp: 31.5 for cp in ids}, 10.0)
+            assert took < 5.0
+    finally:
+        await vtn.stop()
+
+
+def _past(moment: datetime) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return datetime.now(UTC) >= moment
+
+    return check
+
+
+async def test_a_departure_session_charges_in_the_cheap_slots_and_gets_its_energy(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Day-ahead prices in 6 s slots: expensive, cheap, expensive, cheap. A session that
+    needs 50 Wh before the end of the fourth charges only in the cheap ones and has its
+    energy by then. The 2.0.1 EV says its needs (NotifyEVChargingNeeds); staff then set
+    the departure to the end of the fourth slot."""
     server = await _smart_server(start_server)
-    ids = ["CAP-A", "CAP-B"]
-    async with fleet(server, [(ids[0], "1.6"), (ids[1], "2.0.1")], ev_max_current_a=32) as f:
-        ok(await csms(server, "sites", "add", "FARM", "--max-current", "63", "--phases", "3"))
-        for cp_id in ids:
-            await link(server, "FARM", cp_id, 32)
-            assert f.cp(cp_id).start_session(1, CARD) is not None
-        await wait_shares(server, "FARM", {cp: 31.5 for cp in ids}, 15.0)
-        start = datetime.now(UTC) + timedelta(seconds=6)
-        end = start + timedelta(seconds=12)
+    async with fleet(
+        server, [("TOU-1", "2.0.1")], ev_max_current_a=32, departure_s=3600, energy_need_wh=5000
+    ) as f:
+        ok(await csms(server, "sites", "add", "HOUSE", "--max-current", "32", "--phases", "3"))
+        await link(server, "HOUSE", "TOU-1", 32)
+        t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+        slots = [(0.40, 0), (0.10, 6), (0.45, 12), (0.12, 18)]
+        prices = tmp_path / "prices.csv"
+        prices.write_text(
+            "start,end,price\n"
+            + "".join(
+                f"{_iso(t0 + timedelta(seconds=at))},{_iso(t0 + timedelta(seconds=at + 6))},{p}\n"
+                for p, at in slots
+            )
+        )
+        ok(await csms(server, "sites", "prices", "HOUSE", "--import", str(prices)))
+        assert f.cp("TOU-1").start_session(1, CARD) is not None
+        tx_id = await _running_tx(server, "TOU-1")
+
+        async def from_ev() -> Any:
+            async with server.app.db.read() as conn:
+                return (await site_repo.needs(conn, [tx_id])).get(tx_id)
+
+        need = await until(from_ev, "the EV's charging needs")
+        assert (need.energy_wh, need.source) == (5000.0, "ev")
+        departure = t0 + timedelta(seconds=24)
         ok(
             await csms(
                 server,
                 "sites",
-                "cap",
-                "FARM",
-                "--limit",
-                "11",
-                "--from",
-                _iso(start),
-                "--until",
-                _iso(end),
-                "--reason",
-                "grid operator",
+                "need",
+                str(tx_id),
+                "--departure",
+                _iso(departure),
+                "--energy",
+                "0.05",
             )
         )
-        # 11 kW over 3 phases at 230 V: 15.9 A per phase, 7.9 A each (rounded down).
-        await until(lambda: _at_least(start), "the cap's start", 20.0)
-        took = await wait_shares(server, "FARM", {cp: 7.9 for cp in ids}, 10.0)
-        assert took < 5.0
-        states = await shares(server, "FARM")
-        assert {s[2] for s in states.values()} == {"cap"}
-        await until(lambda: _at_least(end), "the cap's end", 30.0)
-        took = await wait_shares(server, "FARM", {cp: 31.5 for cp in ids}, 10.0)
-        assert took < 5.0
+        await until(_past(departure + timedelta(seconds=1.5)), "the departure", 40.0)
+        async with server.app.db.read() as conn:
+            samples = await tx_repo.samples_of(conn, tx_id)
+    currents: dict[datetime, float] = {}
+    energy: list[tuple[datetime, float]] = []
+    for sample in samples:
+        if sample.measurand == "Current.Import" and sample.value is not None:
+            currents[sample.timestamp] = max(currents.get(sample.timestamp, 0.0), sample.value)
+        if sample.measurand == "Energy.Active.Import.Register" and sample.value is not None:
+            energy.append((sample.timestamp, sample.value))
 
+    def during(first: float, last: float) -> list[float]:
+        # Readings inside a slot, 2.5 s after it began (the share's way to the EV).
+        lo, hi = t0 + timedelta(seconds=first + 2.5), t0 + timedelta(seconds=last)
+        return [a for at, a in sorted(currents.items()) if lo <= at < hi]
 
-async def _at_least(moment: datetime) -> bool:
-    return datetime.now(UTC) >= moment
+    assert during(0, 6) and max(during(0, 6)) < 1.0, currents
+    assert during(6, 12) and min(during(6, 12)) > 20.0, currents
+    assert during(12, 18) and max(during(12, 18)) < 1.0, currents
+    by_departure = [wh for at, wh in energy if at <= departure + timedelta(seconds=1)]
+    delivered = by_departure[-1] - energy[0][1]
+    assert 50.0 <= delivered <= 90.0, energy
