@@ -1,5 +1,6 @@
 """The JSON shape of every object staff read: charge points, connectors, transactions,
-tokens, locations, tariffs, CDRs, OCPI partners and audit log entries.
+tokens, locations, tariffs, CDRs, OCPI partners, audit log entries and smart-charging
+sites.
 
 One place for both the CLI's `--json` and the operator API, so that the two cannot drift.
 Pure functions from domain and service values to JSON-ready dicts (times as ISO 8601 UTC
@@ -20,10 +21,12 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.commands import CommandRecord
     from csms.core.locations import Location
     from csms.core.partners import Partner
+    from csms.core.sites import Cap, Link, Share
     from csms.core.transactions import Transaction
     from csms.core.users import StaffUser
     from csms.services.billing import Priced
     from csms.services.locations import LocationView
+    from csms.services.sites import NodeView, SiteView
     from csms.services.staff import ChargerDetail, TransactionDetail
     from csms.storage.cdrs import StoredCdr
     from csms.storage.tariffs import Assignment, StoredTariff
@@ -236,6 +239,7 @@ def token_json(t: Token, claimed_by: Iterable[str] = ()) -> dict[str, Any]:
         "parent": t.parent_uid,
         "origin": t.origin,
         "max_concurrent": t.max_concurrent,
+        "priority": t.priority,
         "updated_at": iso(t.updated_at),
     }
     claims = sorted(set(claimed_by))
@@ -380,4 +384,128 @@ def staff_user_json(user: StaffUser) -> dict[str, Any]:
         "created_at": iso(user.created_at),
         "updated_at": iso(user.updated_at),
         "token_issued_at": iso(user.token_issued_at),
+    }
+
+
+# --- smart-charging sites -----------------------------------------------------------------
+
+_PHASES = ("L1", "L2", "L3")
+
+
+def _phases(indexes: Iterable[int]) -> list[str]:
+    return [_PHASES[i] for i in indexes]
+
+
+def cap_json(cap: Cap, now: datetime, cancelled_at: datetime | None = None) -> dict[str, Any]:
+    """A cap on a site: its limit over all the site's phases, its window, who set it."""
+    return {
+        "id": cap.id,
+        "site": cap.site_id,
+        "limit_kw": cap.limit_w / 1000,
+        "from": iso(cap.start_at),
+        "until": iso(cap.end_at),
+        "active": cancelled_at is None and cap.active(now),
+        "cancelled_at": iso(cancelled_at),
+        "source": cap.source,
+        "reference": cap.reference,
+        "requested_by": cap.requested_by,
+        "reason": cap.reason,
+    }
+
+
+def _node_json(node: NodeView) -> dict[str, Any]:
+    return {
+        "node": node.node,
+        "parent": node.parent,
+        "phases": _phases(node.phases),
+        "max_current_a": node.max_current_a,
+        "max_power_kw": None if node.max_power_w is None else node.max_power_w / 1000,
+        "limit_a": node.limit_a,
+        "effective_a": node.effective_a,
+        "allocated_a": list(node.allocated_a),
+        "chargers": list(node.chargers),
+    }
+
+
+def _link_json(link: Link) -> dict[str, Any]:
+    return {
+        "charger": link.charge_point_id,
+        "circuit": link.circuit,
+        "phase": None if link.phase is None else _PHASES[link.phase],
+        "max_current_a": link.max_current_a,
+        "profile_mode": link.profile_mode.value,
+        "managed": link.managed,
+        "unmanaged_reason": link.unmanaged_reason,
+    }
+
+
+def _share_json(share: Share) -> dict[str, Any]:
+    return {
+        "transaction_id": share.transaction_id,
+        "charger": share.charge_point_id,
+        "evse_id": share.evse_id,
+        "node": share.node,
+        "phases": _phases(share.phases),
+        "granted_a": share.granted_a,
+        "paused": share.paused,
+        "measured_a": share.measured_a,
+        "reason": share.reason,
+        "sent_a": share.sent_a,
+        "profile_id": share.profile_id,
+    }
+
+
+def _site_head(view: SiteView) -> dict[str, Any]:
+    site, root = view.site, view.nodes[0]
+    return {
+        "id": site.id,
+        "location": site.location_id,
+        "phases": site.phases,
+        "voltage_v": site.voltage_v,
+        "max_current_a": site.max_current_a,
+        "max_power_kw": None if site.max_power_w is None else site.max_power_w / 1000,
+        "limit_a": root.limit_a,
+        "effective_a": root.effective_a,
+        "allocated_a": list(root.allocated_a),
+    }
+
+
+def site_overview_json(view: SiteView) -> dict[str, Any]:
+    """A site in a list: its limits, what is allocated, its chargers and caps in force."""
+    return {
+        **_site_head(view),
+        "circuits": [n.node for n in view.nodes[1:]],
+        "chargers": [link.charge_point_id for link in view.tree.links],
+        "unmanaged": [link.charge_point_id for link in view.tree.links if not link.managed],
+        "sessions": len(view.shares),
+        "active_caps": [cap_json(c, view.now) for c in view.active_caps],
+    }
+
+
+def site_view_json(view: SiteView) -> dict[str, Any]:
+    """One site: the tree with each node's limit, its effective limit under its ancestors
+    and the caps in force, the current allocated below it per phase (L1, L2, L3), the
+    linked chargers (unmanaged ones with the reason), each session's share, the caps in
+    force or ahead, and the prices (per kWh, exact, as text)."""
+    site = view.site
+    return {
+        **_site_head(view),
+        "at": iso(view.now),
+        "nodes": [_node_json(n) for n in view.nodes],
+        "chargers": [_link_json(link) for link in view.tree.links],
+        "unmanaged": [
+            {"charger": link.charge_point_id, "reason": link.unmanaged_reason}
+            for link in view.tree.links
+            if not link.managed
+        ],
+        "sessions": [_share_json(s) for s in view.shares],
+        "caps": [cap_json(c, view.now) for c in view.caps],
+        "prices": {
+            "timezone": site.timezone,
+            "daily": [{"from": at, "price": str(price)} for at, price in site.daily_prices],
+            "slots": [
+                {"start": iso(start), "end": iso(end), "price": str(price)}
+                for start, end, price in view.slots
+            ],
+        },
     }

@@ -8,6 +8,7 @@ Sample data only; no I/O.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,11 +30,13 @@ from csms.core.partners import (
     Role,
     TokenEncoding,
 )
+from csms.core.sites import ROOT, Cap, Circuit, Link, Share, Site, SiteTree
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import parse_tariff
 from csms.core.transactions import Transaction, TransactionState
 from csms.services.billing import Priced
 from csms.services.locations import LocationView
+from csms.services.sites import SiteView, site_view
 from csms.services.staff import ChargerDetail, TransactionDetail
 from csms.storage.events import ChargerEvent
 from csms.storage.locations import ChargerLink
@@ -47,6 +50,8 @@ from csms.views import (
     location_overview_json,
     location_view_json,
     partner_json,
+    site_overview_json,
+    site_view_json,
     tariff_json,
     token_json,
     transaction_detail_json,
@@ -210,6 +215,32 @@ CDR: dict[str, Any] = {
 }
 
 
+def _site() -> SiteView:
+    """A 32 A 3-phase depot with a 16 A circuit, a charger sharing it, a charger that
+    refused profiles (its rating reserved) and a cap in force."""
+    tree = SiteTree(
+        Site("DEPOT", 32.0, 3, location_id="AMS-1", timezone="Europe/Amsterdam"),
+        (Circuit("DEPOT", "row-a", 16.0, 3),),
+        (
+            Link("CP-1", "DEPOT", "row-a", max_current_a=32.0),
+            Link(
+                "CP-2",
+                "DEPOT",
+                max_current_a=16.0,
+                managed=False,
+                unmanaged_reason="rejected SetChargingProfile 3 times",
+            ),
+        ),
+    )
+    cap = Cap(3, "DEPOT", 11_000.0, T0, T0 + timedelta(minutes=15), "staff", "alice")
+    shares = [
+        Share(42, "DEPOT", "row-a", "CP-1", 1, (0, 1, 2), 16.0, False, 15.4, "share", 16.0, 7),
+        Share(43, "DEPOT", ROOT, "CP-2", 1, (0, 1, 2), 16.0, False, 15.9, "unmanaged"),
+    ]
+    slots = [(T0, T0 + timedelta(hours=1), Decimal("0.21"))]
+    return site_view(tree, [cap], shares, slots, NOW)
+
+
 def _priced() -> Priced:
     tariff = parse_tariff(TARIFF_DATA, country_code="NL", party_id="CSM", now=T0)
     usage = Usage(
@@ -288,6 +319,8 @@ def examples() -> dict[str, Any]:
         ),
         "/api/tariffs": page([tariff_json(tariff, assigned)], 1),
         "/api/tariffs/{tariff}": tariff_json(tariff, assigned),
+        "/api/sites": page([site_overview_json(_site())], 1),
+        "/api/sites/{site}": site_view_json(_site()),
         "/api/partners": page([partner_json(PARTNER)], 1),
         "/api/partners/{name}": partner_json(PARTNER),
         "/api/audit": page([command_record_json(COMMAND)], 1),

@@ -1,6 +1,7 @@
 """The operator API's read endpoints: charge points (with live connection), their EVSEs,
-transactions with readings, CDRs, tokens, locations, tariffs, OCPI partners and the audit
-log; filtered, paged with a cursor and a total, in the JSON of the CLI's `--json`.
+transactions with readings, CDRs, tokens, locations, tariffs, OCPI partners, the audit
+log and smart-charging sites; filtered, paged with a cursor and a total, in the JSON of
+the CLI's `--json`.
 
 Parses queries and maps results to HTTP; the reads live in csms.services.reads, the JSON
 shapes in csms.views. Each route is described once here, for the router and for the
@@ -28,6 +29,7 @@ from csms.core.status import ConnectorStatus
 from csms.core.transactions import BillingState, TransactionState
 from csms.core.versions import OcppVersion
 from csms.services.reads import NotFound, ReadService
+from csms.services.sites import AUDIT_COMMANDS as SITE_COMMANDS
 from csms.storage.commands import PENDING
 from csms.storage.paging import Page
 from csms.views import (
@@ -39,6 +41,8 @@ from csms.views import (
     location_overview_json,
     location_view_json,
     partner_json,
+    site_overview_json,
+    site_view_json,
     tariff_json,
     token_json,
     transaction_detail_json,
@@ -46,7 +50,9 @@ from csms.views import (
 )
 
 OCPP_VERSIONS = tuple(v.value for v in OcppVersion)
-SOURCES = ("cli", "api", "ocpi")
+# Who asked: staff (CLI, API), an OCPI partner, or an OpenADR VTN (a cap on a site).
+SOURCES = ("cli", "api", "ocpi", "openadr")
+AUDIT_COMMAND_NAMES = (*(c.value for c in CommandName), SECURITY_PROFILE_CHANGE, *SITE_COMMANDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +308,21 @@ async def tariff(request: web.Request, ctx: ReadContext, q: Query) -> Any:
     return tariff_json(*await ctx.reads.tariff(request.match_info["tariff"]))
 
 
+# --- smart-charging sites -----------------------------------------------------------------
+
+
+async def sites(request: web.Request, ctx: ReadContext, q: Query) -> Any:
+    limit, after = q.limit(), q.cursor("sites", str)
+    q.finish()
+    page = await ctx.reads.sites(after=after, limit=limit)
+    return _page(request, "sites", page, [site_overview_json(v) for v in page.items], limit)
+
+
+async def site(request: web.Request, ctx: ReadContext, q: Query) -> Any:
+    q.finish()
+    return site_view_json(await ctx.reads.site(request.match_info["site"]))
+
+
 # --- OCPI partners and the audit log ------------------------------------------------------
 
 
@@ -322,7 +343,7 @@ async def partner(request: web.Request, ctx: ReadContext, q: Query) -> Any:
 
 async def audit(request: web.Request, ctx: ReadContext, q: Query) -> Any:
     cp_id = q.text("charger")
-    command = q.choice("command", [*(c.value for c in CommandName), SECURITY_PROFILE_CHANGE])
+    command = q.choice("command", list(AUDIT_COMMAND_NAMES))
     outcome = q.choice("outcome", [*(o.value for o in Outcome), PENDING])
     source = q.choice("source", SOURCES)
     partner = q.text("partner", most=64)
@@ -479,6 +500,25 @@ ROUTES: tuple[Route, ...] = (
         tariff,
     ),
     Route(
+        "/api/sites",
+        "Smart-charging sites by id: limits, current allocated, chargers, caps in force",
+        (LIMIT, CURSOR),
+        sites,
+        listing=True,
+        description="Currents are amperes per phase; `allocated_a` is [L1, L2, L3] as the "
+        "load manager last shared them; `effective_a` is the limit under the caps in force.",
+    ),
+    Route(
+        "/api/sites/{site}",
+        "One site: its tree of circuits with each node's limit, effective limit and "
+        "allocation, its chargers (unmanaged ones with why), each session's share, caps in "
+        "force or ahead, prices",
+        (Param("site", "site id", path=True),),
+        site,
+        description="What `csms sites show SITE --json` prints. Prices are per kWh, as "
+        "exact decimal text; imported prices are those of the next 48 hours.",
+    ),
+    Route(
         "/api/partners",
         "OCPI partners by name: status, roles, endpoints (never their tokens)",
         (Param("status", "registration status", _enum(*PartnerStatus)), LIMIT, CURSOR),
@@ -496,7 +536,7 @@ ROUTES: tuple[Route, ...] = (
         "The audit log of commands to chargers, newest first",
         (
             Param("charger", "charge point id"),
-            Param("command", "command name", _enum(*CommandName, SECURITY_PROFILE_CHANGE)),
+            Param("command", "command name (or a change staff made)", _enum(*AUDIT_COMMAND_NAMES)),
             Param(
                 "outcome",
                 "result; pending: waiting for the charger",

@@ -42,6 +42,7 @@ LAZY_GROUPS = {
     "demo": ("csms.cli.demo", "demo"),
     "ca": ("csms.cli.ca", "ca"),
     "users": ("csms.cli.users", "users"),
+    "sites": ("csms.cli.sites", "sites"),
 }
 
 

@@ -77,6 +77,16 @@ def _max_concurrent_option(default: str | None) -> Callable[[F], F]:
     )
 
 
+def _priority_option(fn: F) -> F:
+    return click.option(
+        "--priority",
+        type=click.IntRange(0, 100),
+        default=None,
+        help="Its sessions' priority on a load-managed site, 0 (default) to 100: higher "
+        "ones are paused last and get a larger share (weight 1 + priority).",
+    )(fn)
+
+
 def _option(name: str, parse: Callable[[str], T], text: str | None) -> T:
     """An option's value parsed, or one line naming the option: `--status must be one of
     Accepted, Blocked, Expired or Invalid, not 'Foo'`."""
@@ -109,6 +119,7 @@ def tokens() -> None:
     help="The OCPI party owning the token (an eMSP), e.g. NL*EMS; default: ours.",
 )
 @_max_concurrent_option("1")
+@_priority_option
 @config_option
 @json_option
 def add_cmd(
@@ -119,6 +130,7 @@ def add_cmd(
     token_type: str,
     owner: str | None,
     max_concurrent: str,
+    priority: int | None,
     config_file: str | None,
     as_json: bool,
 ) -> None:
@@ -135,6 +147,7 @@ def add_cmd(
         parent_uid=parent,
         origin=origin,
         max_concurrent=limit,
+        priority=priority,
     )
     stored = _run(config_file, lambda s: s.add_token(token))
     if as_json:
@@ -235,6 +248,7 @@ def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
         ("parent", t.parent_uid or "-"),
         ("owner", "us (local)" if t.origin == "local" else t.origin),
         ("max concurrent", limit_text(t.max_concurrent)),
+        ("priority", "-" if t.priority is None else str(t.priority)),
         ("updated", when(t.updated_at, now)),
     ]
     for c in claims:
@@ -254,6 +268,7 @@ def show_cmd(uid: str, config_file: str | None, as_json: bool) -> None:
 @click.option("--type", "token_type", help="Token type, e.g. ISO14443.")
 @click.option("--owner", metavar="CC*PID", help="The OCPI party owning it; `local`: ours.")
 @_max_concurrent_option(None)
+@_priority_option
 @config_option
 @json_option
 def set_cmd(
@@ -266,6 +281,7 @@ def set_cmd(
     token_type: str | None,
     owner: str | None,
     max_concurrent: str | None,
+    priority: int | None,
     config_file: str | None,
     as_json: bool,
 ) -> None:
@@ -287,6 +303,8 @@ def set_cmd(
         changes["parent_uid"] = None if no_parent else parent
     if token_type is not None:
         changes["type"] = token_type
+    if priority is not None:
+        changes["priority"] = priority
     if not changes:
         raise CliError("nothing to change: give at least one option (see --help)")
     t = _run(config_file, lambda s: s.update_token(uid, **changes))
@@ -304,6 +322,7 @@ def _described(changes: dict[str, Any]) -> list[str]:
         "expires_at": "expires",
         "parent_uid": "parent",
         "type": "type",
+        "priority": "priority",
     }
     out = []
     for key, value in changes.items():

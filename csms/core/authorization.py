@@ -48,6 +48,8 @@ class Token:
     # How many transactions it may hold at once (None: any number, as a fleet card or a
     # free-vend charger's fixed idTag needs).
     max_concurrent: int | None = 1
+    # Its sessions' priority on a load-managed site (higher first; None: 0).
+    priority: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

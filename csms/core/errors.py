@@ -23,10 +23,12 @@ CsmsError
  │    ├── UnknownTariff        a tariff id that is not stored
  │    ├── UnknownCdr           a CDR id that is not stored
  │    ├── UnknownPartner       no OCPI partner of that name
- │    └── UnknownUser          no staff user of the operator API of that name
+ │    ├── UnknownUser          no staff user of the operator API of that name
+ │    └── UnknownSite          no smart-charging site of that id (services.sites)
  ├── AlreadyExists             the name or id is taken: choose another, or change that one
  │    ├── PartnerExists        an OCPI partner of that name exists
- │    └── UserExists           a staff user of that name exists
+ │    ├── UserExists           a staff user of that name exists
+ │    └── SiteExists           a smart-charging site of that id exists
  ├── StateChanged              an OCPI partner changed while a handshake was under way: the
  │                             handshake is refused, the other side may try again
  ├── CommandRefused            the CSMS will not send this command (bad parameters, unknown
@@ -185,6 +187,11 @@ class UnknownUser(NotFound):
     """No staff user of the operator API of that name (`csms.services.users`)."""
 
 
+class UnknownSite(NotFound):
+    """No smart-charging site of that id (`csms.services.sites`): `csms sites list` shows
+    them."""
+
+
 class AlreadyExists(CsmsError):
     """An id or name that is taken (a user, a token, a charger ...): the caller picks another
     or changes the existing one."""
@@ -196,6 +203,10 @@ class PartnerExists(AlreadyExists):
 
 class UserExists(AlreadyExists):
     """A staff user of the operator API of that name exists (`csms users add`)."""
+
+
+class SiteExists(AlreadyExists):
+    """A smart-charging site of that id exists: change it with `csms sites set`."""
 
 
 class StateChanged(CsmsError):

@@ -1,6 +1,6 @@
 """What staff read through the operator API: filtered, paged listings of charge points,
-transactions, CDRs, tokens, locations, tariffs, OCPI partners and the audit log, and each
-object alone.
+transactions, CDRs, tokens, locations, tariffs, OCPI partners, the audit log and
+smart-charging sites, and each object alone.
 
 Read only. Filters arrive parsed (enums, times); their JSON shape lives in csms.views.
 
@@ -31,6 +31,7 @@ from csms.core.status import ConnectorStatus
 from csms.core.transactions import Transaction, TransactionState
 from csms.services.billing import BillingService, Priced
 from csms.services.locations import LocationService, LocationView
+from csms.services.sites import SiteService, SiteView
 from csms.services.staff import (
     ChargerDetail,
     ChargerOverview,
@@ -72,6 +73,7 @@ class ReadService:
         self._billing = billing
         self._staff = StaffService(db, clock)
         self._locations = LocationService(db, clock)
+        self._sites = SiteService(db, clock)
 
     @property
     def clock(self) -> Clock:
@@ -240,6 +242,25 @@ class ReadService:
 
     async def location(self, location_id: str) -> LocationView:
         return await self._locations.show(location_id)
+
+    # --- smart-charging sites ---------------------------------------------------------------
+
+    async def sites(
+        self, *, after: str | None = None, limit: int, newest_first: bool = False
+    ) -> Page[SiteView]:
+        """By id (or, `newest_first`, the most recently added first: one page). Sites are
+        few: each is read whole and the page cut here."""
+        found = await self._sites.sites(newest_first=newest_first)
+        if newest_first:
+            return Page(found[:limit], len(found), None)
+        rest = [v for v in found if after is None or v.site.id > after]
+        rest.sort(key=lambda v: v.site.id)
+        items = rest[:limit]
+        next_key = items[-1].site.id if len(rest) > limit else None
+        return Page(items, len(found), next_key)
+
+    async def site(self, site_id: str) -> SiteView:
+        return await self._sites.show(site_id)
 
     # --- tariffs -----------------------------------------------------------------------------
 

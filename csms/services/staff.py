@@ -58,7 +58,17 @@ log = structlog.get_logger("csms.staff")
 
 MIN_PASSWORD_LENGTH = 8
 # What `update_token` may change.
-_TOKEN_FIELDS = {"status", "expires_at", "parent_uid", "type", "origin", "max_concurrent"}
+_TOKEN_FIELDS = {
+    "status",
+    "expires_at",
+    "parent_uid",
+    "type",
+    "origin",
+    "max_concurrent",
+    "priority",
+}
+# A token's priority on a load-managed site (csms.services.load_management): 0 to this.
+MAX_TOKEN_PRIORITY = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +253,7 @@ class StaffService:
 
     async def update_token(self, uid: str, **changes: Any) -> Token:
         """Change some of a stored token's fields (status, expires_at, parent_uid, type,
-        origin, max_concurrent); the others stay. Returns the token as stored."""
+        origin, max_concurrent, priority); the others stay. Returns the token as stored."""
         unknown = set(changes) - _TOKEN_FIELDS
         if unknown:
             raise ValueError(f"not token fields: {sorted(unknown)}")
@@ -384,6 +394,8 @@ def _check_token(token: Token) -> None:
         raise InvalidInput(f"invalid parent uid {token.parent_uid!r}")
     if token.max_concurrent is not None and token.max_concurrent < 1:
         raise InvalidInput(f"max_concurrent must be at least 1, not {token.max_concurrent}")
+    if token.priority is not None and not 0 <= token.priority <= MAX_TOKEN_PRIORITY:
+        raise InvalidInput(f"priority must be 0 to {MAX_TOKEN_PRIORITY}, not {token.priority}")
     origin = check_origin(token.origin)
     if origin != token.origin:
         raise InvalidInput(f"token origin must be written {origin!r}, not {token.origin!r}")

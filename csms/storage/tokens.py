@@ -33,6 +33,7 @@ def _to_token(row: Any) -> Token:
         created_at=row.created_at,
         updated_at=row.updated_at,
         max_concurrent=row.max_concurrent,
+        priority=row.priority,
     )
 
 
@@ -59,7 +60,8 @@ async def upsert(
     conn: AsyncConnection, tokens: Sequence[Token], now: datetime, *, limits: bool = True
 ) -> tuple[int, int]:
     """Insert or replace tokens; returns (created, updated). Without `limits`, stored
-    tokens keep their limit of concurrent transactions (new ones get theirs)."""
+    tokens keep their limit of concurrent transactions (new ones get theirs). A stored
+    token keeps its priority (staff set it with `set_fields`); a new one gets its own."""
     created = updated = 0
     for token in tokens:
         key = token_key(token.uid)
@@ -80,7 +82,11 @@ async def upsert(
         if result.rowcount:
             updated += 1
         else:
-            await conn.execute(insert(_tok).values(uid_key=key, created_at=now, **values, **limit))
+            await conn.execute(
+                insert(_tok).values(
+                    uid_key=key, created_at=now, priority=token.priority, **values, **limit
+                )
+            )
             created += 1
     return created, updated
 

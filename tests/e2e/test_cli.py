@@ -138,6 +138,7 @@ def test_chargers_and_tokens_without_a_server(workdir: Path) -> None:
             "parent": "FLEET",
             "origin": "local",
             "max_concurrent": 1,
+            "priority": None,
             "updated_at": tokens[0]["updated_at"],
         }
     ]

@@ -422,6 +422,8 @@ async def test_bad_requests_unknown_ids_and_no_token(world: World) -> None:
         "/api/tariffs/{tariff}",
         "/api/partners",
         "/api/partners/{name}",
+        "/api/sites",
+        "/api/sites/{site}",
         "/api/audit",
         "/api/audit/{entry}",
     ]
