@@ -157,13 +157,52 @@ async def test_profiles_cap_the_current_the_csms_sees(
             and s.value is not None
         ]
         assert energy and max(energy) - min(energy) <= 1  # nothing flows (Wh carried over)
-        if version == "1.6":  # SuspendedEVSE while capped at 0 A, Charging when it rises
 
-            async def suspended() -> bool:
+        # SuspendedEVSE while capped at 0 A: 1.6 says so in StatusNotification, 2.0.1 in the
+        # chargingState of a TransactionEvent
+        async def suspended() -> bool:
+            if version == "1.6":
                 detail = await server.staff.charger(cp_id)
                 return any(c.status.value == "SuspendedEVSE" for c in detail.connectors)
+            events = await server.staff.transaction_events(tx.id)
+            return any(
+                e.trigger_reason == "ChargingStateChanged"
+                and e.payload["transactionInfo"].get("chargingState") == "SuspendedEVSE"
+                for e in events
+            )
 
-            await until(suspended, "SuspendedEVSE")
+        await until(suspended, "SuspendedEVSE")
+
+        # a TxProfile of 16 A in its place: the charger draws again, at most 16 A a phase
+        ok(
+            await remote(
+                server,
+                "profile",
+                "set",
+                cp_id,
+                "--evse",
+                "1",
+                "--limit",
+                "16",
+                "--unit",
+                "A",
+                "--purpose",
+                "TxProfile",
+            )
+        )
+        resumed = datetime.now(UTC)
+        seen = []
+        await until(lambda: capped_at(resumed, 16, checked=seen), "meter values at 16 A")
+        values = seen[-1]
+        currents = [values[("Current.Import", phase)] for phase in ("L1", "L2", "L3")]
+        assert all(15 <= amps <= 16 for amps in currents), values
+        if version == "1.6":
+
+            async def charging() -> bool:
+                detail = await server.staff.charger(cp_id)
+                return any(c.status.value == "Charging" for c in detail.connectors)
+
+            await until(charging, "Charging again")
         ok(await remote(server, "stop", cp_id, "--transaction", str(tx.id)))
 
 
