@@ -220,3 +220,34 @@ async def test_a_charger_that_takes_no_profiles_rejects_the_command(
         body = ran.json()
         assert body["outcome"] == "rejected" and body["status"] == "Rejected", body
         assert len(cp.profiles) == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_single_phase_ev_turns_a_cap_in_watts_into_current_on_l1(
+    start_server: StartServer, version: str
+) -> None:
+    server = await start_server()
+    await server.staff.add_token(Token("CARD1", TokenStatus.ACCEPTED))
+    cp_id = f"ONEPHASE-{version}"
+    async with running(server, cp_id, version, ev_phases=1, ev_max_current_a=32):
+        limit = ["--evse", "1", "--limit", "2300", "--unit", "W"]  # 10 A on one phase
+        ok(await remote(server, "profile", "set", cp_id, *limit))
+        ok(await remote(server, "start", cp_id, "--tag", "CARD1", "--evse", "1"))
+
+        async def transaction() -> Any:
+            active = await server.staff.transactions(active_only=True, cp_id=cp_id)
+            return active[0] if active else None
+
+        tx = await until(transaction, "the remote-started transaction")
+        began = datetime.now(UTC)
+
+        async def metered() -> dict[tuple[str, str | None], float]:
+            values = latest((await server.staff.transaction(tx.id)).samples, began)
+            return values if values.get(("Power.Active.Import", None)) else {}
+
+        values = await until(metered, "meter values while charging")
+        assert 9.5 <= values[("Current.Import", "L1")] <= 10, values
+        assert values[("Current.Import", "L2")] == values[("Current.Import", "L3")] == 0
+        assert values[("Current.Offered", None)] == 10
+        assert values[("Power.Active.Import", None)] <= 2300
+        ok(await remote(server, "stop", cp_id, "--transaction", str(tx.id)))
