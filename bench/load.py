@@ -55,6 +55,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -352,7 +353,8 @@ class V16:
         "RemoteStopTransaction": {"status": "Rejected"},
         "DataTransfer": {"status": "UnknownVendorId"},
         "UnlockConnector": {"status": "NotSupported"},
-        "SetChargingProfile": {"status": "Rejected"},
+        # The load manager's profiles (--site) are taken; nothing else changes.
+        "SetChargingProfile": {"status": "Accepted"},
         "ClearChargingProfile": {"status": "Unknown"},
         "GetLocalListVersion": {"listVersion": 0},
         "SendLocalList": {"status": "NotSupported"},
@@ -554,7 +556,7 @@ class V201:
         "RequestStopTransaction": {"status": "Rejected"},
         "DataTransfer": {"status": "UnknownVendorId"},
         "UnlockConnector": {"status": "UnknownConnector"},
-        "SetChargingProfile": {"status": "Rejected"},
+        "SetChargingProfile": {"status": "Accepted"},
         "GetBaseReport": {"status": "NotSupported"},
     }
 
@@ -1696,6 +1698,56 @@ class ServerProbe:
         return self._sum(lambda p: p.num_fds())
 
 
+@dataclass(frozen=True)
+class SiteSpec:
+    """--site: every charger linked to one load-managed site (SQLite), under `circuits`
+    circuits with `sub` sub-circuits each, the site limited to `amps` per phase."""
+
+    amps: float
+    chargers: int
+    id_prefix: str
+    circuits: int = 10
+    sub: int = 5
+
+    def write(self, path: Path) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        db = sqlite3.connect(path)
+        try:
+            with db:
+                db.execute(
+                    "INSERT INTO sites (id, max_current_a, phases, voltage_v, created_at, "
+                    "updated_at) VALUES ('BENCH', ?, 3, 230.0, ?, ?)",
+                    (self.amps, now, now),
+                )
+                per_circuit = self.amps / self.circuits * 1.5
+                rows = []
+                for c in range(self.circuits):
+                    rows.append((f"C{c}", None, per_circuit))
+                    for k in range(self.sub):
+                        rows.append((f"C{c}.{k}", f"C{c}", per_circuit / self.sub * 1.5))
+                db.executemany(
+                    "INSERT INTO site_circuits (site_id, name, parent, max_current_a, phases, "
+                    "created_at, updated_at) VALUES ('BENCH', ?, ?, ?, 3, ?, ?)",
+                    [(*row, now, now) for row in rows],
+                )
+                db.executemany(
+                    "INSERT INTO site_links (charge_point_id, site_id, circuit, max_current_a, "
+                    "profile_mode, managed, created_at, updated_at) "
+                    "VALUES (?, 'BENCH', ?, 32.0, 'auto', 1, ?, ?)",
+                    [
+                        (
+                            f"{self.id_prefix}{i:06d}",
+                            f"C{i % self.circuits}.{i // self.circuits % self.sub}",
+                            now,
+                            now,
+                        )
+                        for i in range(self.chargers)
+                    ],
+                )
+        finally:
+            db.close()
+
+
 class SpawnedServer:
     """`csms serve --config FILE` in a fresh temp directory, on free loopback ports."""
 
@@ -1707,8 +1759,10 @@ class SpawnedServer:
         database: Path | None = None,
         tokens_csv: str | None = None,
         database_url: str | None = None,
+        site: SiteSpec | None = None,
     ) -> None:
         self.command = command
+        self.site = site
         self.start_timeout = start_timeout
         self.keep_dir = keep_dir
         self.database = database
@@ -1735,9 +1789,13 @@ class SpawnedServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
         if self.database is not None:
             shutil.copyfile(self.database, self.dir / "csms.db")
+        wanted = self.tokens_csv is not None or self.site is not None
+        if wanted and self.database is None:
+            # Only `csms db init` and `serve` create a database.
+            self._cli(["db", "init", "--config", str(config)], env)
+        if self.site is not None:
+            self.site.write(self.dir / "csms.db")
         if self.tokens_csv is not None:
-            if self.database is None:  # only `csms db init` and `serve` create a database
-                self._cli(["db", "init", "--config", str(config)], env)
             cards = self.dir / "cards.csv"
             cards.write_text(self.tokens_csv)
             self._cli(["tokens", "import", str(cards), "--config", str(config)], env)
@@ -1948,6 +2006,9 @@ def run_benchmark(args: argparse.Namespace) -> tuple[Json, int]:
                 database=args.database,
                 tokens_csv=cards_csv(args) if args.cards == "known" else None,
                 database_url=database_url,
+                site=None
+                if args.site is None
+                else SiteSpec(args.site, args.chargers, args.id_prefix),
             )
             stack.callback(spawned.stop)
             print(f"starting server: {shlex.join(command)} serve ...", file=sys.stderr)
@@ -2501,6 +2562,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="transactionevent",
         help="2.0.1 periodic message: TransactionEvent(Updated) or MeterValues (%(default)s)",
     )
+    add(
+        "--site",
+        type=float,
+        metavar="AMPS",
+        help="spawned SQLite server: link every charger to one load-managed site of AMPS "
+        "per phase (10 circuits of 5 sub-circuits): the load manager shares it and sends "
+        "each session its TxProfile",
+    )
     add("--workers", type=int, default=1, help="generator processes (%(default)s)")
     server = parser.add_mutually_exclusive_group()
     server.add_argument("--spawn", action="store_true", help="start the server (the default)")
@@ -2531,6 +2600,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--bad-charger goes with the metervalues scenario")
     if args.url and (args.cards == "known" or args.database):
         parser.error("--cards known and --database need a spawned server (not --url)")
+    if args.site is not None and (args.url or args.postgres or args.database_url):
+        parser.error("--site needs a spawned SQLite server")
+    if args.site is not None and not 6 <= args.site <= 1_000_000:
+        parser.error("--site must be within [6, 1000000] A")
     if args.url and (args.postgres or args.database_url):
         parser.error("--postgres and --database-url need a spawned server (not --url)")
     if sum(map(bool, (args.postgres, args.database_url, args.database))) > 1:

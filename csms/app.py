@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -46,16 +47,19 @@ from csms.handlers.session import Adapter
 from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
+from csms.openadr import OpenAdrVen
 from csms.services.billing import BillingService, Identity, billing_limits, billing_retries
 from csms.services.charger_certificates import ChargerCertificates
 from csms.services.charger_input import ChargingSettings
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
+from csms.services.load_management import LoadManager, LoadSettings, metric_families
 from csms.services.nodes import Cluster, ClusterSettings
 from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
+from csms.services.sites import SiteService
 from csms.services.users import UserService
 from csms.signals import reload_on_hangup, stop_on_signals
 from csms.storage import charge_points as cp_repo
@@ -303,6 +307,24 @@ class CsmsApp:
         # taken as sent are counted (the OCPI publishers subscribe when OCPI starts).
         self.charging.transactions.on_ended.append(self.billing.wake)
         self.charging.checks.on_flagged.append(self.metrics.input_flagged)
+        # Smart charging: sites' current shared among their sessions (csms sites ...), and
+        # the caps an OpenADR VTN asks for (csms.openadr) through the sites service.
+        self.sites = SiteService(self.db, clock)
+        self.load: LoadManager | None = None
+        if config.smart_charging.enabled:
+            self.load = LoadManager(
+                self.db, clock, self.commands, LoadSettings.from_config(config.smart_charging)
+            )
+            for hooks in (
+                self.charging.transactions.on_started,
+                self.charging.transactions.on_ended,
+                self.charging.stations.on_status,
+            ):
+                hooks.append(self.load.poke)
+            self.metrics.families.append(functools.partial(metric_families, self.load))
+            v201.load = self.load
+            load = self.load
+            self.sites.on_changed.append(lambda _site: load.poke())
         self._api: HttpListener | None = None
         self._ocpi: HttpListener | None = None
         # How to stop what runs, in the reverse order of starting. The database and the
@@ -372,10 +394,20 @@ class CsmsApp:
             self._ocpi = await self._start_ocpi()
             running.push_async_callback(self._stop_listener, "ocpi")
         if "ocpp" in self.components:
-            # Reservation expiry and CDR building follow the chargers' sessions.
+            # Reservation expiry, CDR building and the load manager follow the chargers'
+            # sessions; the OpenADR VEN caps their sites.
             charging = self.singletons[CHARGING]
-            for worker in (self.commands.reservations, self.billing.worker):
-                await running.enter_async_context(charging.hosting(worker.name, worker.running))
+            hosted: list[tuple[str, Any]] = [
+                (w.name, w.running) for w in (self.commands.reservations, self.billing.worker)
+            ]
+            if self.load is not None:
+                hosted.append((self.load.name, self.load.running))
+            if self.config.openadr.enabled:
+                # One VEN per database (two would register under one name with the VTN).
+                ven = OpenAdrVen(self.config.openadr, self.sites, clock=self.clock)
+                hosted.append(("openadr", ven.running))
+            for name, work in hosted:
+                await running.enter_async_context(charging.hosting(name, work))
         await self._lead()
         running.push_async_callback(self._stop_part, "leadership", self._stop_leading)
 

@@ -7,7 +7,10 @@ gauges that live elsewhere (connections, transactions) are passed in when render
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+
+# A metric family another part renders: name, type, help text, (labels, value) samples.
+Family = tuple[str, str, str, list[tuple[str, float]]]
 
 # Seconds; fits both a charger message answered after a group commit and a command round trip.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -67,6 +70,8 @@ class Metrics:
         self.tls_failed: dict[tuple[str, str], int] = {}
         # group of singleton work this process may run -> whether it leads it now
         self.leading: dict[str, bool] = {}
+        # Families other parts keep themselves (the load manager's), rendered last.
+        self.families: list[Callable[[], Iterable[Family]]] = []
 
     def message(self, direction: str, action: str, kind: str) -> None:
         key = (direction, action, kind)
@@ -305,7 +310,15 @@ class Metrics:
                 for (listener, kind), n in sorted(self.tls_failed.items())
             ],
         )
+        for families in self.families:
+            for name, kind, help_text, samples in families():
+                _family(out, name, kind, help_text, samples)
         return "\n".join(out) + "\n"
+
+
+def labels(**labels: str) -> str:
+    """Prometheus labels `{k="v",...}` (values escaped)."""
+    return _labels(**labels)
 
 
 def _labels(**labels: str) -> str:

@@ -45,6 +45,7 @@ from csms.handlers.v201 import commands
 from csms.handlers.v201.limits import LIMITS
 from csms.services.authorization import AuthorizationService
 from csms.services.charger_certificates import ChargerCertificates
+from csms.services.load_management import LoadManager
 from csms.services.stations import Progress, StationService
 from csms.services.transactions import TransactionService
 from csms.workers import TaskSet
@@ -211,6 +212,8 @@ class V201Adapter:
         self._tasks = TaskSet("ocpp-2.0.1")
         # Our CA for SignCertificate (set by the composition root); None: Rejected.
         self.certificates: ChargerCertificates | None = None
+        # The load manager, told of EVs' charging needs (set by the composition root).
+        self.load: LoadManager | None = None
         self._request_ids = itertools.count(1)
         stored: dict[str, Literal["firmware", "diagnostics"] | None] = {
             "NotifyEvent": None,
@@ -408,7 +411,19 @@ class V201Adapter:
         self, s: OcppSession, p: dict[str, Any]
     ) -> dict[str, Any]:
         await self.stations.record_event(s.cp_id, "NotifyEVChargingNeeds", p)
-        # No charging schedule will follow from this CSMS (smart charging by profiles only).
+        needs = p.get("chargingNeeds") or {}
+        energy = (needs.get("acChargingParameters") or {}).get("energyAmount")
+        if energy is None:
+            energy = (needs.get("dcChargingParameters") or {}).get("energyAmount")
+        departure = None
+        if needs.get("departureTime") is not None:
+            departure = _timestamp(needs["departureTime"], "chargingNeeds.departureTime")
+        if self.load is not None and await self.load.ev_needs(
+            s.cp_id, int(p["evseId"]), departure, None if energy is None else float(energy)
+        ):
+            # A site's load manager plans the session: its share follows as TxProfiles.
+            return {"status": "Accepted"}
+        # No charging schedule follows from this CSMS for a charger on no site.
         return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
 
     async def on_notify_ev_charging_schedule(

@@ -1,0 +1,863 @@
+"""The load manager: shares each site's grid connection among the charging sessions below
+it and tells the chargers (smart charging, both OCPP versions through the command
+service).
+
+Every `poll_interval` seconds, and at once when a session starts or stops or a status
+changes on this process, it reads the sites (again only when staff changed them), the
+running sessions of the linked chargers with their newest meter readings, the caps, needs
+and prices, and computes each session's share with csms.core.allocation. A share that
+changed goes to the charger as a TxProfile at the manager's stack level (decreases
+before increases, so that a site stays under its limit while shares move); a charger
+gets a TxDefaultProfile with its safe share (its part of every node above it if all
+its neighbours charged) when it boots. A charger that refuses TxProfiles is told a
+station maximum instead (ChargePointMaxProfile / ChargingStationMaxProfile); one that
+refuses that too, `attempts` times, is left unmanaged: its rated current is reserved
+from the budget, and staff are told (log event, metric, `csms sites show`).
+
+A session with a departure time and an energy need on a site with prices charges in the
+cheapest hours before its departure (csms.core.price_plan) and waits at 0 A otherwise.
+Caps (demand response, staff or OpenADR) lower the site's limit while they last.
+
+It runs where the charging singletons run (one process per database); readings and
+sessions of chargers connected to other nodes reach it through the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as day_time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+
+from csms.config import SmartChargingConfig
+from csms.core.allocation import AllocationState, Demand, SiteNode, allocate
+from csms.core.clock import Clock
+from csms.core.command_requests import ProfileClearRequest, ProfileSetRequest
+from csms.core.commands import Outcome, ProfilePurpose
+from csms.core.price_plan import PriceSlot, charging_at, daily_slots, next_change, plan_windows
+from csms.core.sites import (
+    ROOT,
+    Cap,
+    ChargingNeed,
+    Link,
+    ProfileMode,
+    Share,
+    SiteTree,
+    effective_a,
+)
+from csms.metrics import Family, labels
+from csms.services.commands import CommandService
+from csms.services.commands.base import Requester
+from csms.storage import charging_profiles as profile_repo
+from csms.storage import load_management as lm_repo
+from csms.storage import sites as site_repo
+from csms.storage import transactions as tx_repo
+from csms.storage.database import Database, DatabaseClosed, WriteTx
+
+log = structlog.get_logger("csms.load")
+
+LOAD_MANAGER = Requester("csms", "load-manager")
+
+# Changes smaller than this are not worth a message to the charger.
+HYSTERESIS_A = 0.5
+# Current an EV leaves unused, kept for it above what it draws before the rest is lent.
+LEND_MARGIN_A = 2.0
+# A phase whose current is below this while another one's is above ONE_PHASE_A is unused:
+# the EV charges on one phase.
+IDLE_PHASE_A = 0.5
+ONE_PHASE_A = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSettings:
+    poll_interval: float = 2.0
+    interval: float = 60.0
+    stack_level: int = 1
+    min_current: float = 6.0
+    rotate_after: float = 300.0
+    settle: float = 10.0
+    attempts: int = 3
+    command_timeout: float = 10.0
+
+    @classmethod
+    def from_config(cls, cfg: SmartChargingConfig) -> LoadSettings:
+        return cls(
+            poll_interval=cfg.poll_interval,
+            interval=cfg.interval,
+            stack_level=cfg.stack_level,
+            min_current=cfg.min_current,
+            rotate_after=cfg.rotate_after,
+            settle=cfg.settle,
+            attempts=cfg.attempts,
+            command_timeout=cfg.command_timeout,
+        )
+
+
+@dataclass(slots=True)
+class _Sent:
+    """What a charger accepted for a session (or, `max` mode, for itself), and when."""
+
+    limit_a: float
+    at: datetime
+    profile_id: int | None = None
+
+
+@dataclass(slots=True)
+class _Charger:
+    """What the load manager remembers of a linked charger."""
+
+    # How it is told: TX (TxProfiles) or MAX (a station maximum), learnt in AUTO mode.
+    mode: ProfileMode = ProfileMode.TX
+    refusals: int = 0
+    # The boot its TxDefaultProfile (or station maximum) was accepted for, and the limit.
+    default_boot: datetime | None = None
+    default_a: float | None = None
+    max_sent: _Sent | None = None
+    profile_ids: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """A running session as the allocation sees it."""
+
+    transaction_id: int
+    charge_point_id: str
+    evse_id: int
+    node: str
+    phases: tuple[int, ...]
+    max_a: float
+    priority: int
+    measured_a: float | None
+    managed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SitePicture:
+    """The latest allocation of one site, for /metrics and tests."""
+
+    site_id: str
+    limit_a: float
+    load: tuple[float, float, float]
+    shares: tuple[Share, ...]
+    capped: bool
+
+
+class LoadManager:
+    """Singleton work of the charging group (see csms.workers.Singletons)."""
+
+    name = "load-manager"
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        commands: CommandService,
+        settings: LoadSettings | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._commands = commands
+        self.settings = settings or LoadSettings()
+        self._wake = asyncio.Event()
+        self._fingerprint: Any = None
+        self._trees: list[SiteTree] = []
+        self._loaded_at = 0.0
+        self._states: dict[str, AllocationState] = {}
+        self._sent: dict[int, _Sent] = {}
+        self._chargers: dict[str, _Charger] = {}
+        self._stored: dict[str, tuple[Share, ...]] = {}
+        self._linked: set[str] = set()
+        self.pictures: dict[str, SitePicture] = {}
+        # Counters for /metrics.
+        self.cycles = 0
+        self.profiles: dict[str, int] = {}
+        self.cycle_seconds = 0.0
+        # Called with (charge point, reason) when a charger is left unmanaged.
+        self.on_unmanaged: list[Callable[[str, str], None]] = []
+
+    # --- running --------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Something changed (a start, a stop, a status): look again now."""
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait([task])
+            # A new leader starts from what the chargers were last told, as stored.
+            self._sent.clear()
+            self._chargers.clear()
+            self._fingerprint = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.cycle()
+            except DatabaseClosed:
+                return
+            except Exception:
+                log.exception("load_cycle_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            self._wake.clear()
+
+    async def ev_needs(
+        self, cp_id: str, evse_id: int, departure: datetime | None, energy_wh: float | None
+    ) -> bool:
+        """An EV said what it needs by when (2.0.1 NotifyEVChargingNeeds): kept for the
+        session on its EVSE when the charger is on a site. True when kept."""
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> bool:
+            conn = await w.connection()
+            if await site_repo.link_of(conn, cp_id) is None:
+                return False
+            tx = await tx_repo.active_on_evse(conn, cp_id, evse_id)
+            if tx is None:
+                return False
+            need = ChargingNeed(tx.id, departure, energy_wh, None, "ev")
+            await site_repo.set_need(conn, need, now)
+            return True
+
+        kept = await self._db.write(unit)
+        if kept:
+            log.info(
+                "load_ev_needs",
+                charge_point_id=cp_id,
+                evse_id=evse_id,
+                departure=None if departure is None else departure.isoformat(),
+                energy_wh=energy_wh,
+            )
+            self.poke()
+        return kept
+
+    # --- one look ---------------------------------------------------------------------
+
+    async def cycle(self) -> None:
+        """Read, allocate, tell the chargers what changed, store the shares."""
+        started = time.perf_counter()
+        now = self._clock()
+        settings = self.settings
+        async with self._db.read() as conn:
+            fingerprint = await site_repo.fingerprint(conn)
+            full = time.monotonic() - self._loaded_at >= settings.interval
+            if fingerprint != self._fingerprint or full:
+                self._trees = await site_repo.trees(conn)
+                self._fingerprint = fingerprint
+                self._loaded_at = time.monotonic()
+            trees = self._trees
+            links = {link.charge_point_id: (t, link) for t in trees for link in t.links}
+            if not links and not self._linked:
+                return
+            states = await lm_repo.charger_states(conn, links)
+            sessions = await lm_repo.running_sessions(conn, links)
+            tx_ids = [s.transaction_id for s in sessions]
+            readings = await lm_repo.last_readings(conn, tx_ids)
+            caps = await site_repo.caps(conn, now)
+            needs = await site_repo.needs(conn, tx_ids)
+            priorities = await site_repo.token_priorities(conn, tx_ids)
+            prices: dict[str, list[PriceSlot]] = {}
+            for tree in trees:
+                departure = _latest_departure(
+                    needs, (s.transaction_id for s in sessions if _site_of(links, s) == tree)
+                )
+                if departure is not None and departure > now:
+                    prices[tree.site.id] = await _prices(conn, tree, now, departure)
+        await self._release_unlinked(set(links))
+        self.cycles += 1
+        by_site: dict[str, list[lm_repo.RunningSession]] = {t.site.id: [] for t in trees}
+        for s in sessions:
+            by_site[links[s.charge_point_id][0].site.id].append(s)
+        for tree in trees:
+            await self._site(
+                tree,
+                by_site[tree.site.id],
+                states,
+                readings,
+                [c for c in caps if c.site_id == tree.site.id],
+                needs,
+                priorities,
+                prices.get(tree.site.id, []),
+                now,
+            )
+        for gone in set(self.pictures) - {t.site.id for t in trees}:
+            del self.pictures[gone]
+        live = set(tx_ids)
+        for tx_id in list(self._sent):
+            if tx_id not in live:
+                del self._sent[tx_id]
+        self.cycle_seconds += time.perf_counter() - started
+
+    async def _site(
+        self,
+        tree: SiteTree,
+        running: Sequence[lm_repo.RunningSession],
+        states: Mapping[str, lm_repo.ChargerState],
+        readings: Mapping[int, lm_repo.LastReading],
+        caps: Sequence[Cap],
+        needs: Mapping[int, ChargingNeed],
+        priorities: Mapping[int, int],
+        prices: Sequence[PriceSlot],
+        now: datetime,
+    ) -> None:
+        settings = self.settings
+        site = tree.site
+        links = {link.charge_point_id: link for link in tree.links}
+        limit_a = site.limit_a
+        active_caps = [c for c in caps if c.active(now)]
+        for cap in active_caps:
+            limit_a = min(limit_a, cap.limit_w / (site.phases * site.voltage_v))
+        limit_a = max(0.0, math.floor(limit_a * 10) / 10)
+        nodes = [SiteNode(ROOT, None, limit_a, site.phase_indexes)]
+        for c in tree.circuits:
+            nodes.append(
+                SiteNode(
+                    c.name,
+                    c.parent if c.parent is not None else ROOT,
+                    effective_a(c.max_current_a, c.max_power_w, c.phases, site.voltage_v),
+                    c.phase_indexes,
+                )
+            )
+        limits = {n.id: n.limit_a for n in nodes}
+        sessions = [
+            self._session(tree, links[r.charge_point_id], r, readings, needs, priorities, limits)
+            for r in running
+        ]
+        waiting: dict[int, str] = {}
+        for s in sessions:
+            need = needs.get(s.transaction_id)
+            if (
+                s.managed
+                and need is not None
+                and prices
+                and not self._charges_now(tree, s, need, running, readings, prices, now)
+            ):
+                waiting[s.transaction_id] = "price"
+        demands: list[Demand] = []
+        for s in sessions:
+            if s.transaction_id in waiting:
+                continue
+            demands.append(
+                Demand(
+                    s.transaction_id,
+                    s.node,
+                    s.phases,
+                    s.max_a,
+                    priority=s.priority,
+                    measured_a=s.measured_a,
+                    reserved=not s.managed,
+                )
+            )
+        # Unmanaged chargers without a session: their rated current is kept free all the
+        # same (they may start any time, at full power).
+        busy = {s.charge_point_id for s in sessions}
+        for n, link in enumerate(sorted(tree.links, key=lambda k: k.charge_point_id)):
+            if not link.managed and link.charge_point_id not in busy:
+                node = tree.node_of(link)
+                phases = (link.phase,) if link.phase is not None else tree.node_phases(node)
+                max_a = link.max_current_a if link.max_current_a is not None else limits[node]
+                demands.append(Demand(-(n + 1), node, phases, max_a, reserved=True))
+        allocation = allocate(
+            nodes,
+            demands,
+            now=now.timestamp(),
+            previous=self._states.get(site.id),
+            min_a=settings.min_current,
+            rotate_after_s=settings.rotate_after,
+            lend_margin_a=LEND_MARGIN_A,
+            lend_after_s=settings.settle,
+        )
+        self._states[site.id] = allocation.state
+        targets: dict[int, float] = {}
+        reasons: dict[int, str] = {}
+        for s in sessions:
+            tx = s.transaction_id
+            if tx in waiting:
+                targets[tx], reasons[tx] = 0.0, waiting[tx]
+            elif not s.managed:
+                targets[tx], reasons[tx] = allocation.grants.get(tx, s.max_a), "unmanaged"
+            else:
+                targets[tx] = allocation.grants.get(tx, 0.0)
+                if tx in allocation.paused:
+                    reasons[tx] = "rotation"
+                elif active_caps:
+                    reasons[tx] = "cap"
+                else:
+                    reasons[tx] = "share"
+        await self._enforce(tree, sessions, targets, reasons, states, limits, now)
+        shares = tuple(
+            Share(
+                s.transaction_id,
+                site.id,
+                s.node,
+                s.charge_point_id,
+                s.evse_id,
+                s.phases,
+                targets[s.transaction_id],
+                targets[s.transaction_id] == 0.0,
+                s.measured_a,
+                reasons[s.transaction_id],
+                self._accepted(s),
+                self._profile_of(s),
+            )
+            for s in sessions
+        )
+        load = allocation.load.get(ROOT, (0.0, 0.0, 0.0))
+        self.pictures[site.id] = SitePicture(site.id, limit_a, load, shares, bool(active_caps))
+        if self._stored.get(site.id) != shares:
+
+            async def store(w: WriteTx) -> None:
+                await site_repo.save_shares(await w.connection(), site.id, shares, now)
+
+            await self._db.write(store)
+            self._stored[site.id] = shares
+
+    def _session(
+        self,
+        tree: SiteTree,
+        link: Link,
+        running: lm_repo.RunningSession,
+        readings: Mapping[int, lm_repo.LastReading],
+        needs: Mapping[int, ChargingNeed],
+        priorities: Mapping[int, int],
+        limits: Mapping[str, float],
+    ) -> _Session:
+        """A running session: where it draws, how much it may, what it draws now."""
+        tx = running.transaction_id
+        node = tree.node_of(link)
+        phases = (link.phase,) if link.phase is not None else tree.node_phases(node)
+        reading = readings.get(tx)
+        sent = self._sent.get(tx)
+        measured: float | None = None
+        if reading is not None:
+            on = [i for i, c in enumerate(reading.currents) if c is not None]
+            if len(phases) == 3 and len(on) == 3:
+                busy = [i for i in on if (reading.currents[i] or 0.0) > ONE_PHASE_A]
+                idle = [i for i in on if (reading.currents[i] or 0.0) < IDLE_PHASE_A]
+                if len(busy) == 1 and len(idle) == 2:
+                    phases = (busy[0],)  # an EV that charges on one phase
+            settled = sent is not None and (
+                reading.timestamp >= sent.at + timedelta(seconds=self.settings.settle)
+            )
+            if settled:
+                values = [c for c in reading.currents if c is not None]
+                if values:
+                    measured = max(values)
+                elif reading.power_w is not None:
+                    measured = reading.power_w / (len(phases) * tree.site.voltage_v)
+        max_a = link.max_current_a if link.max_current_a is not None else limits[node]
+        need = needs.get(tx)
+        priority = need.priority if need is not None and need.priority is not None else None
+        if priority is None:
+            priority = priorities.get(tx, 0)
+        return _Session(
+            tx,
+            running.charge_point_id,
+            running.evse_id,
+            node,
+            phases,
+            max_a,
+            priority,
+            measured,
+            link.managed,
+        )
+
+    def _charges_now(
+        self,
+        tree: SiteTree,
+        s: _Session,
+        need: ChargingNeed,
+        running: Sequence[lm_repo.RunningSession],
+        readings: Mapping[int, lm_repo.LastReading],
+        prices: Sequence[PriceSlot],
+        now: datetime,
+    ) -> bool:
+        """Whether a session with a departure and an energy need charges now: in the
+        cheapest slots before its departure that give it what it still needs."""
+        if need.departure_at is None or need.energy_wh is None or need.departure_at <= now:
+            return True
+        start = next((r for r in running if r.transaction_id == s.transaction_id), None)
+        reading = readings.get(s.transaction_id)
+        delivered = 0.0
+        if start is not None and reading is not None and reading.energy_wh is not None:
+            delivered = max(0.0, reading.energy_wh - (start.meter_start_wh or 0))
+        remaining = need.energy_wh - delivered
+        if remaining <= 0:
+            return False
+        rate_w = s.max_a * len(s.phases) * tree.site.voltage_v
+        windows = plan_windows(
+            now=now,
+            departure=need.departure_at,
+            need_wh=remaining,
+            rate_w=rate_w,
+            slots=prices,
+        )
+        if charging_at(windows, now):
+            return True
+        change = next_change(windows, now)
+        if change is not None and change - now < timedelta(seconds=self.settings.poll_interval):
+            self.poke()
+        return False
+
+    # --- telling the chargers ---------------------------------------------------------
+
+    def _accepted(self, s: _Session) -> float | None:
+        charger = self._chargers.get(s.charge_point_id)
+        if charger is not None and charger.mode is ProfileMode.MAX:
+            return None if charger.max_sent is None else charger.max_sent.limit_a
+        sent = self._sent.get(s.transaction_id)
+        return None if sent is None else sent.limit_a
+
+    def _profile_of(self, s: _Session) -> int | None:
+        sent = self._sent.get(s.transaction_id)
+        return None if sent is None else sent.profile_id
+
+    def _charger(self, link: Link) -> _Charger:
+        charger = self._chargers.get(link.charge_point_id)
+        if charger is None:
+            mode = ProfileMode.MAX if link.profile_mode is ProfileMode.MAX else ProfileMode.TX
+            charger = self._chargers[link.charge_point_id] = _Charger(mode)
+        return charger
+
+    async def _enforce(
+        self,
+        tree: SiteTree,
+        sessions: Sequence[_Session],
+        targets: Mapping[int, float],
+        reasons: Mapping[int, str],
+        states: Mapping[str, lm_repo.ChargerState],
+        limits: Mapping[str, float],
+        now: datetime,
+    ) -> None:
+        """Send what changed: decreases first, then (once they are in) increases."""
+        links = {link.charge_point_id: link for link in tree.links}
+        lower: list[Callable[[], Any]] = []
+        higher: list[Callable[[], Any]] = []
+        defaults = _safe_shares(tree, limits, states, self.settings.min_current)
+        for cp_id, link in links.items():
+            state = states.get(cp_id)
+            if not link.managed or state is None or not state.connected:
+                continue
+            charger = self._charger(link)
+            mine = [s for s in sessions if s.charge_point_id == cp_id]
+            if charger.mode is ProfileMode.MAX:
+                total = sum(targets[s.transaction_id] for s in mine) if mine else defaults[cp_id]
+                total = math.floor(total * 10) / 10
+                sent = charger.max_sent
+                if sent is None or _differs(sent.limit_a, total):
+                    job = _bind(self._send_max, link, total, now)
+                    (lower if sent is not None and total < sent.limit_a else higher).append(job)
+                continue
+            safe, told = defaults[cp_id], charger.default_a
+            if charger.default_boot != state.last_boot_at or told is None or _differs(told, safe):
+                job = _bind(self._send_default, link, safe, state, now)
+                (lower if told is not None and safe < told else higher).append(job)
+            for s in mine:
+                target = targets[s.transaction_id]
+                sent_tx = self._sent.get(s.transaction_id)
+                if sent_tx is None or _differs(sent_tx.limit_a, target):
+                    if sent_tx is None or sent_tx.limit_a != target:
+                        log.info(
+                            "load_share_changed",
+                            charge_point_id=cp_id,
+                            transaction_id=s.transaction_id,
+                            site=tree.site.id,
+                            from_a=None if sent_tx is None else sent_tx.limit_a,
+                            to_a=target,
+                            reason=reasons[s.transaction_id],
+                        )
+                    job = _bind(self._send_tx, link, s, target, now)
+                    lowering = sent_tx is None or target < sent_tx.limit_a
+                    (lower if lowering else higher).append(job)
+        for batch in (lower, higher):
+            if batch:
+                await asyncio.gather(*(job() for job in batch))
+
+    async def _send_tx(self, link: Link, s: _Session, limit: float, now: datetime) -> None:
+        request = ProfileSetRequest(
+            evse=s.evse_id,
+            unit="A",
+            limit=limit,
+            purpose=ProfilePurpose.TX,
+            stack=self.settings.stack_level,
+            transaction=s.transaction_id,
+        )
+        result = await self._execute(link, request, "tx")
+        if result is not None:
+            self._sent[s.transaction_id] = _Sent(limit, self._clock(), result)
+
+    async def _send_default(
+        self, link: Link, limit: float, state: lm_repo.ChargerState, now: datetime
+    ) -> None:
+        request = ProfileSetRequest(
+            evse=0,
+            unit="A",
+            limit=limit,
+            purpose=ProfilePurpose.TX_DEFAULT,
+            stack=self.settings.stack_level,
+        )
+        if await self._execute(link, request, "default") is not None:
+            charger = self._charger(link)
+            charger.default_boot = state.last_boot_at
+            charger.default_a = limit
+            log.info(
+                "load_default_profile_set",
+                charge_point_id=link.charge_point_id,
+                site=link.site_id,
+                limit_a=limit,
+            )
+
+    async def _send_max(self, link: Link, limit: float, now: datetime) -> None:
+        request = ProfileSetRequest(
+            evse=0,
+            unit="A",
+            limit=limit,
+            purpose=ProfilePurpose.CHARGER_MAX,
+            stack=self.settings.stack_level,
+        )
+        result = await self._execute(link, request, "max")
+        if result is not None:
+            self._charger(link).max_sent = _Sent(limit, self._clock(), result)
+
+    async def _execute(self, link: Link, request: ProfileSetRequest, kind: str) -> int | None:
+        """Send one profile; the profile id when the charger accepted it, else None (a
+        refusal counts towards leaving the charger unmanaged)."""
+        cp_id = link.charge_point_id
+        result = await self._commands.execute(
+            cp_id, request, LOAD_MANAGER, timeout=self.settings.command_timeout
+        )
+        outcome = result.outcome.value
+        self.profiles[outcome] = self.profiles.get(outcome, 0) + 1
+        charger = self._charger(link)
+        if result.outcome is Outcome.ACCEPTED:
+            charger.refusals = 0
+            profile_id = result.data.get("profile_id")
+            if isinstance(profile_id, int):
+                charger.profile_ids.add(profile_id)
+                return profile_id
+            return 0
+        if result.outcome not in (Outcome.REJECTED, Outcome.CALL_ERROR):
+            # Not connected, no answer in time, a session that just ended: try again at
+            # the next look; that is not the charger refusing.
+            log.info(
+                "load_profile_not_sent",
+                charge_point_id=cp_id,
+                kind=kind,
+                outcome=outcome,
+                reason=result.message,
+            )
+            return None
+        charger.refusals += 1
+        log.warning(
+            "load_profile_refused",
+            charge_point_id=cp_id,
+            kind=kind,
+            outcome=outcome,
+            status=result.status,
+            refusals=charger.refusals,
+        )
+        if charger.refusals < self.settings.attempts:
+            return None
+        if charger.mode is ProfileMode.TX and link.profile_mode is ProfileMode.AUTO:
+            # TxProfiles refused: a station maximum may do (a charger that supports only
+            # ChargePointMaxProfile / ChargingStationMaxProfile).
+            charger.mode = ProfileMode.MAX
+            charger.refusals = 0
+            log.warning("load_charger_max_only", charge_point_id=cp_id, site=link.site_id)
+            self.poke()
+            return None
+        reason = f"refused {kind} profiles {charger.refusals} times ({result.status or outcome})"
+        await self._unmanage(link, reason)
+        return None
+
+    async def _unmanage(self, link: Link, reason: str) -> None:
+        now = self._clock()
+
+        async def unit(w: WriteTx) -> None:
+            await site_repo.mark_unmanaged(await w.connection(), link.charge_point_id, reason, now)
+
+        await self._db.write(unit)
+        self._chargers.pop(link.charge_point_id, None)
+        self._fingerprint = None  # read the links again: this one is reserved now
+        log.warning(
+            "load_charger_unmanaged",
+            charge_point_id=link.charge_point_id,
+            site=link.site_id,
+            reason=reason,
+        )
+        for hook in self.on_unmanaged:
+            hook(link.charge_point_id, reason)
+        self.poke()
+
+    async def _release_unlinked(self, linked: set[str]) -> None:
+        """A charger no longer linked to a site gets its load manager's profiles cleared:
+        it charges at its own rating again."""
+        gone = self._linked - linked
+        self._linked = linked
+        for cp_id in sorted(gone):
+            self._chargers.pop(cp_id, None)
+            async with self._db.read() as conn:
+                installed = await profile_repo.installed(conn, cp_id)
+            for stored in installed:
+                if stored.profile.stack_level != self.settings.stack_level:
+                    continue
+                request = ProfileClearRequest(profile_id=stored.profile.profile_id)
+                result = await self._commands.execute(
+                    cp_id, request, LOAD_MANAGER, timeout=self.settings.command_timeout
+                )
+                log.info(
+                    "load_profile_cleared",
+                    charge_point_id=cp_id,
+                    profile_id=stored.profile.profile_id,
+                    outcome=result.outcome.value,
+                )
+
+    # --- for /metrics --------------------------------------------------------------
+
+    def unmanaged(self) -> int:
+        return sum(1 for t in self._trees for link in t.links if not link.managed)
+
+
+def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    return lambda: fn(*args)
+
+
+def _differs(sent: float, target: float) -> bool:
+    """Worth telling the charger: a change of at least HYSTERESIS_A, or to or from 0 A."""
+    if (sent == 0.0) != (target == 0.0):
+        return True
+    return abs(sent - target) >= HYSTERESIS_A
+
+
+def _site_of(
+    links: Mapping[str, tuple[SiteTree, Link]], s: lm_repo.RunningSession
+) -> SiteTree | None:
+    found = links.get(s.charge_point_id)
+    return None if found is None else found[0]
+
+
+def _latest_departure(needs: Mapping[int, ChargingNeed], tx_ids: Iterable[int]) -> datetime | None:
+    latest: datetime | None = None
+    for tx in tx_ids:
+        need = needs.get(tx)
+        if need is None or need.departure_at is None or need.energy_wh is None:
+            continue
+        if latest is None or need.departure_at > latest:
+            latest = need.departure_at
+    return latest
+
+
+async def _prices(conn: Any, tree: SiteTree, now: datetime, until: datetime) -> list[PriceSlot]:
+    """The site's imported prices from now to `until`, else its time-of-day prices."""
+    imported = await site_repo.price_slots(conn, tree.site.id, now, until)
+    if imported:
+        return [PriceSlot(start, end, price) for start, end, price in imported]
+    site = tree.site
+    if not site.daily_prices:
+        return []
+    try:
+        zone = ZoneInfo(site.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    schedule = [(_clock_time(at), price) for at, price in site.daily_prices]
+    return daily_slots(schedule, zone, now - timedelta(hours=1), until + timedelta(hours=1))
+
+
+def _clock_time(text: str) -> day_time:
+    return day_time.fromisoformat(text)
+
+
+def _safe_shares(
+    tree: SiteTree,
+    limits: Mapping[str, float],
+    states: Mapping[str, lm_repo.ChargerState],
+    min_current: float,
+) -> dict[str, float]:
+    """Each managed charger's TxDefaultProfile: per EVSE, the least of every node above it
+    shared equally among the EVSEs of the managed chargers below that node (after the
+    unmanaged ones' reserve), at most its rating; 0 A when that is below the minimum (a
+    session then waits for its own share, sent within seconds of its start)."""
+    parents: dict[str, str | None] = {ROOT: None}
+    for c in tree.circuits:
+        parents[c.name] = c.parent if c.parent is not None else ROOT
+    evses: dict[str, int] = {}
+    reserved: dict[str, float] = {}
+    for link in tree.links:
+        node: str | None = tree.node_of(link)
+        count = states[link.charge_point_id].evses if link.charge_point_id in states else 1
+        rating = (
+            link.max_current_a if link.max_current_a is not None else limits[tree.node_of(link)]
+        )
+        while node is not None:
+            if link.managed:
+                evses[node] = evses.get(node, 0) + count
+            else:
+                reserved[node] = reserved.get(node, 0.0) + rating
+            node = parents.get(node)
+    shares: dict[str, float] = {}
+    for link in tree.links:
+        node = tree.node_of(link)
+        share = link.max_current_a if link.max_current_a is not None else limits[node]
+        walk: str | None = node
+        while walk is not None:
+            free = max(0.0, limits[walk] - reserved.get(walk, 0.0))
+            share = min(share, free / max(1, evses.get(walk, 1)))
+            walk = parents.get(walk)
+        share = math.floor(share * 10) / 10
+        shares[link.charge_point_id] = share if share >= min_current else 0.0
+    return shares
+
+
+def metric_families(manager: LoadManager) -> list[Family]:
+    """The load manager's figures for /metrics (csms.metrics.Metrics.families)."""
+    pictures = sorted(manager.pictures.values(), key=lambda p: p.site_id)
+    return [
+        (
+            "csms_load_cycles_total",
+            "counter",
+            "Looks of the load manager at the sites and their sessions.",
+            [("", manager.cycles)],
+        ),
+        (
+            "csms_load_profiles_total",
+            "counter",
+            "Charging profiles the load manager sent, by outcome.",
+            [(labels(outcome=o), n) for o, n in sorted(manager.profiles.items())],
+        ),
+        (
+            "csms_load_unmanaged_chargers",
+            "gauge",
+            "Chargers linked to a site that refused the load manager's profiles: their "
+            "rated current is reserved from the site's budget (csms sites show says why).",
+            [("", manager.unmanaged())],
+        ),
+        (
+            "csms_load_site_limit_amperes",
+            "gauge",
+            "The current per phase a site may draw now (its limit, lowered by active caps).",
+            [(labels(site=p.site_id), p.limit_a) for p in pictures],
+        ),
+        (
+            "csms_load_site_allocated_amperes",
+            "gauge",
+            "The current per phase the load manager gave the sessions of a site.",
+            [
+                (labels(site=p.site_id, phase=name), amps)
+                for p in pictures
+                for name, amps in zip(("L1", "L2", "L3"), p.load, strict=True)
+            ],
+        ),
+    ]

@@ -1,0 +1,157 @@
+"""What the load manager reads of the chargers linked to sites: whether they are connected
+and when they last booted, their running sessions, and each session's newest meter
+reading (current per phase, power, energy register).
+
+One query each for any number of chargers or sessions; nothing here runs unless a site
+has chargers linked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.transactions import TransactionState
+from csms.storage.models import ChargePointRow, ConnectorRow, MeterValueRow, TransactionRow
+
+_cp = cast(Table, ChargePointRow.__table__)
+_conn = cast(Table, ConnectorRow.__table__)
+_tx = cast(Table, TransactionRow.__table__)
+_mv = cast(Table, MeterValueRow.__table__)
+
+_PHASES = {"L1": 0, "L2": 1, "L3": 2, "L1-N": 0, "L2-N": 1, "L3-N": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerState:
+    charge_point_id: str
+    connected: bool
+    last_boot_at: datetime | None
+    ocpp_version: str | None
+    evses: int  # EVSEs (1.6 connectors) it reported, at least 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunningSession:
+    transaction_id: int
+    charge_point_id: str
+    evse_id: int
+    start_at: datetime
+    meter_start_wh: int | None
+    id_tag_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LastReading:
+    """A session's newest meter reading: current per phase (None: not sampled), active
+    power and the energy register."""
+
+    timestamp: datetime
+    currents: tuple[float | None, float | None, float | None]
+    power_w: float | None
+    energy_wh: float | None
+
+
+async def charger_states(conn: AsyncConnection, cp_ids: Collection[str]) -> dict[str, ChargerState]:
+    if not cp_ids:
+        return {}
+    ids = sorted(cp_ids)
+    evses: dict[str, int] = {}
+    rows = await conn.execute(
+        select(_conn.c.charge_point_id, func.count(func.distinct(_conn.c.evse_id)))
+        .where(_conn.c.charge_point_id.in_(ids), _conn.c.evse_id > 0)
+        .group_by(_conn.c.charge_point_id)
+    )
+    for cp_id, count in rows:
+        evses[cp_id] = int(count)
+    found: dict[str, ChargerState] = {}
+    rows = await conn.execute(
+        select(_cp.c.id, _cp.c.connected, _cp.c.last_boot_at, _cp.c.ocpp_version).where(
+            _cp.c.id.in_(ids)
+        )
+    )
+    for r in rows:
+        found[r.id] = ChargerState(
+            r.id, bool(r.connected), r.last_boot_at, r.ocpp_version, max(1, evses.get(r.id, 1))
+        )
+    return found
+
+
+async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> list[RunningSession]:
+    """The active transactions of the chargers (the (charge_point_id, state) index)."""
+    if not cp_ids:
+        return []
+    rows = await conn.execute(
+        select(
+            _tx.c.id,
+            _tx.c.charge_point_id,
+            _tx.c.evse_id,
+            _tx.c.start_at,
+            _tx.c.meter_start_wh,
+            _tx.c.id_tag_key,
+        )
+        .where(
+            _tx.c.charge_point_id.in_(sorted(cp_ids)),
+            _tx.c.state == TransactionState.ACTIVE.value,
+        )
+        .order_by(_tx.c.id)
+    )
+    return [
+        RunningSession(
+            r.id, r.charge_point_id, r.evse_id, r.start_at, r.meter_start_wh, r.id_tag_key
+        )
+        for r in rows
+    ]
+
+
+async def last_readings(conn: AsyncConnection, tx_ids: Collection[int]) -> dict[int, LastReading]:
+    """Each session's newest reading (the (transaction_id, timestamp) index)."""
+    if not tx_ids:
+        return {}
+    newest = (
+        select(_mv.c.transaction_id, func.max(_mv.c.timestamp).label("at"))
+        .where(_mv.c.transaction_id.in_(sorted(tx_ids)))
+        .group_by(_mv.c.transaction_id)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(_mv.c.transaction_id, _mv.c.timestamp, _mv.c.power_w, _mv.c.energy_wh, _mv.c.samples)
+        .join(
+            newest,
+            and_(_mv.c.transaction_id == newest.c.transaction_id, _mv.c.timestamp == newest.c.at),
+        )
+        .order_by(_mv.c.id)
+    )
+    found: dict[int, LastReading] = {}
+    for r in rows:
+        # Rows of one timestamp (rare: two messages for one moment) merge, the later wins.
+        currents: list[float | None] = [None, None, None]
+        previous = found.get(r.transaction_id)
+        if previous is not None:
+            currents = list(previous.currents)
+        for stored in _samples(r.samples):
+            if stored[0] != "Current.Import" or stored[1] is None:
+                continue
+            phase = _PHASES.get(stored[3] or "")
+            value = float(stored[1])
+            if phase is None:
+                # No phase given: the current of each phase it charges on.
+                currents = [value if c is None else c for c in currents]
+            else:
+                currents[phase] = value
+        found[r.transaction_id] = LastReading(
+            r.timestamp,
+            (currents[0], currents[1], currents[2]),
+            None if r.power_w is None else float(r.power_w),
+            None if r.energy_wh is None else float(r.energy_wh),
+        )
+    return found
+
+
+def _samples(stored: Any) -> list[list[Any]]:
+    return stored if isinstance(stored, list) else []
