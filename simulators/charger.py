@@ -548,13 +548,14 @@ class ChargerBase(abc.ABC):
         even when nobody looked for a while."""
         now = self._clock()
         last = self._last_advance
-        if now > last:
-            for moment in [*self.profiles.moments(last, now), now]:
-                self.station.advance((moment - last).total_seconds())
-                self._cap_connectors(moment)
-                last = moment
-            self._last_advance = now
-        self._cap_connectors(now)
+        if now <= last:
+            self._cap_connectors(now)
+            return
+        for moment in [*self.profiles.moments(last, now), now]:
+            self.station.advance((moment - last).total_seconds())
+            self._cap_connectors(moment)
+            last = moment
+        self._last_advance = now
 
     def _cap_connectors(self, at: datetime) -> None:
         ids = self.station.connector_ids

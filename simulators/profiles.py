@@ -280,6 +280,8 @@ class ChargingProfiles:
         """The cap the profiles put on a connector (0: the station maximum) at `at`: the
         station maximum and the transaction's profile both hold; the station maximum is
         for the whole station, shared equally by the `sharing` connectors that charge."""
+        if not self._by_id:
+            return None
         started = self._transaction_starts.get(connector_id)
         station = self._prevailing(Purpose.STATION_MAX, 0, at, started)
         if connector_id == 0:
@@ -296,6 +298,8 @@ class ChargingProfiles:
     def moments(self, start: datetime, end: datetime) -> list[datetime]:
         """The moments within (start, end) at which any connector's cap may change, in order."""
         found: set[datetime] = set()
+        if not self._by_id:
+            return []
         starts: set[datetime | None] = {None, *self._transaction_starts.values()}
         for profile in self._by_id.values():
             for started in starts:

@@ -156,15 +156,12 @@ class Connector:
     @property
     def phases_used(self) -> int:
         """Phases that carry current: those available, fewer when numberPhases says so."""
-        available = self.phases_available
-        return available if self.cap is None else self.cap.phases_used(available)
+        return _phases_used(self.phases, self.vehicle, self.cap)
 
     @property
     def offered_current_a(self) -> float:
         """The most the station would deliver per phase now: rating capped by the profiles."""
-        if self.cap is None:
-            return float(self.rated_current_a)
-        return min(float(self.rated_current_a), self.cap.amps_on(self.phases_used))
+        return _offered(self.rated_current_a, self.cap, self.phases_used)
 
     @property
     def rated_power_w(self) -> int:
@@ -343,6 +340,8 @@ class Station:
         )
 
     def _advance_one(self, conn: Connector, seconds: float) -> Connector:
+        """`conn` after `seconds`: energy counted at the power drawn so far, then the new
+        draw (built in one go: this runs for every connector at every meter reading)."""
         joules = conn.power_w * seconds + conn.carry_j
         whole_wh = int(joules // JOULES_PER_WH)
         vehicle = conn.vehicle
@@ -352,39 +351,64 @@ class Station:
             vehicle = replace(vehicle, stored_wh=min(stored, float(vehicle.capacity_wh)))
             if vehicle.full and status is ConnectorStatus.CHARGING:
                 status = ConnectorStatus.SUSPENDED_EV
-        moved = replace(
-            conn,
-            meter_wh=conn.meter_wh + whole_wh,
-            carry_j=joules - whole_wh * JOULES_PER_WH,
-            vehicle=vehicle,
+        used = _phases_used(conn.phases, vehicle, conn.cap)
+        offered = _offered(conn.rated_current_a, conn.cap, used)
+        status, capped_off = _capped_status(status, conn.capped_off, offered, vehicle)
+        voltages = self._voltages()
+        amps, power = self._draw(status, vehicle, conn.cap, conn.rated_current_a, used, voltages)
+        return Connector(
+            connector_id=conn.connector_id,
             status=status,
-            voltage_v=self._voltages(),
+            meter_wh=conn.meter_wh + whole_wh,
+            power_w=power,
+            voltage_v=voltages,
+            rated_current_a=conn.rated_current_a,
+            cap=conn.cap,
+            operative=conn.operative,
+            vehicle=vehicle,
+            carry_j=joules - whole_wh * JOULES_PER_WH,
+            phases=conn.phases,
+            current_a=amps,
+            capped_off=capped_off,
         )
-        return self._drawing(_follow_cap(moved))
 
     def _drawing(self, conn: Connector) -> Connector:
         """`conn` with the current and power its vehicle draws now."""
-        amps = self._draw_current(conn)
-        used = conn.phases_used
-        power = sum(amps * volts for volts in conn.voltage_v[:used])
-        if conn.cap is not None and conn.cap.watts is not None and power > conn.cap.watts:
-            amps *= conn.cap.watts / power  # a cap in W holds at the real voltages too
-            power = conn.cap.watts
-        return replace(conn, current_a=amps, power_w=max(0, round(power)))
+        amps, power = self._draw(
+            conn.status,
+            conn.vehicle,
+            conn.cap,
+            conn.rated_current_a,
+            conn.phases_used,
+            conn.voltage_v,
+        )
+        return replace(conn, current_a=amps, power_w=power)
 
-    def _draw_current(self, conn: Connector) -> float:
-        """Current per phase the vehicle draws now: onboard charger and rating, tapered
-        near full, capped by the profiles, a little under what it may take."""
-        vehicle = conn.vehicle
-        if conn.status is not ConnectorStatus.CHARGING or vehicle is None or vehicle.full:
-            return 0.0
-        current = float(min(conn.rated_current_a, vehicle.max_current_a))
+    def _draw(
+        self,
+        status: ConnectorStatus,
+        vehicle: Vehicle | None,
+        cap: Cap | None,
+        rated_a: int,
+        used: int,
+        voltages: tuple[float, float, float],
+    ) -> tuple[float, int]:
+        """Current per phase and power the vehicle draws now: onboard charger and rating,
+        tapered near full, capped by the profiles, a little under what it may take."""
+        if status is not ConnectorStatus.CHARGING or vehicle is None or vehicle.full:
+            return 0.0, 0
+        amps = float(min(rated_a, vehicle.max_current_a))
         soc = vehicle.soc_percent
         if soc > TAPER_FROM_SOC:
-            current *= max(0.2, 1.0 - 0.8 * (soc - TAPER_FROM_SOC) / (100.0 - TAPER_FROM_SOC))
-        if conn.cap is not None:
-            current = min(current, conn.cap.amps_on(conn.phases_used))
-        return current * self._rng.uniform(*DRAW_NOISE)
+            amps *= max(0.2, 1.0 - 0.8 * (soc - TAPER_FROM_SOC) / (100.0 - TAPER_FROM_SOC))
+        if cap is not None:
+            amps = min(amps, cap.amps_on(used))
+        amps *= self._rng.uniform(*DRAW_NOISE)
+        power = sum(amps * volts for volts in voltages[:used])
+        if cap is not None and cap.watts is not None and power > cap.watts:
+            amps *= cap.watts / power  # a cap in W holds at the real voltages too
+            power = cap.watts
+        return amps, max(0, round(power))
 
     def _plug_in(self) -> Vehicle:
         ev = self._ev
@@ -407,11 +431,29 @@ class Station:
 
 def _follow_cap(conn: Connector) -> Connector:
     """Charging pauses (SuspendedEVSE) while the cap is 0 A and resumes when it rises."""
-    offered = conn.offered_current_a
-    if conn.status is ConnectorStatus.CHARGING and offered <= 0:
-        return replace(conn, status=ConnectorStatus.SUSPENDED_EVSE, capped_off=True)
-    if conn.capped_off and conn.status is ConnectorStatus.SUSPENDED_EVSE and offered > 0:
-        full = conn.vehicle is not None and conn.vehicle.full
-        status = ConnectorStatus.SUSPENDED_EV if full else ConnectorStatus.CHARGING
-        return replace(conn, status=status, capped_off=False)
-    return conn
+    status, capped_off = _capped_status(
+        conn.status, conn.capped_off, conn.offered_current_a, conn.vehicle
+    )
+    if status is conn.status and capped_off == conn.capped_off:
+        return conn
+    return replace(conn, status=status, capped_off=capped_off)
+
+
+def _capped_status(
+    status: ConnectorStatus, capped_off: bool, offered_a: float, vehicle: Vehicle | None
+) -> tuple[ConnectorStatus, bool]:
+    if status is ConnectorStatus.CHARGING and offered_a <= 0:
+        return ConnectorStatus.SUSPENDED_EVSE, True
+    if capped_off and status is ConnectorStatus.SUSPENDED_EVSE and offered_a > 0:
+        full = vehicle is not None and vehicle.full
+        return (ConnectorStatus.SUSPENDED_EV if full else ConnectorStatus.CHARGING), False
+    return status, capped_off
+
+
+def _phases_used(phases: int, vehicle: Vehicle | None, cap: Cap | None) -> int:
+    available = phases if vehicle is None else min(phases, vehicle.phases)
+    return available if cap is None else cap.phases_used(available)
+
+
+def _offered(rated_a: int, cap: Cap | None, used: int) -> float:
+    return float(rated_a) if cap is None else min(float(rated_a), cap.amps_on(used))

@@ -157,13 +157,52 @@ async def test_profiles_cap_the_current_the_csms_sees(
             and s.value is not None
         ]
         assert energy and max(energy) - min(energy) <= 1  # nothing flows (Wh carried over)
-        if version == "1.6":  # SuspendedEVSE while capped at 0 A, Charging when it rises
 
-            async def suspended() -> bool:
+        # SuspendedEVSE while capped at 0 A: 1.6 says so in StatusNotification, 2.0.1 in the
+        # chargingState of a TransactionEvent
+        async def suspended() -> bool:
+            if version == "1.6":
                 detail = await server.staff.charger(cp_id)
                 return any(c.status.value == "SuspendedEVSE" for c in detail.connectors)
+            events = await server.staff.transaction_events(tx.id)
+            return any(
+                e.trigger_reason == "ChargingStateChanged"
+                and e.payload["transactionInfo"].get("chargingState") == "SuspendedEVSE"
+                for e in events
+            )
 
-            await until(suspended, "SuspendedEVSE")
+        await until(suspended, "SuspendedEVSE")
+
+        # a TxProfile of 16 A in its place: the charger draws again, at most 16 A a phase
+        ok(
+            await remote(
+                server,
+                "profile",
+                "set",
+                cp_id,
+                "--evse",
+                "1",
+                "--limit",
+                "16",
+                "--unit",
+                "A",
+                "--purpose",
+                "TxProfile",
+            )
+        )
+        resumed = datetime.now(UTC)
+        seen = []
+        await until(lambda: capped_at(resumed, 16, checked=seen), "meter values at 16 A")
+        values = seen[-1]
+        currents = [values[("Current.Import", phase)] for phase in ("L1", "L2", "L3")]
+        assert all(15 <= amps <= 16 for amps in currents), values
+        if version == "1.6":
+
+            async def charging() -> bool:
+                detail = await server.staff.charger(cp_id)
+                return any(c.status.value == "Charging" for c in detail.connectors)
+
+            await until(charging, "Charging again")
         ok(await remote(server, "stop", cp_id, "--transaction", str(tx.id)))
 
 
@@ -181,3 +220,34 @@ async def test_a_charger_that_takes_no_profiles_rejects_the_command(
         body = ran.json()
         assert body["outcome"] == "rejected" and body["status"] == "Rejected", body
         assert len(cp.profiles) == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_single_phase_ev_turns_a_cap_in_watts_into_current_on_l1(
+    start_server: StartServer, version: str
+) -> None:
+    server = await start_server()
+    await server.staff.add_token(Token("CARD1", TokenStatus.ACCEPTED))
+    cp_id = f"ONEPHASE-{version}"
+    async with running(server, cp_id, version, ev_phases=1, ev_max_current_a=32):
+        limit = ["--evse", "1", "--limit", "2300", "--unit", "W"]  # 10 A on one phase
+        ok(await remote(server, "profile", "set", cp_id, *limit))
+        ok(await remote(server, "start", cp_id, "--tag", "CARD1", "--evse", "1"))
+
+        async def transaction() -> Any:
+            active = await server.staff.transactions(active_only=True, cp_id=cp_id)
+            return active[0] if active else None
+
+        tx = await until(transaction, "the remote-started transaction")
+        began = datetime.now(UTC)
+
+        async def metered() -> dict[tuple[str, str | None], float]:
+            values = latest((await server.staff.transaction(tx.id)).samples, began)
+            return values if values.get(("Power.Active.Import", None)) else {}
+
+        values = await until(metered, "meter values while charging")
+        assert 9.5 <= values[("Current.Import", "L1")] <= 10, values
+        assert values[("Current.Import", "L2")] == values[("Current.Import", "L3")] == 0
+        assert values[("Current.Offered", None)] == 10
+        assert values[("Power.Active.Import", None)] <= 2300
+        ok(await remote(server, "stop", cp_id, "--transaction", str(tx.id)))
