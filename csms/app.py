@@ -321,6 +321,7 @@ class CsmsApp:
                 self.charging.stations.on_status,
             ):
                 hooks.append(self.load.poke)
+            self.charging.transactions.on_readings.append(self.load.readings)
             self.metrics.families.append(functools.partial(metric_families, self.load))
             v201.load = self.load
             load = self.load

@@ -29,7 +29,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as day_time
 from typing import Any
@@ -40,8 +40,15 @@ import structlog
 from csms.config import SmartChargingConfig
 from csms.core.allocation import AllocationState, Demand, SiteNode, allocate
 from csms.core.clock import Clock
-from csms.core.command_requests import ProfileClearRequest, ProfileSetRequest
-from csms.core.commands import Outcome, ProfilePurpose
+from csms.core.command_requests import ProfileSetRequest
+from csms.core.commands import (
+    ChargingProfile,
+    ClearChargingProfile,
+    Outcome,
+    ProfilePurpose,
+    SetChargingProfile,
+)
+from csms.core.metering import Sample
 from csms.core.price_plan import PriceSlot, charging_at, daily_slots, next_change, plan_windows
 from csms.core.sites import (
     ROOT,
@@ -56,7 +63,6 @@ from csms.core.sites import (
 from csms.metrics import Family, labels
 from csms.services.commands import CommandService
 from csms.services.commands.base import Requester
-from csms.storage import charging_profiles as profile_repo
 from csms.storage import load_management as lm_repo
 from csms.storage import sites as site_repo
 from csms.storage import transactions as tx_repo
@@ -66,8 +72,10 @@ log = structlog.get_logger("csms.load")
 
 LOAD_MANAGER = Requester("csms", "load-manager")
 
-# Changes smaller than this are not worth a message to the charger.
+# Changes smaller than these are not worth a message to the charger (see _differs).
 HYSTERESIS_A = 0.5
+RAISE_MIN_A = 1.0
+RAISE_MIN_SHARE = 0.1
 # Current an EV leaves unused, kept for it above what it draws before the rest is lent.
 LEND_MARGIN_A = 2.0
 # A phase whose current is below this while another one's is above ONE_PHASE_A is unused:
@@ -108,6 +116,8 @@ class _Sent:
     limit_a: float
     at: datetime
     profile_id: int | None = None
+    # Not sent: the session charges at its charger's TxDefaultProfile (this charger's).
+    by_default: str | None = None
 
 
 @dataclass(slots=True)
@@ -121,7 +131,6 @@ class _Charger:
     default_boot: datetime | None = None
     default_a: float | None = None
     max_sent: _Sent | None = None
-    profile_ids: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,8 @@ class _Session:
     priority: int
     measured_a: float | None
     managed: bool
+    # The transaction's id on the wire (2.0.1 transactionId; 1.6: ours).
+    wire_transaction_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +184,13 @@ class LoadManager:
         self._states: dict[str, AllocationState] = {}
         self._sent: dict[int, _Sent] = {}
         self._chargers: dict[str, _Charger] = {}
-        self._stored: dict[str, tuple[Share, ...]] = {}
+        # What is stored of each site's shares, by transaction.
+        self._stored: dict[str, dict[int, Share]] = {}
+        self._stored_at: dict[str, datetime] = {}
         self._linked: set[str] = set()
+        self._evses: dict[str, int] = {}
+        # The newest reading of each running session received here.
+        self._live: dict[int, lm_repo.LastReading] = {}
         self.pictures: dict[str, SitePicture] = {}
         # Counters for /metrics.
         self.cycles = 0
@@ -184,6 +200,16 @@ class LoadManager:
         self.on_unmanaged: list[Callable[[str, str], None]] = []
 
     # --- running --------------------------------------------------------------------
+
+    def readings(self, tx_id: int, samples: Sequence[Sample]) -> None:
+        """A session's new readings (as they are stored): what it draws now."""
+        if not self._linked:
+            return  # no charger on a site: nothing to follow
+        reading = lm_repo.reading_of(samples)
+        if reading is not None:
+            before = self._live.get(tx_id)
+            if before is None or before.timestamp <= reading.timestamp:
+                self._live[tx_id] = reading
 
     def poke(self) -> None:
         """Something changed (a start, a stop, a status): look again now."""
@@ -203,7 +229,12 @@ class LoadManager:
             self._fingerprint = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        # At most one look a second (less when polling faster): the starts and stops of a
+        # busy site are taken together, well within the 2 s a change may take.
+        spacing = min(1.0, self.settings.poll_interval)
         while True:
+            started = loop.time()
             try:
                 await self.cycle()
             except DatabaseClosed:
@@ -212,6 +243,9 @@ class LoadManager:
                 log.exception("load_cycle_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            rest = started + spacing - loop.time()
+            if rest > 0:
+                await asyncio.sleep(rest)
             self._wake.clear()
 
     async def ev_needs(
@@ -262,21 +296,34 @@ class LoadManager:
             links = {link.charge_point_id: (t, link) for t in trees for link in t.links}
             if not links and not self._linked:
                 return
-            states = await lm_repo.charger_states(conn, links)
+            if full or not links.keys() <= self._evses.keys():
+                self._evses.update(await lm_repo.evse_counts(conn, links))
+            states = await lm_repo.charger_states(conn, links, self._evses)
             sessions = await lm_repo.running_sessions(conn, links)
             tx_ids = [s.transaction_id for s in sessions]
-            readings = await lm_repo.last_readings(conn, tx_ids)
+            # Readings this process received as they came; the others' (a charger on
+            # another node, a session older than this process) from the database.
+            readings = {tx: self._live[tx] for tx in tx_ids if tx in self._live}
+            missing = [tx for tx in tx_ids if tx not in readings]
+            readings.update(await lm_repo.last_readings(conn, missing))
             caps = await site_repo.caps(conn, now)
             needs = await site_repo.needs(conn, tx_ids)
             priorities = await site_repo.token_priorities(conn, tx_ids)
             prices: dict[str, list[PriceSlot]] = {}
-            for tree in trees:
-                departure = _latest_departure(
-                    needs, (s.transaction_id for s in sessions if _site_of(links, s) == tree)
-                )
-                if departure is not None and departure > now:
-                    prices[tree.site.id] = await _prices(conn, tree, now, departure)
-        await self._release_unlinked(set(links))
+            if needs:
+                for tree in trees:
+                    site_id = tree.site.id
+                    departure = _latest_departure(
+                        needs,
+                        (
+                            s.transaction_id
+                            for s in sessions
+                            if links[s.charge_point_id][0].site.id == site_id
+                        ),
+                    )
+                    if departure is not None and departure > now:
+                        prices[site_id] = await _prices(conn, tree, now, departure)
+        await self._release_unlinked(set(links), self._evses)
         self.cycles += 1
         by_site: dict[str, list[lm_repo.RunningSession]] = {t.site.id: [] for t in trees}
         for s in sessions:
@@ -296,9 +343,9 @@ class LoadManager:
         for gone in set(self.pictures) - {t.site.id for t in trees}:
             del self.pictures[gone]
         live = set(tx_ids)
-        for tx_id in list(self._sent):
-            if tx_id not in live:
-                del self._sent[tx_id]
+        for kept in (self._sent, self._live):
+            for tx_id in [tx for tx in kept if tx not in live]:
+                del kept[tx_id]
         self.cycle_seconds += time.perf_counter() - started
 
     async def _site(
@@ -417,13 +464,34 @@ class LoadManager:
         )
         load = allocation.load.get(ROOT, (0.0, 0.0, 0.0))
         self.pictures[site.id] = SitePicture(site.id, limit_a, load, shares, bool(active_caps))
-        if self._stored.get(site.id) != shares:
+        await self._store(site.id, shares, now)
 
-            async def store(w: WriteTx) -> None:
-                await site_repo.save_shares(await w.connection(), site.id, shares, now)
+    async def _store(self, site_id: str, shares: Sequence[Share], now: datetime) -> None:
+        """Write the shares that changed (a measured current only when it moved by 1 A or
+        more: readings come every few seconds) and drop those of ended sessions."""
+        stored = self._stored.setdefault(site_id, {})
+        # At most once per poll: a busy site's shares change at every look.
+        last = self._stored_at.get(site_id)
+        if last is not None and now - last < timedelta(seconds=self.settings.poll_interval):
+            return
+        changed: list[Share] = []
+        for share in shares:
+            before = stored.get(share.transaction_id)
+            if before is None or _share_changed(before, share):
+                changed.append(share)
+        gone = set(stored) - {s.transaction_id for s in shares}
+        if not changed and not gone:
+            return
 
-            await self._db.write(store)
-            self._stored[site.id] = shares
+        async def store(w: WriteTx) -> None:
+            await site_repo.update_shares(await w.connection(), site_id, changed, gone, now)
+
+        await self._db.write(store)
+        self._stored_at[site_id] = now
+        for tx in gone:
+            del stored[tx]
+        for share in changed:
+            stored[share.transaction_id] = share
 
     def _session(
         self,
@@ -473,6 +541,7 @@ class LoadManager:
             priority,
             measured,
             link.managed,
+            running.ocpp_transaction_id or str(tx),
         )
 
     def _charges_now(
@@ -547,12 +616,15 @@ class LoadManager:
         lower: list[Callable[[], Any]] = []
         higher: list[Callable[[], Any]] = []
         defaults = _safe_shares(tree, limits, states, self.settings.min_current)
+        by_charger: dict[str, list[_Session]] = {}
+        for s in sessions:
+            by_charger.setdefault(s.charge_point_id, []).append(s)
         for cp_id, link in links.items():
             state = states.get(cp_id)
             if not link.managed or state is None or not state.connected:
                 continue
             charger = self._charger(link)
-            mine = [s for s in sessions if s.charge_point_id == cp_id]
+            mine = by_charger.get(cp_id, [])
             if charger.mode is ProfileMode.MAX:
                 total = sum(targets[s.transaction_id] for s in mine) if mine else defaults[cp_id]
                 total = math.floor(total * 10) / 10
@@ -568,6 +640,11 @@ class LoadManager:
             for s in mine:
                 target = targets[s.transaction_id]
                 sent_tx = self._sent.get(s.transaction_id)
+                if sent_tx is None and told is not None and target == told:
+                    # A new session whose share is the charger's default: it charges at
+                    # that already, no TxProfile needed until the share moves.
+                    self._sent[s.transaction_id] = _Sent(target, now, by_default=cp_id)
+                    continue
                 if sent_tx is None or _differs(sent_tx.limit_a, target):
                     if sent_tx is None or sent_tx.limit_a != target:
                         log.info(
@@ -593,9 +670,10 @@ class LoadManager:
             limit=limit,
             purpose=ProfilePurpose.TX,
             stack=self.settings.stack_level,
+            relative=True,
             transaction=s.transaction_id,
         )
-        result = await self._execute(link, request, "tx")
+        result = await self._send(link, request, "tx", s.wire_transaction_id)
         if result is not None:
             self._sent[s.transaction_id] = _Sent(limit, self._clock(), result)
 
@@ -608,8 +686,14 @@ class LoadManager:
             limit=limit,
             purpose=ProfilePurpose.TX_DEFAULT,
             stack=self.settings.stack_level,
+            relative=True,
         )
-        if await self._execute(link, request, "default") is not None:
+        if await self._send(link, request, "default") is not None:
+            # Sessions that charged at the old default charge at the new one now: they
+            # get a TxProfile of their own at the next look.
+            for tx, sent in list(self._sent.items()):
+                if sent.by_default == link.charge_point_id:
+                    del self._sent[tx]
             charger = self._charger(link)
             charger.default_boot = state.last_boot_at
             charger.default_a = limit
@@ -627,37 +711,62 @@ class LoadManager:
             limit=limit,
             purpose=ProfilePurpose.CHARGER_MAX,
             stack=self.settings.stack_level,
+            # From a minute ago: a charger whose clock is a little behind takes it at once.
+            start=now - timedelta(minutes=1),
         )
-        result = await self._execute(link, request, "max")
+        result = await self._send(link, request, "max")
         if result is not None:
             self._charger(link).max_sent = _Sent(limit, self._clock(), result)
 
-    async def _execute(self, link: Link, request: ProfileSetRequest, kind: str) -> int | None:
-        """Send one profile; the profile id when the charger accepted it, else None (a
-        refusal counts towards leaving the charger unmanaged)."""
+    async def _send(
+        self,
+        link: Link,
+        request: ProfileSetRequest,
+        kind: str,
+        wire_transaction_id: str | None = None,
+    ) -> int | None:
+        """Send one profile; its id when the charger accepted it, else None (a refusal
+        counts towards leaving the charger unmanaged).
+
+        To a charger held here the profile goes straight to its connection, with an id of
+        the load manager's own for its EVSE and kind (each new share replaces the last on
+        the charger): no audit entry for what changes many times an hour, the shares are
+        stored instead. A charger held by another node gets it as a routed command."""
         cp_id = link.charge_point_id
-        result = await self._commands.execute(
-            cp_id, request, LOAD_MANAGER, timeout=self.settings.command_timeout
-        )
-        outcome = result.outcome.value
-        self.profiles[outcome] = self.profiles.get(outcome, 0) + 1
+        timeout = self.settings.command_timeout
+        if self._commands.holds(cp_id):
+            profile = ChargingProfile(
+                profile_id(request.evse, request.purpose),
+                request.evse,
+                request.purpose,
+                request.stack,
+                request.first_limit,
+                request.unit,
+                request.start or self._clock(),
+                ocpp_transaction_id=wire_transaction_id,
+                relative=request.relative,
+            )
+            outcome, status = await self._commands.tell(cp_id, SetChargingProfile(profile), timeout)
+            sent_id: Any = profile.profile_id
+            message = status or outcome.value
+        else:
+            result = await self._commands.execute(cp_id, request, LOAD_MANAGER, timeout=timeout)
+            outcome, status, message = result.outcome, result.status, result.message
+            sent_id = result.data.get("profile_id")
+        self.profiles[outcome.value] = self.profiles.get(outcome.value, 0) + 1
         charger = self._charger(link)
-        if result.outcome is Outcome.ACCEPTED:
+        if outcome is Outcome.ACCEPTED:
             charger.refusals = 0
-            profile_id = result.data.get("profile_id")
-            if isinstance(profile_id, int):
-                charger.profile_ids.add(profile_id)
-                return profile_id
-            return 0
-        if result.outcome not in (Outcome.REJECTED, Outcome.CALL_ERROR):
+            return sent_id if isinstance(sent_id, int) else 0
+        if outcome not in (Outcome.REJECTED, Outcome.CALL_ERROR):
             # Not connected, no answer in time, a session that just ended: try again at
             # the next look; that is not the charger refusing.
             log.info(
                 "load_profile_not_sent",
                 charge_point_id=cp_id,
                 kind=kind,
-                outcome=outcome,
-                reason=result.message,
+                outcome=outcome.value,
+                reason=message,
             )
             return None
         charger.refusals += 1
@@ -665,8 +774,8 @@ class LoadManager:
             "load_profile_refused",
             charge_point_id=cp_id,
             kind=kind,
-            outcome=outcome,
-            status=result.status,
+            outcome=outcome.value,
+            status=status,
             refusals=charger.refusals,
         )
         if charger.refusals < self.settings.attempts:
@@ -679,7 +788,7 @@ class LoadManager:
             log.warning("load_charger_max_only", charge_point_id=cp_id, site=link.site_id)
             self.poke()
             return None
-        reason = f"refused {kind} profiles {charger.refusals} times ({result.status or outcome})"
+        reason = f"refused {kind} profiles {charger.refusals} times ({status or outcome.value})"
         await self._unmanage(link, reason)
         return None
 
@@ -702,27 +811,28 @@ class LoadManager:
             hook(link.charge_point_id, reason)
         self.poke()
 
-    async def _release_unlinked(self, linked: set[str]) -> None:
-        """A charger no longer linked to a site gets its load manager's profiles cleared:
+    async def _release_unlinked(self, linked: set[str], evses: Mapping[str, int]) -> None:
+        """A charger no longer linked to a site gets the load manager's profiles cleared:
         it charges at its own rating again."""
         gone = self._linked - linked
         self._linked = linked
         for cp_id in sorted(gone):
             self._chargers.pop(cp_id, None)
-            async with self._db.read() as conn:
-                installed = await profile_repo.installed(conn, cp_id)
-            for stored in installed:
-                if stored.profile.stack_level != self.settings.stack_level:
-                    continue
-                request = ProfileClearRequest(profile_id=stored.profile.profile_id)
-                result = await self._commands.execute(
-                    cp_id, request, LOAD_MANAGER, timeout=self.settings.command_timeout
+            ids = [
+                profile_id(0, ProfilePurpose.TX_DEFAULT),
+                profile_id(0, ProfilePurpose.CHARGER_MAX),
+            ]
+            ids += [profile_id(e, ProfilePurpose.TX) for e in range(1, evses.get(cp_id, 1) + 1)]
+            for pid in ids:
+                outcome, status = await self._commands.tell(
+                    cp_id, ClearChargingProfile(pid), self.settings.command_timeout
                 )
                 log.info(
                     "load_profile_cleared",
                     charge_point_id=cp_id,
-                    profile_id=stored.profile.profile_id,
-                    outcome=result.outcome.value,
+                    profile_id=pid,
+                    outcome=outcome.value,
+                    status=status,
                 )
 
     # --- for /metrics --------------------------------------------------------------
@@ -731,22 +841,39 @@ class LoadManager:
         return sum(1 for t in self._trees for link in t.links if not link.managed)
 
 
+# The load manager's profile ids: one per EVSE and purpose, far above the ids of the
+# profiles staff set (rows of charging_profiles), so that each new share replaces the last.
+PROFILE_IDS = 900_000_000
+_PURPOSE_CODES = {ProfilePurpose.TX_DEFAULT: 1, ProfilePurpose.TX: 2, ProfilePurpose.CHARGER_MAX: 3}
+
+
+def profile_id(evse_id: int, purpose: ProfilePurpose) -> int:
+    return PROFILE_IDS + evse_id * 4 + _PURPOSE_CODES[purpose]
+
+
 def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: fn(*args)
 
 
+def _share_changed(before: Share, now: Share) -> bool:
+    measured = (before.measured_a is None) != (now.measured_a is None) or (
+        before.measured_a is not None
+        and now.measured_a is not None
+        and abs(before.measured_a - now.measured_a) >= 1.0
+    )
+    return measured or replace(before, measured_a=now.measured_a) != now
+
+
 def _differs(sent: float, target: float) -> bool:
-    """Worth telling the charger: a change of at least HYSTERESIS_A, or to or from 0 A."""
+    """Worth telling the charger: any decrease of HYSTERESIS_A or more (the site's limit
+    depends on it), an increase of at least RAISE_MIN_A and RAISE_MIN_SHARE of what it
+    has (a busy site's shares move at every start and stop: small raises wait for a
+    larger one), and any change to or from 0 A."""
     if (sent == 0.0) != (target == 0.0):
         return True
-    return abs(sent - target) >= HYSTERESIS_A
-
-
-def _site_of(
-    links: Mapping[str, tuple[SiteTree, Link]], s: lm_repo.RunningSession
-) -> SiteTree | None:
-    found = links.get(s.charge_point_id)
-    return None if found is None else found[0]
+    if target < sent:
+        return sent - target >= HYSTERESIS_A
+    return target - sent >= max(RAISE_MIN_A, RAISE_MIN_SHARE * sent)
 
 
 def _latest_departure(needs: Mapping[int, ChargingNeed], tx_ids: Iterable[int]) -> datetime | None:

@@ -9,7 +9,7 @@ once what was reported is durable. No OCPP field names here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -216,6 +216,9 @@ class TransactionService:
         self.on_ended: list[Callable[[], None]] = []
         # Called after a new transaction started (the OCPI session publisher wakes up).
         self.on_started: list[Callable[[], None]] = []
+        # Called with a running transaction's id and its new readings once they are
+        # stored (the load manager reads what sessions draw from them).
+        self.on_readings: list[Callable[[int, Sequence[Sample]], None]] = []
 
     async def warm_up(self) -> None:
         """Build the look-ups a burst of starts needs before the first burst comes (SQLite;
@@ -232,6 +235,11 @@ class TransactionService:
     def _started(self) -> None:
         for hook in self.on_started:
             hook()
+
+    def _read(self, tx_id: int, samples: Sequence[Sample]) -> None:
+        if samples:
+            for hook in self.on_readings:
+                hook(tx_id, samples)
 
     # --- one message per charger at a time ---------------------------------------------
 
@@ -559,6 +567,8 @@ class TransactionService:
 
         await self._db.write(unit)
         self._keep_marked(marked)
+        if known and tx_id is not None and self.on_readings:
+            self._read(tx_id, samples)
         return known
 
     @staticmethod
@@ -684,6 +694,8 @@ class TransactionService:
         if grant is not None and event.id_token is not None:
             await self._auth.grant_used(cp_id, event.id_token, grant)
         self._after_event(key, event, result)
+        if self.on_readings and not ended:
+            self._read(result.transaction_id, event.samples)
         return result
 
     async def _first_event(
@@ -923,6 +935,8 @@ class TransactionService:
 
         await self._db.write(unit)
         cursor.seen.add(event.seq_no)
+        if self.on_readings:
+            self._read(tx.id, event.samples)
         return TxEventResult(tx.id, None, duplicate=False)
 
     async def station_meter_values(

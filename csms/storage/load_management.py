@@ -8,7 +8,7 @@ has chargers linked.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from csms.core.metering import Sample, active_power_w, register_wh
 from csms.core.transactions import TransactionState
 from csms.storage.models import ChargePointRow, ConnectorRow, MeterValueRow, TransactionRow
 
@@ -44,6 +45,7 @@ class RunningSession:
     start_at: datetime
     meter_start_wh: int | None
     id_tag_key: str | None
+    ocpp_transaction_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,29 +59,39 @@ class LastReading:
     energy_wh: float | None
 
 
-async def charger_states(conn: AsyncConnection, cp_ids: Collection[str]) -> dict[str, ChargerState]:
+async def charger_states(
+    conn: AsyncConnection, cp_ids: Collection[str], evses: Mapping[str, int]
+) -> dict[str, ChargerState]:
+    """Whether each charger is connected and when it booted; `evses` (see `evse_counts`)
+    says how many EVSEs each has (1 when not given)."""
     if not cp_ids:
         return {}
-    ids = sorted(cp_ids)
-    evses: dict[str, int] = {}
-    rows = await conn.execute(
-        select(_conn.c.charge_point_id, func.count(func.distinct(_conn.c.evse_id)))
-        .where(_conn.c.charge_point_id.in_(ids), _conn.c.evse_id > 0)
-        .group_by(_conn.c.charge_point_id)
-    )
-    for cp_id, count in rows:
-        evses[cp_id] = int(count)
     found: dict[str, ChargerState] = {}
     rows = await conn.execute(
         select(_cp.c.id, _cp.c.connected, _cp.c.last_boot_at, _cp.c.ocpp_version).where(
-            _cp.c.id.in_(ids)
+            _cp.c.id.in_(sorted(cp_ids))
         )
     )
     for r in rows:
         found[r.id] = ChargerState(
-            r.id, bool(r.connected), r.last_boot_at, r.ocpp_version, max(1, evses.get(r.id, 1))
+            r.id, bool(r.connected), r.last_boot_at, r.ocpp_version, evses.get(r.id, 1)
         )
     return found
+
+
+async def evse_counts(conn: AsyncConnection, cp_ids: Collection[str]) -> dict[str, int]:
+    """How many EVSEs (1.6 connectors) each charger reported, at least 1."""
+    if not cp_ids:
+        return {}
+    counts = dict.fromkeys(cp_ids, 1)
+    rows = await conn.execute(
+        select(_conn.c.charge_point_id, func.count(func.distinct(_conn.c.evse_id)))
+        .where(_conn.c.charge_point_id.in_(sorted(cp_ids)), _conn.c.evse_id > 0)
+        .group_by(_conn.c.charge_point_id)
+    )
+    for cp_id, count in rows:
+        counts[cp_id] = max(1, int(count))
+    return counts
 
 
 async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> list[RunningSession]:
@@ -94,6 +106,7 @@ async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> li
             _tx.c.start_at,
             _tx.c.meter_start_wh,
             _tx.c.id_tag_key,
+            _tx.c.ocpp_transaction_id,
         )
         .where(
             _tx.c.charge_point_id.in_(sorted(cp_ids)),
@@ -103,7 +116,13 @@ async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> li
     )
     return [
         RunningSession(
-            r.id, r.charge_point_id, r.evse_id, r.start_at, r.meter_start_wh, r.id_tag_key
+            r.id,
+            r.charge_point_id,
+            r.evse_id,
+            r.start_at,
+            r.meter_start_wh,
+            r.id_tag_key,
+            r.ocpp_transaction_id,
         )
         for r in rows
     ]
@@ -155,3 +174,23 @@ async def last_readings(conn: AsyncConnection, tx_ids: Collection[int]) -> dict[
 
 def _samples(stored: Any) -> list[list[Any]]:
     return stored if isinstance(stored, list) else []
+
+
+def reading_of(samples: Sequence[Sample]) -> LastReading | None:
+    """The newest reading among freshly received samples (as `last_readings` makes of
+    stored ones); None when they hold no current, power or energy."""
+    newest = max(s.timestamp for s in samples)
+    group = [s for s in samples if s.timestamp == newest]
+    currents: list[float | None] = [None, None, None]
+    for s in group:
+        if s.measurand != "Current.Import" or s.value is None:
+            continue
+        phase = _PHASES.get(s.phase or "")
+        if phase is None:
+            currents = [s.value if c is None else c for c in currents]
+        else:
+            currents[phase] = s.value
+    power, energy = active_power_w(group), register_wh(group)
+    if power is None and energy is None and all(c is None for c in currents):
+        return None
+    return LastReading(newest, (currents[0], currents[1], currents[2]), power, energy)

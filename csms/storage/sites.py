@@ -514,27 +514,41 @@ async def save_shares(
     await conn.execute(delete(_alloc).where(or_(stale, _alloc.c.transaction_id.in_(ids))))
     if not shares:
         return
-    await conn.execute(
-        insert(_alloc),
-        [
-            {
-                "transaction_id": s.transaction_id,
-                "site_id": site_id,
-                "node": s.node,
-                "charge_point_id": s.charge_point_id,
-                "evse_id": s.evse_id,
-                "phases": _phases_text(s.phases),
-                "granted_a": s.granted_a,
-                "paused": s.paused,
-                "measured_a": s.measured_a,
-                "reason": s.reason,
-                "sent_a": s.sent_a,
-                "profile_id": s.profile_id,
-                "updated_at": now,
-            }
-            for s in shares
-        ],
-    )
+    await conn.execute(insert(_alloc), [_share_row(site_id, s, now) for s in shares])
+
+
+def _share_row(site_id: str, s: Share, now: datetime) -> dict[str, Any]:
+    return {
+        "transaction_id": s.transaction_id,
+        "site_id": site_id,
+        "node": s.node,
+        "charge_point_id": s.charge_point_id,
+        "evse_id": s.evse_id,
+        "phases": _phases_text(s.phases),
+        "granted_a": s.granted_a,
+        "paused": s.paused,
+        "measured_a": s.measured_a,
+        "reason": s.reason,
+        "sent_a": s.sent_a,
+        "profile_id": s.profile_id,
+        "updated_at": now,
+    }
+
+
+async def update_shares(
+    conn: AsyncConnection,
+    site_id: str,
+    changed: Sequence[Share],
+    gone: Collection[int],
+    now: datetime,
+) -> None:
+    """Write the shares that changed and drop those of `gone` sessions, leaving the
+    site's other rows as they are (the load manager's look, at most once a second)."""
+    dropped = [*gone, *(s.transaction_id for s in changed)]
+    if dropped:
+        await conn.execute(delete(_alloc).where(_alloc.c.transaction_id.in_(dropped)))
+    if changed:
+        await conn.execute(insert(_alloc), [_share_row(site_id, s, now) for s in changed])
 
 
 async def shares(conn: AsyncConnection, site_id: str) -> list[Share]:

@@ -26,8 +26,9 @@ from csms.core.errors import UnknownChargePoint
 from csms.storage import load_management as lm_repo
 from csms.storage import sites as site_repo
 from csms.storage import transactions as tx_repo
-from csms.storage.models import ChargingProfileRow, SiteAllocationRow, SiteLinkRow
+from csms.storage.models import SiteAllocationRow, SiteLinkRow
 from simulators.options import ChargerOptions
+from simulators.profiles import Purpose
 from simulators.v16 import V16Charger
 from simulators.v201 import V201Charger
 from simulators.versions import create_charger
@@ -36,7 +37,6 @@ from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import until
 from tests.test_openadr import Vtn
 
-_prof = cast(Table, ChargingProfileRow.__table__)
 _share = cast(Table, SiteAllocationRow.__table__)
 _link = cast(Table, SiteLinkRow.__table__)
 
@@ -108,19 +108,9 @@ async def _smart_server(start_server: StartServer) -> Running:
     return server
 
 
-async def installed(server: Running, cp_id: str, purpose: str) -> list[float]:
-    """The limits of the charger's installed profiles of a purpose, newest last."""
-    async with server.app.db.read() as conn:
-        rows = await conn.execute(
-            select(_prof.c.limit)
-            .where(
-                _prof.c.charge_point_id == cp_id,
-                _prof.c.purpose == purpose,
-                _prof.c.state == "Installed",
-            )
-            .order_by(_prof.c.id)
-        )
-        return [float(r[0]) for r in rows]
+def installed(cp: V16Charger | V201Charger, purpose: Purpose) -> list[float]:
+    """The limits of the profiles of a purpose the simulated charger holds."""
+    return [p.periods[0].limit for p in cp.profiles.all() if p.purpose is purpose]
 
 
 async def shares(server: Running, site: str) -> dict[str, tuple[float, float | None, str]]:
@@ -219,7 +209,7 @@ async def test_four_chargers_share_a_32_a_site_as_sessions_come_and_go(
 
         # Every charger gets its safe share as a TxDefaultProfile: 32 A / 4.
         async def defaults() -> bool:
-            found = [await installed(server, cp, "TxDefaultProfile") for cp in ids]
+            found = [installed(f.cp(cp), Purpose.TX_DEFAULT) for cp in ids]
             return found == [[8.0]] * len(ids)
 
         await until(defaults, "the TxDefaultProfiles")
@@ -231,8 +221,12 @@ async def test_four_chargers_share_a_32_a_site_as_sessions_come_and_go(
                 await _running_tx(server, cp_id)
                 expected = {cp: share for cp in ids[: n + 1]}
                 await wait_shares(server, "HOME", expected)
-                # The charger's own TxProfile says so too.
-                assert (await installed(server, cp_id, "TxProfile"))[-1] == pytest.approx(share)
+                # The charger's own profiles say so too: a TxProfile, or none when the
+                # share is its TxDefaultProfile's (the fourth: 8 A).
+                held = installed(f.cp(cp_id), Purpose.TX) or installed(
+                    f.cp(cp_id), Purpose.TX_DEFAULT
+                )
+                assert held == [pytest.approx(share)]
             # All four draw about 8 A each now (their readings follow within seconds).
             await asyncio.sleep(4)
             # One leaves: the others get a third each within 5 s.

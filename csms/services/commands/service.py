@@ -50,12 +50,14 @@ from csms.core.commands import (
     Answer,
     ChargerBusy,
     ChargerCallError,
+    ClearChargingProfile,
     CommandName,
     CommandRecord,
     CommandRefused,
     CommandResult,
     Outcome,
     RoutedCommand,
+    SetChargingProfile,
 )
 from csms.core.versions import Limits
 from csms.core.waiting import wait_event
@@ -343,6 +345,35 @@ class CommandService:
                 entry_id, cp_id, name, action, outcome, status, part + message, data=prepared.data
             )
         raise AssertionError("a command has at least one message")  # pragma: no cover
+
+    def holds(self, cp_id: str) -> bool:
+        """Whether this node holds a connection to the charger."""
+        return self._channels(cp_id) is not None
+
+    async def tell(
+        self,
+        cp_id: str,
+        command: SetChargingProfile | ClearChargingProfile,
+        wait: float,
+    ) -> tuple[Outcome, str | None]:
+        """Send a profile the CSMS decides by itself, many times a day (the load manager's
+        shares), over this node's connection: no audit entry and no stored profile (its
+        sender keeps what the charger accepted). The outcome and the charger's status;
+        NOT_CONNECTED when the charger is not held here or has not booted."""
+        channel = self._channels(cp_id)
+        if channel is None or channel.registration is not RegistrationStatus.ACCEPTED:
+            return Outcome.NOT_CONNECTED, None
+        action, payload = channel.encode_command(command)
+        try:
+            raw = await channel.call(action, payload, wait)
+        except (ChargerBusy, TimeoutError):
+            return Outcome.TIMED_OUT, None
+        except ChargerCallError as exc:
+            return Outcome.CALL_ERROR, exc.code
+        except ConnectionError:
+            return Outcome.NOT_CONNECTED, None
+        answer = channel.decode_answer(command, action, raw)
+        return (Outcome.ACCEPTED if answer.ok else Outcome.REJECTED), answer.status
 
     async def _send_elsewhere(
         self,
