@@ -53,7 +53,7 @@ from csms.services.charger_certificates import ChargerCertificates
 from csms.services.charger_input import ChargingSettings
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
-from csms.services.load_management import LoadManager, LoadSettings, metric_families
+from csms.services.load_management import LoadManager, metric_families
 from csms.services.nodes import Cluster, ClusterSettings
 from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
@@ -312,9 +312,7 @@ class CsmsApp:
         self.sites = SiteService(self.db, clock)
         self.load: LoadManager | None = None
         if config.smart_charging.enabled:
-            self.load = LoadManager(
-                self.db, clock, self.commands, LoadSettings.from_config(config.smart_charging)
-            )
+            self.load = LoadManager(self.db, clock, self.commands, config.smart_charging)
             for hooks in (
                 self.charging.transactions.on_started,
                 self.charging.transactions.on_ended,

@@ -657,7 +657,8 @@ def prices_cmd(
     """A site's energy prices: sessions with a departure time and an energy need charge in
     the cheapest hours. Imported prices win over the daily schedule where they exist."""
     from csms.core.errors import InvalidInput
-    from csms.services.sites import parse_daily_price, parse_price_file
+    from csms.core.price_plan import parse_price_csv
+    from csms.services.sites import parse_daily_price
 
     chosen = sum(1 for x in (bool(daily or timezone), import_file is not None, clear) if x)
     if chosen != 1:
@@ -675,7 +676,7 @@ def prices_cmd(
         except UnicodeDecodeError:
             raise CliError(f"{import_file}: not a UTF-8 text file") from None
         try:
-            parse_price_file(text)  # checked before the database is opened
+            parse_price_csv(text)  # checked before the database is opened
         except InvalidInput as exc:
             raise CliError(f"{import_file}: {exc}") from None
         stored, replaced = _sites(

@@ -84,31 +84,6 @@ IDLE_PHASE_A = 0.5
 ONE_PHASE_A = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class LoadSettings:
-    poll_interval: float = 2.0
-    interval: float = 60.0
-    stack_level: int = 1
-    min_current: float = 6.0
-    rotate_after: float = 300.0
-    settle: float = 10.0
-    attempts: int = 3
-    command_timeout: float = 10.0
-
-    @classmethod
-    def from_config(cls, cfg: SmartChargingConfig) -> LoadSettings:
-        return cls(
-            poll_interval=cfg.poll_interval,
-            interval=cfg.interval,
-            stack_level=cfg.stack_level,
-            min_current=cfg.min_current,
-            rotate_after=cfg.rotate_after,
-            settle=cfg.settle,
-            attempts=cfg.attempts,
-            command_timeout=cfg.command_timeout,
-        )
-
-
 @dataclass(slots=True)
 class _Sent:
     """What a charger accepted for a session (or, `max` mode, for itself), and when."""
@@ -171,12 +146,12 @@ class LoadManager:
         db: Database,
         clock: Clock,
         commands: CommandService,
-        settings: LoadSettings | None = None,
+        settings: SmartChargingConfig | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._commands = commands
-        self.settings = settings or LoadSettings()
+        self.settings = settings or SmartChargingConfig()
         self._wake = asyncio.Event()
         self._fingerprint: Any = None
         self._trees: list[SiteTree] = []
@@ -196,8 +171,6 @@ class LoadManager:
         self.cycles = 0
         self.profiles: dict[str, int] = {}
         self.cycle_seconds = 0.0
-        # Called with (charge point, reason) when a charger is left unmanaged.
-        self.on_unmanaged: list[Callable[[str, str], None]] = []
 
     # --- running --------------------------------------------------------------------
 
@@ -223,7 +196,8 @@ class LoadManager:
         finally:
             task.cancel()
             await asyncio.wait([task])
-            # A new leader starts from what the chargers were last told, as stored.
+            # Another process may lead meanwhile: when this one leads again, it tells every
+            # charger its share again.
             self._sent.clear()
             self._chargers.clear()
             self._fingerprint = None
@@ -329,17 +303,23 @@ class LoadManager:
         for s in sessions:
             by_site[links[s.charge_point_id][0].site.id].append(s)
         for tree in trees:
-            await self._site(
-                tree,
-                by_site[tree.site.id],
-                states,
-                readings,
-                [c for c in caps if c.site_id == tree.site.id],
-                needs,
-                priorities,
-                prices.get(tree.site.id, []),
-                now,
-            )
+            try:
+                await self._site(
+                    tree,
+                    by_site[tree.site.id],
+                    states,
+                    readings,
+                    [c for c in caps if c.site_id == tree.site.id],
+                    needs,
+                    priorities,
+                    prices.get(tree.site.id, []),
+                    now,
+                )
+            except DatabaseClosed:
+                raise
+            except Exception:
+                # One site's trouble (a tree staff are still editing) leaves the others be.
+                log.exception("load_site_failed", site=tree.site.id)
         for gone in set(self.pictures) - {t.site.id for t in trees}:
             del self.pictures[gone]
         live = set(tx_ids)
@@ -521,11 +501,13 @@ class LoadManager:
                 reading.timestamp >= sent.at + timedelta(seconds=self.settings.settle)
             )
             if settled:
-                values = [c for c in reading.currents if c is not None]
+                # A meter's nonsense (negative, not a number) counts as not measured.
+                values = [c for c in reading.currents if c is not None and math.isfinite(c)]
+                power = reading.power_w
                 if values:
-                    measured = max(values)
-                elif reading.power_w is not None:
-                    measured = reading.power_w / (len(phases) * tree.site.voltage_v)
+                    measured = max(0.0, *values)
+                elif power is not None and math.isfinite(power):
+                    measured = max(0.0, power / (len(phases) * tree.site.voltage_v))
         max_a = link.max_current_a if link.max_current_a is not None else limits[node]
         need = needs.get(tx)
         priority = need.priority if need is not None and need.priority is not None else None
@@ -807,8 +789,6 @@ class LoadManager:
             site=link.site_id,
             reason=reason,
         )
-        for hook in self.on_unmanaged:
-            hook(link.charge_point_id, reason)
         self.poke()
 
     async def _release_unlinked(self, linked: set[str], evses: Mapping[str, int]) -> None:
@@ -957,6 +937,12 @@ def metric_families(manager: LoadManager) -> list[Family]:
             "counter",
             "Looks of the load manager at the sites and their sessions.",
             [("", manager.cycles)],
+        ),
+        (
+            "csms_load_cycle_seconds_total",
+            "counter",
+            "Time the load manager spent looking, allocating and telling the chargers.",
+            [("", round(manager.cycle_seconds, 6))],
         ),
         (
             "csms_load_profiles_total",

@@ -8,8 +8,6 @@ the same tables and subscribes to `SiteService.on_changed`; allocation itself is
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import math
 import re
@@ -23,10 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from csms.core.clock import Clock, parse_timestamp
+from csms.core.clock import Clock
 from csms.core.errors import (
     InvalidInput,
-    InvalidTimestamp,
     NotFound,
     SiteExists,
     UnknownChargePoint,
@@ -34,6 +31,7 @@ from csms.core.errors import (
     UnknownSite,
     UnknownTransaction,
 )
+from csms.core.price_plan import parse_price_csv
 from csms.core.sites import (
     MIN_CURRENT_A,
     ROOT,
@@ -369,70 +367,6 @@ def check_daily_prices(schedule: Sequence[tuple[str, Decimal]]) -> tuple[tuple[s
         if at == again:
             raise InvalidInput(f"two daily prices at {at}")
     return tuple(ordered)
-
-
-def parse_price_file(text: str) -> list[tuple[datetime, datetime, Decimal]]:
-    """Day-ahead prices from CSV: a header `start,price` or `start,end,price`, then one slot
-    per line, ISO 8601 times (without an offset: UTC), a price per kWh (may be negative).
-    Without `end`, a slot lasts until the next one starts, and the last one as long as the
-    one before it (an hour when it is alone). Slots follow each other without overlapping.
-    InvalidInput names the line."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = None
-    rows: list[tuple[int, list[str]]] = []
-    for number, row in enumerate(reader, start=1):
-        cells = [c.strip() for c in row]
-        if not any(cells):
-            continue
-        if header is None:
-            header = [c.lower() for c in cells]
-            if header not in (["start", "price"], ["start", "end", "price"]):
-                raise InvalidInput(
-                    f"line {number}: the header must be start,price or start,end,price, "
-                    f"not {','.join(cells)!r}"
-                )
-            continue
-        rows.append((number, cells))
-        if len(rows) > MAX_PRICE_ROWS:
-            raise InvalidInput(f"line {number}: at most {MAX_PRICE_ROWS} prices at once")
-    if header is None or not rows:
-        raise InvalidInput("no prices: a header line (start,price) and one line per slot")
-    with_end = len(header) == 3
-    parsed: list[tuple[int, datetime, datetime | None, Decimal]] = []
-    for number, cells in rows:
-        if len(cells) != len(header):
-            raise InvalidInput(
-                f"line {number}: {len(cells)} fields, the header has {len(header)} "
-                f"({','.join(header)})"
-            )
-        start = _when(cells[0], number, "start")
-        end = _when(cells[1], number, "end") if with_end else None
-        price = _price(cells[-1], f"line {number}: the price")
-        parsed.append((number, start, end, price))
-    slots: list[tuple[datetime, datetime, Decimal]] = []
-    for i, (number, start, end, price) in enumerate(parsed):
-        if end is None:
-            if i + 1 < len(parsed):
-                end = parsed[i + 1][1]
-            elif slots:
-                end = start + (slots[-1][1] - slots[-1][0])
-            else:
-                end = start + timedelta(hours=1)
-        if end <= start:
-            raise InvalidInput(f"line {number}: the slot ends before it starts")
-        if slots and start < slots[-1][1]:
-            raise InvalidInput(f"line {number}: starts before the line above ends")
-        slots.append((start, end, price))
-    return slots
-
-
-def _when(text: str, number: int, what: str) -> datetime:
-    try:
-        return parse_timestamp(text)
-    except InvalidTimestamp:
-        raise InvalidInput(
-            f"line {number}: {what} is not an ISO 8601 date-time: {text!r}"
-        ) from None
 
 
 def _iso(moment: datetime) -> str:
@@ -1059,9 +993,11 @@ class SiteService:
     async def import_prices(
         self, site_id: str, text: str, *, requested_by: str | None = None
     ) -> tuple[int, int]:
-        """Day-ahead prices from CSV text (`parse_price_file`); the stored slots they
-        overlap are replaced. Returns (slots stored, slots replaced)."""
-        slots = parse_price_file(text)
+        """Day-ahead prices from CSV text (csms.core.price_plan.parse_price_csv); the stored
+        slots they overlap are replaced. Returns (slots stored, slots replaced)."""
+        if text.count("\n") > MAX_PRICE_ROWS + 1:
+            raise InvalidInput(f"at most {MAX_PRICE_ROWS} prices at once")
+        slots = [(s.start, s.end, s.price) for s in parse_price_csv(text)]
         now = self._clock()
 
         async def unit(w: WriteTx) -> tuple[int, int]:

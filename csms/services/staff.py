@@ -44,6 +44,7 @@ from csms.storage import events as event_repo
 from csms.storage import local_lists as list_repo
 from csms.storage import ocpi_tokens as ocpi_token_repo
 from csms.storage import reservations as reservation_repo
+from csms.storage import sites as site_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.charging_profiles import StoredProfile
@@ -192,10 +193,14 @@ class StaffService:
         return await self._db.write(unit)
 
     async def remove_charger(self, cp_id: str) -> None:
+        """Forget a charger, and its place on a site (smart charging)."""
+        now = self._clock()
+
         async def unit(w: WriteTx) -> None:
             conn = await w.connection()
             if not await cp_repo.delete_charge_point(conn, cp_id):
                 raise UnknownChargePoint(f"no charger {cp_id}")
+            await site_repo.unlink(conn, [cp_id], now)
 
         await self._db.write(unit)
 

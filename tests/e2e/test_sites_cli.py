@@ -262,7 +262,7 @@ async def test_a_site_from_add_to_remove(database: str, tmp_path: Path) -> None:
     bad.write_text("start,end,price\n2030-01-01T00:00:00Z,2030-01-01T01:00:00Z,0.3\nsoon,,0.2\n")
     one_line_error(
         await run("prices", "DEPOT", "--import", str(bad)),
-        "line 3: start is not an ISO 8601 date-time: 'soon'",
+        "price CSV line 3: the start 'soon' is not an ISO 8601 date-time",
     )
 
     # The load manager's shares, as it stores them, and a charger it gave up on.

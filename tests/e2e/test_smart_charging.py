@@ -269,33 +269,40 @@ async def test_a_circuit_limits_its_chargers_together(start_server: StartServer)
         assert 10.0 < wall <= 16.5, readings
 
 
-async def test_a_charger_that_refuses_profiles_is_left_unmanaged_and_reserved(
+async def test_refused_profiles_lead_to_a_station_maximum_or_to_an_unmanaged_charger(
     start_server: StartServer,
 ) -> None:
+    """One charger takes every profile, one only a station maximum (it refuses TxProfiles
+    and TxDefaultProfiles), one none: the second is told its share as a station maximum,
+    the third is left unmanaged with its 16 A reserved from the 40 A site."""
     server = await _smart_server(start_server)
     async with (
         fleet(server, [("UM-GOOD", "2.0.1")], ev_max_current_a=32) as good,
+        fleet(server, [("UM-MAX", "1.6")], reject_profiles="tx", ev_max_current_a=32) as most,
         fleet(server, [("UM-BAD", "1.6")], reject_profiles="all", ev_max_current_a=32) as bad,
     ):
         ok(await csms(server, "sites", "add", "SHED", "--max-current", "40", "--phases", "3"))
         await link(server, "SHED", "UM-GOOD", 32)
+        await link(server, "SHED", "UM-MAX", 32)
         await link(server, "SHED", "UM-BAD", 16)
 
         async def unmanaged() -> Any:
             async with server.app.db.read() as conn:
-                row = (
-                    await conn.execute(select(_link).where(_link.c.charge_point_id == "UM-BAD"))
-                ).one()
-            return None if row.managed else row.unmanaged_reason
+                rows = (await conn.execute(select(_link).where(_link.c.site_id == "SHED"))).all()
+            return {r.charge_point_id: r.unmanaged_reason for r in rows if not r.managed}
 
-        reason = await until(unmanaged, "UM-BAD to be left unmanaged", 30.0)
-        assert "refused" in reason
-        # Its 16 A rating is reserved: the other charger gets the remaining 24 A.
-        assert good.cp("UM-GOOD").start_session(1, CARD) is not None
-        assert bad.cp("UM-BAD").start_session(1, CARD) is not None
-        expected = {"UM-GOOD": 24.0, "UM-BAD": 16.0}
-        await wait_shares(server, "SHED", expected, 15.0, unmanaged=["UM-BAD"])
+        left = await until(unmanaged, "UM-BAD to be left unmanaged", 30.0)
+        assert list(left) == ["UM-BAD"] and "refused" in left["UM-BAD"]
+        # Its 16 A rating is reserved: the two others share the remaining 24 A.
+        for fleet_, cp_id in ((good, "UM-GOOD"), (most, "UM-MAX"), (bad, "UM-BAD")):
+            assert fleet_.cp(cp_id).start_session(1, CARD) is not None
+        expected = {"UM-GOOD": 12.0, "UM-MAX": 12.0, "UM-BAD": 16.0}
+        await wait_shares(server, "SHED", expected, 20.0, unmanaged=["UM-BAD"])
         assert (await shares(server, "SHED"))["UM-BAD"] == (16.0, None, "unmanaged")
+        # The station maximum carries the share; no transaction profile was taken.
+        station = most.cp("UM-MAX")
+        assert installed(station, Purpose.STATION_MAX) == [12.0]
+        assert installed(station, Purpose.TX) == installed(station, Purpose.TX_DEFAULT) == []
         text = ok(await csms(server, "sites", "show", "SHED"))
         assert "unmanaged" in text
         metrics = await _metrics(server)

@@ -14,63 +14,11 @@ from csms.core.sites import ROOT, Cap, Circuit, Link, Share, Site, SiteTree
 from csms.services.sites import (
     check_whole,
     parse_daily_price,
-    parse_price_file,
     site_view,
 )
 
 T0 = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-def test_price_csv_with_and_without_ends() -> None:
-    slots = parse_price_file(
-        "\ufeffstart,price\n"
-        "2026-12-05T00:00:00Z,0.30\n"
-        "\n"
-        "2026-12-05T02:00:00+01:00,-0.01\n"
-        "2026-12-05T03:00:00,0.5\n"
-    )
-    assert slots == [
-        (T0, T0 + HOUR, Decimal("0.30")),
-        (T0 + HOUR, T0 + 3 * HOUR, Decimal("-0.01")),
-        # The last lasts as long as the one before it.
-        (T0 + 3 * HOUR, T0 + 5 * HOUR, Decimal("0.5")),
-    ]
-    quarter = parse_price_file(
-        "Start,End,Price\n2026-12-05T00:00:00Z,2026-12-05T00:15:00Z,0.2\n"
-        "2026-12-05T01:00:00Z,2026-12-05T01:15:00Z,0.1\n"
-    )
-    assert [s[1] - s[0] for s in quarter] == [timedelta(minutes=15)] * 2
-    assert parse_price_file("start,price\n2026-12-05T00:00:00Z,0.3\n") == [
-        (T0, T0 + HOUR, Decimal("0.3"))
-    ]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "no prices"),
-        ("start,price\n", "no prices"),
-        ("when,price\n2026-12-05T00:00:00Z,1\n", "line 1: the header must be"),
-        ("start,price\n2026-12-05T00:00:00Z,cheap\n", "line 2: the price is not a number"),
-        ("start,price\n2026-12-05T00:00:00Z,NaN\n", "line 2: the price is not a usable price"),
-        ("start,price\n2026-12-05T00:00:00Z\n", "line 2: 1 fields, the header has 2"),
-        ("start,price\nmonday,0.1\n", "line 2: start is not an ISO 8601 date-time"),
-        (
-            "start,price\n2026-12-05T01:00:00Z,0.1\n2026-12-05T00:00:00Z,0.2\n",
-            "line 2: the slot ends before it starts",
-        ),
-        (
-            "start,end,price\n2026-12-05T00:00:00Z,2026-12-05T02:00:00Z,0.1\n"
-            "2026-12-05T01:00:00Z,2026-12-05T03:00:00Z,0.2\n",
-            "line 3: starts before the line above ends",
-        ),
-    ],
-)
-def test_price_csv_errors_name_the_line(text: str, message: str) -> None:
-    with pytest.raises(InvalidInput) as raised:
-        parse_price_file(text)
-    assert message in str(raised.value)
 
 
 def test_daily_price() -> None:
