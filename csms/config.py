@@ -280,6 +280,10 @@ class SmartChargingConfig:
     # current reserved from the budget); and how long a charger may take to answer.
     attempts: int = 3
     command_timeout: float = 10.0
+    # Seconds between two writes of the shares staff read (csms sites show, the API): the
+    # chargers are told at once, the record follows (a busy site's shares change at every
+    # start and stop).
+    store_interval: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -748,7 +752,7 @@ def _validate_cluster(section: ClusterConfig) -> None:
 
 
 def _validate_smart_charging(section: SmartChargingConfig) -> None:
-    for key in ("poll_interval", "interval", "rotate_after", "command_timeout"):
+    for key in ("poll_interval", "interval", "rotate_after", "command_timeout", "store_interval"):
         if not getattr(section, key) > 0:
             raise ConfigError(f"smart_charging.{key} must be positive")
     if section.settle < 0:

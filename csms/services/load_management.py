@@ -29,7 +29,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as day_time
 from typing import Any
@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 
 from csms.config import SmartChargingConfig
-from csms.core.allocation import AllocationState, Demand, SiteNode, allocate
+from csms.core.allocation import Allocation, AllocationState, Demand, SiteNode, allocate
 from csms.core.clock import Clock
 from csms.core.command_requests import ProfileSetRequest
 from csms.core.commands import (
@@ -76,6 +76,8 @@ LOAD_MANAGER = Requester("csms", "load-manager")
 HYSTERESIS_A = 0.5
 RAISE_MIN_A = 1.0
 RAISE_MIN_SHARE = 0.1
+# Shares written at most at once (a burst of starts is recorded over several writes).
+STORE_ROWS = 200
 # Current an EV leaves unused, kept for it above what it draws before the rest is lent.
 LEND_MARGIN_A = 2.0
 # A phase whose current is below this while another one's is above ONE_PHASE_A is unused:
@@ -123,6 +125,20 @@ class _Session:
     managed: bool
     # The transaction's id on the wire (2.0.1 transactionId; 1.6: ours).
     wire_transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One site's allocation: each session's share and why, the chargers' safe shares."""
+
+    sessions: list[_Session]
+    targets: dict[int, float]
+    reasons: dict[int, str]
+    allocation: Allocation
+    limit_a: float
+    capped: bool
+    defaults: dict[str, float]
+    wake: bool  # a price window opens or closes before the next poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +356,48 @@ class LoadManager:
         prices: Sequence[PriceSlot],
         now: datetime,
     ) -> None:
+        """Allocate one site, tell its chargers what changed, store its shares."""
+        site = tree.site
+        plan = self._plan(tree, running, states, readings, caps, needs, priorities, prices, now)
+        self._states[site.id] = plan.allocation.state
+        if plan.wake:
+            self.poke()
+        await self._enforce(tree, plan, states, now)
+        shares = tuple(
+            Share(
+                s.transaction_id,
+                site.id,
+                s.node,
+                s.charge_point_id,
+                s.evse_id,
+                s.phases,
+                plan.targets[s.transaction_id],
+                plan.targets[s.transaction_id] == 0.0,
+                s.measured_a,
+                plan.reasons[s.transaction_id],
+                self._accepted(s),
+                self._profile_of(s),
+            )
+            for s in plan.sessions
+        )
+        load = plan.allocation.load.get(ROOT, (0.0, 0.0, 0.0))
+        self.pictures[site.id] = SitePicture(site.id, plan.limit_a, load, shares, plan.capped)
+        await self._store(site.id, shares, now)
+
+    def _plan(
+        self,
+        tree: SiteTree,
+        running: Sequence[lm_repo.RunningSession],
+        states: Mapping[str, lm_repo.ChargerState],
+        readings: Mapping[int, lm_repo.LastReading],
+        caps: Sequence[Cap],
+        needs: Mapping[int, ChargingNeed],
+        priorities: Mapping[int, int],
+        prices: Sequence[PriceSlot],
+        now: datetime,
+    ) -> _Plan:
+        """Who gets what on one site, and why (pure but for reading the manager's state)."""
+        wake: list[bool] = []
         settings = self.settings
         site = tree.site
         links = {link.charge_point_id: link for link in tree.links}
@@ -370,7 +428,7 @@ class LoadManager:
                 s.managed
                 and need is not None
                 and prices
-                and not self._charges_now(tree, s, need, running, readings, prices, now)
+                and not self._charges_now(tree, s, need, running, readings, prices, now, wake)
             ):
                 waiting[s.transaction_id] = "price"
         demands: list[Demand] = []
@@ -407,7 +465,6 @@ class LoadManager:
             lend_margin_a=LEND_MARGIN_A,
             lend_after_s=settings.settle,
         )
-        self._states[site.id] = allocation.state
         targets: dict[int, float] = {}
         reasons: dict[int, str] = {}
         for s in sessions:
@@ -424,41 +481,35 @@ class LoadManager:
                     reasons[tx] = "cap"
                 else:
                     reasons[tx] = "share"
-        await self._enforce(tree, sessions, targets, reasons, states, limits, now)
-        shares = tuple(
-            Share(
-                s.transaction_id,
-                site.id,
-                s.node,
-                s.charge_point_id,
-                s.evse_id,
-                s.phases,
-                targets[s.transaction_id],
-                targets[s.transaction_id] == 0.0,
-                s.measured_a,
-                reasons[s.transaction_id],
-                self._accepted(s),
-                self._profile_of(s),
-            )
-            for s in sessions
+        defaults = _safe_shares(tree, limits, states, settings.min_current)
+        return _Plan(
+            sessions,
+            targets,
+            reasons,
+            allocation,
+            limit_a,
+            bool(active_caps),
+            defaults,
+            bool(wake),
         )
-        load = allocation.load.get(ROOT, (0.0, 0.0, 0.0))
-        self.pictures[site.id] = SitePicture(site.id, limit_a, load, shares, bool(active_caps))
-        await self._store(site.id, shares, now)
 
     async def _store(self, site_id: str, shares: Sequence[Share], now: datetime) -> None:
         """Write the shares that changed (a measured current only when it moved by 1 A or
-        more: readings come every few seconds) and drop those of ended sessions."""
+        more: readings come every few seconds) and drop those of ended sessions, at most
+        once per `store_interval`."""
         stored = self._stored.setdefault(site_id, {})
-        # At most once per poll: a busy site's shares change at every look.
+        # At most once per store_interval: a busy site's shares change at every look, and
+        # each write goes with the chargers' messages in the writer's batch.
         last = self._stored_at.get(site_id)
-        if last is not None and now - last < timedelta(seconds=self.settings.poll_interval):
+        if last is not None and now - last < timedelta(seconds=self.settings.store_interval):
             return
         changed: list[Share] = []
         for share in shares:
             before = stored.get(share.transaction_id)
             if before is None or _share_changed(before, share):
                 changed.append(share)
+                if len(changed) == STORE_ROWS:
+                    break  # the rest at the next write: one write stays small
         gone = set(stored) - {s.transaction_id for s in shares}
         if not changed and not gone:
             return
@@ -535,9 +586,11 @@ class LoadManager:
         readings: Mapping[int, lm_repo.LastReading],
         prices: Sequence[PriceSlot],
         now: datetime,
+        wake: list[bool],
     ) -> bool:
         """Whether a session with a departure and an energy need charges now: in the
-        cheapest slots before its departure that give it what it still needs."""
+        cheapest slots before its departure that give it what it still needs (`wake`
+        gets True when that changes before the next poll)."""
         if need.departure_at is None or need.energy_wh is None or need.departure_at <= now:
             return True
         start = next((r for r in running if r.transaction_id == s.transaction_id), None)
@@ -560,7 +613,7 @@ class LoadManager:
             return True
         change = next_change(windows, now)
         if change is not None and change - now < timedelta(seconds=self.settings.poll_interval):
-            self.poke()
+            wake.append(True)
         return False
 
     # --- telling the chargers ---------------------------------------------------------
@@ -586,18 +639,20 @@ class LoadManager:
     async def _enforce(
         self,
         tree: SiteTree,
-        sessions: Sequence[_Session],
-        targets: Mapping[int, float],
-        reasons: Mapping[int, str],
+        plan: _Plan,
         states: Mapping[str, lm_repo.ChargerState],
-        limits: Mapping[str, float],
         now: datetime,
     ) -> None:
         """Send what changed: decreases first, then (once they are in) increases."""
         links = {link.charge_point_id: link for link in tree.links}
         lower: list[Callable[[], Any]] = []
         higher: list[Callable[[], Any]] = []
-        defaults = _safe_shares(tree, limits, states, self.settings.min_current)
+        sessions, targets, reasons, defaults = (
+            plan.sessions,
+            plan.targets,
+            plan.reasons,
+            plan.defaults,
+        )
         by_charger: dict[str, list[_Session]] = {}
         for s in sessions:
             by_charger.setdefault(s.charge_point_id, []).append(s)
@@ -836,12 +891,26 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
 
 
 def _share_changed(before: Share, now: Share) -> bool:
-    measured = (before.measured_a is None) != (now.measured_a is None) or (
-        before.measured_a is not None
-        and now.measured_a is not None
-        and abs(before.measured_a - now.measured_a) >= 1.0
+    """Worth storing again: any change but a measured current that moved by under 1 A."""
+    if _kept(before) != _kept(now):
+        return True
+    was, is_ = before.measured_a, now.measured_a
+    if was is None or is_ is None:
+        return was is not is_
+    return abs(was - is_) >= 1.0
+
+
+def _kept(share: Share) -> tuple[Any, ...]:
+    return (
+        share.granted_a,
+        share.paused,
+        share.reason,
+        share.sent_a,
+        share.profile_id,
+        share.node,
+        share.phases,
+        share.evse_id,
     )
-    return measured or replace(before, measured_a=now.measured_a) != now
 
 
 def _differs(sent: float, target: float) -> bool:

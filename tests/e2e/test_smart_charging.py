@@ -42,7 +42,7 @@ _link = cast(Table, SiteLinkRow.__table__)
 
 CARD = "SMART-CARD"
 # The load manager looks twice a second; readings count 2 s after a new share.
-SMART = {"poll_interval": 0.5, "settle": 2.0, "command_timeout": 5.0}
+SMART = {"poll_interval": 0.5, "settle": 2.0, "command_timeout": 5.0, "store_interval": 0.5}
 
 
 @dataclass
