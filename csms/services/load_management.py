@@ -128,6 +128,18 @@ class _Session:
 
 
 @dataclass(frozen=True, slots=True)
+class _Look:
+    """What one look read, for every site: the linked chargers' states, the running
+    sessions' newest readings, needs and token priorities, and when."""
+
+    states: Mapping[str, lm_repo.ChargerState]
+    readings: Mapping[int, lm_repo.LastReading]
+    needs: Mapping[int, ChargingNeed]
+    priorities: Mapping[int, int]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """One site's allocation: each session's share and why, the chargers' safe shares."""
 
@@ -136,20 +148,17 @@ class _Plan:
     reasons: dict[int, str]
     allocation: Allocation
     limit_a: float
-    capped: bool
     defaults: dict[str, float]
     wake: bool  # a price window opens or closes before the next poll
 
 
 @dataclass(frozen=True, slots=True)
 class SitePicture:
-    """The latest allocation of one site, for /metrics and tests."""
+    """The latest allocation of one site, for /metrics."""
 
     site_id: str
     limit_a: float
     load: tuple[float, float, float]
-    shares: tuple[Share, ...]
-    capped: bool
 
 
 class LoadManager:
@@ -315,6 +324,7 @@ class LoadManager:
                         prices[site_id] = await _prices(conn, tree, now, departure)
         await self._release_unlinked(set(links), self._evses)
         self.cycles += 1
+        look = _Look(states, readings, needs, priorities, now)
         by_site: dict[str, list[lm_repo.RunningSession]] = {t.site.id: [] for t in trees}
         for s in sessions:
             by_site[links[s.charge_point_id][0].site.id].append(s)
@@ -323,13 +333,9 @@ class LoadManager:
                 await self._site(
                     tree,
                     by_site[tree.site.id],
-                    states,
-                    readings,
                     [c for c in caps if c.site_id == tree.site.id],
-                    needs,
-                    priorities,
                     prices.get(tree.site.id, []),
-                    now,
+                    look,
                 )
             except DatabaseClosed:
                 raise
@@ -348,17 +354,13 @@ class LoadManager:
         self,
         tree: SiteTree,
         running: Sequence[lm_repo.RunningSession],
-        states: Mapping[str, lm_repo.ChargerState],
-        readings: Mapping[int, lm_repo.LastReading],
         caps: Sequence[Cap],
-        needs: Mapping[int, ChargingNeed],
-        priorities: Mapping[int, int],
         prices: Sequence[PriceSlot],
-        now: datetime,
+        look: _Look,
     ) -> None:
         """Allocate one site, tell its chargers what changed, store its shares."""
-        site = tree.site
-        plan = self._plan(tree, running, states, readings, caps, needs, priorities, prices, now)
+        site, states, now = tree.site, look.states, look.now
+        plan = self._plan(tree, running, caps, prices, look)
         self._states[site.id] = plan.allocation.state
         if plan.wake:
             self.poke()
@@ -381,22 +383,19 @@ class LoadManager:
             for s in plan.sessions
         )
         load = plan.allocation.load.get(ROOT, (0.0, 0.0, 0.0))
-        self.pictures[site.id] = SitePicture(site.id, plan.limit_a, load, shares, plan.capped)
+        self.pictures[site.id] = SitePicture(site.id, plan.limit_a, load)
         await self._store(site.id, shares, now)
 
     def _plan(
         self,
         tree: SiteTree,
         running: Sequence[lm_repo.RunningSession],
-        states: Mapping[str, lm_repo.ChargerState],
-        readings: Mapping[int, lm_repo.LastReading],
         caps: Sequence[Cap],
-        needs: Mapping[int, ChargingNeed],
-        priorities: Mapping[int, int],
         prices: Sequence[PriceSlot],
-        now: datetime,
+        look: _Look,
     ) -> _Plan:
         """Who gets what on one site, and why (pure but for reading the manager's state)."""
+        readings, needs, priorities, now = look.readings, look.needs, look.priorities, look.now
         wake: list[bool] = []
         settings = self.settings
         site = tree.site
@@ -481,14 +480,13 @@ class LoadManager:
                     reasons[tx] = "cap"
                 else:
                     reasons[tx] = "share"
-        defaults = _safe_shares(tree, limits, states, settings.min_current)
+        defaults = _safe_shares(tree, limits, look.states, settings.min_current)
         return _Plan(
             sessions,
             targets,
             reasons,
             allocation,
             limit_a,
-            bool(active_caps),
             defaults,
             bool(wake),
         )

@@ -33,7 +33,6 @@ class ChargerState:
     charge_point_id: str
     connected: bool
     last_boot_at: datetime | None
-    ocpp_version: str | None
     evses: int  # EVSEs (1.6 connectors) it reported, at least 1
 
 
@@ -42,9 +41,7 @@ class RunningSession:
     transaction_id: int
     charge_point_id: str
     evse_id: int
-    start_at: datetime
     meter_start_wh: int | None
-    id_tag_key: str | None
     ocpp_transaction_id: str | None = None
 
 
@@ -68,14 +65,10 @@ async def charger_states(
         return {}
     found: dict[str, ChargerState] = {}
     rows = await conn.execute(
-        select(_cp.c.id, _cp.c.connected, _cp.c.last_boot_at, _cp.c.ocpp_version).where(
-            _cp.c.id.in_(sorted(cp_ids))
-        )
+        select(_cp.c.id, _cp.c.connected, _cp.c.last_boot_at).where(_cp.c.id.in_(sorted(cp_ids)))
     )
     for r in rows:
-        found[r.id] = ChargerState(
-            r.id, bool(r.connected), r.last_boot_at, r.ocpp_version, evses.get(r.id, 1)
-        )
+        found[r.id] = ChargerState(r.id, bool(r.connected), r.last_boot_at, evses.get(r.id, 1))
     return found
 
 
@@ -103,9 +96,7 @@ async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> li
             _tx.c.id,
             _tx.c.charge_point_id,
             _tx.c.evse_id,
-            _tx.c.start_at,
             _tx.c.meter_start_wh,
-            _tx.c.id_tag_key,
             _tx.c.ocpp_transaction_id,
         )
         .where(
@@ -119,9 +110,7 @@ async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> li
             r.id,
             r.charge_point_id,
             r.evse_id,
-            r.start_at,
             r.meter_start_wh,
-            r.id_tag_key,
             r.ocpp_transaction_id,
         )
         for r in rows
