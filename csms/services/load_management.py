@@ -60,6 +60,7 @@ from csms.core.sites import (
     SiteTree,
     effective_a,
 )
+from csms.core.waiting import wait_event
 from csms.metrics import Family, labels
 from csms.services.commands import CommandService
 from csms.services.commands.base import Requester
@@ -240,8 +241,7 @@ class LoadManager:
                 return
             except Exception:
                 log.exception("load_cycle_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await wait_event(self._wake, self.settings.poll_interval)
             rest = started + spacing - loop.time()
             if rest > 0:
                 await asyncio.sleep(rest)

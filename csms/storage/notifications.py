@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy.engine import make_url
 
 from csms.core.retries import Backoff
+from csms.core.waiting import wait_event
 from csms.workers import TaskSet
 
 log = structlog.get_logger("csms.storage")
@@ -85,7 +86,8 @@ class Listener:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2)
+                async with asyncio.timeout(2):
+                    await conn.close()
             if not conn.is_closed():
                 conn.terminate()
 
@@ -94,15 +96,15 @@ class Listener:
         if conn is None or conn.is_closed():
             return False
         try:
-            await asyncio.wait_for(conn.fetchval("SELECT 1"), CHECK_SECONDS)
+            async with asyncio.timeout(CHECK_SECONDS):
+                await conn.fetchval("SELECT 1")
         except Exception:  # noqa: BLE001 - a timeout or any failure: reconnect
             return False
         return True
 
     async def _keep_up(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), CHECK_SECONDS)
+            await wait_event(self._lost, CHECK_SECONDS)
             if await self._alive():
                 continue
             log.warning("listen_connection_lost", channel=self.channel)
