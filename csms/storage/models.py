@@ -351,7 +351,11 @@ class CommandRow(Base):
     charger answered. Written before the CALL goes out and completed when it ends."""
 
     __tablename__ = "commands"
-    __table_args__ = (Index("ix_commands_cp", "charge_point_id", "id"),)
+    __table_args__ = (
+        Index("ix_commands_cp", "charge_point_id", "id"),
+        # Staff's availability commands over a time range (uptime, csms.storage.statistics).
+        Index("ix_commands_command_time", "command", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     charge_point_id: Mapped[str] = mapped_column(String(255))

@@ -1,5 +1,6 @@
-"""Statistics and uptime: each charger's connections coming up and going down, and the
-maintenance windows staff enter
+"""Statistics and uptime: each charger's connections coming up and going down, the
+maintenance windows staff enter, and an index of the audit log by command and time (staff's
+availability commands)
 
 Revision ID: 0019
 Revises: 0018
@@ -55,9 +56,11 @@ def upgrade() -> None:
         ["charge_point_id", "starts_at"],
         unique=False,
     )
+    op.create_index("ix_commands_command_time", "commands", ["command", "created_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_commands_command_time", table_name="commands")
     op.drop_index("ix_maintenance_windows_cp_start", table_name="maintenance_windows")
     op.drop_table("maintenance_windows")
     op.drop_index("ix_connectivity_history_cp_at", table_name="connectivity_history")

@@ -1,0 +1,650 @@
+"""Repository of what the statistics and the uptime figures read: sessions with their
+revenue and token origin, EVSE activity and status changes, connectivity, staff's
+availability commands, maintenance windows, and which EVSE belongs to which charger,
+location and site. Takes an AsyncConnection; returns csms.core values, never rows.
+
+Every read is one or a few statements over the range, index-backed (a per-EVSE or
+per-charger seek from the small tables to the history's composite indexes), never a query
+per charger. In keys, EVSE 0 stands for the whole charger (a status, a command or a
+window that concerns every EVSE of it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.maintenance import MaintenanceWindow, WindowKind
+from csms.core.statistics import (
+    EvseActivity,
+    EvseKey,
+    Interval,
+    Origin,
+    SessionFact,
+    StatusChange,
+)
+from csms.storage.models import (
+    CdrRow,
+    ChargerLocationRow,
+    CommandRow,
+    ConnectivityRow,
+    ConnectorRow,
+    MaintenanceWindowRow,
+    SiteLinkRow,
+    StatusHistoryRow,
+    TransactionEventRow,
+    TransactionRow,
+)
+
+_tx = cast(Table, TransactionRow.__table__)
+_cdr = cast(Table, CdrRow.__table__)
+_events = cast(Table, TransactionEventRow.__table__)
+_hist = cast(Table, StatusHistoryRow.__table__)
+_conn = cast(Table, ConnectorRow.__table__)
+_links = cast(Table, ConnectivityRow.__table__)
+_cmd = cast(Table, CommandRow.__table__)
+_windows = cast(Table, MaintenanceWindowRow.__table__)
+_locations = cast(Table, ChargerLocationRow.__table__)
+_sites = cast(Table, SiteLinkRow.__table__)
+
+# How long before the range a session may have started and still count as running at its
+# start: the start-time index bounds the look-up (a session left open longer is data to
+# fix, not a charger in use).
+LOOKBACK = timedelta(days=31)
+
+# Plugged in: the 1.6 detail of Occupied, and 2.0.1's Occupied.
+OCCUPIED_STATUSES = frozenset(
+    {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"}
+)
+# Energy flowing, by a 1.6 status (2.0.1 says so in its TransactionEvents' chargingState).
+CHARGING_STATUSES = frozenset({"Charging"})
+CHARGING_STATE = "Charging"
+
+# The audit log's command of ChangeAvailability (csms.core.commands.CommandName).
+_AVAILABILITY = "availability"
+
+
+# --- time ---------------------------------------------------------------------------------
+
+
+def _utc(value: Any) -> datetime:
+    """A timestamp read without the column type's processing (hundreds of thousands per
+    read): SQLite gives naive UTC text, asyncpg an aware datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    moment = cast(datetime, value)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def _raw(column: Any) -> Any:
+    """A timestamp column selected as the driver gives it (parsed by `_utc`)."""
+    return type_coerce(column, String).label(column.key)
+
+
+def _clip(start: datetime, end: datetime, lo: datetime, hi: datetime) -> Interval | None:
+    a, b = max(start, lo), min(end, hi)
+    return Interval(a, b) if a < b else None
+
+
+def _merged(intervals: Iterable[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for item in sorted(intervals, key=lambda i: (i.start, i.end)):
+        if out and item.start <= out[-1].end:
+            if item.end > out[-1].end:
+                out[-1] = Interval(out[-1].start, item.end)
+        else:
+            out.append(item)
+    return out
+
+
+def _in(column: Any, charger_ids: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    return [] if charger_ids is None else [column.in_(list(charger_ids))]
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+def _overlapping(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    """Transactions that started in [start, end) or were running at `start`."""
+    return [
+        _tx.c.start_at >= start - LOOKBACK,
+        _tx.c.start_at < end,
+        or_(_tx.c.start_at >= start, _tx.c.stop_at.is_(None), _tx.c.stop_at > start),
+    ]
+
+
+def _origin(remote_start_id: Any, auth_method: Any) -> Origin:
+    if auth_method is not None:
+        # Set with the CdrToken by OCPI: a partner's token, or a partner's command.
+        return "roaming"
+    if remote_start_id is not None:
+        return "remote"
+    return "local"
+
+
+async def session_facts(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> list[SessionFact]:
+    """Sessions that started in [start, end) or were running at `start`, oldest first,
+    with the revenue of their newest CDR that is neither a credit nor credited (None: no
+    such CDR yet) and the origin of their token. One statement: the transactions by
+    their start-time index, their CDRs by transaction."""
+    stmt = (
+        select(
+            _tx.c.id,
+            _tx.c.charge_point_id,
+            _tx.c.evse_id,
+            _raw(_tx.c.start_at),
+            _raw(_tx.c.stop_at),
+            _tx.c.energy_wh,
+            _tx.c.id_tag_key,
+            _tx.c.remote_start_id,
+            _tx.c.auth_method,
+            _cdr.c.seq,
+            _cdr.c.id.label("cdr_id"),
+            _cdr.c.credit,
+            _cdr.c.credit_reference_id,
+            _cdr.c.currency,
+            _cdr.c.total_excl_vat,
+            _cdr.c.total_incl_vat,
+        )
+        .select_from(_tx.outerjoin(_cdr, _cdr.c.transaction_id == _tx.c.id))
+        .where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
+        .order_by(_tx.c.start_at, _tx.c.id, _cdr.c.seq)
+    )
+    rows = (await conn.execute(stmt)).all()
+    facts: list[SessionFact] = []
+    i = 0
+    while i < len(rows):
+        row = rows[i]
+        j = i
+        cdrs = []
+        while j < len(rows) and rows[j].id == row.id:
+            if rows[j].seq is not None:
+                cdrs.append(rows[j])
+            j += 1
+        i = j
+        credited = {c.credit_reference_id for c in cdrs if c.credit}
+        billed = [c for c in cdrs if not c.credit and c.cdr_id not in credited]
+        cdr = billed[-1] if billed else None
+        facts.append(
+            SessionFact(
+                transaction_id=int(row.id),
+                evse=(row.charge_point_id, int(row.evse_id)),
+                start_at=_utc(row.start_at),
+                stop_at=None if row.stop_at is None else _utc(row.stop_at),
+                energy_wh=None if row.energy_wh is None else int(row.energy_wh),
+                token_key=row.id_tag_key,
+                origin=_origin(row.remote_start_id, row.auth_method),
+                currency=None if cdr is None else cdr.currency,
+                revenue_excl=None if cdr is None else Decimal(cdr.total_excl_vat),
+                revenue_incl=(
+                    None if cdr is None else Decimal(cdr.total_incl_vat or cdr.total_excl_vat)
+                ),
+            )
+        )
+    return facts
+
+
+# --- status history -----------------------------------------------------------------------
+
+
+async def _history(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None,
+    *,
+    min_evse: int,
+) -> dict[tuple[str, int, int], list[tuple[datetime, str]]]:
+    """Each connector's status changes in [start, end), after the last one before `start`
+    (when there is one), oldest first. The connectors table lists the connectors; each
+    is one seek into the history's (charger, EVSE, time) index."""
+    known = (
+        select(_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id)
+        .where(_conn.c.evse_id >= min_evse, *_in(_conn.c.charge_point_id, charger_ids))
+        .subquery("known")
+    )
+    before_id = (
+        select(_hist.c.id)
+        .where(
+            _hist.c.charge_point_id == known.c.charge_point_id,
+            _hist.c.evse_id == known.c.evse_id,
+            _hist.c.connector_id == known.c.connector_id,
+            _hist.c.status_at < start,
+        )
+        .order_by(_hist.c.status_at.desc(), _hist.c.id.desc())
+        .limit(1)
+        .correlate(known)
+        .scalar_subquery()
+    )
+    last = select(before_id.label("hid")).select_from(known).subquery("last")
+    columns = (
+        _hist.c.charge_point_id,
+        _hist.c.evse_id,
+        _hist.c.connector_id,
+        _raw(_hist.c.status_at),
+        _hist.c.status,
+        _hist.c.id,
+    )
+    before = select(*columns).join(last, last.c.hid == _hist.c.id)
+    during = (
+        select(*columns)
+        .select_from(
+            known.join(
+                _hist,
+                and_(
+                    _hist.c.charge_point_id == known.c.charge_point_id,
+                    _hist.c.evse_id == known.c.evse_id,
+                    _hist.c.status_at >= start,
+                    _hist.c.status_at < end,
+                ),
+            )
+        )
+        .where(_hist.c.connector_id == known.c.connector_id)
+    )
+    out: dict[tuple[str, int, int], list[tuple[datetime, str, int]]] = defaultdict(list)
+    for stmt in (before, during):
+        for cp_id, evse_id, connector_id, at, status, row_id in (await conn.execute(stmt)).all():
+            out[(cp_id, int(evse_id), int(connector_id))].append((_utc(at), status, int(row_id)))
+    return {
+        key: [(at, status) for at, status, _ in sorted(changes, key=lambda c: (c[0], c[2]))]
+        for key, changes in out.items()
+    }
+
+
+def _spans(
+    changes: Sequence[tuple[datetime, str]],
+    statuses: frozenset[str],
+    start: datetime,
+    end: datetime,
+) -> list[Interval]:
+    """When a connector's status was one of `statuses`, inside [start, end)."""
+    out: list[Interval] = []
+    for index, (at, status) in enumerate(changes):
+        if status not in statuses:
+            continue
+        until = changes[index + 1][0] if index + 1 < len(changes) else end
+        span = _clip(at, until, start, end)
+        if span is not None:
+            out.append(span)
+    return out
+
+
+async def status_changes(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, list[StatusChange]]:
+    """Each EVSE's status changes in [start, end) after the last one before `start`, oldest
+    first (EVSE 0: the charger itself). The connectors of an EVSE are read as one."""
+    found: dict[EvseKey, list[StatusChange]] = defaultdict(list)
+    history = await _history(conn, start, end, charger_ids, min_evse=0)
+    for (cp_id, evse_id, _), changes in history.items():
+        found[(cp_id, evse_id)].extend(StatusChange(at, status) for at, status in changes)
+    out: dict[EvseKey, list[StatusChange]] = {}
+    for key, merged in found.items():
+        merged.sort(key=lambda c: c.at)
+        # Of several connectors, only the latest change before the range counts.
+        first = max((i for i, c in enumerate(merged) if c.at < start), default=0)
+        out[key] = merged[first:]
+    return out
+
+
+async def evse_activity(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, EvseActivity]:
+    """When each EVSE (>= 1) was occupied (a plugged-in status of one of its connectors, or
+    a running session) and charging (1.6 Charging; 2.0.1 chargingState Charging), inside
+    [start, end). EVSEs without either in the range are left out."""
+    occupied: dict[EvseKey, list[Interval]] = defaultdict(list)
+    charging: dict[EvseKey, list[Interval]] = defaultdict(list)
+    history = await _history(conn, start, end, charger_ids, min_evse=1)
+    for (cp_id, evse_id, _), changes in history.items():
+        occupied[(cp_id, evse_id)] += _spans(changes, OCCUPIED_STATUSES, start, end)
+        charging[(cp_id, evse_id)] += _spans(changes, CHARGING_STATUSES, start, end)
+    sessions = (
+        await conn.execute(
+            select(
+                _tx.c.id,
+                _tx.c.charge_point_id,
+                _tx.c.evse_id,
+                _raw(_tx.c.start_at),
+                _raw(_tx.c.stop_at),
+            ).where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
+        )
+    ).all()
+    stops: dict[int, tuple[EvseKey, datetime]] = {}
+    for tx_id, cp_id, evse_id, started, stopped in sessions:
+        until = end if stopped is None else _utc(stopped)
+        span = _clip(_utc(started), until, start, end)
+        if span is not None:
+            occupied[(cp_id, int(evse_id))].append(span)
+        stops[int(tx_id)] = ((cp_id, int(evse_id)), until)
+    # 2.0.1: each TransactionEvent that says what the vehicle does holds until the next.
+    events = (
+        await conn.execute(
+            select(_events.c.transaction_id, _raw(_events.c.timestamp), _events.c.charging_state)
+            .select_from(_tx.join(_events, _events.c.transaction_id == _tx.c.id))
+            .where(
+                *_overlapping(start, end),
+                *_in(_tx.c.charge_point_id, charger_ids),
+                _events.c.charging_state.is_not(None),
+            )
+        )
+    ).all()
+    by_tx: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    for tx_id, at, state in events:
+        by_tx[int(tx_id)].append((_utc(at), state))
+    for tx_id, states in by_tx.items():
+        key, until = stops[tx_id]
+        states.sort()
+        for index, (at, state) in enumerate(states):
+            if state != CHARGING_STATE:
+                continue
+            upto = states[index + 1][0] if index + 1 < len(states) else until
+            span = _clip(at, min(upto, until), start, end)
+            if span is not None:
+                charging[key].append(span)
+    return {
+        key: EvseActivity(_merged(occupied.get(key, ())), _merged(charging.get(key, ())))
+        for key in sorted({*occupied, *charging})
+        if occupied.get(key) or charging.get(key)
+    }
+
+
+# --- uptime inputs ------------------------------------------------------------------------
+
+
+async def offline_intervals(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[str, list[Interval]]:
+    """When each charger was offline inside [start, end), from its connectivity history
+    (the last change before `start` says how it began). Before its first recorded change
+    a charger counts as online: history starts with this table, not with the charger."""
+    chargers = (
+        select(_conn.c.charge_point_id)
+        .where(*_in(_conn.c.charge_point_id, charger_ids))
+        .distinct()
+        .subquery("chargers")
+    )
+    before_id = (
+        select(_links.c.id)
+        .where(_links.c.charge_point_id == chargers.c.charge_point_id, _links.c.at < start)
+        .order_by(_links.c.at.desc(), _links.c.id.desc())
+        .limit(1)
+        .correlate(chargers)
+        .scalar_subquery()
+    )
+    last = select(before_id.label("lid")).select_from(chargers).subquery("last")
+    columns = (_links.c.charge_point_id, _raw(_links.c.at), _links.c.connected, _links.c.id)
+    before = select(*columns).join(last, last.c.lid == _links.c.id)
+    during = select(*columns).select_from(
+        chargers.join(
+            _links,
+            and_(
+                _links.c.charge_point_id == chargers.c.charge_point_id,
+                _links.c.at >= start,
+                _links.c.at < end,
+            ),
+        )
+    )
+    changes: dict[str, list[tuple[datetime, int, bool]]] = defaultdict(list)
+    for stmt in (before, during):
+        for cp_id, at, connected, row_id in (await conn.execute(stmt)).all():
+            changes[cp_id].append((_utc(at), int(row_id), bool(connected)))
+    out: dict[str, list[Interval]] = {}
+    for cp_id, found in changes.items():
+        found.sort()
+        spans: list[Interval] = []
+        for index, (at, _, connected) in enumerate(found):
+            if connected:
+                continue
+            until = found[index + 1][0] if index + 1 < len(found) else end
+            span = _clip(at, until, start, end)
+            if span is not None:
+                spans.append(span)
+        if spans:
+            out[cp_id] = _merged(spans)
+    return out
+
+
+async def staff_unavailable(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, list[Interval]]:
+    """When staff had set a charger (EVSE 0) or an EVSE inoperative, inside [start, end):
+    from each ChangeAvailability Inoperative the charger accepted until the next accepted
+    Operative of the same EVSE or of the whole charger (which makes every EVSE operative)."""
+    rows = (
+        await conn.execute(
+            select(
+                _cmd.c.charge_point_id,
+                _raw(func.coalesce(_cmd.c.finished_at, _cmd.c.created_at).label("at")),
+                _cmd.c.params,
+                _cmd.c.id,
+            )
+            .where(
+                _cmd.c.command == _AVAILABILITY,
+                _cmd.c.outcome == "accepted",
+                _cmd.c.created_at < end,
+                *_in(_cmd.c.charge_point_id, charger_ids),
+            )
+            .order_by(_cmd.c.charge_point_id, _cmd.c.id)
+        )
+    ).all()
+    by_charger: dict[str, list[tuple[datetime, int, int, bool]]] = defaultdict(list)
+    for cp_id, at, params, row_id in rows:
+        evse = params.get("evse")
+        state = params.get("state")
+        if state not in ("operative", "inoperative"):
+            continue
+        by_charger[cp_id].append(
+            (_utc(at), int(row_id), int(evse) if evse is not None else 0, state == "operative")
+        )
+    out: dict[EvseKey, list[Interval]] = defaultdict(list)
+    for cp_id, commands in by_charger.items():
+        commands.sort()
+        for evse_id, spans in _inoperative(commands, start, end).items():
+            out[(cp_id, evse_id)] += spans
+    return {key: _merged(spans) for key, spans in out.items()}
+
+
+def _inoperative(
+    commands: Sequence[tuple[datetime, int, int, bool]], start: datetime, end: datetime
+) -> dict[int, list[Interval]]:
+    """One charger's inoperative time per EVSE (0: the charger) from its availability
+    commands (at, id, EVSE, operative), in order."""
+    out: dict[int, list[Interval]] = defaultdict(list)
+    off_since: dict[int, datetime] = {}
+
+    def close(evse_id: int, at: datetime) -> None:
+        since = off_since.pop(evse_id, None)
+        span = None if since is None else _clip(since, at, start, end)
+        if span is not None:
+            out[evse_id].append(span)
+
+    for at, _, evse_id, operative in commands:
+        if not operative:
+            off_since.setdefault(evse_id, at)
+        elif evse_id == 0:
+            for held in list(off_since):
+                close(held, at)
+        else:
+            close(evse_id, at)
+    for held in list(off_since):
+        close(held, end)
+    return out
+
+
+async def exclusions(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, list[Interval]]:
+    """The maintenance windows (planned and excluded) inside [start, end), per EVSE they
+    name (EVSE 0: the whole charger). Windows are read by charger and start; one may have
+    started before the range, so those ending after its start are kept."""
+    rows = (
+        await conn.execute(
+            select(
+                _windows.c.charge_point_id,
+                _windows.c.evse_id,
+                _windows.c.starts_at,
+                _windows.c.ends_at,
+            ).where(
+                _windows.c.starts_at < end,
+                _windows.c.ends_at > start,
+                *_in(_windows.c.charge_point_id, charger_ids),
+            )
+        )
+    ).all()
+    out: dict[EvseKey, list[Interval]] = defaultdict(list)
+    for cp_id, evse_id, starts_at, ends_at in rows:
+        span = _clip(starts_at, ends_at, start, end)
+        if span is not None:
+            out[(cp_id, 0 if evse_id is None else int(evse_id))].append(span)
+    return {key: _merged(spans) for key, spans in out.items()}
+
+
+# --- scope and groupings ------------------------------------------------------------------
+
+
+async def evses_in_scope(
+    conn: AsyncConnection, charger_ids: Sequence[str] | None = None
+) -> list[EvseKey]:
+    """Every EVSE (>= 1) of the chargers (all when None) that has reported a status."""
+    stmt = (
+        select(_conn.c.charge_point_id, _conn.c.evse_id)
+        .where(_conn.c.evse_id >= 1, *_in(_conn.c.charge_point_id, charger_ids))
+        .distinct()
+        .order_by(_conn.c.charge_point_id, _conn.c.evse_id)
+    )
+    return [(cp_id, int(evse_id)) for cp_id, evse_id in (await conn.execute(stmt)).all()]
+
+
+async def charger_locations(
+    conn: AsyncConnection, charger_ids: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Charger -> the location it stands at (chargers without one are left out)."""
+    stmt = select(_locations.c.charge_point_id, _locations.c.location_id).where(
+        *_in(_locations.c.charge_point_id, charger_ids)
+    )
+    return {cp_id: loc for cp_id, loc in (await conn.execute(stmt)).all()}
+
+
+async def charger_sites(
+    conn: AsyncConnection, charger_ids: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Charger -> the smart-charging site it is linked to (others are left out)."""
+    stmt = select(_sites.c.charge_point_id, _sites.c.site_id).where(
+        *_in(_sites.c.charge_point_id, charger_ids)
+    )
+    return {cp_id: site for cp_id, site in (await conn.execute(stmt)).all()}
+
+
+# --- maintenance windows ------------------------------------------------------------------
+
+
+def _to_window(row: Any) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        id=int(row.id),
+        charge_point_id=row.charge_point_id,
+        evse_id=row.evse_id,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        kind=WindowKind(row.kind),
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+async def add_window(
+    conn: AsyncConnection,
+    cp_id: str,
+    evse_id: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    kind: WindowKind,
+    reason: str,
+    created_by: str | None,
+    now: datetime,
+) -> MaintenanceWindow:
+    result = await conn.execute(
+        insert(_windows)
+        .values(
+            charge_point_id=cp_id,
+            evse_id=evse_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            kind=kind.value,
+            reason=reason,
+            created_by=created_by,
+            created_at=now,
+        )
+        .returning(_windows.c.id)
+    )
+    found = await get_window(conn, int(result.scalar_one()))
+    assert found is not None
+    return found
+
+
+async def get_window(conn: AsyncConnection, window_id: int) -> MaintenanceWindow | None:
+    row = (await conn.execute(select(_windows).where(_windows.c.id == window_id))).first()
+    return None if row is None else _to_window(row)
+
+
+async def list_windows(
+    conn: AsyncConnection, cp_id: str | None = None, *, limit: int
+) -> tuple[list[MaintenanceWindow], int]:
+    """Windows (of one charger, or all), the latest start first, at most `limit`; and how
+    many there are."""
+    where = [] if cp_id is None else [_windows.c.charge_point_id == cp_id]
+    rows = (
+        await conn.execute(
+            select(_windows)
+            .where(*where)
+            .order_by(_windows.c.starts_at.desc(), _windows.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    total = (
+        await conn.execute(select(func.count()).select_from(_windows).where(*where))
+    ).scalar_one()
+    return [_to_window(r) for r in rows], int(total)
+
+
+async def remove_window(conn: AsyncConnection, window_id: int) -> bool:
+    result = await conn.execute(delete(_windows).where(_windows.c.id == window_id))
+    return bool(result.rowcount)
