@@ -317,19 +317,20 @@ async def test_activity_includes_the_status_before_the_range_and_charging_states
 
 
 async def test_status_changes_start_with_the_last_before_the_range(db: Database) -> None:
+    """Only where the meaning to uptime changes: into or out of Faulted or Unavailable."""
     await write(db, _network)
     changes = await read(db, lambda c: repo.status_changes(c, START, END, ["CP1"]))
     assert changes == {
         ("CP1", 0): [StatusChange(at(10), "Unavailable"), StatusChange(at(11), "Available")],
+        # In service from before the range (Charging ... Available change nothing) until
+        # Faulted.
         ("CP1", 1): [
             StatusChange(at(31, 20, month=10), "Preparing"),
-            StatusChange(at(1, 1), "Charging"),
-            StatusChange(at(1, 3), "SuspendedEV"),
-            StatusChange(at(1, 4), "Finishing"),
-            StatusChange(at(1, 4, 30), "Available"),
             StatusChange(at(30, 23), "Faulted"),
         ],
     }
+    second = await read(db, lambda c: repo.status_changes(c, at(1, 2), END, ["CP2"]))
+    assert second == {("CP2", 1): [StatusChange(at(5, 10), "Occupied")]}
 
 
 async def test_staff_unavailable_from_accepted_availability_commands(db: Database) -> None:
