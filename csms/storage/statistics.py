@@ -42,6 +42,7 @@ from csms.core.statistics import (
 )
 from csms.storage.models import (
     CdrRow,
+    ChargePointRow,
     ChargerLocationRow,
     CommandRow,
     ConnectivityRow,
@@ -54,6 +55,7 @@ from csms.storage.models import (
 )
 
 _tx = cast(Table, TransactionRow.__table__)
+_cp = cast(Table, ChargePointRow.__table__)
 _cdr = cast(Table, CdrRow.__table__)
 _events = cast(Table, TransactionEventRow.__table__)
 _hist = cast(Table, StatusHistoryRow.__table__)
@@ -456,9 +458,8 @@ async def offline_intervals(
     (the last change before `start` says how it began). Before its first recorded change
     a charger counts as online: history starts with this table, not with the charger."""
     chargers = (
-        select(_conn.c.charge_point_id)
-        .where(*_in(_conn.c.charge_point_id, charger_ids))
-        .distinct()
+        select(_cp.c.id.label("charge_point_id"))
+        .where(*_in(_cp.c.id, charger_ids))
         .subquery("chargers")
     )
     before_id = (
