@@ -12,9 +12,10 @@ window that concerns every EVSE of it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -36,7 +37,6 @@ from csms.core.statistics import (
     EvseActivity,
     EvseKey,
     Interval,
-    Origin,
     SessionFact,
     StatusChange,
 )
@@ -87,19 +87,26 @@ _AVAILABILITY = "availability"
 # --- time ---------------------------------------------------------------------------------
 
 
-def _utc(value: Any) -> datetime:
-    """A timestamp read without the column type's processing (hundreds of thousands per
-    read): SQLite gives naive UTC text, asyncpg an aware datetime."""
-    if isinstance(value, str):
-        # Six times faster than parsing and then replacing the zone.
-        return datetime.fromisoformat(value + "+00:00")
-    moment = cast(datetime, value)
-    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+def _text_db(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "sqlite"
 
 
-def _raw(column: Any) -> Any:
-    """A timestamp column selected as the driver gives it (parsed by `_utc`)."""
-    return type_coerce(column, String).label(column.key)
+def _raw(column: Any, conn: AsyncConnection, name: str | None = None) -> Any:
+    """A timestamp column as the driver gives it, for `_parser(conn)`: SQLite's naive UTC
+    text with its offset appended, PostgreSQL's aware datetime. Hundreds of thousands are
+    read at once: the column type's processing (and a Python function per value) would
+    cost more than the query."""
+    label = name or column.key
+    if _text_db(conn):
+        return type_coerce(column, String).concat("+00:00").label(label)
+    return type_coerce(column, String).label(label)
+
+
+def _parser(conn: AsyncConnection) -> Callable[[Any], datetime]:
+    """Turns what `_raw` selected into an aware UTC datetime; a C function, no frame."""
+    if _text_db(conn):
+        return datetime.fromisoformat
+    return partial(datetime.astimezone, tz=UTC)
 
 
 def _clip(start: datetime, end: datetime, lo: datetime, hi: datetime) -> Interval | None:
@@ -107,10 +114,10 @@ def _clip(start: datetime, end: datetime, lo: datetime, hi: datetime) -> Interva
     return Interval(a, b) if a < b else None
 
 
-def _merged(spans: Iterable[Sequence[datetime]]) -> list[Interval]:
+def _merged(spans: Iterable[Any]) -> list[Interval]:
     """The union of [start, end) pairs, in order, as Intervals (empty ones dropped)."""
     out: list[list[datetime]] = []
-    for a, b in sorted((span[0], span[1]) for span in spans):
+    for a, b in sorted(spans):  # all lists, or all tuples, of two
         if a >= b:
             continue
         if out and a <= out[-1][1]:
@@ -141,15 +148,6 @@ def _overlapping(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def _origin(remote_start_id: Any, auth_method: Any) -> Origin:
-    if auth_method is not None:
-        # Set with the CdrToken by OCPI: a partner's token, or a partner's command.
-        return "roaming"
-    if remote_start_id is not None:
-        return "remote"
-    return "local"
-
-
 async def session_facts(
     conn: AsyncConnection,
     start: datetime,
@@ -158,15 +156,18 @@ async def session_facts(
 ) -> list[SessionFact]:
     """Sessions that started in [start, end) or were running at `start`, oldest first,
     with the revenue of their newest CDR that is neither a credit nor credited (None: no
-    such CDR yet) and the origin of their token. One statement: the transactions by
+    such CDR yet) and the origin of their token: roaming when OCPI set how it was
+    authorized (`auth_method`, set with the CdrToken: a partner's token or command),
+    remote when a RemoteStart began it, else local. One statement: the transactions by
     their start-time index, their CDRs by transaction."""
+    utc = _parser(conn)
     stmt = (
         select(
             _tx.c.id,
             _tx.c.charge_point_id,
             _tx.c.evse_id,
-            _raw(_tx.c.start_at),
-            _raw(_tx.c.stop_at),
+            _raw(_tx.c.start_at, conn),
+            _raw(_tx.c.stop_at, conn),
             _tx.c.energy_wh,
             _tx.c.id_tag_key,
             _tx.c.remote_start_id,
@@ -187,31 +188,35 @@ async def session_facts(
     facts: list[SessionFact] = []
     index, count = 0, len(rows)
     while index < count:
-        row = rows[index]
-        cdr = row if row.seq is not None and not row.credit else None
+        (tx_id, cp_id, evse_id, started, stopped, energy, token, remote, auth, seq, _, credit,
+         _, currency, excl, incl) = rows[index]  # fmt: skip
         index += 1
-        if index < count and rows[index].id == row.id:  # several CDRs: rare
-            group = [row]
-            while index < count and rows[index].id == row.id:
+        if index < count and rows[index][0] == tx_id:  # several CDRs: rare
+            group = [rows[index - 1]]
+            while index < count and rows[index][0] == tx_id:
                 group.append(rows[index])
                 index += 1
             credited = {c.credit_reference_id for c in group if c.credit}
             billed = [c for c in group if not c.credit and c.cdr_id not in credited]
-            cdr = billed[-1] if billed else None
+            currency, excl, incl = (
+                (billed[-1].currency, billed[-1].total_excl_vat, billed[-1].total_incl_vat)
+                if billed
+                else (None, None, None)
+            )
+        elif seq is None or credit:
+            currency = excl = incl = None
         facts.append(
             SessionFact(
-                transaction_id=row.id,
-                evse=(row.charge_point_id, row.evse_id),
-                start_at=_utc(row.start_at),
-                stop_at=None if row.stop_at is None else _utc(row.stop_at),
-                energy_wh=row.energy_wh,
-                token_key=row.id_tag_key,
-                origin=_origin(row.remote_start_id, row.auth_method),
-                currency=None if cdr is None else cdr.currency,
-                revenue_excl=None if cdr is None else Decimal(cdr.total_excl_vat),
-                revenue_incl=(
-                    None if cdr is None else Decimal(cdr.total_incl_vat or cdr.total_excl_vat)
-                ),
+                tx_id,
+                (cp_id, evse_id),
+                utc(started),
+                None if stopped is None else utc(stopped),
+                energy,
+                token,
+                "roaming" if auth is not None else "remote" if remote is not None else "local",
+                currency,
+                None if excl is None else Decimal(excl),
+                None if excl is None else Decimal(incl or excl),
             )
         )
     return facts
@@ -258,7 +263,7 @@ async def _history(
         _hist.c.charge_point_id,
         _hist.c.evse_id,
         _hist.c.connector_id,
-        _raw(_hist.c.status_at),
+        _raw(_hist.c.status_at, conn),
         _hist.c.status,
     )
     before = select(*columns).join(last, last.c.hid == _hist.c.id)
@@ -325,6 +330,7 @@ async def status_changes(
     of Faulted or Unavailable (a change between two statuses in service, Preparing to
     Charging, is left out: the first of them stands). The connectors of an EVSE are read
     as one."""
+    utc = _parser(conn)
     found: dict[EvseKey, list[StatusChange]] = defaultdict(list)
     current: _Key3 | None = None
     kind = -1
@@ -335,7 +341,7 @@ async def status_changes(
         if now_kind == kind:
             continue
         kind = now_kind
-        found[(key[0], int(key[1]))].append(StatusChange(_utc(at), status))
+        found[(key[0], int(key[1]))].append(StatusChange(utc(at), status))
     out: dict[EvseKey, list[StatusChange]] = {}
     for evse, changes in found.items():
         changes.sort(key=lambda c: c.at)
@@ -345,15 +351,53 @@ async def status_changes(
     return out
 
 
-def _add(spans: list[list[datetime]], a: datetime, b: datetime) -> None:
-    """Append [a, b) to time-ordered spans, joined to the last one when they touch."""
-    if a >= b:
-        return
-    if spans and spans[-1][1] >= a:
-        if b > spans[-1][1]:
-            spans[-1][1] = b
-    else:
-        spans.append([a, b])
+def _spans_of(
+    history: Iterable[tuple[_Key3, Any, str]],
+    occupied: dict[EvseKey, list[list[datetime]]],
+    charging: dict[EvseKey, list[list[datetime]]],
+    start: datetime,
+    end: datetime,
+    utc: Callable[[Any], datetime],
+) -> None:
+    """Add each connector's occupied and charging spans to its EVSE's, in [start, end).
+    Only a change into or out of either costs a timestamp's parsing (this loop sees every
+    status change of the month)."""
+    occupied_statuses, charging_statuses = OCCUPIED_STATUSES, CHARGING_STATUSES
+    current: _Key3 | None = None
+    occ: list[list[datetime]] = []
+    chg: list[list[datetime]] = []
+    occ_since: Any = None  # the raw time the open span began; None: none is open
+    chg_since: Any = None
+    for key, raw, status in history:
+        if key != current:
+            if occ_since is not None:
+                occ.append([max(utc(occ_since), start), end])
+            if chg_since is not None:
+                chg.append([max(utc(chg_since), start), end])
+            occ_since = chg_since = None
+            current = key
+            evse = (key[0], int(key[1]))
+            occ, chg = occupied[evse], charging[evse]
+        if status in occupied_statuses:
+            if occ_since is None:
+                occ_since = raw
+            if status in charging_statuses:
+                if chg_since is None:
+                    chg_since = raw
+            elif chg_since is not None:
+                chg.append([max(utc(chg_since), start), utc(raw)])
+                chg_since = None
+        else:
+            if occ_since is not None:
+                occ.append([max(utc(occ_since), start), utc(raw)])
+                occ_since = None
+            if chg_since is not None:
+                chg.append([max(utc(chg_since), start), utc(raw)])
+                chg_since = None
+    if occ_since is not None:
+        occ.append([max(utc(occ_since), start), end])
+    if chg_since is not None:
+        chg.append([max(utc(chg_since), start), end])
 
 
 async def evse_activity(
@@ -361,63 +405,47 @@ async def evse_activity(
     start: datetime,
     end: datetime,
     charger_ids: Sequence[str] | None = None,
+    *,
+    sessions: Sequence[SessionFact] | None = None,
 ) -> dict[EvseKey, EvseActivity]:
     """When each EVSE (>= 1) was occupied (a plugged-in status of one of its connectors, or
     a running session) and charging (1.6 Charging; 2.0.1 chargingState Charging), inside
-    [start, end). EVSEs without either in the range are left out."""
+    [start, end). EVSEs without either in the range are left out. `sessions`: what
+    `session_facts` returned for the same range and chargers, which saves reading them
+    again."""
+    utc = _parser(conn)
     occupied: dict[EvseKey, list[list[datetime]]] = defaultdict(list)
     charging: dict[EvseKey, list[list[datetime]]] = defaultdict(list)
-    # Each connector's spans, joined per EVSE below.
-    connectors: list[tuple[EvseKey, list[list[datetime]], list[list[datetime]]]] = []
-    current: _Key3 | None = None
-    occ: list[list[datetime]] = []
-    chg: list[list[datetime]] = []
-    since = start
-    state = ""
-
-    def close(until: datetime) -> None:
-        if state in OCCUPIED_STATUSES:
-            _add(occ, since, until)
-            if state in CHARGING_STATUSES:
-                _add(chg, since, until)
-
-    for key, raw_at, status in await _history(conn, start, end, charger_ids, min_evse=1):
-        at = max(_utc(raw_at), start)
-        if key != current:
-            if current is not None:
-                close(end)
-            current = key
-            occ, chg = [], []
-            connectors.append(((key[0], int(key[1])), occ, chg))
-        else:
-            close(at)
-        since, state = at, status
-    if current is not None:
-        close(end)
-    for evse, occ, chg in connectors:
-        occupied[evse] += occ
-        charging[evse] += chg
-    sessions = (
-        await conn.execute(
+    history = await _history(conn, start, end, charger_ids, min_evse=1)
+    _spans_of(history, occupied, charging, start, end, utc)
+    spans: Iterable[tuple[int, EvseKey, datetime, datetime | None]]
+    if sessions is None:
+        read = await conn.execute(
             select(
                 _tx.c.id,
                 _tx.c.charge_point_id,
                 _tx.c.evse_id,
-                _raw(_tx.c.start_at),
-                _raw(_tx.c.stop_at),
+                _raw(_tx.c.start_at, conn),
+                _raw(_tx.c.stop_at, conn),
             ).where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
         )
-    ).all()
+        spans = (
+            (tx_id, (cp_id, evse_id), utc(started), None if stopped is None else utc(stopped))
+            for tx_id, cp_id, evse_id, started, stopped in read.all()
+        )
+    else:
+        spans = ((f.transaction_id, f.evse, f.start_at, f.stop_at) for f in sessions)
     stops: dict[int, tuple[EvseKey, datetime]] = {}
-    for tx_id, cp_id, evse_id, started, stopped in sessions:
-        until = end if stopped is None else min(_utc(stopped), end)
-        evse = (cp_id, int(evse_id))
-        occupied[evse].append([max(_utc(started), start), until])
-        stops[int(tx_id)] = (evse, until)
+    for tx_id, evse, started, stopped in spans:
+        until = end if stopped is None else min(stopped, end)
+        occupied[evse].append([max(started, start), until])
+        stops[tx_id] = (evse, until)
     # 2.0.1: each TransactionEvent that says what the vehicle does holds until the next.
     events = (
         await conn.execute(
-            select(_events.c.transaction_id, _raw(_events.c.timestamp), _events.c.charging_state)
+            select(
+                _events.c.transaction_id, _raw(_events.c.timestamp, conn), _events.c.charging_state
+            )
             .select_from(_tx.join(_events, _events.c.transaction_id == _tx.c.id))
             .where(
                 *_overlapping(start, end),
@@ -428,8 +456,10 @@ async def evse_activity(
     ).all()
     by_tx: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
     for tx_id, at, charging_state in events:
-        by_tx[int(tx_id)].append((_utc(at), charging_state))
+        by_tx[int(tx_id)].append((utc(at), charging_state))
     for tx_id, states in by_tx.items():
+        if tx_id not in stops:
+            continue  # not among the sessions given
         evse, until = stops[tx_id]
         states.sort()
         for index, (at, charging_state) in enumerate(states):
@@ -457,6 +487,7 @@ async def offline_intervals(
     """When each charger was offline inside [start, end), from its connectivity history
     (the last change before `start` says how it began). Before its first recorded change
     a charger counts as online: history starts with this table, not with the charger."""
+    utc = _parser(conn)
     chargers = (
         select(_cp.c.id.label("charge_point_id"))
         .where(*_in(_cp.c.id, charger_ids))
@@ -471,7 +502,7 @@ async def offline_intervals(
         .scalar_subquery()
     )
     last = select(before_id.label("lid")).select_from(chargers).subquery("last")
-    columns = (_links.c.charge_point_id, _raw(_links.c.at), _links.c.connected, _links.c.id)
+    columns = (_links.c.charge_point_id, _raw(_links.c.at, conn), _links.c.connected, _links.c.id)
     before = select(*columns).join(last, last.c.lid == _links.c.id)
     during = select(*columns).select_from(
         chargers.join(
@@ -486,7 +517,7 @@ async def offline_intervals(
     changes: dict[str, list[tuple[datetime, int, bool]]] = defaultdict(list)
     for stmt in (before, during):
         for cp_id, at, connected, row_id in (await conn.execute(stmt)).all():
-            changes[cp_id].append((_utc(at), int(row_id), bool(connected)))
+            changes[cp_id].append((utc(at), int(row_id), bool(connected)))
     out: dict[str, list[Interval]] = {}
     for cp_id, found in changes.items():
         found.sort()
@@ -512,11 +543,12 @@ async def staff_unavailable(
     """When staff had set a charger (EVSE 0) or an EVSE inoperative, inside [start, end):
     from each ChangeAvailability Inoperative the charger accepted until the next accepted
     Operative of the same EVSE or of the whole charger (which makes every EVSE operative)."""
+    utc = _parser(conn)
     rows = (
         await conn.execute(
             select(
                 _cmd.c.charge_point_id,
-                _raw(func.coalesce(_cmd.c.finished_at, _cmd.c.created_at).label("at")),
+                _raw(func.coalesce(_cmd.c.finished_at, _cmd.c.created_at), conn, "at"),
                 _cmd.c.params,
                 _cmd.c.id,
             )
@@ -536,7 +568,7 @@ async def staff_unavailable(
         if state not in ("operative", "inoperative"):
             continue
         by_charger[cp_id].append(
-            (_utc(at), int(row_id), int(evse) if evse is not None else 0, state == "operative")
+            (utc(at), int(row_id), int(evse) if evse is not None else 0, state == "operative")
         )
     out: dict[EvseKey, list[Interval]] = defaultdict(list)
     for cp_id, commands in by_charger.items():

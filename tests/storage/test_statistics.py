@@ -308,6 +308,9 @@ async def test_activity_includes_the_status_before_the_range_and_charging_states
             charging=[iv(at(5, 10, 10), at(5, 11)), iv(at(5, 11, 30), at(5, 11, 55))],
         ),
     }
+    facts = await read(db, lambda c: repo.session_facts(c, START, END))
+    given = await read(db, lambda c: repo.evse_activity(c, START, END, sessions=facts))
+    assert given == activity
     day = await read(db, lambda c: repo.evse_activity(c, at(1, 2), at(1, 12), ["CP1"]))
     assert day == {
         ("CP1", 1): EvseActivity(
