@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Literal, get_args
 
 from csms.core.errors import InvalidInput
@@ -67,7 +68,9 @@ ORIGINS: tuple[Origin, ...] = get_args(Origin)
 
 EvseKey = tuple[str, int]
 
-_US = timedelta(microseconds=1)
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
+_WEEK = timedelta(days=7)
 _KWH = Decimal("0.001")
 _ZERO = Decimal(0)
 
@@ -196,18 +199,22 @@ def bucket_start(at: datetime, period: Period) -> datetime:
     return day.replace(day=1)
 
 
-def bucket_end(at: datetime, period: Period) -> datetime:
-    """The end (exclusive) of the UTC bucket holding `at`: the start of the next one."""
-    first = bucket_start(at, period)
+def _after(first: datetime, period: Period) -> datetime:
+    """The start of the bucket after the one starting at `first`."""
     if period == "hour":
-        return first + timedelta(hours=1)
+        return first + _HOUR
     if period == "day":
-        return first + timedelta(days=1)
+        return first + _DAY
     if period == "week":
-        return first + timedelta(days=7)
+        return first + _WEEK
     if first.month == 12:
         return first.replace(year=first.year + 1, month=1)
     return first.replace(month=first.month + 1)
+
+
+def bucket_end(at: datetime, period: Period) -> datetime:
+    """The end (exclusive) of the UTC bucket holding `at`: the start of the next one."""
+    return _after(bucket_start(at, period), period)
 
 
 def buckets(start: datetime, end: datetime, period: Period) -> list[Interval]:
@@ -216,13 +223,15 @@ def buckets(start: datetime, end: datetime, period: Period) -> list[Interval]:
     start, end = _utc(start), _utc(end)
     if end < start:
         raise InvalidInput(f"the range ends ({end.isoformat()}) before it starts")
-    result: list[Interval] = []
-    at = start
+    if end == start:
+        return []
+    edges = [start]
+    at = bucket_end(start, period)
     while at < end:
-        nxt = min(bucket_end(at, period), end)
-        result.append(Interval(at, nxt))
-        at = nxt
-    return result
+        edges.append(at)
+        at = _after(at, period)
+    edges.append(end)
+    return [Interval(a, b) for a, b in pairwise(edges)]
 
 
 # --- facts and figures ----------------------------------------------------------------------
@@ -304,42 +313,96 @@ def group_function(
     raise InvalidInput(f"group by must be one of {', '.join(GROUP_BYS)}, not {by!r}")
 
 
-Span = tuple[int, int]  # microseconds from the range's start, half-open
+_NO_TIME = timedelta(0)
 
 
-def _merged_spans(spans: list[Span], limit: int) -> list[Span]:
-    """Sorted, disjoint, clipped to [0, limit)."""
-    spans.sort()
-    merged: list[Span] = []
-    for s, e in spans:
-        s = max(s, 0)
-        e = min(e, limit)
-        if e <= s:
+class _Spans:
+    """The intervals of one EVSE as two lists, their starts and their ends: no object per
+    interval (150,000 sessions and their status intervals would otherwise make as many
+    tuples, and the garbage collector would walk them all)."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, intervals: Sequence[Interval] = ()) -> None:
+        self.starts: list[datetime] = []
+        self.ends: list[datetime] = []
+        self.extend(intervals)
+
+    def extend(self, intervals: Sequence[Interval]) -> None:
+        self.starts.extend([interval.start for interval in intervals])
+        self.ends.extend([interval.end for interval in intervals])
+
+
+def _spread(spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], base: int) -> None:
+    """Add the union of `spans`, clipped to `[edges[0], edges[-1])`, to the buckets: the overlap
+    with bucket i (`[edges[i], edges[i+1])`) goes to acc[base + i].
+
+    The union is found by sorting the starts and the ends apart and sweeping them (inside
+    while more have started than ended; every interval ends no earlier than it starts, so
+    the k-th end is never before the k-th start). Each merged span bisects for its first bucket
+    from where the previous one ended, so the cost is the intervals plus the buckets they
+    touch, never intervals x buckets. Works on the datetimes as they are (comparisons and
+    subtraction in C); the sums stay exact in microseconds.
+    """
+    starts, ends = spans.starts, spans.ends
+    n = len(starts)
+    if not n:
+        return
+    starts.sort()
+    ends.sort()
+    lo = edges[0]
+    hi = edges[-1]
+    b = 0  # the bucket the last merged span ended in
+    nxt = edges[1]
+    i = j = 0
+    while i < n:
+        cur_s = starts[i]
+        i += 1
+        depth = 1
+        while True:
+            cur_e = ends[j]
+            if i < n and starts[i] <= cur_e:
+                depth += 1
+                i += 1
+            else:
+                j += 1
+                depth -= 1
+                if not depth:
+                    break
+        # The merged span [cur_s, cur_e): clip it and add it bucket by bucket.
+        if cur_e <= lo or cur_s >= hi:
             continue
-        if merged and s <= merged[-1][1]:
-            if e > merged[-1][1]:
-                merged[-1] = (merged[-1][0], e)
-        else:
-            merged.append((s, e))
-    return merged
+        if cur_s < lo:
+            cur_s = lo
+        if cur_e > hi:
+            cur_e = hi
+        if cur_s >= nxt:
+            b = bisect_right(edges, cur_s, b) - 1
+            nxt = edges[b + 1]
+        while cur_e > nxt:
+            acc[base + b] += nxt - cur_s
+            cur_s = nxt
+            b += 1
+            nxt = edges[b + 1]
+        acc[base + b] += cur_e - cur_s
 
 
-def _split(spans: Iterable[Span], bounds: Sequence[int], acc: list[int], base: int) -> None:
-    """Add each span's overlap with bucket i (`[bounds[i], bounds[i+1])`) to acc[base + i].
-    Each span starts its walk at its own bucket (bisect), so the cost is the number of
-    buckets the spans touch, not spans x buckets."""
-    last = len(bounds) - 1
-    for s, e in spans:
-        i = bisect_right(bounds, s) - 1
-        while s < e and i < last:
-            edge = bounds[i + 1]
-            acc[base + i] += min(e, edge) - s
-            s = edge
-            i += 1
+class _Cell:
+    """What the sessions that started in one bucket of one group add up to."""
 
+    __slots__ = ("ended", "ended_energy", "ended_energy_wh", "ended_time", "energy_wh",
+                 "origins", "revenue", "sessions", "tokens")  # fmt: skip
 
-def _offset(at: datetime, start: datetime) -> int:
-    return (at - start) // _US
+    def __init__(self) -> None:
+        self.sessions = 0
+        self.energy_wh = 0
+        self.ended = 0
+        self.ended_time = _NO_TIME
+        self.ended_energy = 0
+        self.ended_energy_wh = 0
+        self.revenue: dict[str, list[Decimal]] = {}
+        self.tokens: set[str] = set()
+        self.origins: dict[str, int] = dict.fromkeys(ORIGINS, 0)
 
 
 def summarise(
@@ -359,9 +422,8 @@ def summarise(
     cells = buckets(start, end, period)
     if not cells:
         return []
-    bounds = [_offset(c.start, start) for c in cells]
-    bounds.append(_offset(end, start))
-    limit = bounds[-1]
+    edges = [c.start for c in cells]
+    edges.append(end)
     nb = len(cells)
 
     # Which group each EVSE counts in, as an index; EVSEs left out map to -1.
@@ -379,105 +441,138 @@ def summarise(
     for evse in evses:
         group_for(evse)
 
-    # Per EVSE: the spans it was occupied (sessions, status, charging) and charging.
-    occupied: dict[EvseKey, list[Span]] = {}
-    charging: dict[EvseKey, list[Span]] = {}
+    # Per EVSE: the spans it was occupied (status, charging, sessions) and charging.
+    occupied: dict[EvseKey, _Spans] = {}
+    charging: dict[EvseKey, _Spans] = {}
     for evse, act in activity.items():
         if group_for(evse) < 0:
             continue
-        occupied[evse] = [(_offset(i.start, start), _offset(i.end, start)) for i in act.occupied]
-        spans = [(_offset(i.start, start), _offset(i.end, start)) for i in act.charging]
-        charging[evse] = spans
-        occupied[evse].extend(spans)
+        charging[evse] = _Spans(act.charging)
+        spans = occupied[evse] = _Spans(act.occupied)
+        spans.extend(act.charging)
 
-    # Sparse per (group, bucket) cell, flat index g * nb + i, created when a session lands.
-    sessions: dict[int, int] = {}
-    energy_wh: dict[int, int] = {}
-    ended: dict[int, list[int]] = {}  # [count, total us, with energy, their Wh]
-    revenue: dict[int, dict[str, list[Decimal]]] = {}
-    tokens: dict[int, set[str]] = {}
-    origins: dict[int, dict[str, int]] = {}
-    first = bounds[0]
+    # Per (group, bucket) cell, flat index g * nb + i, made when a session lands in it.
+    landed: dict[int, _Cell] = {}
     for fact in facts:
-        g = group_for(fact.evse)
+        evse = fact.evse
+        g = evse_group.get(evse)
+        if g is None:
+            g = group_for(evse)
         if g < 0:
             continue
-        s = _offset(fact.start_at, start)
-        e = limit if fact.stop_at is None else _offset(fact.stop_at, start)
+        s = fact.start_at
+        stop = fact.stop_at
+        e = end if stop is None else stop
         if s < e:
-            occupied.setdefault(fact.evse, []).append((s, e))
-        if s < first or s >= limit:
+            mine = occupied.get(evse)
+            if mine is None:
+                mine = occupied[evse] = _Spans()
+            mine.starts.append(s)
+            mine.ends.append(e)
+        if s < start or s >= end:
             continue
-        cell = g * nb + bisect_right(bounds, s) - 1
-        sessions[cell] = sessions.get(cell, 0) + 1
-        if fact.energy_wh is not None:
-            energy_wh[cell] = energy_wh.get(cell, 0) + fact.energy_wh
-        if fact.stop_at is not None and e >= s:
-            done = ended.get(cell)
-            if done is None:
-                done = ended[cell] = [0, 0, 0, 0]
-            done[0] += 1
-            done[1] += e - s
-            if fact.energy_wh is not None:
-                done[2] += 1
-                done[3] += fact.energy_wh
+        key = g * nb + bisect_right(edges, s) - 1
+        cell = landed.get(key)
+        if cell is None:
+            cell = landed[key] = _Cell()
+        cell.sessions += 1
+        energy = fact.energy_wh
+        if energy is not None:
+            cell.energy_wh += energy
+        if stop is not None and stop >= s:
+            cell.ended += 1
+            cell.ended_time += stop - s
+            if energy is not None:
+                cell.ended_energy += 1
+                cell.ended_energy_wh += energy
         if fact.currency is not None:
-            money = revenue.setdefault(cell, {}).get(fact.currency)
+            money = cell.revenue.get(fact.currency)
             if money is None:
-                money = revenue[cell][fact.currency] = [_ZERO, _ZERO]
+                money = cell.revenue[fact.currency] = [_ZERO, _ZERO]
             money[0] += fact.revenue_excl or _ZERO
             money[1] += fact.revenue_incl or _ZERO
         if fact.token_key is not None:
-            tokens.setdefault(cell, set()).add(fact.token_key)
-        by = origins.get(cell)
-        if by is None:
-            by = origins[cell] = dict.fromkeys(ORIGINS, 0)
-        by[fact.origin] = by.get(fact.origin, 0) + 1
+            cell.tokens.add(fact.token_key)
+        cell.origins[fact.origin] = cell.origins.get(fact.origin, 0) + 1
 
     groups = len(group_index)
-    occupied_us = [0] * (groups * nb)
-    charging_us = [0] * (groups * nb)
+    occupied_td = [_NO_TIME] * (groups * nb)
+    charging_td = [_NO_TIME] * (groups * nb)
     members = [0] * groups
     for evse, g in evse_group.items():
         if g < 0:
             continue
         members[g] += 1
-        base = g * nb
-        _split(_merged_spans(occupied.get(evse, []), limit), bounds, occupied_us, base)
-        _split(_merged_spans(charging.get(evse, []), limit), bounds, charging_us, base)
+        if evse in occupied:
+            _spread(occupied[evse], edges, occupied_td, g * nb)
+        if evse in charging:
+            _spread(charging[evse], edges, charging_td, g * nb)
 
+    zero_kwh = _kwh(0)
     rows: list[Figures] = []
+    append = rows.append
     for name, g in sorted(group_index.items()):
-        for i, cell_span in enumerate(cells):
-            cell = g * nb + i
-            occ = occupied_us[cell]
-            chg = charging_us[cell]
-            span_us = bounds[i + 1] - bounds[i]
-            done = ended.get(cell)
-            rows.append(
+        evse_count = members[g]
+        for i, bucket in enumerate(cells):
+            key = g * nb + i
+            occ = occupied_td[key]
+            chg = charging_td[key]
+            occ_s = occ.total_seconds()
+            chg_s = chg.total_seconds()
+            utilisation = round(occ / ((edges[i + 1] - edges[i]) * evse_count) * 100, 2)
+            cell = landed.get(key)
+            if cell is None:
+                append(
+                    Figures(
+                        name,
+                        bucket.start,
+                        bucket.end,
+                        evse_count,
+                        0,
+                        zero_kwh,
+                        {},
+                        chg_s,
+                        occ_s,
+                        (occ - chg).total_seconds() if occ > chg else 0.0,
+                        utilisation,
+                        0,
+                        None,
+                        None,
+                        dict.fromkeys(ORIGINS, 0),
+                    )
+                )
+                continue
+            append(
                 Figures(
                     group=name,
-                    start=cell_span.start,
-                    end=cell_span.end,
-                    evses=members[g],
-                    sessions=sessions.get(cell, 0),
-                    energy_kwh=_kwh(energy_wh.get(cell, 0)),
+                    start=bucket.start,
+                    end=bucket.end,
+                    evses=evse_count,
+                    sessions=cell.sessions,
+                    energy_kwh=_kwh(cell.energy_wh),
                     revenue={
                         currency: (excl, incl)
-                        for currency, (excl, incl) in sorted(revenue.get(cell, {}).items())
+                        for currency, (excl, incl) in sorted(cell.revenue.items())
                     },
-                    charging_s=chg / 1e6,
-                    occupied_s=occ / 1e6,
-                    idle_s=max(occ - chg, 0) / 1e6,
-                    utilisation_pct=round(occ / (span_us * members[g]) * 100, 2),
-                    unique_tokens=len(tokens.get(cell, ())),
-                    avg_session_s=done[1] / done[0] / 1e6 if done else None,
-                    avg_energy_kwh=_kwh(Decimal(done[3]) / done[2]) if done and done[2] else None,
-                    by_origin=origins.get(cell) or dict.fromkeys(ORIGINS, 0),
+                    charging_s=chg_s,
+                    occupied_s=occ_s,
+                    idle_s=(occ - chg).total_seconds() if occ > chg else 0.0,
+                    utilisation_pct=utilisation,
+                    unique_tokens=len(cell.tokens),
+                    avg_session_s=(cell.ended_time / cell.ended).total_seconds()
+                    if cell.ended
+                    else None,
+                    avg_energy_kwh=_kwh(Decimal(cell.ended_energy_wh) / cell.ended_energy)
+                    if cell.ended_energy
+                    else None,
+                    by_origin=cell.origins,
                 )
             )
     return rows
 
 
 def _kwh(wh: int | Decimal) -> Decimal:
-    return (Decimal(wh) / 1000).quantize(_KWH)
+    """Wh as kWh with 3 decimals (an integer exactly, an average rounded half-even)."""
+    if isinstance(wh, int):
+        return Decimal(wh).scaleb(-3)
+    return (wh / 1000).quantize(_KWH)

@@ -52,6 +52,8 @@ __all__ = [
 FAULTED = "Faulted"
 UNAVAILABLE = "Unavailable"
 
+_NO_TIME = timedelta(0)
+
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
@@ -141,21 +143,22 @@ def outage_intervals(
 
 
 def _measure(
-    evse: EvseKey, outage: list[Interval], excluded: list[Interval], span: Interval
+    evse: EvseKey, start: datetime, end: datetime, outage: timedelta, excluded: timedelta
 ) -> Uptime:
-    period = span.end - span.start
-    outage_td = sum((i.end - i.start for i in outage), timedelta(0))
-    excluded_td = sum((i.end - i.start for i in excluded), timedelta(0))
-    counted = outage_td - excluded_td
+    period = end - start
     return Uptime(
         evse=evse,
-        start=span.start,
-        end=span.end,
+        start=start,
+        end=end,
         period_s=period.total_seconds(),
-        outage_s=outage_td.total_seconds(),
-        excluded_s=excluded_td.total_seconds(),
-        uptime_pct=round((period - counted) / period * 100, 2),
+        outage_s=outage.total_seconds(),
+        excluded_s=excluded.total_seconds(),
+        uptime_pct=round((period - (outage - excluded)) / period * 100, 2),
     )
+
+
+def _length(intervals: Sequence[Interval]) -> timedelta:
+    return sum((i.end - i.start for i in intervals), _NO_TIME)
 
 
 def uptime(
@@ -171,23 +174,27 @@ def uptime(
     if end <= start:
         raise InvalidInput("uptime needs a range that ends after it starts")
     outage = _clipped(outages, start, end)
-    return _measure(evse, outage, intersect(outage, exclusions), Interval(start, end))
+    return _measure(evse, start, end, _length(outage), _length(intersect(outage, exclusions)))
 
 
-def _per_bucket(intervals: list[Interval], cells: list[Interval]) -> list[list[Interval]]:
-    """The merged, sorted `intervals` cut at the bucket edges, one list per bucket; one walk
-    over both."""
-    result: list[list[Interval]] = [[] for _ in cells]
-    j = 0
-    for index, cell in enumerate(cells):
-        while j < len(intervals) and intervals[j].end <= cell.start:
-            j += 1
-        k = j
-        while k < len(intervals) and intervals[k].start < cell.end:
-            part = intervals[k].clip(cell.start, cell.end)
-            if part is not None:
-                result[index].append(part)
-            k += 1
+def _per_bucket(intervals: list[Interval], edges: list[datetime]) -> list[timedelta]:
+    """How much of the merged, sorted `intervals` falls in each bucket `[edges[i],
+    edges[i+1])`; one walk over both."""
+    result = [_NO_TIME] * (len(edges) - 1)
+    i = 0
+    last = len(edges) - 1
+    for interval in intervals:
+        s, e = interval.start, interval.end
+        while i < last and edges[i + 1] <= s:
+            i += 1
+        while i < last and s < e:
+            edge = edges[i + 1]
+            if e <= edge:
+                result[i] += e - s
+                break
+            result[i] += edge - s
+            s = edge
+            i += 1
     return result
 
 
@@ -204,8 +211,12 @@ def uptime_buckets(
     cells = buckets(start, end, period)
     if not cells:
         return []
-    outage = _clipped(outages, cells[0].start, cells[-1].end)
-    excluded = intersect(outage, exclusions)
-    outage_by = _per_bucket(outage, cells)
-    excluded_by = _per_bucket(excluded, cells)
-    return [_measure(evse, outage_by[i], excluded_by[i], cell) for i, cell in enumerate(cells)]
+    edges = [cell.start for cell in cells]
+    edges.append(cells[-1].end)
+    outage = _clipped(outages, edges[0], edges[-1])
+    outage_by = _per_bucket(outage, edges)
+    excluded_by = _per_bucket(intersect(outage, exclusions), edges)
+    return [
+        _measure(evse, edges[i], edges[i + 1], outage_by[i], excluded_by[i])
+        for i in range(len(cells))
+    ]

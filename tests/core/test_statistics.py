@@ -312,6 +312,7 @@ def test_revenue_per_currency_unique_tokens_and_origins() -> None:
     (row,) = summarise(facts, {}, network, [CP1_1, CP1_2], t(2), t(3), "day")
     assert row.sessions == 5
     assert row.energy_kwh == Decimal("21.222")
+    assert str(row.energy_kwh) == "21.222"  # kWh with 3 decimals, exact
     assert row.revenue == {
         "CHF": (Decimal("4.10"), Decimal("4.42")),
         "EUR": (Decimal("7.50"), Decimal("8.93")),
@@ -320,7 +321,7 @@ def test_revenue_per_currency_unique_tokens_and_origins() -> None:
     assert row.by_origin == {"local": 2, "roaming": 2, "remote": 1}
     # Ended sessions: 1 h, 2 h, 1 h, 1 h; 10, 5, 3 and 1 kWh.
     assert row.avg_session_s == 1.25 * H
-    assert row.avg_energy_kwh == Decimal("4.750")
+    assert str(row.avg_energy_kwh) == "4.750"
     # The running one is plugged in until the range's end: CP1/1 3 h, CP1/2 1 + 1 + 4 h.
     assert row.occupied_s == 9 * H
 
