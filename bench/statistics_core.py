@@ -197,7 +197,8 @@ def main() -> int:
 
         best, median, cpu, rows = timed(run, args.repeat)
         assert isinstance(rows, list)
-        worst = max(worst, median) if period == "day" or by == "network" else worst
+        if period == "day" or by == "network":
+            worst = max(worst, cpu)
         print(
             f"summarise by {by:<8} per {period:<4}: {len(rows):>7} rows, "
             f"best {best * 1000:6.0f} ms, median {median * 1000:6.0f} ms, CPU {cpu * 1000:6.0f} ms"
@@ -228,8 +229,8 @@ def main() -> int:
             f"best {best * 1000:.0f} ms, median {median * 1000:.0f} ms, CPU {cpu * 1000:.0f} ms"
         )
     print(
-        f"slowest summarise per day (any grouping) or per hour (network): {worst * 1000:.0f} ms "
-        f"of the {TARGET_S:g} s budget (the database read comes on top)"
+        f"slowest summarise per day (any grouping) or per hour (network), best CPU: "
+        f"{worst * 1000:.0f} ms of the {TARGET_S:g} s budget (the database read comes on top)"
     )
     return 0
 

@@ -267,7 +267,14 @@ class EvseActivity:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """One group in one bucket; see the module docstring for what counts where."""
+    """One group in one bucket; see the module docstring for what counts where.
+
+    `energy_kwh` has 3 decimals (exact from Wh); `revenue` maps each currency met to the sums
+    (excl., incl. VAT) of the CDRs, sorted by currency; `by_origin` always has local, roaming
+    and remote; the averages are over the sessions that started in the bucket and have
+    ended (None when none has); times are seconds, exact to the microsecond; utilisation
+    has 2 decimals.
+    """
 
     group: str
     start: datetime
