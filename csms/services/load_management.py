@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -60,7 +61,7 @@ from csms.core.sites import (
     SiteTree,
     effective_a,
 )
-from csms.core.waiting import wait_event
+from csms.core.waiting import TimeSlice, wait_event
 from csms.metrics import Family, labels
 from csms.services.commands import CommandService
 from csms.services.commands.base import Requester
@@ -79,6 +80,10 @@ RAISE_MIN_A = 1.0
 RAISE_MIN_SHARE = 0.1
 # Shares written at most at once (a burst of starts is recorded over several writes).
 STORE_ROWS = 200
+# Sessions from which a site's allocation runs in a thread (see _plan).
+THREAD_DEMANDS = 200
+# Profiles sent at once (each waits for its charger's answer; the others queue).
+SENDS_IN_FLIGHT = 32
 # Current an EV leaves unused, kept for it above what it draws before the rest is lent.
 LEND_MARGIN_A = 2.0
 # A phase whose current is below this while another one's is above ONE_PHASE_A is unused:
@@ -138,6 +143,7 @@ class _Look:
     needs: Mapping[int, ChargingNeed]
     priorities: Mapping[int, int]
     now: datetime
+    slicer: TimeSlice
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +290,9 @@ class LoadManager:
         started = time.perf_counter()
         now = self._clock()
         settings = self.settings
+        # A look over a thousand sessions takes tens of milliseconds: handed back to the
+        # event loop every few, so that the chargers' messages are not held up meanwhile.
+        slicer = TimeSlice()
         async with self._db.read() as conn:
             fingerprint = await site_repo.fingerprint(conn)
             full = time.monotonic() - self._loaded_at >= settings.interval
@@ -297,8 +306,8 @@ class LoadManager:
                 return
             if full or not links.keys() <= self._evses.keys():
                 self._evses.update(await lm_repo.evse_counts(conn, links))
-            states = await lm_repo.charger_states(conn, links, self._evses)
-            sessions = await lm_repo.running_sessions(conn, links)
+            states = await lm_repo.charger_states(conn, links, self._evses, slicer)
+            sessions = await lm_repo.running_sessions(conn, links, slicer)
             tx_ids = [s.transaction_id for s in sessions]
             # Readings this process received as they came; the others' (a charger on
             # another node, a session older than this process) from the database.
@@ -324,7 +333,7 @@ class LoadManager:
                         prices[site_id] = await _prices(conn, tree, now, departure)
         await self._release_unlinked(set(links), self._evses)
         self.cycles += 1
-        look = _Look(states, readings, needs, priorities, now)
+        look = _Look(states, readings, needs, priorities, now, slicer)
         by_site: dict[str, list[lm_repo.RunningSession]] = {t.site.id: [] for t in trees}
         for s in sessions:
             by_site[links[s.charge_point_id][0].site.id].append(s)
@@ -360,33 +369,35 @@ class LoadManager:
     ) -> None:
         """Allocate one site, tell its chargers what changed, store its shares."""
         site, states, now = tree.site, look.states, look.now
-        plan = self._plan(tree, running, caps, prices, look)
+        plan = await self._plan(tree, running, caps, prices, look)
         self._states[site.id] = plan.allocation.state
         if plan.wake:
             self.poke()
-        await self._enforce(tree, plan, states, now)
-        shares = tuple(
-            Share(
-                s.transaction_id,
-                site.id,
-                s.node,
-                s.charge_point_id,
-                s.evse_id,
-                s.phases,
-                plan.targets[s.transaction_id],
-                plan.targets[s.transaction_id] == 0.0,
-                s.measured_a,
-                plan.reasons[s.transaction_id],
-                self._accepted(s),
-                self._profile_of(s),
+        await self._enforce(tree, plan, states, now, look.slicer)
+        shares: list[Share] = []
+        for s in plan.sessions:
+            await look.slicer.breathe()
+            shares.append(
+                Share(
+                    s.transaction_id,
+                    site.id,
+                    s.node,
+                    s.charge_point_id,
+                    s.evse_id,
+                    s.phases,
+                    plan.targets[s.transaction_id],
+                    plan.targets[s.transaction_id] == 0.0,
+                    s.measured_a,
+                    plan.reasons[s.transaction_id],
+                    self._accepted(s),
+                    self._profile_of(s),
+                )
             )
-            for s in plan.sessions
-        )
         load = plan.allocation.load.get(ROOT, (0.0, 0.0, 0.0))
         self.pictures[site.id] = SitePicture(site.id, plan.limit_a, load)
         await self._store(site.id, shares, now)
 
-    def _plan(
+    async def _plan(
         self,
         tree: SiteTree,
         running: Sequence[lm_repo.RunningSession],
@@ -416,10 +427,11 @@ class LoadManager:
                 )
             )
         limits = {n.id: n.limit_a for n in nodes}
-        sessions = [
-            self._session(tree, links[r.charge_point_id], r, readings, needs, priorities, limits)
-            for r in running
-        ]
+        sessions: list[_Session] = []
+        for r in running:
+            await look.slicer.breathe()
+            link = links[r.charge_point_id]
+            sessions.append(self._session(tree, link, r, readings, needs, priorities, limits))
         waiting: dict[int, str] = {}
         for s in sessions:
             need = needs.get(s.transaction_id)
@@ -432,6 +444,7 @@ class LoadManager:
                 waiting[s.transaction_id] = "price"
         demands: list[Demand] = []
         for s in sessions:
+            await look.slicer.breathe()
             if s.transaction_id in waiting:
                 continue
             demands.append(
@@ -454,7 +467,8 @@ class LoadManager:
                 phases = (link.phase,) if link.phase is not None else tree.node_phases(node)
                 max_a = link.max_current_a if link.max_current_a is not None else limits[node]
                 demands.append(Demand(-(n + 1), node, phases, max_a, reserved=True))
-        allocation = allocate(
+        share_out = functools.partial(
+            allocate,
             nodes,
             demands,
             now=now.timestamp(),
@@ -463,6 +477,11 @@ class LoadManager:
             rotate_after_s=settings.rotate_after,
             lend_margin_a=LEND_MARGIN_A,
             lend_after_s=settings.settle,
+        )
+        # A big site's allocation (ten milliseconds and more) runs beside the event loop,
+        # which takes the interpreter back every switch interval; allocate() is pure.
+        allocation = (
+            await asyncio.to_thread(share_out) if len(demands) >= THREAD_DEMANDS else share_out()
         )
         targets: dict[int, float] = {}
         reasons: dict[int, str] = {}
@@ -640,6 +659,7 @@ class LoadManager:
         plan: _Plan,
         states: Mapping[str, lm_repo.ChargerState],
         now: datetime,
+        slicer: TimeSlice,
     ) -> None:
         """Send what changed: decreases first, then (once they are in) increases."""
         links = {link.charge_point_id: link for link in tree.links}
@@ -655,6 +675,7 @@ class LoadManager:
         for s in sessions:
             by_charger.setdefault(s.charge_point_id, []).append(s)
         for cp_id, link in links.items():
+            await slicer.breathe()
             state = states.get(cp_id)
             if not link.managed or state is None or not state.connected:
                 continue
@@ -696,7 +717,7 @@ class LoadManager:
                     (lower if lowering else higher).append(job)
         for batch in (lower, higher):
             if batch:
-                await asyncio.gather(*(job() for job in batch))
+                await _in_flight(batch, SENDS_IN_FLIGHT)
 
     async def _send_tx(self, link: Link, s: _Session, limit: float, now: datetime) -> None:
         request = ProfileSetRequest(
@@ -886,6 +907,18 @@ def profile_id(evse_id: int, purpose: ProfilePurpose) -> int:
 
 def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: fn(*args)
+
+
+async def _in_flight(jobs: Sequence[Callable[[], Any]], limit: int) -> None:
+    """Run `jobs` with at most `limit` under way: a thousand profiles started in one loop
+    step would hold up every charger's message behind their sending."""
+    gate = asyncio.Semaphore(limit)
+
+    async def run(job: Callable[[], Any]) -> None:
+        async with gate:
+            await job()
+
+    await asyncio.gather(*(run(job) for job in jobs))
 
 
 def _share_changed(before: Share, now: Share) -> bool:

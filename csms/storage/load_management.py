@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.metering import Sample, active_power_w, register_wh
 from csms.core.transactions import TransactionState
+from csms.core.waiting import TimeSlice
 from csms.storage.models import ChargePointRow, ConnectorRow, MeterValueRow, TransactionRow
 
 _cp = cast(Table, ChargePointRow.__table__)
@@ -57,10 +58,14 @@ class LastReading:
 
 
 async def charger_states(
-    conn: AsyncConnection, cp_ids: Collection[str], evses: Mapping[str, int]
+    conn: AsyncConnection,
+    cp_ids: Collection[str],
+    evses: Mapping[str, int],
+    slicer: TimeSlice | None = None,
 ) -> dict[str, ChargerState]:
     """Whether each charger is connected and when it booted; `evses` (see `evse_counts`)
-    says how many EVSEs each has (1 when not given)."""
+    says how many EVSEs each has (1 when not given). With `slicer`, the rows are made into
+    records a slice at a time (the event loop serves the chargers in between)."""
     if not cp_ids:
         return {}
     found: dict[str, ChargerState] = {}
@@ -69,6 +74,8 @@ async def charger_states(
     )
     for r in rows:
         found[r.id] = ChargerState(r.id, bool(r.connected), r.last_boot_at, evses.get(r.id, 1))
+        if slicer is not None:
+            await slicer.breathe()
     return found
 
 
@@ -87,8 +94,11 @@ async def evse_counts(conn: AsyncConnection, cp_ids: Collection[str]) -> dict[st
     return counts
 
 
-async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> list[RunningSession]:
-    """The active transactions of the chargers (the (charge_point_id, state) index)."""
+async def running_sessions(
+    conn: AsyncConnection, cp_ids: Collection[str], slicer: TimeSlice | None = None
+) -> list[RunningSession]:
+    """The active transactions of the chargers (the (charge_point_id, state) index), a
+    slice at a time with `slicer`."""
     if not cp_ids:
         return []
     rows = await conn.execute(
@@ -105,16 +115,20 @@ async def running_sessions(conn: AsyncConnection, cp_ids: Collection[str]) -> li
         )
         .order_by(_tx.c.id)
     )
-    return [
-        RunningSession(
-            r.id,
-            r.charge_point_id,
-            r.evse_id,
-            r.meter_start_wh,
-            r.ocpp_transaction_id,
+    found: list[RunningSession] = []
+    for r in rows:
+        found.append(
+            RunningSession(
+                r.id,
+                r.charge_point_id,
+                r.evse_id,
+                r.meter_start_wh,
+                r.ocpp_transaction_id,
+            )
         )
-        for r in rows
-    ]
+        if slicer is not None:
+            await slicer.breathe()
+    return found
 
 
 async def last_readings(conn: AsyncConnection, tx_ids: Collection[int]) -> dict[int, LastReading]:

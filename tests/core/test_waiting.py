@@ -5,10 +5,11 @@ carried on, which hung the server's shutdown)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from csms.core.waiting import wait_event
+from csms.core.waiting import TimeSlice, wait_event
 
 
 async def test_a_set_event_ends_the_wait() -> None:
@@ -46,3 +47,31 @@ async def test_cancel_is_not_lost_when_the_wake_comes_in_the_same_step(
     done, _ = await asyncio.wait({task}, timeout=2)
     assert task in done, "the worker went on waiting after it was cancelled"
     assert task.cancelled()
+
+
+async def test_a_time_slice_lets_other_work_run_while_a_long_pass_goes_on() -> None:
+    ran: list[int] = []
+
+    async def other() -> None:
+        while True:
+            ran.append(len(ran))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other())
+    await asyncio.sleep(0)
+    before = len(ran)
+    slicer = TimeSlice(budget=0.001)
+    deadline = time.perf_counter() + 0.05
+    while time.perf_counter() < deadline:  # 50 ms of busy work, breathing between items
+        await slicer.breathe()
+    task.cancel()
+    # Handed back about every millisecond: the other task ran in between, many times.
+    assert slicer.yields >= 20
+    assert len(ran) - before >= 20
+
+
+async def test_a_time_slice_does_not_yield_before_its_budget() -> None:
+    slicer = TimeSlice(budget=60)
+    for _ in range(1000):
+        await slicer.breathe()
+    assert slicer.yields == 0
