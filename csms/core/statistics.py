@@ -395,10 +395,12 @@ def _spread(spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], base
 
 
 class _Cell:
-    """What the sessions that started in one bucket of one group add up to."""
+    """What the sessions that started in one bucket of one group add up to. It holds no
+    container the collector tracks but itself (a month per EVSE makes 60,000 of them):
+    revenue in two dicts of Decimals, tokens as a count (`summarise` keeps the pairs seen)."""
 
     __slots__ = ("ended", "ended_energy", "ended_energy_wh", "ended_time", "energy_wh",
-                 "origins", "revenue", "sessions", "tokens")  # fmt: skip
+                 "excl", "incl", "origins", "sessions", "tokens")  # fmt: skip
 
     def __init__(self) -> None:
         self.sessions = 0
@@ -407,8 +409,9 @@ class _Cell:
         self.ended_time = _NO_TIME
         self.ended_energy = 0
         self.ended_energy_wh = 0
-        self.revenue: dict[str, list[Decimal]] = {}
-        self.tokens: set[str] = set()
+        self.excl: dict[str, Decimal] = {}
+        self.incl: dict[str, Decimal] = {}
+        self.tokens = 0
         self.origins: dict[str, int] = dict.fromkeys(ORIGINS, 0)
 
 
@@ -460,6 +463,8 @@ def summarise(
 
     # Per (group, bucket) cell, flat index g * nb + i, made when a session lands in it.
     landed: dict[int, _Cell] = {}
+    token_numbers: dict[str, int] = {}
+    token_pairs: set[int] = set()
     for fact in facts:
         evse = fact.evse
         g = evse_group.get(evse)
@@ -492,14 +497,19 @@ def summarise(
             if energy is not None:
                 cell.ended_energy += 1
                 cell.ended_energy_wh += energy
-        if fact.currency is not None:
-            money = cell.revenue.get(fact.currency)
-            if money is None:
-                money = cell.revenue[fact.currency] = [_ZERO, _ZERO]
-            money[0] += fact.revenue_excl or _ZERO
-            money[1] += fact.revenue_incl or _ZERO
-        if fact.token_key is not None:
-            cell.tokens.add(fact.token_key)
+        currency = fact.currency
+        if currency is not None:
+            cell.excl[currency] = cell.excl.get(currency, _ZERO) + (fact.revenue_excl or _ZERO)
+            cell.incl[currency] = cell.incl.get(currency, _ZERO) + (fact.revenue_incl or _ZERO)
+        token = fact.token_key
+        if token is not None:
+            number = token_numbers.get(token)
+            if number is None:
+                number = token_numbers[token] = len(token_numbers)
+            pair = number << 48 | key  # an int: nothing for the collector to track
+            if pair not in token_pairs:
+                token_pairs.add(pair)
+                cell.tokens += 1
         cell.origins[fact.origin] = cell.origins.get(fact.origin, 0) + 1
 
     groups = len(group_index)
@@ -558,14 +568,14 @@ def summarise(
                     sessions=cell.sessions,
                     energy_kwh=_kwh(cell.energy_wh),
                     revenue={
-                        currency: (excl, incl)
-                        for currency, (excl, incl) in sorted(cell.revenue.items())
+                        currency: (excl, cell.incl[currency])
+                        for currency, excl in sorted(cell.excl.items())
                     },
                     charging_s=chg_s,
                     occupied_s=occ_s,
                     idle_s=(occ - chg).total_seconds() if occ > chg else 0.0,
                     utilisation_pct=utilisation,
-                    unique_tokens=len(cell.tokens),
+                    unique_tokens=cell.tokens,
                     avg_session_s=(cell.ended_time / cell.ended).total_seconds()
                     if cell.ended
                     else None,
