@@ -541,21 +541,21 @@ def summarise(
             if cell is None:
                 append(
                     Figures(
-                        name,
-                        bucket.start,
-                        bucket.end,
-                        evse_count,
-                        0,
-                        zero_kwh,
-                        {},
-                        chg_s,
-                        occ_s,
-                        (occ - chg).total_seconds() if occ > chg else 0.0,
-                        utilisation,
-                        0,
-                        None,
-                        None,
-                        dict.fromkeys(ORIGINS, 0),
+                        group=name,
+                        start=bucket.start,
+                        end=bucket.end,
+                        evses=evse_count,
+                        sessions=0,
+                        energy_kwh=zero_kwh,
+                        revenue={},
+                        charging_s=chg_s,
+                        occupied_s=occ_s,
+                        idle_s=(occ - chg).total_seconds() if occ > chg else 0.0,
+                        utilisation_pct=utilisation,
+                        unique_tokens=0,
+                        avg_session_s=None,
+                        avg_energy_kwh=None,
+                        by_origin=dict.fromkeys(ORIGINS, 0),
                     )
                 )
                 continue
