@@ -340,16 +340,22 @@ class _Spans:
         self.ends.extend([interval.end for interval in intervals])
 
 
-def _spread(spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], base: int) -> None:
+def _spread(
+    spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], cover: list[int], base: int
+) -> None:
     """Add the union of `spans`, clipped to `[edges[0], edges[-1])`, to the buckets: the overlap
-    with bucket i (`[edges[i], edges[i+1])`) goes to acc[base + i].
+    with bucket i (`[edges[i], edges[i+1])`) goes to acc[base + i], except for buckets a span
+    covers whole: those are counted in `cover` as differences (+1 where a run of whole
+    buckets starts, -1 after it ends, none when it runs to the last bucket), to be summed up
+    bucket by bucket and multiplied by the bucket's length (`summarise` does it as it makes
+    the rows).
 
     The union is found by sorting the starts and the ends apart and sweeping them (inside
     while more have started than ended; every interval ends no earlier than it starts, so
-    the k-th end is never before the k-th start). Each merged span bisects for its first bucket
-    from where the previous one ended, so the cost is the intervals plus the buckets they
-    touch, never intervals x buckets. Works on the datetimes as they are (comparisons and
-    subtraction in C); the sums stay exact in microseconds.
+    the k-th end is never before the k-th start). Each merged span costs two bisects at most
+    (from where the previous one ended), whatever its length: a charger stuck in Preparing
+    for a month costs no more per hour bucket than a short session. Works on the datetimes
+    as they are (comparisons and subtraction in C); the sums stay exact in microseconds.
     """
     starts, ends = spans.starts, spans.ends
     n = len(starts)
@@ -358,7 +364,8 @@ def _spread(spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], base
     starts.sort()
     ends.sort()
     lo = edges[0]
-    hi = edges[-1]
+    last = len(edges) - 1  # the number of buckets
+    hi = edges[last]
     b = 0  # the bucket the last merged span ended in
     nxt = edges[1]
     i = j = 0
@@ -376,7 +383,7 @@ def _spread(spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], base
                 depth -= 1
                 if not depth:
                     break
-        # The merged span [cur_s, cur_e): clip it and add it bucket by bucket.
+        # The merged span [cur_s, cur_e): clip it and add it to its buckets.
         if cur_e <= lo or cur_s >= hi:
             continue
         if cur_s < lo:
@@ -386,12 +393,21 @@ def _spread(spans: _Spans, edges: Sequence[datetime], acc: list[timedelta], base
         if cur_s >= nxt:
             b = bisect_right(edges, cur_s, b) - 1
             nxt = edges[b + 1]
-        while cur_e > nxt:
-            acc[base + b] += nxt - cur_s
-            cur_s = nxt
-            b += 1
-            nxt = edges[b + 1]
-        acc[base + b] += cur_e - cur_s
+        if cur_e <= nxt:
+            acc[base + b] += cur_e - cur_s
+            continue
+        acc[base + b] += nxt - cur_s
+        k = bisect_right(edges, cur_e, b + 1) - 1  # the bucket it ends in; `last` at hi
+        if k > b + 1:
+            cover[base + b + 1] += 1
+            if k < last:
+                cover[base + k] -= 1
+        if k < last:
+            acc[base + k] += cur_e - edges[k]
+            b = k
+        else:
+            b = last - 1
+        nxt = edges[b + 1]
 
 
 class _Cell:
@@ -515,25 +531,34 @@ def summarise(
     groups = len(group_index)
     occupied_td = [_NO_TIME] * (groups * nb)
     charging_td = [_NO_TIME] * (groups * nb)
+    occupied_cover = [0] * (groups * nb)
+    charging_cover = [0] * (groups * nb)
     members = [0] * groups
     for evse, g in evse_group.items():
         if g < 0:
             continue
         members[g] += 1
         if evse in occupied:
-            _spread(occupied[evse], edges, occupied_td, g * nb)
+            _spread(occupied[evse], edges, occupied_td, occupied_cover, g * nb)
         if evse in charging:
-            _spread(charging[evse], edges, charging_td, g * nb)
+            _spread(charging[evse], edges, charging_td, charging_cover, g * nb)
 
     zero_kwh = _kwh(0)
     rows: list[Figures] = []
     append = rows.append
     for name, g in sorted(group_index.items()):
         evse_count = members[g]
+        occupied_whole = charging_whole = 0  # EVSEs occupied (charging) all through bucket i
         for i, bucket in enumerate(cells):
             key = g * nb + i
             occ = occupied_td[key]
             chg = charging_td[key]
+            occupied_whole += occupied_cover[key]
+            charging_whole += charging_cover[key]
+            if occupied_whole:
+                occ += (edges[i + 1] - edges[i]) * occupied_whole
+            if charging_whole:
+                chg += (edges[i + 1] - edges[i]) * charging_whole
             occ_s = occ.total_seconds()
             chg_s = chg.total_seconds()
             utilisation = round(occ / ((edges[i + 1] - edges[i]) * evse_count) * 100, 2)

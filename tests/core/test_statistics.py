@@ -369,6 +369,22 @@ def test_month_buckets_use_their_own_length_for_utilisation() -> None:
     ]
 
 
+def test_an_evse_occupied_all_through_fills_every_bucket_and_its_group_share() -> None:
+    # CP1/1 stuck in Preparing from before the range to after it; CP1/2 plugged in from
+    # 01:30 to the range's end; CP2/1 idle.
+    act = {
+        CP1_1: activity(occupied=[iv(t(1), t(9))]),
+        CP1_2: activity(occupied=[iv(t(2, 1, 30), t(2, 4))], charging=[iv(t(2, 2), t(2, 5))]),
+    }
+    rows = summarise([], act, network, [CP1_1, CP1_2, CP2_1], t(2), t(2, 4), "hour")
+    assert table(rows, "occupied_s", "charging_s", "idle_s", "utilisation_pct") == [
+        ("network", t(2, 0), H, 0.0, H, 33.33),
+        ("network", t(2, 1), 1.5 * H, 0.0, 1.5 * H, 50.0),
+        ("network", t(2, 2), 2 * H, H, H, 66.67),
+        ("network", t(2, 3), 2 * H, H, H, 66.67),
+    ]
+
+
 def test_week_buckets_in_summarise_start_on_monday() -> None:
     # Sunday 8 March 23:00 to Monday 9 March 01:00: one hour in each ISO week.
     facts = [fact(1, CP1_1, t(8, 23), t(9, 1), 2_000)]
@@ -395,9 +411,10 @@ EVSES: list[EvseKey] = [CP1_1, CP1_2, CP2_1]
 
 @st.composite
 def spans(draw: st.DrawFn) -> Interval:
-    """Whole seconds around [RANGE_START, RANGE_END): some start before, some end after."""
+    """Whole seconds around [RANGE_START, RANGE_END): some start before, some end after, a
+    few span the whole range."""
     start = draw(st.integers(-DAY_S, RANGE_S + DAY_S))
-    length = draw(st.integers(0, 2 * DAY_S))
+    length = draw(st.integers(0, 2 * DAY_S) | st.integers(0, RANGE_S + 2 * DAY_S))
     return iv(
         RANGE_START + timedelta(seconds=start), RANGE_START + timedelta(seconds=start + length)
     )
@@ -427,9 +444,9 @@ def inputs(draw: st.DrawFn) -> tuple[list[SessionFact], dict[EvseKey, EvseActivi
     return facts, act
 
 
-def occupied_union(
+def occupied_intervals(
     facts: list[SessionFact], act: dict[EvseKey, EvseActivity], evse: EvseKey
-) -> float:
+) -> list[Interval]:
     own = [
         iv(f.start_at, f.stop_at or RANGE_END)
         for f in facts
@@ -437,8 +454,11 @@ def occupied_union(
     ]
     if evse in act:
         own += act[evse].occupied + act[evse].charging
-    clipped = [c for i in own if (c := i.clip(RANGE_START, RANGE_END)) is not None]
-    return total_seconds(clipped)
+    return own
+
+
+def seconds_in(intervals: list[Interval], bucket: Interval) -> float:
+    return total_seconds(intersect(intervals, [bucket]))
 
 
 @SETTINGS
@@ -449,15 +469,20 @@ def test_time_summed_over_buckets_is_the_union_clipped_to_the_range(
     facts, act = data
     rows = summarise(facts, act, group_function("evse"), EVSES, RANGE_START, RANGE_END, period)
     assert len(rows) == len(EVSES) * len(buckets(RANGE_START, RANGE_END, period))
+    whole = iv(RANGE_START, RANGE_END)
     for evse in EVSES:
         mine = [r for r in rows if r.group == evse_label(evse)]
-        assert sum(r.occupied_s for r in mine) == occupied_union(facts, act, evse)
-        charging = [
-            c
-            for i in (act[evse].charging if evse in act else [])
-            if (c := i.clip(RANGE_START, RANGE_END)) is not None
-        ]
-        assert sum(r.charging_s for r in mine) == total_seconds(charging)
+        occupied = occupied_intervals(facts, act, evse)
+        charging = act[evse].charging if evse in act else []
+        assert sum(r.occupied_s for r in mine) == seconds_in(occupied, whole)
+        assert sum(r.charging_s for r in mine) == seconds_in(charging, whole)
+        # Bucket by bucket, as a plain intersection would have it.
+        for row in mine:
+            bucket = iv(row.start, row.end)
+            assert (row.occupied_s, row.charging_s) == (
+                seconds_in(occupied, bucket),
+                seconds_in(charging, bucket),
+            )
     for row in rows:
         assert row.idle_s == row.occupied_s - row.charging_s >= 0
         assert 0.0 <= row.utilisation_pct <= 100.0
