@@ -33,13 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.maintenance import MaintenanceWindow, WindowKind
-from csms.core.statistics import (
-    EvseActivity,
-    EvseKey,
-    Interval,
-    SessionFact,
-    StatusChange,
-)
+from csms.core.statistics import EvseActivity, EvseKey, Interval, SessionFact
+from csms.core.uptime import StatusChange
 from csms.storage.models import (
     CdrRow,
     ChargePointRow,

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.charger import RegistrationStatus
 from csms.core.maintenance import WindowKind
-from csms.core.statistics import EvseActivity, Interval, SessionFact, StatusChange
+from csms.core.statistics import EvseActivity, Interval, SessionFact
+from csms.core.uptime import StatusChange
 from csms.storage import charge_points as cp_repo
 from csms.storage import statistics as repo
 from csms.storage.database import Database, WriteTx
