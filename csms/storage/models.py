@@ -531,6 +531,8 @@ class CdrRow(Base):
         Index("ix_cdrs_end", "end_at"),
         Index("ix_cdrs_cp_end", "charge_point_id", "end_at"),
         Index("ix_cdrs_tx", "transaction_id"),
+        # Whether a CDR was credited (the statistics' revenue).
+        Index("ix_cdrs_credit_reference", "credit_reference_id"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

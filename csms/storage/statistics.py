@@ -154,8 +154,14 @@ async def session_facts(
     such CDR yet) and the origin of their token: roaming when OCPI set how it was
     authorized (`auth_method`, set with the CdrToken: a partner's token or command),
     remote when a RemoteStart began it, else local. One statement: the transactions by
-    their start-time index, their CDRs by transaction."""
+    their start-time index, their CDRs by transaction (a credit by the CDR it cancels)."""
     utc = _parser(conn)
+    credits = _cdr.alias("credits")
+    standing = and_(
+        _cdr.c.transaction_id == _tx.c.id,
+        _cdr.c.credit.is_(False),
+        ~select(credits.c.seq).where(credits.c.credit_reference_id == _cdr.c.id).exists(),
+    )
     stmt = (
         select(
             _tx.c.id,
@@ -167,39 +173,22 @@ async def session_facts(
             _tx.c.id_tag_key,
             _tx.c.remote_start_id,
             _tx.c.auth_method,
-            _cdr.c.seq,
-            _cdr.c.id.label("cdr_id"),
-            _cdr.c.credit,
-            _cdr.c.credit_reference_id,
             _cdr.c.currency,
             _cdr.c.total_excl_vat,
             _cdr.c.total_incl_vat,
         )
-        .select_from(_tx.outerjoin(_cdr, _cdr.c.transaction_id == _tx.c.id))
+        .select_from(_tx.outerjoin(_cdr, standing))
         .where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
         .order_by(_tx.c.start_at, _tx.c.id, _cdr.c.seq)
     )
     rows = (await conn.execute(stmt)).all()
     facts: list[SessionFact] = []
-    index, count = 0, len(rows)
-    while index < count:
-        (tx_id, cp_id, evse_id, started, stopped, energy, token, remote, auth, seq, _, credit,
-         _, currency, excl, incl) = rows[index]  # fmt: skip
-        index += 1
-        if index < count and rows[index][0] == tx_id:  # several CDRs: rare
-            group = [rows[index - 1]]
-            while index < count and rows[index][0] == tx_id:
-                group.append(rows[index])
-                index += 1
-            credited = {c.credit_reference_id for c in group if c.credit}
-            billed = [c for c in group if not c.credit and c.cdr_id not in credited]
-            currency, excl, incl = (
-                (billed[-1].currency, billed[-1].total_excl_vat, billed[-1].total_incl_vat)
-                if billed
-                else (None, None, None)
-            )
-        elif seq is None or credit:
-            currency = excl = incl = None
+    last = len(rows) - 1
+    for index, row in enumerate(rows):
+        (tx_id, cp_id, evse_id, started, stopped, energy, token, remote, auth, currency, excl,
+         incl) = row  # fmt: skip
+        if index < last and rows[index + 1][0] == tx_id:
+            continue  # billed twice without a credit between: the newest CDR stands
         facts.append(
             SessionFact(
                 tx_id,

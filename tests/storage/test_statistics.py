@@ -272,6 +272,13 @@ async def _network(conn: AsyncConnection) -> None:
 
 async def test_session_facts_have_revenue_and_origin(db: Database) -> None:
     await write(db, _network)
+
+    async def billed_twice(conn: AsyncConnection) -> None:
+        await _tx(conn, 6, "CP2", 1, at(6), at(6, 1), energy_wh=700, id_tag_key="CC")
+        await _cdr(conn, 4, "NLCSM0000000004", 6, "1.00", None)
+        await _cdr(conn, 5, "NLCSM0000000005", 6, "2.00", "2.38")
+
+    await write(db, billed_twice)
     facts = await read(db, lambda c: repo.session_facts(c, START, END))
     assert facts == [
         SessionFact(
@@ -288,10 +295,13 @@ async def test_session_facts_have_revenue_and_origin(db: Database) -> None:
         ),
         SessionFact(2, ("CP2", 1), at(5, 10, 5), at(5, 11, 55), 5000, "CC", "roaming",
                     None, None, None),
+        # Billed twice without a credit: the newest CDR stands.
+        SessionFact(6, ("CP2", 1), at(6), at(6, 1), 700, "CC", "local", "EUR",
+                    Decimal("2.00"), Decimal("2.38")),
         SessionFact(3, ("CP1", 2), at(20), None, None, "BB", "local", None, None, None),
     ]  # fmt: skip
     only_cp2 = await read(db, lambda c: repo.session_facts(c, START, END, ["CP2"]))
-    assert [f.transaction_id for f in only_cp2] == [2]
+    assert [f.transaction_id for f in only_cp2] == [2, 6]
 
 
 async def test_activity_includes_the_status_before_the_range_and_charging_states(

@@ -1,6 +1,6 @@
 """Statistics and uptime: each charger's connections coming up and going down, the
-maintenance windows staff enter, and an index of the audit log by command and time (staff's
-availability commands)
+maintenance windows staff enter, an index of the audit log by command and time (staff's
+availability commands) and one of CDRs by the CDR they credit
 
 Revision ID: 0019
 Revises: 0018
@@ -57,9 +57,11 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index("ix_commands_command_time", "commands", ["command", "created_at"], unique=False)
+    op.create_index("ix_cdrs_credit_reference", "cdrs", ["credit_reference_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cdrs_credit_reference", table_name="cdrs")
     op.drop_index("ix_commands_command_time", table_name="commands")
     op.drop_index("ix_maintenance_windows_cp_start", table_name="maintenance_windows")
     op.drop_table("maintenance_windows")
