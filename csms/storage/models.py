@@ -151,6 +151,14 @@ class StatusHistoryRow(Base):
         Index("ix_status_history_cp_time", "charge_point_id", "received_at"),
         # A session's status changes (its charging and parking time), for its CDR.
         Index("ix_status_history_evse_time", "charge_point_id", "evse_id", "status_at"),
+        # Uptime's outage changes (Faulted, Unavailable): a few thousand rows of a month's
+        # hundreds of thousands (csms.storage.statistics.status_changes).
+        Index(
+            "ix_status_history_outage",
+            "status_at",
+            sqlite_where=text("status IN ('Faulted', 'Unavailable')"),
+            postgresql_where=text("status IN ('Faulted', 'Unavailable')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

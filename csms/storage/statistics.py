@@ -29,6 +29,8 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
+    tuple_,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -234,20 +236,6 @@ async def _history(
         .where(_conn.c.evse_id >= min_evse, *_in(_conn.c.charge_point_id, charger_ids))
         .subquery("known")
     )
-    before_id = (
-        select(_hist.c.id)
-        .where(
-            _hist.c.charge_point_id == known.c.charge_point_id,
-            _hist.c.evse_id == known.c.evse_id,
-            _hist.c.connector_id == known.c.connector_id,
-            _hist.c.status_at < start,
-        )
-        .order_by(_hist.c.status_at.desc(), _hist.c.id.desc())
-        .limit(1)
-        .correlate(known)
-        .scalar_subquery()
-    )
-    last = select(before_id.label("hid")).select_from(known).subquery("last")
     columns = (
         _hist.c.charge_point_id,
         _hist.c.evse_id,
@@ -255,7 +243,6 @@ async def _history(
         _raw(_hist.c.status_at, conn),
         _hist.c.status,
     )
-    before = select(*columns).join(last, last.c.hid == _hist.c.id)
     during = (
         select(*columns)
         .select_from(
@@ -279,8 +266,10 @@ async def _history(
         )
     )
     first = {
-        (cp_id, int(evse_id), int(connector_id)): (at, status)
-        for cp_id, evse_id, connector_id, at, status in (await conn.execute(before)).all()
+        key: (raw, status)
+        for key, (raw, status, _, _) in (
+            await _last_before(conn, start, charger_ids, min_evse=min_evse)
+        ).items()
     }
     rows = (await conn.execute(during)).all()
     return _with_first(first, rows)
@@ -318,12 +307,22 @@ async def status_changes(
     first (EVSE 0: the charger itself), where its meaning to uptime changes: into or out
     of Faulted or Unavailable (a change between two statuses in service, Preparing to
     Charging, is left out: the first of them stands). The connectors of an EVSE are read
-    as one."""
-    utc = _parser(conn)
+    as one.
+
+    Only the rows that can be such a change are read (`_outage_rows`): a month of a large
+    network has hundreds of thousands of status changes and a few thousand outages."""
+    return _changes_of(await _outage_rows(conn, start, end, charger_ids), start, _parser(conn))
+
+
+def _changes_of(
+    history: Iterable[tuple[_Key3, Any, str]], start: datetime, utc: Callable[[Any], datetime]
+) -> dict[EvseKey, list[StatusChange]]:
+    """`status_changes` from connector histories as `_history` yields them (each
+    connector's rows together, oldest first, the one before `start` first)."""
     found: dict[EvseKey, list[StatusChange]] = defaultdict(list)
     current: _Key3 | None = None
     kind = -1
-    for key, at, status in await _history(conn, start, end, charger_ids, min_evse=0):
+    for key, at, status in history:
         now_kind = _kind(status)
         if key != current:
             current, kind = key, -1
@@ -338,6 +337,165 @@ async def status_changes(
         first = max((i for i, c in enumerate(changes) if c.at < start), default=0)
         out[evse] = changes[first:]
     return out
+
+
+async def _outage_rows(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None,
+) -> list[tuple[_Key3, Any, str]]:
+    """The rows of each connector's history that `_changes_of` can keep, in the shape and
+    order `_history` gives: the last row before `start`, every Faulted or Unavailable row in
+    [start, end) (a partial index holds them), and the row after each of those (and after
+    the row before `start` when it is one of them), where an outage ends.
+
+    Why that is enough: `_changes_of` keeps a connector's row when its meaning (in service,
+    Faulted, Unavailable) differs from the row before it. A kept row is an outage row, or
+    an in-service row after an outage row, which is read as that row's successor. A row
+    left out is in service and follows one in service, so the rows kept around it are
+    unchanged."""
+    utc = _parser(conn)
+    before = await _last_before(conn, start, charger_ids, min_evse=0)
+    # Written out as the partial index's condition is: a bound parameter would not match it.
+    outage = text("status_history.status IN ('Faulted', 'Unavailable')")
+    columns = (
+        _hist.c.charge_point_id,
+        _hist.c.evse_id,
+        _hist.c.connector_id,
+        _raw(_hist.c.status_at, conn),
+        _hist.c.status,
+        _hist.c.id,
+    )
+    known = select(_conn.c.charge_point_id).where(
+        _conn.c.charge_point_id == _hist.c.charge_point_id,
+        _conn.c.evse_id == _hist.c.evse_id,
+        _conn.c.connector_id == _hist.c.connector_id,
+    )
+    outages = (
+        await conn.execute(
+            select(*columns).where(
+                outage,
+                _hist.c.status_at >= start,
+                _hist.c.status_at < end,
+                *_in(_hist.c.charge_point_id, charger_ids),
+                known.exists(),
+            )
+        )
+    ).all()
+    ended = [row_id for (_, status, _, row_id) in before.values() if _kind(status)]
+    mark = _hist.alias("mark")
+    successor = (
+        select(_hist.c.id)
+        .where(
+            _hist.c.charge_point_id == mark.c.charge_point_id,
+            _hist.c.evse_id == mark.c.evse_id,
+            _hist.c.connector_id == mark.c.connector_id,
+            _hist.c.status_at < end,
+            tuple_(_hist.c.status_at, _hist.c.id) > tuple_(mark.c.status_at, mark.c.id),
+        )
+        .order_by(_hist.c.status_at, _hist.c.id)
+        .limit(1)
+        .correlate(mark)
+        .scalar_subquery()
+    )
+    marked = [row_id for *_, row_id in outages] + ended
+    successors: list[Any] = []
+    for chunk in range(0, len(marked), 5_000):
+        ids = select(successor).where(mark.c.id.in_(marked[chunk : chunk + 5_000]))
+        successors += (
+            await conn.execute(
+                select(*columns).where(_hist.c.id.in_(ids.scalar_subquery().correlate(None)))
+            )
+        ).all()
+    rows: dict[_Key3, dict[int, tuple[datetime, Any, str]]] = defaultdict(dict)
+    for key, (raw, status, _, row_id) in before.items():
+        rows[key][row_id] = (utc(raw), raw, status)
+    firsts = await _first_from(conn, start, end, charger_ids)
+    for cp_id, evse_id, connector_id, raw, status, row_id in [*outages, *successors, *firsts]:
+        rows[(cp_id, int(evse_id), int(connector_id))][int(row_id)] = (utc(raw), raw, status)
+    return [
+        (key, raw, status)
+        for key in sorted(rows)
+        for (_, _, raw, status) in sorted(
+            (at, row_id, raw, status) for row_id, (at, raw, status) in rows[key].items()
+        )
+    ]
+
+
+async def _first_from(
+    conn: AsyncConnection, start: datetime, end: datetime, charger_ids: Sequence[str] | None
+) -> list[Any]:
+    """Each known connector's first status change in [start, end) (a seek each): the first
+    row a connector without history before `start` is known by."""
+    known = (
+        select(_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id)
+        .where(*_in(_conn.c.charge_point_id, charger_ids))
+        .subquery("known")
+    )
+    first_id = (
+        select(_hist.c.id)
+        .where(
+            _hist.c.charge_point_id == known.c.charge_point_id,
+            _hist.c.evse_id == known.c.evse_id,
+            _hist.c.connector_id == known.c.connector_id,
+            _hist.c.status_at >= start,
+            _hist.c.status_at < end,
+        )
+        .order_by(_hist.c.status_at, _hist.c.id)
+        .limit(1)
+        .correlate(known)
+        .scalar_subquery()
+    )
+    first = select(first_id.label("hid")).select_from(known).subquery("first")
+    stmt = select(
+        _hist.c.charge_point_id,
+        _hist.c.evse_id,
+        _hist.c.connector_id,
+        _raw(_hist.c.status_at, conn),
+        _hist.c.status,
+        _hist.c.id,
+    ).join(first, first.c.hid == _hist.c.id)
+    return list((await conn.execute(stmt)).all())
+
+
+async def _last_before(
+    conn: AsyncConnection, start: datetime, charger_ids: Sequence[str] | None, *, min_evse: int
+) -> dict[_Key3, tuple[Any, str, datetime, int]]:
+    """Each known connector's last status change before `start`: (time as the driver gives
+    it, status, time, row id)."""
+    known = (
+        select(_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id)
+        .where(_conn.c.evse_id >= min_evse, *_in(_conn.c.charge_point_id, charger_ids))
+        .subquery("known")
+    )
+    before_id = (
+        select(_hist.c.id)
+        .where(
+            _hist.c.charge_point_id == known.c.charge_point_id,
+            _hist.c.evse_id == known.c.evse_id,
+            _hist.c.connector_id == known.c.connector_id,
+            _hist.c.status_at < start,
+        )
+        .order_by(_hist.c.status_at.desc(), _hist.c.id.desc())
+        .limit(1)
+        .correlate(known)
+        .scalar_subquery()
+    )
+    last = select(before_id.label("hid")).select_from(known).subquery("last")
+    stmt = select(
+        _hist.c.charge_point_id,
+        _hist.c.evse_id,
+        _hist.c.connector_id,
+        _raw(_hist.c.status_at, conn),
+        _hist.c.status,
+        _hist.c.id,
+    ).join(last, last.c.hid == _hist.c.id)
+    utc = _parser(conn)
+    return {
+        (cp_id, int(evse_id), int(connector_id)): (raw, status, utc(raw), int(row_id))
+        for cp_id, evse_id, connector_id, raw, status, row_id in (await conn.execute(stmt)).all()
+    }
 
 
 def _spans_of(

@@ -6,6 +6,7 @@ from accepted availability commands, maintenance windows, and the scope and grou
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -345,6 +346,64 @@ async def test_status_changes_start_with_the_last_before_the_range(db: Database)
     }
     second = await read(db, lambda c: repo.status_changes(c, at(1, 2), END, ["CP2"]))
     assert second == {("CP2", 1): [StatusChange(at(5, 10), "Occupied")]}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_status_changes_read_only_outages_and_agree_with_the_whole_history(
+    db: Database, seed: int
+) -> None:
+    """The partial-index reading (outage rows, the rows after them, each connector's first
+    and last-before rows) gives exactly what reading every status change gives, on a
+    random history: several connectors per EVSE, equal timestamps, a charger-wide EVSE 0,
+    outages across the range's edges, connectors without history before the range."""
+    rng = random.Random(seed)
+    statuses = ["Available", "Preparing", "Charging", "Faulted", "Unavailable", "Occupied"]
+
+    async def history(conn: AsyncConnection) -> None:
+        for cp_id in ("R1", "R2", "R3"):
+            layout = [(0, 0), (1, 1), (1, 2), (2, 1)]
+            await _charger(conn, cp_id, layout)
+            rows = []
+            for evse_id, connector_id in layout:
+                moment = at(29, month=10) + timedelta(minutes=rng.randrange(0, 3000))
+                while moment < END + timedelta(days=1):
+                    rows.append(
+                        {
+                            "charge_point_id": cp_id,
+                            "evse_id": evse_id,
+                            "connector_id": connector_id,
+                            "status": rng.choice(statuses),
+                            "error_code": "NoError",
+                            "status_at": moment,
+                            "received_at": moment,
+                        }
+                    )
+                    # Equal timestamps now and then: the row id decides their order.
+                    moment += timedelta(minutes=rng.choice((0, 7, 90, 600, 2000)))
+            rng.shuffle(rows)
+            await conn.execute(insert(table(StatusHistoryRow)), rows)
+
+    await write(db, history)
+    for start, end, chargers in (
+        (START, END, None),
+        (at(3, 7, 30), at(17, 0, 10), ["R1", "R3"]),
+        (at(28, month=10), at(30, month=10), None),
+    ):
+
+        async def both(
+            conn: AsyncConnection, start: datetime = start, end: datetime = end, ids: Any = chargers
+        ) -> tuple[Any, Any]:
+            whole = await repo._history(conn, start, end, ids, min_evse=0)
+            return (
+                repo._changes_of(whole, start, repo._parser(conn)),
+                await repo.status_changes(conn, start, end, ids),
+            )
+
+        expected, got = await read(db, both)
+        assert got == expected
+        assert got  # the comparison is not between two empty answers
+    whole_month = await read(db, lambda c: repo.status_changes(c, START, END, None))
+    assert sum(len(changes) for changes in whole_month.values()) > 30
 
 
 async def test_staff_unavailable_from_accepted_availability_commands(db: Database) -> None:
