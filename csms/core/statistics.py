@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -46,6 +46,7 @@ __all__ = [
     "Origin",
     "Period",
     "SessionFact",
+    "SessionTotals",
     "bucket_end",
     "bucket_start",
     "buckets",
@@ -56,6 +57,7 @@ __all__ = [
     "subtract",
     "summarise",
     "total_seconds",
+    "with_sessions",
 ]
 
 Period = Literal["hour", "day", "week", "month"]
@@ -410,10 +412,13 @@ def _spread(
         nxt = edges[b + 1]
 
 
-class _Cell:
-    """What the sessions that started in one bucket of one group add up to. It holds no
-    container the collector tracks but itself (a month per EVSE makes 60,000 of them):
-    revenue in two dicts of Decimals, tokens as a count (`summarise` keeps the pairs seen)."""
+class SessionTotals:
+    """What the sessions that started in one bucket of one group add up to: `summarise`
+    adds them up from facts, storage may sum them in the database (`with_sessions`). It
+    holds no container the collector tracks but itself (a month per EVSE makes 60,000 of
+    them): revenue in two dicts of Decimals (currency -> sum), tokens as a count of the
+    distinct tokens, `ended_time` the summed length of the sessions that ended (stop at or
+    after start), `ended_energy` how many of those have an energy."""
 
     __slots__ = ("ended", "ended_energy", "ended_energy_wh", "ended_time", "energy_wh",
                  "excl", "incl", "origins", "sessions", "tokens")  # fmt: skip
@@ -478,7 +483,7 @@ def summarise(
         spans.extend(act.charging)
 
     # Per (group, bucket) cell, flat index g * nb + i, made when a session lands in it.
-    landed: dict[int, _Cell] = {}
+    landed: dict[int, SessionTotals] = {}
     token_numbers: dict[str, int] = {}
     token_pairs: set[int] = set()
     for fact in facts:
@@ -502,7 +507,7 @@ def summarise(
         key = g * nb + bisect_right(edges, s) - 1
         cell = landed.get(key)
         if cell is None:
-            cell = landed[key] = _Cell()
+            cell = landed[key] = SessionTotals()
         cell.sessions += 1
         energy = fact.energy_wh
         if energy is not None:
@@ -559,58 +564,91 @@ def summarise(
                 occ += (edges[i + 1] - edges[i]) * occupied_whole
             if charging_whole:
                 chg += (edges[i + 1] - edges[i]) * charging_whole
-            occ_s = occ.total_seconds()
-            chg_s = chg.total_seconds()
             utilisation = round(occ / ((edges[i + 1] - edges[i]) * evse_count) * 100, 2)
-            cell = landed.get(key)
-            if cell is None:
-                append(
-                    Figures(
-                        group=name,
-                        start=bucket.start,
-                        end=bucket.end,
-                        evses=evse_count,
-                        sessions=0,
-                        energy_kwh=zero_kwh,
-                        revenue={},
-                        charging_s=chg_s,
-                        occupied_s=occ_s,
-                        idle_s=(occ - chg).total_seconds() if occ > chg else 0.0,
-                        utilisation_pct=utilisation,
-                        unique_tokens=0,
-                        avg_session_s=None,
-                        avg_energy_kwh=None,
-                        by_origin=dict.fromkeys(ORIGINS, 0),
-                    )
-                )
-                continue
-            append(
-                Figures(
-                    group=name,
-                    start=bucket.start,
-                    end=bucket.end,
-                    evses=evse_count,
-                    sessions=cell.sessions,
-                    energy_kwh=_kwh(cell.energy_wh),
-                    revenue={
-                        currency: (excl, cell.incl[currency])
-                        for currency, excl in sorted(cell.excl.items())
-                    },
-                    charging_s=chg_s,
-                    occupied_s=occ_s,
-                    idle_s=(occ - chg).total_seconds() if occ > chg else 0.0,
-                    utilisation_pct=utilisation,
-                    unique_tokens=cell.tokens,
-                    avg_session_s=(cell.ended_time / cell.ended).total_seconds()
-                    if cell.ended
-                    else None,
-                    avg_energy_kwh=_kwh(Decimal(cell.ended_energy_wh) / cell.ended_energy)
-                    if cell.ended_energy
-                    else None,
-                    by_origin=cell.origins,
-                )
-            )
+            append(_row(name, bucket, evse_count, occ, chg, utilisation, landed.get(key), zero_kwh))
     return rows
+
+
+def _row(
+    name: str,
+    bucket: Interval,
+    evse_count: int,
+    occ: timedelta,
+    chg: timedelta,
+    utilisation: float,
+    cell: SessionTotals | None,
+    zero_kwh: Decimal,
+) -> Figures:
+    """One group's figures in one bucket from its time sums and its sessions' totals."""
+    occ_s = occ.total_seconds()
+    chg_s = chg.total_seconds()
+    idle_s = (occ - chg).total_seconds() if occ > chg else 0.0
+    if cell is None:
+        return Figures(
+            group=name,
+            start=bucket.start,
+            end=bucket.end,
+            evses=evse_count,
+            sessions=0,
+            energy_kwh=zero_kwh,
+            revenue={},
+            charging_s=chg_s,
+            occupied_s=occ_s,
+            idle_s=idle_s,
+            utilisation_pct=utilisation,
+            unique_tokens=0,
+            avg_session_s=None,
+            avg_energy_kwh=None,
+            by_origin=dict.fromkeys(ORIGINS, 0),
+        )
+    return Figures(
+        group=name,
+        start=bucket.start,
+        end=bucket.end,
+        evses=evse_count,
+        sessions=cell.sessions,
+        energy_kwh=_kwh(cell.energy_wh),
+        revenue={
+            currency: (excl, cell.incl[currency]) for currency, excl in sorted(cell.excl.items())
+        },
+        charging_s=chg_s,
+        occupied_s=occ_s,
+        idle_s=idle_s,
+        utilisation_pct=utilisation,
+        unique_tokens=cell.tokens,
+        avg_session_s=(cell.ended_time / cell.ended).total_seconds() if cell.ended else None,
+        avg_energy_kwh=_kwh(Decimal(cell.ended_energy_wh) / cell.ended_energy)
+        if cell.ended_energy
+        else None,
+        by_origin=cell.origins,
+    )
+
+
+def with_sessions(
+    rows: Sequence[Figures],
+    totals: Mapping[tuple[str, datetime], SessionTotals],
+    period: Period,
+) -> list[Figures]:
+    """`rows` (as `summarise` made them without facts) with the session figures of
+    `totals`, keyed by group and the start of the (unclipped) bucket the sessions started
+    in, put in exactly as `summarise` would from the sessions themselves."""
+    period = _period(period)
+    zero_kwh = _kwh(0)
+    out: list[Figures] = []
+    for row in rows:
+        cell = totals.get((row.group, bucket_start(row.start, period)))
+        if cell is None:
+            out.append(row)
+            continue
+        bucket = Interval(row.start, row.end)
+        occ = timedelta(seconds=row.occupied_s)
+        chg = timedelta(seconds=row.charging_s)
+        made = _row(row.group, bucket, row.evses, occ, chg, row.utilisation_pct, cell, zero_kwh)
+        # The times as summarise gave them (a float through timedelta could round).
+        out.append(
+            replace(made, charging_s=row.charging_s, occupied_s=row.occupied_s, idle_s=row.idle_s)
+        )
+    return out
 
 
 def _kwh(wh: int | Decimal) -> Decimal:

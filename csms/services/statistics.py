@@ -31,6 +31,7 @@ from csms.core.statistics import (
     evse_label,
     group_function,
     summarise,
+    with_sessions,
 )
 from csms.core.uptime import StatusChange, Uptime, outage_intervals, uptime_buckets
 from csms.gcpolicy import CollectorPause
@@ -205,16 +206,18 @@ class StatisticsService:
                 evses = await stats_repo.evses_in_scope(conn, chargers)
                 group_of = await self._grouping(conn, group_by, chargers)
                 self._check_size(_groups(evses, group_of), start, end, per)
-                facts = await stats_repo.session_facts(conn, start, end, chargers)
-                activity = await stats_repo.evse_activity(
-                    conn, start, end, chargers, sessions=facts
-                )
+                totals = await stats_repo.session_totals(conn, start, end, per, group_by, chargers)
+                activity = await stats_repo.evse_activity(conn, start, end, chargers)
+                sessions = await stats_repo.session_evses(conn, start, end, chargers)
             # Sessions on an EVSE that never reported a status still count (and their EVSE).
-            every = sorted(set(evses) | {f.evse for f in facts if f.evse[1] >= 1} | set(activity))
+            every = sorted(set(evses) | set(sessions) | set(activity))
             # Pure and long (a second for a month of a large network): beside the event loop.
-            rows = await asyncio.to_thread(
-                summarise, facts, activity, group_of, every, start, end, per
+            # The sessions' own figures were summed by the database (`totals`); summarise
+            # adds their time through `activity`, which holds the sessions' spans.
+            times = await asyncio.to_thread(
+                summarise, (), activity, group_of, every, start, end, per
             )
+            rows = with_sessions(times, totals, per)
         return StatsReport(group_by, per, start, end, scope, rows)
 
     async def heatmap(

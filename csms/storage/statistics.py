@@ -20,10 +20,13 @@ from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Numeric,
     String,
     Table,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -33,10 +36,19 @@ from sqlalchemy import (
     tuple_,
     type_coerce,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.maintenance import MaintenanceWindow, WindowKind
-from csms.core.statistics import EvseActivity, EvseKey, Interval, SessionFact
+from csms.core.statistics import (
+    EvseActivity,
+    EvseKey,
+    GroupBy,
+    Interval,
+    Period,
+    SessionFact,
+    SessionTotals,
+)
 from csms.core.uptime import StatusChange
 from csms.storage.models import (
     CdrRow,
@@ -84,6 +96,7 @@ CHARGING_STATE = "Charging"
 
 # The audit log's command of ChangeAvailability (csms.core.commands.CommandName).
 _AVAILABILITY = "availability"
+_ZERO = Decimal(0)
 
 
 # --- time ---------------------------------------------------------------------------------
@@ -945,3 +958,258 @@ async def list_windows(
 async def remove_window(conn: AsyncConnection, window_id: int) -> bool:
     result = await conn.execute(delete(_windows).where(_windows.c.id == window_id))
     return bool(result.rowcount)
+
+
+# --- session totals in the database -------------------------------------------------------
+
+
+def _bucket_key(conn: AsyncConnection, period: Period) -> Any:
+    """The start of the UTC bucket a transaction started in, as text (SQLite) or a naive
+    UTC timestamp (PostgreSQL); `_bucket_of` reads it back."""
+    at = _tx.c.start_at
+    if _text_db(conn):
+        if period == "hour":
+            return func.substr(at, 1, 13).concat(":00")
+        if period == "day":
+            return func.substr(at, 1, 10)
+        if period == "week":
+            return func.date(at, "weekday 0", "-6 days")
+        return func.substr(at, 1, 7).concat("-01")
+    return func.date_trunc(period, func.timezone("UTC", at))
+
+
+def _bucket_of(conn: AsyncConnection, value: Any) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return cast(datetime, value).replace(tzinfo=UTC)
+
+
+def _length_us(conn: AsyncConnection) -> Any:
+    """A transaction's length (stop - start) in whole microseconds, exactly."""
+    start, stop = _tx.c.start_at, _tx.c.stop_at
+    if _text_db(conn):
+        # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff': strftime('%s') rounds fractions, so the
+        # seconds and the microseconds are read apart.
+        def seconds(column: Any) -> Any:
+            return cast_(func.strftime("%s", func.substr(column, 1, 19)), BigInteger)
+
+        def micros(column: Any) -> Any:
+            return cast_(func.substr(column, 21, 6), BigInteger)
+
+        return (seconds(stop) - seconds(start)) * 1_000_000 + micros(stop) - micros(start)
+    return cast_(func.extract("epoch", stop - start) * 1_000_000, BigInteger)
+
+
+def _grouped(
+    conn: AsyncConnection, by: GroupBy, charger_ids: Sequence[str] | None
+) -> tuple[list[Any], Any, Callable[[Sequence[Any]], str]]:
+    """The columns a grouping groups by, the FROM it needs, and how a row's group is named
+    from those columns (csms.core.statistics.group_function's names)."""
+    if by == "evse":
+        return [_tx.c.charge_point_id, _tx.c.evse_id], _tx, lambda r: f"{r[0]}/{r[1]}"
+    if by == "charger":
+        return [_tx.c.charge_point_id], _tx, lambda r: str(r[0])
+    if by == "location":
+        joined = _tx.join(_locations, _locations.c.charge_point_id == _tx.c.charge_point_id)
+        return [_locations.c.location_id], joined, lambda r: str(r[0])
+    if by == "site":
+        joined = _tx.join(_sites, _sites.c.charge_point_id == _tx.c.charge_point_id)
+        return [_sites.c.site_id], joined, lambda r: str(r[0])
+    return [], _tx, lambda r: "network"
+
+
+# Revenue text that SQLite may sum as integers of its smallest unit: digits, a sign and a
+# point, short enough that a month of sums stays inside 64 bits.
+_PLAIN_MONEY = 12
+
+
+async def session_totals(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    period: Period,
+    by: GroupBy,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[tuple[str, datetime], SessionTotals]:
+    """What the sessions that started in [start, end) add up to per group and (unclipped)
+    bucket, summed by the database: exactly what csms.core.statistics.summarise sums from
+    `session_facts` (the same transactions, the same standing CDR, the same origin), without
+    a Python object per session. Two statements over the start-time index: the counts,
+    energy, lengths, origins and distinct tokens; and the revenue of the standing CDRs per
+    currency, summed exactly (PostgreSQL as numeric; SQLite as integers of each amount's
+    smallest unit, by its number of decimals, and any amount not written plainly in
+    Python)."""
+    columns, source, name_of = _grouped(conn, by, charger_ids)
+    bucket = _bucket_key(conn, period).label("bucket")
+    where = [
+        _tx.c.start_at >= start,
+        _tx.c.start_at < end,
+        *_in(_tx.c.charge_point_id, charger_ids),
+    ]
+    ended = and_(_tx.c.stop_at.is_not(None), _tx.c.stop_at >= _tx.c.start_at)
+    with_energy = and_(ended, _tx.c.energy_wh.is_not(None))
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    stmt = (
+        select(
+            *columns,
+            bucket,
+            func.count(),
+            func.coalesce(func.sum(_tx.c.energy_wh), 0),
+            count(ended),
+            func.coalesce(func.sum(case((ended, _length_us(conn)), else_=0)), 0),
+            count(with_energy),
+            func.coalesce(func.sum(case((with_energy, _tx.c.energy_wh), else_=0)), 0),
+            count(_tx.c.auth_method.is_not(None)),
+            count(and_(_tx.c.auth_method.is_(None), _tx.c.remote_start_id.is_not(None))),
+            func.count(_tx.c.id_tag_key.distinct()),
+        )
+        .select_from(source)
+        .where(*where)
+        .group_by(*columns, bucket)
+    )
+    width = len(columns)
+    out: dict[tuple[str, datetime], SessionTotals] = {}
+    for row in (await conn.execute(stmt)).all():
+        (key, sessions, energy, ended_n, ended_us, ended_energy, ended_energy_wh, roaming,
+         remote, tokens) = row[width:]  # fmt: skip
+        cell = SessionTotals()
+        cell.sessions = int(sessions)
+        cell.energy_wh = int(energy)
+        cell.ended = int(ended_n)
+        cell.ended_time = timedelta(microseconds=int(ended_us))
+        cell.ended_energy = int(ended_energy)
+        cell.ended_energy_wh = int(ended_energy_wh)
+        cell.tokens = int(tokens)
+        cell.origins["local"] = cell.sessions - int(roaming) - int(remote)
+        cell.origins["roaming"] = int(roaming)
+        cell.origins["remote"] = int(remote)
+        out[(name_of(row[:width]), _bucket_of(conn, key))] = cell
+    await _add_revenue(conn, out, columns, source, bucket, where, name_of)
+    return out
+
+
+async def _add_revenue(
+    conn: AsyncConnection,
+    out: dict[tuple[str, datetime], SessionTotals],
+    columns: list[Any],
+    source: Any,
+    bucket: Any,
+    where: list[Any],
+    name_of: Callable[[Sequence[Any]], str],
+) -> None:
+    """Each group's and bucket's revenue per currency, from the CDR that stands for each of
+    its sessions (the newest that is neither a credit nor credited)."""
+    credits = _cdr.alias("credits")
+    later = _cdr.alias("later")
+    later_credits = _cdr.alias("later_credits")
+    standing = and_(
+        _cdr.c.transaction_id == _tx.c.id,
+        _cdr.c.credit.is_(False),
+        ~select(credits.c.seq).where(credits.c.credit_reference_id == _cdr.c.id).exists(),
+        ~select(later.c.seq)
+        .where(
+            later.c.transaction_id == _cdr.c.transaction_id,
+            later.c.seq > _cdr.c.seq,
+            later.c.credit.is_(False),
+            ~select(later_credits.c.seq)
+            .where(later_credits.c.credit_reference_id == later.c.id)
+            .exists(),
+        )
+        .exists(),
+    )
+    excl = _cdr.c.total_excl_vat
+    incl = case(
+        (or_(_cdr.c.total_incl_vat.is_(None), _cdr.c.total_incl_vat == ""), excl),
+        else_=_cdr.c.total_incl_vat,
+    )
+    joined = source.join(_cdr, standing)
+    width = len(columns)
+    sums: list[tuple[Any, ...]] = []
+    if _text_db(conn):
+
+        def plain(amount: Any) -> Any:
+            return and_(
+                amount.op("NOT GLOB", is_comparison=True)("*[^0-9.+-]*"),
+                func.length(amount) <= _PLAIN_MONEY,
+            )
+
+        def places(amount: Any) -> Any:
+            point = func.instr(amount, ".")
+            return case((point == 0, 0), else_=func.length(amount) - point)
+
+        def units(amount: Any) -> Any:
+            return func.sum(cast_(func.replace(amount, ".", ""), BigInteger))
+
+        both = and_(plain(excl), plain(incl))
+        exact = (
+            select(
+                *columns,
+                bucket,
+                _cdr.c.currency,
+                places(excl).label("pe"),
+                places(incl).label("pi"),
+                units(excl),
+                units(incl),
+            )
+            .select_from(joined)
+            .where(*where, both)
+            .group_by(*columns, bucket, _cdr.c.currency, "pe", "pi")
+        )
+        for row in (await conn.execute(exact)).all():
+            (key, currency, pe, pi, se, si) = row[width:]
+            sums.append(
+                (
+                    row[:width],
+                    key,
+                    currency,
+                    Decimal(int(se)).scaleb(-int(pe)),
+                    Decimal(int(si)).scaleb(-int(pi)),
+                )
+            )
+        odd = (
+            select(*columns, bucket, _cdr.c.currency, excl, incl)
+            .select_from(joined)
+            .where(*where, ~both)
+        )
+        for row in (await conn.execute(odd)).all():
+            (key, currency, e, i) = row[width:]
+            sums.append((row[:width], key, currency, Decimal(e), Decimal(i)))
+    else:
+        stmt = (
+            select(
+                *columns,
+                bucket,
+                _cdr.c.currency,
+                func.sum(cast_(excl, Numeric)),
+                func.sum(cast_(incl, Numeric)),
+            )
+            .select_from(joined)
+            .where(*where)
+            .group_by(*columns, bucket, _cdr.c.currency)
+        )
+        for row in (await conn.execute(stmt)).all():
+            (key, currency, e, i) = row[width:]
+            sums.append((row[:width], key, currency, Decimal(e), Decimal(i)))
+    for group, key, currency, e, i in sums:
+        cell = out[(name_of(group), _bucket_of(conn, key))]
+        cell.excl[currency] = cell.excl.get(currency, _ZERO) + e
+        cell.incl[currency] = cell.incl.get(currency, _ZERO) + i
+
+
+async def session_evses(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> list[EvseKey]:
+    """The EVSEs of the sessions `session_facts` would read (they count in their group even
+    when the connectors table does not list them)."""
+    stmt = (
+        select(_tx.c.charge_point_id, _tx.c.evse_id)
+        .where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
+        .distinct()
+    )
+    return [(cp_id, int(evse_id)) for cp_id, evse_id in (await conn.execute(stmt)).all()]
