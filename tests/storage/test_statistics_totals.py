@@ -33,7 +33,7 @@ from csms.storage.models import (
     TransactionRow,
 )
 from tests.postgres import db_url_for
-from tests.storage.test_statistics import read, table, write
+from tests.storage.test_statistics import table, write
 
 BEGIN = datetime(2026, 10, 26, tzinfo=UTC)
 NOW = datetime(2026, 12, 3, 10, 17, 23, 123456, tzinfo=UTC)
@@ -136,7 +136,7 @@ async def random_network(conn: AsyncConnection, seed: int) -> None:
                         payload={}, received_at=when,
                     )
                 )  # fmt: skip
-        billed = []
+        billed: list[str] = []
         for _ in range(rng.choice((0, 1, 1, 1, 2))):
             seq += 1
             cdr_id = f"CDR{seq:06d}"
@@ -185,10 +185,8 @@ async def test_figures_equal_the_plain_path(db: Database, seed: int) -> None:
     for start, end in RANGES:
         for by in ("evse", "charger", "location", "site", "network"):
             for period in ("hour", "day", "week", "month"):
-                expected = await read(
-                    db,
-                    lambda c, b=by, p=period, s=start, e=end: plain_figures(c, b, p, s, e),
-                )
+                async with db.read() as conn:
+                    expected = await plain_figures(conn, by, period, start, end)
                 got = await service.figures(by, period, start, end)
                 assert got.rows == expected, (by, period, start, end)
                 checked += sum(row.sessions for row in got.rows)
