@@ -61,6 +61,7 @@ from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
 from csms.services.sites import SiteService
 from csms.services.statistics import StatisticsService
+from csms.services.statistics_rollup import StatisticsRollup
 from csms.services.users import UserService
 from csms.signals import reload_on_hangup, stop_on_signals
 from csms.storage import charge_points as cp_repo
@@ -307,6 +308,8 @@ class CsmsApp:
         # What the charging services report: ended transactions wake billing, values not
         # taken as sent are counted (the OCPI publishers subscribe when OCPI starts).
         self.charging.transactions.on_ended.append(self.billing.wake)
+        # The statistics' hourly sums (csms/services/statistics_rollup.py), made as hours end.
+        self.rollup = StatisticsRollup(self.db, self.clock)
         self.charging.checks.on_flagged.append(self.metrics.input_flagged)
         # Smart charging: sites' current shared among their sessions (csms sites ...), and
         # the caps an OpenADR VTN asks for (csms.openadr) through the sites service.
@@ -398,7 +401,8 @@ class CsmsApp:
             # sessions; the OpenADR VEN caps their sites.
             charging = self.singletons[CHARGING]
             hosted: list[tuple[str, Any]] = [
-                (w.name, w.running) for w in (self.commands.reservations, self.billing.worker)
+                (w.name, w.running)
+                for w in (self.commands.reservations, self.billing.worker, self.rollup.worker)
             ]
             if self.load is not None:
                 hosted.append((self.load.name, self.load.running))

@@ -52,6 +52,7 @@ __all__ = [
     "buckets",
     "evse_label",
     "group_function",
+    "hour_sums",
     "intersect",
     "merge",
     "subtract",
@@ -444,10 +445,15 @@ def summarise(
     start: datetime,
     end: datetime,
     period: Period,
+    *,
+    more_time: Mapping[tuple[str, int], tuple[timedelta, timedelta]] | None = None,
 ) -> list[Figures]:
     """One row per group per bucket of `[start, end)`, sorted by (group, start), by the rules
     in the module docstring. Linear in facts and intervals (plus the buckets each interval
-    touches), plus groups x buckets for the rows."""
+    touches), plus groups x buckets for the rows.
+
+    `more_time`: occupied and charging time to add, per group and bucket index, measured
+    already (`hour_sums` of hours the activity handed in leaves out)."""
     period = _period(period)
     start, end = _utc(start), _utc(end)
     cells = buckets(start, end, period)
@@ -564,9 +570,52 @@ def summarise(
                 occ += (edges[i + 1] - edges[i]) * occupied_whole
             if charging_whole:
                 chg += (edges[i + 1] - edges[i]) * charging_whole
+            if more_time is not None:
+                more = more_time.get((name, i))
+                if more is not None:
+                    occ += more[0]
+                    chg += more[1]
             utilisation = round(occ / ((edges[i + 1] - edges[i]) * evse_count) * 100, 2)
             append(_row(name, bucket, evse_count, occ, chg, utilisation, landed.get(key), zero_kwh))
     return rows
+
+
+def hour_sums(
+    activity: Mapping[EvseKey, EvseActivity], start: datetime, end: datetime
+) -> dict[EvseKey, list[tuple[datetime, timedelta, timedelta]]]:
+    """Each EVSE's occupied and charging time per UTC hour of `[start, end)` (both whole
+    hours), by the rules of `summarise` (occupied: the union of the occupied and the
+    charging intervals): (hour, occupied, charging) for the hours with either. What
+    `summarise` adds up for an EVSE over a bucket of whole hours is the sum of its hours
+    here, so stored sums can stand in for the intervals they were made of."""
+    cells = buckets(start, end, "hour")
+    if not cells:
+        return {}
+    edges = [c.start for c in cells]
+    edges.append(end)
+    nb = len(cells)
+    out: dict[EvseKey, list[tuple[datetime, timedelta, timedelta]]] = {}
+    for evse, act in activity.items():
+        occ = [_NO_TIME] * nb
+        chg = [_NO_TIME] * nb
+        occ_cover = [0] * nb
+        chg_cover = [0] * nb
+        occupied = _Spans(act.occupied)
+        occupied.extend(act.charging)
+        _spread(occupied, edges, occ, occ_cover, 0)
+        _spread(_Spans(act.charging), edges, chg, chg_cover, 0)
+        rows = []
+        occ_whole = chg_whole = 0
+        for i in range(nb):
+            occ_whole += occ_cover[i]
+            chg_whole += chg_cover[i]
+            o = occ[i] + _HOUR * occ_whole
+            c = chg[i] + _HOUR * chg_whole
+            if o or c:
+                rows.append((edges[i], o, c))
+        if rows:
+            out[evse] = rows
+    return out
 
 
 def _row(

@@ -13,6 +13,7 @@ linked to sites (their union); none: the whole network.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from csms.config import StatisticsConfig
 from csms.core.clock import Clock
 from csms.core.errors import InvalidInput, NotFound
 from csms.core.statistics import (
+    EvseActivity,
     EvseKey,
     Figures,
     GroupBy,
@@ -35,6 +37,7 @@ from csms.core.statistics import (
 )
 from csms.core.uptime import StatusChange, Uptime, outage_intervals, uptime_buckets
 from csms.gcpolicy import CollectorPause
+from csms.storage import rollups
 from csms.storage import statistics as stats_repo
 from csms.storage.database import Database
 
@@ -207,15 +210,17 @@ class StatisticsService:
                 group_of = await self._grouping(conn, group_by, chargers)
                 self._check_size(_groups(evses, group_of), start, end, per)
                 totals = await stats_repo.session_totals(conn, start, end, per, group_by, chargers)
-                activity = await stats_repo.evse_activity(conn, start, end, chargers)
                 sessions = await stats_repo.session_evses(conn, start, end, chargers)
+                universe = sorted({e[0] for e in evses} | {e[0] for e in sessions})
+                activity, made = await self._time(conn, start, end, universe, group_by, per)
             # Sessions on an EVSE that never reported a status still count (and their EVSE).
             every = sorted(set(evses) | set(sessions) | set(activity))
-            # Pure and long (a second for a month of a large network): beside the event loop.
-            # The sessions' own figures were summed by the database (`totals`); summarise
-            # adds their time through `activity`, which holds the sessions' spans.
+            more = _more_time(made, group_of, group_by, start, end, per)
+            # Pure and long: beside the event loop. The sessions' own figures were summed by
+            # the database (`totals`); summarise adds the time of the raw `activity` (which
+            # holds the sessions' spans) and of the rolled-up hours (`more`).
             times = await asyncio.to_thread(
-                summarise, (), activity, group_of, every, start, end, per
+                summarise, (), activity, group_of, every, start, end, per, more_time=more
             )
             rows = with_sessions(times, totals, per)
         return StatsReport(group_by, per, start, end, scope, rows)
@@ -281,6 +286,57 @@ class StatisticsService:
                 grace,
             )
         return UptimeReport(group_by, per, start, end, scope, grace.total_seconds(), rows)
+
+    async def _time(
+        self,
+        conn: Any,
+        start: datetime,
+        end: datetime,
+        chargers: list[str],
+        by: GroupBy,
+        per: Period,
+    ) -> tuple[dict[EvseKey, EvseActivity], list[tuple[tuple[Any, ...], int, int, int]]]:
+        """The occupied and charging time of `chargers` over [start, end): the whole hours
+        the roll-up has made (csms.storage.rollups), summed per group and bucket by the
+        database, and the raw activity of the rest: the part hour at the range's start, and
+        each charger's hours after its mark or after history arrived since the roll-up
+        last looked (so a status change of a second ago counts, and so does a late one)."""
+        lo = rollups.hour_number(start)
+        if rollups.hour_at(lo) < start:
+            lo += 1
+        hi = rollups.hour_number(end)
+        seen = await rollups.seen_until(conn)
+        rolled: dict[str, int] = {}
+        if seen is not None and lo < hi:
+            marks = await rollups.marks(conn, chargers)
+            changed = await rollups.changed_since(conn, seen - rollups.OVERLAP)
+            for cp_id in chargers:
+                until = min(marks.get(cp_id, lo), hi)
+                if cp_id in changed:
+                    until = min(until, rollups.hour_number(changed[cp_id]))
+                if until > lo:
+                    rolled[cp_id] = until
+        made: list[tuple[tuple[Any, ...], int, int, int]] = []
+        if rolled:
+            numbering = rollups.bucket_numbering(per, _edges(start, end, per))
+            made = await rollups.hour_totals(conn, rolled, lo, by, numbering)
+        # The raw rest: each charger from its first hour not made (the range's start for
+        # those without), and the part hour before the made ones.
+        tails: dict[datetime, list[str]] = {}
+        for cp_id in chargers:
+            made_until = rolled.get(cp_id)
+            begin = start if made_until is None else rollups.hour_at(made_until)
+            tails.setdefault(begin, []).append(cp_id)
+        activity: dict[EvseKey, EvseActivity] = {}
+        if rolled and start < rollups.hour_at(lo):
+            _join(
+                activity,
+                await stats_repo.evse_activity(conn, start, rollups.hour_at(lo), list(rolled)),
+            )
+        for begin, group in tails.items():
+            if begin < end:
+                _join(activity, await stats_repo.evse_activity(conn, begin, end, group))
+        return activity, made
 
     # --- scope ------------------------------------------------------------------------
 
@@ -361,6 +417,61 @@ def _uptime_rows(
         for (group, at), (cell_end, count, period_s, outage_s, excluded_s) in sorted(sums.items())
     ]
     return rows
+
+
+def _join(into: dict[EvseKey, EvseActivity], more: dict[EvseKey, EvseActivity]) -> None:
+    """Activities of one EVSE over disjoint parts of the range, as one."""
+    for evse, act in more.items():
+        had = into.get(evse)
+        into[evse] = (
+            act
+            if had is None
+            else EvseActivity(had.occupied + act.occupied, had.charging + act.charging)
+        )
+
+
+def _edges(start: datetime, end: datetime, per: Period) -> list[datetime]:
+    cells = buckets(start, end, per)
+    return [c.start for c in cells] + [end]
+
+
+def _more_time(
+    made: list[tuple[tuple[Any, ...], int, int, int]],
+    group_of: Any,
+    by: GroupBy,
+    start: datetime,
+    end: datetime,
+    per: Period,
+) -> dict[tuple[str, int], tuple[timedelta, timedelta]]:
+    """The rolled-up sums as `summarise`'s more_time: per group name and bucket index."""
+    edges = _edges(start, end, per)
+    out: dict[tuple[str, int], tuple[timedelta, timedelta]] = {}
+    for key, number, occupied_us, charging_us in made:
+        if by == "evse":
+            name = group_of((key[0], int(key[1])))
+        elif by == "charger":
+            name = group_of((key[0], 1))
+        else:
+            name = key[0] if key else "network"
+        if name is None:
+            continue
+        if per == "month":
+            index = number
+        else:
+            if per == "week":
+                first = rollups.EPOCH + timedelta(days=number * 7 - 3)
+            else:
+                first = rollups.hour_at(number * (24 if per == "day" else 1))
+            index = bisect_right(edges, max(first, start)) - 1
+        occ, chg = out.get((name, index), (_NONE, _NONE))
+        out[(name, index)] = (
+            occ + timedelta(microseconds=occupied_us),
+            chg + timedelta(microseconds=charging_us),
+        )
+    return out
+
+
+_NONE = timedelta(0)
 
 
 def _groups(evses: Sequence[EvseKey], group_of: Any) -> int:

@@ -999,6 +999,42 @@ class ConnectivityRow(Base):
     node_id: Mapped[str | None] = mapped_column(String(255))
 
 
+class EvseHourRow(Base):
+    """An EVSE's occupied and charging time in one whole UTC hour (`hour`: hours since
+    1970-01-01 00:00 UTC), in microseconds, made from the raw history by the statistics
+    roll-up (csms.storage.rollups); hours with neither have no row."""
+
+    __tablename__ = "evse_hours"
+    __table_args__ = (Index("ix_evse_hours_hour", "hour"),)
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    evse_id: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    occupied_us: Mapped[int] = mapped_column(BigInteger)
+    charging_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupMarkRow(Base):
+    """How far a charger's `evse_hours` are made: every hour before `rolled_until` (hours
+    since the epoch) is; later ones are not (they are read from the raw history)."""
+
+    __tablename__ = "rollup_marks"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rolled_until: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupCursorRow(Base):
+    """Up to when the roll-up has looked for history that arrived (`received_at` of status
+    changes, `updated_at` of transactions) and lowered the marks of the chargers it
+    concerns."""
+
+    __tablename__ = "rollup_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_until: Mapped[datetime]
+
+
 class MaintenanceWindowRow(Base):
     """Time staff take a charger (or one EVSE) out of the uptime figures: `planned`
     maintenance, or an outage `excluded` after the fact with a reason."""
