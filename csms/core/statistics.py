@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -58,7 +58,6 @@ __all__ = [
     "subtract",
     "summarise",
     "total_seconds",
-    "with_sessions",
 ]
 
 Period = Literal["hour", "day", "week", "month"]
@@ -415,7 +414,7 @@ def _spread(
 
 class SessionTotals:
     """What the sessions that started in one bucket of one group add up to: `summarise`
-    adds them up from facts, storage may sum them in the database (`with_sessions`). It
+    adds them up from facts, storage may sum them in the database (`summarise(totals=...)`). It
     holds no container the collector tracks but itself (a month per EVSE makes 60,000 of
     them): revenue in two dicts of Decimals (currency -> sum), tokens as a count of the
     distinct tokens, `ended_time` the summed length of the sessions that ended (stop at or
@@ -447,13 +446,16 @@ def summarise(
     period: Period,
     *,
     more_time: Mapping[tuple[str, int], tuple[timedelta, timedelta]] | None = None,
+    totals: Mapping[tuple[str, int], SessionTotals] | None = None,
 ) -> list[Figures]:
     """One row per group per bucket of `[start, end)`, sorted by (group, start), by the rules
     in the module docstring. Linear in facts and intervals (plus the buckets each interval
     touches), plus groups x buckets for the rows.
 
     `more_time`: occupied and charging time to add, per group and bucket index, measured
-    already (`hour_sums` of hours the activity handed in leaves out)."""
+    already (`hour_sums` of hours the activity handed in leaves out). `totals`: the
+    sessions' figures per group and bucket index, summed already (storage sums them in
+    the database); with them, `facts` add only their time."""
     period = _period(period)
     start, end = _utc(start), _utc(end)
     cells = buckets(start, end, period)
@@ -576,7 +578,8 @@ def summarise(
                     occ += more[0]
                     chg += more[1]
             utilisation = round(occ / ((edges[i + 1] - edges[i]) * evse_count) * 100, 2)
-            append(_row(name, bucket, evse_count, occ, chg, utilisation, landed.get(key), zero_kwh))
+            cell = landed.get(key) if totals is None else totals.get((name, i))
+            append(_row(name, bucket, evse_count, occ, chg, utilisation, cell, zero_kwh))
     return rows
 
 
@@ -671,33 +674,6 @@ def _row(
         else None,
         by_origin=cell.origins,
     )
-
-
-def with_sessions(
-    rows: Sequence[Figures],
-    totals: Mapping[tuple[str, datetime], SessionTotals],
-    period: Period,
-) -> list[Figures]:
-    """`rows` (as `summarise` made them without facts) with the session figures of
-    `totals`, keyed by group and the start of the (unclipped) bucket the sessions started
-    in, put in exactly as `summarise` would from the sessions themselves."""
-    period = _period(period)
-    zero_kwh = _kwh(0)
-    out: list[Figures] = []
-    for row in rows:
-        cell = totals.get((row.group, bucket_start(row.start, period)))
-        if cell is None:
-            out.append(row)
-            continue
-        bucket = Interval(row.start, row.end)
-        occ = timedelta(seconds=row.occupied_s)
-        chg = timedelta(seconds=row.charging_s)
-        made = _row(row.group, bucket, row.evses, occ, chg, row.utilisation_pct, cell, zero_kwh)
-        # The times as summarise gave them (a float through timedelta could round).
-        out.append(
-            replace(made, charging_s=row.charging_s, occupied_s=row.occupied_s, idle_s=row.idle_s)
-        )
-    return out
 
 
 def _kwh(wh: int | Decimal) -> Decimal:

@@ -17,6 +17,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from csms.config import StatisticsConfig
@@ -33,7 +34,6 @@ from csms.core.statistics import (
     evse_label,
     group_function,
     summarise,
-    with_sessions,
 )
 from csms.core.uptime import StatusChange, Uptime, outage_intervals, uptime_buckets
 from csms.gcpolicy import CollectorPause
@@ -219,10 +219,21 @@ class StatisticsService:
             # Pure and long: beside the event loop. The sessions' own figures were summed by
             # the database (`totals`); summarise adds the time of the raw `activity` (which
             # holds the sessions' spans) and of the rolled-up hours (`more`).
-            times = await asyncio.to_thread(
-                summarise, (), activity, group_of, every, start, end, per, more_time=more
+            edges = _edges(start, end, per)
+            by_index = {
+                (group, bisect_right(edges, max(at, start)) - 1): cell
+                for (group, at), cell in totals.items()
+            }
+            rows = await asyncio.to_thread(
+                partial(summarise, more_time=more, totals=by_index),
+                (),
+                activity,
+                group_of,
+                every,
+                start,
+                end,
+                per,
             )
-            rows = with_sessions(times, totals, per)
         return StatsReport(group_by, per, start, end, scope, rows)
 
     async def heatmap(

@@ -90,10 +90,9 @@ async def changed_since(conn: AsyncConnection, since: datetime) -> dict[str, dat
     for cp_id, at in (await conn.execute(select(_cp.c.id, status.label("at")))).all():
         if at is not None:
             out[cp_id] = _aware(at)
+    # Few rows, by the update index (grouped in the database, SQLite would rather scan).
     rows = await conn.execute(
-        select(_tx.c.charge_point_id, func.min(_tx.c.start_at))
-        .where(_tx.c.updated_at >= since)
-        .group_by(_tx.c.charge_point_id)
+        select(_tx.c.charge_point_id, _tx.c.start_at).where(_tx.c.updated_at >= since)
     )
     for cp_id, at in rows.all():
         moment = _aware(at)

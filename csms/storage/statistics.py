@@ -1140,26 +1140,34 @@ async def _add_revenue(
             point = func.instr(amount, ".")
             return case((point == 0, 0), else_=func.length(amount) - point)
 
-        def units(amount: Any) -> Any:
-            return func.sum(cast_(func.replace(amount, ".", ""), BigInteger))
-
         both = and_(plain(excl), plain(incl))
+
+        def units(amount: Any) -> Any:
+            return func.sum(case((both, cast_(func.replace(amount, ".", ""), BigInteger)), else_=0))
+
+        # Amounts not written plainly are grouped apart (their sums unused) and read one by
+        # one below, only when there are any.
         exact = (
             select(
                 *columns,
                 bucket,
                 _cdr.c.currency,
+                case((both, 1), else_=0).label("plain"),
                 places(excl).label("pe"),
                 places(incl).label("pi"),
                 units(excl),
                 units(incl),
             )
             .select_from(joined)
-            .where(*where, both)
-            .group_by(*columns, bucket, _cdr.c.currency, "pe", "pi")
+            .where(*where)
+            .group_by(*columns, bucket, _cdr.c.currency, "plain", "pe", "pi")
         )
+        odd_found = False
         for row in (await conn.execute(exact)).all():
-            (key, currency, pe, pi, se, si) = row[width:]
+            (key, currency, is_plain, pe, pi, se, si) = row[width:]
+            if not is_plain:
+                odd_found = True
+                continue
             sums.append(
                 (
                     row[:width],
@@ -1174,7 +1182,7 @@ async def _add_revenue(
             .select_from(joined)
             .where(*where, ~both)
         )
-        for row in (await conn.execute(odd)).all():
+        for row in (await conn.execute(odd)).all() if odd_found else ():
             (key, currency, e, i) = row[width:]
             sums.append((row[:width], key, currency, Decimal(e), Decimal(i)))
     else:
