@@ -217,7 +217,9 @@ class StatisticsService:
                 async def timing() -> tuple[list[EvseKey], Any, Any]:
                     sessions = await stats_repo.session_evses(conn, start, end, chargers)
                     universe = sorted({e[0] for e in evses} | {e[0] for e in sessions})
-                    activity, made = await self._time(conn, start, end, universe, group_by, per)
+                    activity, made = await self._time(
+                        conn, start, end, universe, group_by, per, everyone=chargers is None
+                    )
                     return sessions, activity, made
 
                 # Three statements at once, each on a connection of its own (the database
@@ -321,6 +323,8 @@ class StatisticsService:
         chargers: list[str],
         by: GroupBy,
         per: Period,
+        *,
+        everyone: bool,
     ) -> tuple[dict[EvseKey, EvseActivity], list[tuple[tuple[Any, ...], int, int, int]]]:
         """The occupied and charging time of `chargers` over [start, end): the whole hours
         the roll-up has made (csms.storage.rollups), summed per group and bucket by the
@@ -334,7 +338,7 @@ class StatisticsService:
         seen = await rollups.seen_until(conn)
         rolled: dict[str, int] = {}
         if seen is not None and lo < hi:
-            marks = await rollups.marks(conn, chargers)
+            marks = await rollups.marks(conn, None if everyone else chargers)
             changed = await rollups.changed_since(conn, seen - rollups.OVERLAP)
             for cp_id in chargers:
                 until = min(marks.get(cp_id, lo), hi)
@@ -345,7 +349,10 @@ class StatisticsService:
         made: list[tuple[tuple[Any, ...], int, int, int]] = []
         if rolled:
             numbering = rollups.bucket_numbering(per, _edges(start, end, per))
-            made = await rollups.hour_totals(conn, rolled, lo, by, numbering)
+            # The whole network: hours are stored only for chargers with a mark, and those
+            # not read from `lo` on are few (late history), so the rest is "all but them".
+            others = [c for c in marks if c not in rolled] if everyone else None
+            made = await rollups.hour_totals(conn, rolled, lo, by, numbering, others=others)
         # The raw rest: each charger from its first hour not made (the range's start for
         # those without), and the part hour before the made ones.
         tails: dict[datetime, list[str]] = {}

@@ -1005,7 +1005,12 @@ class EvseHourRow(Base):
     roll-up (csms.storage.rollups); hours with neither have no row."""
 
     __tablename__ = "evse_hours"
-    __table_args__ = (Index("ix_evse_hours_hour", "hour"),)
+    # Covering: a month's sums are read from the index alone, without a row look-up each.
+    __table_args__ = (
+        Index(
+            "ix_evse_hours_hour", "hour", "charge_point_id", "evse_id", "occupied_us", "charging_us"
+        ),
+    )
 
     charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     evse_id: Mapped[int] = mapped_column(primary_key=True)

@@ -218,6 +218,8 @@ async def hour_totals(
     lo: int,
     by: GroupBy,
     bucket_of: tuple[str, Sequence[int]],
+    *,
+    others: Sequence[str] | None = None,
 ) -> list[tuple[tuple[Any, ...], int, int, int]]:
     """The made hours from `lo` of the chargers in `rolled`, each up to (not including) the
     hour given, summed in the database per group and bucket: (group key, bucket number,
@@ -225,7 +227,11 @@ async def hour_totals(
     end. The group key: (charger, EVSE), (charger,), (location,), (site,) or () for the
     network. `bucket_of`: ("div", (n,)) numbers a bucket as hour // n (hours, days),
     ("week", ()) as the ISO week since the epoch (its Monday is day 7n - 3), ("edges", (e1,
-    e2, ...)) as the number of edges at or before the hour (months)."""
+    e2, ...)) as the number of edges at or before the hour (months).
+
+    `others`: every other charger whose hours may be stored (when `rolled` is the whole
+    network): the largest set of chargers with one end is then read as "all but the
+    others", by the hour index alone, instead of a seek per charger."""
     how, args = bucket_of
     hour = _hours.c.hour
     bucket: Any
@@ -259,12 +265,24 @@ async def hour_totals(
             ends.setdefault(until, []).append(cp_id)
     width = len(keys)
     out: list[tuple[tuple[Any, ...], int, int, int]] = []
+    largest = max(ends, key=lambda until: len(ends[until])) if ends else None
+    outside: list[str] = []
+    if others is not None and largest is not None:
+        outside = [c for until, cs in ends.items() if until != largest for c in cs]
+        outside += list(others)
+        if len(outside) > 500:
+            largest = None  # as many seeks either way
     for until, chargers in ends.items():
-        for chunk in _chunks(chargers, 2_000):
+        if until == largest and others is not None:
+            parts: list[Any] = [_hours.c.charge_point_id.not_in(outside)] if outside else []
+            filters = [parts]
+        else:
+            filters = [[_hours.c.charge_point_id.in_(chunk)] for chunk in _chunks(chargers, 2_000)]
+        for which in filters:
             stmt = (
                 select(*keys, label, func.sum(_hours.c.occupied_us), func.sum(_hours.c.charging_us))
                 .select_from(source)
-                .where(hour >= lo, hour < until, _hours.c.charge_point_id.in_(chunk))
+                .where(hour >= lo, hour < until, *which)
                 .group_by(*keys, label)
             )
             for row in (await conn.execute(stmt)).all():

@@ -39,7 +39,12 @@ def upgrade() -> None:
         sa.Column("charging_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("charge_point_id", "evse_id", "hour", name=op.f("pk_evse_hours")),
     )
-    op.create_index("ix_evse_hours_hour", "evse_hours", ["hour"], unique=False)
+    op.create_index(
+        "ix_evse_hours_hour",
+        "evse_hours",
+        ["hour", "charge_point_id", "evse_id", "occupied_us", "charging_us"],
+        unique=False,
+    )
     op.create_table(
         "rollup_marks",
         sa.Column("charge_point_id", sa.String(length=255), nullable=False),
