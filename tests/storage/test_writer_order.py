@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from csms.core.charger import RegistrationStatus, StatusReport
 from csms.core.status import ConnectorStatus
@@ -268,3 +268,27 @@ async def test_a_transaction_started_and_stopped_in_one_batch_is_stopped(
         [stop(1, 1, 1500), start("B", 2, 2), stop(2, 3, 2500)],
     )
     assert found["transactions"] == [(1, 1000, 1500, at(1)), (2, 1000, 2500, at(3))]
+
+
+async def test_rows_of_different_chargers_still_share_one_statement(
+    databases: tuple[Database, Database],
+) -> None:
+    batch, _ = databases
+    await one_by_one(batch, [connect(f"H{i}", 0) for i in range(10)])
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(" ".join(statement.split()[:3]).lower())
+
+    event.listen(batch.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        interleaved = [u for i in range(10) for u in (connect(f"C{i}", 1), heartbeat(f"H{i}", 1))]
+        await in_one_batch(batch, interleaved)
+        merged = sent.count("insert into charge_points")
+        sent.clear()
+        # H0 comes back after its disconnect: its connect starts a second upsert.
+        await in_one_batch(batch, [connect("A", 2), disconnect("H0", 3), connect("H0", 4)])
+        split = sent.count("insert into charge_points")
+    finally:
+        event.remove(batch.engine.sync_engine, "before_cursor_execute", count)
+    assert (merged, split) == (1, 2)
