@@ -162,6 +162,9 @@ class ApiConfig:
     tls_port: int = 9201
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    # The dashboard map's tile server, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+    # (empty: markers on a blank map, nothing is fetched from outside the operator's network).
+    map_tiles: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,6 +725,14 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ca.ca_validity_days must be between 1 and 36500")
         if not 1 <= section.certificate_validity_days <= 36500:
             raise ConfigError("ca.certificate_validity_days must be between 1 and 36500")
+    if isinstance(section, ApiConfig) and section.map_tiles:
+        tiles = section.map_tiles
+        if not tiles.startswith(("https://", "http://")) or not all(
+            part in tiles for part in ("{z}", "{x}", "{y}")
+        ):
+            raise ConfigError(
+                "api.map_tiles must be an http(s) URL with {z}, {x} and {y}, not " + repr(tiles)
+            )
     if isinstance(section, ClusterConfig):
         _validate_cluster(section)
     if isinstance(section, SmartChargingConfig):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.charger import ChargePoint, ConnectorState
     from csms.core.commands import CommandRecord
     from csms.core.locations import Location
+    from csms.core.overview import Overview, StationEvent
     from csms.core.partners import Partner
     from csms.core.sites import Cap, Link, Share
     from csms.core.transactions import Transaction
@@ -508,4 +509,40 @@ def site_view_json(view: SiteView) -> dict[str, Any]:
                 for start, end, price in view.slots
             ],
         },
+    }
+
+
+def overview_json(o: Overview) -> dict[str, Any]:
+    """The network at a glance (`GET /api/overview`)."""
+    return {
+        "chargers": {
+            "total": o.chargers,
+            "connected": o.connected,
+            "by_status": o.chargers_by_status,
+        },
+        "evses": {"total": o.evses, "by_status": o.evses_by_status},
+        "sessions_running": o.sessions_running,
+        "power_w": o.power_w,
+        "at": iso(o.at),
+    }
+
+
+def station_event_json(event: StationEvent) -> tuple[str, dict[str, Any]]:
+    """A live change as (event name, data) of the `GET /api/events` stream."""
+    from csms.core.overview import StatusChanged  # here: see TYPE_CHECKING above
+
+    if isinstance(event, StatusChanged):
+        return "status", {
+            "charge_point_id": event.charge_point_id,
+            "evse_id": event.evse_id,
+            "connector_id": event.connector_id,
+            "status": event.status.value,
+            "status_group": event.status.base.value,
+            "error_code": event.error_code,
+            "at": iso(event.at),
+        }
+    return "connection", {
+        "charge_point_id": event.charge_point_id,
+        "connected": event.connected,
+        "at": iso(event.at),
     }
