@@ -324,7 +324,7 @@ async def test_dashboard_shows_the_network_and_follows_it_live(
         await b.status(1, "Faulted", "GroundFailure")
 
         async def faulted() -> bool:
-            return (await row("DASH-B"))["status"] == "Faulted"
+            return bool((await row("DASH-B"))["status"] == "Faulted")
 
         await page.wait(faulted, "DASH-B shown Faulted", LIVE_WITHIN_S)
         took = time.monotonic() - started
@@ -341,7 +341,7 @@ async def test_dashboard_shows_the_network_and_follows_it_live(
         await b.close()
 
         async def offline() -> bool:
-            return (await row("DASH-B"))["connection"] == "offline"
+            return bool((await row("DASH-B"))["connection"] == "offline")
 
         await page.wait(offline, "DASH-B shown offline", LIVE_WITHIN_S)
         assert time.monotonic() - started < LIVE_WITHIN_S
