@@ -319,7 +319,8 @@ class StationService:
         await self._store.booted(cp_id, boot, now)
         if known is None:
             log.info("charger_registered_itself", charge_point_id=cp_id, registration=status.value)
-            self._status_changed()
+            # Stored now, and marked connected in the same write (its connection was not).
+            self._status_changed(ConnectionChanged(cp_id, True, now))
         return BootDecision(status, self.settings.heartbeat_interval, now, due)
 
     async def heartbeat(self, cp_id: str) -> datetime:
