@@ -524,7 +524,8 @@
       {
         width: width(id),
         height: 220,
-        scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, 100] } },
+        // From just below the lowest (at most 90 %): a few tenths of a per cent matter here.
+        scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [Math.min(90, Math.floor(Math.min(...values)) - 1), 100] } },
         axes: [
           { values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? names[t] || "" : "")), incrs: [1] },
           { label: "%", size: 50 },
