@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import aiohttp
@@ -318,6 +319,8 @@ async def test_dashboard_shows_the_network_and_follows_it_live(
             == 1
         )
 
+        await _statistics_as_the_api_gives_them(page, http, server)
+
         # Live: a status change and a disconnection appear without a reload.
         await page.js("window.csmsNoReload = 42")
         started = time.monotonic()
@@ -348,3 +351,41 @@ async def test_dashboard_shows_the_network_and_follows_it_live(
         assert await page.js("return window.csmsNoReload") == 42
 
         assert await page.errors() == []
+
+
+async def _statistics_as_the_api_gives_them(
+    page: Page, http: aiohttp.ClientSession, server: Running
+) -> None:
+    """The statistics section shows the figures of /api/stats (default filters: the network,
+    per day, the last 30 days), its heat map those of /api/stats/heatmap and its uptime those
+    of /api/stats/uptime; on a server without them it says so."""
+    paths = (await _api(http, server, "/api/openapi.json"))["paths"]
+    if "/api/stats" not in paths:
+        await page.wait(lambda: page.text("#stats-error"), "the statistics note")
+        assert "no statistics endpoint" in await page.text("#stats-error")
+        return
+    stats = await _api(http, server, "/api/stats")
+    sessions = sum(row["sessions"] for row in stats["rows"])
+    energy = sum(Decimal(row["energy_kwh"]) for row in stats["rows"])
+    assert sessions == 2  # the finished one and the running one
+
+    async def totals() -> tuple[str, str] | None:
+        shown = (await page.text("#total-sessions"), await page.text("#total-energy"))
+        return None if NOT_YET in shown else shown
+
+    shown = await page.wait(totals, "the statistics totals")
+    assert shown == (str(sessions), f"{energy:.3f}")
+    assert await page.text("#stats-error") == ""
+    if "/api/stats/heatmap" in paths:
+        heat = await _api(http, server, "/api/stats/heatmap")
+        cells = await page.js(
+            "return [...document.querySelectorAll('#heatmap .cell')].map(c => "
+            "[Number(c.dataset.weekday), Number(c.dataset.hour), Number(c.dataset.value)])"
+        )
+        expected = {(r["weekday"], r["hour"]): float(r["utilisation_pct"]) for r in heat["rows"]}
+        assert len(cells) == 7 * 24
+        assert {(w, h): v for w, h, v in cells if v} == {k: v for k, v in expected.items() if v}
+    if "/api/stats/uptime" in paths:
+        uptime = await _api(http, server, "/api/stats/uptime?by=evse&period=month")
+        groups = await page.js("return document.getElementById('chart-uptime').dataset.groups")
+        assert groups.split(",") == sorted({r["group"] for r in uptime["rows"]})
