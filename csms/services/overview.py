@@ -51,7 +51,7 @@ class OverviewService:
             chargers=state.chargers,
             connected=state.connected,
             chargers_by_status=count_by_status(
-                charger_status(of_charger.get(cp_id, ())) for cp_id in state.chargers_ids
+                charger_status(of_charger.get(cp_id, ())) for cp_id in state.charger_ids
             ),
             evses=len(evses),
             evses_by_status=count_by_status(evses),

@@ -31,7 +31,7 @@ class NetworkState:
     connected: int
     # (charge point id, EVSE id, status) of every connector row; EVSE 0 is the charger.
     statuses: list[tuple[str, int, ConnectorStatus]]
-    chargers_ids: list[str]
+    charger_ids: list[str]
     sessions_running: int
     power_w: float
 
@@ -54,7 +54,7 @@ async def network_state(conn: AsyncConnection) -> NetworkState:
         chargers=len(ids),
         connected=sum(1 for _, connected in ids if connected),
         statuses=statuses,
-        chargers_ids=[cp_id for cp_id, _ in ids],
+        charger_ids=[cp_id for cp_id, _ in ids],
         sessions_running=running,
         power_w=await _power_now(conn) if running else 0.0,
     )

@@ -42,7 +42,8 @@ async def _events(response: aiohttp.ClientResponse, count: int) -> list[tuple[st
 async def test_changes_arrive_as_events_and_streams_end_at_shutdown(
     start_server: StartServer,
 ) -> None:
-    server = await start_server()
+    # A stream outlives the listener's header and idle timeouts (it is one long answer).
+    server = await start_server(api={"header_timeout": 0.5, "idle_timeout": 0.5})
     url = server.api_url + "/api/events"
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as refused:
@@ -54,6 +55,7 @@ async def test_changes_arrive_as_events_and_streams_end_at_shutdown(
                 assert response.status == 200
                 assert response.headers["Content-Type"] == "text/event-stream"
                 assert await response.content.readline() == b": watching\n"
+            await asyncio.sleep(1.5)
             async with charger(server.url, "EV-1", connectors=2) as cp:
                 await cp.status(2, "Charging")
                 await cp.status(0, "Faulted", "OtherError")
