@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.status import ConnectorStatus
@@ -62,25 +62,17 @@ async def network_state(conn: AsyncConnection) -> NetworkState:
 
 async def _power_now(conn: AsyncConnection) -> float:
     """The newest active-power reading of each running session, summed (of two readings
-    with one timestamp, the later stored)."""
-    with_power = and_(_mv.c.power_w.is_not(None), _tx.c.state == TransactionState.ACTIVE.value)
+    with one timestamp, the later stored). Per session, the (transaction_id, timestamp)
+    index is read backwards from its newest reading to the first with a power value."""
     newest = (
-        select(_mv.c.transaction_id, func.max(_mv.c.timestamp).label("at"))
-        .join(_tx, _tx.c.id == _mv.c.transaction_id)
-        .where(with_power)
-        .group_by(_mv.c.transaction_id)
-        .subquery()
+        select(_mv.c.power_w)
+        .where(_mv.c.transaction_id == _tx.c.id, _mv.c.power_w.is_not(None))
+        .order_by(_mv.c.timestamp.desc(), _mv.c.id.desc())
+        .limit(1)
+        .correlate(_tx)
+        .scalar_subquery()
     )
     rows = await conn.execute(
-        select(_mv.c.transaction_id, _mv.c.power_w)
-        .join(
-            newest,
-            and_(_mv.c.transaction_id == newest.c.transaction_id, _mv.c.timestamp == newest.c.at),
-        )
-        .where(_mv.c.power_w.is_not(None))
-        .order_by(_mv.c.id)
+        select(newest.label("power_w")).where(_tx.c.state == TransactionState.ACTIVE.value)
     )
-    power: dict[int, float] = {}
-    for row in rows:
-        power[int(row.transaction_id)] = float(row.power_w)
-    return sum(power.values())
+    return sum(float(power) for power in rows.scalars() if power is not None)
