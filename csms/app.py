@@ -57,6 +57,7 @@ from csms.services.commands import CommandService
 from csms.services.load_management import LoadManager, metric_families
 from csms.services.nodes import Cluster, ClusterSettings
 from csms.services.overview import LiveFeed, OverviewService
+from csms.services.overview import metric_families as live_metric_families
 from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
@@ -312,6 +313,7 @@ class CsmsApp:
         # The dashboard's live feed: station changes committed here, to each watcher.
         self.live = LiveFeed()
         self.charging.stations.on_event.append(self.live.publish)
+        self.metrics.families.append(functools.partial(live_metric_families, self.live))
         # Smart charging: sites' current shared among their sessions (csms sites ...), and
         # the caps an OpenADR VTN asks for (csms.openadr) through the sites service.
         self.sites = SiteService(self.db, clock)

@@ -23,6 +23,7 @@ from csms.core.overview import (
     count_by_status,
 )
 from csms.core.status import ConnectorStatus
+from csms.metrics import Family
 from csms.storage import overview as overview_repo
 from csms.storage.database import Database
 
@@ -95,6 +96,8 @@ class LiveFeed:
         self._queue_size = queue_size
         self._watchers: set[Watcher] = set()
         self.closed = False
+        # Watchers dropped for falling a whole queue behind (csms_event_streams_dropped_total).
+        self.dropped = 0
 
     @property
     def watchers(self) -> int:
@@ -116,6 +119,7 @@ class LiveFeed:
         for watcher in list(self._watchers):
             if not watcher.offer(event):
                 watcher.dropped = True
+                self.dropped += 1
                 self._watchers.discard(watcher)
                 watcher.end()
                 log.warning(
@@ -132,3 +136,21 @@ class LiveFeed:
         watchers, self._watchers = self._watchers, set()
         for watcher in watchers:
             watcher.end()
+
+
+def metric_families(feed: LiveFeed) -> list[Family]:
+    """The live feed's figures for /metrics (csms.metrics.Metrics.families)."""
+    return [
+        (
+            "csms_event_streams",
+            "gauge",
+            "Open GET /api/events streams (dashboards watching this process).",
+            [("", feed.watchers)],
+        ),
+        (
+            "csms_event_streams_dropped_total",
+            "counter",
+            "Event streams ended because their client fell a whole queue behind.",
+            [("", feed.dropped)],
+        ),
+    ]

@@ -100,6 +100,11 @@ async def test_changes_arrive_as_events_and_streams_end_at_shutdown(
             assert overview["evses"]["by_status"]["Occupied"] == 1
             assert (overview["sessions_running"], overview["power_w"]) == (0, 0.0)
 
+            async with http.get(server.api_url + "/metrics", headers=AUTH) as response:
+                text = await response.text()
+            assert "\ncsms_event_streams 2\n" in text
+            assert "\ncsms_event_streams_dropped_total 0\n" in text
+
             # The server stops at once with two streams open; both end.
             started = time.monotonic()
             await server.stop()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from csms.core.overview import ConnectionChanged, StatusChanged
 from csms.core.status import ConnectorStatus
-from csms.services.overview import LiveFeed
+from csms.services.overview import LiveFeed, metric_families
 
 AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -38,6 +38,10 @@ async def test_a_watcher_that_falls_behind_is_dropped_alone() -> None:
     feed.publish(change(3))  # the slow one's queue is full: dropped
     assert slow.dropped and not quick.dropped
     assert feed.watchers == 1
+    assert metric_families(feed) == [
+        ("csms_event_streams", "gauge", metric_families(feed)[0][2], [("", 1)]),
+        ("csms_event_streams_dropped_total", "counter", metric_families(feed)[1][2], [("", 1)]),
+    ]
     assert await quick.next() == change(3)
     # What the slow one still reads ends with the end of its stream (replacing the oldest).
     seen = []
