@@ -468,7 +468,9 @@ class CsmsApp:
             # Without an OCPP server here, this process holds no charger's socket.
             (lambda cp_id: registry.get(cp_id) is not None) if "ocpp" in self.components else None,
         )
-        live_context = LiveContext(OverviewService(self.db, self.clock), self.live)
+        live_context = LiveContext(
+            OverviewService(self.db, self.clock), self.live, keepalive=cfg.events_keepalive
+        )
         sock = _listening_socket(cfg.host, cfg.port)
         listener = HttpListener(
             "api",

@@ -5,12 +5,15 @@ The stream: `event: status` per connector status change and `event: connection` 
 connect or disconnect, each with a JSON `data:` line, as this process commits them; a
 comment line every `keepalive` seconds. A client that reads too slowly is dropped (its
 stream ends; see csms.services.overview.LiveFeed) and one that stops reading for
-`write_timeout` seconds too; every stream ends when the server stops.
+`write_timeout` seconds too; every stream ends when the server stops. The token is checked
+again at every keep-alive: a stream of a user disabled, rotated away or demoted meanwhile
+ends within `keepalive` seconds, as their next request would be refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,9 @@ class LiveContext:
 
 
 LIVE = web.AppKey("live", LiveContext)
+# Whether the request's token would still be let in (the API's guard, asked again).
+Recheck = Callable[[web.Request], Awaitable[bool]]
+RECHECK: web.AppKey[Recheck] = web.AppKey("live_recheck")
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -64,6 +70,9 @@ async def events(request: web.Request) -> web.StreamResponse:
                 async with asyncio.timeout(context.keepalive):
                     event = await watcher.next()
             except TimeoutError:
+                if not await request.app[RECHECK](request):
+                    ended = "token_refused"
+                    break
                 await _send(response, b": keep-alive\n\n", context.write_timeout)
                 continue
             if event is None:
@@ -92,8 +101,9 @@ async def _stop_streams(app: web.Application) -> None:
     app[LIVE].feed.close()
 
 
-def add_routes(app: web.Application, context: LiveContext) -> None:
+def add_routes(app: web.Application, context: LiveContext, recheck: Recheck) -> None:
     app[LIVE] = context
+    app[RECHECK] = recheck
     app.router.add_get("/api/overview", overview, allow_head=False)
     app.router.add_get("/api/events", events, allow_head=False)
     # Before aiohttp waits for the handlers still running: the streams end first.
@@ -162,7 +172,9 @@ def openapi_paths() -> dict[str, Any]:
                 "change, `data:` `{charge_point_id, evse_id, connector_id, status, "
                 "status_group, error_code, at}`; `event: connection` per connect or "
                 "disconnect, `data:` `{charge_point_id, connected, at}`. A comment line "
-                "(`: keep-alive`) every 15 s. Changes committed by this process only (with "
+                "(`: keep-alive`) every 15 s (`api.events_keepalive`), when the token is checked "
+                "again (a user disabled meanwhile loses the stream). Changes committed by "
+                "this process only (with "
                 "several nodes, watch each). A client that falls 1000 changes behind, or "
                 "stops reading for 10 s, is dropped: its stream ends; reconnect and read "
                 "`/api/chargers` again. Every stream ends when the server stops. Send the "

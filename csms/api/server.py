@@ -257,6 +257,23 @@ async def _authenticate(request: web.Request, context: ApiContext) -> Identity |
     return _refused()
 
 
+async def _still_allowed(request: web.Request) -> bool:
+    """Whether a long answer's token (an event stream's) would still be let in now, with the
+    role its route needs: staff changes made since it began take effect on it too."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return False
+    try:
+        async with asyncio.timeout(5.0):
+            identity = await _identify(request.app[CONTEXT], given.strip())
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        # As a new request would be refused (503): the client reconnects when it can.
+        log.warning("api_token_check_failed", error=one_line(exc))
+        return False
+    return identity is not None and identity.role.allows(needed_role(request))
+
+
 @web.middleware
 async def _guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -610,7 +627,7 @@ def build_api(
     if read_context is not None:
         reads.add_routes(app, read_context)
     if live_context is not None:
-        live.add_routes(app, live_context)
+        live.add_routes(app, live_context, _still_allowed)
     dashboard.add_routes(app, map_tiles)
     app.router.add_get("/api/commands", list_commands)
     app.router.add_get("/api/users", list_users, allow_head=False)

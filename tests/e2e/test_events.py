@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from csms.core.users import Role
+from csms.services.users import UserService
 from tests.e2e.conftest import StartServer
 from tests.e2e.sim import charger
 
@@ -112,3 +114,25 @@ async def test_changes_arrive_as_events_and_streams_end_at_shutdown(
             for response in (stream, other):
                 async with asyncio.timeout(5):
                     assert await response.content.read() == b""
+
+
+async def test_a_viewer_disabled_meanwhile_loses_the_stream(start_server: StartServer) -> None:
+    server = await start_server(api={"events_keepalive": 0.3})
+    users = UserService(server.app.db, server.app.clock, "test-token")
+    vera = await users.add("vera", Role.VIEWER)
+    headers = {"Authorization": f"Bearer {vera.token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(server.api_url + "/api/events", headers=headers) as stream,
+    ):
+        assert stream.status == 200
+        assert await stream.content.readline() == b": watching\n"
+        assert await stream.content.readline() == b"\n"
+        async with asyncio.timeout(5):
+            assert await stream.content.readline() == b": keep-alive\n"
+        await users.set_enabled("vera", False)
+        async with asyncio.timeout(5):
+            rest = await stream.content.read()
+        assert rest in (b"", b"\n", b"\n: keep-alive\n\n")
+        async with http.get(server.api_url + "/api/events", headers=headers) as again:
+            assert again.status == 401
