@@ -564,6 +564,14 @@
       event.preventDefault();
       loadStats();
     });
+    let resizing = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(() => {
+        for (const [id, chart] of Object.entries(state.charts)) chart.setSize({ width: width(id), height: 220 });
+        if (state.map) state.map.invalidateSize();
+      }, 200);
+    });
     const kept = sessionStorage.getItem(TOKEN_KEY);
     if (kept) logIn(kept);
   });
