@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.charger import ChargePoint, ConnectorState
     from csms.core.commands import CommandRecord
     from csms.core.locations import Location
+    from csms.core.maintenance import MaintenanceWindow
     from csms.core.overview import Overview, StationEvent
     from csms.core.partners import Partner
     from csms.core.sites import Cap, Link, Share
@@ -545,4 +546,20 @@ def station_event_json(event: StationEvent) -> tuple[str, dict[str, Any]]:
         "charge_point_id": event.charge_point_id,
         "connected": event.connected,
         "at": iso(event.at),
+    }
+
+
+def maintenance_window_json(window: MaintenanceWindow) -> dict[str, Any]:
+    """A maintenance window: the charger (and EVSE; null: the whole charger) it takes out
+    of the uptime figures, when, whether planned or excluded after the fact, and why."""
+    return {
+        "id": window.id,
+        "charger": window.charge_point_id,
+        "evse": window.evse_id,
+        "kind": window.kind.value,
+        "from": iso(window.starts_at),
+        "until": iso(window.ends_at),
+        "reason": window.reason,
+        "created_by": window.created_by,
+        "created_at": iso(window.created_at),
     }

@@ -28,6 +28,7 @@ from csms.core.partners import PartnerStatus
 from csms.core.status import ConnectorStatus
 from csms.core.transactions import BillingState, TransactionState
 from csms.core.versions import OcppVersion
+from csms.services.maintenance import AUDIT_COMMANDS as MAINTENANCE_COMMANDS
 from csms.services.reads import NotFound, ReadService
 from csms.services.sites import AUDIT_COMMANDS as SITE_COMMANDS
 from csms.storage.commands import PENDING
@@ -52,7 +53,12 @@ from csms.views import (
 OCPP_VERSIONS = tuple(v.value for v in OcppVersion)
 # Who asked: staff (CLI, API), an OCPI partner, or an OpenADR VTN (a cap on a site).
 SOURCES = ("cli", "api", "ocpi", "openadr")
-AUDIT_COMMAND_NAMES = (*(c.value for c in CommandName), SECURITY_PROFILE_CHANGE, *SITE_COMMANDS)
+AUDIT_COMMAND_NAMES = (
+    *(c.value for c in CommandName),
+    SECURITY_PROFILE_CHANGE,
+    *SITE_COMMANDS,
+    *MAINTENANCE_COMMANDS,
+)
 
 
 @dataclass(frozen=True, slots=True)

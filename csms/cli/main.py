@@ -43,6 +43,7 @@ LAZY_GROUPS = {
     "ca": ("csms.cli.ca", "ca"),
     "users": ("csms.cli.users", "users"),
     "sites": ("csms.cli.sites", "sites"),
+    "maintenance": ("csms.cli.maintenance", "maintenance"),
 }
 
 

@@ -9,7 +9,18 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, false, func, insert, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,14 +35,17 @@ from csms.core.status import ConnectorStatus
 from csms.storage.database import BulkStatement, WriteTx
 from csms.storage.models import (
     ChargePointRow,
+    ConnectivityRow,
     ConnectorRow,
     StatusHistoryRow,
+    UtcDateTime,
 )
 from csms.storage.paging import Page, keyset_page, newest_page
 
 _cp = cast(Table, ChargePointRow.__table__)
 _conn = cast(Table, ConnectorRow.__table__)
 _hist = cast(Table, StatusHistoryRow.__table__)
+_links = cast(Table, ConnectivityRow.__table__)
 
 
 def _to_charge_point(row: Any) -> ChargePoint:
@@ -201,6 +215,7 @@ async def delete_charge_point(conn: AsyncConnection, cp_id: str) -> bool:
 
 
 async def mark_all_disconnected(conn: AsyncConnection, now: datetime) -> None:
+    await record_disconnects(conn, now, _cp.c.connected.is_(True))
     await conn.execute(
         update(_cp).where(_cp.c.connected.is_(True)).values(connected=False, disconnected_at=now)
     )
@@ -209,12 +224,23 @@ async def mark_all_disconnected(conn: AsyncConnection, now: datetime) -> None:
 async def mark_node_disconnected(conn: AsyncConnection, node_id: str, now: datetime) -> int:
     """Mark disconnected the chargers `node_id` holds (it started afresh, or it died);
     how many."""
+    held = (_cp.c.node_id == node_id, _cp.c.connected.is_(True))
+    await record_disconnects(conn, now, *held)
     result = await conn.execute(
-        update(_cp)
-        .where(_cp.c.node_id == node_id, _cp.c.connected.is_(True))
-        .values(connected=False, disconnected_at=now, updated_at=now)
+        update(_cp).where(*held).values(connected=False, disconnected_at=now, updated_at=now)
     )
     return int(result.rowcount or 0)
+
+
+async def record_disconnects(conn: AsyncConnection, now: datetime, *where: Any) -> None:
+    """A disconnect in the connectivity history for each charger `where` selects, as
+    recorded by the node that held it; run before the UPDATE that marks them."""
+    await conn.execute(
+        insert(_links).from_select(
+            ["charge_point_id", "connected", "at", "node_id"],
+            select(_cp.c.id, false(), literal(now, UtcDateTime()), _cp.c.node_id).where(*where),
+        )
+    )
 
 
 _HEARTBEAT = BulkStatement(
@@ -236,12 +262,26 @@ _DISCONNECTED = BulkStatement(
         last_seen_at=bindparam("b_seen"),
     )
 )
+# Its line in the connectivity history, under the same condition and only while it is
+# marked connected (so that a disconnect another node or a restart recorded is not
+# recorded twice). Deferred ahead of _DISCONNECTED, which it must see unapplied. An
+# INSERT ... SELECT: the writer runs it as an executemany, never as multi-row VALUES.
+_DISCONNECTED_HISTORY = insert(_links).from_select(
+    ["charge_point_id", "connected", "at", "node_id"],
+    select(_cp.c.id, false(), bindparam("h_now", type_=UtcDateTime()), _cp.c.node_id).where(
+        _cp.c.id == bindparam("h_id"),
+        _cp.c.node_id == bindparam("h_node"),
+        _cp.c.connected.is_(True),
+    ),
+)
 
 
 def disconnected_later(
     tx: WriteTx, cp_id: str, node_id: str, last_seen: datetime, now: datetime
 ) -> None:
-    """Mark a charger disconnected unless another node than `node_id` holds it now."""
+    """Mark a charger disconnected unless another node than `node_id` holds it now, and
+    say so in its connectivity history."""
+    tx.defer(_DISCONNECTED_HISTORY, {"h_id": cp_id, "h_node": node_id, "h_now": now})
     tx.defer_bulk(
         _DISCONNECTED,
         {
@@ -311,6 +351,14 @@ def _connected_upsert(dialect: str) -> BulkStatement:
 
 
 _CONNECTED = {d: _connected_upsert(d) for d in ("sqlite", "postgresql")}
+_CONNECTED_HISTORY = BulkStatement(
+    insert(_links).values(
+        charge_point_id=bindparam("h_id"),
+        connected=true(),
+        at=bindparam("h_at"),
+        node_id=bindparam("h_node"),
+    )
+)
 
 
 def connected_later(
@@ -339,6 +387,7 @@ def connected_later(
             "updated_at": at,
         },
     )
+    tx.defer_bulk(_CONNECTED_HISTORY, {"h_id": cp_id, "h_at": at, "h_node": node_id})
 
 
 # --- connectors -------------------------------------------------------------------------

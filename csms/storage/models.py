@@ -351,7 +351,11 @@ class CommandRow(Base):
     charger answered. Written before the CALL goes out and completed when it ends."""
 
     __tablename__ = "commands"
-    __table_args__ = (Index("ix_commands_cp", "charge_point_id", "id"),)
+    __table_args__ = (
+        Index("ix_commands_cp", "charge_point_id", "id"),
+        # Staff's availability commands over a time range (uptime, csms.storage.statistics).
+        Index("ix_commands_command_time", "command", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     charge_point_id: Mapped[str] = mapped_column(String(255))
@@ -527,6 +531,8 @@ class CdrRow(Base):
         Index("ix_cdrs_end", "end_at"),
         Index("ix_cdrs_cp_end", "charge_point_id", "end_at"),
         Index("ix_cdrs_tx", "transaction_id"),
+        # Whether a CDR was credited (the statistics' revenue).
+        Index("ix_cdrs_credit_reference", "credit_reference_id"),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -965,3 +971,39 @@ class SiteAllocationRow(Base):
     sent_a: Mapped[float | None] = mapped_column(Float)
     profile_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
+
+
+# --- statistics and uptime (csms.storage.statistics) ----------------------------------
+
+
+class ConnectivityRow(Base):
+    """A charger's connection coming up (`connected`) or going down, written in the same
+    write as the charge_points change: the offline time uptime counts."""
+
+    __tablename__ = "connectivity_history"
+    __table_args__ = (Index("ix_connectivity_history_cp_at", "charge_point_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    connected: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]
+    # The node (csms serve process) that saw it (several nodes share a PostgreSQL database).
+    node_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class MaintenanceWindowRow(Base):
+    """Time staff take a charger (or one EVSE) out of the uptime figures: `planned`
+    maintenance, or an outage `excluded` after the fact with a reason."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_cp_start", "charge_point_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int | None]  # None: the whole charger
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]

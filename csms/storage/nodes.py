@@ -16,6 +16,7 @@ from sqlalchemy import Interval, Table, delete, exists, func, literal, select, u
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from csms.storage.charge_points import record_disconnects
 from csms.storage.models import ChargePointRow, NodeRow
 
 _nodes = cast(Table, NodeRow.__table__)
@@ -85,6 +86,7 @@ async def reap(conn: AsyncConnection, dead_after: float, now: datetime) -> tuple
 async def release_orphans(conn: AsyncConnection, now: datetime) -> int:
     """Mark offline every charger recorded as connected to a node without a row."""
     held = exists().where(_nodes.c.id == _cp.c.node_id)
+    await record_disconnects(conn, now, _cp.c.connected.is_(True), ~held)
     result = await conn.execute(
         update(_cp)
         .where(_cp.c.connected.is_(True), ~held)

@@ -1,0 +1,733 @@
+"""Repository of what the statistics and the uptime figures read: sessions with their
+revenue and token origin, EVSE activity and status changes, connectivity, staff's
+availability commands, maintenance windows, and which EVSE belongs to which charger,
+location and site. Takes an AsyncConnection; returns csms.core values, never rows.
+
+Every read is one or a few statements over the range, index-backed (a per-EVSE or
+per-charger seek from the small tables to the history's composite indexes), never a query
+per charger. In keys, EVSE 0 stands for the whole charger (a status, a command or a
+window that concerns every EVSE of it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from csms.core.maintenance import MaintenanceWindow, WindowKind
+from csms.core.statistics import EvseActivity, EvseKey, Interval, SessionFact
+from csms.core.uptime import StatusChange
+from csms.storage.models import (
+    CdrRow,
+    ChargePointRow,
+    ChargerLocationRow,
+    CommandRow,
+    ConnectivityRow,
+    ConnectorRow,
+    MaintenanceWindowRow,
+    SiteLinkRow,
+    StatusHistoryRow,
+    TransactionEventRow,
+    TransactionRow,
+)
+
+_tx = cast(Table, TransactionRow.__table__)
+_cp = cast(Table, ChargePointRow.__table__)
+_cdr = cast(Table, CdrRow.__table__)
+_events = cast(Table, TransactionEventRow.__table__)
+_hist = cast(Table, StatusHistoryRow.__table__)
+_conn = cast(Table, ConnectorRow.__table__)
+_links = cast(Table, ConnectivityRow.__table__)
+_cmd = cast(Table, CommandRow.__table__)
+_windows = cast(Table, MaintenanceWindowRow.__table__)
+_locations = cast(Table, ChargerLocationRow.__table__)
+_sites = cast(Table, SiteLinkRow.__table__)
+
+# How long before the range a session may have started and still count as running at its
+# start: the start-time index bounds the look-up. A session running longer than that
+# still shows in its EVSE's occupancy through the status history; one left open for days
+# is data to fix, not a charger in use.
+LOOKBACK = timedelta(days=2)
+
+# Plugged in: the 1.6 detail of Occupied, and 2.0.1's Occupied.
+OCCUPIED_STATUSES = frozenset(
+    {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"}
+)
+# Energy flowing, by a 1.6 status (2.0.1 says so in its TransactionEvents' chargingState).
+CHARGING_STATUSES = frozenset({"Charging"})
+CHARGING_STATE = "Charging"
+
+# The audit log's command of ChangeAvailability (csms.core.commands.CommandName).
+_AVAILABILITY = "availability"
+
+
+# --- time ---------------------------------------------------------------------------------
+
+
+def _text_db(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def _raw(column: Any, conn: AsyncConnection, name: str | None = None) -> Any:
+    """A timestamp column as the driver gives it, for `_parser(conn)`: SQLite's naive UTC
+    text with its offset appended, PostgreSQL's aware datetime. Hundreds of thousands are
+    read at once: the column type's processing (and a Python function per value) would
+    cost more than the query."""
+    label = name or column.key
+    if _text_db(conn):
+        return type_coerce(column, String).concat("+00:00").label(label)
+    return type_coerce(column, String).label(label)
+
+
+def _parser(conn: AsyncConnection) -> Callable[[Any], datetime]:
+    """Turns what `_raw` selected into an aware UTC datetime; a C function, no frame."""
+    if _text_db(conn):
+        return datetime.fromisoformat
+    return partial(datetime.astimezone, tz=UTC)
+
+
+def _clip(start: datetime, end: datetime, lo: datetime, hi: datetime) -> Interval | None:
+    a, b = max(start, lo), min(end, hi)
+    return Interval(a, b) if a < b else None
+
+
+def _merged(spans: Iterable[Any]) -> list[Interval]:
+    """The union of [start, end) pairs, in order, as Intervals (empty ones dropped)."""
+    out: list[list[datetime]] = []
+    for a, b in sorted(spans):  # all lists, or all tuples, of two
+        if a >= b:
+            continue
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1][1] = b
+        else:
+            out.append([a, b])
+    return [Interval(a, b) for a, b in out]
+
+
+def _union(intervals: Iterable[Interval]) -> list[Interval]:
+    return _merged((i.start, i.end) for i in intervals)
+
+
+def _in(column: Any, charger_ids: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    return [] if charger_ids is None else [column.in_(list(charger_ids))]
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+def _overlapping(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    """Transactions that started in [start, end) or were running at `start`."""
+    return [
+        _tx.c.start_at >= start - LOOKBACK,
+        _tx.c.start_at < end,
+        or_(_tx.c.start_at >= start, _tx.c.stop_at.is_(None), _tx.c.stop_at > start),
+    ]
+
+
+async def session_facts(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> list[SessionFact]:
+    """Sessions that started in [start, end) or were running at `start`, oldest first,
+    with the revenue of their newest CDR that is neither a credit nor credited (None: no
+    such CDR yet) and the origin of their token: roaming when OCPI set how it was
+    authorized (`auth_method`, set with the CdrToken: a partner's token or command),
+    remote when a RemoteStart began it, else local. One statement: the transactions by
+    their start-time index, their CDRs by transaction (a credit by the CDR it cancels)."""
+    utc = _parser(conn)
+    credits = _cdr.alias("credits")
+    standing = and_(
+        _cdr.c.transaction_id == _tx.c.id,
+        _cdr.c.credit.is_(False),
+        ~select(credits.c.seq).where(credits.c.credit_reference_id == _cdr.c.id).exists(),
+    )
+    stmt = (
+        select(
+            _tx.c.id,
+            _tx.c.charge_point_id,
+            _tx.c.evse_id,
+            _raw(_tx.c.start_at, conn),
+            _raw(_tx.c.stop_at, conn),
+            _tx.c.energy_wh,
+            _tx.c.id_tag_key,
+            _tx.c.remote_start_id,
+            _tx.c.auth_method,
+            _cdr.c.currency,
+            _cdr.c.total_excl_vat,
+            _cdr.c.total_incl_vat,
+        )
+        .select_from(_tx.outerjoin(_cdr, standing))
+        .where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
+        .order_by(_tx.c.start_at, _tx.c.id, _cdr.c.seq)
+    )
+    rows = (await conn.execute(stmt)).all()
+    facts: list[SessionFact] = []
+    last = len(rows) - 1
+    for index, row in enumerate(rows):
+        (tx_id, cp_id, evse_id, started, stopped, energy, token, remote, auth, currency, excl,
+         incl) = row  # fmt: skip
+        if index < last and rows[index + 1][0] == tx_id:
+            continue  # billed twice without a credit between: the newest CDR stands
+        facts.append(
+            SessionFact(
+                tx_id,
+                (cp_id, evse_id),
+                utc(started),
+                None if stopped is None else utc(stopped),
+                energy,
+                token,
+                "roaming" if auth is not None else "remote" if remote is not None else "local",
+                currency,
+                None if excl is None else Decimal(excl),
+                None if excl is None else Decimal(incl or excl),
+            )
+        )
+    return facts
+
+
+# --- status history -----------------------------------------------------------------------
+
+
+_Key3 = tuple[str, int, int]  # (charger, EVSE, connector)
+
+
+async def _history(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None,
+    *,
+    min_evse: int,
+) -> Iterator[tuple[_Key3, Any, str]]:
+    """Each connector's status changes in [start, end), after the last one before `start`
+    (when there is one), oldest first, connector by connector: (key, time as the driver
+    gives it, status). The connectors table lists the connectors; each is one seek into
+    the history's (charger, EVSE, time) index, and the rows come in the index's order."""
+    known = (
+        select(_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id)
+        .where(_conn.c.evse_id >= min_evse, *_in(_conn.c.charge_point_id, charger_ids))
+        .subquery("known")
+    )
+    before_id = (
+        select(_hist.c.id)
+        .where(
+            _hist.c.charge_point_id == known.c.charge_point_id,
+            _hist.c.evse_id == known.c.evse_id,
+            _hist.c.connector_id == known.c.connector_id,
+            _hist.c.status_at < start,
+        )
+        .order_by(_hist.c.status_at.desc(), _hist.c.id.desc())
+        .limit(1)
+        .correlate(known)
+        .scalar_subquery()
+    )
+    last = select(before_id.label("hid")).select_from(known).subquery("last")
+    columns = (
+        _hist.c.charge_point_id,
+        _hist.c.evse_id,
+        _hist.c.connector_id,
+        _raw(_hist.c.status_at, conn),
+        _hist.c.status,
+    )
+    before = select(*columns).join(last, last.c.hid == _hist.c.id)
+    during = (
+        select(*columns)
+        .select_from(
+            known.join(
+                _hist,
+                and_(
+                    _hist.c.charge_point_id == known.c.charge_point_id,
+                    _hist.c.evse_id == known.c.evse_id,
+                    _hist.c.status_at >= start,
+                    _hist.c.status_at < end,
+                ),
+            )
+        )
+        .where(_hist.c.connector_id == known.c.connector_id)
+        .order_by(
+            known.c.charge_point_id,
+            known.c.evse_id,
+            known.c.connector_id,
+            _hist.c.status_at,
+            _hist.c.id,
+        )
+    )
+    first = {
+        (cp_id, int(evse_id), int(connector_id)): (at, status)
+        for cp_id, evse_id, connector_id, at, status in (await conn.execute(before)).all()
+    }
+    rows = (await conn.execute(during)).all()
+    return _with_first(first, rows)
+
+
+def _with_first(
+    first: dict[_Key3, tuple[Any, str]], rows: Sequence[Any]
+) -> Iterator[tuple[_Key3, Any, str]]:
+    """The rows of each connector after its change before the range."""
+    current: _Key3 | None = None
+    for cp_id, evse_id, connector_id, at, status in rows:
+        key = (cp_id, evse_id, connector_id)
+        if key != current:
+            current = key
+            found = first.pop(key, None)
+            if found is not None:
+                yield key, found[0], found[1]
+        yield key, at, status
+    for key, (at, status) in first.items():  # nothing in the range
+        yield key, at, status
+
+
+def _kind(status: str) -> int:
+    """What a status means to uptime: 0 in service, 1 Faulted, 2 Unavailable."""
+    return 1 if status == "Faulted" else 2 if status == "Unavailable" else 0
+
+
+async def status_changes(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, list[StatusChange]]:
+    """Each EVSE's status changes in [start, end) after the last one before `start`, oldest
+    first (EVSE 0: the charger itself), where its meaning to uptime changes: into or out
+    of Faulted or Unavailable (a change between two statuses in service, Preparing to
+    Charging, is left out: the first of them stands). The connectors of an EVSE are read
+    as one."""
+    utc = _parser(conn)
+    found: dict[EvseKey, list[StatusChange]] = defaultdict(list)
+    current: _Key3 | None = None
+    kind = -1
+    for key, at, status in await _history(conn, start, end, charger_ids, min_evse=0):
+        now_kind = _kind(status)
+        if key != current:
+            current, kind = key, -1
+        if now_kind == kind:
+            continue
+        kind = now_kind
+        found[(key[0], int(key[1]))].append(StatusChange(utc(at), status))
+    out: dict[EvseKey, list[StatusChange]] = {}
+    for evse, changes in found.items():
+        changes.sort(key=lambda c: c.at)
+        # Of several connectors, only the latest change before the range counts.
+        first = max((i for i, c in enumerate(changes) if c.at < start), default=0)
+        out[evse] = changes[first:]
+    return out
+
+
+def _spans_of(
+    history: Iterable[tuple[_Key3, Any, str]],
+    occupied: dict[EvseKey, list[list[datetime]]],
+    charging: dict[EvseKey, list[list[datetime]]],
+    start: datetime,
+    end: datetime,
+    utc: Callable[[Any], datetime],
+) -> None:
+    """Add each connector's occupied and charging spans to its EVSE's, in [start, end).
+    Only a change into or out of either costs a timestamp's parsing (this loop sees every
+    status change of the month)."""
+    occupied_statuses, charging_statuses = OCCUPIED_STATUSES, CHARGING_STATUSES
+    current: _Key3 | None = None
+    occ: list[list[datetime]] = []
+    chg: list[list[datetime]] = []
+    occ_since: Any = None  # the raw time the open span began; None: none is open
+    chg_since: Any = None
+    for key, raw, status in history:
+        if key != current:
+            if occ_since is not None:
+                occ.append([max(utc(occ_since), start), end])
+            if chg_since is not None:
+                chg.append([max(utc(chg_since), start), end])
+            occ_since = chg_since = None
+            current = key
+            evse = (key[0], int(key[1]))
+            occ, chg = occupied[evse], charging[evse]
+        if status in occupied_statuses:
+            if occ_since is None:
+                occ_since = raw
+            if status in charging_statuses:
+                if chg_since is None:
+                    chg_since = raw
+            elif chg_since is not None:
+                chg.append([max(utc(chg_since), start), utc(raw)])
+                chg_since = None
+        else:
+            if occ_since is not None:
+                occ.append([max(utc(occ_since), start), utc(raw)])
+                occ_since = None
+            if chg_since is not None:
+                chg.append([max(utc(chg_since), start), utc(raw)])
+                chg_since = None
+    if occ_since is not None:
+        occ.append([max(utc(occ_since), start), end])
+    if chg_since is not None:
+        chg.append([max(utc(chg_since), start), end])
+
+
+async def evse_activity(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+    *,
+    sessions: Sequence[SessionFact] | None = None,
+) -> dict[EvseKey, EvseActivity]:
+    """When each EVSE (>= 1) was occupied (a plugged-in status of one of its connectors, or
+    a running session) and charging (1.6 Charging; 2.0.1 chargingState Charging), inside
+    [start, end). EVSEs without either in the range are left out. `sessions`: what
+    `session_facts` returned for the same range and chargers, which saves reading them
+    again."""
+    utc = _parser(conn)
+    occupied: dict[EvseKey, list[list[datetime]]] = defaultdict(list)
+    charging: dict[EvseKey, list[list[datetime]]] = defaultdict(list)
+    history = await _history(conn, start, end, charger_ids, min_evse=1)
+    _spans_of(history, occupied, charging, start, end, utc)
+    spans: Iterable[tuple[int, EvseKey, datetime, datetime | None]]
+    if sessions is None:
+        read = await conn.execute(
+            select(
+                _tx.c.id,
+                _tx.c.charge_point_id,
+                _tx.c.evse_id,
+                _raw(_tx.c.start_at, conn),
+                _raw(_tx.c.stop_at, conn),
+            ).where(*_overlapping(start, end), *_in(_tx.c.charge_point_id, charger_ids))
+        )
+        spans = (
+            (tx_id, (cp_id, evse_id), utc(started), None if stopped is None else utc(stopped))
+            for tx_id, cp_id, evse_id, started, stopped in read.all()
+        )
+    else:
+        spans = ((f.transaction_id, f.evse, f.start_at, f.stop_at) for f in sessions)
+    stops: dict[int, tuple[EvseKey, datetime]] = {}
+    for tx_id, evse, started, stopped in spans:
+        until = end if stopped is None else min(stopped, end)
+        occupied[evse].append([max(started, start), until])
+        stops[tx_id] = (evse, until)
+    # 2.0.1: each TransactionEvent that says what the vehicle does holds until the next.
+    events = (
+        await conn.execute(
+            select(
+                _events.c.transaction_id, _raw(_events.c.timestamp, conn), _events.c.charging_state
+            )
+            .select_from(_tx.join(_events, _events.c.transaction_id == _tx.c.id))
+            .where(
+                *_overlapping(start, end),
+                *_in(_tx.c.charge_point_id, charger_ids),
+                _events.c.charging_state.is_not(None),
+            )
+        )
+    ).all()
+    by_tx: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    for tx_id, at, charging_state in events:
+        by_tx[int(tx_id)].append((utc(at), charging_state))
+    for tx_id, states in by_tx.items():
+        if tx_id not in stops:
+            continue  # not among the sessions given
+        evse, until = stops[tx_id]
+        states.sort()
+        for index, (at, charging_state) in enumerate(states):
+            if charging_state != CHARGING_STATE:
+                continue
+            upto = states[index + 1][0] if index + 1 < len(states) else until
+            charging[evse].append([max(at, start), min(upto, until)])
+    out: dict[EvseKey, EvseActivity] = {}
+    for evse in sorted({*occupied, *charging}):
+        activity = EvseActivity(_merged(occupied.get(evse, ())), _merged(charging.get(evse, ())))
+        if activity.occupied or activity.charging:
+            out[evse] = activity
+    return out
+
+
+# --- uptime inputs ------------------------------------------------------------------------
+
+
+async def offline_intervals(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[str, list[Interval]]:
+    """When each charger was offline inside [start, end), from its connectivity history
+    (the last change before `start` says how it began). Before its first recorded change
+    a charger counts as online: history starts with this table, not with the charger."""
+    utc = _parser(conn)
+    chargers = (
+        select(_cp.c.id.label("charge_point_id"))
+        .where(*_in(_cp.c.id, charger_ids))
+        .subquery("chargers")
+    )
+    before_id = (
+        select(_links.c.id)
+        .where(_links.c.charge_point_id == chargers.c.charge_point_id, _links.c.at < start)
+        .order_by(_links.c.at.desc(), _links.c.id.desc())
+        .limit(1)
+        .correlate(chargers)
+        .scalar_subquery()
+    )
+    last = select(before_id.label("lid")).select_from(chargers).subquery("last")
+    columns = (_links.c.charge_point_id, _raw(_links.c.at, conn), _links.c.connected, _links.c.id)
+    before = select(*columns).join(last, last.c.lid == _links.c.id)
+    during = select(*columns).select_from(
+        chargers.join(
+            _links,
+            and_(
+                _links.c.charge_point_id == chargers.c.charge_point_id,
+                _links.c.at >= start,
+                _links.c.at < end,
+            ),
+        )
+    )
+    changes: dict[str, list[tuple[datetime, int, bool]]] = defaultdict(list)
+    for stmt in (before, during):
+        for cp_id, at, connected, row_id in (await conn.execute(stmt)).all():
+            changes[cp_id].append((utc(at), int(row_id), bool(connected)))
+    out: dict[str, list[Interval]] = {}
+    for cp_id, found in changes.items():
+        found.sort()
+        spans: list[Interval] = []
+        for index, (at, _, connected) in enumerate(found):
+            if connected:
+                continue
+            until = found[index + 1][0] if index + 1 < len(found) else end
+            span = _clip(at, until, start, end)
+            if span is not None:
+                spans.append(span)
+        if spans:
+            out[cp_id] = _union(spans)
+    return out
+
+
+async def staff_unavailable(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, list[Interval]]:
+    """When staff had set a charger (EVSE 0) or an EVSE inoperative, inside [start, end):
+    from each ChangeAvailability Inoperative the charger accepted until the next accepted
+    Operative of the same EVSE or of the whole charger (which makes every EVSE operative)."""
+    utc = _parser(conn)
+    rows = (
+        await conn.execute(
+            select(
+                _cmd.c.charge_point_id,
+                _raw(func.coalesce(_cmd.c.finished_at, _cmd.c.created_at), conn, "at"),
+                _cmd.c.params,
+                _cmd.c.id,
+            )
+            .where(
+                _cmd.c.command == _AVAILABILITY,
+                _cmd.c.outcome == "accepted",
+                _cmd.c.created_at < end,
+                *_in(_cmd.c.charge_point_id, charger_ids),
+            )
+            .order_by(_cmd.c.charge_point_id, _cmd.c.id)
+        )
+    ).all()
+    by_charger: dict[str, list[tuple[datetime, int, int, bool]]] = defaultdict(list)
+    for cp_id, at, params, row_id in rows:
+        evse = params.get("evse")
+        state = params.get("state")
+        if state not in ("operative", "inoperative"):
+            continue
+        by_charger[cp_id].append(
+            (utc(at), int(row_id), int(evse) if evse is not None else 0, state == "operative")
+        )
+    out: dict[EvseKey, list[Interval]] = defaultdict(list)
+    for cp_id, commands in by_charger.items():
+        commands.sort()
+        for evse_id, spans in _inoperative(commands, start, end).items():
+            out[(cp_id, evse_id)] += spans
+    return {key: _union(spans) for key, spans in out.items()}
+
+
+def _inoperative(
+    commands: Sequence[tuple[datetime, int, int, bool]], start: datetime, end: datetime
+) -> dict[int, list[Interval]]:
+    """One charger's inoperative time per EVSE (0: the charger) from its availability
+    commands (at, id, EVSE, operative), in order."""
+    out: dict[int, list[Interval]] = defaultdict(list)
+    off_since: dict[int, datetime] = {}
+
+    def close(evse_id: int, at: datetime) -> None:
+        since = off_since.pop(evse_id, None)
+        span = None if since is None else _clip(since, at, start, end)
+        if span is not None:
+            out[evse_id].append(span)
+
+    for at, _, evse_id, operative in commands:
+        if not operative:
+            off_since.setdefault(evse_id, at)
+        elif evse_id == 0:
+            for held in list(off_since):
+                close(held, at)
+        else:
+            close(evse_id, at)
+    for held in list(off_since):
+        close(held, end)
+    return out
+
+
+async def exclusions(
+    conn: AsyncConnection,
+    start: datetime,
+    end: datetime,
+    charger_ids: Sequence[str] | None = None,
+) -> dict[EvseKey, list[Interval]]:
+    """The maintenance windows (planned and excluded) inside [start, end), per EVSE they
+    name (EVSE 0: the whole charger). Windows are read by charger and start; one may have
+    started before the range, so those ending after its start are kept."""
+    rows = (
+        await conn.execute(
+            select(
+                _windows.c.charge_point_id,
+                _windows.c.evse_id,
+                _windows.c.starts_at,
+                _windows.c.ends_at,
+            ).where(
+                _windows.c.starts_at < end,
+                _windows.c.ends_at > start,
+                *_in(_windows.c.charge_point_id, charger_ids),
+            )
+        )
+    ).all()
+    out: dict[EvseKey, list[Interval]] = defaultdict(list)
+    for cp_id, evse_id, starts_at, ends_at in rows:
+        span = _clip(starts_at, ends_at, start, end)
+        if span is not None:
+            out[(cp_id, 0 if evse_id is None else int(evse_id))].append(span)
+    return {key: _union(spans) for key, spans in out.items()}
+
+
+# --- scope and groupings ------------------------------------------------------------------
+
+
+async def evses_in_scope(
+    conn: AsyncConnection, charger_ids: Sequence[str] | None = None
+) -> list[EvseKey]:
+    """Every EVSE (>= 1) of the chargers (all when None) that has reported a status."""
+    stmt = (
+        select(_conn.c.charge_point_id, _conn.c.evse_id)
+        .where(_conn.c.evse_id >= 1, *_in(_conn.c.charge_point_id, charger_ids))
+        .distinct()
+        .order_by(_conn.c.charge_point_id, _conn.c.evse_id)
+    )
+    return [(cp_id, int(evse_id)) for cp_id, evse_id in (await conn.execute(stmt)).all()]
+
+
+async def charger_locations(
+    conn: AsyncConnection, charger_ids: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Charger -> the location it stands at (chargers without one are left out)."""
+    stmt = select(_locations.c.charge_point_id, _locations.c.location_id).where(
+        *_in(_locations.c.charge_point_id, charger_ids)
+    )
+    return {cp_id: loc for cp_id, loc in (await conn.execute(stmt)).all()}
+
+
+async def charger_sites(
+    conn: AsyncConnection, charger_ids: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Charger -> the smart-charging site it is linked to (others are left out)."""
+    stmt = select(_sites.c.charge_point_id, _sites.c.site_id).where(
+        *_in(_sites.c.charge_point_id, charger_ids)
+    )
+    return {cp_id: site for cp_id, site in (await conn.execute(stmt)).all()}
+
+
+# --- maintenance windows ------------------------------------------------------------------
+
+
+def _to_window(row: Any) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        id=int(row.id),
+        charge_point_id=row.charge_point_id,
+        evse_id=row.evse_id,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        kind=WindowKind(row.kind),
+        reason=row.reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+async def add_window(
+    conn: AsyncConnection,
+    cp_id: str,
+    evse_id: int | None,
+    starts_at: datetime,
+    ends_at: datetime,
+    kind: WindowKind,
+    reason: str,
+    created_by: str | None,
+    now: datetime,
+) -> MaintenanceWindow:
+    result = await conn.execute(
+        insert(_windows)
+        .values(
+            charge_point_id=cp_id,
+            evse_id=evse_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            kind=kind.value,
+            reason=reason,
+            created_by=created_by,
+            created_at=now,
+        )
+        .returning(_windows.c.id)
+    )
+    found = await get_window(conn, int(result.scalar_one()))
+    assert found is not None
+    return found
+
+
+async def get_window(conn: AsyncConnection, window_id: int) -> MaintenanceWindow | None:
+    row = (await conn.execute(select(_windows).where(_windows.c.id == window_id))).first()
+    return None if row is None else _to_window(row)
+
+
+async def list_windows(
+    conn: AsyncConnection, cp_id: str | None = None, *, limit: int
+) -> tuple[list[MaintenanceWindow], int]:
+    """Windows (of one charger, or all), the latest start first, at most `limit`; and how
+    many there are."""
+    where = [] if cp_id is None else [_windows.c.charge_point_id == cp_id]
+    rows = (
+        await conn.execute(
+            select(_windows)
+            .where(*where)
+            .order_by(_windows.c.starts_at.desc(), _windows.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    total = (
+        await conn.execute(select(func.count()).select_from(_windows).where(*where))
+    ).scalar_one()
+    return [_to_window(r) for r in rows], int(total)
+
+
+async def remove_window(conn: AsyncConnection, window_id: int) -> bool:
+    result = await conn.execute(delete(_windows).where(_windows.c.id == window_id))
+    return bool(result.rowcount)
