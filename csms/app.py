@@ -63,6 +63,7 @@ from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
 from csms.services.sites import SiteService
+from csms.services.statistics import StatisticsService
 from csms.services.users import UserService
 from csms.signals import reload_on_hangup, stop_on_signals
 from csms.storage import charge_points as cp_repo
@@ -467,6 +468,7 @@ class CsmsApp:
             ReadService(self.db, self.clock, self.billing),
             # Without an OCPP server here, this process holds no charger's socket.
             (lambda cp_id: registry.get(cp_id) is not None) if "ocpp" in self.components else None,
+            StatisticsService(self.db, self.clock, self.config.statistics),
         )
         live_context = LiveContext(
             OverviewService(self.db, self.clock), self.live, keepalive=cfg.events_keepalive

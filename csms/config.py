@@ -293,6 +293,17 @@ class SmartChargingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StatisticsConfig:
+    # Uptime (csms stats uptime, NEVI 23 CFR 680.116(b)): a charger offline for longer than
+    # offline_grace seconds is out of order for the time beyond it (a short network drop is
+    # not an outage: a charger keeps charging and authorising from its cache meanwhile).
+    offline_grace: float = 900.0
+    # The longest range one query may summarise, in days (a year of hours is 8,760 rows per
+    # group: more is asked for by mistake).
+    max_range_days: int = 400
+
+
+@dataclass(frozen=True, slots=True)
 class OpenAdrConfig:
     # The OpenADR 2.0b VEN (csms.openadr; needs `pip install 'csms[openadr]'`): it registers
     # as ven_name (ven_id: the id the VTN gave us, empty: the VTN assigns one) with the VTN
@@ -334,6 +345,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     smart_charging: SmartChargingConfig = field(default_factory=SmartChargingConfig)
     openadr: OpenAdrConfig = field(default_factory=OpenAdrConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
     # and the configuration file read ("" = none, built-in defaults).
@@ -352,6 +364,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "cluster": ClusterConfig,
     "smart_charging": SmartChargingConfig,
     "openadr": OpenAdrConfig,
+    "statistics": StatisticsConfig,
 }
 
 
@@ -744,6 +757,11 @@ def _validate_section(name: str, section: Any) -> None:
         _validate_smart_charging(section)
     if isinstance(section, OpenAdrConfig):
         _validate_openadr(section)
+    if isinstance(section, StatisticsConfig):
+        if not 0 <= section.offline_grace <= 86400:
+            raise ConfigError("statistics.offline_grace must be between 0 and 86400 seconds")
+        if not 1 <= section.max_range_days <= 3660:
+            raise ConfigError("statistics.max_range_days must be between 1 and 3660")
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")

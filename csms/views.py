@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.overview import Overview, StationEvent
     from csms.core.partners import Partner
     from csms.core.sites import Cap, Link, Share
+    from csms.core.statistics import Figures
     from csms.core.transactions import Transaction
     from csms.core.users import StaffUser
     from csms.services.billing import Priced
     from csms.services.locations import LocationView
     from csms.services.sites import NodeView, SiteView
     from csms.services.staff import ChargerDetail, TransactionDetail
+    from csms.services.statistics import Heatmap, StatsReport, UptimeReport
     from csms.storage.cdrs import StoredCdr
     from csms.storage.tariffs import Assignment, StoredTariff
 
@@ -563,3 +565,149 @@ def maintenance_window_json(window: MaintenanceWindow) -> dict[str, Any]:
         "created_by": window.created_by,
         "created_at": iso(window.created_at),
     }
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+# The origins every statistics row names (zero when none), in this order.
+ORIGINS = ("local", "roaming", "remote")
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def figures_json(row: Figures) -> dict[str, Any]:
+    """One group in one period: counts, kWh and money as exact decimal strings, times in
+    seconds."""
+    return {
+        "group": row.group,
+        "start": iso(row.start),
+        "end": iso(row.end),
+        "evses": row.evses,
+        "sessions": row.sessions,
+        "energy_kwh": str(row.energy_kwh),
+        "revenue": [
+            {"currency": currency, "excl_vat": str(excl), "incl_vat": str(incl)}
+            for currency, (excl, incl) in sorted(row.revenue.items())
+        ],
+        "charging_s": _seconds(row.charging_s),
+        "occupied_s": _seconds(row.occupied_s),
+        "idle_s": _seconds(row.idle_s),
+        "utilisation_pct": row.utilisation_pct,
+        "unique_tokens": row.unique_tokens,
+        "avg_session_s": _seconds(row.avg_session_s),
+        "avg_energy_kwh": None if row.avg_energy_kwh is None else str(row.avg_energy_kwh),
+        "by_origin": {origin: row.by_origin.get(origin, 0) for origin in ORIGINS},
+    }
+
+
+def _range_json(report: StatsReport | UptimeReport | Heatmap) -> dict[str, Any]:
+    return {"from": iso(report.start), "to": iso(report.end), "scope": report.scope.as_query()}
+
+
+def stats_json(report: StatsReport) -> dict[str, Any]:
+    return {
+        "by": report.by,
+        "period": report.period,
+        **_range_json(report),
+        "rows": [figures_json(row) for row in report.rows],
+    }
+
+
+def uptime_json(report: UptimeReport) -> dict[str, Any]:
+    return {
+        "by": report.by,
+        "period": report.period,
+        **_range_json(report),
+        "grace_s": report.grace_s,
+        "rows": [
+            {
+                "group": row.group,
+                "start": iso(row.start),
+                "end": iso(row.end),
+                "evses": row.evses,
+                "period_s": _seconds(row.period_s),
+                "outage_s": _seconds(row.outage_s),
+                "excluded_s": _seconds(row.excluded_s),
+                "uptime_pct": row.uptime_pct,
+            }
+            for row in report.rows
+        ],
+    }
+
+
+def heatmap_json(heatmap: Heatmap) -> dict[str, Any]:
+    return {
+        **_range_json(heatmap),
+        "rows": [
+            {"weekday": c.weekday, "hour": c.hour, "utilisation_pct": c.utilisation_pct}
+            for c in heatmap.cells
+        ],
+    }
+
+
+def stats_csv_rows(report: StatsReport) -> tuple[list[str], list[list[Any]]]:
+    """The figures as a CSV header and rows, the JSON's fields flattened: revenue as two
+    columns per currency found, origins as one column each."""
+    currencies = sorted({c for row in report.rows for c in row.revenue})
+    header = [
+        "group",
+        "start",
+        "end",
+        "evses",
+        "sessions",
+        "energy_kwh",
+        *(f"revenue_{kind}_vat_{c}" for c in currencies for kind in ("excl", "incl")),
+        "charging_s",
+        "occupied_s",
+        "idle_s",
+        "utilisation_pct",
+        "unique_tokens",
+        "avg_session_s",
+        "avg_energy_kwh",
+        *(f"sessions_{origin}" for origin in ORIGINS),
+    ]
+    rows: list[list[Any]] = []
+    for row in report.rows:
+        shown = figures_json(row)
+        money = {r["currency"]: r for r in shown["revenue"]}
+        rows.append(
+            [
+                shown["group"],
+                shown["start"],
+                shown["end"],
+                shown["evses"],
+                shown["sessions"],
+                shown["energy_kwh"],
+                *(
+                    money[c][f"{kind}_vat"] if c in money else "0"
+                    for c in currencies
+                    for kind in ("excl", "incl")
+                ),
+                shown["charging_s"],
+                shown["occupied_s"],
+                shown["idle_s"],
+                shown["utilisation_pct"],
+                shown["unique_tokens"],
+                shown["avg_session_s"],
+                shown["avg_energy_kwh"],
+                *(shown["by_origin"][origin] for origin in ORIGINS),
+            ]
+        )
+    return header, rows
+
+
+def uptime_csv_rows(report: UptimeReport) -> tuple[list[str], list[list[Any]]]:
+    shown = uptime_json(report)["rows"]
+    header = [
+        "group",
+        "start",
+        "end",
+        "evses",
+        "period_s",
+        "outage_s",
+        "excluded_s",
+        "uptime_pct",
+    ]
+    return header, [[row[key] for key in header] for row in shown]

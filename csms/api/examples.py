@@ -31,6 +31,7 @@ from csms.core.partners import (
     TokenEncoding,
 )
 from csms.core.sites import ROOT, Cap, Circuit, Link, Share, Site, SiteTree
+from csms.core.statistics import Figures
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import parse_tariff
 from csms.core.transactions import Transaction, TransactionState
@@ -38,6 +39,14 @@ from csms.services.billing import Priced
 from csms.services.locations import LocationView
 from csms.services.sites import SiteView, site_view
 from csms.services.staff import ChargerDetail, TransactionDetail
+from csms.services.statistics import (
+    HeatCell,
+    Heatmap,
+    Scope,
+    StatsReport,
+    UptimeReport,
+    UptimeRow,
+)
 from csms.storage.events import ChargerEvent
 from csms.storage.locations import ChargerLink
 from csms.storage.ocpi_evses import PublishedEvse
@@ -47,15 +56,18 @@ from csms.views import (
     charger_overview_json,
     command_record_json,
     connector_json,
+    heatmap_json,
     location_overview_json,
     location_view_json,
     partner_json,
     site_overview_json,
     site_view_json,
+    stats_json,
     tariff_json,
     token_json,
     transaction_detail_json,
     transaction_json,
+    uptime_json,
 )
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -325,4 +337,38 @@ def examples() -> dict[str, Any]:
         "/api/partners/{name}": partner_json(PARTNER),
         "/api/audit": page([command_record_json(COMMAND)], 1),
         "/api/audit/{entry}": command_record_json(COMMAND),
+        **_stats_examples(),
+    }
+
+
+def _stats_examples() -> dict[str, Any]:
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+    end = day + timedelta(days=1)
+    scope = Scope(chargers=("CP-1",))
+    figures = Figures(
+        "CP-1",
+        day,
+        end,
+        2,
+        3,
+        Decimal("41.250"),
+        {"EUR": (Decimal("17.81"), Decimal("21.55"))},
+        9000.0,
+        12600.0,
+        3600.0,
+        7.29,
+        2,
+        4200.0,
+        Decimal("13.750"),
+        {"local": 2, "roaming": 1},
+    )
+    uptime = UptimeRow("CP-1/1", day, end, 1, 86400.0, 1800.0, 900.0, 98.96)
+    return {
+        "/api/stats": stats_json(StatsReport("charger", "day", day, end, scope, [figures])),
+        "/api/stats/uptime": uptime_json(
+            UptimeReport("evse", "day", day, end, scope, 900.0, [uptime])
+        ),
+        "/api/stats/heatmap": heatmap_json(
+            Heatmap(day, end, scope, [HeatCell(0, 18, 37.5), HeatCell(0, 19, 12.5)])
+        ),
     }

@@ -31,6 +31,7 @@ from csms.core.versions import OcppVersion
 from csms.services.maintenance import AUDIT_COMMANDS as MAINTENANCE_COMMANDS
 from csms.services.reads import NotFound, ReadService
 from csms.services.sites import AUDIT_COMMANDS as SITE_COMMANDS
+from csms.services.statistics import GROUP_BYS, PERIODS, Scope, StatisticsService
 from csms.storage.commands import PENDING
 from csms.storage.paging import Page
 from csms.views import (
@@ -39,15 +40,18 @@ from csms.views import (
     charger_overview_json,
     command_record_json,
     connector_json,
+    heatmap_json,
     location_overview_json,
     location_view_json,
     partner_json,
     site_overview_json,
     site_view_json,
+    stats_json,
     tariff_json,
     token_json,
     transaction_detail_json,
     transaction_json,
+    uptime_json,
 )
 
 OCPP_VERSIONS = tuple(v.value for v in OcppVersion)
@@ -66,6 +70,7 @@ class ReadContext:
     reads: ReadService
     # Whether this process holds the charger's WebSocket; None when it runs no OCPP server.
     connected_here: Callable[[str], bool] | None
+    statistics: StatisticsService
 
 
 READS = web.AppKey("reads", ReadContext)
@@ -377,12 +382,75 @@ async def audit_entry(request: web.Request, ctx: ReadContext, q: Query) -> Any:
     )
 
 
+# --- statistics ---------------------------------------------------------------------------
+
+
+def _names(q: Query, name: str) -> tuple[str, ...]:
+    """A comma-separated list of ids (`charger=CP-1,CP-2`)."""
+    given = q.text(name, most=4000)
+    if given is None:
+        return ()
+    names = tuple(dict.fromkeys(n.strip() for n in given.split(",") if n.strip()))
+    if not names:
+        raise BadParameter(name, f"{name}: no id given")
+    return names
+
+
+def _stats_query(q: Query, *, by_default: str) -> tuple[str, str, Any, Any, Scope]:
+    by = q.choice("by", GROUP_BYS) or by_default
+    period = q.choice("period", PERIODS) or "day"
+    start, end = q.time("from"), q.time("to")
+    scope = Scope(_names(q, "charger"), _names(q, "location"), _names(q, "site"))
+    return by, period, start, end, scope
+
+
+async def stats(request: web.Request, ctx: ReadContext, q: Query) -> Any:
+    by, period, start, end, scope = _stats_query(q, by_default="network")
+    q.finish()
+    return stats_json(await ctx.statistics.figures(by, period, start, end, scope))
+
+
+async def stats_uptime(request: web.Request, ctx: ReadContext, q: Query) -> Any:
+    by, period, start, end, scope = _stats_query(q, by_default="evse")
+    q.finish()
+    return uptime_json(await ctx.statistics.uptime(by, period, start, end, scope))
+
+
+async def stats_heatmap(request: web.Request, ctx: ReadContext, q: Query) -> Any:
+    start, end = q.time("from"), q.time("to")
+    scope = Scope(_names(q, "charger"), _names(q, "location"), _names(q, "site"))
+    q.finish()
+    return heatmap_json(await ctx.statistics.heatmap(start, end, scope))
+
+
 # --- the routes ---------------------------------------------------------------------------
 
 CHARGER = Param("charger", "charge point id", path=True)
 SINCE_START = Param("since", "started at or after (ISO 8601; a date alone: midnight UTC)", TIME)
 UNTIL_START = Param("until", "started before (ISO 8601)", TIME)
 PARTNER_PARTIES = "an OCPI partner's name: only what one of the parties it registered owns"
+STATS_FROM = Param(
+    "from", "start (ISO 8601; a date alone: midnight UTC); default: 30 days before `to`", TIME
+)
+STATS_TO = Param("to", "end, excluded (ISO 8601); default: now", TIME)
+STATS_SCOPE = (
+    Param("charger", "only these chargers (comma-separated ids)"),
+    Param("location", "only the chargers at these locations (comma-separated ids)"),
+    Param("site", "only the chargers on these smart-charging sites (comma-separated ids)"),
+)
+STATS_PERIOD = Param("period", "one row per UTC hour, day, ISO week or month", _enum(*PERIODS))
+STATS_DESCRIPTION = (
+    "The figures of `csms stats` (same rules, same JSON as its --json): a session counts in "
+    "the period it started (sessions, energy, revenue from its CDR, tokens, origin); charging, "
+    "plugged-in and idle time are split over the periods by overlap; utilisation is plugged-in "
+    "time over the period times the group's EVSEs."
+)
+UPTIME_DESCRIPTION = (
+    "NEVI uptime (23 CFR 680.116(b)) as `csms stats uptime`: (period - (outage - excluded)) / "
+    "period x 100, outage being Faulted, Unavailable not set by staff, or offline beyond "
+    "[statistics] offline_grace; excluded: outage inside maintenance windows or exclusions. "
+    "A group sums the time of its EVSEs."
+)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -557,6 +625,40 @@ ROUTES: tuple[Route, ...] = (
         ),
         audit,
         listing=True,
+    ),
+    Route(
+        "/api/stats",
+        "Usage statistics per group and period",
+        (
+            Param("by", "grouping (default network)", _enum(*GROUP_BYS)),
+            STATS_PERIOD,
+            STATS_FROM,
+            STATS_TO,
+            *STATS_SCOPE,
+        ),
+        stats,
+        description=STATS_DESCRIPTION,
+    ),
+    Route(
+        "/api/stats/uptime",
+        "Uptime per EVSE (or group) and period",
+        (
+            Param("by", "grouping (default evse)", _enum(*GROUP_BYS)),
+            STATS_PERIOD,
+            STATS_FROM,
+            STATS_TO,
+            *STATS_SCOPE,
+        ),
+        stats_uptime,
+        description=UPTIME_DESCRIPTION,
+    ),
+    Route(
+        "/api/stats/heatmap",
+        "Utilisation by weekday and hour of day (UTC)",
+        (STATS_FROM, STATS_TO, *STATS_SCOPE),
+        stats_heatmap,
+        description="Weekday 0 is Monday; each cell is the plugged-in time of those hours "
+        "over their length times the EVSEs, as on `csms stats --plot`.",
     ),
     Route(
         "/api/audit/{entry}",

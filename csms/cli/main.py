@@ -44,6 +44,7 @@ LAZY_GROUPS = {
     "users": ("csms.cli.users", "users"),
     "sites": ("csms.cli.sites", "sites"),
     "maintenance": ("csms.cli.maintenance", "maintenance"),
+    "stats": ("csms.cli.stats", "stats"),
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -42,8 +43,10 @@ from csms.storage.models import (
     CommandRow,
     ConnectivityRow,
     ConnectorRow,
+    LocationRow,
     MaintenanceWindowRow,
     SiteLinkRow,
+    SiteRow,
     StatusHistoryRow,
     TransactionEventRow,
     TransactionRow,
@@ -60,6 +63,8 @@ _cmd = cast(Table, CommandRow.__table__)
 _windows = cast(Table, MaintenanceWindowRow.__table__)
 _locations = cast(Table, ChargerLocationRow.__table__)
 _sites = cast(Table, SiteLinkRow.__table__)
+_location_rows = cast(Table, LocationRow.__table__)
+_site_rows = cast(Table, SiteRow.__table__)
 
 # How long before the range a session may have started and still count as running at its
 # start: the start-time index bounds the look-up. A session running longer than that
@@ -654,6 +659,57 @@ async def charger_sites(
         *_in(_sites.c.charge_point_id, charger_ids)
     )
     return {cp_id: site for cp_id, site in (await conn.execute(stmt)).all()}
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeChargers:
+    """The chargers a statistics scope names, and which of the names it was given exist."""
+
+    chargers: frozenset[str]
+    chargers_known: frozenset[str]
+    locations_known: frozenset[str]
+    sites_known: frozenset[str]
+
+
+async def scope_chargers(
+    conn: AsyncConnection,
+    chargers: Sequence[str],
+    locations: Sequence[str],
+    sites: Sequence[str],
+) -> ScopeChargers:
+    """The union of `chargers`, the chargers at `locations` and those linked to `sites`."""
+    found: set[str] = set()
+    chargers_known: set[str] = set()
+    locations_known: set[str] = set()
+    sites_known: set[str] = set()
+    if chargers:
+        rows = await conn.execute(select(_cp.c.id).where(_cp.c.id.in_(list(chargers))))
+        chargers_known = {cp_id for (cp_id,) in rows}
+        found |= chargers_known
+    if locations:
+        rows = await conn.execute(
+            select(_location_rows.c.id).where(_location_rows.c.id.in_(list(locations)))
+        )
+        locations_known = {loc for (loc,) in rows}
+        rows = await conn.execute(
+            select(_locations.c.charge_point_id).where(
+                _locations.c.location_id.in_(list(locations))
+            )
+        )
+        found |= {cp_id for (cp_id,) in rows}
+    if sites:
+        rows = await conn.execute(select(_site_rows.c.id).where(_site_rows.c.id.in_(list(sites))))
+        sites_known = {site for (site,) in rows}
+        rows = await conn.execute(
+            select(_sites.c.charge_point_id).where(_sites.c.site_id.in_(list(sites)))
+        )
+        found |= {cp_id for (cp_id,) in rows}
+    return ScopeChargers(
+        frozenset(found),
+        frozenset(chargers_known),
+        frozenset(locations_known),
+        frozenset(sites_known),
+    )
 
 
 # --- maintenance windows ------------------------------------------------------------------
