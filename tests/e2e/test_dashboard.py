@@ -375,6 +375,11 @@ async def _statistics_as_the_api_gives_them(
 
     shown = await page.wait(totals, "the statistics totals")
     assert shown == (str(sessions), f"{energy:.3f}")
+    # What `csms stats` prints for the same data (its default range ends at its own now).
+    cli = json.loads(ok(await csms(server, "stats", "--json")))
+    assert (cli["by"], cli["period"]) == (stats["by"], stats["period"]) == ("network", "day")
+    assert sum(row["sessions"] for row in cli["rows"]) == sessions
+    assert sum(Decimal(row["energy_kwh"]) for row in cli["rows"]) == energy
     assert await page.text("#stats-error") == ""
     if "/api/stats/heatmap" in paths:
         heat = await _api(http, server, "/api/stats/heatmap")
@@ -387,5 +392,19 @@ async def _statistics_as_the_api_gives_them(
         assert {(w, h): v for w, h, v in cells if v} == {k: v for k, v in expected.items() if v}
     if "/api/stats/uptime" in paths:
         uptime = await _api(http, server, "/api/stats/uptime?by=evse&period=month")
-        groups = await page.js("return document.getElementById('chart-uptime').dataset.groups")
-        assert groups.split(",") == sorted({r["group"] for r in uptime["rows"]})
+        chart = await page.js(
+            "const d = document.getElementById('chart-uptime').dataset;"
+            "return [d.groups.split(','), d.values.split(',').map(Number)]"
+        )
+        evses = sorted({r["group"] for r in uptime["rows"]})
+        assert chart[0] == evses == ["DASH-A/1", "DASH-A/2", "DASH-B/1", "DASH-D/1"]
+        cli_uptime = json.loads(
+            ok(await csms(server, "stats", "uptime", "--by", "evse", "--period", "month", "--json"))
+        )
+        assert sorted({r["group"] for r in cli_uptime["rows"]}) == evses
+        # One month row per EVSE unless the 30 days cross a month: the page sums them.
+        for group, shown_pct in zip(evses, chart[1], strict=True):
+            rows = [r for r in uptime["rows"] if r["group"] == group]
+            period = sum(r["period_s"] for r in rows)
+            counted = sum(r["outage_s"] - r["excluded_s"] for r in rows)
+            assert shown_pct == round((period - counted) / period * 100, 2), group

@@ -445,23 +445,39 @@
       el.textContent = "No data in this range.";
       return;
     }
+    // One slot per period (the first and last may be clipped to the range: equal widths
+    // keep the bars apart), labelled with the period's start in UTC.
+    const label = (i) => {
+      const t = xs[i];
+      if (t === undefined) return "";
+      const iso = new Date(t * 1000).toISOString();
+      return $("f-period").value === "hour" ? iso.slice(5, 16).replace("T", " ") : iso.slice(0, 10);
+    };
     const opts = {
       width: width(id),
       height: 220,
-      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-      scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [{}, { label: unit, size: 60 }],
+      scales: {
+        x: { time: false, range: [-0.5, xs.length - 0.5] },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      },
+      axes: [
+        { values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? label(t) : "")), space: 80 },
+        { label: unit, size: 60 },
+      ],
       series: [
-        { label: "start (UTC)" },
+        { label: "start (UTC)", value: (u, v) => (v === null || v === undefined ? "–" : label(v)) },
         ...series.map(([name], i) => {
           const line = { label: name, stroke: COLOURS[i % COLOURS.length], width: 2, fill: COLOURS[i % COLOURS.length] + "33" };
           // Few periods: bars side by side; many: lines.
-          if (xs.length < 60 && series.length === 1) line.paths = uPlot.paths.bars({ size: [0.7, 60] });
+          if (xs.length < 60 && series.length === 1) {
+            line.paths = uPlot.paths.bars({ size: [0.7, 60] });
+            line.points = { show: false };
+          }
           return line;
         }),
       ],
     };
-    state.charts[id] = new uPlot(opts, [xs, ...series.map(([, values]) => values)], el);
+    state.charts[id] = new uPlot(opts, [xs.map((_, i) => i), ...series.map(([, values]) => values)], el);
   }
 
   function drawHeatmap(rows) {
