@@ -381,6 +381,25 @@ async def _statistics_as_the_api_gives_them(
     assert sum(row["sessions"] for row in cli["rows"]) == sessions
     assert sum(Decimal(row["energy_kwh"]) for row in cli["rows"]) == energy
     assert await page.text("#stats-error") == ""
+    # The filters are the CLI's: per charger and week, one series per charger.
+    by_charger = await _api(http, server, "/api/stats?by=charger&period=week")
+    await page.js(
+        "document.getElementById('f-by').value = 'charger';"
+        "document.getElementById('f-period').value = 'week';"
+        "document.querySelector('#filters button').click()"
+    )
+
+    async def series() -> list[str] | None:
+        labels = await page.js(
+            "return [...document.querySelectorAll('#chart-energy .u-series .u-label')]"
+            ".map(l => l.textContent).slice(1)"
+        )
+        return labels if labels and labels != ["network"] else None
+
+    assert sorted(await page.wait(series, "a series per charger")) == sorted(
+        {r["group"] for r in by_charger["rows"]}
+    )
+    assert await page.text("#total-sessions") == str(sum(r["sessions"] for r in by_charger["rows"]))
     if "/api/stats/heatmap" in paths:
         heat = await _api(http, server, "/api/stats/heatmap")
         cells = await page.js(
