@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from csms.core.cost import cost_to_ocpi
@@ -577,6 +578,16 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+def money(amount: Decimal) -> str:
+    """An exact sum of money with at least two decimals and no trailing zeros beyond them:
+    CDR totals are kept as priced (6.0000, 3.0), their sum shows as 9.00; 0.1234 stays."""
+    normal = amount.normalize()
+    exponent = normal.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        normal = normal.quantize(Decimal("0.01"))
+    return f"{normal:f}"
+
+
 def figures_json(row: Figures) -> dict[str, Any]:
     """One group in one period: counts, kWh and money as exact decimal strings, times in
     seconds."""
@@ -588,7 +599,7 @@ def figures_json(row: Figures) -> dict[str, Any]:
         "sessions": row.sessions,
         "energy_kwh": str(row.energy_kwh),
         "revenue": [
-            {"currency": currency, "excl_vat": str(excl), "incl_vat": str(incl)}
+            {"currency": currency, "excl_vat": money(excl), "incl_vat": money(incl)}
             for currency, (excl, incl) in sorted(row.revenue.items())
         ],
         "charging_s": _seconds(row.charging_s),
