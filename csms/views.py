@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from csms.core.cost import cost_to_ocpi
@@ -579,13 +579,9 @@ def _seconds(value: float | None) -> float | None:
 
 
 def money(amount: Decimal) -> str:
-    """An exact sum of money with at least two decimals and no trailing zeros beyond them:
-    CDR totals are kept as priced (6.0000, 3.0), their sum shows as 9.00; 0.1234 stays."""
-    normal = amount.normalize()
-    exponent = normal.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        normal = normal.quantize(Decimal("0.01"))
-    return f"{normal:f}"
+    """A sum of money to the cent, half up (CDR totals are kept as priced, to the fraction
+    of a cent: 110.03603 + ... shows as 110.04; 6.0000 + 3.0 as 9.00)."""
+    return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
 
 
 def figures_json(row: Figures) -> dict[str, Any]:
