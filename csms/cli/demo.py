@@ -208,6 +208,8 @@ def banner(
         f"(CPO {config.ocpi.country_code}/{config.ocpi.party_id})",
         f"  API       http://{_host(config.api.host)}:{app.api_port}/api "
         f"(bearer token: {token_where})",
+        f"  Dashboard http://{_host(config.api.host)}:{app.api_port}/dashboard "
+        "(log in with that token)",
         f"  eMSP      {EMSP_COUNTRY}/{EMSP_PARTY} {EMSP_NAME!r} at {emsp.versions_url}, "
         f"its cards: {', '.join(c.tag for c in chargers)}",
     ]
@@ -262,16 +264,16 @@ async def run_demo(
     try:
         token_a = await seed(app, chargers)
         url = f"ws://{_host(config.ocpp.host)}:{app.ocpp.port}{config.ocpp.path}"
+        issue_cards(emsp, chargers)
+        await emsp.start()
+        for line in banner(app, config, emsp, chargers, keep):
+            echo(line)
         if options.history_days:
             # Before the eMSP registers: the past is the CPO's own, not pushed to it.
             from csms.cli.demo_history import fill_history
 
             past = [(c.id, c.version) for c in chargers]
             history = await fill_history(app, url, past, options.history_days, echo)
-        issue_cards(emsp, chargers)
-        await emsp.start()
-        for line in banner(app, config, emsp, chargers, keep):
-            echo(line)
         versions_url = f"{app.ocpi_base_url}/ocpi/versions"
         registration = await emsp.register(versions_url, token_a)
         echo(

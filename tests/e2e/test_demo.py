@@ -86,6 +86,7 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     assert having(lines, r"^  OCPP      ws://127\.0\.0\.1:\d+/ocpp/\{charge_point_id\}$")
     assert having(lines, r"^  OCPI      http://127\.0\.0\.1:\d+/ocpi/versions \(CPO NL/CSM\)$")
     assert having(lines, r"^  API       http://127\.0\.0\.1:\d+/api ")
+    assert having(lines, r"^  Dashboard http://127\.0\.0\.1:\d+/dashboard ")
     assert having(lines, r"^  charger   DEMO-CP01 OCPP 1\.6 at DEMO-AMS \(Amsterdam\)")
     assert having(lines, r"^  charger   DEMO-CP02 OCPP 2\.0\.1 at DEMO-UTR \(Utrecht\)")
     (database,) = [line.split()[1] for line in lines if line.startswith("  database")]
