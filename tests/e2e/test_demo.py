@@ -22,6 +22,10 @@ from tests.e2e.ocpi_rules import cdr_errors
 
 Output = tuple[int, list[str], str]
 
+# The demo always makes its own SQLite file (csms.cli.demo.demo_config): on PostgreSQL the
+# same runs would test the same thing again.
+pytestmark = pytest.mark.sqlite_only
+
 
 def demo_env(tmp_path: Path, **ports: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
