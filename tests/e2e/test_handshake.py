@@ -146,7 +146,7 @@ async def test_a_charger_back_within_one_batch_behind_another_stays_connected(
     start_server: StartServer,
 ) -> None:
     # A wide commit window: A's connection, B's drop and B's return go into one batch.
-    server = await start_server(database={"commit_delay_ms": 200.0})
+    server = await start_server(database={"commit_delay_ms": 500.0})
     first_a = await open_raw(server.url, "CP-A")
     await call(first_a, "BootNotification", BOOT)
     await first_a.close()
