@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import structlog
 from aiohttp import web
 
+from csms.api.live import LiveContext
 from csms.api.reads import ReadContext
 from csms.api.server import ApiContext, build_api
 from csms.api.token import TokenError, resolve_token
@@ -55,6 +56,8 @@ from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.load_management import LoadManager, metric_families
 from csms.services.nodes import Cluster, ClusterSettings
+from csms.services.overview import LiveFeed, OverviewService
+from csms.services.overview import metric_families as live_metric_families
 from csms.services.partners import PartnerService
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
@@ -311,6 +314,10 @@ class CsmsApp:
         # The statistics' hourly sums (csms/services/statistics_rollup.py), made as hours end.
         self.rollup = StatisticsRollup(self.db, self.clock)
         self.charging.checks.on_flagged.append(self.metrics.input_flagged)
+        # The dashboard's live feed: station changes committed here, to each watcher.
+        self.live = LiveFeed()
+        self.charging.stations.on_event.append(self.live.publish)
+        self.metrics.families.append(functools.partial(live_metric_families, self.live))
         # Smart charging: sites' current shared among their sessions (csms sites ...), and
         # the caps an OpenADR VTN asks for (csms.openadr) through the sites service.
         self.sites = SiteService(self.db, clock)
@@ -467,10 +474,13 @@ class CsmsApp:
             (lambda cp_id: registry.get(cp_id) is not None) if "ocpp" in self.components else None,
             StatisticsService(self.db, self.clock, self.config.statistics),
         )
+        live_context = LiveContext(
+            OverviewService(self.db, self.clock), self.live, keepalive=cfg.events_keepalive
+        )
         sock = _listening_socket(cfg.host, cfg.port)
         listener = HttpListener(
             "api",
-            build_api(context, read_context),
+            build_api(context, read_context, live_context, cfg.map_tiles),
             listener_limits(cfg),
             self.metrics,
             https=https_port("api", cfg),

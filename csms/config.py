@@ -162,6 +162,12 @@ class ApiConfig:
     tls_port: int = 9201
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    # The dashboard map's tile server, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+    # (empty: markers on a blank map, nothing is fetched from outside the operator's network).
+    map_tiles: str = ""
+    # Seconds between keep-alive comments on GET /api/events (proxies close quiet
+    # connections); the stream's token is checked again at each.
+    events_keepalive: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -735,6 +741,16 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("ca.ca_validity_days must be between 1 and 36500")
         if not 1 <= section.certificate_validity_days <= 36500:
             raise ConfigError("ca.certificate_validity_days must be between 1 and 36500")
+    if isinstance(section, ApiConfig) and not 0 < section.events_keepalive <= 3600:
+        raise ConfigError("api.events_keepalive must be more than 0 and at most 3600 seconds")
+    if isinstance(section, ApiConfig) and section.map_tiles:
+        tiles = section.map_tiles
+        if not tiles.startswith(("https://", "http://")) or not all(
+            part in tiles for part in ("{z}", "{x}", "{y}")
+        ):
+            raise ConfigError(
+                "api.map_tiles must be an http(s) URL with {z}, {x} and {y}, not " + repr(tiles)
+            )
     if isinstance(section, ClusterConfig):
         _validate_cluster(section)
     if isinstance(section, SmartChargingConfig):

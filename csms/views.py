@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from csms.core.cost import cost_to_ocpi
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.commands import CommandRecord
     from csms.core.locations import Location
     from csms.core.maintenance import MaintenanceWindow
+    from csms.core.overview import Overview, StationEvent
     from csms.core.partners import Partner
     from csms.core.sites import Cap, Link, Share
     from csms.core.statistics import Figures
@@ -514,6 +516,42 @@ def site_view_json(view: SiteView) -> dict[str, Any]:
     }
 
 
+def overview_json(o: Overview) -> dict[str, Any]:
+    """The network at a glance (`GET /api/overview`)."""
+    return {
+        "chargers": {
+            "total": o.chargers,
+            "connected": o.connected,
+            "by_status": o.chargers_by_status,
+        },
+        "evses": {"total": o.evses, "by_status": o.evses_by_status},
+        "sessions_running": o.sessions_running,
+        "power_w": o.power_w,
+        "at": iso(o.at),
+    }
+
+
+def station_event_json(event: StationEvent) -> tuple[str, dict[str, Any]]:
+    """A live change as (event name, data) of the `GET /api/events` stream."""
+    from csms.core.overview import StatusChanged  # here: see TYPE_CHECKING above
+
+    if isinstance(event, StatusChanged):
+        return "status", {
+            "charge_point_id": event.charge_point_id,
+            "evse_id": event.evse_id,
+            "connector_id": event.connector_id,
+            "status": event.status.value,
+            "status_group": event.status.base.value,
+            "error_code": event.error_code,
+            "at": iso(event.at),
+        }
+    return "connection", {
+        "charge_point_id": event.charge_point_id,
+        "connected": event.connected,
+        "at": iso(event.at),
+    }
+
+
 def maintenance_window_json(window: MaintenanceWindow) -> dict[str, Any]:
     """A maintenance window: the charger (and EVSE; null: the whole charger) it takes out
     of the uptime figures, when, whether planned or excluded after the fact, and why."""
@@ -540,6 +578,12 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+def money(amount: Decimal) -> str:
+    """A sum of money to the cent, half up (CDR totals are kept as priced, to the fraction
+    of a cent: 110.03603 + ... shows as 110.04; 6.0000 + 3.0 as 9.00)."""
+    return f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
+
+
 def figures_json(row: Figures) -> dict[str, Any]:
     """One group in one period: counts, kWh and money as exact decimal strings, times in
     seconds."""
@@ -551,7 +595,7 @@ def figures_json(row: Figures) -> dict[str, Any]:
         "sessions": row.sessions,
         "energy_kwh": str(row.energy_kwh),
         "revenue": [
-            {"currency": currency, "excl_vat": str(excl), "incl_vat": str(incl)}
+            {"currency": currency, "excl_vat": money(excl), "incl_vat": money(incl)}
             for currency, (excl, incl) in sorted(row.revenue.items())
         ],
         "charging_s": _seconds(row.charging_s),

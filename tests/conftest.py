@@ -52,7 +52,10 @@ def selected_backends(config: pytest.Config) -> tuple[str, ...]:
 
 def pytest_configure(config: pytest.Config) -> None:
     global _cluster
-    config.addinivalue_line("markers", "sqlite_only: about the SQLite file itself")
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: about the SQLite file itself, or what always runs on one (csms demo)",
+    )
     config.addinivalue_line("markers", "postgres_only: needs PostgreSQL (several nodes)")
     if hasattr(config, "workerinput"):  # an xdist worker: the controller started it
         return

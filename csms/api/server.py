@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from csms.api import docs, reads
+from csms.api import dashboard, docs, live, reads
 from csms.api.params import BadParameter, Query, encode_cursor, page_body
 from csms.core.bounds import (
     OutOfBounds,
@@ -257,6 +257,23 @@ async def _authenticate(request: web.Request, context: ApiContext) -> Identity |
     return _refused()
 
 
+async def _still_allowed(request: web.Request) -> bool:
+    """Whether a long answer's token (an event stream's) would still be let in now, with the
+    role its route needs: staff changes made since it began take effect on it too."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return False
+    try:
+        async with asyncio.timeout(5.0):
+            identity = await _identify(request.app[CONTEXT], given.strip())
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        # As a new request would be refused (503): the client reconnects when it can.
+        log.warning("api_token_check_failed", error=one_line(exc))
+        return False
+    return identity is not None and identity.role.allows(needed_role(request))
+
+
 @web.middleware
 async def _guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -264,7 +281,7 @@ async def _guard(
     """Bearer token on everything but the open paths, with the role the route needs; no
     traceback ever reaches a client."""
     context = request.app[CONTEXT]
-    if request.path not in _OPEN_PATHS:
+    if request.path not in _OPEN_PATHS and not dashboard.is_open(request.path):
         found = await _authenticate(request, context)
         if isinstance(found, web.Response):
             return found
@@ -522,6 +539,15 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths.update(reads.openapi_paths())
+    paths.update(live.openapi_paths())
+    paths["/dashboard"] = {
+        "get": {
+            "summary": "The staff dashboard, a page for a browser (no token: it asks for one "
+            "and reads this API with it)",
+            "security": [],
+            "responses": {"200": {"description": "HTML"}},
+        }
+    }
     for name in CommandName:
         if name in INTERNAL_COMMANDS:
             continue
@@ -587,7 +613,10 @@ def openapi_document() -> dict[str, Any]:
 
 
 def build_api(
-    context: ApiContext, read_context: reads.ReadContext | None = None
+    context: ApiContext,
+    read_context: reads.ReadContext | None = None,
+    live_context: live.LiveContext | None = None,
+    map_tiles: str = "",
 ) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=context.max_body_size)
     app[CONTEXT] = context
@@ -597,6 +626,9 @@ def build_api(
     app.router.add_get("/api/docs", api_docs)
     if read_context is not None:
         reads.add_routes(app, read_context)
+    if live_context is not None:
+        live.add_routes(app, live_context, _still_allowed)
+    dashboard.add_routes(app, map_tiles)
     app.router.add_get("/api/commands", list_commands)
     app.router.add_get("/api/users", list_users, allow_head=False)
     app.router.add_get("/api/users/{name}", show_user, allow_head=False)

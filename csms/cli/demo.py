@@ -93,6 +93,8 @@ class DemoOptions:
     meter_interval: float = 5.0
     #: Seconds between the starts of two chargers, so that their sessions interleave.
     stagger_seconds: float = 3.0
+    #: Days of past sessions the chargers send first (csms.cli.demo_history), 0: none.
+    history_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,8 @@ def banner(
         f"(CPO {config.ocpi.country_code}/{config.ocpi.party_id})",
         f"  API       http://{_host(config.api.host)}:{app.api_port}/api "
         f"(bearer token: {token_where})",
+        f"  Dashboard http://{_host(config.api.host)}:{app.api_port}/dashboard "
+        "(log in with that token)",
         f"  eMSP      {EMSP_COUNTRY}/{EMSP_PARTY} {EMSP_NAME!r} at {emsp.versions_url}, "
         f"its cards: {', '.join(c.tag for c in chargers)}",
     ]
@@ -243,6 +247,7 @@ async def run_demo(
 
     stop = stop or asyncio.Event()
     started = time.monotonic()
+    history = 0
     chargers = demo_chargers(options.chargers)
     app = CsmsApp(config)
     await app.start()
@@ -258,10 +263,17 @@ async def run_demo(
     running: list[Charger] = []
     try:
         token_a = await seed(app, chargers)
+        url = f"ws://{_host(config.ocpp.host)}:{app.ocpp.port}{config.ocpp.path}"
         issue_cards(emsp, chargers)
         await emsp.start()
         for line in banner(app, config, emsp, chargers, keep):
             echo(line)
+        if options.history_days:
+            # Before the eMSP registers: the past is the CPO's own, not pushed to it.
+            from csms.cli.demo_history import fill_history
+
+            past = [(c.id, c.version) for c in chargers]
+            history = await fill_history(app, url, past, options.history_days, echo)
         versions_url = f"{app.ocpi_base_url}/ocpi/versions"
         registration = await emsp.register(versions_url, token_a)
         echo(
@@ -270,7 +282,6 @@ async def run_demo(
         )
         for sent in await emsp.push_tokens():
             echo(f"emsp     sent its card: {sent.line}")
-        url = f"ws://{_host(config.ocpp.host)}:{app.ocpp.port}{config.ocpp.path}"
         for i, charger in enumerate(chargers):
             sim = _charger(url, charger, options, echo)
             running.append(sim)
@@ -293,7 +304,7 @@ async def run_demo(
     report = DemoReport(
         time.monotonic() - started,
         sessions,
-        max(sessions - completed, 0),
+        max(sessions - history - completed, 0),
         cdrs,
         pushes,
         database,
@@ -390,6 +401,14 @@ async def _quiet(received: list[Push], quiet: float = 1.0, limit: float = 5.0) -
     help="How long each charging session lasts.",
 )
 @click.option(
+    "--history-days",
+    type=click.IntRange(0, 90),
+    default=21,
+    show_default=True,
+    help="Days of past sessions the chargers send first (csms stats and the dashboard "
+    "have something to show); 0: none.",
+)
+@click.option(
     "--keep",
     is_flag=True,
     help="Keep the demo database (in a new temporary folder) to look at it afterwards.",
@@ -399,6 +418,7 @@ def demo(
     chargers: int,
     duration: float | None,
     session_seconds: float,
+    history_days: int,
     keep: bool,
     config_file: str | None,
 ) -> None:
@@ -413,7 +433,12 @@ def demo(
     configure_logging("warning", config.log.format)
     workdir = Path(tempfile.mkdtemp(prefix="csms-demo-"))
     config = demo_config(config, workdir)
-    options = DemoOptions(chargers=chargers, duration=duration, session_seconds=session_seconds)
+    options = DemoOptions(
+        chargers=chargers,
+        duration=duration,
+        session_seconds=session_seconds,
+        history_days=history_days,
+    )
 
     async def main() -> None:
         # A clean stop; a second Ctrl-C interrupts it.

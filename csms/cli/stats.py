@@ -213,6 +213,7 @@ def stats(
 
 def _print_figures(report: StatsReport) -> None:
     from csms.cli.common import exact
+    from csms.views import money as shown_money
 
     click.echo(
         f"{report.by} by {report.period}, {report.start:%Y-%m-%d %H:%M} to "
@@ -221,7 +222,8 @@ def _print_figures(report: StatsReport) -> None:
     rows = []
     for r in report.rows:
         money = " ".join(
-            f"{excl}/{incl} {currency}" for currency, (excl, incl) in sorted(r.revenue.items())
+            f"{shown_money(excl)}/{shown_money(incl)} {currency}"
+            for currency, (excl, incl) in sorted(r.revenue.items())
         )
         origins = "/".join(str(r.by_origin.get(o, 0)) for o in ("local", "roaming", "remote"))
         rows.append(

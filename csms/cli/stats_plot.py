@@ -45,6 +45,7 @@ def plot_figures(report: StatsReport, heat: Heatmap, path: Path) -> None:
     twin.plot(starts, [sessions[s] for s in starts], color="#d95f02", marker=".", label="sessions")
     twin.set_ylabel("sessions")
     twin.set_ylim(bottom=0)
+    top.tick_params(axis="x", labelrotation=30)
     handles = top.get_legend_handles_labels()
     twin_handles = twin.get_legend_handles_labels()
     top.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], loc="upper left")

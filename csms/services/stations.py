@@ -23,6 +23,7 @@ from csms.core.charger import (
 )
 from csms.core.clock import Clock
 from csms.core.device_model import ReportedVariable
+from csms.core.overview import ConnectionChanged, StationEvent, StatusChanged
 from csms.core.reservations import ReservationState
 from csms.services.charger_input import ChargingSettings, InputChecks
 from csms.storage import charge_points as cp_repo
@@ -231,13 +232,18 @@ class StationService:
         # Called after a status or a connection change is committed (the OCPI location
         # publisher's wake).
         self.on_status: list[Callable[[], None]] = []
+        # Called with what changed, after it is committed (the dashboard's live feed).
+        self.on_event: list[Callable[[StationEvent], None]] = []
 
     def now(self) -> datetime:
         return self._clock()
 
-    def _status_changed(self) -> None:
+    def _status_changed(self, event: StationEvent | None = None) -> None:
         for hook in self.on_status:
             hook()
+        if event is not None:
+            for watcher in self.on_event:
+                watcher(event)
 
     # --- connection lifecycle --------------------------------------------------------
 
@@ -251,8 +257,9 @@ class StationService:
         if known is None:
             return None
         registration = known.registration
-        await self._store.connected(cp_id, version, registration, self._clock())
-        self._status_changed()
+        now = self._clock()
+        await self._store.connected(cp_id, version, registration, now)
+        self._status_changed(ConnectionChanged(cp_id, True, now))
         return registration
 
     async def still_connected(
@@ -260,12 +267,14 @@ class StationService:
     ) -> None:
         """Mark online again a charger whose connection was never lost (its node was taken
         for dead by the others)."""
-        await self._store.connected(cp_id, version, registration, self._clock())
-        self._status_changed()
+        now = self._clock()
+        await self._store.connected(cp_id, version, registration, now)
+        self._status_changed(ConnectionChanged(cp_id, True, now))
 
     async def disconnected(self, cp_id: str, last_seen: datetime) -> None:
-        await self._store.disconnected(cp_id, last_seen, self._clock())
-        self._status_changed()
+        now = self._clock()
+        await self._store.disconnected(cp_id, last_seen, now)
+        self._status_changed(ConnectionChanged(cp_id, False, now))
 
     async def seen(self, seen: Sequence[tuple[str, datetime]]) -> None:
         """Flush 'last heard from' times collected in memory."""
@@ -310,7 +319,8 @@ class StationService:
         await self._store.booted(cp_id, boot, now)
         if known is None:
             log.info("charger_registered_itself", charge_point_id=cp_id, registration=status.value)
-            self._status_changed()
+            # Stored now, and marked connected in the same write (its connection was not).
+            self._status_changed(ConnectionChanged(cp_id, True, now))
         return BootDecision(status, self.settings.heartbeat_interval, now, due)
 
     async def heartbeat(self, cp_id: str) -> datetime:
@@ -327,7 +337,16 @@ class StationService:
         ):
             report = replace(report, timestamp=now)
         await self._store.status(cp_id, report, now)
-        self._status_changed()
+        self._status_changed(
+            StatusChanged(
+                cp_id,
+                report.evse_id,
+                report.connector_id,
+                report.status,
+                report.error_code,
+                report.timestamp,
+            )
+        )
 
     async def device_report(
         self, cp_id: str, variables: Sequence[ReportedVariable], payload: dict[str, Any]

@@ -30,6 +30,7 @@ from csms.core.statistics import (
     GroupBy,
     Interval,
     Period,
+    bucket_start,
     buckets,
     evse_label,
     group_function,
@@ -149,7 +150,9 @@ class StatisticsService:
 
     # --- ranges -----------------------------------------------------------------------
 
-    def range(self, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    def range(
+        self, start: datetime | None, end: datetime | None, period: Period | None = None
+    ) -> tuple[datetime, datetime]:
         """The range asked for: defaults to the last DEFAULT_DAYS days up to now, ends now at
         the latest; checked (ends after it starts, at most [statistics] max_range_days
         long)."""
@@ -160,6 +163,8 @@ class StatisticsService:
                 end = start + timedelta(days=DEFAULT_DAYS)
         if start is None:
             start = end - timedelta(days=DEFAULT_DAYS)
+            if period is not None:  # from the start of that period: whole rows only
+                start = bucket_start(start, period)
         for at, name in ((start, "from"), (end, "to")):
             if at.tzinfo is None:
                 raise InvalidInput(f"{name} has no time zone")
@@ -200,7 +205,7 @@ class StatisticsService:
         """Sessions, energy, revenue, time and utilisation per group and period."""
         group_by: GroupBy = pick(by, GROUP_BYS, "by")
         per: Period = pick(period, PERIODS, "period")
-        start, end = self.range(start, end)
+        start, end = self.range(start, end, per)
         # Hundreds of thousands of rows become objects: the cyclic collector, which would
         # walk them again and again as they are made, waits until they are summed.
         with _PAUSE:
@@ -291,7 +296,7 @@ class StatisticsService:
         """NEVI uptime per EVSE (or group of EVSEs) and period: see csms.core.uptime."""
         group_by: GroupBy = pick(by, GROUP_BYS, "by")
         per: Period = pick(period, PERIODS, "period")
-        start, end = self.range(start, end)
+        start, end = self.range(start, end, per)
         grace = timedelta(seconds=self.settings.offline_grace)
         with _PAUSE:
             async with self._db.read() as conn:

@@ -105,7 +105,8 @@ _ADD = insert(_cdr)
 
 
 def add_later(w: WriteTx, cdr: StoredCdr) -> None:
-    """`add`, merged with the CDRs other units of the batch add (one executemany)."""
+    """`add`, merged with the CDRs other units of the batch add (one executemany; no
+    `touches` key: the only deferred statement on CDRs)."""
     w.defer(_ADD, _values(cdr))
 
 

@@ -174,6 +174,7 @@ def record_boot_later(tx: WriteTx, cp_id: str, info: BootInfo, version: str, now
             "b_ocpp_version": version,
             "b_last_boot_at": tx.db_time(now),
         },
+        ("charge_point", cp_id),
     )
 
 
@@ -281,7 +282,8 @@ def disconnected_later(
 ) -> None:
     """Mark a charger disconnected unless another node than `node_id` holds it now, and
     say so in its connectivity history."""
-    tx.defer(_DISCONNECTED_HISTORY, {"h_id": cp_id, "h_node": node_id, "h_now": now})
+    touches = ("charge_point", cp_id)
+    tx.defer(_DISCONNECTED_HISTORY, {"h_id": cp_id, "h_node": node_id, "h_now": now}, touches)
     tx.defer_bulk(
         _DISCONNECTED,
         {
@@ -290,6 +292,7 @@ def disconnected_later(
             "b_now": tx.db_time(now),
             "b_seen": tx.db_time(last_seen),
         },
+        touches,
     )
 
 
@@ -301,11 +304,11 @@ _BASE_REPORT = BulkStatement(
 
 
 def base_report_asked_later(tx: WriteTx, cp_id: str, firmware: str) -> None:
-    tx.defer_bulk(_BASE_REPORT, {"b_id": cp_id, "b_firmware": firmware})
+    tx.defer_bulk(_BASE_REPORT, {"b_id": cp_id, "b_firmware": firmware}, ("charge_point", cp_id))
 
 
 def heartbeat_later(tx: WriteTx, cp_id: str, now: datetime) -> None:
-    tx.defer_bulk(_HEARTBEAT, {"b_id": cp_id, "b_now": tx.db_time(now)})
+    tx.defer_bulk(_HEARTBEAT, {"b_id": cp_id, "b_now": tx.db_time(now)}, ("charge_point", cp_id))
 
 
 def _upsert(dialect: str) -> Any:
@@ -372,6 +375,7 @@ def connected_later(
     """Mark a charger connected to node `node_id`, creating it (with `registration_if_new`,
     as registered by itself) when unknown."""
     at = tx.db_time(now)
+    touches = ("charge_point", cp_id)
     tx.defer_bulk(
         _CONNECTED[tx.dialect],
         {
@@ -386,8 +390,10 @@ def connected_later(
             "created_at": at,
             "updated_at": at,
         },
+        touches,
     )
-    tx.defer_bulk(_CONNECTED_HISTORY, {"h_id": cp_id, "h_at": at, "h_node": node_id})
+    # With the charger's key: its lines stay in the order of its connects and disconnects.
+    tx.defer_bulk(_CONNECTED_HISTORY, {"h_id": cp_id, "h_at": at, "h_node": node_id}, touches)
 
 
 # --- connectors -------------------------------------------------------------------------
@@ -444,8 +450,13 @@ def record_status_later(tx: WriteTx, cp_id: str, report: StatusReport, now: date
         "vendor_error_code": report.vendor_error_code,
         "status_at": tx.db_time(report.timestamp),
     }
+    # The history is only appended to, by this statement alone: it needs no key.
     tx.defer_bulk(_HISTORY, {**values, "received_at": at})
-    tx.defer_bulk(_STATUS[tx.dialect], {**values, "updated_at": at})
+    tx.defer_bulk(
+        _STATUS[tx.dialect],
+        {**values, "updated_at": at},
+        ("connector", cp_id, report.evse_id, report.connector_id),
+    )
 
 
 async def connectors_of(

@@ -144,7 +144,8 @@ _END_WITH = (
 
 
 def end_with_transaction_later(w: WriteTx, cp_id: str, transaction_id: int, now: datetime) -> None:
-    """`end_with_transaction`, merged with the same statement of other units of the batch."""
+    """`end_with_transaction`, merged with the same statement of other units of the batch
+    (no `touches` key: the only deferred statement on charging profiles)."""
     w.defer(_END_WITH, {"b_cp": cp_id, "b_tx": transaction_id, "b_now": now})
 
 

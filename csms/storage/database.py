@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 from collections import namedtuple
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -187,49 +187,71 @@ class WriteTx:
     """What a unit of work gets: the writer's connection, and `defer` for statements that
     may be merged with the same statement of other units into one executemany.
 
-    Deferred statements run, in order, before anything else touches the connection
-    (`await tx.connection()`) and before the commit, so units always see each other's
-    writes in submission order.
+    Deferred statements run before anything else touches the connection
+    (`await tx.connection()`) and before the commit, and a batch leaves the database as its
+    units run one by one in submission order would. Rows are kept as runs of one statement,
+    run in order; a row joins its statement's latest run (and so runs ahead of the rows
+    deferred after that run) unless one of those rows `touches` what it touches: then it
+    starts a new run. `touches` names the database row a deferred row reads or writes that
+    another deferred statement may also (a charger, a connector, a transaction); a row
+    without it must commute with every other deferred statement (an append-only table, or
+    the only deferred statement on its table).
     """
 
-    __slots__ = ("_conn", "_deferred", "dialect", "flush_failed")
+    __slots__ = ("_conn", "_last_run", "_runs", "_touched", "dialect", "flush_failed")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._deferred: dict[Executable | BulkStatement, list[dict[str, Any]]] = {}
+        # Deferred rows as runs of one statement each, executed in this order.
+        self._runs: list[tuple[Executable | BulkStatement, list[dict[str, Any]]]] = []
+        # Per statement, the index of its latest run; per `touches` key, the index of the
+        # latest run that holds a row with that key.
+        self._last_run: dict[Executable | BulkStatement, int] = {}
+        self._touched: dict[Hashable, int] = {}
         self.dialect: str = conn.dialect.name
         # Whether running deferred statements raised: the failure then belongs to whichever
         # unit deferred the row, not necessarily to the unit that was running.
         self.flush_failed = False
 
-    def defer(self, statement: Executable, params: dict[str, Any]) -> None:
-        rows = self._deferred.get(statement)
-        if rows is None:
-            self._deferred[statement] = [params]
-        else:
-            rows.append(params)
+    def defer(
+        self, statement: Executable, params: dict[str, Any], touches: Hashable = None
+    ) -> None:
+        self._add(statement, params, touches)
 
-    def defer_bulk(self, bulk: BulkStatement, params: dict[str, Any]) -> None:
+    def defer_bulk(
+        self, bulk: BulkStatement, params: dict[str, Any], touches: Hashable = None
+    ) -> None:
         """Queue driver-ready parameters (timestamps through `db_time`) for `bulk`."""
-        rows = self._deferred.get(bulk)
-        if rows is None:
-            self._deferred[bulk] = [params]
+        self._add(bulk, params, touches)
+
+    def _add(
+        self, statement: Executable | BulkStatement, params: dict[str, Any], touches: Hashable
+    ) -> None:
+        index = self._last_run.get(statement)
+        if index is None or (touches is not None and self._touched.get(touches, -1) > index):
+            index = len(self._runs)
+            self._runs.append((statement, [params]))
+            self._last_run[statement] = index
         else:
-            rows.append(params)
+            self._runs[index][1].append(params)
+        if touches is not None:
+            self._touched[touches] = index
 
     def db_time(self, moment: datetime) -> Any:
         """A timestamp as the driver takes it for an aware UTC timestamp column."""
         return _sqlite_time(moment) if self.dialect == "sqlite" else moment.astimezone(UTC)
 
     async def connection(self) -> AsyncConnection:
-        if self._deferred:
+        if self._runs:
             await self.flush()
         return self._conn
 
     async def flush(self) -> None:
-        deferred, self._deferred = self._deferred, {}
+        runs, self._runs = self._runs, []
+        self._last_run.clear()
+        self._touched.clear()
         try:
-            for statement, rows in deferred.items():
+            for statement, rows in runs:
                 if isinstance(statement, BulkStatement):
                     await statement.execute(self._conn, rows)
                 else:

@@ -82,7 +82,8 @@ _UPSERT = {d: _upsert(d) for d in ("sqlite", "postgresql")}
 def store_report_later(
     tx: WriteTx, cp_id: str, variables: Sequence[ReportedVariable], now: datetime
 ) -> int:
-    """Upsert every variable attribute of a report; returns how many."""
+    """Upsert every variable attribute of a report; returns how many. No `touches` key:
+    the only deferred statement on the device model (its rows keep their order in it)."""
     at = tx.db_time(now)
     statement = _UPSERT[tx.dialect]
     for v in variables:

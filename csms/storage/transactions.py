@@ -389,7 +389,8 @@ def record_event_later(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Keep an event in the log (bulk, with the batch); a repeated seqNo is ignored."""
+    """Keep an event in the log (bulk, with the batch); a repeated seqNo is ignored. No
+    `touches` key: the only deferred statement on the log, which it only appends to."""
     tx.defer_bulk(
         _EVENTS[tx.dialect],
         {
@@ -506,6 +507,7 @@ def insert_later(w: WriteTx, tx: Transaction, now: datetime) -> None:
             "received_at": w.db_time(now),
             "updated_at": w.db_time(now),
         },
+        ("transaction", tx.id),
     )
 
 
@@ -526,6 +528,7 @@ def update_later(w: WriteTx, tx_id: int, now: datetime, **values: Any) -> None:
     w.defer(
         statement,
         {"b_id": tx_id, "b_updated_at": now, **{f"b_{n}": v for n, v in values.items()}},
+        ("transaction", tx_id),
     )
 
 
@@ -657,7 +660,8 @@ def add_samples_later(
     transaction_id: int | None,
     samples: Sequence[Sample],
 ) -> None:
-    """One row per reading (samples sharing a timestamp)."""
+    """One row per reading (samples sharing a timestamp). No `touches` key: readings are
+    only appended to, by this deferred statement alone."""
     for at, group in _readings(samples).items():
         tx.defer_bulk(
             _READINGS,

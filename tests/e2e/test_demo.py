@@ -22,6 +22,10 @@ from tests.e2e.ocpi_rules import cdr_errors
 
 Output = tuple[int, list[str], str]
 
+# The demo always makes its own SQLite file (csms.cli.demo.demo_config): on PostgreSQL the
+# same runs would test the same thing again.
+pytestmark = pytest.mark.sqlite_only
+
 
 def demo_env(tmp_path: Path, **ports: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
@@ -75,7 +79,9 @@ def demo_folders(tmp_path: Path) -> list[Path]:
 async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> None:
     code, lines, err = await finish(
         await start(
-            tmp_path, "--duration", "15", "--chargers", "2", "--session-seconds", "4", "--keep"
+            tmp_path,
+            *("--duration", "15", "--chargers", "2", "--session-seconds", "4", "--keep"),
+            *("--history-days", "0"),
         )
     )
     assert code == 0, err
@@ -84,6 +90,7 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     assert having(lines, r"^  OCPP      ws://127\.0\.0\.1:\d+/ocpp/\{charge_point_id\}$")
     assert having(lines, r"^  OCPI      http://127\.0\.0\.1:\d+/ocpi/versions \(CPO NL/CSM\)$")
     assert having(lines, r"^  API       http://127\.0\.0\.1:\d+/api ")
+    assert having(lines, r"^  Dashboard http://127\.0\.0\.1:\d+/dashboard ")
     assert having(lines, r"^  charger   DEMO-CP01 OCPP 1\.6 at DEMO-AMS \(Amsterdam\)")
     assert having(lines, r"^  charger   DEMO-CP02 OCPP 2\.0\.1 at DEMO-UTR \(Utrecht\)")
     (database,) = [line.split()[1] for line in lines if line.startswith("  database")]
@@ -155,8 +162,41 @@ async def cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:
     return out.decode()
 
 
+@pytest.mark.slow
+async def test_demo_history_gives_the_statistics_something_to_show(tmp_path: Path) -> None:
+    code, lines, err = await finish(
+        await start(tmp_path, "--duration", "1", "--chargers", "2", "--history-days", "4", "--keep")
+    )
+    assert code == 0, err
+    (told,) = having(lines, r"^history  \d+ past session\(s\) over 4 day\(s\) on 2 charger")
+    sent = int(told.split()[1])
+    assert sent >= 4  # two to six a day per charger, some skipped when they would overlap
+    (database,) = [line.split()[1] for line in lines if line.startswith("  database")]
+    env = demo_env(tmp_path)
+    env["CSMS_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+    shown = json.loads(
+        await cli(tmp_path, env, "stats", "--by", "charger", "--period", "day", "--json")
+    )
+    by_charger: dict[str, int] = {}
+    for row in shown["rows"]:
+        by_charger[row["group"]] = by_charger.get(row["group"], 0) + row["sessions"]
+        if row["sessions"]:
+            assert float(row["energy_kwh"]) > 0 and row["revenue"][0]["currency"] == "EUR"
+            assert row["occupied_s"] >= row["charging_s"] > 0
+    # The past sessions (and the live ones, if they started), each billed.
+    assert set(by_charger) == {"DEMO-CP01", "DEMO-CP02"}
+    assert sum(by_charger.values()) >= sent and min(by_charger.values()) > 0
+    cdrs = json.loads(await cli(tmp_path, env, "cdrs", "list", "--json", "--limit", "1000"))
+    assert len(cdrs) >= sent
+    uptime = json.loads(await cli(tmp_path, env, "stats", "uptime", "--json"))
+    assert {r["group"].split("/")[0] for r in uptime["rows"]} == {"DEMO-CP01", "DEMO-CP02"}
+    assert all(0 <= r["uptime_pct"] <= 100 for r in uptime["rows"])
+
+
 async def test_demo_stops_cleanly_on_ctrl_c_and_removes_its_folder(tmp_path: Path) -> None:
-    proc = await start(tmp_path, "--chargers", "1", "--session-seconds", "30")
+    proc = await start(
+        tmp_path, "--chargers", "1", "--session-seconds", "30", "--history-days", "0"
+    )
     assert proc.stdout is not None
     try:
         async with asyncio.timeout(60):

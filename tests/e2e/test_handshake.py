@@ -12,6 +12,7 @@ from csms.core.charger import RegistrationStatus
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.logs import captured_logs
 from tests.e2e.raw import BOOT, basic, call, open_raw
+from tests.e2e.sim import until
 
 
 async def test_ocpp16_is_negotiated(server: Running) -> None:
@@ -139,6 +140,42 @@ async def test_new_connection_replaces_the_old_one(server: Running) -> None:
     detail = await server.staff.charger("CP1")
     assert detail.charger.connected
     await second.close()
+
+
+async def test_a_charger_back_within_one_batch_behind_another_stays_connected(
+    start_server: StartServer,
+) -> None:
+    # A wide commit window: A's connection, B's drop and B's return go into one batch.
+    server = await start_server(database={"commit_delay_ms": 500.0})
+    first_a = await open_raw(server.url, "CP-A")
+    await call(first_a, "BootNotification", BOOT)
+    await first_a.close()
+    await until(lambda: _offline(server, "CP-A"), "CP-A offline")
+    old_b = await open_raw(server.url, "CP-B")
+    await call(old_b, "BootNotification", BOOT)
+    writer = server.app.db.stats
+    batches = writer.batches
+    a = await open_raw(server.url, "CP-A")  # known: its connection is written at once
+    await old_b.close()
+    # The old socket is gone (its disconnect submitted) before the new one opens.
+    await until(lambda: _true(server.app.ocpp.registry.get("CP-B") is None), "CP-B's socket closed")
+    new_b = await open_raw(server.url, "CP-B")
+    assert (await call(new_b, "Heartbeat", {}))[0] == 3
+    # One batch for A's connection and B's drop and return, one for the heartbeat.
+    assert writer.batches - batches == 2
+    detail = await server.staff.charger("CP-B")
+    assert detail.charger.connected
+    assert (await server.staff.charger("CP-A")).charger.connected
+    await a.close()
+    await new_b.close()
+
+
+async def _offline(server: Running, cp_id: str) -> bool:
+    return not (await server.staff.charger(cp_id)).charger.connected
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_pending_registration_until_staff_accept(start_server: StartServer) -> None:

@@ -16,6 +16,7 @@ from csms.core.charger import (
 )
 from csms.core.clock import TimeWindow
 from csms.core.device_model import ReportedVariable
+from csms.core.overview import ConnectionChanged, StationEvent, StatusChanged
 from csms.core.reservations import ReservationState
 from csms.core.status import NO_ERROR, ConnectorStatus
 from csms.services.charger_input import ChargingSettings, InputChecks
@@ -170,4 +171,21 @@ async def test_a_reservation_the_station_ended_expired_or_was_removed() -> None:
     assert store.writes == [
         ("reservation", "CP1", 4, ReservationState.EXPIRED),
         ("reservation", "CP1", 5, ReservationState.CANCELLED),
+    ]
+
+
+async def test_changes_are_told_with_what_changed_after_they_are_stored() -> None:
+    known = ChargePoint("CP1", RegistrationStatus.ACCEPTED)
+    stations, store, _ = service(known)
+    told: list[tuple[StationEvent, int]] = []
+    stations.on_event.append(lambda event: told.append((event, len(store.writes))))
+    await stations.connected("GHOST", "1.6", None)  # not stored: nothing to tell
+    await stations.connected("CP1", "1.6", known)
+    report = StatusReport(2, 1, ConnectorStatus.FAULTED, "GroundFailure", NOW - timedelta(1))
+    await stations.status("CP1", report)
+    await stations.disconnected("CP1", NOW - timedelta(seconds=5))
+    assert told == [
+        (ConnectionChanged("CP1", True, NOW), 1),
+        (StatusChanged("CP1", 2, 1, ConnectorStatus.FAULTED, "GroundFailure", report.timestamp), 2),
+        (ConnectionChanged("CP1", False, NOW), 3),
     ]
