@@ -6,7 +6,7 @@ One pass: history that arrived since the last look (a status change, a transacti
 started, updated or stopped) lowers the marks of its chargers to the hour it concerns,
 and the cursor moves, in one write; then the hours between each charger's mark and the
 last whole hour are made from the raw history (read outside the writer, in slices of
-chargers and days) and stored with the moved mark, one write per slice. Any step may be
+chargers and a day) and stored with the moved mark, one write per slice. Any step may be
 cut short by a crash: what is stored is whole (rows and mark together), and the next pass
 goes on from the marks. It runs on one process per database (the charging group's leader,
 csms.app); the statistics service reads the raw history for whatever is not made yet, so
@@ -28,10 +28,11 @@ from csms.workers import Worker
 
 log = structlog.get_logger(__name__)
 
-# Chargers and hours made per write: a slice reads about as much history as one charger's
-# month, so the event loop and the writer are never held long.
+# Chargers and hours made per write: a slice is a few thousand rows at most (50 chargers'
+# day), so neither the event loop nor the writer (which commits the chargers' messages
+# too) is held long by one.
 SLICE_CHARGERS = 50
-SLICE_HOURS = 24 * 7
+SLICE_HOURS = 24
 
 
 @dataclass(frozen=True, slots=True)
