@@ -25,6 +25,10 @@ from tests.e2e.conftest import Running
 from tests.e2e.raw import BOOT, call, open_raw
 from tests.e2e.sim import register, ts, until
 
+# The grammar is the command line's, not the database's (each data command runs on
+# PostgreSQL in its own module's tests): SQLite only, as the docstring says.
+pytestmark = pytest.mark.sqlite_only
+
 # The one time format for people: UTC to the second, then how long ago (or how soon).
 PEOPLE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \((?:\d+[smhd][\dsmh]* ago|in \S+)\)")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
