@@ -181,24 +181,14 @@ async def _audit(
     now: datetime,
 ) -> int:
     """Record a change in the audit log, done at once."""
-    entry = await audit_repo.open_entry(
+    entry = await audit_repo.record_change(
         conn,
         cp_id=cp_id,
         command=command,
         params=params,
+        message=message,
         source=source,
         requested_by=requested_by,
-        now=now,
-    )
-    await audit_repo.close_entry(
-        conn,
-        entry,
-        action=None,
-        outcome="accepted",
-        status=None,
-        message=message,
-        answer=None,
-        params=None,
         now=now,
     )
     return entry

@@ -1202,24 +1202,14 @@ async def _audit(
     """Record a change in the audit log, done at once: `target` is the charger it concerns,
     or the site (`site:ID`)."""
     is_site = command not in (SITE_LINK, SITE_UNLINK, CHARGING_NEED)
-    entry = await audit_repo.open_entry(
+    entry = await audit_repo.record_change(
         conn,
         cp_id=f"{SITE_TARGET}{target}" if is_site else target,
         command=command,
         params=params,
+        message=message,
         source=source,
         requested_by=requested_by,
-        now=now,
-    )
-    await audit_repo.close_entry(
-        conn,
-        entry,
-        action=None,
-        outcome="accepted",
-        status=None,
-        message=message,
-        answer=None,
-        params=None,
         now=now,
     )
     return entry

@@ -532,24 +532,14 @@ async def _audit_profile(
 ) -> None:
     """Record a charger's new security profile in the audit log, and log it."""
     change = f"{old if old is not None else 'new charger'} -> {new}"
-    entry = await audit_repo.open_entry(
+    entry = await audit_repo.record_change(
         conn,
         cp_id=cp_id,
         command=SECURITY_PROFILE_CHANGE,
         params={"security_profile": new, "previous": old},
+        message=f"security profile {change}",
         source="cli",
         requested_by=requested_by,
-        now=now,
-    )
-    await audit_repo.close_entry(
-        conn,
-        entry,
-        action=None,
-        outcome="accepted",
-        status=None,
-        message=f"security profile {change}",
-        answer=None,
-        params=None,
         now=now,
     )
     downgrade = old is not None and new < old

@@ -64,6 +64,37 @@ async def open_entry(
     return int(result.scalar_one())
 
 
+async def record_change(
+    conn: AsyncConnection,
+    *,
+    cp_id: str,
+    command: str,
+    params: dict[str, Any],
+    message: str,
+    source: str,
+    requested_by: str | None,
+    now: datetime,
+) -> int:
+    """A change staff made (a profile, a site, a maintenance window: not a command sent to
+    a charger), in the audit log as an entry done at once, accepted; its id."""
+    result = await conn.execute(
+        insert(_cmd)
+        .values(
+            charge_point_id=cp_id,
+            command=command,
+            params=params,
+            source=source,
+            requested_by=requested_by,
+            created_at=now,
+            outcome="accepted",
+            message=message,
+            finished_at=now,
+        )
+        .returning(_cmd.c.id)
+    )
+    return int(result.scalar_one())
+
+
 async def close_entry(
     conn: AsyncConnection,
     entry_id: int,
