@@ -173,12 +173,14 @@ def stats(
     token origin (local card, roaming partner, remote start). UTC periods; a session counts
     in the period it started, its time is split over the periods it spans."""
     if ctx.invoked_subcommand is not None:
+        # Options given to the group would be ignored by the subcommand (--config too).
         given = [
-            name
-            for name in ("by", "period", "start", "end", "as_json", "as_csv", "plot")
-            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
-        ] + [name for name, v in (("charger", chargers), ("location", locations)) if v]
-        if given or sites:
+            p.name
+            for p in ctx.command.params
+            if p.name is not None
+            and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
             raise CliError(
                 f"options go after the subcommand: csms stats {ctx.invoked_subcommand} [OPTIONS]"
             )

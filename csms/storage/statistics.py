@@ -442,35 +442,12 @@ async def _first_from(
 ) -> list[Any]:
     """Each known connector's first status change in [start, end) (a seek each): the first
     row a connector without history before `start` is known by."""
-    known = (
-        select(_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id)
-        .where(*_in(_conn.c.charge_point_id, charger_ids))
-        .subquery("known")
+    return await _one_per_connector(
+        conn,
+        charger_ids,
+        [_hist.c.status_at >= start, _hist.c.status_at < end],
+        newest=False,
     )
-    first_id = (
-        select(_hist.c.id)
-        .where(
-            _hist.c.charge_point_id == known.c.charge_point_id,
-            _hist.c.evse_id == known.c.evse_id,
-            _hist.c.connector_id == known.c.connector_id,
-            _hist.c.status_at >= start,
-            _hist.c.status_at < end,
-        )
-        .order_by(_hist.c.status_at, _hist.c.id)
-        .limit(1)
-        .correlate(known)
-        .scalar_subquery()
-    )
-    first = select(first_id.label("hid")).select_from(known).subquery("first")
-    stmt = select(
-        _hist.c.charge_point_id,
-        _hist.c.evse_id,
-        _hist.c.connector_id,
-        _raw(_hist.c.status_at, conn),
-        _hist.c.status,
-        _hist.c.id,
-    ).join(first, first.c.hid == _hist.c.id)
-    return list((await conn.execute(stmt)).all())
 
 
 async def _last_before(
@@ -478,25 +455,50 @@ async def _last_before(
 ) -> dict[_Key3, tuple[Any, str, datetime, int]]:
     """Each known connector's last status change before `start`: (time as the driver gives
     it, status, time, row id)."""
+    rows = await _one_per_connector(
+        conn, charger_ids, [_hist.c.status_at < start], newest=True, min_evse=min_evse
+    )
+    utc = _parser(conn)
+    return {
+        (cp_id, int(evse_id), int(connector_id)): (raw, status, utc(raw), int(row_id))
+        for cp_id, evse_id, connector_id, raw, status, row_id in rows
+    }
+
+
+async def _one_per_connector(
+    conn: AsyncConnection,
+    charger_ids: Sequence[str] | None,
+    within: list[ColumnElement[bool]],
+    *,
+    newest: bool,
+    min_evse: int | None = None,
+) -> list[Any]:
+    """For each known connector (of EVSE `min_evse` or above), its oldest (or `newest`)
+    status change matching `within`, found by one index seek each: (charger, EVSE,
+    connector, time as the driver gives it, status, row id)."""
+    evses = [] if min_evse is None else [_conn.c.evse_id >= min_evse]
     known = (
         select(_conn.c.charge_point_id, _conn.c.evse_id, _conn.c.connector_id)
-        .where(_conn.c.evse_id >= min_evse, *_in(_conn.c.charge_point_id, charger_ids))
+        .where(*evses, *_in(_conn.c.charge_point_id, charger_ids))
         .subquery("known")
     )
-    before_id = (
+    order = (
+        (_hist.c.status_at.desc(), _hist.c.id.desc()) if newest else (_hist.c.status_at, _hist.c.id)
+    )
+    one_id = (
         select(_hist.c.id)
         .where(
             _hist.c.charge_point_id == known.c.charge_point_id,
             _hist.c.evse_id == known.c.evse_id,
             _hist.c.connector_id == known.c.connector_id,
-            _hist.c.status_at < start,
+            *within,
         )
-        .order_by(_hist.c.status_at.desc(), _hist.c.id.desc())
+        .order_by(*order)
         .limit(1)
         .correlate(known)
         .scalar_subquery()
     )
-    last = select(before_id.label("hid")).select_from(known).subquery("last")
+    picked = select(one_id.label("hid")).select_from(known).subquery("picked")
     stmt = select(
         _hist.c.charge_point_id,
         _hist.c.evse_id,
@@ -504,12 +506,8 @@ async def _last_before(
         _raw(_hist.c.status_at, conn),
         _hist.c.status,
         _hist.c.id,
-    ).join(last, last.c.hid == _hist.c.id)
-    utc = _parser(conn)
-    return {
-        (cp_id, int(evse_id), int(connector_id)): (raw, status, utc(raw), int(row_id))
-        for cp_id, evse_id, connector_id, raw, status, row_id in (await conn.execute(stmt)).all()
-    }
+    ).join(picked, picked.c.hid == _hist.c.id)
+    return list((await conn.execute(stmt)).all())
 
 
 def _spans_of(
