@@ -29,6 +29,7 @@ from simulators.signed_meter import (
 from simulators.v16 import V16Charger
 from simulators.v16_meter import register_value, with_signed
 from simulators.v16_script import meter_configuration
+from simulators.v201 import V201Charger
 from simulators.v201_meter import energy_value, signed_meter_value
 from simulators.v201_meter import with_signed as with_signed_201
 
@@ -285,3 +286,18 @@ def test_16_charger_publishes_its_key_as_configuration_key_and_data_transfer() -
     plain = V16Charger(ChargerOptions(url="ws://127.0.0.1:9/ocpp", charger_id="CP16"))
     assert plain.signed_meter is None and meter_configuration(plain) is None
     assert plain.configuration.get(["MeterPublicKey"]) == ([], ["MeterPublicKey"])
+
+
+def test_201_station_says_it_signs_in_its_device_model() -> None:
+    url = "ws://127.0.0.1:9/ocpp"
+    signing = V201Charger(
+        ChargerOptions(url=url, charger_id="CS1", version="2.0.1", signed_meter=True)
+    )
+    assert signing.device.flag("SampledDataCtrlr", "SignReadings") is True
+    assert signing.device.value("OCPPCommCtrlr", "PublicKeyWithSignedMeterValue") == (
+        "EveryMeterValue"
+    )
+    plain = V201Charger(ChargerOptions(url=url, charger_id="CS1", version="2.0.1"))
+    assert plain.signed_meter is None
+    with pytest.raises(KeyError):
+        plain.device.value("SampledDataCtrlr", "SignReadings")

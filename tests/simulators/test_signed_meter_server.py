@@ -151,6 +151,8 @@ async def test_a_signed_session_arrives_and_verifies(
     )
     assert ran.code == 0, ran
     assert "sessions_completed=1/1 errors=0" in ran.out
+    # 1.6 published the key by DataTransfer and had an answer (whichever the CSMS gives)
+    assert ("meter key published: DataTransfer" in ran.out) is (version == "1.6")
     public_key = published_key(key_file)
     detail = await stored(server, cp_id)
     assert detail["state"] == "completed"
@@ -178,11 +180,16 @@ async def test_a_signed_session_arrives_and_verifies(
     assert detail["energy_wh"] == int(end - begin) > 0
 
 
-async def test_16_charger_answers_its_meter_key_to_get_configuration(server: Running) -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_the_charger_answers_how_it_signs_to_the_csms(server: Running, version: str) -> None:
+    """1.6: GetConfiguration MeterPublicKey is the published key; 2.0.1: GetVariables
+    SignReadings and PublicKeyWithSignedMeterValue; asked with `csms remote config-get`."""
+    cp_id = f"EICH-KEY-{version}"
     cp = create_charger(
         ChargerOptions(
             url=server.url,
-            charger_id="EICH-KEY",
+            charger_id=cp_id,
+            version=version,
             sessions=0,
             signed_meter=True,
             response_timeout=10,
@@ -191,12 +198,22 @@ async def test_16_charger_answers_its_meter_key_to_get_configuration(server: Run
     task = asyncio.create_task(cp.run())
     try:
         await until(lambda: asyncio.sleep(0, cp.online), "the charger online")
-        got = await remote(server, "config-get", "EICH-KEY", "MeterPublicKey")
+        if version == "1.6":
+            keys = ["MeterPublicKey"]
+        else:
+            keys = ["SampledDataCtrlr.SignReadings", "OCPPCommCtrlr.PublicKeyWithSignedMeterValue"]
+        got = await remote(server, "config-get", cp_id, *keys)
         assert got.code == 0, got
-        [entry] = got.json()["data"]["keys"]
-        assert entry["key"] == "MeterPublicKey" and entry.get("readonly", True) is True
+        answered = {entry["key"]: entry["value"] for entry in got.json()["data"]["keys"]}
         meter = getattr(cp, "signed_meter", None)
-        assert meter is not None and entry["value"] == meter.public_key_hex
+        assert meter is not None
+        if version == "1.6":
+            assert answered == {"MeterPublicKey": meter.public_key_hex}
+        else:
+            assert answered == {
+                "SampledDataCtrlr.SignReadings": "true",
+                "OCPPCommCtrlr.PublicKeyWithSignedMeterValue": "EveryMeterValue",
+            }
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
