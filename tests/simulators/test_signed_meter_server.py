@@ -93,26 +93,45 @@ def ocmf_text(raw: str, version: str) -> str:
 
 
 def signed_records(detail: dict[str, Any], version: str) -> list[tuple[dict[str, Any], str]]:
-    """(sample, OCMF text) of each stored signed sample, in time order."""
+    """(stored value, OCMF text) of each signed value of the transaction, in time order:
+    from `signed_values` where the CSMS keeps them apart (their `data` as received), else
+    the samples marked `signed` (their `raw_value`)."""
+    if "signed_values" in detail:
+        return [(v, ocmf_text(v["data"], version)) for v in detail["signed_values"]]
     return [
         (s, ocmf_text(s["raw_value"], version)) for s in detail["samples"] if s["signed"] is True
     ]
 
 
-def plain_register(detail: dict[str, Any], sample: dict[str, Any]) -> float:
-    """The plain energy register stored beside a signed sample: the last one before it of
-    the same meter value (same context; stored times are shown to the second only)."""
-    samples: list[dict[str, Any]] = detail["samples"]
-    before = samples[: next(i for i, s in enumerate(samples) if s is sample)]
-    value = next(
+def plain_registers(detail: dict[str, Any], context: str) -> list[float]:
+    """The plain energy registers stored with `context`, in time order."""
+    values = [
         s["value"]
-        for s in reversed(before)
-        if not s["signed"] and s["measurand"] == REGISTER and s["phase"] is None
-    )
-    assert isinstance(value, float | int)
-    previous = before[-1] if before else None
-    assert previous is not None and previous["context"] == sample["context"]
-    return float(value)
+        for s in detail["samples"]
+        if not s["signed"]
+        and s["measurand"] == REGISTER
+        and s["phase"] is None
+        and s["context"] == context
+    ]
+    assert all(isinstance(v, float | int) for v in values)
+    return [float(v) for v in values]
+
+
+def paired(
+    detail: dict[str, Any], records: list[tuple[dict[str, Any], str]]
+) -> list[tuple[Decimal, Decimal]]:
+    """(plain register Wh, signed RV in Wh) of each record: the simulator sends one signed
+    value beside each plain register of a transaction's meter values, so the n-th signed
+    value of a context goes with the n-th plain register of that context."""
+    out: list[tuple[Decimal, Decimal]] = []
+    contexts = {str(value["context"]) for value, _ in records}
+    for context in contexts:
+        texts = [text for value, text in records if value["context"] == context]
+        plain = plain_registers(detail, context)
+        assert len(plain) == len(texts), (context, plain, len(texts))
+        for wh, text in zip(plain, texts, strict=True):
+            out.append((Decimal(str(wh)), reading(text)["RV"] * 1000))
+    return out
 
 
 def reading(record: str) -> dict[str, Any]:
@@ -160,7 +179,7 @@ async def test_a_signed_session_arrives_and_verifies(
     contexts = [s["context"] for s, _ in records]
     assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
     assert set(contexts[1:-1]) == {"Sample.Periodic"} and len(contexts) >= 3
-    assert all(s["measurand"] == REGISTER for s, _ in records)
+    assert all(value["measurand"] == REGISTER for value, _ in records)
     assert all(verifies(text, public_key) for _, text in records)
     assert [reading(text)["TX"] for _, text in records] == ["B"] + ["C"] * (len(records) - 2) + [
         "E"
@@ -172,8 +191,8 @@ async def test_a_signed_session_arrives_and_verifies(
     assert {split(text)[1]["ID"] for _, text in records} == {TAG}
     # the plain register is the signed value: RV kWh * 1000 = Wh, begin = meter start,
     # end = meter stop, and so the energy billed is the signed energy
-    for sample, text in records:
-        assert Decimal(str(plain_register(detail, sample))) == reading(text)["RV"] * 1000
+    pairs = paired(detail, records)
+    assert len(pairs) == len(records) and all(wh == rv for wh, rv in pairs)
     begin = reading(records[0][1])["RV"] * 1000
     end = reading(records[-1][1])["RV"] * 1000
     assert (detail["meter_start_wh"], detail["meter_stop_wh"]) == (int(begin), int(end))
@@ -256,15 +275,14 @@ async def test_each_fault_reaches_the_csms_as_it_was_made(
     if fault == "tamper":
         assert valid[:-1] == [True] * (len(records) - 1) and valid[-1] is False
         assert phases[-1] == "E"
-        end_plain = Decimal(str(plain_register(detail, records[-1][0])))
-        assert reading(records[-1][1])["RV"] * 1000 == end_plain + 1000
+        [end_plain] = plain_registers(detail, "Transaction.End")
+        assert reading(records[-1][1])["RV"] * 1000 == Decimal(str(end_plain)) + 1000
     elif fault == "wrong-key":
         assert valid == [False] * len(records) and phases[-1] == "E"
     elif fault == "no-end":
         assert all(valid) and "E" not in phases and phases[0] == "B"
-        ends = [s for s in detail["samples"] if s["context"] == "Transaction.End"]
-        assert ends and not any(s["signed"] for s in ends)
-        assert any(s["measurand"] == REGISTER for s in ends)
+        assert all(value["context"] != "Transaction.End" for value, _ in records)
+        assert len(plain_registers(detail, "Transaction.End")) == 1
     else:
         assert all(valid) and phases[0] == "B" and phases[-1] == "E"
         assert pages[1] == pages[0] + 2
