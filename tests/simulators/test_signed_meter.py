@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -301,3 +302,20 @@ def test_201_station_says_it_signs_in_its_device_model() -> None:
     assert plain.signed_meter is None
     with pytest.raises(KeyError):
         plain.device.value("SampledDataCtrlr", "SignReadings")
+
+
+def test_command_line_help_and_refusals() -> None:
+    import simulators.cli
+
+    runner = CliRunner()
+    for command in ("charger", "fleet"):
+        shown = runner.invoke(simulators.cli.main, [command, "--help"])
+        assert shown.exit_code == 0
+        text = " ".join(shown.output.split())
+        assert "--signed-meter" in text and "--meter-key FILE" in text
+        assert "--signed-fault [tamper|wrong-key|no-end|gap]" in text
+    base = ["charger", "--url", "ws://127.0.0.1:9/ocpp", "--id", "CP"]
+    lonely = runner.invoke(simulators.cli.main, [*base, "--signed-fault", "gap"])
+    assert lonely.exit_code == 2 and "need --signed-meter" in lonely.output
+    unknown = runner.invoke(simulators.cli.main, [*base, "--signed-meter", "--signed-fault", "x"])
+    assert unknown.exit_code == 2 and "tamper" in unknown.output
