@@ -32,11 +32,14 @@ __all__ = [
     "verify_transaction",
 ]
 
-# The OCMF signature algorithms we verify (specification table 22), by curve. The
+# The OCMF signature algorithms we verify (specification table 22), by curve: all but
+# secp192k1, which the cryptography package does not offer. The
 # specification spells brainpool without the P; the RFC 5639 spelling is accepted as well.
 _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "secp256r1": ec.SECP256R1,
     "secp384r1": ec.SECP384R1,
+    "secp256k1": ec.SECP256K1,
+    "secp192r1": ec.SECP192R1,
     "brainpool256r1": ec.BrainpoolP256R1,
     "brainpoolp256r1": ec.BrainpoolP256R1,
     "brainpool384r1": ec.BrainpoolP384R1,

@@ -14,6 +14,8 @@ from csms.core.ocmf import (
     cdr_signed_data,
     check_transaction,
     decode_signed,
+    key_base64,
+    key_hex,
     parse,
     safe_xml,
     signed_values_of_cdr,
@@ -180,7 +182,8 @@ def test_the_specification_example_as_one_transaction_record() -> None:
     data = cdr_signed_data(verdict, KEY, url=None)
     assert data is not None
     assert [v["nature"] for v in data["signed_values"]] == ["End"]
-    assert data["signed_values"][0]["signed_data"] == signed
+    assert data["signed_values"][0]["signed_data"] == b64(signed)
+    assert signed_values_of_cdr(data) == [signed]
 
 
 def test_readings_inherit_the_fields_left_out() -> None:
@@ -262,7 +265,7 @@ _READING = '{"TM":"2018-07-24T13:22:04,000+0200 S","TX":"B","RV":1.0,"RU":"kWh",
         ),
         (
             'OCMF|{"PG":"T1","MS":"M","RD":[{"TM":"2018-07-24T13:22:04,000+0200 S",'
-            '"RV":"1.0","RU":"kWh"}]}|{"SD":"00"}',
+            '"RV":"one","RU":"kWh"}]}|{"SD":"00"}',
             "RV is not a number",
         ),
         (
@@ -451,14 +454,19 @@ def test_energy_that_runs_backwards() -> None:
 # --- CDR signed_data ----------------------------------------------------------------------
 
 
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 def test_cdr_signed_data_from_begin_and_end() -> None:
     signed = Meter().session("1.000", "2.000", "4.000")
     verdict = check(signed)
-    data = cdr_signed_data(verdict, KEY, url="https://cpo.example/eichrecht/CDR1")
+    # OCPI 2.2.1: signed_data and public_key are base64 (the key we store is hex of DER).
+    data = cdr_signed_data(verdict, "3059AB01", url="https://cpo.example/eichrecht/CDR1")
     assert data == {
         "encoding_method": "OCMF",
         "encoding_method_version": 1,
-        "public_key": KEY,
+        "public_key": "MFmrAQ==",
         "signed_values": [
             {
                 "nature": "Start",
@@ -466,7 +474,7 @@ def test_cdr_signed_data_from_begin_and_end() -> None:
                     "meter BQ27400330016, T12, 2018-07-24T13:00:04+02:00 S, TX B, 1.000 kWh,"
                     " 1-b:1.8.0, id ISO14443 1F2D3A4F5506C7"
                 ),
-                "signed_data": signed[0],
+                "signed_data": b64(signed[0]),
             },
             {
                 "nature": "End",
@@ -474,12 +482,23 @@ def test_cdr_signed_data_from_begin_and_end() -> None:
                     "meter BQ27400330016, T14, 2018-07-24T13:02:04+02:00 S, TX E, 4.000 kWh,"
                     " 1-b:1.8.0, id ISO14443 1F2D3A4F5506C7"
                 ),
-                "signed_data": signed[2],
+                "signed_data": b64(signed[2]),
             },
         ],
         "url": "https://cpo.example/eichrecht/CDR1",
     }
     assert signed_values_of_cdr(data) == [signed[0], signed[2]]
+    # What some CPOs send: the records as text. Read the same.
+    plain = {"signed_values": [{"signed_data": signed[0]}, {"signed_data": signed[2]}]}
+    assert signed_values_of_cdr(plain) == [signed[0], signed[2]]
+
+
+def test_public_key_forms_in_cdr_and_xml() -> None:
+    assert key_base64("30 59 ab 01") == "MFmrAQ=="
+    assert key_base64("MFmrAQ==") == "MFmrAQ=="
+    assert key_hex("MFmrAQ==") == "3059AB01"
+    assert key_hex("3059ab01") == "3059AB01"
+    assert key_hex("not a key!") == "not a key!"
 
 
 def test_cdr_signed_data_keeps_the_ocpi_limits() -> None:
@@ -494,6 +513,13 @@ def test_cdr_signed_data_keeps_the_ocpi_limits() -> None:
         "public_key": "K" * 512,
         "url": "u" * 512,
     }
+    # 384 bytes of DER are 512 characters of base64 (768 of hex): it fits.
+    data = cdr_signed_data(verdict, "AB" * 384, url=None)
+    assert data is not None
+    assert len(data["public_key"]) == 512
+    data = cdr_signed_data(verdict, "AB" * 385, url=None)
+    assert data is not None
+    assert "public_key" not in data
     # plain_data is cut at 512 characters; a long meter serial does not break it.
     long_serial = Meter(serial="S" * 600).session("1.000", "4.000")
     data = cdr_signed_data(check(long_serial), KEY, url=None)
@@ -505,11 +531,18 @@ def test_cdr_signed_data_keeps_the_ocpi_limits() -> None:
 
 
 def test_a_record_longer_than_ocpi_allows_leaves_the_cdr_unsigned() -> None:
-    meter = Meter(extra={"UX": "x" * 5000})  # a vendor extension field
+    # 5000 characters of base64 hold 3750 bytes of record.
+    short = Meter().session("1.000", "4.000")
+    filler = 3750 - len(short[1])
+    meter = Meter(extra={"UX": "x" * (filler - len(',"UX":""'))})  # a vendor extension
+    fits = meter.session("1.000", "4.000")
+    assert len(fits[1]) == 3750
+    data = cdr_signed_data(check(fits), KEY, url=None)
+    assert data is not None
+    assert len(data["signed_values"][1]["signed_data"]) == 5000
+    meter = Meter(extra={"UX": "x" * (filler - len(',"UX":""') + 1)})
     verdict = check(meter.session("1.000", "4.000"))
     assert verdict.ok
-    assert verdict.end is not None
-    assert len(verdict.end.text) > 5000
     assert cdr_signed_data(verdict, KEY, url=None) is None
     failed = check([])
     assert cdr_signed_data(failed, KEY, url=None) is None
@@ -545,11 +578,12 @@ def test_signed_values_of_a_broken_cdr(bad: dict[str, object]) -> None:
 def test_safe_xml_holds_the_records_exactly() -> None:
     signed = Meter().session("1.000", "4.000")
     odd = signed[1].replace('"GI":"SIM"', '"GI":"<&>\\""')  # characters XML must escape
-    xml = safe_xml([(signed[0], "Transaction.Begin"), (odd, None)], "3059ABCD")
+    xml = safe_xml([(signed[0], "Transaction.Begin"), (odd, None)], "MFmrzQ==", transaction_id=7)
     root = ElementTree.fromstring(xml.encode("utf-8"))
     assert root.tag == "values"
     values = root.findall("value")
     assert [v.get("context") for v in values] == ["Transaction.Begin", None]
+    assert [v.get("transactionId") for v in values] == ["7", "7"]
     texts = [v.find("signedData") for v in values]
     assert [(t.get("format"), t.get("encoding"), t.text) for t in texts if t is not None] == [
         ("OCMF", "plain", signed[0]),
@@ -562,6 +596,7 @@ def test_safe_xml_holds_the_records_exactly() -> None:
     ]
     no_key = ElementTree.fromstring(safe_xml([(signed[0], None)], None))
     assert no_key.find("value/publicKey") is None
+    assert no_key.find("value").get("transactionId") is None  # type: ignore[union-attr]
 
 
 def test_time_zone_offsets_survive() -> None:
