@@ -40,6 +40,7 @@ __all__ = [
     "key_hex",
     "parse",
     "safe_xml",
+    "safe_xml_of_cdr",
     "signed_values_of_cdr",
 ]
 
@@ -370,7 +371,7 @@ def check_transaction(
     public_key: str | None,
     verify: Verifier,
     *,
-    billed_wh: float | None,
+    billed_wh: float | Decimal | None,
     consecutive: bool = True,
 ) -> Verdict:
     """Check the stored signed values of one transaction (time order) against the Eichrecht
@@ -433,11 +434,11 @@ def check_transaction(
             return Verdict(
                 SignatureProblem.ENERGY_MISMATCH, problem, tuple(tx_records), begin, end, signed_wh
             )
-    energy = f", {signed_wh:f} Wh" if signed_wh is not None else ""
+    energy = f", signed {signed_wh:f} Wh" if signed_wh is not None else ""
     count = len(tx_records)
     detail = (
         f"{count} record{'s' if count != 1 else ''} {begin.pagination}..{end.pagination}"
-        f" of meter {begin.meter_serial} verified{energy}"
+        f" of meter {begin.meter_serial}{energy}"
     )
     return Verdict(None, detail, result.records, begin, end, signed_wh)
 
@@ -517,7 +518,7 @@ def _energy_pair(
 def _energy_rule(
     begin_reading: OcmfReading | None,
     end_reading: OcmfReading | None,
-    billed_wh: float,
+    billed_wh: float | Decimal,
     begin: OcmfRecord,
     end: OcmfRecord,
 ) -> str | None:
@@ -531,7 +532,8 @@ def _energy_rule(
     if signed < 0 or abs(signed - billed) > tolerance:
         return (
             f"{begin.pagination}..{end.pagination}: signed {signed:f} Wh"
-            f" ({begin_reading.summary()} to {end_reading.summary()}), billed {billed:f} Wh,"
+            f" ({begin_reading.summary()} to {end_reading.summary()}),"
+            f" billed {billed.normalize():f} Wh,"
             f" resolution {tolerance:f} Wh"
         )
     return None
@@ -679,3 +681,26 @@ def safe_xml(
         lines.append("  </value>")
     lines.append("</values>")
     return "\n".join(lines) + "\n"
+
+
+# OCPI SignedValue nature -> the OCPP reading context the Transparenzsoftware shows.
+_CONTEXTS = {
+    "start": "Transaction.Begin",
+    "end": "Transaction.End",
+    "intermediate": "Sample.Periodic",
+}
+
+
+def safe_xml_of_cdr(signed_data: Mapping[str, Any], *, transaction_id: int | None) -> str:
+    """`safe_xml` of the records an OCPI CDR's signed_data carries, with its public key and
+    each value's nature as the reading context. OcmfError(MALFORMED) when a value is not an
+    OCMF record (plain or base64)."""
+    texts = signed_values_of_cdr(signed_data)
+    natures = [v.get("nature") for v in signed_data["signed_values"]]
+    contexts = [_CONTEXTS.get(str(n).lower()) if isinstance(n, str) else None for n in natures]
+    key = signed_data.get("public_key")
+    return safe_xml(
+        list(zip(texts, contexts, strict=True)),
+        key if isinstance(key, str) else None,
+        transaction_id=transaction_id,
+    )

@@ -18,6 +18,7 @@ from csms.core.ocmf import (
     key_hex,
     parse,
     safe_xml,
+    safe_xml_of_cdr,
     signed_values_of_cdr,
 )
 from tests.ocmf_data import Meter, tamper
@@ -301,7 +302,7 @@ def test_a_signed_session_verifies() -> None:
     assert [r.pagination for r in verdict.records] == ["T12", "T13", "T14"]
     assert verdict.begin is verdict.records[0]
     assert verdict.end is verdict.records[-1]
-    assert verdict.detail == "3 records T12..T14 of meter BQ27400330016 verified, 3000.000 Wh"
+    assert verdict.detail == "3 records T12..T14 of meter BQ27400330016, signed 3000.000 Wh"
 
 
 def test_billed_energy_within_the_resolution() -> None:
@@ -611,3 +612,25 @@ def test_the_errors_live_in_the_error_tree() -> None:
     assert ocmf.SignatureProblem is errors.SignatureProblem
     assert issubclass(OcmfError, errors.InvalidInput)
     assert not issubclass(OcmfError, ValueError)
+
+
+def test_safe_xml_of_a_cdr() -> None:
+    signed = Meter().session("1.000", "2.000", "4.000")
+    data = cdr_signed_data(check(signed), "3059ab01", url=None)
+    assert data is not None
+    data["signed_values"].insert(1, {"nature": "Intermediate", "signed_data": b64(signed[1])})
+    data["signed_values"].append({"nature": "Tariff change", "signed_data": signed[1]})
+    root = ElementTree.fromstring(safe_xml_of_cdr(data, transaction_id=42))
+    values = root.findall("value")
+    assert [(v.get("context"), v.get("transactionId")) for v in values] == [
+        ("Transaction.Begin", "42"),
+        ("Sample.Periodic", "42"),
+        ("Transaction.End", "42"),
+        (None, "42"),
+    ]
+    assert [v.findtext("signedData") for v in values] == [*signed, signed[1]]
+    assert {v.findtext("publicKey") for v in values} == {"3059AB01"}
+    data["signed_values"][0]["signed_data"] = "not OCMF"
+    with pytest.raises(OcmfError) as caught:
+        safe_xml_of_cdr(data, transaction_id=None)
+    assert str(caught.value).startswith("signed_values[0]: not an OCMF record")

@@ -1,14 +1,16 @@
 import base64
+import json
 from decimal import Decimal
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from csms.core.ocmf import OcmfError, SignatureProblem, parse
+from csms.core.ocmf import OcmfError, SignatureProblem, cdr_signed_data, parse
 from csms.services.meter_signatures import (
     canonical_public_key,
     load_public_key,
+    verify_cdr,
     verify_signature,
     verify_transaction,
 )
@@ -325,3 +327,63 @@ def test_real_meters_start_and_end_in_one_record() -> None:
     assert verdict.begin is not None
     assert verdict.begin.meter_serial == "16913115"  # GS: the wallbox writes no MS
     assert verdict.begin.readings[2].time == verdict.begin.readings[1].time  # inherited
+
+
+def test_verify_cdr(p256: ec.EllipticCurvePrivateKey) -> None:
+    signed = signing_meter(p256).session("1.000", "2.000", "4.000")
+    key = spki(p256).hex()
+    data = cdr_signed_data(verify_transaction(signed, key, billed_wh=3000), key, url=None)
+    assert data is not None
+    cdr = {"total_energy": 3, "signed_data": data}
+    checked = verify_cdr(cdr)
+    assert checked.verdict.ok
+    assert checked.billed_wh == 3000
+    assert [(v.nature, v.pagination, v.signature) for v in checked.values] == [
+        ("Start", "T12", "valid"),
+        ("End", "T14", "valid"),
+    ]
+    assert checked.values[0].summary.startswith("meter BQ27400330016, T12, ")
+    # Without total_energy the energy rule is not checked; a key given wins over the CDR's.
+    assert verify_cdr({"signed_data": data}).billed_wh is None
+    other = spki(ec.generate_private_key(ec.SECP256R1())).hex()
+    checked = verify_cdr(cdr, public_key=other)
+    assert checked.verdict.problem is SignatureProblem.BAD_SIGNATURE
+    assert {v.signature for v in checked.values} == {"invalid"}
+    keyless = {**cdr, "signed_data": {k: v for k, v in data.items() if k != "public_key"}}
+    checked = verify_cdr(keyless)
+    assert checked.verdict.problem is SignatureProblem.NO_PUBLIC_KEY
+    assert {v.signature for v in checked.values} == {"no public key"}
+    broken = json.loads(json.dumps(cdr))
+    broken["signed_data"]["signed_values"][1]["signed_data"] = "garbage"
+    checked = verify_cdr(broken)
+    assert checked.verdict.problem is SignatureProblem.MALFORMED
+    assert checked.values[1].pagination is None
+    assert checked.values[1].signature.startswith("malformed: not an OCMF record")
+    checked = verify_cdr(cdr, public_key=spki(ec.generate_private_key(ec.SECP384R1())).hex())
+    assert checked.verdict.problem is SignatureProblem.BAD_KEY
+    assert checked.values[0].signature.startswith("bad_key: the public key is on secp384r1")
+
+
+@pytest.mark.parametrize(
+    ("cdr", "problem", "message"),
+    [
+        ({}, SignatureProblem.NO_SIGNED_VALUES, "the CDR carries no signed_data"),
+        (
+            {"signed_data": {"encoding_method": "Alfen Eichrecht", "signed_values": []}},
+            SignatureProblem.UNKNOWN_ALGORITHM,
+            "signed_data encoding_method 'Alfen Eichrecht': only OCMF is verified",
+        ),
+        (
+            {"signed_data": {"encoding_method": "ocmf", "signed_values": []}},
+            SignatureProblem.NO_SIGNED_VALUES,
+            "signed_data has no signed_values",
+        ),
+    ],
+)
+def test_verify_cdr_refuses(
+    cdr: dict[str, object], problem: SignatureProblem, message: str
+) -> None:
+    with pytest.raises(OcmfError) as caught:
+        verify_cdr(cdr)
+    assert caught.value.problem is problem
+    assert str(caught.value) == message
