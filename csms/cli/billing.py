@@ -352,7 +352,8 @@ def _note(cdr: StoredCdr) -> str:
 def cdrs_show(
     cdr_id: str, verify: bool, public_key: str | None, config_file: str | None, as_json: bool
 ) -> None:
-    """One CDR: session, token, energy, time, cost (--json: the OCPI CDR object)."""
+    """One CDR: session, token, energy, time, cost (--json: the OCPI CDR object).
+    --verify: its signed meter values checked again, as a driver's verifier would."""
     if public_key is not None and not verify:
         raise CliError("--public-key is for --verify")
 
@@ -526,7 +527,12 @@ CSV_FIELDS = (
 
 
 @cdrs.command("export")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    help="The CDRs on stdout (required unless --safe is given).",
+)
 @click.option("--from", "date_from", metavar="ISO8601", help="Ended at or after (inclusive).")
 @click.option("--to", "date_to", metavar="ISO8601", help="Ended before (exclusive).")
 @click.option(

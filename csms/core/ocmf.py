@@ -57,7 +57,6 @@ MAX_PUBLIC_KEY = 512
 MAX_URL = 512
 MAX_PLAIN_DATA = 512
 MAX_SIGNED_DATA = 5000
-MAX_NATURE = 32
 # Fields a reading inherits from the one before it within a record when left out (the
 # specification: "fields that have an identical value to the previous reading are omitted").
 _INHERITED = ("TM", "TX", "RI", "RU", "RT", "EF", "ST")
@@ -215,17 +214,24 @@ class Verdict:
 
 def decode_signed(text: str) -> str:
     """The OCMF text of a stored signed value: as it is when it starts with `OCMF|`, else
-    the base64 of it (how OCPP 2.0.1 signedMeterData and some 1.6 chargers send it)."""
+    the base64 of it (how OCPP 2.0.1 signedMeterData and some 1.6 chargers send it) or its
+    hex (other 1.6 chargers: OCPP leaves the encoding of SignedData open)."""
     if text.startswith(HEADER + "|"):
         return text
+    compact = text.strip()
     try:
-        decoded = base64.b64decode(text.strip(), validate=True).decode("utf-8")
+        if _HEX.fullmatch(compact) and len(compact) % 2 == 0:
+            decoded = bytes.fromhex(compact).decode("utf-8")
+            encoding = "hex"
+        else:
+            decoded = base64.b64decode(compact, validate=True).decode("utf-8")
+            encoding = "base64"
     except (binascii.Error, ValueError) as exc:
         raise OcmfError(
-            SignatureProblem.MALFORMED, "not an OCMF record (neither OCMF| nor its base64)"
+            SignatureProblem.MALFORMED, "not an OCMF record (neither OCMF| nor its base64 or hex)"
         ) from exc
     if not decoded.startswith(HEADER + "|"):
-        raise OcmfError(SignatureProblem.MALFORMED, "base64 of something other than OCMF")
+        raise OcmfError(SignatureProblem.MALFORMED, f"{encoding} of something other than OCMF")
     return decoded
 
 

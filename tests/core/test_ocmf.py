@@ -227,7 +227,16 @@ def test_decode_signed_takes_plain_or_base64() -> None:
     text = Meter().record("1.000", "B")
     assert decode_signed(text) == text
     assert decode_signed(base64.b64encode(text.encode()).decode()) == text
-    for bad in ("not a record", base64.b64encode(b"JSON|{}|{}").decode(), "////"):
+    assert decode_signed(text.encode().hex().upper()) == text
+    assert decode_signed(f" {text.encode().hex()}\n") == text
+    for bad in (
+        "not a record",
+        base64.b64encode(b"JSON|{}|{}").decode(),
+        b"JSON|{}|{}".hex(),
+        "////",
+        "ABC",
+        "ff",
+    ):
         with pytest.raises(OcmfError) as caught:
             decode_signed(bad)
         assert caught.value.problem is SignatureProblem.MALFORMED
