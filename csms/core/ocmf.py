@@ -250,8 +250,12 @@ def parse(text: str) -> OcmfRecord:
     pagination = payload.get("PG")
     if not isinstance(pagination, str) or _PAGINATION.fullmatch(pagination) is None:
         raise OcmfError(SignatureProblem.MALFORMED, f"PG {pagination!r} is not T<n> or F<n>")
-    if _serial(payload) is None:
+    serial = _serial(payload)
+    if serial is None:
         raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: no meter serial (MS or GS)")
+    if not serial.isprintable():
+        # It is shown in hold reasons and one-line messages.
+        raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: the meter serial {serial!r}")
     for key in ("SA", "SE", "SM"):
         if key in signature and not isinstance(signature[key], str):
             raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: {key} is not a string")
@@ -502,7 +506,7 @@ def _order_rules(
                 return fail(
                     SignatureProblem.METER_ERROR,
                     f"{record.pagination}: the meter marks a reading unusable"
-                    f" (ST {reading.status}, EF {reading.error_flags!r}, TX {reading.tx})",
+                    f" (ST {reading.status!r}, EF {reading.error_flags!r}, TX {reading.tx!r})",
                 )
     return None
 

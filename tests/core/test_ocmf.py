@@ -5,6 +5,8 @@ from decimal import Decimal
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from csms.core.ocmf import (
     OcmfError,
@@ -441,7 +443,7 @@ def test_a_reading_the_meter_marks_unusable() -> None:
     end = meter.record("4.000", "E", status="M", at="2018-07-24T13:05:04,000+0200 S")
     verdict = check([begin, end])
     assert verdict.problem is SignatureProblem.METER_ERROR
-    assert verdict.detail == "T13: the meter marks a reading unusable (ST M, EF '', TX E)"
+    assert verdict.detail == "T13: the meter marks a reading unusable (ST 'M', EF '', TX 'E')"
 
 
 def test_no_energy_register_at_both_ends() -> None:
@@ -643,3 +645,39 @@ def test_safe_xml_of_a_cdr() -> None:
     with pytest.raises(OcmfError) as caught:
         safe_xml_of_cdr(data, transaction_id=None)
     assert str(caught.value).startswith("signed_values[0]: not an OCMF record")
+
+
+# --- hostile input ------------------------------------------------------------------------
+# Records come from chargers: whatever they send, the parser says MALFORMED or reads it,
+# and the rules give a verdict; nothing else escapes.
+
+_VALID = Meter().record("1.000", "B")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.text(max_size=300).map(lambda t: "OCMF|" + t),
+        st.text(max_size=12).map(lambda t: Meter(serial=t).record("1.000", "B")),
+        st.text(max_size=3).map(lambda t: Meter().record("1.000", "B", status=t)),
+        st.tuples(st.integers(0, len(_VALID)), st.text(max_size=8)).map(
+            lambda p: _VALID[: p[0]] + p[1] + _VALID[p[0] + 1 :]
+        ),
+    )
+)
+def test_anything_a_charger_sends_is_read_or_malformed(text: str) -> None:
+    problem: OcmfError | None = None
+    try:
+        record = parse(decode_signed(text))
+    except OcmfError as exc:
+        problem = exc
+    if problem is None:
+        assert decode_signed(text) == record.text
+        assert isinstance(record.meter_serial, str)
+    else:
+        assert problem.problem is SignatureProblem.MALFORMED
+        assert "\n" not in str(problem)
+    verdict = check([text])
+    assert verdict.ok or verdict.problem is not None
+    assert "\n" not in verdict.detail
