@@ -14,6 +14,8 @@ CsmsError
  │    ├── TariffError          a tariff document that does not follow OCPI 2.2.1 (core.tariffs)
  │    ├── BadPartnerName       not 1-64 letters, digits, '.', '_' or '-' (services.partners)
  │    ├── InvalidCommand       an OCPI command body breaking 2.2.1 (core.ocpi_commands): 2001
+ │    ├── OcmfError            an OCMF record, meter key or signature algorithm that cannot be
+ │    │                        used; `problem` is its SignatureProblem (core.ocmf)
  │    └── BadProfileRequest    an OCPI charging profile request (core.ocpi_profiles): 2001
  ├── NotFound                  an id that names nothing: 404, or say what was looked for
  │    ├── UnknownChargePoint   a charge point id that is not registered
@@ -58,6 +60,7 @@ storage has `csms.storage.database.DatabaseClosed`.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 
@@ -140,6 +143,38 @@ class BadPartnerName(InvalidInput):
 class InvalidCommand(InvalidInput):
     """An OCPI command request body that breaks the 2.2.1 rules (`csms.core.ocpi_commands`);
     answered with OCPI status 2001, the text says where."""
+
+
+class SignatureProblem(StrEnum):
+    """Why the signed values of a transaction cannot back its bill; the value is what the
+    hold reason, the metric label and the CLI show."""
+
+    MALFORMED = "malformed"
+    NO_PUBLIC_KEY = "no_public_key"
+    BAD_KEY = "bad_key"
+    UNKNOWN_ALGORITHM = "unknown_algorithm"
+    BAD_SIGNATURE = "bad_signature"
+    NO_SIGNED_VALUES = "no_signed_values"
+    NO_BEGIN = "no_begin"
+    NO_END = "no_end"
+    METER_CHANGED = "meter_changed"
+    PAGINATION_GAP = "pagination_gap"
+    # A reading the meter itself marks unusable: status other than G (OK), an error flag
+    # for energy (EF contains E) or an exception (TX=X). The specification requires such a
+    # record to fail the check.
+    METER_ERROR = "meter_error"
+    ENERGY_MISMATCH = "energy_mismatch"
+
+
+class OcmfError(InvalidInput):
+    """An OCMF record, meter key or signature algorithm that cannot be used (raised by
+    `csms.core.ocmf` and `csms.services.meter_signatures`); `problem` says which rule it breaks
+    and the message is one line (`OcmfError(problem, detail)`)."""
+
+    def __init__(self, problem: SignatureProblem, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
+        self.detail = detail
 
 
 class BadProfileRequest(InvalidInput):
