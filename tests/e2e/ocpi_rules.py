@@ -13,6 +13,7 @@ DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 EMI3_EVSE_ID = re.compile(r"^[A-Z]{2}\*?[A-Z0-9]{3}\*?E[A-Z0-9*]{1,30}$")
 LATITUDE = re.compile(r"^-?[0-9]{1,2}\.[0-9]{5,7}$")
 LONGITUDE = re.compile(r"^-?[0-9]{1,3}\.[0-9]{5,7}$")
+BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
 TOKEN_TYPES = {"AD_HOC_USER", "APP_USER", "OTHER", "RFID"}
 AUTH_METHODS = {"AUTH_REQUEST", "COMMAND", "WHITELIST"}
@@ -165,6 +166,7 @@ def cdr_errors(cdr: dict[str, Any], evse_ids: Mapping[str, str] | None = None) -
         r.enum(location, "connector_format", lp, CONNECTOR_FORMATS)
         r.enum(location, "connector_power_type", lp, POWER_TYPES)
     r.string(cdr, "meter_id", p, 255, required=False)
+    _signed_data(r, cdr, p)
     currency = cdr.get("currency")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
         r.fail(f"{p}.currency", f"not ISO 4217: {currency!r}")
@@ -302,3 +304,38 @@ def session_errors(session: dict[str, Any]) -> list[str]:
     if session.get("status") in ("COMPLETED",) and "end_date_time" not in session:
         r.fail(f"{p}.end_date_time", "a completed session has an end")
     return r.errors
+
+
+def _signed_data(r: Rules, cdr: dict[str, Any], p: str) -> None:
+    """SignedData (mod_cdrs, 2.2.1): encoding_method string(36), encoding_method_version int,
+    public_key string(512), signed_values of SignedValue (nature string(32), plain_data
+    string(512), signed_data string(5000), base64), url string(512)."""
+    signed = cdr.get("signed_data")
+    if signed is None:
+        return
+    sp = f"{p}.signed_data"
+    if not isinstance(signed, dict):
+        r.fail(sp, f"must be an object: {signed!r}")
+        return
+    r.string(signed, "encoding_method", sp, 36)
+    version = signed.get("encoding_method_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        r.fail(f"{sp}.encoding_method_version", f"must be an int: {version!r}")
+    r.string(signed, "public_key", sp, 512, required=False)
+    r.string(signed, "url", sp, 512, required=False)
+    values = signed.get("signed_values")
+    if not isinstance(values, list) or not values:
+        r.fail(f"{sp}.signed_values", "must be a non-empty list")
+        return
+    for index, value in enumerate(values):
+        vp = f"{sp}.signed_values[{index}]"
+        if not isinstance(value, dict):
+            r.fail(vp, "must be an object")
+            continue
+        r.string(value, "nature", vp, 32)
+        r.string(value, "plain_data", vp, 512)
+        r.string(value, "signed_data", vp, 5000)
+        data = value.get("signed_data")
+        if isinstance(data, str) and not BASE64.match(data):
+            r.fail(f"{vp}.signed_data", "must be base64")
+
