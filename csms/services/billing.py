@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -207,6 +207,20 @@ class SignatureFailed(Exception):
         self.problem: SignatureProblem = verdict.problem
         self.detail = verdict.detail
         super().__init__(f"{verdict.problem.value}: {verdict.detail}")
+
+
+def _carried(verdict: Verdict) -> Verdict:
+    """What a released transaction's CDR carries: its begin and end records where it has
+    both, even though a rule failed (the driver's own check then shows what staff saw)."""
+    if verdict.begin is not None and verdict.end is not None:
+        return verdict
+    ordered = sorted(
+        (r for r in verdict.records if r.pagination_context == "T"),
+        key=lambda r: r.pagination_number,
+    )
+    if ordered and ordered[0].begins and ordered[-1].ends:
+        return replace(verdict, begin=ordered[0], end=ordered[-1])
+    return verdict
 
 
 def _verifiable(value: StoredSignedValue) -> bool:
@@ -893,8 +907,9 @@ class BillingService:
         if not verdict.ok and not released:
             raise SignatureFailed(verdict)
         url = self.signed_data_url or None
-        state = SignatureState.RELEASED if released else SignatureState.VERIFIED
-        return state, cdr_signed_data(verdict, public_key, url=url)
+        if released:
+            return SignatureState.RELEASED, cdr_signed_data(_carried(verdict), public_key, url=url)
+        return SignatureState.VERIFIED, cdr_signed_data(verdict, public_key, url=url)
 
     async def _store(self, made: Sequence[_Made], now: datetime) -> list[tuple[str, _Made]]:
         """Store CDRs in one write (numbered in order), for the transactions still pending;

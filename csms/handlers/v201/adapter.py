@@ -142,8 +142,8 @@ def samples_from(
                         sv.get("context", "Sample.Periodic"),
                         sv.get("measurand", DEFAULT_MEASURAND),
                         str(value.get("signedMeterData", "")),
-                        value.get("encodingMethod"),
-                        value.get("signingMethod"),
+                        value.get("encodingMethod") or None,
+                        value.get("signingMethod") or None,
                         value.get("publicKey") or None,
                     )
                 )
