@@ -121,32 +121,29 @@ class _Signed:
     serials: tuple[str | None, ...]
 
 
-def _signed(values: tuple[SignedMeterValue, ...]) -> _Signed | None:
-    """None for the usual message without signed values: one check, nothing else."""
-    if not values:
-        return None
+def _signed(values: tuple[SignedMeterValue, ...]) -> _Signed:
+    """Called for a message with signed values only: the usual one pays one check."""
     return _Signed(values, tuple(meter_serial_of(v) for v in values))
 
 
 def _add_signed_later(
     w: WriteTx,
-    signed: _Signed | None,
+    signed: _Signed,
     *,
     cp_id: str,
     evse_id: int,
     connector_id: int,
     transaction_id: int | None,
 ) -> None:
-    if signed is not None:
-        signed_repo.add_later(
-            w,
-            cp_id=cp_id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            transaction_id=transaction_id,
-            values=signed.values,
-            serials=signed.serials,
-        )
+    signed_repo.add_later(
+        w,
+        cp_id=cp_id,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        transaction_id=transaction_id,
+        values=signed.values,
+        serials=signed.serials,
+    )
 
 
 async def _use_reservation(
@@ -189,14 +186,15 @@ def _keep_event(
         transaction_id=tx_id,
         samples=event.samples,
     )
-    _add_signed_later(
-        w,
-        signed,
-        cp_id=cp_id,
-        evse_id=evse_id,
-        connector_id=connector_id,
-        transaction_id=tx_id,
-    )
+    if signed is not None:
+        _add_signed_later(
+            w,
+            signed,
+            cp_id=cp_id,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            transaction_id=tx_id,
+        )
 
 
 @dataclass(slots=True)
@@ -272,9 +270,10 @@ class TransactionService:
         # The meters' public keys that 2.0.1 signed values carry (set by the app).
         self.meter_keys: MeterKeys | None = None
 
-    async def _keys_with(self, cp_id: str, evse_id: int | None, signed: _Signed | None) -> None:
-        """Store the public key that signed values carry, when new (before their write)."""
-        if signed is not None and self.meter_keys is not None and evse_id is not None:
+    async def _keys_with(self, cp_id: str, evse_id: int | None, signed: _Signed) -> None:
+        """Store the public key that signed values carry, when new (before their write).
+        Called only for a message with signed values: others pay one check, no call."""
+        if self.meter_keys is not None and evse_id is not None:
             await self.meter_keys.with_values(cp_id, evse_id, signed.values)
 
     async def warm_up(self) -> None:
@@ -482,7 +481,7 @@ class TransactionService:
         if tx is not None and tx.charge_point_id == cp_id and not tx.active:
             return StopResult(auth, True, True, tx.energy_wh, tx.flags)
         samples, flags = self._checks.samples(cp_id, "StopTransaction", req.samples, now)
-        signed = _signed(req.signed)
+        signed = _signed(req.signed) if req.signed else None
         if tx is None or tx.charge_point_id != cp_id:
 
             async def unmatched(w: WriteTx) -> None:
@@ -494,9 +493,10 @@ class TransactionService:
                     transaction_id=None,
                     samples=samples,
                 )
-                _add_signed_later(
-                    w, signed, cp_id=cp_id, evse_id=0, connector_id=0, transaction_id=None
-                )
+                if signed is not None:
+                    _add_signed_later(
+                        w, signed, cp_id=cp_id, evse_id=0, connector_id=0, transaction_id=None
+                    )
                 await tx_repo.record_unmatched(
                     await w.connection(),
                     cp_id,
@@ -528,7 +528,8 @@ class TransactionService:
             [*(readings or []), *tx_repo.register_points(samples)],
         )
         all_flags = with_energy(flagged(tx.flags, *flags), energy)
-        await self._keys_with(cp_id, tx.evse_id, signed)
+        if signed is not None:
+            await self._keys_with(cp_id, tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -539,14 +540,15 @@ class TransactionService:
                 transaction_id=tx.id,
                 samples=samples,
             )
-            _add_signed_later(
-                w,
-                signed,
-                cp_id=cp_id,
-                evse_id=tx.evse_id,
-                connector_id=tx.connector_id,
-                transaction_id=tx.id,
-            )
+            if signed is not None:
+                _add_signed_later(
+                    w,
+                    signed,
+                    cp_id=cp_id,
+                    evse_id=tx.evse_id,
+                    connector_id=tx.connector_id,
+                    transaction_id=tx.id,
+                )
             tx_repo.update_later(
                 w,
                 tx.id,
@@ -618,8 +620,9 @@ class TransactionService:
             known = tx is not None and tx.charge_point_id == cp_id
         samples, flags = self._checks.samples(cp_id, "MeterValues", report.samples, now)
         marked = self._marked(tx, flags) if known else None
-        signed = _signed(report.signed)
-        await self._keys_with(cp_id, report.evse_id, signed)
+        signed = _signed(report.signed) if report.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, report.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -630,14 +633,15 @@ class TransactionService:
                 transaction_id=tx_id if known else None,
                 samples=samples,
             )
-            _add_signed_later(
-                w,
-                signed,
-                cp_id=cp_id,
-                evse_id=report.evse_id,
-                connector_id=report.connector_id,
-                transaction_id=tx_id if known else None,
-            )
+            if signed is not None:
+                _add_signed_later(
+                    w,
+                    signed,
+                    cp_id=cp_id,
+                    evse_id=report.evse_id,
+                    connector_id=report.connector_id,
+                    transaction_id=tx_id if known else None,
+                )
             if marked is not None:
                 tx_repo.update_later(w, marked.id, now, flags=marked.flags)
             if not known:
@@ -804,8 +808,9 @@ class TransactionService:
             grant=grant,
             flags=flags,
         )
-        signed = _signed(event.signed)
-        await self._keys_with(cp_id, tx.evse_id, signed)
+        signed = _signed(event.signed) if event.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.insert_later(w, tx, now)
@@ -840,8 +845,9 @@ class TransactionService:
             [*readings, *tx_repo.register_points(event.samples)],
         )
         changes = replace(changes, flags=with_energy(fresh.flags, energy), energy=energy)
-        signed = _signed(event.signed)
-        await self._keys_with(cp_id, event.evse_id or tx.evse_id, signed)
+        signed = _signed(event.signed) if event.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, event.evse_id or tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             _keep_event(
@@ -879,9 +885,10 @@ class TransactionService:
     ) -> TxEventResult:
         """The general path, in the writer: events in any order, of transactions in any
         state, read back from the database."""
-        signed = _signed(event.signed)
+        signed = _signed(event.signed) if event.signed else None
         # The key its values carry, when the event names the EVSE (a Started does).
-        await self._keys_with(cp_id, event.evse_id, signed)
+        if signed is not None:
+            await self._keys_with(cp_id, event.evse_id, signed)
 
         async def unit(w: WriteTx) -> TxEventResult:
             conn = await w.connection()
@@ -1018,8 +1025,9 @@ class TransactionService:
         """The common case: an in-order Updated event of a running transaction that changes
         nothing but adds readings. Written in bulk with the rest of the batch."""
         tx = cursor.tx
-        signed = _signed(event.signed)
-        await self._keys_with(cp_id, tx.evse_id, signed)
+        signed = _signed(event.signed) if event.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, rest, now, signed)
@@ -1051,8 +1059,9 @@ class TransactionService:
         marked = None
         if flags and tx_id is not None:
             marked = self._marked(await self._transaction(tx_id), flags)
-        signed = _signed(signed_values)
-        await self._keys_with(cp_id, evse_id, signed)
+        signed = _signed(signed_values) if signed_values else None
+        if signed is not None:
+            await self._keys_with(cp_id, evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -1063,14 +1072,15 @@ class TransactionService:
                 transaction_id=tx_id,
                 samples=samples,
             )
-            _add_signed_later(
-                w,
-                signed,
-                cp_id=cp_id,
-                evse_id=evse_id,
-                connector_id=1 if evse_id else 0,
-                transaction_id=tx_id,
-            )
+            if signed is not None:
+                _add_signed_later(
+                    w,
+                    signed,
+                    cp_id=cp_id,
+                    evse_id=evse_id,
+                    connector_id=1 if evse_id else 0,
+                    transaction_id=tx_id,
+                )
             if marked is not None:
                 tx_repo.update_later(w, marked.id, now, flags=marked.flags)
 
