@@ -335,10 +335,27 @@ def _note(cdr: StoredCdr) -> str:
 
 @cdrs.command("show")
 @click.argument("cdr_id")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the CDR's signed meter values again (OCMF): one line per value and a "
+    "verdict; exit 1 when they do not verify.",
+)
+@click.option(
+    "--public-key",
+    "public_key",
+    metavar="HEX|BASE64|PEM",
+    help="With --verify: check with this meter key instead of the one in the CDR.",
+)
 @config_option
 @json_option
-def cdrs_show(cdr_id: str, config_file: str | None, as_json: bool) -> None:
-    """One CDR: session, token, energy, time, cost (--json: the OCPI CDR object)."""
+def cdrs_show(
+    cdr_id: str, verify: bool, public_key: str | None, config_file: str | None, as_json: bool
+) -> None:
+    """One CDR: session, token, energy, time, cost (--json: the OCPI CDR object).
+    --verify: its signed meter values checked again, as a driver's verifier would."""
+    if public_key is not None and not verify:
+        raise CliError("--public-key is for --verify")
 
     ocpi = load(config_file).ocpi
     # Our CDR ids: our country code and party id, then a sequence number.
@@ -353,6 +370,9 @@ def cdrs_show(cdr_id: str, config_file: str | None, as_json: bool) -> None:
             raise CliError(f"{exc}: CDR ids look like {example} (see `csms cdrs list`)") from None
 
     c: StoredCdr = run_reads(config_file, work)
+    if verify:
+        _verify(c, public_key, as_json=as_json)
+        return
     if as_json:
         print_json(cdr_json(c))
         return
@@ -426,6 +446,51 @@ def cdrs_show(cdr_id: str, config_file: str | None, as_json: bool) -> None:
         )
 
 
+def _verify(cdr: StoredCdr, public_key: str | None, *, as_json: bool) -> None:
+    """`cdrs show --verify`: a line per signed value, then the verdict; a failure is the
+    one-line error (exit 1), after the lines that show where."""
+    from csms.core.ocmf import OcmfError
+    from csms.services.meter_signatures import verify_cdr
+
+    try:
+        checked = verify_cdr(cdr.data, public_key=public_key)
+    except OcmfError as exc:
+        raise CliError(f"CDR {cdr.id}: {exc}") from None
+    verdict = checked.verdict
+    billed = "-" if checked.billed_wh is None else f"{checked.billed_wh / 1000:f}"
+    if as_json:
+        print_json(
+            {
+                "cdr_id": cdr.id,
+                "verified": verdict.ok,
+                "problem": None if verdict.ok else str(verdict.problem),
+                "detail": verdict.detail,
+                "signed_energy_wh": None
+                if verdict.signed_energy_wh is None
+                else f"{verdict.signed_energy_wh:f}",
+                "billed_energy_kwh": billed,
+                "signed_values": [
+                    {
+                        "nature": v.nature,
+                        "pagination": v.pagination,
+                        "signature": v.signature,
+                        "summary": v.summary,
+                    }
+                    for v in checked.values
+                ],
+            }
+        )
+    else:
+        table(
+            ["NATURE", "PG", "SIGNATURE", "READING"],
+            [[v.nature, v.pagination or "-", v.signature, v.summary] for v in checked.values],
+        )
+    if not verdict.ok:
+        raise CliError(f"CDR {cdr.id} not verified: {verdict.problem}: {verdict.detail}")
+    if not as_json:
+        click.echo(f"verified: {verdict.detail}; the CDR bills {billed} kWh")
+
+
 @cdrs.command("credit")
 @click.argument("cdr_id")
 @click.option("--reason", help="Why (kept as the credit CDR's remark).")
@@ -462,18 +527,44 @@ CSV_FIELDS = (
 
 
 @cdrs.command("export")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    help="The CDRs on stdout (required unless --safe is given).",
+)
 @click.option("--from", "date_from", metavar="ISO8601", help="Ended at or after (inclusive).")
 @click.option("--to", "date_to", metavar="ISO8601", help="Ended before (exclusive).")
+@click.option(
+    "--safe",
+    "safe_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Also write, for each CDR with signed meter values, DIR/<cdr id>.xml that the "
+    "S.A.F.E. Transparenzsoftware opens (without --format: only these files).",
+)
 @config_option
+@click.pass_context
 def cdrs_export(
-    fmt: str, date_from: str | None, date_to: str | None, config_file: str | None
+    ctx: click.Context,
+    fmt: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    safe_dir: str | None,
+    config_file: str | None,
 ) -> None:
     """Every CDR that ended in the window, by end time, for accounting. JSON: the CDR
     objects as stored (OCPI 2.2.1); CSV: one line per CDR. Both hold the same CDRs: one
     whose charger is linked to no location has no cdr_location (a warning counts them)."""
+    if fmt is None and safe_dir is None:
+        (option,) = [p for p in ctx.command.params if p.name == "fmt"]
+        raise click.MissingParameter(ctx=ctx, param=option)
     start, end = _window(date_from, date_to)
     found = _billing(config_file, lambda s: s.cdrs(date_from=start, date_to=end))
+    if safe_dir is not None:
+        _write_safe(found, Path(safe_dir), quiet=fmt is not None)
+    if fmt is None:
+        return
     missing = sum("cdr_location" not in c.data for c in found)
     if missing:
         click.echo(
@@ -512,3 +603,46 @@ def cdrs_export(
             ]
         )
     sys.stdout.write(out.getvalue())
+
+
+def _write_safe(found: list[StoredCdr], directory: Path, *, quiet: bool) -> None:
+    """One Transparenzsoftware XML file per CDR with signed_data. What is said goes to
+    stderr when the CDRs also go to stdout (--format), so that stdout stays the export."""
+    from csms.core.ocmf import OcmfError, safe_xml_of_cdr
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"{directory}: {exc.strerror}") from None
+    written = 0
+    unsigned = 0
+    for c in found:
+        signed_data = c.data.get("signed_data")
+        if not signed_data:
+            unsigned += 1
+            continue
+        try:
+            xml = safe_xml_of_cdr(signed_data, transaction_id=c.transaction_id)
+        except OcmfError as exc:
+            click.echo(f"warning: CDR {c.id} skipped: {exc}", err=True)
+            continue
+        path = directory / f"{_file_name(c.id)}.xml"
+        partial = path.with_name(path.name + ".part")
+        try:
+            partial.write_text(xml, encoding="utf-8")
+            partial.replace(path)
+        except OSError as exc:
+            raise CliError(f"{path}: {exc.strerror}") from None
+        written += 1
+    click.echo(
+        f"wrote {written} S.A.F.E. file(s) to {directory}"
+        + (f"; {unsigned} CDR(s) without signed meter values" if unsigned else ""),
+        err=quiet,
+    )
+
+
+def _file_name(cdr_id: str) -> str:
+    """A CDR id as a file name: letters, digits, '.', '_' and '-' kept, anything else '_'
+    (ids come from partners' data too; no path may escape the directory)."""
+    name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in cdr_id)
+    return name.lstrip(".") or "_"

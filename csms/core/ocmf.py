@@ -36,8 +36,11 @@ __all__ = [
     "cdr_signed_data",
     "check_transaction",
     "decode_signed",
+    "key_base64",
+    "key_hex",
     "parse",
     "safe_xml",
+    "safe_xml_of_cdr",
     "signed_values_of_cdr",
 ]
 
@@ -54,10 +57,11 @@ MAX_PUBLIC_KEY = 512
 MAX_URL = 512
 MAX_PLAIN_DATA = 512
 MAX_SIGNED_DATA = 5000
-MAX_NATURE = 32
 # Fields a reading inherits from the one before it within a record when left out (the
 # specification: "fields that have an identical value to the previous reading are omitted").
 _INHERITED = ("TM", "TX", "RI", "RU", "RT", "EF", "ST")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _PAGINATION = re.compile(r"([TF])([0-9]+)")
 _TIME = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[,.](\d{1,6}))?([+-]\d{2}:?\d{2}|Z)(?: (\S))?"
@@ -109,11 +113,17 @@ class OcmfRecord:
 
     @property
     def format_version(self) -> str | None:
-        return _opt_str(self.payload.get("FV"))
+        version = self.payload.get("FV")
+        # Some gateways write FV as a JSON number (1.0); the version is the same.
+        return str(version) if isinstance(version, Decimal) else _opt_str(version)
 
     @property
     def meter_serial(self) -> str:
-        return str(self.payload["MS"])
+        """MS; the gateway's serial GS when the meter has none of its own (the specification
+        lets GS identify the signing component, and KEBA wallboxes write only GS)."""
+        serial = _serial(self.payload)
+        assert serial is not None  # parse() refuses a record without one
+        return serial
 
     @property
     def pagination(self) -> str:
@@ -204,17 +214,24 @@ class Verdict:
 
 def decode_signed(text: str) -> str:
     """The OCMF text of a stored signed value: as it is when it starts with `OCMF|`, else
-    the base64 of it (how OCPP 2.0.1 signedMeterData and some 1.6 chargers send it)."""
+    the base64 of it (how OCPP 2.0.1 signedMeterData and some 1.6 chargers send it) or its
+    hex (other 1.6 chargers: OCPP leaves the encoding of SignedData open)."""
     if text.startswith(HEADER + "|"):
         return text
+    compact = text.strip()
     try:
-        decoded = base64.b64decode(text.strip(), validate=True).decode("utf-8")
+        if _HEX.fullmatch(compact) and len(compact) % 2 == 0:
+            decoded = bytes.fromhex(compact).decode("utf-8")
+            encoding = "hex"
+        else:
+            decoded = base64.b64decode(compact, validate=True).decode("utf-8")
+            encoding = "base64"
     except (binascii.Error, ValueError) as exc:
         raise OcmfError(
-            SignatureProblem.MALFORMED, "not an OCMF record (neither OCMF| nor its base64)"
+            SignatureProblem.MALFORMED, "not an OCMF record (neither OCMF| nor its base64 or hex)"
         ) from exc
     if not decoded.startswith(HEADER + "|"):
-        raise OcmfError(SignatureProblem.MALFORMED, "base64 of something other than OCMF")
+        raise OcmfError(SignatureProblem.MALFORMED, f"{encoding} of something other than OCMF")
     return decoded
 
 
@@ -233,12 +250,12 @@ def parse(text: str) -> OcmfRecord:
     pagination = payload.get("PG")
     if not isinstance(pagination, str) or _PAGINATION.fullmatch(pagination) is None:
         raise OcmfError(SignatureProblem.MALFORMED, f"PG {pagination!r} is not T<n> or F<n>")
-    serial = payload.get("MS")
-    if not isinstance(serial, str) or not serial:
-        raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: no meter serial (MS)")
-    for key in ("FV", "IT", "ID"):
-        if key in payload and not isinstance(payload[key], str):
-            raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: {key} is not a string")
+    serial = _serial(payload)
+    if serial is None:
+        raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: no meter serial (MS or GS)")
+    if not serial.isprintable():
+        # It is shown in hold reasons and one-line messages.
+        raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: the meter serial {serial!r}")
     for key in ("SA", "SE", "SM"):
         if key in signature and not isinstance(signature[key], str):
             raise OcmfError(SignatureProblem.MALFORMED, f"{pagination}: {key} is not a string")
@@ -303,6 +320,9 @@ def _readings(raw: Any, where: str) -> tuple[OcmfReading, ...]:
 
 def _reading(fields: Mapping[str, Any], where: str) -> OcmfReading:
     value = fields.get("RV")
+    if isinstance(value, str):
+        # A few gateways quote the number ("RV":"       9.038"); its digits are as clear.
+        value = _decimal(value.strip())
     if not isinstance(value, Decimal) or not value.is_finite():
         raise OcmfError(SignatureProblem.MALFORMED, f"{where}: RV is not a number")
     unit = fields.get("RU")
@@ -324,6 +344,12 @@ def _reading(fields: Mapping[str, Any], where: str) -> OcmfReading:
     )
 
 
+def _decimal(text: str) -> Decimal | None:
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    return Decimal(text)
+
+
 def parse_time(text: Any, where: str = "TM") -> tuple[datetime, str]:
     """OCMF time `2018-07-24T13:22:04,000+0200 S` -> (aware datetime, status letter). A dot
     for the comma and a colon in the offset are accepted as well (meters write both)."""
@@ -339,6 +365,10 @@ def parse_time(text: Any, where: str = "TM") -> tuple[datetime, str]:
     return at, status or ""
 
 
+def _serial(payload: Mapping[str, Any]) -> str | None:
+    return _opt_str(payload.get("MS")) or _opt_str(payload.get("GS"))
+
+
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -351,7 +381,7 @@ def check_transaction(
     public_key: str | None,
     verify: Verifier,
     *,
-    billed_wh: float | None,
+    billed_wh: float | Decimal | None,
     consecutive: bool = True,
 ) -> Verdict:
     """Check the stored signed values of one transaction (time order) against the Eichrecht
@@ -414,11 +444,11 @@ def check_transaction(
             return Verdict(
                 SignatureProblem.ENERGY_MISMATCH, problem, tuple(tx_records), begin, end, signed_wh
             )
-    energy = f", {signed_wh:f} Wh" if signed_wh is not None else ""
+    energy = f", signed {signed_wh:f} Wh" if signed_wh is not None else ""
     count = len(tx_records)
     detail = (
         f"{count} record{'s' if count != 1 else ''} {begin.pagination}..{end.pagination}"
-        f" of meter {begin.meter_serial} verified{energy}"
+        f" of meter {begin.meter_serial}{energy}"
     )
     return Verdict(None, detail, result.records, begin, end, signed_wh)
 
@@ -476,7 +506,7 @@ def _order_rules(
                 return fail(
                     SignatureProblem.METER_ERROR,
                     f"{record.pagination}: the meter marks a reading unusable"
-                    f" (ST {reading.status}, EF {reading.error_flags!r}, TX {reading.tx})",
+                    f" (ST {reading.status!r}, EF {reading.error_flags!r}, TX {reading.tx!r})",
                 )
     return None
 
@@ -498,7 +528,7 @@ def _energy_pair(
 def _energy_rule(
     begin_reading: OcmfReading | None,
     end_reading: OcmfReading | None,
-    billed_wh: float,
+    billed_wh: float | Decimal,
     begin: OcmfRecord,
     end: OcmfRecord,
 ) -> str | None:
@@ -512,7 +542,8 @@ def _energy_rule(
     if signed < 0 or abs(signed - billed) > tolerance:
         return (
             f"{begin.pagination}..{end.pagination}: signed {signed:f} Wh"
-            f" ({begin_reading.summary()} to {end_reading.summary()}), billed {billed:f} Wh,"
+            f" ({begin_reading.summary()} to {end_reading.summary()}),"
+            f" billed {billed.normalize():f} Wh,"
             f" resolution {tolerance:f} Wh"
         )
     return None
@@ -528,34 +559,63 @@ def _fail(problem: SignatureProblem, detail: str, records: Sequence[OcmfRecord] 
 def cdr_signed_data(
     verdict: Verdict, public_key: str | None, *, url: str | None
 ) -> dict[str, Any] | None:
-    """The OCPI 2.2.1 SignedData of a CDR: the begin and end records exactly as signed
-    (nature Start and End; one record holding both is carried once, as End), a readable
-    summary of each, the key and the URL where they fit. None when there is no begin or end
-    record or a record is longer than OCPI's 5000 characters (cutting it would break its
-    signature): the CDR then goes without signed_data."""
+    """The OCPI 2.2.1 SignedData of a CDR from the begin and end records (nature Start and
+    End; one record holding both is carried once, as End).
+
+    OCPI 2.2.1 (mod_cdrs.asciidoc, SignedValue and SignedData) says signed_data is "base64
+    encoded" and so is public_key: signed_data is the base64 of the record's exact UTF-8
+    bytes (decoding gives back what the meter signed, byte for byte), public_key the base64
+    of the DER SubjectPublicKeyInfo (a hex key is converted, nothing else is changed).
+    plain_data is a readable summary. The key and the URL are left out when longer than 512
+    characters. None when there is no begin or end record or a record's base64 is longer
+    than 5000 characters (cutting it would break its signature): the CDR then goes without
+    signed_data."""
     begin, end = verdict.begin, verdict.end
     if begin is None or end is None:
         return None
     pairs = [("End", end)] if begin is end else [("Start", begin), ("End", end)]
-    if any(len(record.text) > MAX_SIGNED_DATA for _, record in pairs):
+    blobs = [base64.b64encode(record.text.encode("utf-8")).decode("ascii") for _, record in pairs]
+    if any(len(blob) > MAX_SIGNED_DATA for blob in blobs):
         return None
     data: dict[str, Any] = {"encoding_method": HEADER}
     version = _major_version(end.format_version)
     if version is not None:
         data["encoding_method_version"] = version
-    if public_key and len(public_key) <= MAX_PUBLIC_KEY:
-        data["public_key"] = public_key
+    key = key_base64(public_key) if public_key else None
+    if key and len(key) <= MAX_PUBLIC_KEY:
+        data["public_key"] = key
     data["signed_values"] = [
         {
             "nature": nature,
             "plain_data": plain_data(record, end=nature == "End"),
-            "signed_data": record.text,
+            "signed_data": blob,
         }
-        for nature, record in pairs
+        for (nature, record), blob in zip(pairs, blobs, strict=True)
     ]
     if url and len(url) <= MAX_URL:
         data["url"] = url
     return data
+
+
+def key_base64(text: str) -> str:
+    """A public key as OCPI carries it: base64 of its DER (from the hex we store); a key
+    that is not hex is returned as it is."""
+    compact = "".join(text.split())
+    if _HEX.fullmatch(compact) and len(compact) % 2 == 0:
+        return base64.b64encode(bytes.fromhex(compact)).decode("ascii")
+    return text
+
+
+def key_hex(text: str) -> str:
+    """A public key as meters print it and the Transparenzsoftware reads it: upper-case hex
+    of its DER (from base64); a key that is neither is returned as it is."""
+    compact = "".join(text.split())
+    if _HEX.fullmatch(compact) and len(compact) % 2 == 0:
+        return compact.upper()
+    try:
+        return base64.b64decode(compact, validate=True).hex().upper()
+    except (binascii.Error, ValueError):
+        return text
 
 
 def plain_data(record: OcmfRecord, *, end: bool) -> str:
@@ -585,7 +645,8 @@ def _major_version(version: str | None) -> int | None:
 
 
 def signed_values_of_cdr(signed_data: Mapping[str, Any]) -> list[str]:
-    """The signed records a CDR carries, in its order (Start before End)."""
+    """The OCMF records a CDR carries, in its order (Start before End), as text: the
+    base64 of OCPI decoded (a plain `OCMF|...` value, as some CPOs send it, is taken too)."""
     values = signed_data.get("signed_values")
     if not isinstance(values, list):
         raise OcmfError(SignatureProblem.MALFORMED, "signed_data has no signed_values list")
@@ -596,24 +657,60 @@ def signed_values_of_cdr(signed_data: Mapping[str, Any]) -> list[str]:
             raise OcmfError(
                 SignatureProblem.MALFORMED, f"signed_values[{index}] has no signed_data text"
             )
-        texts.append(text)
+        try:
+            texts.append(decode_signed(text))
+        except OcmfError as exc:
+            raise OcmfError(exc.problem, f"signed_values[{index}]: {exc.detail}") from exc
     return texts
 
 
 # --- S.A.F.E. Transparenzsoftware ---------------------------------------------------------
 
 
-def safe_xml(records: Sequence[tuple[str, str | None]], public_key: str | None) -> str:
-    """The XML the S.A.F.E. Transparenzsoftware opens: one `<value>` per record (its OCMF
-    text, plain, and the OCPP reading context), each with the meter's public key (hex of the
-    DER SubjectPublicKeyInfo). Records are written exactly as stored."""
+def safe_xml(
+    records: Sequence[tuple[str, str | None]],
+    public_key: str | None,
+    *,
+    transaction_id: int | None = None,
+) -> str:
+    """The XML the S.A.F.E. Transparenzsoftware opens (its XML_Format.md): `<values>` with
+    one `<value>` per record, whose `context` is the OCPP reading context (Transaction.Begin
+    / Transaction.End) and whose `transactionId` groups a transaction's records in the
+    tree it shows; inside, `<signedData format="OCMF" encoding="plain">` holds the record
+    exactly as stored (no white space around it, or the signature would not verify) and
+    `<publicKey encoding="hex">` the meter's key (hex of its DER)."""
+    key = key_hex(public_key) if public_key else None
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<values>"]
     for text, context in records:
-        attrs = f" context={quoteattr(context)}" if context else ""
+        attrs = f' transactionId="{transaction_id}"' if transaction_id is not None else ""
+        attrs += f" context={quoteattr(context)}" if context else ""
         lines.append(f"  <value{attrs}>")
         lines.append(f'    <signedData format="OCMF" encoding="plain">{escape(text)}</signedData>')
-        if public_key:
-            lines.append(f'    <publicKey encoding="hex">{escape(public_key)}</publicKey>')
+        if key:
+            lines.append(f'    <publicKey encoding="hex">{escape(key)}</publicKey>')
         lines.append("  </value>")
     lines.append("</values>")
     return "\n".join(lines) + "\n"
+
+
+# OCPI SignedValue nature -> the OCPP reading context the Transparenzsoftware shows.
+_CONTEXTS = {
+    "start": "Transaction.Begin",
+    "end": "Transaction.End",
+    "intermediate": "Sample.Periodic",
+}
+
+
+def safe_xml_of_cdr(signed_data: Mapping[str, Any], *, transaction_id: int | None) -> str:
+    """`safe_xml` of the records an OCPI CDR's signed_data carries, with its public key and
+    each value's nature as the reading context. OcmfError(MALFORMED) when a value is not an
+    OCMF record (plain or base64)."""
+    texts = signed_values_of_cdr(signed_data)
+    natures = [v.get("nature") for v in signed_data["signed_values"]]
+    contexts = [_CONTEXTS.get(str(n).lower()) if isinstance(n, str) else None for n in natures]
+    key = signed_data.get("public_key")
+    return safe_xml(
+        list(zip(texts, contexts, strict=True)),
+        key if isinstance(key, str) else None,
+        transaction_id=transaction_id,
+    )

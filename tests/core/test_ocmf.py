@@ -5,6 +5,8 @@ from decimal import Decimal
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from csms.core.ocmf import (
     OcmfError,
@@ -14,8 +16,11 @@ from csms.core.ocmf import (
     cdr_signed_data,
     check_transaction,
     decode_signed,
+    key_base64,
+    key_hex,
     parse,
     safe_xml,
+    safe_xml_of_cdr,
     signed_values_of_cdr,
 )
 from tests.ocmf_data import Meter, tamper
@@ -180,7 +185,8 @@ def test_the_specification_example_as_one_transaction_record() -> None:
     data = cdr_signed_data(verdict, KEY, url=None)
     assert data is not None
     assert [v["nature"] for v in data["signed_values"]] == ["End"]
-    assert data["signed_values"][0]["signed_data"] == signed
+    assert data["signed_values"][0]["signed_data"] == b64(signed)
+    assert signed_values_of_cdr(data) == [signed]
 
 
 def test_readings_inherit_the_fields_left_out() -> None:
@@ -223,7 +229,16 @@ def test_decode_signed_takes_plain_or_base64() -> None:
     text = Meter().record("1.000", "B")
     assert decode_signed(text) == text
     assert decode_signed(base64.b64encode(text.encode()).decode()) == text
-    for bad in ("not a record", base64.b64encode(b"JSON|{}|{}").decode(), "////"):
+    assert decode_signed(text.encode().hex().upper()) == text
+    assert decode_signed(f" {text.encode().hex()}\n") == text
+    for bad in (
+        "not a record",
+        base64.b64encode(b"JSON|{}|{}").decode(),
+        b"JSON|{}|{}".hex(),
+        "////",
+        "ABC",
+        "ff",
+    ):
         with pytest.raises(OcmfError) as caught:
             decode_signed(bad)
         assert caught.value.problem is SignatureProblem.MALFORMED
@@ -262,7 +277,7 @@ _READING = '{"TM":"2018-07-24T13:22:04,000+0200 S","TX":"B","RV":1.0,"RU":"kWh",
         ),
         (
             'OCMF|{"PG":"T1","MS":"M","RD":[{"TM":"2018-07-24T13:22:04,000+0200 S",'
-            '"RV":"1.0","RU":"kWh"}]}|{"SD":"00"}',
+            '"RV":"one","RU":"kWh"}]}|{"SD":"00"}',
             "RV is not a number",
         ),
         (
@@ -298,7 +313,7 @@ def test_a_signed_session_verifies() -> None:
     assert [r.pagination for r in verdict.records] == ["T12", "T13", "T14"]
     assert verdict.begin is verdict.records[0]
     assert verdict.end is verdict.records[-1]
-    assert verdict.detail == "3 records T12..T14 of meter BQ27400330016 verified, 3000.000 Wh"
+    assert verdict.detail == "3 records T12..T14 of meter BQ27400330016, signed 3000.000 Wh"
 
 
 def test_billed_energy_within_the_resolution() -> None:
@@ -428,7 +443,7 @@ def test_a_reading_the_meter_marks_unusable() -> None:
     end = meter.record("4.000", "E", status="M", at="2018-07-24T13:05:04,000+0200 S")
     verdict = check([begin, end])
     assert verdict.problem is SignatureProblem.METER_ERROR
-    assert verdict.detail == "T13: the meter marks a reading unusable (ST M, EF '', TX E)"
+    assert verdict.detail == "T13: the meter marks a reading unusable (ST 'M', EF '', TX 'E')"
 
 
 def test_no_energy_register_at_both_ends() -> None:
@@ -451,14 +466,19 @@ def test_energy_that_runs_backwards() -> None:
 # --- CDR signed_data ----------------------------------------------------------------------
 
 
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 def test_cdr_signed_data_from_begin_and_end() -> None:
     signed = Meter().session("1.000", "2.000", "4.000")
     verdict = check(signed)
-    data = cdr_signed_data(verdict, KEY, url="https://cpo.example/eichrecht/CDR1")
+    # OCPI 2.2.1: signed_data and public_key are base64 (the key we store is hex of DER).
+    data = cdr_signed_data(verdict, "3059AB01", url="https://cpo.example/eichrecht/CDR1")
     assert data == {
         "encoding_method": "OCMF",
         "encoding_method_version": 1,
-        "public_key": KEY,
+        "public_key": "MFmrAQ==",
         "signed_values": [
             {
                 "nature": "Start",
@@ -466,7 +486,7 @@ def test_cdr_signed_data_from_begin_and_end() -> None:
                     "meter BQ27400330016, T12, 2018-07-24T13:00:04+02:00 S, TX B, 1.000 kWh,"
                     " 1-b:1.8.0, id ISO14443 1F2D3A4F5506C7"
                 ),
-                "signed_data": signed[0],
+                "signed_data": b64(signed[0]),
             },
             {
                 "nature": "End",
@@ -474,12 +494,23 @@ def test_cdr_signed_data_from_begin_and_end() -> None:
                     "meter BQ27400330016, T14, 2018-07-24T13:02:04+02:00 S, TX E, 4.000 kWh,"
                     " 1-b:1.8.0, id ISO14443 1F2D3A4F5506C7"
                 ),
-                "signed_data": signed[2],
+                "signed_data": b64(signed[2]),
             },
         ],
         "url": "https://cpo.example/eichrecht/CDR1",
     }
     assert signed_values_of_cdr(data) == [signed[0], signed[2]]
+    # What some CPOs send: the records as text. Read the same.
+    plain = {"signed_values": [{"signed_data": signed[0]}, {"signed_data": signed[2]}]}
+    assert signed_values_of_cdr(plain) == [signed[0], signed[2]]
+
+
+def test_public_key_forms_in_cdr_and_xml() -> None:
+    assert key_base64("30 59 ab 01") == "MFmrAQ=="
+    assert key_base64("MFmrAQ==") == "MFmrAQ=="
+    assert key_hex("MFmrAQ==") == "3059AB01"
+    assert key_hex("3059ab01") == "3059AB01"
+    assert key_hex("not a key!") == "not a key!"
 
 
 def test_cdr_signed_data_keeps_the_ocpi_limits() -> None:
@@ -494,6 +525,13 @@ def test_cdr_signed_data_keeps_the_ocpi_limits() -> None:
         "public_key": "K" * 512,
         "url": "u" * 512,
     }
+    # 384 bytes of DER are 512 characters of base64 (768 of hex): it fits.
+    data = cdr_signed_data(verdict, "AB" * 384, url=None)
+    assert data is not None
+    assert len(data["public_key"]) == 512
+    data = cdr_signed_data(verdict, "AB" * 385, url=None)
+    assert data is not None
+    assert "public_key" not in data
     # plain_data is cut at 512 characters; a long meter serial does not break it.
     long_serial = Meter(serial="S" * 600).session("1.000", "4.000")
     data = cdr_signed_data(check(long_serial), KEY, url=None)
@@ -505,11 +543,18 @@ def test_cdr_signed_data_keeps_the_ocpi_limits() -> None:
 
 
 def test_a_record_longer_than_ocpi_allows_leaves_the_cdr_unsigned() -> None:
-    meter = Meter(extra={"UX": "x" * 5000})  # a vendor extension field
+    # 5000 characters of base64 hold 3750 bytes of record.
+    short = Meter().session("1.000", "4.000")
+    filler = 3750 - len(short[1])
+    meter = Meter(extra={"UX": "x" * (filler - len(',"UX":""'))})  # a vendor extension
+    fits = meter.session("1.000", "4.000")
+    assert len(fits[1]) == 3750
+    data = cdr_signed_data(check(fits), KEY, url=None)
+    assert data is not None
+    assert len(data["signed_values"][1]["signed_data"]) == 5000
+    meter = Meter(extra={"UX": "x" * (filler - len(',"UX":""') + 1)})
     verdict = check(meter.session("1.000", "4.000"))
     assert verdict.ok
-    assert verdict.end is not None
-    assert len(verdict.end.text) > 5000
     assert cdr_signed_data(verdict, KEY, url=None) is None
     failed = check([])
     assert cdr_signed_data(failed, KEY, url=None) is None
@@ -545,11 +590,12 @@ def test_signed_values_of_a_broken_cdr(bad: dict[str, object]) -> None:
 def test_safe_xml_holds_the_records_exactly() -> None:
     signed = Meter().session("1.000", "4.000")
     odd = signed[1].replace('"GI":"SIM"', '"GI":"<&>\\""')  # characters XML must escape
-    xml = safe_xml([(signed[0], "Transaction.Begin"), (odd, None)], "3059ABCD")
+    xml = safe_xml([(signed[0], "Transaction.Begin"), (odd, None)], "MFmrzQ==", transaction_id=7)
     root = ElementTree.fromstring(xml.encode("utf-8"))
     assert root.tag == "values"
     values = root.findall("value")
     assert [v.get("context") for v in values] == ["Transaction.Begin", None]
+    assert [v.get("transactionId") for v in values] == ["7", "7"]
     texts = [v.find("signedData") for v in values]
     assert [(t.get("format"), t.get("encoding"), t.text) for t in texts if t is not None] == [
         ("OCMF", "plain", signed[0]),
@@ -562,6 +608,7 @@ def test_safe_xml_holds_the_records_exactly() -> None:
     ]
     no_key = ElementTree.fromstring(safe_xml([(signed[0], None)], None))
     assert no_key.find("value/publicKey") is None
+    assert no_key.find("value").get("transactionId") is None  # type: ignore[union-attr]
 
 
 def test_time_zone_offsets_survive() -> None:
@@ -576,3 +623,61 @@ def test_the_errors_live_in_the_error_tree() -> None:
     assert ocmf.SignatureProblem is errors.SignatureProblem
     assert issubclass(OcmfError, errors.InvalidInput)
     assert not issubclass(OcmfError, ValueError)
+
+
+def test_safe_xml_of_a_cdr() -> None:
+    signed = Meter().session("1.000", "2.000", "4.000")
+    data = cdr_signed_data(check(signed), "3059ab01", url=None)
+    assert data is not None
+    data["signed_values"].insert(1, {"nature": "Intermediate", "signed_data": b64(signed[1])})
+    data["signed_values"].append({"nature": "Tariff change", "signed_data": signed[1]})
+    root = ElementTree.fromstring(safe_xml_of_cdr(data, transaction_id=42))
+    values = root.findall("value")
+    assert [(v.get("context"), v.get("transactionId")) for v in values] == [
+        ("Transaction.Begin", "42"),
+        ("Sample.Periodic", "42"),
+        ("Transaction.End", "42"),
+        (None, "42"),
+    ]
+    assert [v.findtext("signedData") for v in values] == [*signed, signed[1]]
+    assert {v.findtext("publicKey") for v in values} == {"3059AB01"}
+    data["signed_values"][0]["signed_data"] = "not OCMF"
+    with pytest.raises(OcmfError) as caught:
+        safe_xml_of_cdr(data, transaction_id=None)
+    assert str(caught.value).startswith("signed_values[0]: not an OCMF record")
+
+
+# --- hostile input ------------------------------------------------------------------------
+# Records come from chargers: whatever they send, the parser says MALFORMED or reads it,
+# and the rules give a verdict; nothing else escapes.
+
+_VALID = Meter().record("1.000", "B")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.text(max_size=300).map(lambda t: "OCMF|" + t),
+        st.text(max_size=12).map(lambda t: Meter(serial=t).record("1.000", "B")),
+        st.text(max_size=3).map(lambda t: Meter().record("1.000", "B", status=t)),
+        st.tuples(st.integers(0, len(_VALID)), st.text(max_size=8)).map(
+            lambda p: _VALID[: p[0]] + p[1] + _VALID[p[0] + 1 :]
+        ),
+    )
+)
+def test_anything_a_charger_sends_is_read_or_malformed(text: str) -> None:
+    problem: OcmfError | None = None
+    try:
+        record = parse(decode_signed(text))
+    except OcmfError as exc:
+        problem = exc
+    if problem is None:
+        assert decode_signed(text) == record.text
+        assert isinstance(record.meter_serial, str)
+    else:
+        assert problem.problem is SignatureProblem.MALFORMED
+        assert "\n" not in str(problem)
+    verdict = check([text])
+    assert verdict.ok or verdict.problem is not None
+    assert "\n" not in verdict.detail
