@@ -226,10 +226,12 @@ async def test_a_signed_16_session_is_kept_byte_exact_verified_and_in_its_cdr(
     (cdr,) = await server.app.billing.cdrs_of(tx_id)
     data = cdr.data["signed_data"]
     assert data["encoding_method"] == "OCMF" and data["encoding_method_version"] == 1
-    assert data["public_key"] == meter.hex
+    # OCPI carries the key and the records base64 encoded: decoded, the exact bytes.
+    assert base64.b64decode(data["public_key"]) == meter.der
     assert [v["nature"] for v in data["signed_values"]] == ["Start", "End"]
-    assert [v["signed_data"] for v in data["signed_values"]] == [sent[0], sent[2]]
-    assert all(verifies(meter.der, v["signed_data"]) for v in data["signed_values"])
+    carried = [base64.b64decode(v["signed_data"]).decode() for v in data["signed_values"]]
+    assert carried == [sent[0], sent[2]]
+    assert all(verifies(meter.der, record) for record in carried)
     assert "url" not in data
     assert all(len(v["plain_data"]) <= 512 for v in data["signed_values"])
 
@@ -295,7 +297,8 @@ async def test_a_signed_201_session_is_kept_with_its_methods_and_key(server: Run
     billed = await settled(server, tx.id)
     assert (billed.billing, billed.signature_state) == ("billed", "verified")
     (cdr,) = await server.app.billing.cdrs_of(tx.id)
-    carried = [v["signed_data"] for v in cdr.data["signed_data"]["signed_values"]]
+    in_cdr = cdr.data["signed_data"]["signed_values"]
+    carried = [base64.b64decode(v["signed_data"]).decode() for v in in_cdr]
     assert carried == [records[0], records[2]]
     assert all(verifies(meter.der, r) for r in carried)
     shown = (await csms(server, "transactions", "show", str(tx.id), "--json")).json()
