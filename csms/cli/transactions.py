@@ -164,7 +164,7 @@ def show_cmd(transaction_id: str, config_file: str | None, as_json: bool) -> Non
             _cost_line(priced) if priced is not None else f"cannot be computed: {cost_error}",
         ),
         ("billing", billing_text(t) or ("running" if t.active else "-")),
-        ("signed values", _signature_text(t, len(detail.signed))),
+        ("signature", _signature_text(t, len(detail.signed))),
     ]
     if t.billing_retry_at is not None and t.billing == "pending":
         pairs.append(("next attempt", when(t.billing_retry_at, now)))
@@ -227,7 +227,7 @@ def _signature_text(t: Transaction, count: int) -> str:
         "failed": "failed verification",
         "released": "released by staff after failing verification",
     }.get(t.signature_state, t.signature_state or "")
-    text = f"{count} received, {state}" if count else state
+    text = f"{state}, {count} signed value{'s' if count != 1 else ''}" if count else state
     if t.signature_problem:
         text += f" ({t.signature_problem})"
     return text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -304,6 +305,9 @@ async def test_a_signed_201_session_is_kept_with_its_methods_and_key(server: Run
     shown = (await csms(server, "transactions", "show", str(tx.id), "--json")).json()
     assert shown["signature_state"] == "verified" and shown["signature_problem"] is None
     assert [v["data"] for v in shown["signed_values"]] == sent
+    human = ok(await csms(server, "transactions", "show", str(tx.id)))
+    assert re.search(r"\nsignature +verified, 3 signed values\n", human)
+    assert "signed meter values (3):" in human
 
 
 def _faulty(meter: SigningMeter, fault: str) -> tuple[str | None, str | None, str | None]:
