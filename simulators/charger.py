@@ -36,6 +36,7 @@ from simulators.profiles import (
     Rating,
 )
 from simulators.reservations import Reservation, ReservationBook
+from simulators.signed_meter import MeterIdentity, SignedFault, SignedMeter, load_or_create_key
 from simulators.station import OCCUPIED, ConnectorStatus, EvProfile, Reading, Station
 
 __all__ = ["LOCAL_LIST_MAX_LENGTH", "ChargerBase", "Timestamp"]
@@ -103,6 +104,8 @@ class ChargerBase(abc.ABC):
         self.profile_policy = ProfilePolicy(options.reject_profiles, options.reject_zero)
         self.local_list = LocalList(LOCAL_LIST_MAX_LENGTH)
         self.certificates = CertificateStore(self.id, options.cert_dir)
+        #: The Eichrecht meter signing the energy register (`--signed-meter`), else None.
+        self.signed_meter = signing_meter(options)
         #: CSMS actions (e.g. "ReserveNow") this charger receives and never answers.
         self.unanswered: set[str] = set()
         self._sink = sink
@@ -569,6 +572,20 @@ class ChargerBase(abc.ABC):
         if isinstance(timestamp, str):
             return timestamp
         return wire_time(timestamp if timestamp is not None else self._clock())
+
+
+def signing_meter(options: ChargerOptions) -> SignedMeter | None:
+    """The signing meter a charger with `--signed-meter` has; its key loaded or made now."""
+    if not options.signed_meter:
+        return None
+    identity = MeterIdentity(
+        gateway=f"{options.vendor} {options.model}",
+        gateway_serial=options.serial_number,
+        gateway_version=options.firmware,
+        meter_serial=f"M-{options.serial_number}",
+    )
+    fault = None if options.signed_fault is None else SignedFault(options.signed_fault)
+    return SignedMeter(identity, load_or_create_key(options.meter_key_file), fault)
 
 
 def _tls(options: ChargerOptions) -> ssl.SSLContext | None:

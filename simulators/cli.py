@@ -23,6 +23,7 @@ from simulators.errors import SimulatorError
 from simulators.events import Step, StepKind
 from simulators.fleet import Fleet, FleetOptions
 from simulators.options import REJECT_MODES, SUPPORTED_VERSIONS, ChargerOptions
+from simulators.signed_meter import SIGNED_FAULTS
 from simulators.versions import create_charger, ensure_simulated
 
 if TYPE_CHECKING:
@@ -225,6 +226,30 @@ def _script_options(f: Any) -> Any:
                 metavar="WH",
                 help="2.0.1: the energy (Wh) the EV asks for in NotifyEVChargingNeeds "
                 "(with --departure)",
+            ),
+            click.option(
+                "--signed-meter",
+                is_flag=True,
+                help="Eichrecht: the meter signs OCMF records (P-256) of the energy register "
+                "at begin, while charging and at end; 1.6 publishes its key by DataTransfer "
+                "generalConfiguration/setMeterConfiguration and as MeterPublicKey",
+            ),
+            click.option(
+                "--meter-key",
+                "meter_key_file",
+                type=click.Path(dir_okay=False),
+                default=None,
+                metavar="FILE",
+                help="the meter's private key (PEM, P-256); made there when missing "
+                "(default: a new key each run)",
+            ),
+            click.option(
+                "--signed-fault",
+                type=click.Choice(SIGNED_FAULTS),
+                default=None,
+                help="a faulty signing meter: tamper (end value changed after signing), "
+                "wrong-key (signs with a key it does not publish), no-end (no signed end "
+                "record), gap (pagination skips one)",
             ),
             click.option("--seed", type=int, default=None, help="make meter readings repeatable"),
             click.option(

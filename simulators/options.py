@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from simulators.errors import OptionsError
+from simulators.signed_meter import SIGNED_FAULTS
 
 __all__ = ["REJECT_MODES", "SUPPORTED_VERSIONS", "ChargerOptions"]
 
@@ -64,6 +65,12 @@ class ChargerOptions:
     #: many seconds later and this energy need (Wh); both or neither.
     departure_s: float | None = None
     energy_need_wh: int | None = None
+    #: Eichrecht: the meter signs OCMF records of the energy register (begin, periodic, end)
+    #: with its own P-256 key, read from `meter_key_file` (PEM; made there when missing) or
+    #: new each run; `signed_fault` makes it misbehave (one of SIGNED_FAULTS).
+    signed_meter: bool = False
+    meter_key_file: str | None = None
+    signed_fault: str | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -91,6 +98,12 @@ class ChargerOptions:
         if parts.scheme == "ws" and (self.ca_file or self.cert_file):
             raise OptionsError("--ca, --cert and --key need a wss:// url")
         self._check_smart_charging()
+        if (self.meter_key_file is not None or self.signed_fault is not None) and not (
+            self.signed_meter
+        ):
+            raise OptionsError("--meter-key and --signed-fault need --signed-meter")
+        if self.signed_fault is not None and self.signed_fault not in SIGNED_FAULTS:
+            raise OptionsError(f"signed fault must be one of {', '.join(SIGNED_FAULTS)}")
 
     def _check_smart_charging(self) -> None:
         if self.phases not in (1, 3) or self.ev_phases not in (1, 3):

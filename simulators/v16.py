@@ -56,6 +56,9 @@ class V16Charger(ChargerBase):
             heartbeat_interval=DEFAULT_HEARTBEAT_SECONDS,
             meter_interval=options.meter_interval,
             local_list_max_length=LOCAL_LIST_MAX_LENGTH,
+            meter_public_key=None
+            if self.signed_meter is None
+            else self.signed_meter.public_key_hex,
         )
         self.sessions: SessionBook[int] = SessionBook()
         self._queue = OfflineQueue()

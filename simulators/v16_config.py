@@ -94,11 +94,17 @@ class Configuration:
         meter_interval: float,
         local_list_max_length: int = 100,
         rules: ProfileRules | None = None,
+        meter_public_key: str | None = None,
     ) -> Configuration:
-        """The keys of a new charger; `rules` limit the charging profiles it takes."""
+        """The keys of a new charger; `rules` limit the charging profiles it takes. A charger
+        with a signing meter lists its public key (hex of the DER SubjectPublicKeyInfo) as
+        the read-only `MeterPublicKey`, the key a CSMS reads with GetConfiguration."""
         rules = rules or ProfileRules()
         sampled = ",".join(DEFAULT_MEASURANDS)
         rw, ro = False, True
+        meter_key = (
+            [] if meter_public_key is None else [ConfigKey("MeterPublicKey", meter_public_key, ro)]
+        )
         return cls(
             [
                 ConfigKey("AllowOfflineTxForUnknownId", "false", rw, _boolean),
@@ -116,6 +122,7 @@ class Configuration:
                 ConfigKey("LocalAuthorizeOffline", "true", rw, _boolean),
                 ConfigKey("LocalPreAuthorize", "false", rw, _boolean),
                 ConfigKey("MaxChargingProfilesInstalled", str(rules.max_installed), ro),
+                *meter_key,
                 ConfigKey("MeterValuesAlignedData", SUPPORTED_MEASURANDS[0], rw, _measurands),
                 ConfigKey("MeterValuesSampledData", sampled, rw, _measurands),
                 ConfigKey(

@@ -5,7 +5,8 @@ wind down, reboot. They only use the charger's methods; no frames are built here
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import json
+from typing import Any, Protocol
 
 from simulators import script
 from simulators.errors import SimulatorError
@@ -33,6 +34,10 @@ class ScriptedCharger(SessionCharger, script.Scripted, Protocol):
 
     async def wait_ready(self) -> None: ...
 
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None
+    ) -> dict[str, Any]: ...
+
 
 async def run_script(cp: ScriptedCharger) -> Summary:
     """The scripted charger of the CLI: see `simulators.script.run_script`."""
@@ -40,9 +45,49 @@ async def run_script(cp: ScriptedCharger) -> Summary:
 
 
 async def announce(cp: ScriptedCharger) -> None:
-    """StatusNotification for connector 0 and every connector, with their current status."""
+    """StatusNotification for connector 0 and every connector, with their current status;
+    a charger with a signing meter publishes its key first."""
+    await publish_meter_key(cp)
     for connector_id in (0, *cp.station.connector_ids):
         await notify(cp, connector_id, cp.station.status(connector_id))
+
+
+#: The OCA application note "OCPP 1.6 and German Eichrecht": the charger tells the CSMS the
+#: public key of each connector's meter by DataTransfer (as well as in `MeterPublicKey`).
+METER_KEY_VENDOR_ID = "generalConfiguration"
+METER_KEY_MESSAGE_ID = "setMeterConfiguration"
+
+
+def meter_configuration(cp: ScriptedCharger) -> str | None:
+    """The DataTransfer `data` that publishes the meters' key: JSON
+    `{"meters": [{"connectorId", "meterSerial", "type": "SIGNATURE", "publicKey"}]}`."""
+    meter = cp.signed_meter
+    if meter is None:
+        return None
+    meters = [
+        {
+            "connectorId": connector_id,
+            "meterSerial": meter.meter_serial(connector_id),
+            "type": "SIGNATURE",
+            "publicKey": meter.public_key_hex,
+        }
+        for connector_id in cp.station.connector_ids
+    ]
+    return json.dumps({"meters": meters}, separators=(",", ":"))
+
+
+async def publish_meter_key(cp: ScriptedCharger) -> None:
+    """DataTransfer generalConfiguration/setMeterConfiguration; an answer other than
+    Accepted is reported (the key stays readable as configuration key `MeterPublicKey`)."""
+    data = meter_configuration(cp)
+    if data is None:
+        return
+    try:
+        answer = await cp.data_transfer(METER_KEY_VENDOR_ID, METER_KEY_MESSAGE_ID, data)
+    except SimulatorError as exc:
+        cp.report(StepKind.ERROR, f"meter key DataTransfer failed: {exc}")
+        return
+    cp.report(StepKind.INFO, f"meter key published: DataTransfer {answer.get('status')}")
 
 
 async def run_sessions(cp: ScriptedCharger) -> None:

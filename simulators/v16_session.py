@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from simulators.charger import Timestamp
+from simulators.clock import wire_time
 from simulators.errors import NotConnectedError, SimulatorError
 from simulators.events import StepKind
 from simulators.profiles import ChargingProfiles
@@ -20,8 +22,10 @@ from simulators.sessions import (
     admit,
     sample_until_stopped,
 )
+from simulators.signed_meter import SignedMeter
 from simulators.station import ConnectorStatus, Reading, Station
 from simulators.v16_config import Configuration
+from simulators.v16_meter import register_value, register_wh, with_signed
 
 __all__ = [
     "OpenTransaction",
@@ -65,6 +69,10 @@ class SessionCharger(Admission, Protocol):
     def meter_interval(self) -> float: ...
     @property
     def open_transactions(self) -> Mapping[int, OpenTransaction]: ...
+    @property
+    def signed_meter(self) -> SignedMeter | None: ...
+    @property
+    def id(self) -> str: ...
 
     def transaction_on(self, connector_id: int) -> OpenTransaction | None: ...
 
@@ -190,12 +198,16 @@ async def _charge(
     await notify(cp, cid, ConnectorStatus.PREPARING, note)
     await announce_changes(cp, cp.refresh_reserved())  # a reservation of any may need the rest
     meter_start = cp.reading(cid).energy_wh
+    started_at = cp.now()
     try:
-        started = await cp.start_transaction(cid, tag, meter_start, reservation_id=reservation_id)
+        started = await cp.start_transaction(
+            cid, tag, meter_start, timestamp=started_at, reservation_id=reservation_id
+        )
     except SimulatorError:
         await settle(cp, cid, note)
         raise
     control.transaction_id = int(started["transactionId"])
+    await _signed_begin(cp, control, meter_start, started_at, note)
     cp.report(
         StepKind.SESSION_STARTED,
         f"{note}session started tx={control.transaction_id} connector={cid} tag={tag}",
@@ -221,8 +233,9 @@ async def _sample_until_stopped(
 
     async def sample() -> None:
         nonlocal reported
+        entry = signed(cp, cp.sample(cid), cid, "C", control.id_tag)
         try:
-            await cp.meter_values(cid, control.transaction_id, [cp.sample(cid)])
+            await cp.meter_values(cid, control.transaction_id, [entry])
         except NotConnectedError:
             pass
         except SimulatorError as exc:
@@ -247,6 +260,7 @@ async def _stop(cp: SessionCharger, control: Control, meter_start: int, note: st
     cid = control.connector_id
     final = cp.sample(cid, "Transaction.End", cp.configuration.items("StopTxnSampledData"))
     meter_stop = cp.station.reading(cid).energy_wh
+    final = signed(cp, final, cid, "E", control.id_tag, meter_stop)
     assert control.transaction_id is not None
     await cp.stop_transaction(
         control.transaction_id,
@@ -273,11 +287,63 @@ async def end_transaction(cp: SessionCharger, transaction_id: int, reason: str) 
     meter_stop = record.meter_start
     if cp.station.has_connector(cid):
         meter_stop = max(meter_stop, cp.reading(cid).energy_wh)
-    await cp.stop_transaction(transaction_id, meter_stop, id_tag=record.id_tag, reason=reason)
+    data = None
+    if cp.signed_meter is not None:
+        end = register_value(meter_stop, wire_time(cp.now()), "Transaction.End")
+        data = [signed(cp, end, cid, "E", record.id_tag)]
+    await cp.stop_transaction(
+        transaction_id, meter_stop, id_tag=record.id_tag, reason=reason, transaction_data=data
+    )
     cp.report(StepKind.INFO, f"transaction {transaction_id} stopped: {reason}")
     if cp.station.has_connector(cid):
         await notify(cp, cid, ConnectorStatus.FINISHING)
         await settle(cp, cid)
+
+
+def signed(
+    cp: SessionCharger,
+    entry: dict[str, Any],
+    connector_id: int,
+    tx: str,
+    id_tag: str | None,
+    energy_wh: int | None = None,
+) -> dict[str, Any]:
+    """`entry` with the meter's signed record of its energy register (TX `tx`: B, C, E) when
+    the charger has a signing meter; the plain register is added when the entry lacks it, so
+    that the plain value and the signed one are the same reading."""
+    meter = cp.signed_meter
+    if meter is None:
+        return entry
+    context = str(entry["sampledValue"][0]["context"])
+    wh = register_wh(entry)
+    if wh is None:
+        wh = energy_wh if energy_wh is not None else cp.station.reading(connector_id).energy_wh
+        plain = register_value(wh, str(entry["timestamp"]), context)["sampledValue"]
+        entry = {**entry, "sampledValue": [*entry["sampledValue"], *plain]}
+    record = meter.record(connector_id, wh, cp.now(), tx, id_tag, charge_point=cp.id)
+    return entry if record is None else with_signed(entry, record, context)
+
+
+async def _signed_begin(
+    cp: SessionCharger, control: Control, meter_start: int, at: datetime, note: str
+) -> None:
+    """The begin record: 1.6 StartTransaction has no meter values, so it follows in a
+    MeterValues of context Transaction.Begin beside the start register."""
+    if cp.signed_meter is None:
+        return
+    entry = signed(
+        cp,
+        register_value(meter_start, wire_time(at), "Transaction.Begin"),
+        control.connector_id,
+        "B",
+        control.id_tag,
+    )
+    try:
+        await cp.meter_values(control.connector_id, control.transaction_id, [entry])
+    except NotConnectedError:
+        pass
+    except SimulatorError as exc:
+        cp.report(StepKind.ERROR, f"{note}MeterValues Transaction.Begin failed: {exc}")
 
 
 def _tag_status(answer: dict[str, Any]) -> str:

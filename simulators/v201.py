@@ -80,6 +80,7 @@ class V201Charger(ChargerBase):
             firmware=options.firmware[:50],
             rated_power_w=self.station.connector(1).rated_power_w,
             local_list_max_length=self.local_list.max_length,
+            signed_readings=self.signed_meter is not None,
         )
         self.sessions: SessionBook[str] = SessionBook()
         #: seqNo of TransactionEvents: one counter for the station, kept across reconnects.

@@ -235,8 +235,11 @@ class DeviceModel:
         items_per_report: int = 20,
         local_list_max_length: int = 100,
         rules: ProfileRules | None = None,
+        signed_readings: bool = False,
     ) -> DeviceModel:
-        """The variables of a new station; `rules` limit the charging profiles it takes."""
+        """The variables of a new station; `rules` limit the charging profiles it takes. A
+        station with a signing meter says so, read-only: SampledDataCtrlr.SignReadings true
+        and OCPPCommCtrlr.PublicKeyWithSignedMeterValue EveryMeterValue."""
         rules = rules or ProfileRules()
         station = _component("ChargingStation")
         comm = _component("OCPPCommCtrlr")
@@ -372,6 +375,18 @@ class DeviceModel:
                 security, VariableKey("BasicAuthPassword"), "", mutability=Mutability.WRITE_ONLY
             ),
         ]
+        if signed_readings:
+            variables += [
+                _flag(sampled, "SignReadings", True, _RO),
+                Variable(
+                    comm,
+                    VariableKey("PublicKeyWithSignedMeterValue"),
+                    "EveryMeterValue",
+                    "OptionList",
+                    _RO,
+                    values_list=("Never", "OncePerTransaction", "EveryMeterValue"),
+                ),
+            ]
         for evse_id in range(1, evses + 1):
             for component in (
                 ComponentKey("EVSE", evse_id=evse_id),

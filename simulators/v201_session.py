@@ -17,8 +17,10 @@ from simulators.events import StepKind
 from simulators.options import ChargerOptions
 from simulators.profiles import ChargingProfiles
 from simulators.sessions import Admission, SessionBook, SessionControl, admit, sample_until_stopped
+from simulators.signed_meter import SIGNING_METHOD, SignedMeter
 from simulators.station import ConnectorStatus, Reading, Station
 from simulators.v201_device import DeviceModel
+from simulators.v201_meter import energy_value, register_wh, signed_meter_value, with_signed
 from simulators.v201_transaction import OpenTransaction, charging_state
 
 __all__ = [
@@ -41,6 +43,8 @@ class SessionCharger(Admission, Protocol):
 
     @property
     def options(self) -> ChargerOptions: ...
+    @property
+    def signed_meter(self) -> SignedMeter | None: ...
     @property
     def station(self) -> Station: ...
     @property
@@ -216,11 +220,15 @@ async def _charge(
     await announce_changes(cp, cp.refresh_reserved())  # a reservation of any may need the rest
     meter_start = cp.reading(evse_id).energy_wh
     trigger = "RemoteStart" if remote_start_id is not None else "Authorized"
+    stamp = wire_time(cp.now())
+    begin = signed(cp, energy_value(meter_start, stamp, "Transaction.Begin"), evse_id, "B", tag)
     try:
         transaction_id, answer = await cp.start_transaction(
             evse_id,
             tag,
             meter_start,
+            timestamp=stamp,
+            meter_value=[begin],
             trigger_reason=trigger,
             remote_start_id=remote_start_id,
             token_type=token_type,
@@ -277,7 +285,7 @@ async def _sample_until_stopped(
         nonlocal reported
         transaction_id = control.transaction_id
         assert transaction_id is not None
-        entry = cp.sample(evse_id)
+        entry = signed(cp, cp.sample(evse_id), evse_id, "C", control.id_tag)
         status = cp.station.status(evse_id)
         changed = status is not reported
         reported = status
@@ -309,6 +317,7 @@ async def _stop(cp: SessionCharger, control: Control, meter_start: int, note: st
     measurands = cp.device.items("SampledDataCtrlr", "TxEndedMeasurands")
     final = cp.sample(evse_id, "Transaction.End", measurands)
     meter_stop = cp.station.reading(evse_id).energy_wh
+    final = signed(cp, final, evse_id, "E", control.id_tag, meter_stop)
     await cp.end_transaction(
         transaction_id,
         meter_stop,
@@ -333,10 +342,41 @@ async def end_open_transaction(cp: SessionCharger, transaction_id: str, reason: 
     meter_stop = record.meter_start_wh
     if cp.station.has_connector(evse_id):
         meter_stop = max(meter_stop, cp.reading(evse_id).energy_wh)
-    await cp.end_transaction(transaction_id, meter_stop, stopped_reason=reason)
+    values = None
+    if cp.signed_meter is not None:
+        token = None if record.id_token is None else str(record.id_token.get("idToken"))
+        end = energy_value(meter_stop, wire_time(cp.now()), "Transaction.End")
+        values = [signed(cp, end, evse_id, "E", token)]
+    await cp.end_transaction(transaction_id, meter_stop, stopped_reason=reason, meter_value=values)
     cp.report(StepKind.INFO, f"transaction {transaction_id} ended: {reason}")
     if cp.station.has_connector(evse_id):
         await settle(cp, evse_id)
+
+
+def signed(
+    cp: SessionCharger,
+    entry: dict[str, Any],
+    evse_id: int,
+    tx: str,
+    id_token: str | None,
+    energy_wh: int | None = None,
+) -> dict[str, Any]:
+    """`entry` with `signedMeterValue` (the meter's record of its energy register, TX `tx`:
+    B, C or E) when the station has a signing meter; the register is added when the entry
+    lacks it, so that the plain value and the signed one are the same reading."""
+    meter = cp.signed_meter
+    if meter is None:
+        return entry
+    wh = register_wh(entry)
+    if wh is None:
+        wh = energy_wh if energy_wh is not None else cp.station.reading(evse_id).energy_wh
+        context = str(entry["sampledValue"][0]["context"])
+        plain = energy_value(wh, str(entry["timestamp"]), context)["sampledValue"]
+        entry = {**entry, "sampledValue": [*entry["sampledValue"], *plain]}
+    record = meter.record(evse_id, wh, cp.now(), tx, id_token, charge_point=cp.options.charger_id)
+    if record is None:
+        return entry
+    return with_signed(entry, signed_meter_value(record, meter.public_key_base64, SIGNING_METHOD))
 
 
 def _token_status(answer: dict[str, Any]) -> str:
