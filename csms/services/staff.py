@@ -198,7 +198,7 @@ class StaffService:
         return await self._db.write(unit)
 
     async def remove_charger(self, cp_id: str) -> None:
-        """Forget a charger, and its place on a site (smart charging)."""
+        """Forget a charger, its place on a site (smart charging) and its meter keys."""
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
@@ -206,6 +206,8 @@ class StaffService:
             if not await cp_repo.delete_charge_point(conn, cp_id):
                 raise UnknownChargePoint(f"no charger {cp_id}")
             await site_repo.unlink(conn, [cp_id], now)
+            # Its meters' keys go with it: a new charger of that id proves its own.
+            await signed_repo.remove_keys_of(conn, cp_id)
 
         await self._db.write(unit)
 

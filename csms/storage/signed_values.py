@@ -239,3 +239,9 @@ async def remove_key(conn: AsyncConnection, cp_id: str, evse_id: int) -> bool:
         delete(_mpk).where(_mpk.c.charge_point_id == cp_id, _mpk.c.evse_id == evse_id)
     )
     return bool(result.rowcount)
+
+
+async def remove_keys_of(conn: AsyncConnection, cp_id: str) -> int:
+    """Forget every meter key of a charger (it is removed); how many there were."""
+    result = await conn.execute(delete(_mpk).where(_mpk.c.charge_point_id == cp_id))
+    return int(result.rowcount or 0)

@@ -477,6 +477,10 @@ async def test_staff_set_a_meter_key_that_chargers_do_not_replace(server: Runnin
         await csms(server, "chargers", "set", "EICH-STAFF", "--no-meter-public-key"),
         "no meter public key",
     )
+    # A removed charger's keys go with it.
+    ok(await csms(server, "chargers", "set", "EICH-STAFF", "--meter-public-key", meter.hex))
+    ok(await csms(server, "chargers", "remove", "EICH-STAFF", "--yes"))
+    assert await keys(server, "EICH-STAFF") == []
 
 
 @pytest.mark.slow
