@@ -55,6 +55,7 @@ from csms.services.charger_input import ChargingSettings
 from csms.services.charging import Charging
 from csms.services.commands import CommandService
 from csms.services.load_management import LoadManager, metric_families
+from csms.services.meter_keys import MeterKeys
 from csms.services.nodes import Cluster, ClusterSettings
 from csms.services.overview import LiveFeed, OverviewService
 from csms.services.overview import metric_families as live_metric_families
@@ -259,6 +260,10 @@ class CsmsApp:
         v16 = V16Adapter(
             self.charging.stations, self.charging.authorization, self.charging.transactions
         )
+        # The public keys of the chargers' meters (Eichrecht), as chargers report them.
+        self.meter_keys = MeterKeys(self.db, clock, config.eichrecht)
+        self.charging.transactions.meter_keys = v16.meter_keys = self.meter_keys
+        v16.call_timeout = config.ocpp.call_timeout
         adapters: Sequence[Adapter] = (
             [v201, v16]
             if OcppVersion(config.ocpp.preferred_version) is OcppVersion.V201
@@ -300,6 +305,8 @@ class CsmsApp:
             billing_limits(config),
             on_held=[self.metrics.billing_held],
             on_failed=[self.metrics.billing_failed],
+            on_signature_held=[self.metrics.billing_signature_held],
+            signed_data_url=config.eichrecht.url,
         )
         self.partners = PartnerService(self.db, clock)
         # Work that runs on one process per database at a time (see csms.storage.leadership);

@@ -333,6 +333,38 @@ class OpenAdrConfig:
     vtn_fingerprint: str = ""
 
 
+# Where OCPP 1.6 chargers publish their meters' public keys (Eichrecht).
+KEY_SOURCES = ("data_transfer", "config_key")
+
+
+@dataclass(frozen=True, slots=True)
+class EichrechtConfig:
+    # Where OCPP 1.6 chargers publish their meter's public key, as a comma-separated list:
+    # `data_transfer` (DataTransfer vendorId generalConfiguration, messageId
+    # setMeterConfiguration, taken when it comes), `config_key` (the configuration key
+    # `config_key`, read with GetConfiguration after every accepted boot), or `none`.
+    # vendor_key_sources and vendor_config_keys override both per vendor (the
+    # chargePointVendor of its BootNotification). OCPP 2.0.1 stations send the key with
+    # their signed values; staff can set one for any charger (csms chargers set
+    # --meter-public-key), which no charger's report replaces.
+    key_sources: str = "data_transfer"
+    vendor_key_sources: StringTable = ()
+    config_key: str = "MeterPublicKey"
+    vendor_config_keys: StringTable = ()
+    # The OCPI CDR's signed_data.url shown to drivers to check the signed data (e.g. the
+    # Transparenzsoftware's page, or a page of ours per CDR): `{cdr_id}` is replaced by the
+    # CDR's id; empty: no url.
+    url: str = ""
+
+    def key_sources_of(self, vendor: str | None) -> frozenset[str]:
+        """The 1.6 key sources trusted for a charger of this vendor."""
+        text = dict(self.vendor_key_sources).get(vendor or "", self.key_sources)
+        return frozenset(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none")
+
+    def config_key_of(self, vendor: str | None) -> str:
+        return dict(self.vendor_config_keys).get(vendor or "", self.config_key)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -346,6 +378,7 @@ class Config:
     smart_charging: SmartChargingConfig = field(default_factory=SmartChargingConfig)
     openadr: OpenAdrConfig = field(default_factory=OpenAdrConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    eichrecht: EichrechtConfig = field(default_factory=EichrechtConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
     # and the configuration file read ("" = none, built-in defaults).
@@ -365,6 +398,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "smart_charging": SmartChargingConfig,
     "openadr": OpenAdrConfig,
     "statistics": StatisticsConfig,
+    "eichrecht": EichrechtConfig,
 }
 
 
@@ -677,6 +711,8 @@ def _from_env(key: str, text: str, tp: Any) -> Any:
 
 
 def _validate_section(name: str, section: Any) -> None:
+    if isinstance(section, EichrechtConfig):
+        _validate_eichrecht(section)
     if isinstance(section, OcppConfig | ApiConfig | OcpiConfig):
         for key in ("port", "tls_port"):
             port = getattr(section, key)
@@ -772,6 +808,27 @@ def _validate_section(name: str, section: Any) -> None:
 
 
 # A century: beyond it no clock is plausible, and now + ahead must stay a datetime.
+def _validate_eichrecht(section: EichrechtConfig) -> None:
+    given = [("eichrecht.key_sources", section.key_sources)] + [
+        (f"eichrecht.vendor_key_sources.{vendor}", text)
+        for vendor, text in section.vendor_key_sources
+    ]
+    for key, text in given:
+        names = [s.strip() for s in text.split(",") if s.strip()]
+        for source in names:
+            if source not in (*KEY_SOURCES, "none"):
+                raise ConfigError(
+                    f"{key} must list data_transfer, config_key or none, not {source!r}"
+                )
+    for key, value in [("eichrecht.config_key", section.config_key)] + [
+        (f"eichrecht.vendor_config_keys.{v}", t) for v, t in section.vendor_config_keys
+    ]:
+        if not value.strip() or len(value) > 50:
+            raise ConfigError(f"{key} must be a configuration key name (1 to 50 characters)")
+    if section.url and not section.url.startswith(("http://", "https://")):
+        raise ConfigError(f"eichrecht.url must be an http(s) URL, not {section.url!r}")
+
+
 _MAX_AHEAD_S = 100 * 366 * 86400.0
 
 

@@ -46,6 +46,8 @@ class Metrics:
         self.commands: dict[tuple[str, str], int] = {}
         # why transactions were held for staff (cdr_failed, flagged, credited) -> count
         self.held: dict[str, int] = {}
+        # problem of signed meter values (Eichrecht) -> transactions held for it
+        self.signature_held: dict[str, int] = {}
         # failed attempts at building a CDR
         self.cdr_failures = 0
         # (kind, action) -> charger values not taken as sent (kind: timestamp, reading,
@@ -95,6 +97,9 @@ class Metrics:
 
     def billing_held(self, reason: str) -> None:
         self.held[reason] = self.held.get(reason, 0) + 1
+
+    def billing_signature_held(self, problem: str) -> None:
+        self.signature_held[problem] = self.signature_held.get(problem, 0) + 1
 
     def billing_failed(self) -> None:
         self.cdr_failures += 1
@@ -187,8 +192,18 @@ class Metrics:
             "counter",
             "Transactions held for staff by this process, by reason "
             "(cdr_failed: its CDR could not be built; flagged: meter data or times; "
-            "credited; too_large: beyond billing.max_periods or max_cdr_bytes).",
+            "credited; too_large: beyond billing.max_periods or max_cdr_bytes; signature: "
+            "its signed meter values failed verification).",
             [(_labels(reason=r), n) for r, n in sorted(self.held.items())],
+        )
+        _family(
+            out,
+            "csms_billing_signature_held_total",
+            "counter",
+            "Transactions held for staff by this process because their signed meter values "
+            "(Eichrecht) failed verification, by problem (bad_signature, no_end, "
+            "pagination_gap, no_public_key, ...).",
+            [(_labels(problem=p), n) for p, n in sorted(self.signature_held.items())],
         )
         _family(
             out,

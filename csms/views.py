@@ -118,6 +118,16 @@ def charger_detail_json(detail: ChargerDetail) -> dict[str, Any]:
             for r, received in detail.history
         ],
         "active_transactions": [t.id for t in detail.active_transactions],
+        "meter_public_keys": [
+            {
+                "evse_id": k.evse_id,
+                "public_key": k.public_key,
+                "source": k.source,
+                "meter_serial": k.meter_serial,
+                "updated_at": iso(k.updated_at),
+            }
+            for k in detail.meter_keys
+        ],
         "events": [
             {"action": e.action, "payload": e.payload, "received_at": iso(e.received_at)}
             for e in detail.events
@@ -189,6 +199,8 @@ def transaction_json(t: Transaction, now: datetime) -> dict[str, Any]:
         "billing_attempts": t.billing_attempts,
         "billing_error": t.billing_error,
         "billing_retry_at": iso(t.billing_retry_at),
+        "signature_state": t.signature_state,
+        "signature_problem": t.signature_problem,
     }
 
 
@@ -226,6 +238,20 @@ def transaction_detail_json(
                 "raw_value": s.raw_value,
             }
             for s in detail.samples
+        ],
+        "signed_values": [
+            {
+                "timestamp": iso(v.timestamp),
+                "context": v.context,
+                "measurand": v.measurand,
+                "evse_id": v.evse_id,
+                "meter_serial": v.meter_serial,
+                "encoding_method": v.encoding_method,
+                "signing_method": v.signing_method,
+                "public_key": v.public_key,
+                "data": v.data,
+            }
+            for v in detail.signed
         ],
     }
 

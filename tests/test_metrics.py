@@ -16,6 +16,8 @@ def test_render_counts_and_histograms() -> None:
     m.command("reset", "accepted")
     m.billing_held("cdr_failed")
     m.billing_held("cdr_failed")
+    m.billing_held("signature")
+    m.billing_signature_held("bad_signature")
     m.billing_failed()
     m.input_flagged("timestamp", "StartTransaction")
     m.input_flagged("timestamp", "StartTransaction")
@@ -57,6 +59,8 @@ def test_render_counts_and_histograms() -> None:
     assert 'csms_commands_total{command="reset",outcome="accepted"} 1' in lines
     assert "csms_transactions_held 4" in lines
     assert 'csms_billing_held_total{reason="cdr_failed"} 2' in lines
+    assert 'csms_billing_held_total{reason="signature"} 1' in lines
+    assert 'csms_billing_signature_held_total{problem="bad_signature"} 1' in lines
     assert "csms_billing_failures_total 1" in lines
     flagged = "csms_charger_values_flagged_total"
     assert f'{flagged}{{kind="timestamp",action="StartTransaction"}} 2' in lines
@@ -76,7 +80,7 @@ def test_render_counts_and_histograms() -> None:
     families = [line.split()[2] for line in lines if line.startswith("# TYPE")]
     assert 'csms_singleton_leader{group="ocpi"} 1' in lines
     assert 'csms_singleton_leader{group="charging"} 0' in lines
-    assert len(families) == len(set(families)) == 22
+    assert len(families) == len(set(families)) == 23
     m.message("in", 'Odd"Action\\', "call")
     assert 'action="Odd\\"Action\\\\"' in m.render(
         connected={}, active_transactions=None, database_up=False

@@ -20,7 +20,12 @@ from aiohttp import web
 from csms.api.examples import examples
 from csms.api.params import BadParameter, Query, encode_cursor, page_body
 from csms.core.authorization import TokenStatus
-from csms.core.charger import SECURITY_PROFILE_CHANGE, RegistrationStatus
+from csms.core.charger import (
+    METER_KEY_CHANGE,
+    SECURITY_PROFILE_CHANGE,
+    SIGNATURE_RELEASE,
+    RegistrationStatus,
+)
 from csms.core.commands import CommandName, Outcome
 from csms.core.errors import InvalidInput, InvalidParty
 from csms.core.parties import PARTY_FORMAT, check_origin
@@ -60,6 +65,8 @@ SOURCES = ("cli", "api", "ocpi", "openadr")
 AUDIT_COMMAND_NAMES = (
     *(c.value for c in CommandName),
     SECURITY_PROFILE_CHANGE,
+    METER_KEY_CHANGE,
+    SIGNATURE_RELEASE,
     *SITE_COMMANDS,
     *MAINTENANCE_COMMANDS,
 )

@@ -218,6 +218,7 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
         ("password", "set" if cp.password_hash else "not set"),
         ("security profile", _PROFILES[cp.security_profile]),
         ("active transactions", ", ".join(str(t.id) for t in detail.active_transactions) or "none"),
+        ("meter public key", _meter_keys_text(detail) or "none"),
     ]
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
@@ -295,6 +296,18 @@ def show_cmd(charger_id: str, config_file: str | None, as_json: bool) -> None:
                 for u in detail.unmatched
             ],
         )
+
+
+def _meter_keys_text(detail: ChargerDetail) -> str:
+    """Its meters' keys, one `EVSE n: <first 16 hex>... (source, since)` each."""
+    now = datetime.now(UTC)
+    return "; ".join(
+        ("charger" if k.evse_id == 0 else f"EVSE {k.evse_id}")
+        + f": {k.public_key[-32:]} ({k.source}"
+        + (f", meter {k.meter_serial}" if k.meter_serial else "")
+        + f", {when(k.updated_at, now)})"
+        for k in detail.meter_keys
+    )
 
 
 _PROFILES = {
@@ -394,6 +407,23 @@ def add_cmd(
 @click.option("--no-password", is_flag=True, help="Remove the password.")
 @click.option("--validation", type=_VALIDATION, help="Schema validation for this charger.")
 @click.option("--security-profile", "security_profile", type=_PROFILE, help=_PROFILE_HELP)
+@click.option(
+    "--meter-public-key",
+    "meter_key",
+    metavar="HEX|BASE64",
+    help="The public key of the charger's meter (DER SubjectPublicKeyInfo as hex or base64, "
+    "PEM, or a bare P-256 point): its signed meter values are verified with it, and no "
+    "charger's report replaces it.",
+)
+@click.option("--no-meter-public-key", "no_meter_key", is_flag=True, help="Remove it.")
+@click.option(
+    "--evse",
+    "evse_id",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="The EVSE whose meter the key is (0: the whole charger's).",
+)
 @config_option
 def set_cmd(
     charger_id: str,
@@ -401,16 +431,33 @@ def set_cmd(
     no_password: bool,
     validation: str | None,
     security_profile: str | None,
+    meter_key: str | None,
+    no_meter_key: bool,
+    evse_id: int,
     config_file: str | None,
 ) -> None:
-    """Change a charge point's password, validation mode or security profile (a new
-    security profile is written to the audit log)."""
-    if password is None and not no_password and validation is None and security_profile is None:
+    """Change a charge point's password, validation mode, security profile or meter public
+    key (a new security profile and a meter key are written to the audit log)."""
+    keyed = meter_key is not None or no_meter_key
+    if (
+        password is None
+        and not no_password
+        and validation is None
+        and security_profile is None
+        and not keyed
+    ):
         raise CliError(
-            "nothing to change: give --password, --no-password, --validation or --security-profile"
+            "nothing to change: give --password, --no-password, --validation, "
+            "--security-profile, --meter-public-key or --no-meter-public-key"
         )
     if password is not None and no_password:
         raise CliError("--password and --no-password exclude each other")
+    if meter_key is not None and no_meter_key:
+        raise CliError("--meter-public-key and --no-meter-public-key exclude each other")
+    if keyed:
+        _set_meter_key(charger_id, meter_key, evse_id, config_file)
+    if password is None and not no_password and validation is None and security_profile is None:
+        return
     before: ChargerDetail = _run(config_file, lambda s: s.charger(charger_id))
     cp = _run(
         config_file,
@@ -432,6 +479,35 @@ def set_cmd(
         click.echo(
             f"security profile {direction}: {old} -> {cp.security_profile} "
             "(recorded in the audit log)"
+        )
+
+
+def _set_meter_key(
+    charger_id: str, text: str | None, evse_id: int, config_file: str | None
+) -> None:
+    """Set (or, `text` None, remove) a meter's public key; audited as the operator."""
+    from csms.core.clock import utc_now
+    from csms.services.meter_keys import MeterKeys, fingerprint
+
+    async def work(db: Any) -> Any:
+        keys = MeterKeys(db, utc_now)
+        try:
+            if text is None:
+                return await keys.remove_by_staff(charger_id, evse_id, _operator())
+            return await keys.set_by_staff(charger_id, evse_id, text, _operator())
+        except CsmsError as exc:
+            raise CliError(str(exc)) from None
+
+    key = run_db(config_file, work)
+    where = "" if evse_id == 0 else f" EVSE {evse_id}"
+    if text is None:
+        click.echo(
+            f"charger {charger_id}{where}: meter public key removed (recorded in the audit log)"
+        )
+    else:
+        click.echo(
+            f"charger {charger_id}{where}: meter public key {fingerprint(key.public_key)} "
+            "set (recorded in the audit log)"
         )
 
 

@@ -214,6 +214,7 @@ def billing_service(db: Any, config: Config) -> BillingService:
         Identity(config.ocpi.country_code, config.ocpi.party_id),
         billing_retries(config),
         billing_limits(config),
+        signed_data_url=config.eichrecht.url,
     )
 
 

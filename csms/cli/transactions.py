@@ -92,6 +92,7 @@ def list_cmd(
                 kwh(energy),
                 t.stop_reason,
                 ",".join(t.flags) or None,
+                t.signature_state,
                 billing_text(t, width=60),
             ]
         )
@@ -108,6 +109,7 @@ def list_cmd(
             "KWH",
             "REASON",
             "FLAGS",
+            "SIGNED",
             "BILLING",
         ],
         rows,
@@ -162,6 +164,7 @@ def show_cmd(transaction_id: str, config_file: str | None, as_json: bool) -> Non
             _cost_line(priced) if priced is not None else f"cannot be computed: {cost_error}",
         ),
         ("billing", billing_text(t) or ("running" if t.active else "-")),
+        ("signature", _signature_text(t, len(detail.signed))),
     ]
     if t.billing_retry_at is not None and t.billing == "pending":
         pairs.append(("next attempt", when(t.billing_retry_at, now)))
@@ -183,6 +186,21 @@ def show_cmd(transaction_id: str, config_file: str | None, as_json: bool) -> Non
                 for e in detail.events
             ],
         )
+    if detail.signed:
+        click.echo(f"\nsigned meter values ({len(detail.signed)}):")
+        table(
+            ["AT", "CONTEXT", "METER", "ENCODING", "DATA"],
+            [
+                [
+                    when(v.timestamp, now),
+                    v.context,
+                    v.meter_serial,
+                    v.encoding_method,
+                    v.data if len(v.data) <= 60 else v.data[:57] + "...",
+                ]
+                for v in detail.signed
+            ],
+        )
     if detail.samples:
         click.echo(f"\nmeter values ({len(detail.samples)}):")
         table(
@@ -199,6 +217,20 @@ def show_cmd(transaction_id: str, config_file: str | None, as_json: bool) -> Non
                 for s in detail.samples
             ],
         )
+
+
+def _signature_text(t: Transaction, count: int) -> str:
+    """What is known of its signed meter values (Eichrecht)."""
+    state = {
+        None: "not checked yet" if count else "none",
+        "verified": "verified",
+        "failed": "failed verification",
+        "released": "released by staff after failing verification",
+    }.get(t.signature_state, t.signature_state or "")
+    text = f"{state}, {count} signed value{'s' if count != 1 else ''}" if count else state
+    if t.signature_problem:
+        text += f" ({t.signature_problem})"
+    return text
 
 
 def _cost_line(priced: Any) -> str:
@@ -218,17 +250,44 @@ def _cost_line(priced: Any) -> str:
 @click.option(
     "--retry",
     is_flag=True,
-    help="Bill it again as it is (once what made its CDR fail, e.g. a tariff, is mended).",
+    help="Bill it again as it is (once what made its CDR fail, e.g. a tariff or a meter "
+    "key, is mended); signed meter values are verified again.",
 )
+@click.option(
+    "--release-signature",
+    is_flag=True,
+    help="Bill it although its signed meter values failed verification (needs --reason; "
+    "recorded in the audit log).",
+)
+@click.option("--reason", help="Why a transaction is released (--release-signature).")
 @config_option
 def resolve_cmd(
-    transaction_id: int, energy_wh: int | None, void: bool, retry: bool, config_file: str | None
+    transaction_id: int,
+    energy_wh: int | None,
+    void: bool,
+    retry: bool,
+    release_signature: bool,
+    reason: str | None,
+    config_file: str | None,
 ) -> None:
-    """Settle a held transaction (flagged meter data, credited, or its CDR failed): bill
-    it with the given energy, void it, or try its CDR again."""
+    """Settle a held transaction (flagged meter data, credited, its CDR failed, or its
+    signed meter values failed verification): bill it with the given energy, void it, try
+    its CDR again, or release it despite its signature."""
+    from csms.cli.chargers import _operator
+
+    if reason is not None and not release_signature:
+        raise CliError("--reason goes with --release-signature")
 
     async def work(s: Any) -> Any:
-        resolved = await s.resolve(transaction_id, energy_wh=energy_wh, void=void, retry=retry)
+        resolved = await s.resolve(
+            transaction_id,
+            energy_wh=energy_wh,
+            void=void,
+            retry=retry,
+            release_signature=release_signature,
+            reason=reason,
+            requested_by=_operator(),
+        )
         after = await s.bill(transaction_id)
         return resolved, await s.cdrs_of(transaction_id), after
 

@@ -39,6 +39,11 @@ SECURITY_PROFILES = (1, 2, 3)
 # The audit log's command name for a change of a charger's security profile (nothing is
 # sent to the charger; the entry records who changed it, from what, to what).
 SECURITY_PROFILE_CHANGE = "security_profile"
+# The audit log's command names for a meter's public key set, changed or removed (by staff
+# or by the charger's own report), and for a transaction whose signed values failed
+# verification released for billing by staff (Eichrecht).
+METER_KEY_CHANGE = "meter_public_key"
+SIGNATURE_RELEASE = "signature_release"
 
 
 @dataclass(frozen=True, slots=True)

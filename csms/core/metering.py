@@ -112,6 +112,22 @@ class Sample(NamedTuple):
     refused: bool = False
 
 
+class SignedMeterValue(NamedTuple):
+    """A value the meter signed, exactly as the charger sent it (OCPP 1.6 `SignedData`
+    sampled value, 2.0.1 `signedMeterValue`). `data` is never decoded nor re-encoded here:
+    the signature covers its bytes (for OCMF, the payload between the pipes), so it is
+    stored as received and only read by the verifier. A NamedTuple like Sample: built on
+    the meter-value path."""
+
+    timestamp: datetime
+    context: str | None
+    measurand: str | None
+    data: str
+    encoding_method: str | None = None  # 2.0.1 encodingMethod (e.g. "OCMF"); None in 1.6
+    signing_method: str | None = None  # 2.0.1 signingMethod
+    public_key: str | None = None  # 2.0.1 publicKey as sent (base64), None when empty
+
+
 def usable_reading(value: float, measurand: str) -> bool:
     """Whether a normalised reading can be stored and computed with: finite, within
     MAX_READING, and not negative for an energy register."""

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
-from csms.core.metering import ENERGY_REGISTER, Sample
+from csms.core.metering import ENERGY_REGISTER, Sample, SignedMeterValue
 
 # Above this, a charging session is physically implausible (ultra-fast DC chargers top out
 # around 400 kW); used to spot lifetime registers reported as session energy.
@@ -36,6 +36,15 @@ class BillingState(StrEnum):
     # could not be built after several attempts (the transaction's held_reason says which).
     HELD = "held"
     VOID = "void"  # staff decided it is not billed
+
+
+class SignatureState(StrEnum):
+    """What billing found of a transaction's signed meter values (Eichrecht); None: the
+    transaction has no signed values and its meter no key, nothing was checked."""
+
+    VERIFIED = "verified"  # every rule held: billed, its CDR carries the signed data
+    FAILED = "failed"  # a rule failed: held for staff (signature_problem says which)
+    RELEASED = "released"  # staff released it after a failure: billed without the check
 
 
 class EnergyFlag(StrEnum):
@@ -120,6 +129,10 @@ class Transaction:
     billing_error: str | None = None
     billing_retry_at: datetime | None = None
     held_reason: str | None = None
+    # Eichrecht: see SignatureState; the problem found (`<problem>: <detail>`), kept after
+    # a release so that staff can see what was released.
+    signature_state: str | None = None
+    signature_problem: str | None = None
 
     @property
     def active(self) -> bool:
@@ -225,6 +238,8 @@ class TransactionEvent(NamedTuple):
     remote_start_id: int | None = None
     reservation_id: int | None = None
     samples: tuple[Sample, ...] = ()
+    # Values the meter signed, as sent (stored beside the readings, never re-encoded).
+    signed: tuple[SignedMeterValue, ...] = ()
 
 
 def register_bounds(samples: tuple[Sample, ...] | list[Sample]) -> tuple[float, float] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -22,7 +22,7 @@ import structlog
 from csms.config import Config, time_window
 from csms.core import ocpi_pushes
 from csms.core.authorization import AuthStatus, Token
-from csms.core.charger import ChargePoint
+from csms.core.charger import SIGNATURE_RELEASE, ChargePoint
 from csms.core.clock import Clock, TimeWindow
 from csms.core.cost import (
     Cost,
@@ -41,7 +41,7 @@ from csms.core.errors import UnknownLocation as UnknownLocation
 from csms.core.errors import UnknownTariff as UnknownTariff
 from csms.core.ids import first_duplicate, token_key
 from csms.core.locations import ConnectorSpec, Location, evse_uid
-from csms.core.metering import Sample
+from csms.core.ocmf import SignatureProblem, Verdict, cdr_signed_data
 from csms.core.ocpi_locations import published_evse_code
 from csms.core.ocpi_sessions import auth_method, session_token
 from csms.core.parties import Party, owner_of
@@ -62,24 +62,29 @@ from csms.core.transactions import (
     BillingState,
     ChargingState,
     InputFlag,
+    SignatureState,
     Transaction,
     TransactionState,
     flagged,
 )
 from csms.core.versions import OcppVersion
 from csms.gcpolicy import CollectorPause
+from csms.services.meter_signatures import verify_transaction
 from csms.storage import billing as billing_repo
 from csms.storage import cdrs as cdr_repo
 from csms.storage import charge_points as cp_repo
+from csms.storage import commands as audit_repo
 from csms.storage import locations as location_repo
 from csms.storage import outbox as outbox_repo
 from csms.storage import partners as partner_repo
+from csms.storage import signed_values as signed_repo
 from csms.storage import tariffs as tariff_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
 from csms.storage.locations import EvseDetail
+from csms.storage.signed_values import MeterKey, StoredSignedValue
 from csms.storage.tariffs import Assignment, StoredTariff
 from csms.storage.transactions import Metered, Value
 from csms.workers import Worker
@@ -177,15 +182,51 @@ class _Inputs:
     tokens: dict[str, Token]
     chargers: dict[str, ChargePoint]
     details: dict[tuple[str, int], EvseDetail]
+    # Eichrecht (read for CDRs only): the signed values of the transactions that have some,
+    # and the meter keys of the (charger, EVSE) places that have one.
+    signed: dict[int, list[StoredSignedValue]] = field(default_factory=dict)
+    keys: dict[tuple[str, int], MeterKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class _Made:
-    """A CDR built for a transaction, not stored yet."""
+    """A CDR built for a transaction, not stored yet; `signature`: its signature state
+    once billed (None: nothing was signed)."""
 
     tx: Transaction
     priced: Priced
     data: dict[str, Any]
+    signature: SignatureState | None = None
+
+
+class SignatureFailed(Exception):
+    """A transaction's signed meter values failed verification: it is held, not billed."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        assert verdict.problem is not None
+        self.problem: SignatureProblem = verdict.problem
+        self.detail = verdict.detail
+        super().__init__(f"{verdict.problem.value}: {verdict.detail}")
+
+
+def _carried(verdict: Verdict) -> Verdict:
+    """What a released transaction's CDR carries: its begin and end records where it has
+    both, even though a rule failed (the driver's own check then shows what staff saw)."""
+    if verdict.begin is not None and verdict.end is not None:
+        return verdict
+    ordered = sorted(
+        (r for r in verdict.records if r.pagination_context == "T"),
+        key=lambda r: r.pagination_number,
+    )
+    if ordered and ordered[0].begins and ordered[-1].ends:
+        return replace(verdict, begin=ordered[0], end=ordered[-1])
+    return verdict
+
+
+def _verifiable(value: StoredSignedValue) -> bool:
+    """OCMF values, and values that do not say their encoding (1.6): another encoding
+    (2.0.1 encodingMethod EDL, ...) is kept for staff but not verified here."""
+    return value.encoding_method is None or value.encoding_method.upper() == "OCMF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,23 +266,6 @@ def readings_from(values: Iterable[Value]) -> tuple[Reading, ...]:
     return tuple(Reading(at, e, p, c) for at, (e, p, c) in sorted(by_time.items()))
 
 
-def _signed_data(samples: Sequence[Sample]) -> dict[str, Any] | None:
-    signed = [s for s in samples if s.signed and s.raw_value]
-    if not signed:
-        return None
-    nature = {"Transaction.Begin": "Start", "Transaction.End": "End"}
-    values = [
-        {
-            "nature": nature.get(s.context or "", "Intermediate"),
-            "plain_data": f"{s.measurand} {s.timestamp.isoformat()}"[:512],
-            "signed_data": s.raw_value[:5000],
-        }
-        for s in signed
-    ]
-    method = "OCMF" if signed[0].raw_value.startswith("OCMF|") else "UNKNOWN"
-    return {"encoding_method": method, "signed_values": values}
-
-
 @dataclass(frozen=True, slots=True)
 class Retries:
     """What happens to a transaction whose CDR cannot be built: tried again after
@@ -258,6 +282,7 @@ class HoldKind(StrEnum):
     FLAGGED = "flagged"
     CREDITED = "credited"
     TOO_LARGE = "too_large"  # beyond CdrLimits
+    SIGNATURE = "signature"  # its signed meter values failed verification (Eichrecht)
 
 
 class BillingService:
@@ -273,6 +298,8 @@ class BillingService:
         *,
         on_held: Sequence[Callable[[HoldKind], None]] = (),
         on_failed: Sequence[Callable[[], None]] = (),
+        on_signature_held: Sequence[Callable[[str], None]] = (),
+        signed_data_url: str = "",
     ) -> None:
         self._db = db
         self._clock = clock
@@ -292,6 +319,10 @@ class BillingService:
         # after a CDR attempt failed.
         self.on_held: list[Callable[[HoldKind], None]] = list(on_held)
         self.on_failed: list[Callable[[], None]] = list(on_failed)
+        # Called with the problem after a transaction was held for its signed values.
+        self.on_signature_held: list[Callable[[str], None]] = list(on_signature_held)
+        # A CDR's signed_data.url (`{cdr_id}` replaced when it is stored); "": none.
+        self.signed_data_url = signed_data_url
         # Settles ended transactions soon after they end (woken by the charging service) and
         # at least every few seconds; started by the app (nothing is lost on a crash: the
         # billing state lives in the transaction row).
@@ -508,9 +539,11 @@ class BillingService:
             # own refusals, such as TooManyPeriods or a TariffError, are neither).
             raise CostUnavailable(f"cost cannot be computed: {one_line(exc)}") from exc
 
-    async def _inputs(self, conn: Any, txs: Sequence[Transaction], now: datetime) -> _Inputs:
-        """What pricing these transactions and writing their CDRs needs, read in a few
-        statements for all of them."""
+    async def _inputs(
+        self, conn: Any, txs: Sequence[Transaction], now: datetime, *, for_cdr: bool = False
+    ) -> _Inputs:
+        """What pricing these transactions and writing their CDRs needs (`for_cdr`: their
+        signed values and meter keys too), read in a few statements for all of them."""
         ids = [tx.id for tx in txs]
         chargers = sorted({tx.charge_point_id for tx in txs})
         places = sorted({(tx.charge_point_id, tx.evse_id) for tx in txs})
@@ -543,6 +576,8 @@ class BillingService:
             tokens=await token_repo.get_many(conn, tags) if tags else {},
             chargers=await cp_repo.get_many(conn, chargers),
             details=await location_repo.evse_details(conn, places),
+            signed=await signed_repo.signed_of(conn, ids) if for_cdr else {},
+            keys=await signed_repo.meter_keys(conn, places) if for_cdr else {},
         )
 
     def _priced(self, tx: Transaction, inputs: _Inputs, now: datetime) -> Priced:
@@ -717,7 +752,9 @@ class BillingService:
         for failed in results:
             if not isinstance(failed, _Failed):
                 continue
-            if isinstance(failed.error, TooManyPeriods | CdrTooLarge):
+            if isinstance(failed.error, SignatureFailed):
+                await self._hold_signature(failed.tx, failed.error, now)
+            elif isinstance(failed.error, TooManyPeriods | CdrTooLarge):
                 await self._hold_too_large(failed.tx, failed.error, now)
             else:
                 await self._attempt_failed(failed.tx, failed.error)
@@ -771,13 +808,33 @@ class BillingService:
         reason = f"{HoldKind.TOO_LARGE.value}: {error} ({bound})"[:MAX_ERROR]
         await self._hold(tx, HoldKind.TOO_LARGE, reason, now)
 
-    async def _hold(
-        self, tx: Transaction, kind: HoldKind, reason: str, now: datetime, **fields: Any
+    async def _hold_signature(
+        self, tx: Transaction, failed: SignatureFailed, now: datetime
     ) -> None:
-        """Hold a transaction for staff with `reason` (once: a second hold changes nothing)."""
+        """Its signed values failed verification: held until staff release it (or mend what
+        failed, e.g. the meter's key, and try again)."""
+        problem = f"{failed.problem.value}: {failed.detail}"
+        reason = f"{HoldKind.SIGNATURE.value}: {problem}"[:MAX_ERROR]
+        if await self._hold(tx, HoldKind.SIGNATURE, reason, now, signature_problem=problem):
+            for hook in self.on_signature_held:
+                hook(failed.problem.value)
+
+    async def _hold(
+        self,
+        tx: Transaction,
+        kind: HoldKind,
+        reason: str,
+        now: datetime,
+        signature_problem: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Hold a transaction for staff with `reason` (once: a second hold changes nothing);
+        whether it was held now."""
 
         async def hold(w: WriteTx) -> bool:
-            return await billing_repo.hold(await w.connection(), tx.id, reason, now)
+            return await billing_repo.hold(
+                await w.connection(), tx.id, reason, now, signature_problem=signature_problem
+            )
 
         if await self._db.write(hold):
             log.warning(
@@ -788,13 +845,15 @@ class BillingService:
                 **fields,
             )
             self._held(kind)
+            return True
+        return False
 
     async def _cdrs(self, txs: Sequence[Transaction], now: datetime) -> list[_Made | _Failed]:
         """The CDR objects of these transactions (without id and last_updated), or why one
         could not be made. Inputs are read together; pricing is CPU and runs in a worker
         thread, so that chargers are answered meanwhile."""
         async with self._db.read() as conn:
-            inputs = await self._inputs(conn, txs, now)
+            inputs = await self._inputs(conn, txs, now, for_cdr=True)
         with self._pricing:
             return await asyncio.to_thread(self._build_all, txs, inputs, now)
 
@@ -811,6 +870,7 @@ class BillingService:
         return out
 
     def _build(self, tx: Transaction, inputs: _Inputs, now: datetime) -> _Made:
+        signature, signed_data = self._signature(tx, inputs)
         priced = self._priced(tx, inputs, now)
         token = inputs.tokens.get(token_key(tx.id_tag)) if tx.id_tag else None
         data = self._cdr_object(
@@ -818,7 +878,7 @@ class BillingService:
             priced,
             token,
             inputs.chargers.get(tx.charge_point_id),
-            inputs.metered[tx.id].signed if tx.id in inputs.metered else [],
+            signed_data,
             inputs.details.get((tx.charge_point_id, tx.evse_id)),
         )
         size = len(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS))
@@ -826,7 +886,30 @@ class BillingService:
             raise CdrTooLarge(
                 f"the CDR would take {size} bytes, more than the {self.limits.max_bytes} allowed"
             )
-        return _Made(tx, priced, data)
+        return _Made(tx, priced, data, signature)
+
+    def _signature(
+        self, tx: Transaction, inputs: _Inputs
+    ) -> tuple[SignatureState | None, dict[str, Any] | None]:
+        """(Eichrecht) A transaction with signed values, or of a meter with a key, is
+        verified; SignatureFailed when a rule fails, unless staff released it (then it is
+        billed anyway, its CDR carrying the signed data where the records allow). Returns
+        its signature state and its CDR's OCPI signed_data."""
+        values = inputs.signed.get(tx.id, ())
+        key = inputs.keys.get((tx.charge_point_id, tx.evse_id))
+        if not values and key is None:
+            return None, None
+        public_key = None if key is None else key.public_key
+        verdict = verify_transaction(
+            [v.data for v in values if _verifiable(v)], public_key, billed_wh=tx.energy_wh
+        )
+        released = tx.signature_state == SignatureState.RELEASED.value
+        if not verdict.ok and not released:
+            raise SignatureFailed(verdict)
+        url = self.signed_data_url or None
+        if released:
+            return SignatureState.RELEASED, cdr_signed_data(_carried(verdict), public_key, url=url)
+        return SignatureState.VERIFIED, cdr_signed_data(verdict, public_key, url=url)
 
     async def _store(self, made: Sequence[_Made], now: datetime) -> list[tuple[str, _Made]]:
         """Store CDRs in one write (numbered in order), for the transactions still pending;
@@ -845,9 +928,16 @@ class BillingService:
                     continue  # another worker or staff got there first
                 cdr_id = self._cdr_id(seq)
                 data = {**one.data, "id": cdr_id, "last_updated": ocpi_datetime(now)}
+                _signed_data_url(data, cdr_id)
                 cdr_repo.add_later(w, self._stored(seq, cdr_id, one.tx, one.priced.cost, data, now))
+                signature = {} if one.signature is None else {"signature_state": one.signature}
                 tx_repo.update_later(
-                    w, one.tx.id, now, billing=BillingState.BILLED.value, **billing_repo.cleared()
+                    w,
+                    one.tx.id,
+                    now,
+                    billing=BillingState.BILLED.value,
+                    **signature,
+                    **billing_repo.cleared(),
                 )
                 stored.append((cdr_id, one))
                 seq += 1
@@ -896,7 +986,7 @@ class BillingService:
         priced: Priced,
         token: Token | None,
         charger: Any,
-        signed_samples: Sequence[Sample],
+        signed_data: dict[str, Any] | None,
         detail: EvseDetail | None,
     ) -> dict[str, Any]:
         """The OCPI 2.2.1 CDR (without id and last_updated, set when stored). Its token
@@ -943,9 +1033,8 @@ class BillingService:
         meter = getattr(charger, "meter_serial", None)
         if meter:
             data["meter_id"] = str(meter)[:255]
-        signed = _signed_data(signed_samples)
-        if signed is not None:
-            data["signed_data"] = signed
+        if signed_data is not None:
+            data["signed_data"] = signed_data
         return data
 
     async def cdrs(
@@ -1042,12 +1131,19 @@ class BillingService:
         energy_wh: int | None = None,
         void: bool = False,
         retry: bool = False,
+        release_signature: bool = False,
+        reason: str | None = None,
+        requested_by: str | None = None,
     ) -> Transaction:
         """Staff settle a held transaction: with the right energy (it is then billed), as
         void (no CDR), or, once what made its CDR fail is mended, billed again as it is
-        (`retry`). Its past attempts and hold are forgotten."""
-        if sum((energy_wh is not None, void, retry)) != 1:
-            raise InvalidInput("give --energy-wh N, --void or --retry")
+        (`retry`; signed values are verified again). Its past attempts and hold are
+        forgotten. `release_signature`: one whose signed meter values failed verification
+        is billed without the check, which the audit log records with who and why."""
+        if sum((energy_wh is not None, void, retry, release_signature)) != 1:
+            raise InvalidInput("give --energy-wh N, --void, --retry or --release-signature")
+        if release_signature and not (reason and reason.strip()):
+            raise InvalidInput("--release-signature needs --reason TEXT (it goes to the audit log)")
         if energy_wh is not None and energy_wh < 0:
             raise InvalidInput("--energy-wh must not be negative")
         now = self._clock()
@@ -1067,12 +1163,16 @@ class BillingService:
                         f"transaction {tx_id} is billed by {uncredited[-1].id}: "
                         "credit it first (`csms cdrs credit`)"
                     )
-            if retry and (tx.flags or tx.energy_wh is None):
+            if release_signature:
+                await self._release(conn, tx, (reason or "").strip(), requested_by, now)
+            elif retry and (tx.flags or tx.energy_wh is None):
                 raise InvalidInput(
                     f"transaction {tx_id} has flagged meter data "
                     f"({','.join(tx.flags) or 'no energy'}): give --energy-wh N or --void"
                 )
-            if void:
+            if release_signature:
+                pass
+            elif void:
                 await tx_repo.update_fields(
                     conn, tx_id, now, billing=BillingState.VOID.value, **billing_repo.cleared()
                 )
@@ -1101,9 +1201,68 @@ class BillingService:
             energy_wh=energy_wh,
             void=void,
             retry=retry,
+            release_signature=release_signature,
         )
         self.wake()
         return resolved
+
+    async def _release(
+        self,
+        conn: Any,
+        tx: Transaction,
+        reason: str,
+        requested_by: str | None,
+        now: datetime,
+    ) -> None:
+        """(In resolve's write.) A transaction held for its signed values goes to billing
+        without the check; the audit log and the log say who released it, over what, why."""
+        if (
+            tx.billing != BillingState.HELD.value
+            or tx.signature_state != SignatureState.FAILED.value
+        ):
+            raise InvalidInput(
+                f"transaction {tx.id} is not held for its signed meter values "
+                f"(billing {tx.billing or 'running'}, signature {tx.signature_state or 'none'})"
+            )
+        if tx.flags or tx.energy_wh is None:
+            raise InvalidInput(
+                f"transaction {tx.id} has flagged meter data "
+                f"({','.join(tx.flags) or 'no energy'}): give --energy-wh N or --void"
+            )
+        await tx_repo.update_fields(
+            conn,
+            tx.id,
+            now,
+            billing=BillingState.PENDING.value,
+            signature_state=SignatureState.RELEASED.value,
+            **billing_repo.cleared(),
+        )
+        entry = await audit_repo.record_change(
+            conn,
+            cp_id=tx.charge_point_id,
+            command=SIGNATURE_RELEASE,
+            params={
+                "transaction_id": tx.id,
+                "problem": tx.signature_problem,
+                "reason": reason,
+            },
+            message=f"transaction {tx.id} released for billing despite: {tx.signature_problem}"[
+                :500
+            ]
+            + f" ({reason})",
+            source="cli",
+            requested_by=requested_by,
+            now=now,
+        )
+        log.warning(
+            "signature_released",
+            transaction_id=tx.id,
+            charge_point_id=tx.charge_point_id,
+            problem=tx.signature_problem,
+            reason=reason,
+            requested_by=requested_by,
+            audit_id=entry,
+        )
 
     # --- the worker ----------------------------------------------------------------
 
@@ -1127,6 +1286,25 @@ def _same_tariff(stored: dict[str, Any], new: dict[str, Any]) -> bool:
     return {k: v for k, v in stored.items() if k != "last_updated"} == {
         k: v for k, v in new.items() if k != "last_updated"
     }
+
+
+# OCPI 2.2.1 SignedData.url: string(512).
+MAX_SIGNED_URL = 512
+
+
+def _signed_data_url(data: dict[str, Any], cdr_id: str) -> None:
+    """A CDR's signed_data.url with `{cdr_id}` replaced by its id (left out beyond OCPI's
+    512 characters)."""
+    signed = data.get("signed_data")
+    if not isinstance(signed, dict) or "url" not in signed:
+        return
+    url = str(signed["url"]).replace("{cdr_id}", cdr_id)
+    signed = dict(signed)
+    if len(url) > MAX_SIGNED_URL:
+        del signed["url"]
+    else:
+        signed["url"] = url
+    data["signed_data"] = signed
 
 
 def _negated(data: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from csms.storage import events as event_repo
 from csms.storage import local_lists as list_repo
 from csms.storage import ocpi_tokens as ocpi_token_repo
 from csms.storage import reservations as reservation_repo
+from csms.storage import signed_values as signed_repo
 from csms.storage import sites as site_repo
 from csms.storage import tokens as token_repo
 from csms.storage import transactions as tx_repo
@@ -53,6 +54,7 @@ from csms.storage.device_model import DeviceVariable
 from csms.storage.events import ChargerEvent
 from csms.storage.local_lists import LocalList
 from csms.storage.ocpi_tokens import Conflict as TokenConflict
+from csms.storage.signed_values import MeterKey, StoredSignedValue
 from csms.storage.transactions import StoredEvent
 
 log = structlog.get_logger("csms.staff")
@@ -89,6 +91,7 @@ class ChargerDetail:
     reservations: tuple[Reservation, ...] = ()  # still holding an EVSE
     profiles: tuple[StoredProfile, ...] = ()  # installed charging profiles
     local_list: LocalList | None = None  # as last sent
+    meter_keys: tuple[MeterKey, ...] = ()  # its meters' public keys (Eichrecht)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,8 @@ class TransactionDetail:
     transaction: Transaction
     samples: tuple[Sample, ...]
     events: tuple[StoredEvent, ...] = ()
+    # The values its meter signed, as received (Eichrecht).
+    signed: tuple[StoredSignedValue, ...] = ()
 
 
 class StaffService:
@@ -193,7 +198,7 @@ class StaffService:
         return await self._db.write(unit)
 
     async def remove_charger(self, cp_id: str) -> None:
-        """Forget a charger, and its place on a site (smart charging)."""
+        """Forget a charger, its place on a site (smart charging) and its meter keys."""
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
@@ -201,6 +206,8 @@ class StaffService:
             if not await cp_repo.delete_charge_point(conn, cp_id):
                 raise UnknownChargePoint(f"no charger {cp_id}")
             await site_repo.unlink(conn, [cp_id], now)
+            # Its meters' keys go with it: a new charger of that id proves its own.
+            await signed_repo.remove_keys_of(conn, cp_id)
 
         await self._db.write(unit)
 
@@ -226,6 +233,7 @@ class StaffService:
             reservations = await reservation_repo.open_for(conn, cp_id)
             profiles = await profile_repo.installed(conn, cp_id)
             local_list = await list_repo.get(conn, cp_id)
+            meter_keys = await signed_repo.keys_of(conn, cp_id)
         now = self._clock()
         return ChargerDetail(
             charger,
@@ -237,6 +245,7 @@ class StaffService:
             tuple(r for r in reservations if r.holds(now)),
             tuple(profiles),
             local_list,
+            tuple(meter_keys),
         )
 
     # --- tokens ------------------------------------------------------------------------
@@ -348,7 +357,8 @@ class StaffService:
                 raise UnknownTransaction(f"no transaction {tx_id}")
             samples = await tx_repo.samples_of(conn, tx_id)
             events = await tx_repo.events_of(conn, tx_id)
-        return TransactionDetail(tx, tuple(samples), tuple(events))
+            signed = (await signed_repo.signed_of(conn, [tx_id])).get(tx_id, [])
+        return TransactionDetail(tx, tuple(samples), tuple(events), tuple(signed))
 
     async def transaction_events(self, tx_id: int) -> list[StoredEvent]:
         """The OCPP 2.0.1 TransactionEvents of a transaction, by seqNo."""

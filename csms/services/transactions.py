@@ -19,7 +19,7 @@ import structlog
 from csms.core.authorization import AuthResult, AuthStatus, Token, decide
 from csms.core.clock import Clock
 from csms.core.ids import token_key
-from csms.core.metering import Sample
+from csms.core.metering import Sample, SignedMeterValue
 from csms.core.reservations import Reservation, ReservationState, check_start
 from csms.core.roaming import Grant
 from csms.core.transaction_updates import (
@@ -42,8 +42,10 @@ from csms.core.transactions import (
 )
 from csms.services.authorization import AuthorizationService
 from csms.services.charger_input import MAX_ENTRIES, NO_AUTHORIZATION, InputChecks, added
+from csms.services.meter_keys import MeterKeys, meter_serial_of
 from csms.storage import charging_profiles as profile_repo
 from csms.storage import reservations as reservation_repo
+from csms.storage import signed_values as signed_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import BatchLoader, Database, Unit, WriteTx
 
@@ -87,6 +89,7 @@ class StopRequest:
     reason: str | None = None
     samples: tuple[Sample, ...] = ()
     raw: dict[str, Any] | None = None  # kept for staff when the transaction is unknown
+    signed: tuple[SignedMeterValue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,41 @@ class MeterReport:
     transaction_id: int | None
     samples: tuple[Sample, ...]
     raw: dict[str, Any] | None = None
+    signed: tuple[SignedMeterValue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """Signed values to write with a message's readings, with the meter serial of each
+    (read before the write: the writer serves every charger)."""
+
+    values: tuple[SignedMeterValue, ...]
+    serials: tuple[str | None, ...]
+
+
+def _signed(values: tuple[SignedMeterValue, ...]) -> _Signed:
+    """Called for a message with signed values only: the usual one pays one check."""
+    return _Signed(values, tuple(meter_serial_of(v) for v in values))
+
+
+def _add_signed_later(
+    w: WriteTx,
+    signed: _Signed,
+    *,
+    cp_id: str,
+    evse_id: int,
+    connector_id: int,
+    transaction_id: int | None,
+) -> None:
+    signed_repo.add_later(
+        w,
+        cp_id=cp_id,
+        evse_id=evse_id,
+        connector_id=connector_id,
+        transaction_id=transaction_id,
+        values=signed.values,
+        serials=signed.serials,
+    )
 
 
 async def _use_reservation(
@@ -128,9 +166,10 @@ def _keep_event(
     event: TransactionEvent,
     rest: dict[str, Any],
     now: datetime,
+    signed: _Signed | None = None,
 ) -> None:
     """An event's log row (`rest`: the message as sent but its readings, which are stored
-    once, as meter values) and its readings, written with the batch."""
+    once, as meter values) and its readings (and signed values), written with the batch."""
     tx_repo.record_event_later(
         w,
         transaction_id=tx_id,
@@ -147,6 +186,15 @@ def _keep_event(
         transaction_id=tx_id,
         samples=event.samples,
     )
+    if signed is not None:
+        _add_signed_later(
+            w,
+            signed,
+            cp_id=cp_id,
+            evse_id=evse_id,
+            connector_id=connector_id,
+            transaction_id=tx_id,
+        )
 
 
 @dataclass(slots=True)
@@ -219,6 +267,14 @@ class TransactionService:
         # Called with a running transaction's id and its new readings once they are
         # stored (the load manager reads what sessions draw from them).
         self.on_readings: list[Callable[[int, Sequence[Sample]], None]] = []
+        # The meters' public keys that 2.0.1 signed values carry (set by the app).
+        self.meter_keys: MeterKeys | None = None
+
+    async def _keys_with(self, cp_id: str, evse_id: int | None, signed: _Signed) -> None:
+        """Store the public key that signed values carry, when new (before their write).
+        Called only for a message with signed values: others pay one check, no call."""
+        if self.meter_keys is not None and evse_id is not None:
+            await self.meter_keys.with_values(cp_id, evse_id, signed.values)
 
     async def warm_up(self) -> None:
         """Build the look-ups a burst of starts needs before the first burst comes (SQLite;
@@ -425,6 +481,7 @@ class TransactionService:
         if tx is not None and tx.charge_point_id == cp_id and not tx.active:
             return StopResult(auth, True, True, tx.energy_wh, tx.flags)
         samples, flags = self._checks.samples(cp_id, "StopTransaction", req.samples, now)
+        signed = _signed(req.signed) if req.signed else None
         if tx is None or tx.charge_point_id != cp_id:
 
             async def unmatched(w: WriteTx) -> None:
@@ -436,6 +493,10 @@ class TransactionService:
                     transaction_id=None,
                     samples=samples,
                 )
+                if signed is not None:
+                    _add_signed_later(
+                        w, signed, cp_id=cp_id, evse_id=0, connector_id=0, transaction_id=None
+                    )
                 await tx_repo.record_unmatched(
                     await w.connection(),
                     cp_id,
@@ -467,6 +528,8 @@ class TransactionService:
             [*(readings or []), *tx_repo.register_points(samples)],
         )
         all_flags = with_energy(flagged(tx.flags, *flags), energy)
+        if signed is not None:
+            await self._keys_with(cp_id, tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -477,6 +540,15 @@ class TransactionService:
                 transaction_id=tx.id,
                 samples=samples,
             )
+            if signed is not None:
+                _add_signed_later(
+                    w,
+                    signed,
+                    cp_id=cp_id,
+                    evse_id=tx.evse_id,
+                    connector_id=tx.connector_id,
+                    transaction_id=tx.id,
+                )
             tx_repo.update_later(
                 w,
                 tx.id,
@@ -548,6 +620,9 @@ class TransactionService:
             known = tx is not None and tx.charge_point_id == cp_id
         samples, flags = self._checks.samples(cp_id, "MeterValues", report.samples, now)
         marked = self._marked(tx, flags) if known else None
+        signed = _signed(report.signed) if report.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, report.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -558,6 +633,15 @@ class TransactionService:
                 transaction_id=tx_id if known else None,
                 samples=samples,
             )
+            if signed is not None:
+                _add_signed_later(
+                    w,
+                    signed,
+                    cp_id=cp_id,
+                    evse_id=report.evse_id,
+                    connector_id=report.connector_id,
+                    transaction_id=tx_id if known else None,
+                )
             if marked is not None:
                 tx_repo.update_later(w, marked.id, now, flags=marked.flags)
             if not known:
@@ -724,10 +808,13 @@ class TransactionService:
             grant=grant,
             flags=flags,
         )
+        signed = _signed(event.signed) if event.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.insert_later(w, tx, now)
-            _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, rest, now)
+            _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, rest, now, signed)
             await _use_reservation(w, reservation_id, tx.id, now)
 
         await self._write_new(tx, unit)
@@ -758,6 +845,9 @@ class TransactionService:
             [*readings, *tx_repo.register_points(event.samples)],
         )
         changes = replace(changes, flags=with_energy(fresh.flags, energy), energy=energy)
+        signed = _signed(event.signed) if event.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, event.evse_id or tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             _keep_event(
@@ -769,6 +859,7 @@ class TransactionService:
                 event,
                 rest,
                 now,
+                signed,
             )
             tx_repo.apply_later(w, tx.id, now, changes)
             profile_repo.end_with_transaction_later(w, cp_id, tx.id, now)
@@ -794,6 +885,10 @@ class TransactionService:
     ) -> TxEventResult:
         """The general path, in the writer: events in any order, of transactions in any
         state, read back from the database."""
+        signed = _signed(event.signed) if event.signed else None
+        # The key its values carry, when the event names the EVSE (a Started does).
+        if signed is not None:
+            await self._keys_with(cp_id, event.evse_id, signed)
 
         async def unit(w: WriteTx) -> TxEventResult:
             conn = await w.connection()
@@ -831,6 +926,7 @@ class TransactionService:
                 event,
                 rest,
                 now,
+                signed,
             )
             ended = event.event_type is TxEventType.ENDED
             conn = await w.connection()
@@ -929,9 +1025,12 @@ class TransactionService:
         """The common case: an in-order Updated event of a running transaction that changes
         nothing but adds readings. Written in bulk with the rest of the batch."""
         tx = cursor.tx
+        signed = _signed(event.signed) if event.signed else None
+        if signed is not None:
+            await self._keys_with(cp_id, tx.evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
-            _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, rest, now)
+            _keep_event(w, cp_id, tx.id, tx.evse_id, tx.connector_id, event, rest, now, signed)
 
         await self._db.write(unit)
         cursor.seen.add(event.seq_no)
@@ -940,7 +1039,11 @@ class TransactionService:
         return TxEventResult(tx.id, None, duplicate=False)
 
     async def station_meter_values(
-        self, cp_id: str, evse_id: int, samples: tuple[Sample, ...]
+        self,
+        cp_id: str,
+        evse_id: int,
+        samples: tuple[Sample, ...],
+        signed_values: tuple[SignedMeterValue, ...] = (),
     ) -> int | None:
         """OCPP 2.0.1 MeterValues (outside TransactionEvents): linked to the transaction
         running on that EVSE, if any. Returns its id."""
@@ -956,6 +1059,9 @@ class TransactionService:
         marked = None
         if flags and tx_id is not None:
             marked = self._marked(await self._transaction(tx_id), flags)
+        signed = _signed(signed_values) if signed_values else None
+        if signed is not None:
+            await self._keys_with(cp_id, evse_id, signed)
 
         async def unit(w: WriteTx) -> None:
             tx_repo.add_samples_later(
@@ -966,6 +1072,15 @@ class TransactionService:
                 transaction_id=tx_id,
                 samples=samples,
             )
+            if signed is not None:
+                _add_signed_later(
+                    w,
+                    signed,
+                    cp_id=cp_id,
+                    evse_id=evse_id,
+                    connector_id=1 if evse_id else 0,
+                    transaction_id=tx_id,
+                )
             if marked is not None:
                 tx_repo.update_later(w, marked.id, now, flags=marked.flags)
 

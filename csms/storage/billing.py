@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from csms.core.transactions import BillingState, Transaction
+from csms.core.transactions import BillingState, SignatureState, Transaction
 from csms.storage.models import TransactionRow
 from csms.storage.transactions import _to_transaction
 
@@ -77,9 +77,12 @@ async def hold(
     attempts: int | None = None,
     error: str | None = None,
     only_pending: bool = True,
+    signature_problem: str | None = None,
 ) -> bool:
     """Hold a transaction for staff with the reason why (`attempts`/`error`: the failed
-    attempt that made it held). False when it was not pending (with `only_pending`)."""
+    attempt that made it held; `signature_problem`: its signed values failed verification,
+    which its signature state then says). False when it was not pending (with
+    `only_pending`)."""
     stmt = update(_tx).where(_tx.c.id == tx_id)
     if only_pending:
         stmt = stmt.where(_tx.c.billing == _PENDING)
@@ -93,6 +96,9 @@ async def hold(
         values["billing_attempts"] = attempts
     if error is not None:
         values["billing_error"] = error
+    if signature_problem is not None:
+        values["signature_state"] = SignatureState.FAILED.value
+        values["signature_problem"] = signature_problem
     result = await conn.execute(stmt.values(values))
     return bool(result.rowcount)
 

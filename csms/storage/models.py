@@ -245,6 +245,10 @@ class TransactionRow(Base):
     held_reason: Mapped[str | None] = mapped_column(String(300))
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Eichrecht (csms.core.transactions.SignatureState): NULL when nothing was checked;
+    # the problem found (`<problem>: <detail>`), kept after staff released it.
+    signature_state: Mapped[str | None] = mapped_column(String(16))
+    signature_problem: Mapped[str | None] = mapped_column(Text)
 
 
 class TransactionEventRow(Base):
@@ -325,6 +329,47 @@ class MeterValueRow(Base):
     energy_wh: Mapped[float | None] = mapped_column(Float)
     power_w: Mapped[float | None] = mapped_column(Float)
     samples: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class SignedMeterValueRow(Base):
+    """A value the meter signed (Eichrecht), exactly as received: `data` is the text the
+    charger sent (1.6 SignedData value, 2.0.1 signedMeterData), never re-encoded, since the
+    signature covers its bytes. Written in the same write as the readings it came with."""
+
+    __tablename__ = "signed_meter_values"
+    __table_args__ = (Index("ix_signed_meter_values_tx", "transaction_id", "timestamp"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int]
+    connector_id: Mapped[int]
+    timestamp: Mapped[datetime]
+    context: Mapped[str | None] = mapped_column(String(32))
+    measurand: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
+    encoding_method: Mapped[str | None] = mapped_column(String(50))
+    signing_method: Mapped[str | None] = mapped_column(String(50))
+    # 2.0.1 publicKey as sent with the value (NULL when empty or 1.6).
+    public_key: Mapped[str | None] = mapped_column(Text)
+    # The meter's serial (OCMF MS) when the value could be read as OCMF.
+    meter_serial: Mapped[str | None] = mapped_column(String(64))
+
+
+class MeterPublicKeyRow(Base):
+    """The public key of a charger's meter (evse_id 0: the whole charger's), as canonical
+    hex of its DER SubjectPublicKeyInfo, and where it came from: `ocpp` (2.0.1 publicKey),
+    `config_key` or `data_transfer` (1.6), `staff` (`csms chargers set --meter-public-key`,
+    which the charger's own reports do not replace)."""
+
+    __tablename__ = "meter_public_keys"
+
+    charge_point_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    meter_serial: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
 
 
 class UnmatchedMessageRow(Base):

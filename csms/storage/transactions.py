@@ -73,6 +73,8 @@ def _to_transaction(row: Any) -> Transaction:
         billing_error=row.billing_error,
         billing_retry_at=row.billing_retry_at,
         held_reason=row.held_reason,
+        signature_state=row.signature_state,
+        signature_problem=row.signature_problem,
     )
 
 
@@ -707,15 +709,14 @@ Value = tuple[datetime, str, float | None, str | None]
 @dataclass(frozen=True, slots=True)
 class Metered:
     """A transaction's meter data for pricing: every sampled value (light tuples, not
-    Samples: a session has hundreds), and its signed samples whole (for the CDR)."""
+    Samples: a session has hundreds). Signed values are csms.storage.signed_values'."""
 
     values: list[Value]
-    signed: list[Sample]
 
 
 async def metered_of(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, Metered]:
     """The meter data of several transactions in one query, in time order."""
-    found = {tx_id: Metered([], []) for tx_id in tx_ids}
+    found = {tx_id: Metered([]) for tx_id in tx_ids}
     rows = await _SAMPLES_OF.rows(conn, {"transaction_id_list": list(tx_ids)})
     for r in rows:
         at, metered = r.timestamp, found[r.transaction_id]
@@ -725,8 +726,6 @@ async def metered_of(conn: AsyncConnection, tx_ids: Sequence[int]) -> dict[int, 
             if value is not None and not -MAX_READING <= value <= MAX_READING:
                 value = None  # NaN, infinite or absurd (rows from before the bound)
             values.append((at, stored[0], value, stored[3]))
-            if stored[7]:
-                metered.signed.extend(_decode(at, [stored]))
     return found
 
 

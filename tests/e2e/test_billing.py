@@ -388,7 +388,10 @@ async def test_flagged_meter_data_is_held_until_resolved(server: Running) -> Non
     assert out == f"transaction {tx_id} is void: no CDR\n"
     assert (await server.staff.transaction(tx_id)).transaction.billing == "void"
     bad = await csms(server, "transactions", "resolve", str(tx_id))
-    assert bad.code == 1 and bad.err == "error: give --energy-wh N, --void or --retry\n"
+    assert (
+        bad.code == 1
+        and bad.err == "error: give --energy-wh N, --void, --retry or --release-signature\n"
+    )
     # A session the CSMS refused (unknown tag) is not billed.
     refused = await call(
         ws,

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event
 
 from csms.core.authorization import Token, TokenStatus
-from csms.core.metering import make_sample
+from csms.core.metering import SignedMeterValue, make_sample
 from csms.core.transactions import TransactionEvent, TxEventType
 from csms.services.billing import BillingService, Identity
 from csms.services.charger_input import ChargingSettings
@@ -34,7 +34,8 @@ from tests.postgres import db_url_for
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 # Tables that grow with the operating history.
 LARGE = ("transactions", "meter_values", "transaction_events", "id_tokens", "reservations",
-         "charging_profiles", "unmatched_messages", "status_history", "cdrs")  # fmt: skip
+         "charging_profiles", "unmatched_messages", "status_history", "cdrs",
+         "signed_meter_values")  # fmt: skip
 
 
 @pytest.fixture
@@ -76,9 +77,17 @@ async def drive(db: Database, charging: Charging) -> None:
     req = StartRequest(1, 1, "CARD1", 1000, start)
     started = await charging.transactions.start_transaction("CP16", "1.6", req)
     await charging.transactions.start_transaction("CP16", "1.6", req)
+    # With a signed value (Eichrecht): billing reads them and the meter keys.
+    signed = SignedMeterValue(start, "Sample.Periodic", "Energy.Active.Import.Register", "x")
     await charging.transactions.meter_values(
         "CP16",
-        MeterReport(1, 1, started.transaction_id, reading(start + timedelta(minutes=5), 2000)),
+        MeterReport(
+            1,
+            1,
+            started.transaction_id,
+            reading(start + timedelta(minutes=5), 2000),
+            signed=(signed,),
+        ),
     )
     await charging.transactions.stop_transaction(
         "CP16",

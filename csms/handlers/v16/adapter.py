@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+import structlog
 from ocpp.exceptions import (
     FormationViolationError,
     GenericError,
@@ -38,16 +40,17 @@ from csms.core.charger import (
 from csms.core.charger_certificates import CertificateUse
 from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.errors import InvalidTimestamp, TimestampOutOfRange
-from csms.core.metering import Sample, make_sample
+from csms.core.metering import DEFAULT_MEASURAND, Sample, SignedMeterValue, make_sample
 from csms.core.status import ConnectorStatus
 from csms.core.versions import OcppVersion
 from csms.handlers.rpc import ErrorKind, OcppCallError
 from csms.handlers.schemas import SchemaSet
-from csms.handlers.session import Handler, OcppSession
+from csms.handlers.session import CallFailed, Handler, OcppSession
 from csms.handlers.v16 import commands
 from csms.handlers.v16.limits import LIMITS
 from csms.services.authorization import AuthorizationService
 from csms.services.charger_certificates import ChargerCertificates
+from csms.services.meter_keys import KeySource, MeterKeys, ReportedKey
 from csms.services.stations import Progress, StationService
 from csms.services.transactions import (
     MeterReport,
@@ -55,8 +58,14 @@ from csms.services.transactions import (
     StopRequest,
     TransactionService,
 )
+from csms.workers import TaskSet
 
 VERSION = OcppVersion.V16
+
+log = structlog.get_logger("csms.ocpp")
+
+# The OCA's "OCPP 1.6 Eichrecht" DataTransfer that publishes the meters' public keys.
+METER_CONFIGURATION = ("generalConfiguration", "setMeterConfiguration")
 
 ERRORS: Mapping[ErrorKind, str] = {
     ErrorKind.FORMAT: FormationViolationError.code,
@@ -134,13 +143,27 @@ def id_tag_info(auth: AuthResult) -> dict[str, Any]:
     return info
 
 
-def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample, ...]:
-    """1.6 meterValue[] -> normalised samples. Defaults per the spec: measurand
-    Energy.Active.Import.Register, unit Wh, context Sample.Periodic."""
+def samples_from(
+    meter_values: list[dict[str, Any]], field: str
+) -> tuple[tuple[Sample, ...], tuple[SignedMeterValue, ...]]:
+    """1.6 meterValue[] -> normalised samples, and the values the meter signed (format
+    SignedData: their `value` kept exactly as sent, never read as a number). Defaults per
+    the spec: measurand Energy.Active.Import.Register, unit Wh, context Sample.Periodic."""
     out: list[Sample] = []
+    signed: list[SignedMeterValue] = []
     for mv in meter_values:
         at = _timestamp(mv.get("timestamp"), f"{field}.timestamp")
         for sv in mv.get("sampledValue", ()):
+            if sv.get("format") == "SignedData":
+                signed.append(
+                    _signed_value(
+                        at,
+                        sv.get("context", "Sample.Periodic"),
+                        sv.get("measurand", DEFAULT_MEASURAND),
+                        str(sv.get("value", "")),
+                    )
+                )
+                continue
             out.append(
                 make_sample(
                     timestamp=at,
@@ -150,10 +173,62 @@ def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample
                     phase=sv.get("phase"),
                     location=sv.get("location"),
                     context=sv.get("context", "Sample.Periodic"),
-                    signed=sv.get("format") == "SignedData",
                 )
             )
-    return tuple(out)
+    return tuple(out), tuple(signed)
+
+
+def _signed_value(at: datetime, context: str, measurand: str, value: str) -> SignedMeterValue:
+    """A 1.6 SignedData value: the signed text as sent, or, where a charger wraps it the
+    2.0.1 way (`{"signedMeterValue": "...", "encodingMethod": "OCMF", "publicKey": "..."}`,
+    as some backends ask for), the signed text of the wrapper with its method and key."""
+    if value.startswith("{"):
+        try:
+            wrapped = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            wrapped = None
+        if isinstance(wrapped, dict):
+            data = wrapped.get("signedMeterValue", wrapped.get("signedMeterData"))
+            if isinstance(data, str):
+
+                def text(name: str) -> str | None:
+                    item = wrapped.get(name)
+                    return item if isinstance(item, str) and item else None
+
+                return SignedMeterValue(
+                    at,
+                    context,
+                    measurand,
+                    data,
+                    text("encodingMethod"),
+                    text("signingMethod"),
+                    text("publicKey"),
+                )
+    return SignedMeterValue(at, context, measurand, value)
+
+
+def meter_keys_from(data: Any) -> list[ReportedKey]:
+    """The keys of a setMeterConfiguration DataTransfer (`data`: a JSON text
+    `{"meters": [{"connectorId": 1, "meterSerial": "...", "type": "SIGNATURE",
+    "publicKey": "..."}]}`): connector N is EVSE N, 0 the whole charger."""
+    try:
+        parsed = orjson.loads(data) if isinstance(data, str | bytes) else data
+    except orjson.JSONDecodeError:
+        return []
+    meters = parsed.get("meters") if isinstance(parsed, dict) else None
+    keys: list[ReportedKey] = []
+    for meter in meters if isinstance(meters, list) else ():
+        if not isinstance(meter, dict):
+            continue
+        key, connector = meter.get("publicKey"), meter.get("connectorId", 0)
+        kind = meter.get("type", "SIGNATURE")
+        if not isinstance(key, str) or not key or kind != "SIGNATURE":
+            continue
+        if isinstance(connector, bool) or not isinstance(connector, int) or connector < 0:
+            continue
+        serial = meter.get("meterSerial")
+        keys.append(ReportedKey(connector, key, serial if isinstance(serial, str) else None))
+    return keys
 
 
 class V16Adapter:
@@ -182,6 +257,12 @@ class V16Adapter:
         self.schemas = schemas or SchemaSet(VERSION)
         # Our CA for SignCertificate (set by the composition root); None: Rejected.
         self.certificates: ChargerCertificates | None = None
+        # The meters' public keys (set by the composition root); None: not taken.
+        self.meter_keys: MeterKeys | None = None
+        self.call_timeout = 30.0
+        # Requests of our own that follow a charger's message (its meter key): held until
+        # they end, their failures logged.
+        self._tasks = TaskSet("ocpp-1.6")
         self.handlers: Mapping[str, Handler] = {
             "BootNotification": self.on_boot_notification,
             "Heartbeat": self.on_heartbeat,
@@ -216,6 +297,12 @@ class V16Adapter:
         )
         decision = await self.stations.boot(s.cp_id, VERSION, info)
         s.registration = decision.status
+        keys = self.meter_keys
+        if decision.status is RegistrationStatus.ACCEPTED and keys is not None:
+            keys.forget(s.cp_id)
+            if KeySource.CONFIG_KEY.value in keys.sources_of(info.vendor):
+                # Sent after this answer: a CALL from inside a handler would wait on itself.
+                self._tasks.spawn(self._read_meter_key(s, keys, keys.config_key_of(info.vendor)))
         interval = decision.interval
         if decision.status is not RegistrationStatus.ACCEPTED:
             # Pending/Rejected: when to retry the boot, not a heartbeat interval.
@@ -225,6 +312,20 @@ class V16Adapter:
             "currentTime": format_timestamp(decision.now),
             "interval": interval,
         }
+
+    async def _read_meter_key(self, s: OcppSession, keys: MeterKeys, name: str) -> None:
+        """Ask the charger for the configuration key holding its meter's public key."""
+        try:
+            answer = await s.call("GetConfiguration", {"key": [name]}, self.call_timeout)
+        except (TimeoutError, CallFailed, ConnectionError) as exc:
+            log.warning("meter_key_not_read", charge_point_id=s.cp_id, key=name, reason=str(exc))
+            return
+        for item in answer.get("configurationKey") or ():
+            value = item.get("value")
+            if item.get("key") == name and isinstance(value, str) and value.strip():
+                await keys.reported(s.cp_id, [ReportedKey(0, value.strip())], KeySource.CONFIG_KEY)
+                return
+        log.info("meter_key_not_configured", charge_point_id=s.cp_id, key=name)
 
     async def on_heartbeat(self, s: OcppSession, p: dict[str, Any]) -> dict[str, Any]:
         now = await self.stations.heartbeat(s.cp_id)
@@ -283,6 +384,7 @@ class V16Adapter:
         if reason is not None and reason not in _STOP_REASONS:
             reason = Reason.other.value
         id_tag = p.get("idTag")
+        samples, signed = samples_from(p.get("transactionData") or [], "transactionData")
         result = await self.transactions.stop_transaction(
             s.cp_id,
             StopRequest(
@@ -291,7 +393,8 @@ class V16Adapter:
                 timestamp=_timestamp(p["timestamp"], "timestamp"),
                 id_tag=None if id_tag is None else str(id_tag),
                 reason=reason,
-                samples=samples_from(p.get("transactionData") or [], "transactionData"),
+                samples=samples,
+                signed=signed,
                 raw=p,
             ),
         )
@@ -305,13 +408,15 @@ class V16Adapter:
             raise OcppCallError(ErrorKind.PROPERTY, "connectorId must not be negative")
         evse_id, connector_id = evse_of_v16_connector(connector)
         tx = p.get("transactionId")
+        samples, signed = samples_from(p["meterValue"], "meterValue")
         await self.transactions.meter_values(
             s.cp_id,
             MeterReport(
                 evse_id=evse_id,
                 connector_id=connector_id,
                 transaction_id=None if tx is None else _int(tx, "transactionId"),
-                samples=samples_from(p["meterValue"], "meterValue"),
+                samples=samples,
+                signed=signed,
                 raw=p,
             ),
         )
@@ -321,7 +426,16 @@ class V16Adapter:
         if not await self.stations.record_event(s.cp_id, "DataTransfer", p):
             # Over the charger's quota of messages kept as sent: not taken.
             return {"status": "Rejected"}
-        # No vendor extensions are registered with this CSMS.
+        keys = self.meter_keys
+        if (p.get("vendorId"), p.get("messageId")) == METER_CONFIGURATION and keys is not None:
+            vendor = await keys.vendor_of(s.cp_id)
+            if KeySource.DATA_TRANSFER.value not in keys.sources_of(vendor):
+                log.warning("meter_key_source_not_trusted", charge_point_id=s.cp_id, vendor=vendor)
+                return {"status": "Rejected"}
+            reported = meter_keys_from(p.get("data"))
+            taken = await keys.reported(s.cp_id, reported, KeySource.DATA_TRANSFER)
+            return {"status": "Accepted" if reported and taken == len(reported) else "Rejected"}
+        # No other vendor extensions are registered with this CSMS.
         return {"status": "UnknownVendorId"}
 
     async def on_firmware_status_notification(

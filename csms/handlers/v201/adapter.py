@@ -34,7 +34,7 @@ from csms.core.charger_certificates import CertificateUse
 from csms.core.clock import format_timestamp, parse_timestamp
 from csms.core.device_model import ACTUAL, ReportedVariable
 from csms.core.errors import InvalidTimestamp, TimestampOutOfRange
-from csms.core.metering import Sample, make_sample
+from csms.core.metering import DEFAULT_MEASURAND, Sample, SignedMeterValue, make_sample
 from csms.core.status import NO_ERROR, ConnectorStatus
 from csms.core.transactions import ChargingState, TransactionEvent, TxEventType
 from csms.core.versions import OcppVersion
@@ -110,15 +110,18 @@ def id_token_info(auth: AuthResult) -> dict[str, Any]:
     return info
 
 
-def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample, ...]:
+def samples_from(
+    meter_values: list[dict[str, Any]], field: str
+) -> tuple[tuple[Sample, ...], tuple[SignedMeterValue, ...]]:
     """2.0.1 meterValue[] -> normalised samples (numbers with unitOfMeasure and a
-    power-of-ten multiplier; signed meter data kept with its value)."""
+    power-of-ten multiplier), and the values the meter signed (`signedMeterValue`: its
+    signedMeterData, signingMethod, encodingMethod and publicKey exactly as sent)."""
     out: list[Sample] = []
+    signed: list[SignedMeterValue] = []
     for mv in meter_values:
         at = _timestamp(mv.get("timestamp"), f"{field}.timestamp")
         for sv in mv.get("sampledValue", ()):
             unit = sv.get("unitOfMeasure") or {}
-            signed = sv.get("signedMeterValue")
             out.append(
                 make_sample(
                     timestamp=at,
@@ -131,19 +134,20 @@ def samples_from(meter_values: list[dict[str, Any]], field: str) -> tuple[Sample
                     context=sv.get("context", "Sample.Periodic"),
                 )
             )
-            if signed:
-                out.append(
-                    make_sample(
-                        timestamp=at,
-                        raw_value=str(signed.get("signedMeterData", "")),
-                        measurand=sv.get("measurand"),
-                        unit=unit.get("unit"),
-                        phase=sv.get("phase"),
-                        context=sv.get("context", "Sample.Periodic"),
-                        signed=True,
+            if "signedMeterValue" in sv:
+                value = sv["signedMeterValue"]
+                signed.append(
+                    SignedMeterValue(
+                        at,
+                        sv.get("context", "Sample.Periodic"),
+                        sv.get("measurand", DEFAULT_MEASURAND),
+                        str(value.get("signedMeterData", "")),
+                        value.get("encodingMethod") or None,
+                        value.get("signingMethod") or None,
+                        value.get("publicKey") or None,
                     )
                 )
-    return tuple(out)
+    return tuple(out), tuple(signed)
 
 
 def reported_variables(report_data: list[dict[str, Any]]) -> list[ReportedVariable]:
@@ -347,6 +351,7 @@ class V201Adapter:
         info = p["transactionInfo"]
         evse = p.get("evse") or {}
         token = p.get("idToken")
+        samples, signed = samples_from(p.get("meterValue") or [], "meterValue")
         event = TransactionEvent(
             ocpp_transaction_id=str(info["transactionId"]),
             event_type=TxEventType(p["eventType"]),
@@ -363,7 +368,8 @@ class V201Adapter:
             stopped_reason=info.get("stoppedReason"),
             remote_start_id=info.get("remoteStartId"),
             reservation_id=p.get("reservationId"),
-            samples=samples_from(p.get("meterValue") or [], "meterValue"),
+            samples=samples,
+            signed=signed,
         )
         # Its readings are stored once, as meter values; the rest is kept as sent.
         rest = {k: v for k, v in p.items() if k != "meterValue"} if "meterValue" in p else p
@@ -376,9 +382,8 @@ class V201Adapter:
         evse_id = int(p["evseId"])
         if evse_id < 0:
             raise OcppCallError(ErrorKind.PROPERTY, "evseId must not be negative")
-        await self.transactions.station_meter_values(
-            s.cp_id, evse_id, samples_from(p["meterValue"], "meterValue")
-        )
+        samples, signed = samples_from(p["meterValue"], "meterValue")
+        await self.transactions.station_meter_values(s.cp_id, evse_id, samples, signed)
         return {}
 
     # --- messages kept for staff, with the answer each deserves -------------------------
