@@ -807,7 +807,6 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.commit_delay_ms must not be negative")
 
 
-# A century: beyond it no clock is plausible, and now + ahead must stay a datetime.
 def _validate_eichrecht(section: EichrechtConfig) -> None:
     given = [("eichrecht.key_sources", section.key_sources)] + [
         (f"eichrecht.vendor_key_sources.{vendor}", text)
@@ -829,6 +828,7 @@ def _validate_eichrecht(section: EichrechtConfig) -> None:
         raise ConfigError(f"eichrecht.url must be an http(s) URL, not {section.url!r}")
 
 
+# A century: beyond it no clock is plausible, and now + ahead must stay a datetime.
 _MAX_AHEAD_S = 100 * 366 * 86400.0
 
 

@@ -338,4 +338,3 @@ def _signed_data(r: Rules, cdr: dict[str, Any], p: str) -> None:
         data = value.get("signed_data")
         if isinstance(data, str) and not BASE64.match(data):
             r.fail(f"{vp}.signed_data", "must be base64")
-

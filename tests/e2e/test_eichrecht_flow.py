@@ -134,12 +134,14 @@ async def _ocpi_cdr_shape(server: Running, cdr_id: str) -> dict[str, Any]:
 
 async def _metric(server: Running, name: str) -> float:
     """The sum of a counter's samples on /metrics (0 when it has none yet)."""
-    async with aiohttp.ClientSession() as http:
-        async with http.get(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
             f"{server.api_url}/metrics", headers={"Authorization": "Bearer test-token"}
-        ) as response:
-            assert response.status == 200
-            text = await response.text()
+        ) as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
