@@ -1246,10 +1246,10 @@ class BillingService:
                 "problem": tx.signature_problem,
                 "reason": reason,
             },
-            message=f"transaction {tx.id} released for billing despite: {tx.signature_problem}"[
-                :500
-            ]
-            + f" ({reason})",
+            message=(
+                f"transaction {tx.id} released for billing despite: {tx.signature_problem}"
+                f" ({reason})"
+            )[:500],
             source="cli",
             requested_by=requested_by,
             now=now,
