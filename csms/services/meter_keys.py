@@ -200,8 +200,9 @@ class MeterKeys:
                 raise UnknownChargePoint(f"no charger {cp_id}")
             before = await signed_repo.own_key(conn, cp_id, evse_id)
             new = MeterKey(cp_id, evse_id, canonical, KeySource.STAFF.value, None, now)
-            if before != new:
-                await _change(conn, cp_id, evse_id, before, new, requested_by, now)
+            if before is not None and (before.public_key, before.source) == (canonical, new.source):
+                return before  # the same key again: nothing changes, nothing to audit
+            await _change(conn, cp_id, evse_id, before, new, requested_by, now)
             return new
 
         return await self._db.write(unit)
