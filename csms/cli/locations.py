@@ -27,6 +27,7 @@ from csms.cli.common import (
 )
 from csms.cli.confirm import confirm, yes_option
 from csms.cli.listing import footer, limit_option, run_reads
+from csms.core.location_columns import csv_help
 from csms.views import location_overview_json, location_view_json
 
 T = TypeVar("T")
@@ -240,25 +241,80 @@ def locations_unlink(charger_id: str, config_file: str | None) -> None:
     click.echo(f"charger {charger_id} is at no location")
 
 
-@locations.command("import")
+@locations.command(
+    "import",
+    epilog="\b\nCSV columns (a header line naming them is required; any order):\n" + csv_help(),
+)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["json", "csv"]),
+    help="json or csv [default: from the file's extension].",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the valid locations; still report the invalid rows.",
+)
 @config_option
-def locations_import(file: Path, config_file: str | None) -> None:
+def locations_import(
+    file: Path, file_format: str | None, skip_invalid: bool, config_file: str | None
+) -> None:
     """Add or update many locations from a JSON file (a list of OCPI-style locations with
     `time_zone` and optional `chargers`: [{"id", "connector": {...}, "evses": [{"evse",
-    "evse_id"}]}]); all or nothing."""
+    "evse_id"}]}]) or a CSV file with one EVSE per line (columns below). Every row is
+    checked first and every problem printed with its line (JSON: its item); when any is
+    wrong nothing is imported (exit 1) unless --skip-invalid. Re-importing a file updates
+    what it names."""
+    from csms.core.clock import utc_now
+    from csms.core.errors import CsmsError
+    from csms.core.parties import Party
+    from csms.services import location_import as imp
+
+    kind = file_format or file.suffix.lower().lstrip(".")
+    if kind not in ("json", "csv"):
+        raise CliError(f"cannot tell the format of {file}: name it .json or .csv, or give --format")
     try:
-        document = orjson.loads(file.read_bytes())
+        data = file.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
-    except orjson.JSONDecodeError as exc:
-        raise CliError(f"{file} is not JSON: {exc}") from None
-    from csms.core.parties import Party
-
     config = load(config_file)
     ours = Party(config.ocpi.country_code, config.ocpi.party_id)
-    created, updated = _locations(config_file, lambda s: s.import_document(document, ours=ours))
-    click.echo(f"imported {created + updated} locations ({created} new, {updated} updated)")
+    try:
+        if kind == "json":
+            try:
+                document = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise CliError(f"{file} is not JSON: {exc}") from None
+            parsed = imp.parse_json(document, ours)
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise CliError(f"{file} is not UTF-8 text") from None
+            parsed = imp.parse_csv(text, ours)
+    except CsmsError as exc:
+        raise CliError(str(exc)) from None
+
+    async def work(db: Any) -> imp.Outcome:
+        try:
+            return await imp.import_items(db, utc_now, parsed, skip_invalid=skip_invalid)
+        except CsmsError as exc:
+            raise CliError(str(exc)) from None
+
+    outcome = run_db(config_file, work)
+    for error in outcome.errors:
+        click.echo(f"{file.name}: {error}", err=True)
+    if outcome.errors and not skip_invalid:
+        raise CliError(
+            f"{len(outcome.errors)} problem(s) in {outcome.skipped} row(s); nothing imported"
+        )
+    total = outcome.created + outcome.updated
+    line = f"imported {total} locations ({outcome.created} new, {outcome.updated} updated)"
+    if outcome.errors:
+        line += f"; skipped {outcome.skipped} invalid row(s) ({len(outcome.errors)} problem(s))"
+    click.echo(line)
 
 
 @locations.command("list")

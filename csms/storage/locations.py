@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -430,4 +430,133 @@ async def chargers_at_many(
     )
     for row in (await conn.execute(stmt)).all():
         found[row.location_id].append(row.charge_point_id)
+    return found
+
+
+# Bulk forms for `csms locations import`: a handful of statements per batch instead of
+# several round trips per location (10,000 locations took 107 s one by one).
+
+
+def _location_values(location: Location, now: datetime) -> dict[str, Any]:
+    return {
+        "name": location.name,
+        "address": location.address,
+        "city": location.city,
+        "postal_code": location.postal_code,
+        "state": location.state,
+        "country": location.country,
+        "latitude": location.latitude,
+        "longitude": location.longitude,
+        "time_zone": location.time_zone,
+        "publish": location.publish,
+        "parking_type": location.parking_type,
+        "facilities": list(location.facilities) or None,
+        "opening_hours": location.opening_hours,
+        "updated_at": now,
+    }
+
+
+async def save_many(conn: AsyncConnection, locations: Sequence[Location], now: datetime) -> int:
+    """`save` for many locations with the same outcome (last_updated moves only for those
+    that say something new); returns how many were new."""
+    old = await get_many(conn, [loc.id for loc in locations])
+    new_rows: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    same: list[dict[str, Any]] = []
+    for location in locations:
+        values = _location_values(location, now)
+        before = old.get(location.id)
+        if before is None:
+            new_rows.append({"id": location.id, "created_at": now, "last_updated": now, **values})
+        elif before.same_content(location):
+            same.append({"b_id": location.id, **values})
+        else:
+            changed.append({"b_id": location.id, "last_updated": now, **values})
+    if new_rows:
+        await conn.execute(insert(_loc), new_rows)
+    for rows in (changed, same):
+        if rows:
+            await conn.execute(update(_loc).where(_loc.c.id == bindparam("b_id")), rows)
+    return len(new_rows)
+
+
+async def link_many(
+    conn: AsyncConnection, links: Sequence[tuple[str, str, ConnectorSpec]], now: datetime
+) -> None:
+    """`link` for many (charger, location, connector defaults)."""
+    cp_ids = [cp for cp, _, _ in links]
+    stmt = select(_link.c.charge_point_id).where(_link.c.charge_point_id.in_(cp_ids))
+    existing = {r[0] for r in (await conn.execute(stmt)).all()}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for cp_id, location_id, spec in links:
+        values = {
+            "location_id": location_id,
+            "connector_standard": spec.standard,
+            "connector_format": spec.format,
+            "power_type": spec.power_type,
+            "max_voltage": spec.max_voltage,
+            "max_amperage": spec.max_amperage,
+            "max_electric_power": spec.max_electric_power,
+            "updated_at": now,
+        }
+        if cp_id in existing:
+            updates.append({"b_cp": cp_id, **values})
+        else:
+            inserts.append({"charge_point_id": cp_id, **values})
+    if inserts:
+        await conn.execute(insert(_link), inserts)
+    if updates:
+        await conn.execute(
+            update(_link).where(_link.c.charge_point_id == bindparam("b_cp")), updates
+        )
+
+
+async def link_evse_many(
+    conn: AsyncConnection, evses: Sequence[tuple[str, int, EvseDetail]], now: datetime
+) -> None:
+    """`link_evse` for many (charger, EVSE number, detail)."""
+    cp_ids = sorted({cp for cp, _, _ in evses})
+    stmt = select(_evl.c.charge_point_id, _evl.c.evse_id).where(_evl.c.charge_point_id.in_(cp_ids))
+    existing = {(r[0], r[1]) for r in (await conn.execute(stmt)).all()}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for cp_id, number, detail in evses:
+        values = {
+            "evse_code": detail.evse_code,
+            "connector_standard": detail.standard,
+            "connector_format": detail.format,
+            "power_type": detail.power_type,
+            "max_voltage": detail.max_voltage,
+            "max_amperage": detail.max_amperage,
+            "max_electric_power": detail.max_electric_power,
+            "updated_at": now,
+        }
+        if (cp_id, number) in existing:
+            updates.append({"b_cp": cp_id, "b_evse": number, **values})
+        else:
+            inserts.append({"charge_point_id": cp_id, "evse_id": number, **values})
+    if updates:
+        # Before the inserts: an EVSE id may move from an updated EVSE to a new one.
+        await conn.execute(
+            update(_evl).where(
+                _evl.c.charge_point_id == bindparam("b_cp"), _evl.c.evse_id == bindparam("b_evse")
+            ),
+            updates,
+        )
+    if inserts:
+        await conn.execute(insert(_evl), inserts)
+
+
+async def evse_code_owners(
+    conn: AsyncConnection, codes: Iterable[str]
+) -> dict[str, tuple[str, int]]:
+    """Which (charger, EVSE) holds each of these eMI3 EVSE ids today."""
+    wanted = sorted(set(codes))
+    found: dict[str, tuple[str, int]] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = select(_evl.c.evse_code, _evl.c.charge_point_id, _evl.c.evse_id).where(
+            _evl.c.evse_code.in_(wanted[start : start + 500])
+        )
+        found.update({r[0]: (r[1], r[2]) for r in (await conn.execute(stmt)).all()})
     return found

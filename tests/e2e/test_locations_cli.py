@@ -136,6 +136,16 @@ async def test_describe_a_site_for_partners(server: Running, tmp_path: Path) -> 
     document[1]["country"] = "Netherlands"
     document.append({**document[0], "id": "IMP-NEW"})
     path.write_text(json.dumps(document))
-    one_line_error(await csms(server, "locations", "import", str(path)), "location 'IMP-1'")
+    ran = await csms(server, "locations", "import", str(path))
+    assert ran.code == 1, ran
+    assert ran.err.splitlines() == [
+        "locations.json: item 1 (location 'IMP-1'): country must be ISO 3166-1 alpha-3 in "
+        "capitals (e.g. NLD), not 'Netherlands'",
+        "locations.json: item 3 (location 'IMP-NEW'): EVSE id NL*CSM*EI0 is given twice "
+        "(also item 0 (location 'IMP-0'))",
+        "locations.json: item 3 (location 'IMP-NEW'): charger 'IMP-CP0' is placed twice "
+        "(also item 0 (location 'IMP-0'))",
+        "error: 3 problem(s) in 2 row(s); nothing imported",
+    ]
     listed = json.loads(ok(await csms(server, "locations", "list", "--json")))
     assert [loc["id"] for loc in listed] == ["IMP-2", "IMP-1", "IMP-0"]  # added at once
