@@ -190,6 +190,9 @@ class OcpiConfig:
     # Longest wait, in seconds, before the push worker looks at the outbox again (pushes
     # enqueued by another process, e.g. the CLI, are seen within this time).
     push_interval: float = 1.0
+    # Location pushes (PUT/PATCH) per second to each partner, at most: a bulk import of
+    # thousands of locations goes out at this pace instead of all at once (0: no pace).
+    location_push_rate: float = 20.0
     # Seconds a charger may be disconnected before its EVSEs show UNKNOWN to partners.
     offline_grace: float = 300.0
     # Seconds between the updates (PATCH) of a running session pushed to partners.
@@ -1014,6 +1017,8 @@ def _validate_ocpi(section: OcpiConfig) -> None:
         raise ConfigError("ocpi.request_timeout must be positive")
     if section.push_interval <= 0:
         raise ConfigError("ocpi.push_interval must be positive")
+    if section.location_push_rate < 0:
+        raise ConfigError("ocpi.location_push_rate must not be negative (0: no pace)")
     if section.authorize_timeout <= 0:
         raise ConfigError("ocpi.authorize_timeout must be positive")
     if section.offline_grace < 0:

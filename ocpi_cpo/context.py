@@ -43,6 +43,7 @@ class OcpiSettings:
     request_timeout: float = 10.0
     required: Required = ()
     push_interval: float = 1.0
+    location_push_rate: float = 20.0
     offline_grace: float = 300.0
     session_update_interval: float = 60.0
     authorize_timeout: float = 5.0
@@ -64,6 +65,7 @@ class OcpiSettings:
             page_limit=config.page_limit,
             request_timeout=config.request_timeout,
             push_interval=config.push_interval,
+            location_push_rate=config.location_push_rate,
             offline_grace=config.offline_grace,
             session_update_interval=config.session_update_interval,
             authorize_timeout=config.authorize_timeout,

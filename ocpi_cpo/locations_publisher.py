@@ -148,8 +148,13 @@ class LocationPublisher:
         interval: float = 1.0,
         on_enqueued: Iterable[Any] = (),
         limits: Limits | None = None,
+        push_rate: float = 0.0,
     ) -> None:
         self._db = db
+        # Location pushes per second to one partner (0: all due at once): each push is
+        # enqueued due one step after the partner's last one still waiting, so a pass
+        # with thousands of changes reaches a partner paced, across passes and restarts.
+        self.push_rate = push_rate
         # The OCPP versions whose chargers report a device model (what they switched off).
         self._device_models = frozenset(
             version for version, lim in (limits or {}).items() if lim.device_model
@@ -513,8 +518,13 @@ class LocationPublisher:
             else:
                 pushes.append(Push("locations", "PUT", path, data, location_id))
         count = 0
+        step = timedelta(seconds=1 / self.push_rate) if self.push_rate > 0 else None
         for partner, endpoint in receivers:
             base = endpoint.rstrip("/")
+            at = now
+            if step is not None and pushes:
+                tail = await outbox_repo.last_waiting(conn, partner.id, "locations", now)
+                at = now if tail is None else tail + step
             for push in pushes:
                 await outbox_repo.enqueue(
                     conn,
@@ -527,7 +537,10 @@ class LocationPublisher:
                         f"locations/{push.object_key}",
                     ),
                     now,
+                    due=at,
                 )
+                if step is not None:
+                    at += step
                 count += 1
         return count
 

@@ -48,7 +48,14 @@ def _select() -> Any:
     return select(_out, _p.c.name.label("partner_name")).join(_p, _p.c.id == _out.c.partner_id)
 
 
-async def enqueue(conn: AsyncConnection, partner_id: int, push: Push, now: datetime) -> int:
+async def enqueue(
+    conn: AsyncConnection,
+    partner_id: int,
+    push: Push,
+    now: datetime,
+    due: datetime | None = None,
+) -> int:
+    """Add a push, first tried at `due` (default: now; later for a paced one)."""
     result = await conn.execute(
         insert(_out).values(
             partner_id=partner_id,
@@ -58,7 +65,7 @@ async def enqueue(conn: AsyncConnection, partner_id: int, push: Push, now: datet
             body=push.body,
             object_key=push.object_key,
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=now if due is None else max(due, now),
             last_error=None,
             created_at=now,
             delivered_at=None,
@@ -66,6 +73,21 @@ async def enqueue(conn: AsyncConnection, partner_id: int, push: Push, now: datet
         )
     )
     return int(cast(Sequence[Any], result.inserted_primary_key)[0])
+
+
+async def last_waiting(
+    conn: AsyncConnection, partner_id: int, module: str, now: datetime
+) -> datetime | None:
+    """When the partner's last never-tried push of `module` that is not yet due will be
+    (None: none waits): where a paced producer lines up its next ones."""
+    stmt = select(func.max(_out.c.next_attempt_at)).where(
+        _out.c.partner_id == partner_id,
+        _out.c.module == module,
+        _out.c.delivered_at.is_(None),
+        _out.c.attempts == 0,
+        _out.c.next_attempt_at > now,
+    )
+    return cast(datetime | None, (await conn.execute(stmt)).scalar())
 
 
 def _is_head() -> Any:

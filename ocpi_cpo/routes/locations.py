@@ -105,6 +105,7 @@ def setup(app: web.Application) -> None:
         grace=timedelta(seconds=settings.offline_grace),
         interval=settings.push_interval,
         limits=app[LIMITS],
+        push_rate=settings.location_push_rate,
     )
     add_endpoint(app, "locations", InterfaceRole.SENDER, PATH)
     add_route(app, "GET", PATH, list_locations)

@@ -2,7 +2,8 @@
 it is a data command): a CSV with one EVSE per line and OCPI JSON give the same rows as
 `locations add` + `locations link`; every bad row is reported with its line and nothing is
 imported; `--skip-invalid` imports the rest; a re-import changes nothing partners see; the
-location publisher sees what was imported."""
+location publisher sees what was imported; a bulk import reaches a partner at the
+configured pace."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import csv
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from sqlalchemy import Table, select
 
 from csms.core.clock import utc_now
 from csms.core.locations import ConnectorSpec
@@ -21,10 +23,17 @@ from csms.storage import locations as location_repo
 from csms.storage.database import Database
 from csms.storage.locations import EvseDetail
 from csms.storage.migrate import upgrade
+from csms.storage.models import OutboxRow
 from ocpi_cpo.locations_publisher import Identity, LocationPublisher
-from tests.e2e.cli import Ran, ok
+from ocpi_cpo.routes.locations import PUBLISHER
+from tests.e2e.cli import Ran, csms, ok
+from tests.e2e.conftest import StartServer
+from tests.e2e.fake_partner import FakePartner
+from tests.e2e.test_ocpi_tokens import until
 from tests.e2e.test_sites_cli import sites_cli, with_db
 from tests.postgres import db_url_for
+
+_out = cast(Table, OutboxRow.__table__)
 
 HEADER = [
     "location_id",
@@ -255,3 +264,50 @@ async def test_reimport_is_idempotent_and_the_publisher_sees_it(
     after = [await _show(url, f"CSV-{n}") for n in range(1, 6)]
     assert [b["last_updated"] for b in before] == [a["last_updated"] for a in after]
     assert await with_db(url, publish) == 0  # nothing partners see changed
+
+
+async def test_a_bulk_import_reaches_a_partner_paced(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """50 new locations at `location_push_rate = 20`: all 50 PUTs arrive, spread over the
+    49 steps of 50 ms the pace asks for (not all at once)."""
+    server = await start_server(ocpi={"push_interval": 0.1, "location_push_rate": 20.0})
+    fake = await FakePartner().start()
+    try:
+        invitation = await server.app.partners.add("emsp1")
+        await fake.register_with(f"{server.ocpi_url}/ocpi/versions", invitation.token_a)
+        path = _write_csv(tmp_path / "fifty.csv", [_row(n, 1) for n in range(1, 51)])
+        assert ok(await csms(server, "locations", "import", str(path))).startswith(
+            "imported 50 locations (50 new, 0 updated)"
+        )
+        assert server.app.ocpi_app is not None
+        await server.app.ocpi_app[PUBLISHER].publish()  # the loop may have done it already
+        await until(lambda: len(fake.pushes) >= 50, "the 50 PUTs", seconds=30)
+        puts = [p for p in fake.pushes if p.method == "PUT"]
+        assert sorted(p.path.rsplit("/", 1)[1] for p in puts) == sorted(
+            f"CSV-{n}" for n in range(1, 51)
+        )
+
+        async def delivered(db: Database) -> list[float]:
+            async with db.read() as conn:
+                stmt = select(_out.c.delivered_at).where(
+                    _out.c.module == "locations", _out.c.delivered_at.is_not(None)
+                )
+                return sorted(t.timestamp() for t in (await conn.execute(stmt)).scalars())
+
+        times: list[float] = []
+        for _ in range(100):  # the last answer is in; its outcome is written just after
+            times = await delivered(server.app.db)
+            if len(times) == 50:
+                break
+            await asyncio.sleep(0.05)
+        assert len(times) == 50
+        # 49 steps of 1/20 s after the first: 2.45 s, less what a push worker round that
+        # came late sends together (the pushes due meanwhile).
+        assert times[-1] - times[0] >= 2.0, times[-1] - times[0]
+        # Never a burst: no 10 of them within a quarter of a second.
+        assert all(times[i + 9] - times[i] >= 0.25 for i in range(len(times) - 9)), [
+            round(t - times[0], 3) for t in times
+        ]
+    finally:
+        await fake.stop()
