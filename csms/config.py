@@ -190,8 +190,9 @@ class OcpiConfig:
     # Longest wait, in seconds, before the push worker looks at the outbox again (pushes
     # enqueued by another process, e.g. the CLI, are seen within this time).
     push_interval: float = 1.0
-    # Location pushes (PUT/PATCH) per second to each partner, at most: a bulk import of
-    # thousands of locations goes out at this pace instead of all at once (0: no pace).
+    # Whole-location PUTs per second to each partner, at most: a bulk import of thousands
+    # of locations goes out at this pace instead of all at once (0: no pace). EVSE status
+    # and EVSE pushes are not paced.
     location_push_rate: float = 20.0
     # Seconds a charger may be disconnected before its EVSEs show UNKNOWN to partners.
     offline_grace: float = 300.0

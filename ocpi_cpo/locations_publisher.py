@@ -518,14 +518,19 @@ class LocationPublisher:
             else:
                 pushes.append(Push("locations", "PUT", path, data, location_id))
         count = 0
-        step = timedelta(seconds=1 / self.push_rate) if self.push_rate > 0 else None
+        # Only whole locations are paced (a bulk import's thousands of PUTs): an EVSE's
+        # status or object goes at once, since partners show availability live. The
+        # outbox sends one object's pushes in order, so an EVSE's push still waits for its
+        # location's PUT when that is in the queue.
+        step = timedelta(seconds=1 / self.push_rate) if self.push_rate > 0 and put_whole else None
         for partner, endpoint in receivers:
             base = endpoint.rstrip("/")
             at = now
-            if step is not None and pushes:
+            if step is not None:
                 tail = await outbox_repo.last_waiting(conn, partner.id, "locations", now)
                 at = now if tail is None else tail + step
             for push in pushes:
+                whole = push.method == "PUT" and push.url == f"{cc}/{pid}/{push.object_key}"
                 await outbox_repo.enqueue(
                     conn,
                     partner.id,
@@ -537,9 +542,9 @@ class LocationPublisher:
                         f"locations/{push.object_key}",
                     ),
                     now,
-                    due=at,
+                    due=at if whole else now,
                 )
-                if step is not None:
+                if step is not None and whole:
                     at += step
                 count += 1
         return count

@@ -29,6 +29,7 @@ from ocpi_cpo.routes.locations import PUBLISHER
 from tests.e2e.cli import Ran, csms, ok
 from tests.e2e.conftest import StartServer
 from tests.e2e.fake_partner import FakePartner
+from tests.e2e.raw import BOOT, call, open_raw
 from tests.e2e.test_ocpi_tokens import until
 from tests.e2e.test_sites_cli import sites_cli, with_db
 from tests.postgres import db_url_for
@@ -314,5 +315,53 @@ async def test_a_bulk_import_reaches_a_partner_paced(
         ]
         assert early == [], [round(t - enqueued, 3) for t in times]
         assert times[-1] - enqueued >= 49 / 20 - 0.01
+    finally:
+        await fake.stop()
+
+
+async def test_a_status_change_does_not_wait_behind_a_paced_import(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Only whole locations are paced: while 50 imported locations trickle out at 5 a
+    second, an EVSE of an already published location that starts charging reaches the
+    partner within seconds (partners show availability live)."""
+    server = await start_server(ocpi={"push_interval": 0.1, "location_push_rate": 5.0})
+    fake = await FakePartner().start()
+    try:
+        invitation = await server.app.partners.add("emsp1")
+        await fake.register_with(f"{server.ocpi_url}/ocpi/versions", invitation.token_a)
+        first = _write_csv(tmp_path / "one.csv", [_row(1, 1, prefix="LIVE")])
+        ok(await csms(server, "locations", "import", str(first)))
+        await until(
+            lambda: any(p.path.endswith("/LIVE-1") for p in fake.pushes), "LIVE-1", seconds=15
+        )
+        ws = await open_raw(server.url, "CP-CSV-1")
+        try:
+            assert (await call(ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+            bulk = _write_csv(tmp_path / "bulk.csv", [_row(n, 1) for n in range(2, 52)])
+            ok(await csms(server, "locations", "import", str(bulk)))
+            assert server.app.ocpi_app is not None
+            await server.app.ocpi_app[PUBLISHER].publish()
+            status = {
+                "connectorId": 1,
+                "errorCode": "NoError",
+                "status": "Charging",
+                "timestamp": utc_now().isoformat(),
+            }
+            assert (await call(ws, "StatusNotification", status))[0] == 3
+
+            def charging() -> bool:
+                return any(
+                    p.method == "PATCH"
+                    and "/LIVE-1/" in p.path
+                    and p.body.get("status") == "CHARGING"
+                    for p in fake.pushes
+                )
+
+            await until(charging, "the CHARGING status of LIVE-1's EVSE", seconds=5)
+            bulk_puts = [p for p in fake.pushes if p.method == "PUT" and "/CSV-" in p.path]
+            assert len(bulk_puts) < 40, len(bulk_puts)  # the import is still under way
+        finally:
+            await ws.close()
     finally:
         await fake.stop()
