@@ -273,11 +273,16 @@ def test_locations_import_refuses_another_partys_location(workdir: Path) -> None
     ours = [{**site, "id": "L1"}, {**site, "id": "L2", "country_code": "NL", "party_id": "CSM"}]
     path = workdir / "locations.json"
     for foreign, line in (
-        ({"country_code": "DE"}, "location 'L3': country_code 'DE' is not ours (NL)"),
-        ({"party_id": "ABC"}, "location 'L3': party_id 'ABC' is not ours (CSM)"),
+        ({"country_code": "DE"}, "item 2 (location 'L3'): country_code 'DE' is not ours (NL)"),
+        ({"party_id": "ABC"}, "item 2 (location 'L3'): party_id 'ABC' is not ours (CSM)"),
     ):
         path.write_text(json.dumps([*ours, {**site, "id": "L3", **foreign}]))
-        one_line_refusal(csms(workdir, "locations", "import", str(path), ok=False), line)
+        # Each problem on its line, where it is in the file, then one summary line.
+        refused = csms(workdir, "locations", "import", str(path), ok=False)
+        assert refused.returncode == 1, refused.stderr
+        assert refused.stderr == (
+            f"locations.json: {line}\nerror: 1 problem(s) in 1 row(s); nothing imported\n"
+        )
     assert json.loads(csms(workdir, "locations", "list", "--json").stdout) == []
     path.write_text(json.dumps(ours))
     assert "2 new" in csms(workdir, "locations", "import", str(path)).stdout

@@ -34,6 +34,11 @@ from tests.services.test_meter_signatures import (
     NZR_BRAINPOOL_KEY,
 )
 
+# The command line's checks of a stored CDR, on SQLite only: a CDR is one JSON column on
+# either database, and tests/e2e/test_eichrecht_flow.py runs `cdrs show --verify` and
+# `cdrs export --safe` on PostgreSQL too (about 40 s of CI).
+pytestmark = pytest.mark.sqlite_only
+
 CSMS = [sys.executable, "-m", "csms.cli.main"]
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
