@@ -80,22 +80,7 @@ async def save(conn: AsyncConnection, location: Location, now: datetime) -> bool
     """Insert or replace; True when it was new. `last_updated` moves only when the location
     says something new (an identical save only touches `updated_at`)."""
     old = await get(conn, location.id)
-    values: dict[str, Any] = {
-        "name": location.name,
-        "address": location.address,
-        "city": location.city,
-        "postal_code": location.postal_code,
-        "state": location.state,
-        "country": location.country,
-        "latitude": location.latitude,
-        "longitude": location.longitude,
-        "time_zone": location.time_zone,
-        "publish": location.publish,
-        "parking_type": location.parking_type,
-        "facilities": list(location.facilities) or None,
-        "opening_hours": location.opening_hours,
-        "updated_at": now,
-    }
+    values = _location_values(location, now)
     if old is not None:
         if not old.same_content(location):
             values["last_updated"] = now
