@@ -190,6 +190,9 @@ class OcpiConfig:
     # Longest wait, in seconds, before the push worker looks at the outbox again (pushes
     # enqueued by another process, e.g. the CLI, are seen within this time).
     push_interval: float = 1.0
+    # Seconds a push may wait undelivered before `ocpi_push_overdue` is logged for its
+    # partner (once per episode; `ocpi_push_recovered` when its backlog is younger again).
+    push_alert_after: float = 900.0
     # Whole-location PUTs per second to each partner, at most: a bulk import of thousands
     # of locations goes out at this pace instead of all at once (0: no pace). EVSE status
     # and EVSE pushes are not paced.
@@ -1018,6 +1021,8 @@ def _validate_ocpi(section: OcpiConfig) -> None:
         raise ConfigError("ocpi.request_timeout must be positive")
     if section.push_interval <= 0:
         raise ConfigError("ocpi.push_interval must be positive")
+    if section.push_alert_after <= 0:
+        raise ConfigError("ocpi.push_alert_after must be positive")
     if section.location_push_rate < 0:
         raise ConfigError("ocpi.location_push_rate must not be negative (0: no pace)")
     if section.authorize_timeout <= 0:

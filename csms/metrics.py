@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 
 # A metric family another part renders: name, type, help text, (labels, value) samples.
 Family = tuple[str, str, str, list[tuple[str, float]]]
 
 # Seconds; fits both a charger message answered after a group commit and a command round trip.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class PartnerGauge(NamedTuple):
+    """One OCPI partner's connection health, as /metrics shows it."""
+
+    partner: str
+    backlog: int
+    oldest_push_age: float
+    last_success: float | None  # Unix time
 
 
 class Histogram:
@@ -144,6 +154,7 @@ class Metrics:
         active_transactions: int | None,
         database_up: bool,
         held_transactions: int | None = None,
+        partners: Iterable[PartnerGauge] | None = None,
     ) -> str:
         out: list[str] = []
         _family(out, "csms_up", "gauge", "1 while the process runs.", [("", 1)])
@@ -176,6 +187,33 @@ class Metrics:
                 "gauge",
                 "Transactions that have started and not ended.",
                 [("", active_transactions)],
+            )
+        if partners is not None:
+            rows = sorted(partners)
+            _family(
+                out,
+                "csms_ocpi_partner_backlog",
+                "gauge",
+                "Pushes waiting in the outbox for an OCPI partner (undelivered).",
+                [(_labels(partner=g.partner), g.backlog) for g in rows],
+            )
+            _family(
+                out,
+                "csms_ocpi_partner_oldest_push_age_seconds",
+                "gauge",
+                "Seconds the partner's oldest undelivered push has waited (0: none waits).",
+                [(_labels(partner=g.partner), g.oldest_push_age) for g in rows],
+            )
+            _family(
+                out,
+                "csms_ocpi_partner_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the last push the partner accepted (absent: none yet).",
+                [
+                    (_labels(partner=g.partner), g.last_success)
+                    for g in rows
+                    if g.last_success is not None
+                ],
             )
         if held_transactions is not None:
             _family(

@@ -381,6 +381,28 @@ def partner_json(p: Partner) -> dict[str, Any]:
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
         "registered_at": iso(p.registered_at),
+        "profile": {
+            "name": p.profile.name,
+            **p.profile.switches(),
+            "custom": sorted(p.profile.custom),
+        },
+        "health": partner_health_json(p),
+    }
+
+
+def partner_health_json(p: Partner, now: datetime | None = None) -> dict[str, Any]:
+    """How pushes to a partner fare: last success and error, backlog, oldest push's age
+    (backlog and age are null where they were not read)."""
+    health = p.health
+    now = now or datetime.now(UTC)
+    age = None if health is None else health.oldest_age(now)
+    return {
+        "last_success_at": iso(p.last_success_at),
+        "last_error_at": iso(p.last_error_at),
+        "last_error": p.last_error,
+        "backlog": None if health is None else health.backlog,
+        "oldest_push_at": None if health is None else iso(health.oldest_push_at),
+        "oldest_push_age_s": None if age is None else round(age, 1),
     }
 
 

@@ -207,11 +207,14 @@ class CommandReceiver:
         refused = await self._foreign_token(partner, req.token)
         if refused is not None:
             return refused
-        found = await self._evse_at(req.location_id, req.evse_uid, NEEDS[kind])
+        found = await self._evse_at(partner, req.location_id, req.evse_uid, NEEDS[kind])
         if isinstance(found, Answer):
             return found
         _, evse = found
-        if req.connector_id is not None and evse.connector(req.connector_id) is None:
+        if (
+            req.connector_id is not None
+            and evse.connector(req.connector_id, exact=partner.profile.case_sensitive_ids) is None
+        ):
             return self._unknown(f"unknown connector {req.connector_id!r} of EVSE {evse.uid!r}")
         cp_id = evse.charge_point_id
         limits = await self._charger_limits(cp_id)
@@ -285,7 +288,7 @@ class CommandReceiver:
         refused = await self._foreign_token(partner, req.token)
         if refused is not None:
             return refused
-        found = await self._evse_at(req.location_id, req.evse_uid, NEEDS[kind])
+        found = await self._evse_at(partner, req.location_id, req.evse_uid, NEEDS[kind])
         if isinstance(found, Answer):
             return found
         location_id, evse = found
@@ -386,11 +389,11 @@ class CommandReceiver:
         sender: Party | None,
     ) -> Answer:
         kind = CommandType.UNLOCK_CONNECTOR
-        found = await self._evse_at(req.location_id, req.evse_uid, NEEDS[kind])
+        found = await self._evse_at(partner, req.location_id, req.evse_uid, NEEDS[kind])
         if isinstance(found, Answer):
             return found
         _, evse = found
-        if evse.connector(req.connector_id) is None:
+        if evse.connector(req.connector_id, exact=partner.profile.case_sensitive_ids) is None:
             return self._unknown(f"unknown connector {req.connector_id!r} of EVSE {evse.uid!r}")
         cp_id = evse.charge_point_id
         async with self._db.read() as conn:
@@ -479,12 +482,16 @@ class CommandReceiver:
         return command_result(result_type(kind, result.outcome, result.status), result.message)
 
     async def _evse_at(
-        self, location_id: str, uid: str | None, capability: Capability | None
+        self, partner: Partner, location_id: str, uid: str | None, capability: Capability | None
     ) -> tuple[str, Evse] | Answer:
         """The published location's id and the EVSE a command goes to, or the answer why
-        there is none."""
+        there is none. Ids match in any case (CiString) unless the partner's profile
+        compares them as sent."""
+        exact = partner.profile.case_sensitive_ids
         async with self._db.read() as conn:
             location = await location_repo.get_any_case(conn, location_id)
+            if location is not None and exact and location.id != location_id:
+                location = None
             if location is None or not location.publish:
                 return self._unknown(f"unknown location {location_id!r}")
             published = (await evse_repo.at_locations(conn, [location.id]))[location.id]
@@ -492,7 +499,7 @@ class CommandReceiver:
             Evse.from_published(e.charge_point_id, e.evse_id, {**e.data, "status": e.status})
             for e in published
         ]
-        found = find_evse(evses, uid, capability)
+        found = find_evse(evses, uid, capability, exact=exact)
         if found is Unresolved.UNKNOWN:
             what = f"EVSE {uid!r}" if uid is not None else "EVSE"
             return self._unknown(f"unknown {what} at location {location.id!r}")

@@ -43,6 +43,7 @@ class OcpiSettings:
     request_timeout: float = 10.0
     required: Required = ()
     push_interval: float = 1.0
+    push_alert_after: float = 900.0
     location_push_rate: float = 20.0
     offline_grace: float = 300.0
     session_update_interval: float = 60.0
@@ -65,6 +66,7 @@ class OcpiSettings:
             page_limit=config.page_limit,
             request_timeout=config.request_timeout,
             push_interval=config.push_interval,
+            push_alert_after=config.push_alert_after,
             location_push_rate=config.location_push_rate,
             offline_grace=config.offline_grace,
             session_update_interval=config.session_update_interval,

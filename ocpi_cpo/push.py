@@ -27,6 +27,7 @@ from csms.storage import outbox as repo
 from csms.storage import partners as partners_repo
 from csms.storage.database import Database, WriteTx
 from csms.workers import TaskSet, Worker
+from ocpi_cpo import profiles
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.errors import (
     PartnerBadResponse,
@@ -46,6 +47,8 @@ MAX_ERROR = 500
 # Seconds a claimed push stays another node's beyond the request's timeout (PostgreSQL):
 # the node that claimed it has answered or given up by then, or died.
 CLAIM_MARGIN = 5.0
+# Seconds between looks at the partners' backlogs for overdue pushes, at most.
+WATCH_EVERY = 30.0
 
 
 class PushSettings(Protocol):
@@ -58,6 +61,8 @@ class PushSettings(Protocol):
     def party_id(self) -> str: ...
     @property
     def push_interval(self) -> float: ...
+    @property
+    def push_alert_after(self) -> float: ...
     @property
     def request_timeout(self) -> float: ...
     @property
@@ -104,6 +109,11 @@ class Pusher:
         # before this loop time, so that they are not resent in a tight loop.
         self._held: dict[int, float] = {}
         self._pruned_at: float | None = None
+        # Partners whose oldest waiting push is older than settings.push_alert_after (id ->
+        # name): `ocpi_push_overdue` was logged for them, `ocpi_push_recovered` is next.
+        self._overdue: dict[int, str] = {}
+        self._watched_at: float | None = None
+        self._watch_every = min(WATCH_EVERY, max(self.interval, settings.push_alert_after / 4))
 
     def wake(self) -> None:
         self.worker.wake()
@@ -124,6 +134,7 @@ class Pusher:
         loop = asyncio.get_running_loop()
         self._reap(loop.time())
         await self._prune(loop.time())
+        await self._watch(loop.time())
         if len(self._sending) >= self.concurrency:
             return self.interval  # full: the end of a request wakes the loop
         async with self.db.read() as conn:
@@ -238,6 +249,37 @@ class Pusher:
         if pruned:
             log.info("pushes_pruned", count=pruned, delivered_before=before.isoformat())
 
+    async def _watch(self, loop_now: float) -> None:
+        """Log `ocpi_push_overdue` for a partner whose oldest waiting push has waited more
+        than push_alert_after (once, until it recovers), and `ocpi_push_recovered` when
+        that is no longer so (delivered, dropped, or the partner removed)."""
+        if self._watched_at is not None and loop_now - self._watched_at < self._watch_every:
+            return
+        self._watched_at = loop_now
+        async with self.db.read() as conn:
+            found = await partners_repo.backlogs(conn)
+        now = self.clock()
+        limit = self.settings.push_alert_after
+        late: dict[int, str] = {}
+        for partner_id, name, health in found:
+            age = health.oldest_age(now)
+            if age is None or age <= limit:
+                continue
+            late[partner_id] = name
+            if partner_id not in self._overdue:
+                log.warning(
+                    "ocpi_push_overdue",
+                    partner=name,
+                    age_s=round(age, 1),
+                    backlog=health.backlog,
+                    alert_after_s=limit,
+                )
+        for partner_id, name in self._overdue.items():
+            if partner_id not in late:
+                backlog = next((h.backlog for i, _, h in found if i == partner_id), 0)
+                log.info("ocpi_push_recovered", partner=name, backlog=backlog)
+        self._overdue = late
+
     # --- one push ---------------------------------------------------------------------------
 
     async def _attempt(self, entry: OutboxEntry, partner: Partner | None) -> None:
@@ -259,11 +301,12 @@ class Pusher:
         one line."""
         if partner is None or not partner.their_token:
             return "no credentials token for this partner"
-        routing = route(self.us, partner.roles, entry.to)
+        shaped = profiles.shape(partner.profile, entry.module, entry.method, entry.url, entry.body)
+        routing = route(self.us, partner.roles, entry.to) if shaped.routing else None
         credential = Credential(partner.their_token, partner.token_encoding)
         try:
             await self.client.request(
-                entry.method, entry.url, credential, json=entry.body, routing=routing
+                shaped.method, shaped.url, credential, json=shaped.body, routing=routing
             )
         except PartnerError as exc:
             return describe(exc)
@@ -281,7 +324,9 @@ class Pusher:
         if error is None:
 
             async def done(w: WriteTx) -> None:
-                await repo.delivered(await w.connection(), entry.id, now)
+                conn = await w.connection()
+                await repo.delivered(conn, entry.id, now)
+                await partners_repo.record_push(conn, entry.partner_id, now, None)
 
             await self.db.write(done)
             log.debug("push_delivered", **fields, attempts=entry.attempts + 1)
@@ -289,7 +334,9 @@ class Pusher:
         attempts = entry.attempts + 1
 
         async def failed(w: WriteTx) -> datetime:
-            return await repo.failed(await w.connection(), entry.id, attempts, error, now)
+            conn = await w.connection()
+            await partners_repo.record_push(conn, entry.partner_id, now, error)
+            return await repo.failed(conn, entry.id, attempts, error, now)
 
         retry_at = await self.db.write(failed)
         log.warning(

@@ -35,6 +35,7 @@ from csms.storage import partners as partners_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.ocpi_tokens import Saved
 from csms.workers import TaskSet
+from ocpi_cpo import profiles
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, SETTINGS, OcpiSettings
 from ocpi_cpo.errors import OcpiError, PartnerBadResponse
@@ -170,7 +171,10 @@ async def pull_tokens(
     if endpoint is None:
         raise CannotPull(f"partner {partner.name} offers no tokens Sender endpoint")
     credential = Credential(partner.their_token, partner.token_encoding)
-    routing = route(us, partner.roles)  # a hub's GET All is addressed to the hub itself
+    # A hub's GET All is addressed to the hub itself; a profile may want no routing headers.
+    routing = route(us, partner.roles) if partner.profile.routing_headers else None
+    if partner.profile.page_limit is not None:  # the partner's profile caps its pages
+        limit = profiles.page_limit(partner.profile, limit or partner.profile.page_limit)
     base = endpoint.url
     url = base
     first = {"offset": "0"}
@@ -193,7 +197,7 @@ async def pull_tokens(
         tokens: list[PartnerToken] = []
         for i, item in enumerate(reply.data):
             try:
-                token = parse_token(item, f"data[{i}]")
+                token = parse_token(profiles.filled_token(partner.profile, item), f"data[{i}]")
             except InvalidToken as exc:
                 skipped += 1
                 log.warning("partner_token_skipped", ocpi_partner=partner.name, reason=str(exc))

@@ -45,6 +45,7 @@ from csms.core.failures import address_key, retry_after
 from csms.core.parties import Party, destination
 from csms.core.partners import InterfaceRole
 from csms.services.partners import Caller
+from ocpi_cpo import profiles
 from ocpi_cpo.authorization import token_candidates
 from ocpi_cpo.client import Routing
 from ocpi_cpo.context import (
@@ -165,7 +166,11 @@ def reply(
     http_status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """An OCPI answer: the envelope around `data`, timestamped now."""
+    """An OCPI answer: the envelope around `data`, timestamped now (as the caller's
+    profile wants it: ocpi_cpo.profiles.served)."""
+    caller = request.get(CALLER)
+    if caller is not None:
+        data = profiles.served(caller.partner.profile, data)
     body = envelope(data, request.app[SETTINGS].clock(), status, message)
     return web.Response(
         body=dumps(body),
@@ -176,10 +181,14 @@ def reply(
 
 
 def page_of(request: web.Request) -> Page:
-    """offset/limit/date_from/date_to of a list request, limit capped at ocpi.page_limit.
-    Bad values are answered 2001."""
+    """offset/limit/date_from/date_to of a list request, limit capped at ocpi.page_limit
+    (or lower, at the caller's profile's page_limit). Bad values are answered 2001."""
+    most = request.app[SETTINGS].page_limit
+    caller = request.get(CALLER)
+    if caller is not None:
+        most = profiles.page_limit(caller.partner.profile, most)
     try:
-        return parse_page(request.query, request.app[SETTINGS].page_limit)
+        return parse_page(request.query, most)
     except PageError as exc:
         raise OcpiFailure(Status.INVALID_PARAMETERS, str(exc)) from None
 
@@ -198,7 +207,11 @@ def reply_encoded_page(
     request: web.Request, items: list[bytes], total: int, page: Page
 ) -> web.Response:
     """`reply_page` for items already encoded as JSON (cached objects): the same envelope
-    and headers, without decoding and encoding them again."""
+    and headers, without decoding and encoding them again (unless the caller's profile
+    changes what it is served: then decoded and shaped)."""
+    caller = request.get(CALLER)
+    if caller is not None and profiles.changes_served(caller.partner.profile):
+        return reply_page(request, [orjson.loads(i) for i in items], total, page)
     url = request.app[SETTINGS].url(request.path)
     headers = page_headers(url, request.query.items(), page, len(items), total)
     now = request.app[SETTINGS].clock()

@@ -30,6 +30,7 @@ from csms.core.bounds import (
     check_no_nul,
     check_url_no_nul,
 )
+from csms.core.clock import utc_now
 from csms.core.command_params import PARAMETERS
 from csms.core.commands import (
     INTERNAL_COMMANDS,
@@ -41,10 +42,11 @@ from csms.core.commands import (
 from csms.core.errors import one_line
 from csms.core.failures import FailureLimiter, address_key, retry_after
 from csms.core.users import LOCAL, Identity, Role
-from csms.metrics import Metrics
+from csms.metrics import Metrics, PartnerGauge
 from csms.services.commands import MAX_TIMEOUT_S, CommandService, Requester
 from csms.services.users import UnknownUser, UserService
 from csms.storage import billing as billing_repo
+from csms.storage import partners as partner_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.database import Database
 from csms.views import command_record_json, staff_user_json
@@ -342,10 +344,22 @@ async def metrics(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     active: int | None = None
     held: int | None = None
+    partners: list[PartnerGauge] | None = None
     try:
         async with asyncio.timeout(2.0), context.db.read() as conn:
             active = await tx_repo.count_active(conn)
             held = await billing_repo.count_held(conn)
+            found = await partner_repo.with_health(conn, await partner_repo.list_all(conn))
+        now = utc_now()
+        partners = [
+            PartnerGauge(
+                p.name,
+                0 if p.health is None else p.health.backlog,
+                (None if p.health is None else p.health.oldest_age(now)) or 0.0,
+                None if p.last_success_at is None else p.last_success_at.timestamp(),
+            )
+            for p in found
+        ]
     except (TimeoutError, OSError, SQLAlchemyError):
         log.warning("metrics_database_unavailable")
     text = context.metrics.render(
@@ -353,6 +367,7 @@ async def metrics(request: web.Request) -> web.Response:
         active_transactions=active,
         database_up=active is not None,
         held_transactions=held,
+        partners=partners,
     )
     return web.Response(
         text=text,

@@ -1,4 +1,5 @@
-"""`csms ocpi partners`: invite a partner (token A), register with one, list, show, remove;
+"""`csms ocpi partners`: invite a partner (token A), register with one, list, show, set its
+profile, remove;
 `csms ocpi outbox`: the pushes waiting for partners; `csms ocpi tokens sync|list`: partners'
 tokens; `csms ocpi parties`: the parties hubs report.
 
@@ -183,6 +184,104 @@ def _endpoint_label(e: Any) -> str:
     return e.identifier if e.identifier == "credentials" else f"{e.identifier} {e.role.value}"
 
 
+def _switch_options(fn: Any) -> Any:
+    """`--<switch>/--no-<switch>` for every on/off switch of a profile, and --page-limit."""
+    from csms.core.partners import PartnerProfile
+
+    for name in reversed(PartnerProfile.switch_names()):
+        flag = name.replace("_", "-")
+        if name == "page_limit":
+            fn = click.option(
+                "--page-limit",
+                "page_limit",
+                metavar="N|none",
+                default=None,
+                help="Largest page served to the partner and asked of it (none: ours).",
+            )(fn)
+            continue
+        fn = click.option(f"--{flag}/--no-{flag}", name, default=None, help=_SWITCH_HELP[name])(fn)
+    return fn
+
+
+_SWITCH_HELP = {
+    "session_put": "Send session updates as a PUT of the whole session instead of a PATCH.",
+    "compact_evse_ids": "EVSE ids without separators and upper-cased in what it is sent.",
+    "case_sensitive_ids": "Compare the ids it sends case-sensitively.",
+    "fill_empty": "Fill required strings it leaves empty (tokens) with '-'.",
+    "routing_headers": "Send OCPI-from/to-* routing headers on our requests.",
+}
+
+
+def _page_limit(text: str | None) -> int | None:
+    if text is None or text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise CliError(f"--page-limit: {text!r} is not a number or 'none'") from None
+    if value < 1:
+        raise CliError("--page-limit must be at least 1")
+    return value
+
+
+@partners.command("set")
+@click.argument("name")
+@click.option(
+    "--profile",
+    type=click.Choice(["default", "gireve", "e-clearing"]),
+    default=None,
+    help="A hub's documented habits (its switches replace those set before).",
+)
+@_switch_options
+@config_option
+@json_option
+def set_cmd(
+    name: str, profile: str | None, config_file: str | None, as_json: bool, **switches: Any
+) -> None:
+    """Set a partner's profile and/or single switches of it (see the README, "Connecting
+    to a hub")."""
+    changes: dict[str, bool | int | None] = {
+        k: v for k, v in switches.items() if v is not None and k != "page_limit"
+    }
+    if switches.get("page_limit") is not None:
+        changes["page_limit"] = _page_limit(switches["page_limit"])
+    if profile is None and not changes:
+        raise CliError("nothing to set: give --profile or a switch (see --help)")
+
+    async def work(service: Any, _config: Config) -> Partner:
+        return await service.set_profile(name, profile, changes)  # type: ignore[no-any-return]
+
+    p: Partner = _run(config_file, work)
+    if as_json:
+        print_json(partner_json(p))
+        return
+    click.echo(f"partner {p.name}: profile {_profile_line(p)}")
+
+
+def _profile_line(p: Partner) -> str:
+    """`gireve (session_put, no routing_headers; page_limit 50*)`: * marks switches set
+    apart from the preset."""
+    parts = []
+    for key, value in p.profile.switches().items():
+        mark = "*" if key in p.profile.custom else ""
+        if key == "page_limit":
+            if value is not None or mark:
+                parts.append(f"page_limit {'-' if value is None else value}{mark}")
+        elif value != (key == "routing_headers") or mark:
+            parts.append(f"{'' if value else 'no '}{key}{mark}")
+    return p.profile.name + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
 @partners.command("list")
 @limit_option
 @config_option
@@ -200,7 +299,19 @@ def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
         return
     now = datetime.now(UTC)
     table(
-        ["NAME", "STATUS", "DIRECTION", "PARTIES", "VERSION", "ENDPOINTS", "UPDATED"],
+        [
+            "NAME",
+            "STATUS",
+            "DIRECTION",
+            "PARTIES",
+            "VERSION",
+            "PROFILE",
+            "ENDPOINTS",
+            "BACKLOG",
+            "OLDEST",
+            "LAST OK",
+            "UPDATED",
+        ],
         [
             [
                 p.name,
@@ -208,7 +319,11 @@ def list_cmd(limit: int, config_file: str | None, as_json: bool) -> None:
                 None if p.direction is None else p.direction.value,
                 p.parties,
                 p.version,
+                p.profile.name + ("*" if p.profile.custom else ""),
                 len(p.endpoints),
+                None if p.health is None else p.health.backlog,
+                _age(None if p.health is None else p.health.oldest_age(now)),
+                when(p.last_success_at, now),
                 when(p.updated_at, now),
             ]
             for p in found
@@ -225,7 +340,7 @@ def show_cmd(name: str, config_file: str | None, as_json: bool) -> None:
     """One partner: roles, endpoints, token encoding, dates (never its tokens)."""
 
     async def work(service: Any, _config: Config) -> Partner:
-        return await service.get(name)  # type: ignore[no-any-return]
+        return await service.get(name, health=True)  # type: ignore[no-any-return]
 
     p: Partner = _run(config_file, work)
     if as_json:
@@ -236,9 +351,18 @@ def show_cmd(name: str, config_file: str | None, as_json: bool) -> None:
     click.echo(f"  versions URL:   {p.versions_url or '-'}")
     click.echo(f"  version:        {p.version or '-'}")
     click.echo(f"  token encoding: {p.token_encoding.value}")
+    click.echo(f"  profile:        {_profile_line(p)}")
     now = datetime.now(UTC)
     click.echo(f"  created:        {when(p.created_at, now)}")
     click.echo(f"  registered:     {when(p.registered_at, now)}")
+    click.echo("health:")
+    click.echo(f"  last success:   {when(p.last_success_at, now)}")
+    error = "-" if p.last_error_at is None else f"{when(p.last_error_at, now)}  {p.last_error}"
+    click.echo(f"  last error:     {error}")
+    backlog = 0 if p.health is None else p.health.backlog
+    age = None if p.health is None else p.health.oldest_age(now)
+    click.echo(f"  backlog:        {backlog} push{'' if backlog == 1 else 'es'} waiting")
+    click.echo(f"  oldest waiting: {_age(age)}")
     click.echo(f"roles ({len(p.roles)}):")
     for r in p.roles:
         business = r.business_details.get("name", "-")

@@ -13,6 +13,7 @@ CsmsError
  │    │                        (core.ocpi_fields; core.ocpi_tokens calls it InvalidToken)
  │    ├── TariffError          a tariff document that does not follow OCPI 2.2.1 (core.tariffs)
  │    ├── BadPartnerName       not 1-64 letters, digits, '.', '_' or '-' (services.partners)
+ │    ├── BadProfile           an unknown partner profile or switch (services.partners)
  │    ├── InvalidCommand       an OCPI command body breaking 2.2.1 (core.ocpi_commands): 2001
  │    ├── OcmfError            an OCMF record, meter key or signature algorithm that cannot be
  │    │                        used; `problem` is its SignatureProblem (core.ocmf)
@@ -138,6 +139,10 @@ class TariffError(InvalidInput):
 class BadPartnerName(InvalidInput):
     """An OCPI partner name that is not 1-64 letters, digits, '.', '_' or '-'
     (`csms.services.partners`)."""
+
+
+class BadProfile(InvalidInput):
+    """An unknown partner profile or profile switch (`csms.services.partners`)."""
 
 
 class InvalidCommand(InvalidInput):

@@ -261,9 +261,10 @@ class Evse:
     def can(self, capability: Capability) -> bool:
         return capability.value in self.capabilities
 
-    def connector(self, connector_id: str) -> str | None:
-        """The connector id as published (CiString: any case matches)."""
-        return next((c for c in self.connectors if c.upper() == connector_id.upper()), None)
+    def connector(self, connector_id: str, *, exact: bool = False) -> str | None:
+        """The connector id as published (CiString: any case matches, unless `exact`: a
+        partner whose profile compares ids as sent)."""
+        return next((c for c in self.connectors if _same(c, connector_id, exact)), None)
 
 
 class Unresolved(StrEnum):
@@ -273,15 +274,19 @@ class Unresolved(StrEnum):
     NOT_SUPPORTED = "not supported"  # it exists but cannot do the command
 
 
+def _same(ours: str, theirs: str, exact: bool) -> bool:
+    return ours == theirs if exact else ours.upper() == theirs.upper()
+
+
 def find_evse(
-    evses: Sequence[Evse], uid: str | None, capability: Capability | None
+    evses: Sequence[Evse], uid: str | None, capability: Capability | None, *, exact: bool = False
 ) -> Evse | Unresolved:
-    """The EVSE a command at a location goes to: the one named (any case), else the first
-    (by charger and EVSE number) that can do it, an AVAILABLE one first. REMOVED EVSEs do
-    not exist for commands."""
+    """The EVSE a command at a location goes to: the one named (any case, or as written
+    when `exact`), else the first (by charger and EVSE number) that can do it, an AVAILABLE
+    one first. REMOVED EVSEs do not exist for commands."""
     present = [e for e in evses if not e.removed]
     if uid is not None:
-        named = next((e for e in present if e.uid.upper() == uid.upper()), None)
+        named = next((e for e in present if _same(e.uid, uid, exact)), None)
         if named is None:
             return Unresolved.UNKNOWN
         if capability is not None and not named.can(capability):

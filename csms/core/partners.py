@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -75,6 +76,97 @@ class Endpoint:
     url: str
 
 
+# --- profiles: a partner's documented habits ------------------------------------------------
+
+DEFAULT_PROFILE = "default"
+# Switches that take a whole number (the others are on/off).
+_NUMBER_SWITCHES = frozenset({"page_limit"})
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerProfile:
+    """How we talk to one partner where hubs depart from the letter of OCPI: a named preset
+    (`PROFILES`) and the switches it sets, each of which staff may set apart from it
+    (`custom` names those). The README ("Connecting to a hub") says which hub asked for each
+    switch and why; ocpi_cpo.profiles applies them."""
+
+    name: str = DEFAULT_PROFILE
+    # Session updates as a PUT of the whole session instead of a PATCH of what changed.
+    session_put: bool = False
+    # eMI3 EVSE ids (`evse_id`) without separators and upper-cased, in what we send and serve.
+    compact_evse_ids: bool = False
+    # Ids the partner sends (EVSE uids, connector ids) compared as sent, not case-insensitively.
+    case_sensitive_ids: bool = False
+    # Required strings the partner leaves empty or out (in tokens it sends) filled with "-".
+    fill_empty: bool = False
+    # OCPI-from/to-* routing headers on our requests (off: none sent).
+    routing_headers: bool = True
+    # Largest page we serve that partner, and ask it for (None: our ocpi.page_limit).
+    page_limit: int | None = None
+    custom: frozenset[str] = frozenset()
+
+    @staticmethod
+    def switch_names() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(PartnerProfile) if f.name not in ("name", "custom"))
+
+    def switches(self) -> dict[str, bool | int | None]:
+        return {n: getattr(self, n) for n in self.switch_names()}
+
+    def with_switches(self, changes: Mapping[str, bool | int | None]) -> PartnerProfile:
+        """This profile with some switches set apart from its preset."""
+        unknown = set(changes) - set(self.switch_names())
+        if unknown:
+            raise ValueError(f"unknown profile switch {sorted(unknown)[0]!r}")
+        return replace(self, **changes, custom=self.custom | frozenset(changes))  # type: ignore[arg-type]
+
+    def stored(self) -> dict[str, Any]:
+        """What the partner's row keeps: the preset's name and the switches set apart."""
+        return {"name": self.name, **{n: getattr(self, n) for n in sorted(self.custom)}}
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any] | None) -> PartnerProfile:
+        """The profile a row keeps (None or {}: the default). An unknown preset name (a
+        newer version's) reads as the default preset with its switches."""
+        if not data:
+            return PROFILES[DEFAULT_PROFILE]
+        base = PROFILES.get(str(data.get("name")), PROFILES[DEFAULT_PROFILE])
+        changes: dict[str, bool | int | None] = {}
+        for n in cls.switch_names():
+            if n in data:
+                value = data[n]
+                if n in _NUMBER_SWITCHES:
+                    changes[n] = None if value is None else int(value)
+                else:
+                    changes[n] = bool(value)
+        return base.with_switches(changes) if changes else base
+
+
+# The presets `csms ocpi partners set NAME --profile ...` offers (see the README for the
+# public sources behind each).
+PROFILES: dict[str, PartnerProfile] = {
+    DEFAULT_PROFILE: PartnerProfile(),
+    "gireve": PartnerProfile(name="gireve", session_put=True, routing_headers=False),
+    "e-clearing": PartnerProfile(
+        name="e-clearing", compact_evse_ids=True, case_sensitive_ids=True, fill_empty=True
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerHealth:
+    """How pushes to a partner fare: the outbox's backlog for it and when the oldest
+    undelivered push was enqueued (None: nothing waits)."""
+
+    backlog: int = 0
+    oldest_push_at: datetime | None = None
+
+    def oldest_age(self, now: datetime) -> float | None:
+        """Seconds the oldest undelivered push has waited (None: none waits)."""
+        if self.oldest_push_at is None:
+            return None
+        return max(0.0, (now - self.oldest_push_at).total_seconds())
+
+
 @dataclass(frozen=True, slots=True)
 class Partner:
     id: int
@@ -92,6 +184,13 @@ class Partner:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     registered_at: datetime | None = None
+    profile: PartnerProfile = PartnerProfile()
+    # The outcome of the last push: when one was last accepted, when one last failed and why.
+    last_success_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
+    # Filled only where staff look (csms.storage.partners.with_health), else None.
+    health: PartnerHealth | None = None
 
     def endpoint(self, identifier: str, role: InterfaceRole | None = None) -> Endpoint | None:
         for e in self.endpoints:

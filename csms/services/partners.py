@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from csms.core.clock import Clock
 from csms.core.errors import BadPartnerName as BadPartnerName
+from csms.core.errors import BadProfile as BadProfile
 from csms.core.errors import PartnerExists as PartnerExists
 from csms.core.errors import StateChanged as StateChanged
 from csms.core.errors import UnknownPartner as UnknownPartner
 from csms.core.partners import (
+    PROFILES,
     Direction,
     InterfaceRole,
     Partner,
@@ -89,12 +91,38 @@ class PartnerService:
         async with self.db.read() as conn:
             return await repo.registered_with_endpoint(conn, identifier, InterfaceRole.RECEIVER)
 
-    async def get(self, name: str) -> Partner:
+    async def get(self, name: str, *, health: bool = False) -> Partner:
+        """The partner named; with `health`, its outbox backlog filled in."""
         async with self.db.read() as conn:
             partner = await repo.get_by_name(conn, name)
-        if partner is None:
-            raise UnknownPartner(f"no partner {name}")
+            if partner is None:
+                raise UnknownPartner(f"no partner {name}")
+            if health:
+                (partner,) = await repo.with_health(conn, [partner])
         return partner
+
+    async def set_profile(
+        self, name: str, profile: str | None, switches: Mapping[str, bool | int | None]
+    ) -> Partner:
+        """Give a partner a preset profile (`profile`: its switches replace all set
+        before) and/or set switches apart from its preset."""
+        if profile is not None and profile not in PROFILES:
+            raise BadProfile(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+
+        async def unit(w: WriteTx) -> int:
+            conn = await w.connection()
+            partner = await repo.get_by_name(conn, name)
+            if partner is None:
+                raise UnknownPartner(f"no partner {name}")
+            chosen = partner.profile if profile is None else PROFILES[profile]
+            try:
+                chosen = chosen.with_switches(switches) if switches else chosen
+            except ValueError as exc:
+                raise BadProfile(str(exc)) from None
+            await repo.set_profile(conn, partner.id, chosen, self.clock())
+            return partner.id
+
+        return await self._by_id(await self._write(unit))
 
     async def add(self, name: str) -> Invitation:
         """A pending partner with a fresh token A."""

@@ -300,7 +300,7 @@ class ReadService:
         """By name (or, `newest_first`, the most recently added first: one page). Partners
         are few: filtered and cut here rather than in SQL."""
         async with self._db.read() as conn:
-            found = await partner_repo.list_all(conn)
+            found = await partner_repo.with_health(conn, await partner_repo.list_all(conn))
         matching = [p for p in found if status is None or p.status == status]
         if newest_first:
             matching.sort(key=lambda p: (p.created_at or _EPOCH, p.name), reverse=True)
@@ -313,8 +313,9 @@ class ReadService:
     async def partner(self, name: str) -> Partner:
         async with self._db.read() as conn:
             found = await partner_repo.get_by_name(conn, name)
-        if found is None:
-            raise NotFound(f"no partner {name!r}")
+            if found is None:
+                raise NotFound(f"no partner {name!r}")
+            (found,) = await partner_repo.with_health(conn, [found])
         return found
 
     # --- the audit log -----------------------------------------------------------------------

@@ -445,7 +445,10 @@ class SessionService:
         self, plan: _Planned, session: dict[str, Any], now: datetime
     ) -> tuple[Push, PushState]:
         url = plan.target.url
-        if plan.action is PushAction.PUT:
+        # A partner whose profile takes no PATCH gets each update as a PUT of the whole
+        # running session (its closed periods all, so nothing is appended twice).
+        whole = plan.action is PushAction.PATCH and plan.target.partner.profile.session_put
+        if plan.action is PushAction.PUT or whole:
             body = pushed_session(session, active=True)
             return (
                 ocpi_pushes.session_put(url, self.us, body),

@@ -626,6 +626,13 @@ class PartnerRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     registered_at: Mapped[datetime | None]
+    # The partner's profile: {"name": preset, switch: value ...} (csms.core.partners.
+    # PartnerProfile.stored); NULL: the default.
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The outcome of the last push (written with the push's own outcome).
+    last_success_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class PartnerRoleRow(Base):

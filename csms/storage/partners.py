@@ -7,11 +7,11 @@ matched here, but never come out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.core.partners import (
@@ -19,6 +19,8 @@ from csms.core.partners import (
     Endpoint,
     InterfaceRole,
     Partner,
+    PartnerHealth,
+    PartnerProfile,
     PartnerStatus,
     PartyRole,
     Registration,
@@ -26,11 +28,12 @@ from csms.core.partners import (
     TokenEncoding,
     hash_token,
 )
-from csms.storage.models import PartnerEndpointRow, PartnerRoleRow, PartnerRow
+from csms.storage.models import OutboxRow, PartnerEndpointRow, PartnerRoleRow, PartnerRow
 
 _p = cast(Table, PartnerRow.__table__)
 _role = cast(Table, PartnerRoleRow.__table__)
 _ep = cast(Table, PartnerEndpointRow.__table__)
+_out = cast(Table, OutboxRow.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,10 @@ async def _load(conn: AsyncConnection, rows: Sequence[Any]) -> list[Partner]:
             created_at=r.created_at,
             updated_at=r.updated_at,
             registered_at=r.registered_at,
+            profile=PartnerProfile.from_stored(r.profile),
+            last_success_at=r.last_success_at,
+            last_error_at=r.last_error_at,
+            last_error=r.last_error,
         )
         for r in rows
     ]
@@ -302,3 +309,52 @@ async def remove_pending(conn: AsyncConnection, partner_id: int, token_a_hash: s
         )
     )
     return bool(result.rowcount)
+
+
+async def set_profile(
+    conn: AsyncConnection, partner_id: int, profile: PartnerProfile, now: datetime
+) -> None:
+    await conn.execute(
+        update(_p).where(_p.c.id == partner_id).values(profile=profile.stored(), updated_at=now)
+    )
+
+
+async def record_push(
+    conn: AsyncConnection, partner_id: int, now: datetime, error: str | None
+) -> None:
+    """The outcome of a push to the partner (in the write that records the push's own).
+    updated_at stays: it marks changes of the partner itself (csms.services.partners
+    reloads a cached partner when it moves), which a push is not."""
+    values: dict[str, Any] = (
+        {"last_success_at": now}
+        if error is None
+        else {"last_error_at": now, "last_error": error[:500]}
+    )
+    await conn.execute(update(_p).where(_p.c.id == partner_id).values(**values))
+
+
+async def backlogs(conn: AsyncConnection) -> list[tuple[int, str, PartnerHealth]]:
+    """Partners with undelivered pushes (id, name): how many, and when the oldest was
+    enqueued. Partners with none are absent."""
+    stmt = (
+        select(_out.c.partner_id, _p.c.name, func.count(), func.min(_out.c.created_at))
+        .join(_p, _p.c.id == _out.c.partner_id)
+        .where(_out.c.delivered_at.is_(None))
+        .group_by(_out.c.partner_id, _p.c.name)
+    )
+    # func.min keeps the column's type, so the time comes back timezone-aware.
+    return [
+        (int(r[0]), str(r[1]), PartnerHealth(int(r[2]), r[3]))
+        for r in (await conn.execute(stmt)).all()
+    ]
+
+
+async def health(conn: AsyncConnection) -> dict[int, PartnerHealth]:
+    """Per partner id with undelivered pushes: its PartnerHealth."""
+    return {pid: h for pid, _name, h in await backlogs(conn)}
+
+
+async def with_health(conn: AsyncConnection, partners: Sequence[Partner]) -> list[Partner]:
+    """These partners with their outbox health filled in (for staff and /metrics)."""
+    found = await health(conn)
+    return [replace(p, health=found.get(p.id, PartnerHealth())) for p in partners]

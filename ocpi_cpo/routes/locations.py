@@ -16,6 +16,7 @@ from aiohttp import web
 from csms.core.partners import InterfaceRole
 from csms.storage import locations as location_repo
 from csms.storage import ocpi_evses as evse_repo
+from ocpi_cpo import profiles
 from ocpi_cpo.context import LIMITS, PARTNERS, PUSHER, SETTINGS, SINGLETONS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
@@ -23,6 +24,7 @@ from ocpi_cpo.locations_publisher import Identity, LocationPublisher
 from ocpi_cpo.transport import (
     add_endpoint,
     add_route,
+    caller_of,
     page_of,
     reply,
     reply_encoded_page,
@@ -65,14 +67,19 @@ async def _location(request: web.Request) -> dict[str, Any]:
     location_id = request.match_info["location_id"]
     async with request.app[PARTNERS].db.read() as conn:
         body = await request.app[PUBLISHER].location_object(conn, location_id)
+    if body is not None and not profiles.same_id(
+        caller_of(request).partner.profile, body["id"], location_id
+    ):
+        body = None  # found in another case, by a partner that compares ids as sent
     if body is None:
         raise _unknown(f"location {location_id!r}")
     return body
 
 
-def _evse(location: dict[str, Any], uid: str) -> dict[str, Any]:
+def _evse(request: web.Request, location: dict[str, Any], uid: str) -> dict[str, Any]:
+    profile = caller_of(request).partner.profile
     for evse in location["evses"]:
-        if evse["uid"].upper() == uid.upper():  # CiString
+        if profiles.same_id(profile, evse["uid"], uid):  # CiString, unless the profile says
             return dict(evse)
     raise _unknown(f"EVSE {uid!r} at location {location['id']!r}")
 
@@ -83,15 +90,16 @@ async def get_location(request: web.Request) -> web.Response:
 
 async def get_evse(request: web.Request) -> web.Response:
     location = await _location(request)
-    return reply(request, _evse(location, request.match_info["evse_uid"]))
+    return reply(request, _evse(request, location, request.match_info["evse_uid"]))
 
 
 async def get_connector(request: web.Request) -> web.Response:
     location = await _location(request)
-    evse = _evse(location, request.match_info["evse_uid"])
+    evse = _evse(request, location, request.match_info["evse_uid"])
     connector_id = request.match_info["connector_id"]
+    profile = caller_of(request).partner.profile
     for connector in evse["connectors"]:
-        if connector["id"].upper() == connector_id.upper():
+        if profiles.same_id(profile, connector["id"], connector_id):
             return reply(request, connector)
     raise _unknown(f"connector {connector_id!r} of EVSE {evse['uid']!r}")
 

@@ -28,6 +28,7 @@ from csms.core.roaming import PartnerToken
 from csms.storage import ocpi_tokens as token_repo
 from csms.storage.database import WriteTx
 from csms.storage.ocpi_tokens import Saved
+from ocpi_cpo import profiles
 from ocpi_cpo.context import PARTNERS
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import OcpiFailure
@@ -83,7 +84,7 @@ async def get_token(request: web.Request) -> web.Response:
 
 async def put_token(request: web.Request) -> web.Response:
     key = _key(request)
-    body = await read_json(request)
+    body = profiles.filled_token(caller_of(request).partner.profile, await read_json(request))
     try:
         token = parse_token(body)
         check_key(token, key)
@@ -101,7 +102,9 @@ class _Patched:
 
 async def patch_token(request: web.Request) -> web.Response:
     key = _key(request)
-    body = await read_json(request)
+    body = profiles.filled_token(
+        caller_of(request).partner.profile, await read_json(request), patch=True
+    )
     if not isinstance(body, dict) or body.get("last_updated") is None:
         # Refused before the token is looked up: the spec's own example of 2001.
         raise _invalid(InvalidToken("last_updated", "is required in a PATCH"))
