@@ -209,6 +209,7 @@ _SWITCH_HELP = {
     "case_sensitive_ids": "Compare the ids it sends case-sensitively.",
     "fill_empty": "Fill required strings it leaves empty (tokens) with '-'.",
     "routing_headers": "Send OCPI-from/to-* routing headers on our requests.",
+    "hub": "Treat it as a hub whatever its credentials say (a hub registered in 2.1.1).",
 }
 
 

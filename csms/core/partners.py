@@ -103,6 +103,10 @@ class PartnerProfile:
     routing_headers: bool = True
     # Largest page we serve that partner, and ask it for (None: our ocpi.page_limit).
     page_limit: int | None = None
+    # A hub whatever its credentials say (OCPI 2.1.1 credentials carry one party and no
+    # role, so a hub registering in 2.1.1 looks like one eMSP): it sees every party's
+    # sessions and CDRs but ours and may give tokens of any party.
+    hub: bool = False
     custom: frozenset[str] = frozenset()
 
     @staticmethod
@@ -141,13 +145,27 @@ class PartnerProfile:
         return base.with_switches(changes) if changes else base
 
 
+def acting_roles(roles: tuple[PartyRole, ...], profile: PartnerProfile) -> tuple[PartyRole, ...]:
+    """A partner's credentials roles as we treat them: with a `hub` profile and no HUB role
+    among them, the first one acts as the HUB (a hub registered in 2.1.1). Every rule that
+    reads roles (who sees what, routing, whose tokens it may give) then treats it as one."""
+    if not profile.hub or not roles or any(r.role is Role.HUB for r in roles):
+        return roles
+    first, *rest = roles
+    return (replace(first, role=Role.HUB), *rest)
+
+
 # The presets `csms ocpi partners set NAME --profile ...` offers (see the README for the
 # public sources behind each).
 PROFILES: dict[str, PartnerProfile] = {
     DEFAULT_PROFILE: PartnerProfile(),
-    "gireve": PartnerProfile(name="gireve", session_put=True, routing_headers=False),
+    "gireve": PartnerProfile(name="gireve", session_put=True, routing_headers=False, hub=True),
     "e-clearing": PartnerProfile(
-        name="e-clearing", compact_evse_ids=True, case_sensitive_ids=True, fill_empty=True
+        name="e-clearing",
+        compact_evse_ids=True,
+        case_sensitive_ids=True,
+        fill_empty=True,
+        hub=True,
     ),
 }
 

@@ -26,6 +26,7 @@ from csms.core.partners import (
     Registration,
     Role,
     TokenEncoding,
+    acting_roles,
     hash_token,
 )
 from csms.storage.models import OutboxRow, PartnerEndpointRow, PartnerRoleRow, PartnerRow
@@ -69,6 +70,7 @@ async def _load(conn: AsyncConnection, rows: Sequence[Any]) -> list[Partner]:
         )
     ).all():
         endpoints[e.partner_id].append(Endpoint(e.identifier, InterfaceRole(e.role), e.url))
+    profiles = {r.id: PartnerProfile.from_stored(r.profile) for r in rows}
     return [
         Partner(
             id=r.id,
@@ -76,7 +78,8 @@ async def _load(conn: AsyncConnection, rows: Sequence[Any]) -> list[Partner]:
             status=PartnerStatus(r.status),
             direction=None if r.direction is None else Direction(r.direction),
             token_encoding=TokenEncoding(r.token_encoding),
-            roles=tuple(roles[r.id]),
+            # As we treat them: a partner with a hub profile acts as a HUB.
+            roles=acting_roles(tuple(roles[r.id]), profiles[r.id]),
             endpoints=tuple(endpoints[r.id]),
             versions_url=r.versions_url,
             version=r.version,
@@ -84,7 +87,7 @@ async def _load(conn: AsyncConnection, rows: Sequence[Any]) -> list[Partner]:
             created_at=r.created_at,
             updated_at=r.updated_at,
             registered_at=r.registered_at,
-            profile=PartnerProfile.from_stored(r.profile),
+            profile=profiles[r.id],
             last_success_at=r.last_success_at,
             last_error_at=r.last_error_at,
             last_error=r.last_error,

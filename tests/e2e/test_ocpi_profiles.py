@@ -23,13 +23,20 @@ from csms.core.locations import Location
 from csms.services.locations import LocationService
 from tests.e2e.cli import csms, ok, one_line_error
 from tests.e2e.conftest import Running, StartServer
-from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen
+from tests.e2e.fake_partner import FakePartner, Seen
 from tests.e2e.fake_partner import ok as ocpi_ok
 from tests.e2e.ocpi_rules import session_errors
 from tests.e2e.raw import BOOT, call, open_raw
 from tests.e2e.sim import register, ts, until
 
 CP_ID = "PROF-1"
+# Gireve as a 2.1.1 hub registers: one party, no HUB role (its profile makes it a hub).
+GIREVE_ROLE = {
+    "role": "EMSP",
+    "country_code": "FR",
+    "party_id": "GIR",
+    "business_details": {"name": "Gireve"},
+}
 CARD = "EMS-CARD"
 ECL_ROLE = {
     "role": "EMSP",
@@ -100,19 +107,19 @@ async def _register(server: Running, name: str, role: dict[str, Any]) -> Peer:
 async def world(start_server: StartServer) -> AsyncIterator[World]:
     server = await start_server(ocpi={"session_update_interval": 1.0, "push_interval": 0.1})
     peers = {
-        "gireve": await _register(server, "gireve", EMSP_ROLE),
+        "gireve": await _register(server, "gireve", GIREVE_ROLE),
         "ecl": await _register(server, "ecl", ECL_ROLE),
         "hub": await _register(server, "hub", HUB_ROLE),
     }
     # Profiles as staff set them.
     out = ok(await csms(server, "ocpi", "partners", "set", "gireve", "--profile", "gireve"))
-    assert out.strip() == "partner gireve: profile gireve (session_put, no routing_headers)"
+    assert out.strip() == "partner gireve: profile gireve (session_put, no routing_headers, hub)"
     ran = await csms(
         server, "ocpi", "partners", "set", "ecl", "--profile", "e-clearing", "--page-limit", "1"
     )
     assert ok(ran).strip() == (
         "partner ecl: profile e-clearing "
-        "(compact_evse_ids, case_sensitive_ids, fill_empty, page_limit 1*)"
+        "(compact_evse_ids, case_sensitive_ids, fill_empty, page_limit 1*, hub)"
     )
     locations = LocationService(server.app.db, utc_now)
     for location_id, street in (("LOC-P", "Kade 1"), ("LOC-Q", "Kade 2")):
@@ -164,10 +171,12 @@ async def test_the_profiles_are_shown_and_refused_when_unknown(world: World) -> 
         "fill_empty": True,
         "routing_headers": True,
         "page_limit": 1,
+        "hub": True,
         "custom": ["page_limit"],
     }
     text = ok(await csms(world.server, "ocpi", "partners", "show", "gireve"))
-    assert "  profile:        gireve (session_put, no routing_headers)" in text.splitlines()
+    assert "  profile:        gireve (session_put, no routing_headers, hub)" in text.splitlines()
+    assert "  HUB   FR/GIR  Gireve" in text.splitlines()  # acting as a hub
     one_line_error(await csms(world.server, "ocpi", "partners", "set", "gireve"), "nothing to set")
     one_line_error(
         await csms(world.server, "ocpi", "partners", "set", "nobody", "--session-put"),
@@ -177,9 +186,14 @@ async def test_the_profiles_are_shown_and_refused_when_unknown(world: World) -> 
     assert ran.code == 2 and "hubject" in ran.err
     # A switch set apart from the preset, then the preset again: its switches replace it.
     ran = await csms(world.server, "ocpi", "partners", "set", "gireve", "--no-session-put")
-    assert ok(ran).strip() == "partner gireve: profile gireve (no session_put*, no routing_headers)"
+    assert (
+        ok(ran).strip()
+        == "partner gireve: profile gireve (no session_put*, no routing_headers, hub)"
+    )
     ran = await csms(world.server, "ocpi", "partners", "set", "gireve", "--profile", "gireve")
-    assert ok(ran).strip() == "partner gireve: profile gireve (session_put, no routing_headers)"
+    assert (
+        ok(ran).strip() == "partner gireve: profile gireve (session_put, no routing_headers, hub)"
+    )
     listed = ok(await csms(world.server, "ocpi", "partners", "list"))
     header, *rows = listed.splitlines()
     profiles = {r.split()[0]: r[header.index("PROFILE") :].split()[0] for r in rows}
@@ -205,8 +219,9 @@ async def test_a_gireve_partner_gets_session_updates_as_puts(world: World) -> No
         return got if len(got) >= 3 and len(seen_hub) >= 3 else []
 
     running = await until(updated, "three session pushes to each partner", seconds=20)
-    # Gireve: every push of the running session is a PUT of the whole session, valid on
-    # its own, without routing headers (its guide is built on 2.1.1, which has none).
+    # Gireve (a hub by its profile, so it gets the DE*EMS token's session): every push of
+    # the running session is a PUT of the whole session, valid on its own, without routing
+    # headers (its guide is built on 2.1.1, which has none).
     assert [s.method for s in running] == ["PUT"] * len(running)
     for seen in running:
         assert session_errors(seen.body) == []
