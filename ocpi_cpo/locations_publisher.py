@@ -540,6 +540,7 @@ class LocationPublisher:
                         f"{base}/{push.url}",
                         push.body,
                         f"locations/{push.object_key}",
+                        path=push.url,
                     ),
                     now,
                     due=at if whole else now,
@@ -559,6 +560,12 @@ class LocationPublisher:
             return None
         evses = (await evse_repo.at_locations(conn, [location.id]))[location.id]
         return self.render(location, evses)
+
+    async def unpublished_location(self, conn: Any, location_id: str) -> dict[str, Any] | None:
+        """The Location, published or not (None: unknown): what a session or CDR at it
+        embeds when it is pushed to a 2.1.1 partner (a roaming session may take place at a
+        location that is not published)."""
+        return await self.location_object(conn, location_id, unpublished=True)
 
     # --- the served snapshot -------------------------------------------------------------
 
