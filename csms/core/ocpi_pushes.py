@@ -109,6 +109,4 @@ def tariff_put(endpoint: str, us: Party, tariff: Mapping[str, Any]) -> Push:
 
 def tariff_delete(endpoint: str, us: Party, tariff_id: str) -> Push:
     path = object_path(us, tariff_id)
-    return Push(
-        "tariffs", "DELETE", under(endpoint, path), None, tariff_key(tariff_id), path=path
-    )
+    return Push("tariffs", "DELETE", under(endpoint, path), None, tariff_key(tariff_id), path=path)
