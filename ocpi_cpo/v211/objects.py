@@ -10,7 +10,7 @@ When no valid 2.1.1 object can be made, V211Unrenderable says why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from csms.core.partners import PartyRole, Role
@@ -185,6 +185,20 @@ def location_type(parking_type: Any) -> str:
     if parking_type in _PARKING_TYPE_OTHER:
         return "OTHER"
     return "UNKNOWN"
+
+
+def rendered(
+    convert: Callable[[Mapping[str, Any]], dict[str, Any]], items: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The items of a page in 2.1.1: each converted, those without a 2.1.1 form left out
+    (the page's total still counts them: a partner sees a short page, never a bad object)."""
+    out = []
+    for item in items:
+        try:
+            out.append(convert(item))
+        except V211Unrenderable:
+            continue
+    return out
 
 
 # --- locations -----------------------------------------------------------------------------
