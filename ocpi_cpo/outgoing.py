@@ -30,6 +30,7 @@ from csms.core.parties import Party
 from csms.core.partners import InterfaceRole, Partner
 from ocpi_cpo.errors import Unsendable
 from ocpi_cpo.v211 import objects as v211
+from ocpi_cpo.versions import V211
 
 # A published Location (OCPI 2.2.1, as served) by its id; None: unknown.
 LocationSource = Callable[[str], Awaitable[Mapping[str, Any] | None]]
@@ -64,7 +65,7 @@ async def outgoing(
     be had: the partner offers no Receiver endpoint for the module any more, or the object
     cannot be written validly in the partner's version."""
     url = _url(entry, partner)
-    if partner.version != v211.VERSION:
+    if partner.version != V211:
         return Outgoing(entry.method, url, entry.body, routing=True)
     body = None if entry.body is None else await _v211_body(entry, us, locations)
     return Outgoing(entry.method, url, body, routing=False)
