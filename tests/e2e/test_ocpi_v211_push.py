@@ -8,6 +8,7 @@ in 2.1.1, authorise a charger, and a real-time authorization asks it in 2.1.1.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,26 +22,26 @@ from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
 from csms.core.locations import Location
 from csms.core.outbox import OutboxEntry
-from csms.core.partners import (
-    Direction,
-    Endpoint,
-    InterfaceRole,
-    PartnerStatus,
-    PartyRole,
-    Registration,
-    Role,
-    TokenEncoding,
-    hash_token,
-)
+from csms.core.partners import InterfaceRole, TokenEncoding
 from csms.services.locations import LocationService
 from csms.storage import outbox as outbox_repo
-from csms.storage import partners as partners_repo
 from csms.storage.database import WriteTx
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 from ocpi_cpo.token_sync import TOKEN_PULLER
 from tests.e2e.cli import csms
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen, error, ok
+from tests.e2e.ocpi_rules_211 import (
+    authorization_info_errors_211,
+    cdr_errors_211,
+    credentials_errors_211,
+    evse_errors_211,
+    location_errors_211,
+    location_patch_errors_211,
+    session_errors_211,
+    tariff_errors_211,
+    token_errors_211,
+)
 from tests.e2e.raw import BOOT, call, open_raw
 from tests.e2e.sim import register, ts, until
 
@@ -91,39 +92,34 @@ class World:
         return sorted(rows, key=lambda e: e.id)
 
     async def to_211(self) -> None:
-        """The partner re-registers in 2.1.1, with other endpoints (its 2.1.1 ones), one
-        party and raw tokens: what a 2.1.1 credentials PUT stores."""
+        """The partner re-registers in 2.1.1 (PUT of 2.1.1 credentials to our 2.1.1
+        credentials endpoint): from now on its endpoints are its 2.1.1 ones, one party, raw
+        tokens."""
         assert self.fake.our_token is not None
-        async with self.server.app.db.read() as conn:
-            before = await partners_repo.get(conn, self.partner_id)
-        assert before is not None and before.their_token is not None
-        base = f"{self.fake.base}/2.1.1"
-        registration = Registration(
-            direction=Direction.INBOUND,
-            roles=(PartyRole(Role.EMSP, "DE", "EMS", {"name": "Fake eMSP"}),),
-            endpoints=(
-                Endpoint("credentials", InterfaceRole.SENDER, f"{base}/credentials"),
-                *(Endpoint(m, InterfaceRole.RECEIVER, f"{base}/{m}") for m in RECEIVERS),
-                Endpoint("tokens", InterfaceRole.SENDER, f"{base}/tokens"),
-            ),
-            versions_url=self.fake.versions_url,
-            version="2.1.1",
-            their_token=before.their_token,
-            our_token=self.fake.our_token,
-            token_encoding=TokenEncoding.RAW,
+        mine = "switch-" + secrets.token_hex(8)
+        self.fake.tokens.add(mine)
+        status, body, _ = await self.fake.call(
+            "PUT",
+            f"{self.server.ocpi_url}/ocpi/2.1.1/credentials",
+            self.fake.our_token,
+            {
+                "token": mine,
+                "url": self.fake.versions_url,
+                "business_details": {"name": "Fake eMSP"},
+                "party_id": "EMS",
+                "country_code": "DE",
+            },
+            encoding="raw",
         )
-
-        async def unit(w: WriteTx) -> bool:
-            return await partners_repo.complete(
-                await w.connection(),
-                self.partner_id,
-                expect_status=PartnerStatus.REGISTERED,
-                expect_token_hash=hash_token(self.fake.our_token or ""),
-                registration=registration,
-                now=utc_now(),
-            )
-
-        assert await self.server.app.db.write(unit)
+        assert status == 200 and body["status_code"] == 1000, body
+        assert credentials_errors_211(body["data"]) == []
+        self.fake.our_token = body["data"]["token"]
+        self.fake.their_token_b = mine
+        partner = await self.server.app.partners.get("emsp")
+        assert partner.version == "2.1.1" and partner.token_encoding is TokenEncoding.RAW
+        for module in RECEIVERS:
+            endpoint = partner.endpoint(module, InterfaceRole.RECEIVER)
+            assert endpoint is not None and endpoint.url == f"{self.fake.base}/2.1.1/{module}"
 
     async def retry_now(self) -> None:
         now = utc_now()
@@ -193,12 +189,37 @@ async def status(ws: ClientConnection, connector: int, value: str) -> None:
     await call(ws, "StatusNotification", payload)
 
 
+LEVELS = {3: "location", 4: "evse", 5: "connector"}
+
+
+def errors_211(seen: Seen) -> list[str]:
+    """What the 2.1.1 rules say of a push's body (tests/e2e/ocpi_rules_211.py)."""
+    module, _, rest = seen.path.split("/2.1.1/", 1)[1].partition("/")
+    body = seen.body
+    if seen.method == "DELETE":
+        return [] if body is None else [f"a DELETE with a body: {body!r}"]
+    assert isinstance(body, dict), seen
+    if module == "locations":
+        level = LEVELS[len(rest.split("/"))]
+        if seen.method == "PATCH":
+            return location_patch_errors_211(level, body)
+        return location_errors_211(body) if level == "location" else evse_errors_211(body)
+    if module == "sessions":
+        return session_errors_211(body, partial=seen.method == "PATCH")
+    if module == "cdrs":
+        return cdr_errors_211(body)
+    if module == "tariffs":
+        return tariff_errors_211(body)
+    return [f"a push to an unexpected module: {seen.path}"]
+
+
 def assert_211(seen: Seen) -> None:
-    """A push as a 2.1.1 partner must get it: at a 2.1.1 endpoint, no routing headers, no
-    2.2.1-only field in its body."""
+    """A push as a 2.1.1 partner must get it: at a 2.1.1 endpoint, no routing headers, its
+    body valid by the 2.1.1 rules (no 2.2.1-only field in it)."""
     assert seen.path.startswith("/ocpi/emsp/2.1.1/"), seen.path
     for header in ROUTING:
         assert header not in seen.headers, (header, seen.path)
+    assert errors_211(seen) == [], (seen.method, seen.path, seen.body)
     module = seen.path.split("/")[4]
     if isinstance(seen.body, dict):
         for field in ONLY_221.get(module, ()):
@@ -361,6 +382,7 @@ def token_211(uid: str, whitelist: str) -> dict[str, Any]:
 async def test_tokens_pulled_from_a_211_emsp_authorise_a_charger(world: World) -> None:
     asked: list[Seen] = []
     listed = [token_211("PULL-1", "ALWAYS"), token_211("PULL-RT", "NEVER")]
+    assert [token_errors_211(t) for t in listed] == [[], []]
 
     async def tokens(request: web.Request, sub: str, seen: Seen) -> web.StreamResponse:
         if request.method == "GET" and not sub:
@@ -369,7 +391,9 @@ async def test_tokens_pulled_from_a_211_emsp_authorise_a_charger(world: World) -
         uid, _, action = sub.partition("/")
         if request.method == "POST" and action == "authorize":
             asked.append(seen)
-            return ok({"allowed": "ALLOWED" if uid == "PULL-RT" else "BLOCKED"})
+            info = {"allowed": "ALLOWED" if uid == "PULL-RT" else "BLOCKED"}
+            assert authorization_info_errors_211(info) == []
+            return ok(info)
         return error(404, 2000, "unknown path")
 
     world.fake.sender_handlers["tokens"] = tokens
