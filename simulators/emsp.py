@@ -327,6 +327,8 @@ class EmspSimulator:
         self.authorizations: list[Authorized] = []
         # Tokens the CPO may call us with: token B (and a new B while a handshake runs).
         self._tokens: set[str] = set()
+        # Tokens A we handed out: a CPO registers with us (POST credentials) with one.
+        self._invitations: set[str] = set()
         self._references = itertools.count(1)
         # Notified whenever a command result comes in.
         self._results = asyncio.Condition()
@@ -427,6 +429,14 @@ class EmspSimulator:
             raise
         self.registration = Registration(versions_url, roles, endpoints, token_b, token_c)
         return self.registration
+
+    def invite(self) -> str:
+        """A token A for a CPO to register with us (the handshake the other way round: the
+        CPO GETs our versions and details with it, then POSTs its credentials)."""
+        token_a = secrets.token_urlsafe(24)
+        self._invitations.add(token_a)
+        self._tokens.add(token_a)
+        return token_a
 
     async def unregister(self) -> None:
         """DELETE our credentials at the CPO: it stops calling us, token C is spent."""
@@ -905,6 +915,8 @@ class EmspSimulator:
         return response
 
     def _token_of(self, header: str | None) -> str | None:
+        if self.v211:
+            return v211.accepted_token(header, self._tokens)
         return accepted_token(header, self._tokens)
 
     def _reply(
@@ -949,9 +961,11 @@ class EmspSimulator:
         if request.method == "GET":
             return self._reply(data=self._our_credentials(token))
         registration = self.registration
+        if request.method == "POST" and registration is None and token in self._invitations:
+            return await self._registered_by(request, token)
         if request.method == "POST" or registration is None:
-            # We are the Sender of this handshake: nobody registers with us.
-            return self._reply(2000, "this eMSP registers with CPOs; it takes no POST", http=405)
+            # Registered already, or no token A of ours: nothing to register.
+            return self._reply(2000, "POST credentials with a token A of invite()", http=405)
         if request.method == "DELETE":
             self._tokens.discard(registration.token_b)
             self.registration = None
@@ -974,6 +988,29 @@ class EmspSimulator:
         self._tokens.add(token_b)
         self.registration = Registration(url, roles, endpoints, token_b, token_c)
         self._record(request, "credentials", "", 200, 1000, "tokens renewed by the CPO", body)
+        return self._reply(data=self._our_credentials(token_b))
+
+    async def _registered_by(self, request: web.Request, token_a: str) -> web.Response:
+        """A CPO's POST of its credentials with our token A: fetch its versions and our
+        version's details with the token it gives us, answer ours with a fresh token B."""
+        body = await _read_json(request)
+        try:
+            token_c, roles = self._their_credentials(body)
+            url = body["url"]
+            if not isinstance(url, str):
+                raise EmspError("url: must be the CPO's versions URL")
+            endpoints = await self._discover(
+                url, token_c, request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+            )
+        except EmspError as exc:
+            self._record(request, "credentials", "", 200, 3001, f"refused: {exc}", body)
+            return self._reply(3001, str(exc))
+        token_b = secrets.token_urlsafe(32)
+        self._invitations.discard(token_a)
+        self._tokens.discard(token_a)
+        self._tokens.add(token_b)
+        self.registration = Registration(url, roles, endpoints, token_b, token_c)
+        self._record(request, "credentials", "", 200, 1000, "the CPO registered with us", body)
         return self._reply(data=self._our_credentials(token_b))
 
     def _key(self, request: web.Request, object_field: str) -> Key:

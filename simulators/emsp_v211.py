@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "RESPONSES",
     "TOKEN_TYPES",
     "VERSION",
+    "accepted_token",
     "authorization",
     "authorization_info",
     "credentials",
@@ -54,6 +56,18 @@ _ID39 = 39
 def authorization(token: str) -> str:
     """The Authorization header of 2.1.1: the token as it is (2.2.1 Base64-encodes it)."""
     return "Token " + token
+
+
+def accepted_token(header: str | None, tokens: Collection[str]) -> str | None:
+    """The token of `Authorization: Token X` if X, as it is, is one of `tokens`: a 2.1.1
+    party does not Base64-encode it, so an encoded one is a different (unknown) token."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "token" or value not in tokens:
+        return None
+    return value
 
 
 def credentials(token: str, url: str, country_code: str, party_id: str, name: str) -> Json:

@@ -206,8 +206,10 @@ async def test_takes_2_1_1_pushes(call: Cpo, registered: EmspSimulator) -> None:
         "PUT locations LOC1/EVSE-2 status=AVAILABLE",
     ]
     assert "POST cdrs CDR1 7.500 kWh 2.25 EUR" in lines
-    # A Base64 token is taken too (a CPO that speaks 2.2.1's way), a wrong one is not.
-    status, _, _ = await call("GET", "/tariffs/DE/CPO/NOPE", raw=False)
+    # 2.1.1 sends the token as it is: a Base64-encoded one is another, unknown token.
+    status, answer, _ = await call("GET", "/tariffs/DE/CPO/NOPE", raw=False)
+    assert (status, answer["status_code"]) == (401, 2000)
+    status, _, _ = await call("GET", "/tariffs/DE/CPO/NOPE")
     assert status == 404
     call.token = "wrong"
     status, answer, _ = await call("GET", "/locations/DE/CPO/LOC1")
