@@ -11,6 +11,7 @@ When no valid 2.1.1 object can be made, V211Unrenderable says why.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from csms.core.partners import PartyRole, Role
@@ -178,6 +179,34 @@ def _money(value: Any) -> Any:
     return value
 
 
+_SIX = Decimal("0.000001")
+
+
+def _degrees(value: Any) -> Any:
+    """A 2.2.1 coordinate (4 to 7 decimals) with the exactly 6 decimals 2.1.1 requires."""
+    try:
+        return str(Decimal(str(value)).quantize(_SIX, rounding=ROUND_HALF_EVEN))
+    except (InvalidOperation, ValueError):
+        return value
+
+
+def geo(point: Any) -> Any:
+    """A GeoLocation (or AdditionalGeoLocation) in 2.1.1: 6-decimal coordinates."""
+    if not isinstance(point, Mapping):
+        return point
+    out = dict(point)
+    for key in ("latitude", "longitude"):
+        if key in out:
+            out[key] = _degrees(out[key])
+    if "name" in out:
+        names = _display_texts([out["name"]])
+        if names:
+            out["name"] = names[0]
+        else:
+            del out["name"]
+    return out
+
+
 def location_type(parking_type: Any) -> str:
     """The 2.1.1 LocationType for a 2.2.1 parking_type (UNKNOWN when it is not given)."""
     if parking_type in LOCATION_TYPES:
@@ -272,7 +301,8 @@ def evse(e: Mapping[str, Any]) -> dict[str, Any]:
         raise V211Unrenderable(f"EVSE {e.get('uid')!r} has no connector 2.1.1 can describe")
     out["connectors"] = connectors
     _cut_into(e, out, {"floor_level": 4})
-    _copy(e, out, ("coordinates",))
+    if e.get("coordinates") is not None:
+        out["coordinates"] = geo(e["coordinates"])
     _cut_into(e, out, {"physical_reference": 16})
     directions = _display_texts(e.get("directions"))
     if directions:
@@ -301,7 +331,11 @@ def location(loc: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"id": loc.get("id"), "type": location_type(loc.get("parking_type"))}
     _cut_into(loc, out, {"name": 255, "address": 45, "city": 45})
     out["postal_code"] = _cut(loc.get("postal_code") or "", 10)
-    _copy(loc, out, ("country", "coordinates", "related_locations"))
+    _copy(loc, out, ("country",))
+    out["coordinates"] = geo(loc.get("coordinates"))
+    related = [geo(p) for p in loc.get("related_locations") or []]
+    if related:
+        out["related_locations"] = related
     out["evses"] = _evses(loc.get("evses"))
     directions = _display_texts(loc.get("directions"))
     if directions:
@@ -337,6 +371,10 @@ def location_patch(
                 out[key] = _display_texts(value)
             elif key == "facilities":
                 out[key] = [x for x in value or [] if x in FACILITIES]
+            elif key == "coordinates":
+                out[key] = geo(value)
+            elif key == "related_locations":
+                out[key] = [geo(p) for p in value or []]
             elif key in _LOCATION_KEPT:
                 out[key] = value
         elif level == "evse":
@@ -350,6 +388,8 @@ def location_patch(
                 out[key] = [x for x in value or [] if x in PARKING_RESTRICTIONS]
             elif key == "directions":
                 out[key] = _display_texts(value)
+            elif key == "coordinates":
+                out[key] = geo(value)
             elif key in _EVSE_LIMITS:
                 out[key] = _cut(value, _EVSE_LIMITS[key])
             elif key in _EVSE_KEPT:
@@ -415,7 +455,8 @@ def _location_from_cdr_location(cl: Mapping[str, Any], last_updated: Any) -> dic
     out: dict[str, Any] = {"id": cl.get("id"), "type": "UNKNOWN"}
     _cut_into(cl, out, {"name": 255, "address": 45, "city": 45})
     out["postal_code"] = _cut(cl.get("postal_code") or "", 10)
-    _copy(cl, out, ("country", "coordinates"))
+    _copy(cl, out, ("country",))
+    out["coordinates"] = geo(cl.get("coordinates"))
     out["evses"] = [e]
     out["last_updated"] = last_updated
     return out

@@ -10,6 +10,7 @@ from csms.core.partners import PartyRole, Role
 from ocpi_cpo.errors import BadCredentials
 from ocpi_cpo.v211 import objects as v211
 from ocpi_cpo.v211.objects import V211Unrenderable
+from tests.e2e import ocpi_rules_211 as rules
 
 T = "2026-12-05T10:00:00Z"
 PARTY = PartyRole(Role.EMSP, "NL", "EXA", {"name": "Example"})
@@ -443,3 +444,31 @@ def test_bad_credentials(change: dict[str, Any], message: str) -> None:
     with pytest.raises(BadCredentials, match=message) as err:
         v211.parse_credentials({**good, **change})
     assert "roles[0]" not in str(err.value)
+
+
+def test_every_rendered_object_passes_the_211_rules() -> None:
+    loc = v211.location(location_221())
+    assert loc["coordinates"] == {"latitude": "52.370200", "longitude": "4.895170"}
+    assert rules.location_errors_211(loc) == []
+    assert rules.tariff_errors_211(v211.tariff(tariff_221())) == []
+    assert rules.session_errors_211(v211.session(session_221(), loc)) == []
+    assert rules.cdr_errors_211(v211.cdr(cdr_221(), loc)) == []
+    assert rules.cdr_errors_211(v211.cdr(cdr_221(charging_periods=[]), None)) == []
+    t221 = v211.token_to_221(
+        {"uid": "1", "type": "RFID", "auth_id": "A", "issuer": "E", "valid": True}, PARTY
+    )
+    assert rules.token_errors_211(v211.token({**t221, "last_updated": T})) == []
+    assert rules.credentials_errors_211(v211.credentials("t", "https://x/v", PARTY)) == []
+    assert rules.command_result_errors_211(v211.command_result({"result": "FAILED"})) == []
+    assert (
+        rules.location_patch_errors_211(
+            "evse", v211.location_patch("evse", {"status": "CHARGING", "last_updated": T})
+        )
+        == []
+    )
+    assert (
+        rules.session_errors_211(
+            v211.session_patch({"kwh": 1, "status": "RESERVATION", "last_updated": T}), partial=True
+        )
+        == []
+    )
