@@ -115,6 +115,8 @@ class Stores:
         self.locations: dict[Key, Json] = {}
         self.sessions: dict[Key, Json] = {}
         self.cdrs: dict[Key, Json] = {}
+        # CDRs the CPO POSTed (a CDR only pulled so far may still come as a push).
+        self._cdrs_posted: set[Key] = set()
         self.tariffs: dict[Key, Json] = {}
         self.tokens = TokenBook()
         self.commands = commands or CommandBook()
@@ -288,16 +290,18 @@ class Stores:
 
     def post_cdr(self, body: Any, owner: tuple[str, str] | None = None) -> tuple[Key, bool]:
         """POST of a new CDR; the same CDR again is taken (a retried push), a different one
-        under a held id is refused (CDRs are never replaced). Returns its key and whether
-        it is new."""
+        under a held id is refused (CDRs are never replaced). A CDR held only from a pull is
+        the CPO's copy, not a push: its POST is taken as new. Returns its key and whether it
+        is new."""
         k = self.cdr_key(body, owner)
         cdr = _object(body, "CDR")
-        held = self.cdrs.get(k)
+        held = self.cdrs.get(k) if k in self._cdrs_posted else None
         if held is not None:
             if held == cdr:
                 return k, False
             raise _invalid(f"CDR {k[2]} exists and differs: CDRs cannot be replaced")
         self.cdrs[k] = copy.deepcopy(cdr)
+        self._cdrs_posted.add(k)
         return k, True
 
     # --- tariffs -----------------------------------------------------------------------
