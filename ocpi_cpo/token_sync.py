@@ -1,6 +1,7 @@
 """Partners' tokens into our store: saving them however they arrive (pushed to our tokens
 Receiver, pulled), and pulling a partner's whole list from its tokens Sender interface,
-page by page (the `Link` header, else offset/limit).
+page by page (the `Link` header, else offset/limit). A 2.1.1 partner's tokens are read as
+2.2.1 ones (ocpi_cpo.v211.objects.token_to_221) before anything else sees them.
 
 A pull runs in the background after a registration (TokenPuller, a hook of the Registrar)
 and from `csms ocpi tokens sync`. Validation is csms.core.ocpi_tokens'; nothing here
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin
@@ -39,6 +40,7 @@ from ocpi_cpo import profiles
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, SETTINGS, OcpiSettings
 from ocpi_cpo.errors import OcpiError, PartnerBadResponse
+from ocpi_cpo.v211 import objects as v211
 
 log = structlog.get_logger("ocpi_cpo.token_sync")
 
@@ -171,8 +173,12 @@ async def pull_tokens(
     if endpoint is None:
         raise CannotPull(f"partner {partner.name} offers no tokens Sender endpoint")
     credential = Credential(partner.their_token, partner.token_encoding)
-    # A hub's GET All is addressed to the hub itself; a profile may want no routing headers.
-    routing = route(us, partner.roles) if partner.profile.routing_headers else None
+    # A 2.1.1 partner's tokens carry no party (it is the one party it registered as), and
+    # 2.1.1 has no routing headers; a hub's 2.2.1 GET All is addressed to the hub itself.
+    in_211 = partner.version == v211.VERSION and bool(partner.roles)
+    routing = None if in_211 else route(us, partner.roles)
+    if not partner.profile.routing_headers:  # its profile wants none
+        routing = None
     if partner.profile.page_limit is not None:  # the partner's profile caps its pages
         limit = profiles.page_limit(partner.profile, limit or partner.profile.page_limit)
     base = endpoint.url
@@ -196,6 +202,8 @@ async def pull_tokens(
         received += len(reply.data)
         tokens: list[PartnerToken] = []
         for i, item in enumerate(reply.data):
+            if in_211 and isinstance(item, Mapping):
+                item = v211.token_to_221(item, partner.roles[0])
             try:
                 token = parse_token(profiles.filled_token(partner.profile, item), f"data[{i}]")
             except InvalidToken as exc:
