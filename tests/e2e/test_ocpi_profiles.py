@@ -8,6 +8,7 @@ beside them shows the letter of OCPI 2.2.1 still holds for everyone else."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -360,3 +361,79 @@ async def test_an_e_clearing_partners_empty_strings_are_filled_and_its_pages_cap
     assert pulled["data"]["issuer"] == "-"
     _, pulled, _ = await ecl.get("tokens/FR/ECL/ECL-3")
     assert pulled["data"]["contract_id"] == "-"
+
+
+# --- a hub in OCPI 2.1.1 ----------------------------------------------------------------------
+
+
+async def _to_211(server: Running, peer: Peer, role: dict[str, Any]) -> None:
+    """The peer re-registers in 2.1.1 (PUT of 2.1.1 credentials): one party, no role."""
+    mine = "v211-" + secrets.token_hex(8)
+    peer.fake.tokens.add(mine)
+    status, body, _ = await peer.fake.call(
+        "PUT",
+        f"{server.ocpi_url}/ocpi/2.1.1/credentials",
+        peer.token,
+        {
+            "token": mine,
+            "url": peer.fake.versions_url,
+            "business_details": role["business_details"],
+            "party_id": role["party_id"],
+            "country_code": role["country_code"],
+        },
+        encoding="raw",
+    )
+    assert status == 200 and body["status_code"] == 1000, body
+    peer.fake.our_token = body["data"]["token"]
+    peer.fake.their_token_b = mine
+
+
+@pytest.mark.slow
+async def test_a_hub_registered_in_211_acts_as_a_hub_with_its_profile(world: World) -> None:
+    """Gireve registered in 2.1.1 (one party, no HUB role): its profile makes it a hub, so
+    it gets the DE*EMS token's session, written in 2.1.1, as PUTs, and (a switch set
+    apart) with compact EVSE ids, without routing headers."""
+    gireve = world.peers["gireve"]
+    await _to_211(world.server, gireve, GIREVE_ROLE)
+    ran = await csms(world.server, "ocpi", "partners", "set", "gireve", "--compact-evse-ids")
+    assert ok(ran).strip() == (
+        "partner gireve: profile gireve (session_put, compact_evse_ids*, no routing_headers, hub)"
+    )
+    shown = (await csms(world.server, "ocpi", "partners", "show", "gireve", "--json")).json()
+    assert shown["version"] == "2.1.1"
+    assert [(r["role"], r["country_code"], r["party_id"]) for r in shown["roles"]] == [
+        ("HUB", "FR", "GIR")
+    ]
+    ws = await charger(world.server)
+
+    async def located() -> list[Seen]:
+        return [
+            s
+            for s in gireve.fake.pushes
+            if "/2.1.1/locations/NL/CSM/LOC-P/" in s.path and s.method == "PUT"
+        ]
+
+    evse_puts = await until(located, "EVSE PUTs in 2.1.1")
+    assert {s.body["evse_id"] for s in evse_puts} <= {"NLCSMEPROF11", "NLCSMEPROF12"}
+
+    answer = await call(
+        ws,
+        "StartTransaction",
+        {"connectorId": 1, "idTag": CARD, "meterStart": 1000, "timestamp": ts(now())},
+    )
+    tx_id = int(answer[2]["transactionId"])
+    path = f"/2.1.1/sessions/NL/CSM/{tx_id}"
+
+    async def updated() -> list[Seen]:
+        await meter(ws, tx_id, 1000 + 50 * len(gireve.fake.pushes))
+        got = [s for s in gireve.fake.pushes if s.path.endswith(path)]
+        return got if len(got) >= 3 else []
+
+    running = await until(updated, "three 2.1.1 session pushes", seconds=20)
+    assert [s.method for s in running] == ["PUT"] * len(running)
+    for seen in running:
+        assert seen.body["id"] == str(tx_id) and seen.body["auth_id"]
+        assert "cdr_token" not in seen.body  # 2.1.1
+        assert [e["evse_id"] for e in seen.body["location"]["evses"]] == ["NLCSMEPROF11"]
+        assert not any(h in {k.lower() for k in seen.headers} for h in ROUTING)
+    await ws.close()
