@@ -370,6 +370,7 @@ async def _to_211(server: Running, peer: Peer, role: dict[str, Any]) -> None:
     """The peer re-registers in 2.1.1 (PUT of 2.1.1 credentials): one party, no role."""
     mine = "v211-" + secrets.token_hex(8)
     peer.fake.tokens.add(mine)
+    peer.fake.accepts = "both"  # 2.1.1 sends tokens raw
     status, body, _ = await peer.fake.call(
         "PUT",
         f"{server.ocpi_url}/ocpi/2.1.1/credentials",
