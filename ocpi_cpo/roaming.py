@@ -111,8 +111,10 @@ class RoamingAuthorizer:
         credential = Credential(partner.their_token, partner.token_encoding)
         # 2.1.1 has no routing headers; its LocationReferences are 2.2.1's (plus optional
         # connector_ids), so the request body is the same in both versions.
+        # Its profile may want no routing headers either.
         in_211 = partner.version == v211.VERSION
-        routing = None if in_211 else route(self._us, partner.roles, token.party)
+        headers = not in_211 and partner.profile.routing_headers
+        routing = route(self._us, partner.roles, token.party) if headers else None
         started = asyncio.get_running_loop().time()
         fields = {"partner": partner.name, "uid": token.uid, "url": url}
         try:
