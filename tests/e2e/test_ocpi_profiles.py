@@ -57,6 +57,7 @@ ENDPOINTS = (
     ("sessions", "RECEIVER"),
     ("cdrs", "RECEIVER"),
     ("tokens", "SENDER"),
+    ("commands", "SENDER"),
 )
 ROUTING = ("ocpi-to-country-code", "ocpi-to-party-id", "ocpi-from-country-code")
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
@@ -302,6 +303,28 @@ async def test_an_e_clearing_partner_gets_normalised_evse_ids_and_strict_ids(
     status, answer, _ = await ecl.get(f"locations/LOC-P/{CP_ID}*1/1")
     assert status == 200 and answer["data"]["id"] == "1"
     await ws.close()
+
+    # Commands too: an EVSE named in another case is unknown to it, not to the hub.
+    async def unlock(peer: Peer, location_id: str, evse_uid: str) -> dict[str, Any]:
+        body = {
+            "response_url": f"{peer.fake.base}/results/1",
+            "location_id": location_id,
+            "evse_uid": evse_uid,
+            "connector_id": "1",
+        }
+        url = f"{peer.endpoints['commands']}/UNLOCK_CONNECTOR"
+        _, answer, _ = await peer.fake.call("POST", url, peer.token, body)
+        return answer
+
+    refused = await unlock(ecl, "LOC-P", f"{CP_ID.lower()}*1")
+    assert refused["status_code"] == 2003 and refused["data"]["result"] == "REJECTED"
+    assert "unknown EVSE" in refused["status_message"]
+    refused = await unlock(ecl, "loc-p", f"{CP_ID}*1")
+    assert refused["status_code"] == 2003 and "unknown location" in refused["status_message"]
+    found = await unlock(hub, "loc-p", f"{CP_ID.lower()}*1")
+    assert found["status_code"] != 2003, found
+    found = await unlock(ecl, "LOC-P", f"{CP_ID}*1")
+    assert found["status_code"] != 2003, found
 
 
 def token(party: dict[str, Any], uid: str, **changes: Any) -> dict[str, Any]:
