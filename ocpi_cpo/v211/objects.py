@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from csms.core.partners import PartyRole, Role
 from ocpi_cpo.credentials import Credentials, is_url
@@ -20,6 +20,16 @@ from ocpi_cpo.credentials import parse_credentials as parse_credentials_221
 from ocpi_cpo.errors import BadCredentials, OcpiError
 
 VERSION = "2.1.1"
+
+
+class PartyLike(Protocol):
+    """What owns a 2.1.1 token: a csms.core.parties.Party or a partner's PartyRole."""
+
+    @property
+    def country_code(self) -> str: ...
+
+    @property
+    def party_id(self) -> str: ...
 
 
 class V211Unrenderable(OcpiError):
@@ -642,7 +652,7 @@ def cdr(c: Mapping[str, Any], location211: Mapping[str, Any] | None) -> dict[str
 # --- tokens and authorization --------------------------------------------------------------
 
 
-def token_to_221(t: Mapping[str, Any], party: PartyRole) -> dict[str, Any]:
+def token_to_221(t: Mapping[str, Any], party: PartyLike) -> dict[str, Any]:
     """A 2.1.1 Token (pushed to us or pulled) as the 2.2.1 Token our code takes: auth_id is
     the contract_id, the party is the one the 2.1.1 partner registered as (2.1.1 tokens
     carry no party). Only what the partner sent is copied: a missing field stays missing for
@@ -716,7 +726,7 @@ def authorization_info_to_221(
 # --- commands ------------------------------------------------------------------------------
 
 
-def command_to_221(command: str, body: Mapping[str, Any], party: PartyRole) -> dict[str, Any]:
+def command_to_221(command: str, body: Mapping[str, Any], party: PartyLike) -> dict[str, Any]:
     """A 2.1.1 command body as the 2.2.1 request our command code takes: the token (START,
     RESERVE) converted with token_to_221, reservation_id (an int in 2.1.1) as text. Other
     fields have the same names in both versions and are copied as sent (the 2.2.1 code

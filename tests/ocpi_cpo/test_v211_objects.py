@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from csms.core.parties import Party
 from csms.core.partners import PartyRole, Role
 from ocpi_cpo.errors import BadCredentials
 from ocpi_cpo.v211 import objects as v211
@@ -371,6 +372,7 @@ def test_token_both_ways() -> None:
         "last_updated": T,
     }
     assert v211.token(t221) == pushed
+    assert v211.token_to_221(pushed, Party("NL", "EXA")) == t221  # a Party does as well
     assert v211.token({**t221, "type": "APP_USER"})["type"] == "OTHER"
     assert v211.token_patch_to_221({"auth_id": "X", "valid": False}) == {
         "contract_id": "X",
