@@ -35,7 +35,7 @@ from ocpi_cpo.errors import Unsendable
 from ocpi_cpo.v211 import objects as v211
 from ocpi_cpo.versions import V211
 
-# A published Location (OCPI 2.2.1, as served) by its id; None: unknown.
+# A Location (OCPI 2.2.1, as served; published or not) by its id; None: unknown.
 LocationSource = Callable[[str], Awaitable[Mapping[str, Any] | None]]
 
 Level = Literal["location", "evse", "connector"]

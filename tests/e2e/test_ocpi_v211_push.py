@@ -8,6 +8,9 @@ in 2.1.1, authorise a charger, and a real-time authorization asks it in 2.1.1.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,12 +31,18 @@ from csms.storage import outbox as outbox_repo
 from csms.storage.database import WriteTx
 from ocpi_cpo.sessions_publisher import SESSION_PUBLISHER
 from ocpi_cpo.token_sync import TOKEN_PULLER
+from simulators.emsp import EmspSimulator
+from simulators.emsp import Party as SimParty
+from simulators.emsp import Push as SimPush
+from simulators.options import ChargerOptions
+from simulators.v16 import V16Charger
 from tests.e2e.cli import csms
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.fake_partner import EMSP_ROLE, FakePartner, Seen, error, ok
 from tests.e2e.ocpi_rules_211 import (
     authorization_info_errors_211,
     cdr_errors_211,
+    command_result_errors_211,
     credentials_errors_211,
     evse_errors_211,
     location_errors_211,
@@ -237,10 +246,18 @@ async def test_a_partner_gone_to_211_gets_the_waiting_pushes_in_211_at_its_new_e
 
     async def waiting() -> list[OutboxEntry]:
         rows = await world.pending()
-        paths = {e.path for e in rows}
-        wanted = {"NL/CSM/LOC-V", f"NL/CSM/LOC-V/{CP_ID}*1", "NL/CSM/T-V211"}
-        failed = all(e.attempts >= 1 for e in rows if e.path != f"NL/CSM/LOC-V/{CP_ID}*1")
-        return rows if wanted <= paths and failed else []
+        # The EVSE goes in the location's PUT, or in a PUT of its own when the charger
+        # reported it after the location was published.
+        evse_waits = any(
+            e.path == f"NL/CSM/LOC-V/{CP_ID}*1"
+            or (
+                e.path == "NL/CSM/LOC-V"
+                and f"{CP_ID}*1" in [v["uid"] for v in (e.body or {}).get("evses", [])]
+            )
+            for e in rows
+        )
+        tried = {e.path for e in rows if e.attempts >= 1}
+        return rows if evse_waits and {"NL/CSM/LOC-V", "NL/CSM/T-V211"} <= tried else []
 
     backlog = await until(waiting, "location and tariff pushes failing at the 2.2.1 partner")
     assert {s.path.split("/")[3] for s in world.fake.pushes} == {"2.2.1"}
@@ -432,3 +449,114 @@ async def test_tokens_pulled_from_a_211_emsp_authorise_a_charger(world: World) -
     assert not any(h in realtime.headers for h in ROUTING)
     assert realtime.body["location_id"] == "LOC-V"
     await ws.close()
+
+
+# --- the 2.1.1 eMSP simulator, a simulated charger ---------------------------------------------
+
+
+async def test_a_session_started_by_a_211_command_ends_in_a_211_cdr_pushed_to_it(
+    start_server: StartServer,
+) -> None:
+    """csms-sim emsp in 2.1.1 registers, pushes a token and sends START_SESSION; a simulated
+    1.6 charger charges; STOP_SESSION; every push the simulator received (locations,
+    tariff, sessions, the CDR, the command results) is valid 2.1.1."""
+    server = await start_server(
+        ocpp={"call_timeout": 5.0},
+        ocpi={"push_interval": 0.1, "session_update_interval": 1.0},
+    )
+    await _site(server)
+    evse_uid = f"{CP_ID}*1"
+    cp = V16Charger(
+        ChargerOptions(
+            url=server.url,
+            charger_id=CP_ID,
+            connectors=1,
+            sessions=0,
+            meter_interval=0.3,
+            seed=7,
+            response_timeout=10,
+        )
+    )
+    task = asyncio.create_task(cp.run())
+    emsp = EmspSimulator(SimParty("NL", "EMS", "Sim eMSP 211"), version="2.1.1")
+    await emsp.start()
+    try:
+        invitation = await server.app.partners.add("sim211")
+        await emsp.register(f"{server.ocpi_url}/ocpi/versions", invitation.token_a)
+        partner = await server.app.partners.get("sim211")
+        assert partner.version == "2.1.1"
+
+        def pushed(module: str) -> list[SimPush]:
+            return [p for p in emsp.received if p.module == module and p.accepted]
+
+        async def evse_pushed() -> bool:
+            return any(
+                p.target.endswith(evse_uid) or evse_uid in json.dumps(p.body)
+                for p in pushed("locations")
+            )
+
+        await until(evse_pushed, "the charger's EVSE pushed to the simulator")
+        emsp.add_token("SIMCMD01", "ALWAYS")
+        await emsp.push_tokens()
+        started = await emsp.start_session("SIMCMD01", "LOC-V", evse_uid)
+        assert started.response is not None and started.response.result == "ACCEPTED"
+        result = await emsp.command_result(started.id, 20)
+        assert result.result == "ACCEPTED"
+        assert command_result_errors_211(result.body) == []
+
+        async def running() -> Any:
+            active = await server.staff.transactions(active_only=True, cp_id=CP_ID)
+            return active[0] if active else None
+
+        tx = await until(running, "the transaction the command started")
+        assert tx.id_tag == "SIMCMD01"
+
+        async def charging() -> bool:
+            return any(
+                p.target == str(tx.id) and (p.body or {}).get("kwh", 0) > 0
+                for p in pushed("sessions")
+            )
+
+        await until(charging, "a session push with energy", seconds=30)
+        stopped = await emsp.stop_session(str(tx.id))
+        assert stopped.response is not None and stopped.response.result == "ACCEPTED"
+        assert (await emsp.command_result(stopped.id, 20)).result == "ACCEPTED"
+
+        async def cdr_pushed() -> list[SimPush]:
+            return pushed("cdrs")
+
+        (posted,) = await until(cdr_pushed, "the CDR pushed to the simulator", seconds=40)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await cp.close()
+        await emsp.stop()
+
+    assert posted.method == "POST"
+    cdr = posted.body
+    assert cdr_errors_211(cdr) == []
+    assert cdr["auth_id"] == "NL-EMS-CSIMCMD01" and cdr["auth_method"] == "AUTH_REQUEST"
+    assert cdr["total_energy"] > 0 and isinstance(cdr["total_cost"], int | float)
+    assert [e["uid"] for e in cdr["location"]["evses"]] == [evse_uid]
+    assert [t["id"] for t in cdr["tariffs"]] == ["T-V211"]
+    assert ("NL", "CSM", cdr["id"]) in emsp.stores.cdrs
+    sessions = [p for p in pushed("sessions") if p.target == str(tx.id)]
+    assert sessions[0].method == "PUT"
+    for p in sessions:
+        assert session_errors_211(p.body, partial=p.method == "PATCH") == [], p.body
+    final = [p for p in sessions if p.method == "PUT"][-1].body
+    assert final["status"] == "COMPLETED" and final["auth_id"] == cdr["auth_id"]
+    assert final["total_cost"] == cdr["total_cost"] and final["kwh"] == cdr["total_energy"]
+    for p in pushed("locations"):
+        level = LEVELS[len(p.target.split("/")) + 2] if "/" in p.target else "location"
+        check = (
+            location_patch_errors_211(level, p.body)
+            if p.method == "PATCH"
+            else location_errors_211(p.body)
+            if level == "location"
+            else evse_errors_211(p.body)
+        )
+        assert check == [], (p.method, p.target, p.body)
+    for p in pushed("tariffs"):
+        assert tariff_errors_211(p.body) == []

@@ -336,3 +336,26 @@ def test_the_command_line_takes_the_version() -> None:
         ],
     )
     assert result.exit_code == 2 and "OCPI 2.1.1 has no CANCEL_RESERVATION" in result.output
+
+
+async def test_the_cpo_renews_and_ends_its_2_1_1_credentials(
+    cpo: FakeCpo211, call: Cpo, registered: EmspSimulator
+) -> None:
+    old_b = call.token
+    renewed = {
+        "token": "token-c",
+        "url": cpo.versions_url,
+        "business_details": {"name": "Fake CPO renamed"},
+        "party_id": "CPO",
+        "country_code": "DE",
+    }
+    status, answer, _ = await call("PUT", "/credentials", renewed)
+    assert status == 200 and rules.credentials_errors_211(answer["data"]) == []
+    assert answer["data"]["token"] != old_b and "roles" not in answer["data"]
+    assert registered.registration is not None
+    assert registered.registration.name == "Fake CPO renamed"
+    call.token = answer["data"]["token"]
+    status, answer, _ = await call("GET", "/credentials")
+    assert answer["data"]["party_id"] == "EMS" and answer["data"]["token"] == call.token
+    status, _, _ = await call("DELETE", "/credentials")
+    assert status == 200 and registered.registration is None
