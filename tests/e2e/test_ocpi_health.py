@@ -133,7 +133,7 @@ async def test_a_failing_partner_shows_its_backlog_an_alert_then_recovery(
         later = await show(server, "hub1")
         assert later["health"]["backlog"] == 3
         assert later["health"]["oldest_push_age_s"] > health["oldest_push_age_s"]
-        assert later["health"]["oldest_push_age_s"] > ALERT_AFTER
+        assert later["health"]["oldest_push_age_s"] >= ALERT_AFTER
         assert later["health"]["oldest_push_at"] == health["oldest_push_at"]
         listed = ok(await csms(server, "ocpi", "partners", "list"))
         header, row = listed.splitlines()
@@ -148,7 +148,7 @@ async def test_a_failing_partner_shows_its_backlog_an_alert_then_recovery(
         await asyncio.sleep(ALERT_AFTER)  # more rounds of the watch: no second alert
         (alert,) = [e for e in logs if e["event"] == "ocpi_push_overdue"]
         assert alert["partner"] == "hub1" and alert["backlog"] == 3
-        assert alert["age_s"] > ALERT_AFTER and alert["log_level"] == "warning"
+        assert alert["age_s"] >= ALERT_AFTER and alert["log_level"] == "warning"  # 0.1 s steps
         assert alert["alert_after_s"] == ALERT_AFTER
 
         # The partner answers again; staff make the failed pushes due now.
