@@ -26,6 +26,7 @@ from ocpi_cpo.context import (
     CLIENT,
     COMMANDS,
     LIMITS,
+    LOCATION_PUBLISHER,
     PARTNERS,
     PUSHER,
     REGISTRAR,
@@ -128,7 +129,13 @@ async def _partner_client(app: web.Application) -> AsyncIterator[None]:
 async def _push_worker(app: web.Application) -> AsyncIterator[None]:
     """The outbox push worker (ocpi_cpo.push), from after the partner client exists until
     before it closes."""
-    pusher = Pusher(app[PARTNERS].db, app[CLIENT], app[SETTINGS])
+    publisher = app.get(LOCATION_PUBLISHER)
+    pusher = Pusher(
+        app[PARTNERS].db,
+        app[CLIENT],
+        app[SETTINGS],
+        locations=None if publisher is None else publisher.unpublished_location,
+    )
     app[PUSHER] = pusher
     async with app[SINGLETONS].hosting(pusher.worker.name, pusher.running):
         yield

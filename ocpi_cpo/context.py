@@ -24,6 +24,7 @@ from csms.services.commands import CommandService
 from csms.services.partners import PartnerService
 from csms.workers import Singletons
 from ocpi_cpo.client import OcpiClient
+from ocpi_cpo.locations_publisher import LocationPublisher
 from ocpi_cpo.push import Pusher
 from ocpi_cpo.registration import Registrar, Required, Us
 from ocpi_cpo.results import AsyncResults
@@ -127,6 +128,8 @@ class Registry:
 
     endpoints: list[OurEndpoint] = field(default_factory=list)
     access: dict[web.AbstractRoute, Access] = field(default_factory=dict)
+    # The OCPI version each route speaks (2.2.1 unless add_route says otherwise).
+    versions: dict[web.AbstractRoute, str] = field(default_factory=dict)
 
 
 def _uncounted() -> None:
@@ -151,6 +154,7 @@ REGISTRY = web.AppKey("ocpi_registry", Registry)
 CLIENT = web.AppKey("ocpi_client", OcpiClient)
 REGISTRAR = web.AppKey("ocpi_registrar", Registrar)
 PUSHER = web.AppKey("ocpi_pusher", Pusher)
+LOCATION_PUBLISHER = web.AppKey("ocpi_location_publisher", LocationPublisher)
 # The CSMS's command path (the one `csms remote` uses) and its chargers' use cases; absent
 # when the bridge runs without them (then commands answer that the EVSE is unreachable).
 COMMANDS = web.AppKey("ocpi_commands", CommandService)

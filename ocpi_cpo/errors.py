@@ -5,6 +5,9 @@ OcpiError
  ├── OcpiFailure              answer the request in hand with this HTTP status + OCPI status
  ├── PageError                a pagination parameter of a request that cannot be used (2001)
  ├── VersionsError            a partner's versions or version details cannot be used
+ ├── Unsendable               a push cannot become a request now (ocpi_cpo.outgoing): the
+ │                            partner offers no endpoint for its module, or the object
+ │                            cannot be shown in the partner's version
  ├── PartnerError             a call we made to a partner failed (ocpi_cpo.client); the one
  │    │                       PartnerError: the partner use cases' refusals (UnknownPartner,
  │    │                       PartnerExists ...) are domain errors in csms.core.errors
@@ -49,6 +52,12 @@ class PageError(OcpiError):
 class VersionsError(OcpiError):
     """A partner's versions or version details cannot be used (ocpi_cpo.versions); the
     message says why. Registration turns it into PartnerApiUnusable."""
+
+
+class Unsendable(OcpiError):
+    """An outbox entry that cannot be sent as things stand (ocpi_cpo.outgoing); the message
+    says why. The pusher records it as a failed attempt: it is tried again later, and staff
+    see the reason in `csms ocpi outbox`."""
 
 
 class PartnerError(OcpiError):

@@ -53,6 +53,7 @@ from csms.storage.database import Database, WriteTx
 from csms.storage.ocpi_evses import PublishedEvse
 from csms.storage.tariffs import Assignment
 from csms.workers import Worker
+from ocpi_cpo.v211 import objects as v211
 
 log = structlog.get_logger("ocpi_cpo.locations")
 
@@ -540,6 +541,7 @@ class LocationPublisher:
                         f"{base}/{push.url}",
                         push.body,
                         f"locations/{push.object_key}",
+                        path=push.url,
                     ),
                     now,
                     due=at if whole else now,
@@ -559,6 +561,23 @@ class LocationPublisher:
             return None
         evses = (await evse_repo.at_locations(conn, [location.id]))[location.id]
         return self.render(location, evses)
+
+    async def unpublished_location(self, conn: Any, location_id: str) -> dict[str, Any] | None:
+        """The Location, published or not (None: unknown): what a session or CDR at it
+        embeds when it is pushed to a 2.1.1 partner (a roaming session may take place at a
+        location that is not published)."""
+        return await self.location_object(conn, location_id, unpublished=True)
+
+    async def locations_211(
+        self, conn: Any, location_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Published locations in OCPI 2.1.1, by id as asked (None: unknown or not
+        published), for the 2.1.1 Sessions and CDRs that embed them."""
+        out: dict[str, dict[str, Any] | None] = {}
+        for location_id in set(location_ids):
+            body = await self.location_object(conn, location_id)
+            out[location_id] = None if body is None else v211.location(body)
+        return out
 
     # --- the served snapshot -------------------------------------------------------------
 

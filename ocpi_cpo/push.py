@@ -2,6 +2,8 @@
 requests at a time, one at a time per object, retrying failures with backoff forever.
 
 What to push is decided by the producers that enqueue; nothing here builds OCPI objects.
+How an entry is written for its partner at sending time (URL, version, routing headers) is
+ocpi_cpo.outgoing's.
 
 Delivery is at least once: a push is marked delivered after the partner's 1xxx answer, in a
 write of its own, so a crash between the two sends it again on the next start. Pushes are
@@ -12,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -34,7 +36,9 @@ from ocpi_cpo.errors import (
     PartnerHttpError,
     PartnerRefused,
     PartnerUnreachable,
+    Unsendable,
 )
+from ocpi_cpo.outgoing import outgoing
 
 log = structlog.get_logger("ocpi_cpo.push")
 
@@ -86,8 +90,12 @@ class Pusher:
         *,
         concurrency: int = 8,
         per_partner: int = 4,
+        locations: Callable[[Any, str], Awaitable[Mapping[str, Any] | None]] | None = None,
     ) -> None:
         self.db = db
+        # A Location (2.2.1, as published) by id, read in a connection of ours: what a
+        # session or CDR embeds when a partner takes them in 2.1.1 (None: none known).
+        self._locations = locations
         self.client = client
         self.settings = settings
         # Our party: the OCPI-from-* of every push.
@@ -259,15 +267,25 @@ class Pusher:
         one line."""
         if partner is None or not partner.their_token:
             return "no credentials token for this partner"
-        routing = route(self.us, partner.roles, entry.to)
+        try:
+            out = await outgoing(entry, partner, self.us, self._location)
+        except Unsendable as exc:
+            return " ".join(str(exc).split())[:MAX_ERROR]
+        routing = route(self.us, partner.roles, entry.to) if out.routing else None
         credential = Credential(partner.their_token, partner.token_encoding)
         try:
             await self.client.request(
-                entry.method, entry.url, credential, json=entry.body, routing=routing
+                out.method, out.url, credential, json=out.body, routing=routing
             )
         except PartnerError as exc:
             return describe(exc)
         return None
+
+    async def _location(self, location_id: str) -> Mapping[str, Any] | None:
+        if self._locations is None:
+            return None
+        async with self.db.read() as conn:
+            return await self._locations(conn, location_id)
 
     async def _record(self, entry: OutboxEntry, error: str | None) -> None:
         now = self.clock()

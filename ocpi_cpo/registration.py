@@ -22,6 +22,7 @@ from csms.core.partners import (
     Partner,
     PartyRole,
     Registration,
+    Role,
     TokenEncoding,
     new_token,
 )
@@ -36,8 +37,11 @@ from ocpi_cpo.errors import (
     PartnerError,
     PartnerHttpError,
 )
+from ocpi_cpo.v211 import objects as v211
 from ocpi_cpo.versions import (
+    V211,
     VERSION,
+    VERSIONS,
     VersionsError,
     missing_endpoints,
     parse_version_details,
@@ -56,13 +60,29 @@ class Us:
     versions_url: str
     roles: tuple[PartyRole, ...]
 
-    def credentials(self, token: str) -> dict[str, object]:
+    def credentials(self, token: str, version: str = VERSION) -> dict[str, object]:
+        """Our Credentials object in `version` (2.1.1: one party, our first role)."""
+        if version == V211:
+            return v211.credentials(token, self.versions_url, self.roles[0])
         return credentials_object(token, self.versions_url, self.roles)
+
+
+def parse_credentials_in(version: str, data: object, role: Role = Role.EMSP) -> Credentials:
+    """A partner's Credentials object in `version` (2.1.1: its one party, as `role`)."""
+    if version == V211:
+        return v211.parse_credentials(data, role)
+    return parse_credentials(data)
+
+
+def role_211(partner: Partner) -> Role:
+    """The role a 2.1.1 partner's party is stored with (2.1.1 credentials do not say): the
+    one it had (set by an operator, e.g. HUB), else EMSP."""
+    return partner.roles[0].role if len(partner.roles) == 1 else Role.EMSP
 
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """A partner's 2.2.1 endpoints, and the token encoding it accepted."""
+    """A partner's endpoints in the version chosen, and the token encoding it accepted."""
 
     versions_url: str
     version: str
@@ -106,9 +126,11 @@ class Registrar:
         token: str,
         encodings: Sequence[TokenEncoding],
         correlation_id: str | None = None,
+        version: str | None = None,
     ) -> Discovery:
         """GET the partner's versions (trying each encoding while it answers 401), pick
-        2.2.1, GET its details and check the endpoints we require.
+        `version` (the one the partner registers in with us), or else the highest both
+        speak (2.2.1 before 2.1.1), GET its details and check the endpoints we require.
 
         Raises PartnerApiUnusable (3001), NoCommonVersion (3002), MissingEndpoints (3003)."""
         reply = None
@@ -129,43 +151,58 @@ class Registrar:
             versions = parse_versions(reply.data)
         except VersionsError as exc:
             raise PartnerApiUnusable(f"versions: GET {versions_url}: {exc}") from exc
-        details_url = versions.get(VERSION)
-        if details_url is None:
+        wanted = (version,) if version is not None else VERSIONS
+        chosen = next((v for v in wanted if v in versions), None)
+        if chosen is None:
             offered = ", ".join(sorted(versions)) or "none"
-            raise NoCommonVersion(f"the partner offers OCPI {offered}; we speak only {VERSION}")
+            raise NoCommonVersion(
+                f"the partner offers OCPI {offered}; we speak {' and '.join(wanted)}"
+            )
+        details_url = versions[chosen]
+        if chosen == V211:
+            # 2.1.1 sends tokens as they are (Base64 came with 2.2).
+            encoding = TokenEncoding.RAW
         try:
             details = await self.client.get(
                 details_url, Credential(token, encoding), correlation_id=correlation_id
             )
-            version, endpoints = parse_version_details(details.data)
+            version_found, endpoints = parse_version_details(details.data)
         except PartnerError as exc:
             raise PartnerApiUnusable(f"version details: {exc}") from exc
         except VersionsError as exc:
             raise PartnerApiUnusable(f"version details: GET {details_url}: {exc}") from exc
-        if version != VERSION:
+        if version_found != chosen:
             raise PartnerApiUnusable(
-                f"version details: GET {details_url} describes version {version}, not {VERSION}"
+                f"version details: GET {details_url} describes version {version_found}, "
+                f"not {chosen}"
             )
         missing = missing_endpoints(endpoints, self.required)
         if missing:
             raise MissingEndpoints(
-                f"the partner's {VERSION} endpoints lack what we require: {', '.join(missing)}"
+                f"the partner's {chosen} endpoints lack what we require: {', '.join(missing)}"
             )
-        return Discovery(versions_url, version, endpoints, encoding)
+        return Discovery(versions_url, chosen, endpoints, encoding)
 
     async def accept_credentials(
-        self, caller: Caller, body: object, correlation_id: str | None
+        self,
+        caller: Caller,
+        body: object,
+        correlation_id: str | None,
+        version: str = VERSION,
     ) -> tuple[Partner, str]:
         """A partner's POST (first registration, `caller` used token A) or PUT (update,
-        `caller` used its registered token): fetch its endpoints with the token it sent,
-        then store everything with a new token for it, which the old one stops being.
-        Returns the stored partner and the new token to answer with.
+        `caller` used its registered token) to our credentials endpoint of `version`: fetch
+        its endpoints of that version with the token it sent, then store everything with a
+        new token for it, which the old one stops being. Registering in the other version
+        than before switches the partner's version. 2.1.1 tokens go unencoded (RAW is tried
+        first). Returns the stored partner and the new token to answer with.
 
         Raises RegistrationError; StateChanged (csms.services.partners) when the partner
         changed meanwhile (a concurrent POST, a removal)."""
-        theirs: Credentials = parse_credentials(body)
+        theirs: Credentials = parse_credentials_in(version, body, role_211(caller.partner))
+        first = TokenEncoding.RAW if version == V211 else caller.encoding
         discovery = await self.discover(
-            theirs.url, theirs.token, encodings_from(caller.encoding), correlation_id
+            theirs.url, theirs.token, encodings_from(first), correlation_id, version
         )
         token = new_token()
         registration = Registration(
@@ -184,6 +221,7 @@ class Registrar:
             ocpi_partner=partner.name,
             ocpi_party=partner.parties,
             token_encoding=discovery.encoding.value,
+            ocpi_version=discovery.version,
             endpoints=len(discovery.endpoints),
         )
         self._registered(partner)
@@ -197,7 +235,8 @@ class Registrar:
         encodings: Sequence[TokenEncoding] = (TokenEncoding.BASE64, TokenEncoding.RAW),
     ) -> Partner:
         """Register with a partner as the credentials Sender: discover its endpoints with
-        its token A, POST our credentials with a fresh token for it, store its answer.
+        its token A (in the highest version both speak), POST our credentials of that
+        version with a fresh token for it, store its answer.
 
         Raises PartnerExists, RegistrationError (discovery, or a bad answer) or
         PartnerError (the POST failed). Nothing stays stored on failure."""
@@ -214,10 +253,10 @@ class Registrar:
                 "POST",
                 credentials_url,
                 Credential(token_a, discovery.encoding),
-                json=self.us.credentials(offered),
+                json=self.us.credentials(offered, discovery.version),
             )
             try:
-                theirs = parse_credentials(reply.data)
+                theirs = parse_credentials_in(discovery.version, reply.data)
             except BadCredentials as exc:
                 raise BadCredentials(f"the partner's credentials answer: {exc}") from exc
             caller = Caller(invitation.partner, offered, discovery.encoding, one_time=True)
@@ -244,6 +283,7 @@ class Registrar:
             ocpi_partner=partner.name,
             ocpi_party=partner.parties,
             token_encoding=discovery.encoding.value,
+            ocpi_version=discovery.version,
             endpoints=len(discovery.endpoints),
         )
         self._registered(partner)

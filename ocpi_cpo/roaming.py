@@ -1,7 +1,8 @@
 """Roaming authorization: another party's token presented at one of our chargers is decided
 by its whitelist rule and, when the rule says so, by its eMSP in real time
 (`POST {tokens}/{uid}/authorize` with the location references), bounded by
-`ocpi.authorize_timeout` so that the charger always gets its answer in time.
+`ocpi.authorize_timeout` so that the charger always gets its answer in time. A 2.1.1 eMSP
+is asked without routing headers and its answer read as 2.2.1's.
 
 Used by csms.services.authorization (its `roaming` hook) for 1.6 Authorize/StartTransaction and
 2.0.1 Authorize/TransactionEvent alike. It needs the database and an HTTP client only, so it
@@ -38,6 +39,7 @@ from csms.storage.database import Database
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.envelope import Status
 from ocpi_cpo.errors import PartnerError, PartnerHttpError, PartnerRefused
+from ocpi_cpo.v211 import objects as v211
 
 log = structlog.get_logger("ocpi_cpo.roaming")
 
@@ -107,7 +109,10 @@ class RoamingAuthorizer:
             return NoAnswer.NO_ENDPOINT
         url = f"{target.url.rstrip('/')}/{token.uid}/authorize"
         credential = Credential(partner.their_token, partner.token_encoding)
-        routing = route(self._us, partner.roles, token.party)
+        # 2.1.1 has no routing headers; its LocationReferences are 2.2.1's (plus optional
+        # connector_ids), so the request body is the same in both versions.
+        in_211 = partner.version == v211.VERSION
+        routing = None if in_211 else route(self._us, partner.roles, token.party)
         started = asyncio.get_running_loop().time()
         fields = {"partner": partner.name, "uid": token.uid, "url": url}
         try:
@@ -133,7 +138,10 @@ class RoamingAuthorizer:
         except PartnerError as exc:
             log.warning("realtime_authorization_failed", detail=str(exc), **fields)
             return NoAnswer.UNREACHABLE
-        answer = _answer(reply.data)
+        data = reply.data
+        if in_211 and isinstance(data, dict):
+            data = v211.authorization_info_to_221(data)
+        answer = _answer(data)
         took_ms = round((asyncio.get_running_loop().time() - started) * 1000, 1)
         if answer is None:
             log.warning("realtime_authorization_unreadable", data=reply.data, **fields)

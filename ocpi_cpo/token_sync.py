@@ -1,6 +1,7 @@
 """Partners' tokens into our store: saving them however they arrive (pushed to our tokens
 Receiver, pulled), and pulling a partner's whole list from its tokens Sender interface,
-page by page (the `Link` header, else offset/limit).
+page by page (the `Link` header, else offset/limit). A 2.1.1 partner's tokens are read as
+2.2.1 ones (ocpi_cpo.v211.objects.token_to_221) before anything else sees them.
 
 A pull runs in the background after a registration (TokenPuller, a hook of the Registrar)
 and from `csms ocpi tokens sync`. Validation is csms.core.ocpi_tokens'; nothing here
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin
@@ -38,6 +39,7 @@ from csms.workers import TaskSet
 from ocpi_cpo.client import Credential, OcpiClient, route
 from ocpi_cpo.context import CLIENT, PARTNERS, REGISTRAR, SETTINGS, OcpiSettings
 from ocpi_cpo.errors import OcpiError, PartnerBadResponse
+from ocpi_cpo.v211 import objects as v211
 
 log = structlog.get_logger("ocpi_cpo.token_sync")
 
@@ -170,7 +172,10 @@ async def pull_tokens(
     if endpoint is None:
         raise CannotPull(f"partner {partner.name} offers no tokens Sender endpoint")
     credential = Credential(partner.their_token, partner.token_encoding)
-    routing = route(us, partner.roles)  # a hub's GET All is addressed to the hub itself
+    # A 2.1.1 partner's tokens carry no party (it is the one party it registered as), and
+    # 2.1.1 has no routing headers; a hub's 2.2.1 GET All is addressed to the hub itself.
+    in_211 = partner.version == v211.VERSION and bool(partner.roles)
+    routing = None if in_211 else route(us, partner.roles)
     base = endpoint.url
     url = base
     first = {"offset": "0"}
@@ -192,6 +197,8 @@ async def pull_tokens(
         received += len(reply.data)
         tokens: list[PartnerToken] = []
         for i, item in enumerate(reply.data):
+            if in_211 and isinstance(item, Mapping):
+                item = v211.token_to_221(item, partner.roles[0])
             try:
                 token = parse_token(item, f"data[{i}]")
             except InvalidToken as exc:

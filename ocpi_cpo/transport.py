@@ -59,7 +59,7 @@ from ocpi_cpo.context import (
 from ocpi_cpo.envelope import Status, envelope, format_datetime
 from ocpi_cpo.errors import OcpiFailure
 from ocpi_cpo.pagination import Page, PageError, page_headers, parse_page
-from ocpi_cpo.versions import OurEndpoint
+from ocpi_cpo.versions import VERSION, OurEndpoint
 
 log = structlog.get_logger("ocpi_cpo.transport")
 
@@ -104,9 +104,16 @@ class _Limited(Exception):
 # --- registration of endpoints and routes ------------------------------------------------
 
 
-def add_endpoint(app: web.Application, identifier: str, role: InterfaceRole, path: str) -> None:
-    """List an endpoint of ours in the 2.2.1 version details (URL = ocpi.base_url + path)."""
-    app[REGISTRY].endpoints.append(OurEndpoint(identifier, role, path))
+def add_endpoint(
+    app: web.Application,
+    identifier: str,
+    role: InterfaceRole,
+    path: str,
+    version: str = VERSION,
+) -> None:
+    """List an endpoint of ours in the version details of `version` (URL = ocpi.base_url +
+    path; 2.1.1 details list it without its role)."""
+    app[REGISTRY].endpoints.append(OurEndpoint(identifier, role, path, version))
 
 
 def add_route(
@@ -115,11 +122,14 @@ def add_route(
     path: str,
     handler: Handler,
     access: Access = Access.FUNCTIONAL,
+    version: str = VERSION,
 ) -> None:
     """Serve `method path` (with or without a trailing slash) with `handler`, behind the
-    token rule `access`. Routes added any other way are answered 404."""
+    token rule `access`. Routes added any other way are answered 404. `version`: the OCPI
+    version the route speaks (2.1.1 has no routing headers: none are answered)."""
     route = app.router.add_route(method, path.rstrip("/") + "{_slash:/?}", handler)
     app[REGISTRY].access[route] = access
+    app[REGISTRY].versions[route] = version
 
 
 # --- what handlers use ---------------------------------------------------------------------
@@ -136,6 +146,17 @@ def caller_of(request: web.Request) -> Caller:
 
 def ids_of(request: web.Request) -> RequestIds:
     return request[IDS]
+
+
+def version_of(request: web.Request) -> str:
+    """The OCPI version of the route that serves the request (add_route's `version`)."""
+    return request.app[REGISTRY].versions.get(request.match_info.route, VERSION)
+
+
+def replace_body(request: web.Request, body: Any) -> None:
+    """Hand the handler `body` instead of what was sent: a 2.1.1 route converts the body to
+    2.2.1 and then runs the 2.2.1 handler."""
+    request[_BODY] = body
 
 
 def request_routing(request: web.Request) -> dict[str, str]:
@@ -262,7 +283,11 @@ async def transport_middleware(request: web.Request, handler: Handler) -> web.St
         response = await _answer(request, handler)
         response.headers["X-Request-ID"] = ids.request_id
         response.headers["X-Correlation-ID"] = ids.correlation_id
-        if request.get(_ACCESS) is Access.FUNCTIONAL and CALLER in request:
+        if (
+            request.get(_ACCESS) is Access.FUNCTIONAL
+            and CALLER in request
+            and version_of(request) == VERSION
+        ):
             response.headers.update(_routing_answer(request))
         (log.debug if response.status < 400 else log.info)(
             "ocpi_request_answered",

@@ -388,6 +388,14 @@ def fleet(
 @click.option("--party-id", default="EMS", show_default=True)
 @click.option("--name", default="Demo eMSP", show_default=True, help="business name")
 @click.option(
+    "--version",
+    "ocpi_version",
+    type=click.Choice(["2.2.1", "2.1.1"]),
+    default="2.2.1",
+    show_default=True,
+    help="OCPI version to register and speak in",
+)
+@click.option(
     "--pull",
     "pull_modules",
     default="",
@@ -475,6 +483,7 @@ def emsp(
     country_code: str,
     party_id: str,
     name: str,
+    ocpi_version: str,
     pull_modules: str,
     limit: int | None,
     as_json: bool,
@@ -493,8 +502,8 @@ def emsp(
     authorization_reference: str | None,
     command_timeout: float | None,
 ) -> int:
-    """Be an eMSP: register with a CPO over OCPI 2.2.1, push tokens, pull, answer real-time
-    authorization, send a command; print what the CPO sends until Ctrl-C."""
+    """Be an eMSP: register with a CPO over OCPI 2.2.1 (or 2.1.1), push tokens, pull, answer
+    real-time authorization, send a command; print what the CPO sends until Ctrl-C."""
     from simulators.emsp import EmspSimulator, Party, Push
     from simulators.emsp_tokens import parse_mode, parse_token_spec
 
@@ -514,7 +523,13 @@ def emsp(
         output.out(json.dumps(push.as_json()) if as_json else push.line)
 
     sim = EmspSimulator(
-        party, host=host, port=port, public_url=public_url, on_push=pushed, authorize=mode
+        party,
+        host=host,
+        port=port,
+        public_url=public_url,
+        on_push=pushed,
+        authorize=mode,
+        version=ocpi_version,
     )
     try:
         issued = [sim.add_token(uid, whitelist) for uid, whitelist in specs]
@@ -656,6 +671,10 @@ def _command(
         raise click.UsageError(f"--command {command} needs {' and '.join(missing)}")
     if command == "START_SESSION" and connector_id and not evse_uid:
         raise click.UsageError("--connector needs --evse")
+    if sim.v211 and command == "CANCEL_RESERVATION":
+        raise click.UsageError("OCPI 2.1.1 has no CANCEL_RESERVATION")
+    if sim.v211 and command == "START_SESSION" and (connector_id or authorization_reference):
+        raise click.UsageError("a 2.1.1 START_SESSION takes no --connector or reference")
     # Past the check: every option the command needs is given.
     loc, evse, uid = location_id or "", evse_uid or "", token or ""
     session, reservation = session_id or "", reservation_id or ""

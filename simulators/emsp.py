@@ -1,12 +1,15 @@
-"""A simulated eMSP speaking OCPI 2.2.1 to a CPO: it registers (the credentials handshake as
-Sender), pulls any module page by page, and serves the Receiver endpoints the CPO pushes
-locations, sessions, CDRs and tariffs to, keeping what it got (simulators.emsp_store). It
-issues tokens of its own (listed as a tokens Sender, pushed with PUT and PATCH), answers the
-CPO's real-time authorization requests in a chosen mode, and sends commands, keeping the
-results the CPO posts back to each command's response_url.
+"""A simulated eMSP speaking OCPI 2.2.1 or 2.1.1 to a CPO: it registers (the credentials
+handshake as Sender), pulls any module page by page, and serves the Receiver endpoints the
+CPO pushes locations, sessions, CDRs and tariffs to, keeping what it got
+(simulators.emsp_store). It issues tokens of its own (listed as a tokens Sender, pushed with
+PUT and PATCH), answers the CPO's real-time authorization requests in a chosen mode, and
+sends commands, keeping the results the CPO posts back to each command's response_url.
 
 Written from the spec as an outside party: aiohttp and the standard library only, nothing of
-the CSMS. Printing is the caller's business (the `on_push` hook, `csms-sim emsp`).
+the CSMS. `version="2.1.1"` speaks 2.1.1 throughout (simulators.emsp_v211): the raw token
+header, no routing headers, one party per credentials object, details without roles, 2.1.1
+tokens, AuthorizationInfo and the four 2.1.1 commands; what it receives is kept as sent.
+Printing is the caller's business (the `on_push` hook, `csms-sim emsp`).
 
     sim = EmspSimulator(Party("NL", "EMS", "Demo eMSP"), on_push=lambda p: print(p.line))
     sim.add_token("04A1B2C3", "ALLOWED")
@@ -39,9 +42,11 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import web
 
+from simulators import emsp_v211 as v211
 from simulators.clock import Clock, parse_wire_time, utc_now, wire_time
 from simulators.emsp_commands import (
     Build,
+    CommandBook,
     CommandResult,
     Sent,
     cancel_reservation,
@@ -62,6 +67,7 @@ from simulators.emsp_tokens import (
     new_token,
     token_type,
     where,
+    whitelist_type,
 )
 from simulators.emsp_wire import (
     MAX_BODY,
@@ -81,6 +87,7 @@ from simulators.errors import EmspError, OptionsError, PushRefused
 
 __all__ = [
     "VERSION",
+    "VERSIONS",
     "Authorized",
     "CommandResult",
     "EmspSimulator",
@@ -97,6 +104,8 @@ log = logging.getLogger(__name__)
 BASE_PATH = "/ocpi/emsp"
 VERSIONS_PATH = f"{BASE_PATH}/versions"
 VERSION_PATH = f"{BASE_PATH}/{VERSION}"
+#: The OCPI versions the simulator speaks (one per instance), the default first.
+VERSIONS = (VERSION, v211.VERSION)
 #: A pull stops with an error after this many pages (a CPO whose Link never ends).
 MAX_PAGES = 100_000
 _PARTY = re.compile(r"^[A-Za-z0-9]{3}$")
@@ -149,7 +158,8 @@ class Registration:
 
     def endpoint(self, identifier: str, role: str = "SENDER") -> str | None:
         for ident, r, url in self.endpoints:
-            if ident == identifier and (r == role or identifier == "credentials"):
+            # A 2.1.1 endpoint has no role: one URL per module.
+            if ident == identifier and (r in (role, "") or identifier == "credentials"):
                 return url
         return None
 
@@ -291,7 +301,14 @@ class EmspSimulator:
         timeout: float = 10.0,
         clock: Clock = utc_now,
         authorize: AuthorizeMode | None = None,
+        version: str = VERSION,
     ) -> None:
+        if version not in VERSIONS:
+            raise OptionsError(f"OCPI version must be one of {', '.join(VERSIONS)}, not {version}")
+        self.version = version
+        self.v211 = version == v211.VERSION
+        #: Our version's base path: /ocpi/emsp/2.2.1 or /ocpi/emsp/2.1.1.
+        self.version_path = f"{BASE_PATH}/{version}"
         self.party = party or Party()
         self.host = host
         self.port = port
@@ -299,7 +316,10 @@ class EmspSimulator:
         self.on_push = on_push
         self.timeout = timeout
         self.clock = clock
-        self.stores = Stores()
+        self.stores = Stores(
+            v211=self.v211,
+            commands=CommandBook(v211.RESPONSES, bare=True) if self.v211 else None,
+        )
         self.received: list[Push] = []
         self.registration: Registration | None = None
         #: How real-time authorization requests are answered; may change at any time.
@@ -307,6 +327,8 @@ class EmspSimulator:
         self.authorizations: list[Authorized] = []
         # Tokens the CPO may call us with: token B (and a new B while a handshake runs).
         self._tokens: set[str] = set()
+        # Tokens A we handed out: a CPO registers with us (POST credentials) with one.
+        self._invitations: set[str] = set()
         self._references = itertools.count(1)
         # Notified whenever a command result comes in.
         self._results = asyncio.Condition()
@@ -378,8 +400,8 @@ class EmspSimulator:
     # --- the client side: registration ------------------------------------------------------
 
     async def register(self, versions_url: str, token_a: str) -> Registration:
-        """The credentials handshake as Sender: GET the CPO's versions and 2.2.1 details
-        with token A, POST our credentials with a fresh token B, keep its token C.
+        """The credentials handshake as Sender: GET the CPO's versions and our version's
+        details with token A, POST our credentials with a fresh token B, keep its token C.
 
         Raises EmspError (one line) and keeps nothing when any step fails."""
         if self.registration is not None:
@@ -389,7 +411,7 @@ class EmspSimulator:
         endpoints = await self._discover(versions_url, token_a, correlation)
         credentials_url = next((u for i, _, u in endpoints if i == "credentials"), None)
         if credentials_url is None:
-            raise EmspError("the CPO's 2.2.1 endpoints have no credentials module")
+            raise EmspError(f"the CPO's {self.version} endpoints have no credentials module")
         token_b = secrets.token_urlsafe(32)
         # The CPO calls our versions with token B while it answers the POST.
         self._tokens.add(token_b)
@@ -399,14 +421,22 @@ class EmspSimulator:
                 credentials_url,
                 token_a,
                 correlation,
-                body={"token": token_b, "url": self.versions_url, "roles": [self.party.role]},
+                body=self._our_credentials(token_b),
             )
-            token_c, roles = their_credentials(answer.data)
+            token_c, roles = self._their_credentials(answer.data)
         except BaseException:
             self._tokens.discard(token_b)
             raise
         self.registration = Registration(versions_url, roles, endpoints, token_b, token_c)
         return self.registration
+
+    def invite(self) -> str:
+        """A token A for a CPO to register with us (the handshake the other way round: the
+        CPO GETs our versions and details with it, then POSTs its credentials)."""
+        token_a = secrets.token_urlsafe(24)
+        self._invitations.add(token_a)
+        self._tokens.add(token_a)
+        return token_a
 
     async def unregister(self) -> None:
         """DELETE our credentials at the CPO: it stops calling us, token C is spent."""
@@ -419,10 +449,21 @@ class EmspSimulator:
             self._tokens.discard(registration.token_b)
             self.registration = None
 
+    def _our_credentials(self, token: str) -> Json:
+        party = self.party
+        if self.v211:
+            return v211.credentials(
+                token, self.versions_url, party.country_code, party.party_id, party.name
+            )
+        return {"token": token, "url": self.versions_url, "roles": [party.role]}
+
+    def _their_credentials(self, data: Any) -> tuple[str, tuple[Json, ...]]:
+        return v211.their_credentials(data) if self.v211 else their_credentials(data)
+
     async def _discover(self, versions_url: str, token: str, correlation: str) -> Endpoints:
         where = f"GET {versions_url}"
         versions = (await self._call("GET", versions_url, token, correlation)).data
-        details = details_url(versions, where)
+        details = details_url(versions, where, self.version)
         answer = await self._call("GET", details, token, correlation)
         return endpoints_of(answer.data, f"GET {details}")
 
@@ -460,7 +501,8 @@ class EmspSimulator:
         async for page in self.pages(module, limit):
             objects.extend(o for o in page.objects if isinstance(o, dict))
         if module in MODULES:
-            self.stores.absorb(module, objects)
+            owner = self._registered().cpo if self.v211 else None
+            self.stores.absorb(module, objects, owner)
         return objects
 
     # --- our tokens -------------------------------------------------------------------------
@@ -475,6 +517,19 @@ class EmspSimulator:
     ) -> dict[str, Any]:
         """Issue a token (or reissue the one with this uid and type); the CPO sees it when it
         pulls our list, or after `push_tokens()`. OptionsError for a bad uid or whitelist."""
+        if self.v211:
+            token = v211.new_token(
+                self.party.country_code,
+                self.party.party_id,
+                self.party.name,
+                uid,
+                last_updated=self.clock(),
+                whitelist=whitelist_type(whitelist),
+                type=type,
+                valid=valid,
+            )
+            self.stores.tokens.add(token)
+            return token
         token = new_token(
             self.party.country_code,
             self.party.party_id,
@@ -502,7 +557,7 @@ class EmspSimulator:
 
     def token(self, uid: str, type: str = DEFAULT_TYPE) -> dict[str, Any]:
         """One of our tokens; EmspError when we did not issue it."""
-        found = self.stores.tokens.get(uid, token_type(type))
+        found = self.stores.tokens.get(uid, self._token_type(type))
         if found is None:
             raise EmspError(f"no token {uid} of type {type} was issued")
         return found
@@ -517,7 +572,7 @@ class EmspSimulator:
             uid, kind = str(token["uid"]), str(token["type"])
             answer = await self._call(
                 "PUT",
-                _token_url(base, token, uid, kind),
+                self._token_url(base, uid, kind),
                 registration.token_c,
                 correlation,
                 body=token,
@@ -532,15 +587,15 @@ class EmspSimulator:
         """Change some fields of our token (`{"valid": False}`, `{"whitelist": "NEVER"}`) and
         PATCH the CPO with them and the new last_updated."""
         registration = self._registered()
-        kind = token_type(type)
-        token = self.token(uid, kind)
+        kind = self._token_type(type)
+        self.token(uid, kind)
         try:
             body = self.stores.tokens.patch(uid, kind, dict(fields), self.clock())
         except OptionsError as exc:
             raise EmspError(str(exc)) from None
         answer = await self._call(
             "PATCH",
-            _token_url(self._cpo_tokens(registration), token, uid, kind),
+            self._token_url(self._cpo_tokens(registration), uid, kind),
             registration.token_c,
             str(uuid.uuid4()),
             body=body,
@@ -551,11 +606,10 @@ class EmspSimulator:
     async def token_at_cpo(self, uid: str, type: str = DEFAULT_TYPE) -> dict[str, Any]:
         """Our token as the CPO holds it (GET on its tokens Receiver)."""
         registration = self._registered()
-        kind = token_type(type)
-        mine = {"country_code": self.party.country_code, "party_id": self.party.party_id}
+        kind = self._token_type(type)
         answer = await self._call(
             "GET",
-            _token_url(self._cpo_tokens(registration), mine, uid, kind),
+            self._token_url(self._cpo_tokens(registration), uid, kind),
             registration.token_c,
             str(uuid.uuid4()),
             functional=True,
@@ -563,6 +617,16 @@ class EmspSimulator:
         if not isinstance(answer.data, dict):
             raise EmspError(f"GET token {uid}: the answer's data is not a Token")
         return answer.data
+
+    def _token_type(self, value: str | None) -> str:
+        return v211.token_type(value) if self.v211 else token_type(value)
+
+    def _token_url(self, base: str, uid: str, kind: str) -> str:
+        """`{tokens}/{country_code}/{party_id}/{uid}` at the CPO (Receiver interface), our
+        party's; 2.2.1 adds `?type=` (2.1.1 has no such parameter)."""
+        cc, pid = self.party.country_code.upper(), self.party.party_id.upper()
+        url = f"{base.rstrip('/')}/{cc}/{pid}/{quote(uid, safe='')}"
+        return url if self.v211 else f"{url}?type={kind}"
 
     @staticmethod
     def _cpo_tokens(registration: Registration) -> str:
@@ -586,7 +650,15 @@ class EmspSimulator:
         authorization_reference: str | None = None,
     ) -> Sent:
         """START_SESSION for our token (its uid, RFID, or a whole Token object) at a location,
-        an EVSE of it, a connector of that. A fresh authorization_reference unless given."""
+        an EVSE of it, a connector of that. A fresh authorization_reference unless given.
+        In 2.1.1 there is neither a connector nor a reference: EmspError if one is given."""
+        if self.v211:
+            if connector_id or authorization_reference:
+                raise EmspError("a 2.1.1 START_SESSION names no connector and no reference")
+            build = self._checked(
+                lambda: v211.start_session(self._command_token(token), location_id, evse_uid)
+            )
+            return await self._command("START_SESSION", build)
         reference = authorization_reference or self._new_reference()
         build = self._checked(
             lambda: start_session(
@@ -608,8 +680,18 @@ class EmspSimulator:
         expiry_date: datetime | None = None,
         authorization_reference: str | None = None,
     ) -> Sent:
-        """RESERVE_NOW until `expiry_date` (default: in 30 minutes)."""
+        """RESERVE_NOW until `expiry_date` (default: in 30 minutes); in 2.1.1 the reservation
+        id is a whole number and there is no authorization_reference."""
         expiry = expiry_date or self.clock() + timedelta(minutes=30)
+        if self.v211:
+            if authorization_reference:
+                raise EmspError("a 2.1.1 RESERVE_NOW carries no authorization_reference")
+            build = self._checked(
+                lambda: v211.reserve_now(
+                    self._command_token(token), expiry, reservation_id, location_id, evse_uid
+                )
+            )
+            return await self._command("RESERVE_NOW", build)
         build = self._checked(
             lambda: reserve_now(
                 self._command_token(token),
@@ -623,6 +705,8 @@ class EmspSimulator:
         return await self._command("RESERVE_NOW", build)
 
     async def cancel_reservation(self, reservation_id: str) -> Sent:
+        if self.v211:
+            raise EmspError("OCPI 2.1.1 has no CANCEL_RESERVATION command")
         build = self._checked(lambda: cancel_reservation(reservation_id))
         return await self._command("CANCEL_RESERVATION", build)
 
@@ -641,7 +725,8 @@ class EmspSimulator:
         if sent is None:
             raise EmspError(f"no command {command_id} was sent")
         if seconds is None:
-            seconds = float(sent.response.timeout) if sent.response else self.timeout
+            timeout = sent.response.timeout if sent.response else None
+            seconds = self.timeout if timeout is None else float(timeout)
         try:
             async with asyncio.timeout(seconds), self._results:
                 await self._results.wait_for(lambda: len(book.results_of(command_id)) > index)
@@ -669,7 +754,7 @@ class EmspSimulator:
         if base is None:
             raise EmspError("the CPO offers no commands Receiver endpoint")
         command_id = uuid.uuid4().hex
-        request = build(self.url(f"{VERSION_PATH}/commands/{command}/{command_id}"))
+        request = build(self.url(f"{self.version_path}/commands/{command}/{command_id}"))
         book = self.stores.commands
         book.expect(Sent(command_id, command, request, self.clock()))
         url = f"{base.rstrip('/')}/{command}"
@@ -677,7 +762,8 @@ class EmspSimulator:
             answer = await self._call(
                 "POST", url, registration.token_c, str(uuid.uuid4()), body=request, functional=True
             )
-            response = read_response(answer.data, f"POST {url}")
+            reader = v211.read_response if self.v211 else read_response
+            response = reader(answer.data, f"POST {url}")
         except BaseException:
             book.forget(command_id)
             raise
@@ -707,13 +793,17 @@ class EmspSimulator:
         session = self._session
         if session is None:
             raise EmspError("start() the simulator first")
-        headers = {
-            "Authorization": authorization(token),
-            "X-Request-ID": str(uuid.uuid4()),
-            "X-Correlation-ID": correlation_id,
-            "Accept": "application/json",
-        }
-        if functional and self.registration is not None:
+        if self.v211:
+            # 2.1.1: the token as it is, and none of 2.2.1's request ids or routing headers.
+            headers = {"Authorization": v211.authorization(token), "Accept": "application/json"}
+        else:
+            headers = {
+                "Authorization": authorization(token),
+                "X-Request-ID": str(uuid.uuid4()),
+                "X-Correlation-ID": correlation_id,
+                "Accept": "application/json",
+            }
+        if functional and self.registration is not None and not self.v211:
             to_country, to_party = self.registration.cpo
             headers.update(
                 {
@@ -750,30 +840,27 @@ class EmspSimulator:
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
+        base = self.version_path
         routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
             ("GET", VERSIONS_PATH, self._versions),
-            ("GET", VERSION_PATH, self._details),
+            ("GET", base, self._details),
         ]
         for method in ("GET", "POST", "PUT", "DELETE"):
-            routes.append((method, f"{VERSION_PATH}/credentials", self._credentials))
+            routes.append((method, f"{base}/credentials", self._credentials))
         party = "{country_code}/{party_id}"
-        locations = f"{VERSION_PATH}/locations/{party}/{{location_id}}"
+        locations = f"{base}/locations/{party}/{{location_id}}"
         for suffix in ("", "/{evse_uid}", "/{evse_uid}/{connector_id}"):
             for method in ("GET", "PUT", "PATCH"):
                 routes.append((method, locations + suffix, self._locations))
         for method in ("GET", "PUT", "PATCH"):
-            routes.append(
-                (method, f"{VERSION_PATH}/sessions/{party}/{{session_id}}", self._sessions)
-            )
-        routes.append(("POST", f"{VERSION_PATH}/cdrs", self._post_cdr))
-        routes.append(("GET", f"{VERSION_PATH}/cdrs/{party}/{{cdr_id}}", self._get_cdr))
+            routes.append((method, f"{base}/sessions/{party}/{{session_id}}", self._sessions))
+        routes.append(("POST", f"{base}/cdrs", self._post_cdr))
+        routes.append(("GET", f"{base}/cdrs/{party}/{{cdr_id}}", self._get_cdr))
         for method in ("GET", "PUT", "DELETE"):
-            routes.append((method, f"{VERSION_PATH}/tariffs/{party}/{{tariff_id}}", self._tariffs))
-        routes.append(("GET", f"{VERSION_PATH}/tokens", self._token_list))
-        routes.append(("POST", f"{VERSION_PATH}/tokens/{{uid}}/authorize", self._authorize))
-        routes.append(
-            ("POST", f"{VERSION_PATH}/commands/{{command}}/{{command_id}}", self._command_result)
-        )
+            routes.append((method, f"{base}/tariffs/{party}/{{tariff_id}}", self._tariffs))
+        routes.append(("GET", f"{base}/tokens", self._token_list))
+        routes.append(("POST", f"{base}/tokens/{{uid}}/authorize", self._authorize))
+        routes.append(("POST", f"{base}/commands/{{command}}/{{command_id}}", self._command_result))
         for method, path, handler in routes:
             # Trailing slashes are tolerated.
             app.router.add_route(method, path + "{_slash:/?}", handler)
@@ -786,9 +873,11 @@ class EmspSimulator:
         response: web.StreamResponse
         request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
         correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
-        functional = request.path.startswith(VERSION_PATH + "/") and not request.path.rstrip(
-            "/"
-        ).endswith("/credentials")
+        functional = (
+            not self.v211
+            and request.path.startswith(self.version_path + "/")
+            and not request.path.rstrip("/").endswith("/credentials")
+        )
         try:
             http_exception = request.match_info.http_exception
             if http_exception is not None:
@@ -826,6 +915,8 @@ class EmspSimulator:
         return response
 
     def _token_of(self, header: str | None) -> str | None:
+        if self.v211:
+            return v211.accepted_token(header, self._tokens)
         return accepted_token(header, self._tokens)
 
     def _reply(
@@ -841,9 +932,11 @@ class EmspSimulator:
         return web.json_response(body, status=http, headers=headers)
 
     async def _versions(self, request: web.Request) -> web.Response:
-        return self._reply(data=[{"version": VERSION, "url": self.url(VERSION_PATH)}])
+        return self._reply(data=[{"version": self.version, "url": self.url(self.version_path)}])
 
     async def _details(self, request: web.Request) -> web.Response:
+        if self.v211:
+            return self._reply(data=v211.details(self.url(self.version_path)))
         endpoints = [
             {
                 "identifier": "credentials",
@@ -865,13 +958,14 @@ class EmspSimulator:
     async def _credentials(self, request: web.Request) -> web.Response:
         token = self._token_of(request.headers.get("Authorization"))
         assert token is not None
-        ours = {"url": self.versions_url, "roles": [self.party.role]}
         if request.method == "GET":
-            return self._reply(data={"token": token, **ours})
+            return self._reply(data=self._our_credentials(token))
         registration = self.registration
+        if request.method == "POST" and registration is None and token in self._invitations:
+            return await self._registered_by(request, token)
         if request.method == "POST" or registration is None:
-            # We are the Sender of this handshake: nobody registers with us.
-            return self._reply(2000, "this eMSP registers with CPOs; it takes no POST", http=405)
+            # Registered already, or no token A of ours: nothing to register.
+            return self._reply(2000, "POST credentials with a token A of invite()", http=405)
         if request.method == "DELETE":
             self._tokens.discard(registration.token_b)
             self.registration = None
@@ -879,7 +973,7 @@ class EmspSimulator:
             return self._reply()
         body = await _read_json(request)
         try:
-            token_c, roles = their_credentials(body)
+            token_c, roles = self._their_credentials(body)
             url = body["url"]
             if not isinstance(url, str):
                 raise EmspError("url: must be the CPO's versions URL")
@@ -894,7 +988,30 @@ class EmspSimulator:
         self._tokens.add(token_b)
         self.registration = Registration(url, roles, endpoints, token_b, token_c)
         self._record(request, "credentials", "", 200, 1000, "tokens renewed by the CPO", body)
-        return self._reply(data={"token": token_b, **ours})
+        return self._reply(data=self._our_credentials(token_b))
+
+    async def _registered_by(self, request: web.Request, token_a: str) -> web.Response:
+        """A CPO's POST of its credentials with our token A: fetch its versions and our
+        version's details with the token it gives us, answer ours with a fresh token B."""
+        body = await _read_json(request)
+        try:
+            token_c, roles = self._their_credentials(body)
+            url = body["url"]
+            if not isinstance(url, str):
+                raise EmspError("url: must be the CPO's versions URL")
+            endpoints = await self._discover(
+                url, token_c, request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+            )
+        except EmspError as exc:
+            self._record(request, "credentials", "", 200, 3001, f"refused: {exc}", body)
+            return self._reply(3001, str(exc))
+        token_b = secrets.token_urlsafe(32)
+        self._invitations.discard(token_a)
+        self._tokens.discard(token_a)
+        self._tokens.add(token_b)
+        self.registration = Registration(url, roles, endpoints, token_b, token_c)
+        self._record(request, "credentials", "", 200, 1000, "the CPO registered with us", body)
+        return self._reply(data=self._our_credentials(token_b))
 
     def _key(self, request: web.Request, object_field: str) -> Key:
         info = request.match_info
@@ -956,11 +1073,13 @@ class EmspSimulator:
         store = self.stores
 
         def post(body: Any) -> Taken:
-            k = store.cdr_key(body)
+            # A 2.1.1 CDR names no party: it is the CPO's that pushes it.
+            owner = self.registration.cpo if self.v211 and self.registration else None
+            k = store.cdr_key(body, owner)
             self._check_party(k)
-            k, created = store.post_cdr(body)
+            k, created = store.post_cdr(body, owner)
             text = summary("cdrs", store.cdr(k)) + ("" if created else " (again)")
-            where = self.url(f"{VERSION_PATH}/cdrs/{k[0]}/{k[1]}/{k[2]}")
+            where = self.url(f"{self.version_path}/cdrs/{k[0]}/{k[1]}/{k[2]}")
             return Taken(k, 201 if created else 200, text, {"Location": where})
 
         # The CDR's id is known once its body is read.
@@ -1004,7 +1123,7 @@ class EmspSimulator:
         headers = {"X-Total-Count": str(total), "X-Limit": str(MAX_LIMIT)}
         if offset + len(tokens) < total:
             following = {**query, "offset": str(offset + len(tokens)), "limit": str(limit)}
-            link = self.url(f"{VERSION_PATH}/tokens") + "?" + urlencode(following)
+            link = self.url(f"{self.version_path}/tokens") + "?" + urlencode(following)
             headers["Link"] = f'<{link}>; rel="next"'
         text = f"offset={offset} limit={limit}: {len(tokens)} of {total} token(s)"
         self._record(request, "tokens", "", 200, 1000, text, None)
@@ -1019,7 +1138,7 @@ class EmspSimulator:
         body: Any = None
         try:
             try:
-                kind = token_type(request.query.get("type"))
+                kind = self._token_type(request.query.get("type"))
             except OptionsError as exc:
                 raise PushRefused(200, 2001, str(exc)) from None
             if (await request.read()).strip():
@@ -1043,8 +1162,11 @@ class EmspSimulator:
         else:
             http, code = 200, 1000
             allowed = mode.answer(token)
-            reference = self._new_reference() if allowed == "ALLOWED" else None
-            info = authorization_info(token, allowed, location, reference)
+            if self.v211:
+                info = v211.authorization_info(allowed, location)
+            else:
+                reference = self._new_reference() if allowed == "ALLOWED" else None
+                info = authorization_info(token, allowed, location, reference)
             response = self._reply(data=info)
         asked = Authorized(uid, kind, location, allowed, reference, http, code, self.clock())
         self.authorizations.append(asked)
@@ -1107,12 +1229,6 @@ class EmspSimulator:
         self.received.append(push)
         if self.on_push is not None:
             self.on_push(push)
-
-
-def _token_url(base: str, owner: Mapping[str, Any], uid: str, kind: str) -> str:
-    """`{tokens}/{country_code}/{party_id}/{uid}?type=` at the CPO (Receiver interface)."""
-    cc, pid = str(owner["country_code"]).upper(), str(owner["party_id"]).upper()
-    return f"{base.rstrip('/')}/{cc}/{pid}/{quote(uid, safe='')}?type={kind}"
 
 
 def _count(text: str | None, name: str, default: int, *, least: int = 0) -> int:

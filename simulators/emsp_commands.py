@@ -87,10 +87,10 @@ def text_of(message: Any) -> str | None:
 @dataclass(frozen=True, slots=True)
 class CommandResponse:
     """The CPO's CommandResponse: whether it passes the command on, and for how many seconds
-    a result may take."""
+    a result may take (None: OCPI 2.1.1 does not say)."""
 
     result: str
-    timeout: int
+    timeout: int | None
     message: str | None = None
 
     @property
@@ -118,7 +118,9 @@ class Sent:
         if self.response is None:
             return f"command {self.command} {self.id}: no answer"
         r = self.response
-        text = f"command {self.command} {self.id}: {r.result} (timeout {r.timeout} s)"
+        text = f"command {self.command} {self.id}: {r.result}"
+        if r.timeout is not None:
+            text += f" (timeout {r.timeout} s)"
         return f"{text}: {r.message}" if r.message else text
 
     def as_json(self) -> Json:
@@ -261,11 +263,15 @@ def read_response(data: Any, where: str) -> CommandResponse:
 
 class CommandBook:
     """The commands sent, by id, and the results posted for each (a reservation may get a
-    second one: CANCELED_RESERVATION)."""
+    second one: CANCELED_RESERVATION). `results`: the values a result may have (2.2.1's
+    CommandResultType; in 2.1.1 the CommandResponseType), and `bare`: whether a bare value
+    is taken for a result object (2.1.1's eMSP interface names the type, not an object)."""
 
-    def __init__(self) -> None:
+    def __init__(self, results: tuple[str, ...] = RESULTS, *, bare: bool = False) -> None:
         self.sent: dict[str, Sent] = {}
         self.results: dict[str, list[CommandResult]] = {}
+        self.allowed = results
+        self.bare = bare
 
     def expect(self, sent: Sent) -> None:
         """A command about to go out: its result may arrive before its response does."""
@@ -291,11 +297,14 @@ class CommandBook:
         sent = self.sent.get(command_id)
         if sent is None or sent.command != command:
             raise PushRefused(404, 2000, f"no {command} command {command_id} was sent")
+        if self.bare and isinstance(body, str):
+            body = {"result": body}
         if not isinstance(body, dict):
             raise PushRefused(200, 2001, "the CommandResult must be a JSON object")
         result = body.get("result")
-        if result not in RESULTS:
-            raise PushRefused(200, 2001, f"result {result!r} is not a CommandResultType")
+        if result not in self.allowed:
+            allowed = ", ".join(self.allowed)
+            raise PushRefused(200, 2001, f"result {result!r} is not one of {allowed}")
         taken = CommandResult(
             command_id, command, str(result), text_of(body.get("message")), body, at
         )

@@ -1,6 +1,8 @@
 """What the eMSP simulator holds of a CPO's objects (locations with their EVSEs and
-connectors, sessions, CDRs, tariffs) and the OCPI 2.2.1 Receiver rules for taking pushes;
-beside them its own tokens (simulators.emsp_tokens) and commands (simulators.emsp_commands).
+connectors, sessions, CDRs, tariffs) and the OCPI Receiver rules for taking pushes (2.2.1, or
+2.1.1 where it differs: no last_updated needed in a PATCH, a PATCH's charging_periods replace
+the held ones, objects without country_code/party_id); beside them its own tokens
+(simulators.emsp_tokens) and commands (simulators.emsp_commands).
 
 Pure: JSON objects in and out, `PushRefused` for what a Receiver refuses; no HTTP here.
 """
@@ -105,15 +107,19 @@ def _replace_or_add(items: list[Json], field: str, value: str, new: Json) -> boo
 
 class Stores:
     """One dict per module, `Key` -> the object as the simulator holds it now; the
-    simulator's own tokens, and the commands it sent with the results posted back."""
+    simulator's own tokens, and the commands it sent with the results posted back.
+    `v211`: the objects are OCPI 2.1.1 ones, taken by 2.1.1's rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, v211: bool = False, commands: CommandBook | None = None) -> None:
+        self.v211 = v211
         self.locations: dict[Key, Json] = {}
         self.sessions: dict[Key, Json] = {}
         self.cdrs: dict[Key, Json] = {}
+        # CDRs the CPO POSTed (a CDR only pulled so far may still come as a push).
+        self._cdrs_posted: set[Key] = set()
         self.tariffs: dict[Key, Json] = {}
         self.tokens = TokenBook()
-        self.commands = CommandBook()
+        self.commands = commands or CommandBook()
 
     def of(self, module: str) -> dict[Key, Json]:
         stores = {
@@ -124,15 +130,20 @@ class Stores:
         }
         return stores[module]
 
-    def absorb(self, module: str, objects: Iterable[Any]) -> int:
-        """Keep pulled objects (they carry their own country_code, party_id and id);
-        returns how many were kept."""
+    def absorb(
+        self, module: str, objects: Iterable[Any], owner: tuple[str, str] | None = None
+    ) -> int:
+        """Keep pulled objects (2.2.1 ones carry their own country_code, party_id and id;
+        2.1.1 ones are the `owner`'s, the CPO they were pulled from); returns how many were
+        kept."""
         store = self.of(module)
         kept = 0
         for obj in objects:
             if not isinstance(obj, dict):
                 continue
             cc, pid, oid = obj.get("country_code"), obj.get("party_id"), obj.get("id")
+            if owner is not None and cc is None and pid is None:
+                cc, pid = owner
             if isinstance(cc, str) and isinstance(pid, str) and isinstance(oid, str):
                 store[key(cc, pid, oid)] = copy.deepcopy(obj)
                 kept += 1
@@ -196,7 +207,8 @@ class Stores:
         ones, the parents take the new last_updated. Returns the patched object."""
         what = "Location" if evse_uid is None else "EVSE" if connector_id is None else "Connector"
         patch = _object(body, what)
-        _needs_last_updated(patch, what)
+        if not self.v211:
+            _needs_last_updated(patch, what)
         target = self.location_part(k, evse_uid, connector_id)
         if evse_uid is None:
             _same_id(patch, "id", k[2], what, required=False)
@@ -234,15 +246,21 @@ class Stores:
 
     def patch_session(self, k: Key, body: Any) -> int:
         """PATCH: the fields given replace the held ones, except charging_periods, which
-        are added to the held list. Returns how many periods were added."""
+        are added to the held list (2.2.1). In 2.1.1 every field given replaces the held
+        one, charging_periods too: that version has no rule of its own for them. Returns how
+        many periods were added."""
         patch = _object(body, "Session")
-        _needs_last_updated(patch, "Session")
+        if not self.v211:
+            _needs_last_updated(patch, "Session")
         session = self.session(k)
         _same_id(patch, "id", k[2], "Session", required=False)
         _same_owner(patch, k, "Session")
         periods = patch.get("charging_periods")
         if periods is not None and not isinstance(periods, list):
             raise _invalid("Session: charging_periods must be a list")
+        if self.v211:
+            session.update(copy.deepcopy(patch))
+            return len(periods or [])
         for field, value in patch.items():
             if field != "charging_periods":
                 session[field] = copy.deepcopy(value)
@@ -259,26 +277,31 @@ class Stores:
         return found
 
     @staticmethod
-    def cdr_key(body: Any) -> Key:
-        """The key of a pushed CDR (it comes in the body, not the URL)."""
+    def cdr_key(body: Any, owner: tuple[str, str] | None = None) -> Key:
+        """The key of a pushed CDR (it comes in the body, not the URL; a 2.1.1 CDR has only
+        its id: its party is the `owner`, the CPO that pushed it)."""
         cdr = _object(body, "CDR")
         fields = [cdr.get("country_code"), cdr.get("party_id"), cdr.get("id")]
+        if owner is not None and fields[0] is None and fields[1] is None:
+            fields[:2] = owner
         if not all(isinstance(f, str) and f for f in fields):
             raise _invalid("CDR: country_code, party_id and id are required")
         return key(str(fields[0]), str(fields[1]), str(fields[2]))
 
-    def post_cdr(self, body: Any) -> tuple[Key, bool]:
+    def post_cdr(self, body: Any, owner: tuple[str, str] | None = None) -> tuple[Key, bool]:
         """POST of a new CDR; the same CDR again is taken (a retried push), a different one
-        under a held id is refused (CDRs are never replaced). Returns its key and whether
-        it is new."""
-        k = self.cdr_key(body)
+        under a held id is refused (CDRs are never replaced). A CDR held only from a pull is
+        the CPO's copy, not a push: its POST is taken as new. Returns its key and whether it
+        is new."""
+        k = self.cdr_key(body, owner)
         cdr = _object(body, "CDR")
-        held = self.cdrs.get(k)
+        held = self.cdrs.get(k) if k in self._cdrs_posted else None
         if held is not None:
             if held == cdr:
                 return k, False
             raise _invalid(f"CDR {k[2]} exists and differs: CDRs cannot be replaced")
         self.cdrs[k] = copy.deepcopy(cdr)
+        self._cdrs_posted.add(k)
         return k, True
 
     # --- tariffs -----------------------------------------------------------------------

@@ -31,6 +31,7 @@ __all__ = [
     "parse_token_spec",
     "token_type",
     "where",
+    "whitelist_type",
 ]
 
 Json = dict[str, Any]
@@ -65,7 +66,8 @@ def token_type(value: str | None) -> str:
     return upper
 
 
-def _whitelist(value: str) -> str:
+def whitelist_type(value: str) -> str:
+    """A WhitelistType (case-insensitive; the same in 2.1.1 and 2.2.1), else OptionsError."""
     upper = value.upper()
     if upper not in WHITELISTS:
         raise OptionsError(f"whitelist must be one of {', '.join(WHITELISTS)}, not {value!r}")
@@ -99,7 +101,7 @@ def new_token(
         "visual_number": contract[:_ID36],
         "issuer": issuer[:64],
         "valid": valid,
-        "whitelist": _whitelist(whitelist),
+        "whitelist": whitelist_type(whitelist),
         "last_updated": wire_time(last_updated),
     }
 
@@ -109,7 +111,7 @@ def parse_token_spec(spec: str) -> tuple[str, str]:
     uid, colon, rule = spec.rpartition(":")
     if not colon:
         return spec, "ALWAYS"
-    return uid, _whitelist(rule)
+    return uid, whitelist_type(rule)
 
 
 class TokenBook:
@@ -146,7 +148,7 @@ class TokenBook:
         if fixed:
             raise OptionsError(f"a token's {', '.join(sorted(fixed))} cannot change")
         if "whitelist" in fields:
-            fields = {**fields, "whitelist": _whitelist(str(fields["whitelist"]))}
+            fields = {**fields, "whitelist": whitelist_type(str(fields["whitelist"]))}
         if "valid" in fields and not isinstance(fields["valid"], bool):
             raise OptionsError("valid must be true or false")
         body = {**copy.deepcopy(fields), "last_updated": wire_time(last_updated)}

@@ -1,5 +1,6 @@
 """OCPI 2.2.1 on the wire for the eMSP simulator: the Token header both ways, the response
-envelope, reading a CPO's answers, versions and credentials, and the pagination Link.
+envelope, reading a CPO's answers, versions and credentials, and the pagination Link (the
+envelope, versions, details and Link are the same in 2.1.1: simulators.emsp_v211 has the rest).
 
 Pure functions of bytes, strings and JSON values; the HTTP is simulators.emsp's business.
 """
@@ -126,8 +127,8 @@ def next_link(links: Sequence[str], current: str) -> str | None:
     return None
 
 
-def details_url(versions: Any, where: str) -> str:
-    """The 2.2.1 details URL from a CPO's versions list."""
+def details_url(versions: Any, where: str, version: str = VERSION) -> str:
+    """The details URL of `version` (2.2.1 unless said) from a CPO's versions list."""
     if not isinstance(versions, list):
         raise EmspError(f"{where}: the versions are not a list")
     urls = {
@@ -135,15 +136,16 @@ def details_url(versions: Any, where: str) -> str:
         for v in versions
         if isinstance(v, dict) and isinstance(v.get("url"), str)
     }
-    found = urls.get(VERSION)
+    found = urls.get(version)
     if found is None:
         offered = ", ".join(sorted(urls)) or "none"
-        raise EmspError(f"the CPO offers OCPI {offered}; the simulator speaks {VERSION}")
+        raise EmspError(f"the CPO offers OCPI {offered}; the simulator speaks {version}")
     return str(found)
 
 
 def endpoints_of(details: Any, where: str) -> Endpoints:
-    """The endpoints of a CPO's 2.2.1 version details (malformed entries skipped)."""
+    """The endpoints of a CPO's version details (malformed entries skipped); the role is ""
+    for a 2.1.1 endpoint, which has none."""
     if not isinstance(details, dict) or not isinstance(details.get("endpoints"), list):
         raise EmspError(f"{where}: the version details have no endpoints list")
     return tuple(

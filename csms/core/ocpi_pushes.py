@@ -15,10 +15,15 @@ from csms.core.outbox import Push
 from csms.core.parties import Party
 
 
-def object_url(endpoint: str, us: Party, object_id: str) -> str:
-    """`{endpoint}/{country_code}/{party_id}/{object_id}`: where a client-owned object of
-    ours lives at a Receiver (the id escaped as one path segment)."""
-    return f"{endpoint.rstrip('/')}/{us.country_code}/{us.party_id}/{quote(object_id, safe='')}"
+def object_path(us: Party, object_id: str) -> str:
+    """`{country_code}/{party_id}/{object_id}`: where a client-owned object of ours lives
+    under a Receiver endpoint (the id escaped as one path segment)."""
+    return f"{us.country_code}/{us.party_id}/{quote(object_id, safe='')}"
+
+
+def under(endpoint: str, path: str) -> str:
+    """The URL of `path` under `endpoint` (an empty path: the endpoint itself)."""
+    return f"{endpoint.rstrip('/')}/{path}" if path else endpoint
 
 
 def session_key(session_id: str) -> str:
@@ -41,13 +46,15 @@ def token_party(obj: Mapping[str, Any]) -> Party | None:
 
 def session_put(endpoint: str, us: Party, session: Mapping[str, Any]) -> Push:
     session_id = str(session["id"])
+    path = object_path(us, session_id)
     return Push(
         "sessions",
         "PUT",
-        object_url(endpoint, us, session_id),
+        under(endpoint, path),
         dict(session),
         session_key(session_id),
         to=token_party(session),
+        path=path,
     )
 
 
@@ -56,13 +63,15 @@ def session_patch(
 ) -> Push:
     """A PATCH of `session` (the whole object: it names the token's party) with `body`."""
     session_id = str(session["id"])
+    path = object_path(us, session_id)
     return Push(
         "sessions",
         "PATCH",
-        object_url(endpoint, us, session_id),
+        under(endpoint, path),
         dict(body),
         session_key(session_id),
         to=token_party(session),
+        path=path,
     )
 
 
@@ -70,7 +79,15 @@ def cdr_post(endpoint: str, cdr: Mapping[str, Any]) -> Push:
     """A new CDR (credit CDRs too) POSTed to the eMSP's cdrs endpoint itself, queued behind
     the pushes of its session."""
     session_id = str(cdr.get("session_id") or cdr["id"])
-    return Push("cdrs", "POST", endpoint, dict(cdr), session_key(session_id), to=token_party(cdr))
+    return Push(
+        "cdrs",
+        "POST",
+        endpoint,
+        dict(cdr),
+        session_key(session_id),
+        to=token_party(cdr),
+        path="",
+    )
 
 
 def tariff_key(tariff_id: str) -> str:
@@ -79,16 +96,17 @@ def tariff_key(tariff_id: str) -> str:
 
 def tariff_put(endpoint: str, us: Party, tariff: Mapping[str, Any]) -> Push:
     tariff_id = str(tariff["id"])
+    path = object_path(us, tariff_id)
     return Push(
         "tariffs",
         "PUT",
-        object_url(endpoint, us, tariff_id),
+        under(endpoint, path),
         dict(tariff),
         tariff_key(tariff_id),
+        path=path,
     )
 
 
 def tariff_delete(endpoint: str, us: Party, tariff_id: str) -> Push:
-    return Push(
-        "tariffs", "DELETE", object_url(endpoint, us, tariff_id), None, tariff_key(tariff_id)
-    )
+    path = object_path(us, tariff_id)
+    return Push("tariffs", "DELETE", under(endpoint, path), None, tariff_key(tariff_id), path=path)

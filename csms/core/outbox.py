@@ -30,7 +30,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 @dataclass(frozen=True, slots=True)
 class Push:
-    """A push to enqueue: `url` is absolute (the partner's endpoint plus our
+    """A push to enqueue: `url` is absolute (the partner's endpoint plus `path`: our
     country_code/party_id and the object's ids); `object_key` orders pushes of one object
     (e.g. `locations/LOC1`, `sessions/17`): a later push waits for the earlier one."""
 
@@ -42,6 +42,11 @@ class Push:
     # The party behind the partner the push is for (a session's and CDR's token owner, a
     # command's sender): a hub routes it there. None: the partner itself (a broadcast).
     to: Party | None = None
+    # `url` after the partner's endpoint for `module` (empty: the endpoint itself). The
+    # push is sent to the partner's endpoint as it is at sending time plus this, so a
+    # partner that changed version or endpoints meanwhile gets it at its new ones. None:
+    # `url` is not under an endpoint (a command's response_url): sent to it as it is.
+    path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +65,4 @@ class OutboxEntry:
     created_at: datetime
     delivered_at: datetime | None
     to: Party | None = None
+    path: str | None = None

@@ -718,6 +718,10 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None]
     # `CC*PID` the push is for behind a hub (OCPI-to-* headers); NULL: the partner itself.
     to_party: Mapped[str | None] = mapped_column(String(8))
+    # The URL after the partner's endpoint for the module (`NL/CSM/LOC1/EVSE1`; empty: the
+    # endpoint itself), so that the push goes to the endpoint the partner has when it is
+    # sent. NULL: `url` as stored (a command's response_url, pushes from before 0022).
+    path: Mapped[str | None] = mapped_column(String(512))
 
 
 class SessionPushRow(Base):

@@ -41,6 +41,7 @@ def _to_entry(row: Any) -> OutboxEntry:
         created_at=row.created_at,
         delivered_at=row.delivered_at,
         to=owner_of(row.to_party),
+        path=row.path,
     )
 
 
@@ -70,6 +71,7 @@ async def enqueue(
             created_at=now,
             delivered_at=None,
             to_party=None if push.to is None else str(push.to),
+            path=push.path,
         )
     )
     return int(cast(Sequence[Any], result.inserted_primary_key)[0])

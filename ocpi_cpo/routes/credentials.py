@@ -1,5 +1,6 @@
-"""`/ocpi/2.2.1/credentials`: GET our credentials, POST to register, PUT to update (new
-endpoints, new tokens), DELETE to unregister.
+"""`/ocpi/2.2.1/credentials` and `/ocpi/2.1.1/credentials`: GET our credentials, POST to
+register, PUT to update (new endpoints, new tokens, or the other version), DELETE to
+unregister. The version of the path is the version the partner registers in.
 
 Configuration module: token A or a registered token, no routing headers. The handshake
 itself is ocpi_cpo.registration's.
@@ -23,12 +24,14 @@ from ocpi_cpo.transport import (
     read_json,
     reply,
     settings_of,
+    version_of,
 )
-from ocpi_cpo.versions import VERSION_PATH
+from ocpi_cpo.versions import V211, V211_PATH, VERSION_PATH
 
 log = structlog.get_logger("ocpi_cpo.credentials")
 
 PATH = f"{VERSION_PATH}/credentials"
+PATH_211 = f"{V211_PATH}/credentials"
 
 
 def _not_allowed(message: str) -> OcpiFailure:
@@ -37,7 +40,8 @@ def _not_allowed(message: str) -> OcpiFailure:
 
 async def get_credentials(request: web.Request) -> web.Response:
     """Our credentials, with the token the caller authenticated with."""
-    return reply(request, settings_of(request).us.credentials(caller_of(request).token))
+    us = settings_of(request).us
+    return reply(request, us.credentials(caller_of(request).token, version_of(request)))
 
 
 async def post_credentials(request: web.Request) -> web.Response:
@@ -60,7 +64,7 @@ async def _handshake(request: web.Request) -> web.Response:
     caller = caller_of(request)
     try:
         _partner, token = await request.app[REGISTRAR].accept_credentials(
-            caller, body, ids_of(request).correlation_id
+            caller, body, ids_of(request).correlation_id, version_of(request)
         )
     except RegistrationError as exc:
         log.warning(
@@ -72,7 +76,7 @@ async def _handshake(request: web.Request) -> web.Response:
         raise OcpiFailure(exc.status, str(exc)) from None
     except StateChanged as exc:
         raise _not_allowed(str(exc)) from None
-    return reply(request, settings_of(request).us.credentials(token))
+    return reply(request, settings_of(request).us.credentials(token, version_of(request)))
 
 
 async def delete_credentials(request: web.Request) -> web.Response:
@@ -93,3 +97,11 @@ def setup(app: web.Application) -> None:
     add_route(app, "POST", PATH, post_credentials, Access.CONFIGURATION)
     add_route(app, "PUT", PATH, put_credentials, Access.CONFIGURATION)
     add_route(app, "DELETE", PATH, delete_credentials, Access.CONFIGURATION)
+    add_endpoint(app, "credentials", InterfaceRole.SENDER, PATH_211, V211)
+    for method, handler in (
+        ("GET", get_credentials),
+        ("POST", post_credentials),
+        ("PUT", put_credentials),
+        ("DELETE", delete_credentials),
+    ):
+        add_route(app, method, PATH_211, handler, Access.CONFIGURATION, V211)

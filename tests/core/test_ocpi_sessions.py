@@ -315,3 +315,18 @@ def test_push_urls_and_keys() -> None:
     )
     gone = ocpi_pushes.tariff_delete("https://e/tariffs", US, "T1")
     assert (gone.method, gone.body, gone.object_key) == ("DELETE", None, "tariffs/T1")
+
+
+def test_pushes_keep_the_path_after_the_endpoint() -> None:
+    """What the pusher puts after the partner's endpoint as it is when the push goes out
+    (ocpi_cpo.outgoing): the URL is the endpoint of enqueueing plus this path."""
+    session = session_object(facts(tx()))
+    put = ocpi_pushes.session_put("https://e/s/", US, session)
+    patch = ocpi_pushes.session_patch("https://e/s", US, session, {"kwh": 1})
+    assert put.path == patch.path == "NL/CSM/17"
+    assert put.url == patch.url == ocpi_pushes.under("https://e/s/", "NL/CSM/17")
+    cdr = ocpi_pushes.cdr_post("https://e/cdrs", {"id": "C", "cdr_token": {}})
+    assert cdr.path == "" and ocpi_pushes.under("https://e/cdrs", "") == "https://e/cdrs"
+    tariff = ocpi_pushes.tariff_put("https://e/tariffs", US, {"id": "T 1/2"})
+    assert tariff.path == "NL/CSM/T%201%2F2"
+    assert ocpi_pushes.tariff_delete("https://e/tariffs", US, "T1").path == "NL/CSM/T1"

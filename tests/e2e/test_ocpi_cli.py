@@ -116,7 +116,7 @@ async def test_register_with_a_partner(server: Running, partner: FakePartner) ->
         ),
         "HTTP 401",
     )
-    partner.versions = ("2.1.1",)
+    partner.versions = ("2.0",)
     partner.tokens.add("another-token-a")
     one_line_error(
         await ocpi(
@@ -128,7 +128,7 @@ async def test_register_with_a_partner(server: Running, partner: FakePartner) ->
             "--token",
             "another-token-a",
         ),
-        "the partner offers OCPI 2.1.1; we speak only 2.2.1",
+        "the partner offers OCPI 2.0; we speak 2.2.1 and 2.1.1",
     )
     one_line_error(
         await ocpi(server, "register", "h2", "--versions-url", "ftp://x", "--token", "t"),

@@ -152,7 +152,10 @@ async def test_versions_with_token_a_in_both_encodings(
         )
         assert status == 200
         check_envelope(body, bridge, 1000)
-        assert body["data"] == [{"version": "2.2.1", "url": f"{bridge.base}/ocpi/2.2.1"}]
+        assert body["data"] == [
+            {"version": "2.2.1", "url": f"{bridge.base}/ocpi/2.2.1"},
+            {"version": "2.1.1", "url": f"{bridge.base}/ocpi/2.1.1"},
+        ]
         assert not any(h.lower().startswith("ocpi-") for h in headers)
     status, body, headers = await partner.call(
         "GET", f"{bridge.base}/ocpi/2.2.1/", invitation.token_a

@@ -160,10 +160,24 @@ def test_bad_details(data: Any) -> None:
 
 def test_our_versions_and_details_are_absolute() -> None:
     base = "https://ocpi.example.com/cpo"
-    assert versions_list(base) == [{"version": "2.2.1", "url": f"{base}/ocpi/2.2.1"}]
-    details = version_details(
-        base, [OurEndpoint("credentials", InterfaceRole.SENDER, "/ocpi/2.2.1/credentials")]
-    )
+    assert versions_list(base) == [
+        {"version": "2.2.1", "url": f"{base}/ocpi/2.2.1"},
+        {"version": "2.1.1", "url": f"{base}/ocpi/2.1.1"},
+    ]
+    ours = [
+        OurEndpoint("credentials", InterfaceRole.SENDER, "/ocpi/2.2.1/credentials"),
+        OurEndpoint("credentials", InterfaceRole.SENDER, "/ocpi/2.1.1/credentials", "2.1.1"),
+        OurEndpoint("tokens", InterfaceRole.RECEIVER, "/ocpi/2.1.1/tokens", "2.1.1"),
+    ]
+    # 2.1.1 endpoints have no role.
+    assert version_details(base, ours, "2.1.1") == {
+        "version": "2.1.1",
+        "endpoints": [
+            {"identifier": "credentials", "url": f"{base}/ocpi/2.1.1/credentials"},
+            {"identifier": "tokens", "url": f"{base}/ocpi/2.1.1/tokens"},
+        ],
+    }
+    details = version_details(base, ours)
     assert details == {
         "version": "2.2.1",
         "endpoints": [
@@ -173,4 +187,31 @@ def test_our_versions_and_details_are_absolute() -> None:
                 "url": f"{base}/ocpi/2.2.1/credentials",
             }
         ],
+    }
+
+
+def test_v211_details_get_the_roles_we_use_them_in() -> None:
+    version, endpoints = parse_version_details(
+        {
+            "version": "2.1.1",
+            "endpoints": [
+                {"identifier": m, "url": f"https://emsp.example.com/ocpi/2.1.1/{m}"}
+                for m in ("credentials", "locations", "sessions", "cdrs", "tariffs", "tokens")
+            ]
+            + [
+                {"identifier": "commands", "url": "https://emsp.example.com/cmd"},
+                {"identifier": "custom", "url": "https://emsp.example.com/custom"},
+            ],
+        }
+    )
+    assert version == "2.1.1"
+    roles = {e.identifier: e.role for e in endpoints}
+    assert roles == {
+        "credentials": InterfaceRole.SENDER,
+        "locations": InterfaceRole.RECEIVER,
+        "sessions": InterfaceRole.RECEIVER,
+        "cdrs": InterfaceRole.RECEIVER,
+        "tariffs": InterfaceRole.RECEIVER,
+        "tokens": InterfaceRole.SENDER,
+        "commands": InterfaceRole.RECEIVER,
     }

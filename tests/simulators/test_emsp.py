@@ -19,6 +19,10 @@ import pytest
 
 from csms.app import CsmsApp
 from csms.core.partners import Direction, InterfaceRole, PartnerStatus, Role
+from ocpi_cpo.client import OcpiClient
+from ocpi_cpo.context import OcpiSettings
+from ocpi_cpo.errors import OcpiError
+from ocpi_cpo.registration import Registrar
 from simulators.emsp import EmspSimulator, Party, Push
 from simulators.errors import EmspError
 from tests.e2e.conftest import Running, make_config
@@ -498,3 +502,19 @@ async def test_command_json_and_one_line_errors(cpo: Running) -> None:
     assert bad.returncode == 1
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("csms-sim: GET ") and "HTTP 401" in lines[0]
+
+
+async def test_the_cpo_registers_with_the_simulator(cpo: Running, emsp: EmspSimulator) -> None:
+    settings = OcpiSettings.from_config(cpo.config.ocpi, cpo.ocpi_url)
+    async with aiohttp.ClientSession() as session:
+        registrar = Registrar(
+            cpo.app.partners, OcpiClient(session, timeout=5), settings.us, settings.required
+        )
+        token_a = emsp.invite()
+        partner = await registrar.register_with("sim-out", emsp.versions_url, token_a)
+        # Token A is spent: a second POST with it is refused.
+        with pytest.raises(OcpiError, match="HTTP 401"):
+            await registrar.register_with("again", emsp.versions_url, token_a)
+    assert partner.version == "2.2.1" and [r.party for r in partner.roles] == ["NL/EMS"]
+    assert emsp.registration is not None and "/".join(emsp.registration.cpo) == CPO
+    assert [t["id"] for t in await emsp.pull("tariffs")] == []

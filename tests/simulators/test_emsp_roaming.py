@@ -229,7 +229,7 @@ async def test_start_and_stop_a_session_with_commands(world: World) -> None:
 
     sent = await emsp.start_session("CMD01", LOCATION, EVSE, "1", "SIM-REF-1")
     assert sent.response is not None and sent.response.result == "ACCEPTED"
-    assert sent.response.timeout > 0
+    assert sent.response.timeout is not None and sent.response.timeout > 0
     result = await emsp.command_result(sent.id, 20)
     assert (result.command, result.result) == ("START_SESSION", "ACCEPTED")
     assert emsp.stores.commands.sent[sent.id].request["response_url"].startswith(emsp.base_url)
