@@ -330,7 +330,13 @@ class CsmsApp:
         self.sites = SiteService(self.db, clock)
         self.load: LoadManager | None = None
         if config.smart_charging.enabled:
-            self.load = LoadManager(self.db, clock, self.commands, config.smart_charging)
+            # Alone on its database (SQLite: one process) it follows the chargers through
+            # the charging services' hooks instead of reading them all at every look.
+            self.load = LoadManager(
+                self.db, clock, self.commands, config.smart_charging, alone=self.db.is_sqlite
+            )
+            self.charging.transactions.on_charger.append(self.load.touched)
+            self.charging.stations.on_charger.append(self.load.touched)
             for hooks in (
                 self.charging.transactions.on_started,
                 self.charging.transactions.on_ended,

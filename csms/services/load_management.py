@@ -19,7 +19,10 @@ cheapest hours before its departure (csms.core.price_plan) and waits at 0 A othe
 Caps (demand response, staff or OpenADR) lower the site's limit while they last.
 
 It runs where the charging singletons run (one process per database); readings and
-sessions of chargers connected to other nodes reach it through the database.
+sessions of chargers connected to other nodes reach it through the database. Where one
+process is all there is (SQLite), it keeps the chargers' states and sessions between looks
+and reads again only the chargers whose sessions, status or boot changed (`touched`), and
+all of them every `interval` seconds: a busy site's look costs what changed, not what runs.
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ class LoadManager:
         clock: Clock,
         commands: CommandService,
         settings: SmartChargingConfig | None = None,
+        *,
+        alone: bool = False,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -198,6 +203,23 @@ class LoadManager:
         self._evses: dict[str, int] = {}
         # The newest reading of each running session received here.
         self._live: dict[int, lm_repo.LastReading] = {}
+        # Alone (one process writes the database: SQLite), the linked chargers' states
+        # and running sessions are kept here between looks: a look reads again only the
+        # chargers the charging services named since the last one (`touched`), and all of
+        # them every `interval`; likewise the caps and needs (again when staff changed
+        # the sites' tables), and each new session's need and token priority once. With
+        # several nodes every look reads them all (a session may start on any node).
+        self._alone = alone
+        self._dirty: set[str] = set()
+        self._roster_read = False
+        self._roster_ids: set[str] = set()
+        self._roster_states: dict[str, lm_repo.ChargerState] = {}
+        self._roster_running: dict[str, list[lm_repo.RunningSession]] = {}
+        self._caps: list[Cap] = []
+        self._needs: dict[int, ChargingNeed] = {}
+        self._priorities: dict[int, int] = {}
+        self._looked_up: set[int] = set()  # sessions whose need and priority were read
+        self._unread: set[int] = set()  # sessions without a stored reading (alone)
         self.pictures: dict[str, SitePicture] = {}
         # Counters for /metrics.
         self.cycles = 0
@@ -220,6 +242,13 @@ class LoadManager:
         """Something changed (a start, a stop, a status): look again now."""
         self._wake.set()
 
+    def touched(self, cp_id: str) -> None:
+        """A charger's sessions, status, connection or boot changed (committed): the next
+        look reads it again."""
+        if self._alone:
+            self._dirty.add(cp_id)
+        self._wake.set()
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
@@ -233,6 +262,7 @@ class LoadManager:
             self._sent.clear()
             self._chargers.clear()
             self._fingerprint = None
+            self._roster_read = False
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -293,10 +323,14 @@ class LoadManager:
         # A look over a thousand sessions takes tens of milliseconds: handed back to the
         # event loop every few, so that the chargers' messages are not held up meanwhile.
         slicer = TimeSlice()
+        # Taken before the read begins: what was committed before is in the read's
+        # snapshot, what is touched from now on is read at the next look.
+        dirty, self._dirty = self._dirty, set()
         async with self._db.read() as conn:
             fingerprint = await site_repo.fingerprint(conn)
             full = time.monotonic() - self._loaded_at >= settings.interval
-            if fingerprint != self._fingerprint or full:
+            staff_changed = fingerprint != self._fingerprint
+            if staff_changed or full:
                 self._trees = await site_repo.trees(conn)
                 self._fingerprint = fingerprint
                 self._loaded_at = time.monotonic()
@@ -306,17 +340,34 @@ class LoadManager:
                 return
             if full or not links.keys() <= self._evses.keys():
                 self._evses.update(await lm_repo.evse_counts(conn, links))
-            states = await lm_repo.charger_states(conn, links, self._evses, slicer)
-            sessions = await lm_repo.running_sessions(conn, links, slicer)
+            states, sessions = await self._roster(conn, links, dirty, full, slicer)
             tx_ids = [s.transaction_id for s in sessions]
             # Readings this process received as they came; the others' (a charger on
             # another node, a session older than this process) from the database.
             readings = {tx: self._live[tx] for tx in tx_ids if tx in self._live}
-            missing = [tx for tx in tx_ids if tx not in readings]
-            readings.update(await lm_repo.last_readings(conn, missing))
-            caps = await site_repo.caps(conn, now)
-            needs = await site_repo.needs(conn, tx_ids)
-            priorities = await site_repo.token_priorities(conn, tx_ids)
+            if full:
+                self._unread.clear()
+            missing = [tx for tx in tx_ids if tx not in readings and tx not in self._unread]
+            stored = await lm_repo.last_readings(conn, missing)
+            readings.update(stored)
+            if self._alone:
+                # Alone, a session's readings all pass through `readings()`: one without a
+                # stored reading is not looked up again before the next full read.
+                self._unread.update(tx for tx in missing if tx not in stored)
+            if not self._alone or staff_changed or full:
+                self._caps = await site_repo.caps(conn, now)
+                self._needs = await site_repo.needs(conn, tx_ids)
+                self._priorities = await site_repo.token_priorities(conn, tx_ids)
+                self._looked_up = set(tx_ids)
+            else:
+                new = [tx for tx in tx_ids if tx not in self._looked_up]
+                if new:
+                    self._needs.update(await site_repo.needs(conn, new))
+                    self._priorities.update(await site_repo.token_priorities(conn, new))
+                    self._looked_up.update(new)
+            caps = [c for c in self._caps if c.end_at > now]
+            needs = {tx: self._needs[tx] for tx in tx_ids if tx in self._needs}
+            priorities = {tx: self._priorities[tx] for tx in tx_ids if tx in self._priorities}
             prices: dict[str, list[PriceSlot]] = {}
             if needs:
                 for tree in trees:
@@ -354,10 +405,56 @@ class LoadManager:
         for gone in set(self.pictures) - {t.site.id for t in trees}:
             del self.pictures[gone]
         live = set(tx_ids)
-        for kept in (self._sent, self._live):
+        for kept in (self._sent, self._live, self._needs, self._priorities):
             for tx_id in [tx for tx in kept if tx not in live]:
                 del kept[tx_id]
+        self._looked_up &= live
+        self._unread &= live
         self.cycle_seconds += time.perf_counter() - started
+
+    async def _roster(
+        self,
+        conn: Any,
+        links: Mapping[str, Any],
+        dirty: set[str],
+        full: bool,
+        slicer: TimeSlice,
+    ) -> tuple[Mapping[str, lm_repo.ChargerState], list[lm_repo.RunningSession]]:
+        """The linked chargers' states and running sessions (by transaction id): all read
+        from the database, or (alone, between full reads) those kept here with the touched
+        and newly linked chargers read again."""
+        if not self._alone or full or not self._roster_read:
+            states = await lm_repo.charger_states(conn, links, self._evses, slicer)
+            sessions = await lm_repo.running_sessions(conn, links, slicer)
+            if self._alone:
+                self._roster_read = True
+                self._roster_ids = set(links)
+                self._roster_states = dict(states)
+                self._roster_running = {}
+                for s in sessions:
+                    self._roster_running.setdefault(s.charge_point_id, []).append(s)
+            return states, sessions
+        for gone in self._roster_ids - links.keys():
+            self._roster_ids.discard(gone)
+            self._roster_states.pop(gone, None)
+            self._roster_running.pop(gone, None)
+        again = {cp for cp in dirty if cp in links} | (links.keys() - self._roster_ids)
+        if again:
+            states = await lm_repo.charger_states(conn, again, self._evses, slicer)
+            sessions = await lm_repo.running_sessions(conn, again, slicer)
+            for cp_id in again:
+                self._roster_ids.add(cp_id)
+                self._roster_running.pop(cp_id, None)
+                state = states.get(cp_id)
+                if state is None:
+                    self._roster_states.pop(cp_id, None)
+                else:
+                    self._roster_states[cp_id] = state
+            for s in sessions:
+                self._roster_running.setdefault(s.charge_point_id, []).append(s)
+        running = [s for kept in self._roster_running.values() for s in kept]
+        running.sort(key=lambda s: s.transaction_id)
+        return self._roster_states, running
 
     async def _site(
         self,

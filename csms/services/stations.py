@@ -234,6 +234,9 @@ class StationService:
         self.on_status: list[Callable[[], None]] = []
         # Called with what changed, after it is committed (the dashboard's live feed).
         self.on_event: list[Callable[[StationEvent], None]] = []
+        # Called with a charger's id after its status, its connection or its boot is
+        # committed (the load manager reads that charger again, not all of them).
+        self.on_charger: list[Callable[[str], None]] = []
 
     def now(self) -> datetime:
         return self._clock()
@@ -244,6 +247,11 @@ class StationService:
         if event is not None:
             for watcher in self.on_event:
                 watcher(event)
+            self._charger_changed(event.charge_point_id)
+
+    def _charger_changed(self, cp_id: str) -> None:
+        for hook in self.on_charger:
+            hook(cp_id)
 
     # --- connection lifecycle --------------------------------------------------------
 
@@ -317,6 +325,7 @@ class StationService:
             base_report_firmware=firmware if due else None,
         )
         await self._store.booted(cp_id, boot, now)
+        self._charger_changed(cp_id)
         if known is None:
             log.info("charger_registered_itself", charge_point_id=cp_id, registration=status.value)
             # Stored now, and marked connected in the same write (its connection was not).

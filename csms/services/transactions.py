@@ -267,6 +267,10 @@ class TransactionService:
         # Called with a running transaction's id and its new readings once they are
         # stored (the load manager reads what sessions draw from them).
         self.on_readings: list[Callable[[int, Sequence[Sample]], None]] = []
+        # Called with a charger's id after one of its transactions started, ended or
+        # otherwise changed beyond new readings (the load manager reads that charger's
+        # running sessions again, not all of them).
+        self.on_charger: list[Callable[[str], None]] = []
         # The meters' public keys that 2.0.1 signed values carry (set by the app).
         self.meter_keys: MeterKeys | None = None
 
@@ -284,13 +288,19 @@ class TransactionService:
         most = max(self._by_ocpp_id.max_keys, self._starts_at.max_keys)
         await tx_repo.warm_up(self._db.engine.dialect, most)
 
-    def _ended(self) -> None:
+    def _ended(self, cp_id: str) -> None:
+        self._charger_changed(cp_id)
         for hook in self.on_ended:
             hook()
 
-    def _started(self) -> None:
+    def _started(self, cp_id: str) -> None:
+        self._charger_changed(cp_id)
         for hook in self.on_started:
             hook()
+
+    def _charger_changed(self, cp_id: str) -> None:
+        for hook in self.on_charger:
+            hook(cp_id)
 
     def _read(self, tx_id: int, samples: Sequence[Sample]) -> None:
         if samples:
@@ -412,7 +422,7 @@ class TransactionService:
             auth_status=auth.status.value,
             flags=list(tx.flags) or None,
         )
-        self._started()
+        self._started(cp_id)
         return StartResult(tx.id, auth, False)
 
     async def _previous_start(
@@ -573,7 +583,7 @@ class TransactionService:
             energy_wh=energy.energy_wh,
             flags=list(all_flags) or None,
         )
-        self._ended()
+        self._ended(cp_id)
         return StopResult(auth, True, False, energy.energy_wh, all_flags, tx.evse_id)
 
     async def _transaction(self, tx_id: int) -> Transaction | None:
@@ -1004,7 +1014,7 @@ class TransactionService:
                 evse_id=event.evse_id,
                 offline=event.offline,
             )
-            self._started()
+            self._started(cp_id)
         elif result.ended:
             log.info(
                 "transaction_stopped",
@@ -1012,7 +1022,11 @@ class TransactionService:
                 transaction_id=result.transaction_id,
                 offline=event.offline,
             )
-            self._ended()
+            self._ended(cp_id)
+        elif result.cursor is not None:
+            # Not the common case of new readings only (that returns no cursor): the
+            # transaction itself may have changed (created from a late event, its EVSE).
+            self._charger_changed(cp_id)
 
     async def _append_event(
         self,

@@ -572,7 +572,12 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def session_patch(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A 2.2.1 Session PATCH body in 2.1.1 (fields 2.1.1 lacks dropped)."""
+    """A 2.2.1 Session PATCH body in 2.1.1 (fields 2.1.1 lacks dropped).
+
+    Charging periods are left out: our 2.2.1 PATCHes carry only the new periods, which a
+    2.2.1 receiver appends, but 2.1.1 has no such rule, so a 2.1.1 receiver would replace
+    the periods it holds with the newest few. It gets them all with the session's next PUT
+    (the final one at the latest)."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if key == "start_date_time":
@@ -581,8 +586,6 @@ def session_patch(fields: Mapping[str, Any]) -> dict[str, Any]:
             out["end_datetime"] = value
         elif key == "total_cost":
             out[key] = _money(value)
-        elif key == "charging_periods":
-            out[key] = charging_periods(value)
         elif key == "status":
             out[key] = _SESSION_STATUSES.get(str(value), "PENDING")
         elif key == "auth_method":

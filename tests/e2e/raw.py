@@ -34,7 +34,10 @@ async def open_raw(
         ]
         or None,
         additional_headers=headers,
-        open_timeout=5,
+        # A handshake takes milliseconds; 15 s leaves room for a CI machine running every
+        # worker's servers at once (5 s timed out there once), and a test that means to
+        # see a slow handshake says so with its own timeout.
+        open_timeout=15,
     )
 
 

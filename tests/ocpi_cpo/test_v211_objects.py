@@ -274,10 +274,7 @@ def test_session_patch() -> None:
         "total_cost": 0.5,
         "status": "ACTIVE",
         "last_updated": T,
-        "charging_periods": [
-            {"start_date_time": T, "dimensions": [{"type": "TIME", "volume": 0.1}]}
-        ],
-    }
+    }, "2.1.1 has no append rule for a PATCH's periods: the next PUT carries them all"
 
 
 def cdr_221(**change: Any) -> dict[str, Any]:
