@@ -265,6 +265,8 @@ class Pusher:
         self._watched_at = loop_now
         async with self.db.read() as conn:
             found = await partners_repo.backlogs(conn)
+        if not found and not self._overdue:
+            return  # nothing waits (the clock is not read, as in _round)
         now = self.clock()
         limit = self.settings.push_alert_after
         late: dict[int, str] = {}
