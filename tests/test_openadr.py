@@ -372,8 +372,11 @@ async def test_the_ven_retries_registration_until_the_vtn_comes(running: Any) ->
         vtn = Vtn(port)
         await vtn.start()
         try:
-            # Its next attempt comes within a poll; a loaded machine may take longer.
+            # Its next attempt comes within a poll; a loaded machine may take longer. The
+            # round that registers ends (and logs the VTN reachable) after `registered`
+            # turns true: waited for too, before the VTN goes.
             await until(lambda: ven.registered, 20.0)
+            await until(lambda: any(e["event"] == "openadr_vtn_reachable" for e in logs), 20.0)
         finally:
             await vtn.stop()
     events = [e["event"] for e in logs]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cli import run_csms
 from tests.e2e.raw import BOOT
 from tests.postgres import Current, db_url_for
 
@@ -63,15 +64,7 @@ def workdir(tmp_path: Path, empty_database: Path) -> Path:
 
 def csms(workdir: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
-    result = subprocess.run(
-        [*CSMS, *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    result = run_csms(args, env=env, cwd=workdir)
     if ok:
         assert result.returncode == 0, result.stderr
     return result

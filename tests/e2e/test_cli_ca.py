@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,21 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CSMS = [sys.executable, "-m", "csms.cli.main"]
+from tests.e2e.cli import run_csms
 
 
 def run(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
-    return subprocess.run(
-        [*CSMS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**env, **extra},
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_csms(args, env={**env, **extra}, cwd=cwd)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from csms.core.ocmf import cdr_signed_data
 from csms.services.meter_signatures import canonical_public_key, verify_transaction
 from csms.storage import cdrs
+from tests.e2e.cli import run_csms
 from tests.ocmf_data import Meter, tamper
 from tests.postgres import db_url_for
 from tests.services.test_meter_signatures import (
@@ -39,7 +39,6 @@ from tests.services.test_meter_signatures import (
 # `cdrs export --safe` on PostgreSQL too (about 40 s of CI).
 pytestmark = pytest.mark.sqlite_only
 
-CSMS = [sys.executable, "-m", "csms.cli.main"]
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
@@ -95,15 +94,7 @@ def stored(seq: int, cdr_id: str, kwh: str, signed_data: dict[str, Any] | None) 
 
 def run(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
-    return subprocess.run(
-        [*CSMS, *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    return run_csms(args, env=env, cwd=workdir)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:

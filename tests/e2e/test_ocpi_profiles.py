@@ -22,6 +22,7 @@ from csms.core.authorization import Token, TokenStatus
 from csms.core.clock import utc_now
 from csms.core.locations import Location
 from csms.services.locations import LocationService
+from ocpi_cpo.token_sync import TOKEN_PULLER
 from tests.e2e.cli import csms, ok, one_line_error
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.fake_partner import FakePartner, Seen
@@ -108,6 +109,10 @@ async def _register(server: Running, name: str, role: dict[str, Any]) -> Peer:
 @pytest.fixture
 async def world(start_server: StartServer) -> AsyncIterator[World]:
     server = await start_server(ocpi={"session_update_interval": 1.0, "push_interval": 0.1})
+    # The pull that follows a registration would race the tests' own `csms ocpi tokens
+    # sync` (whichever comes first creates the tokens): only the tests pull here.
+    assert server.app.ocpi_app is not None
+    server.app.ocpi_app[TOKEN_PULLER].delay = 3600
     peers = {
         "gireve": await _register(server, "gireve", GIREVE_ROLE),
         "ecl": await _register(server, "ecl", ECL_ROLE),
