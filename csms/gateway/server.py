@@ -662,7 +662,9 @@ class OcppServer:
             return
         cutoff = time.time() - limit
         for cp_id, live in self.registry.items():
-            if live.session.last_seen < cutoff:
+            # Idle: nothing heard for `limit` and no answer of ours under way (a boot that
+            # waits for a slow database is not the charger's silence).
+            if live.session.last_seen < cutoff and not live.session.handling:
                 log.info("charger_idle_closed", charge_point_id=cp_id, idle_seconds=limit)
                 self._closing.spawn(live.ws.close(1001, "idle timeout"), name=f"idle-close-{cp_id}")
 

@@ -76,6 +76,7 @@ class OcppSession:
         "_pending",
         "adapter",
         "cp_id",
+        "handling",
         "last_seen",
         "lenient",
         "metrics",
@@ -100,6 +101,8 @@ class OcppSession:
         self.lenient = lenient
         self.metrics = metrics
         self.last_seen = time.time()
+        # Frames being handled now: a charger waiting for our answer is not idle.
+        self.handling = 0
         self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] | None = None
         self._call_lock: asyncio.Lock | None = None
         self._deviations: set[tuple[str, str, str]] | None = None
@@ -113,6 +116,13 @@ class OcppSession:
     async def on_text(self, text: str | bytes) -> None:
         """Handle one frame; replies go out through `send`."""
         self.last_seen = time.time()
+        self.handling += 1
+        try:
+            await self._on_text(text)
+        finally:
+            self.handling -= 1
+
+    async def _on_text(self, text: str | bytes) -> None:
         try:
             frame = parse_frame(text)
         except UnreadableFrame as exc:
