@@ -305,6 +305,7 @@ async def test_we_register_with_a_211_partner(server: Running, fake211: Fake211)
         env=env,
     )
     assert ran.code == 0, ran.err
+    assert "registered with emsp211 (DE/EMV EMSP), OCPI 2.1.1" in ran.out
     (post,) = [r for r in fake211.received if r[0] == "POST"]
     _, path, headers, body = post
     assert path == "/ocpi/emsp211/2.1.1/credentials"
