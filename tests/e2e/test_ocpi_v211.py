@@ -227,6 +227,10 @@ async def test_versions_list_both_and_211_details_have_no_roles(
     answer = await fake211.call("GET", f"{base}/ocpi/2.2.1", invitation.token_a)
     assert all(e["url"].startswith(f"{base}/ocpi/2.2.1/") for e in answer.data["endpoints"])
     assert "hubclientinfo" in {e["identifier"] for e in answer.data["endpoints"]}
+    # 2.1.1 has no hubclientinfo or chargingprofiles.
+    for module in ("hubclientinfo", "chargingprofiles"):
+        answer = await fake211.call("GET", f"{base}/ocpi/2.1.1/{module}", invitation.token_a)
+        assert answer.status == 404, module
     # Functional 2.1.1 modules need a registered token.
     answer = await fake211.call("GET", f"{base}/ocpi/2.1.1/locations", invitation.token_a)
     assert answer.status == 401
@@ -305,6 +309,7 @@ async def test_we_register_with_a_211_partner(server: Running, fake211: Fake211)
         env=env,
     )
     assert ran.code == 0, ran.err
+    assert "registered with emsp211 (DE/EMV EMSP), OCPI 2.1.1" in ran.out
     (post,) = [r for r in fake211.received if r[0] == "POST"]
     _, path, headers, body = post
     assert path == "/ocpi/emsp211/2.1.1/credentials"
