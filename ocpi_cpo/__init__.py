@@ -1,4 +1,5 @@
-"""OCPI 2.2.1 CPO bridge: an aiohttp app (`ocpi_cpo.app.build_ocpi_app`) serving our
+"""OCPI CPO bridge, 2.2.1 and 2.1.1 (ocpi_cpo.v211): an aiohttp app
+(`ocpi_cpo.app.build_ocpi_app`) serving our
 versions, credentials and, module by module, the CPO interfaces to roaming partners.
 
 It reads and writes through csms.core, csms.storage and csms.services; it never imports

@@ -1,4 +1,5 @@
-"""The OCPI 2.2.1 CPO bridge as an aiohttp application: `build_ocpi_app` wires settings,
+"""The OCPI CPO bridge (2.2.1, and 2.1.1 through ocpi_cpo.v211) as an aiohttp application:
+`build_ocpi_app` wires settings,
 the partner service, the transport middleware and every module's routes.
 
 Serving it (sockets, runner) is the composition root's job (csms.app); nothing here

@@ -82,7 +82,7 @@ class LazyGroup(click.Group):
     help=DATA_DIR_HELP,
 )
 def cli() -> None:
-    """OCPP 1.6J / 2.0.1 central system with an OCPI 2.2.1 CPO bridge."""
+    """OCPP 1.6J / 2.0.1 central system with an OCPI 2.2.1 and 2.1.1 CPO bridge."""
 
 
 def parse_only(values: tuple[str, ...]) -> tuple[str, ...]:
