@@ -32,10 +32,14 @@ PARTIAL = b"GET /ocpi/versions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 class Half:
     """One raw TCP connection that sent `PARTIAL` and nothing more."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, opened: float
+    ) -> None:
         self.reader = reader
         self.writer = writer
-        self.opened = time.monotonic()
+        # Taken before connecting: the server's clock for this connection cannot start
+        # earlier, however long the (shared) event loop took to come back to the client.
+        self.opened = opened
 
     async def closed_after(self, limit: float) -> tuple[float, bytes]:
         """Seconds from opening until the server closed it, and what it said before."""
@@ -53,10 +57,11 @@ class Half:
 
 
 async def half_open(port: int, payload: bytes = PARTIAL) -> Half:
+    opened = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(payload)
     await writer.drain()
-    return Half(reader, writer)
+    return Half(reader, writer, opened)
 
 
 @asynccontextmanager
