@@ -945,6 +945,16 @@ def _validate_payments(section: PaymentsConfig) -> None:
         )
     if section.smtp_host and not section.smtp_from:
         raise ConfigError("payments.smtp_host is set but payments.smtp_from is not")
+    if section.enabled and section.provider == "stripe":
+        for key, variable in (
+            ("secret_key", "CSMS_STRIPE_SECRET_KEY"),
+            ("webhook_secret", "CSMS_STRIPE_WEBHOOK_SECRET"),
+        ):
+            if not getattr(section.stripe, key):
+                raise ConfigError(
+                    f"payments.provider is stripe but payments.stripe.{key} is not set "
+                    f"(or {variable})"
+                )
 
 
 def _validate_eichrecht(section: EichrechtConfig) -> None:

@@ -331,6 +331,15 @@ class FakeStripe:
                 "The Checkout Session's total amount due must add up to at least 0.50.",
                 code="amount_too_small",
             )
+        now = int(time.time())
+        expires_at = _integer(params, "expires_at", now + 24 * 3600)
+        if not now + 30 * 60 <= expires_at <= now + 24 * 3600:
+            raise StripeFailure(
+                400,
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
+                "Checkout Session creation.",
+                param="expires_at",
+            )
         sid = f"cs_test_{secrets.token_hex(12)}"
         intent_data = params.get("payment_intent_data") or {}
         session = {
@@ -349,8 +358,8 @@ class FakeStripe:
             "url": f"{self.api_base}/c/pay/{sid}",
             "payment_intent": None,
             "allowed_payment_method_types": params.get("allowed_payment_method_types"),
-            "created": int(time.time()),
-            "expires_at": int(time.time()) + 24 * 3600,
+            "created": now,
+            "expires_at": expires_at,
             "livemode": False,
             # What the PaymentIntent is made with once the driver pays (not Stripe's field).
             "_intent_data": {

@@ -5,9 +5,11 @@ signatures, and how Stripe's failures become ours. No network, no server of ours
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +21,7 @@ from csms.core.payments import (
     ProviderState,
     ProviderUnavailable,
 )
-from csms.services.payment_providers.stripe import StripeProvider
+from csms.services.payment_providers.stripe import WEBHOOK_EVENTS, StripeProvider
 from tests.fake_stripe import DECLINED_CARD, FakeStripe, StripeFailure
 
 
@@ -97,9 +99,27 @@ async def test_checkout_asks_stripe_for_a_manual_capture_hold(
     assert sent.params["success_url"] == "https://csms.example/pay/-/payments/pay-1"
     assert sent.params["cancel_url"] == "https://csms.example/pay/DE*ABC*E1"
     assert sent.params["customer_email"] == "driver@example.org"
+    expires_in = int(sent.params["expires_at"]) - time.time()
+    assert 31 * 60 - 5 < expires_in <= 31 * 60  # Stripe's least, and a minute
     status = await provider.status(checkout.checkout_ref, None)
     assert status.state is ProviderState.PENDING
     assert status.provider_ref is None
+
+
+@pytest.mark.parametrize(("given", "expected"), [(3 * 3600, 3 * 3600), (10 * 86400, 86400)])
+async def test_the_checkout_closes_when_the_service_gives_up(
+    fake: FakeStripe, given: float, expected: int
+) -> None:
+    provider = StripeProvider(
+        fake.secret_key, fake.webhook_secret, fake.api_base, checkout_expiry_s=given
+    )
+    try:
+        checkout = await provider.checkout(request(), key="checkout-pay-1")
+    finally:
+        await provider.close()
+
+    expires_in = fake.sessions[checkout.checkout_ref]["expires_at"] - time.time()
+    assert expected - 5 < expires_in <= expected
 
 
 async def test_the_same_checkout_key_makes_one_session(
@@ -456,6 +476,15 @@ async def test_a_wrong_key_is_unavailable_not_declined(fake: FakeStripe) -> None
 async def test_unknown_payment_intent_is_declined(provider: StripeProvider) -> None:
     with pytest.raises(PaymentDeclined, match="No such payment_intent"):
         await provider.capture("pi_missing", 100, key="capture-x")
+
+
+def test_the_example_config_names_the_webhook_events() -> None:
+    text = (Path(__file__).parents[2] / "config.example.toml").read_text(encoding="utf-8")
+    comment = text[text.index("[payments.stripe]") : text.index("secret_key =")]
+
+    named = re.findall(r"\b(?:checkout\.session|payment_intent|charge)\.[a-z_]+", comment)
+
+    assert sorted(named) == sorted(WEBHOOK_EVENTS)
 
 
 def test_a_secret_key_is_needed() -> None:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from csms.config import PaymentsConfig
 from csms.core.clock import Clock
 from csms.core.payments import PaymentProvider
+from csms.services.payment_providers.stripe import StripeProvider
 from csms.services.payment_providers.test import TestProvider
 from csms.storage.database import Database
 
-__all__ = ["TestProvider", "providers"]
+__all__ = ["StripeProvider", "TestProvider", "providers"]
 
 
 def providers(
@@ -26,4 +27,12 @@ def providers(
     found: dict[str, PaymentProvider] = {}
     if config.provider == "test":
         found["test"] = TestProvider(db, clock, base_url)
+    if config.provider == "stripe":
+        stripe = config.stripe
+        found["stripe"] = StripeProvider(
+            stripe.secret_key,
+            stripe.webhook_secret,
+            stripe.api_base or None,
+            checkout_expiry_s=config.checkout_timeout,
+        )
     return found

@@ -14,6 +14,7 @@ BadSignature.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ from csms.core.payments import (
     ProviderUnavailable,
 )
 
-__all__ = ["EVENT_KINDS", "StripeProvider"]
+__all__ = ["EVENT_KINDS", "WEBHOOK_EVENTS", "StripeProvider"]
 
 _T = TypeVar("_T")
 
@@ -53,6 +54,9 @@ EVENT_KINDS: Mapping[str, EventKind] = {
 # The events an operator enables on the webhook endpoint (the README lists them).
 WEBHOOK_EVENTS = (*EVENT_KINDS, "payment_intent.payment_failed")
 
+# How long a Checkout Session may stay open (Stripe's bounds: 30 minutes to 24 hours).
+_MIN_EXPIRY_S = 31 * 60
+_MAX_EXPIRY_S = 24 * 3600
 # PaymentIntent states in which the driver may still pay (Checkout is open).
 _PENDING = frozenset(
     {"requires_payment_method", "requires_confirmation", "requires_action", "processing"}
@@ -76,6 +80,7 @@ class StripeProvider:
         webhook_secret: str,
         api_base: str | None = None,
         *,
+        checkout_expiry_s: float = 1800.0,
         timeout_s: float = 30.0,
         max_network_retries: int = 2,
         webhook_tolerance_s: int = 300,
@@ -86,6 +91,9 @@ class StripeProvider:
         # write on the event loop, in a server's home) and report the platform to Stripe.
         stripe.enable_telemetry = False
         self._webhook_secret = webhook_secret
+        # Stripe takes 30 minutes to 24 hours (a minute more than the least, so that the
+        # time the request travels does not make it too short).
+        self._checkout_expiry_s = int(min(max(checkout_expiry_s, _MIN_EXPIRY_S), _MAX_EXPIRY_S))
         self._webhook_tolerance_s = webhook_tolerance_s
         self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout_s))
         self._client = stripe.StripeClient(
@@ -99,8 +107,9 @@ class StripeProvider:
 
     async def checkout(self, request: CheckoutRequest, *, key: str) -> Checkout:
         """A Checkout Session for one line of `amount_minor`, paid by card and only
-        authorised (capture_method manual); our payment id rides along as metadata of the
-        session and of its PaymentIntent, so every webhook names it."""
+        authorised (capture_method manual), open for `checkout_expiry_s`; our payment id
+        rides along as metadata of the session and of its PaymentIntent, so every webhook
+        names it."""
         metadata = {"payment_id": request.payment_id}
         params: SessionCreateParams = {
             "mode": "payment",
@@ -124,6 +133,9 @@ class StripeProvider:
             "client_reference_id": request.payment_id,
             "success_url": request.return_url,
             "cancel_url": request.cancel_url,
+            # The checkout closes about when the service gives up on it (checkout_timeout),
+            # so that a driver cannot pay for a payment that has failed already.
+            "expires_at": int(time.time()) + self._checkout_expiry_s,
         }
         if request.email:
             params["customer_email"] = request.email
