@@ -280,7 +280,8 @@ def checkout_page(
     error: str | None = None,
 ) -> str:
     """The test provider's hosted checkout: a card number to authorise `amount` with (while
-    the checkout is open), else a link back to the payment's page."""
+    the checkout is open), else a link back to the payment's page (a declined card closes
+    the checkout: `error` says so above the link)."""
     if open_:
         inner = _fill(
             "checkout_form.html",
@@ -291,7 +292,7 @@ def checkout_page(
         )
     else:
         inner = (
-            '<p id="finished">This checkout is finished.</p>'
+            _error(error) + '<p id="finished">This checkout is finished.</p>'
             f'<p><a id="return" href="{_e(return_url)}">Back to your payment</a></p>'
         )
     body = _fill("checkout.html", amount=_e(amount), description=_e(description), body=inner)
