@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from csms.core.payments import Payment, from_minor
+from csms.core.payments import Payment, from_minor, minor_exponent
 from csms.core.tariff_words import describe
 from csms.payweb.words import (
     connector_words,
@@ -115,6 +115,7 @@ def evse_page(
             min_cap=_e(_amount_value(page.min_cap)),
             max_cap=_e(_amount_value(page.max_cap)),
             cap=_e(cap if cap is not None else _amount_value(page.default_cap)),
+            step=_e(_amount_value(Decimal(1).scaleb(-minor_exponent(page.currency)))),
             email=_e(email),
         )
     else:

@@ -26,7 +26,7 @@ from csms.core.transactions import Transaction
 from simulators.charger import ChargerBase
 from simulators.options import ChargerOptions
 from simulators.versions import create_charger
-from tests.e2e.cli import csms, ok
+from tests.e2e.cli import csms, ok, remote
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import until
 from tests.e2e.test_billing import _place
@@ -211,6 +211,24 @@ async def test_pay_charge_stop_and_read_the_receipt(
     assert await page.attribute("#cap", "value") == "30"
     assert await page.visible("#pay-button")
     assert await page.fits_the_width()
+
+    # The status is live: staff take the EVSE out of service and the page, without a
+    # reload, says so and offers no payment; back in service, the form returns.
+    ok(await remote(server, "availability", cp_id, "inoperative", "--evse", "1"))
+
+    async def closed() -> bool:
+        return await page.visible("#not-payable") and not await page.visible("#pay-button")
+
+    await until(closed, "the page showing the EVSE out of service", 15)
+    assert await page.text("#status") == "Out of service"
+    assert "out of order" in await page.text("#reason")
+    ok(await remote(server, "availability", cp_id, "operative", "--evse", "1"))
+
+    async def open_again() -> bool:
+        return await page.visible("#pay-button")
+
+    await until(open_again, "the form back", 15)
+    assert await page.text("#status") == "Available"
 
     # Pay: the test provider's checkout holds the cap; a declined card first.
     await page.type_into("cap", str(CAP))

@@ -215,7 +215,7 @@ async def test_the_evse_page(client: Client) -> None:
     assert "<li>1.00 EUR start fee</li>" in page
     assert "<li>Prices incl. 19 % VAT</li>" in page
     assert 'id="cap" name="cap"' in page and 'value="30"' in page
-    assert 'min="5" max="150"' in page
+    assert 'min="5" max="150" step="0.01"' in page
     assert 'href="/pay/-/static/pay.css"' in page and 'src="/pay/-/static/pay.js"' in page
     assert 'action="/pay/CP1*1"' in page
     assert "http://" not in page and "https://" not in page  # nothing from elsewhere
