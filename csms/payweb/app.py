@@ -289,7 +289,7 @@ async def payment_stop(request: web.Request) -> web.Response:
         if _wants_json(request):
             return _json({"error": str(exc)}, 404)
         raise
-    except PaymentError as exc:
+    except (PaymentError, InvalidInput) as exc:  # not started yet, already over
         if _wants_json(request):
             return _json({"error": str(exc)}, 409)
         log.info("pay_stop_refused", payment_id=payment_id, error=str(exc))

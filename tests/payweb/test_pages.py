@@ -171,6 +171,8 @@ class StandIn:
         )
 
     async def stop(self, payment_id: str) -> Progress:
+        if self.payment.state is PaymentState.STARTING:
+            raise InvalidInput("the session has not started yet")
         self.stopped += 1
         self.payment = dataclasses.replace(
             self.payment, state=PaymentState.STOPPING, stop_reason=StopReason.DRIVER
@@ -312,6 +314,17 @@ async def test_the_progress_page_asks_the_service_once_while_created(
     assert f'data-status-url="/pay/-/payments/{PAYMENT_ID}/status"' in page
     await client.get(f"/pay/-/payments/{PAYMENT_ID}")
     assert service.returned_calls == 1
+
+
+async def test_stop_before_the_session_starts_is_refused(client: Client, service: StandIn) -> None:
+    service.payment = dataclasses.replace(PAYMENT, state=PaymentState.STARTING)
+    path = f"/pay/-/payments/{PAYMENT_ID}/stop"
+    refused = await client.post(path, headers={"Accept": "application/json"})
+    assert refused.status == 409
+    assert await refused.json() == {"error": "the session has not started yet"}
+    back = await client.post(path, allow_redirects=False)
+    assert back.status == 303 and back.headers["Location"] == f"/pay/-/payments/{PAYMENT_ID}"
+    assert service.stopped == 0
 
 
 async def test_status_json_and_stop(client: Client, service: StandIn) -> None:
