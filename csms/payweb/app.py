@@ -165,6 +165,8 @@ async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _failure(request, exc.status, _http_words(exc.status))
     except NotFound as exc:
         response = _failure(request, 404, str(exc))
+    except InvalidInput as exc:
+        response = _failure(request, 400, str(exc))
     except Exception:  # the request's boundary: logged, answered, never shown
         log.exception("pay_request_failed", method=request.method, path=request.path)
         response = _failure(request, 500, "Something went wrong on our side. Please try again.")
