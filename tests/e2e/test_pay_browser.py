@@ -25,6 +25,8 @@ from csms.core.payments import PaymentState, StopReason, from_minor, to_minor
 from csms.core.transactions import Transaction
 from simulators.charger import ChargerBase
 from simulators.options import ChargerOptions
+from simulators.v16 import V16Charger
+from simulators.v201 import V201Charger
 from simulators.versions import create_charger
 from tests.e2e.cli import csms, ok, remote
 from tests.e2e.conftest import Running, StartServer
@@ -64,6 +66,7 @@ class Station:
     server: Running
     cp_id: str
     evse_uid: str
+    charger: ChargerBase
 
 
 @pytest.fixture(params=["1.6", "2.0.1"])
@@ -105,7 +108,7 @@ async def station(
     await until(announced, "the charger's EVSE, available")
     uid = f"{cp_id}*1"
     ok(await csms(server, "tariffs", "assign", "SPOT", "--evse", uid, "--ad-hoc"))
-    yield Station(server, cp_id, uid)
+    yield Station(server, cp_id, uid, cp)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -285,6 +288,16 @@ async def test_pay_charge_stop_and_read_the_receipt(
     assert tx.id_tag == payment.id_tag and tx.id_tag.startswith("PAY")
     assert payment.state is PaymentState.CHARGING and payment.transaction_id == tx.id
     assert payment.authorized_minor == to_minor(CAP, "EUR")
+    # The simulated charger runs it for the one-time token (2.0.1: a Central idToken).
+    cp = station.charger
+    if isinstance(cp, V16Charger):
+        record16 = cp.transaction_on(1)
+        assert record16 is not None and record16.id_tag == payment.id_tag
+    else:
+        assert isinstance(cp, V201Charger)
+        record201 = cp.transaction_on(1)
+        assert record201 is not None
+        assert record201.id_token == {"idToken": payment.id_tag, "type": "Central"}
     assert await page.text("#cap-held") == "20.00 EUR"
     assert await page.visible("#stop-button")
 
