@@ -689,8 +689,13 @@ class PaymentService:
                 )
                 if event.provider_ref is not None:
                     changes["provider_ref"] = event.provider_ref
-            new = replace(payment, state=target or payment.state, updated_at=now, **changes)
-            await repo.save(conn, new)
+            new = payment
+            if target is not None:
+                # An event that moves nothing is only stored: the payment stays as it was
+                # (a step that read it, such as a refund whose own webhook arrives before
+                # its answer, still finds it unchanged).
+                new = replace(payment, state=target, updated_at=now, **changes)
+                await repo.save(conn, new)
             await repo.add_event(
                 conn,
                 PaymentEvent(
