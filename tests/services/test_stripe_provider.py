@@ -401,9 +401,18 @@ async def test_bad_webhook_signatures(fake: FakeStripe, provider: StripeProvider
         with pytest.raises(BadSignature):
             provider.verify_webhook(body, headers)
         assert name  # (the case that failed shows in the traceback's locals)
-    not_json = b"not json"
-    with pytest.raises(BadSignature, match="not a Stripe event"):
-        provider.verify_webhook(not_json, {"Stripe-Signature": fake.sign(not_json)})
+
+    # Signed with the right secret, but no event: refused the same way, never a crash.
+    for body in (
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b'{"id": "evt_1", "object": "event"}',
+        b'{"id": "evt_1", "object": "event", "type": "x", "data": {"object": "text"}}',
+        b'{"object": "event", "type": "x", "data": {"object": {}}}',
+    ):
+        with pytest.raises(BadSignature, match="not a Stripe event"):
+            provider.verify_webhook(body, {"Stripe-Signature": fake.sign(body)})
 
 
 async def test_webhooks_need_the_secret(fake: FakeStripe) -> None:

@@ -272,9 +272,15 @@ class StripeProvider:
             )
         except stripe.SignatureVerificationError as exc:
             raise BadSignature(f"the Stripe signature does not verify: {exc.user_message}") from exc
-        except (ValueError, KeyError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # signed, but no JSON object
             raise BadSignature("the webhook's body is not a Stripe event") from exc
-        return _event(event.id, event.type, event.data.object.to_dict())
+        try:
+            event_id, type_, obj = event.id, event.type, event.data.object.to_dict()
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise BadSignature("the webhook's body is not a Stripe event") from exc
+        if not isinstance(event_id, str) or not isinstance(type_, str):
+            raise BadSignature("the webhook's body is not a Stripe event")
+        return _event(event_id, type_, obj)
 
     async def close(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
