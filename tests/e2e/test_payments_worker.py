@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from structlog.testing import capture_logs
 
 from csms.core.errors import InvalidInput
 from csms.core.payments import (
@@ -20,6 +21,7 @@ from csms.core.payments import (
     PaymentDeclined,
     PaymentError,
     PaymentState,
+    StopReason,
     new_payment_id,
     new_tag,
 )
@@ -32,7 +34,9 @@ from csms.services.payments import (
     _retry_delay,
     receipt_text,
 )
+from csms.storage import cdrs as cdr_repo
 from csms.storage import payments as repo
+from csms.storage.cdrs import StoredCdr
 from csms.storage.database import WriteTx
 from tests.e2e.conftest import Running, StartServer
 from tests.e2e.sim import until
@@ -297,3 +301,85 @@ def test_receipt_text_shows_the_cdr_figures_and_vat() -> None:
         "Released from the hold: 0.92 EUR",
     ):
         assert f"\n{line}\n" in text, line
+
+
+async def test_a_failed_capture_is_retried_with_back_off_until_it_succeeds(
+    server: Running, clock: Clock
+) -> None:
+    service, tester = _service(server)
+    tester.on_event = None
+    # The session ended with a CDR of 7.40 EUR incl. VAT; the provider cannot capture yet
+    # (nothing is held at first: a capture that fails).
+    payment = await _stored(
+        server,
+        PaymentState.ENDED,
+        START,
+        authorized_minor=2000,
+        transaction_id=424242,
+        stop_reason=StopReason.CHARGER,
+    )
+    assert payment.checkout_ref is not None
+    cdr = StoredCdr(
+        seq=await _next_seq(server),
+        id="NLCSMPAY001",
+        transaction_id=424242,
+        charge_point_id="CP9",
+        start_at=START - timedelta(hours=1),
+        end_at=START,
+        currency="EUR",
+        total_excl_vat=Decimal("6.2185"),
+        total_incl_vat=Decimal("7.4000"),
+        energy_wh=12437,
+        credit=False,
+        credit_reference_id=None,
+        reason=None,
+        data={},
+        created_at=START,
+    )
+
+    async def add_cdr(w: WriteTx) -> None:
+        await cdr_repo.add(await w.connection(), cdr)
+
+    await server.app.db.write(add_cdr)
+    failures = service.capture_failures
+    with capture_logs() as logs:
+
+        async def failed_once() -> Payment | None:
+            service.wake()
+            found = (await service.show(payment.id))[0]
+            return found if found.attempts == 1 else None
+
+        failed = await until(failed_once, "the failed capture")
+    assert failed.state is PaymentState.ENDED
+    assert failed.next_try_at == START + timedelta(seconds=60)
+    assert failed.last_error == "PaymentDeclined: nothing to capture: the payment is pending"
+    assert service.capture_failures == failures + 1
+    (logged,) = [e for e in logs if e["event"] == "payment_capture_failed"]
+    assert (logged["attempts"], logged["retry_in_s"]) == (1, 60.0)
+    # The hold comes; before the back-off ends nothing is tried, after it the capture is.
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    clock.now = START + timedelta(seconds=59)
+    service.wake()
+    assert (await service.show(payment.id))[0].attempts == 1
+    clock.now = START + timedelta(seconds=61)
+    captured = await _reaches(server, payment.id, PaymentState.CAPTURED)
+    assert (captured.captured_minor, captured.cdr_id) == (740, "NLCSMPAY001")
+    assert (captured.attempts, captured.next_try_at, captured.last_error) == (0, None, None)
+    intent = await tester.intent(payment.checkout_ref)
+    assert (intent.state, intent.captured_minor) == ("captured", 740)
+    progress = await service.progress(payment.id)
+    assert progress.receipt is None  # no transaction row: nothing to show live
+    events = (await service.show(payment.id))[1]
+    assert [(e.what, e.to_state) for e in events] == [
+        ("capture_failed", None),
+        ("captured", PaymentState.CAPTURED),
+    ]
+    text = "\n".join(
+        f"{n} {v}" for n, _, _, samples in service.metric_families() for _, v in samples
+    )
+    assert "csms_payment_capture_failures_total 1" in text
+
+
+async def _next_seq(server: Running) -> int:
+    async with server.app.db.read() as conn:
+        return await cdr_repo.next_seq(conn)
