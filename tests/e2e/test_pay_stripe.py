@@ -344,6 +344,27 @@ async def test_a_start_that_cannot_happen_releases_the_hold(station16: Station) 
 
 
 @pytest.mark.slow
+async def test_a_checkout_stripe_expires_fails_the_payment(station16: Station) -> None:
+    """The driver never pays: Stripe expires the Checkout Session and says so; the payment
+    fails, nothing was held, and the EVSE can be paid for again."""
+    station, fake, server = station16, station16.fake, station16.server
+    payment_id, session_id = await station.begin()
+
+    await fake.expire(session_id)
+
+    [expired] = fake.events_of("checkout.session.expired")
+    assert expired.answers == [200]
+    await station.state_is(payment_id, PaymentState.FAILED, 10)
+    payment, events = await server.app.payments.show(payment_id)
+    assert (payment.authorized_minor, payment.provider_ref) == (None, None)
+    assert events[-1].what == "webhook checkout.session.expired"
+    assert events[-1].provider_event_id == expired.id
+    assert fake.intents == {}
+    again, _ = await station.begin()
+    assert again != payment_id
+
+
+@pytest.mark.slow
 async def test_a_failed_capture_is_retried_and_captures_once(station16: Station) -> None:
     """Stripe fails the capture (HTTP 500, also on the client's own two retries): the
     payment waits and tries again under the same key, and the money is captured once;
