@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from csms.core.payments import (
@@ -499,3 +500,25 @@ def test_the_example_config_names_the_webhook_events() -> None:
 def test_a_secret_key_is_needed() -> None:
     with pytest.raises(ValueError, match="secret key"):
         StripeProvider("", "whsec_x")
+
+
+async def test_the_fake_hosted_page(fake: FakeStripe, provider: StripeProvider) -> None:
+    """What a driver meets at the checkout URL: the amount, a declined card's message, the
+    way back (cancel), and payment."""
+    checkout = await provider.checkout(request(amount_minor=2500), key="checkout-pay-1")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(checkout.redirect_url) as r:
+            assert r.status == 200
+            assert "25.00 EUR" in await r.text()
+        declined = {"card": "4000 0000 0000 0002", "action": "pay"}
+        async with http.post(checkout.redirect_url, data=declined) as r:
+            assert r.status == 200
+            assert "Your card was declined." in await r.text()
+        cancel = {"action": "cancel"}
+        async with http.post(checkout.redirect_url, data=cancel, allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (303, "https://csms.example/pay/DE*ABC*E1")
+        paying = {"card": "4242 4242 4242 4242", "action": "pay"}
+        async with http.post(checkout.redirect_url, data=paying, allow_redirects=False) as r:
+            assert r.status == 303
+            assert r.headers["Location"] == "https://csms.example/pay/-/payments/pay-1"
+    assert (await provider.status(checkout.checkout_ref, None)).authorized_minor == 2500
