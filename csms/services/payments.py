@@ -29,6 +29,7 @@ from csms.config import PaymentsConfig
 from csms.core.authorization import AuthStatus
 from csms.core.clock import Clock
 from csms.core.command_requests import StartRequest, StopRequest
+from csms.core.commands import Outcome
 from csms.core.errors import CsmsError, InvalidInput, NotFound, one_line
 from csms.core.locations import Location, evse_uid
 from csms.core.ocpi_locations import Presence, evse_status
@@ -510,14 +511,18 @@ class PaymentService:
                 payment, PaymentState.FAILED, "checkout_failed", "provider", one_line(exc)
             )
             raise
+        refs: dict[str, Any] = {"checkout_ref": checkout.checkout_ref}
+        if checkout.provider_ref is not None:
+            refs["provider_ref"] = checkout.provider_ref
+        # Whatever its state by now (a provider's webhook may have come first).
         moved = await self._move(
             payment,
             None,
             "checkout_opened",
             "provider",
             checkout.checkout_ref,
-            checkout_ref=checkout.checkout_ref,
-            provider_ref=checkout.provider_ref,
+            any_state=True,
+            **refs,
         )
         return moved or payment, checkout.redirect_url
 
@@ -672,8 +677,13 @@ class PaymentService:
                 )
                 if event.provider_ref is not None:
                     changes["provider_ref"] = event.provider_ref
-            new = replace(payment, state=target or payment.state, updated_at=now, **changes)
-            await repo.save(conn, new)
+            new = payment
+            if target is not None:
+                # An event that moves nothing is only stored: the payment stays as it was
+                # (a step that read it, such as a refund whose own webhook arrives before
+                # its answer, still finds it unchanged).
+                new = replace(payment, state=target, updated_at=now, **changes)
+                await repo.save(conn, new)
             await repo.add_event(
                 conn,
                 PaymentEvent(
@@ -839,7 +849,15 @@ class PaymentService:
                 evse_id=payment.evse_id,
                 outcome=result.outcome.value,
             )
+            if result.outcome is Outcome.TIMED_OUT:
+                # The charger may have taken the command all the same: its session may still
+                # start (the grant stands for start_timeout), else the hold is voided then.
+                return
             if not result.ok:
+                # Refused, or never sent: no session comes. The grant goes with the hold.
+                await self._charging.authorization.grant_used(
+                    payment.charge_point_id, payment.id_tag, grant
+                )
                 await self._void(moved, "start_refused", result.message)
         finally:
             self._starting.discard(payment.id)
@@ -1152,11 +1170,13 @@ class PaymentService:
         detail: str | None = None,
         *,
         same_state: bool = False,
+        any_state: bool = False,
         **changes: Any,
     ) -> Payment | None:
         """Write the payment (moved to `to`, or staying where it is when None, with
         `changes`) and its event in one write, if it still stands as `payment` says; None
-        when it moved meanwhile (someone else acted)."""
+        when it moved meanwhile (someone else acted). `any_state`: a change that moves
+        nothing is written whatever the state is by now."""
         if to is not None:
             check_transition(payment.state, to)
         now = self._clock()
@@ -1164,7 +1184,7 @@ class PaymentService:
         async def unit(w: WriteTx) -> Payment | None:
             conn = await w.connection()
             current = await repo.get(conn, payment.id)
-            if current is None or current.state is not payment.state:
+            if current is None or (current.state is not payment.state and not any_state):
                 return None
             if same_state and current.updated_at != payment.updated_at:
                 return None

@@ -34,6 +34,8 @@ VERSIONS = ["1.6", "2.0.1"]
 LOCATION = "LOC-PAY"
 SPEED = 200.0
 CALL_TIMEOUT = 2.0
+# Seconds (real) an authorised payment waits for its session.
+START_TIMEOUT_S = 8.0
 TARIFF = {
     "id": "ADHOC-1",
     "currency": "EUR",
@@ -80,11 +82,11 @@ async def world(request: pytest.FixtureRequest, start_server: StartServer) -> As
     server = await start_server(
         clock,
         ocpp={"call_timeout": CALL_TIMEOUT},
-        # The timeouts in seconds of the fast clock: a minute and an hour of ours.
+        # The timeouts in seconds of the fast clock.
         payments={
             "enabled": True,
             "provider": "test",
-            "start_timeout": 60 * SPEED,
+            "start_timeout": START_TIMEOUT_S * SPEED,
             "checkout_timeout": 3600 * SPEED,
         },
     )
@@ -221,25 +223,40 @@ async def test_a_paid_session_is_stopped_at_the_cap_and_the_cdr_total_captured(
     assert (await payments.page(world.evse)).payable
 
 
-async def test_a_charger_that_never_starts_leaves_the_hold_voided(world: World) -> None:
+@pytest.mark.parametrize("charger", ["silent", "refusing"])
+async def test_a_charger_that_never_starts_leaves_the_hold_voided(
+    world: World, charger: str
+) -> None:
+    """A charger that does not answer the remote start may still start the session: the
+    hold is voided after start_timeout; one that refuses it: at once."""
     payments = world.payments
     tester = payments.test_provider
     assert tester is not None
     action = "RemoteStartTransaction" if world.version == "1.6" else "RequestStartTransaction"
-    world.cp.unanswered.add(action)
     payment, _ = await payments.begin(world.evse, Decimal(20), email=None)
     assert payment.checkout_ref is not None
+    if charger == "silent":
+        world.cp.unanswered.add(action)
+    else:
+        # Out of order the moment the driver pays (too late for the page to know).
+        world.cp.station.set_operative(1, False)
     await tester.pay(payment.checkout_ref, PAYING_CARD)
 
     async def voided() -> bool:
         return await _state(world, payment.id, PaymentState.VOIDED)
 
-    await until(voided, "the hold voided", seconds=CALL_TIMEOUT + 20)
+    waited = time.monotonic()
+    await until(voided, "the hold voided", seconds=START_TIMEOUT_S + 20)
+    waited = time.monotonic() - waited
     intent = await tester.intent(payment.checkout_ref)
     assert intent.state == "canceled" and intent.captured_minor is None
     shown, events = await payments.show(payment.id)
     assert shown.transaction_id is None and shown.captured_minor is None
-    assert [e.what for e in events if e.to_state is PaymentState.VOIDED] == ["start_refused"]
+    why = [e.what for e in events if e.to_state is PaymentState.VOIDED]
+    if charger == "silent":
+        assert why == ["start_timed_out"] and waited > START_TIMEOUT_S - CALL_TIMEOUT - 1
+    else:
+        assert why == ["start_refused"] and waited < START_TIMEOUT_S / 2
 
 
 async def test_a_webhook_replayed_changes_nothing(world: World) -> None:
