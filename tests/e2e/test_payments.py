@@ -20,8 +20,9 @@ from decimal import Decimal
 import pytest
 
 from csms.core.clock import utc_now
+from csms.core.errors import InvalidInput
 from csms.core.locations import Location
-from csms.core.payments import BadSignature, PaymentState, StopReason
+from csms.core.payments import BadSignature, NotPayable, PaymentState, StopReason
 from csms.services.locations import LocationService
 from csms.services.payments import PaymentService, UnknownEvse
 from simulators.options import ChargerOptions
@@ -324,3 +325,36 @@ async def test_a_paid_session_stopped_by_the_driver_or_at_the_charger(
     assert done.receipt.captured == done.cost_so_far.quantize(Decimal("0.01"))
     assert done.receipt.captured < Decimal(30)
     assert done.receipt.released == Decimal(30) - done.receipt.captured
+
+
+async def test_the_page_says_why_an_evse_cannot_be_paid_and_begin_refuses(world: World) -> None:
+    payments = world.payments
+    with pytest.raises(UnknownEvse):
+        await payments.page(f"{world.cp_id}*7x")
+    with pytest.raises(UnknownEvse):
+        await payments.page("NOBODY*1")
+    for cap, email in (
+        (Decimal("4.99"), None),
+        (Decimal("150.01"), None),
+        (Decimal("10.001"), None),
+        (Decimal("NaN"), None),
+        (Decimal(10), "not an address"),
+    ):
+        with pytest.raises(InvalidInput):
+            await payments.begin(world.evse, cap, email=email)
+    assert await payments.list() == []
+    # A paid session runs: the EVSE is in use for everyone else.
+    tester = payments.test_provider
+    assert tester is not None
+    payment, _ = await payments.begin(world.evse, Decimal(5), email=None)
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    page = await payments.page(world.evse)
+    assert not page.payable and page.reason is not None and "in use" in page.reason
+    with pytest.raises(NotPayable, match="in use"):
+        await payments.begin(world.evse, Decimal(10), email=None)
+    # No ad-hoc tariff: nothing to pay by.
+    await world.server.app.billing.remove_tariff("ADHOC-1")
+    page = await payments.page(world.evse)
+    assert not page.payable and page.tariff is None
+    assert page.reason == "No price for paying on the spot is set at this charger."
