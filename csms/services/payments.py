@@ -273,6 +273,10 @@ class PaymentService:
         # Transactions of payments being charged (readings of them wake the worker), and
         # the last cost seen of each payment (its rate), and when a stop last went out.
         self._paid_tx: set[int] = set()
+        # Of those, the ones with readings since the last pass began (priced at once; the
+        # others at most every PERIOD_S: their readings may reach another node).
+        self._fresh: set[int] = set()
+        self._fresh_in_pass: set[int] = set()
         self._last_cost: dict[str, tuple[datetime, int]] = {}
         self._stop_sent: dict[str, datetime] = {}
         # Counters for /metrics: state changes by target state, failed captures and voids,
@@ -290,6 +294,7 @@ class PaymentService:
     def readings(self, tx_id: int, _samples: Sequence[Any]) -> None:
         """New readings of a transaction: a paid one's cost is checked against its cap."""
         if tx_id in self._paid_tx:
+            self._fresh.add(tx_id)
             self.worker.wake()
 
     async def close(self) -> None:
@@ -753,6 +758,7 @@ class PaymentService:
         now = self._clock()
         async with self._db.read() as conn:
             payments = await repo.open_payments(conn)
+        self._fresh_in_pass, self._fresh = self._fresh, set()
         self._paid_tx = {
             p.transaction_id
             for p in payments
@@ -900,12 +906,18 @@ class PaymentService:
             if sent is None or (now - sent).total_seconds() >= STOP_RESEND_S:
                 await self._send_stop(payment)
             return STOP_RESEND_S
+        last = self._last_cost.get(payment.id)
+        if last is not None and tx.id not in self._fresh_in_pass:
+            # Nothing new was read here: priced again once a period has passed (another
+            # node's readings, a price per hour).
+            waited = (now - last[0]).total_seconds()
+            if waited < PERIOD_S:
+                return PERIOD_S - waited
         cost = await self._cost(tx)
         if cost is None:
             return None
         cost_minor = to_minor(cost, payment.currency)
         rate = 0.0
-        last = self._last_cost.get(payment.id)
         if last is not None and now > last[0]:
             rate = max(0.0, (cost_minor - last[1]) / (now - last[0]).total_seconds())
         if last is None or now > last[0]:
