@@ -61,7 +61,7 @@ from csms.core.roaming import Grant
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import Tariff, TariffError
 from csms.core.transactions import Transaction
-from csms.metrics import Family
+from csms.metrics import Family, Metrics, labels
 from csms.services.billing import FREE_CURRENCY, BillingService, Identity
 from csms.services.charging import Charging
 from csms.services.commands import CommandService, Requester, Vouched
@@ -247,7 +247,7 @@ class PaymentService:
         charging: Charging,
         billing: BillingService,
         identity: Identity,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -257,7 +257,6 @@ class PaymentService:
         self._charging = charging
         self._billing = billing
         self.identity = identity
-        self._metrics = metrics
         # The public URL the pay app is reached at (set by the app once its listener is
         # bound: by default the OCPI base URL).
         self.public_url = ""
@@ -285,6 +284,8 @@ class PaymentService:
         self.capture_failures = 0
         self.void_failures = 0
         self.receipts: dict[str, int] = {}
+        if metrics is not None:
+            metrics.families.append(self.metric_families)
 
     # --- hooks ----------------------------------------------------------------------------
 
@@ -1244,7 +1245,7 @@ class PaymentService:
                 "csms_payments_total",
                 "counter",
                 "Ad-hoc payments that reached each state in this process.",
-                [(f'state="{s}"', n) for s, n in sorted(self.moves.items())],
+                [(labels(state=s), n) for s, n in sorted(self.moves.items())],
             ),
             (
                 "csms_payment_capture_failures_total",
@@ -1262,7 +1263,7 @@ class PaymentService:
                 "csms_payment_receipts_total",
                 "counter",
                 "Receipts e-mailed (sent) or not (failed).",
-                [(f'result="{r}"', n) for r, n in sorted(self.receipts.items())],
+                [(labels(result=r), n) for r, n in sorted(self.receipts.items())],
             ),
         ]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
 import pytest
 
 from csms.core.clock import utc_now
@@ -220,8 +221,19 @@ async def test_a_paid_session_is_stopped_at_the_cap_and_the_cdr_total_captured(
     ]
     transaction = await world.server.staff.transaction(final.transaction_id or 0)
     assert transaction.transaction.stop_reason == "Remote"
-    # The EVSE is payable again.
+    # The EVSE is payable again; /metrics counts the payment's states.
     assert (await payments.page(world.evse)).payable
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{world.server.api_url}/metrics", headers={"Authorization": "Bearer test-token"}
+        ) as response,
+    ):
+        metrics = await response.text()
+    for state in ("created", "authorized", "starting", "charging", "stopping", "ended"):
+        assert f'csms_payments_total{{state="{state}"}} 1' in metrics, state
+    assert 'csms_payments_total{state="captured"} 1' in metrics
+    assert "csms_payment_capture_failures_total 0" in metrics
 
 
 @pytest.mark.parametrize("charger", ["silent", "refusing"])
