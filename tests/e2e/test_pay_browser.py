@@ -1,8 +1,9 @@
 """Ad-hoc payment in a real browser (Debian's Chromium, headless, phone-sized, driven by
 Selenium) against a real server with a simulated charger of each OCPP version and the
-test payment provider: open the EVSE's page, read the ad-hoc tariff, pay (a declined card
-first), see the session start on the charger and the cost grow, stop from the page, and
-read the receipt with the CDR's amounts; the browser console stays free of errors.
+test payment provider: open the EVSE's page, read the ad-hoc tariff, watch its live status
+(out of service and back), pay (after a cancelled checkout and a declined card), see the
+session start on the charger and the cost grow, stop from the page, and read the receipt
+with the CDR's amounts; the browser console stays free of errors.
 
 Skipped when Chromium or its driver is missing, unless CSMS_TEST_BROWSER=required (CI).
 """
@@ -243,6 +244,16 @@ async def test_pay_charge_stop_and_read_the_receipt(
     await until(at_checkout, "the test provider's checkout")
     assert await page.text("#amount") == "20.00 EUR"
     assert await page.text("#description") == f"Charging at {uid}"
+    # Cancel leads back to the EVSE's page, which still takes payments.
+    await page.click("cancel")
+
+    async def evse_page_again() -> bool:
+        return "/pay/-/" not in await page.url() and await page.visible("#pay-button")
+
+    await until(evse_page_again, "the EVSE's page after cancelling")
+    await page.type_into("cap", str(CAP))
+    await page.click("pay-button")
+    await until(at_checkout, "the test provider's checkout again")
     await page.type_into("card", DECLINED_CARD)
     await page.click("pay")
 
@@ -260,14 +271,10 @@ async def test_pay_charge_stop_and_read_the_receipt(
     await until(failed_shown, "the failed payment's page")
     assert await page.text("#state") == "Payment not completed"
     await page.click("back")
-
-    async def evse_page_again() -> bool:
-        return await page.visible("#pay-button")
-
     await until(evse_page_again, "the EVSE's page again")
     await page.type_into("cap", str(CAP))
     await page.click("pay-button")
-    await until(at_checkout, "the test provider's checkout again")
+    await until(at_checkout, "the test provider's checkout a third time")
     await page.type_into("card", PAYING_CARD)
     await page.click("pay")
 
