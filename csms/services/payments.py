@@ -58,7 +58,7 @@ from csms.core.payments import (
 )
 from csms.core.roaming import Grant
 from csms.core.status import ConnectorStatus
-from csms.core.tariffs import Tariff, parse_tariff, tariff_targets
+from csms.core.tariffs import Tariff, TariffError
 from csms.core.transactions import Transaction
 from csms.metrics import Family
 from csms.services.billing import FREE_CURRENCY, BillingService, Identity
@@ -68,7 +68,6 @@ from csms.services.payment_providers.test import TestProvider
 from csms.storage import charge_points as cp_repo
 from csms.storage import locations as location_repo
 from csms.storage import payments as repo
-from csms.storage import tariffs as tariff_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
@@ -99,6 +98,8 @@ _STARTABLE = frozenset(
 )
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _MAX_ERROR = 300
+# States of a payment given up before any session: a late authorisation is released.
+_GIVEN_UP = frozenset({PaymentState.FAILED, PaymentState.VOIDED})
 # The OCPP 2.0.1 idToken type of a one-time token (1.6 sends the tag alone).
 CENTRAL = "Central"
 
@@ -407,29 +408,13 @@ class PaymentService:
         return _Evse(uid, found[0], found[1], None if linked is None else linked[0])
 
     async def _tariff(self, evse: _Evse, connector_id: int | None = None) -> Tariff | None:
-        """The ad-hoc tariff that applies at the EVSE."""
-        ad_hoc = getattr(self._billing, "ad_hoc_tariff", None)
-        if ad_hoc is not None:
-            found: Tariff | None = await ad_hoc(evse.uid, connector_id)
-            return found
-        # Until billing knows ad-hoc assignments: the regular tariff that applies.
-        location_id = None if evse.location is None else evse.location.id
-        targets = tariff_targets(evse.uid, connector_id or 1, location_id)
-        async with self._db.read() as conn:
-            assigned = await tariff_repo.assigned_for(conn, targets)
-            for key in targets:
-                tariff_id = assigned.get(key)
-                if tariff_id is None:
-                    continue
-                stored = await tariff_repo.get(conn, tariff_id)
-                if stored is not None:
-                    return parse_tariff(
-                        stored.data,
-                        country_code=self.identity.country_code,
-                        party_id=self.identity.party_id,
-                        now=stored.updated_at,
-                    )
-        return None
+        """The ad-hoc tariff that applies at the EVSE (None: it cannot be paid on the spot;
+        one that cannot be read counts as none, and is logged)."""
+        try:
+            return await self._billing.ad_hoc_tariff(evse.uid, connector_id)
+        except TariffError as exc:
+            log.warning("payment_tariff_unreadable", evse_uid=evse.uid, error=one_line(exc))
+            return None
 
     # --- the driver -----------------------------------------------------------------------
 
@@ -715,7 +700,25 @@ class PaymentService:
             self._moved(before, after)
         if after.state is PaymentState.AUTHORIZED:
             self.worker.wake()
+        elif event.kind is EventKind.AUTHORIZED and after.state in _GIVEN_UP:
+            await self._release_late(after, event.provider_ref or after.provider_ref)
         return True
+
+    async def _release_late(self, payment: Payment, provider_ref: str | None) -> None:
+        """An authorisation that came after the payment was given up (the checkout expired,
+        the hold was released): the money is released at once, never kept."""
+        provider = self.providers.get(payment.provider)
+        if provider is None or provider_ref is None:
+            return
+        try:
+            await provider.void(provider_ref, key=f"void-{payment.id}")
+        except PaymentError as exc:
+            self.void_failures += 1
+            log.error("payment_void_failed", payment_id=payment.id, error=one_line(exc))
+            await self._move(payment, None, "late_authorization_void_failed", "csms", one_line(exc))
+            return
+        log.warning("payment_late_authorization_voided", payment_id=payment.id)
+        await self._move(payment, None, "late_authorization_voided", "csms", provider_ref)
 
     async def _authorized(
         self, payment: Payment, authorized_minor: int | None, provider_ref: str | None

@@ -2,7 +2,7 @@
 payment provider's pre-authorisations
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-06
 """
 
