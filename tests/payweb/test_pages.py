@@ -17,6 +17,7 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from csms.core.errors import InvalidInput, NotFound
 from csms.core.payments import (
@@ -249,11 +250,18 @@ async def test_an_evse_not_payable_says_why_without_a_form(
 
 
 async def test_unknown_evse_and_paths_are_404_pages(client: Client) -> None:
-    for path in ("/pay/CP9*9", "/pay/-/nothing/here", f"/pay/-/payments/{PAYMENT_ID}x"):
-        response = await client.get(path)
-        assert response.status == 404, path
-        assert response.content_type == "text/html"
-        assert 'id="message-title">Not found<' in await response.text()
+    with capture_logs() as logs:
+        for path in ("/pay/CP9*9", "/pay/-/nothing/here", f"/pay/-/payments/{PAYMENT_ID}x"):
+            response = await client.get(path)
+            assert response.status == 404, path
+            assert response.content_type == "text/html"
+            assert 'id="message-title">Not found<' in await response.text()
+    answered = [e for e in logs if e["event"] == "pay_request_answered"]
+    assert [(e["route"], e["http_status"], e["log_level"]) for e in answered] == [
+        ("evse", 404, "info"),
+        (None, 404, "info"),
+        ("payment", 404, "info"),
+    ]
     response = await client.get("/pay/-/evses/CP9*9")
     assert response.status == 404 and await response.json() == {"error": "no EVSE CP9*9"}
 
