@@ -171,7 +171,9 @@ async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     except InvalidInput as exc:
         response = _failure(request, 400, str(exc))
     except Exception:  # the request's boundary: logged, answered, never shown
-        log.exception("pay_request_failed", method=request.method, path=request.path)
+        log.exception(
+            "pay_request_failed", method=request.method, route=request.match_info.route.name
+        )
         response = _failure(request, 500, "Something went wrong on our side. Please try again.")
     response.headers.update(_HEADERS)
     response.headers.setdefault("Cache-Control", "no-store")
