@@ -454,3 +454,20 @@ async def test_static_files(client: Client) -> None:
     assert js.status == 200 and "javascript" in js.content_type
     assert js.headers["X-Content-Type-Options"] == "nosniff"
     assert (await client.get("/pay/-/static/../app.py")).status == 404
+
+
+async def test_a_fault_is_a_plain_500_page_and_logged(client: Client, service: StandIn) -> None:
+    async def broken(evse_uid: str) -> PayPage:
+        raise RuntimeError("secret detail of a bug")
+
+    service.page = broken  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        response = await client.get("/pay/CP1*1")
+        as_json = await client.get("/pay/CP1*1", headers={"Accept": "application/json"})
+    assert response.status == 500
+    page = await response.text()
+    assert "Something went wrong on our side." in page and "secret" not in page
+    assert as_json.status == 500
+    assert await as_json.json() == {"error": "Something went wrong on our side. Please try again."}
+    failed = [e for e in logs if e["event"] == "pay_request_failed"]
+    assert [(e["route"], e["log_level"]) for e in failed] == [("evse", "error")] * 2
