@@ -21,6 +21,7 @@ Routes (under the mount):
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -156,7 +157,9 @@ async def _form(request: web.Request) -> dict[str, str]:
 @web.middleware
 async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer with the security headers; errors as a page (or JSON where JSON was
-    asked for), never a traceback."""
+    asked for), never a traceback. One log line per answer, naming the route (not the
+    path: a payment's path is its key)."""
+    started = time.perf_counter()
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -168,10 +171,19 @@ async def _pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     except InvalidInput as exc:
         response = _failure(request, 400, str(exc))
     except Exception:  # the request's boundary: logged, answered, never shown
-        log.exception("pay_request_failed", method=request.method, path=request.path)
+        log.exception(
+            "pay_request_failed", method=request.method, route=request.match_info.route.name
+        )
         response = _failure(request, 500, "Something went wrong on our side. Please try again.")
     response.headers.update(_HEADERS)
     response.headers.setdefault("Cache-Control", "no-store")
+    (log.debug if response.status < 400 else log.info)(
+        "pay_request_answered",
+        method=request.method,
+        route=request.match_info.route.name,
+        http_status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
     return response
 
 

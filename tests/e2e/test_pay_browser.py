@@ -1,8 +1,9 @@
 """Ad-hoc payment in a real browser (Debian's Chromium, headless, phone-sized, driven by
 Selenium) against a real server with a simulated charger of each OCPP version and the
-test payment provider: open the EVSE's page, read the ad-hoc tariff, pay (a declined card
-first), see the session start on the charger and the cost grow, stop from the page, and
-read the receipt with the CDR's amounts; the browser console stays free of errors.
+test payment provider: open the EVSE's page, read the ad-hoc tariff, watch its live status
+(out of service and back), pay (after a cancelled checkout and a declined card), see the
+session start on the charger and the cost grow, stop from the page, and read the receipt
+with the CDR's amounts; the browser console stays free of errors.
 
 Skipped when Chromium or its driver is missing, unless CSMS_TEST_BROWSER=required (CI).
 """
@@ -10,28 +11,29 @@ Skipped when Chromium or its driver is missing, unless CSMS_TEST_BROWSER=require
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from csms.core.cost import display_amount
-from csms.core.errors import UnknownChargePoint
-from csms.core.payments import PaymentState, StopReason, from_minor, to_minor
-from csms.core.transactions import Transaction
-from simulators.charger import ChargerBase
-from simulators.options import ChargerOptions
+from csms.core.payments import PaymentState, StopReason, to_minor
 from simulators.v16 import V16Charger
 from simulators.v201 import V201Charger
-from simulators.versions import create_charger
-from tests.e2e.cli import csms, ok, remote
-from tests.e2e.conftest import Running, StartServer
+from tests.e2e.cli import ok, remote
+from tests.e2e.conftest import StartServer
+from tests.e2e.pay_station import (
+    DECLINED_CARD,
+    PAYING_CARD,
+    TARIFF_WORDS,
+    VERSIONS,
+    Station,
+    ended,
+    paying_station,
+    receipt_of,
+)
 from tests.e2e.sim import until
-from tests.e2e.test_billing import _place
 
 pytest.importorskip("selenium")
 
@@ -41,78 +43,15 @@ from selenium.webdriver.common.by import By
 from tests.e2e.test_dashboard import driver  # noqa: F401  (the module's Chromium)
 
 T = TypeVar("T")
-
-# 1.00 start fee and 0.50 per kWh, plus 19 % VAT.
-TARIFF = {
-    "id": "SPOT",
-    "currency": "EUR",
-    "elements": [
-        {
-            "price_components": [
-                {"type": "FLAT", "price": 1.00, "vat": 19.0, "step_size": 1},
-                {"type": "ENERGY", "price": 0.50, "vat": 19.0, "step_size": 1},
-            ]
-        }
-    ],
-}
-TARIFF_WORDS = ["1.19 EUR start fee", "0.595 EUR per kWh", "Prices incl. 19 % VAT"]
-PAYING_CARD = "4242 4242 4242 4242"
-DECLINED_CARD = "4000 0000 0000 0002"
 CAP = Decimal(20)
 
 
-@dataclass
-class Station:
-    server: Running
-    cp_id: str
-    evse_uid: str
-    charger: ChargerBase
-
-
-@pytest.fixture(params=["1.6", "2.0.1"])
+@pytest.fixture(params=VERSIONS)
 async def station(
     request: pytest.FixtureRequest, start_server: StartServer, tmp_path: Path
 ) -> AsyncIterator[Station]:
-    """A server taking ad-hoc payments with the test provider, and a simulated charger of
-    the version at location AMS-1 whose EVSE has the ad-hoc tariff SPOT."""
-    version: str = request.param
-    server = await start_server(payments={"enabled": True, "provider": "test"})
-    cp_id = f"PAY-{version.replace('.', '')}"
-    path = tmp_path / "tariffs.json"
-    path.write_text(json.dumps([TARIFF]))
-    assert "1 new" in ok(await csms(server, "tariffs", "import", str(path)))
-    await _place(server, cp_id)
-    cp = create_charger(
-        ChargerOptions(
-            url=server.url,
-            charger_id=cp_id,
-            version=version,
-            connectors=1,
-            sessions=0,
-            meter_interval=1.0,
-            seed=24,
-            response_timeout=10,
-        )
-    )
-    assert isinstance(cp, ChargerBase)
-    cp.step_seconds = 0.02
-    task = asyncio.create_task(cp.run())
-
-    async def announced() -> bool:
-        try:
-            detail = await server.staff.charger(cp_id)
-        except UnknownChargePoint:
-            return False
-        return any(c.evse_id == 1 and c.status.value == "Available" for c in detail.connectors)
-
-    await until(announced, "the charger's EVSE, available")
-    uid = f"{cp_id}*1"
-    ok(await csms(server, "tariffs", "assign", "SPOT", "--evse", uid, "--ad-hoc"))
-    yield Station(server, cp_id, uid, cp)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await cp.close()
+    async with paying_station(start_server, tmp_path, request.param) as station:
+        yield station
 
 
 class Browser:
@@ -243,6 +182,16 @@ async def test_pay_charge_stop_and_read_the_receipt(
     await until(at_checkout, "the test provider's checkout")
     assert await page.text("#amount") == "20.00 EUR"
     assert await page.text("#description") == f"Charging at {uid}"
+    # Cancel leads back to the EVSE's page, which still takes payments.
+    await page.click("cancel")
+
+    async def evse_page_again() -> bool:
+        return "/pay/-/" not in await page.url() and await page.visible("#pay-button")
+
+    await until(evse_page_again, "the EVSE's page after cancelling")
+    await page.type_into("cap", str(CAP))
+    await page.click("pay-button")
+    await until(at_checkout, "the test provider's checkout again")
     await page.type_into("card", DECLINED_CARD)
     await page.click("pay")
 
@@ -260,14 +209,10 @@ async def test_pay_charge_stop_and_read_the_receipt(
     await until(failed_shown, "the failed payment's page")
     assert await page.text("#state") == "Payment not completed"
     await page.click("back")
-
-    async def evse_page_again() -> bool:
-        return await page.visible("#pay-button")
-
     await until(evse_page_again, "the EVSE's page again")
     await page.type_into("cap", str(CAP))
     await page.click("pay-button")
-    await until(at_checkout, "the test provider's checkout again")
+    await until(at_checkout, "the test provider's checkout a third time")
     await page.type_into("card", PAYING_CARD)
     await page.click("pay")
 
@@ -328,23 +273,17 @@ async def test_pay_charge_stop_and_read_the_receipt(
     assert "You stopped charging." in await page.text("#state-text")
     assert not await page.visible("#stop-button")
 
-    ended = await _transaction(server, tx.id, cp_id)
-    assert ended.stop_at is not None and ended.energy_wh is not None
+    finished = await ended(server, tx.id, cp_id)
+    assert finished.energy_wh is not None
     (cdr,) = await server.app.billing.cdrs_of(tx.id)
     assert cdr.data["cdr_token"]["type"] == "AD_HOC_USER"
     assert cdr.data["tariffs"][0]["id"] == "SPOT"
     incl = cdr.total_incl_vat
     assert incl is not None
-    excl = cdr.total_excl_vat
     # The hand calculation, as the CDR states it.
-    assert excl == Decimal("1.00") + Decimal(cdr.energy_wh) / 1000 * Decimal("0.50")
-    captured = from_minor(to_minor(incl, "EUR"), "EUR")
-    assert await page.text("#receipt-cdr") == cdr.id
-    assert await page.text("#receipt-total-incl") == display_amount(incl, "EUR")
-    assert await page.text("#receipt-total-excl") == display_amount(excl, "EUR")
-    assert await page.text("#receipt-vat") == display_amount(incl - excl, "EUR")
-    assert await page.text("#receipt-captured") == display_amount(captured, "EUR")
-    assert await page.text("#receipt-released") == display_amount(CAP - captured, "EUR")
+    assert cdr.total_excl_vat == Decimal("1.00") + Decimal(cdr.energy_wh) / 1000 * Decimal("0.50")
+    for element_id, text in receipt_of(cdr, CAP).items():
+        assert await page.text(f"#{element_id}") == text, element_id
     kwh = Decimal(cdr.energy_wh) / 1000
     shown_kwh = Decimal((await page.text("#receipt-energy")).removesuffix(" kWh"))
     assert abs(shown_kwh - kwh) < Decimal("0.001")
@@ -361,12 +300,3 @@ async def test_pay_charge_stop_and_read_the_receipt(
     assert [e["message"].rsplit(" ", 4)[1:] for e in errors] == [
         ["of", "402", "(Payment", "Required)"]
     ]
-
-
-async def _transaction(server: Running, tx_id: int, cp_id: str) -> Transaction:
-    async def ended() -> Transaction | None:
-        found = [t for t in await server.staff.transactions(cp_id=cp_id) if t.id == tx_id]
-        return found[0] if found and found[0].stop_at is not None else None
-
-    found: Transaction = await until(ended, "the transaction ended")
-    return found

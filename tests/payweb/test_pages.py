@@ -17,6 +17,7 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from csms.core.errors import InvalidInput, NotFound
 from csms.core.payments import (
@@ -249,11 +250,18 @@ async def test_an_evse_not_payable_says_why_without_a_form(
 
 
 async def test_unknown_evse_and_paths_are_404_pages(client: Client) -> None:
-    for path in ("/pay/CP9*9", "/pay/-/nothing/here", f"/pay/-/payments/{PAYMENT_ID}x"):
-        response = await client.get(path)
-        assert response.status == 404, path
-        assert response.content_type == "text/html"
-        assert 'id="message-title">Not found<' in await response.text()
+    with capture_logs() as logs:
+        for path in ("/pay/CP9*9", "/pay/-/nothing/here", f"/pay/-/payments/{PAYMENT_ID}x"):
+            response = await client.get(path)
+            assert response.status == 404, path
+            assert response.content_type == "text/html"
+            assert 'id="message-title">Not found<' in await response.text()
+    answered = [e for e in logs if e["event"] == "pay_request_answered"]
+    assert [(e["route"], e["http_status"], e["log_level"]) for e in answered] == [
+        ("evse", 404, "info"),
+        (None, 404, "info"),
+        ("payment", 404, "info"),
+    ]
     response = await client.get("/pay/-/evses/CP9*9")
     assert response.status == 404 and await response.json() == {"error": "no EVSE CP9*9"}
 
@@ -446,3 +454,20 @@ async def test_static_files(client: Client) -> None:
     assert js.status == 200 and "javascript" in js.content_type
     assert js.headers["X-Content-Type-Options"] == "nosniff"
     assert (await client.get("/pay/-/static/../app.py")).status == 404
+
+
+async def test_a_fault_is_a_plain_500_page_and_logged(client: Client, service: StandIn) -> None:
+    async def broken(evse_uid: str) -> PayPage:
+        raise RuntimeError("secret detail of a bug")
+
+    service.page = broken  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        response = await client.get("/pay/CP1*1")
+        as_json = await client.get("/pay/CP1*1", headers={"Accept": "application/json"})
+    assert response.status == 500
+    page = await response.text()
+    assert "Something went wrong on our side." in page and "secret" not in page
+    assert as_json.status == 500
+    assert await as_json.json() == {"error": "Something went wrong on our side. Please try again."}
+    failed = [e for e in logs if e["event"] == "pay_request_failed"]
+    assert [(e["route"], e["log_level"]) for e in failed] == [("evse", "error")] * 2
