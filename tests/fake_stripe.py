@@ -108,6 +108,7 @@ class _Failure:
     path: re.Pattern[str]
     status: int
     times: int
+    saved: bool
 
 
 @dataclass
@@ -162,11 +163,15 @@ class FakeStripe:
 
     # --- knobs for tests ------------------------------------------------------------------
 
-    def fail_next(self, method: str, path: str, *, status: int = 500, times: int = 1) -> None:
+    def fail_next(
+        self, method: str, path: str, *, status: int = 500, times: int = 1, saved: bool = True
+    ) -> None:
         """The next `times` requests of `method` to a path matching the regular expression
-        `path` (e.g. r"/v1/payment_intents/.*/capture") answer `status` (an api_error;
-        not stored under their idempotency key, as Stripe does for failures of its own)."""
-        self._failures.append(_Failure(method.upper(), re.compile(path), status, times))
+        `path` (e.g. r"/v1/payment_intents/.*/capture") answer `status` (an api_error).
+        `saved`: the failure happened inside the call, so, as Stripe does, it is kept under
+        the request's idempotency key and answered again to every request with that key
+        (for 24 hours); not saved: it failed before the call began (nothing kept)."""
+        self._failures.append(_Failure(method.upper(), re.compile(path), status, times, saved))
 
     def requests_to(self, method: str, pattern: str) -> list[Request]:
         return [
@@ -237,17 +242,6 @@ class FakeStripe:
         if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
             failure = StripeFailure(401, "Invalid API Key provided.")
             return failure.status, failure.body, False
-        for failure_rule in self._failures:
-            if (
-                failure_rule.times > 0
-                and failure_rule.method == request.method
-                and failure_rule.path.fullmatch(path)
-            ):
-                failure_rule.times -= 1
-                error = StripeFailure(
-                    failure_rule.status, "An unknown error occurred", type_="api_error"
-                )
-                return error.status, error.body, False
         if request.method == "POST" and key:
             seen = self._idempotent.get(key)
             if seen is not None:
@@ -261,6 +255,13 @@ class FakeStripe:
                     )
                     return error.status, error.body, False
                 return status, body, True
+        for rule in self._failures:
+            if rule.times > 0 and rule.method == request.method and rule.path.fullmatch(path):
+                rule.times -= 1
+                error = StripeFailure(rule.status, "An unknown error occurred", type_="api_error")
+                if rule.saved and request.method == "POST" and key:
+                    self._idempotent[key] = (path, raw, error.status, error.body)
+                return error.status, error.body, False
         try:
             status, body = 200, await self._route(request.method, path, params)
         except StripeFailure as exc:

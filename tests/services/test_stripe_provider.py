@@ -429,9 +429,33 @@ async def test_webhooks_need_the_secret(fake: FakeStripe) -> None:
 # --- failures -------------------------------------------------------------------------------
 
 
-async def test_stripe_failing_is_unavailable(fake: FakeStripe, provider: StripeProvider) -> None:
+async def test_a_capture_stripe_failed_is_made_again_under_a_new_key(
+    fake: FakeStripe, provider: StripeProvider
+) -> None:
+    """Stripe keeps its 500 under the key and would answer it to every retry for a day:
+    the provider sees the PaymentIntent still capturable and captures it under a new key
+    (a PaymentIntent is captured at most once, whatever the key)."""
     _, intent = await authorised(fake, provider)
-    fake.fail_next("POST", r"/v1/payment_intents/.*/capture", status=500)
+    capture_path = r"/v1/payment_intents/.*/capture"
+    fake.fail_next("POST", capture_path, status=500)
+
+    status = await provider.capture(intent, 1000, key="capture-pay-1")
+
+    assert (status.state, status.captured_minor) == (ProviderState.CAPTURED, 1000)
+    first, second = fake.requests_to("POST", capture_path)
+    assert (first.status, first.idempotency_key) == (500, "capture-pay-1")
+    assert second.status == 200
+    assert second.idempotency_key is not None
+    assert second.idempotency_key.startswith("capture-pay-1-")
+    assert len(fake.events_of("payment_intent.succeeded")) == 1
+
+
+async def test_a_capture_stripe_keeps_failing_is_unavailable_until_it_works(
+    fake: FakeStripe, provider: StripeProvider
+) -> None:
+    _, intent = await authorised(fake, provider)
+    capture_path = r"/v1/payment_intents/.*/capture"
+    fake.fail_next("POST", capture_path, status=500, times=2)
 
     with pytest.raises(ProviderUnavailable, match="HTTP 500"):
         await provider.capture(intent, 1000, key="capture-pay-1")
@@ -439,13 +463,32 @@ async def test_stripe_failing_is_unavailable(fake: FakeStripe, provider: StripeP
     assert fake.intents[intent]["status"] == "requires_capture"  # nothing moved
     status = await provider.capture(intent, 1000, key="capture-pay-1")  # the retry
     assert status.captured_minor == 1000
+    sent = [(r.status, r.replayed) for r in fake.requests_to("POST", capture_path)]
+    assert sent == [(500, False), (500, False), (500, True), (200, False)]
+    assert len(fake.events_of("payment_intent.succeeded")) == 1
+
+
+async def test_a_void_stripe_failed_is_made_again_under_a_new_key(
+    fake: FakeStripe, provider: StripeProvider
+) -> None:
+    _, intent = await authorised(fake, provider)
+    fake.fail_next("POST", r"/v1/payment_intents/.*/cancel", status=502)
+
+    status = await provider.void(intent, key="void-pay-1")
+
+    assert status.state is ProviderState.CANCELED
+    keys = [r.idempotency_key for r in fake.requests_to("POST", r"/v1/payment_intents/.*/cancel")]
+    assert keys[0] == "void-pay-1"
+    assert len(keys) == 2 and keys[1] is not None and keys[1].startswith("void-pay-1-")
 
 
 async def test_the_client_retries_with_the_same_key(fake: FakeStripe) -> None:
+    """A failure before Stripe began the call (nothing kept under the key): Stripe's client
+    tries again by itself under the same key."""
     provider = StripeProvider(fake.secret_key, fake.webhook_secret, fake.api_base)
     try:
         _, intent = await authorised(fake, provider)
-        fake.fail_next("POST", r"/v1/payment_intents/.*/capture", status=503)
+        fake.fail_next("POST", r"/v1/payment_intents/.*/capture", status=503, saved=False)
 
         status = await provider.capture(intent, 1000, key="capture-pay-1")
 

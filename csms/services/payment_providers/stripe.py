@@ -14,12 +14,14 @@ BadSignature.
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
 import stripe
+import structlog
 from stripe.params.checkout import SessionCreateParams
 
 from csms.core.payments import (
@@ -28,6 +30,7 @@ from csms.core.payments import (
     CheckoutRequest,
     EventKind,
     PaymentDeclined,
+    PaymentError,
     ProviderEvent,
     ProviderState,
     ProviderStatus,
@@ -37,6 +40,7 @@ from csms.core.payments import (
 __all__ = ["EVENT_KINDS", "WEBHOOK_EVENTS", "StripeProvider"]
 
 _T = TypeVar("_T")
+log = structlog.get_logger("csms.payments")
 
 # Stripe's webhook events and what they mean for a payment. The rest are stored and
 # change nothing (EventKind.OTHER), among them `payment_intent.payment_failed`: a card
@@ -184,19 +188,30 @@ class StripeProvider:
         """Capture `amount_minor` of the hold; Stripe releases the rest at once."""
         if amount_minor <= 0:
             raise ValueError("a capture takes a positive amount (void a hold of nothing)")
-        try:
-            intent = await _call(
+
+        async def attempt(with_key: str) -> stripe.PaymentIntent:
+            return await _call(
                 self._client.v1.payment_intents.capture_async(
                     provider_ref,
                     {"amount_to_capture": amount_minor, "expand": ["latest_charge"]},
-                    {"idempotency_key": key},
+                    {"idempotency_key": with_key},
                 )
             )
+
+        try:
+            intent = await self._once(attempt, provider_ref, key, ProviderState.CAPTURED)
         except PaymentDeclined as exc:
             done = await self._already(exc, provider_ref, ProviderState.CAPTURED)
             if done is None or done.captured_minor != amount_minor:
                 raise
             return done
+        if isinstance(intent, ProviderStatus):
+            if intent.captured_minor != amount_minor:
+                raise PaymentDeclined(
+                    f"the payment was captured already, for {intent.captured_minor} "
+                    f"rather than {amount_minor}"
+                )
+            return intent
         return _intent_status(intent)
 
     async def void(self, provider_ref: str, *, key: str) -> ProviderStatus:
@@ -205,18 +220,52 @@ class StripeProvider:
         longer be paid, and cancel its PaymentIntent if it was paid meanwhile."""
         if provider_ref.startswith("cs_"):
             return await self._expire(provider_ref, key=key)
-        try:
-            intent = await _call(
+
+        async def attempt(with_key: str) -> stripe.PaymentIntent:
+            return await _call(
                 self._client.v1.payment_intents.cancel_async(
-                    provider_ref, {"expand": ["latest_charge"]}, {"idempotency_key": key}
+                    provider_ref, {"expand": ["latest_charge"]}, {"idempotency_key": with_key}
                 )
             )
+
+        try:
+            intent = await self._once(attempt, provider_ref, key, ProviderState.CANCELED)
         except PaymentDeclined as exc:
             done = await self._already(exc, provider_ref, ProviderState.CANCELED)
             if done is None:
                 raise
             return done
-        return _intent_status(intent)
+        return intent if isinstance(intent, ProviderStatus) else _intent_status(intent)
+
+    async def _once(
+        self,
+        attempt: Callable[[str], Awaitable[stripe.PaymentIntent]],
+        provider_ref: str,
+        key: str,
+        target: ProviderState,
+    ) -> stripe.PaymentIntent | ProviderStatus:
+        """A capture or cancel under `key`, and what to do when Stripe failed it (5xx).
+
+        Stripe keeps a failure that happened inside the call under its idempotency key for
+        24 hours and answers it again to every retry with that key, so retrying with the
+        key alone would fail for a day. A PaymentIntent is captured or canceled at most
+        once (Stripe's own state machine refuses a second time), so after such a failure
+        the provider looks at the PaymentIntent: done already -> its status; still
+        capturable -> one more attempt at once under a new key. Anything else (Stripe not
+        reached: nothing is kept under the key) is raised for the caller to retry."""
+        try:
+            return await attempt(key)
+        except ProviderUnavailable as exc:
+            if not _answered_by_stripe(exc):
+                raise
+            status = await self.status(None, provider_ref)
+            if status.state is target:
+                return status
+            if status.state not in (ProviderState.AUTHORIZED, ProviderState.PENDING):
+                raise
+            fresh = f"{key}-{secrets.token_hex(4)}"
+            log.warning("stripe_call_rekeyed", provider_ref=provider_ref, key=key, new_key=fresh)
+            return await attempt(fresh)
 
     async def refund(self, provider_ref: str, amount_minor: int, *, key: str) -> str:
         if amount_minor <= 0:
@@ -353,6 +402,18 @@ def _ref(value: object) -> str | None:
         return value or None
     ref = value.get("id") if isinstance(value, Mapping) else getattr(value, "id", None)
     return ref if isinstance(ref, str) and ref else None
+
+
+def _answered_by_stripe(exc: PaymentError) -> bool:
+    """Whether Stripe answered the call that failed (HTTP 5xx), as opposed to not being
+    reached at all."""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, stripe.StripeError)
+        and not isinstance(cause, stripe.APIConnectionError)
+        and cause.http_status is not None
+        and cause.http_status >= 500
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
