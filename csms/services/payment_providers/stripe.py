@@ -264,7 +264,8 @@ class StripeProvider:
             if status.state not in (ProviderState.AUTHORIZED, ProviderState.PENDING):
                 raise
             fresh = f"{key}-{secrets.token_hex(4)}"
-            log.warning("stripe_call_rekeyed", provider_ref=provider_ref, key=key, new_key=fresh)
+            # (Not the keys: they carry the payment id, the key of the driver's page.)
+            log.warning("stripe_call_rekeyed", provider_ref=provider_ref, error=str(exc))
             return await attempt(fresh)
 
     async def refund(self, provider_ref: str, amount_minor: int, *, key: str) -> str:
