@@ -1007,11 +1007,9 @@ class PaymentService:
             await self._void(payment, "nothing_to_pay", f"CDR {cdr.id}: 0", cdr_id=cdr.id)
             return None
         provider = self._provider_of(payment)
-        assert payment.provider_ref is not None
         try:
-            status = await provider.capture(
-                payment.provider_ref, amount, key=f"capture-{payment.id}"
-            )
+            ref = await self._hold_ref(provider, payment)
+            status = await provider.capture(ref, amount, key=f"capture-{payment.id}")
         except PaymentError as exc:
             await self._failed(payment, "capture_failed", one_line(exc), now)
             return None
@@ -1042,9 +1040,10 @@ class PaymentService:
         """Release the hold (key `void-{id}`); a failure is tried again later."""
         provider = self._provider_of(payment)
         now = self._clock()
-        if payment.provider_ref is not None:
+        if payment.provider_ref is not None or payment.checkout_ref is not None:
             try:
-                await provider.void(payment.provider_ref, key=f"void-{payment.id}")
+                ref = await self._hold_ref(provider, payment)
+                await provider.void(ref, key=f"void-{payment.id}")
             except PaymentError as exc:
                 await self._failed(payment, "void_failed", one_line(exc), now)
                 return
@@ -1052,6 +1051,25 @@ class PaymentService:
         if cdr_id is not None:
             changes["cdr_id"] = cdr_id
         await self._move(payment, PaymentState.VOIDED, what, "csms", detail, **changes)
+
+    async def _hold_ref(self, provider: PaymentProvider, payment: Payment) -> str:
+        """The provider's id of the payment's hold, asked of it when we were never told
+        (its webhook lost, the driver not back); ProviderUnavailable when it has none."""
+        if payment.provider_ref is not None:
+            return payment.provider_ref
+        status = await provider.status(payment.checkout_ref, None)
+        if status.provider_ref is None:
+            raise ProviderUnavailable("the provider names no pre-authorisation for it yet")
+        await self._move(
+            payment,
+            None,
+            "provider_ref_learnt",
+            "provider",
+            status.provider_ref,
+            any_state=True,
+            provider_ref=status.provider_ref,
+        )
+        return status.provider_ref
 
     async def _failed(self, payment: Payment, what: str, error: str, now: datetime) -> None:
         """A capture or void that failed: counted, logged, tried again after a back-off."""

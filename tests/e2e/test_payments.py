@@ -370,3 +370,34 @@ async def test_the_page_says_why_an_evse_cannot_be_paid_and_begin_refuses(world:
     page = await payments.page(world.evse)
     assert not page.payable and page.tariff is None
     assert page.reason == "No price for paying on the spot is set at this charger."
+
+
+async def test_the_driver_back_before_the_webhook_starts_the_session(world: World) -> None:
+    """The provider's word is lost (no webhook): the driver's return asks the provider, and
+    the session starts all the same."""
+    payments = world.payments
+    tester = payments.test_provider
+    assert tester is not None
+    tester.on_event = None
+    payment, _ = await payments.begin(world.evse, Decimal(12), email=None)
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    assert (await payments.show(payment.id))[0].state is PaymentState.CREATED
+    back = await payments.returned(payment.id)
+    assert back.state in (PaymentState.AUTHORIZED, PaymentState.STARTING)
+    assert back.authorized_minor == 1200
+
+    async def charging() -> bool:
+        return await _state(world, payment.id, PaymentState.CHARGING)
+
+    await until(charging, "the paid session charging", seconds=30)
+    await payments.stop(payment.id)
+
+    async def captured() -> bool:
+        return await _state(world, payment.id, PaymentState.CAPTURED)
+
+    await until(captured, "the capture", seconds=60)
+    events = (await payments.show(payment.id))[1]
+    assert [(e.what, e.actor) for e in events if e.to_state is PaymentState.AUTHORIZED] == [
+        ("authorized", "provider")
+    ]

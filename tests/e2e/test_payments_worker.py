@@ -388,7 +388,7 @@ async def _next_seq(server: Running) -> int:
 
 async def _ended_with_cdr(server: Running, email: str) -> Payment:
     """A payment whose session ended with a CDR of 7.40 EUR incl. VAT, held at the test
-    provider."""
+    provider (whose id for the hold we were never told)."""
     _, tester = _service(server)
     tester.on_event = None
     payment = await _stored(
@@ -399,6 +399,7 @@ async def _ended_with_cdr(server: Running, email: str) -> Payment:
         transaction_id=515151,
         stop_reason=StopReason.DRIVER,
         email=email,
+        provider_ref=None,  # never told (its webhook lost): asked of the provider
     )
     assert payment.checkout_ref is not None
     await tester.pay(payment.checkout_ref, PAYING_CARD)
@@ -466,6 +467,13 @@ async def test_the_receipt_is_emailed_after_the_capture(
         ):
             assert f"\n{line}\n" in text, line
         assert service.receipts == {"sent": 1}
+        shown, events = await service.show(payment.id)
+        assert shown.provider_ref == payment.checkout_ref
+        assert [e.what for e in events] == [
+            "provider_ref_learnt",
+            "captured",
+            "receipt_sent",
+        ]
     finally:
         await mail.stop()
 
