@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from csms.core.payments import Payment, from_minor, minor_exponent
+from csms.core.payments import Payment, PaymentState, from_minor, minor_exponent
 from csms.core.tariff_words import describe
 from csms.payweb.words import (
     connector_words,
@@ -168,9 +168,9 @@ def progress_page(progress: Progress, links: Links) -> str:
     payment = progress.payment
     words = state_words(payment.state, payment.stop_reason)
     done = settled(payment.state)
-    can_stop = payment.state.value == "charging"
+    can_stop = payment.state is PaymentState.CHARGING
     back = ""
-    if payment.state.value in ("failed", "voided"):
+    if payment.state in (PaymentState.FAILED, PaymentState.VOIDED):
         back = (
             f'<p><a id="back" href="{_e(links.evse)}">Back to charging point '
             f"{_e(payment.evse_uid)}</a></p>"
@@ -300,10 +300,7 @@ def checkout_page(
     return _layout("checkout", "Test payment", body, links)
 
 
-def message_page(
-    title: str, message: str, links: Links, *, link: tuple[str, str] | None = None
-) -> str:
-    """A page that only says something (not found, a failure), with a link onwards."""
-    extra = "" if link is None else f'<p><a href="{_e(link[0])}">{_e(link[1])}</a></p>'
-    body = _fill("message.html", title=_e(title), message=_e(message), link=extra)
+def message_page(title: str, message: str, links: Links) -> str:
+    """A page that only says something (not found, a failure)."""
+    body = _fill("message.html", title=_e(title), message=_e(message))
     return _layout("message", title, body, links)
