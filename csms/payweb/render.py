@@ -17,6 +17,7 @@ from typing import Any
 
 from csms.core.payments import Payment, PaymentState, from_minor, minor_exponent
 from csms.core.tariff_words import describe
+from csms.core.tariffs import Tariff
 from csms.payweb.words import (
     connector_words,
     duration_text,
@@ -105,6 +106,8 @@ def evse_page(
         if page.tariff is not None
         else "<li>No price for paying here is set.</li>"
     )
+    note = _alt_text(page.tariff) if page.tariff is not None else None
+    tariff_note = f'<p id="tariff-note" class="hint">{_e(note)}</p>' if note else ""
     if page.payable:
         action = _fill(
             "evse_form.html",
@@ -135,9 +138,16 @@ def evse_page(
         status_class=_e(status_class),
         connectors=connectors,
         tariff=tariff,
+        tariff_note=tariff_note,
         action=action,
     )
     return _layout("evse", f"Charge at {page.location_name or page.evse_uid}", body, links)
+
+
+def _alt_text(tariff: Tariff) -> str | None:
+    """The operator's own words for the tariff (OCPI tariff_alt_text), English first."""
+    texts = {t.language.lower(): t.text for t in tariff.tariff_alt_text}
+    return texts.get("en") or next(iter(texts.values()), None)
 
 
 def evse_json(page: PayPage) -> dict[str, Any]:
