@@ -20,6 +20,7 @@ Routes (under the mount):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -109,20 +110,19 @@ def build_pay_app(service: PaymentService) -> web.Application:
 
 
 def _links(request: web.Request, *, evse_uid: str = "", payment_id: str = "") -> Links:
+    """Where the page's links go, from the app's named routes (so under its mount)."""
     router = request.app.router
     static = str(router["static"].url_for(filename="pay.css")).rsplit("/", 1)[0]
     links = Links(static=static)
     if evse_uid:
-        links = Links(
-            static=static,
+        links = dataclasses.replace(
+            links,
             evse=str(router["evse"].url_for(evse_uid=evse_uid)),
             evse_status=str(router["evse_status"].url_for(evse_uid=evse_uid)),
         )
     if payment_id:
-        links = Links(
-            static=static,
-            evse=links.evse,
-            evse_status=links.evse_status,
+        links = dataclasses.replace(
+            links,
             status=str(router["payment_status"].url_for(payment_id=payment_id)),
             stop=str(router["payment_stop"].url_for(payment_id=payment_id)),
         )

@@ -15,8 +15,9 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from csms.core.payments import Payment, from_minor, minor_exponent
+from csms.core.payments import Payment, PaymentState, from_minor, minor_exponent
 from csms.core.tariff_words import describe
+from csms.core.tariffs import Tariff
 from csms.payweb.words import (
     connector_words,
     duration_text,
@@ -105,6 +106,8 @@ def evse_page(
         if page.tariff is not None
         else "<li>No price for paying here is set.</li>"
     )
+    note = _alt_text(page.tariff) if page.tariff is not None else None
+    tariff_note = f'<p id="tariff-note" class="hint">{_e(note)}</p>' if note else ""
     if page.payable:
         action = _fill(
             "evse_form.html",
@@ -135,9 +138,16 @@ def evse_page(
         status_class=_e(status_class),
         connectors=connectors,
         tariff=tariff,
+        tariff_note=tariff_note,
         action=action,
     )
     return _layout("evse", f"Charge at {page.location_name or page.evse_uid}", body, links)
+
+
+def _alt_text(tariff: Tariff) -> str | None:
+    """The operator's own words for the tariff (OCPI tariff_alt_text), English first."""
+    texts = {t.language.lower(): t.text for t in tariff.tariff_alt_text}
+    return texts.get("en") or next(iter(texts.values()), None)
 
 
 def evse_json(page: PayPage) -> dict[str, Any]:
@@ -168,9 +178,9 @@ def progress_page(progress: Progress, links: Links) -> str:
     payment = progress.payment
     words = state_words(payment.state, payment.stop_reason)
     done = settled(payment.state)
-    can_stop = payment.state.value == "charging"
+    can_stop = payment.state is PaymentState.CHARGING
     back = ""
-    if payment.state.value in ("failed", "voided"):
+    if payment.state in (PaymentState.FAILED, PaymentState.VOIDED):
         back = (
             f'<p><a id="back" href="{_e(links.evse)}">Back to charging point '
             f"{_e(payment.evse_uid)}</a></p>"
@@ -300,10 +310,7 @@ def checkout_page(
     return _layout("checkout", "Test payment", body, links)
 
 
-def message_page(
-    title: str, message: str, links: Links, *, link: tuple[str, str] | None = None
-) -> str:
-    """A page that only says something (not found, a failure), with a link onwards."""
-    extra = "" if link is None else f'<p><a href="{_e(link[0])}">{_e(link[1])}</a></p>'
-    body = _fill("message.html", title=_e(title), message=_e(message), link=extra)
+def message_page(title: str, message: str, links: Links) -> str:
+    """A page that only says something (not found, a failure)."""
+    body = _fill("message.html", title=_e(title), message=_e(message))
     return _layout("message", title, body, links)

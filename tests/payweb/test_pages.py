@@ -30,7 +30,13 @@ from csms.core.payments import (
     ProviderUnavailable,
     StopReason,
 )
-from csms.core.tariffs import DimensionType, PriceComponent, Tariff, TariffElement
+from csms.core.tariffs import (
+    DimensionType,
+    DisplayText,
+    PriceComponent,
+    Tariff,
+    TariffElement,
+)
 from csms.payweb import build_pay_app
 from csms.services.payments import PaymentService, PayPage, Progress, Receipt
 
@@ -226,6 +232,17 @@ async def test_the_evse_page(client: Client) -> None:
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert headers["Referrer-Policy"] == "no-referrer"
     assert headers["Cache-Control"] == "no-store"
+
+
+async def test_the_operator_s_own_words_for_the_tariff(client: Client, service: StandIn) -> None:
+    words = (DisplayText("nl", "Vijftig cent per kWh"), DisplayText("en", "50 cents a <kWh>"))
+    tariff = dataclasses.replace(TARIFF, tariff_alt_text=words)
+    service.page_value = dataclasses.replace(PAGE, tariff=tariff)
+    page = await (await client.get("/pay/CP1*1")).text()
+    assert '<p id="tariff-note" class="hint">50 cents a &lt;kWh&gt;</p>' in page
+    assert "<li>0.4998 EUR per kWh</li>" in page
+    service.page_value = PAGE
+    assert 'id="tariff-note"' not in await (await client.get("/pay/CP1*1")).text()
 
 
 async def test_an_evse_not_payable_says_why_without_a_form(
