@@ -72,9 +72,13 @@ _UNEXPECTED_STATE = "payment_intent_unexpected_state"
 
 class StripeProvider:
     """A PaymentProvider over Stripe's API (`api_base`: Stripe's when None; tests give a
-    fake). Every call that moves money carries the caller's idempotency key: Stripe
-    answers a repeated key with the first answer for 24 hours; after that a capture or a
-    void of a PaymentIntent already captured or canceled is recognised by its state."""
+    fake). Every call carries the caller's idempotency key: Stripe answers a repeated key
+    with the first answer for 24 hours (Stripe's client retries a lost answer under it by
+    itself, `max_network_retries`). A capture or a void retried after the key expired, or
+    after a failure Stripe keeps under the key, is decided by the PaymentIntent's state
+    (`_once`, `_already`). A checkout's `expires_at` is part of its request, so a checkout
+    repeated by the caller later under the same key is refused by Stripe as another
+    request (the payment service makes one checkout per payment)."""
 
     name = "stripe"
 
