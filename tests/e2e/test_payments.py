@@ -147,6 +147,7 @@ async def _state(world: World, payment_id: str, state: PaymentState) -> bool:
     return (await world.payments.progress(payment_id)).payment.state is state
 
 
+@pytest.mark.slow
 async def test_a_paid_session_is_stopped_at_the_cap_and_the_cdr_total_captured(
     world: World,
 ) -> None:
