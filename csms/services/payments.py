@@ -15,7 +15,7 @@ import asyncio
 import builtins
 import re
 import smtplib
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -267,8 +267,10 @@ class PaymentService:
             self.test_provider.on_event = self._test_event
         self.worker = Worker("payments", self._pass, period=PERIOD_S, min_gap=0.2)
         self._tasks = TaskSet("payments")
-        # Payments whose remote start is under way in this process.
-        self._starting: set[str] = set()
+        # Payments with a step under way in this process that waits for a charger or the
+        # provider (a start, a stop, a capture, a void): the worker's pass never waits for
+        # one, so that one slow provider or charger delays nobody's stop at the cap.
+        self._busy: set[str] = set()
         # Transactions of payments being charged (readings of them wake the worker), and
         # the last cost seen of each payment (its rate), and when a stop last went out.
         self._paid_tx: set[int] = set()
@@ -779,28 +781,50 @@ class PaymentService:
 
     async def _step(self, payment: Payment, now: datetime) -> float | None:
         state = payment.state
+        if payment.id in self._busy:
+            return None  # its step under way wakes the worker when done
         if payment.next_try_at is not None and now < payment.next_try_at:
             return (payment.next_try_at - now).total_seconds()
         if state is PaymentState.CREATED:
-            return await self._created(payment, now)
+            expires = payment.created_at + timedelta(seconds=self.settings.checkout_timeout)
+            if now < expires:
+                return (expires - now).total_seconds()
+            self._background(payment, self._expire(payment))
+            return None
         if state is PaymentState.AUTHORIZED:
-            if payment.id not in self._starting:
-                self._starting.add(payment.id)
-                self._tasks.spawn(self._start(payment), name=f"payment-start-{payment.id}")
+            late = payment.updated_at + timedelta(seconds=self.settings.start_timeout)
+            if now >= late:
+                # Authorised long ago (this service was down meanwhile): the driver is gone.
+                work = self._void(payment, "start_timed_out", "authorised but never started")
+                self._background(payment, work)
+            else:
+                self._background(payment, self._start(payment))
             return None
         if state is PaymentState.STARTING:
             return await self._starting_step(payment, now)
         if state in (PaymentState.CHARGING, PaymentState.STOPPING):
             return await self._charging_step(payment, now)
         if state is PaymentState.ENDED:
-            return await self._capture(payment, now)
+            self._background(payment, self._capture(payment, now))
         return None
 
-    async def _created(self, payment: Payment, now: datetime) -> float | None:
-        expires = payment.created_at + timedelta(seconds=self.settings.checkout_timeout)
-        if now < expires:
-            return (expires - now).total_seconds()
-        # Before giving up: a webhook may have been lost.
+    def _background(self, payment: Payment, work: Coroutine[Any, Any, object]) -> None:
+        """Run a step that waits for a charger or the provider beside the pass (one per
+        payment at a time); the worker looks again when it is done."""
+        self._busy.add(payment.id)
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                self._busy.discard(payment.id)
+                self.worker.wake()
+
+        self._tasks.spawn(run(), name=f"payment-{payment.id}")
+
+    async def _expire(self, payment: Payment) -> None:
+        """The checkout took too long: failed, unless the provider holds the money (its
+        webhook lost)."""
         provider = self.providers.get(payment.provider)
         if provider is not None and (payment.checkout_ref or payment.provider_ref):
             try:
@@ -810,65 +834,60 @@ class PaymentService:
             else:
                 if status.state is ProviderState.AUTHORIZED:
                     await self._authorized(payment, status.authorized_minor, status.provider_ref)
-                    return None
+                    return
         await self._move(payment, PaymentState.FAILED, "checkout_expired", "csms")
-        return None
 
     async def _start(self, payment: Payment) -> None:
         """Authorised: the remote start for the payment's one-time token (a start the
         charger refuses voids the payment at once)."""
-        try:
-            moved = await self._move(payment, PaymentState.STARTING, "start_requested", "csms")
-            if moved is None:
-                return
-            cdr_token = {
-                "uid": payment.id_tag,
-                "type": "AD_HOC_USER",
-                "contract_id": payment.id_tag,
-                "country_code": self.identity.country_code,
-                "party_id": self.identity.party_id,
-            }
-            grant = Grant(
-                AuthStatus.ACCEPTED,
-                AuthMethod.COMMAND,
-                cdr_token,
-                None,
-                reason="AD_HOC_PAYMENT",
+        moved = await self._move(payment, PaymentState.STARTING, "start_requested", "csms")
+        if moved is None:
+            return
+        cdr_token = {
+            "uid": payment.id_tag,
+            "type": "AD_HOC_USER",
+            "contract_id": payment.id_tag,
+            "country_code": self.identity.country_code,
+            "party_id": self.identity.party_id,
+        }
+        grant = Grant(
+            AuthStatus.ACCEPTED,
+            AuthMethod.COMMAND,
+            cdr_token,
+            None,
+            reason="AD_HOC_PAYMENT",
+        )
+        # Before the command goes out: the charger may start late, even after a timeout.
+        await self._charging.authorization.expect_start(
+            payment.charge_point_id,
+            payment.id_tag,
+            payment.evse_id,
+            grant,
+            ttl_s=self.settings.start_timeout,
+        )
+        result = await self._commands.execute(
+            payment.charge_point_id,
+            StartRequest(payment.id_tag, payment.evse_id),
+            Requester("payment", payment.id),
+            vouched=Vouched(CENTRAL, group_id=None, reservation=None),
+        )
+        log.info(
+            "payment_start_answered",
+            payment_id=payment.id,
+            charge_point_id=payment.charge_point_id,
+            evse_id=payment.evse_id,
+            outcome=result.outcome.value,
+        )
+        if result.outcome is Outcome.TIMED_OUT:
+            # The charger may have taken the command all the same: its session may still
+            # start (the grant stands for start_timeout), else the hold is voided then.
+            return
+        if not result.ok:
+            # Refused, or never sent: no session comes. The grant goes with the hold.
+            await self._charging.authorization.grant_used(
+                payment.charge_point_id, payment.id_tag, grant
             )
-            # Before the command goes out: the charger may start late, even after a timeout.
-            await self._charging.authorization.expect_start(
-                payment.charge_point_id,
-                payment.id_tag,
-                payment.evse_id,
-                grant,
-                ttl_s=self.settings.start_timeout,
-            )
-            result = await self._commands.execute(
-                payment.charge_point_id,
-                StartRequest(payment.id_tag, payment.evse_id),
-                Requester("payment", payment.id),
-                vouched=Vouched(CENTRAL, group_id=None, reservation=None),
-            )
-            log.info(
-                "payment_start_answered",
-                payment_id=payment.id,
-                charge_point_id=payment.charge_point_id,
-                evse_id=payment.evse_id,
-                outcome=result.outcome.value,
-            )
-            if result.outcome is Outcome.TIMED_OUT:
-                # The charger may have taken the command all the same: its session may still
-                # start (the grant stands for start_timeout), else the hold is voided then.
-                return
-            if not result.ok:
-                # Refused, or never sent: no session comes. The grant goes with the hold.
-                await self._charging.authorization.grant_used(
-                    payment.charge_point_id, payment.id_tag, grant
-                )
-                await self._void(moved, "start_refused", result.message)
-        finally:
-            self._starting.discard(payment.id)
-            self.worker.wake()
+            await self._void(moved, "start_refused", result.message)
 
     async def _starting_step(self, payment: Payment, now: datetime) -> float | None:
         tx = await self._transaction(payment)
@@ -887,12 +906,12 @@ class PaymentService:
                 if not tx.active:
                     await self._ended(moved, tx)
             return None
-        if payment.id in self._starting:
-            return None
         deadline = payment.updated_at + timedelta(seconds=self.settings.start_timeout)
         if now < deadline and payment.attempts == 0:
             return (deadline - now).total_seconds()
-        await self._void(payment, "start_timed_out", "the session did not start")
+        self._background(
+            payment, self._void(payment, "start_timed_out", "the session did not start")
+        )
         return None
 
     async def _charging_step(self, payment: Payment, now: datetime) -> float | None:
@@ -905,7 +924,7 @@ class PaymentService:
         if payment.state is PaymentState.STOPPING:
             sent = self._stop_sent.get(payment.id)
             if sent is None or (now - sent).total_seconds() >= STOP_RESEND_S:
-                await self._send_stop(payment)
+                self._background(payment, self._send_stop(payment))
             return STOP_RESEND_S
         last = self._last_cost.get(payment.id)
         if last is not None and tx.id not in self._fresh_in_pass:
@@ -949,7 +968,7 @@ class PaymentService:
                 stop_reason=StopReason.CAP,
             )
             if moved is not None:
-                await self._send_stop(moved)
+                self._background(moved, self._send_stop(moved))
         return None
 
     async def _send_stop(self, payment: Payment) -> None:
