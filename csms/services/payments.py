@@ -784,6 +784,11 @@ class PaymentService:
         if state is PaymentState.CREATED:
             return await self._created(payment, now)
         if state is PaymentState.AUTHORIZED:
+            late = payment.updated_at + timedelta(seconds=self.settings.start_timeout)
+            if now >= late and payment.id not in self._starting:
+                # Authorised long ago (this service was down meanwhile): the driver is gone.
+                await self._void(payment, "start_timed_out", "authorised but never started")
+                return None
             if payment.id not in self._starting:
                 self._starting.add(payment.id)
                 self._tasks.spawn(self._start(payment), name=f"payment-start-{payment.id}")

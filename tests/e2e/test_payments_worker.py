@@ -386,7 +386,9 @@ async def _next_seq(server: Running) -> int:
         return await cdr_repo.next_seq(conn)
 
 
-async def _ended_with_cdr(server: Running, email: str) -> Payment:
+async def _ended_with_cdr(
+    server: Running, email: str | None, total: tuple[str, str] = ("6.2185", "7.4000")
+) -> Payment:
     """A payment whose session ended with a CDR of 7.40 EUR incl. VAT, held at the test
     provider (whose id for the hold we were never told)."""
     _, tester = _service(server)
@@ -411,8 +413,8 @@ async def _ended_with_cdr(server: Running, email: str) -> Payment:
         start_at=START - timedelta(hours=1),
         end_at=START,
         currency="EUR",
-        total_excl_vat=Decimal("6.2185"),
-        total_incl_vat=Decimal("7.4000"),
+        total_excl_vat=Decimal(total[0]),
+        total_incl_vat=Decimal(total[1]),
         energy_wh=12437,
         credit=False,
         credit_reference_id=None,
@@ -506,3 +508,32 @@ async def test_a_receipt_that_cannot_be_sent_is_logged_not_retried(
     shown = (await service.show(payment.id))[0]
     assert (shown.state, shown.captured_minor) == (PaymentState.CAPTURED, 740)
     assert service.receipts == {"failed": 1}
+
+
+async def test_a_session_that_costs_nothing_releases_the_whole_hold(server: Running) -> None:
+    service, tester = _service(server)
+    payment = await _ended_with_cdr(server, None, ("0", "0"))
+    voided = await _reaches(server, payment.id, PaymentState.VOIDED)
+    assert (voided.cdr_id, voided.captured_minor) == ("NLCSMPAY002", None)
+    assert payment.checkout_ref is not None
+    assert (await tester.intent(payment.checkout_ref)).state == "canceled"
+    events = (await service.show(payment.id))[1]
+    assert [(e.what, e.to_state) for e in events][-1] == ("nothing_to_pay", PaymentState.VOIDED)
+
+
+async def test_a_payment_authorised_long_ago_is_voided_not_started(
+    server: Running, clock: Clock
+) -> None:
+    """Authorised while this service was down for longer than start_timeout: the driver
+    has gone, no session is started for it."""
+    service, tester = _service(server)
+    tester.on_event = None
+    clock.now = START + timedelta(seconds=181)
+    payment = await _stored(server, PaymentState.AUTHORIZED, START, authorized_minor=2000)
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    voided = await _reaches(server, payment.id, PaymentState.VOIDED)
+    assert voided.transaction_id is None
+    assert (await tester.intent(payment.checkout_ref)).state == "canceled"
+    events = (await service.show(payment.id))[1]
+    assert [e.what for e in events] == ["start_timed_out"]
