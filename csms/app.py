@@ -49,6 +49,7 @@ from csms.handlers.v16 import V16Adapter
 from csms.handlers.v201 import V201Adapter
 from csms.metrics import Metrics
 from csms.openadr import OpenAdrVen
+from csms.payweb import build_pay_app
 from csms.services.billing import BillingService, Identity, billing_limits, billing_retries
 from csms.services.charger_certificates import ChargerCertificates
 from csms.services.charger_input import ChargingSettings
@@ -568,6 +569,9 @@ class CsmsApp:
             ),
             singletons=self.singletons[OCPI],
         )
+        # The drivers' payment pages on the same public listener (csms.payweb; the OCPI
+        # transport hands them their requests untouched).
+        self.ocpi_app.add_subapp("/pay", build_pay_app(self.payments))
         # Changes made in this process wake the publishers at once (others are found by
         # their periodic passes).
         self.charging.stations.on_status.append(self.ocpi_app[LOCATION_PUBLISHER].wake)

@@ -16,6 +16,10 @@ How a module uses it (see ocpi_cpo.routes.credentials for a real one):
         items, total = ...
         return reply_page(request, items, total, page)
 
+An application mounted on the OCPI app (`app.add_subapp(prefix, sub)`, as csms.app mounts the
+ad-hoc payment pages at /pay) is not OCPI: requests routed into it (unknown paths under its
+prefix too) reach it untouched, without token, envelope or request ids.
+
 HTTP mapping: 401 for a missing/unknown token or token A on a functional module; 400 +
 2001 for a POST/PUT/PATCH body that is not JSON (or nests too deep), whatever the route;
 408 for a body that does not arrive within ocpi.body_timeout; 413 + 2001 for one over
@@ -282,8 +286,19 @@ async def _read_body(request: web.Request) -> Any:
 # --- the middleware -------------------------------------------------------------------------
 
 
+def _in_sub_app(request: web.Request) -> bool:
+    """Whether the request was routed into an application mounted on ours (`add_subapp`,
+    e.g. csms.payweb's pages at /pay): the innermost app it was routed through is not the
+    one whose middleware runs."""
+    return request.match_info.apps[-1] is not request.app
+
+
 @web.middleware
 async def transport_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _in_sub_app(request):
+        # Not OCPI: served by the mounted application as it answers (its own pages, its own
+        # errors), with no OCPI token, envelope, request ids or routing headers.
+        return await handler(request)
     ids = RequestIds(
         request.headers.get("X-Request-ID") or str(uuid.uuid4()),
         request.headers.get("X-Correlation-ID") or str(uuid.uuid4()),

@@ -3,7 +3,9 @@ both encodings, 401 cases, envelope and timestamps on every answer, request ids,
 headers, malformed JSON, unknown paths, trailing slashes, faults as 3000, pagination.
 
 The OCPI app is built with two probe modules besides credentials: a functional list
-endpoint that pages over fixed objects, and one that fails on purpose.
+endpoint that pages over fixed objects, and one that fails on purpose; and an application
+that is not OCPI is mounted on it at /sub (as csms.app mounts the payment pages at /pay),
+whose requests pass the OCPI transport untouched.
 """
 
 from __future__ import annotations
@@ -87,6 +89,21 @@ def probes(app: web.Application) -> None:
     add_route(app, "GET", "/ocpi/2.2.1/fail", fail)
 
 
+async def sub_page(request: web.Request) -> web.Response:
+    return web.Response(text="<p>not OCPI</p>", content_type="text/html")
+
+
+async def sub_echo(request: web.Request) -> web.Response:
+    return web.Response(body=await request.read(), content_type="text/plain", status=202)
+
+
+def sub_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/page/{name}", sub_page)
+    app.router.add_post("/echo", sub_echo)
+    return app
+
+
 @dataclass
 class Bridge:
     base: str
@@ -108,7 +125,9 @@ async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
     sock = socket.create_server(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = OcpiSettings(base_url=base, page_limit=2, clock=clock)
-    runner = web.AppRunner(build_ocpi_app(settings, partners, (credentials.setup, probes)))
+    app = build_ocpi_app(settings, partners, (credentials.setup, probes))
+    app.add_subapp("/sub", sub_app())
+    runner = web.AppRunner(app)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     yield Bridge(base, partners, clock)
@@ -326,6 +345,47 @@ async def test_unknown_path_and_method(bridge: Bridge, partner: FakePartner) -> 
     assert status == 405
     check_envelope(body, bridge, 2000)
     assert "GET" in headers["Allow"]
+
+
+async def test_a_mounted_application_is_served_untouched(
+    bridge: Bridge, partner: FakePartner
+) -> None:
+    """No token, no envelope, no request ids: the mounted app answers as it does alone,
+    its unknown paths and methods too; OCPI's own paths keep their rules beside it."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{bridge.base}/sub/page/one") as response:
+            assert response.status == 200
+            assert response.content_type == "text/html"
+            assert await response.text() == "<p>not OCPI</p>"
+            assert "X-Request-ID" not in response.headers
+            assert "X-Correlation-ID" not in response.headers
+        # A body that is not JSON is the mounted app's business, not a 2001.
+        async with session.post(f"{bridge.base}/sub/echo", data=b"cap=30&email=") as response:
+            assert response.status == 202
+            assert await response.read() == b"cap=30&email="
+        for method, path, status in (
+            ("GET", "/sub/nothing", 404),
+            ("GET", "/sub/page/one/two", 404),
+            ("PUT", "/sub/echo", 405),
+        ):
+            async with session.request(method, bridge.base + path) as response:
+                assert response.status == status, path
+                assert response.content_type == "text/plain", path
+                assert "X-Request-ID" not in response.headers
+        # Beside it, OCPI paths still want a token and answer with the envelope.
+        async with session.get(f"{bridge.base}/ocpi/2.2.1/probes") as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"] == "Token"
+            check_envelope(await response.json(), bridge, 2000)
+        # A path that only begins like the mount's is OCPI's unknown path.
+        async with session.get(f"{bridge.base}/subway") as response:
+            assert response.status == 404
+            assert "X-Request-ID" in response.headers
+            check_envelope(await response.json(), bridge, 2000)
+    token = await registered(bridge, partner)
+    status, body, headers = await partner.call("GET", f"{bridge.base}/ocpi/2.2.1/probes", token)
+    assert status == 200 and len(body["data"]) == 2
+    assert "X-Request-ID" in headers
 
 
 async def test_trailing_slashes_are_tolerated(bridge: Bridge, partner: FakePartner) -> None:
