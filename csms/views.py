@@ -335,13 +335,15 @@ def location_view_json(view: LocationView) -> dict[str, Any]:
 
 def assignment_text(a: Assignment) -> str:
     """Where a tariff applies, for people: `default`, `location AMS-1`, `evse CP1*1`,
-    `evse CP1*1 connector 2`."""
+    `evse CP1*1 connector 2`; `... (ad hoc)` for drivers who pay on the spot."""
     if a.scope == "default":
-        return "default"
-    if a.scope == "connector":
+        text = "default"
+    elif a.scope == "connector":
         uid, _, connector = a.target.partition("#")
-        return f"evse {uid} connector {connector}"
-    return f"{a.scope} {a.target}"
+        text = f"evse {uid} connector {connector}"
+    else:
+        text = f"{a.scope} {a.target}"
+    return f"{text} (ad hoc)" if a.ad_hoc else text
 
 
 def tariff_json(t: StoredTariff, assigned: Iterable[Assignment]) -> dict[str, Any]:

@@ -236,6 +236,12 @@ def tariffs_remove(tariff_id: str, yes: bool, config_file: str | None) -> None:
 @click.option("--evse", "evse", metavar="UID", help="An EVSE uid (CHARGER*EVSE).")
 @click.option("--connector", type=click.IntRange(1), help="One connector of --evse.")
 @click.option("--default", "default", is_flag=True, help="Where nothing else applies.")
+@click.option(
+    "--ad-hoc",
+    "ad_hoc",
+    is_flag=True,
+    help="For drivers who pay on the spot (QR code, payment page), beside the regular tariff.",
+)
 @config_option
 def tariffs_assign(
     tariff_id: str,
@@ -243,16 +249,28 @@ def tariffs_assign(
     evse: str | None,
     connector: int | None,
     default: bool,
+    ad_hoc: bool,
     config_file: str | None,
 ) -> None:
-    """Connector beats EVSE beats location beats the default."""
+    """Connector beats EVSE beats location beats the default. An --ad-hoc tariff prices the
+    sessions drivers pay on the spot; it is published to OCPI partners as AD_HOC_PAYMENT."""
     text = _billing(
         config_file,
         lambda s: s.assign(
-            tariff_id, location=location, evse=evse, connector=connector, default=default
+            tariff_id,
+            location=location,
+            evse=evse,
+            connector=connector,
+            default=default,
+            ad_hoc=ad_hoc,
         ),
     )
-    if default:
+    if default and ad_hoc:
+        click.echo(
+            f"tariff {tariff_id} is now the default for ad-hoc payment: it applies where no "
+            "other ad-hoc tariff does"
+        )
+    elif default:
         click.echo(f"tariff {tariff_id} is now the default: it applies where no other does")
     else:
         click.echo(f"tariff {tariff_id} applies to {text}")

@@ -237,8 +237,10 @@ class AuthorizationService:
         now = self._clock()
         key = (cp_id, token_key(id_tag))
         standing = self._grants.get(key)
-        if standing is None and token is not None and token.whitelist is not None:
-            # Not decided by this process: a decision may stand from before a restart.
+        if standing is None and (token is None or token.whitelist is not None):
+            # Not decided by this process: a decision may stand from before a restart, or
+            # from another node. Our own cards never have one; a token nobody stores may (the
+            # one-time token of a driver paying on the spot, csms.services.payments).
             standing = await self._store.standing(cp_id, key[1], now)
             if standing is not None:
                 self._cache_grant(key, standing)

@@ -186,6 +186,9 @@ class _Inputs:
     # and the meter keys of the (charger, EVSE) places that have one.
     signed: dict[int, list[StoredSignedValue]] = field(default_factory=dict)
     keys: dict[tuple[str, int], MeterKey] = field(default_factory=dict)
+    # The ad-hoc assignments of the same candidates, read when a session was paid on the
+    # spot (paid_on_the_spot).
+    ad_hoc: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,12 @@ def _verifiable(value: StoredSignedValue) -> bool:
     """OCMF values, and values that do not say their encoding (1.6): another encoding
     (2.0.1 encodingMethod EDL, ...) is kept for staff but not verified here."""
     return value.encoding_method is None or value.encoding_method.upper() == "OCMF"
+
+
+def paid_on_the_spot(tx: Transaction) -> bool:
+    """A session started for a driver paying on the spot: its token, as the session and CDR
+    name it, is an AD_HOC_USER (csms.services.payments starts it so)."""
+    return tx.cdr_token is not None and tx.cdr_token.get("type") == "AD_HOC_USER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +386,7 @@ class BillingService:
     async def tariffs(self) -> list[tuple[StoredTariff, list[Assignment]]]:
         async with self._db.read() as conn:
             stored = await tariff_repo.list_all(conn)
-            assigned = await tariff_repo.assignments(conn)
+            assigned = await tariff_repo.assignments(conn, ad_hoc=None)
         return [(t, [a for a in assigned if a.tariff_id == t.id]) for t in stored]
 
     async def tariff(self, tariff_id: str) -> tuple[StoredTariff, list[Assignment]]:
@@ -385,7 +394,7 @@ class BillingService:
             stored = await tariff_repo.get(conn, tariff_id)
             if stored is None:
                 raise UnknownTariff(f"no tariff {tariff_id!r}")
-            return stored, await tariff_repo.assignments(conn, tariff_id)
+            return stored, await tariff_repo.assignments(conn, tariff_id, ad_hoc=None)
 
     async def tariff_page(
         self,
@@ -430,8 +439,11 @@ class BillingService:
         evse: str | None = None,
         connector: int | None = None,
         default: bool = False,
+        ad_hoc: bool = False,
     ) -> str:
-        """Make `tariff_id` apply to one target; returns a description of it."""
+        """Make `tariff_id` apply to one target; returns a description of it. `ad_hoc`: for
+        drivers who pay on the spot (csms.core.payments), beside the target's regular
+        tariff."""
         chosen = sum(x is not None and x is not False for x in (location, evse, default))
         if chosen != 1:
             raise InvalidInput("choose one of --location, --evse or --default")
@@ -464,32 +476,72 @@ class BillingService:
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
-            await tariff_repo.assign(await w.connection(), tariff_id, scope, target, now)
+            await tariff_repo.assign(
+                await w.connection(), tariff_id, scope, target, now, ad_hoc=ad_hoc
+            )
 
         await self._db.write(unit)
-        return text
+        return f"{text}, for ad-hoc payment" if ad_hoc else text
+
+    async def ad_hoc_tariff(self, evse_uid: str, connector_id: int | None = None) -> Tariff | None:
+        """The tariff a driver who pays on the spot at this EVSE (at one connector of it, or
+        at the EVSE as a whole) is charged: its ad-hoc assignment (connector beats EVSE beats
+        location beats the default), else None. An assigned tariff that cannot be read
+        raises why (TariffError)."""
+        async with self._db.read() as conn:
+            place = await self._evse_of(conn, evse_uid)
+            if place is None:
+                return None
+            linked = await location_repo.of_charger(conn, place[0])
+            targets = tariff_targets(
+                evse_uid, connector_id or 0, None if linked is None else linked[0].id
+            )
+            if connector_id is None:
+                targets = targets[1:]  # no connector named: the EVSE's own and wider
+            assigned = await tariff_repo.assigned_for(conn, targets, ad_hoc=True)
+            tariffs = await self._read_tariffs(conn, set(assigned.values()))
+        return self._first_assigned(assigned, tariffs, targets)
+
+    async def _evse_of(self, conn: Any, uid: str) -> tuple[str, int] | None:
+        """(charger, EVSE id) of an EVSE uid, or None when no charger has it."""
+        cp_id, star, _ = uid.rpartition("*")
+        connectors = await cp_repo.connectors_of(conn, [cp_id] if star else None)
+        for c in connectors:
+            if c.evse_id and evse_uid(c.charge_point_id, c.evse_id) == uid:
+                return c.charge_point_id, c.evse_id
+        return None
 
     async def _evse_known(self, conn: Any, uid: str) -> bool:
-        cp_id, star, _ = uid.rpartition("*")
         # A plain uid names its charger; only a digest uid needs every charger's EVSEs.
-        connectors = await cp_repo.connectors_of(conn, [cp_id] if star else None)
-        return any(c.evse_id and evse_uid(c.charge_point_id, c.evse_id) == uid for c in connectors)
+        return await self._evse_of(conn, uid) is not None
 
     def _tariff_of(
         self,
-        assigned: dict[tuple[str, str], str],
-        tariffs: dict[str, Tariff | Exception],
+        inputs: _Inputs,
         tx: Transaction,
         location: Location | None,
     ) -> Tariff | None:
-        """Connector beats EVSE beats location beats the default (`assigned` holds the
-        assignments of these candidates, `tariffs` the tariffs they name, or why one could not
-        be read)."""
+        """Connector beats EVSE beats location beats the default (`inputs.assigned` holds the
+        assignments of these candidates, `inputs.tariffs` the tariffs they name, or why one
+        could not be read). A session paid on the spot (its token an AD_HOC_USER) is priced
+        by the ad-hoc assignments first, then as anyone's."""
         candidates = tariff_targets(
             evse_uid(tx.charge_point_id, tx.evse_id),
             tx.connector_id,
             None if location is None else location.id,
         )
+        tariffs = inputs.tariffs
+        found = None
+        if paid_on_the_spot(tx):
+            found = self._first_assigned(inputs.ad_hoc, tariffs, candidates)
+        return found or self._first_assigned(inputs.assigned, tariffs, candidates)
+
+    @staticmethod
+    def _first_assigned(
+        assigned: dict[tuple[str, str], str],
+        tariffs: dict[str, Tariff | Exception],
+        candidates: list[tuple[str, str]],
+    ) -> Tariff | None:
         for key in candidates:
             tariff_id = assigned.get(key)
             if tariff_id is None:
@@ -558,6 +610,9 @@ class BillingService:
             )
         }
         assigned = await tariff_repo.assigned_for(conn, sorted(candidates))
+        ad_hoc: dict[tuple[str, str], str] = {}
+        if any(paid_on_the_spot(tx) for tx in txs):
+            ad_hoc = await tariff_repo.assigned_for(conn, sorted(candidates), ad_hoc=True)
         v201 = [tx.id for tx in txs if tx.ocpp_version == OcppVersion.V201]
         statuses: dict[int, list[tuple[datetime, ConnectorStatus]]] = {}
         for tx in txs:
@@ -572,7 +627,8 @@ class BillingService:
             statuses=statuses,
             linked=linked,
             assigned=assigned,
-            tariffs=await self._read_tariffs(conn, set(assigned.values())),
+            ad_hoc=ad_hoc,
+            tariffs=await self._read_tariffs(conn, {*assigned.values(), *ad_hoc.values()}),
             tokens=await token_repo.get_many(conn, tags) if tags else {},
             chargers=await cp_repo.get_many(conn, chargers),
             details=await location_repo.evse_details(conn, places),
@@ -582,7 +638,7 @@ class BillingService:
 
     def _priced(self, tx: Transaction, inputs: _Inputs, now: datetime) -> Priced:
         location, spec = inputs.linked.get(tx.charge_point_id, (None, None))
-        tariff = self._tariff_of(inputs.assigned, inputs.tariffs, tx, location)
+        tariff = self._tariff_of(inputs, tx, location)
         usage = self._usage(tx, inputs, now)
         return Priced(
             price_session(

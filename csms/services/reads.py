@@ -276,7 +276,7 @@ class ReadService:
             page = await tariff_repo.browse(
                 conn, currency=currency, after=after, limit=limit, newest_first=newest_first
             )
-            assigned = await tariff_repo.assignments(conn) if page.items else []
+            assigned = await tariff_repo.assignments(conn, ad_hoc=None) if page.items else []
         items = [(t, [a for a in assigned if a.tariff_id == t.id]) for t in page.items]
         return Page(items, page.total, page.next_key)
 
@@ -285,7 +285,7 @@ class ReadService:
             stored = await tariff_repo.get(conn, tariff_id)
             if stored is None:
                 raise NotFound(f"no tariff {tariff_id!r}")
-            return stored, await tariff_repo.assignments(conn, tariff_id)
+            return stored, await tariff_repo.assignments(conn, tariff_id, ad_hoc=None)
 
     # --- OCPI partners -----------------------------------------------------------------------
 

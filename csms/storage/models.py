@@ -563,15 +563,19 @@ class TariffRow(Base):
 
 
 class TariffAssignmentRow(Base):
-    """Which tariff applies where: the default, a location, an EVSE or one connector."""
+    """Which tariff applies where: the default, a location, an EVSE or one connector; for
+    everyone, or (`ad_hoc`) for drivers who pay on the spot, each target having one of each."""
 
     __tablename__ = "tariff_assignments"
-    __table_args__ = (UniqueConstraint("scope", "target", name="uq_tariff_assignments_target"),)
+    __table_args__ = (
+        UniqueConstraint("scope", "target", "ad_hoc", name="uq_tariff_assignments_target"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     tariff_id: Mapped[str] = mapped_column(String(36), index=True)
     scope: Mapped[str] = mapped_column(String(16))  # default | location | evse | connector
     target: Mapped[str] = mapped_column(String(64))  # "" | location id | evse uid | uid#connector
+    ad_hoc: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 

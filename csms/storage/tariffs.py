@@ -32,6 +32,8 @@ class Assignment:
     tariff_id: str
     scope: str
     target: str
+    # For drivers who pay on the spot (csms.core.payments), beside the regular one.
+    ad_hoc: bool = False
 
 
 async def get(conn: AsyncConnection, tariff_id: str) -> StoredTariff | None:
@@ -74,36 +76,62 @@ async def remove(conn: AsyncConnection, tariff_id: str) -> tuple[bool, int]:
 
 
 async def assign(
-    conn: AsyncConnection, tariff_id: str, scope: str, target: str, now: datetime
+    conn: AsyncConnection,
+    tariff_id: str,
+    scope: str,
+    target: str,
+    now: datetime,
+    *,
+    ad_hoc: bool = False,
 ) -> None:
-    await conn.execute(delete(_asg).where(_asg.c.scope == scope, _asg.c.target == target))
+    """Replaces the assignment of the same kind (regular or ad hoc) of that target."""
     await conn.execute(
-        insert(_asg).values(tariff_id=tariff_id, scope=scope, target=target, created_at=now)
+        delete(_asg).where(_asg.c.scope == scope, _asg.c.target == target, _asg.c.ad_hoc == ad_hoc)
+    )
+    await conn.execute(
+        insert(_asg).values(
+            tariff_id=tariff_id, scope=scope, target=target, ad_hoc=ad_hoc, created_at=now
+        )
     )
 
 
-async def unassign(conn: AsyncConnection, scope: str, target: str) -> bool:
-    result = await conn.execute(delete(_asg).where(_asg.c.scope == scope, _asg.c.target == target))
+async def unassign(conn: AsyncConnection, scope: str, target: str, *, ad_hoc: bool = False) -> bool:
+    result = await conn.execute(
+        delete(_asg).where(_asg.c.scope == scope, _asg.c.target == target, _asg.c.ad_hoc == ad_hoc)
+    )
     return bool(result.rowcount)
 
 
-async def assignments(conn: AsyncConnection, tariff_id: str | None = None) -> list[Assignment]:
-    stmt = select(_asg).order_by(_asg.c.scope, _asg.c.target)
+async def assignments(
+    conn: AsyncConnection, tariff_id: str | None = None, *, ad_hoc: bool | None = False
+) -> list[Assignment]:
+    """The regular assignments (`ad_hoc=False`), the ad-hoc ones (True) or both (None)."""
+    stmt = select(_asg).order_by(_asg.c.scope, _asg.c.target, _asg.c.ad_hoc)
     if tariff_id is not None:
         stmt = stmt.where(_asg.c.tariff_id == tariff_id)
-    return [Assignment(r.tariff_id, r.scope, r.target) for r in (await conn.execute(stmt)).all()]
+    if ad_hoc is not None:
+        stmt = stmt.where(_asg.c.ad_hoc == ad_hoc)
+    return [
+        Assignment(r.tariff_id, r.scope, r.target, bool(r.ad_hoc))
+        for r in (await conn.execute(stmt)).all()
+    ]
 
 
 async def assigned_for(
-    conn: AsyncConnection, targets: list[tuple[str, str]]
+    conn: AsyncConnection, targets: list[tuple[str, str]], *, ad_hoc: bool = False
 ) -> dict[tuple[str, str], str]:
-    """(scope, target) -> tariff id, for the given candidates."""
+    """(scope, target) -> tariff id, for the given candidates: their regular assignments,
+    or (`ad_hoc`) those for drivers who pay on the spot."""
     if not targets:
         return {}
     scopes = {scope for scope, _ in targets}
     rows = (
         await conn.execute(
-            select(_asg).where(_asg.c.scope.in_(scopes), _asg.c.target.in_({t for _, t in targets}))
+            select(_asg).where(
+                _asg.c.scope.in_(scopes),
+                _asg.c.target.in_({t for _, t in targets}),
+                _asg.c.ad_hoc == ad_hoc,
+            )
         )
     ).all()
     return {(r.scope, r.target): r.tariff_id for r in rows if (r.scope, r.target) in targets}
