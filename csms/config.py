@@ -18,6 +18,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -30,7 +31,13 @@ DEFAULT_CONFIG_FILE = "csms.toml"
 DATA_DIR_VARIABLE = "CSMS_DATA_DIR"
 # CSMS_ variables that are not configuration keys but are read by our code: never reported
 # as unknown. The simulators (csms-sim) read their own CSMS_SIM_* variables.
-OTHER_VARIABLES = frozenset({DATA_DIR_VARIABLE})
+# The Stripe keys are also read from CSMS_STRIPE_SECRET_KEY and CSMS_STRIPE_WEBHOOK_SECRET
+# (secrets kept out of the file), besides CSMS_PAYMENTS_STRIPE_<KEY>.
+STRIPE_VARIABLES = {
+    "CSMS_STRIPE_SECRET_KEY": "secret_key",
+    "CSMS_STRIPE_WEBHOOK_SECRET": "webhook_secret",
+}
+OTHER_VARIABLES = frozenset({DATA_DIR_VARIABLE, *STRIPE_VARIABLES})
 OTHER_PREFIXES = ("CSMS_SIM_",)
 
 # The parts `csms serve` runs (all by default; `--only` picks some).
@@ -43,6 +50,7 @@ OcppVersion = Literal["2.0.1", "1.6"]
 LogFormat = Literal["console", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 CaKeyType = Literal["ec", "rsa"]
+PaymentProviderName = Literal["test", "stripe"]
 # A TOML table of strings (`[section.key]` or an inline table), kept as sorted (key, value)
 # pairs so that the settings stay frozen and hashable; from the environment: "k=v,k=v".
 StringTable = tuple[tuple[str, str], ...]
@@ -373,6 +381,52 @@ class EichrechtConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StripeConfig:
+    # [payments.stripe]: the Stripe account's secret key (sk_...) and the signing secret of
+    # the webhook endpoint {public_url}/pay/-/webhooks/stripe (whsec_...); also read from
+    # CSMS_STRIPE_SECRET_KEY and CSMS_STRIPE_WEBHOOK_SECRET. api_base: Stripe's API unless
+    # set (tests point it at a fake).
+    secret_key: str = ""
+    webhook_secret: str = ""
+    api_base: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsConfig:
+    # Ad-hoc payment (a QR code on each EVSE opens {public_url}/pay/{evse_uid}): off unless
+    # enabled; the payment service provider is "test" (runs inside the CSMS, for demos) or
+    # "stripe" ([payments.stripe]).
+    enabled: bool = False
+    provider: PaymentProviderName = "test"
+    # The URL drivers reach the pay pages at (the OCPI listener's); empty: ocpi.base_url.
+    public_url: str = ""
+    # The amount a driver may ask to hold, in the ad-hoc tariff's currency: offered,
+    # least, most.
+    default_cap: Decimal = Decimal(30)
+    min_cap: Decimal = Decimal(5)
+    max_cap: Decimal = Decimal(150)
+    # Seconds an authorised payment may wait for its session to start before it is voided.
+    start_timeout: float = 180.0
+    # Kept free below the cap for the last step of a price component (an amount), and the
+    # seconds of the current rate kept free too (the stop takes effect that much later).
+    stop_margin: Decimal = Decimal("0.5")
+    stop_lookahead: float = 60.0
+    # First wait before a failed capture or void is tried again (seconds, doubling, at
+    # most an hour).
+    capture_retry: float = 60.0
+    # Seconds a driver has to finish the provider's checkout; the payment then fails.
+    checkout_timeout: float = 1800.0
+    # Receipts by e-mail (when smtp_host is set and the driver gave an address).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = ""
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    stripe: StripeConfig = field(default_factory=StripeConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     ocpp: OcppConfig = field(default_factory=OcppConfig)
@@ -386,6 +440,7 @@ class Config:
     openadr: OpenAdrConfig = field(default_factory=OpenAdrConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     eichrecht: EichrechtConfig = field(default_factory=EichrechtConfig)
+    payments: PaymentsConfig = field(default_factory=PaymentsConfig)
     # Where the settings came from (not keys of the file): the data directory the paths
     # above were resolved against ("" = not resolved: relative to the working directory)
     # and the configuration file read ("" = none, built-in defaults).
@@ -406,7 +461,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "openadr": OpenAdrConfig,
     "statistics": StatisticsConfig,
     "eichrecht": EichrechtConfig,
+    "payments": PaymentsConfig,
 }
+# Tables inside a section (`[payments.stripe]`), each read like a section of its own.
+_SUBSECTIONS: dict[str, dict[str, type[Any]]] = {"payments": {"stripe": StripeConfig}}
 
 
 def load_config(
@@ -564,7 +622,15 @@ def environment_variables() -> list[str]:
     """Every CSMS_<SECTION>_<KEY> variable that overrides a configuration key."""
     names = []
     for section, cls in _SECTIONS.items():
-        names += [f"CSMS_{section.upper()}_{f.name.upper()}" for f in dataclasses.fields(cls)]
+        subsections = _SUBSECTIONS.get(section, {})
+        names += [
+            f"CSMS_{section.upper()}_{f.name.upper()}"
+            for f in dataclasses.fields(cls)
+            if f.name not in subsections
+        ]
+        for sub, sub_cls in subsections.items():
+            prefix = f"CSMS_{section.upper()}_{sub.upper()}"
+            names += [f"{prefix}_{f.name.upper()}" for f in dataclasses.fields(sub_cls)]
     return names
 
 
@@ -603,23 +669,40 @@ def build_config(raw: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         if not isinstance(value, dict):
             raise ConfigError(f"[{name}] must be a table")
     for name, cls in _SECTIONS.items():
-        values = dict(raw.get(name, {}))
-        hints = typing.get_type_hints(cls)
-        known = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                close = _closest(key, known)
-                hint = f" (did you mean {name}.{close}?)" if close else ""
-                raise ConfigError(f"unknown config key {name}.{key}{hint}")
-        for key in known:
-            env_key = f"CSMS_{name.upper()}_{key.upper()}"
-            if env_key in env:
-                values[key] = _from_env(f"{name}.{key}", env[env_key], known[key])
-        kwargs = {key: _check(f"{name}.{key}", val, known[key]) for key, val in values.items()}
-        section = cls(**kwargs)
-        _validate_section(name, section)
-        sections[name] = section
+        sections[name] = _section(name, cls, dict(raw.get(name, {})), env)
     return Config(**sections)
+
+
+def _section(name: str, cls: type[Any], values: dict[str, Any], env: Mapping[str, str]) -> Any:
+    """One section (or a table inside one, `name` dotted) from its TOML table and the
+    environment."""
+    subsections = _SUBSECTIONS.get(name, {})
+    hints = typing.get_type_hints(cls)
+    known = {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in subsections}
+    inner: dict[str, Any] = {}
+    for sub, sub_cls in subsections.items():
+        table = values.pop(sub, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{name}.{sub}] must be a table")
+        inner[sub] = _section(f"{name}.{sub}", sub_cls, dict(table), env)
+    for key in values:
+        if key not in known:
+            close = _closest(key, known)
+            hint = f" (did you mean {name}.{close}?)" if close else ""
+            raise ConfigError(f"unknown config key {name}.{key}{hint}")
+    prefix = "CSMS_" + name.upper().replace(".", "_")
+    for key in known:
+        env_key = f"{prefix}_{key.upper()}"
+        if env_key in env:
+            values[key] = _from_env(f"{name}.{key}", env[env_key], known[key])
+    if cls is StripeConfig:
+        for env_key, key in STRIPE_VARIABLES.items():
+            if env.get(env_key) and not values.get(key):
+                values[key] = env[env_key]
+    kwargs = {key: _check(f"{name}.{key}", val, known[key]) for key, val in values.items()}
+    section = cls(**kwargs, **inner)
+    _validate_section(name, section)
+    return section
 
 
 def _check(key: str, value: Any, tp: Any) -> Any:
@@ -652,6 +735,17 @@ def _check(key: str, value: Any, tp: Any) -> Any:
         if not math.isfinite(value):
             raise ConfigError(f"{key} must be a finite number, not {value!r}")
         return float(value)
+    if tp is Decimal:
+        # An amount of money: written as a TOML number or a string ("0.50"), kept exact.
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{key} must be an amount, not {value!r}")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise ConfigError(f"{key} must be an amount, not {value!r}") from None
+        if not amount.is_finite():
+            raise ConfigError(f"{key} must be a finite amount, not {value!r}")
+        return amount
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, not {value!r}")
@@ -705,6 +799,8 @@ def _from_env(key: str, text: str, tp: Any) -> Any:
             raise ConfigError(
                 f"{key} (from environment) must be an integer, not {text!r}"
             ) from None
+    if tp is Decimal:
+        return text.strip()
     if tp is float:
         try:
             number = float(text)
@@ -805,6 +901,16 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("statistics.offline_grace must be between 0 and 86400 seconds")
         if not 1 <= section.max_range_days <= 3660:
             raise ConfigError("statistics.max_range_days must be between 1 and 3660")
+    if isinstance(section, PaymentsConfig):
+        _validate_payments(section)
+    if (
+        isinstance(section, StripeConfig)
+        and section.api_base
+        and not section.api_base.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(
+            f"payments.stripe.api_base must be an http(s) URL, not {section.api_base!r}"
+        )
     if isinstance(section, DatabaseConfig):
         if "://" not in section.url:
             raise ConfigError(f"database.url is not a database URL: {section.url!r}")
@@ -812,6 +918,33 @@ def _validate_section(name: str, section: Any) -> None:
             raise ConfigError("database.max_batch must be at least 1")
         if section.commit_delay_ms < 0:
             raise ConfigError("database.commit_delay_ms must not be negative")
+
+
+def _validate_payments(section: PaymentsConfig) -> None:
+    if section.public_url and not section.public_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"payments.public_url must be an http(s) URL or empty, not {section.public_url!r}"
+        )
+    if not 0 < section.min_cap <= section.default_cap <= section.max_cap:
+        raise ConfigError(
+            "payments caps must be positive with min_cap <= default_cap <= max_cap, not "
+            f"{section.min_cap} <= {section.default_cap} <= {section.max_cap}"
+        )
+    if section.stop_margin < 0:
+        raise ConfigError("payments.stop_margin must not be negative")
+    if not section.stop_margin < section.min_cap:
+        raise ConfigError("payments.stop_margin must be below payments.min_cap")
+    for key in ("start_timeout", "capture_retry", "checkout_timeout"):
+        if not getattr(section, key) > 0:
+            raise ConfigError(f"payments.{key} must be positive")
+    if section.stop_lookahead < 0:
+        raise ConfigError("payments.stop_lookahead must not be negative")
+    if not 0 < section.smtp_port <= 65535:
+        raise ConfigError(
+            f"payments.smtp_port must be between 1 and 65535, not {section.smtp_port}"
+        )
+    if section.smtp_host and not section.smtp_from:
+        raise ConfigError("payments.smtp_host is set but payments.smtp_from is not")
 
 
 def _validate_eichrecht(section: EichrechtConfig) -> None:

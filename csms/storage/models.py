@@ -1116,3 +1116,95 @@ class MaintenanceWindowRow(Base):
     reason: Mapped[str] = mapped_column(String(300))
     created_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
+
+
+# --- ad-hoc payment (csms.storage.payments) -------------------------------------------
+
+
+class PaymentRow(Base):
+    """One ad-hoc payment (csms.core.payments.Payment): a driver's pre-authorisation, the
+    session it paid for and what was captured. Amounts in minor units of `currency`."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("id_tag", name="uq_payments_id_tag"),
+        Index("ix_payments_state", "state", "next_try_at"),
+        Index("ix_payments_checkout_ref", "checkout_ref"),
+        Index("ix_payments_transaction", "transaction_id"),
+        Index("ix_payments_created", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    evse_uid: Mapped[str] = mapped_column(String(64))
+    charge_point_id: Mapped[str] = mapped_column(String(255))
+    evse_id: Mapped[int]
+    connector_id: Mapped[int | None]
+    location_id: Mapped[str | None] = mapped_column(String(36))
+    tariff_id: Mapped[str | None] = mapped_column(String(36))
+    provider: Mapped[str] = mapped_column(String(16))
+    checkout_ref: Mapped[str | None] = mapped_column(String(255))
+    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    cap_minor: Mapped[int] = mapped_column(BigInteger)
+    authorized_minor: Mapped[int | None] = mapped_column(BigInteger)
+    captured_minor: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger)
+    id_tag: Mapped[str] = mapped_column(String(20))
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger)
+    cdr_id: Mapped[str | None] = mapped_column(String(36))
+    email: Mapped[str | None] = mapped_column(String(254))
+    stop_reason: Mapped[str | None] = mapped_column(String(16))
+    # Failed attempts at the step due (void, capture), when to try again, the last error.
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_try_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PaymentEventRow(Base):
+    """Every change of a payment (state changes, provider events, staff actions), written
+    in the same write as the change; a provider's event id is stored once (replays are
+    no-ops)."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (
+        UniqueConstraint("provider_event_id", name="uq_payment_events_provider_event_id"),
+        Index("ix_payment_events_payment", "payment_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    what: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    provider_event_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class TestPspIntentRow(Base):
+    """A pre-authorisation held by the test payment provider (the one that runs inside the
+    CSMS for demos), with the idempotency keys it has answered."""
+
+    __tablename__ = "test_psp_intents"
+    __table_args__ = (UniqueConstraint("payment_id", name="uq_test_psp_intents_payment_id"),)
+
+    checkout_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))
+    return_url: Mapped[str] = mapped_column(Text)
+    cancel_url: Mapped[str] = mapped_column(Text)
+    authorized_minor: Mapped[int | None] = mapped_column(BigInteger)
+    captured_minor: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger)
+    # idempotency key -> the answer given (JSON), so that a key used again moves no money.
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
