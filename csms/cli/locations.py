@@ -27,6 +27,7 @@ from csms.cli.common import (
 )
 from csms.cli.confirm import confirm, yes_option
 from csms.cli.listing import footer, limit_option, run_reads
+from csms.config import Config
 from csms.core.location_columns import csv_help
 from csms.views import location_overview_json, location_view_json
 
@@ -409,17 +410,15 @@ def _hours_text(hours: dict[str, Any] | None) -> str:
     )
 
 
-def public_url(config: Any) -> str:
+def public_url(config: Config) -> str:
     """Where drivers reach the payment pages: `[payments] public_url`, else the OCPI base
     URL (the public listener serves them)."""
     from ocpi_cpo.context import public_base_url
 
-    payments = getattr(config, "payments", None)
-    chosen = getattr(payments, "public_url", "") if payments is not None else ""
-    url = chosen or public_base_url(config.ocpi)
+    url = config.payments.public_url or public_base_url(config.ocpi)
     if not url.startswith(("http://", "https://")):
         raise CliError(f"the public URL {url!r} is not an http(s) URL: set [payments] public_url")
-    return str(url).rstrip("/")
+    return url.rstrip("/")
 
 
 @locations.command("qr")

@@ -2,7 +2,7 @@
 payment provider's pre-authorisations
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0023"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
