@@ -513,7 +513,9 @@ class CsmsApp:
         sock = _listening_socket(cfg.host, cfg.port)
         self.ocpi_port = int(sock.getsockname()[1])
         self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
-        settings = OcpiSettings.from_config(cfg, self.ocpi_base_url, self.clock)
+        settings = OcpiSettings.from_config(
+            cfg, self.ocpi_base_url, self.clock, payments_enabled=self.config.payments.enabled
+        )
         self.ocpi_app = build_ocpi_app(
             settings,
             self.partners,
