@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from csms.core.locations import ConnectorSpec
+from ocpi_cpo.v211 import objects as v211
 from tests.e2e.cli import csms as run_csms
 from tests.e2e.cli import ok
 from tests.e2e.conftest import Running, StartServer
@@ -143,6 +144,10 @@ async def test_a_payable_evse_and_its_ad_hoc_tariff(paying: Emsp) -> None:
     assert [c["tariff_ids"] for c in pay["connectors"]] == [["REG", "SPOT"]]
     assert plain["capabilities"] == USUAL
     assert [c["tariff_ids"] for c in plain["connectors"]] == [["REG"]]
+    # 2.1.1 knows CREDIT_CARD_PAYABLE only, and one tariff per connector: the regular one.
+    old = v211.evse(pay)
+    assert old["capabilities"] == ["CHARGING_PROFILE_CAPABLE", "CREDIT_CARD_PAYABLE", *USUAL[1:]]
+    assert [c["tariff_id"] for c in old["connectors"]] == ["REG"]
 
     # The tariff is AD_HOC_PAYMENT for partners (its file said REGULAR), changed now.
     tariffs = await paying.tariffs()
