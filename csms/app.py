@@ -60,6 +60,8 @@ from csms.services.nodes import Cluster, ClusterSettings
 from csms.services.overview import LiveFeed, OverviewService
 from csms.services.overview import metric_families as live_metric_families
 from csms.services.partners import PartnerService
+from csms.services.payment_providers import providers as payment_providers
+from csms.services.payments import PaymentService, payment_settings
 from csms.services.pki import CertificateAuthority
 from csms.services.quotas import QuotaSettings
 from csms.services.reads import ReadService
@@ -308,6 +310,31 @@ class CsmsApp:
             on_signature_held=[self.metrics.billing_signature_held],
             signed_data_url=config.eichrecht.url,
         )
+        # Ad-hoc payment ([payments]): its worker is hosted with the charging singletons,
+        # its pages (csms.payweb) are mounted on the OCPI listener, whose base URL is the
+        # pay pages' public URL unless payments.public_url names another.
+        self.payments = PaymentService(
+            self.db,
+            clock,
+            payment_settings(config.payments, config.ocpi.offline_grace),
+            payment_providers(
+                config.payments, db=self.db, clock=clock, base_url=self._pay_base_url
+            ),
+            self.commands,
+            self.charging,
+            self.billing,
+            Identity(config.ocpi.country_code, config.ocpi.party_id),
+            self.metrics,
+        )
+        self.payments.public_url = config.payments.public_url or config.ocpi.base_url
+        for hooks in (
+            self.charging.transactions.on_started,
+            self.charging.transactions.on_ended,
+            self.billing.on_settled,
+        ):
+            hooks.append(self.payments.wake)
+        self.charging.transactions.on_readings.append(self.payments.readings)
+        self.metrics.families.append(self.payments.metric_families)
         self.partners = PartnerService(self.db, clock)
         # Work that runs on one process per database at a time (see csms.storage.leadership);
         # which groups this process may lead follows from its components.
@@ -422,7 +449,12 @@ class CsmsApp:
             charging = self.singletons[CHARGING]
             hosted: list[tuple[str, Any]] = [
                 (w.name, w.running)
-                for w in (self.commands.reservations, self.billing.worker, self.rollup.worker)
+                for w in (
+                    self.commands.reservations,
+                    self.billing.worker,
+                    self.rollup.worker,
+                    self.payments.worker,
+                )
             ]
             if self.load is not None:
                 hosted.append((self.load.name, self.load.running))
@@ -432,8 +464,15 @@ class CsmsApp:
                 hosted.append(("openadr", ven.running))
             for name, work in hosted:
                 await running.enter_async_context(charging.hosting(name, work))
+        # Remote starts and receipts of payments under way end before the rest stops.
+        running.push_async_callback(self._stop_part, "payments", self.payments.close)
         await self._lead()
         running.push_async_callback(self._stop_part, "leadership", self._stop_leading)
+
+    def _pay_base_url(self) -> str:
+        """Where drivers reach the pay pages (the test provider's checkout page among
+        them)."""
+        return self.payments.public_url
 
     async def _lead(self) -> None:
         """Lead this process's singleton groups: at once on SQLite (one process per file,
@@ -513,6 +552,8 @@ class CsmsApp:
         sock = _listening_socket(cfg.host, cfg.port)
         self.ocpi_port = int(sock.getsockname()[1])
         self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
+        if not self.config.payments.public_url:
+            self.payments.public_url = self.ocpi_base_url
         settings = OcpiSettings.from_config(
             cfg, self.ocpi_base_url, self.clock, payments_enabled=self.config.payments.enabled
         )

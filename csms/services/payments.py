@@ -890,6 +890,14 @@ class PaymentService:
         if last is None or now > last[0]:
             self._last_cost[payment.id] = (now, cost_minor)
         held = payment.authorized_minor or payment.cap_minor
+        log.debug(
+            "payment_cost_checked",
+            payment_id=payment.id,
+            transaction_id=tx.id,
+            cost_minor=cost_minor,
+            rate_minor_per_s=round(rate, 3),
+            held_minor=held,
+        )
         if should_stop(
             cost_minor,
             held,
