@@ -105,7 +105,7 @@ async def world(request: pytest.FixtureRequest, start_server: StartServer) -> As
     )
     await locations.link(LOCATION, cp_id, None)
     await server.app.billing.import_tariffs(TARIFF)
-    await server.app.billing.assign("ADHOC-1", location=LOCATION)
+    await server.app.billing.assign("ADHOC-1", location=LOCATION, ad_hoc=True)
     options = ChargerOptions(
         url=server.url,
         charger_id=cp_id,
