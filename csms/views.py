@@ -347,9 +347,20 @@ def assignment_text(a: Assignment) -> str:
     return f"{text} (ad hoc)" if a.ad_hoc else text
 
 
+def published_tariff(t: StoredTariff, assigned: Iterable[Assignment]) -> dict[str, Any]:
+    """The OCPI Tariff object as partners are given it: of type AD_HOC_PAYMENT when it is
+    assigned only for drivers who pay on the spot (`assigned`: all its assignments)."""
+    from csms.core.tariffs import as_published
+
+    found = list(assigned)
+    return as_published(t.data, ad_hoc_only=bool(found) and all(a.ad_hoc for a in found))
+
+
 def tariff_json(t: StoredTariff, assigned: Iterable[Assignment]) -> dict[str, Any]:
-    """The OCPI Tariff object with where it applies (`assigned_to`)."""
-    return {**t.data, "assigned_to": [assignment_text(a) for a in assigned]}
+    """The OCPI Tariff object as partners are given it, with where it applies
+    (`assigned_to`)."""
+    found = list(assigned)
+    return {**published_tariff(t, found), "assigned_to": [assignment_text(a) for a in found]}
 
 
 def cdr_json(c: StoredCdr) -> dict[str, Any]:

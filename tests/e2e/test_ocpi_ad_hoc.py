@@ -156,6 +156,17 @@ async def test_a_payable_evse_and_its_ad_hoc_tariff(paying: Emsp) -> None:
     assert tariffs["SPOT"]["last_updated"] > tariffs["REG"]["last_updated"]
     (stored, _) = await server.app.billing.tariff("SPOT")
     assert stored.data["type"] == "REGULAR"  # what staff imported is kept as it was
+    # Staff see it as partners do.
+    shown = (await run_csms(server, "tariffs", "show", "SPOT", "--json")).json()
+    assert shown["type"] == "AD_HOC_PAYMENT"
+    assert shown["assigned_to"] == ["evse PAY-1*1 (ad hoc)"]
+    text = ok(await run_csms(server, "tariffs", "show", "SPOT"))
+    assert text.startswith("tariff           SPOT (EUR, AD_HOC_PAYMENT)\n"), text
+    listed = ok(await run_csms(server, "tariffs", "list")).splitlines()
+    assert [line.split()[:3] for line in listed[1:]] == [
+        ["SPOT", "EUR", "AD_HOC_PAYMENT"],
+        ["REG", "EUR", "-"],
+    ]
 
     async def put_of(tariff_id: str, count: int) -> dict[str, Any]:
         async def found() -> list[Seen] | None:
