@@ -147,6 +147,11 @@ class _Look:
     priorities: Mapping[int, int]
     now: datetime
     slicer: TimeSlice
+    # Alone, between full reads, with no change by staff: a site with room to spare may
+    # take its starts and stops without a new allocation (_Slack); `dirty` are the chargers
+    # read again for this look.
+    incremental: bool = False
+    dirty: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,50 @@ class _Plan:
     limit_a: float
     defaults: dict[str, float]
     wake: bool  # a price window opens or closes before the next poll
+    # Room to spare: every session gets its own maximum (see _Slack).
+    slack: _Slack | None = None
+    # A plan made from the last one (_steady_plan): only these chargers may need telling.
+    only: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class _Slack:
+    """A site with room to spare: at its last allocation every session got its own maximum
+    and no node was full, with no cap, price schedule, charging need, lending, pause or
+    unmanaged charger in play. Until that changes, a session that starts gets its maximum
+    if it still fits under every node on its way, and a session that ends frees its
+    share: nobody else's share moves, so the others are neither allocated nor told again
+    (a start or stop costs the sessions it concerns, not all of the site's). Readings
+    change nothing here: with room to spare nobody needs what another does not draw."""
+
+    sessions: dict[int, _Session]
+    # node -> A allocated on L1, L2, L3 (each session's maximum, incl. descendants)
+    load: dict[str, list[float]]
+    limits: Mapping[str, float]
+    parents: Mapping[str, str | None]
+    defaults: dict[str, float]
+    evses: dict[str, int]  # the EVSE count each linked charger's safe share assumed
+    state: AllocationState
+    limit_a: float
+    tree: SiteTree
+
+    def fits(self, s: _Session) -> bool:
+        node: str | None = s.node
+        while node is not None:
+            load, limit = self.load.get(node), self.limits[node]
+            for phase in s.phases:
+                if (0.0 if load is None else load[phase]) + s.max_a > limit + 1e-9:
+                    return False
+            node = self.parents.get(node)
+        return True
+
+    def add(self, s: _Session, sign: float = 1.0) -> None:
+        node: str | None = s.node
+        while node is not None:
+            load = self.load.setdefault(node, [0.0, 0.0, 0.0])
+            for phase in s.phases:
+                load[phase] += sign * s.max_a
+            node = self.parents.get(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +272,9 @@ class LoadManager:
         self.pictures: dict[str, SitePicture] = {}
         # Counters for /metrics.
         self.cycles = 0
+        # Site allocations taken over from the last one (_Slack) instead of made afresh.
+        self.steady = 0
+        self._slack: dict[str, _Slack] = {}
         self.profiles: dict[str, int] = {}
         self.cycle_seconds = 0.0
 
@@ -263,6 +315,7 @@ class LoadManager:
             self._chargers.clear()
             self._fingerprint = None
             self._roster_read = False
+            self._slack.clear()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -384,7 +437,16 @@ class LoadManager:
                         prices[site_id] = await _prices(conn, tree, now, departure)
         await self._release_unlinked(set(links), self._evses)
         self.cycles += 1
-        look = _Look(states, readings, needs, priorities, now, slicer)
+        look = _Look(
+            states,
+            readings,
+            needs,
+            priorities,
+            now,
+            slicer,
+            incremental=self._alone and not full and not staff_changed,
+            dirty=frozenset(dirty),
+        )
         by_site: dict[str, list[lm_repo.RunningSession]] = {t.site.id: [] for t in trees}
         for s in sessions:
             by_site[links[s.charge_point_id][0].site.id].append(s)
@@ -404,6 +466,8 @@ class LoadManager:
                 log.exception("load_site_failed", site=tree.site.id)
         for gone in set(self.pictures) - {t.site.id for t in trees}:
             del self.pictures[gone]
+        for gone in set(self._slack) - {t.site.id for t in trees}:
+            del self._slack[gone]
         live = set(tx_ids)
         for kept in (self._sent, self._live, self._needs, self._priorities):
             for tx_id in [tx for tx in kept if tx not in live]:
@@ -466,13 +530,45 @@ class LoadManager:
     ) -> None:
         """Allocate one site, tell its chargers what changed, store its shares."""
         site, states, now = tree.site, look.states, look.now
-        plan = await self._plan(tree, running, caps, prices, look)
+        plan = self._steady_plan(tree, running, caps, prices, look)
+        if plan is None:
+            plan = await self._plan(tree, running, caps, prices, look)
+        else:
+            self.steady += 1
+        if plan.slack is None:
+            self._slack.pop(site.id, None)
+        else:
+            self._slack[site.id] = plan.slack
         self._states[site.id] = plan.allocation.state
         if plan.wake:
             self.poke()
         await self._enforce(tree, plan, states, now, look.slicer)
+        load = plan.allocation.load.get(ROOT, (0.0, 0.0, 0.0))
+        self.pictures[site.id] = SitePicture(site.id, plan.limit_a, load)
+        if not self._store_due(site.id, now):
+            return
+        sessions = plan.sessions
+        if plan.only is not None and plan.slack is not None:
+            # Taken over from the last plan: what each session draws now is read again
+            # for the record.
+            links = {link.charge_point_id: link for link in tree.links}
+            limits = plan.slack.limits
+            sessions = []
+            for r in running:
+                await look.slicer.breathe()
+                sessions.append(
+                    self._session(
+                        tree,
+                        links[r.charge_point_id],
+                        r,
+                        look.readings,
+                        look.needs,
+                        look.priorities,
+                        limits,
+                    )
+                )
         shares: list[Share] = []
-        for s in plan.sessions:
+        for s in sessions:
             await look.slicer.breathe()
             shares.append(
                 Share(
@@ -490,8 +586,6 @@ class LoadManager:
                     self._profile_of(s),
                 )
             )
-        load = plan.allocation.load.get(ROOT, (0.0, 0.0, 0.0))
-        self.pictures[site.id] = SitePicture(site.id, plan.limit_a, load)
         await self._store(site.id, shares, now)
 
     async def _plan(
@@ -597,6 +691,40 @@ class LoadManager:
                 else:
                     reasons[tx] = "share"
         defaults = _safe_shares(tree, limits, look.states, settings.min_current)
+        slack = None
+        if (
+            self._alone
+            and not active_caps
+            and not prices
+            and not waiting
+            and not allocation.paused
+            and not allocation.lending
+            and all(
+                link.managed and self._charger(link).mode is not ProfileMode.MAX
+                for link in tree.links
+            )
+            and all(s.transaction_id not in needs for s in sessions)
+            and all(targets[s.transaction_id] == s.max_a for s in sessions)
+        ):
+            slack = _Slack(
+                {s.transaction_id: s for s in sessions},
+                {},
+                limits,
+                {n.id: n.parent for n in nodes},
+                defaults,
+                {cp_id: state.evses for cp_id, state in look.states.items() if cp_id in links},
+                allocation.state,
+                limit_a,
+                tree,
+            )
+            for s in sessions:
+                slack.add(s)
+            if any(
+                load[phase] > slack.limits[node] + 1e-9
+                for node, load in slack.load.items()
+                for phase in range(3)
+            ):
+                slack = None  # full to the brim (or over): the next start needs a look
         return _Plan(
             sessions,
             targets,
@@ -605,17 +733,110 @@ class LoadManager:
             limit_a,
             defaults,
             bool(wake),
+            slack=slack,
         )
+
+    def _steady_plan(
+        self,
+        tree: SiteTree,
+        running: Sequence[lm_repo.RunningSession],
+        caps: Sequence[Cap],
+        prices: Sequence[PriceSlot],
+        look: _Look,
+    ) -> _Plan | None:
+        """The last plan with this look's starts and stops, when the site had room to spare
+        and still has (see _Slack); None when a new allocation is needed."""
+        slack = self._slack.get(tree.site.id)
+        now = look.now
+        if (
+            slack is None
+            or not look.incremental
+            or slack.tree is not tree
+            or any(c.active(now) for c in caps)
+            or prices
+        ):
+            return None
+        # A charger that reconnected, booted or changed its EVSEs may need its safe share
+        # again: told below (`only`); one whose EVSE count changed moves the safe shares.
+        for cp_id in look.dirty:
+            state = look.states.get(cp_id)
+            if cp_id in slack.evses and (state is None or state.evses != slack.evses[cp_id]):
+                return None
+        links = {link.charge_point_id: link for link in tree.links}
+        current = {r.transaction_id: r for r in running}
+        added: list[_Session] = []
+        for tx, r in current.items():
+            if tx in slack.sessions:
+                continue
+            if tx in look.needs:
+                return None
+            link = links[r.charge_point_id]
+            s = self._session(
+                tree, link, r, look.readings, look.needs, look.priorities, slack.limits
+            )
+            if not s.managed or s.max_a < self.settings.min_current:
+                return None
+            added.append(s)
+        gone = [tx for tx in slack.sessions if tx not in current]
+        for tx in gone:
+            slack.add(slack.sessions.pop(tx), -1.0)
+        for s in added:
+            if not slack.fits(s):
+                # Undo: the next full allocation starts from what was planned.
+                for t in added[: added.index(s)]:
+                    slack.add(slack.sessions.pop(t.transaction_id), -1.0)
+                self._slack.pop(tree.site.id, None)
+                return None
+            slack.sessions[s.transaction_id] = s
+            slack.add(s)
+        sessions = sorted(slack.sessions.values(), key=lambda s: s.transaction_id)
+        targets = {s.transaction_id: s.max_a for s in sessions}
+        load = {node: (v[0], v[1], v[2]) for node, v in slack.load.items()}
+        allocation = Allocation(targets, frozenset(), load, slack.state)
+        touched = {s.charge_point_id for s in added} | {
+            cp_id for cp_id in look.dirty if cp_id in links
+        }
+        # And whoever is not yet charging at what was planned: a send that failed, a session
+        # that charged at its charger's old safe share until that was changed.
+        for s in sessions:
+            sent = self._sent.get(s.transaction_id)
+            if sent is None or _differs(sent.limit_a, s.max_a):
+                touched.add(s.charge_point_id)
+        for cp_id, safe in slack.defaults.items():
+            charger = self._chargers.get(cp_id)
+            state = look.states.get(cp_id)
+            if (
+                charger is None
+                or charger.default_a is None
+                or _differs(charger.default_a, safe)
+                or (state is not None and charger.default_boot != state.last_boot_at)
+            ):
+                touched.add(cp_id)
+        return _Plan(
+            sessions,
+            targets,
+            dict.fromkeys(targets, "share"),
+            allocation,
+            slack.limit_a,
+            slack.defaults,
+            False,
+            slack=slack,
+            only=frozenset(touched),
+        )
+
+    def _store_due(self, site_id: str, now: datetime) -> bool:
+        """At most one write of a site's shares per store_interval: a busy site's shares
+        change at every look, and each write goes with the chargers' messages in the
+        writer's batch (the shares are not even made up in between)."""
+        last = self._stored_at.get(site_id)
+        return last is None or now - last >= timedelta(seconds=self.settings.store_interval)
 
     async def _store(self, site_id: str, shares: Sequence[Share], now: datetime) -> None:
         """Write the shares that changed (a measured current only when it moved by 1 A or
         more: readings come every few seconds) and drop those of ended sessions, at most
         once per `store_interval`."""
         stored = self._stored.setdefault(site_id, {})
-        # At most once per store_interval: a busy site's shares change at every look, and
-        # each write goes with the chargers' messages in the writer's batch.
-        last = self._stored_at.get(site_id)
-        if last is not None and now - last < timedelta(seconds=self.settings.store_interval):
+        if not self._store_due(site_id, now):
             return
         changed: list[Share] = []
         for share in shares:
@@ -769,9 +990,13 @@ class LoadManager:
             plan.defaults,
         )
         by_charger: dict[str, list[_Session]] = {}
+        only = plan.only
         for s in sessions:
-            by_charger.setdefault(s.charge_point_id, []).append(s)
+            if only is None or s.charge_point_id in only:
+                by_charger.setdefault(s.charge_point_id, []).append(s)
         for cp_id, link in links.items():
+            if only is not None and cp_id not in only:
+                continue
             await slicer.breathe()
             state = states.get(cp_id)
             if not link.managed or state is None or not state.connected:
@@ -1134,6 +1359,13 @@ def metric_families(manager: LoadManager) -> list[Family]:
             "counter",
             "Looks of the load manager at the sites and their sessions.",
             [("", manager.cycles)],
+        ),
+        (
+            "csms_load_steady_total",
+            "counter",
+            "Site allocations taken over from the last one (a start or stop on a site with "
+            "room to spare) instead of made afresh.",
+            [("", manager.steady)],
         ),
         (
             "csms_load_cycle_seconds_total",
