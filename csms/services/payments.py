@@ -99,6 +99,8 @@ _STARTABLE = frozenset(
 )
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _MAX_ERROR = 300
+# States of a payment given up before any session: a late authorisation is released.
+_GIVEN_UP = frozenset({PaymentState.FAILED, PaymentState.VOIDED})
 # The OCPP 2.0.1 idToken type of a one-time token (1.6 sends the tag alone).
 CENTRAL = "Central"
 
@@ -715,7 +717,25 @@ class PaymentService:
             self._moved(before, after)
         if after.state is PaymentState.AUTHORIZED:
             self.worker.wake()
+        elif event.kind is EventKind.AUTHORIZED and after.state in _GIVEN_UP:
+            await self._release_late(after, event.provider_ref or after.provider_ref)
         return True
+
+    async def _release_late(self, payment: Payment, provider_ref: str | None) -> None:
+        """An authorisation that came after the payment was given up (the checkout expired,
+        the hold was released): the money is released at once, never kept."""
+        provider = self.providers.get(payment.provider)
+        if provider is None or provider_ref is None:
+            return
+        try:
+            await provider.void(provider_ref, key=f"void-{payment.id}")
+        except PaymentError as exc:
+            self.void_failures += 1
+            log.error("payment_void_failed", payment_id=payment.id, error=one_line(exc))
+            await self._move(payment, None, "late_authorization_void_failed", "csms", one_line(exc))
+            return
+        log.warning("payment_late_authorization_voided", payment_id=payment.id)
+        await self._move(payment, None, "late_authorization_voided", "csms", provider_ref)
 
     async def _authorized(
         self, payment: Payment, authorized_minor: int | None, provider_ref: str | None

@@ -266,3 +266,44 @@ async def test_a_webhook_replayed_changes_nothing(world: World) -> None:
     assert shown.authorized_minor == 1500
     with pytest.raises(BadSignature):
         await payments.webhook("test", body + b" ", headers)
+
+
+@pytest.mark.parametrize("who", ["driver", "charger"])
+async def test_a_paid_session_stopped_by_the_driver_or_at_the_charger(
+    world: World, who: str
+) -> None:
+    payments = world.payments
+    tester = payments.test_provider
+    assert tester is not None
+    payment, _ = await payments.begin(world.evse, Decimal(30), email=None)
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+
+    async def some_energy() -> bool:
+        progress = await payments.progress(payment.id)
+        return progress.energy_kwh is not None and progress.energy_kwh > 2
+
+    await until(some_energy, "two kWh charged", seconds=30)
+    live = await payments.progress(payment.id)
+    assert live.payment.state is PaymentState.CHARGING
+    assert live.cost_so_far is not None and live.cost_so_far > Decimal("1.00")
+    assert live.duration_s is not None and live.duration_s > 0
+    if who == "driver":
+        stopped = await payments.stop(payment.id)
+        assert stopped.payment.stop_reason is StopReason.DRIVER
+    else:
+        control = world.cp.sessions.on_connector(1)
+        assert control is not None
+        control.stop("EVDisconnected")  # the driver unplugs
+
+    async def captured() -> bool:
+        return await _state(world, payment.id, PaymentState.CAPTURED)
+
+    await until(captured, "the capture", seconds=60)
+    done = await payments.progress(payment.id)
+    expected = StopReason.DRIVER if who == "driver" else StopReason.CHARGER
+    assert done.payment.stop_reason is expected
+    assert done.receipt is not None and done.cost_so_far is not None
+    assert done.receipt.captured == done.cost_so_far.quantize(Decimal("0.01"))
+    assert done.receipt.captured < Decimal(30)
+    assert done.receipt.released == Decimal(30) - done.receipt.captured
