@@ -1,13 +1,17 @@
 """`csms payments list|show|refund` end to end: payments as the payment service stores them
 (a captured one held and captured at the test provider for real), listed and filtered,
 shown with their events, refunded in part and then in full through the provider with the
-refund audited, and one-line errors for what cannot be done."""
+refund audited, and one-line errors for what cannot be done; then the whole way, a session
+paid on the spot at a simulated charger refunded from the command line."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import getpass
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from csms.core.clock import utc_now
 from csms.core.payments import (
@@ -19,11 +23,17 @@ from csms.core.payments import (
     new_payment_id,
     new_tag,
 )
+from csms.services.locations import LocationService
 from csms.services.payment_providers.test import TestProvider
+from csms.storage import charge_points as cp_repo
 from csms.storage import payments as repo
 from csms.storage.database import WriteTx
+from simulators.options import ChargerOptions
+from simulators.v16 import V16Charger
 from tests.e2e.cli import csms, ok, one_line_error
-from tests.e2e.conftest import Running
+from tests.e2e.conftest import Running, StartServer
+from tests.e2e.sim import until
+from tests.e2e.test_ocpi_locations import site
 
 CARD = "4242 4242 4242 4242"
 T0 = datetime(2026, 12, 6, 1, 0, tzinfo=UTC)
@@ -244,3 +254,85 @@ async def test_refunds_beyond_what_was_captured_are_refused(server: Running) -> 
     )
     shown = (await csms(server, "payments", "show", captured.id, "--json")).json()
     assert shown["refunded"] == "0.00" and shown["events"][-1]["what"] == "captured"
+
+
+async def test_refund_of_a_session_paid_on_the_spot(start_server: StartServer) -> None:
+    """The whole way: a driver pays at a simulated 1.6 charger, charges, stops from the
+    page; once the CDR's total is captured, staff see it and refund it from the command
+    line, and the provider gave the money back."""
+    server = await start_server(payments={"enabled": True, "provider": "test"})
+    app = server.app
+    await LocationService(app.db, utc_now).add(site("AMS-1"))
+    await LocationService(app.db, utc_now).link("AMS-1", "PAID-1", None)
+    await app.billing.import_tariffs(
+        {
+            "id": "SPOT",
+            "currency": "EUR",
+            "elements": [
+                {
+                    "price_components": [
+                        {"type": "FLAT", "price": 1.00, "vat": 21.0, "step_size": 1},
+                        {"type": "ENERGY", "price": 0.50, "vat": 21.0, "step_size": 1},
+                    ]
+                }
+            ],
+        }
+    )
+    options = ChargerOptions(
+        url=server.url, charger_id="PAID-1", version="1.6", sessions=0, meter_interval=0.3
+    )
+    cp = V16Charger(options)
+    task = asyncio.create_task(cp.run())
+    try:
+
+        async def evse_known() -> bool:
+            async with app.db.read() as conn:
+                return bool(await cp_repo.connectors_of(conn, ["PAID-1"]))
+
+        await until(evse_known, "the charger's EVSE")
+        ok(await csms(server, "tariffs", "assign", "SPOT", "--evse", "PAID-1*1", "--ad-hoc"))
+        payments = app.payments
+        tester = payments.test_provider
+        assert tester is not None
+
+        async def payable() -> bool:
+            return (await payments.page("PAID-1*1")).payable
+
+        await until(payable, "the EVSE payable")
+        payment, _ = await payments.begin("PAID-1*1", Decimal(20), email=None)
+        assert payment.checkout_ref is not None
+        await tester.pay(payment.checkout_ref, CARD)
+
+        async def in_state(state: PaymentState) -> bool:
+            return (await payments.progress(payment.id)).payment.state is state
+
+        await until(lambda: in_state(PaymentState.CHARGING), "the paid session", seconds=30)
+        await asyncio.sleep(1.5)  # some energy
+        await payments.stop(payment.id)
+        await until(lambda: in_state(PaymentState.CAPTURED), "the capture", seconds=60)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await cp.close()
+
+    shown = (await csms(server, "payments", "show", payment.id, "--json")).json()
+    cdr = await app.billing.cdr(shown["cdr_id"])
+    assert cdr.total_incl_vat is not None
+    captured = cdr.total_incl_vat.quantize(Decimal("0.01"))
+    assert shown["state"] == "captured" and shown["stop_reason"] == "driver"
+    assert Decimal(shown["captured"]) == captured >= Decimal("1.21")  # the start fee at least
+    assert shown["tariff_id"] == "SPOT" and shown["authorized"] == "20.00"
+    out = ok(await csms(server, "payments", "refund", payment.id, "--reason", "test", "--yes"))
+    assert out == (
+        f"refunded {captured} EUR of payment {payment.id}: {captured} EUR of {captured} EUR "
+        "refunded, now refunded\n"
+    )
+    assert payment.checkout_ref is not None
+    intent = await tester.intent(payment.checkout_ref)
+    async with app.db.read() as conn:
+        stored = await repo.get_intent(conn, payment.checkout_ref)
+    assert intent.state == "captured" and stored is not None
+    assert stored.refunded_minor == stored.captured_minor == int(captured * 100)
+    events = (await csms(server, "payments", "show", payment.id, "--json")).json()["events"]
+    assert [e["to_state"] for e in events if e["to_state"]][-2:] == ["captured", "refunded"]
