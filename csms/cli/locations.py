@@ -21,6 +21,7 @@ from csms.cli.common import (
     json_option,
     load,
     print_json,
+    print_warning,
     run_db,
     table,
     when,
@@ -458,7 +459,11 @@ def locations_qr(
     config = load(config_file)
     base = public_url(config)
     ours = Party(config.ocpi.country_code, config.ocpi.party_id)
-    found = _locations(config_file, lambda s: s.evses(location_id, ours))
+
+    async def read(service: Any) -> tuple[Any, Any]:
+        return (await service.show(location_id)).location, await service.evses(location_id, ours)
+
+    location, found = _locations(config_file, read)
     if evse_uid is not None:
         chosen = tuple(e for e in found if e.uid == evse_uid)
         if not chosen:
@@ -485,6 +490,11 @@ def locations_qr(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"cannot make {out_dir}: {exc.strerror}") from None
+    # The labels are printed now and stuck on for years: say what keeps them from working.
+    if not config.payments.enabled:
+        print_warning("[payments] enabled is false: the pages will say paying is not offered")
+    if not location.publish:
+        print_warning(f"location {location_id} is not published: its EVSEs cannot be paid for")
     written: list[dict[str, Any]] = []
     for e in found:
         url = pay_url(base, e.uid)

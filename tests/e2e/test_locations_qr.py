@@ -14,7 +14,11 @@ PUBLIC = "https://charge.example.com"
 
 
 async def test_labels_of_a_location(server: Running, tmp_path: Path) -> None:
-    env = {**cli_env(server), "CSMS_OCPI_BASE_URL": PUBLIC + "/"}
+    env = {
+        **cli_env(server),
+        "CSMS_OCPI_BASE_URL": PUBLIC + "/",
+        "CSMS_PAYMENTS_ENABLED": "true",
+    }
     ok(await csms(server, "locations", "add", "AMS-1", *SITE))
     ok(await csms(server, "locations", "add", "EMPTY", *SITE))
     for charger, evse, code in (("CP-A", "1", "NL*CSM*E0001"), ("CP:B", "1", None)):
@@ -27,9 +31,9 @@ async def test_labels_of_a_location(server: Running, tmp_path: Path) -> None:
     ok(await csms(server, "locations", "link", "AMS-1", "--charger", "CP-A", "--evse", "2"))
 
     out = tmp_path / "labels"
-    labels = (
-        await csms(server, "locations", "qr", "AMS-1", "--out", str(out), "--json", env=env)
-    ).json()
+    ran = await csms(server, "locations", "qr", "AMS-1", "--out", str(out), "--json", env=env)
+    assert ran.code == 0 and ran.err == "", ran
+    labels = ran.json()
     assert [(x["uid"], x["evse_id"], x["url"]) for x in labels] == [
         ("CP-A*1", "NL*CSM*E0001", f"{PUBLIC}/pay/CP-A*1"),
         ("CP-A*2", "NL*CSM*ECPA*2", f"{PUBLIC}/pay/CP-A*2"),
@@ -77,22 +81,39 @@ async def test_labels_of_a_location(server: Running, tmp_path: Path) -> None:
     assert printed.splitlines()[0].split() == ["EVSE", "UID", "EVSE", "ID", "URL", "FILES"]
     assert [p.name for p in one.iterdir()] == ["CP-A_2.svg"]
 
-    # Without [payments] public_url, the OCPI base URL.
-    default = (
-        await csms(
-            server,
-            "locations",
-            "qr",
-            "AMS-1",
-            "--evse",
-            "CP-A*1",
-            "--out",
-            str(one),
-            "--json",
-            env={**cli_env(server), "CSMS_OCPI_BASE_URL": "http://cpo.example.net:9100"},
-        )
-    ).json()
-    assert default[0]["url"] == "http://cpo.example.net:9100/pay/CP-A*1"
+    # [payments] public_url, else the OCPI base URL; what keeps the labels from working is
+    # said (they are printed anyway).
+    ran = await csms(
+        server,
+        "locations",
+        "qr",
+        "AMS-1",
+        "--evse",
+        "CP-A*1",
+        "--out",
+        str(one),
+        "--json",
+        env={**env, "CSMS_PAYMENTS_PUBLIC_URL": "https://pay.example.org/cpo"},
+    )
+    assert ran.json()[0]["url"] == "https://pay.example.org/cpo/pay/CP-A*1"
+    ok(await csms(server, "locations", "update", "AMS-1", "--no-publish"))
+    ran = await csms(
+        server,
+        "locations",
+        "qr",
+        "AMS-1",
+        "--evse",
+        "CP-A*1",
+        "--out",
+        str(one),
+        "--json",
+        env={**cli_env(server), "CSMS_OCPI_BASE_URL": "http://cpo.example.net:9100"},
+    )
+    assert ran.json()[0]["url"] == "http://cpo.example.net:9100/pay/CP-A*1"
+    assert ran.err.splitlines() == [
+        "warning: [payments] enabled is false: the pages will say paying is not offered",
+        "warning: location AMS-1 is not published: its EVSEs cannot be paid for",
+    ]
 
     one_line_error(
         await csms(server, "locations", "qr", "NOPE", "--out", str(one), env=env), "no location"
