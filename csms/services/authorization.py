@@ -16,7 +16,6 @@ import structlog
 from csms.core.authorization import AuthResult, AuthStatus, Token, decide, over_limit
 from csms.core.clock import Clock
 from csms.core.ids import token_key
-from csms.core.payments import TAG_PREFIX
 from csms.core.roaming import Grant
 from csms.services.charger_input import MAX_ENTRIES, NO_AUTHORIZATION
 from csms.services.holdings import Holdings, Place
@@ -238,12 +237,10 @@ class AuthorizationService:
         now = self._clock()
         key = (cp_id, token_key(id_tag))
         standing = self._grants.get(key)
-        if standing is None and (
-            (token is not None and token.whitelist is not None)
-            or (token is None and _payment_tag(id_tag))
-        ):
+        if standing is None and (token is None or token.whitelist is not None):
             # Not decided by this process: a decision may stand from before a restart, or
-            # from another node (a partner's command, an ad-hoc payment's one-time token).
+            # from another node. Our own cards never have one; a token nobody stores may (the
+            # one-time token of a driver paying on the spot, csms.services.payments).
             standing = await self._store.standing(cp_id, key[1], now)
             if standing is not None:
                 self._cache_grant(key, standing)
@@ -310,9 +307,3 @@ class AuthorizationService:
         now = self._clock()
         standing = Standing(grant, evse_id, now + timedelta(seconds=ttl_s))
         await self._keep_grant(cp_id, token_key(uid), standing, now)
-
-
-def _payment_tag(id_tag: str) -> bool:
-    """Whether an unknown tag may be an ad-hoc payment's one-time token (csms.core.payments
-    new_tag: its decision is stored, not cached, on a shared database)."""
-    return len(id_tag) == 20 and id_tag.startswith(TAG_PREFIX)
