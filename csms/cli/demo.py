@@ -365,15 +365,24 @@ async def _make_payable(app: CsmsApp, echo: Echo, wait: float = 15.0) -> None:
     uid = evse_uid(PAY_CHARGER, 1)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
+    assigned = False
+    reason = f"{PAY_CHARGER} did not report its EVSE"
     while loop.time() < deadline:
-        async with app.db.read() as conn:
-            known = await cp_repo.connectors_of(conn, [PAY_CHARGER])
-        if any(c.evse_id == 1 for c in known):
-            await app.billing.assign(AD_HOC_TARIFF_ID, evse=uid, ad_hoc=True)
-            echo(f"pay      {uid} is payable on the spot (tariff {AD_HOC_TARIFF_ID}, ad hoc)")
-            return
+        if not assigned:
+            async with app.db.read() as conn:
+                known = await cp_repo.connectors_of(conn, [PAY_CHARGER])
+            if any(c.evse_id == 1 for c in known):
+                await app.billing.assign(AD_HOC_TARIFF_ID, evse=uid, ad_hoc=True)
+                assigned = True
+        if assigned:
+            # As the driver's page will see it (the charger's status may still be coming).
+            page = await app.payments.page(uid)
+            if page.payable:
+                echo(f"pay      {uid} is payable on the spot (tariff {AD_HOC_TARIFF_ID}, ad hoc)")
+                return
+            reason = page.reason or "not payable"
         await asyncio.sleep(0.1)
-    echo(f"pay      {PAY_CHARGER} did not report its EVSE in {wait:.0f} s: not payable")
+    echo(f"pay      {uid} is not payable after {wait:.0f} s: {reason}")
 
 
 async def _counts(app: CsmsApp) -> tuple[int, int]:
