@@ -58,7 +58,7 @@ from csms.core.payments import (
 )
 from csms.core.roaming import Grant
 from csms.core.status import ConnectorStatus
-from csms.core.tariffs import Tariff, parse_tariff, tariff_targets
+from csms.core.tariffs import Tariff, TariffError
 from csms.core.transactions import Transaction
 from csms.metrics import Family
 from csms.services.billing import FREE_CURRENCY, BillingService, Identity
@@ -68,7 +68,6 @@ from csms.services.payment_providers.test import TestProvider
 from csms.storage import charge_points as cp_repo
 from csms.storage import locations as location_repo
 from csms.storage import payments as repo
-from csms.storage import tariffs as tariff_repo
 from csms.storage import transactions as tx_repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import Database, WriteTx
@@ -409,29 +408,13 @@ class PaymentService:
         return _Evse(uid, found[0], found[1], None if linked is None else linked[0])
 
     async def _tariff(self, evse: _Evse, connector_id: int | None = None) -> Tariff | None:
-        """The ad-hoc tariff that applies at the EVSE."""
-        ad_hoc = getattr(self._billing, "ad_hoc_tariff", None)
-        if ad_hoc is not None:
-            found: Tariff | None = await ad_hoc(evse.uid, connector_id)
-            return found
-        # Until billing knows ad-hoc assignments: the regular tariff that applies.
-        location_id = None if evse.location is None else evse.location.id
-        targets = tariff_targets(evse.uid, connector_id or 1, location_id)
-        async with self._db.read() as conn:
-            assigned = await tariff_repo.assigned_for(conn, targets)
-            for key in targets:
-                tariff_id = assigned.get(key)
-                if tariff_id is None:
-                    continue
-                stored = await tariff_repo.get(conn, tariff_id)
-                if stored is not None:
-                    return parse_tariff(
-                        stored.data,
-                        country_code=self.identity.country_code,
-                        party_id=self.identity.party_id,
-                        now=stored.updated_at,
-                    )
-        return None
+        """The ad-hoc tariff that applies at the EVSE (None: it cannot be paid on the spot;
+        one that cannot be read counts as none, and is logged)."""
+        try:
+            return await self._billing.ad_hoc_tariff(evse.uid, connector_id)
+        except TariffError as exc:
+            log.warning("payment_tariff_unreadable", evse_uid=evse.uid, error=one_line(exc))
+            return None
 
     # --- the driver -----------------------------------------------------------------------
 
