@@ -146,15 +146,21 @@ def _tariff_ids(
 
 def _payable(
     capabilities: tuple[Capability, ...], connectors: list[tuple[tuple[str, ...], tuple[str, ...]]]
-) -> tuple[Capability, ...]:
-    """The capabilities with PAYABLE added when a driver can pay on the spot: an ad-hoc
-    tariff applies to a connector (`connectors`: its regular and its ad-hoc tariff ids) and
-    the EVSE can be started remotely (the payment starts it so)."""
-    if Capability.REMOTE_START_STOP_CAPABLE not in capabilities or not any(
+) -> tuple[tuple[Capability, ...], list[tuple[str, ...]]]:
+    """The capabilities and each connector's tariff_ids (`connectors`: its regular and its
+    ad-hoc tariff ids). When a driver can pay on the spot (an ad-hoc tariff applies to a
+    connector and the EVSE can be started remotely, as the payment starts it) PAYABLE is
+    added and the ad-hoc tariffs follow the regular ones (2.1.1 partners see the first);
+    otherwise the regular ones alone."""
+    payable = Capability.REMOTE_START_STOP_CAPABLE in capabilities and any(
         spot for _, spot in connectors
-    ):
-        return capabilities
-    return tuple(sorted({*capabilities, *PAYABLE}, key=_ORDER.__getitem__))
+    )
+    if not payable:
+        return capabilities, [regular for regular, _ in connectors]
+    return (
+        tuple(sorted({*capabilities, *PAYABLE}, key=_ORDER.__getitem__)),
+        [tuple(dict.fromkeys((*regular, *spot))) for regular, spot in connectors],
+    )
 
 
 class LocationPublisher:
@@ -467,15 +473,15 @@ class LocationPublisher:
             )
             for c in connector_ids
         ]
+        capabilities, tariff_ids = _payable(capabilities, tariffs)
         return EvseFacts(
             uid=uid,
             evse_code=code,
             status=status,
-            capabilities=_payable(capabilities, tariffs),
+            capabilities=capabilities,
             connectors=tuple(
-                # The regular tariff first (2.1.1 partners see only the first).
-                ConnectorFacts(c, spec, tuple(dict.fromkeys((*regular, *spot))))
-                for c, (regular, spot) in zip(connector_ids, tariffs, strict=True)
+                ConnectorFacts(c, spec, ids)
+                for c, ids in zip(connector_ids, tariff_ids, strict=True)
             ),
         )
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from csms.core.locations import ConnectorSpec
+from csms.storage.locations import EvseDetail
 from ocpi_cpo.v211 import objects as v211
 from tests.e2e.cli import csms as run_csms
 from tests.e2e.cli import ok
@@ -192,6 +193,15 @@ async def test_a_payable_evse_and_its_ad_hoc_tariff(paying: Emsp) -> None:
 
     await until(evse_pushed, "the payable EVSE pushed")
 
+    # A charger that never connected cannot be started remotely: not payable, and its
+    # connectors list no ad-hoc tariff (AMS-2 has no regular one).
+    service = locations(server)
+    await service.add(site("AMS-2"))
+    await service.link("AMS-2", "NEVER-1", None, (1, EvseDetail()))
+    ok(await run_csms(server, "tariffs", "assign", "SPOT", "--location", "AMS-2", "--ad-hoc"))
+    never = (await paying.evses("AMS-2"))["NEVER-1*1"]
+    assert never["status"] == "PLANNED" and never["capabilities"] == []
+    assert ["tariff_ids" in c for c in never["connectors"]] == [False]
     # Once it also prices everyone's sessions somewhere, it is no longer ad hoc only: the
     # type of its file again, pushed.
     ok(await run_csms(server, "tariffs", "assign", "SPOT", "--default"))
