@@ -334,7 +334,6 @@ class CsmsApp:
         ):
             hooks.append(self.payments.wake)
         self.charging.transactions.on_readings.append(self.payments.readings)
-        self.metrics.families.append(self.payments.metric_families)
         self.partners = PartnerService(self.db, clock)
         # Work that runs on one process per database at a time (see csms.storage.leadership);
         # which groups this process may lead follows from its components.

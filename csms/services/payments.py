@@ -29,6 +29,7 @@ from csms.config import PaymentsConfig
 from csms.core.authorization import AuthStatus
 from csms.core.clock import Clock
 from csms.core.command_requests import StartRequest, StopRequest
+from csms.core.commands import Outcome
 from csms.core.errors import CsmsError, InvalidInput, NotFound, one_line
 from csms.core.locations import Location, evse_uid
 from csms.core.ocpi_locations import Presence, evse_status
@@ -60,7 +61,7 @@ from csms.core.roaming import Grant
 from csms.core.status import ConnectorStatus
 from csms.core.tariffs import Tariff, TariffError
 from csms.core.transactions import Transaction
-from csms.metrics import Family
+from csms.metrics import Family, Metrics, labels
 from csms.services.billing import FREE_CURRENCY, BillingService, Identity
 from csms.services.charging import Charging
 from csms.services.commands import CommandService, Requester, Vouched
@@ -246,7 +247,7 @@ class PaymentService:
         charging: Charging,
         billing: BillingService,
         identity: Identity,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -256,7 +257,6 @@ class PaymentService:
         self._charging = charging
         self._billing = billing
         self.identity = identity
-        self._metrics = metrics
         # The public URL the pay app is reached at (set by the app once its listener is
         # bound: by default the OCPI base URL).
         self.public_url = ""
@@ -272,6 +272,10 @@ class PaymentService:
         # Transactions of payments being charged (readings of them wake the worker), and
         # the last cost seen of each payment (its rate), and when a stop last went out.
         self._paid_tx: set[int] = set()
+        # Of those, the ones with readings since the last pass began (priced at once; the
+        # others at most every PERIOD_S: their readings may reach another node).
+        self._fresh: set[int] = set()
+        self._fresh_in_pass: set[int] = set()
         self._last_cost: dict[str, tuple[datetime, int]] = {}
         self._stop_sent: dict[str, datetime] = {}
         # Counters for /metrics: state changes by target state, failed captures and voids,
@@ -280,6 +284,8 @@ class PaymentService:
         self.capture_failures = 0
         self.void_failures = 0
         self.receipts: dict[str, int] = {}
+        if metrics is not None:
+            metrics.families.append(self.metric_families)
 
     # --- hooks ----------------------------------------------------------------------------
 
@@ -289,6 +295,7 @@ class PaymentService:
     def readings(self, tx_id: int, _samples: Sequence[Any]) -> None:
         """New readings of a transaction: a paid one's cost is checked against its cap."""
         if tx_id in self._paid_tx:
+            self._fresh.add(tx_id)
             self.worker.wake()
 
     async def close(self) -> None:
@@ -510,14 +517,18 @@ class PaymentService:
                 payment, PaymentState.FAILED, "checkout_failed", "provider", one_line(exc)
             )
             raise
+        refs: dict[str, Any] = {"checkout_ref": checkout.checkout_ref}
+        if checkout.provider_ref is not None:
+            refs["provider_ref"] = checkout.provider_ref
+        # Whatever its state by now (a provider's webhook may have come first).
         moved = await self._move(
             payment,
             None,
             "checkout_opened",
             "provider",
             checkout.checkout_ref,
-            checkout_ref=checkout.checkout_ref,
-            provider_ref=checkout.provider_ref,
+            any_state=True,
+            **refs,
         )
         return moved or payment, checkout.redirect_url
 
@@ -672,8 +683,13 @@ class PaymentService:
                 )
                 if event.provider_ref is not None:
                     changes["provider_ref"] = event.provider_ref
-            new = replace(payment, state=target or payment.state, updated_at=now, **changes)
-            await repo.save(conn, new)
+            new = payment
+            if target is not None:
+                # An event that moves nothing is only stored: the payment stays as it was
+                # (a step that read it, such as a refund whose own webhook arrives before
+                # its answer, still finds it unchanged).
+                new = replace(payment, state=target, updated_at=now, **changes)
+                await repo.save(conn, new)
             await repo.add_event(
                 conn,
                 PaymentEvent(
@@ -743,6 +759,7 @@ class PaymentService:
         now = self._clock()
         async with self._db.read() as conn:
             payments = await repo.open_payments(conn)
+        self._fresh_in_pass, self._fresh = self._fresh, set()
         self._paid_tx = {
             p.transaction_id
             for p in payments
@@ -839,7 +856,15 @@ class PaymentService:
                 evse_id=payment.evse_id,
                 outcome=result.outcome.value,
             )
+            if result.outcome is Outcome.TIMED_OUT:
+                # The charger may have taken the command all the same: its session may still
+                # start (the grant stands for start_timeout), else the hold is voided then.
+                return
             if not result.ok:
+                # Refused, or never sent: no session comes. The grant goes with the hold.
+                await self._charging.authorization.grant_used(
+                    payment.charge_point_id, payment.id_tag, grant
+                )
                 await self._void(moved, "start_refused", result.message)
         finally:
             self._starting.discard(payment.id)
@@ -882,12 +907,18 @@ class PaymentService:
             if sent is None or (now - sent).total_seconds() >= STOP_RESEND_S:
                 await self._send_stop(payment)
             return STOP_RESEND_S
+        last = self._last_cost.get(payment.id)
+        if last is not None and tx.id not in self._fresh_in_pass:
+            # Nothing new was read here: priced again once a period has passed (another
+            # node's readings, a price per hour).
+            waited = (now - last[0]).total_seconds()
+            if waited < PERIOD_S:
+                return PERIOD_S - waited
         cost = await self._cost(tx)
         if cost is None:
             return None
         cost_minor = to_minor(cost, payment.currency)
         rate = 0.0
-        last = self._last_cost.get(payment.id)
         if last is not None and now > last[0]:
             rate = max(0.0, (cost_minor - last[1]) / (now - last[0]).total_seconds())
         if last is None or now > last[0]:
@@ -976,11 +1007,9 @@ class PaymentService:
             await self._void(payment, "nothing_to_pay", f"CDR {cdr.id}: 0", cdr_id=cdr.id)
             return None
         provider = self._provider_of(payment)
-        assert payment.provider_ref is not None
         try:
-            status = await provider.capture(
-                payment.provider_ref, amount, key=f"capture-{payment.id}"
-            )
+            ref = await self._hold_ref(provider, payment)
+            status = await provider.capture(ref, amount, key=f"capture-{payment.id}")
         except PaymentError as exc:
             await self._failed(payment, "capture_failed", one_line(exc), now)
             return None
@@ -1011,9 +1040,10 @@ class PaymentService:
         """Release the hold (key `void-{id}`); a failure is tried again later."""
         provider = self._provider_of(payment)
         now = self._clock()
-        if payment.provider_ref is not None:
+        if payment.provider_ref is not None or payment.checkout_ref is not None:
             try:
-                await provider.void(payment.provider_ref, key=f"void-{payment.id}")
+                ref = await self._hold_ref(provider, payment)
+                await provider.void(ref, key=f"void-{payment.id}")
             except PaymentError as exc:
                 await self._failed(payment, "void_failed", one_line(exc), now)
                 return
@@ -1021,6 +1051,25 @@ class PaymentService:
         if cdr_id is not None:
             changes["cdr_id"] = cdr_id
         await self._move(payment, PaymentState.VOIDED, what, "csms", detail, **changes)
+
+    async def _hold_ref(self, provider: PaymentProvider, payment: Payment) -> str:
+        """The provider's id of the payment's hold, asked of it when we were never told
+        (its webhook lost, the driver not back); ProviderUnavailable when it has none."""
+        if payment.provider_ref is not None:
+            return payment.provider_ref
+        status = await provider.status(payment.checkout_ref, None)
+        if status.provider_ref is None:
+            raise ProviderUnavailable("the provider names no pre-authorisation for it yet")
+        await self._move(
+            payment,
+            None,
+            "provider_ref_learnt",
+            "provider",
+            status.provider_ref,
+            any_state=True,
+            provider_ref=status.provider_ref,
+        )
+        return status.provider_ref
 
     async def _failed(self, payment: Payment, what: str, error: str, now: datetime) -> None:
         """A capture or void that failed: counted, logged, tried again after a back-off."""
@@ -1152,11 +1201,13 @@ class PaymentService:
         detail: str | None = None,
         *,
         same_state: bool = False,
+        any_state: bool = False,
         **changes: Any,
     ) -> Payment | None:
         """Write the payment (moved to `to`, or staying where it is when None, with
         `changes`) and its event in one write, if it still stands as `payment` says; None
-        when it moved meanwhile (someone else acted)."""
+        when it moved meanwhile (someone else acted). `any_state`: a change that moves
+        nothing is written whatever the state is by now."""
         if to is not None:
             check_transition(payment.state, to)
         now = self._clock()
@@ -1164,7 +1215,7 @@ class PaymentService:
         async def unit(w: WriteTx) -> Payment | None:
             conn = await w.connection()
             current = await repo.get(conn, payment.id)
-            if current is None or current.state is not payment.state:
+            if current is None or (current.state is not payment.state and not any_state):
                 return None
             if same_state and current.updated_at != payment.updated_at:
                 return None
@@ -1212,7 +1263,7 @@ class PaymentService:
                 "csms_payments_total",
                 "counter",
                 "Ad-hoc payments that reached each state in this process.",
-                [(f'state="{s}"', n) for s, n in sorted(self.moves.items())],
+                [(labels(state=s), n) for s, n in sorted(self.moves.items())],
             ),
             (
                 "csms_payment_capture_failures_total",
@@ -1230,7 +1281,7 @@ class PaymentService:
                 "csms_payment_receipts_total",
                 "counter",
                 "Receipts e-mailed (sent) or not (failed).",
-                [(f'result="{r}"', n) for r, n in sorted(self.receipts.items())],
+                [(labels(result=r), n) for r, n in sorted(self.receipts.items())],
             ),
         ]
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
 import pytest
 
 from csms.core.clock import utc_now
+from csms.core.errors import InvalidInput
 from csms.core.locations import Location
-from csms.core.payments import BadSignature, PaymentState, StopReason
+from csms.core.payments import BadSignature, NotPayable, PaymentState, StopReason
 from csms.services.locations import LocationService
 from csms.services.payments import PaymentService, UnknownEvse
 from simulators.options import ChargerOptions
@@ -34,6 +36,8 @@ VERSIONS = ["1.6", "2.0.1"]
 LOCATION = "LOC-PAY"
 SPEED = 200.0
 CALL_TIMEOUT = 2.0
+# Seconds (real) an authorised payment waits for its session.
+START_TIMEOUT_S = 8.0
 TARIFF = {
     "id": "ADHOC-1",
     "currency": "EUR",
@@ -80,11 +84,11 @@ async def world(request: pytest.FixtureRequest, start_server: StartServer) -> As
     server = await start_server(
         clock,
         ocpp={"call_timeout": CALL_TIMEOUT},
-        # The timeouts in seconds of the fast clock: a minute and an hour of ours.
+        # The timeouts in seconds of the fast clock.
         payments={
             "enabled": True,
             "provider": "test",
-            "start_timeout": 60 * SPEED,
+            "start_timeout": START_TIMEOUT_S * SPEED,
             "checkout_timeout": 3600 * SPEED,
         },
     )
@@ -217,29 +221,55 @@ async def test_a_paid_session_is_stopped_at_the_cap_and_the_cdr_total_captured(
     ]
     transaction = await world.server.staff.transaction(final.transaction_id or 0)
     assert transaction.transaction.stop_reason == "Remote"
-    # The EVSE is payable again.
+    # The EVSE is payable again; /metrics counts the payment's states.
     assert (await payments.page(world.evse)).payable
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{world.server.api_url}/metrics", headers={"Authorization": "Bearer test-token"}
+        ) as response,
+    ):
+        metrics = await response.text()
+    for state in ("created", "authorized", "starting", "charging", "stopping", "ended"):
+        assert f'csms_payments_total{{state="{state}"}} 1' in metrics, state
+    assert 'csms_payments_total{state="captured"} 1' in metrics
+    assert "csms_payment_capture_failures_total 0" in metrics
 
 
-async def test_a_charger_that_never_starts_leaves_the_hold_voided(world: World) -> None:
+@pytest.mark.parametrize("charger", ["silent", "refusing"])
+async def test_a_charger_that_never_starts_leaves_the_hold_voided(
+    world: World, charger: str
+) -> None:
+    """A charger that does not answer the remote start may still start the session: the
+    hold is voided after start_timeout; one that refuses it: at once."""
     payments = world.payments
     tester = payments.test_provider
     assert tester is not None
     action = "RemoteStartTransaction" if world.version == "1.6" else "RequestStartTransaction"
-    world.cp.unanswered.add(action)
     payment, _ = await payments.begin(world.evse, Decimal(20), email=None)
     assert payment.checkout_ref is not None
+    if charger == "silent":
+        world.cp.unanswered.add(action)
+    else:
+        # Out of order the moment the driver pays (too late for the page to know).
+        world.cp.station.set_operative(1, False)
     await tester.pay(payment.checkout_ref, PAYING_CARD)
 
     async def voided() -> bool:
         return await _state(world, payment.id, PaymentState.VOIDED)
 
-    await until(voided, "the hold voided", seconds=CALL_TIMEOUT + 20)
+    waited = time.monotonic()
+    await until(voided, "the hold voided", seconds=START_TIMEOUT_S + 20)
+    waited = time.monotonic() - waited
     intent = await tester.intent(payment.checkout_ref)
     assert intent.state == "canceled" and intent.captured_minor is None
     shown, events = await payments.show(payment.id)
     assert shown.transaction_id is None and shown.captured_minor is None
-    assert [e.what for e in events if e.to_state is PaymentState.VOIDED] == ["start_refused"]
+    why = [e.what for e in events if e.to_state is PaymentState.VOIDED]
+    if charger == "silent":
+        assert why == ["start_timed_out"] and waited > START_TIMEOUT_S - CALL_TIMEOUT - 1
+    else:
+        assert why == ["start_refused"] and waited < START_TIMEOUT_S / 2
 
 
 async def test_a_webhook_replayed_changes_nothing(world: World) -> None:
@@ -307,3 +337,67 @@ async def test_a_paid_session_stopped_by_the_driver_or_at_the_charger(
     assert done.receipt.captured == done.cost_so_far.quantize(Decimal("0.01"))
     assert done.receipt.captured < Decimal(30)
     assert done.receipt.released == Decimal(30) - done.receipt.captured
+
+
+async def test_the_page_says_why_an_evse_cannot_be_paid_and_begin_refuses(world: World) -> None:
+    payments = world.payments
+    with pytest.raises(UnknownEvse):
+        await payments.page(f"{world.cp_id}*7x")
+    with pytest.raises(UnknownEvse):
+        await payments.page("NOBODY*1")
+    for cap, email in (
+        (Decimal("4.99"), None),
+        (Decimal("150.01"), None),
+        (Decimal("10.001"), None),
+        (Decimal("NaN"), None),
+        (Decimal(10), "not an address"),
+    ):
+        with pytest.raises(InvalidInput):
+            await payments.begin(world.evse, cap, email=email)
+    assert await payments.list() == []
+    # A paid session runs: the EVSE is in use for everyone else.
+    tester = payments.test_provider
+    assert tester is not None
+    payment, _ = await payments.begin(world.evse, Decimal(5), email=None)
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    page = await payments.page(world.evse)
+    assert not page.payable and page.reason is not None and "in use" in page.reason
+    with pytest.raises(NotPayable, match="in use"):
+        await payments.begin(world.evse, Decimal(10), email=None)
+    # No ad-hoc tariff: nothing to pay by.
+    await world.server.app.billing.remove_tariff("ADHOC-1")
+    page = await payments.page(world.evse)
+    assert not page.payable and page.tariff is None
+    assert page.reason == "No price for paying on the spot is set at this charger."
+
+
+async def test_the_driver_back_before_the_webhook_starts_the_session(world: World) -> None:
+    """The provider's word is lost (no webhook): the driver's return asks the provider, and
+    the session starts all the same."""
+    payments = world.payments
+    tester = payments.test_provider
+    assert tester is not None
+    tester.on_event = None
+    payment, _ = await payments.begin(world.evse, Decimal(12), email=None)
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    assert (await payments.show(payment.id))[0].state is PaymentState.CREATED
+    back = await payments.returned(payment.id)
+    assert back.state in (PaymentState.AUTHORIZED, PaymentState.STARTING)
+    assert back.authorized_minor == 1200
+
+    async def charging() -> bool:
+        return await _state(world, payment.id, PaymentState.CHARGING)
+
+    await until(charging, "the paid session charging", seconds=30)
+    await payments.stop(payment.id)
+
+    async def captured() -> bool:
+        return await _state(world, payment.id, PaymentState.CAPTURED)
+
+    await until(captured, "the capture", seconds=60)
+    events = (await payments.show(payment.id))[1]
+    assert [(e.what, e.actor) for e in events if e.to_state is PaymentState.AUTHORIZED] == [
+        ("authorized", "provider")
+    ]

@@ -39,6 +39,7 @@ from csms.storage import payments as repo
 from csms.storage.cdrs import StoredCdr
 from csms.storage.database import WriteTx
 from tests.e2e.conftest import Running, StartServer
+from tests.e2e.fake_smtp import FakeSmtp
 from tests.e2e.sim import until
 from tests.services.fakes import Clock
 
@@ -383,3 +384,125 @@ async def test_a_failed_capture_is_retried_with_back_off_until_it_succeeds(
 async def _next_seq(server: Running) -> int:
     async with server.app.db.read() as conn:
         return await cdr_repo.next_seq(conn)
+
+
+async def _ended_with_cdr(server: Running, email: str) -> Payment:
+    """A payment whose session ended with a CDR of 7.40 EUR incl. VAT, held at the test
+    provider (whose id for the hold we were never told)."""
+    _, tester = _service(server)
+    tester.on_event = None
+    payment = await _stored(
+        server,
+        PaymentState.ENDED,
+        START,
+        authorized_minor=2000,
+        transaction_id=515151,
+        stop_reason=StopReason.DRIVER,
+        email=email,
+        provider_ref=None,  # never told (its webhook lost): asked of the provider
+    )
+    assert payment.checkout_ref is not None
+    await tester.pay(payment.checkout_ref, PAYING_CARD)
+    cdr = StoredCdr(
+        seq=await _next_seq(server),
+        id="NLCSMPAY002",
+        transaction_id=515151,
+        charge_point_id="CP9",
+        start_at=START - timedelta(hours=1),
+        end_at=START,
+        currency="EUR",
+        total_excl_vat=Decimal("6.2185"),
+        total_incl_vat=Decimal("7.4000"),
+        energy_wh=12437,
+        credit=False,
+        credit_reference_id=None,
+        reason=None,
+        data={},
+        created_at=START,
+    )
+
+    async def add_cdr(w: WriteTx) -> None:
+        await cdr_repo.add(await w.connection(), cdr)
+
+    await server.app.db.write(add_cdr)
+    return payment
+
+
+async def test_the_receipt_is_emailed_after_the_capture(
+    start_server: StartServer, clock: Clock
+) -> None:
+    mail = FakeSmtp()
+    await mail.start()
+    try:
+        server = await start_server(
+            clock,
+            payments={
+                "enabled": True,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": mail.port,
+                "smtp_from": "receipts@cpo.example",
+            },
+        )
+        service = server.app.payments
+        payment = await _ended_with_cdr(server, "driver@example.com")
+        await _reaches(server, payment.id, PaymentState.CAPTURED)
+
+        async def sent() -> bool:
+            return [e.what for e in (await service.show(payment.id))[1]][-1] == "receipt_sent"
+
+        await until(sent, "the receipt e-mailed")
+        ((sender, recipients, message),) = mail.messages
+        assert (sender, recipients) == ("receipts@cpo.example", ["driver@example.com"])
+        assert message["Subject"] == "Your charging receipt (NLCSMPAY002)"
+        body = message.get_payload(decode=True)
+        assert isinstance(body, bytes)
+        text = body.decode().replace("\r\n", "\n")
+        for line in (
+            "Energy: 12.437 kWh",
+            "Total excl. VAT: 6.22 EUR",
+            "VAT: 1.18 EUR",
+            "Total incl. VAT: 7.40 EUR",
+            "Charged to your card: 7.40 EUR",
+            "Released from the hold: 12.60 EUR",
+        ):
+            assert f"\n{line}\n" in text, line
+        assert service.receipts == {"sent": 1}
+        shown, events = await service.show(payment.id)
+        assert shown.provider_ref == payment.checkout_ref
+        assert [e.what for e in events] == [
+            "provider_ref_learnt",
+            "captured",
+            "receipt_sent",
+        ]
+    finally:
+        await mail.stop()
+
+
+async def test_a_receipt_that_cannot_be_sent_is_logged_not_retried(
+    start_server: StartServer, clock: Clock
+) -> None:
+    mail = FakeSmtp()
+    await mail.start()
+    await mail.stop()  # nobody listens on its port any more
+    server = await start_server(
+        clock,
+        payments={
+            "enabled": True,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mail.port,
+            "smtp_from": "receipts@cpo.example",
+        },
+    )
+    service = server.app.payments
+    with capture_logs() as logs:
+        payment = await _ended_with_cdr(server, "driver@example.com")
+        await _reaches(server, payment.id, PaymentState.CAPTURED)
+
+        async def failed() -> bool:
+            return [e.what for e in (await service.show(payment.id))[1]][-1] == "receipt_failed"
+
+        await until(failed, "the receipt's failure recorded")
+    assert [e["event"] for e in logs].count("payment_receipt_failed") == 1
+    shown = (await service.show(payment.id))[0]
+    assert (shown.state, shown.captured_minor) == (PaymentState.CAPTURED, 740)
+    assert service.receipts == {"failed": 1}
