@@ -89,6 +89,9 @@ async def world(request: pytest.FixtureRequest, start_server: StartServer) -> As
             "enabled": True,
             "provider": "test",
             "start_timeout": START_TIMEOUT_S * SPEED,
+            # A euro kept free below the cap: about 1.4 s of this clock's charging, for a
+            # stop that reaches a charger late on a busy machine.
+            "stop_margin": 1.0,
             "checkout_timeout": 3600 * SPEED,
         },
     )
@@ -144,6 +147,7 @@ async def _state(world: World, payment_id: str, state: PaymentState) -> bool:
     return (await world.payments.progress(payment_id)).payment.state is state
 
 
+@pytest.mark.slow
 async def test_a_paid_session_is_stopped_at_the_cap_and_the_cdr_total_captured(
     world: World,
 ) -> None:
