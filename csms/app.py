@@ -554,7 +554,9 @@ class CsmsApp:
         self.ocpi_base_url = public_base_url(cfg, self.ocpi_port)
         if not self.config.payments.public_url:
             self.payments.public_url = self.ocpi_base_url
-        settings = OcpiSettings.from_config(cfg, self.ocpi_base_url, self.clock)
+        settings = OcpiSettings.from_config(
+            cfg, self.ocpi_base_url, self.clock, payments_enabled=self.config.payments.enabled
+        )
         self.ocpi_app = build_ocpi_app(
             settings,
             self.partners,

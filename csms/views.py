@@ -1,6 +1,6 @@
 """The JSON shape of every object staff read: charge points, connectors, transactions,
-tokens, locations, tariffs, CDRs, OCPI partners, audit log entries and smart-charging
-sites.
+tokens, locations, tariffs, CDRs, OCPI partners, audit log entries, smart-charging
+sites and ad-hoc payments.
 
 One place for both the CLI's `--json` and the operator API, so that the two cannot drift.
 Pure functions from domain and service values to JSON-ready dicts (times as ISO 8601 UTC
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # types only: the CLI imports this module and must start fast
     from csms.core.maintenance import MaintenanceWindow
     from csms.core.overview import Overview, StationEvent
     from csms.core.partners import Partner
+    from csms.core.payments import Payment, PaymentEvent
     from csms.core.sites import Cap, Link, Share
     from csms.core.statistics import Figures
     from csms.core.transactions import Transaction
@@ -346,9 +347,20 @@ def assignment_text(a: Assignment) -> str:
     return f"{text} (ad hoc)" if a.ad_hoc else text
 
 
+def published_tariff(t: StoredTariff, assigned: Iterable[Assignment]) -> dict[str, Any]:
+    """The OCPI Tariff object as partners are given it: of type AD_HOC_PAYMENT when it is
+    assigned only for drivers who pay on the spot (`assigned`: all its assignments)."""
+    from csms.core.tariffs import as_published
+
+    found = list(assigned)
+    return as_published(t.data, ad_hoc_only=bool(found) and all(a.ad_hoc for a in found))
+
+
 def tariff_json(t: StoredTariff, assigned: Iterable[Assignment]) -> dict[str, Any]:
-    """The OCPI Tariff object with where it applies (`assigned_to`)."""
-    return {**t.data, "assigned_to": [assignment_text(a) for a in assigned]}
+    """The OCPI Tariff object as partners are given it, with where it applies
+    (`assigned_to`)."""
+    found = list(assigned)
+    return {**published_tariff(t, found), "assigned_to": [assignment_text(a) for a in found]}
 
 
 def cdr_json(c: StoredCdr) -> dict[str, Any]:
@@ -768,3 +780,58 @@ def uptime_csv_rows(report: UptimeReport) -> tuple[list[str], list[list[Any]]]:
         "uptime_pct",
     ]
     return header, [[row[key] for key in header] for row in shown]
+
+
+# --- ad-hoc payments ----------------------------------------------------------------------
+
+
+def _amount(minor: int | None, currency: str) -> str | None:
+    """Minor units as the exact decimal string of the currency (`3000` EUR -> "30.00")."""
+    from csms.core.payments import from_minor
+
+    return None if minor is None else f"{from_minor(minor, currency):f}"
+
+
+def payment_json(p: Payment) -> dict[str, Any]:
+    """A payment as staff read it (`csms payments show --json`): amounts as exact decimal
+    strings in its currency; `id_tag` is the one-time token its session ran under."""
+    return {
+        "id": p.id,
+        "state": p.state.value,
+        "evse_uid": p.evse_uid,
+        "charge_point_id": p.charge_point_id,
+        "evse_id": p.evse_id,
+        "connector_id": p.connector_id,
+        "location_id": p.location_id,
+        "tariff_id": p.tariff_id,
+        "provider": p.provider,
+        "checkout_ref": p.checkout_ref,
+        "provider_ref": p.provider_ref,
+        "currency": p.currency,
+        "cap": _amount(p.cap_minor, p.currency),
+        "authorized": _amount(p.authorized_minor, p.currency),
+        "captured": _amount(p.captured_minor, p.currency),
+        "refunded": _amount(p.refunded_minor, p.currency),
+        "id_tag": p.id_tag,
+        "transaction_id": p.transaction_id,
+        "cdr_id": p.cdr_id,
+        "email": p.email,
+        "stop_reason": None if p.stop_reason is None else p.stop_reason.value,
+        "attempts": p.attempts,
+        "next_try_at": iso(p.next_try_at),
+        "last_error": p.last_error,
+        "created_at": iso(p.created_at),
+        "updated_at": iso(p.updated_at),
+    }
+
+
+def payment_event_json(e: PaymentEvent) -> dict[str, Any]:
+    return {
+        "at": iso(e.at),
+        "from_state": None if e.from_state is None else e.from_state.value,
+        "to_state": None if e.to_state is None else e.to_state.value,
+        "what": e.what,
+        "actor": e.actor,
+        "detail": e.detail,
+        "provider_event_id": e.provider_event_id,
+    }

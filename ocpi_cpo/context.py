@@ -54,12 +54,22 @@ class OcpiSettings:
     body_timeout: float = 30.0
     max_body_size: int = 4 * 1024 * 1024
     clock: Clock = utc_now
+    # `[payments] enabled`: EVSEs with an ad-hoc tariff are published payable.
+    payments_enabled: bool = False
 
     @classmethod
-    def from_config(cls, config: OcpiConfig, base_url: str, clock: Clock = utc_now) -> OcpiSettings:
+    def from_config(
+        cls,
+        config: OcpiConfig,
+        base_url: str,
+        clock: Clock = utc_now,
+        *,
+        payments_enabled: bool = False,
+    ) -> OcpiSettings:
         return cls(
             base_url=base_url.rstrip("/"),
             clock=clock,
+            payments_enabled=payments_enabled,
             country_code=config.country_code,
             party_id=config.party_id,
             business_name=config.business_name,

@@ -128,6 +128,12 @@ def _capabilities(cp: Any, switched_off: set[str]) -> tuple[Capability, ...]:
     return tuple(c for c in CAPABILITIES if c not in off)
 
 
+# What a payable EVSE adds (payments on, an ad-hoc tariff applies, remote start works):
+# its QR code's page takes credit and debit cards.
+PAYABLE = (Capability.CREDIT_CARD_PAYABLE, Capability.DEBIT_CARD_PAYABLE)
+_ORDER = {c: n for n, c in enumerate(Capability)}
+
+
 def _tariff_ids(
     assigned: dict[tuple[str, str], str], uid: str, connector_id: int, location_id: str
 ) -> tuple[str, ...]:
@@ -136,6 +142,25 @@ def _tariff_ids(
         if key in assigned:
             return (assigned[key],)
     return ()
+
+
+def _payable(
+    capabilities: tuple[Capability, ...], connectors: list[tuple[tuple[str, ...], tuple[str, ...]]]
+) -> tuple[tuple[Capability, ...], list[tuple[str, ...]]]:
+    """The capabilities and each connector's tariff_ids (`connectors`: its regular and its
+    ad-hoc tariff ids). When a driver can pay on the spot (an ad-hoc tariff applies to a
+    connector and the EVSE can be started remotely, as the payment starts it) PAYABLE is
+    added and the ad-hoc tariffs follow the regular ones (2.1.1 partners see the first);
+    otherwise the regular ones alone."""
+    payable = Capability.REMOTE_START_STOP_CAPABLE in capabilities and any(
+        spot for _, spot in connectors
+    )
+    if not payable:
+        return capabilities, [regular for regular, _ in connectors]
+    return (
+        tuple(sorted({*capabilities, *PAYABLE}, key=_ORDER.__getitem__)),
+        [tuple(dict.fromkeys((*regular, *spot))) for regular, spot in connectors],
+    )
 
 
 class LocationPublisher:
@@ -150,8 +175,12 @@ class LocationPublisher:
         on_enqueued: Iterable[Any] = (),
         limits: Limits | None = None,
         push_rate: float = 0.0,
+        payments: bool = False,
     ) -> None:
         self._db = db
+        # Ad-hoc payment is on ([payments] enabled): EVSEs with an ad-hoc tariff are
+        # published payable, with that tariff among their connectors' tariff_ids.
+        self.payments = payments
         # Location pushes per second to one partner (0: all due at once): each push is
         # enqueued due one step after the partner's last one still waiting, so a pass
         # with thousands of changes reaches a partner paced, across passes and restarts.
@@ -292,10 +321,12 @@ class LocationPublisher:
 
     async def _shape(self, conn: Any) -> str:
         """A fingerprint of what timestamps do not show: how many chargers, links and
-        locations there are (a deletion) and the tariff assignments."""
-        assignments = await tariff_repo.assignments(conn)
+        locations there are (a deletion), the tariff assignments (regular and ad hoc) and
+        whether payments are on."""
+        assignments = await tariff_repo.assignments(conn, ad_hoc=None)
         counts = (await cp_repo.count(conn), *await location_repo.counts(conn))
-        return digest([counts, [(a.tariff_id, a.scope, a.target) for a in assignments]])
+        tariffs = [(a.tariff_id, a.scope, a.target, a.ad_hoc) for a in assignments]
+        return digest([counts, tariffs, self.payments])
 
     async def _plan(self, conn: Any, chargers: set[str] | None, now: datetime) -> _Plan:
         plan = _Plan()
@@ -316,7 +347,9 @@ class LocationPublisher:
             e.location_id for e in published.values()
         }
         locations = await location_repo.get_many(conn, location_ids)
-        assigned = self._assigned(await tariff_repo.assignments(conn))
+        everything = await tariff_repo.assignments(conn, ad_hoc=None)
+        assigned = self._assigned([a for a in everything if not a.ad_hoc])
+        ad_hoc = self._assigned([a for a in everything if a.ad_hoc]) if self.payments else {}
         switched_off = await device_repo.disabled_components(
             conn,
             sorted(
@@ -383,7 +416,7 @@ class LocationPublisher:
                             states,
                             status,
                             _capabilities(cp, switched_off.get(cp_id, set())),
-                            assigned,
+                            (assigned, ad_hoc),
                             location_id,
                         )
                     )
@@ -415,9 +448,11 @@ class LocationPublisher:
         states: list[Any],
         status: EvseStatus,
         capabilities: tuple[Capability, ...],
-        assigned: dict[tuple[str, str], str],
+        assignments: tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]],
         location_id: str,
     ) -> EvseFacts:
+        """What an EVSE is made of. `assignments`: the regular and the ad-hoc ones (the
+        latter empty while payments are off)."""
         detail = link.evses.get(evse_id)
         spec = detail.spec(link.spec) if detail is not None else link.spec
         connector_ids = sorted(
@@ -430,14 +465,23 @@ class LocationPublisher:
             cp_id,
             evse_id,
         )
+        assigned, ad_hoc = assignments
+        tariffs = [
+            (
+                _tariff_ids(assigned, uid, c, location_id),
+                _tariff_ids(ad_hoc, uid, c, location_id),
+            )
+            for c in connector_ids
+        ]
+        capabilities, tariff_ids = _payable(capabilities, tariffs)
         return EvseFacts(
             uid=uid,
             evse_code=code,
             status=status,
             capabilities=capabilities,
             connectors=tuple(
-                ConnectorFacts(c, spec, _tariff_ids(assigned, uid, c, location_id))
-                for c in connector_ids
+                ConnectorFacts(c, spec, ids)
+                for c, ids in zip(connector_ids, tariff_ids, strict=True)
             ),
         )
 

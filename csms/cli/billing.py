@@ -34,7 +34,7 @@ from csms.cli.common import (
 )
 from csms.cli.confirm import confirm, yes_option
 from csms.cli.listing import footer, limit_option, run_reads
-from csms.views import assignment_text, cdr_json, tariff_json
+from csms.views import assignment_text, cdr_json, published_tariff, tariff_json
 
 if TYPE_CHECKING:
     from csms.services.reads import ReadService
@@ -117,7 +117,7 @@ def tariffs_list(limit: int, config_file: str | None, as_json: bool) -> None:
             [
                 t.id,
                 t.data.get("currency"),
-                t.data.get("type"),
+                published_tariff(t, assigned).get("type"),
                 len(t.data.get("elements") or []),
                 ", ".join(assignment_text(a) for a in assigned) or "(nowhere)",
                 when(t.updated_at, now),
@@ -140,7 +140,7 @@ def tariffs_show(tariff_id: str, config_file: str | None, as_json: bool) -> None
         print_json(tariff_json(stored, assigned))
         return
     now = datetime.now(UTC)
-    d = stored.data
+    d = published_tariff(stored, assigned)
     currency = str(d.get("currency", ""))
     pairs = [
         ("tariff", f"{stored.id} ({currency}" + (f", {d['type']})" if d.get("type") else ")")),

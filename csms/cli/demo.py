@@ -1,6 +1,7 @@
 """`csms demo`: the whole system in one process on a fresh database, with two locations, a
-default tariff, simulated chargers of both OCPP versions charging in a loop, and a simulated
-eMSP registered over OCPI that prints what the CPO pushes to it.
+default tariff, simulated chargers of both OCPP versions charging in a loop, a simulated
+eMSP registered over OCPI that prints what the CPO pushes to it, and one idle charger a
+driver can pay for on the spot (ad-hoc payment with the test payment provider).
 
 Seeding and orchestration only: the system is csms.app.CsmsApp as `csms serve` runs it, and
 the chargers and the eMSP are the simulators, talking to it over their real protocols.
@@ -56,6 +57,21 @@ TARIFF = {
         }
     ],
 }
+# Ad-hoc payment: the idle charger's EVSE, its tariff for drivers who pay on the spot
+# (energy only, so that the cap is easy to follow), and the card that pays at the test
+# provider.
+PAY_CHARGER = "DEMO-PAY"
+PAY_VERSION = OcppVersion.V16
+AD_HOC_TARIFF_ID = "DEMO-AD-HOC"
+AD_HOC_TARIFF = {
+    "id": AD_HOC_TARIFF_ID,
+    "currency": "EUR",
+    "tariff_alt_text": [{"language": "en", "text": "0.49/kWh, paid by card on the spot"}],
+    "elements": [
+        {"price_components": [{"type": "ENERGY", "price": 0.49, "vat": 21.0, "step_size": 1}]}
+    ],
+}
+TEST_CARD = "4242 4242 4242 4242"
 LOCATIONS = (
     Location(
         id="DEMO-AMS",
@@ -153,7 +169,19 @@ def demo_config(config: Config, workdir: Path) -> Config:
     database = dataclasses.replace(
         config.database, url=f"sqlite+aiosqlite:///{workdir / 'csms-demo.db'}"
     )
-    return dataclasses.replace(config, database=database, api=api, ocpi=ocpi)
+    payments = config.payments
+    if not payments.enabled:  # a configuration that enables payments keeps its provider
+        payments = dataclasses.replace(payments, enabled=True, provider="test")
+    return dataclasses.replace(config, database=database, api=api, ocpi=ocpi, payments=payments)
+
+
+def pay_url(app: CsmsApp, config: Config) -> str:
+    """The payable EVSE's page: what its QR label says (`csms locations qr`)."""
+    from csms.core.locations import evse_uid
+    from csms.core.pay_links import pay_url as url_of
+
+    public = config.payments.public_url or str(app.ocpi_base_url)
+    return url_of(public, evse_uid(PAY_CHARGER, 1))
 
 
 def _host(host: str) -> str:
@@ -165,16 +193,19 @@ def _host(host: str) -> str:
 
 
 async def seed(app: CsmsApp, chargers: Sequence[DemoCharger]) -> str:
-    """Locations, the default tariff, the chargers placed, and the eMSP invited as an OCPI
-    partner. Returns its token A. (The cards are the eMSP's: it sends them over OCPI.)"""
+    """Locations, the default and the ad-hoc tariff, the chargers placed (the payable one
+    too), and the eMSP invited as an OCPI partner. Returns its token A. (The cards are the
+    eMSP's: it sends them over OCPI.)"""
     from csms.services.locations import LocationService
 
     places = LocationService(app.db, app.clock)
     for location in LOCATIONS:
         await places.add(location)
+    spec = ConnectorSpec(max_electric_power=22080)
     for charger in chargers:
-        await places.link(charger.location_id, charger.id, ConnectorSpec(max_electric_power=22080))
-    await app.billing.import_tariffs(TARIFF)
+        await places.link(charger.location_id, charger.id, spec)
+    await places.link(LOCATIONS[0].id, PAY_CHARGER, spec)
+    await app.billing.import_tariffs([TARIFF, AD_HOC_TARIFF])
     await app.billing.assign(TARIFF_ID, default=True)
     invitation = await app.partners.add(PARTNER_NAME)
     return invitation.token_a
@@ -218,6 +249,12 @@ def banner(
         f"card {c.tag}"
         for c in chargers
     ]
+    lines.append(
+        f"  pay       {pay_url(app, config)} (charger {PAY_CHARGER} OCPP {PAY_VERSION} at "
+        f"{LOCATIONS[0].id}, idle until a driver pays: tariff {AD_HOC_TARIFF_ID}, "
+        f"{config.payments.provider} provider"
+        + (f", card {TEST_CARD})" if config.payments.provider == "test" else ")")
+    )
     lines += [
         "The eMSP registers with the CPO and sends it its cards; each charger then charges "
         f"its card for a while at up to 22 kW, stops and starts again. Tariff {TARIFF_ID} "
@@ -282,6 +319,12 @@ async def run_demo(
         )
         for sent in await emsp.push_tokens():
             echo(f"emsp     sent its card: {sent.line}")
+        pay = _charger(
+            url, DemoCharger(PAY_CHARGER, PAY_VERSION, "", LOCATIONS[0].id), options, echo
+        )
+        running.append(pay)
+        tasks.spawn(_run(pay, 0, echo), name=f"demo-{PAY_CHARGER}")
+        await _make_payable(app, echo)
         for i, charger in enumerate(chargers):
             sim = _charger(url, charger, options, echo)
             running.append(sim)
@@ -311,6 +354,35 @@ async def run_demo(
     )
     echo(summary(report))
     return report
+
+
+async def _make_payable(app: CsmsApp, echo: Echo, wait: float = 15.0) -> None:
+    """Once the payable charger told its EVSE (a tariff is assigned to a known EVSE), its
+    ad-hoc tariff goes there."""
+    from csms.core.locations import evse_uid
+    from csms.storage import charge_points as cp_repo
+
+    uid = evse_uid(PAY_CHARGER, 1)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    assigned = False
+    reason = f"{PAY_CHARGER} did not report its EVSE"
+    while loop.time() < deadline:
+        if not assigned:
+            async with app.db.read() as conn:
+                known = await cp_repo.connectors_of(conn, [PAY_CHARGER])
+            if any(c.evse_id == 1 for c in known):
+                await app.billing.assign(AD_HOC_TARIFF_ID, evse=uid, ad_hoc=True)
+                assigned = True
+        if assigned:
+            # As the driver's page will see it (the charger's status may still be coming).
+            page = await app.payments.page(uid)
+            if page.payable:
+                echo(f"pay      {uid} is payable on the spot (tariff {AD_HOC_TARIFF_ID}, ad hoc)")
+                return
+            reason = page.reason or "not payable"
+        await asyncio.sleep(0.1)
+    echo(f"pay      {uid} is not payable after {wait:.0f} s: {reason}")
 
 
 async def _counts(app: CsmsApp) -> tuple[int, int]:
@@ -352,10 +424,11 @@ def _charger(url: str, charger: DemoCharger, options: DemoOptions, echo: Echo) -
             url=url,
             charger_id=charger.id,
             version=charger.version.value,
-            sessions=1_000_000,
+            # The payable charger (no card of its own) charges only when a driver paid.
+            sessions=1_000_000 if charger.tag else 0,
             session_seconds=options.session_seconds,
             meter_interval=options.meter_interval,
-            tag=charger.tag,
+            tag=charger.tag or "DEMO-IDLE",
             vendor="CsmsDemo",
         ),
         sink=show,

@@ -21,12 +21,14 @@ from csms.cli.common import (
     json_option,
     load,
     print_json,
+    print_warning,
     run_db,
     table,
     when,
 )
 from csms.cli.confirm import confirm, yes_option
 from csms.cli.listing import footer, limit_option, run_reads
+from csms.config import Config
 from csms.core.location_columns import csv_help
 from csms.views import location_overview_json, location_view_json
 
@@ -406,4 +408,113 @@ def _hours_text(hours: dict[str, Any] | None) -> str:
     return "; ".join(
         f"{days[r['weekday'] - 1]} {r['period_begin']}-{r['period_end']}"
         for r in hours.get("regular_hours", [])
+    )
+
+
+def public_url(config: Config) -> str:
+    """Where drivers reach the payment pages: `[payments] public_url`, else the OCPI base
+    URL (the public listener serves them)."""
+    from ocpi_cpo.context import public_base_url
+
+    url = config.payments.public_url or public_base_url(config.ocpi)
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"the public URL {url!r} is not an http(s) URL: set [payments] public_url")
+    return url.rstrip("/")
+
+
+@locations.command("qr")
+@click.argument("location_id")
+@click.option("--evse", "evse_uid", help="Only this EVSE (its uid, e.g. CP1*1).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the labels to (made if missing).",
+)
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["png", "svg", "both"]),
+    default="both",
+    show_default=True,
+)
+@config_option
+@json_option
+def locations_qr(
+    location_id: str,
+    evse_uid: str | None,
+    out_dir: Path,
+    file_format: str,
+    config_file: str | None,
+    as_json: bool,
+) -> None:
+    """Print-ready QR labels of a location's EVSEs: each code opens the EVSE's payment
+    page ({public_url}/pay/{evse_uid}); the EVSE id is printed under it. One file per
+    EVSE and format, named by its uid (`CP1*1` -> CP1_1.png)."""
+    from csms.cli.qr_labels import file_stem, make_label, render_png, render_svg
+    from csms.core.parties import Party
+    from csms.core.pay_links import pay_url
+
+    config = load(config_file)
+    base = public_url(config)
+    ours = Party(config.ocpi.country_code, config.ocpi.party_id)
+
+    async def read(service: Any) -> tuple[Any, Any]:
+        return (await service.show(location_id)).location, await service.evses(location_id, ours)
+
+    location, found = _locations(config_file, read)
+    if evse_uid is not None:
+        chosen = tuple(e for e in found if e.uid == evse_uid)
+        if not chosen:
+            known = ", ".join(e.uid for e in found) or "none"
+            raise CliError(
+                f"EVSE {evse_uid!r} is not at location {location_id} (its EVSEs: {known})"
+            )
+        found = chosen
+    if not found:
+        raise CliError(
+            f"location {location_id} has no EVSEs yet: a charger's EVSEs are known once it "
+            "connected, or describe them with `csms locations link --evse N`"
+        )
+    stems: dict[str, str] = {}
+    for e in found:
+        other = stems.setdefault(file_stem(e.uid).lower(), e.uid)
+        if other != e.uid:
+            raise CliError(
+                f"EVSEs {other} and {e.uid} would both be written as {file_stem(e.uid)}: "
+                "print them one at a time with --evse into different folders"
+            )
+    kinds = ("png", "svg") if file_format == "both" else (file_format,)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot make {out_dir}: {exc.strerror}") from None
+    # The labels are printed now and stuck on for years: say what keeps them from working.
+    if not config.payments.enabled:
+        print_warning("[payments] enabled is false: the pages will say paying is not offered")
+    if not location.publish:
+        print_warning(f"location {location_id} is not published: its EVSEs cannot be paid for")
+    written: list[dict[str, Any]] = []
+    for e in found:
+        url = pay_url(base, e.uid)
+        label = make_label(url, e.evse_code)
+        files = []
+        for kind in kinds:
+            path = out_dir / f"{file_stem(e.uid)}.{kind}"
+            try:
+                if kind == "png":
+                    path.write_bytes(render_png(label))
+                else:
+                    path.write_text(render_svg(label), encoding="utf-8")
+            except OSError as exc:
+                raise CliError(f"cannot write {path}: {exc.strerror}") from None
+            files.append(str(path))
+        written.append({"uid": e.uid, "evse_id": e.evse_code, "url": url, "files": files})
+    if as_json:
+        print_json(written)
+        return
+    table(
+        ["EVSE UID", "EVSE ID", "URL", "FILES"],
+        [[w["uid"], w["evse_id"], w["url"], " ".join(w["files"])] for w in written],
     )

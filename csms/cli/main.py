@@ -45,6 +45,7 @@ LAZY_GROUPS = {
     "sites": ("csms.cli.sites", "sites"),
     "maintenance": ("csms.cli.maintenance", "maintenance"),
     "stats": ("csms.cli.stats", "stats"),
+    "payments": ("csms.cli.payments", "payments"),
 }
 
 

@@ -70,7 +70,13 @@ POWER_TYPES = frozenset({"AC_1_PHASE", "AC_2_PHASE", "AC_2_PHASE_SPLIT", "AC_3_P
 
 
 class Capability(StrEnum):
+    """The EVSE capabilities we publish, in the order of OCPI's list."""
+
     CHARGING_PROFILE_CAPABLE = "CHARGING_PROFILE_CAPABLE"
+    # Ad-hoc payment: the EVSE's QR code opens a page that takes credit and debit cards
+    # (OCPI names only payment terminals; a payment page is the nearest it has).
+    CREDIT_CARD_PAYABLE = "CREDIT_CARD_PAYABLE"
+    DEBIT_CARD_PAYABLE = "DEBIT_CARD_PAYABLE"
     REMOTE_START_STOP_CAPABLE = "REMOTE_START_STOP_CAPABLE"
     RESERVABLE = "RESERVABLE"
     RFID_READER = "RFID_READER"

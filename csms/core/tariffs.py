@@ -34,6 +34,7 @@ __all__ = [
     "TariffError",
     "TariffRestrictions",
     "TariffType",
+    "as_published",
     "json_number",
     "no_tariff",
     "ocpi_datetime",
@@ -592,6 +593,16 @@ def tariff_targets(
         targets.append(("location", location_id))
     targets.append(("default", ""))
     return targets
+
+
+def as_published(data: Mapping[str, Any], *, ad_hoc_only: bool) -> dict[str, Any]:
+    """A stored OCPI Tariff object as partners are given it: one assigned only for drivers
+    who pay on the spot (`csms tariffs assign --ad-hoc`, and nowhere for everyone) is of
+    type AD_HOC_PAYMENT, whatever its file said; any other as stored (a tariff that also
+    prices everyone's sessions keeps its type, or none: valid for all sessions)."""
+    if ad_hoc_only:
+        return {**data, "type": TariffType.AD_HOC_PAYMENT.value}
+    return dict(data)
 
 
 def ocpi_datetime(moment: datetime) -> str:

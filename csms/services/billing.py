@@ -51,6 +51,7 @@ from csms.core.status import ConnectorStatus
 from csms.core.tariffs import (
     Tariff,
     TariffError,
+    as_published,
     no_tariff,
     ocpi_datetime,
     parse_tariff,
@@ -367,6 +368,7 @@ class BillingService:
             conn = await w.connection()
             created = 0
             receivers = await _tariff_receivers(conn)
+            ad_hoc = await tariff_repo.ad_hoc_only(conn, ids)
             for tariff in tariffs:
                 data = tariff_to_ocpi(tariff)
                 data["last_updated"] = ocpi_datetime(now)
@@ -375,7 +377,10 @@ class BillingService:
                     continue  # unchanged: neither its last_updated nor partners move
                 if await tariff_repo.save(conn, tariff.id, tariff.currency, tariff.type, data, now):
                     created += 1
-                pushed = {**data, "last_updated": ocpi_datetime(now)}
+                pushed = {
+                    **as_published(data, ad_hoc_only=tariff.id in ad_hoc),
+                    "last_updated": ocpi_datetime(now),
+                }
                 for partner_id, url in receivers:
                     push = ocpi_pushes.tariff_put(url, self.identity.party, pushed)
                     await outbox_repo.enqueue(conn, partner_id, push, now)
@@ -410,7 +415,11 @@ class BillingService:
             stored, total = await tariff_repo.page(
                 conn, date_from=date_from, date_to=date_to, offset=offset, limit=limit
             )
-        return [{**t.data, "last_updated": t.updated_at} for t in stored], total
+            ad_hoc = await tariff_repo.ad_hoc_only(conn, [t.id for t in stored])
+        return [
+            {**as_published(t.data, ad_hoc_only=t.id in ad_hoc), "last_updated": t.updated_at}
+            for t in stored
+        ], total
 
     async def remove_tariff(self, tariff_id: str) -> int:
         """Returns how many assignments went with it. Partners taking tariffs are told
@@ -476,12 +485,36 @@ class BillingService:
         now = self._clock()
 
         async def unit(w: WriteTx) -> None:
-            await tariff_repo.assign(
-                await w.connection(), tariff_id, scope, target, now, ad_hoc=ad_hoc
-            )
+            conn = await w.connection()
+            replaced = await tariff_repo.assigned_for(conn, [(scope, target)], ad_hoc=ad_hoc)
+            concerned = {tariff_id, *replaced.values()}
+            before = await tariff_repo.ad_hoc_only(conn, concerned)
+            await tariff_repo.assign(conn, tariff_id, scope, target, now, ad_hoc=ad_hoc)
+            await self._republish(conn, concerned, before, now)
 
         await self._db.write(unit)
         return f"{text}, for ad-hoc payment" if ad_hoc else text
+
+    async def _republish(
+        self, conn: Any, concerned: set[str], before: set[str], now: datetime
+    ) -> None:
+        """The tariffs an assignment made ad hoc only, or no longer so, changed for partners
+        (their type): stamped changed now and pushed to those taking tariffs."""
+        after = await tariff_repo.ad_hoc_only(conn, concerned)
+        flipped = sorted(before ^ after)
+        receivers = await _tariff_receivers(conn) if flipped else []
+        for changed in flipped:
+            stored = await tariff_repo.get(conn, changed)
+            if stored is None:
+                continue
+            await tariff_repo.touch(conn, changed, now)
+            pushed = {
+                **as_published(stored.data, ad_hoc_only=changed in after),
+                "last_updated": ocpi_datetime(now),
+            }
+            for partner_id, url in receivers:
+                push = ocpi_pushes.tariff_put(url, self.identity.party, pushed)
+                await outbox_repo.enqueue(conn, partner_id, push, now)
 
     async def ad_hoc_tariff(self, evse_uid: str, connector_id: int | None = None) -> Tariff | None:
         """The tariff a driver who pays on the spot at this EVSE (at one connector of it, or

@@ -13,16 +13,24 @@ from typing import Any
 
 from csms.core.clock import Clock
 from csms.core.errors import InvalidInput, UnknownLocation
-from csms.core.locations import ConnectorSpec, Location, validate_location
+from csms.core.locations import ConnectorSpec, Location, evse_uid, validate_location
+from csms.core.ocpi_locations import EvseStatus, published_evse_code
 from csms.core.parties import Party
 from csms.services.location_checks import validate_detail, validate_spec
+from csms.storage import charge_points as cp_repo
 from csms.storage import locations as repo
 from csms.storage import ocpi_evses as evse_repo
 from csms.storage.database import Database, WriteTx
 from csms.storage.locations import ChargerLink, EvseDetail
 from csms.storage.ocpi_evses import PublishedEvse
 
-__all__ = ["LocationService", "LocationView", "validate_detail", "validate_spec"]
+__all__ = [
+    "LocatedEvse",
+    "LocationService",
+    "LocationView",
+    "validate_detail",
+    "validate_spec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,17 @@ class LocationView:
     location: Location
     chargers: list[ChargerLink]
     evses: list[PublishedEvse]
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedEvse:
+    """An EVSE at a location as a driver meets it: its uid (the payment page's address)
+    and the eMI3 EVSE id partners and drivers see."""
+
+    uid: str
+    evse_code: str
+    charge_point_id: str
+    evse_id: int
 
 
 class LocationService:
@@ -156,6 +175,40 @@ class LocationService:
             chargers = await repo.links(conn, await repo.chargers_at(conn, location_id))
             evses = (await evse_repo.at_locations(conn, [location_id]))[location_id]
         return LocationView(location, chargers, evses)
+
+    async def evses(self, location_id: str, ours: Party) -> tuple[LocatedEvse, ...]:
+        """The EVSEs of the chargers at a location, in a stable order (charger, EVSE
+        number): the ones the chargers reported, the ones staff described and the ones
+        published here, as the location publisher renders them (a charger that never
+        connected and has no EVSE described has none yet)."""
+        async with self._db.read() as conn:
+            if await repo.get(conn, location_id) is None:
+                raise UnknownLocation(f"no location {location_id!r}")
+            chargers = await repo.chargers_at(conn, location_id)
+            links = {link.charge_point_id: link for link in await repo.links(conn, chargers)}
+            numbers: dict[str, set[int]] = {cp: set(links[cp].evses) for cp in links}
+            for c in await cp_repo.connectors_of(conn, chargers):
+                if c.evse_id > 0 and c.charge_point_id in numbers:
+                    numbers[c.charge_point_id].add(c.evse_id)
+            for e in (await evse_repo.at_locations(conn, [location_id]))[location_id]:
+                if e.charge_point_id in numbers and e.status != EvseStatus.REMOVED.value:
+                    numbers[e.charge_point_id].add(e.evse_id)
+        return tuple(
+            LocatedEvse(
+                uid=evse_uid(cp, n),
+                evse_code=published_evse_code(
+                    links[cp].evses[n].evse_code if n in links[cp].evses else None,
+                    ours.country_code,
+                    ours.party_id,
+                    cp,
+                    n,
+                ),
+                charge_point_id=cp,
+                evse_id=n,
+            )
+            for cp in sorted(numbers)
+            for n in sorted(numbers[cp])
+        )
 
     async def import_document(self, document: Any, *, ours: Party) -> tuple[int, int]:
         """Locations (and their chargers) from a JSON document: a list of objects with the

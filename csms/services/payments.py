@@ -805,7 +805,9 @@ class PaymentService:
         if state in (PaymentState.CHARGING, PaymentState.STOPPING):
             return await self._charging_step(payment, now)
         if state is PaymentState.ENDED:
-            self._background(payment, self._capture(payment, now))
+            cdr = await self._cdr(payment)
+            if cdr is not None:  # else billing wakes us when it made one
+                self._background(payment, self._capture(payment, cdr, now))
         return None
 
     def _background(self, payment: Payment, work: Coroutine[Any, Any, object]) -> None:
@@ -816,9 +818,12 @@ class PaymentService:
         async def run() -> None:
             try:
                 await work
-            finally:
+            except Exception:  # the task's boundary: the worker's period brings it back
+                log.exception("payment_step_failed", payment_id=payment.id)
                 self._busy.discard(payment.id)
-                self.worker.wake()
+                return
+            self._busy.discard(payment.id)
+            self.worker.wake()
 
         self._tasks.spawn(run(), name=f"payment-{payment.id}")
 
@@ -1005,12 +1010,9 @@ class PaymentService:
             self._last_cost.pop(payment.id, None)
             self._stop_sent.pop(payment.id, None)
 
-    async def _capture(self, payment: Payment, now: datetime) -> float | None:
+    async def _capture(self, payment: Payment, cdr: StoredCdr, now: datetime) -> None:
         """The CDR is there: capture its total (at most what is held) and release the
         rest; nothing to pay voids the hold."""
-        cdr = await self._cdr(payment)
-        if cdr is None:
-            return None  # billing wakes us when it made one
         total = _incl_vat(cdr.total_excl_vat, cdr.total_incl_vat)
         if cdr.currency != payment.currency:
             await self._failed(

@@ -5,6 +5,7 @@ Takes an AsyncConnection; returns the stored OCPI objects and assignment rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -115,6 +116,24 @@ async def assignments(
         Assignment(r.tariff_id, r.scope, r.target, bool(r.ad_hoc))
         for r in (await conn.execute(stmt)).all()
     ]
+
+
+async def ad_hoc_only(conn: AsyncConnection, tariff_ids: Iterable[str] | None = None) -> set[str]:
+    """The tariffs (of those named, or all) assigned for drivers who pay on the spot and
+    nowhere for everyone: the ones partners are given as AD_HOC_PAYMENT."""
+    stmt = select(_asg.c.tariff_id, _asg.c.ad_hoc)
+    if tariff_ids is not None:
+        stmt = stmt.where(_asg.c.tariff_id.in_(set(tariff_ids)))
+    kinds: dict[str, set[bool]] = {}
+    for r in (await conn.execute(stmt)).all():
+        kinds.setdefault(r.tariff_id, set()).add(bool(r.ad_hoc))
+    return {tariff_id for tariff_id, found in kinds.items() if found == {True}}
+
+
+async def touch(conn: AsyncConnection, tariff_id: str, now: datetime) -> None:
+    """Its last change is now (what partners see of it changed: its assignment made it
+    ad hoc or regular)."""
+    await conn.execute(update(_tar).where(_tar.c.id == tariff_id).values(updated_at=now))
 
 
 async def assigned_for(

@@ -175,6 +175,7 @@ def setup(app: web.Application) -> None:
         interval=settings.push_interval,
         limits=app[LIMITS],
         push_rate=settings.location_push_rate,
+        payments=settings.payments_enabled,
     )
     add_endpoint(app, "locations", InterfaceRole.SENDER, PATH)
     add_route(app, "GET", PATH, list_locations)

@@ -27,6 +27,7 @@ from csms.core.tariffs import (
     TariffError,
     TariffRestrictions,
     TariffType,
+    as_published,
     ocpi_datetime,
     parse_tariff,
     parse_tariffs,
@@ -901,3 +902,12 @@ def test_parse_tariffs_refuses_duplicates_and_other_documents() -> None:
     assert "duplicates the id of [0]" in str(caught.value)
     with pytest.raises(TariffError, match="must be a Tariff object or a list"):
         parse_tariffs("T1", country_code="NL", party_id="CSM", now=NOW)
+
+
+def test_a_tariff_assigned_only_ad_hoc_is_published_as_ad_hoc_payment() -> None:
+    stored = {"id": "T1", "currency": "EUR", "type": "REGULAR", "elements": []}
+    assert as_published(stored, ad_hoc_only=True)["type"] == "AD_HOC_PAYMENT"
+    assert as_published(stored, ad_hoc_only=False) == stored
+    untyped = {"id": "T2", "currency": "EUR", "elements": []}
+    assert as_published(untyped, ad_hoc_only=False) == untyped  # valid for all sessions
+    assert stored["type"] == "REGULAR"  # the stored object is left as it was

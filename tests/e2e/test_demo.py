@@ -93,6 +93,16 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     assert having(lines, r"^  Dashboard http://127\.0\.0\.1:\d+/dashboard ")
     assert having(lines, r"^  charger   DEMO-CP01 OCPP 1\.6 at DEMO-AMS \(Amsterdam\)")
     assert having(lines, r"^  charger   DEMO-CP02 OCPP 2\.0\.1 at DEMO-UTR \(Utrecht\)")
+    # One idle charger a driver pays for on the spot, with the test provider.
+    assert having(
+        lines,
+        r"^  pay       http://127\.0\.0\.1:\d+/pay/DEMO-PAY\*1 \(charger DEMO-PAY OCPP 1\.6 at "
+        r"DEMO-AMS, idle until a driver pays: tariff DEMO-AD-HOC, test provider, card "
+        r"4242 4242 4242 4242\)$",
+    )
+    assert having(
+        lines, r"^pay      DEMO-PAY\*1 is payable on the spot \(tariff DEMO-AD-HOC, ad hoc\)$"
+    )
     (database,) = [line.split()[1] for line in lines if line.startswith("  database")]
     assert Path(database).parent.parent == tmp_path
     assert having(lines, r"^  database  \S+ \(kept after the demo\)$")
@@ -144,6 +154,11 @@ async def test_demo_runs_sessions_and_the_emsp_hears_of_them(tmp_path: Path) -> 
     }
     assert all(c["tariffs"][0]["id"] == "DEMO-STANDARD" for c in found)
     assert len(posted) == len(found)
+    tariffs = json.loads(await cli(tmp_path, env, "tariffs", "list", "--json"))
+    assert {t["id"]: t["assigned_to"] for t in tariffs} == {
+        "DEMO-STANDARD": ["default"],
+        "DEMO-AD-HOC": ["evse DEMO-PAY*1 (ad hoc)"],
+    }
 
 
 async def cli(tmp_path: Path, env: dict[str, str], *args: str) -> str:
@@ -183,13 +198,19 @@ async def test_demo_history_gives_the_statistics_something_to_show(tmp_path: Pat
         if row["sessions"]:
             assert float(row["energy_kwh"]) > 0 and row["revenue"][0]["currency"] == "EUR"
             assert row["occupied_s"] >= row["charging_s"] > 0
-    # The past sessions (and the live ones, if they started), each billed.
+    # The past sessions (and the live ones, if they started), each billed; the payable
+    # charger has none until a driver pays.
+    assert by_charger.pop("DEMO-PAY", 0) == 0
     assert set(by_charger) == {"DEMO-CP01", "DEMO-CP02"}
     assert sum(by_charger.values()) >= sent and min(by_charger.values()) > 0
     cdrs = json.loads(await cli(tmp_path, env, "cdrs", "list", "--json", "--limit", "1000"))
     assert len(cdrs) >= sent
     uptime = json.loads(await cli(tmp_path, env, "stats", "uptime", "--json"))
-    assert {r["group"].split("/")[0] for r in uptime["rows"]} == {"DEMO-CP01", "DEMO-CP02"}
+    assert {r["group"].split("/")[0] for r in uptime["rows"]} == {
+        "DEMO-CP01",
+        "DEMO-CP02",
+        "DEMO-PAY",
+    }
     assert all(0 <= r["uptime_pct"] <= 100 for r in uptime["rows"])
 
 
