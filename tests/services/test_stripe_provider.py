@@ -540,6 +540,16 @@ def test_the_example_config_names_the_webhook_events() -> None:
     assert sorted(named) == sorted(WEBHOOK_EVENTS)
 
 
+def test_the_readme_names_the_webhook_events() -> None:
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Stripe") :]
+    section = section[: section.index("\n### ")]
+
+    named = re.findall(r"`((?:checkout\.session|payment_intent|charge)\.[a-z_]+)`", section)
+
+    assert sorted(named) == sorted(WEBHOOK_EVENTS)
+
+
 def test_a_secret_key_is_needed() -> None:
     with pytest.raises(ValueError, match="secret key"):
         StripeProvider("", "whsec_x")
