@@ -361,5 +361,10 @@ def new_tag() -> str:
 
 
 def new_payment_id() -> str:
-    """22 URL-safe characters (128 bits): the payment page's URL is its only key."""
-    return secrets.token_urlsafe(16)
+    """22 URL-safe characters (128 bits): the payment page's URL is its only key. Never
+    starting with '-', which a command line would take for an option (`csms payments show
+    ID`)."""
+    while True:
+        found = secrets.token_urlsafe(16)
+        if not found.startswith("-"):
+            return found
