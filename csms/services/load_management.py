@@ -174,7 +174,7 @@ class _Plan:
 @dataclass(slots=True)
 class _Slack:
     """A site with room to spare: at its last allocation every session got its own maximum
-    and no node was full, with no cap, price schedule, charging need, lending, pause or
+    and no node was over its limit, with no cap, price schedule, charging need, lending, pause or
     unmanaged charger in play. Until that changes, a session that starts gets its maximum
     if it still fits under every node on its way, and a session that ends frees its
     share: nobody else's share moves, so the others are neither allocated nor told again
@@ -724,7 +724,7 @@ class LoadManager:
                 for node, load in slack.load.items()
                 for phase in range(3)
             ):
-                slack = None  # full to the brim (or over): the next start needs a look
+                slack = None  # over a limit (a rating above it): the next look allocates
         return _Plan(
             sessions,
             targets,
