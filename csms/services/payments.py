@@ -280,6 +280,8 @@ class PaymentService:
         self._fresh_in_pass: set[int] = set()
         self._last_cost: dict[str, tuple[datetime, int]] = {}
         self._stop_sent: dict[str, datetime] = {}
+        # Payments whose hold this process is releasing now (see _void).
+        self._voiding: set[str] = set()
         # Counters for /metrics: state changes by target state, failed captures and voids,
         # receipts e-mailed and failed.
         self.moves: dict[str, int] = {}
@@ -716,6 +718,18 @@ class PaymentService:
             return True
         if after.state is not before.state:
             self._moved(before, after)
+        if (
+            before.state is PaymentState.ENDED
+            and after.state is PaymentState.VOIDED
+            and after.id not in self._voiding
+        ):
+            log.error(
+                "payment_hold_lost",
+                payment_id=after.id,
+                transaction_id=after.transaction_id,
+                event_id=event.event_id,
+                type=event.type,
+            )
         if after.state is PaymentState.AUTHORIZED:
             self.worker.wake()
         elif event.kind is EventKind.AUTHORIZED and after.state in _GIVEN_UP:
@@ -1062,12 +1076,16 @@ class PaymentService:
         provider = self._provider_of(payment)
         now = self._clock()
         if payment.provider_ref is not None or payment.checkout_ref is not None:
+            # Our own void's webhook may arrive before the move below: not a lost hold.
+            self._voiding.add(payment.id)
             try:
                 ref = await self._hold_ref(provider, payment)
                 await provider.void(ref, key=f"void-{payment.id}")
             except PaymentError as exc:
                 await self._failed(payment, "void_failed", one_line(exc), now)
                 return
+            finally:
+                self._voiding.discard(payment.id)
         changes: dict[str, Any] = {"attempts": 0, "next_try_at": None, "last_error": None}
         if cdr_id is not None:
             changes["cdr_id"] = cdr_id
@@ -1316,6 +1334,11 @@ def _event_target(state: PaymentState, kind: EventKind) -> PaymentState | None:
             EventKind.CANCELED: PaymentState.FAILED,
         }.get(kind)
     if state is PaymentState.AUTHORIZED and kind is EventKind.CANCELED:
+        return PaymentState.VOIDED
+    if state is PaymentState.ENDED and kind is EventKind.CANCELED:
+        # The provider dropped the hold before the CDR was captured (Stripe cancels an
+        # uncaptured PaymentIntent after 7 days): nothing can be captured any more, so the
+        # capture stops being retried; staff are told (payment_hold_lost).
         return PaymentState.VOIDED
     return None
 

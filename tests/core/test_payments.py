@@ -110,3 +110,24 @@ def test_payment_ids_are_url_safe_and_never_look_like_an_option() -> None:
     assert len(ids) == 5000
     for found in ids:
         assert re.fullmatch(r"[A-Za-z0-9_-]{22}", found) and not found.startswith("-"), found
+
+
+def test_a_provider_event_moves_only_what_it_may() -> None:
+    from csms.core.payments import EventKind
+    from csms.services.payments import _event_target
+
+    assert _event_target(PaymentState.CREATED, EventKind.AUTHORIZED) is PaymentState.AUTHORIZED
+    assert _event_target(PaymentState.CREATED, EventKind.CANCELED) is PaymentState.FAILED
+    assert _event_target(PaymentState.AUTHORIZED, EventKind.CANCELED) is PaymentState.VOIDED
+    # A hold the provider dropped before the capture: nothing left to capture.
+    assert _event_target(PaymentState.ENDED, EventKind.CANCELED) is PaymentState.VOIDED
+    # A running session keeps going (its stop and capture follow); late or repeated
+    # events of a settled payment change nothing.
+    assert _event_target(PaymentState.CHARGING, EventKind.CANCELED) is None
+    assert _event_target(PaymentState.CAPTURED, EventKind.AUTHORIZED) is None
+    assert _event_target(PaymentState.VOIDED, EventKind.CANCELED) is None
+    for state in PaymentState:
+        for kind in EventKind:
+            target = _event_target(state, kind)
+            if target is not None:
+                check_transition(state, target)
