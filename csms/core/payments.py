@@ -47,6 +47,7 @@ __all__ = [
     "capture_amount",
     "check_transition",
     "from_minor",
+    "is_one_time_tag",
     "minor_exponent",
     "new_payment_id",
     "new_tag",
@@ -358,6 +359,12 @@ _TAG_LENGTH = 20
 def new_tag() -> str:
     body = "".join(secrets.choice(_TAG_ALPHABET) for _ in range(_TAG_LENGTH - len(TAG_PREFIX)))
     return TAG_PREFIX + body
+
+
+def is_one_time_tag(tag: str) -> bool:
+    """Whether a token presented at a charger may be a payment's one-time token (new_tag):
+    only those are looked up among the stored decisions when nobody stores the token."""
+    return tag.startswith(TAG_PREFIX)
 
 
 def new_payment_id() -> str:

@@ -16,6 +16,7 @@ import structlog
 from csms.core.authorization import AuthResult, AuthStatus, Token, decide, over_limit
 from csms.core.clock import Clock
 from csms.core.ids import token_key
+from csms.core.payments import is_one_time_tag
 from csms.core.roaming import Grant
 from csms.services.charger_input import MAX_ENTRIES, NO_AUTHORIZATION
 from csms.services.holdings import Holdings, Place
@@ -237,10 +238,13 @@ class AuthorizationService:
         now = self._clock()
         key = (cp_id, token_key(id_tag))
         standing = self._grants.get(key)
-        if standing is None and (token is None or token.whitelist is not None):
+        if standing is None and (
+            token.whitelist is not None if token is not None else is_one_time_tag(id_tag)
+        ):
             # Not decided by this process: a decision may stand from before a restart, or
-            # from another node. Our own cards never have one; a token nobody stores may (the
-            # one-time token of a driver paying on the spot, csms.services.payments).
+            # from another node. Our own cards never have one, nor does a stranger's card
+            # (no read for it); of the tokens nobody stores only the one-time token of a
+            # driver paying on the spot does (csms.services.payments).
             standing = await self._store.standing(cp_id, key[1], now)
             if standing is not None:
                 self._cache_grant(key, standing)

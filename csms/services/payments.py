@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 
@@ -34,6 +33,7 @@ from csms.core.errors import CsmsError, InvalidInput, NotFound, one_line
 from csms.core.locations import Location, evse_uid
 from csms.core.ocpi_locations import Presence, evse_status
 from csms.core.ocpi_sessions import AuthMethod
+from csms.core.pay_links import pay_url
 from csms.core.payments import (
     CheckoutRequest,
     EventKind,
@@ -511,7 +511,7 @@ class PaymentService:
             currency=payment.currency,
             description=f"Charging at {evse.uid}",
             return_url=f"{base}/pay/-/payments/{payment.id}",
-            cancel_url=f"{base}/pay/{quote(evse.uid, safe='*')}",
+            cancel_url=pay_url(base, evse.uid),
             email=email,
         )
         try:
@@ -1116,22 +1116,15 @@ class PaymentService:
         delay = _retry_delay(self.settings.capture_retry, attempts)
         if what == "capture_failed":
             self.capture_failures += 1
-            log.error(
-                "payment_capture_failed",
-                payment_id=payment.id,
-                attempts=attempts,
-                retry_in_s=delay,
-                error=error,
-            )
         else:
             self.void_failures += 1
-            log.error(
-                "payment_void_failed",
-                payment_id=payment.id,
-                attempts=attempts,
-                retry_in_s=delay,
-                error=error,
-            )
+        log.error(
+            f"payment_{what}",  # payment_capture_failed, payment_void_failed
+            payment_id=payment.id,
+            attempts=attempts,
+            retry_in_s=delay,
+            error=error,
+        )
         await self._move(
             payment,
             None,
